@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access } from 'node:fs/promises';
+import { Connection } from '@temporalio/client';
+import getPort from 'get-port';
+import { recoverySearchAttributes } from '../workflows/search-attributes.js';
+import { resolveTemporalCli, type ProvisionLog } from './temporal-cli.js';
+
+export interface DevServerOptions {
+  /** Persist the server's state across restarts in this SQLite file. */
+  dbFilename?: string;
+  namespace?: string;
+  /** Serve the Web UI (default true). */
+  ui?: boolean;
+  port?: number;
+  uiPort?: number;
+  log?: ProvisionLog;
+  readyTimeoutMs?: number;
+}
+
+export interface DevServer {
+  /** host:port of the frontend gRPC service. */
+  readonly address: string;
+  readonly namespace: string;
+  readonly uiUrl: string | undefined;
+  readonly pid: number | undefined;
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+
+const cliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int' };
+
+function searchAttributeArgs(): string[] {
+  return recoverySearchAttributes.flatMap((key) => ['--search-attribute', `${key.name}=${cliTypeNames[key.type]}`]);
+}
+
+async function hasSetpriv(): Promise<boolean> {
+  return access('/usr/bin/setpriv').then(
+    () => true,
+    () => false,
+  );
+}
+
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function waitUntilReady(
+  address: string,
+  namespace: string,
+  uiUrl: string | undefined,
+  child: ChildProcess,
+  stderrTail: () => string,
+  timeoutMs: number,
+) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`temporal server start-dev exited with ${child.exitCode}: ${stderrTail()}`);
+    }
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+      } finally {
+        await connection.close();
+      }
+      if (uiUrl) {
+        const response = await fetch(uiUrl);
+        if (!response.ok) throw new Error(`Web UI answered ${response.status}`);
+      }
+      return;
+    } catch (err) {
+      lastError = err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error(`Temporal dev server not ready after ${timeoutMs} ms: ${String(lastError)}; ${stderrTail()}`);
+}
+
+/**
+ * Starts `temporal server start-dev` on loopback with the project's search
+ * attributes and waits until it serves the namespace (and the Web UI).
+ */
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  const executable = await resolveTemporalCli({ log: options.log });
+  const namespace = options.namespace ?? 'default';
+  const ui = options.ui ?? true;
+  const port = options.port ?? (await getPort({ host: HOST }));
+  const uiPort = options.uiPort ?? (await getPort({ host: HOST, exclude: [port] }));
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    HOST,
+    '--port',
+    String(port),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'error',
+    ...searchAttributeArgs(),
+    ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
+    ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
+  ];
+  // setpriv makes the kernel stop the server if this process dies without
+  // running its cleanup (SIGKILL, a crashed test runner).
+  const [command, commandArgs] = (await hasSetpriv())
+    ? ['/usr/bin/setpriv', ['--pdeathsig', 'TERM', '--', executable, ...args]]
+    : [executable, args];
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+
+  const address = `${HOST}:${port}`;
+  const uiUrl = ui ? `http://${HOST}:${uiPort}` : undefined;
+  const stop = async () => {
+    child.kill('SIGTERM');
+    if (!(await waitForExit(child, 10_000))) {
+      child.kill('SIGKILL');
+      await waitForExit(child, 5_000);
+    }
+  };
+  try {
+    await waitUntilReady(address, namespace, uiUrl, child, () => stderr.trim(), options.readyTimeoutMs ?? 60_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { address, namespace, uiUrl, pid: child.pid, stop };
+}
