@@ -1,0 +1,26 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { AnchorApiError, RateLimitedError } from '../anchor-api/index.js';
+
+/** Failures no amount of retrying fixes: a wrong key must not retry for hours. */
+const PERMANENT_KINDS = new Set<AnchorApiError['kind']>([
+  'unauthorized',
+  'batch_not_found',
+  'malformed_response',
+  'bad_request',
+  'insufficient_credits',
+]);
+
+/**
+ * Turns an Anchor API error into the Temporal failure that makes the server do
+ * the right thing: give up at once, wait what Retry-After says, or back off.
+ * The failure type is the error's kind, so retry policies and alerts can key on it.
+ */
+export function toActivityFailure(err: unknown): unknown {
+  if (!(err instanceof AnchorApiError)) return err;
+  return ApplicationFailure.create({
+    type: err.kind,
+    message: err.message,
+    nonRetryable: PERMANENT_KINDS.has(err.kind),
+    nextRetryDelay: err instanceof RateLimitedError ? err.retryAfterMs : undefined,
+  });
+}

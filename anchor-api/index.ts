@@ -1,0 +1,6 @@
+export * from './client.js';
+export * from './endpoints.js';
+export * from './errors.js';
+export * from './recoverable-batch.js';
+export * from './retry-after.js';
+export * from './schemas.js';

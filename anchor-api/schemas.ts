@@ -1,0 +1,180 @@
+import { z } from 'zod';
+
+/*
+ * One source of truth for the batch-sessions contract (/work/shared/anchor-batch-sessions.openapi.yaml),
+ * imported by the client and the simulator alike.
+ *
+ * Response schemas mirror the contract: it marks almost nothing as required, so nearly every field is
+ * optional here and unknown fields are kept (looseObject). Which fields the product cannot work without
+ * is decided once, in recoverable-batch.ts. A field that is present but mistyped is rejected.
+ */
+
+const dateTime = z.iso.datetime({ offset: true });
+const freeFormObject = z.record(z.string(), z.unknown());
+
+export const BatchStatusSchema = z.enum(['pending', 'processing', 'completed', 'failed', 'cancelled']);
+export type BatchStatus = z.infer<typeof BatchStatusSchema>;
+
+export const ProgressPhaseSchema = z.enum(['queued', 'provisioning', 'configuring', 'ready']);
+export type ProgressPhase = z.infer<typeof ProgressPhaseSchema>;
+
+export const ErrorResponseSchema = z.looseObject({
+  error: z
+    .looseObject({
+      code: z.int().optional(),
+      message: z.string().optional(),
+    })
+    .optional(),
+});
+export type ErrorResponse = z.infer<typeof ErrorResponseSchema>;
+
+export const BatchSessionItemSchema = z.looseObject({
+  item_index: z.int().optional(),
+  session_id: z.string().optional(),
+  status: BatchStatusSchema.optional(),
+  cdp_url: z.string().optional(),
+  live_view_url: z.string().optional(),
+  error: z.string().optional(),
+  retry_count: z.int().optional(),
+  started_at: dateTime.optional(),
+  completed_at: dateTime.optional(),
+  metadata: freeFormObject.optional(),
+});
+export type BatchSessionItem = z.infer<typeof BatchSessionItemSchema>;
+
+export const BatchProgressSchema = z.looseObject({
+  percentage: z.number().min(0).max(100).optional(),
+  current_phase: ProgressPhaseSchema.optional(),
+});
+export type BatchProgress = z.infer<typeof BatchProgressSchema>;
+
+export const BatchStatusDetailSchema = z.looseObject({
+  batch_id: z.string().optional(),
+  status: BatchStatusSchema.optional(),
+  total_requests: z.int().optional(),
+  completed_requests: z.int().optional(),
+  failed_requests: z.int().optional(),
+  processing_requests: z.int().optional(),
+  pending_requests: z.int().optional(),
+  created_at: dateTime.optional(),
+  actual_completion_time: dateTime.optional(),
+  error: z.string().optional(),
+  sessions: z.array(BatchSessionItemSchema).optional(),
+  progress: BatchProgressSchema.optional(),
+});
+export type BatchStatusDetail = z.infer<typeof BatchStatusDetailSchema>;
+
+export const BatchSummarySchema = z.looseObject({
+  batch_id: z.string().optional(),
+  status: BatchStatusSchema.optional(),
+  total_requests: z.int().optional(),
+  completed_requests: z.int().optional(),
+  failed_requests: z.int().optional(),
+  created_at: dateTime.optional(),
+  actual_completion_time: dateTime.optional(),
+});
+export type BatchSummary = z.infer<typeof BatchSummarySchema>;
+
+export const PaginationSchema = z.looseObject({
+  current_page: z.int().optional(),
+  total_pages: z.int().optional(),
+  total_records: z.int().optional(),
+  has_next: z.boolean().optional(),
+  has_prev: z.boolean().optional(),
+});
+export type Pagination = z.infer<typeof PaginationSchema>;
+
+export const BatchListPageSchema = z.looseObject({
+  batches: z.array(BatchSummarySchema).optional(),
+  pagination: PaginationSchema.optional(),
+});
+export type BatchListPage = z.infer<typeof BatchListPageSchema>;
+
+export const CreateBatchResultSchema = z.looseObject({
+  batch_id: z.string().optional(),
+  status: BatchStatusSchema.optional(),
+  total_requests: z.int().optional(),
+  created_at: dateTime.optional(),
+});
+export type CreateBatchResult = z.infer<typeof CreateBatchResultSchema>;
+
+export const CancelBatchResultSchema = z.looseObject({
+  batch_id: z.string().optional(),
+  status: z.literal('cancelled').optional(),
+  cancelled_sessions: z.int().optional(),
+  message: z.string().optional(),
+});
+export type CancelBatchResult = z.infer<typeof CancelBatchResultSchema>;
+
+export const RetryResultSchema = z.looseObject({
+  batch_id: z.string().optional(),
+  status: BatchStatusSchema.optional(),
+  retried_sessions: z.int().optional(),
+  message: z.string().optional(),
+});
+export type RetryResult = z.infer<typeof RetryResultSchema>;
+
+/** Every 200 body of the contract is `{ data: ... }`, with `data` itself optional. */
+function envelope<T extends z.ZodType>(data: T) {
+  return z.looseObject({ data: data.optional() });
+}
+
+export const BatchStatusResponseSchema = envelope(BatchStatusDetailSchema);
+export type BatchStatusResponse = z.infer<typeof BatchStatusResponseSchema>;
+export const BatchListResponseSchema = envelope(BatchListPageSchema);
+export type BatchListResponse = z.infer<typeof BatchListResponseSchema>;
+export const CreateBatchResponseSchema = envelope(CreateBatchResultSchema);
+export type CreateBatchResponse = z.infer<typeof CreateBatchResponseSchema>;
+export const CancelBatchResponseSchema = envelope(CancelBatchResultSchema);
+export type CancelBatchResponse = z.infer<typeof CancelBatchResponseSchema>;
+export const RetryResponseSchema = envelope(RetryResultSchema);
+export type RetryResponse = z.infer<typeof RetryResponseSchema>;
+
+/* Requests. Query strings arrive as text, so numbers are coerced; the typed input stays numeric. */
+
+export const ListBatchesQuerySchema = z.looseObject({
+  status: BatchStatusSchema.optional(),
+  page: z.coerce.number<number | string>().pipe(z.int().min(1)).default(1),
+  limit: z.coerce.number<number | string>().pipe(z.int().min(1).max(100)).default(20),
+  created_after: dateTime.optional(),
+  created_before: dateTime.optional(),
+});
+export type ListBatchesQuery = z.input<typeof ListBatchesQuerySchema>;
+
+export const CreateBatchRequestSchema = z.looseObject({
+  count: z.int().min(1).max(1000),
+  configuration: freeFormObject.optional(),
+  metadata: freeFormObject.optional(),
+});
+export type CreateBatchRequest = z.input<typeof CreateBatchRequestSchema>;
+
+export const RetryRequestSchema = z.looseObject({
+  retry_failed_only: z.boolean().default(true),
+  max_retries: z.int().min(1).max(3).default(1),
+});
+export type RetryRequest = z.input<typeof RetryRequestSchema>;
+
+export const CancelBatchRequestSchema = z.looseObject({
+  status: z.literal('cancelled'),
+});
+export type CancelBatchRequest = z.input<typeof CancelBatchRequestSchema>;
+
+/** `['data', 'sessions', 3, 'retry_count']` → `data.sessions[3].retry_count`. */
+export function formatFieldPath(path: readonly PropertyKey[]): string {
+  let text = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') text += `[${segment}]`;
+    else text += text === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return text === '' ? '(root)' : text;
+}
+
+/** Names each offending field, e.g. `data.sessions[3].retry_count: expected number`. */
+export function describeSchemaError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const problem = issue.code === 'invalid_type' ? `expected ${issue.expected}` : issue.message;
+      return `${formatFieldPath(issue.path)}: ${problem}`;
+    })
+    .join('; ');
+}

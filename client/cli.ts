@@ -1,0 +1,243 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import ms, { type StringValue } from 'ms';
+import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
+import type { RecoverBatchInput } from '../workflows/input.js';
+import type { RecoveryReport } from '../workflows/report.js';
+import { formatReport } from './format-report.js';
+import { followRecovery, progressViewFor } from './progress.js';
+import { BatchRecoveries, connectTemporal, RecoveryFailedError, workflowUiUrl } from './recoveries.js';
+
+interface GlobalOptions {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  uiUrl: string;
+}
+
+interface RecoverOptions {
+  maxRounds?: number;
+  maxRetries?: number;
+  retryAll?: boolean;
+  roundBackoff?: number;
+  pollInterval?: number;
+  deadline?: number;
+  wait?: boolean;
+  json?: boolean;
+}
+
+const uuid = z.uuid();
+
+function batchIdArgument(value: string): string {
+  const result = uuid.safeParse(value);
+  if (!result.success) throw new InvalidArgumentError(`batchId: ${result.error.issues[0]?.message ?? 'Invalid UUID'}`);
+  return value;
+}
+
+function wholeNumber(value: string): number {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isInteger(parsed)) throw new InvalidArgumentError('expected a whole number');
+  return parsed;
+}
+
+function duration(value: string): number {
+  const millis = ms(value as StringValue) as number | undefined;
+  if (millis === undefined || !Number.isFinite(millis) || millis < 0) {
+    throw new InvalidArgumentError('expected a duration like 30s, 500ms or 2h');
+  }
+  return millis;
+}
+
+/** Maps the flags onto the workflow input; what is left out takes the workflow's defaults. */
+function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInput {
+  const { roundBackoff, pollInterval } = options;
+  return {
+    batchId,
+    ...(options.maxRounds !== undefined && { maxRounds: options.maxRounds }),
+    ...(options.maxRetries !== undefined && { maxRetries: options.maxRetries }),
+    ...(options.retryAll && { retryFailedOnly: false }),
+    // The first wait; later rounds wait longer (the workflow's backoff), never less than this.
+    ...(roundBackoff !== undefined && {
+      roundBackoff: { initialInterval: roundBackoff, maximumInterval: Math.max(roundBackoff, ms('10m')) },
+    }),
+    // An operator asking for an interval means a steady one.
+    ...(pollInterval !== undefined && {
+      poll: { initialInterval: pollInterval, backoffCoefficient: 1, maximumInterval: pollInterval },
+    }),
+    ...(options.deadline !== undefined && { deadline: options.deadline }),
+  };
+}
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
+
+/** Connects for one command and closes the connection afterwards, so the process can exit. */
+async function withRecoveries<T>(options: GlobalOptions, run: (recoveries: BatchRecoveries) => Promise<T>): Promise<T> {
+  const client = await connectTemporal({ address: options.address, namespace: options.namespace });
+  try {
+    return await run(new BatchRecoveries(client, options.taskQueue));
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Prints a finished (or live) report; a recovery that failed still shows what it did before the error. */
+async function showReport(options: GlobalOptions, json: boolean | undefined, getReport: () => Promise<RecoveryReport>) {
+  let report: RecoveryReport;
+  try {
+    report = await getReport();
+  } catch (err) {
+    if (err instanceof RecoveryFailedError && err.report) {
+      if (json) printJson(err.report);
+      else print(formatReport(err.report, workflowUiUrl(options.uiUrl, options.namespace, err.report.workflowId)));
+    }
+    throw err;
+  }
+  if (json) printJson(report);
+  else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId)));
+}
+
+export function buildCli(): Command {
+  const program = new Command('batch-recovery')
+    .description('Recovers AnchorBrowser batches whose sessions failed to start, with a Temporal workflow per batch')
+    .addOption(
+      new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('localhost:7233'),
+    )
+    .addOption(new Option('--namespace <name>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    .addOption(
+      new Option('--task-queue <name>', 'task queue of the recovery workers')
+        .env('TEMPORAL_TASK_QUEUE')
+        .default(DEFAULT_TASK_QUEUE),
+    )
+    .addOption(
+      new Option('--ui-url <url>', 'Temporal Web UI, for links')
+        .env('TEMPORAL_UI_URL')
+        .default('http://localhost:8233'),
+    );
+
+  const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
+
+  program
+    .command('worker')
+    .description('run a recovery worker until Ctrl-C (Anchor settings come from ANCHOR_* variables)')
+    .action(async (_options, command: Command) => {
+      const { address, namespace, taskQueue } = globals(command);
+      // Loaded here so the other commands do not pay for the native worker runtime.
+      const { runWorker } = await import('../worker/run-worker.js');
+      await runWorker({
+        ...process.env,
+        TEMPORAL_ADDRESS: address,
+        TEMPORAL_NAMESPACE: namespace,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+      });
+    });
+
+  program
+    .command('recover')
+    .description('start the recovery of a batch, or attach to the one already running')
+    .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .option('--max-rounds <n>', 'retry rounds at most (default 3)', wholeNumber)
+    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3 (default 1)', wholeNumber)
+    .option('--retry-all', 'retry every session of the batch, not only the failed ones')
+    .option(
+      '--round-backoff <duration>',
+      'wait before the first retry round; later rounds wait longer (default 30s)',
+      duration,
+    )
+    .option(
+      '--poll-interval <duration>',
+      'how often to read the batch status while it runs (default 5s, growing)',
+      duration,
+    )
+    .option('--deadline <duration>', 'give up after this long (default 24h)', duration)
+    .option('--wait', 'follow the recovery to its end and print the report')
+    .option('--json', 'print only the report as JSON on stdout (with --wait: the final one)')
+    .action(async (batchId: string, options: RecoverOptions, command: Command) => {
+      const global = globals(command);
+      await withRecoveries(global, async (recoveries) => {
+        const started = await recoveries.start(recoverInput(batchId, options));
+        // In JSON mode stdout carries the report only; the human summary goes to stderr.
+        const say = options.json ? (text: string) => process.stderr.write(`${text}\n`) : print;
+        say(
+          started.attached
+            ? `Attached to the recovery already running for batch ${batchId} (its policy is unchanged)`
+            : `Started the recovery of batch ${batchId}`,
+        );
+        say(`Workflow id: ${started.workflowId}`);
+        say(`Web UI:      ${workflowUiUrl(global.uiUrl, global.namespace, started.workflowId)}`);
+        if (options.wait) {
+          await showReport(global, options.json, () =>
+            options.json
+              ? recoveries.result(batchId)
+              : followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout) }),
+          );
+        } else if (options.json) {
+          printJson(await recoveries.report(batchId));
+        }
+      });
+    });
+
+  program
+    .command('watch')
+    .description('show the live progress of a recovery until it ends, then its report')
+    .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .action(async (batchId: string, _options, command: Command) => {
+      const global = globals(command);
+      await withRecoveries(global, (recoveries) =>
+        showReport(global, false, () => followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout) })),
+      );
+    });
+
+  program
+    .command('report')
+    .description('print the live report of a running recovery, or the final one')
+    .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .option('--json', 'print the report as JSON')
+    .action(async (batchId: string, options: { json?: boolean }, command: Command) => {
+      const global = globals(command);
+      await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.report(batchId)));
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a recovery; it stops after the call in flight and keeps its report')
+    .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .action(async (batchId: string, _options, command: Command) => {
+      const global = globals(command);
+      await withRecoveries(global, async (recoveries) => {
+        const { running, report } = await recoveries.progress(batchId);
+        if (!running) {
+          print(`Recovery of batch ${batchId} had already ended: ${report.outcome}`);
+          return;
+        }
+        await recoveries.cancel(batchId);
+        const final = await recoveries.result(batchId);
+        print(`Recovery of batch ${batchId} ended: ${final.outcome}`);
+      });
+    });
+
+  return program;
+}
+
+/** The first line of the message only: a user needs the cause, not a stack or a gRPC dump. */
+export function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0] ?? message;
+}
+
+export async function runCli(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    process.stderr.write(`error: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+// Run when executed (also through the npm bin symlink), not when imported by tests.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await runCli();
+}

@@ -1,0 +1,70 @@
+import type { RecoveryReport, RecoveryRound } from '../workflows/report.js';
+
+/** The report lists at most this many failing sessions; the total is always shown. */
+export const STILL_FAILING_SHOWN = 10;
+
+/** Left-aligned columns, two spaces apart; the first row is the header. */
+export function formatTable(rows: string[][]): string[] {
+  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0))) ?? [];
+  return rows.map((row) =>
+    row
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+const sessions = (count: number) => (count === 1 ? '1 session' : `${count} sessions`);
+
+const orDash = (value: number | null) => (value === null ? '-' : String(value));
+
+function roundRow(round: RecoveryRound): string[] {
+  return [
+    String(round.round),
+    round.startedAt,
+    String(round.retriedSessions),
+    // A reconciled round's retry answer was lost: there is no status to show.
+    orDash(round.apiStatus),
+    `${round.failedBefore}→${round.failedAfter ?? '?'}`,
+    orDash(round.recovered),
+    round.reconciled ? 'yes' : 'no',
+  ];
+}
+
+function describeState(report: RecoveryReport): string {
+  if (report.outcome) return report.outcome;
+  const phase = report.paused ? 'paused' : report.phase.replaceAll('_', ' ');
+  return report.nextRetryAt ? `running (${phase}, next retry at ${report.nextRetryAt})` : `running (${phase})`;
+}
+
+/** The report as an operator reads it in a terminal. */
+export function formatReport(report: RecoveryReport, webUiUrl?: string): string {
+  const lines = [
+    `Recovery of batch ${report.batchId} (workflow ${report.workflowId})`,
+    `Outcome:  ${describeState(report)}`,
+    `Started:  ${report.startedAt}${report.finishedAt ? `   finished: ${report.finishedAt}` : `   deadline: ${report.deadlineAt}`}`,
+    '',
+  ];
+  if (report.rounds.length === 0) {
+    lines.push(`Rounds: none yet (at most ${report.maxRounds})`);
+  } else {
+    lines.push(`Rounds: ${report.rounds.length} of at most ${report.maxRounds}`);
+    const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];
+    lines.push(...formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`));
+  }
+  const { totals, stillFailing } = report;
+  lines.push(
+    '',
+    `Totals: ${sessions(totals.retriedSessions)} retried, ${totals.recovered} recovered, ${totals.stillFailed} still failing`,
+  );
+  if (stillFailing.total > 0) {
+    const shown = stillFailing.sessions.slice(0, STILL_FAILING_SHOWN);
+    lines.push(
+      `Still failing: ${sessions(stillFailing.total)}${shown.length < stillFailing.total ? ` (first ${shown.length})` : ''}`,
+    );
+    const rows = shown.map((session) => [String(session.itemIndex), String(session.retryCount), session.error ?? '-']);
+    lines.push(...formatTable([['item_index', 'retry_count', 'error'], ...rows]).map((line) => `  ${line}`));
+  }
+  if (webUiUrl) lines.push('', `Web UI: ${webUiUrl}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,124 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import cliProgress from 'cli-progress';
+import type { BatchRecoveries, RecoveryProgress } from './recoveries.js';
+import type { RecoveryReport } from '../workflows/report.js';
+
+/** One reading of a running recovery, as the progress bar and the plain lines show it. */
+export interface ProgressState {
+  /** Sessions that reached completed or failed, of `total`; null before the first status read. */
+  settled: number | null;
+  total: number | null;
+  failed: number | null;
+  rounds: number;
+  maxRounds: number;
+  activity: string;
+}
+
+function describeActivity(report: RecoveryReport): string {
+  if (report.paused) return 'paused';
+  switch (report.phase) {
+    case 'waiting_for_batch':
+      return 'waiting for the batch to settle';
+    case 'backing_off':
+      return report.nextRetryAt ? `next retry at ${new Date(report.nextRetryAt).toLocaleTimeString()}` : 'backing off';
+    case 'retrying':
+      return 'sending the retry';
+    default:
+      return report.phase;
+  }
+}
+
+export function progressState({ report, poll }: RecoveryProgress): ProgressState {
+  // The pending status read carries the batch in flight. Without one, the last settled batch is the
+  // latest news, unless a retry went out since (the round is still open): then nothing is known yet.
+  const retryInFlight = report.rounds.at(-1)?.failedAfter === null;
+  const batch = poll?.batch ?? (retryInFlight ? null : report.batch);
+  return {
+    settled: batch ? batch.completed + batch.failed : null,
+    total: batch?.total ?? null,
+    failed: batch?.failed ?? null,
+    rounds: report.rounds.length,
+    maxRounds: report.maxRounds,
+    activity: describeActivity(report),
+  };
+}
+
+function describeSessions(state: ProgressState): string {
+  if (state.total === null) return 'no status read yet';
+  return `${state.settled}/${state.total} sessions settled, ${state.failed} failed`;
+}
+
+export function formatProgressLine(state: ProgressState): string {
+  return `${describeSessions(state)} | round ${state.rounds}/${state.maxRounds} | ${state.activity}`;
+}
+
+export interface ProgressView {
+  show(state: ProgressState): void;
+  stop(): void;
+}
+
+/** A live bar for terminals. */
+export function barView(stream: NodeJS.WriteStream): ProgressView {
+  const bar = new cliProgress.SingleBar(
+    { stream, format: '{bar} {sessions} | round {rounds}/{maxRounds} | {activity}', hideCursor: false },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    show(state) {
+      const payload = { ...state, sessions: describeSessions(state) };
+      // Before the first status read the total is unknown: an empty bar of 1 reads as "nothing settled yet".
+      const total = state.total || 1;
+      if (!started) bar.start(total, state.settled ?? 0, payload);
+      else {
+        bar.setTotal(total);
+        bar.update(state.settled ?? 0, payload);
+      }
+      started = true;
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+/** One line per change, for logs and pipes where a redrawn bar would be noise. */
+export function lineView(stream: NodeJS.WritableStream): ProgressView {
+  let last = '';
+  return {
+    show(state) {
+      const line = formatProgressLine(state);
+      if (line !== last) stream.write(`${line}\n`);
+      last = line;
+    },
+    stop() {},
+  };
+}
+
+export function progressViewFor(stream: NodeJS.WriteStream): ProgressView {
+  return stream.isTTY ? barView(stream) : lineView(stream);
+}
+
+export interface FollowOptions {
+  view: ProgressView;
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Shows the recovery's progress until it ends and returns its final report. */
+export async function followRecovery(
+  recoveries: BatchRecoveries,
+  batchId: string,
+  { view, intervalMs = 1_000, signal }: FollowOptions,
+): Promise<RecoveryReport> {
+  try {
+    for (;;) {
+      const progress = await recoveries.progress(batchId);
+      if (!progress.running) return progress.report;
+      view.show(progressState(progress));
+      await sleep(intervalMs, undefined, { signal });
+    }
+  } finally {
+    view.stop();
+  }
+}

@@ -1,0 +1,274 @@
+import type {
+  BatchSessionItem,
+  BatchStatus,
+  BatchStatusDetail,
+  BatchSummary,
+  ProgressPhase,
+} from '../anchor-api/schemas.js';
+
+export type AttemptOutcome = 'ok' | 'fail';
+
+/** Decides each attempt's outcome when it is scheduled; `attempt` is 1 for the first try. */
+export type OutcomePolicy = (itemIndex: number, attempt: number) => AttemptOutcome;
+
+export interface AttemptTiming {
+  /** Time a queued attempt waits before a pod starts working on it. */
+  queueDelayMs: number;
+  /** Time from start to success or failure. */
+  attemptDurationMs: number;
+}
+
+export interface Credentials {
+  sessionId: string;
+  token: string;
+}
+
+interface Attempt {
+  queuedAt: number;
+  startAt: number;
+  endAt: number;
+  outcome: AttemptOutcome;
+  number: number;
+  credentials: Credentials | undefined;
+}
+
+interface SessionView {
+  status: BatchStatus;
+  attempt: Attempt;
+  started: boolean;
+  retryCount: number;
+}
+
+export interface BatchSnapshot {
+  detail: BatchStatusDetail & Required<Pick<BatchStatusDetail, 'batch_id' | 'status' | 'failed_requests'>>;
+  /** Until this time (exclusive) the snapshot stays valid unless the batch is mutated; Infinity once nothing is scheduled. */
+  validUntil: number;
+}
+
+const FAILURE_REASONS = [
+  'Browser pod failed to start: provisioning timed out',
+  'Browser pod failed to start: node out of capacity',
+  'Browser pod failed to start: proxy handshake failed',
+];
+
+/**
+ * A batch whose state is a pure function of the clock: each session holds its scheduled attempts
+ * (outcome drawn when scheduled) and every read derives statuses from "now". No timers.
+ */
+export class SimulatedBatch {
+  readonly id: string;
+  readonly createdAt: number;
+  readonly configuration: Record<string, unknown> | undefined;
+  readonly metadata: Record<string, unknown> | undefined;
+  private readonly sessions: Attempt[][];
+  private readonly timing: AttemptTiming;
+  private readonly outcomeOf: OutcomePolicy;
+  private readonly newCredentials: () => Credentials;
+  private cancelledAt: number | undefined;
+  private retried = false;
+  /** Bumped on every mutation so cached snapshots can be invalidated. */
+  version = 0;
+
+  constructor(init: {
+    id: string;
+    createdAt: number;
+    count: number;
+    timing: AttemptTiming;
+    outcomeOf: OutcomePolicy;
+    newCredentials: () => Credentials;
+    configuration?: Record<string, unknown> | undefined;
+    metadata?: Record<string, unknown> | undefined;
+  }) {
+    this.id = init.id;
+    this.createdAt = init.createdAt;
+    this.timing = init.timing;
+    this.outcomeOf = init.outcomeOf;
+    this.newCredentials = init.newCredentials;
+    this.configuration = init.configuration;
+    this.metadata = init.metadata;
+    this.sessions = Array.from({ length: init.count }, (_, index) => this.scheduleRound(index, init.createdAt, 1, 1));
+  }
+
+  get size(): number {
+    return this.sessions.length;
+  }
+
+  isCancelled(now: number): boolean {
+    return this.cancelledAt !== undefined && this.cancelledAt <= now;
+  }
+
+  /** Items whose latest attempt has failed at `now`. */
+  failedItems(now: number): number[] {
+    return this.sessions.flatMap((attempts, index) => (this.view(attempts, now).status === 'failed' ? [index] : []));
+  }
+
+  status(now: number): BatchStatus {
+    return this.summarize(now).status;
+  }
+
+  /**
+   * Starts a retry round at `now` for every failed session: up to `maxRetries` attempts each,
+   * stopping at the first success. Returns the retried item indexes.
+   */
+  retryFailed(now: number, maxRetries: number): number[] {
+    const failed = this.failedItems(now);
+    for (const index of failed) {
+      const attempts = this.sessions[index] ?? [];
+      const nextNumber = attempts.length + 1;
+      attempts.push(...this.scheduleRound(index, now, nextNumber, maxRetries));
+    }
+    if (failed.length > 0) {
+      this.retried = true;
+      this.version += 1;
+    }
+    return failed;
+  }
+
+  /** Unsettled sessions become cancelled; settled ones keep their outcome. Returns how many were cancelled. */
+  cancel(now: number): number {
+    const cancelled = this.sessions.filter((attempts) => isUnsettled(this.view(attempts, now).status)).length;
+    this.cancelledAt = now;
+    this.version += 1;
+    return cancelled;
+  }
+
+  snapshot(now: number): BatchSnapshot {
+    const summary = this.summarize(now);
+    const sessions = this.sessions.map((attempts, index) => toSessionItem(index, this.view(attempts, now)));
+    const detail = {
+      batch_id: this.id,
+      status: summary.status,
+      total_requests: this.sessions.length,
+      completed_requests: summary.counts.completed,
+      failed_requests: summary.counts.failed,
+      processing_requests: summary.counts.processing,
+      pending_requests: summary.counts.pending,
+      created_at: iso(this.createdAt),
+      ...(summary.finishedAt === undefined ? {} : { actual_completion_time: iso(summary.finishedAt) }),
+      ...(summary.status === 'failed'
+        ? { error: `${summary.counts.failed} of ${this.sessions.length} sessions failed to start` }
+        : {}),
+      sessions,
+      progress: { percentage: summary.percentage, current_phase: summary.phase },
+    };
+    return { detail, validUntil: this.nextChangeAfter(now) };
+  }
+
+  summary(now: number): BatchSummary & { status: BatchStatus; created_at: string } {
+    const summary = this.summarize(now);
+    return {
+      batch_id: this.id,
+      status: summary.status,
+      total_requests: this.sessions.length,
+      completed_requests: summary.counts.completed,
+      failed_requests: summary.counts.failed,
+      created_at: iso(this.createdAt),
+      ...(summary.finishedAt === undefined ? {} : { actual_completion_time: iso(summary.finishedAt) }),
+    };
+  }
+
+  private scheduleRound(index: number, queuedAt: number, firstNumber: number, maxAttempts: number): Attempt[] {
+    const round: Attempt[] = [];
+    let readyAt = queuedAt;
+    for (let number = firstNumber; number < firstNumber + maxAttempts; number += 1) {
+      const startAt = round.length === 0 ? queuedAt + this.timing.queueDelayMs : readyAt;
+      const outcome = this.outcomeOf(index, number);
+      const endAt = startAt + this.timing.attemptDurationMs;
+      round.push({
+        queuedAt: readyAt,
+        startAt,
+        endAt,
+        outcome,
+        number,
+        credentials: outcome === 'ok' ? this.newCredentials() : undefined,
+      });
+      if (outcome === 'ok') break;
+      readyAt = endAt;
+    }
+    return round;
+  }
+
+  /** State of one session at `now`: the latest attempt queued by then decides it. */
+  private view(attempts: Attempt[], now: number): SessionView {
+    const at = this.cancelledAt === undefined ? now : Math.min(now, this.cancelledAt);
+    let current = attempts[0] as Attempt;
+    let queued = 0;
+    for (const attempt of attempts) {
+      if (attempt.queuedAt > at) break;
+      current = attempt;
+      queued += 1;
+    }
+    let status: BatchStatus;
+    if (at < current.startAt) status = 'pending';
+    else if (at < current.endAt) status = 'processing';
+    else status = current.outcome === 'ok' ? 'completed' : 'failed';
+    if (this.isCancelled(now) && isUnsettled(status)) status = 'cancelled';
+    return { status, attempt: current, started: at >= current.startAt, retryCount: Math.max(0, queued - 1) };
+  }
+
+  private summarize(now: number) {
+    const counts = { completed: 0, failed: 0, processing: 0, pending: 0, cancelled: 0 };
+    let finishedAt = 0;
+    for (const attempts of this.sessions) {
+      const view = this.view(attempts, now);
+      counts[view.status] += 1;
+      finishedAt = Math.max(finishedAt, view.attempt.endAt);
+    }
+    const total = this.sessions.length;
+    const settled = counts.completed + counts.failed;
+    let status: BatchStatus;
+    if (this.isCancelled(now)) status = 'cancelled';
+    // Only a batch that never started is 'pending'; after a retry it is back to 'processing' (contract).
+    else if (counts.pending === total && !this.retried) status = 'pending';
+    else if (counts.pending + counts.processing > 0) status = 'processing';
+    // A batch where some sessions failed reports 'failed' even if others completed (the contract allows either).
+    else status = counts.failed > 0 ? 'failed' : 'completed';
+
+    const percentage = total === 0 ? 100 : Math.round((settled / total) * 1000) / 10;
+    let phase: ProgressPhase;
+    if (status === 'pending') phase = 'queued';
+    else if (settled === total) phase = 'ready';
+    else phase = percentage < 50 ? 'provisioning' : 'configuring';
+
+    const done = status === 'completed' || status === 'failed' || status === 'cancelled';
+    const completionTime = status === 'cancelled' ? (this.cancelledAt ?? now) : finishedAt;
+    return { counts, status, percentage, phase, finishedAt: done ? completionTime : undefined };
+  }
+
+  private nextChangeAfter(now: number): number {
+    if (this.isCancelled(now)) return Infinity;
+    let next = this.cancelledAt ?? Infinity;
+    for (const attempts of this.sessions) {
+      for (const attempt of attempts) {
+        for (const time of [attempt.queuedAt, attempt.startAt, attempt.endAt]) {
+          if (time > now && time < next) next = time;
+        }
+      }
+    }
+    return next;
+  }
+}
+
+function isUnsettled(status: BatchStatus): boolean {
+  return status === 'pending' || status === 'processing';
+}
+
+function toSessionItem(index: number, view: SessionView): BatchSessionItem {
+  const { attempt, status } = view;
+  const item: BatchSessionItem = { item_index: index, status, retry_count: view.retryCount };
+  if (view.started) item.started_at = iso(attempt.startAt);
+  if (status === 'completed' || status === 'failed') item.completed_at = iso(attempt.endAt);
+  if (status === 'failed')
+    item.error = `${FAILURE_REASONS[(index + attempt.number) % FAILURE_REASONS.length] ?? 'failed'} (attempt ${attempt.number})`;
+  if (status === 'completed' && attempt.credentials !== undefined) {
+    const { sessionId, token } = attempt.credentials;
+    item.session_id = sessionId;
+    item.cdp_url = `wss://connect.anchorbrowser.io?sessionId=${sessionId}&token=${token}`;
+    item.live_view_url = `https://live.anchorbrowser.io/inspector.html?sessionId=${sessionId}&token=${token}`;
+  }
+  return item;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

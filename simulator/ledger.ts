@@ -1,0 +1,75 @@
+import type { AnchorEndpoint } from '../anchor-api/endpoints.js';
+
+export type CallOutcome = 'in_flight' | 'answered' | 'dropped' | 'hung';
+
+export interface LedgerCall {
+  seq: number;
+  /** Simulator-clock time the call arrived. */
+  at: string;
+  method: string;
+  path: string;
+  endpoint: AnchorEndpoint | 'unknown';
+  batchId: string | undefined;
+  requestBody: unknown;
+  outcome: CallOutcome;
+  /** Status sent; undefined when nothing was sent (dropped, hung, still in flight). */
+  statusCode: number | undefined;
+  /** The injected fault's type, if one fired. */
+  fault: string | undefined;
+}
+
+export interface LedgerRetry {
+  seq: number;
+  at: string;
+  batchId: string;
+  body: { retry_failed_only: boolean; max_retries: number };
+  retriedSessions: number;
+  retriedItems: number[];
+}
+
+export interface BatchLedger {
+  calls: LedgerCall[];
+  retries: LedgerRetry[];
+}
+
+/** Every contract call received and every retry applied, so tests can check what really reached "Anchor". */
+export class Ledger {
+  private calls: LedgerCall[] = [];
+  private retries: LedgerRetry[] = [];
+  private seq = 0;
+
+  recordCall(call: Omit<LedgerCall, 'seq' | 'outcome' | 'statusCode' | 'fault' | 'requestBody'>): LedgerCall {
+    const entry: LedgerCall = {
+      ...call,
+      seq: ++this.seq,
+      outcome: 'in_flight',
+      statusCode: undefined,
+      fault: undefined,
+      requestBody: undefined,
+    };
+    this.calls.push(entry);
+    return entry;
+  }
+
+  recordRetry(retry: Omit<LedgerRetry, 'seq'>): LedgerRetry {
+    const entry = { ...retry, seq: ++this.seq };
+    this.retries.push(entry);
+    return entry;
+  }
+
+  all(): BatchLedger {
+    return { calls: [...this.calls], retries: [...this.retries] };
+  }
+
+  forBatch(batchId: string): BatchLedger {
+    return {
+      calls: this.calls.filter((call) => call.batchId === batchId),
+      retries: this.retries.filter((retry) => retry.batchId === batchId),
+    };
+  }
+
+  clear(): void {
+    this.calls = [];
+    this.retries = [];
+  }
+}

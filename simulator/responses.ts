@@ -1,0 +1,44 @@
+/** What a contract handler decided to answer, before any fault spoils it. */
+export interface ApiAnswer {
+  statusCode: number;
+  /** A JSON value, or JSON text already serialized (large status bodies are cached as text). */
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export function ok(data: unknown): ApiAnswer {
+  return { statusCode: 200, body: { data } };
+}
+
+export function apiError(statusCode: number, message: string, headers?: Record<string, string>): ApiAnswer {
+  return { statusCode, body: { error: { code: statusCode, message } }, ...(headers === undefined ? {} : { headers }) };
+}
+
+export function bodyAsText(body: unknown): string {
+  return typeof body === 'string' ? body : JSON.stringify(body);
+}
+
+export function bodyAsValue(body: unknown): unknown {
+  return typeof body === 'string' ? (JSON.parse(body) as unknown) : structuredClone(body);
+}
+
+/** Sets `value` at a dot path (`data.sessions.3.retry_count`), creating objects on the way. */
+export function setAtPath(root: unknown, path: string, value: unknown): unknown {
+  const segments = path.split('.');
+  const top: Record<string, unknown> = isContainer(root) ? root : {};
+  let node: Record<string, unknown> = top;
+  segments.forEach((segment, index) => {
+    if (index === segments.length - 1) {
+      node[segment] = value;
+      return;
+    }
+    const next = node[segment];
+    if (!isContainer(next)) node[segment] = {};
+    node = node[segment] as Record<string, unknown>;
+  });
+  return top;
+}
+
+function isContainer(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}

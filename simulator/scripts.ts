@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import type { AttemptOutcome, OutcomePolicy } from './batch.js';
+import type { SeededRandom } from './random.js';
+
+/**
+ * Per-item attempt outcomes for scripted batches. A list gives attempts 1, 2, …; once it runs out
+ * its last entry repeats, so `['fail', 'ok']` means "fails first, then succeeds".
+ */
+export const ItemScriptSchema = z.union([z.enum(['always-fail', 'always-ok']), z.array(z.enum(['ok', 'fail'])).min(1)]);
+export type ItemScript = z.infer<typeof ItemScriptSchema>;
+
+export const ScriptedBatchSpecSchema = z.object({
+  count: z.int().min(1).max(1000),
+  /** Keyed by 0-based item index; unspecified items succeed on their first attempt. */
+  script: z.record(z.string().regex(/^\d+$/, 'expected an item index'), ItemScriptSchema).default({}),
+  id: z.string().min(1).optional(),
+  created_at: z.iso.datetime({ offset: true }).optional(),
+  configuration: z.record(z.string(), z.unknown()).optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+export type ScriptedBatchSpec = z.input<typeof ScriptedBatchSpecSchema>;
+
+export function scriptedOutcomes(script: Record<string, ItemScript>): OutcomePolicy {
+  return (itemIndex, attempt): AttemptOutcome => {
+    const itemScript = script[String(itemIndex)];
+    if (itemScript === undefined || itemScript === 'always-ok') return 'ok';
+    if (itemScript === 'always-fail') return 'fail';
+    return itemScript[Math.min(attempt, itemScript.length) - 1] ?? 'ok';
+  };
+}
+
+export function randomOutcomes(random: SeededRandom, failureProbability: number): OutcomePolicy {
+  return () => (random.chance(failureProbability) ? 'fail' : 'ok');
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import type { SimulatorOptions } from '../../simulator/index.js';
+import type { RecoveryReport } from '../../workflows/report.js';
+import { startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { killLeftoverChildren, runCli, spawnWatched, repoRoot } from './child-process.js';
+
+// The CLI runs as a child process against the test dev server; the worker runs in the test.
+
+let env: RecoveryEnv | undefined;
+
+async function recoveryEnv(options: SimulatorOptions = {}): Promise<RecoveryEnv> {
+  env = await startRecoveryEnv(options);
+  return env;
+}
+
+afterEach(async () => {
+  await killLeftoverChildren();
+  await env?.close();
+  env = undefined;
+});
+
+/** The CLI on the env's task queue; short intervals so a recovery takes a second or two. */
+const fastRecovery = ['--poll-interval', '50ms', '--round-backoff', '100ms'];
+const cliOn = (env: RecoveryEnv, args: string[]) => runCli(['--task-queue', env.taskQueue, ...args]);
+
+test('recover --wait --json follows the recovery and prints only the report; report --json repeats it', async () => {
+  const env = await recoveryEnv();
+  const batch = env.simulator.createScriptedBatch({
+    id: randomUUID(),
+    count: 8,
+    script: { '1': ['fail', 'ok'], '5': ['fail', 'ok'] },
+  });
+  await env.startWorker();
+
+  const recovered = await cliOn(env, ['recover', batch.id, ...fastRecovery, '--wait', '--json']);
+
+  expect(recovered.code).toBe(0);
+  const report = JSON.parse(recovered.stdout) as RecoveryReport;
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toHaveLength(1);
+  expect(report.rounds[0]).toMatchObject({ retriedSessions: 2, failedBefore: 2, failedAfter: 0, recovered: 2 });
+  expect(recovered.stderr).toContain(`Started the recovery of batch ${batch.id}`);
+
+  const again = await cliOn(env, ['report', batch.id, '--json']);
+  expect(again.code).toBe(0);
+  const reread = JSON.parse(again.stdout) as RecoveryReport;
+  expect(reread.outcome).toBe('recovered');
+  expect(reread.rounds).toEqual(report.rounds);
+});
+
+test('recover for a batch whose recovery is running attaches to it', async () => {
+  // No worker: the recovery stays running for as long as the test needs.
+  const env = await recoveryEnv();
+  const batchId = randomUUID();
+  try {
+    const first = await cliOn(env, ['recover', batchId]);
+    const second = await cliOn(env, ['recover', batchId]);
+
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`Started the recovery of batch ${batchId}`);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain(`Attached to the recovery already running for batch ${batchId}`);
+    const workflowIds = [first, second].map((result) => result.stdout.match(/Workflow id: (\S+)/)?.[1]);
+    expect(workflowIds[0]).toBe(`recover-batch-${batchId}`);
+    expect(workflowIds[1]).toBe(workflowIds[0]);
+  } finally {
+    await env.recoveries.handle(batchId).terminate('test done');
+  }
+});
+
+test('watch shows plain progress lines when not on a terminal, then the report', async () => {
+  // A manual clock holds the batch in flight until the test moves it.
+  const env = await recoveryEnv({ clockMode: 'manual' });
+  const batch = env.simulator.createScriptedBatch({ id: randomUUID(), count: 5 });
+  await env.startWorker();
+  expect((await cliOn(env, ['recover', batch.id, ...fastRecovery])).code).toBe(0);
+
+  const watch = spawnWatched(
+    `${repoRoot}node_modules/.bin/tsx`,
+    ['client/cli.ts', '--task-queue', env.taskQueue, 'watch', batch.id],
+    {
+      env: process.env,
+    },
+  );
+  await watch.waitForOutput(/^0\/5 sessions settled, 0 failed \| round 0\/3 \| waiting for the batch to settle$/m);
+  env.simulator.clock.advance(60_000);
+  const { code } = await watch.closed;
+
+  expect(code).toBe(0);
+  expect(watch.stdout()).toMatch(/^Outcome: +clean$/m);
+  expect(watch.stdout()).not.toContain('\u001b'); // no terminal control sequences in a pipe
+});
+
+test('cancel stops a running recovery and prints its outcome', async () => {
+  const env = await recoveryEnv({ clockMode: 'manual' });
+  const batch = env.simulator.createScriptedBatch({ id: randomUUID(), count: 3 });
+  await env.startWorker();
+  expect((await cliOn(env, ['recover', batch.id, ...fastRecovery])).code).toBe(0);
+
+  const cancelled = await cliOn(env, ['cancel', batch.id]);
+
+  expect(cancelled.code).toBe(0);
+  expect(cancelled.stdout.trim()).toBe(`Recovery of batch ${batch.id} ended: operator_cancelled`);
+  expect((await env.recoveries.report(batch.id)).outcome).toBe('operator_cancelled');
+});

@@ -1,0 +1,71 @@
+import { formatReport } from '../../client/format-report.js';
+import { formatProgressLine, progressState } from '../../client/progress.js';
+import { newReport, recordRound, type RecoveryReport } from '../../workflows/report.js';
+
+function reportWithRounds(): RecoveryReport {
+  const report = newReport(
+    '3b8f6c1e-2f4a-4c55-9d1e-7a6b5c4d3e2f',
+    'recover-batch-x',
+    new Date(0),
+    new Date(86_400_000),
+    3,
+  );
+  const round = { startedAt: '1970-01-01T00:00:10.000Z', apiMessage: null, failedBefore: 30 };
+  recordRound(report, {
+    ...round,
+    round: 1,
+    retriedSessions: 30,
+    apiStatus: null,
+    failedAfter: 12,
+    recovered: 18,
+    reconciled: true,
+  });
+  recordRound(report, {
+    ...round,
+    round: 2,
+    retriedSessions: 12,
+    apiStatus: 200,
+    failedBefore: 12,
+    failedAfter: null,
+    recovered: null,
+    reconciled: false,
+  });
+  return report;
+}
+
+test('the report shows a reconciled round without status, an open round without result, and caps the failing list', () => {
+  const report = reportWithRounds();
+  report.stillFailing = {
+    total: 40,
+    sessions: Array.from({ length: 25 }, (_, index) => ({ itemIndex: index, error: 'pod failed', retryCount: 1 })),
+  };
+
+  const lines = formatReport(report, 'http://ui/wf').split('\n');
+
+  expect(lines).toContainEqual(expect.stringMatching(/^ {2}1 +1970-01-01T00:00:10.000Z +30 +- +30→12 +18 +yes$/));
+  expect(lines).toContainEqual(expect.stringMatching(/^ {2}2 +\S+ +12 +200 +12→\? +- +no$/));
+  expect(lines).toContain('Still failing: 40 sessions (first 10)');
+  expect(lines.filter((line) => /^ {2}\d+ +1 +pod failed$/.test(line))).toHaveLength(10);
+  expect(lines.at(-1)).toBe('Web UI: http://ui/wf');
+});
+
+test('progress after a retry does not show the batch from before it', () => {
+  const report = reportWithRounds();
+  report.batch = {
+    status: 'completed',
+    total: 40,
+    completed: 10,
+    failed: 30,
+    processing: 0,
+    pending: 0,
+    settled: true,
+    percentage: 100,
+    retryCountTotal: 0,
+    failing: [],
+    observedAt: '',
+  };
+
+  const line = formatProgressLine(progressState({ report, running: true, poll: null }));
+
+  expect(line).toBe('no status read yet | round 2/3 | waiting for the batch to settle');
+});

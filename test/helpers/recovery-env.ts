@@ -1,0 +1,84 @@
+import { Client } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../simulator/index.js';
+import type { WorkerConfig } from '../../worker/config.js';
+import { createRecoveryWorker } from '../../worker/create-worker.js';
+import type { RecoverBatchInput } from '../../workflows/input.js';
+import { connectClient, connectWorker, temporalAddress, temporalNamespace, uniqueTaskQueue } from './temporal.js';
+
+export const TEST_API_KEY = 'test-key-3f9c1e7a2b';
+
+/** Short intervals so a recovery takes seconds; the simulator's sessions take tens of milliseconds. */
+export const FAST_POLICY = {
+  poll: { initialInterval: '50ms', backoffCoefficient: 1, maximumInterval: '50ms' },
+  roundBackoff: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s' },
+} satisfies Partial<RecoverBatchInput>;
+
+export function workflowBundle() {
+  const codePath = process.env.TEST_WORKFLOW_BUNDLE;
+  if (!codePath) throw new Error('TEST_WORKFLOW_BUNDLE is not set: run the tests through jest, whose global setup bundles the workflows');
+  return { workflowBundle: { codePath } };
+}
+
+export function workerConfig(taskQueue: string, anchorBaseUrl: string, apiKey = TEST_API_KEY): WorkerConfig {
+  return {
+    temporal: { address: temporalAddress(), namespace: temporalNamespace(), taskQueue },
+    anchor: { baseUrl: anchorBaseUrl, apiKey, timeoutMs: 2_000 },
+    limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
+  };
+}
+
+export interface RecoveryEnv {
+  simulator: RunningSimulator;
+  client: Client;
+  recoveries: BatchRecoveries;
+  taskQueue: string;
+  /** Starts an in-process worker on the env's task queue; stopped by close(). */
+  startWorker(apiKey?: string): Promise<Worker>;
+  close(): Promise<void>;
+}
+
+/** A simulator, a Temporal client and workers on a task queue of their own. */
+export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}): Promise<RecoveryEnv> {
+  const simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10, ...simulatorOptions });
+  const client = await connectClient();
+  const taskQueue = uniqueTaskQueue('recovery');
+  const running: { worker: Worker; done: Promise<void>; connection: NativeConnection }[] = [];
+  return {
+    simulator,
+    client,
+    taskQueue,
+    recoveries: new BatchRecoveries(client, taskQueue),
+    async startWorker(apiKey = TEST_API_KEY) {
+      const connection = await connectWorker();
+      const worker = await createRecoveryWorker({
+        config: workerConfig(taskQueue, simulator.url, apiKey),
+        connection,
+        workflows: workflowBundle(),
+      });
+      running.push({ worker, connection, done: worker.run() });
+      return worker;
+    },
+    async close() {
+      for (const { worker, done, connection } of running) {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await done;
+        await connection.close();
+      }
+      await client.connection.close();
+      await simulator.close();
+    },
+  };
+}
+
+/** Polls until `check` returns a value other than undefined; fails with `what` after the timeout. */
+export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}

@@ -1,0 +1,125 @@
+import { WorkflowFailedError } from '@temporalio/client';
+import { RecoveryFailedError } from '../../client/recoveries.js';
+import { FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  await env.startWorker();
+});
+afterAll(() => env.close());
+
+const retryCalls = (batchId: string) =>
+  env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry'));
+
+test('a batch whose failed sessions succeed on their second attempt recovers in one round', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 10, script: { '2': ['fail', 'ok'], '7': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toHaveLength(1);
+  expect(report.rounds[0]).toMatchObject({
+    round: 1,
+    retriedSessions: 2,
+    apiStatus: 200,
+    failedBefore: 2,
+    failedAfter: 0,
+    recovered: 2,
+    reconciled: false,
+  });
+  expect(report.totals).toEqual({ retriedSessions: 2, recovered: 2, stillFailed: 0 });
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  expect(env.simulator.ledger.forBatch(batch.id).retries[0]?.body).toEqual({ retry_failed_only: true, max_retries: 1 });
+});
+
+test('sessions that need several attempts recover over several rounds', async () => {
+  const batch = env.simulator.createScriptedBatch({
+    count: 6,
+    script: { '1': ['fail', 'fail', 'ok'], '4': ['fail', 'fail', 'fail', 'ok'], '5': ['fail', 'ok'] },
+  });
+  await env.recoveries.start({ batchId: batch.id, maxRounds: 5, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds.map((round) => [round.failedBefore, round.retriedSessions, round.failedAfter])).toEqual([
+    [3, 3, 2],
+    [2, 2, 1],
+    [1, 1, 0],
+  ]);
+  expect(report.totals).toEqual({ retriedSessions: 6, recovered: 3, stillFailed: 0 });
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(3);
+});
+
+test('a session that always fails exhausts the rounds and is reported with its error and retry count', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 5, script: { '3': 'always-fail', '0': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, maxRounds: 2, maxRetries: 2, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('exhausted');
+  expect(report.rounds).toHaveLength(2);
+  expect(report.totals).toEqual({ retriedSessions: 3, recovered: 1, stillFailed: 1 });
+  expect(report.stillFailing.total).toBe(1);
+  expect(report.stillFailing.sessions).toEqual([{ itemIndex: 3, error: expect.any(String), retryCount: 4 }]);
+  expect(env.simulator.ledger.forBatch(batch.id).retries.map((retry) => retry.body.max_retries)).toEqual([2, 2]);
+});
+
+test('a batch with nothing failed is clean and is never retried', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4 });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('clean');
+  expect(report.rounds).toEqual([]);
+  expect(retryCalls(batch.id)).toHaveLength(0);
+});
+
+test('a cancelled batch ends the recovery as batch_cancelled without a retry', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+  await fetch(`${env.simulator.url}/v1/batch-sessions/${batch.id}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', 'anchor-api-key': TEST_API_KEY },
+    body: JSON.stringify({ status: 'cancelled' }),
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('batch_cancelled');
+  expect(retryCalls(batch.id)).toHaveLength(0);
+});
+
+test('an unknown batch fails the recovery at once as batch_not_found', async () => {
+  const batchId = '0b6c3f52-3c55-4d7e-9a51-8f0e0b7d2a11';
+  await env.recoveries.start({ batchId, ...FAST_POLICY });
+  const failure = await env.recoveries.result(batchId).catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(RecoveryFailedError);
+  expect((failure as RecoveryFailedError).message).toContain(batchId);
+  expect(((failure as RecoveryFailedError).cause as { type?: string }).type).toBe('batch_not_found');
+  expect(env.simulator.ledger.forBatch(batchId).calls).toHaveLength(1);
+});
+
+test('invalid input ends the workflow at once with a non-retryable error naming the field', async () => {
+  const workflowId = `invalid-input-${Date.now()}`;
+  const failure = await env.client.workflow
+    .execute('recoverBatch', {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{ batchId: 'not-a-uuid', maxRetries: 7, poll: { initialInterval: 'soon' }, maxRound: 2 }],
+    })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string; nonRetryable?: boolean };
+  expect(cause.type).toBe('InvalidRecoveryInput');
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toMatch(/batchId: .*UUID/i);
+  expect(cause.message).toMatch(/maxRetries: /);
+  expect(cause.message).toMatch(/poll\.initialInterval: expected a duration/);
+  expect(cause.message).toMatch(/maxRound: unknown field/);
+});
+
+test('the client rejects invalid input before starting anything, naming the field', async () => {
+  await expect(env.recoveries.start({ batchId: '1234', maxRounds: 0 })).rejects.toThrow(/batchId: .*maxRounds: /s);
+});

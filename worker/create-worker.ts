@@ -1,0 +1,36 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { AnchorApiClient } from '../anchor-api/index.js';
+import { createRecoveryActivities } from '../activities/recovery-activities.js';
+import type { WorkerConfig } from './config.js';
+
+// `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
+const moduleExtension = path.extname(fileURLToPath(import.meta.url));
+export const workflowsPath = fileURLToPath(new URL(`../workflows/index${moduleExtension}`, import.meta.url));
+
+export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
+
+export interface RecoveryWorkerOptions {
+  config: WorkerConfig;
+  connection: NativeConnection;
+  /** A prebuilt bundle skips bundling at start; tests share one. */
+  workflows?: WorkflowSource;
+}
+
+export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
+  const api = new AnchorApiClient(config.anchor);
+  return Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    ...(workflows ?? { workflowsPath }),
+    activities: createRecoveryActivities(api),
+    maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
+    maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
+    // Every activity task is one or two Anchor API calls (a status read, a retry), so this
+    // server-side limit caps the calls per second across all workers on the queue.
+    maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond,
+    shutdownGraceTime: '30s',
+  });
+}

@@ -1,0 +1,25 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { RecoverBatchInput } from './input.js';
+import type { RecoveryReport } from './report.js';
+
+// Defined once here and imported by the client; the names are what operators type in the Web UI.
+
+export const getRecoveryReport = defineQuery<RecoveryReport>('getRecoveryReport');
+
+/** Skip the current wait before the next retry call. */
+export const retryNow = defineSignal('retryNow');
+/** Hold off retry calls until resumed (status reads go on). */
+export const pauseRecovery = defineSignal('pauseRecovery');
+export const resumeRecovery = defineSignal('resumeRecovery');
+
+/** Change the policy for the rounds still to come; rejected with a message naming the field when invalid. */
+export type PolicyChange = Partial<Pick<RecoverBatchInput, 'maxRounds' | 'maxRetries' | 'retryFailedOnly' | 'roundBackoff' | 'poll'>>;
+export const updateRecoveryPolicy = defineUpdate<RecoveryReport, [PolicyChange]>('updateRecoveryPolicy');
+
+export const RECOVER_BATCH_WORKFLOW = 'recoverBatch';
+export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
+
+/** One recovery per batch: the id is derived from the batch id. */
+export function recoveryWorkflowId(batchId: string): string {
+  return `recover-batch-${batchId}`;
+}

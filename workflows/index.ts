@@ -1,0 +1,1 @@
+export { recoverBatch } from './recover-batch.js';

@@ -1,0 +1,249 @@
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
+import type { RecoveryActivities } from '../activities/recovery-activities.js';
+import {
+  getRecoveryReport,
+  pauseRecovery,
+  resumeRecovery,
+  retryNow,
+  updateRecoveryPolicy,
+} from './definitions.js';
+import { applyPolicyChange, InvalidInputError, parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from './input.js';
+import {
+  newReport,
+  recordRound,
+  recordSettledBatch,
+  type BatchSnapshot,
+  type RecoveryOutcome,
+  type RecoveryReport,
+} from './report.js';
+import {
+  anchorBatchIdKey,
+  recoveryOutcomeKey,
+  recoveryRoundsKey,
+  retriedSessionsKey,
+  stillFailedSessionsKey,
+} from './search-attributes.js';
+
+/** What one run hands the next across continue-as-new, so the report and the deadline are continuous. */
+export interface CarriedRecovery {
+  report: RecoveryReport;
+}
+
+/** Thrown when the batch reaches the deadline while the workflow waits on an activity. */
+class DeadlineReached extends Error {}
+
+function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
+  const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
+  return Math.min(initialInterval * backoffCoefficient ** (round - 1), maximumInterval);
+}
+
+/**
+ * Recovers a batch's failed sessions: waits until the batch settles, retries
+ * its failed sessions with backoff, round after round within maxRounds and the
+ * deadline, and records every round in the report it returns.
+ */
+export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRecovery): Promise<RecoveryReport> {
+  let policy: RecoveryPolicy;
+  try {
+    policy = parseRecoverBatchInput(input);
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidRecoveryInput', ...err.problems);
+    throw err;
+  }
+  const { batchId } = policy;
+  const now = new Date();
+  const report =
+    carried?.report ?? newReport(batchId, workflowInfo().workflowId, now, new Date(now.getTime() + policy.deadline), policy.maxRounds);
+  const deadlineAt = Date.parse(report.deadlineAt);
+  const remainingMs = () => deadlineAt - Date.now();
+
+  let retryNowRequested = false;
+  let policyChanged = false;
+  setHandler(getRecoveryReport, () => report);
+  setHandler(retryNow, () => {
+    retryNowRequested = true;
+  });
+  setHandler(pauseRecovery, () => {
+    report.paused = true;
+  });
+  setHandler(resumeRecovery, () => {
+    report.paused = false;
+  });
+  setHandler(
+    updateRecoveryPolicy,
+    (change) => {
+      policy = applyPolicyChange(policy, change);
+      report.maxRounds = policy.maxRounds;
+      policyChanged = true;
+      return report;
+    },
+    {
+      validator: (change) => {
+        applyPolicyChange(policy, change);
+      },
+    },
+  );
+
+  let published = '';
+  const publishProgress = () => {
+    const values = {
+      outcome: report.outcome ?? 'running',
+      rounds: report.rounds.length,
+      retried: report.totals.retriedSessions,
+      stillFailed: report.totals.stillFailed,
+    };
+    // Each upsert is a history event: only write when something changed.
+    if (JSON.stringify(values) === published) return;
+    published = JSON.stringify(values);
+    upsertSearchAttributes([
+      { key: anchorBatchIdKey, value: batchId },
+      { key: recoveryOutcomeKey, value: values.outcome },
+      { key: recoveryRoundsKey, value: values.rounds },
+      { key: retriedSessionsKey, value: values.retried },
+      { key: stillFailedSessionsKey, value: values.stillFailed },
+    ]);
+  };
+
+  const untilDeadline = async <T>(activity: () => Promise<T>): Promise<T> => {
+    try {
+      return await activity();
+    } catch (err) {
+      if (err instanceof ActivityFailure && err.retryState === RetryState.TIMEOUT) throw new DeadlineReached();
+      throw err;
+    }
+  };
+
+  const waitForSettledBatch = (): Promise<BatchSnapshot> => {
+    report.phase = 'waiting_for_batch';
+    report.nextRetryAt = null;
+    // The poll schedule is the activity's retry policy: see awaitBatchSettled.
+    const { awaitBatchSettled } = proxyActivities<RecoveryActivities>({
+      startToCloseTimeout: '1m',
+      scheduleToCloseTimeout: Math.max(1, remainingMs()),
+      retry: policy.poll,
+    });
+    return untilDeadline(() => awaitBatchSettled(batchId));
+  };
+
+  /** Waits the round backoff; operators can skip it (retryNow), hold it (pause) or change it (policy update). */
+  const waitBeforeRetry = async (round: number): Promise<void> => {
+    const waitStartedAt = Date.now();
+    retryNowRequested = false;
+    for (;;) {
+      policyChanged = false;
+      if (report.paused) {
+        report.phase = 'paused';
+        report.nextRetryAt = null;
+        if (!(await condition(() => !report.paused, Math.max(1, remainingMs())))) throw new DeadlineReached();
+        continue;
+      }
+      const retryAt = waitStartedAt + roundBackoffMs(policy, round);
+      report.phase = 'backing_off';
+      report.nextRetryAt = new Date(retryAt).toISOString();
+      const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
+      if (waitMs > 0) {
+        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs);
+        if (report.paused || (policyChanged && !retryNowRequested)) continue;
+      }
+      if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();
+      return;
+    }
+  };
+
+  const retryRound = async (before: BatchSnapshot): Promise<void> => {
+    const round = report.rounds.length + 1;
+    await waitBeforeRetry(round);
+    report.phase = 'retrying';
+    report.nextRetryAt = null;
+    const startedAt = new Date().toISOString();
+    // Transient API failures back off on the poll schedule; the deadline bounds them.
+    const { retryFailedSessions } = proxyActivities<RecoveryActivities>({
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '10s',
+      scheduleToCloseTimeout: Math.max(1, remainingMs()),
+      retry: {
+        initialInterval: policy.poll.initialInterval,
+        backoffCoefficient: 2,
+        maximumInterval: policy.poll.maximumInterval,
+      },
+    });
+    const result = await untilDeadline(() =>
+      retryFailedSessions({
+        batchId,
+        maxRetries: policy.maxRetries,
+        retryFailedOnly: policy.retryFailedOnly,
+        before: { failed: before.failed, retryCountTotal: before.retryCountTotal },
+      }),
+    );
+    recordRound(report, {
+      round,
+      startedAt,
+      ...result,
+      failedBefore: before.failed,
+      failedAfter: null,
+      recovered: null,
+    });
+    log.info('Retry round sent', { batchId, round, retriedSessions: result.retriedSessions, reconciled: result.reconciled });
+    publishProgress();
+  };
+
+  const recover = async (): Promise<RecoveryOutcome> => {
+    for (;;) {
+      const snapshot = await waitForSettledBatch();
+      recordSettledBatch(report, snapshot);
+      publishProgress();
+      if (snapshot.status === 'cancelled') return 'batch_cancelled';
+      if (snapshot.failed === 0) return report.rounds.length === 0 ? 'clean' : 'recovered';
+      if (report.rounds.length >= policy.maxRounds) return 'exhausted';
+      const info = workflowInfo();
+      if (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested) {
+        await condition(allHandlersFinished);
+        report.continuedAsNew += 1;
+        return await continueAsNew<typeof recoverBatch>(policy, { report });
+      }
+      await retryRound(snapshot);
+    }
+  };
+
+  const finish = (outcome: RecoveryOutcome): RecoveryReport => {
+    report.outcome = outcome;
+    report.phase = 'done';
+    report.nextRetryAt = null;
+    report.finishedAt = new Date().toISOString();
+    publishProgress();
+    log.info('Recovery finished', { batchId, outcome, rounds: report.rounds.length });
+    return report;
+  };
+
+  publishProgress();
+  try {
+    return finish(await recover());
+  } catch (err) {
+    if (err instanceof DeadlineReached) return finish('deadline');
+    // An operator's cancel ends the recovery with its report, not a bare failure.
+    if (isCancellation(err)) return finish('operator_cancelled');
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+      report.phase = 'done';
+      throw ApplicationFailure.create({
+        type: err.cause.type ?? 'RecoveryFailed',
+        message: `Recovery of batch ${batchId} stopped: ${err.cause.message}`,
+        nonRetryable: true,
+        details: [report],
+      });
+    }
+    throw err;
+  }
+}
