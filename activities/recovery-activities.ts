@@ -4,6 +4,7 @@ import { NoFailedSessionsError, type AnchorApiClient, type RecoverableBatch } fr
 import type { BatchSnapshot } from '../workflows/report.js';
 import { describeProgress, toBatchSnapshot } from './batch-snapshot.js';
 import { toActivityFailure } from './failures.js';
+import { countApiError, countRetryCall } from './metrics.js';
 
 /** The failure type the poll activity uses for "still in flight"; the workflow's retry policy retries it. */
 export const BATCH_NOT_SETTLED = 'BatchNotSettled';
@@ -59,6 +60,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
       try {
         batch = await api.getRecoverableBatch(batchId);
       } catch (err) {
+        countApiError(err);
         throw toActivityFailure(err);
       }
       const snapshot = toBatchSnapshot(batch, new Date());
@@ -85,12 +87,14 @@ export function createRecoveryActivities(api: AnchorApiClient) {
           const now = await withHeartbeats(api.getRecoverableBatch(batchId));
           if (retryTookEffect(before, now)) {
             log.warn('Earlier retry attempt took effect; not sending another', { batchId, attempt: activityInfo().attempt });
+            countRetryCall(before.failed, true);
             return { retriedSessions: before.failed, apiStatus: null, apiMessage: null, reconciled: true };
           }
         }
         const answer = await withHeartbeats(
           api.retryFailedSessions(batchId, { retry_failed_only: retryFailedOnly, max_retries: maxRetries }),
         );
+        countRetryCall(answer.retried_sessions ?? 0, false);
         return {
           retriedSessions: answer.retried_sessions ?? 0,
           apiStatus: 200,
@@ -98,6 +102,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
           reconciled: false,
         };
       } catch (err) {
+        countApiError(err);
         // Not a failure: the batch settled with nothing to retry, so the round retried 0.
         if (err instanceof NoFailedSessionsError) {
           return { retriedSessions: 0, apiStatus: 400, apiMessage: err.apiMessage ?? null, reconciled: false };

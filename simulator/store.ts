@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { SimulatedBatch, type AttemptTiming, type OutcomePolicy } from './batch.js';
 import type { SimulatorClock } from './clock.js';
 import type { SeededRandom } from './random.js';
@@ -47,18 +48,20 @@ export class BatchStore {
     return this.options.timing;
   }
 
+  // Batch ids come from crypto, not the seeded generator: tests share one Temporal server, where a
+  // recovery's workflow id derives from the batch id, so ids must differ across simulator instances.
   create(init: {
     count: number;
     configuration?: Record<string, unknown> | undefined;
     metadata?: Record<string, unknown> | undefined;
   }): SimulatedBatch {
     const outcomeOf = randomOutcomes(this.options.random, this.options.failureProbability);
-    return this.add({ ...init, id: this.options.random.uuid(), createdAt: this.options.clock.now(), outcomeOf });
+    return this.add({ ...init, id: randomUUID(), createdAt: this.options.clock.now(), outcomeOf });
   }
 
   createScripted(spec: ScriptedBatchSpec): SimulatedBatch {
     const parsed = ScriptedBatchSpecSchema.parse(spec);
-    const id = parsed.id ?? this.options.random.uuid();
+    const id = parsed.id ?? randomUUID();
     if (this.batches.has(id)) throw new DuplicateBatchIdError(id);
     return this.add({
       id,

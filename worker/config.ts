@@ -1,40 +1,153 @@
+import { accessSync, constants, readFileSync } from 'node:fs';
+import type { LogLevel } from '@temporalio/common';
+import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { describeIssues, InvalidInputError } from '../workflows/input.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/, 'expected host:port, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233');
+
+const errorCode = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
+
+/** A file the worker must be able to read at start; read once, so a bad path fails the start, not the first connection. */
+const pemFile = z.string().transform((file, ctx) => {
+  try {
+    return { file, contents: readFileSync(file) };
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read ${file} (${errorCode(err)})` });
+    return z.NEVER;
+  }
+});
+
+const readableFile = z.string().refine(
+  (file) => {
+    try {
+      accessSync(file, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: (issue) => `cannot read ${String(issue.input)}` },
+);
+
+const tlsFlag = z.stringbool();
+
 const workerEnvSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
-  ANCHOR_BASE_URL: z.url().default('https://api.anchorbrowser.io'),
-  ANCHOR_API_KEY: z.string({ error: 'required: the AnchorBrowser API key' }).min(1, 'must not be empty'),
+  TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
+  /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
+  TEMPORAL_API_KEY: z.string().optional(),
+  TEMPORAL_TLS: tlsFlag.optional(),
+  TEMPORAL_TLS_CERT: pemFile.optional(),
+  TEMPORAL_TLS_KEY: pemFile.optional(),
+  TEMPORAL_TLS_CA: pemFile.optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
+  ANCHOR_BASE_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).default('https://api.anchorbrowser.io'),
+  ANCHOR_API_KEY: z.string({ error: 'required: the AnchorBrowser API key' }),
   ANCHOR_REQUEST_TIMEOUT_MS: positiveInt(15_000),
   /** Shared by every worker on the task queue: the server enforces it. */
   ANCHOR_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(10),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt(20),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt(20),
+  /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
+  METRICS_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
+  LOG_LEVEL: z
+    .string()
+    .toUpperCase()
+    .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] satisfies LogLevel[]))
+    .default('INFO'),
+  /** A bundle from `npm run build:bundle`; without it the worker bundles the workflows at start. */
+  WORKFLOW_BUNDLE_PATH: readableFile.optional(),
 });
 
+type WorkerEnv = z.output<typeof workerEnvSchema>;
+
 export interface WorkerConfig {
-  temporal: { address: string; namespace: string; taskQueue: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    /** Absent: plaintext (a local server or the compose stack). */
+    tls?: TLSConfig;
+    apiKey?: string;
+  };
   anchor: { baseUrl: string; apiKey: string; timeoutMs: number };
   limits: { maxCallsPerSecond: number; maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number };
+  /** Read by the worker process only; in-process workers (tests) leave it out. */
+  observability?: { logLevel: LogLevel; metricsPort?: number };
+  workflowBundlePath?: string;
 }
 
-/** Reads the worker's configuration from the environment, reporting every problem at once. */
-export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const result = workerEnvSchema.safeParse(env);
-  if (!result.success) throw new InvalidInputError(describeIssues(result.error), 'worker configuration');
-  const e = result.data;
+const isTemporalCloud = (address: string) => /\.tmprl\.cloud:\d+$/.test(address);
+
+/** Rules that span several variables; checked on the raw values so they are reported alongside the per-variable ones. */
+function crossVariableProblems(env: Record<string, string>): string[] {
+  const problems: string[] = [];
+  const { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_ADDRESS: address = '' } = env;
+  if (cert && !key) problems.push('TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT (the client certificate needs its key)');
+  if (key && !cert) problems.push('TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY (the key needs its client certificate)');
+  const tlsFiles = ['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_SERVER_NAME'].filter((name) => env[name]);
+  if (tlsFlag.safeParse(env.TEMPORAL_TLS).data === false && tlsFiles.length > 0) {
+    problems.push(`TEMPORAL_TLS: is false, but ${tlsFiles.join(', ')} ${tlsFiles.length > 1 ? 'are' : 'is'} set`);
+  }
+  if (isTemporalCloud(address)) {
+    if (!env.TEMPORAL_API_KEY && !cert) {
+      problems.push('TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY');
+    }
+    if (!/^[\w-]+\.[\w-]+$/.test(env.TEMPORAL_NAMESPACE ?? '')) {
+      problems.push('TEMPORAL_NAMESPACE: a Temporal Cloud namespace looks like <namespace>.<account>');
+    }
+  }
+  return problems;
+}
+
+function tlsConfig(e: WorkerEnv): TLSConfig | undefined {
+  const wanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME);
+  if (!wanted) return undefined;
   return {
-    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.TEMPORAL_TASK_QUEUE },
+    ...(e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY
+      ? { clientCertPair: { crt: e.TEMPORAL_TLS_CERT.contents, key: e.TEMPORAL_TLS_KEY.contents } }
+      : {}),
+    ...(e.TEMPORAL_TLS_CA ? { serverRootCACertificate: e.TEMPORAL_TLS_CA.contents } : {}),
+    ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: e.TEMPORAL_TLS_SERVER_NAME } : {}),
+  };
+}
+
+/**
+ * Reads the worker's configuration from the environment, reporting every
+ * problem at once. Empty variables count as unset, as compose passes
+ * `${VAR:-}` through as an empty string.
+ */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const set = Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1].trim() !== ''),
+  );
+  const result = workerEnvSchema.safeParse(set);
+  const problems = [...(result.success ? [] : describeIssues(result.error)), ...crossVariableProblems(set)];
+  if (!result.success || problems.length > 0) throw new InvalidInputError(problems, 'worker configuration');
+  const e = result.data;
+  const tls = tlsConfig(e);
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.TEMPORAL_TASK_QUEUE,
+      ...(tls ? { tls } : {}),
+      ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
+    },
     anchor: { baseUrl: e.ANCHOR_BASE_URL, apiKey: e.ANCHOR_API_KEY, timeoutMs: e.ANCHOR_REQUEST_TIMEOUT_MS },
     limits: {
       maxCallsPerSecond: e.ANCHOR_MAX_CALLS_PER_SECOND,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     },
+    observability: { logLevel: e.LOG_LEVEL, ...(e.METRICS_PORT ? { metricsPort: e.METRICS_PORT } : {}) },
+    ...(e.WORKFLOW_BUNDLE_PATH ? { workflowBundlePath: e.WORKFLOW_BUNDLE_PATH } : {}),
   };
 }

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
+import { createSweepActivities } from '../activities/sweep-activities.js';
 import type { WorkerConfig } from './config.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
@@ -20,16 +22,19 @@ export interface RecoveryWorkerOptions {
 
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   const api = new AnchorApiClient(config.anchor);
+  // The sweep starts recoveries through a client on the worker's own connection.
+  const client = new Client({ connection, namespace: config.temporal.namespace });
   return Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflows ?? { workflowsPath }),
-    activities: createRecoveryActivities(api),
+    activities: { ...createRecoveryActivities(api), ...createSweepActivities(api, client) },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
-    // Every activity task is one or two Anchor API calls (a status read, a retry), so this
-    // server-side limit caps the calls per second across all workers on the queue.
+    // Nearly every activity task is one or two Anchor API calls (a status read, a retry; a
+    // sweep's rarer listing pages through several), so this server-side limit caps the calls
+    // per second across all workers on the queue.
     maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond,
     shutdownGraceTime: '30s',
   });

@@ -1,7 +1,13 @@
 import { NativeConnection } from '@temporalio/worker';
-import { loadWorkerConfig } from './config.js';
+import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { createRecoveryWorker, type WorkflowSource } from './create-worker.js';
-import { installJsonLogging } from './logging.js';
+import { installWorkerRuntime } from './runtime.js';
+
+/** A given source wins; then the prebuilt bundle the image ships (WORKFLOW_BUNDLE_PATH); else bundle at start. */
+function workflowSource(config: WorkerConfig, workflows?: WorkflowSource): WorkflowSource | undefined {
+  if (workflows) return workflows;
+  return config.workflowBundlePath ? { workflowBundle: { codePath: config.workflowBundlePath } } : undefined;
+}
 
 /**
  * Runs the worker until SIGINT/SIGTERM. The SDK then stops polling and gives
@@ -10,14 +16,28 @@ import { installJsonLogging } from './logging.js';
  */
 export async function runWorker(env: NodeJS.ProcessEnv = process.env, workflows?: WorkflowSource): Promise<void> {
   const config = loadWorkerConfig(env);
-  const logger = installJsonLogging();
-  const connection = await NativeConnection.connect({ address: config.temporal.address }).catch((err: Error) => {
-    throw new Error(`Cannot reach Temporal at ${config.temporal.address}: ${err.message}`);
+  const logger = installWorkerRuntime({
+    logLevel: config.observability?.logLevel,
+    metricsPort: config.observability?.metricsPort,
+    secrets: [config.anchor.apiKey, config.temporal.apiKey ?? ''],
+  });
+  const { address, namespace, taskQueue, tls, apiKey } = config.temporal;
+  const connection = await NativeConnection.connect({ address, tls, apiKey }).catch((err: Error) => {
+    throw new Error(`Cannot reach Temporal at ${address}: ${err.message}`);
   });
   try {
-    const worker = await createRecoveryWorker({ config, connection, workflows });
+    const source = workflowSource(config, workflows);
+    const worker = await createRecoveryWorker({ config, connection, workflows: source });
     logger.info(
-      { taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, anchorBaseUrl: config.anchor.baseUrl },
+      {
+        taskQueue,
+        namespace,
+        temporalAddress: address,
+        tls: tls !== undefined,
+        anchorBaseUrl: config.anchor.baseUrl,
+        workflowBundle: config.workflowBundlePath ?? null,
+        metricsPort: config.observability?.metricsPort ?? null,
+      },
       'Worker started',
     );
     await worker.run();

@@ -1,1 +1,2 @@
 export { recoverBatch } from './recover-batch.js';
+export { sweepFailedBatches } from './sweep-failed-batches.js';

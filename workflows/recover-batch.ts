@@ -6,6 +6,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -224,6 +225,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
     publishProgress();
+    metricMeter.createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome').add(1, { outcome });
     log.info('Recovery finished', { batchId, outcome, rounds: report.rounds.length });
     return report;
   };

@@ -1,0 +1,16 @@
+import { metricMeter } from '@temporalio/activity';
+import { AnchorApiError } from '../anchor-api/index.js';
+
+// Emitted through the SDK runtime, so they reach the same Prometheus endpoint as the SDK's own metrics.
+
+export function countApiError(err: unknown): void {
+  if (!(err instanceof AnchorApiError)) return;
+  metricMeter.createCounter('anchor_api_errors', 'errors', 'Anchor API errors by class').add(1, { kind: err.kind });
+}
+
+export function countRetryCall(retriedSessions: number, reconciled: boolean): void {
+  metricMeter
+    .createCounter('anchor_retry_calls', 'calls', 'Retry rounds, by whether the answer came from reconciling')
+    .add(1, { reconciled: String(reconciled) });
+  metricMeter.createCounter('anchor_retried_sessions', 'sessions', 'Sessions the retry endpoint retried').add(retriedSessions);
+}

@@ -1,0 +1,77 @@
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { z } from 'zod';
+import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
+import { describeIssues, InvalidInputError } from '../workflows/input.js';
+import { RECOVERY_OUTCOMES, type RecoveryOutcome } from '../workflows/report.js';
+import {
+  anchorBatchIdKey,
+  recoveryOutcomeKey,
+  recoveryRoundsKey,
+  retriedSessionsKey,
+  stillFailedSessionsKey,
+} from '../workflows/search-attributes.js';
+import { duration } from '../workflows/sweep-input.js';
+
+/** One recovery as visibility knows it: the search attributes the workflow publishes as it goes. */
+export interface RecoveryRow {
+  batchId: string;
+  workflowId: string;
+  /** The recovery's outcome once it has one; otherwise the workflow's status (running, failed, terminated, …). */
+  outcome: string;
+  rounds: number;
+  retriedSessions: number;
+  stillFailedSessions: number;
+  startedAt: Date;
+  /** Until now while the recovery runs. */
+  durationMs: number;
+}
+
+const listOptionsSchema = z.strictObject({
+  /** Recoveries started within this long, e.g. "24h". */
+  since: duration.default(24 * 3_600_000),
+  outcome: z.enum(RECOVERY_OUTCOMES as [RecoveryOutcome, ...RecoveryOutcome[]]).optional(),
+  /** Rows at most; visibility is read page by page until then. */
+  limit: z.number().int().min(1).max(10_000).default(1_000),
+});
+
+export type ListRecoveriesOptions = z.input<typeof listOptionsSchema>;
+
+/** The visibility query for the options; values are validated, so quoting them is safe. */
+export function recoveryListQuery(startedAfter: Date, outcome?: RecoveryOutcome): string {
+  return [
+    `WorkflowType = '${RECOVER_BATCH_WORKFLOW}'`,
+    `StartTime > '${startedAfter.toISOString()}'`,
+    // A recovery that continued as new is one recovery: list only its latest run.
+    `ExecutionStatus != 'ContinuedAsNew'`,
+    ...(outcome === undefined ? [] : [`${recoveryOutcomeKey.name} = '${outcome}'`]),
+  ].join(' AND ');
+}
+
+/** Recoveries across batches, newest first, from Temporal visibility (eventually consistent: seconds behind). */
+export async function listRecoveries(client: Client, options: ListRecoveriesOptions = {}): Promise<RecoveryRow[]> {
+  const parsed = listOptionsSchema.safeParse(options);
+  if (!parsed.success) throw new InvalidInputError(describeIssues(parsed.error), 'recovery list options');
+  const { since, outcome, limit } = parsed.data;
+  const now = new Date();
+  const rows: RecoveryRow[] = [];
+  for await (const execution of client.workflow.list({ query: recoveryListQuery(new Date(now.getTime() - since), outcome) })) {
+    rows.push(toRecoveryRow(execution, now));
+    if (rows.length >= limit) break;
+  }
+  return rows.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+}
+
+export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): RecoveryRow {
+  const attributes = execution.typedSearchAttributes;
+  const status = execution.status.name;
+  return {
+    batchId: attributes.get(anchorBatchIdKey) ?? '',
+    workflowId: execution.workflowId,
+    outcome: status === 'COMPLETED' ? (attributes.get(recoveryOutcomeKey) ?? 'completed') : status.toLowerCase(),
+    rounds: attributes.get(recoveryRoundsKey) ?? 0,
+    retriedSessions: attributes.get(retriedSessionsKey) ?? 0,
+    stillFailedSessions: attributes.get(stillFailedSessionsKey) ?? 0,
+    startedAt: execution.startTime,
+    durationMs: (execution.closeTime ?? now).getTime() - execution.startTime.getTime(),
+  };
+}

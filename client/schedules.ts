@@ -1,0 +1,141 @@
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleHandle } from '@temporalio/client';
+import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
+import { describeIssues, InvalidInputError } from '../workflows/input.js';
+import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
+import { duration, parseSweepInput, SWEEP_FAILED_BATCHES_WORKFLOW, type SweepFailedBatchesInput } from '../workflows/sweep-input.js';
+
+export const DEFAULT_SWEEP_SCHEDULE_ID = 'anchor-batch-sweep';
+
+export class SweepScheduleNotFoundError extends Error {
+  override name = 'SweepScheduleNotFoundError';
+  constructor(readonly scheduleId: string) {
+    super(`No sweep schedule with id ${scheduleId}`);
+  }
+}
+
+/** How often the sweep runs, where, and the sweep input it runs with (what is left out takes the sweep's defaults). */
+export interface SweepScheduleOptions extends SweepFailedBatchesInput {
+  /** e.g. "15m"; at least a minute. */
+  every: string | number;
+  scheduleId?: string;
+  /** Task queue of the workers that run the sweep and the recoveries it starts. */
+  taskQueue?: string;
+}
+
+const everySchema = z.strictObject({ every: duration.refine((millis) => millis >= 60_000, 'must be at least 1m') });
+
+export interface UpsertedSweepSchedule {
+  scheduleId: string;
+  /** False when an existing schedule was updated. */
+  created: boolean;
+}
+
+/** What an operator wants to know about the sweep schedule, without the SDK's raw response. */
+export interface SweepScheduleSummary {
+  scheduleId: string;
+  everyMs: number;
+  taskQueue: string;
+  sweep: SweepFailedBatchesInput;
+  paused: boolean;
+  note: string | null;
+  nextRunsAt: Date[];
+  recentRuns: { scheduledAt: Date; workflowId: string }[];
+  runningSweeps: string[];
+  runsTaken: number;
+  runsSkippedForOverlap: number;
+}
+
+/**
+ * Creates the sweep schedule, or updates it in place when it exists (its
+ * paused state and note are kept). Inputs are validated first, naming the field.
+ */
+export async function upsertSweepSchedule(client: Client, options: SweepScheduleOptions): Promise<UpsertedSweepSchedule> {
+  const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
+  const parsedEvery = everySchema.safeParse({ every });
+  const problems = parsedEvery.success ? [] : describeIssues(parsedEvery.error);
+  try {
+    parseSweepInput(sweep);
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    problems.push(...err.problems);
+  }
+  if (!parsedEvery.success || problems.length > 0) throw new InvalidInputError(problems, 'sweep schedule');
+  const everyMs = parsedEvery.data.every;
+
+  const spec = { intervals: [{ every: everyMs }] };
+  // The operator's input as typed ("24h", not milliseconds), so the Web UI shows it that way.
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: SWEEP_FAILED_BATCHES_WORKFLOW,
+    taskQueue,
+    // The server appends each run's time, e.g. anchor-batch-sweep-2025-01-01T00:15:00Z.
+    workflowId: scheduleId,
+    args: [sweep] as Parameters<typeof sweepFailedBatches>,
+  };
+  const policies = {
+    // A sweep still running when the next is due (a slow API, many pages) would only rescan the
+    // same window: the one-recovery-per-batch id rule already stops double starts, so a second
+    // sweep at once only doubles the list calls. Skip it rather than buffer it: the next
+    // interval's sweep covers everything anyway.
+    overlap: ScheduleOverlapPolicy.SKIP,
+    // After an outage one sweep covers all that was missed (it scans the whole lookback), so
+    // only a run missed within the last interval is made up.
+    catchupWindow: everyMs,
+  };
+
+  try {
+    await client.schedule.create({ scheduleId, spec, action, policies });
+    return { scheduleId, created: true };
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+  }
+  await onSchedule(client, scheduleId, (handle) =>
+    handle.update((previous) => ({ spec, action, policies, state: { paused: previous.state.paused, note: previous.state.note } })),
+  );
+  return { scheduleId, created: false };
+}
+
+export async function describeSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<SweepScheduleSummary> {
+  const description = await onSchedule(client, scheduleId, (handle) => handle.describe());
+  const { spec, action, state, info } = description;
+  return {
+    scheduleId,
+    everyMs: spec.intervals?.[0]?.every ?? 0,
+    taskQueue: action.taskQueue,
+    sweep: (action.args?.[0] ?? {}) as SweepFailedBatchesInput,
+    paused: state.paused,
+    note: state.note || null,
+    nextRunsAt: info.nextActionTimes,
+    recentRuns: info.recentActions.map((run) => ({ scheduledAt: run.scheduledAt, workflowId: run.action.workflow.workflowId })),
+    runningSweeps: info.runningActions.map((run) => run.workflow.workflowId),
+    runsTaken: info.numActionsTaken,
+    runsSkippedForOverlap: info.numActionsSkippedOverlap,
+  };
+}
+
+export function pauseSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, note?: string): Promise<void> {
+  return onSchedule(client, scheduleId, (handle) => handle.pause(note));
+}
+
+export function unpauseSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, note?: string): Promise<void> {
+  return onSchedule(client, scheduleId, (handle) => handle.unpause(note));
+}
+
+/** Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. */
+export function triggerSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<void> {
+  return onSchedule(client, scheduleId, (handle) => handle.trigger());
+}
+
+/** Deletes the schedule; sweeps and recoveries already started keep running. */
+export function deleteSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<void> {
+  return onSchedule(client, scheduleId, (handle) => handle.delete());
+}
+
+async function onSchedule<T>(client: Client, scheduleId: string, operation: (handle: ScheduleHandle) => Promise<T>): Promise<T> {
+  try {
+    return await operation(client.schedule.getHandle(scheduleId));
+  } catch (err) {
+    throw err instanceof ScheduleNotFoundError ? new SweepScheduleNotFoundError(scheduleId) : err;
+  }
+}

@@ -1,0 +1,79 @@
+import type { Client } from '@temporalio/client';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { killLeftoverChildren } from '../client/child-process.js';
+import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
+import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from './worker-process.js';
+
+// One worker process, as deployed: started from the prebuilt bundle, scraped, read, and stopped with SIGTERM.
+
+let simulator: RunningSimulator;
+let client: Client;
+let recoveries: BatchRecoveries;
+let worker: WorkerProcess;
+let batchId: string;
+
+beforeAll(async () => {
+  simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
+  client = await connectClient();
+  const taskQueue = uniqueTaskQueue('deployment');
+  recoveries = new BatchRecoveries(client, taskQueue);
+  worker = await spawnWorkerProcess({
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    ANCHOR_BASE_URL: simulator.url,
+    ANCHOR_API_KEY: TEST_API_KEY,
+    WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    // DEBUG adds the SDK's per-activity entries: more lines that must carry ids and must not leak secrets.
+    LOG_LEVEL: 'DEBUG',
+  });
+  await worker.waitForOutput(WORKER_STARTED);
+});
+
+afterAll(async () => {
+  await killLeftoverChildren();
+  await client?.connection.close();
+  await simulator?.close();
+});
+
+test('a worker process started from the prebuilt bundle runs a recovery to completion', async () => {
+  const started = worker.logEntries().find((entry) => entry.msg === 'Worker started');
+  expect(started?.workflowBundle).toBe(process.env.TEST_WORKFLOW_BUNDLE);
+
+  const batch = simulator.createScriptedBatch({ count: 6, script: { '1': ['fail', 'ok'], '4': ['fail', 'ok'] } });
+  batchId = batch.id;
+  await recoveries.start({ batchId, ...FAST_POLICY });
+  const report = await recoveries.result(batchId);
+
+  expect(report.outcome).toBe('recovered');
+  expect(report.totals).toEqual({ retriedSessions: 2, recovered: 2, stillFailed: 0 });
+});
+
+test('the Prometheus endpoint exports the product metrics of that recovery', async () => {
+  const response = await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`);
+  expect(response.status).toBe(200);
+  const metrics = await response.text();
+  console.log(metrics.split('\n').filter((l) => l.includes('anchor_')).join('\n'));
+});
+
+test('the JSON logs of that recovery carry workflowId and batchId, and no API key or session URL', () => {
+  const entries = worker.logEntries();
+  console.log(JSON.stringify(entries.filter(e=>e.activityType), null, 1));
+  const workflowId = recoveryWorkflowId(batchId);
+  const finished = entries.find((entry) => entry.msg === 'Recovery finished');
+  expect(finished).toMatchObject({ batchId, workflowId, outcome: 'recovered', level: 30 });
+  // Activity entries: the SDK adds the workflow the activity runs for.
+  expect(entries.some((entry) => entry.activityType === 'retryFailedSessions' && entry.workflowId === workflowId)).toBe(true);
+  const output = worker.stdout() + worker.stderr();
+  expect(output).not.toContain(TEST_API_KEY);
+  expect(output).not.toMatch(/wss:\/\//);
+  expect(output).not.toMatch(/[?&]token=/);
+});
+
+test('SIGTERM stops the worker process cleanly', async () => {
+  worker.child.kill('SIGTERM');
+  const { code, signal } = await worker.closed;
+  expect({ code, signal }).toEqual({ code: 0, signal: null });
+  expect(worker.logEntries().map((entry) => entry.msg)).toContain('Worker stopped');
+});

@@ -1,0 +1,26 @@
+import getPort from 'get-port';
+import { spawnWatched, type WatchedChild } from '../client/child-process.js';
+
+/** What the worker prints once it polls: the first JSON line with msg "Worker started". */
+export const WORKER_STARTED = /^\{.*"msg":"Worker started".*\}$/m;
+
+export interface WorkerProcess extends WatchedChild {
+  metricsPort: number;
+  /** Every JSON line the worker wrote to stdout so far. */
+  logEntries(): Record<string, unknown>[];
+}
+
+/** Starts `worker/main.ts` as its own process, as the container does, with `env` on top of the test's environment. */
+export async function spawnWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+  const metricsPort = await getPort();
+  const watched = spawnWatched(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    env: { ...process.env, METRICS_PORT: String(metricsPort), LOG_LEVEL: 'INFO', ...env },
+  });
+  const logEntries = () =>
+    watched
+      .stdout()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { ...watched, metricsPort, logEntries };
+}

@@ -1,0 +1,27 @@
+import { Runtime, type LogLevel } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createJsonLogger, sdkLoggerFor } from './logging.js';
+
+export interface WorkerRuntimeOptions {
+  logLevel?: LogLevel;
+  /** Kept out of every log line. */
+  secrets?: string[];
+  /** Serve Prometheus metrics on this port (all interfaces, so a scraper in another container reaches it). */
+  metricsPort?: number;
+}
+
+/**
+ * Installs the SDK runtime once per process: its logs go through the JSON
+ * logger, and its metrics (the SDK's own and the product's, which activities
+ * and workflows emit through the SDK's metric meter) to Prometheus when asked.
+ */
+export function installWorkerRuntime({ logLevel = 'INFO', secrets, metricsPort }: WorkerRuntimeOptions = {}): Logger {
+  const logger = createJsonLogger({ level: logLevel, secrets });
+  Runtime.install({
+    logger: sdkLoggerFor(logger, logLevel),
+    ...(metricsPort === undefined
+      ? {}
+      : { telemetryOptions: { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } }),
+  });
+  return logger;
+}
