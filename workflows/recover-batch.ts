@@ -65,9 +65,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     throw err;
   }
   const { batchId } = policy;
-  const now = new Date();
+  // The deadline counts from the start of the whole chain, so continue-as-new does not extend it.
+  const { startTime, workflowId } = workflowInfo();
   const report =
-    carried?.report ?? newReport(batchId, workflowInfo().workflowId, now, new Date(now.getTime() + policy.deadline), policy.maxRounds);
+    carried?.report ??
+    newReport(batchId, workflowId, startTime, new Date(startTime.getTime() + policy.deadline), policy.maxRounds);
   const deadlineAt = Date.parse(report.deadlineAt);
   const remainingMs = () => deadlineAt - Date.now();
 

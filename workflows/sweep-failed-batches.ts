@@ -51,11 +51,15 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
 
   // maxStarts counts recoveries actually started: a start that finds one running frees its slot.
   let inFlight = 0;
+  const done = () => queue.length === 0 || started.length >= policy.maxStarts;
+  const slotFree = () => started.length + inFlight < policy.maxStarts;
   const startNext = async (): Promise<void> => {
     for (;;) {
-      await condition(() => queue.length === 0 || started.length >= policy.maxStarts || started.length + inFlight < policy.maxStarts);
-      const batch = started.length < policy.maxStarts ? queue.shift() : undefined;
-      if (batch === undefined) return;
+      await condition(() => done() || slotFree());
+      if (done()) return;
+      // Another lane woken by the same change may have taken the slot first.
+      if (!slotFree()) continue;
+      const batch = queue.shift() as ListedBatch;
       inFlight += 1;
       let result: StartBatchRecoveryResult | undefined;
       try {

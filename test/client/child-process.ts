@@ -15,11 +15,12 @@ export interface WatchedChild {
   closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const running = new Set<ChildProcess>();
+/** Children still running, and whether each leads a process group of its own (spawned detached). */
+const running = new Map<ChildProcess, boolean>();
 
 export function spawnWatched(command: string, args: string[], options: SpawnOptions): WatchedChild {
   const child = spawn(command, args, { cwd: repoRoot, ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  running.set(child, options.detached === true);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -61,15 +62,10 @@ export function spawnWatched(command: string, args: string[], options: SpawnOpti
 /** For afterEach: kills what a failed test left running (the whole group when it was spawned detached). */
 export async function killLeftoverChildren(): Promise<void> {
   await Promise.all(
-    [...running].map((child) => {
+    [...running].map(([child, leadsGroup]) => {
       const done = new Promise((resolve) => child.once('close', resolve));
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
-      }
+      if (leadsGroup && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      else child.kill('SIGKILL');
       return done;
     }),
   );

@@ -14,11 +14,24 @@ let client: Client;
 let recoveries: BatchRecoveries;
 let worker: WorkerProcess;
 let batchId: string;
+let taskQueue: string;
+
+/** The value of the one sample of `name` whose labels include `labels`; undefined when there is none. */
+function sample(metrics: string, name: string, labels: Record<string, string>): number | undefined {
+  const line = metrics
+    .split('\n')
+    .find(
+      (candidate) =>
+        candidate.startsWith(`${name}{`) &&
+        Object.entries(labels).every(([label, value]) => candidate.includes(`${label}="${value}"`)),
+    );
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
 
 beforeAll(async () => {
   simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
   client = await connectClient();
-  const taskQueue = uniqueTaskQueue('deployment');
+  taskQueue = uniqueTaskQueue('deployment');
   recoveries = new BatchRecoveries(client, taskQueue);
   worker = await spawnWorkerProcess({
     TEMPORAL_TASK_QUEUE: taskQueue,
@@ -54,12 +67,17 @@ test('the Prometheus endpoint exports the product metrics of that recovery', asy
   const response = await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`);
   expect(response.status).toBe(200);
   const metrics = await response.text();
-  console.log(metrics.split('\n').filter((l) => l.includes('anchor_')).join('\n'));
+
+  // The product's counters come through the SDK's meter with no prefix or suffix, labelled by queue and namespace.
+  expect(sample(metrics, 'anchor_recoveries', { outcome: 'recovered', taskQueue })).toBe(1);
+  expect(sample(metrics, 'anchor_retry_calls', { reconciled: 'false', taskQueue })).toBe(1);
+  expect(sample(metrics, 'anchor_retried_sessions', { taskQueue })).toBe(2);
+  // The SDK's own metrics share the endpoint, under its temporal_ prefix.
+  expect(metrics).toMatch(/^temporal_workflow_completed\{/m);
 });
 
 test('the JSON logs of that recovery carry workflowId and batchId, and no API key or session URL', () => {
   const entries = worker.logEntries();
-  console.log(JSON.stringify(entries.filter(e=>e.activityType), null, 1));
   const workflowId = recoveryWorkflowId(batchId);
   const finished = entries.find((entry) => entry.msg === 'Recovery finished');
   expect(finished).toMatchObject({ batchId, workflowId, outcome: 'recovered', level: 30 });

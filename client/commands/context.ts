@@ -1,0 +1,33 @@
+import type { Client } from '@temporalio/client';
+import type { Command } from 'commander';
+import { connectTemporal } from '../recoveries.js';
+
+/** The program-wide options the commands read (defined on the root program by cli.ts). */
+export interface TemporalGlobals {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  uiUrl: string;
+}
+
+/** What a subcommand needs from the program: a client for one command, and somewhere to print. */
+export interface CommandContext {
+  /** Connects with the command's global options, runs `use`, and closes the connection so the process can exit. */
+  withClient<T>(command: Command, use: (client: Client, globals: TemporalGlobals) => Promise<T>): Promise<T>;
+  print(text: string): void;
+}
+
+export function createCommandContext(): CommandContext {
+  return {
+    async withClient(command, use) {
+      const globals = command.optsWithGlobals<TemporalGlobals>();
+      const client = await connectTemporal({ address: globals.address, namespace: globals.namespace });
+      try {
+        return await use(client, globals);
+      } finally {
+        await client.connection.close();
+      }
+    },
+    print: (text) => process.stdout.write(`${text}\n`),
+  };
+}

@@ -1,0 +1,48 @@
+import { Option, type Command } from 'commander';
+import ms from 'ms';
+import { RECOVERY_OUTCOMES, type RecoveryOutcome } from '../../workflows/report.js';
+import { formatTable } from '../format-report.js';
+import { listRecoveries, type RecoveryRow } from '../recovery-list.js';
+import type { CommandContext } from './context.js';
+
+export interface ReportAllOptions {
+  since?: string;
+  outcome?: RecoveryOutcome;
+  json?: boolean;
+}
+
+/** One line per recovery, newest first. */
+export function formatRecoveryTable(rows: RecoveryRow[]): string {
+  if (rows.length === 0) return 'No recoveries found';
+  const header = ['batch', 'outcome', 'rounds', 'retried', 'still failing', 'started', 'duration'];
+  const lines = rows.map((row) => [
+    row.batchId,
+    row.outcome,
+    String(row.rounds),
+    String(row.retriedSessions),
+    String(row.stillFailedSessions),
+    row.startedAt.toISOString(),
+    ms(row.durationMs),
+  ]);
+  return formatTable([header, ...lines]).join('\n');
+}
+
+/** The options `report` takes when no batch id is given; added to the report command cli.ts defines. */
+export function addReportAllOptions(report: Command): Command {
+  return report
+    .option('--since <duration>', 'without a batch id: recoveries started within this long (default 24h)')
+    .addOption(
+      new Option('--outcome <outcome>', 'without a batch id: only recoveries that ended so').choices(RECOVERY_OUTCOMES),
+    );
+}
+
+/** `report` without a batch id: every recovery in the window, from Temporal visibility. */
+export async function reportAllRecoveries(context: CommandContext, command: Command, options: ReportAllOptions): Promise<void> {
+  await context.withClient(command, async (client) => {
+    const rows = await listRecoveries(client, {
+      ...(options.since !== undefined && { since: options.since }),
+      ...(options.outcome !== undefined && { outcome: options.outcome }),
+    });
+    context.print(options.json ? JSON.stringify(rows, null, 2) : formatRecoveryTable(rows));
+  });
+}

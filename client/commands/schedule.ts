@@ -1,0 +1,108 @@
+import type { Command } from 'commander';
+import ms from 'ms';
+import {
+  DEFAULT_SWEEP_SCHEDULE_ID,
+  deleteSweepSchedule,
+  describeSweepSchedule,
+  pauseSweepSchedule,
+  triggerSweepSchedule,
+  unpauseSweepSchedule,
+  upsertSweepSchedule,
+  type SweepScheduleSummary,
+} from '../schedules.js';
+import type { CommandContext } from './context.js';
+
+interface UpsertOptions {
+  id: string;
+  every: string;
+  lookback?: string;
+  maxStarts?: number;
+  fanOut?: number;
+}
+
+export function scheduleUiUrl(uiBaseUrl: string, namespace: string, scheduleId: string): string {
+  return `${uiBaseUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/schedules/${encodeURIComponent(scheduleId)}`;
+}
+
+/** The schedule as an operator reads it in a terminal. */
+export function formatSweepSchedule(summary: SweepScheduleSummary): string {
+  const lines = [
+    `Schedule ${summary.scheduleId}: every ${ms(summary.everyMs)}, ${summary.paused ? 'paused' : 'active'}${summary.note ? ` (${summary.note})` : ''}`,
+    `Sweep input: ${JSON.stringify(summary.sweep)}   task queue: ${summary.taskQueue}`,
+    `Runs: ${summary.runsTaken} taken, ${summary.runsSkippedForOverlap} skipped while a sweep was running`,
+    `Next runs: ${summary.nextRunsAt.map((at) => at.toISOString()).join(', ') || 'none'}`,
+  ];
+  if (summary.runningSweeps.length > 0) lines.push(`Running now: ${summary.runningSweeps.join(', ')}`);
+  for (const run of summary.recentRuns) lines.push(`  ran ${run.scheduledAt.toISOString()}  ${run.workflowId}`);
+  return lines.join('\n');
+}
+
+/** `schedule upsert|describe|pause|unpause|trigger|delete`: the Temporal Schedule that runs the sweep. */
+export function registerScheduleCommands(program: Command, context: CommandContext): Command {
+  const schedule = program.command('schedule').description('manage the schedule that sweeps for failed batches and recovers them');
+  const withId = (command: Command) =>
+    command.option('--id <scheduleId>', 'schedule id', DEFAULT_SWEEP_SCHEDULE_ID);
+
+  withId(schedule.command('upsert'))
+    .description('create the sweep schedule, or update it in place (its paused state is kept)')
+    .requiredOption('--every <duration>', 'how often to sweep, e.g. 15m')
+    .option('--lookback <duration>', 'sweep batches created within this long (default 24h)')
+    .option('--max-starts <n>', 'recoveries one sweep starts at most (default 200)', Number)
+    .option('--fan-out <n>', 'recovery starts in flight at once (default 10)', Number)
+    .action(async (options: UpsertOptions, command: Command) => {
+      await context.withClient(command, async (client, globals) => {
+        const { created } = await upsertSweepSchedule(client, {
+          scheduleId: options.id,
+          every: options.every,
+          taskQueue: globals.taskQueue,
+          ...(options.lookback !== undefined && { lookback: options.lookback }),
+          ...(options.maxStarts !== undefined && { maxStarts: options.maxStarts }),
+          ...(options.fanOut !== undefined && { fanOut: options.fanOut }),
+        });
+        context.print(`${created ? 'Created' : 'Updated'} schedule ${options.id}, sweeping every ${options.every}`);
+        context.print(`Web UI: ${scheduleUiUrl(globals.uiUrl, globals.namespace, options.id)}`);
+      });
+    });
+
+  withId(schedule.command('describe'))
+    .description('show the schedule, its next runs and recent sweeps')
+    .option('--json', 'print the description as JSON')
+    .action(async (options: { id: string; json?: boolean }, command: Command) => {
+      await context.withClient(command, async (client) => {
+        const summary = await describeSweepSchedule(client, options.id);
+        context.print(options.json ? JSON.stringify(summary, null, 2) : formatSweepSchedule(summary));
+      });
+    });
+
+  withId(schedule.command('pause'))
+    .description('stop sweeping until unpaused; running recoveries go on')
+    .option('--note <text>', 'why, shown with the schedule')
+    .action(async (options: { id: string; note?: string }, command: Command) => {
+      await context.withClient(command, (client) => pauseSweepSchedule(client, options.id, options.note));
+      context.print(`Paused schedule ${options.id}`);
+    });
+
+  withId(schedule.command('unpause'))
+    .description('resume sweeping')
+    .option('--note <text>', 'why, shown with the schedule')
+    .action(async (options: { id: string; note?: string }, command: Command) => {
+      await context.withClient(command, (client) => unpauseSweepSchedule(client, options.id, options.note));
+      context.print(`Unpaused schedule ${options.id}`);
+    });
+
+  withId(schedule.command('trigger'))
+    .description('sweep now (skipped if a sweep is already running)')
+    .action(async (options: { id: string }, command: Command) => {
+      await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
+      context.print(`Triggered a sweep of schedule ${options.id}`);
+    });
+
+  withId(schedule.command('delete'))
+    .description('delete the schedule; sweeps and recoveries already started keep running')
+    .action(async (options: { id: string }, command: Command) => {
+      await context.withClient(command, (client) => deleteSweepSchedule(client, options.id));
+      context.print(`Deleted schedule ${options.id}`);
+    });
+
+  return schedule;
+}

@@ -1,0 +1,118 @@
+/**
+ * Records recovery histories into test/fixtures/histories/ for the replay test.
+ * Run it (npm run fixtures:record) only to add a scenario: the committed
+ * histories are what keeps a workflow change from breaking running recoveries.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { NativeConnection } from '@temporalio/worker';
+import { BatchRecoveries } from '../client/recoveries.js';
+import { startSimulator } from '../simulator/index.js';
+import { createRecoveryWorker } from '../worker/create-worker.js';
+import type { RecoverBatchInput } from '../workflows/input.js';
+import { startDevServer } from './dev-server.js';
+
+const fixturesDir = fileURLToPath(new URL('../test/fixtures/histories/', import.meta.url));
+const apiKey = 'fixture-key';
+const fast = {
+  poll: { initialInterval: '50ms', backoffCoefficient: 1, maximumInterval: '50ms' },
+  roundBackoff: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s' },
+} satisfies Partial<RecoverBatchInput>;
+
+const server = await startDevServer({ ui: false });
+const simulator = await startSimulator({ apiKeys: [apiKey], attemptDurationMs: 40, queueDelayMs: 10 });
+const workerConnection = await NativeConnection.connect({ address: server.address });
+const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+const taskQueue = 'record-fixtures';
+const worker = await createRecoveryWorker({
+  connection: workerConnection,
+  config: {
+    temporal: { address: server.address, namespace: server.namespace, taskQueue },
+    anchor: { baseUrl: simulator.url, apiKey, timeoutMs: 2_000 },
+    limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
+  },
+});
+const recoveries = new BatchRecoveries(client, taskQueue);
+
+async function waitForPhase(batchId: string, phase: string) {
+  while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+const scenarios: Record<string, () => Promise<string>> = {
+  async 'recovered-one-round'() {
+    const batch = simulator.createScriptedBatch({ count: 6, script: { '1': ['fail', 'ok'], '4': ['fail', 'ok'] } });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return batch.id;
+  },
+  async 'exhausted-two-rounds'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2, maxRetries: 2 });
+    return batch.id;
+  },
+  async clean() {
+    const batch = simulator.createScriptedBatch({ count: 3 });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return batch.id;
+  },
+  async 'reconciled-after-dropped-answer'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return batch.id;
+  },
+  async 'operator-controls'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
+    await recoveries.start({ batchId: batch.id, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    await waitForPhase(batch.id, 'backing_off');
+    await recoveries.pause(batch.id);
+    await waitForPhase(batch.id, 'paused');
+    await recoveries.updatePolicy(batch.id, { maxRounds: 4 });
+    await recoveries.resume(batch.id);
+    await recoveries.retryNow(batch.id);
+    await waitForPhase(batch.id, 'backing_off');
+    await recoveries.retryNow(batch.id);
+    return batch.id;
+  },
+  async 'operator-cancelled'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
+    await recoveries.start({ batchId: batch.id, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    await waitForPhase(batch.id, 'backing_off');
+    await recoveries.cancel(batch.id);
+    return batch.id;
+  },
+  async 'continued-as-new'() {
+    const batch = simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '10ms', maximumInterval: '10ms' },
+      maxRounds: 5,
+      continueAsNewAfterEvents: 50,
+    });
+    return batch.id;
+  },
+};
+
+try {
+  await mkdir(fixturesDir, { recursive: true });
+  await worker.runUntil(async () => {
+    for (const [name, run] of Object.entries(scenarios)) {
+      const batchId = await run();
+      await recoveries.result(batchId).catch(() => undefined);
+      // A continued-as-new chain is recorded from its first run, which holds the continue-as-new itself.
+      const { runId } = await recoveries.handle(batchId).describe();
+      const firstRunId = (await recoveries.handle(batchId).describe()).raw.workflowExecutionInfo?.firstRunId ?? runId;
+      const history = await client.workflow.getHandle(recoveries.handle(batchId).workflowId, firstRunId).fetchHistory();
+      await writeFile(path.join(fixturesDir, `${name}.json`), historyToJSON(history));
+      console.log(`recorded ${name}: ${history.events?.length ?? 0} events`);
+    }
+  });
+} finally {
+  await workerConnection.close();
+  await client.connection.close();
+  await simulator.close();
+  await server.stop();
+}

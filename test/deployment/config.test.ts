@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadWorkerConfig } from '../../worker/config.js';
+import { redactLine } from '../../worker/logging.js';
+import { InvalidInputError } from '../../workflows/input.js';
+import { spawnWorkerProcess } from './worker-process.js';
+
+let dir: string;
+let certFile: string;
+let keyFile: string;
+let caFile: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'worker-config-'));
+  [certFile, keyFile, caFile] = ['client.pem', 'client.key', 'ca.pem'].map((name) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, `-----BEGIN ${name}-----\n`);
+    return file;
+  }) as [string, string, string];
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const minimal = { ANCHOR_API_KEY: 'anchor-key' };
+
+function problemsOf(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadWorkerConfig(env);
+  } catch (err) {
+    if (err instanceof InvalidInputError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected the configuration to be rejected');
+}
+
+test('defaults give a plaintext connection to a local server and keep the existing WorkerConfig shape', () => {
+  expect(loadWorkerConfig(minimal)).toEqual({
+    temporal: { address: 'localhost:7233', namespace: 'default', taskQueue: 'anchor-batch-recovery' },
+    anchor: { baseUrl: 'https://api.anchorbrowser.io', apiKey: 'anchor-key', timeoutMs: 15_000 },
+    limits: { maxCallsPerSecond: 10, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
+    observability: { logLevel: 'INFO' },
+  });
+});
+
+test('every problem is listed at once, each naming its variable', () => {
+  const problems = problemsOf({
+    TEMPORAL_ADDRESS: 'temporal',
+    TEMPORAL_TLS_CERT: certFile,
+    TEMPORAL_TLS_CA: path.join(dir, 'missing-ca.pem'),
+    ANCHOR_BASE_URL: 'not a url',
+    METRICS_PORT: '70000',
+    LOG_LEVEL: 'loud',
+  });
+  expect(problems).toEqual([
+    expect.stringMatching(/^TEMPORAL_ADDRESS: expected host:port/),
+    expect.stringMatching(/^TEMPORAL_TLS_CA: cannot read .*missing-ca\.pem \(ENOENT\)$/),
+    'ANCHOR_BASE_URL: expected an http(s) URL',
+    'ANCHOR_API_KEY: required: the AnchorBrowser API key',
+    expect.stringMatching(/^METRICS_PORT: /),
+    expect.stringMatching(/^LOG_LEVEL: /),
+    expect.stringMatching(/^TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT/),
+  ]);
+});
+
+test('a TLS key without its certificate is rejected', () => {
+  expect(problemsOf({ ...minimal, TEMPORAL_TLS_KEY: keyFile })).toEqual([
+    expect.stringMatching(/^TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY/),
+  ]);
+});
+
+test('a missing or blank Anchor API key is rejected (compose passes unset variables as empty strings)', () => {
+  expect(problemsOf({})).toEqual(['ANCHOR_API_KEY: required: the AnchorBrowser API key']);
+  expect(problemsOf({ ANCHOR_API_KEY: '  ' })).toEqual(['ANCHOR_API_KEY: required: the AnchorBrowser API key']);
+});
+
+test('an Anchor base URL that is not http(s) is rejected', () => {
+  expect(problemsOf({ ...minimal, ANCHOR_BASE_URL: 'ftp://api.anchorbrowser.io' })).toEqual([
+    'ANCHOR_BASE_URL: expected an http(s) URL',
+  ]);
+});
+
+test('mTLS to a self-hosted server reads the certificate, key and CA at start', () => {
+  const config = loadWorkerConfig({
+    ...minimal,
+    TEMPORAL_ADDRESS: 'temporal.internal:7233',
+    TEMPORAL_TLS_CERT: certFile,
+    TEMPORAL_TLS_KEY: keyFile,
+    TEMPORAL_TLS_CA: caFile,
+    TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
+  });
+  expect(config.temporal.tls).toEqual({
+    clientCertPair: { crt: Buffer.from('-----BEGIN client.pem-----\n'), key: Buffer.from('-----BEGIN client.key-----\n') },
+    serverRootCACertificate: Buffer.from('-----BEGIN ca.pem-----\n'),
+    serverNameOverride: 'temporal.internal',
+  });
+  expect(config.temporal.apiKey).toBeUndefined();
+});
+
+test('Temporal Cloud with an API key connects over TLS; without credentials or with a bare namespace it is rejected', () => {
+  const cloud = { ...minimal, TEMPORAL_ADDRESS: 'recovery.a1b2c.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'recovery.a1b2c' };
+  const config = loadWorkerConfig({ ...cloud, TEMPORAL_API_KEY: 'cloud-key' });
+  expect(config.temporal).toMatchObject({ apiKey: 'cloud-key', tls: {}, namespace: 'recovery.a1b2c' });
+
+  expect(problemsOf({ ...cloud, TEMPORAL_NAMESPACE: 'default' })).toEqual([
+    expect.stringMatching(/^TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY/),
+    'TEMPORAL_NAMESPACE: a Temporal Cloud namespace looks like <namespace>.<account>',
+  ]);
+});
+
+test('TEMPORAL_TLS=false contradicting TLS files is rejected', () => {
+  expect(problemsOf({ ...minimal, TEMPORAL_TLS: 'false', TEMPORAL_TLS_CA: caFile })).toEqual([
+    'TEMPORAL_TLS: is false, but TEMPORAL_TLS_CA is set',
+  ]);
+});
+
+test('metrics port, log level and the prebuilt bundle are read for the worker process', () => {
+  const config = loadWorkerConfig({ ...minimal, METRICS_PORT: '9464', LOG_LEVEL: 'debug', WORKFLOW_BUNDLE_PATH: caFile });
+  expect(config.observability).toEqual({ logLevel: 'DEBUG', metricsPort: 9464 });
+  expect(config.workflowBundlePath).toBe(caFile);
+  expect(problemsOf({ ...minimal, WORKFLOW_BUNDLE_PATH: path.join(dir, 'nope.js') })).toEqual([
+    expect.stringMatching(/^WORKFLOW_BUNDLE_PATH: cannot read .*nope\.js$/),
+  ]);
+});
+
+test('log lines lose API keys and session URLs wherever they are', () => {
+  const line = JSON.stringify({
+    msg: 'failed with anchor-key',
+    err: { stack: 'at anchor-key' },
+    cdp: 'wss://connect.anchorbrowser.io?sessionId=s1&token=t1',
+    live: 'https://live.anchorbrowser.io/inspector.html?sessionId=s1&token=t1',
+    api: 'https://api.anchorbrowser.io/v1/batch-sessions/b1',
+  });
+  expect(JSON.parse(redactLine(line, ['anchor-key']))).toEqual({
+    msg: 'failed with [redacted]',
+    err: { stack: 'at [redacted]' },
+    cdp: '[redacted-url]',
+    live: '[redacted-url]',
+    api: 'https://api.anchorbrowser.io/v1/batch-sessions/b1',
+  });
+});
+
+test('the worker process exits 1 with every configuration problem on its own line', async () => {
+  const worker = await spawnWorkerProcess({ ANCHOR_API_KEY: '', ANCHOR_BASE_URL: 'nope', TEMPORAL_TLS_CERT: certFile });
+  const { code } = await worker.closed;
+  expect(code).toBe(1);
+  expect(worker.stderr().trim().split('\n')).toEqual([
+    'Invalid worker configuration:',
+    '  - ANCHOR_BASE_URL: expected an http(s) URL',
+    '  - ANCHOR_API_KEY: required: the AnchorBrowser API key',
+    '  - TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT (the client certificate needs its key)',
+  ]);
+});

@@ -1,0 +1,118 @@
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  await env.startWorker();
+});
+afterAll(() => env.close());
+
+const SLOW_ROUNDS = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
+const oneFailingSession = () => env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+const phaseIs = (batchId: string, phase: string) => async () =>
+  (await env.recoveries.report(batchId)).phase === phase ? true : undefined;
+
+test('retryNow skips the wait before the next retry call', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
+
+  await env.recoveries.retryNow(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toHaveLength(1);
+});
+
+test('a paused recovery makes no retry call until resumed', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await env.recoveries.pause(batch.id);
+  await eventually('the recovery to hold at its first retry', phaseIs(batch.id, 'paused'));
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
+  expect((await env.recoveries.report(batch.id)).paused).toBe(true);
+
+  await env.recoveries.resume(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.paused).toBe(false);
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+});
+
+test('a policy change applies to the rounds still to come; an invalid one is rejected naming the field', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+
+  const rejected = await env.recoveries.updatePolicy(batch.id, { maxRetries: 9 }).catch((err: unknown) => err);
+  expect(rejected).toBeInstanceOf(WorkflowUpdateFailedError);
+  expect(((rejected as WorkflowUpdateFailedError).cause as Error).message).toMatch(/maxRetries: Too big/);
+  const unknown = await env.recoveries
+    .updatePolicy(batch.id, { roundBackof: {} } as never)
+    .catch((err: unknown) => ((err as WorkflowUpdateFailedError).cause as Error).message);
+  expect(unknown).toMatch(/roundBackof: unknown field/);
+
+  const updated = await env.recoveries.updatePolicy(batch.id, {
+    maxRounds: 5,
+    maxRetries: 3,
+    roundBackoff: { initialInterval: '100ms' },
+  });
+  expect(updated.maxRounds).toBe(5);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(env.simulator.ledger.forBatch(batch.id).retries.map((retry) => retry.body.max_retries)).toEqual([3]);
+});
+
+test('cancelling a recovery ends it with outcome operator_cancelled and its report', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+
+  await env.recoveries.cancel(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('operator_cancelled');
+  expect(report.stillFailing.total).toBe(1);
+  expect((await env.recoveries.handle(batch.id).describe()).status.name).toBe('COMPLETED');
+});
+
+test('a deadline that passes before the next round ends the recovery with what still fails', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, deadline: '2s' });
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('deadline');
+  expect(report.stillFailing).toEqual({ total: 1, sessions: [expect.objectContaining({ itemIndex: 2 })] });
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
+});
+
+test('a long recovery continues as new with a bounded history, its report and deadline continuous', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+  await env.recoveries.start({
+    batchId: batch.id,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '10ms', maximumInterval: '10ms' },
+    maxRounds: 8,
+    continueAsNewAfterEvents: 50,
+  });
+  const firstRun = await env.recoveries.handle(batch.id).describe();
+  const report = await env.recoveries.result(batch.id);
+  const lastRun = await env.recoveries.handle(batch.id).describe();
+
+  expect(report.outcome).toBe('exhausted');
+  expect(report.rounds.map((round) => round.round)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  expect(report.continuedAsNew).toBeGreaterThanOrEqual(1);
+  expect(lastRun.runId).not.toBe(firstRun.runId);
+  expect(report.deadlineAt).toBe(new Date(firstRun.startTime.getTime() + 24 * 3600_000).toISOString());
+  expect(lastRun.typedSearchAttributes.get(recoveryRoundsKey)).toBe(8);
+
+  const firstHistory = await env.client.workflow.getHandle(firstRun.workflowId, firstRun.runId).fetchHistory();
+  const lastHistory = await env.recoveries.handle(batch.id).fetchHistory();
+  console.info(
+    `continue-as-new: ${report.continuedAsNew} times; first run ${firstHistory.events?.length} events, last run ${lastHistory.events?.length} events, 8 rounds in all`,
+  );
+  // The limit is checked between rounds, so a run may pass it by up to one round's events (about 17).
+  expect(firstHistory.events?.length).toBeLessThanOrEqual(50 + 20);
+  expect(lastHistory.events?.length).toBeLessThanOrEqual(50 + 20);
+});

@@ -1,0 +1,26 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from './helpers/recovery-env.js';
+
+// Histories recorded from earlier versions of the workflow (npm run fixtures:record adds scenarios).
+// A change that would break running recoveries fails here with a determinism error.
+const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
+
+test('recorded recovery histories replay on the current workflow code', async () => {
+  const files = (await readdir(fixturesDir)).filter((file) => file.endsWith('.json')).sort();
+  expect(files.length).toBeGreaterThanOrEqual(7);
+  const histories = await Promise.all(
+    files.map(async (file) => ({
+      workflowId: file,
+      history: historyFromJSON(JSON.parse(await readFile(`${fixturesDir}${file}`, 'utf8'))),
+    })),
+  );
+
+  const outcomes: Record<string, string> = {};
+  for await (const result of Worker.runReplayHistories(workflowBundle(), histories)) {
+    outcomes[result.workflowId] = result.error ? String(result.error) : 'ok';
+  }
+  expect(outcomes).toEqual(Object.fromEntries(files.map((file) => [file, 'ok'])));
+});

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { Command } from 'commander';
+import { registerScheduleCommands } from '../../client/commands/schedule.js';
+import {
+  deleteSweepSchedule,
+  describeSweepSchedule,
+  SweepScheduleNotFoundError,
+  upsertSweepSchedule,
+} from '../../client/schedules.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { SweepResult } from '../../workflows/sweep-input.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { testCommandContext } from '../helpers/sweep-env.js';
+
+let env: RecoveryEnv;
+const created: string[] = [];
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  await env.startWorker();
+});
+afterAll(async () => {
+  for (const scheduleId of created) await deleteSweepSchedule(env.client, scheduleId).catch(() => undefined);
+  await env.close();
+});
+
+function newScheduleId(): string {
+  const scheduleId = `sweep-test-${randomUUID()}`;
+  created.push(scheduleId);
+  return scheduleId;
+}
+
+test('upserting twice keeps one schedule and updates it in place', async () => {
+  const scheduleId = newScheduleId();
+  const first = await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  await env.client.schedule.getHandle(scheduleId).pause('kept across updates');
+  const second = await upsertSweepSchedule(env.client, { scheduleId, every: '2h', taskQueue: env.taskQueue, maxStarts: 5 });
+
+  expect(first).toEqual({ scheduleId, created: true });
+  expect(second).toEqual({ scheduleId, created: false });
+  const summary = await describeSweepSchedule(env.client, scheduleId);
+  expect(summary).toMatchObject({ everyMs: 2 * 3_600_000, sweep: { maxStarts: 5 }, taskQueue: env.taskQueue, paused: true });
+  const { policies } = await env.client.schedule.getHandle(scheduleId).describe();
+  expect(policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 2 * 3_600_000 });
+
+  const listed = await eventually('the schedule in the schedule list', async () => {
+    const matching = [];
+    for await (const schedule of env.client.schedule.list()) if (schedule.scheduleId === scheduleId) matching.push(schedule);
+    return matching.length > 0 ? matching : undefined;
+  });
+  expect(listed).toHaveLength(1);
+});
+
+test('the schedule commands create, pause, unpause, trigger, describe and delete the sweep schedule', async () => {
+  const scheduleId = newScheduleId();
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] }, created_at: new Date(Date.now() - 60_000).toISOString() });
+  const { context, printed } = testCommandContext(env.client, env.taskQueue);
+  const run = async (...args: string[]) => {
+    const program = new Command('batch-recovery').exitOverride();
+    registerScheduleCommands(program, context);
+    printed.length = 0;
+    await program.parseAsync(['schedule', ...args, '--id', scheduleId], { from: 'user' });
+    return printed.join('\n');
+  };
+
+  expect(await run('upsert', '--every', '1h', '--lookback', '10m', '--max-starts', '5', '--fan-out', '2')).toMatch(
+    new RegExp(`Created schedule ${scheduleId}.*\\nWeb UI: http://ui.test/namespaces/.+/schedules/${scheduleId}`),
+  );
+  expect((await describeSweepSchedule(env.client, scheduleId)).sweep).toEqual({ lookback: '10m', maxStarts: 5, fanOut: 2 });
+
+  await run('pause', '--note', 'maintenance');
+  expect(await describeSweepSchedule(env.client, scheduleId)).toMatchObject({ paused: true, note: 'maintenance' });
+  expect(await run('describe')).toContain(`Schedule ${scheduleId}: every 1h, paused (maintenance)`);
+  await run('unpause');
+  expect((await describeSweepSchedule(env.client, scheduleId)).paused).toBe(false);
+
+  // The sweep input has no recovery policy, so the started recovery waits the default 30s before retrying: cancelled below.
+  await run('trigger');
+  const sweepId = await eventually('the triggered sweep', async () => {
+    const { recentRuns } = await describeSweepSchedule(env.client, scheduleId);
+    return recentRuns[0]?.workflowId;
+  });
+  expect(sweepId.startsWith(scheduleId)).toBe(true);
+  const result = await env.client.workflow.getHandle(sweepId).result() as SweepResult;
+  expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
+  await env.recoveries.cancel(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
+
+  const described = JSON.parse(await run('describe', '--json')) as { recentRuns: { workflowId: string }[]; runsTaken: number };
+  expect(described.recentRuns.map((recent) => recent.workflowId)).toEqual([sweepId]);
+  expect(described.runsTaken).toBe(1);
+
+  expect(await run('delete')).toBe(`Deleted schedule ${scheduleId}`);
+  await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
+  await expect(run('pause')).rejects.toThrow(`No sweep schedule with id ${scheduleId}`);
+});
+
+test('an invalid schedule is refused before anything is created, naming each field', async () => {
+  const scheduleId = newScheduleId();
+  await expect(
+    upsertSweepSchedule(env.client, { scheduleId, every: '10s', lookback: 'soon', fanOut: 0, recovery: FAST_POLICY }),
+  ).rejects.toThrow(/every: must be at least 1m; lookback: expected a duration.*; fanOut: /);
+  await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
+});

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
+import { parseSweepInput, type SweepFailedBatchesInput, type SweepResult } from '../../workflows/sweep-input.js';
+import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  await env.startWorker();
+});
+afterAll(() => env.close());
+// Each test starts from an empty team; its recoveries have ended before the next test starts.
+beforeEach(() => env.simulator.reset());
+
+const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+
+/** A settled batch created `minutes` ago; `failing` of its sessions failed and succeed when retried. */
+function batchCreated(minutes: number, failing: number): string {
+  const script = Object.fromEntries(Array.from({ length: failing }, (_, index) => [String(index), ['fail', 'ok'] as ('fail' | 'ok')[]]));
+  return env.simulator.createScriptedBatch({ count: 3, script, created_at: minutesAgo(minutes) }).id;
+}
+
+const startSweep = (input: SweepFailedBatchesInput) =>
+  env.client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
+    taskQueue: env.taskQueue,
+    workflowId: `sweep-test-${randomUUID()}`,
+    args: [input],
+  });
+const sweep = async (input: SweepFailedBatchesInput): Promise<SweepResult> => (await startSweep(input)).result();
+
+const ids = (entries: { batchId: string }[]) => entries.map((entry) => entry.batchId).sort();
+const outcomesOf = async (batchIds: string[]) => Promise.all(batchIds.map(async (batchId) => (await env.recoveries.result(batchId)).outcome));
+
+test('a sweep recovers the batches with failed sessions created within the lookback, reading every page', async () => {
+  const failedInside = [5, 10, 20, 30, 40].map((minutes) => batchCreated(minutes, 1));
+  const cleanInside = [15, 25].map((minutes) => batchCreated(minutes, 0));
+  const failedOutside = [3 * 60, 5 * 60].map((minutes) => batchCreated(minutes, 2));
+
+  const result = await sweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
+
+  expect(ids(result.started)).toEqual([...failedInside].sort());
+  for (const { batchId, workflowId } of result.started) expect(workflowId).toBe(recoveryWorkflowId(batchId));
+  expect(result.skipped).toEqual(expect.arrayContaining(cleanInside.map((batchId) => ({ batchId, reason: 'no_failed_sessions' }))));
+  expect(result.skipped).toHaveLength(2);
+  expect(result.counts).toEqual({
+    scanned: 7,
+    started: 5,
+    no_failed_sessions: 2,
+    already_running: 0,
+    already_recovered: 0,
+    over_limit: 0,
+    start_failed: 0,
+  });
+  expect(Date.parse(result.window.createdBefore) - Date.parse(result.window.createdAfter)).toBe(2 * 3_600_000);
+
+  // 5 failed batches at 2 a page, then the 2 clean ones, all within the window the workflow computed.
+  const listCalls = env.simulator.ledger.all().calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches);
+  const queries = listCalls.map((call) => new URL(call.path, env.simulator.url).searchParams);
+  expect(queries.map((query) => [query.get('status'), query.get('page')])).toEqual([
+    ['failed', '1'],
+    ['failed', '2'],
+    ['failed', '3'],
+    ['completed', '1'],
+  ]);
+  for (const query of queries) expect(query.get('created_after')).toBe(result.window.createdAfter);
+
+  // The recoveries run on their own, with the sweep's recovery input, and only for the picked batches.
+  expect(await outcomesOf(failedInside)).toEqual(failedInside.map(() => 'recovered'));
+  expect((await env.recoveries.report(failedInside[0] as string)).maxRounds).toBe(2);
+  for (const batchId of [...cleanInside, ...failedOutside]) expect(env.simulator.ledger.forBatch(batchId).retries).toEqual([]);
+});
+
+test('overlapping sweeps start one recovery per batch; later sweeps skip running and ended recoveries', async () => {
+  const batches = [5, 10, 15].map((minutes) => batchCreated(minutes, 2));
+  // Recoveries that wait an hour before retrying, so they are still running when the other sweeps look.
+  const recovery = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
+
+  const [first, second] = await Promise.all([startSweep({ recovery }), startSweep({ recovery })]);
+  const results = await Promise.all([first.result(), second.result()]);
+  const started = results.flatMap((result) => ids(result.started));
+  const skipped = results.flatMap((result) => result.skipped);
+  expect(started.sort()).toEqual([...batches].sort());
+  expect(ids(skipped)).toEqual([...batches].sort());
+  expect(new Set(skipped.map((entry) => entry.reason))).toEqual(new Set(['already_running']));
+
+  const runIds = await Promise.all(batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId));
+  const third = await sweep({ recovery });
+  expect(third.started).toEqual([]);
+  expect(third.counts.already_running).toBe(3);
+
+  // An ended recovery is not redone: the batch still has failed sessions, but the operator stopped it.
+  for (const batchId of batches) await env.recoveries.cancel(batchId);
+  expect(await outcomesOf(batches)).toEqual(batches.map(() => 'operator_cancelled'));
+  const fourth = await sweep({ recovery });
+  expect(fourth.started).toEqual([]);
+  expect(fourth.skipped.map((entry) => entry.reason)).toEqual(['already_recovered', 'already_recovered', 'already_recovered']);
+  const runIdsAfter = await Promise.all(batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId));
+  expect(runIdsAfter).toEqual(runIds);
+});
+
+test('a sweep starts at most maxStarts recoveries, newest batches first, with at most fanOut starts in flight', async () => {
+  const newestFirst = [5, 10, 15, 20, 25].map((minutes) => batchCreated(minutes, 1));
+
+  const handle = await startSweep({ maxStarts: 3, fanOut: 2, recovery: FAST_POLICY });
+  const result = await handle.result();
+
+  expect(ids(result.started)).toEqual(newestFirst.slice(0, 3).sort());
+  expect(result.skipped).toEqual(newestFirst.slice(3).map((batchId) => ({ batchId, reason: 'over_limit' })));
+  expect(result.counts).toMatchObject({ started: 3, over_limit: 2 });
+
+  // Replay the sweep's history: count start activities scheduled but not yet closed.
+  const { events } = await handle.fetchHistory();
+  const open = new Set<string>();
+  let mostInFlight = 0;
+  for (const event of events ?? []) {
+    const id = String(event.eventId);
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'startBatchRecovery') open.add(id);
+    const closed =
+      event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    if (closed) open.delete(String(closed.scheduledEventId));
+    mostInFlight = Math.max(mostInFlight, open.size);
+  }
+  expect(mostInFlight).toBe(2);
+  expect(await outcomesOf(newestFirst.slice(0, 3))).toEqual(['recovered', 'recovered', 'recovered']);
+});
+
+test('invalid sweep input ends the sweep at once with a non-retryable error naming each field', async () => {
+  const failure = await env.client.workflow
+    .execute('sweepFailedBatches', {
+      taskQueue: env.taskQueue,
+      workflowId: `sweep-invalid-${randomUUID()}`,
+      args: [{ lookback: 'a while', statuses: ['pending'], pageSize: 500, fanOut: 0, recovery: { maxRounds: 0, maxRound: 2 } }],
+    })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string; nonRetryable?: boolean };
+  expect(cause.type).toBe('InvalidSweepInput');
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toMatch(/lookback: expected a duration/);
+  expect(cause.message).toMatch(/statuses\.0: /);
+  expect(cause.message).toMatch(/pageSize: /);
+  expect(cause.message).toMatch(/fanOut: /);
+  expect(cause.message).toMatch(/recovery\.maxRounds: /);
+  expect(cause.message).toMatch(/recovery\.maxRound: unknown field/);
+  expect(env.simulator.ledger.all().calls).toEqual([]);
+});
+
+test('left-out sweep input takes the defaults', () => {
+  const policy = parseSweepInput({});
+  expect(policy).toMatchObject({ lookback: 24 * 3_600_000, statuses: ['failed', 'completed'], pageSize: 100, maxStarts: 200, fanOut: 10 });
+  expect(policy.recovery).toMatchObject({ maxRounds: 3, maxRetries: 1 });
+  expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be longer than 0/);
+});
