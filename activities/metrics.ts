@@ -12,5 +12,7 @@ export function countRetryCall(retriedSessions: number, reconciled: boolean): vo
   metricMeter
     .createCounter('anchor_retry_calls', 'calls', 'Retry rounds, by whether the answer came from reconciling')
     .add(1, { reconciled: String(reconciled) });
-  metricMeter.createCounter('anchor_retried_sessions', 'sessions', 'Sessions the retry endpoint retried').add(retriedSessions);
+  metricMeter
+    .createCounter('anchor_retried_sessions', 'sessions', 'Sessions the retry endpoint retried')
+    .add(retriedSessions);
 }

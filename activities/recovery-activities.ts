@@ -32,7 +32,11 @@ export function retryTookEffect(before: RetryFailedSessionsInput['before'], now:
   const snapshot = toBatchSnapshot(now, new Date());
   if (snapshot.pending + snapshot.processing > 0) return true;
   if (snapshot.failed < before.failed) return true;
-  return before.retryCountTotal !== null && snapshot.retryCountTotal !== null && snapshot.retryCountTotal > before.retryCountTotal;
+  return (
+    before.retryCountTotal !== null &&
+    snapshot.retryCountTotal !== null &&
+    snapshot.retryCountTotal > before.retryCountTotal
+  );
 }
 
 const HEARTBEAT_INTERVAL_MS = 2_000;
@@ -65,7 +69,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
       }
       const snapshot = toBatchSnapshot(batch, new Date());
       if (snapshot.settled) return snapshot;
-      const { failing: _failing, ...progress } = snapshot;
+      const { failing, ...progress } = snapshot;
       throw ApplicationFailure.create({
         type: BATCH_NOT_SETTLED,
         message: `Not settled yet: ${describeProgress(snapshot)}`,
@@ -86,7 +90,10 @@ export function createRecoveryActivities(api: AnchorApiClient) {
         if (activityInfo().attempt > 1) {
           const now = await withHeartbeats(api.getRecoverableBatch(batchId));
           if (retryTookEffect(before, now)) {
-            log.warn('Earlier retry attempt took effect; not sending another', { batchId, attempt: activityInfo().attempt });
+            log.warn('Earlier retry attempt took effect; not sending another', {
+              batchId,
+              attempt: activityInfo().attempt,
+            });
             countRetryCall(before.failed, true);
             return { retriedSessions: before.failed, apiStatus: null, apiMessage: null, reconciled: true };
           }

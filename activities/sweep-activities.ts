@@ -29,8 +29,7 @@ export interface StartBatchRecoveryInput {
 }
 
 export type StartBatchRecoveryResult =
-  | { outcome: 'started'; workflowId: string }
-  | { outcome: 'already_running' | 'already_recovered'; workflowId: string };
+  { outcome: 'started'; workflowId: string } | { outcome: 'already_running' | 'already_recovered'; workflowId: string };
 
 /** Memo on recoveries a sweep starts: which sweep run started it (also shown in the Web UI). */
 interface SweepMemo {
@@ -65,7 +64,11 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           const batches = answer.batches ?? [];
           for (const batch of batches) {
             if (batch.batch_id === undefined || listed.has(batch.batch_id)) continue;
-            listed.set(batch.batch_id, { batch_id: batch.batch_id, failed_requests: batch.failed_requests ?? 0, status });
+            listed.set(batch.batch_id, {
+              batch_id: batch.batch_id,
+              failed_requests: batch.failed_requests ?? 0,
+              status,
+            });
           }
           // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
           if (!answer.pagination?.has_next || batches.length === 0) break;
@@ -105,7 +108,10 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       if (description.status.name !== 'RUNNING') return { outcome: 'already_recovered', workflowId };
       // An earlier attempt of this activity may have started it before its answer was lost.
       const memo = description.memo as Partial<SweepMemo> | undefined;
-      return { outcome: sweepRun !== undefined && memo?.startedBySweep === sweepRun ? 'started' : 'already_running', workflowId };
+      return {
+        outcome: sweepRun !== undefined && memo?.startedBySweep === sweepRun ? 'started' : 'already_running',
+        workflowId,
+      };
     },
   };
 }

@@ -59,7 +59,11 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
 }
 
-export async function connectTemporal({ address, namespace, connectTimeoutMs = 5_000 }: ConnectOptions): Promise<Client> {
+export async function connectTemporal({
+  address,
+  namespace,
+  connectTimeoutMs = 5_000,
+}: ConnectOptions): Promise<Client> {
   try {
     const connection = await Connection.connect({ address, connectTimeout: connectTimeoutMs });
     return new Client({ connection, namespace });
@@ -125,7 +129,9 @@ export class BatchRecoveries {
     const description = await this.describe(batchId);
     const running = description.status.name === 'RUNNING';
     const report = running ? await handle.query(getRecoveryReport) : await this.finalReport(batchId);
-    const pending = description.raw.pendingActivities?.find((activity) => activity.activityType?.name === 'awaitBatchSettled');
+    const pending = description.raw.pendingActivities?.find(
+      (activity) => activity.activityType?.name === 'awaitBatchSettled',
+    );
     const failure = pending?.lastFailure;
     const detail = failure?.applicationFailureInfo?.details?.payloads?.[0];
     return {
@@ -166,7 +172,9 @@ export class BatchRecoveries {
   }
 
   async updatePolicy(batchId: string, change: PolicyChange): Promise<RecoveryReport> {
-    return this.handle(batchId).executeUpdate(updateRecoveryPolicy, { args: [change] }).catch(this.notFound(batchId));
+    return this.handle(batchId)
+      .executeUpdate(updateRecoveryPolicy, { args: [change] })
+      .catch(this.notFound(batchId));
   }
 
   private async describe(batchId: string) {
@@ -186,7 +194,8 @@ export class BatchRecoveries {
     } catch (err) {
       if (!(err instanceof WorkflowFailedError)) throw err;
       const cause = err.cause ?? err;
-      const report = cause instanceof ApplicationFailure ? (cause.details?.[0] as RecoveryReport | undefined) : undefined;
+      const report =
+        cause instanceof ApplicationFailure ? (cause.details?.[0] as RecoveryReport | undefined) : undefined;
       throw new RecoveryFailedError(batchId, report, cause);
     }
   }

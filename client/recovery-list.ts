@@ -29,7 +29,7 @@ export interface RecoveryRow {
 const listOptionsSchema = z.strictObject({
   /** Recoveries started within this long, e.g. "24h". */
   since: duration.default(24 * 3_600_000),
-  outcome: z.enum(RECOVERY_OUTCOMES as [RecoveryOutcome, ...RecoveryOutcome[]]).optional(),
+  outcome: z.enum(RECOVERY_OUTCOMES).optional(),
   /** Rows at most; visibility is read page by page until then. */
   limit: z.number().int().min(1).max(10_000).default(1_000),
 });
@@ -54,7 +54,9 @@ export async function listRecoveries(client: Client, options: ListRecoveriesOpti
   const { since, outcome, limit } = parsed.data;
   const now = new Date();
   const rows: RecoveryRow[] = [];
-  for await (const execution of client.workflow.list({ query: recoveryListQuery(new Date(now.getTime() - since), outcome) })) {
+  for await (const execution of client.workflow.list({
+    query: recoveryListQuery(new Date(now.getTime() - since), outcome),
+  })) {
     rows.push(toRecoveryRow(execution, now));
     if (rows.length >= limit) break;
   }

@@ -1,9 +1,20 @@
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleHandle } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleHandle,
+} from '@temporalio/client';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { describeIssues, InvalidInputError } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
-import { duration, parseSweepInput, SWEEP_FAILED_BATCHES_WORKFLOW, type SweepFailedBatchesInput } from '../workflows/sweep-input.js';
+import {
+  duration,
+  parseSweepInput,
+  SWEEP_FAILED_BATCHES_WORKFLOW,
+  type SweepFailedBatchesInput,
+} from '../workflows/sweep-input.js';
 
 export const DEFAULT_SWEEP_SCHEDULE_ID = 'anchor-batch-sweep';
 
@@ -50,7 +61,10 @@ export interface SweepScheduleSummary {
  * Creates the sweep schedule, or updates it in place when it exists (its
  * paused state and note are kept). Inputs are validated first, naming the field.
  */
-export async function upsertSweepSchedule(client: Client, options: SweepScheduleOptions): Promise<UpsertedSweepSchedule> {
+export async function upsertSweepSchedule(
+  client: Client,
+  options: SweepScheduleOptions,
+): Promise<UpsertedSweepSchedule> {
   const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
   const parsedEvery = everySchema.safeParse({ every });
   const problems = parsedEvery.success ? [] : describeIssues(parsedEvery.error);
@@ -91,12 +105,20 @@ export async function upsertSweepSchedule(client: Client, options: SweepSchedule
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
   await onSchedule(client, scheduleId, (handle) =>
-    handle.update((previous) => ({ spec, action, policies, state: { paused: previous.state.paused, note: previous.state.note } })),
+    handle.update((previous) => ({
+      spec,
+      action,
+      policies,
+      state: { paused: previous.state.paused, note: previous.state.note },
+    })),
   );
   return { scheduleId, created: false };
 }
 
-export async function describeSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<SweepScheduleSummary> {
+export async function describeSweepSchedule(
+  client: Client,
+  scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
+): Promise<SweepScheduleSummary> {
   const description = await onSchedule(client, scheduleId, (handle) => handle.describe());
   const { spec, action, state, info } = description;
   return {
@@ -107,18 +129,29 @@ export async function describeSweepSchedule(client: Client, scheduleId = DEFAULT
     paused: state.paused,
     note: state.note || null,
     nextRunsAt: info.nextActionTimes,
-    recentRuns: info.recentActions.map((run) => ({ scheduledAt: run.scheduledAt, workflowId: run.action.workflow.workflowId })),
+    recentRuns: info.recentActions.map((run) => ({
+      scheduledAt: run.scheduledAt,
+      workflowId: run.action.workflow.workflowId,
+    })),
     runningSweeps: info.runningActions.map((run) => run.workflow.workflowId),
     runsTaken: info.numActionsTaken,
     runsSkippedForOverlap: info.numActionsSkippedOverlap,
   };
 }
 
-export function pauseSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, note?: string): Promise<void> {
+export function pauseSweepSchedule(
+  client: Client,
+  scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
+  note?: string,
+): Promise<void> {
   return onSchedule(client, scheduleId, (handle) => handle.pause(note));
 }
 
-export function unpauseSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, note?: string): Promise<void> {
+export function unpauseSweepSchedule(
+  client: Client,
+  scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
+  note?: string,
+): Promise<void> {
   return onSchedule(client, scheduleId, (handle) => handle.unpause(note));
 }
 
@@ -132,7 +165,11 @@ export function deleteSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_S
   return onSchedule(client, scheduleId, (handle) => handle.delete());
 }
 
-async function onSchedule<T>(client: Client, scheduleId: string, operation: (handle: ScheduleHandle) => Promise<T>): Promise<T> {
+async function onSchedule<T>(
+  client: Client,
+  scheduleId: string,
+  operation: (handle: ScheduleHandle) => Promise<T>,
+): Promise<T> {
   try {
     return await operation(client.schedule.getHandle(scheduleId));
   } catch (err) {

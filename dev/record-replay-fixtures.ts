@@ -65,7 +65,11 @@ const scenarios: Record<string, () => Promise<string>> = {
   },
   async 'operator-controls'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
-    await recoveries.start({ batchId: batch.id, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
     await waitForPhase(batch.id, 'backing_off');
     await recoveries.pause(batch.id);
     await waitForPhase(batch.id, 'paused');
@@ -78,7 +82,11 @@ const scenarios: Record<string, () => Promise<string>> = {
   },
   async 'operator-cancelled'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
-    await recoveries.start({ batchId: batch.id, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
     await waitForPhase(batch.id, 'backing_off');
     await recoveries.cancel(batch.id);
     return batch.id;

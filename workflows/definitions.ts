@@ -13,7 +13,9 @@ export const pauseRecovery = defineSignal('pauseRecovery');
 export const resumeRecovery = defineSignal('resumeRecovery');
 
 /** Change the policy for the rounds still to come; rejected with a message naming the field when invalid. */
-export type PolicyChange = Partial<Pick<RecoverBatchInput, 'maxRounds' | 'maxRetries' | 'retryFailedOnly' | 'roundBackoff' | 'poll'>>;
+export type PolicyChange = Partial<
+  Pick<RecoverBatchInput, 'maxRounds' | 'maxRetries' | 'retryFailedOnly' | 'roundBackoff' | 'poll'>
+>;
 export const updateRecoveryPolicy = defineUpdate<RecoveryReport, [PolicyChange]>('updateRecoveryPolicy');
 
 export const RECOVER_BATCH_WORKFLOW = 'recoverBatch';

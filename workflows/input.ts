@@ -8,13 +8,20 @@ import { z } from 'zod';
 const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   const millis = typeof value === 'number' ? value : (ms(value as StringValue) as number | undefined);
   if (millis === undefined || !Number.isFinite(millis) || millis < 0) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration like "30s", "250ms" or "2h", got ${JSON.stringify(value)}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration like "30s", "250ms" or "2h", got ${JSON.stringify(value)}`,
+    });
     return z.NEVER;
   }
   return millis;
 });
 
-function backoffSchema(defaults: { initialInterval: StringValue; backoffCoefficient: number; maximumInterval: StringValue }) {
+function backoffSchema(defaults: {
+  initialInterval: StringValue;
+  backoffCoefficient: number;
+  maximumInterval: StringValue;
+}) {
   return z
     .strictObject({
       initialInterval: duration.default(ms(defaults.initialInterval)),
@@ -28,7 +35,11 @@ function backoffSchema(defaults: { initialInterval: StringValue; backoffCoeffici
     .prefault({});
 }
 
-export const roundBackoffSchema = backoffSchema({ initialInterval: '30s', backoffCoefficient: 2, maximumInterval: '10m' });
+export const roundBackoffSchema = backoffSchema({
+  initialInterval: '30s',
+  backoffCoefficient: 2,
+  maximumInterval: '10m',
+});
 export const pollSchema = backoffSchema({ initialInterval: '5s', backoffCoefficient: 1.5, maximumInterval: '2m' });
 
 export const recoverBatchInputSchema = z.strictObject({
@@ -64,7 +75,8 @@ export function describeIssues(error: z.ZodError): string[] {
   return error.issues.flatMap((issue) => {
     const at = (path: PropertyKey[]) => path.map(String).join('.');
     // Unknown fields are reported by their own names, not by the object that holds them.
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${at([...issue.path, key])}: unknown field`);
+    if (issue.code === 'unrecognized_keys')
+      return issue.keys.map((key) => `${at([...issue.path, key])}: unknown field`);
     return [`${issue.path.length ? at(issue.path) : '(input)'}: ${issue.message}`];
   });
 }

@@ -14,14 +14,14 @@ import {
 } from '@temporalio/workflow';
 import { RetryState } from '@temporalio/common';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
+import { getRecoveryReport, pauseRecovery, resumeRecovery, retryNow, updateRecoveryPolicy } from './definitions.js';
 import {
-  getRecoveryReport,
-  pauseRecovery,
-  resumeRecovery,
-  retryNow,
-  updateRecoveryPolicy,
-} from './definitions.js';
-import { applyPolicyChange, InvalidInputError, parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from './input.js';
+  applyPolicyChange,
+  InvalidInputError,
+  parseRecoverBatchInput,
+  type RecoverBatchInput,
+  type RecoveryPolicy,
+} from './input.js';
 import {
   newReport,
   recordRound,
@@ -61,7 +61,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   try {
     policy = parseRecoverBatchInput(input);
   } catch (err) {
-    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidRecoveryInput', ...err.problems);
+    if (err instanceof InvalidInputError)
+      throw ApplicationFailure.nonRetryable(err.message, 'InvalidRecoveryInput', ...err.problems);
     throw err;
   }
   const { batchId } = policy;
@@ -199,7 +200,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       failedAfter: null,
       recovered: null,
     });
-    log.info('Retry round sent', { batchId, round, retriedSessions: result.retriedSessions, reconciled: result.reconciled });
+    log.info('Retry round sent', {
+      batchId,
+      round,
+      retriedSessions: result.retriedSessions,
+      reconciled: result.reconciled,
+    });
     publishProgress();
   };
 

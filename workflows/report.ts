@@ -1,6 +1,7 @@
 import type { BatchStatus } from '../anchor-api/schemas.js';
 
-export type RecoveryOutcome = 'recovered' | 'clean' | 'exhausted' | 'batch_cancelled' | 'deadline' | 'operator_cancelled';
+export type RecoveryOutcome =
+  'recovered' | 'clean' | 'exhausted' | 'batch_cancelled' | 'deadline' | 'operator_cancelled';
 export const RECOVERY_OUTCOMES: readonly RecoveryOutcome[] = [
   'recovered',
   'clean',

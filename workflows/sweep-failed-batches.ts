@@ -30,19 +30,23 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
   try {
     policy = parseSweepInput(input);
   } catch (err) {
-    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidSweepInput', ...err.problems);
+    if (err instanceof InvalidInputError)
+      throw ApplicationFailure.nonRetryable(err.message, 'InvalidSweepInput', ...err.problems);
     throw err;
   }
   // Workflow time: the same window on every replay.
   const now = Date.now();
-  const window = { createdAfter: new Date(now - policy.lookback).toISOString(), createdBefore: new Date(now).toISOString() };
+  const window = {
+    createdAfter: new Date(now - policy.lookback).toISOString(),
+    createdBefore: new Date(now).toISOString(),
+  };
   const listed = await listRecentBatches({ statuses: policy.statuses, pageSize: policy.pageSize, ...window });
 
   const started: SweepResult['started'] = [];
   const skipped: SweepResult['skipped'] = [];
   const skip = (batchId: string, reason: SkipReason) => skipped.push({ batchId, reason });
 
-  // In listing order: newest first, so the freshest failures are recovered first when over the limit.
+  // In listing order (per status, newest first), so the freshest failures are recovered first when over the limit.
   const queue: ListedBatch[] = [];
   for (const batch of listed) {
     if (batch.failed_requests > 0) queue.push(batch);
@@ -65,7 +69,10 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
       try {
         result = await startBatchRecovery({ batchId: batch.batch_id, recovery: policy.recovery });
       } catch (err) {
-        log.warn('Could not start a recovery; a later sweep tries again', { batchId: batch.batch_id, error: String(err) });
+        log.warn('Could not start a recovery; a later sweep tries again', {
+          batchId: batch.batch_id,
+          error: String(err),
+        });
       } finally {
         inFlight -= 1;
       }

@@ -37,7 +37,11 @@ export function addReportAllOptions(report: Command): Command {
 }
 
 /** `report` without a batch id: every recovery in the window, from Temporal visibility. */
-export async function reportAllRecoveries(context: CommandContext, command: Command, options: ReportAllOptions): Promise<void> {
+export async function reportAllRecoveries(
+  context: CommandContext,
+  command: Command,
+  options: ReportAllOptions,
+): Promise<void> {
   await context.withClient(command, async (client) => {
     const rows = await listRecoveries(client, {
       ...(options.since !== undefined && { since: options.since }),

@@ -39,9 +39,10 @@ export function formatSweepSchedule(summary: SweepScheduleSummary): string {
 
 /** `schedule upsert|describe|pause|unpause|trigger|delete`: the Temporal Schedule that runs the sweep. */
 export function registerScheduleCommands(program: Command, context: CommandContext): Command {
-  const schedule = program.command('schedule').description('manage the schedule that sweeps for failed batches and recovers them');
-  const withId = (command: Command) =>
-    command.option('--id <scheduleId>', 'schedule id', DEFAULT_SWEEP_SCHEDULE_ID);
+  const schedule = program
+    .command('schedule')
+    .description('manage the schedule that sweeps for failed batches and recovers them');
+  const withId = (command: Command) => command.option('--id <scheduleId>', 'schedule id', DEFAULT_SWEEP_SCHEDULE_ID);
 
   withId(schedule.command('upsert'))
     .description('create the sweep schedule, or update it in place (its paused state is kept)')

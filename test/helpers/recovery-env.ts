@@ -17,7 +17,10 @@ export const FAST_POLICY = {
 
 export function workflowBundle() {
   const codePath = process.env.TEST_WORKFLOW_BUNDLE;
-  if (!codePath) throw new Error('TEST_WORKFLOW_BUNDLE is not set: run the tests through jest, whose global setup bundles the workflows');
+  if (!codePath)
+    throw new Error(
+      'TEST_WORKFLOW_BUNDLE is not set: run the tests through jest, whose global setup bundles the workflows',
+    );
   return { workflowBundle: { codePath } };
 }
 
@@ -41,7 +44,12 @@ export interface RecoveryEnv {
 
 /** A simulator, a Temporal client and workers on a task queue of their own. */
 export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}): Promise<RecoveryEnv> {
-  const simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10, ...simulatorOptions });
+  const simulator = await startSimulator({
+    apiKeys: [TEST_API_KEY],
+    attemptDurationMs: 40,
+    queueDelayMs: 10,
+    ...simulatorOptions,
+  });
   const client = await connectClient();
   const taskQueue = uniqueTaskQueue('recovery');
   const running: { worker: Worker; done: Promise<void>; connection: NativeConnection }[] = [];
@@ -73,7 +81,11 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
 }
 
 /** Polls until `check` returns a value other than undefined; fails with `what` after the timeout. */
-export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

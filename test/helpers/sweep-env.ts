@@ -3,7 +3,12 @@ import type { CommandContext, TemporalGlobals } from '../../client/commands/cont
 
 /** A command context on the test's client that keeps what the commands print. */
 export function testCommandContext(client: Client, taskQueue: string): { context: CommandContext; printed: string[] } {
-  const globals: TemporalGlobals = { address: 'in-test', namespace: client.options.namespace, taskQueue, uiUrl: 'http://ui.test' };
+  const globals: TemporalGlobals = {
+    address: 'in-test',
+    namespace: client.options.namespace,
+    taskQueue,
+    uiUrl: 'http://ui.test',
+  };
   const printed: string[] = [];
   return {
     printed,

@@ -3,7 +3,10 @@ import { NativeConnection } from '@temporalio/worker';
 
 export function temporalAddress(): string {
   const address = process.env.TEMPORAL_ADDRESS;
-  if (!address) throw new Error('TEMPORAL_ADDRESS is not set: run the tests through jest, whose global setup starts the dev server');
+  if (!address)
+    throw new Error(
+      'TEMPORAL_ADDRESS is not set: run the tests through jest, whose global setup starts the dev server',
+    );
   return address;
 }
 

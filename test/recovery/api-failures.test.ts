@@ -75,7 +75,14 @@ test('a retry applied by the API whose answer is lost is reconciled, not sent ag
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
   expect(report.outcome).toBe('recovered');
   expect(report.rounds).toEqual([
-    expect.objectContaining({ round: 1, reconciled: true, retriedSessions: 1, apiStatus: null, failedAfter: 0, recovered: 1 }),
+    expect.objectContaining({
+      round: 1,
+      reconciled: true,
+      retriedSessions: 1,
+      apiStatus: null,
+      failedAfter: 0,
+      recovered: 1,
+    }),
   ]);
 });
 

@@ -75,9 +75,13 @@ test('a worker killed with SIGKILL mid-retry is replaced by another that finishe
     const report = await env.recoveries.result(batch.id);
 
     expect(report.outcome).toBe('recovered');
-    expect(report.rounds).toEqual([expect.objectContaining({ round: 1, reconciled: true, failedBefore: 2, failedAfter: 0 })]);
+    expect(report.rounds).toEqual([
+      expect.objectContaining({ round: 1, reconciled: true, failedBefore: 2, failedAfter: 0 }),
+    ]);
     expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
-    expect(env.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.path.endsWith('/retry'))).toHaveLength(1);
+    expect(env.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.path.endsWith('/retry'))).toHaveLength(
+      1,
+    );
   } finally {
     await killEnv.close();
   }

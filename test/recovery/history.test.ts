@@ -23,7 +23,9 @@ const TIGHT_POLLING = {
 
 /** The history as text, payload bytes decoded, so a search covers inputs, results, failures and search attributes. */
 function historyText(history: unknown): string {
-  return JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+  return JSON.stringify(history, (_key, value: unknown) =>
+    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
+  );
 }
 
 const statusReads = (batchId: string) =>
@@ -37,7 +39,11 @@ async function recoverAfterPolls(polls: number) {
   env.simulator.clock.advance(60_000);
   await eventually('the retry to be applied', () => env.simulator.ledger.forBatch(batch.id).retries[0]);
   const readsBeforeSecondSettle = statusReads(batch.id);
-  await eventually('more status reads', () => (statusReads(batch.id) >= readsBeforeSecondSettle + polls ? true : undefined), 60_000);
+  await eventually(
+    'more status reads',
+    () => (statusReads(batch.id) >= readsBeforeSecondSettle + polls ? true : undefined),
+    60_000,
+  );
   env.simulator.clock.advance(60_000);
   const report = await env.recoveries.result(batch.id);
   const history = await env.recoveries.handle(batch.id).fetchHistory();
@@ -68,7 +74,11 @@ test('progress is visible while the batch is in flight, and search attributes ar
   expect(progress.running).toBe(true);
   expect(progress.report.phase).toBe('waiting_for_batch');
   expect(progress.poll?.message).toMatch(/Not settled yet: batch (pending|processing): 0\/10 settled/);
-  expect(progress.poll?.batch).toMatchObject({ total: 10, pending: expect.any(Number), processing: expect.any(Number) });
+  expect(progress.poll?.batch).toMatchObject({
+    total: 10,
+    pending: expect.any(Number),
+    processing: expect.any(Number),
+  });
   const running = await env.recoveries.handle(batch.id).describe();
   expect(running.typedSearchAttributes.get(anchorBatchIdKey)).toBe(batch.id);
   expect(running.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('running');
@@ -87,7 +97,9 @@ test('progress is visible while the batch is in flight, and search attributes ar
 test('neither the API key nor any session URL appears in a recovery history', async () => {
   const { batchId, report } = await recoverAfterPolls(2);
   expect(report.outcome).toBe('recovered');
-  const answer = await fetch(`${env.simulator.url}/v1/batch-sessions/${batchId}`, { headers: { 'anchor-api-key': TEST_API_KEY } });
+  const answer = await fetch(`${env.simulator.url}/v1/batch-sessions/${batchId}`, {
+    headers: { 'anchor-api-key': TEST_API_KEY },
+  });
   const { data } = (await answer.json()) as { data: { sessions: { cdp_url?: string; live_view_url?: string }[] } };
   const urls = data.sessions.flatMap((session) => [session.cdp_url, session.live_view_url]).filter(Boolean) as string[];
   expect(urls).toHaveLength(12);

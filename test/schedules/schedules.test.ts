@@ -32,20 +32,36 @@ function newScheduleId(): string {
 
 test('upserting twice keeps one schedule and updates it in place', async () => {
   const scheduleId = newScheduleId();
-  const first = await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  const first = await upsertSweepSchedule(env.client, {
+    scheduleId,
+    every: '1h',
+    taskQueue: env.taskQueue,
+    lookback: '2h',
+  });
   await env.client.schedule.getHandle(scheduleId).pause('kept across updates');
-  const second = await upsertSweepSchedule(env.client, { scheduleId, every: '2h', taskQueue: env.taskQueue, maxStarts: 5 });
+  const second = await upsertSweepSchedule(env.client, {
+    scheduleId,
+    every: '2h',
+    taskQueue: env.taskQueue,
+    maxStarts: 5,
+  });
 
   expect(first).toEqual({ scheduleId, created: true });
   expect(second).toEqual({ scheduleId, created: false });
   const summary = await describeSweepSchedule(env.client, scheduleId);
-  expect(summary).toMatchObject({ everyMs: 2 * 3_600_000, sweep: { maxStarts: 5 }, taskQueue: env.taskQueue, paused: true });
+  expect(summary).toMatchObject({
+    everyMs: 2 * 3_600_000,
+    sweep: { maxStarts: 5 },
+    taskQueue: env.taskQueue,
+    paused: true,
+  });
   const { policies } = await env.client.schedule.getHandle(scheduleId).describe();
   expect(policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 2 * 3_600_000 });
 
   const listed = await eventually('the schedule in the schedule list', async () => {
     const matching = [];
-    for await (const schedule of env.client.schedule.list()) if (schedule.scheduleId === scheduleId) matching.push(schedule);
+    for await (const schedule of env.client.schedule.list())
+      if (schedule.scheduleId === scheduleId) matching.push(schedule);
     return matching.length > 0 ? matching : undefined;
   });
   expect(listed).toHaveLength(1);
@@ -53,7 +69,11 @@ test('upserting twice keeps one schedule and updates it in place', async () => {
 
 test('the schedule commands create, pause, unpause, trigger, describe and delete the sweep schedule', async () => {
   const scheduleId = newScheduleId();
-  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] }, created_at: new Date(Date.now() - 60_000).toISOString() });
+  const batch = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(Date.now() - 60_000).toISOString(),
+  });
   const { context, printed } = testCommandContext(env.client, env.taskQueue);
   const run = async (...args: string[]) => {
     const program = new Command('batch-recovery').exitOverride();
@@ -66,7 +86,11 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
   expect(await run('upsert', '--every', '1h', '--lookback', '10m', '--max-starts', '5', '--fan-out', '2')).toMatch(
     new RegExp(`Created schedule ${scheduleId}.*\\nWeb UI: http://ui.test/namespaces/.+/schedules/${scheduleId}`),
   );
-  expect((await describeSweepSchedule(env.client, scheduleId)).sweep).toEqual({ lookback: '10m', maxStarts: 5, fanOut: 2 });
+  expect((await describeSweepSchedule(env.client, scheduleId)).sweep).toEqual({
+    lookback: '10m',
+    maxStarts: 5,
+    fanOut: 2,
+  });
 
   await run('pause', '--note', 'maintenance');
   expect(await describeSweepSchedule(env.client, scheduleId)).toMatchObject({ paused: true, note: 'maintenance' });
@@ -81,12 +105,15 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
     return recentRuns[0]?.workflowId;
   });
   expect(sweepId.startsWith(scheduleId)).toBe(true);
-  const result = await env.client.workflow.getHandle(sweepId).result() as SweepResult;
+  const result = (await env.client.workflow.getHandle(sweepId).result()) as SweepResult;
   expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   await env.recoveries.cancel(batch.id);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
 
-  const described = JSON.parse(await run('describe', '--json')) as { recentRuns: { workflowId: string }[]; runsTaken: number };
+  const described = JSON.parse(await run('describe', '--json')) as {
+    recentRuns: { workflowId: string }[];
+    runsTaken: number;
+  };
   expect(described.recentRuns.map((recent) => recent.workflowId)).toEqual([sweepId]);
   expect(described.runsTaken).toBe(1);
 

@@ -1,3 +1,3 @@
-export async function greet(name: string): Promise<string> {
-  return `hello, ${name}`;
+export function greet(name: string): Promise<string> {
+  return Promise.resolve(`hello, ${name}`);
 }

@@ -1,5 +1,10 @@
 import { Command } from 'commander';
-import { addReportAllOptions, formatRecoveryTable, reportAllRecoveries, type ReportAllOptions } from '../../client/commands/report-all.js';
+import {
+  addReportAllOptions,
+  formatRecoveryTable,
+  reportAllRecoveries,
+  type ReportAllOptions,
+} from '../../client/commands/report-all.js';
 import { listRecoveries, type RecoveryRow } from '../../client/recovery-list.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { testCommandContext } from '../helpers/sweep-env.js';
@@ -13,7 +18,11 @@ beforeAll(async () => {
 afterAll(() => env.close());
 
 /** Polls visibility (seconds behind on the dev server) until `ready` holds for the rows. */
-const rowsWhen = (what: string, options: Parameters<typeof listRecoveries>[1], ready: (rows: RecoveryRow[]) => boolean) =>
+const rowsWhen = (
+  what: string,
+  options: Parameters<typeof listRecoveries>[1],
+  ready: (rows: RecoveryRow[]) => boolean,
+) =>
   eventually(what, async () => {
     const rows = await listRecoveries(env.client, options);
     return ready(rows) ? rows : undefined;
@@ -25,16 +34,30 @@ test('the cross-batch report lists recoveries from visibility, filtered by outco
   const running = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } }).id;
   await env.recoveries.start({ batchId: recovered, ...FAST_POLICY });
   await env.recoveries.start({ batchId: exhausted, maxRounds: 1, ...FAST_POLICY });
-  await env.recoveries.start({ batchId: running, ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+  await env.recoveries.start({
+    batchId: running,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+  });
   await env.recoveries.result(recovered);
   await env.recoveries.result(exhausted);
 
   const row = (rows: RecoveryRow[], batchId: string) => rows.find((candidate) => candidate.batchId === batchId);
-  const all = await rowsWhen('all three recoveries with their final attributes', { since: '1h' }, (rows) =>
-    row(rows, recovered)?.outcome === 'recovered' && row(rows, exhausted)?.outcome === 'exhausted' && row(rows, running)?.outcome === 'running',
+  const all = await rowsWhen(
+    'all three recoveries with their final attributes',
+    { since: '1h' },
+    (rows) =>
+      row(rows, recovered)?.outcome === 'recovered' &&
+      row(rows, exhausted)?.outcome === 'exhausted' &&
+      row(rows, running)?.outcome === 'running',
   );
   expect(row(all, recovered)).toMatchObject({ rounds: 1, retriedSessions: 1, stillFailedSessions: 0 });
-  expect(row(all, exhausted)).toMatchObject({ rounds: 1, retriedSessions: 1, stillFailedSessions: 1, workflowId: `recover-batch-${exhausted}` });
+  expect(row(all, exhausted)).toMatchObject({
+    rounds: 1,
+    retriedSessions: 1,
+    stillFailedSessions: 1,
+    workflowId: `recover-batch-${exhausted}`,
+  });
   expect(row(all, exhausted)?.durationMs).toBeGreaterThan(0);
   expect(row(all, running)).toMatchObject({ rounds: 0, stillFailedSessions: 1 });
 
@@ -53,15 +76,21 @@ test('the cross-batch report lists recoveries from visibility, filtered by outco
 
   // `report` without a batch id, wired the way cli.ts wires it.
   const { context, printed } = testCommandContext(env.client, env.taskQueue);
-  const program = new Command('batch-recovery').exitOverride();
+  const program = new Command('batch-recovery').exitOverride().configureOutput({ writeErr: () => undefined });
   addReportAllOptions(program.command('report').argument('[batchId]').option('--json')).action(
     (batchId: string | undefined, options: ReportAllOptions, command: Command) =>
-      batchId === undefined ? reportAllRecoveries(context, command, options) : Promise.reject(new Error('not this test')),
+      batchId === undefined
+        ? reportAllRecoveries(context, command, options)
+        : Promise.reject(new Error('not this test')),
   );
   await program.parseAsync(['report', '--since', '1h', '--outcome', 'exhausted', '--json'], { from: 'user' });
   const reported = JSON.parse(printed.join('\n')) as { batchId: string; outcome: string }[];
-  expect(reported).toEqual(expect.arrayContaining([expect.objectContaining({ batchId: exhausted, outcome: 'exhausted' })]));
-  await expect(program.parseAsync(['report', '--outcome', 'fine'], { from: 'user' })).rejects.toThrow(/Allowed choices are/);
+  expect(reported).toEqual(
+    expect.arrayContaining([expect.objectContaining({ batchId: exhausted, outcome: 'exhausted' })]),
+  );
+  await expect(program.parseAsync(['report', '--outcome', 'fine'], { from: 'user' })).rejects.toThrow(
+    /Allowed choices are/,
+  );
 
   await env.recoveries.cancel(running);
   expect((await env.recoveries.result(running)).outcome).toBe('operator_cancelled');

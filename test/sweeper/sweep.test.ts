@@ -20,7 +20,9 @@ const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000).
 
 /** A settled batch created `minutes` ago; `failing` of its sessions failed and succeed when retried. */
 function batchCreated(minutes: number, failing: number): string {
-  const script = Object.fromEntries(Array.from({ length: failing }, (_, index) => [String(index), ['fail', 'ok'] as ('fail' | 'ok')[]]));
+  const script = Object.fromEntries(
+    Array.from({ length: failing }, (_, index) => [String(index), ['fail', 'ok'] as ('fail' | 'ok')[]]),
+  );
   return env.simulator.createScriptedBatch({ count: 3, script, created_at: minutesAgo(minutes) }).id;
 }
 
@@ -33,7 +35,8 @@ const startSweep = (input: SweepFailedBatchesInput) =>
 const sweep = async (input: SweepFailedBatchesInput): Promise<SweepResult> => (await startSweep(input)).result();
 
 const ids = (entries: { batchId: string }[]) => entries.map((entry) => entry.batchId).sort();
-const outcomesOf = async (batchIds: string[]) => Promise.all(batchIds.map(async (batchId) => (await env.recoveries.result(batchId)).outcome));
+const outcomesOf = async (batchIds: string[]) =>
+  Promise.all(batchIds.map(async (batchId) => (await env.recoveries.result(batchId)).outcome));
 
 test('a sweep recovers the batches with failed sessions created within the lookback, reading every page', async () => {
   const failedInside = [5, 10, 20, 30, 40].map((minutes) => batchCreated(minutes, 1));
@@ -44,7 +47,9 @@ test('a sweep recovers the batches with failed sessions created within the lookb
 
   expect(ids(result.started)).toEqual([...failedInside].sort());
   for (const { batchId, workflowId } of result.started) expect(workflowId).toBe(recoveryWorkflowId(batchId));
-  expect(result.skipped).toEqual(expect.arrayContaining(cleanInside.map((batchId) => ({ batchId, reason: 'no_failed_sessions' }))));
+  expect(result.skipped).toEqual(
+    expect.arrayContaining(cleanInside.map((batchId) => ({ batchId, reason: 'no_failed_sessions' }))),
+  );
   expect(result.skipped).toHaveLength(2);
   expect(result.counts).toEqual({
     scanned: 7,
@@ -71,7 +76,8 @@ test('a sweep recovers the batches with failed sessions created within the lookb
   // The recoveries run on their own, with the sweep's recovery input, and only for the picked batches.
   expect(await outcomesOf(failedInside)).toEqual(failedInside.map(() => 'recovered'));
   expect((await env.recoveries.report(failedInside[0] as string)).maxRounds).toBe(2);
-  for (const batchId of [...cleanInside, ...failedOutside]) expect(env.simulator.ledger.forBatch(batchId).retries).toEqual([]);
+  for (const batchId of [...cleanInside, ...failedOutside])
+    expect(env.simulator.ledger.forBatch(batchId).retries).toEqual([]);
 });
 
 test('overlapping sweeps start one recovery per batch; later sweeps skip running and ended recoveries', async () => {
@@ -87,7 +93,9 @@ test('overlapping sweeps start one recovery per batch; later sweeps skip running
   expect(ids(skipped)).toEqual([...batches].sort());
   expect(new Set(skipped.map((entry) => entry.reason))).toEqual(new Set(['already_running']));
 
-  const runIds = await Promise.all(batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId));
+  const runIds = await Promise.all(
+    batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId),
+  );
   const third = await sweep({ recovery });
   expect(third.started).toEqual([]);
   expect(third.counts.already_running).toBe(3);
@@ -97,8 +105,14 @@ test('overlapping sweeps start one recovery per batch; later sweeps skip running
   expect(await outcomesOf(batches)).toEqual(batches.map(() => 'operator_cancelled'));
   const fourth = await sweep({ recovery });
   expect(fourth.started).toEqual([]);
-  expect(fourth.skipped.map((entry) => entry.reason)).toEqual(['already_recovered', 'already_recovered', 'already_recovered']);
-  const runIdsAfter = await Promise.all(batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId));
+  expect(fourth.skipped.map((entry) => entry.reason)).toEqual([
+    'already_recovered',
+    'already_recovered',
+    'already_recovered',
+  ]);
+  const runIdsAfter = await Promise.all(
+    batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId),
+  );
   expect(runIdsAfter).toEqual(runIds);
 });
 
@@ -120,7 +134,9 @@ test('a sweep starts at most maxStarts recoveries, newest batches first, with at
     const id = String(event.eventId);
     if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'startBatchRecovery') open.add(id);
     const closed =
-      event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+      event.activityTaskCompletedEventAttributes ??
+      event.activityTaskFailedEventAttributes ??
+      event.activityTaskTimedOutEventAttributes;
     if (closed) open.delete(String(closed.scheduledEventId));
     mostInFlight = Math.max(mostInFlight, open.size);
   }
@@ -133,7 +149,15 @@ test('invalid sweep input ends the sweep at once with a non-retryable error nami
     .execute('sweepFailedBatches', {
       taskQueue: env.taskQueue,
       workflowId: `sweep-invalid-${randomUUID()}`,
-      args: [{ lookback: 'a while', statuses: ['pending'], pageSize: 500, fanOut: 0, recovery: { maxRounds: 0, maxRound: 2 } }],
+      args: [
+        {
+          lookback: 'a while',
+          statuses: ['pending'],
+          pageSize: 500,
+          fanOut: 0,
+          recovery: { maxRounds: 0, maxRound: 2 },
+        },
+      ],
     })
     .catch((err: unknown) => err);
 
@@ -152,7 +176,13 @@ test('invalid sweep input ends the sweep at once with a non-retryable error nami
 
 test('left-out sweep input takes the defaults', () => {
   const policy = parseSweepInput({});
-  expect(policy).toMatchObject({ lookback: 24 * 3_600_000, statuses: ['failed', 'completed'], pageSize: 100, maxStarts: 200, fanOut: 10 });
+  expect(policy).toMatchObject({
+    lookback: 24 * 3_600_000,
+    statuses: ['failed', 'completed'],
+    pageSize: 100,
+    maxStarts: 200,
+    fanOut: 10,
+  });
   expect(policy.recovery).toMatchObject({ maxRounds: 3, maxRetries: 1 });
   expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be longer than 0/);
 });
