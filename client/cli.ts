@@ -219,6 +219,45 @@ export function buildCli(): Command {
       });
     });
 
+  const signalCommand = (
+    name: string,
+    description: string,
+    send: (recoveries: BatchRecoveries, batchId: string) => Promise<void>,
+    done: string,
+  ) =>
+    program
+      .command(name)
+      .description(description)
+      .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+      .action(async (batchId: string, _options, command: Command) => {
+        await withRecoveries(globals(command), (recoveries) => send(recoveries, batchId));
+        print(`${done} (batch ${batchId})`);
+      });
+  signalCommand(
+    'retry-now',
+    'skip the current wait and make the next retry call now',
+    (r, id) => r.retryNow(id),
+    'Asked for a retry now',
+  );
+  signalCommand('pause', 'hold off retry calls until resumed (status reads go on)', (r, id) => r.pause(id), 'Paused');
+  signalCommand('resume', 'resume retry calls of a paused recovery', (r, id) => r.resume(id), 'Resumed');
+
+  program
+    .command('policy')
+    .description('change the policy of the rounds still to come (validated by the workflow)')
+    .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .option('--max-rounds <n>', 'retry rounds at most, counting those done', wholeNumber)
+    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', wholeNumber)
+    .option('--round-backoff <duration>', 'wait before each retry round from now on', duration)
+    .option('--poll-interval <duration>', 'how often to read the batch status from now on', duration)
+    .action(async (batchId: string, options: RecoverOptions, command: Command) => {
+      const { roundBackoff, poll, maxRounds, maxRetries } = recoverInput(batchId, options);
+      const report = await withRecoveries(globals(command), (recoveries) =>
+        recoveries.updatePolicy(batchId, { maxRounds, maxRetries, roundBackoff, poll }),
+      );
+      print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${report.rounds.length} done`);
+    });
+
   return program;
 }
 

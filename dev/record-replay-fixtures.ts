@@ -6,36 +6,20 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { NativeConnection } from '@temporalio/worker';
-import { BatchRecoveries } from '../client/recoveries.js';
-import { startSimulator } from '../simulator/index.js';
-import { createRecoveryWorker } from '../worker/create-worker.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
-import { startDevServer } from './dev-server.js';
+import { startLocalStack } from './local-stack.js';
 
 const fixturesDir = fileURLToPath(new URL('../test/fixtures/histories/', import.meta.url));
-const apiKey = 'fixture-key';
 const fast = {
   poll: { initialInterval: '50ms', backoffCoefficient: 1, maximumInterval: '50ms' },
   roundBackoff: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s' },
 } satisfies Partial<RecoverBatchInput>;
 
-const server = await startDevServer({ ui: false });
-const simulator = await startSimulator({ apiKeys: [apiKey], attemptDurationMs: 40, queueDelayMs: 10 });
-const workerConnection = await NativeConnection.connect({ address: server.address });
-const client = new Client({ connection: await Connection.connect({ address: server.address }) });
-const taskQueue = 'record-fixtures';
-const worker = await createRecoveryWorker({
-  connection: workerConnection,
-  config: {
-    temporal: { address: server.address, namespace: server.namespace, taskQueue },
-    anchor: { baseUrl: simulator.url, apiKey, timeoutMs: 2_000 },
-    limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
-  },
+const { simulator, client, recoveries, worker, stop } = await startLocalStack({
+  attemptDurationMs: 40,
+  queueDelayMs: 10,
 });
-const recoveries = new BatchRecoveries(client, taskQueue);
 
 async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -119,8 +103,5 @@ try {
     }
   });
 } finally {
-  await workerConnection.close();
-  await client.connection.close();
-  await simulator.close();
-  await server.stop();
+  await stop();
 }

@@ -42,7 +42,9 @@ export async function readCompose(file = composeFile): Promise<ComposeDocument> 
 
 /** The schema file from the Go module cache (downloaded on first use). */
 export async function composeSpecSchema(): Promise<object> {
-  const { stdout } = await run('go', ['mod', 'download', '-json', COMPOSE_GO_MODULE], { env: { ...process.env, GOFLAGS: '-mod=mod' } });
+  const { stdout } = await run('go', ['mod', 'download', '-json', COMPOSE_GO_MODULE], {
+    env: { ...process.env, GOFLAGS: '-mod=mod' },
+  });
   const { Dir } = JSON.parse(stdout) as { Dir: string };
   return JSON.parse(await readFile(path.join(Dir, 'schema', 'compose-spec.json'), 'utf8')) as object;
 }
@@ -62,7 +64,8 @@ export function projectProblems(compose: ComposeDocument): string[] {
   const problems: string[] = [];
   const services = compose.services ?? {};
   for (const [name, service] of Object.entries(services)) {
-    if (service.image && !service.build && !isPinned(service.image)) problems.push(`${name}: image ${service.image} is not pinned`);
+    if (service.image && !service.build && !isPinned(service.image))
+      problems.push(`${name}: image ${service.image} is not pinned`);
     const dependencies = service.depends_on ?? {};
     if (Array.isArray(dependencies)) problems.push(`${name}: depends_on needs conditions, not a list`);
     for (const [dependency, { condition } = {}] of Object.entries(Array.isArray(dependencies) ? {} : dependencies)) {
@@ -81,16 +84,24 @@ export function projectProblems(compose: ComposeDocument): string[] {
     if (!worker.healthcheck) problems.push('worker: no healthcheck');
   }
   if (!services.simulator?.profiles?.includes('demo')) problems.push('simulator: must be in the demo profile only');
-  const registered = (services['temporal-bootstrap']?.environment as Record<string, string> | undefined)?.SEARCH_ATTRIBUTES;
-  const expected = recoverySearchAttributes.map((key) => `${key.name}=${key.type === 'INT' ? 'Int' : 'Keyword'}`).join(' ');
+  const registered = (services['temporal-bootstrap']?.environment as Record<string, string> | undefined)
+    ?.SEARCH_ATTRIBUTES;
+  const expected = recoverySearchAttributes
+    .map((key) => `${key.name}=${key.type === 'INT' ? 'Int' : 'Keyword'}`)
+    .join(' ');
   if (registered?.trim() !== expected) {
-    problems.push(`temporal-bootstrap: SEARCH_ATTRIBUTES is "${registered ?? ''}", workflows/search-attributes.ts needs "${expected}"`);
+    problems.push(
+      `temporal-bootstrap: SEARCH_ATTRIBUTES is "${registered ?? ''}", workflows/search-attributes.ts needs "${expected}"`,
+    );
   }
   return problems;
 }
 
 /** `docker-compose config` resolves variables, merges anchors and applies its own schema; no engine needed. */
-export async function dockerComposeConfigProblems(envFile: string, env: NodeJS.ProcessEnv = {}): Promise<string[] | 'not installed'> {
+export async function dockerComposeConfigProblems(
+  envFile: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<string[] | 'not installed'> {
   try {
     await run('docker-compose', ['--env-file', envFile, '-f', composeFile, 'config', '--quiet'], {
       cwd: repoRoot,
@@ -100,7 +111,9 @@ export async function dockerComposeConfigProblems(envFile: string, env: NodeJS.P
   } catch (err) {
     const failure = err as NodeJS.ErrnoException & { stderr?: string };
     if (failure.code === 'ENOENT') return 'not installed';
-    return [`docker-compose config (${path.relative(repoRoot, envFile)}): ${failure.stderr?.trim() || failure.message}`];
+    return [
+      `docker-compose config (${path.relative(repoRoot, envFile)}): ${failure.stderr?.trim() || failure.message}`,
+    ];
   }
 }
 

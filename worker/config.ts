@@ -9,7 +9,10 @@ const positiveInt = (fallback: number) => z.coerce.number().int().positive().def
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/, 'expected host:port, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233');
+  .regex(
+    /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/,
+    'expected host:port, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233',
+  );
 
 const errorCode = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
 
@@ -48,7 +51,9 @@ const workerEnvSchema = z.object({
   TEMPORAL_TLS_KEY: pemFile.optional(),
   TEMPORAL_TLS_CA: pemFile.optional(),
   TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
-  ANCHOR_BASE_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).default('https://api.anchorbrowser.io'),
+  ANCHOR_BASE_URL: z
+    .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+    .default('https://api.anchorbrowser.io'),
   ANCHOR_API_KEY: z.string({ error: 'required: the AnchorBrowser API key' }),
   ANCHOR_REQUEST_TIMEOUT_MS: positiveInt(15_000),
   /** Shared by every worker on the task queue: the server enforces it. */
@@ -90,8 +95,10 @@ const isTemporalCloud = (address: string) => /\.tmprl\.cloud:\d+$/.test(address)
 function crossVariableProblems(env: Record<string, string>): string[] {
   const problems: string[] = [];
   const { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_ADDRESS: address = '' } = env;
-  if (cert && !key) problems.push('TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT (the client certificate needs its key)');
-  if (key && !cert) problems.push('TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY (the key needs its client certificate)');
+  if (cert && !key)
+    problems.push('TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT (the client certificate needs its key)');
+  if (key && !cert)
+    problems.push('TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY (the key needs its client certificate)');
   const tlsFiles = ['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_SERVER_NAME'].filter((name) => env[name]);
   if (tlsFlag.safeParse(env.TEMPORAL_TLS).data === false && tlsFiles.length > 0) {
     problems.push(`TEMPORAL_TLS: is false, but ${tlsFiles.join(', ')} ${tlsFiles.length > 1 ? 'are' : 'is'} set`);
@@ -108,7 +115,9 @@ function crossVariableProblems(env: Record<string, string>): string[] {
 }
 
 function tlsConfig(e: WorkerEnv): TLSConfig | undefined {
-  const wanted = e.TEMPORAL_TLS ?? Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME);
+  const wanted =
+    e.TEMPORAL_TLS ??
+    Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME);
   if (!wanted) return undefined;
   return {
     ...(e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY

@@ -1,4 +1,10 @@
-import { composeSpecSchema, projectProblems, readCompose, schemaProblems, type ComposeDocument } from '../../dev/validate-compose.js';
+import {
+  composeSpecSchema,
+  projectProblems,
+  readCompose,
+  schemaProblems,
+  type ComposeDocument,
+} from '../../dev/validate-compose.js';
 
 let compose: ComposeDocument;
 let schema: object;

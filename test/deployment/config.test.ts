@@ -89,7 +89,10 @@ test('mTLS to a self-hosted server reads the certificate, key and CA at start', 
     TEMPORAL_TLS_SERVER_NAME: 'temporal.internal',
   });
   expect(config.temporal.tls).toEqual({
-    clientCertPair: { crt: Buffer.from('-----BEGIN client.pem-----\n'), key: Buffer.from('-----BEGIN client.key-----\n') },
+    clientCertPair: {
+      crt: Buffer.from('-----BEGIN client.pem-----\n'),
+      key: Buffer.from('-----BEGIN client.key-----\n'),
+    },
     serverRootCACertificate: Buffer.from('-----BEGIN ca.pem-----\n'),
     serverNameOverride: 'temporal.internal',
   });
@@ -97,12 +100,18 @@ test('mTLS to a self-hosted server reads the certificate, key and CA at start', 
 });
 
 test('Temporal Cloud with an API key connects over TLS; without credentials or with a bare namespace it is rejected', () => {
-  const cloud = { ...minimal, TEMPORAL_ADDRESS: 'recovery.a1b2c.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'recovery.a1b2c' };
+  const cloud = {
+    ...minimal,
+    TEMPORAL_ADDRESS: 'recovery.a1b2c.tmprl.cloud:7233',
+    TEMPORAL_NAMESPACE: 'recovery.a1b2c',
+  };
   const config = loadWorkerConfig({ ...cloud, TEMPORAL_API_KEY: 'cloud-key' });
   expect(config.temporal).toMatchObject({ apiKey: 'cloud-key', tls: {}, namespace: 'recovery.a1b2c' });
 
   expect(problemsOf({ ...cloud, TEMPORAL_NAMESPACE: 'default' })).toEqual([
-    expect.stringMatching(/^TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY/),
+    expect.stringMatching(
+      /^TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY/,
+    ),
     'TEMPORAL_NAMESPACE: a Temporal Cloud namespace looks like <namespace>.<account>',
   ]);
 });
@@ -114,7 +123,12 @@ test('TEMPORAL_TLS=false contradicting TLS files is rejected', () => {
 });
 
 test('metrics port, log level and the prebuilt bundle are read for the worker process', () => {
-  const config = loadWorkerConfig({ ...minimal, METRICS_PORT: '9464', LOG_LEVEL: 'debug', WORKFLOW_BUNDLE_PATH: caFile });
+  const config = loadWorkerConfig({
+    ...minimal,
+    METRICS_PORT: '9464',
+    LOG_LEVEL: 'debug',
+    WORKFLOW_BUNDLE_PATH: caFile,
+  });
   expect(config.observability).toEqual({ logLevel: 'DEBUG', metricsPort: 9464 });
   expect(config.workflowBundlePath).toBe(caFile);
   expect(problemsOf({ ...minimal, WORKFLOW_BUNDLE_PATH: path.join(dir, 'nope.js') })).toEqual([
