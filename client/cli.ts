@@ -2,11 +2,14 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import ms, { type StringValue } from 'ms';
+import ms from 'ms';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import type { RecoverBatchInput } from '../workflows/input.js';
+import { parseDuration, type RecoverBatchInput } from '../workflows/input.js';
 import type { RecoveryReport } from '../workflows/report.js';
+import { createCommandContext } from './commands/context.js';
+import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
+import { registerScheduleCommands } from './commands/schedule.js';
 import { formatReport } from './format-report.js';
 import { followRecovery, progressViewFor } from './progress.js';
 import { BatchRecoveries, connectTemporal, RecoveryFailedError, workflowUiUrl } from './recoveries.js';
@@ -44,8 +47,8 @@ function wholeNumber(value: string): number {
 }
 
 function duration(value: string): number {
-  const millis = ms(value as StringValue) as number | undefined;
-  if (millis === undefined || !Number.isFinite(millis) || millis < 0) {
+  const millis = parseDuration(value);
+  if (millis === undefined) {
     throw new InvalidArgumentError('expected a duration like 30s, 500ms or 2h');
   }
   return millis;
@@ -191,15 +194,17 @@ export function buildCli(): Command {
       );
     });
 
-  program
-    .command('report')
-    .description('print the live report of a running recovery, or the final one')
-    .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .option('--json', 'print the report as JSON')
-    .action(async (batchId: string, options: { json?: boolean }, command: Command) => {
-      const global = globals(command);
-      await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.report(batchId)));
-    });
+  addReportAllOptions(
+    program
+      .command('report')
+      .description('print the report of a recovery; without a batch id, a table of all recent recoveries')
+      .argument('[batchId]', 'AnchorBrowser batch id (uuid); omit it for every recovery', batchIdArgument)
+      .option('--json', 'print the report as JSON'),
+  ).action(async (batchId: string | undefined, options: ReportAllOptions, command: Command) => {
+    if (batchId === undefined) return reportAllRecoveries(commandContext, command, options);
+    const global = globals(command);
+    await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.report(batchId)));
+  });
 
   program
     .command('cancel')
@@ -257,6 +262,9 @@ export function buildCli(): Command {
       );
       print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${report.rounds.length} done`);
     });
+
+  const commandContext = createCommandContext();
+  registerScheduleCommands(program, commandContext);
 
   return program;
 }

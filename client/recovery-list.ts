@@ -10,7 +10,7 @@ import {
   retriedSessionsKey,
   stillFailedSessionsKey,
 } from '../workflows/search-attributes.js';
-import { duration } from '../workflows/sweep-input.js';
+import { durationSchema } from '../workflows/input.js';
 
 /** One recovery as visibility knows it: the search attributes the workflow publishes as it goes. */
 export interface RecoveryRow {
@@ -28,7 +28,7 @@ export interface RecoveryRow {
 
 const listOptionsSchema = z.strictObject({
   /** Recoveries started within this long, e.g. "24h". */
-  since: duration.default(24 * 3_600_000),
+  since: durationSchema.default(24 * 3_600_000),
   outcome: z.enum(RECOVERY_OUTCOMES).optional(),
   /** Rows at most; visibility is read page by page until then. */
   limit: z.number().int().min(1).max(10_000).default(1_000),

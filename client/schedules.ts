@@ -7,10 +7,9 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { describeIssues, InvalidInputError } from '../workflows/input.js';
+import { describeIssues, durationSchema, InvalidInputError } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import {
-  duration,
   parseSweepInput,
   SWEEP_FAILED_BATCHES_WORKFLOW,
   type SweepFailedBatchesInput,
@@ -34,7 +33,9 @@ export interface SweepScheduleOptions extends SweepFailedBatchesInput {
   taskQueue?: string;
 }
 
-const everySchema = z.strictObject({ every: duration.refine((millis) => millis >= 60_000, 'must be at least 1m') });
+const everySchema = z.strictObject({
+  every: durationSchema.refine((millis) => millis >= 60_000, 'must be at least 1m'),
+});
 
 export interface UpsertedSweepSchedule {
   scheduleId: string;

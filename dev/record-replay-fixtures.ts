@@ -16,10 +16,8 @@ const fast = {
   roundBackoff: { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s' },
 } satisfies Partial<RecoverBatchInput>;
 
-const { simulator, client, recoveries, worker, stop } = await startLocalStack({
-  attemptDurationMs: 40,
-  queueDelayMs: 10,
-});
+const stack = await startLocalStack({ attemptDurationMs: 40, queueDelayMs: 10 });
+const { simulator, client, recoveries, worker } = stack;
 
 async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -103,5 +101,5 @@ try {
     }
   });
 } finally {
-  await stop();
+  await stack.stop();
 }

@@ -18,6 +18,8 @@ export interface ResolveTemporalCliOptions {
   allowSdkDownload?: boolean;
   /** How often a long build reports that it is still going. */
   heartbeatMs?: number;
+  /** Where to look for `go` after PATH. */
+  goFallbacks?: string[];
 }
 
 export class TemporalCliUnavailableError extends Error {
@@ -49,12 +51,12 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-async function findGo(env: NodeJS.ProcessEnv): Promise<string | undefined> {
+async function findGo(env: NodeJS.ProcessEnv, fallbacks: string[]): Promise<string | undefined> {
   const candidates = (env.PATH ?? '')
     .split(path.delimiter)
     .filter(Boolean)
     .map((dir) => path.join(dir, 'go'));
-  candidates.push('/usr/local/go/bin/go');
+  candidates.push(...fallbacks);
   for (const candidate of candidates) {
     if (await isExecutable(candidate)) return candidate;
   }
@@ -86,7 +88,7 @@ async function goInstall(go: string, gobin: string, env: NodeJS.ProcessEnv, log:
   log(`Built the Temporal CLI in ${Math.round((Date.now() - startedAt) / 1000)} s`);
 }
 
-async function buildIntoCache(go: string, options: Required<Omit<ResolveTemporalCliOptions, 'allowSdkDownload'>>) {
+async function buildIntoCache(go: string, options: { env: NodeJS.ProcessEnv; log: ProvisionLog; heartbeatMs: number }) {
   const dir = temporalCliCacheDir(options.env);
   const target = path.join(dir, 'temporal');
   await mkdir(dir, { recursive: true });
@@ -153,7 +155,7 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
   if (await isExecutable(cached)) return cached;
   attempts.push(`cached build ${cached}: not there`);
 
-  const go = await findGo(env);
+  const go = await findGo(env, options.goFallbacks ?? ['/usr/local/go/bin/go']);
   if (go) {
     try {
       return await buildIntoCache(go, { env, log, heartbeatMs });
@@ -161,7 +163,7 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
       attempts.push(`go install with ${go}: ${(err as Error).message.split('\n')[0]}`);
     }
   } else {
-    attempts.push('go: not on PATH nor in /usr/local/go/bin');
+    attempts.push('go: not found on PATH nor in /usr/local/go/bin');
   }
 
   if (options.allowSdkDownload ?? true) {

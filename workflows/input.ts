@@ -5,9 +5,15 @@ import { z } from 'zod';
 // JSON, durations are strings like "30s", and an unknown field is an error
 // (a typo must not silently fall back to a default).
 
-const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+/** Milliseconds from `"30s"`, `"250ms"`, `"2h"` or a number of milliseconds; undefined when it is not a duration. */
+export function parseDuration(value: string | number): number | undefined {
   const millis = typeof value === 'number' ? value : (ms(value as StringValue) as number | undefined);
-  if (millis === undefined || !Number.isFinite(millis) || millis < 0) {
+  return millis === undefined || !Number.isFinite(millis) || millis < 0 ? undefined : millis;
+}
+
+export const durationSchema = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const millis = parseDuration(value);
+  if (millis === undefined) {
     ctx.addIssue({
       code: 'custom',
       message: `expected a duration like "30s", "250ms" or "2h", got ${JSON.stringify(value)}`,
@@ -24,9 +30,9 @@ function backoffSchema(defaults: {
 }) {
   return z
     .strictObject({
-      initialInterval: duration.default(ms(defaults.initialInterval)),
+      initialInterval: durationSchema.default(ms(defaults.initialInterval)),
       backoffCoefficient: z.number().min(1).max(10).default(defaults.backoffCoefficient),
-      maximumInterval: duration.default(ms(defaults.maximumInterval)),
+      maximumInterval: durationSchema.default(ms(defaults.maximumInterval)),
     })
     .refine((policy) => policy.maximumInterval >= policy.initialInterval, {
       message: 'maximumInterval must not be shorter than initialInterval',
@@ -49,7 +55,7 @@ export const recoverBatchInputSchema = z.strictObject({
   maxRounds: z.number().int().min(1).max(1000).default(3),
   roundBackoff: roundBackoffSchema,
   poll: pollSchema,
-  deadline: duration.default(ms('24h')),
+  deadline: durationSchema.default(ms('24h')),
   /** History length past which the workflow continues as new; low values are for tests. */
   continueAsNewAfterEvents: z.number().int().min(50).max(40_000).default(10_000),
 });
@@ -88,9 +94,9 @@ export function parseRecoverBatchInput(raw: unknown): RecoveryPolicy {
 }
 
 const backoffChangeSchema = z.strictObject({
-  initialInterval: duration.optional(),
+  initialInterval: durationSchema.optional(),
   backoffCoefficient: z.number().min(1).max(10).optional(),
-  maximumInterval: duration.optional(),
+  maximumInterval: durationSchema.optional(),
 });
 
 const policyChangeSchema = z.strictObject({

@@ -1,13 +1,10 @@
 import ms from 'ms';
 import { z } from 'zod';
 import { BatchStatusSchema } from '../anchor-api/schemas.js';
-import { describeIssues, InvalidInputError, recoverBatchInputSchema } from './input.js';
+import { describeIssues, durationSchema, InvalidInputError, recoverBatchInputSchema } from './input.js';
 
 // Same conventions as recoverBatch's input: plain JSON an operator can type in the
 // Temporal UI or a Schedule, durations like "24h", unknown fields rejected.
-
-/** The core's duration parser ("30s" → 30000), reused so every input accepts the same spellings. */
-export const duration = recoverBatchInputSchema.shape.deadline.unwrap();
 
 /**
  * Settled statuses a batch with failed sessions can have. The simulator reports
@@ -19,7 +16,7 @@ export type SweepStatus = z.infer<typeof SweepStatusSchema>;
 
 export const sweepFailedBatchesInputSchema = z.strictObject({
   /** Batches created within this long before the sweep are scanned. */
-  lookback: duration.refine((millis) => millis > 0, 'must be longer than 0').default(ms('24h')),
+  lookback: durationSchema.refine((millis) => millis > 0, 'must be longer than 0').default(ms('24h')),
   statuses: z
     .array(SweepStatusSchema)
     .min(1)

@@ -1,0 +1,124 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { startDevServer, type DevServer } from '../../dev/dev-server.js';
+import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
+import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { TEST_API_KEY, workflowBundle } from '../helpers/recovery-env.js';
+import { uniqueTaskQueue } from '../helpers/temporal.js';
+
+/** Where the screenshots of the Web UI tests are kept (git-ignored). */
+export const ARTIFACTS_DIR = path.resolve('test-artifacts', 'web-ui');
+
+/** Debian's Chromium; `npx playwright install` cannot download a browser here. */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+// Playwright adds --headless and a fresh --user-data-dir of its own (removed at close).
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export interface UiEnv {
+  server: DevServer;
+  /** The Web UI's base URL, e.g. http://127.0.0.1:41234. */
+  uiUrl: string;
+  simulator: RunningSimulator;
+  client: Client;
+  recoveries: BatchRecoveries;
+  taskQueue: string;
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** Saves a full-page PNG of the page as test-artifacts/web-ui/<name>.png; returns the path. */
+  screenshot(name: string): Promise<string>;
+  /** Writes the page's DOM to test-artifacts/web-ui/<name>.html, for finding locators. */
+  dumpDom(name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A Temporal dev server of its own with the Web UI (the shared test server is
+ * headless), the simulator, a worker on it and a headless Chromium page.
+ * Everything started is stopped by close(), in reverse order, also after a
+ * partial start.
+ */
+export async function startUiEnv(): Promise<UiEnv> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    const errors: unknown[] = [];
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => errors.push(err));
+    if (errors.length > 0) throw new AggregateError(errors, 'closing the Web UI test environment');
+  };
+  try {
+    await mkdir(ARTIFACTS_DIR, { recursive: true });
+    const server = await startDevServer({ ui: true });
+    cleanups.push(() => server.stop());
+    if (!server.uiUrl) throw new Error('the dev server was started without its Web UI');
+
+    const simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
+    cleanups.push(() => simulator.close());
+
+    const connection = await Connection.connect({ address: server.address });
+    cleanups.push(() => connection.close());
+    const client = new Client({ connection, namespace: server.namespace });
+    const taskQueue = uniqueTaskQueue('web-ui');
+
+    const workerConnection = await NativeConnection.connect({ address: server.address });
+    cleanups.push(() => workerConnection.close());
+    const worker: Worker = await createRecoveryWorker({
+      config: {
+        temporal: { address: server.address, namespace: server.namespace, taskQueue },
+        anchor: { baseUrl: simulator.url, apiKey: TEST_API_KEY, timeoutMs: 2_000 },
+        limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
+      },
+      connection: workerConnection,
+      workflows: workflowBundle(),
+    });
+    const running = worker.run();
+    cleanups.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    });
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    cleanups.push(() => browser.close());
+    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, baseURL: server.uiUrl });
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+
+    return {
+      server,
+      uiUrl: server.uiUrl,
+      simulator,
+      client,
+      recoveries: new BatchRecoveries(client, taskQueue),
+      taskQueue,
+      browser,
+      context,
+      page,
+      async screenshot(name) {
+        const file = path.join(ARTIFACTS_DIR, `${name}.png`);
+        await page.screenshot({ path: file, fullPage: true });
+        return file;
+      },
+      async dumpDom(name) {
+        const file = path.join(ARTIFACTS_DIR, `${name}.html`);
+        await writeFile(file, await page.content());
+        return file;
+      },
+      close,
+    };
+  } catch (err) {
+    await close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,177 @@
+import type { Locator, Page } from 'playwright-core';
+import { describeSweepSchedule, upsertSweepSchedule, DEFAULT_SWEEP_SCHEDULE_ID } from '../../client/schedules.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { SweepResult } from '../../workflows/sweep-input.js';
+import { eventually, FAST_POLICY } from '../helpers/recovery-env.js';
+import { startUiEnv, type UiEnv } from './ui-env.js';
+
+// The real Temporal Web UI (2.42.1, served by the dev server) in Debian's Chromium: what an
+// operator does by hand, checked through the client library. Screenshots of every step go to
+// test-artifacts/web-ui/.
+
+let env: UiEnv;
+let page: Page;
+
+beforeAll(async () => {
+  env = await startUiEnv();
+  page = env.page;
+}, 120_000);
+afterAll(() => env?.close());
+
+const NAMESPACE = 'default';
+const SLOW_ROUNDS = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
+const oneFailingSession = () => env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+const workflowsUrl = (query?: string) =>
+  `/namespaces/${NAMESPACE}/workflows${query ? `?query=${encodeURIComponent(query)}` : ''}`;
+
+/**
+ * Waits for `locator` to show, reloading the page between tries: the list pages read
+ * visibility once per load, and a workflow or schedule run may be indexed a moment later.
+ */
+async function showsAfterReloads(locator: Locator, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await locator.waitFor({ state: 'visible', timeout: 3_000 });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`, { cause: err });
+      await page.reload();
+    }
+  }
+}
+
+/** The status badge in a workflow page's header ("Running", "Completed", …). */
+const headerStatus = (status: string) => page.locator('header').getByText(status, { exact: true }).first();
+
+test('recoveries are listed, filtered by AnchorBatchId, and a recovery opens with its status and batch id', async () => {
+  const recovered = oneFailingSession();
+  const other = oneFailingSession();
+  await env.recoveries.start({ batchId: recovered.id, ...FAST_POLICY });
+  await env.recoveries.start({ batchId: other.id, ...SLOW_ROUNDS });
+  expect((await env.recoveries.result(recovered.id)).outcome).toBe('recovered');
+  const recoveredId = recoveryWorkflowId(recovered.id);
+  const otherId = recoveryWorkflowId(other.id);
+
+  await page.goto(workflowsUrl('WorkflowType = "recoverBatch"'));
+  await showsAfterReloads(page.getByRole('link', { name: recoveredId }), 'both recoveries in the list');
+  await page.getByRole('link', { name: otherId }).waitFor();
+  await env.screenshot('1a-recoveries-list');
+
+  await page.goto(workflowsUrl(`AnchorBatchId = "${recovered.id}"`));
+  const row = page.getByTestId('workflows-summary-configurable-table-row');
+  await showsAfterReloads(row.getByRole('link', { name: recoveredId }), 'the filtered recovery');
+  expect(await row.count()).toBe(1);
+  await expect(row.getByText('Completed', { exact: true }).isVisible()).resolves.toBe(true);
+  await expect(page.getByRole('link', { name: otherId }).count()).resolves.toBe(0);
+  await env.screenshot('1b-filtered-by-batch-id');
+
+  await row.getByRole('link', { name: recoveredId }).click();
+  await page.waitForURL(new RegExp(`/workflows/${recoveredId}/`));
+  await headerStatus('Completed').waitFor();
+  // The input shows the batch id; the result is the report with the outcome.
+  await page.getByTestId('input-and-result').getByText(recovered.id).first().waitFor();
+  await page.getByTestId('input-and-result').getByText('"recovered"').first().waitFor();
+  await env.screenshot('1c-recovery-completed');
+
+  await page.getByTestId('search-attributes-tab').click();
+  await page.getByText('AnchorBatchId', { exact: true }).first().waitFor();
+  await page.getByText(recovered.id).first().waitFor();
+  await env.screenshot('1d-search-attributes');
+});
+
+test('"Send a Signal" retryNow skips the long round backoff of a running recovery', async () => {
+  const batch = oneFailingSession();
+  const started = await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', async () =>
+    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+  );
+
+  await page.goto(`/namespaces/${NAMESPACE}/workflows/${started.workflowId}/${started.runId}/history`);
+  await headerStatus('Running').waitFor();
+  await page.getByRole('button', { name: 'More Actions' }).click();
+  await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
+  const modal = page.getByTestId('signal-confirmation-modal');
+  await modal.getByTestId('signal-select-button').click();
+  // The UI lists the workflow's signals (from the SDK's workflow metadata query).
+  await modal.getByRole('option', { name: 'retryNow' }).click();
+  await expect(modal.getByTestId('signal-select').inputValue()).resolves.toBe('retryNow');
+  await env.screenshot('2a-send-signal-retryNow');
+  await modal.getByRole('button', { name: 'Submit' }).click();
+
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toHaveLength(1);
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  await showsAfterReloads(headerStatus('Completed'), 'the recovery to show Completed');
+  await page.getByText('retryNow').first().waitFor();
+  await env.screenshot('2b-after-retryNow-completed');
+});
+
+test('a recovery started from the Start Workflow form runs to completion', async () => {
+  const batch = oneFailingSession();
+  const workflowId = recoveryWorkflowId(batch.id);
+  const input = { batchId: batch.id, maxRounds: 2, ...FAST_POLICY };
+
+  await page.goto(workflowsUrl());
+  await page.getByRole('button', { name: 'Start Workflow' }).click();
+  await page.waitForURL(/\/workflows\/start-workflow/);
+  await page.getByLabel('Workflow ID').fill(workflowId);
+  await page.getByLabel('Task Queue').fill(env.taskQueue);
+  await page.getByLabel('Workflow Type').fill('recoverBatch');
+  await page.getByRole('textbox').last().fill(JSON.stringify(input));
+  await env.screenshot('3a-start-workflow-form');
+  await page.getByTestId('start-workflow-button').click();
+
+  const report = await env.recoveries.result(batch.id);
+  expect(report).toMatchObject({ batchId: batch.id, outcome: 'recovered', rounds: [expect.anything()] });
+  const description = await env.recoveries.handle(batch.id).describe();
+  expect(description).toMatchObject({ workflowId, type: 'recoverBatch', taskQueue: env.taskQueue });
+  await page.goto(`/namespaces/${NAMESPACE}/workflows/${workflowId}`);
+  await showsAfterReloads(headerStatus('Completed'), 'the started recovery to show Completed');
+  await env.screenshot('3b-started-recovery-completed');
+});
+
+test('the sweep schedule is paused (with a reason) and triggered from the Schedules page', async () => {
+  await upsertSweepSchedule(env.client, { every: '1h', taskQueue: env.taskQueue, recovery: { ...FAST_POLICY } });
+  const failed = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(Date.now() - 60_000).toISOString(),
+  });
+
+  await page.goto(`/namespaces/${NAMESPACE}/schedules`);
+  await showsAfterReloads(page.getByRole('link', { name: DEFAULT_SWEEP_SCHEDULE_ID }), 'the sweep schedule in the list');
+  await env.screenshot('4a-schedules-list');
+  await page.getByRole('link', { name: DEFAULT_SWEEP_SCHEDULE_ID }).click();
+  await page.getByTestId('schedule-name').getByText(DEFAULT_SWEEP_SCHEDULE_ID).waitFor();
+
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  const pauseModal = page.locator('#pause-schedule-modal');
+  await pauseModal.getByTestId('pause-reason').fill('paused from the Web UI test');
+  await env.screenshot('4b-pause-with-reason');
+  await pauseModal.getByTestId('confirm-modal-button').click();
+  const paused = await eventually('the schedule to be paused', async () => {
+    const summary = await describeSweepSchedule(env.client);
+    return summary.paused ? summary : undefined;
+  });
+  expect(paused.note).toBe('paused from the Web UI test');
+  await page.getByRole('button', { name: 'Unpause', exact: true }).waitFor();
+  await env.screenshot('4c-schedule-paused');
+
+  await page.getByRole('button', { name: 'Schedule Actions' }).click();
+  await page.getByTestId('trigger-schedule').click();
+  const triggerModal = page.locator('#trigger-schedule-modal');
+  await triggerModal.getByTestId('confirm-modal-button').click();
+  const run = await eventually('a sweep run of the schedule', async () => {
+    const summary = await describeSweepSchedule(env.client);
+    return summary.recentRuns[0];
+  });
+  expect(run.workflowId).toMatch(new RegExp(`^${DEFAULT_SWEEP_SCHEDULE_ID}-`));
+  const sweep = (await env.client.workflow.getHandle(run.workflowId).result()) as SweepResult;
+  expect(sweep.started).toContainEqual({ batchId: failed.id, workflowId: recoveryWorkflowId(failed.id) });
+  expect((await describeSweepSchedule(env.client)).paused).toBe(true);
+
+  await showsAfterReloads(page.getByText(run.workflowId).first(), 'the sweep run on the schedule page');
+  await env.screenshot('4d-schedule-triggered');
+});
