@@ -59,6 +59,7 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
       request,
       ledger.recordCall({
         at: new Date(clock.now()).toISOString(),
+        receivedAtMs: Date.now(),
         method: request.method,
         path: request.url,
         endpoint: route?.endpoint ?? 'unknown',

@@ -6,6 +6,8 @@ export interface LedgerCall {
   seq: number;
   /** Simulator-clock time the call arrived. */
   at: string;
+  /** Wall-clock time the call arrived, for rates and latencies when the simulator's clock is manual. */
+  receivedAtMs: number;
   method: string;
   path: string;
   endpoint: AnchorEndpoint | 'unknown';

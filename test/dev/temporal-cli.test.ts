@@ -1,7 +1,12 @@
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { resolveTemporalCli, TEMPORAL_CLI_VERSION, temporalCliCacheDir, TemporalCliUnavailableError } from '../../dev/temporal-cli.js';
+import {
+  resolveTemporalCli,
+  TEMPORAL_CLI_VERSION,
+  temporalCliCacheDir,
+  TemporalCliUnavailableError,
+} from '../../dev/temporal-cli.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -62,7 +67,9 @@ test('concurrent callers share one go install of the pinned module, and say that
 
 test('with nothing to use or build it stops with one message on how to install the CLI', async () => {
   const env = { XDG_CACHE_HOME: path.join(dir, 'cache'), PATH: '' };
-  const failure = await resolveTemporalCli({ env, goFallbacks: [], allowSdkDownload: false }).catch((err: unknown) => err);
+  const failure = await resolveTemporalCli({ env, goFallbacks: [], allowSdkDownload: false }).catch(
+    (err: unknown) => err,
+  );
 
   expect(failure).toBeInstanceOf(TemporalCliUnavailableError);
   const message = (failure as Error).message;

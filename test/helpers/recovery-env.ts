@@ -38,7 +38,7 @@ export interface RecoveryEnv {
   recoveries: BatchRecoveries;
   taskQueue: string;
   /** Starts an in-process worker on the env's task queue; stopped by close(). */
-  startWorker(apiKey?: string): Promise<Worker>;
+  startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<Worker>;
   close(): Promise<void>;
 }
 
@@ -58,10 +58,11 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
     client,
     taskQueue,
     recoveries: new BatchRecoveries(client, taskQueue),
-    async startWorker(apiKey = TEST_API_KEY) {
+    async startWorker(apiKey = TEST_API_KEY, limits = {}) {
       const connection = await connectWorker();
+      const config = workerConfig(taskQueue, simulator.url, apiKey);
       const worker = await createRecoveryWorker({
-        config: workerConfig(taskQueue, simulator.url, apiKey),
+        config: { ...config, limits: { ...config.limits, ...limits } },
         connection,
         workflows: workflowBundle(),
       });

@@ -1,0 +1,26 @@
+import { startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv({ clockMode: 'manual' });
+  await env.startWorker(undefined, { maxCallsPerSecond: 2 });
+});
+afterAll(() => env.close());
+
+test('the worker keeps Anchor API calls under the task queue rate limit', async () => {
+  const batches = Array.from({ length: 8 }, () => env.simulator.createScriptedBatch({ count: 2 }));
+  // Settled before the recoveries start, so each needs exactly one status read.
+  env.simulator.clock.advance(60_000);
+  await Promise.all(batches.map((batch) => env.recoveries.start({ batchId: batch.id })));
+  const reports = await Promise.all(batches.map((batch) => env.recoveries.result(batch.id)));
+
+  expect(reports.map((report) => report.outcome)).toEqual(batches.map(() => 'clean'));
+  const arrivals = env.simulator.ledger
+    .all()
+    .calls.map((call) => call.receivedAtMs)
+    .sort((a, b) => a - b);
+  expect(arrivals).toHaveLength(8);
+  // 8 calls at 2 per second take at least 3 s however the server bursts; unlimited they take milliseconds.
+  expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(3_000);
+});
