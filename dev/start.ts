@@ -114,7 +114,13 @@ async function runLocalStack(env: NodeJS.ProcessEnv, signal: AbortSignal): Promi
     if (signal.aborted) return;
 
     let simulator: RunningSimulator | undefined;
-    const workerEnv = { ...env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace };
+    const workerEnv = {
+      // The demo's own output is the progress and the report; the worker's JSON logs would break into them.
+      LOG_LEVEL: 'WARN',
+      ...env,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+    };
     if (!env.ANCHOR_API_KEY) {
       // A fresh key per run: the simulator only answers the worker started here.
       const apiKey = `sim-${randomBytes(16).toString('hex')}`;
