@@ -62,7 +62,7 @@ test('recoveries are listed, filtered by AnchorBatchId, and a recovery opens wit
   const row = page.getByTestId('workflows-summary-configurable-table-row');
   await showsAfterReloads(row.getByRole('link', { name: recoveredId }), 'the filtered recovery');
   expect(await row.count()).toBe(1);
-  await expect(row.getByText('Completed', { exact: true }).isVisible()).resolves.toBe(true);
+  await row.getByText('Completed', { exact: true }).waitFor();
   await expect(page.getByRole('link', { name: otherId }).count()).resolves.toBe(0);
   await env.screenshot('1b-filtered-by-batch-id');
 
@@ -75,8 +75,10 @@ test('recoveries are listed, filtered by AnchorBatchId, and a recovery opens wit
   await env.screenshot('1c-recovery-completed');
 
   await page.getByTestId('search-attributes-tab').click();
-  await page.getByText('AnchorBatchId', { exact: true }).first().waitFor();
-  await page.getByText(recovered.id).first().waitFor();
+  // A read-only JSON view of the indexed fields.
+  await page.getByText('"AnchorBatchId"', { exact: true }).waitFor();
+  await page.getByText(`"${recovered.id}"`, { exact: true }).waitFor();
+  await page.getByText('"RecoveryOutcome"', { exact: true }).waitFor();
   await env.screenshot('1d-search-attributes');
 });
 
@@ -91,20 +93,25 @@ test('"Send a Signal" retryNow skips the long round backoff of a running recover
   await headerStatus('Running').waitFor();
   await page.getByRole('button', { name: 'More Actions' }).click();
   await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
-  const modal = page.getByTestId('signal-confirmation-modal');
+  // The page renders its actions twice (two layouts); only the open dialog is in the accessibility tree.
+  const modal = page.getByRole('dialog', { name: 'Send a Signal' });
   await modal.getByTestId('signal-select-button').click();
   // The UI lists the workflow's signals (from the SDK's workflow metadata query).
   await modal.getByRole('option', { name: 'retryNow' }).click();
   await expect(modal.getByTestId('signal-select').inputValue()).resolves.toBe('retryNow');
+  await modal.getByRole('listbox').waitFor({ state: 'hidden' });
   await env.screenshot('2a-send-signal-retryNow');
   await modal.getByRole('button', { name: 'Submit' }).click();
+  await page.getByText('Workflow signaled.').waitFor();
 
   const report = await env.recoveries.result(batch.id);
   expect(report.outcome).toBe('recovered');
   expect(report.rounds).toHaveLength(1);
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
   await showsAfterReloads(headerStatus('Completed'), 'the recovery to show Completed');
-  await page.getByText('retryNow').first().waitFor();
+  // The event history's timeline labels the signal; its event shows the signal's name.
+  await page.locator('svg text', { hasText: 'retryNow' }).first().waitFor();
+  await page.getByText('Signal Name', { exact: true }).first().waitFor();
   await env.screenshot('2b-after-retryNow-completed');
 });
 
@@ -119,17 +126,26 @@ test('a recovery started from the Start Workflow form runs to completion', async
   await page.getByLabel('Workflow ID').fill(workflowId);
   await page.getByLabel('Task Queue').fill(env.taskQueue);
   await page.getByLabel('Workflow Type').fill('recoverBatch');
-  await page.getByRole('textbox').last().fill(JSON.stringify(input));
+  // Input → Data is a JSON code editor (a contenteditable textbox without a name), the last textbox of the form.
+  const data = page.getByRole('textbox').last();
+  await data.fill(JSON.stringify(input));
+  // Leaving the editor reformats the JSON and moves the button down: blur before clicking it.
+  await page.getByRole('heading', { name: 'Start a Workflow' }).click();
+  await expect(data.textContent()).resolves.toContain(`"batchId": "${batch.id}"`);
   await env.screenshot('3a-start-workflow-form');
   await page.getByTestId('start-workflow-button').click();
+  const started = page.getByRole('link', { name: 'Workflow started successfully' });
+  await started.waitFor();
+  await env.screenshot('3b-start-workflow-started');
+  await started.click();
+  await page.waitForURL(new RegExp(`/workflows/${workflowId}/`));
 
   const report = await env.recoveries.result(batch.id);
   expect(report).toMatchObject({ batchId: batch.id, outcome: 'recovered', rounds: [expect.anything()] });
   const description = await env.recoveries.handle(batch.id).describe();
   expect(description).toMatchObject({ workflowId, type: 'recoverBatch', taskQueue: env.taskQueue });
-  await page.goto(`/namespaces/${NAMESPACE}/workflows/${workflowId}`);
   await showsAfterReloads(headerStatus('Completed'), 'the started recovery to show Completed');
-  await env.screenshot('3b-started-recovery-completed');
+  await env.screenshot('3c-started-recovery-completed');
 });
 
 test('the sweep schedule is paused (with a reason) and triggered from the Schedules page', async () => {
@@ -141,13 +157,16 @@ test('the sweep schedule is paused (with a reason) and triggered from the Schedu
   });
 
   await page.goto(`/namespaces/${NAMESPACE}/schedules`);
-  await showsAfterReloads(page.getByRole('link', { name: DEFAULT_SWEEP_SCHEDULE_ID }), 'the sweep schedule in the list');
+  await showsAfterReloads(
+    page.getByRole('link', { name: DEFAULT_SWEEP_SCHEDULE_ID }),
+    'the sweep schedule in the list',
+  );
   await env.screenshot('4a-schedules-list');
   await page.getByRole('link', { name: DEFAULT_SWEEP_SCHEDULE_ID }).click();
   await page.getByTestId('schedule-name').getByText(DEFAULT_SWEEP_SCHEDULE_ID).waitFor();
 
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
-  const pauseModal = page.locator('#pause-schedule-modal');
+  const pauseModal = page.getByRole('dialog', { name: 'Pause Schedule?' });
   await pauseModal.getByTestId('pause-reason').fill('paused from the Web UI test');
   await env.screenshot('4b-pause-with-reason');
   await pauseModal.getByTestId('confirm-modal-button').click();
@@ -156,12 +175,17 @@ test('the sweep schedule is paused (with a reason) and triggered from the Schedu
     return summary.paused ? summary : undefined;
   });
   expect(paused.note).toBe('paused from the Web UI test');
-  await page.getByRole('button', { name: 'Unpause', exact: true }).waitFor();
+  // The page may read the schedule back before the server applied the pause.
+  await showsAfterReloads(
+    page.getByRole('button', { name: 'Unpause', exact: true }),
+    'the schedule page to show Paused',
+  );
+  await page.getByText('paused from the Web UI test', { exact: true }).waitFor();
   await env.screenshot('4c-schedule-paused');
 
   await page.getByRole('button', { name: 'Schedule Actions' }).click();
   await page.getByTestId('trigger-schedule').click();
-  const triggerModal = page.locator('#trigger-schedule-modal');
+  const triggerModal = page.getByRole('dialog', { name: 'Trigger Immediately' });
   await triggerModal.getByTestId('confirm-modal-button').click();
   const run = await eventually('a sweep run of the schedule', async () => {
     const summary = await describeSweepSchedule(env.client);
