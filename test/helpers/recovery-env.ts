@@ -24,9 +24,14 @@ export function workflowBundle() {
   return { workflowBundle: { codePath } };
 }
 
-export function workerConfig(taskQueue: string, anchorBaseUrl: string, apiKey = TEST_API_KEY): WorkerConfig {
+export function workerConfig(
+  taskQueue: string,
+  anchorBaseUrl: string,
+  apiKey = TEST_API_KEY,
+  temporal = { address: temporalAddress(), namespace: temporalNamespace() },
+): WorkerConfig {
   return {
-    temporal: { address: temporalAddress(), namespace: temporalNamespace(), taskQueue },
+    temporal: { ...temporal, taskQueue },
     anchor: { baseUrl: anchorBaseUrl, apiKey, timeoutMs: 2_000 },
     limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
   };

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -7,7 +7,7 @@ import { BatchRecoveries } from '../../client/recoveries.js';
 import { startDevServer, type DevServer } from '../../dev/dev-server.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
-import { TEST_API_KEY, workflowBundle } from '../helpers/recovery-env.js';
+import { TEST_API_KEY, workerConfig, workflowBundle } from '../helpers/recovery-env.js';
 import { uniqueTaskQueue } from '../helpers/temporal.js';
 
 /** Where the screenshots of the Web UI tests are kept (git-ignored). */
@@ -40,8 +40,6 @@ export interface UiEnv {
   page: Page;
   /** Saves a full-page PNG of the page as test-artifacts/web-ui/<name>.png; returns the path. */
   screenshot(name: string): Promise<string>;
-  /** Writes the page's DOM to test-artifacts/web-ui/<name>.html, for finding locators. */
-  dumpDom(name: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -75,11 +73,7 @@ export async function startUiEnv(): Promise<UiEnv> {
     const workerConnection = await NativeConnection.connect({ address: server.address });
     cleanups.push(() => workerConnection.close());
     const worker: Worker = await createRecoveryWorker({
-      config: {
-        temporal: { address: server.address, namespace: server.namespace, taskQueue },
-        anchor: { baseUrl: simulator.url, apiKey: TEST_API_KEY, timeoutMs: 2_000 },
-        limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
-      },
+      config: workerConfig(taskQueue, simulator.url, TEST_API_KEY, server),
       connection: workerConnection,
       workflows: workflowBundle(),
     });
@@ -108,11 +102,6 @@ export async function startUiEnv(): Promise<UiEnv> {
       async screenshot(name) {
         const file = path.join(ARTIFACTS_DIR, `${name}.png`);
         await page.screenshot({ path: file, fullPage: true });
-        return file;
-      },
-      async dumpDom(name) {
-        const file = path.join(ARTIFACTS_DIR, `${name}.html`);
-        await writeFile(file, await page.content());
         return file;
       },
       close,
