@@ -29,7 +29,7 @@ export interface StartBatchRecoveryInput {
 }
 
 export type StartBatchRecoveryResult =
-  { outcome: 'started'; workflowId: string } | { outcome: 'already_running' | 'already_recovered'; workflowId: string };
+  { outcome: 'started'; workflowId: string } | { outcome: 'already_running' | 'already_ended'; workflowId: string };
 
 /** Memo on recoveries a sweep starts: which sweep run started it (also shown in the Web UI). */
 interface SweepMemo {
@@ -105,7 +105,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
       const description = await client.workflow.getHandle(workflowId).describe();
-      if (description.status.name !== 'RUNNING') return { outcome: 'already_recovered', workflowId };
+      if (description.status.name !== 'RUNNING') return { outcome: 'already_ended', workflowId };
       // An earlier attempt of this activity may have started it before its answer was lost.
       const memo = description.memo as Partial<SweepMemo> | undefined;
       return {

@@ -11,6 +11,7 @@ export interface LocalStack {
   client: Client;
   recoveries: BatchRecoveries;
   worker: Worker;
+  taskQueue: string;
   stop(): Promise<void>;
 }
 
@@ -38,6 +39,7 @@ export async function startLocalStack(
     simulator,
     client,
     worker,
+    taskQueue,
     recoveries: new BatchRecoveries(client, taskQueue),
     async stop() {
       await workerConnection.close();

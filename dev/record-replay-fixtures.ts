@@ -7,7 +7,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { recoveryWorkflowId } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
+import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
+import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
 import { startLocalStack } from './local-stack.js';
 
 const fixturesDir = fileURLToPath(new URL('../test/fixtures/histories/', import.meta.url));
@@ -23,27 +26,28 @@ async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/** Each scenario starts a workflow and returns its id. */
 const scenarios: Record<string, () => Promise<string>> = {
   async 'recovered-one-round'() {
     const batch = simulator.createScriptedBatch({ count: 6, script: { '1': ['fail', 'ok'], '4': ['fail', 'ok'] } });
     await recoveries.start({ batchId: batch.id, ...fast });
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
   },
   async 'exhausted-two-rounds'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2, maxRetries: 2 });
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
   },
   async clean() {
     const batch = simulator.createScriptedBatch({ count: 3 });
     await recoveries.start({ batchId: batch.id, ...fast });
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
   },
   async 'reconciled-after-dropped-answer'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
     simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
     await recoveries.start({ batchId: batch.id, ...fast });
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
   },
   async 'operator-controls'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
@@ -60,7 +64,7 @@ const scenarios: Record<string, () => Promise<string>> = {
     await recoveries.retryNow(batch.id);
     await waitForPhase(batch.id, 'backing_off');
     await recoveries.retryNow(batch.id);
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
   },
   async 'operator-cancelled'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
@@ -71,7 +75,7 @@ const scenarios: Record<string, () => Promise<string>> = {
     });
     await waitForPhase(batch.id, 'backing_off');
     await recoveries.cancel(batch.id);
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
   },
   async 'continued-as-new'() {
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
@@ -82,20 +86,38 @@ const scenarios: Record<string, () => Promise<string>> = {
       maxRounds: 5,
       continueAsNewAfterEvents: 50,
     });
-    return batch.id;
+    return recoveryWorkflowId(batch.id);
+  },
+  async sweep() {
+    simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
+    simulator.createScriptedBatch({ count: 2 });
+    const workflowId = `fixture-sweep-${Date.now()}`;
+    await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ lookback: '1h', recovery: { ...fast } }],
+    });
+    return workflowId;
   },
 };
+
+// Names on the command line record only those scenarios: committed histories are never re-recorded.
+const wanted = process.argv.slice(2);
 
 try {
   await mkdir(fixturesDir, { recursive: true });
   await worker.runUntil(async () => {
     for (const [name, run] of Object.entries(scenarios)) {
-      const batchId = await run();
-      await recoveries.result(batchId).catch(() => undefined);
+      if (wanted.length > 0 && !wanted.includes(name)) continue;
+      const workflowId = await run();
+      await client.workflow
+        .getHandle(workflowId)
+        .result()
+        .catch(() => undefined);
       // A continued-as-new chain is recorded from its first run, which holds the continue-as-new itself.
-      const { runId } = await recoveries.handle(batchId).describe();
-      const firstRunId = (await recoveries.handle(batchId).describe()).raw.workflowExecutionInfo?.firstRunId ?? runId;
-      const history = await client.workflow.getHandle(recoveries.handle(batchId).workflowId, firstRunId).fetchHistory();
+      const description = await client.workflow.getHandle(workflowId).describe();
+      const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+      const history = await client.workflow.getHandle(workflowId, firstRunId).fetchHistory();
       await writeFile(path.join(fixturesDir, `${name}.json`), historyToJSON(history));
       console.log(`recorded ${name}: ${history.events?.length ?? 0} events`);
     }

@@ -10,7 +10,7 @@ const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.u
 
 test('recorded recovery histories replay on the current workflow code', async () => {
   const files = (await readdir(fixturesDir)).filter((file) => file.endsWith('.json')).sort();
-  expect(files.length).toBeGreaterThanOrEqual(7);
+  expect(files.length).toBeGreaterThanOrEqual(8);
   const histories = await Promise.all(
     files.map(async (file) => ({
       workflowId: file,

@@ -89,7 +89,7 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
     scanned: listed.length,
     started: started.length,
     already_running: 0,
-    already_recovered: 0,
+    already_ended: 0,
     no_failed_sessions: 0,
     over_limit: 0,
     start_failed: 0,

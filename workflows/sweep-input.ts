@@ -51,7 +51,7 @@ export type SkipReason =
   /** A recovery for the batch is running (started by the CLI or an overlapping sweep). */
   | 'already_running'
   /** A recovery for the batch already ended with an outcome; a sweep does not redo it. */
-  | 'already_recovered'
+  | 'already_ended'
   | 'no_failed_sessions'
   /** The sweep reached maxStarts; a later sweep picks the batch up. */
   | 'over_limit'

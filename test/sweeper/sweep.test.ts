@@ -56,7 +56,7 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     started: 5,
     no_failed_sessions: 2,
     already_running: 0,
-    already_recovered: 0,
+    already_ended: 0,
     over_limit: 0,
     start_failed: 0,
   });
@@ -106,9 +106,9 @@ test('overlapping sweeps start one recovery per batch; later sweeps skip running
   const fourth = await sweep({ recovery });
   expect(fourth.started).toEqual([]);
   expect(fourth.skipped.map((entry) => entry.reason)).toEqual([
-    'already_recovered',
-    'already_recovered',
-    'already_recovered',
+    'already_ended',
+    'already_ended',
+    'already_ended',
   ]);
   const runIdsAfter = await Promise.all(
     batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId),
