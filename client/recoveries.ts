@@ -4,6 +4,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
@@ -50,6 +51,17 @@ export class RecoveryFailedError extends Error {
     cause: Error,
   ) {
     super(`Recovery of batch ${batchId} failed: ${cause.message}`, { cause });
+  }
+}
+
+/** The workflow's validator rejected a policy change; nothing was changed. */
+export class PolicyChangeRejectedError extends Error {
+  override name = 'PolicyChangeRejectedError';
+  constructor(
+    readonly batchId: string,
+    cause: Error,
+  ) {
+    super(`Policy change for batch ${batchId} rejected: ${cause.message}`, { cause });
   }
 }
 
@@ -172,9 +184,13 @@ export class BatchRecoveries {
   }
 
   async updatePolicy(batchId: string, change: PolicyChange): Promise<RecoveryReport> {
-    return this.handle(batchId)
-      .executeUpdate(updateRecoveryPolicy, { args: [change] })
-      .catch(this.notFound(batchId));
+    try {
+      return await this.handle(batchId).executeUpdate(updateRecoveryPolicy, { args: [change] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError && err.cause)
+        throw new PolicyChangeRejectedError(batchId, err.cause);
+      return this.notFound(batchId)(err);
+    }
   }
 
   private async describe(batchId: string) {

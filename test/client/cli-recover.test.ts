@@ -103,3 +103,26 @@ test('cancel stops a running recovery and prints its outcome', async () => {
   expect(cancelled.stdout.trim()).toBe(`Recovery of batch ${batch.id} ended: operator_cancelled`);
   expect((await env.recoveries.report(batch.id)).outcome).toBe('operator_cancelled');
 });
+
+test('pause, policy, resume and retry-now steer a running recovery from the CLI', async () => {
+  const env = await recoveryEnv();
+  const batch = env.simulator.createScriptedBatch({ id: randomUUID(), count: 4, script: { '2': ['fail', 'ok'] } });
+  await env.startWorker();
+  expect((await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
+
+  const paused = await cliOn(env, ['pause', batch.id]);
+  expect(paused).toMatchObject({ code: 0, stdout: expect.stringContaining('Paused') });
+  const rejected = await cliOn(env, ['policy', batch.id, '--max-retries', '5']);
+  expect(rejected.code).toBe(1);
+  expect(rejected.stderr).toMatch(/maxRetries: Too big/);
+  const policy = await cliOn(env, ['policy', batch.id, '--max-rounds', '4', '--max-retries', '2']);
+  expect(policy).toMatchObject({ code: 0, stdout: expect.stringContaining('at most 4 rounds') });
+  expect((await env.recoveries.report(batch.id)).paused).toBe(true);
+
+  expect((await cliOn(env, ['resume', batch.id])).code).toBe(0);
+  expect((await cliOn(env, ['retry-now', batch.id])).code).toBe(0);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.maxRounds).toBe(4);
+  expect(env.simulator.ledger.forBatch(batch.id).retries.map((retry) => retry.body.max_retries)).toEqual([2]);
+});
