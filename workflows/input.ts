@@ -41,12 +41,12 @@ function backoffSchema(defaults: {
     .prefault({});
 }
 
-export const roundBackoffSchema = backoffSchema({
+const roundBackoffSchema = backoffSchema({
   initialInterval: '30s',
   backoffCoefficient: 2,
   maximumInterval: '10m',
 });
-export const pollSchema = backoffSchema({ initialInterval: '5s', backoffCoefficient: 1.5, maximumInterval: '2m' });
+const pollSchema = backoffSchema({ initialInterval: '5s', backoffCoefficient: 1.5, maximumInterval: '2m' });
 
 export const recoverBatchInputSchema = z.strictObject({
   batchId: z.uuid(),
@@ -64,7 +64,6 @@ export const recoverBatchInputSchema = z.strictObject({
 export type RecoverBatchInput = z.input<typeof recoverBatchInputSchema>;
 /** The validated input with defaults applied and durations in milliseconds. */
 export type RecoveryPolicy = z.output<typeof recoverBatchInputSchema>;
-export type BackoffPolicy = RecoveryPolicy['poll'];
 
 export class InvalidInputError extends Error {
   override name = 'InvalidInputError';

@@ -105,11 +105,7 @@ test('overlapping sweeps start one recovery per batch; later sweeps skip running
   expect(await outcomesOf(batches)).toEqual(batches.map(() => 'operator_cancelled'));
   const fourth = await sweep({ recovery });
   expect(fourth.started).toEqual([]);
-  expect(fourth.skipped.map((entry) => entry.reason)).toEqual([
-    'already_ended',
-    'already_ended',
-    'already_ended',
-  ]);
+  expect(fourth.skipped.map((entry) => entry.reason)).toEqual(['already_ended', 'already_ended', 'already_ended']);
   const runIdsAfter = await Promise.all(
     batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId),
   );
