@@ -1,11 +1,12 @@
-import type { RecoverableBatch } from '../anchor-api/index.js';
+import { redactUrls, type RecoverableBatch } from '../anchor-api/index.js';
 import type { BatchSnapshot, FailingSession } from '../workflows/report.js';
 
 /** Enough to show an operator what fails without making history grow with the batch size. */
 export const FAILING_SESSIONS_CAP = 25;
 
+/** Nothing pending or processing, or the API calls the batch finished either way. */
 export function isSettled(batch: RecoverableBatch): boolean {
-  if (batch.status === 'cancelled') return true;
+  if (batch.status === 'completed' || batch.status === 'failed' || batch.status === 'cancelled') return true;
   return batch.counts.pending === 0 && batch.counts.processing === 0;
 }
 
@@ -21,7 +22,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
-        error: session.error ?? null,
+        error: session.error === undefined ? null : redactUrls(session.error),
         retryCount: session.retry_count ?? 0,
       });
     }

@@ -8,6 +8,8 @@ const PERMANENT_KINDS = new Set<AnchorApiError['kind']>([
   'malformed_response',
   'bad_request',
   'insufficient_credits',
+  // Statuses the contract does not define (a redirect to a wrong base URL, say) will not fix themselves.
+  'unexpected_status',
 ]);
 
 /**

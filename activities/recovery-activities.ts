@@ -1,21 +1,28 @@
 import { activityInfo, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
-import { NoFailedSessionsError, type AnchorApiClient, type RecoverableBatch } from '../anchor-api/index.js';
+import {
+  MalformedResponseError,
+  NoFailedSessionsError,
+  redactUrls,
+  type AnchorApiClient,
+  type RecoverableBatch,
+} from '../anchor-api/index.js';
+import { BATCH_NOT_SETTLED } from '../workflows/definitions.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import { describeProgress, toBatchSnapshot } from './batch-snapshot.js';
 import { toActivityFailure } from './failures.js';
 import { countApiError, countRetryCall } from './metrics.js';
 
-/** The failure type the poll activity uses for "still in flight"; the workflow's retry policy retries it. */
-export const BATCH_NOT_SETTLED = 'BatchNotSettled';
-
 export interface RetryFailedSessionsInput {
   batchId: string;
   maxRetries: number;
   retryFailedOnly: boolean;
-  /** The settled batch the round started from; a later attempt compares against it. */
-  before: Pick<BatchSnapshot, 'failed' | 'retryCountTotal'>;
+  /** The settled batch the round started from; used when no fresher snapshot was recorded. */
+  before: RetrySnapshot;
 }
+
+/** What the reconciliation compares: enough to see a retry's effect, small enough for heartbeat details. */
+export type RetrySnapshot = Pick<BatchSnapshot, 'failed' | 'retryCountTotal'>;
 
 export interface RetryFailedSessionsResult {
   retriedSessions: number;
@@ -24,26 +31,32 @@ export interface RetryFailedSessionsResult {
   reconciled: boolean;
 }
 
+export type RetryEffect = 'took_effect' | 'no_effect' | 'unknown';
+
 /**
- * True when the batch shows a retry was applied since `before` was taken:
- * sessions are in flight again, fewer have failed, or retry counts went up.
+ * Whether a retry was applied since `before` was taken: sessions in flight
+ * again, fewer failed, or retry counts up mean it was. Without retry counts
+ * (the API may send counters only) a retry whose sessions failed again at
+ * once leaves no trace, so "nothing changed" proves nothing.
  */
-export function retryTookEffect(before: RetryFailedSessionsInput['before'], now: RecoverableBatch): boolean {
+export function retryEffect(before: RetrySnapshot, now: RecoverableBatch): RetryEffect {
   const snapshot = toBatchSnapshot(now, new Date());
-  if (snapshot.pending + snapshot.processing > 0) return true;
-  if (snapshot.failed < before.failed) return true;
-  return (
-    before.retryCountTotal !== null &&
-    snapshot.retryCountTotal !== null &&
-    snapshot.retryCountTotal > before.retryCountTotal
-  );
+  if (snapshot.pending + snapshot.processing > 0) return 'took_effect';
+  if (snapshot.failed < before.failed) return 'took_effect';
+  if (before.retryCountTotal === null || snapshot.retryCountTotal === null) return 'unknown';
+  return snapshot.retryCountTotal > before.retryCountTotal ? 'took_effect' : 'no_effect';
 }
 
 const HEARTBEAT_INTERVAL_MS = 2_000;
 
-async function withHeartbeats<T>(work: Promise<T>): Promise<T> {
-  heartbeat();
-  const timer = setInterval(() => heartbeat(), HEARTBEAT_INTERVAL_MS);
+/**
+ * Heartbeats while a call is in flight, so a worker that dies mid-call is
+ * noticed after the heartbeat timeout (seconds) rather than the start-to-close
+ * timeout, and the next attempt reconciles sooner.
+ */
+async function withHeartbeats<T>(work: Promise<T>, details?: unknown): Promise<T> {
+  heartbeat(details);
+  const timer = setInterval(() => heartbeat(details), HEARTBEAT_INTERVAL_MS);
   try {
     return await work;
   } finally {
@@ -79,40 +92,71 @@ export function createRecoveryActivities(api: AnchorApiClient) {
     },
 
     /**
-     * One retry call. The endpoint is not idempotent: when an earlier attempt
-     * may have reached the API (timeout, dropped connection, worker crash),
-     * this attempt reads the batch first and does not send a second retry for
-     * a round whose first one took effect.
+     * One retry call. The endpoint is not idempotent: an attempt after one
+     * whose outcome may be unknown (timeout, dropped connection, worker crash)
+     * reads the batch first, and sends no second retry unless the batch proves
+     * the first one had no effect.
      */
     async retryFailedSessions(input: RetryFailedSessionsInput): Promise<RetryFailedSessionsResult> {
-      const { batchId, maxRetries, retryFailedOnly, before } = input;
+      const { batchId, maxRetries, retryFailedOnly } = input;
+      const { attempt } = activityInfo();
+      const heartbeatDetails: unknown = activityInfo().heartbeatDetails;
       try {
-        if (activityInfo().attempt > 1) {
-          const now = await withHeartbeats(api.getRecoverableBatch(batchId));
-          if (retryTookEffect(before, now)) {
-            log.warn('Earlier retry attempt took effect; not sending another', {
-              batchId,
-              attempt: activityInfo().attempt,
-            });
-            countRetryCall(before.failed, true);
-            return { retriedSessions: before.failed, apiStatus: null, apiMessage: null, reconciled: true };
+        let before = input.before;
+        if (attempt > 1) {
+          // The snapshot the first attempt took right before its call, if its heartbeat got through:
+          // fresher than the round's, which a manual retry during the backoff would have made stale.
+          before = (heartbeatDetails as RetrySnapshot | undefined) ?? input.before;
+          const effect = retryEffect(before, await withHeartbeats(api.getRecoverableBatch(batchId)));
+          if (effect !== 'no_effect') {
+            log.warn('An earlier retry call may have taken effect; not sending another', { batchId, attempt, effect });
+            countRetryCall(0, true);
+            return {
+              // The API's answer was lost; what it would have said under retry_failed_only.
+              retriedSessions: effect === 'took_effect' ? before.failed : 0,
+              apiStatus: null,
+              apiMessage:
+                effect === 'took_effect'
+                  ? 'answer lost; the batch shows the retry was applied'
+                  : 'answer lost; the batch cannot show whether the retry was applied, so it was not sent again',
+              reconciled: true,
+            };
           }
+        } else {
+          const fresh = toBatchSnapshot(await api.getRecoverableBatch(batchId), new Date());
+          before = { failed: fresh.failed, retryCountTotal: fresh.retryCountTotal };
         }
         const answer = await withHeartbeats(
           api.retryFailedSessions(batchId, { retry_failed_only: retryFailedOnly, max_retries: maxRetries }),
+          before,
         );
         countRetryCall(answer.retried_sessions ?? 0, false);
         return {
           retriedSessions: answer.retried_sessions ?? 0,
           apiStatus: 200,
-          apiMessage: answer.message ?? null,
+          apiMessage: answer.message === undefined ? null : redactUrls(answer.message),
           reconciled: false,
         };
       } catch (err) {
-        countApiError(err);
         // Not a failure: the batch settled with nothing to retry, so the round retried 0.
         if (err instanceof NoFailedSessionsError) {
-          return { retriedSessions: 0, apiStatus: 400, apiMessage: err.apiMessage ?? null, reconciled: false };
+          return {
+            retriedSessions: 0,
+            apiStatus: 400,
+            apiMessage: redactUrls(err.apiMessage ?? ''),
+            reconciled: false,
+          };
+        }
+        countApiError(err);
+        // The API took the call but its answer is unreadable: the retry happened, so the round did too.
+        if (err instanceof MalformedResponseError && err.outcomeUnknown) {
+          countRetryCall(input.before.failed, false);
+          return {
+            retriedSessions: input.before.failed,
+            apiStatus: 200,
+            apiMessage: `answer unreadable (${err.problem}); counted as retrying every failed session`,
+            reconciled: false,
+          };
         }
         throw toActivityFailure(err);
       }

@@ -1,4 +1,5 @@
 import type { AnchorEndpoint } from './endpoints.js';
+import { redactUrls } from './redact.js';
 
 /** Stable discriminants: safe to use as Temporal failure types and in alerts. */
 export type AnchorApiErrorKind =
@@ -50,7 +51,8 @@ export abstract class AnchorApiError extends Error {
 function describe(what: string, context: AnchorApiErrorContext): string {
   const status = context.statusCode === undefined ? '' : ` (HTTP ${context.statusCode})`;
   const batch = context.batchId === undefined ? '' : ` for batch ${context.batchId}`;
-  const apiMessage = context.apiMessage === undefined ? '' : `: ${context.apiMessage}`;
+  // Error messages end up in Temporal history and logs: no URL the API may have quoted.
+  const apiMessage = context.apiMessage === undefined ? '' : `: ${redactUrls(context.apiMessage)}`;
   return `${what}${status}${batch} on ${context.endpoint}${apiMessage}`;
 }
 

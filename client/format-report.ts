@@ -33,6 +33,7 @@ function roundRow(round: RecoveryRound): string[] {
 
 function describeState(report: RecoveryReport): string {
   if (report.outcome) return report.outcome;
+  if (report.failure) return `failed (${report.failure.type}): ${report.failure.message}`;
   const phase = report.paused ? 'paused' : report.phase.replaceAll('_', ' ');
   return report.nextRetryAt ? `running (${phase}, next retry at ${report.nextRetryAt})` : `running (${phase})`;
 }
@@ -42,6 +43,9 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string): string 
   const lines = [
     `Recovery of batch ${report.batchId} (workflow ${report.workflowId})`,
     `Outcome:  ${describeState(report)}`,
+    ...(report.lastError
+      ? [`Last API error: ${report.lastError.type} at ${report.lastError.at}: ${report.lastError.message}`]
+      : []),
     `Started:  ${report.startedAt}${report.finishedAt ? `   finished: ${report.finishedAt}` : `   deadline: ${report.deadlineAt}`}`,
     '',
   ];

@@ -11,7 +11,7 @@ import {
 import type { SimulatorClock } from './clock.js';
 import type { FaultInjector, FaultRule, FaultTarget } from './faults.js';
 import type { Ledger, LedgerCall } from './ledger.js';
-import { apiError, bodyAsText, bodyAsValue, ok, setAtPath, type ApiAnswer } from './responses.js';
+import { apiError, bodyAsText, bodyAsValue, ok, removeAtPath, setAtPath, type ApiAnswer } from './responses.js';
 import type { BatchStore } from './store.js';
 
 export interface ContractDeps {
@@ -133,6 +133,8 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
           ...answer,
           body: setAtPath(bodyAsValue(answer.body), fault.field ?? route.mistypedField, fault.value ?? 'not-a-number'),
         };
+      case 'omit_field':
+        return { ...answer, body: removeAtPath(bodyAsValue(answer.body), fault.field) };
       default:
         return answer;
     }

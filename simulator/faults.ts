@@ -39,6 +39,8 @@ export const FaultRuleSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hang'), ...firing }),
   z.object({ type: z.literal('commit_then_drop'), ...firing }),
   z.object({ type: z.literal('malformed_json'), ...firing }),
+  /** Leaves a field out of the answer, e.g. `data.sessions`: the contract requires almost none. */
+  z.object({ type: z.literal('omit_field'), field: z.string().min(1), ...firing }),
   z.object({
     type: z.literal('mistyped_field'),
     /** Dot path into the answer, e.g. `data.sessions.3.retry_count`; defaults per endpoint. */

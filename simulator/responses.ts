@@ -24,12 +24,25 @@ export function bodyAsValue(body: unknown): unknown {
 
 /** Sets `value` at a dot path (`data.sessions.3.retry_count`), creating objects on the way. */
 export function setAtPath(root: unknown, path: string, value: unknown): unknown {
+  return atPath(root, path, (parent, key) => {
+    parent[key] = value;
+  });
+}
+
+/** Drops a field, e.g. `data.sessions`: an answer the contract allows but that carries less. */
+export function removeAtPath(root: unknown, path: string): unknown {
+  return atPath(root, path, (parent, key) => {
+    delete parent[key];
+  });
+}
+
+function atPath(root: unknown, path: string, change: (parent: Record<string, unknown>, key: string) => void): unknown {
   const segments = path.split('.');
   const top: Record<string, unknown> = isContainer(root) ? root : {};
   let node: Record<string, unknown> = top;
   segments.forEach((segment, index) => {
     if (index === segments.length - 1) {
-      node[segment] = value;
+      change(node, segment);
       return;
     }
     const next = node[segment];

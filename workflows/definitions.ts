@@ -19,6 +19,8 @@ export type PolicyChange = Partial<
 export const updateRecoveryPolicy = defineUpdate<RecoveryReport, [PolicyChange]>('updateRecoveryPolicy');
 
 export const RECOVER_BATCH_WORKFLOW = 'recoverBatch';
+/** The failure type of a status read that found the batch in flight; its retry policy is the poll schedule. */
+export const BATCH_NOT_SETTLED = 'BatchNotSettled';
 export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
 
 /** One recovery per batch: the id is derived from the batch id. */

@@ -55,7 +55,7 @@ export const recoverBatchInputSchema = z.strictObject({
   maxRounds: z.number().int().min(1).max(1000).default(3),
   roundBackoff: roundBackoffSchema,
   poll: pollSchema,
-  deadline: durationSchema.default(ms('24h')),
+  deadline: durationSchema.refine((millis) => millis >= 1_000, 'must be at least 1s').default(ms('24h')),
   /** History length past which the workflow continues as new; low values are for tests. */
   continueAsNewAfterEvents: z.number().int().min(50).max(40_000).default(10_000),
 });

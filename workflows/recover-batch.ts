@@ -2,6 +2,8 @@ import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
   condition,
   continueAsNew,
   isCancellation,
@@ -12,9 +14,16 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { RetryState } from '@temporalio/common';
+import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
-import { getRecoveryReport, pauseRecovery, resumeRecovery, retryNow, updateRecoveryPolicy } from './definitions.js';
+import {
+  BATCH_NOT_SETTLED,
+  getRecoveryReport,
+  pauseRecovery,
+  resumeRecovery,
+  retryNow,
+  updateRecoveryPolicy,
+} from './definitions.js';
 import {
   applyPolicyChange,
   InvalidInputError,
@@ -42,6 +51,8 @@ import {
 export interface CarriedRecovery {
   report: RecoveryReport;
 }
+
+const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
 
 /** Thrown when the batch reaches the deadline while the workflow waits on an activity. */
 class DeadlineReached extends Error {}
@@ -104,7 +115,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let published = '';
   const publishProgress = () => {
     const values = {
-      outcome: report.outcome ?? 'running',
+      outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
       rounds: report.rounds.length,
       retried: report.totals.retriedSessions,
       stillFailed: report.totals.stillFailed,
@@ -125,7 +136,21 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     try {
       return await activity();
     } catch (err) {
-      if (err instanceof ActivityFailure && err.retryState === RetryState.TIMEOUT) throw new DeadlineReached();
+      const deadlinePassed =
+        err instanceof ActivityFailure &&
+        (err.retryState === RetryState.TIMEOUT ||
+          (err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_CLOSE));
+      if (deadlinePassed) {
+        // Keep why the time ran out: hours of 5xx answers are not a batch that never settled.
+        // A schedule-to-close timeout carries the last attempt's failure only in its raw form.
+        const cause = err.cause as TemporalFailure | undefined;
+        const last = cause instanceof TimeoutFailure ? cause.failure?.cause : cause?.failure;
+        const type = last?.applicationFailureInfo?.type;
+        if (last && type !== BATCH_NOT_SETTLED) {
+          report.lastError = { type: type ?? 'unknown', message: last.message ?? '', at: new Date().toISOString() };
+        }
+        throw new DeadlineReached();
+      }
       throw err;
     }
   };
@@ -142,12 +167,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     return untilDeadline(() => awaitBatchSettled(batchId));
   };
 
-  /** Waits the round backoff; operators can skip it (retryNow), hold it (pause) or change it (policy update). */
+  /**
+   * Waits the round backoff; operators can skip it (retryNow), hold it (pause) or change it (policy
+   * update). A retryNow sent earlier (while the batch was in flight) skips this wait too.
+   */
   const waitBeforeRetry = async (round: number): Promise<void> => {
     const waitStartedAt = Date.now();
-    retryNowRequested = false;
     for (;;) {
       policyChanged = false;
+      // A policy change may have used up the rounds: the caller ends the recovery.
+      if (report.rounds.length >= policy.maxRounds) return;
       if (report.paused) {
         report.phase = 'paused';
         report.nextRetryAt = null;
@@ -163,34 +192,38 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         if (report.paused || (policyChanged && !retryNowRequested)) continue;
       }
       if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();
+      retryNowRequested = false;
       return;
     }
   };
 
   const retryRound = async (before: BatchSnapshot): Promise<void> => {
     const round = report.rounds.length + 1;
-    await waitBeforeRetry(round);
     report.phase = 'retrying';
     report.nextRetryAt = null;
     const startedAt = new Date().toISOString();
-    // Transient API failures back off on the poll schedule; the deadline bounds them.
+    // Transient API failures back off from the poll interval; the deadline bounds them, but never
+    // below one attempt's time, so a call that started before the deadline is not cut off mid-flight.
     const { retryFailedSessions } = proxyActivities<RecoveryActivities>({
-      startToCloseTimeout: '2m',
+      startToCloseTimeout: RETRY_ATTEMPT_TIMEOUT_MS,
       heartbeatTimeout: '10s',
-      scheduleToCloseTimeout: Math.max(1, remainingMs()),
+      scheduleToCloseTimeout: Math.max(RETRY_ATTEMPT_TIMEOUT_MS, remainingMs()),
       retry: {
         initialInterval: policy.poll.initialInterval,
         backoffCoefficient: 2,
         maximumInterval: policy.poll.maximumInterval,
       },
     });
-    const result = await untilDeadline(() =>
-      retryFailedSessions({
-        batchId,
-        maxRetries: policy.maxRetries,
-        retryFailedOnly: policy.retryFailedOnly,
-        before: { failed: before.failed, retryCountTotal: before.retryCountTotal },
-      }),
+    // A cancel waits for the call in flight, so a retry that was sent is always in the report.
+    const result = await CancellationScope.nonCancellable(() =>
+      untilDeadline(() =>
+        retryFailedSessions({
+          batchId,
+          maxRetries: policy.maxRetries,
+          retryFailedOnly: policy.retryFailedOnly,
+          before: { failed: before.failed, retryCountTotal: before.retryCountTotal },
+        }),
+      ),
     );
     recordRound(report, {
       round,
@@ -223,6 +256,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         report.continuedAsNew += 1;
         return await continueAsNew<typeof recoverBatch>(policy, { report });
       }
+      await waitBeforeRetry(report.rounds.length + 1);
+      if (report.rounds.length >= policy.maxRounds) return 'exhausted';
       await retryRound(snapshot);
     }
   };
@@ -247,6 +282,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     if (isCancellation(err)) return finish('operator_cancelled');
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
       report.phase = 'done';
+      report.nextRetryAt = null;
+      report.finishedAt = new Date().toISOString();
+      report.failure = { type: err.cause.type ?? 'unknown', message: err.cause.message };
+      publishProgress();
+      metricMeter
+        .createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome')
+        .add(1, { outcome: 'failed' });
       throw ApplicationFailure.create({
         type: err.cause.type ?? 'RecoveryFailed',
         message: `Recovery of batch ${batchId} stopped: ${err.cause.message}`,

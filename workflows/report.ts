@@ -68,6 +68,10 @@ export interface RecoveryReport {
   stillFailing: { sessions: FailingSession[]; total: number };
   batch: BatchSnapshot | null;
   continuedAsNew: number;
+  /** The last API failure the recovery waited out; kept so a `deadline` outcome says why time ran out. */
+  lastError?: { type: string; message: string; at: string } | null;
+  /** Set when the recovery stopped on a permanent error (the outcome then stays null). */
+  failure?: { type: string; message: string } | null;
 }
 
 export function newReport(batchId: string, workflowId: string, startedAt: Date, deadlineAt: Date, maxRounds: number) {
@@ -87,6 +91,8 @@ export function newReport(batchId: string, workflowId: string, startedAt: Date, 
     stillFailing: { sessions: [], total: 0 },
     batch: null,
     continuedAsNew: 0,
+    lastError: null,
+    failure: null,
   };
   return report;
 }

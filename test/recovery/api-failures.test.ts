@@ -1,4 +1,5 @@
 import { RecoveryFailedError } from '../../client/recoveries.js';
+import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
@@ -27,7 +28,13 @@ test('a wrong API key fails the recovery at once with a non-retryable unauthoriz
     expect(((failure as RecoveryFailedError).cause as { type?: string }).type).toBe('unauthorized');
     expect((failure as Error).message).not.toContain('not-the-key');
     expect(other.simulator.ledger.forBatch(batch.id).calls.map((call) => call.statusCode)).toEqual([401]);
-    expect((failure as RecoveryFailedError).report?.batchId).toBe(batch.id);
+    expect((failure as RecoveryFailedError).report).toMatchObject({
+      batchId: batch.id,
+      outcome: null,
+      failure: { type: 'unauthorized' },
+    });
+    const description = await other.recoveries.handle(batch.id).describe();
+    expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
   } finally {
     await other.close();
   }
@@ -105,4 +112,67 @@ test('a batch with no failed sessions left by retry time records a round that re
 
   expect(report.rounds[0]).toMatchObject({ retriedSessions: 0, apiStatus: 400, failedBefore: 1 });
   expect(report.outcome).toBe('recovered');
+});
+
+test('a retry whose answer is unreadable was still applied: the round is recorded and the recovery goes on', async () => {
+  const batch = oneFailingSession();
+  env.simulator.faults.add('retry', { type: 'mistyped_field', times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toEqual([
+    expect.objectContaining({
+      retriedSessions: 1,
+      apiStatus: 200,
+      apiMessage: expect.stringMatching(/^answer unreadable/),
+    }),
+  ]);
+  expect(retryPosts(batch.id)).toHaveLength(1);
+});
+
+test('without retry counts in the answers, a lost retry answer is never followed by a second call', async () => {
+  // The retried session fails again at once, so only retry_count could show the retry happened,
+  // and the API leaves the sessions out of its answers.
+  const batch = env.simulator.createScriptedBatch({ count: 5, script: { '1': ['fail', 'fail', 'ok'] } });
+  env.simulator.faults.add('status', { type: 'omit_field', field: 'data.sessions', batchId: batch.id });
+  env.simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.rounds[0]).toMatchObject({ reconciled: true, apiStatus: null, retriedSessions: 0 });
+  expect(report.rounds[0]?.apiMessage).toMatch(/cannot show whether the retry was applied/);
+  // Round 1's call was applied once; the next call belongs to round 2.
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(2);
+  expect(report.rounds).toHaveLength(2);
+  expect(report.outcome).toBe('recovered');
+});
+
+test('URLs quoted in session errors are removed before they reach the report', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+  const quoted = 'pod lost: wss://connect.anchorbrowser.io?sessionId=1&token=c0ffee';
+  env.simulator.faults.add('status', {
+    type: 'mistyped_field',
+    field: 'data.sessions.1.error',
+    value: quoted,
+    batchId: batch.id,
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.stillFailing.sessions[0]?.error).toBe('pod lost: [url removed]');
+  const history = JSON.stringify(await env.recoveries.handle(batch.id).fetchHistory(), (_key, value: unknown) =>
+    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
+  );
+  expect(history).not.toContain('c0ffee');
+});
+
+test('a deadline reached while the API keeps failing says which error it waited out', async () => {
+  const batch = oneFailingSession();
+  env.simulator.faults.add('status', { type: 'error', statusCode: 500, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '3s' });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('deadline');
+  expect(report.lastError).toMatchObject({ type: 'server_error', message: expect.stringContaining('HTTP 500') });
 });

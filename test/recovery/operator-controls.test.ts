@@ -65,6 +65,36 @@ test('a policy change applies to the rounds still to come; an invalid one is rej
   expect(env.simulator.ledger.forBatch(batch.id).retries.map((retry) => retry.body.max_retries)).toEqual([3]);
 });
 
+test('lowering maxRounds to the rounds already done during the backoff ends the recovery without another call', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the first round and the second backoff', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
+  });
+
+  await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('exhausted');
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+});
+
+test('a cancel during a retry call waits for it, so the call is in the report', async () => {
+  const batch = oneFailingSession();
+  env.simulator.faults.add('retry', { type: 'latency', latencyMs: 1_500, times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await eventually('the retry call to reach the API', () =>
+    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.path.endsWith('/retry')),
+  );
+
+  await env.recoveries.cancel(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('operator_cancelled');
+  expect(report.rounds).toEqual([expect.objectContaining({ round: 1, retriedSessions: 1, apiStatus: 200 })]);
+});
+
 test('cancelling a recovery ends it with outcome operator_cancelled and its report', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
