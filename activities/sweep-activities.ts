@@ -1,6 +1,12 @@
 import { activityInfo, heartbeat } from '@temporalio/activity';
-import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
-import { TypedSearchAttributes } from '@temporalio/common';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import type { AnchorApiClient } from '../anchor-api/index.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
@@ -28,8 +34,42 @@ export interface StartBatchRecoveryInput {
   recovery: RecoveryOverrides;
 }
 
+/**
+ * Failures of an earlier recovery that a new one would repeat: the sweep skips
+ * such a batch instead of starting a failing workflow every sweep. A wrong key
+ * or missing credits are not here: an operator fixes those, and the next sweep
+ * should then recover the batch.
+ */
+const REPEATING_FAILURES = new Set([
+  'batch_not_found',
+  'malformed_response',
+  'bad_request',
+  'unexpected_status',
+  'InvalidRecoveryInput',
+]);
+
+/** The failure type of the batch's last recovery when it failed in a way a new one would repeat. */
+async function repeatingFailureOf(client: Client, workflowId: string): Promise<string | undefined> {
+  const handle = client.workflow.getHandle(workflowId);
+  const status = await handle.describe().then(
+    (description) => description.status.name,
+    (err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    },
+  );
+  if (status !== 'FAILED') return undefined;
+  const failure = await handle.result().then(
+    () => undefined,
+    (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
+  );
+  const type = failure instanceof ApplicationFailure ? failure.type : undefined;
+  return type && REPEATING_FAILURES.has(type) ? type : undefined;
+}
+
 export type StartBatchRecoveryResult =
-  { outcome: 'started'; workflowId: string } | { outcome: 'already_running' | 'already_ended'; workflowId: string };
+  | { outcome: 'started'; workflowId: string }
+  | { outcome: 'already_running' | 'already_ended' | 'permanently_failed'; workflowId: string };
 
 /** Memo on recoveries a sweep starts: which sweep run started it (also shown in the Web UI). */
 interface SweepMemo {
@@ -89,6 +129,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       const workflowId = recoveryWorkflowId(batchId);
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
+      if (await repeatingFailureOf(client, workflowId)) return { outcome: 'permanently_failed', workflowId };
       try {
         await client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {
           taskQueue: activityInfo().taskQueue,

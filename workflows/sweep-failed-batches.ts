@@ -90,6 +90,7 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
     started: started.length,
     already_running: 0,
     already_ended: 0,
+    permanently_failed: 0,
     no_failed_sessions: 0,
     over_limit: 0,
     start_failed: 0,

@@ -52,6 +52,8 @@ export type SkipReason =
   | 'already_running'
   /** A recovery for the batch already ended with an outcome; a sweep does not redo it. */
   | 'already_ended'
+  /** The batch's last recovery failed in a way a new one would repeat (e.g. batch_not_found). */
+  | 'permanently_failed'
   | 'no_failed_sessions'
   /** The sweep reached maxStarts; a later sweep picks the batch up. */
   | 'over_limit'

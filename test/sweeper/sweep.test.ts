@@ -57,6 +57,7 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     no_failed_sessions: 2,
     already_running: 0,
     already_ended: 0,
+    permanently_failed: 0,
     over_limit: 0,
     start_failed: 0,
   });
@@ -110,6 +111,20 @@ test('overlapping sweeps start one recovery per batch; later sweeps skip running
     batches.map(async (batchId) => (await env.recoveries.handle(batchId).describe()).runId),
   );
   expect(runIdsAfter).toEqual(runIds);
+});
+
+test('a batch whose last recovery failed in a way a new one would repeat is skipped, not restarted', async () => {
+  const batchId = batchCreated(5, 1);
+  // The status endpoint denies the batch, so its recovery fails with batch_not_found.
+  env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
+  await env.recoveries.start({ batchId, ...FAST_POLICY });
+  await expect(env.recoveries.result(batchId)).rejects.toThrow(/Batch not found/);
+  const failedRun = (await env.recoveries.handle(batchId).describe()).runId;
+
+  const result = await sweep({ lookback: '1h' });
+  expect(result.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
+  expect(result.counts.permanently_failed).toBe(1);
+  expect((await env.recoveries.handle(batchId).describe()).runId).toBe(failedRun);
 });
 
 test('a sweep starts at most maxStarts recoveries, newest batches first, with at most fanOut starts in flight', async () => {
