@@ -7,12 +7,12 @@ import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { parseDuration, type RecoverBatchInput } from '../workflows/input.js';
 import type { RecoveryReport } from '../workflows/report.js';
-import { createCommandContext } from './commands/context.js';
+import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { formatReport } from './format-report.js';
 import { followRecovery, progressViewFor } from './progress.js';
-import { BatchRecoveries, connectTemporal, RecoveryFailedError, workflowUiUrl } from './recoveries.js';
+import { BatchRecoveries, RecoveryFailedError, workflowUiUrl } from './recoveries.js';
 
 interface GlobalOptions {
   address: string;
@@ -79,7 +79,7 @@ const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
 
 /** Connects for one command and closes the connection afterwards, so the process can exit. */
 async function withRecoveries<T>(options: GlobalOptions, run: (recoveries: BatchRecoveries) => Promise<T>): Promise<T> {
-  const client = await connectTemporal({ address: options.address, namespace: options.namespace });
+  const client = await connectWithGlobals(options);
   try {
     return await run(new BatchRecoveries(client, options.taskQueue));
   } finally {

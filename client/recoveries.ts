@@ -8,6 +8,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
+import type { TemporalConnectionConfig } from '../worker/config.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import {
   DEFAULT_TASK_QUEUE,
@@ -65,19 +66,19 @@ export class PolicyChangeRejectedError extends Error {
   }
 }
 
-export interface ConnectOptions {
-  address: string;
-  namespace: string;
+export interface ConnectOptions extends TemporalConnectionConfig {
   connectTimeoutMs?: number;
 }
 
 export async function connectTemporal({
   address,
   namespace,
+  tls,
+  apiKey,
   connectTimeoutMs = 5_000,
 }: ConnectOptions): Promise<Client> {
   try {
-    const connection = await Connection.connect({ address, connectTimeout: connectTimeoutMs });
+    const connection = await Connection.connect({ address, tls, apiKey, connectTimeout: connectTimeoutMs });
     return new Client({ connection, namespace });
   } catch (err) {
     throw new TemporalUnreachableError(address, err as Error);

@@ -71,17 +71,29 @@ const workerEnvSchema = z.object({
   WORKFLOW_BUNDLE_PATH: readableFile.optional(),
 });
 
-type WorkerEnv = z.output<typeof workerEnvSchema>;
+/** The variables that say how to reach Temporal: the worker and the CLI read the same ones. */
+const temporalEnvSchema = workerEnvSchema.pick({
+  TEMPORAL_ADDRESS: true,
+  TEMPORAL_NAMESPACE: true,
+  TEMPORAL_API_KEY: true,
+  TEMPORAL_TLS: true,
+  TEMPORAL_TLS_CERT: true,
+  TEMPORAL_TLS_KEY: true,
+  TEMPORAL_TLS_CA: true,
+  TEMPORAL_TLS_SERVER_NAME: true,
+});
+type TemporalEnv = z.output<typeof temporalEnvSchema>;
+
+export interface TemporalConnectionConfig {
+  address: string;
+  namespace: string;
+  /** Absent: plaintext (a local server or the compose stack). */
+  tls?: TLSConfig;
+  apiKey?: string;
+}
 
 export interface WorkerConfig {
-  temporal: {
-    address: string;
-    namespace: string;
-    taskQueue: string;
-    /** Absent: plaintext (a local server or the compose stack). */
-    tls?: TLSConfig;
-    apiKey?: string;
-  };
+  temporal: TemporalConnectionConfig & { taskQueue: string };
   anchor: { baseUrl: string; apiKey: string; timeoutMs: number };
   limits: { maxCallsPerSecond: number; maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number };
   /** Read by the worker process only; in-process workers (tests) leave it out. */
@@ -114,7 +126,7 @@ function crossVariableProblems(env: Record<string, string>): string[] {
   return problems;
 }
 
-function tlsConfig(e: WorkerEnv): TLSConfig | undefined {
+function tlsConfig(e: TemporalEnv): TLSConfig | undefined {
   const wanted =
     e.TEMPORAL_TLS ??
     Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME);
@@ -128,28 +140,42 @@ function tlsConfig(e: WorkerEnv): TLSConfig | undefined {
   };
 }
 
-/**
- * Reads the worker's configuration from the environment, reporting every
- * problem at once. Empty variables count as unset, as compose passes
- * `${VAR:-}` through as an empty string.
- */
-export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const set = Object.fromEntries(
+/** Empty variables count as unset, as compose passes `${VAR:-}` through as an empty string. */
+function setVariables(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
     Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined && entry[1].trim() !== ''),
   );
-  const result = workerEnvSchema.safeParse(set);
+}
+
+/** Validates `env` with `schema`, reporting every problem, per variable and across variables, at once. */
+function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.output<T> {
+  const set = setVariables(env);
+  const result = schema.safeParse(set);
   const problems = [...(result.success ? [] : describeIssues(result.error)), ...crossVariableProblems(set)];
-  if (!result.success || problems.length > 0) throw new InvalidInputError(problems, 'worker configuration');
-  const e = result.data;
+  if (!result.success || problems.length > 0) throw new InvalidInputError(problems, what);
+  return result.data;
+}
+
+function temporalConnection(e: TemporalEnv): TemporalConnectionConfig {
   const tls = tlsConfig(e);
   return {
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      taskQueue: e.TEMPORAL_TASK_QUEUE,
-      ...(tls ? { tls } : {}),
-      ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
-    },
+    address: e.TEMPORAL_ADDRESS,
+    namespace: e.TEMPORAL_NAMESPACE,
+    ...(tls ? { tls } : {}),
+    ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
+  };
+}
+
+/** How to reach Temporal (address, namespace, TLS, Cloud API key), for the CLI and other clients. */
+export function loadTemporalConnectionConfig(env: NodeJS.ProcessEnv = process.env): TemporalConnectionConfig {
+  return temporalConnection(parseEnv(temporalEnvSchema, env, 'Temporal connection configuration'));
+}
+
+/** Reads the worker's configuration from the environment, reporting every problem at once. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const e = parseEnv(workerEnvSchema, env, 'worker configuration');
+  return {
+    temporal: { ...temporalConnection(e), taskQueue: e.TEMPORAL_TASK_QUEUE },
     anchor: { baseUrl: e.ANCHOR_BASE_URL, apiKey: e.ANCHOR_API_KEY, timeoutMs: e.ANCHOR_REQUEST_TIMEOUT_MS },
     limits: {
       maxCallsPerSecond: e.ANCHOR_MAX_CALLS_PER_SECOND,

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
+import { loadTemporalConnectionConfig } from '../../worker/config.js';
 import { connectTemporal } from '../recoveries.js';
 
 /** The program-wide options the commands read (defined on the root program by cli.ts). */
@@ -17,11 +18,24 @@ export interface CommandContext {
   print(text: string): void;
 }
 
+/**
+ * Connects as the global options say; TLS and the Temporal Cloud API key come
+ * from the same TEMPORAL_* variables the worker reads.
+ */
+export function connectWithGlobals(globals: Pick<TemporalGlobals, 'address' | 'namespace'>): Promise<Client> {
+  const connection = loadTemporalConnectionConfig({
+    ...process.env,
+    TEMPORAL_ADDRESS: globals.address,
+    TEMPORAL_NAMESPACE: globals.namespace,
+  });
+  return connectTemporal(connection);
+}
+
 export function createCommandContext(): CommandContext {
   return {
     async withClient(command, use) {
       const globals = command.optsWithGlobals<TemporalGlobals>();
-      const client = await connectTemporal({ address: globals.address, namespace: globals.namespace });
+      const client = await connectWithGlobals(globals);
       try {
         return await use(client, globals);
       } finally {

@@ -37,3 +37,15 @@ test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/);
 });
+
+test('the CLI reads TLS and Temporal Cloud settings like the worker, and names what is wrong with them', async () => {
+  const result = await runCli(['report', randomUUID()], {
+    TEMPORAL_ADDRESS: 'acme.a1b2c.tmprl.cloud:7233',
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TLS_CERT: '/nonexistent/client.pem',
+  });
+  expectOneLineError(
+    result,
+    /TEMPORAL_TLS_CERT: .*TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT.*TEMPORAL_NAMESPACE: a Temporal Cloud namespace/,
+  );
+});
