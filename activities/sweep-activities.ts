@@ -6,12 +6,12 @@ import {
   WorkflowNotFoundError,
   type Client,
 } from '@temporalio/client';
-import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure } from '@temporalio/common';
 import type { AnchorApiClient } from '../anchor-api/index.js';
+import { recoveryStartOptions } from '../client/recoveries.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
-import { anchorBatchIdKey } from '../workflows/search-attributes.js';
 import type { RecoveryOverrides, SweepStatus } from '../workflows/sweep-input.js';
 import { toActivityFailure } from './failures.js';
 
@@ -132,13 +132,10 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       if (await repeatingFailureOf(client, workflowId)) return { outcome: 'permanently_failed', workflowId };
       try {
         await client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {
-          taskQueue: activityInfo().taskQueue,
-          workflowId,
-          args: [input],
           // The core's id rule: one recovery per batch, so overlapping sweeps never double up.
+          ...recoveryStartOptions(input, activityInfo().taskQueue),
           // A recovery that ended with an outcome is not redone; one that failed or was terminated may be.
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-          typedSearchAttributes: new TypedSearchAttributes([{ key: anchorBatchIdKey, value: batchId }]),
           ...(sweepRun !== undefined && { memo: { startedBySweep: sweepRun } satisfies SweepMemo }),
         });
         return { outcome: 'started', workflowId };

@@ -102,6 +102,20 @@ export interface RecoveryProgress {
 
 export type RecoveryHandle = WorkflowHandle<typeof recoverBatch>;
 
+/**
+ * How every recovery is started, from the CLI or a sweep: the id derived from
+ * the batch (one recovery per batch) and the batch id as a search attribute
+ * from the first moment, so the Web UI can filter before the workflow runs.
+ */
+export function recoveryStartOptions(input: RecoverBatchInput, taskQueue: string) {
+  return {
+    taskQueue,
+    workflowId: recoveryWorkflowId(input.batchId),
+    args: [input] as [RecoverBatchInput],
+    typedSearchAttributes: new TypedSearchAttributes([{ key: anchorBatchIdKey, value: input.batchId }]),
+  };
+}
+
 /** The client's operations on recoveries, one per batch; the CLI is a thin layer over this. */
 export class BatchRecoveries {
   constructor(
@@ -116,14 +130,10 @@ export class BatchRecoveries {
   /** Starts a recovery, or attaches to the one already running for the batch. */
   async start(input: RecoverBatchInput): Promise<StartedRecovery> {
     const { batchId } = parseRecoverBatchInput(input);
-    const workflowId = recoveryWorkflowId(batchId);
+    const options = recoveryStartOptions(input, this.taskQueue);
+    const { workflowId } = options;
     try {
-      const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {
-        taskQueue: this.taskQueue,
-        workflowId,
-        args: [input],
-        typedSearchAttributes: new TypedSearchAttributes([{ key: anchorBatchIdKey, value: batchId }]),
-      });
+      const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
       return { batchId, workflowId, runId: handle.firstExecutionRunId, attached: false };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import ms, { type StringValue } from 'ms';
 import { z } from 'zod';
 
@@ -84,6 +85,17 @@ export function describeIssues(error: z.ZodError): string[] {
       return issue.keys.map((key) => `${at([...issue.path, key])}: unknown field`);
     return [`${issue.path.length ? at(issue.path) : '(input)'}: ${issue.message}`];
   });
+}
+
+/** Validates a workflow's input; invalid input ends the workflow at once with a non-retryable failure naming the fields. */
+export function parseWorkflowInput<T>(parse: (raw: unknown) => T, raw: unknown, failureType: string): T {
+  try {
+    return parse(raw);
+  } catch (err) {
+    if (err instanceof InvalidInputError)
+      throw ApplicationFailure.nonRetryable(err.message, failureType, ...err.problems);
+    throw err;
+  }
 }
 
 export function parseRecoverBatchInput(raw: unknown): RecoveryPolicy {

@@ -26,8 +26,8 @@ import {
 } from './definitions.js';
 import {
   applyPolicyChange,
-  InvalidInputError,
   parseRecoverBatchInput,
+  parseWorkflowInput,
   type RecoverBatchInput,
   type RecoveryPolicy,
 } from './input.js';
@@ -54,6 +54,10 @@ export interface CarriedRecovery {
 
 const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
 
+function countRecovery(outcome: RecoveryOutcome | 'failed'): void {
+  metricMeter.createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome').add(1, { outcome });
+}
+
 /** Thrown when the batch reaches the deadline while the workflow waits on an activity. */
 class DeadlineReached extends Error {}
 
@@ -68,14 +72,7 @@ function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
  * deadline, and records every round in the report it returns.
  */
 export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRecovery): Promise<RecoveryReport> {
-  let policy: RecoveryPolicy;
-  try {
-    policy = parseRecoverBatchInput(input);
-  } catch (err) {
-    if (err instanceof InvalidInputError)
-      throw ApplicationFailure.nonRetryable(err.message, 'InvalidRecoveryInput', ...err.problems);
-    throw err;
-  }
+  let policy = parseWorkflowInput(parseRecoverBatchInput, input, 'InvalidRecoveryInput');
   const { batchId } = policy;
   // The deadline counts from the start of the whole chain, so continue-as-new does not extend it.
   const { startTime, workflowId } = workflowInfo();
@@ -268,7 +265,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
     publishProgress();
-    metricMeter.createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome').add(1, { outcome });
+    countRecovery(outcome);
     log.info('Recovery finished', { batchId, outcome, rounds: report.rounds.length });
     return report;
   };
@@ -286,9 +283,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.finishedAt = new Date().toISOString();
       report.failure = { type: err.cause.type ?? 'unknown', message: err.cause.message };
       publishProgress();
-      metricMeter
-        .createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome')
-        .add(1, { outcome: 'failed' });
+      countRecovery('failed');
       throw ApplicationFailure.create({
         type: err.cause.type ?? 'RecoveryFailed',
         message: `Recovery of batch ${batchId} stopped: ${err.cause.message}`,

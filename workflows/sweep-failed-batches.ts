@@ -1,13 +1,7 @@
-import { ApplicationFailure, condition, log, proxyActivities } from '@temporalio/workflow';
+import { condition, log, proxyActivities } from '@temporalio/workflow';
 import type { ListedBatch, StartBatchRecoveryResult, SweepActivities } from '../activities/sweep-activities.js';
-import { InvalidInputError } from './input.js';
-import {
-  parseSweepInput,
-  type SkipReason,
-  type SweepFailedBatchesInput,
-  type SweepPolicy,
-  type SweepResult,
-} from './sweep-input.js';
+import { parseWorkflowInput } from './input.js';
+import { parseSweepInput, type SkipReason, type SweepFailedBatchesInput, type SweepResult } from './sweep-input.js';
 
 const { listRecentBatches } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '10m',
@@ -26,14 +20,7 @@ const { startBatchRecovery } = proxyActivities<SweepActivities>({
  * run concurrently with itself and with the CLI (one recovery per batch id).
  */
 export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): Promise<SweepResult> {
-  let policy: SweepPolicy;
-  try {
-    policy = parseSweepInput(input);
-  } catch (err) {
-    if (err instanceof InvalidInputError)
-      throw ApplicationFailure.nonRetryable(err.message, 'InvalidSweepInput', ...err.problems);
-    throw err;
-  }
+  const policy = parseWorkflowInput(parseSweepInput, input, 'InvalidSweepInput');
   // Workflow time: the same window on every replay.
   const now = Date.now();
   const window = {

@@ -86,6 +86,13 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
   };
 }
 
+/** A history as text, payload bytes decoded, so a search covers inputs, results, failures and search attributes. */
+export function historyText(history: unknown): string {
+  return JSON.stringify(history, (_key, value: unknown) =>
+    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
+  );
+}
+
 /** Polls until `check` returns a value other than undefined; fails with `what` after the timeout. */
 export async function eventually<T>(
   what: string,

@@ -1,6 +1,13 @@
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  FAST_POLICY,
+  historyText,
+  startRecoveryEnv,
+  TEST_API_KEY,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -161,9 +168,7 @@ test('URLs quoted in session errors are removed before they reach the report', a
   const report = await env.recoveries.result(batch.id);
 
   expect(report.stillFailing.sessions[0]?.error).toBe('pod lost: [url removed]');
-  const history = JSON.stringify(await env.recoveries.handle(batch.id).fetchHistory(), (_key, value: unknown) =>
-    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
-  );
+  const history = historyText(await env.recoveries.handle(batch.id).fetchHistory());
   expect(history).not.toContain('c0ffee');
 });
 

@@ -5,7 +5,7 @@ import {
   retriedSessionsKey,
   stillFailedSessionsKey,
 } from '../../workflows/search-attributes.js';
-import { eventually, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, historyText, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 // A manual clock: the batch stays in flight until the test moves time on, so polls can be counted.
 let env: RecoveryEnv;
@@ -20,13 +20,6 @@ const TIGHT_POLLING = {
   poll: { initialInterval: '10ms', backoffCoefficient: 1, maximumInterval: '10ms' },
   roundBackoff: { initialInterval: '50ms' },
 };
-
-/** The history as text, payload bytes decoded, so a search covers inputs, results, failures and search attributes. */
-function historyText(history: unknown): string {
-  return JSON.stringify(history, (_key, value: unknown) =>
-    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
-  );
-}
 
 const statusReads = (batchId: string) =>
   env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'GET').length;
