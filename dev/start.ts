@@ -47,14 +47,26 @@ const demoPolicy = (batchId: string): RecoverBatchInput => ({
   deadline: '10m',
 });
 
-/** One signal stops the stack (the worker listens itself); a second one gives up waiting. */
+/**
+ * A Ctrl-C reaches this process more than once: from the terminal (the whole
+ * process group) and relayed by npm and tsx. Copies within this window are the
+ * same press; only a later one gives up waiting for a clean stop.
+ */
+const SAME_PRESS_MS = 1_000;
+
+/** One signal stops the stack (the worker listens itself); a second press gives up waiting. */
 function onShutdownSignals(): AbortSignal {
   const shutdown = new AbortController();
+  let firstAt = 0;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      if (shutdown.signal.aborted) process.exit(130);
-      print('Stopping (press Ctrl-C again to force)…');
-      shutdown.abort();
+      if (!shutdown.signal.aborted) {
+        firstAt = Date.now();
+        print('Stopping (press Ctrl-C again to force)…');
+        shutdown.abort();
+      } else if (Date.now() - firstAt > SAME_PRESS_MS) {
+        process.exit(130);
+      }
     });
   }
   return shutdown.signal;
