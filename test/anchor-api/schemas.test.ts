@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type { z } from 'zod';
 import {
@@ -14,7 +15,8 @@ import {
   requireRecoverableBatch,
 } from '../../anchor-api/index.js';
 
-const CONTRACT_PATH = '/work/shared/anchor-batch-sessions.openapi.yaml';
+// The contract lives next to the repository: ../shared from its root.
+const CONTRACT_PATH = fileURLToPath(new URL('../../../shared/anchor-batch-sessions.openapi.yaml', import.meta.url));
 
 /** Every `example` / `examples` in the contract, with the JSON path it was found at. */
 function collectExamples(node: unknown, path: string[] = []): { path: string; value: unknown }[] {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { startSimulator, type BatchLedger, type RunningSimulator } from '../../simulator/index.js';
 
 const API_KEY = 'sim-test-key';
@@ -186,7 +187,7 @@ describe('standalone process', () => {
         'manual',
       ],
       {
-        cwd: '/work/main',
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     );

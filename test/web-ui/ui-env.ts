@@ -9,12 +9,10 @@ import { startSimulator, type RunningSimulator } from '../../simulator/index.js'
 import { createRecoveryWorker } from '../../worker/create-worker.js';
 import { TEST_API_KEY, workerConfig, workflowBundle } from '../helpers/recovery-env.js';
 import { uniqueTaskQueue } from '../helpers/temporal.js';
+import { resolveChromium } from './chromium.js';
 
 /** Where the screenshots of the Web UI tests are kept (git-ignored). */
 export const ARTIFACTS_DIR = path.resolve('test-artifacts', 'web-ui');
-
-/** Debian's Chromium; `npx playwright install` cannot download a browser here. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 // Playwright adds --headless and a fresh --user-data-dir of its own (removed at close).
 const CHROMIUM_ARGS = [
@@ -83,7 +81,7 @@ export async function startUiEnv(): Promise<UiEnv> {
       await running;
     });
 
-    const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    const browser = await chromium.launch({ executablePath: await resolveChromium(), args: CHROMIUM_ARGS });
     cleanups.push(() => browser.close());
     const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, baseURL: server.uiUrl });
     const page = await context.newPage();
