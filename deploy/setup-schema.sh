@@ -4,7 +4,8 @@
 # create-database fails harmlessly on an existing database, setup-schema -v 0.0 leaves an existing
 # schema alone, and update-schema applies only the missing versions.
 set -eu
-schemas=/etc/temporal/schema/postgresql/v12
+# TEMPORAL_SCHEMA_DIR: where the release's schema folder is (the admin-tools image's; `npm run test:cluster` sets its own).
+schemas=${TEMPORAL_SCHEMA_DIR:-/etc/temporal/schema}/postgresql/v12
 sql() {
   temporal-sql-tool --plugin "$DB" --ep "$POSTGRES_SEEDS" -p "$DB_PORT" -u "$POSTGRES_USER" --db "$@"
 }

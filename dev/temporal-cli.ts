@@ -1,15 +1,14 @@
-import { execFile, spawn } from 'node:child_process';
-import { access, constants, copyFile, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import lockfile from 'proper-lockfile';
+import { findGo, goInstall, isExecutable, projectCacheDir, withBuildLock, type ProvisionLog } from './go-build.js';
 
 /** The one place the pinned Temporal CLI version lives. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 
-export type ProvisionLog = (message: string) => void;
+export type { ProvisionLog };
 
 export interface ResolveTemporalCliOptions {
   log?: ProvisionLog;
@@ -38,82 +37,30 @@ export class TemporalCliUnavailableError extends Error {
 }
 
 export function temporalCliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const cacheRoot = env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
-  return path.join(cacheRoot, 'anchor-batch-recovery', `temporal-cli-${TEMPORAL_CLI_VERSION}`);
-}
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function findGo(env: NodeJS.ProcessEnv, fallbacks: string[]): Promise<string | undefined> {
-  const candidates = (env.PATH ?? '')
-    .split(path.delimiter)
-    .filter(Boolean)
-    .map((dir) => path.join(dir, 'go'));
-  candidates.push(...fallbacks);
-  for (const candidate of candidates) {
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-async function goInstall(go: string, gobin: string, env: NodeJS.ProcessEnv, log: ProvisionLog, heartbeatMs: number) {
-  const startedAt = Date.now();
-  log(`Building Temporal CLI ${TEMPORAL_CLI_VERSION} with ${go} (first time only; this takes a few minutes)`);
-  const heartbeat = setInterval(() => {
-    log(`  still building the Temporal CLI (${Math.round((Date.now() - startedAt) / 1000)} s)`);
-  }, heartbeatMs);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
-        env: { ...env, GOBIN: gobin, GOFLAGS: '-trimpath' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-      child.on('error', reject);
-      child.on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`go install exited with ${code}: ${stderr.trim()}`)),
-      );
-    });
-  } finally {
-    clearInterval(heartbeat);
-  }
-  log(`Built the Temporal CLI in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+  return projectCacheDir(`temporal-cli-${TEMPORAL_CLI_VERSION}`, env);
 }
 
 async function buildIntoCache(go: string, options: { env: NodeJS.ProcessEnv; log: ProvisionLog; heartbeatMs: number }) {
   const dir = temporalCliCacheDir(options.env);
   const target = path.join(dir, 'temporal');
-  await mkdir(dir, { recursive: true });
-  // A second caller (another test run, npm start in another terminal) waits for the first build.
-  const release = await lockfile.lock(dir, {
-    lockfilePath: path.join(dir, 'build.lock'),
-    stale: 60_000,
-    update: 10_000,
-    retries: { retries: 120, minTimeout: 5_000, maxTimeout: 5_000 },
-    onCompromised: (err) => options.log(`Temporal CLI build lock lost: ${err.message}`),
-  });
-  try {
+  return withBuildLock(dir, options.log, async () => {
     if (await isExecutable(target)) return target;
     const staging = await mkdtemp(path.join(dir, 'staging-'));
     try {
-      await goInstall(go, staging, options.env, options.log, options.heartbeatMs);
+      await goInstall({
+        go,
+        what: `Temporal CLI ${TEMPORAL_CLI_VERSION}`,
+        packages: [`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+        gobin: staging,
+        ...options,
+      });
       // rename is atomic: no caller ever sees a half-written executable.
       await rename(path.join(staging, 'temporal'), target);
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
     return target;
-  } finally {
-    await release();
-  }
+  });
 }
 
 async function downloadWithSdk(env: NodeJS.ProcessEnv, log: ProvisionLog): Promise<string> {

@@ -29,6 +29,9 @@ interface Service {
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: unknown;
   environment?: Record<string, string> | string[];
+  entrypoint?: string[] | string;
+  command?: string[] | string;
+  restart?: string;
 }
 export interface ComposeDocument {
   services: Record<string, Service>;
@@ -59,10 +62,69 @@ export function schemaProblems(schema: object, document: unknown): string[] {
 /** A tag with at least major.minor, or a digest: `latest` or a bare major would move under us. */
 const isPinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image) || /:[^:/]*\d+\.\d+[^:/]*$/.test(image);
 
+/** The Web UI version the tests drive (the dev server's); compose must not ship an older one. */
+export const MIN_UI_VERSION = '2.42.1';
+
+const tagOf = (image: string | undefined) => image?.split(':')[1] ?? '';
+const environmentOf = (service: Service | undefined) =>
+  Array.isArray(service?.environment)
+    ? Object.fromEntries(service.environment.map((entry) => entry.split('=', 2) as [string, string]))
+    : (service?.environment ?? {});
+const words = (value: string[] | string | undefined) => (Array.isArray(value) ? value : (value ?? '').split(/\s+/));
+/** ${NAME:-default} → default, as compose resolves it when NAME is unset. */
+const withDefaults = (value: string) => value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
+
+export function compareVersions(a: string, b: string): number {
+  const [pa, pb] = [a, b].map((version) => version.split('.').map(Number));
+  for (let i = 0; i < 3; i++) if ((pa![i] ?? 0) !== (pb![i] ?? 0)) return (pa![i] ?? 0) - (pb![i] ?? 0);
+  return 0;
+}
+
+/** The Temporal images: one release for server and admin-tools, a health check the image can run, and no open doors. */
+function temporalProblems(services: Record<string, Service>): string[] {
+  const problems: string[] = [];
+  const server = tagOf(services.temporal?.image);
+  for (const tool of ['temporal-schema', 'temporal-bootstrap']) {
+    const tag = tagOf(services[tool]?.image);
+    if (tag !== server) problems.push(`${tool}: admin-tools ${tag} does not match server ${server}`);
+  }
+  if (JSON.stringify(services.temporal?.healthcheck ?? {}).includes('bash')) {
+    problems.push('temporal: the healthcheck uses bash, which the server image (1.30+) does not have');
+  }
+  if (!['true', 'false'].includes(environmentOf(services.temporal).TEMPORAL_ALLOW_NO_AUTH ?? '')) {
+    problems.push('temporal: TEMPORAL_ALLOW_NO_AUTH must be set explicitly (true or false)');
+  }
+  const ui = services['temporal-ui'];
+  if (compareVersions(tagOf(ui?.image), MIN_UI_VERSION) < 0) {
+    problems.push(`temporal-ui: ${ui?.image ?? 'missing'} is older than ${MIN_UI_VERSION}, the UI the tests drive`);
+  }
+  for (const port of ui?.ports ?? []) {
+    if (typeof port !== 'string' || !withDefaults(port).startsWith('127.0.0.1:')) {
+      problems.push(`temporal-ui: port ${JSON.stringify(port)} is not bound to 127.0.0.1 by default`);
+    }
+  }
+  const upserts = Object.entries(services).filter(([, service]) =>
+    [...words(service.entrypoint), ...words(service.command)].join(' ').includes('schedule upsert'),
+  );
+  if (upserts.length !== 1)
+    problems.push('no one-shot service upserts the sweep schedule (batch-recovery schedule upsert)');
+  for (const [name, service] of upserts) {
+    if (service.restart !== 'no') problems.push(`${name}: a one-shot job needs restart: 'no'`);
+    const waits = (service.depends_on as Record<string, { condition?: string }> | undefined)?.['temporal-bootstrap'];
+    if (waits?.condition !== 'service_completed_successfully') {
+      problems.push(`${name}: must wait for temporal-bootstrap to complete (the namespace and search attributes)`);
+    }
+    if (!environmentOf(service).TEMPORAL_UI_URL)
+      problems.push(`${name}: TEMPORAL_UI_URL is not set for the CLI's links`);
+  }
+  return problems;
+}
+
 /** Rules the schema cannot express: what makes this stack start in order, scale, and match the workflow code. */
 export function projectProblems(compose: ComposeDocument): string[] {
   const problems: string[] = [];
   const services = compose.services ?? {};
+  problems.push(...temporalProblems(services));
   for (const [name, service] of Object.entries(services)) {
     if (service.image && !service.build && !isPinned(service.image))
       problems.push(`${name}: image ${service.image} is not pinned`);

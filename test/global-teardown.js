@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 
 export default async function globalTeardown() {
-  await globalThis.__temporalDevServer?.stop();
+  await globalThis.__temporalServer?.stop();
   if (globalThis.__workflowBundlePath) await rm(globalThis.__workflowBundlePath, { force: true });
 }

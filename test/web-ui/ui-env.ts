@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { BatchRecoveries } from '../../client/recoveries.js';
-import { startDevServer, type DevServer } from '../../dev/dev-server.js';
+import { startDevServer } from '../../dev/dev-server.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
 import { TEST_API_KEY, workerConfig, workflowBundle } from '../helpers/recovery-env.js';
@@ -25,10 +25,18 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+/** The Temporal server and Web UI the tests drive. */
+interface UiServer {
+  address: string;
+  namespace: string;
+  uiUrl: string;
+}
+
 export interface UiEnv {
-  server: DevServer;
+  server: UiServer;
   /** The Web UI's base URL, e.g. http://127.0.0.1:41234. */
   uiUrl: string;
+  namespace: string;
   simulator: RunningSimulator;
   client: Client;
   recoveries: BatchRecoveries;
@@ -42,8 +50,23 @@ export interface UiEnv {
 }
 
 /**
- * A Temporal dev server of its own with the Web UI (the shared test server is
- * headless), the simulator, a worker on it and a headless Chromium page.
+ * On the cluster target (npm run test:cluster), the UI server compose pins, started by global
+ * setup in front of a namespace of its own; otherwise a dev server of its own with its Web UI (the
+ * shared dev server is headless).
+ */
+async function startUiServer(cleanups: (() => Promise<unknown>)[]): Promise<UiServer> {
+  const { TEMPORAL_ADDRESS, TEST_TEMPORAL_UI_URL, TEST_TEMPORAL_UI_NAMESPACE } = process.env;
+  if (TEST_TEMPORAL_UI_URL && TEMPORAL_ADDRESS && TEST_TEMPORAL_UI_NAMESPACE) {
+    return { address: TEMPORAL_ADDRESS, namespace: TEST_TEMPORAL_UI_NAMESPACE, uiUrl: TEST_TEMPORAL_UI_URL };
+  }
+  const server = await startDevServer({ ui: true });
+  cleanups.push(() => server.stop());
+  if (!server.uiUrl) throw new Error('the dev server was started without its Web UI');
+  return { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl };
+}
+
+/**
+ * A Temporal server with the Web UI, the simulator, a worker on it and a headless Chromium page.
  * Everything started is stopped by close(), in reverse order, also after a
  * partial start.
  */
@@ -56,9 +79,7 @@ export async function startUiEnv(): Promise<UiEnv> {
   };
   try {
     await mkdir(ARTIFACTS_DIR, { recursive: true });
-    const server = await startDevServer({ ui: true });
-    cleanups.push(() => server.stop());
-    if (!server.uiUrl) throw new Error('the dev server was started without its Web UI');
+    const server = await startUiServer(cleanups);
 
     const simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
     cleanups.push(() => simulator.close());
@@ -90,6 +111,7 @@ export async function startUiEnv(): Promise<UiEnv> {
     return {
       server,
       uiUrl: server.uiUrl,
+      namespace: server.namespace,
       simulator,
       client,
       recoveries: new BatchRecoveries(client, taskQueue),

@@ -5,7 +5,8 @@ import type { SweepResult } from '../../workflows/sweep-input.js';
 import { eventually, FAST_POLICY } from '../helpers/recovery-env.js';
 import { startUiEnv, type UiEnv } from './ui-env.js';
 
-// The real Temporal Web UI (2.42.1, served by the dev server) in Debian's Chromium: what an
+// The real Temporal Web UI (2.42.1 served by the dev server; on the cluster target, the version
+// compose pins) in Chromium (Debian's, else the one inside @sparticuz/chromium): what an
 // operator does by hand, checked through the client library. Screenshots of every step go to
 // test-artifacts/web-ui/.
 
@@ -18,11 +19,10 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => env?.close());
 
-const NAMESPACE = 'default';
 const SLOW_ROUNDS = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
 const oneFailingSession = () => env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
 const workflowsUrl = (query?: string) =>
-  `/namespaces/${NAMESPACE}/workflows${query ? `?query=${encodeURIComponent(query)}` : ''}`;
+  `/namespaces/${env.namespace}/workflows${query ? `?query=${encodeURIComponent(query)}` : ''}`;
 
 /**
  * Waits for `locator` to show, reloading the page between tries: the list pages read
@@ -89,7 +89,7 @@ test('"Send a Signal" retryNow skips the long round backoff of a running recover
     (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
   );
 
-  await page.goto(`/namespaces/${NAMESPACE}/workflows/${started.workflowId}/${started.runId}/history`);
+  await page.goto(`/namespaces/${env.namespace}/workflows/${started.workflowId}/${started.runId}/history`);
   await headerStatus('Running').waitFor();
   await page.getByRole('button', { name: 'More Actions' }).click();
   await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
@@ -156,7 +156,7 @@ test('the sweep schedule is paused (with a reason) and triggered from the Schedu
     created_at: new Date(Date.now() - 60_000).toISOString(),
   });
 
-  await page.goto(`/namespaces/${NAMESPACE}/schedules`);
+  await page.goto(`/namespaces/${env.namespace}/schedules`);
   await showsAfterReloads(
     page.getByRole('link', { name: DEFAULT_SWEEP_SCHEDULE_ID }),
     'the sweep schedule in the list',
