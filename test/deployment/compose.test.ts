@@ -77,7 +77,7 @@ test('compose ships what the cluster target tests: one Temporal release, a UI no
   expect(sweep.restart).toBe('no');
   expect(sweep.depends_on).toEqual({ 'temporal-bootstrap': { condition: 'service_completed_successfully' } });
   expect((sweep.environment as Record<string, string>).TEMPORAL_UI_URL).toBe(
-    '${TEMPORAL_UI_URL:-http://127.0.0.1:${TEMPORAL_UI_PORT:-8080}}',
+    '${TEMPORAL_UI_URL:-http://127.0.0.1:8080}',
   );
 });
 
