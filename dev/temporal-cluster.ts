@@ -69,6 +69,13 @@ async function waitFor(what: string, child: ChildProcess, tail: () => string, ti
   throw new Error(`${what} not ready after ${timeoutMs} ms: ${String(lastError)}; ${tail()}`);
 }
 
+/**
+ * Candidate ports below 32768: the server stores its membership ports in a PostgreSQL smallint
+ * (a port from the kernel's ephemeral range fails with "out of range for type smallint").
+ * Random, so that concurrent runs on one machine rarely try the same ones.
+ */
+const lowPorts = () => Array.from({ length: 64 }, () => 10_000 + Math.floor(Math.random() * 22_000));
+
 const pathWith = (...dirs: string[]) => [...dirs, process.env.PATH ?? ''].join(path.delimiter);
 
 /**
@@ -133,7 +140,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions = {})
     ];
     const ports: Record<string, string> = {};
     for (const name of portNames) {
-      ports[name] = String(await getPort({ host: HOST, exclude: Object.values(ports).map(Number) }));
+      ports[name] = String(await getPort({ host: HOST, port: lowPorts(), exclude: Object.values(ports).map(Number) }));
     }
     const serverProcess = await spawnOwned(server.server, ['start'], {
       cwd: scratch,
@@ -179,7 +186,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions = {})
       await writeFile(path.join(configDir, 'base.yaml'), await readFile(path.join(ui.configDir, 'base.yaml')));
       const dockerYaml = await readFile(path.join(ui.configDir, 'docker.yaml'), 'utf8');
       await writeFile(path.join(configDir, 'docker.yaml'), `${dockerYaml}\nhost: ${HOST}\n`);
-      const uiPort = await getPort({ host: HOST, exclude: Object.values(ports).map(Number) });
+      const uiPort = await getPort({ host: HOST, port: lowPorts(), exclude: Object.values(ports).map(Number) });
       const uiProcess = await spawnOwned(ui.uiServer, ['--root', path.dirname(configDir), '--env', 'docker', 'start'], {
         env: {
           ...process.env,
