@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import getPort from 'get-port';
 import { recoverySearchAttributes } from '../workflows/search-attributes.js';
+import { spawnOwned, stopChild } from './child-processes.js';
 import { resolveTemporalCli, type ProvisionLog } from './temporal-cli.js';
 
 export interface DevServerOptions {
@@ -32,24 +32,6 @@ const cliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int' };
 
 function searchAttributeArgs(): string[] {
   return recoverySearchAttributes.flatMap((key) => ['--search-attribute', `${key.name}=${cliTypeNames[key.type]}`]);
-}
-
-async function hasSetpriv(): Promise<boolean> {
-  return access('/usr/bin/setpriv').then(
-    () => true,
-    () => false,
-  );
-}
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 async function waitUntilReady(
@@ -111,24 +93,14 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
     ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
   ];
-  // setpriv makes the kernel stop the server if this process dies without
-  // running its cleanup (SIGKILL, a crashed test runner).
-  const [command, commandArgs] = (await hasSetpriv())
-    ? ['/usr/bin/setpriv', ['--pdeathsig', 'TERM', '--', executable, ...args]]
-    : [executable, args];
-  const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Stopped by the kernel if this process dies without running its cleanup (SIGKILL, a crashed test runner).
+  const child = await spawnOwned(executable, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
 
   const address = `${HOST}:${port}`;
   const uiUrl = ui ? `http://${HOST}:${uiPort}` : undefined;
-  const stop = async () => {
-    child.kill('SIGTERM');
-    if (!(await waitForExit(child, 10_000))) {
-      child.kill('SIGKILL');
-      await waitForExit(child, 5_000);
-    }
-  };
+  const stop = () => stopChild(child);
   try {
     await waitUntilReady(address, namespace, uiUrl, child, () => stderr.trim(), options.readyTimeoutMs ?? 60_000);
   } catch (err) {

@@ -5,21 +5,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import getPort from 'get-port';
-import { recoverySearchAttributes } from '../workflows/search-attributes.js';
 import { outputTail, spawnOwned, stopChild } from './child-processes.js';
 import type { ProvisionLog } from './go-build.js';
 import { startPostgres, type RunningPostgres } from './postgres.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 import { composePins, resolveTemporalServer, resolveTemporalUiServer } from './temporal-server.js';
+import { bootstrapSearchAttributes } from './validate-compose.js';
 
 const DEPLOY_DIR = fileURLToPath(new URL('../deploy/', import.meta.url));
 const HOST = '127.0.0.1';
-
-const cliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int' };
-
-/** The SEARCH_ATTRIBUTES value deploy/bootstrap-temporal.sh takes, from workflows/search-attributes.ts. */
-export const bootstrapSearchAttributes = () =>
-  recoverySearchAttributes.map((key) => `${key.name}=${cliTypeNames[key.type]}`).join(' ');
 
 export interface TemporalClusterOptions {
   /** Namespaces to bootstrap (the first is the default one). */

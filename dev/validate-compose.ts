@@ -62,6 +62,10 @@ export function schemaProblems(schema: object, document: unknown): string[] {
 /** A tag with at least major.minor, or a digest: `latest` or a bare major would move under us. */
 const isPinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image) || /:[^:/]*\d+\.\d+[^:/]*$/.test(image);
 
+/** The SEARCH_ATTRIBUTES deploy/bootstrap-temporal.sh registers: workflows/search-attributes.ts, as Name=Type pairs. */
+export const bootstrapSearchAttributes = () =>
+  recoverySearchAttributes.map((key) => `${key.name}=${key.type === 'INT' ? 'Int' : 'Keyword'}`).join(' ');
+
 /** The Web UI version the tests drive (the dev server's); compose must not ship an older one. */
 export const MIN_UI_VERSION = '2.42.1';
 
@@ -148,9 +152,7 @@ export function projectProblems(compose: ComposeDocument): string[] {
   if (!services.simulator?.profiles?.includes('demo')) problems.push('simulator: must be in the demo profile only');
   const registered = (services['temporal-bootstrap']?.environment as Record<string, string> | undefined)
     ?.SEARCH_ATTRIBUTES;
-  const expected = recoverySearchAttributes
-    .map((key) => `${key.name}=${key.type === 'INT' ? 'Int' : 'Keyword'}`)
-    .join(' ');
+  const expected = bootstrapSearchAttributes();
   if (registered?.trim() !== expected) {
     problems.push(
       `temporal-bootstrap: SEARCH_ATTRIBUTES is "${registered ?? ''}", workflows/search-attributes.ts needs "${expected}"`,
