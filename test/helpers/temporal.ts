@@ -5,7 +5,7 @@ export function temporalAddress(): string {
   const address = process.env.TEMPORAL_ADDRESS;
   if (!address)
     throw new Error(
-      'TEMPORAL_ADDRESS is not set: run the tests through jest, whose global setup starts the dev server',
+      'TEMPORAL_ADDRESS is not set: run the tests through jest, whose global setup starts the Temporal server',
     );
   return address;
 }
