@@ -47,8 +47,19 @@ export interface RecoveryRound {
   /** Filled in when the batch has settled after the retry. */
   failedAfter: number | null;
   recovered: number | null;
-  /** The retry call's outcome was unknown and the batch showed it had taken effect: no second call was sent. */
+  /** The retry call's answer was lost: the round was recorded from the batch, and no second call was sent. */
   reconciled: boolean;
+  /**
+   * For a reconciled round: `took_effect` when the batch shows the call was applied, `unknown` when it
+   * cannot show either way (counted as a round all the same: a second call could retry twice).
+   */
+  reconcileEffect?: 'took_effect' | 'unknown';
+  /** Why the round was reconciled and what the batch showed. */
+  reconcileReason?: string;
+  /** Retry calls sent in the round: more than 1 only after the batch proved the earlier ones had no effect. */
+  callsSent?: number;
+  /** Calls that provably never reached the API (refused, 429) before this round's call went out. */
+  callsNotSent?: number;
 }
 
 export interface RecoveryReport {
