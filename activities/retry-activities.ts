@@ -137,7 +137,14 @@ export function createRetryActivities(api: AnchorApiClient) {
           };
         }
         log.warn('Retry call outcome unknown; the workflow reconciles before any new call', { batchId, errorType });
-        return { kind: 'unknown', errorType, reason, sentAt, requestTimeoutMs: timeoutMs ?? api.timeoutMs };
+        // An answer (a 5xx) ended the request; otherwise it may have lasted until its timeout.
+        const answered = err instanceof AnchorApiError && err.statusCode !== undefined;
+        return {
+          kind: 'unknown',
+          errorType,
+          reason,
+          ...(answered ? {} : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
+        };
       }
     },
 

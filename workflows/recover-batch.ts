@@ -174,9 +174,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  const waitForSettledBatch = (): Promise<BatchSnapshot> => {
+  const waitForSettledBatch = async (): Promise<BatchSnapshot> => {
     report.phase = 'waiting_for_batch';
     report.nextRetryAt = null;
+    // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
+    if (remainingMs() <= 0 && patched(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
     // The poll schedule is the activity's retry policy: see awaitBatchSettled.
     const { awaitBatchSettled } = proxyActivities<RecoveryActivities>({
       startToCloseTimeout: '1m',
@@ -436,7 +438,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       recordSettledBatch(report, snapshot);
       publishProgress();
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
-      if (snapshot.failed === 0) return report.rounds.length === 0 ? 'clean' : 'recovered';
+      // Failures that someone else's retry fixed were failures all the same: not `clean`.
+      if (snapshot.failed === 0) return report.rounds.length === 0 && !report.failuresSeen ? 'clean' : 'recovered';
       if (report.rounds.length >= policy.maxRounds) return 'exhausted';
       const info = workflowInfo();
       if (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested) {

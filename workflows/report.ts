@@ -81,6 +81,8 @@ export interface RecoveryReport {
   continuedAsNew: number;
   /** The last API failure the recovery waited out; kept so a `deadline` outcome says why time ran out. */
   lastError?: { type: string; message: string; at: string } | null;
+  /** A settled read showed failed sessions at some point (absent in reports from before it was kept). */
+  failuresSeen?: boolean;
   /** Set when the recovery stopped on a permanent error (the outcome then stays null). */
   failure?: { type: string; message: string } | null;
 }
@@ -111,6 +113,7 @@ export function newReport(batchId: string, workflowId: string, startedAt: Date, 
 /** Folds a settled status read into the report: closes the open round and refreshes what still fails. */
 export function recordSettledBatch(report: RecoveryReport, snapshot: BatchSnapshot): void {
   report.batch = snapshot;
+  if (snapshot.failed > 0) report.failuresSeen = true;
   report.stillFailing = { sessions: snapshot.failing, total: snapshot.failed };
   report.totals.stillFailed = snapshot.failed;
   const open = report.rounds.at(-1);
