@@ -1,4 +1,4 @@
-import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import {
   MalformedResponseError,
@@ -60,7 +60,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
     async awaitBatchSettled(batchId: string): Promise<BatchSnapshot> {
       let batch: RecoverableBatch;
       try {
-        batch = await api.getRecoverableBatch(batchId);
+        batch = await api.getRecoverableBatch(batchId, { signal: cancellationSignal() });
       } catch (err) {
         countApiError(err);
         throw toActivityFailure(err);
