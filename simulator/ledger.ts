@@ -16,14 +16,23 @@ export interface LedgerCall {
   outcome: CallOutcome;
   /** Status sent; undefined when nothing was sent (dropped, hung, still in flight). */
   statusCode: number | undefined;
+  /** Wall-clock time the answer was sent or the connection dropped; undefined while in flight or hung. */
+  answeredAtMs: number | undefined;
   /** The injected fault's type, if one fired. */
   fault: string | undefined;
 }
 
 export interface LedgerRetry {
   seq: number;
+  /** Simulator-clock time the retry was applied. */
   at: string;
   batchId: string;
+  /** The ledger call (the POST) that applied it. */
+  callSeq: number | undefined;
+  /** Wall-clock time that POST arrived. */
+  receivedAtMs: number | undefined;
+  /** Wall-clock time the retry was applied: later than the arrival under a `latency` fault, even if the client gave up. */
+  appliedAtMs: number;
   body: { retry_failed_only: boolean; max_retries: number };
   retriedSessions: number;
   retriedItems: number[];
@@ -40,12 +49,15 @@ export class Ledger {
   private retries: LedgerRetry[] = [];
   private seq = 0;
 
-  recordCall(call: Omit<LedgerCall, 'seq' | 'outcome' | 'statusCode' | 'fault' | 'requestBody'>): LedgerCall {
+  recordCall(
+    call: Omit<LedgerCall, 'seq' | 'outcome' | 'statusCode' | 'answeredAtMs' | 'fault' | 'requestBody'>,
+  ): LedgerCall {
     const entry: LedgerCall = {
       ...call,
       seq: ++this.seq,
       outcome: 'in_flight',
       statusCode: undefined,
+      answeredAtMs: undefined,
       fault: undefined,
       requestBody: undefined,
     };
