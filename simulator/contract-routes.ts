@@ -169,7 +169,7 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
       if (!body.success) return apiError(400, describeSchemaError(body.error));
       const batch = store.create(body.data);
       const entry = entryOf(request);
-      if (entry !== undefined) entry.batchId = batch.id;
+      if (entry !== undefined) ledger.assignBatch(entry, batch.id);
       const summary = batch.summary(clock.now());
       return ok({
         batch_id: batch.id,

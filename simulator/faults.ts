@@ -98,6 +98,16 @@ export class FaultInjector {
     else this.rules.delete(target);
   }
 
+  /** Disarms every rule scoped to one batch, e.g. once a test is done with it. */
+  clearBatch(batchId: string): void {
+    for (const [target, rules] of this.rules) {
+      this.rules.set(
+        target,
+        rules.filter((active) => active.rule.batchId !== batchId),
+      );
+    }
+  }
+
   /** The rules still armed, with how many firings each has left. */
   current(): Partial<Record<FaultTarget, (FaultRule & { remaining?: number })[]>> {
     const plan: Partial<Record<FaultTarget, (FaultRule & { remaining?: number })[]>> = {};

@@ -47,6 +47,8 @@ export interface BatchLedger {
 export class Ledger {
   private calls: LedgerCall[] = [];
   private retries: LedgerRetry[] = [];
+  /** Per-batch view, so reading one batch's ledger stays cheap when thousands of batches share a simulator. */
+  private byBatch = new Map<string, BatchLedger>();
   private seq = 0;
 
   recordCall(
@@ -62,12 +64,21 @@ export class Ledger {
       requestBody: undefined,
     };
     this.calls.push(entry);
+    if (entry.batchId !== undefined) this.batchLedger(entry.batchId).calls.push(entry);
     return entry;
+  }
+
+  /** Files a call under the batch it turned out to be about (a create learns its batch id when handled). */
+  assignBatch(entry: LedgerCall, batchId: string): void {
+    if (entry.batchId !== undefined) return;
+    entry.batchId = batchId;
+    this.batchLedger(batchId).calls.push(entry);
   }
 
   recordRetry(retry: Omit<LedgerRetry, 'seq'>): LedgerRetry {
     const entry = { ...retry, seq: ++this.seq };
     this.retries.push(entry);
+    this.batchLedger(entry.batchId).retries.push(entry);
     return entry;
   }
 
@@ -76,14 +87,22 @@ export class Ledger {
   }
 
   forBatch(batchId: string): BatchLedger {
-    return {
-      calls: this.calls.filter((call) => call.batchId === batchId),
-      retries: this.retries.filter((retry) => retry.batchId === batchId),
-    };
+    const ledger = this.byBatch.get(batchId);
+    return { calls: [...(ledger?.calls ?? [])], retries: [...(ledger?.retries ?? [])] };
   }
 
   clear(): void {
     this.calls = [];
     this.retries = [];
+    this.byBatch.clear();
+  }
+
+  private batchLedger(batchId: string): BatchLedger {
+    let ledger = this.byBatch.get(batchId);
+    if (ledger === undefined) {
+      ledger = { calls: [], retries: [] };
+      this.byBatch.set(batchId, ledger);
+    }
+    return ledger;
   }
 }
