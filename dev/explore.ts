@@ -28,7 +28,7 @@ const program = new Command('explore')
   .addOption(
     new Option('--seed <n>', 'replay one seed, with what it drew and every violation').argParser(positiveInteger),
   )
-  .addOption(new Option('--concurrency <k>', 'seeds run at once').argParser(positiveInteger).default(24))
+  .addOption(new Option('--concurrency <k>', 'seeds run at once').argParser(positiveInteger).default(48))
   .addOption(
     new Option('--window-ms <ms>', 'the documented reconcile window; default: client timeout + 5 s').argParser(
       positiveInteger,
@@ -51,8 +51,11 @@ const flags = program.parse().opts<{
   verbose: boolean;
 }>();
 
-// Workers log errors only: the explorer's own output is the point.
-Runtime.install({ logger: new DefaultLogger('ERROR') });
+// Workers and the SDK core log errors only: the explorer's own output is the point.
+Runtime.install({
+  logger: new DefaultLogger('ERROR'),
+  telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
+});
 
 const seeds =
   flags.seed === undefined ? Array.from({ length: flags.seeds }, (_, index) => flags.firstSeed + index) : [flags.seed];

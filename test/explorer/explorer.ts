@@ -292,6 +292,8 @@ export interface ExplorationSummary {
   notices: Record<Notice, number>;
   outcomes: Record<string, number>;
   failing: SeedResult[];
+  /** Per-seed wall time, ms: min, median, max. */
+  durationsMs: { min: number; median: number; max: number };
 }
 
 export function summarize(results: SeedResult[]): ExplorationSummary {
@@ -303,7 +305,13 @@ export function summarize(results: SeedResult[]): ExplorationSummary {
     for (const [name, count] of Object.entries(result.notices)) notices[name as Notice] += count;
     outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
   }
+  const durations = results.map((result) => result.durationMs).sort((a, b) => a - b);
   return {
+    durationsMs: {
+      min: durations[0] ?? 0,
+      median: durations[Math.floor(durations.length / 2)] ?? 0,
+      max: durations.at(-1) ?? 0,
+    },
     seeds: results.length,
     violations,
     notices,
@@ -323,6 +331,8 @@ export function formatSummary(summary: ExplorationSummary, options: { verbose?: 
       .map(([outcome, count]) => `${outcome} ${count}`)
       .join(', ')}`,
   );
+  const { min, median, max } = summary.durationsMs;
+  lines.push(`Seed wall time: min ${min} ms, median ${median} ms, max ${max} ms`);
   if (summary.failing.length > 0) lines.push(`Failing seeds (${summary.failing.length}):`);
   for (const result of summary.failing) {
     const names = [...new Set(result.violations.map((violation) => violation.invariant))].join(', ');
