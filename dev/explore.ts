@@ -28,7 +28,7 @@ const program = new Command('explore')
   .addOption(
     new Option('--seed <n>', 'replay one seed, with what it drew and every violation').argParser(positiveInteger),
   )
-  .addOption(new Option('--concurrency <k>', 'seeds run at once').argParser(positiveInteger).default(48))
+  .addOption(new Option('--concurrency <k>', 'seeds run at once').argParser(positiveInteger).default(32))
   .addOption(
     new Option('--window-ms <ms>', 'the documented reconcile window; default: client timeout + 5 s').argParser(
       positiveInteger,

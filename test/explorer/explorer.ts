@@ -79,7 +79,7 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
     clientTimeoutMs,
     windowMs: options.windowMs ?? clientTimeoutMs + DEFAULT_WINDOW_MARGIN_MS,
   };
-  const recoveryCapMs = options.recoveryCapMs ?? 120_000;
+  const recoveryCapMs = options.recoveryCapMs ?? 180_000;
   const simulator: RunningSimulator = await startSimulator({
     apiKeys: [TEST_API_KEY],
     attemptDurationMs: 40,
@@ -236,7 +236,7 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
         kind: 'stopped',
         report,
         searchOutcome: await searchOutcome(),
-        message: error instanceof Error ? error.message : String(error),
+        message: describeErrorChain(error),
       };
     } finally {
       clearTimeout(timer);
@@ -282,6 +282,20 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
       await simulator.close();
     },
   };
+}
+
+/** An error and its causes, with the Temporal timeout type and retry state where they say why. */
+function describeErrorChain(error: unknown): string {
+  const parts: string[] = [];
+  for (let current: unknown = error; current instanceof Error && parts.length < 5; current = current.cause) {
+    const { timeoutType, retryState } = current as { timeoutType?: unknown; retryState?: unknown };
+    const extra = [
+      ...(timeoutType === undefined ? [] : [`timeoutType ${String(timeoutType)}`]),
+      ...(retryState === undefined ? [] : [`retryState ${String(retryState)}`]),
+    ];
+    parts.push(`${current.name}: ${current.message}${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`);
+  }
+  return parts.join(' <- ') || String(error);
 }
 
 export interface ExplorationSummary {
