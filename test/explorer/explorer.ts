@@ -265,7 +265,9 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
       const lane = async () => {
         while (next < seeds.length) {
           const seed = seeds[next++] as number;
-          const result = await runSeed(seed);
+          const result = await runSeed(seed).catch((error: unknown) => {
+            throw new Error(`explorer failed to run seed ${seed} (${replayCommand(seed)})`, { cause: error });
+          });
           results.push(result);
           onResult?.(result);
         }
@@ -288,7 +290,7 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
 function describeErrorChain(error: unknown): string {
   const parts: string[] = [];
   for (let current: unknown = error; current instanceof Error && parts.length < 5; current = current.cause) {
-    const { timeoutType, retryState } = current as { timeoutType?: unknown; retryState?: unknown };
+    const { timeoutType, retryState } = current as { timeoutType?: string | number; retryState?: string | number };
     const extra = [
       ...(timeoutType === undefined ? [] : [`timeoutType ${String(timeoutType)}`]),
       ...(retryState === undefined ? [] : [`retryState ${String(retryState)}`]),
