@@ -26,7 +26,10 @@ const program = new Command('explore')
       .default(1),
   )
   .addOption(
-    new Option('--seed <n>', 'replay one seed, with what it drew and every violation').argParser(positiveInteger),
+    new Option(
+      '--seed <n>',
+      'replay this seed (repeat, or n,m,…, for several), with what it drew and every violation',
+    ).argParser((value: string, previous: number[] = []) => [...previous, ...value.split(',').map(positiveInteger)]),
   )
   .addOption(new Option('--concurrency <k>', 'seeds run at once').argParser(positiveInteger).default(32))
   .addOption(
@@ -44,7 +47,7 @@ const program = new Command('explore')
 const flags = program.parse().opts<{
   seeds: number;
   firstSeed: number;
-  seed?: number;
+  seed?: number[];
   concurrency: number;
   windowMs?: number;
   clientTimeoutMs: number;
@@ -57,8 +60,7 @@ Runtime.install({
   telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
 });
 
-const seeds =
-  flags.seed === undefined ? Array.from({ length: flags.seeds }, (_, index) => flags.firstSeed + index) : [flags.seed];
+const seeds = flags.seed ?? Array.from({ length: flags.seeds }, (_, index) => flags.firstSeed + index);
 
 const log = (message: string) => console.error(message);
 const server = await startDevServer({ ui: false, log });
