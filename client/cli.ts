@@ -5,7 +5,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { parseDuration, type RecoverBatchInput } from '../workflows/input.js';
+import { checkField, type FieldRule } from '../workflows/fields.js';
+import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
+import type { RecoverBatchInput } from '../workflows/input.js';
 import type { RecoveryReport } from '../workflows/report.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
@@ -40,19 +42,21 @@ function batchIdArgument(value: string): string {
   return value;
 }
 
-function wholeNumber(value: string): number {
-  const parsed = Number(value);
-  if (value.trim() === '' || !Number.isInteger(parsed)) throw new InvalidArgumentError('expected a whole number');
-  return parsed;
+/** A flag's value checked against the bounds of the input field it sets, naming that field when out of range. */
+function bounded(field: string, rule: FieldRule & { type: 'integer' | 'duration' }) {
+  return (value: string): number => {
+    if (rule.type === 'integer' && (value.trim() === '' || !Number.isInteger(Number(value))))
+      throw new InvalidArgumentError(`${field}: expected a whole number`);
+    const { value: checked, problems } = checkField(rule, rule.type === 'integer' ? Number(value) : value, field);
+    if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
+    return checked;
+  };
 }
-
-function duration(value: string): number {
-  const millis = parseDuration(value);
-  if (millis === undefined) {
-    throw new InvalidArgumentError('expected a duration like 30s, 500ms or 2h');
-  }
-  return millis;
-}
+const maxRounds = bounded('maxRounds', fields.maxRounds);
+const maxRetries = bounded('maxRetries', fields.maxRetries);
+const roundBackoff = bounded('roundBackoff.initialInterval', fields.roundBackoff.fields.initialInterval);
+const pollInterval = bounded('poll.initialInterval', fields.poll.fields.initialInterval);
+const deadline = bounded('deadline', fields.deadline);
 
 /** Maps the flags onto the workflow input; what is left out takes the workflow's defaults. */
 function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInput {
@@ -142,20 +146,20 @@ export function buildCli(): Command {
     .command('recover')
     .description('start the recovery of a batch, or attach to the one already running')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .option('--max-rounds <n>', 'retry rounds at most (default 3)', wholeNumber)
-    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3 (default 1)', wholeNumber)
+    .option('--max-rounds <n>', 'retry rounds at most, 1-1000 (default 3)', maxRounds)
+    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3 (default 1)', maxRetries)
     .option('--retry-all', 'retry every session of the batch, not only the failed ones')
     .option(
       '--round-backoff <duration>',
-      'wait before the first retry round; later rounds wait longer (default 30s)',
-      duration,
+      'wait before the first retry round, 10ms-24h; later rounds wait longer (default 30s)',
+      roundBackoff,
     )
     .option(
       '--poll-interval <duration>',
-      'how often to read the batch status while it runs (default 5s, growing)',
-      duration,
+      'how often to read the batch status while it runs, 10ms-1h (default 5s, growing)',
+      pollInterval,
     )
-    .option('--deadline <duration>', 'give up after this long (default 24h)', duration)
+    .option('--deadline <duration>', 'give up after this long, 1s-365d (default 24h)', deadline)
     .option('--wait', 'follow the recovery to its end and print the report')
     .option('--json', 'print only the report as JSON on stdout (with --wait: the final one)')
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
@@ -251,10 +255,10 @@ export function buildCli(): Command {
     .command('policy')
     .description('change the policy of the rounds still to come (validated by the workflow)')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .option('--max-rounds <n>', 'retry rounds at most, counting those done', wholeNumber)
-    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', wholeNumber)
-    .option('--round-backoff <duration>', 'wait before each retry round from now on', duration)
-    .option('--poll-interval <duration>', 'how often to read the batch status from now on', duration)
+    .option('--max-rounds <n>', 'retry rounds at most, counting those done, 1-1000', maxRounds)
+    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', maxRetries)
+    .option('--round-backoff <duration>', 'wait before each retry round from now on, 10ms-24h', roundBackoff)
+    .option('--poll-interval <duration>', 'how often to read the batch status from now on, 10ms-1h', pollInterval)
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
       const { roundBackoff, poll, maxRounds, maxRetries } = recoverInput(batchId, options);
       const report = await withRecoveries(globals(command), (recoveries) =>

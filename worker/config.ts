@@ -3,7 +3,7 @@ import type { LogLevel } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { describeIssues, InvalidInputError } from '../workflows/input.js';
+import { InvalidInputError } from '../workflows/input.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -138,6 +138,13 @@ function tlsConfig(e: TemporalEnv): TLSConfig | undefined {
     ...(e.TEMPORAL_TLS_CA ? { serverRootCACertificate: e.TEMPORAL_TLS_CA.contents } : {}),
     ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: e.TEMPORAL_TLS_SERVER_NAME } : {}),
   };
+}
+
+/** One line per problem, each starting with the variable's name, so an operator knows what to fix. */
+function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map(
+    (issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(input)'}: ${issue.message}`,
+  );
 }
 
 /** Empty variables count as unset, as compose passes `${VAR:-}` through as an empty string. */

@@ -1,47 +1,20 @@
-import ms from 'ms';
-import { z } from 'zod';
-import { BatchStatusSchema } from '../anchor-api/schemas.js';
-import { describeIssues, durationSchema, InvalidInputError, recoverBatchInputSchema } from './input.js';
+import type { BatchStatus } from '../anchor-api/schemas.js';
+import { validateInput, type Typeable, type Validated } from './fields.js';
+import { sweepFields } from './input-fields.js';
 
 // Same conventions as recoverBatch's input: plain JSON an operator can type in the
 // Temporal UI or a Schedule, durations like "24h", unknown fields rejected.
 
-/**
- * Settled statuses a batch with failed sessions can have. The simulator reports
- * such a batch as `failed`; the contract also allows `completed` with
- * failed_requests > 0, so both are scanned by default.
- */
-export const SweepStatusSchema = BatchStatusSchema.extract(['failed', 'completed']);
-export type SweepStatus = z.infer<typeof SweepStatusSchema>;
-
-export const sweepFailedBatchesInputSchema = z.strictObject({
-  /** Batches created within this long before the sweep are scanned. */
-  lookback: durationSchema.refine((millis) => millis > 0, 'must be longer than 0').default(ms('24h')),
-  statuses: z
-    .array(SweepStatusSchema)
-    .min(1)
-    .refine((statuses) => new Set(statuses).size === statuses.length, 'must not repeat a status')
-    .default(['failed', 'completed']),
-  /** Batches per list call; the contract allows at most 100. */
-  pageSize: z.number().int().min(1).max(100).default(100),
-  /** Recoveries one sweep starts at most; the rest are skipped as over_limit until a later sweep. */
-  maxStarts: z.number().int().min(1).max(1000).default(200),
-  /** Recovery starts in flight at once. */
-  fanOut: z.number().int().min(1).max(50).default(10),
-  /** recoverBatch input (all but batchId) applied to every recovery the sweep starts. */
-  recovery: recoverBatchInputSchema.omit({ batchId: true }).prefault({}),
-});
+export type SweepStatus = Extract<BatchStatus, (typeof sweepFields.statuses.of)[number]>;
 
 /** What an operator types: every field may be left out. */
-export type SweepFailedBatchesInput = z.input<typeof sweepFailedBatchesInputSchema>;
+export type SweepFailedBatchesInput = Typeable<typeof sweepFields>;
 /** The validated input with defaults applied and durations in milliseconds. */
-export type SweepPolicy = z.output<typeof sweepFailedBatchesInputSchema>;
+export type SweepPolicy = Validated<typeof sweepFields>;
 export type RecoveryOverrides = SweepPolicy['recovery'];
 
 export function parseSweepInput(raw: unknown): SweepPolicy {
-  const result = sweepFailedBatchesInputSchema.safeParse(raw ?? {});
-  if (!result.success) throw new InvalidInputError(describeIssues(result.error), 'sweep input');
-  return result.data;
+  return validateInput(sweepFields, raw ?? {}, 'sweep input');
 }
 
 export const SWEEP_FAILED_BATCHES_WORKFLOW = 'sweepFailedBatches';

@@ -27,6 +27,11 @@ test('a number outside the policy bounds is refused with the field name', async 
   expectOneLineError(result, /maxRetries: Too big/);
 });
 
+test('a duration outside the policy bounds is refused with the field name, before any connection', async () => {
+  const result = await runCli(['--address', '127.0.0.1:1', 'recover', randomUUID(), '--deadline', '1000000000y']);
+  expectOneLineError(result, /--deadline.*'1000000000y' is invalid.*deadline: must be at most 365d/);
+});
+
 test('a batch without a recovery is reported as such', async () => {
   const batchId = randomUUID();
   const result = await runCli(['report', batchId]);

@@ -53,6 +53,9 @@ test('a policy change applies to the rounds still to come; an invalid one is rej
   await expect(env.recoveries.updatePolicy(batch.id, { roundBackof: {} } as never)).rejects.toThrow(
     /roundBackof: unknown field/,
   );
+  await expect(
+    env.recoveries.updatePolicy(batch.id, { poll: { initialInterval: '1000000000y', maximumInterval: '1000000000y' } }),
+  ).rejects.toThrow(/poll\.initialInterval: must be at most 1h; poll\.maximumInterval: must be at most 1h/);
 
   const updated = await env.recoveries.updatePolicy(batch.id, {
     maxRounds: 5,

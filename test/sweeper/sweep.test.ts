@@ -195,5 +195,5 @@ test('left-out sweep input takes the defaults', () => {
     fanOut: 10,
   });
   expect(policy.recovery).toMatchObject({ maxRounds: 3, maxRetries: 1 });
-  expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be longer than 0/);
+  expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be at least 1m/);
 });
