@@ -8,7 +8,7 @@ import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { checkField, type FieldRule } from '../workflows/fields.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
-import type { RecoveryReport } from '../workflows/report.js';
+import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
@@ -264,7 +264,7 @@ export function buildCli(): Command {
       const report = await withRecoveries(globals(command), (recoveries) =>
         recoveries.updatePolicy(batchId, { maxRounds, maxRetries, roundBackoff, poll }),
       );
-      print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${report.rounds.length} done`);
+      print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${roundsDone(report)} done`);
     });
 
   const commandContext = createCommandContext();

@@ -1,4 +1,4 @@
-import type { RecoveryReport, RecoveryRound } from '../workflows/report.js';
+import { REPORT_LIMITS, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
 
 /** The report lists at most this many failing sessions; the total is always shown. */
 export const STILL_FAILING_SHOWN = 10;
@@ -52,9 +52,19 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string): string 
   if (report.rounds.length === 0) {
     lines.push(`Rounds: none yet (at most ${report.maxRounds})`);
   } else {
-    lines.push(`Rounds: ${report.rounds.length} of at most ${report.maxRounds}`);
+    lines.push(`Rounds: ${roundsDone(report)} of at most ${report.maxRounds}`);
     const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];
-    lines.push(...formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`));
+    const table = formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`);
+    const omitted = report.omittedRounds;
+    // The report keeps the first and the last rounds in full; those between are counted.
+    if (omitted)
+      table.splice(
+        1 + REPORT_LIMITS.firstRounds,
+        0,
+        `  … rounds ${omitted.firstRound}-${omitted.lastRound} left out: ${sessions(omitted.retriedSessions)} retried, ` +
+          `${omitted.recovered} recovered, ${omitted.reconciled} reconciled`,
+      );
+    lines.push(...table);
   }
   const { totals, stillFailing } = report;
   lines.push(

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import type { BatchRecoveries, RecoveryProgress } from './recoveries.js';
-import type { RecoveryReport } from '../workflows/report.js';
+import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 
 /** One reading of a running recovery, as the progress bar and the plain lines show it. */
 export interface ProgressState {
@@ -37,7 +37,7 @@ export function progressState({ report, poll }: RecoveryProgress): ProgressState
     settled: batch ? batch.completed + batch.failed : null,
     total: batch?.total ?? null,
     failed: batch?.failed ?? null,
-    rounds: report.rounds.length,
+    rounds: roundsDone(report),
     maxRounds: report.maxRounds,
     activity: describeActivity(report),
   };

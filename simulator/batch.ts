@@ -93,6 +93,7 @@ export class SimulatedBatch {
   private readonly sessions: Attempt[][];
   private readonly timing: AttemptTiming;
   private readonly outcomeOf: OutcomePolicy;
+  private readonly errorChars: number | undefined;
   private readonly newCredentials: () => Credentials;
   private readonly answer: AnswerShape;
   private readonly pendingPhaseEndsAt: number;
@@ -108,6 +109,7 @@ export class SimulatedBatch {
     count: number;
     timing: AttemptTiming;
     outcomeOf: OutcomePolicy;
+    errorChars?: number | undefined;
     newCredentials: () => Credentials;
     configuration?: Record<string, unknown> | undefined;
     metadata?: Record<string, unknown> | undefined;
@@ -118,6 +120,7 @@ export class SimulatedBatch {
     this.createdAt = init.createdAt;
     this.timing = init.timing;
     this.outcomeOf = init.outcomeOf;
+    this.errorChars = init.errorChars;
     this.newCredentials = init.newCredentials;
     this.configuration = init.configuration;
     this.metadata = init.metadata;
@@ -200,7 +203,9 @@ export class SimulatedBatch {
     if (now < this.pendingPhaseEndsAt)
       return { detail: this.pendingPhaseDetail(), validUntil: this.pendingPhaseEndsAt };
     const summary = this.summarize(now);
-    const sessions = this.sessions.map((attempts, index) => toSessionItem(index, this.view(attempts, now)));
+    const sessions = this.sessions.map((attempts, index) =>
+      toSessionItem(index, this.view(attempts, now), this.errorChars),
+    );
     const detail: BatchStatusDetail = {
       batch_id: this.id,
       status: summary.status,
@@ -344,13 +349,15 @@ function isUnsettled(status: BatchStatus): boolean {
   return status === 'pending' || status === 'processing';
 }
 
-function toSessionItem(index: number, view: SessionView): BatchSessionItem {
+function toSessionItem(index: number, view: SessionView, errorChars: number | undefined): BatchSessionItem {
   const { attempt, status } = view;
   const item: BatchSessionItem = { item_index: index, status, retry_count: view.retryCount };
   if (view.started) item.started_at = iso(attempt.startAt);
   if (status === 'completed' || status === 'failed') item.completed_at = iso(attempt.endAt);
-  if (status === 'failed')
-    item.error = `${FAILURE_REASONS[(index + attempt.number) % FAILURE_REASONS.length] ?? 'failed'} (attempt ${attempt.number})`;
+  if (status === 'failed') {
+    const reason = `${FAILURE_REASONS[(index + attempt.number) % FAILURE_REASONS.length] ?? 'failed'} (attempt ${attempt.number})`;
+    item.error = errorChars === undefined ? reason : reason.padEnd(errorChars, ' | at provisioner.startPod');
+  }
   if (status === 'completed' && attempt.credentials !== undefined) {
     const { sessionId, token } = attempt.credentials;
     item.session_id = sessionId;

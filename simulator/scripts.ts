@@ -11,6 +11,8 @@ export type ItemScript = z.infer<typeof ItemScriptSchema>;
 
 export const ScriptedBatchSpecSchema = z.object({
   count: z.int().min(1).max(1000),
+  /** Failed sessions' error texts are padded to this many characters, like a hostile API's stack dumps. */
+  error_chars: z.int().min(1).max(1_000_000).optional(),
   /** Keyed by 0-based item index; unspecified items succeed on their first attempt. */
   script: z.record(z.string().regex(/^\d+$/, 'expected an item index'), ItemScriptSchema).default({}),
   id: z.string().min(1).optional(),

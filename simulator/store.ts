@@ -74,6 +74,7 @@ export class BatchStore {
       count: parsed.count,
       createdAt: parsed.created_at === undefined ? this.options.clock.now() : Date.parse(parsed.created_at),
       outcomeOf: scriptedOutcomes(parsed.script),
+      errorChars: parsed.error_chars,
       configuration: parsed.configuration,
       metadata: parsed.metadata,
       answer: { sessions: parsed.answer.sessions, retryCount: parsed.answer.retry_count, nulls: parsed.answer.nulls },
@@ -140,6 +141,7 @@ export class BatchStore {
     count: number;
     createdAt: number;
     outcomeOf: OutcomePolicy;
+    errorChars?: number | undefined;
     configuration?: Record<string, unknown> | undefined;
     metadata?: Record<string, unknown> | undefined;
     answer?: AnswerShape | undefined;

@@ -1,7 +1,15 @@
 import { condition, log, proxyActivities } from '@temporalio/workflow';
 import type { ListedBatch, StartBatchRecoveryResult, SweepActivities } from '../activities/sweep-activities.js';
 import { parseWorkflowInput } from './input.js';
-import { parseSweepInput, type SkipReason, type SweepFailedBatchesInput, type SweepResult } from './sweep-input.js';
+import {
+  newSweepResult,
+  parseSweepInput,
+  recordSkipped,
+  recordStarted,
+  type SkipReason,
+  type SweepFailedBatchesInput,
+  type SweepResult,
+} from './sweep-input.js';
 
 const { listRecentBatches } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '10m',
@@ -29,9 +37,8 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
   };
   const listed = await listRecentBatches({ statuses: policy.statuses, pageSize: policy.pageSize, ...window });
 
-  const started: SweepResult['started'] = [];
-  const skipped: SweepResult['skipped'] = [];
-  const skip = (batchId: string, reason: SkipReason) => skipped.push({ batchId, reason });
+  const result = newSweepResult(window, policy.statuses, listed.length);
+  const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
 
   // In listing order (per status, newest first), so the freshest failures are recovered first when over the limit.
   const queue: ListedBatch[] = [];
@@ -42,8 +49,8 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
 
   // maxStarts counts recoveries actually started: a start that finds one running frees its slot.
   let inFlight = 0;
-  const done = () => queue.length === 0 || started.length >= policy.maxStarts;
-  const slotFree = () => started.length + inFlight < policy.maxStarts;
+  const done = () => queue.length === 0 || result.counts.started >= policy.maxStarts;
+  const slotFree = () => result.counts.started + inFlight < policy.maxStarts;
   const startNext = async (): Promise<void> => {
     for (;;) {
       await condition(() => done() || slotFree());
@@ -52,9 +59,9 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
       if (!slotFree()) continue;
       const batch = queue.shift() as ListedBatch;
       inFlight += 1;
-      let result: StartBatchRecoveryResult | undefined;
+      let start: StartBatchRecoveryResult | undefined;
       try {
-        result = await startBatchRecovery({ batchId: batch.batch_id, recovery: policy.recovery });
+        start = await startBatchRecovery({ batchId: batch.batch_id, recovery: policy.recovery });
       } catch (err) {
         log.warn('Could not start a recovery; a later sweep tries again', {
           batchId: batch.batch_id,
@@ -63,26 +70,15 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
       } finally {
         inFlight -= 1;
       }
-      if (result === undefined) skip(batch.batch_id, 'start_failed');
-      else if (result.outcome === 'started') started.push({ batchId: batch.batch_id, workflowId: result.workflowId });
-      else skip(batch.batch_id, result.outcome);
+      if (start === undefined) skip(batch.batch_id, 'start_failed');
+      else if (start.outcome === 'started') recordStarted(result, batch.batch_id, start.workflowId);
+      else skip(batch.batch_id, start.outcome);
     }
   };
   // At most fanOut starts in flight.
   await Promise.all(Array.from({ length: policy.fanOut }, startNext));
   for (const batch of queue) skip(batch.batch_id, 'over_limit');
 
-  const counts: SweepResult['counts'] = {
-    scanned: listed.length,
-    started: started.length,
-    already_running: 0,
-    already_ended: 0,
-    permanently_failed: 0,
-    no_failed_sessions: 0,
-    over_limit: 0,
-    start_failed: 0,
-  };
-  for (const { reason } of skipped) counts[reason] += 1;
-  log.info('Sweep finished', counts);
-  return { window, statuses: policy.statuses, started, skipped, counts };
+  log.info('Sweep finished', result.counts);
+  return result;
 }

@@ -1,6 +1,7 @@
 import type { BatchStatus } from '../anchor-api/schemas.js';
 import { validateInput, type Typeable, type Validated } from './fields.js';
 import { sweepFields } from './input-fields.js';
+import { cutText } from './report.js';
 
 // Same conventions as recoverBatch's input: plain JSON an operator can type in the
 // Temporal UI or a Schedule, durations like "24h", unknown fields rejected.
@@ -33,11 +34,52 @@ export type SkipReason =
   /** Starting the recovery kept failing; a later sweep tries again. */
   | 'start_failed';
 
+/** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
+export const SWEEP_RESULT_ITEMS = 100;
+/** The largest SweepResult, in bytes of JSON (UTF-8), however many batches the sweep scanned. */
+export const SWEEP_RESULT_MAX_BYTES = 90_000;
+
 export interface SweepResult {
   /** The creation window scanned, from the sweep's (workflow) time. */
   window: { createdAfter: string; createdBefore: string };
   statuses: SweepStatus[];
+  /** The first SWEEP_RESULT_ITEMS recoveries started. */
   started: { batchId: string; workflowId: string }[];
+  /** The first SWEEP_RESULT_ITEMS batches skipped. */
   skipped: { batchId: string; reason: SkipReason }[];
   counts: { scanned: number; started: number } & Record<SkipReason, number>;
+}
+
+export function newSweepResult(window: SweepResult['window'], statuses: SweepStatus[], scanned: number): SweepResult {
+  return {
+    window,
+    statuses,
+    started: [],
+    skipped: [],
+    counts: {
+      scanned,
+      started: 0,
+      already_running: 0,
+      already_ended: 0,
+      permanently_failed: 0,
+      no_failed_sessions: 0,
+      over_limit: 0,
+      start_failed: 0,
+    },
+  };
+}
+
+/** Characters kept of an id in the result (a batch id is a 36-character uuid): a hostile listing cannot grow it. */
+export const SWEEP_RESULT_ID_CHARS = 100;
+const id = (text: string) => cutText(text, SWEEP_RESULT_ID_CHARS);
+
+export function recordStarted(result: SweepResult, batchId: string, workflowId: string): void {
+  result.counts.started += 1;
+  if (result.started.length < SWEEP_RESULT_ITEMS)
+    result.started.push({ batchId: id(batchId), workflowId: id(workflowId) });
+}
+
+export function recordSkipped(result: SweepResult, batchId: string, reason: SkipReason): void {
+  result.counts[reason] += 1;
+  if (result.skipped.length < SWEEP_RESULT_ITEMS) result.skipped.push({ batchId: id(batchId), reason });
 }
