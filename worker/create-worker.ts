@@ -11,6 +11,9 @@ import type { WorkerConfig } from './config.js';
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
 const moduleExtension = path.extname(fileURLToPath(import.meta.url));
 export const workflowsPath = fileURLToPath(new URL(`../workflows/index${moduleExtension}`, import.meta.url));
+export const workflowInterceptorModules = [
+  fileURLToPath(new URL(`../workflows/failure-log-interceptor${moduleExtension}`, import.meta.url)),
+];
 
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
 
@@ -30,6 +33,8 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflows ?? { workflowsPath }),
+    // Used when the worker bundles the workflows itself; a prebuilt bundle has them built in (worker/bundle.ts).
+    interceptors: { workflowModules: workflowInterceptorModules },
     activities: {
       ...createRecoveryActivities(api),
       ...createRetryActivities(api),
