@@ -80,6 +80,9 @@ test('the messages name each field the way operators know them', () => {
     'poll.backoffCoefficient: Too small: expected number to be >=1',
     'maxRound: unknown field',
   ]);
+  expect(problemsOf(() => parseSweepInput({ fanOut: Number('ten') }))).toEqual([
+    'fanOut: Invalid input: expected number, received NaN',
+  ]);
   expect(problemsOf(() => parseRecoverBatchInput('x'))).toEqual([
     '(input): Invalid input: expected object, received string',
   ]);
