@@ -1,12 +1,12 @@
 import { redactUrls, type RecoverableBatch } from '../anchor-api/index.js';
-import { cutText, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
+import { cutText, REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import type { RetrySnapshot } from '../workflows/retry-protocol.js';
 
 /**
  * Enough to show an operator what fails without making history grow with the batch size; each error is
  * cut to REPORT_LIMITS.textChars (500) characters, so a status read's result stays small whatever the API sent.
  */
-export const FAILING_SESSIONS_CAP = 25;
+export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
 
 /**
  * The API calls the batch finished either way, or its counters account for every request with nothing
