@@ -37,8 +37,11 @@ import {
 } from './input.js';
 import {
   newReport,
+  recordFailure,
+  recordLastError,
   recordRound,
   recordSettledBatch,
+  roundsDone,
   type BatchSnapshot,
   type RecoveryOutcome,
   type RecoveryReport,
@@ -147,7 +150,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const publishProgress = () => {
     const values = {
       outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
-      rounds: report.rounds.length,
+      rounds: roundsDone(report),
       retried: report.totals.retriedSessions,
       stillFailed: report.totals.stillFailed,
     };
@@ -174,7 +177,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         const last = cause instanceof TimeoutFailure ? cause.failure?.cause : cause?.failure;
         const type = last?.applicationFailureInfo?.type;
         if (last && type !== BATCH_NOT_SETTLED) {
-          report.lastError = { type: type ?? 'unknown', message: last.message ?? '', at: new Date().toISOString() };
+          recordLastError(report, type ?? 'unknown', last.message ?? '', new Date());
         }
         throw new DeadlineReached();
       }
@@ -205,7 +208,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     for (;;) {
       policyChanged = false;
       // A policy change may have used up the rounds: the caller ends the recovery.
-      if (report.rounds.length >= policy.maxRounds) return;
+      if (roundsDone(report) >= policy.maxRounds) return;
       if (report.paused) {
         report.phase = 'paused';
         report.nextRetryAt = null;
@@ -228,7 +231,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   /** The round of recoveries started before the retry protocol: one activity that reconciles itself. */
   const legacyRetryRound = async (before: BatchSnapshot): Promise<void> => {
-    const round = report.rounds.length + 1;
+    const round = roundsDone(report) + 1;
     report.phase = 'retrying';
     report.nextRetryAt = null;
     const startedAt = new Date().toISOString();
@@ -401,7 +404,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    * before the call (it is in flight again, or nothing fails any more): no call, the loop waits again.
    */
   const retryRound = async (): Promise<boolean> => {
-    const round = report.rounds.length + 1;
+    const round = roundsDone(report) + 1;
     const startedAt = new Date().toISOString();
     let callsNotSent = 0;
     for (;;) {
@@ -429,7 +432,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         return true;
       }
       callsNotSent += 1;
-      report.lastError = { type: outcome.errorType, message: outcome.reason, at: new Date().toISOString() };
+      recordLastError(report, outcome.errorType, outcome.reason, new Date());
       const waitMs =
         outcome.retryAfterMs ??
         Math.min(policy.poll.initialInterval * 2 ** (callsNotSent - 1), policy.poll.maximumInterval);
@@ -447,16 +450,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       publishProgress();
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
       // Failures that someone else's retry fixed were failures all the same: not `clean`.
-      if (snapshot.failed === 0) return report.rounds.length === 0 && !report.failuresSeen ? 'clean' : 'recovered';
-      if (report.rounds.length >= policy.maxRounds) return 'exhausted';
+      if (snapshot.failed === 0) return roundsDone(report) === 0 && !report.failuresSeen ? 'clean' : 'recovered';
+      if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
       const info = workflowInfo();
       if (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested) {
         await condition(allHandlersFinished);
         report.continuedAsNew += 1;
         return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested });
       }
-      await waitBeforeRetry(report.rounds.length + 1);
-      if (report.rounds.length >= policy.maxRounds) return 'exhausted';
+      await waitBeforeRetry(roundsDone(report) + 1);
+      if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
       if (patched(RETRY_PROTOCOL_PATCH)) await retryRound();
       else await legacyRetryRound(snapshot);
     }
@@ -469,7 +472,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.finishedAt = new Date().toISOString();
     publishProgress();
     countRecovery(outcome);
-    log.info('Recovery finished', { batchId, outcome, rounds: report.rounds.length });
+    log.info('Recovery finished', { batchId, outcome, rounds: roundsDone(report) });
     return report;
   };
 
@@ -489,13 +492,15 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.phase = 'done';
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
-    report.failure = { type, message };
+    recordFailure(report, type, message);
     publishProgress();
     countRecovery('failed');
-    log.error('Recovery stopped', { batchId, type, message });
+    // The cut texts of the report: the failure goes to history and logs too.
+    const failure = report.failure ?? { type, message };
+    log.error('Recovery stopped', { batchId, ...failure });
     throw ApplicationFailure.create({
-      type,
-      message: `Recovery of batch ${batchId} stopped: ${message}`,
+      type: failure.type,
+      message: `Recovery of batch ${batchId} stopped: ${failure.message}`,
       nonRetryable: true,
       details: [report],
     });
