@@ -228,6 +228,4 @@ export class BatchRecoveries {
   }
 }
 
-export function workflowUiUrl(uiBaseUrl: string, namespace: string, workflowId: string): string {
-  return `${uiBaseUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
+export { workflowUiUrl } from '../workflows/recovery-details.js';

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
+import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import type { WorkerConfig } from './config.js';
@@ -29,7 +30,11 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflows ?? { workflowsPath }),
-    activities: { ...createRecoveryActivities(api), ...createSweepActivities(api, client) },
+    activities: {
+      ...createRecoveryActivities(api),
+      ...createSweepActivities(api, client),
+      ...createNotifyActivities(config.notify),
+    },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     // Nearly every activity task is one or two Anchor API calls (a status read, a retry; a

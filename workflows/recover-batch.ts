@@ -9,12 +9,16 @@ import {
   isCancellation,
   log,
   metricMeter,
+  patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
+import type { NotifyActivities } from '../activities/notify-activities.js';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import {
   BATCH_NOT_SETTLED,
@@ -39,6 +43,7 @@ import {
   type RecoveryOutcome,
   type RecoveryReport,
 } from './report.js';
+import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
 import {
   anchorBatchIdKey,
   recoveryOutcomeKey,
@@ -110,7 +115,18 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   );
 
   let published = '';
+  let memoPublished = '';
   const publishProgress = () => {
+    // Shown by the Web UI while a worker answers; the memo below is for when none does.
+    setCurrentDetails(renderRecoveryDetails(report));
+    if (patched('recovery-memo')) {
+      const memo = recoveryMemo(report, new Date());
+      const memoKey = JSON.stringify(memo.report);
+      if (memoKey !== memoPublished) {
+        memoPublished = memoKey;
+        upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
+      }
+    }
     const values = {
       outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
       rounds: report.rounds.length,
@@ -160,6 +176,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       startToCloseTimeout: '1m',
       scheduleToCloseTimeout: Math.max(1, remainingMs()),
       retry: policy.poll,
+      summary: 'status read',
     });
     return untilDeadline(() => awaitBatchSettled(batchId));
   };
@@ -177,15 +194,21 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (report.paused) {
         report.phase = 'paused';
         report.nextRetryAt = null;
-        if (!(await condition(() => !report.paused, Math.max(1, remainingMs())))) throw new DeadlineReached();
+        publishProgress();
+        const summary = `paused before round ${round}`;
+        if (!(await condition(() => !report.paused, Math.max(1, remainingMs()), { summary })))
+          throw new DeadlineReached();
         continue;
       }
       const retryAt = waitStartedAt + roundBackoffMs(policy, round);
       report.phase = 'backing_off';
       report.nextRetryAt = new Date(retryAt).toISOString();
+      publishProgress();
       const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
       if (waitMs > 0) {
-        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs);
+        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs, {
+          summary: `backoff before round ${round}`,
+        });
         if (report.paused || (policyChanged && !retryNowRequested)) continue;
       }
       if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();
@@ -210,6 +233,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         backoffCoefficient: 2,
         maximumInterval: policy.poll.maximumInterval,
       },
+      summary: `retry round ${round}`,
     });
     // A cancel waits for the call in flight, so a retry that was sent is always in the report.
     const result = await CancellationScope.nonCancellable(() =>
@@ -259,7 +283,28 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  const finish = (outcome: RecoveryOutcome): RecoveryReport => {
+  /**
+   * Tells the operators' webhook (when the worker has one) how the recovery ended; scheduled once per
+   * end, kept through a cancel, and a failing webhook never changes the outcome.
+   */
+  const notifyEnd = async (): Promise<void> => {
+    const end = recoveryEnd(report);
+    if (!end || !patched('notify-recovery-end')) return;
+    const { notifyRecoveryEnd } = proxyActivities<NotifyActivities>({
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
+      summary: `notify: ${end.outcome}`,
+    });
+    try {
+      const result = await CancellationScope.nonCancellable(() => notifyRecoveryEnd(end));
+      log.info('Recovery end notified', { batchId, outcome: end.outcome, delivery: result.status });
+    } catch (err) {
+      log.warn('Recovery end notification failed', { batchId, outcome: end.outcome, error: String(err) });
+    }
+  };
+
+  const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
     report.outcome = outcome;
     report.phase = 'done';
     report.nextRetryAt = null;
@@ -267,16 +312,17 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     publishProgress();
     countRecovery(outcome);
     log.info('Recovery finished', { batchId, outcome, rounds: report.rounds.length });
+    await notifyEnd();
     return report;
   };
 
   publishProgress();
   try {
-    return finish(await recover());
+    return await finish(await recover());
   } catch (err) {
-    if (err instanceof DeadlineReached) return finish('deadline');
+    if (err instanceof DeadlineReached) return await finish('deadline');
     // An operator's cancel ends the recovery with its report, not a bare failure.
-    if (isCancellation(err)) return finish('operator_cancelled');
+    if (isCancellation(err)) return await finish('operator_cancelled');
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
       report.phase = 'done';
       report.nextRetryAt = null;
@@ -284,6 +330,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.failure = { type: err.cause.type ?? 'unknown', message: err.cause.message };
       publishProgress();
       countRecovery('failed');
+      await notifyEnd();
       throw ApplicationFailure.create({
         type: err.cause.type ?? 'RecoveryFailed',
         message: `Recovery of batch ${batchId} stopped: ${err.cause.message}`,
