@@ -65,7 +65,7 @@ test('progress after a retry does not show the batch from before it', () => {
     observedAt: '',
   };
 
-  const line = formatProgressLine(progressState({ report, running: true, poll: null }));
+  const line = formatProgressLine(progressState({ report, running: true, source: { kind: 'live' }, poll: null }));
 
   expect(line).toBe('no status read yet | round 2/3 | waiting for the batch to settle');
 });
