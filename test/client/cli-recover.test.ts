@@ -186,9 +186,10 @@ test('report and watch with every worker down read the stored report and say how
     expect(JSON.parse(json.stdout)).toMatchObject({ batchId: batch.id, phase: 'backing_off', outcome: null });
     expect(json.stderr).toMatch(/^Stored report: /m);
 
+    // One process (not the tsx launcher and its child), so killing it closes its output.
     const watch = spawnWatched(
-      `${repoRoot}node_modules/.bin/tsx`,
-      ['client/cli.ts', '--task-queue', env.taskQueue, 'watch', batch.id],
+      process.execPath,
+      ['--import', 'tsx', 'client/cli.ts', '--task-queue', env.taskQueue, 'watch', batch.id],
       { env: process.env },
     );
     await watch.waitForOutput(
