@@ -118,7 +118,8 @@ export class NoStoredReportError extends Error {
 export function isTemporalUnreachable(err: unknown): boolean {
   if (err instanceof TemporalUnreachableError) return true;
   const cause = err instanceof Error && err.cause ? err.cause : err;
-  return isGrpcServiceError(cause) && cause.code === 14; // UNAVAILABLE
+  const UNAVAILABLE = 14; // the gRPC status of a server that cannot be reached
+  return isGrpcServiceError(cause) && Number(cause.code) === UNAVAILABLE;
 }
 
 export interface ConnectOptions extends TemporalConnectionConfig {

@@ -4,7 +4,8 @@ import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { describeIssues, InvalidInputError } from '../workflows/input.js';
-import { NOTIFIABLE_OUTCOMES, type NotifiableOutcome } from '../workflows/recovery-details.js';
+import type { NotifyConfig } from '../activities/notify-activities.js';
+import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -111,7 +112,7 @@ export interface WorkerConfig {
   observability?: { logLevel: LogLevel; metricsPort?: number };
   workflowBundlePath?: string;
   /** Absent: recovery ends are not posted anywhere. */
-  notify?: { webhookUrl: string; outcomes: NotifiableOutcome[]; uiUrl?: string };
+  notify?: NotifyConfig;
 }
 
 const isTemporalCloud = (address: string) => /\.tmprl\.cloud:\d+$/.test(address);
