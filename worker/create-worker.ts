@@ -5,6 +5,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
+import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import type { WorkerConfig } from './config.js';
 
@@ -32,6 +33,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     ...(workflows ?? { workflowsPath }),
     activities: {
       ...createRecoveryActivities(api),
+      ...createRetryActivities(api),
       ...createSweepActivities(api, client),
       ...createNotifyActivities(config.notify),
     },
