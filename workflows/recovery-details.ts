@@ -120,20 +120,21 @@ function failingRow(session: FailingSession): string {
 /** The live markdown report `setCurrentDetails` holds: phase, rounds, what still fails, next retry. */
 export function renderRecoveryDetails(report: RecoveryReport): string {
   const { totals, batch } = report;
+  // A list, not lines: markdown joins consecutive lines into one paragraph.
   const lines = [
     describePhase(report),
     '',
-    `Batch \`${report.batchId}\`: ${
+    `- Batch \`${report.batchId}\`: ${
       batch
         ? `${batch.total} sessions, ${batch.completed} completed, ${batch.failed} failed (status ${batch.status}, read ${at(batch.observedAt)})`
         : 'no status read yet'
     }`,
-    `Started ${at(report.startedAt)} · deadline ${at(report.deadlineAt)} · next retry ${at(report.nextRetryAt)}`,
-    `Totals: ${plural(totals.retriedSessions, 'session')} retried, ${totals.recovered} recovered, ${totals.stillFailed} still failing`,
+    `- Started ${at(report.startedAt)} · deadline ${at(report.deadlineAt)} · next retry ${at(report.nextRetryAt)}`,
+    `- Totals: ${plural(totals.retriedSessions, 'session')} retried, ${totals.recovered} recovered, ${totals.stillFailed} still failing`,
   ];
   if (report.lastError) {
     lines.push(
-      `Last API error: ${cell(report.lastError.type)} at ${at(report.lastError.at)}: ${cell(report.lastError.message)}`,
+      `- Last API error: ${cell(report.lastError.type)} at ${at(report.lastError.at)}: ${cell(report.lastError.message)}`,
     );
   }
   lines.push('', `### Rounds (${report.rounds.length} of at most ${report.maxRounds})`, '');
