@@ -49,7 +49,7 @@ test('the live details show the phase, a table of rounds and what still fails, e
     failedAfter: null,
     recovered: null,
     reconciled: false,
-  } as Parameters<typeof recordRound>[1]);
+  });
   recordSettledBatch(report, snapshot(1));
   report.phase = 'backing_off';
   report.nextRetryAt = '2026-11-29T22:01:10.000Z';
@@ -76,7 +76,7 @@ test('the memo keeps the latest rounds and the first failing sessions only', () 
       failedAfter: 30,
       recovered: 0,
       reconciled: false,
-    } as Parameters<typeof recordRound>[1]);
+    });
   }
 
   const memo = recoveryMemo(report, new Date('2026-11-29T22:00:00Z'));
