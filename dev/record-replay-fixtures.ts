@@ -109,12 +109,6 @@ const scenarios: Record<string, () => Promise<string>> = {
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2 });
     return recoveryWorkflowId(batch.id);
   },
-  // The same with the retry protocol: every patch a new recovery takes.
-  async 'exhausted-memo-notify-protocol'() {
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
-    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2 });
-    return recoveryWorkflowId(batch.id);
-  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });

@@ -137,16 +137,23 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   let published = '';
   let memoPublished = '';
+  let memoFlushPending = false;
+  /** The memo is for reads when no worker answers: written once per workflow task, after its last change. */
+  const storeMemo = () => {
+    memoFlushPending = false;
+    const memo = recoveryMemo(report, new Date());
+    const memoKey = JSON.stringify(memo.report);
+    if (memoKey === memoPublished) return;
+    memoPublished = memoKey;
+    upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
+  };
   const publishProgress = () => {
-    // Shown by the Web UI while a worker answers; the memo below is for when none does.
+    // Shown by the Web UI while a worker answers; the memo is for when none does.
     setCurrentDetails(renderRecoveryDetails(report));
-    if (patched('recovery-memo')) {
-      const memo = recoveryMemo(report, new Date());
-      const memoKey = JSON.stringify(memo.report);
-      if (memoKey !== memoPublished) {
-        memoPublished = memoKey;
-        upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
-      }
+    if (patched('recovery-memo') && !memoFlushPending) {
+      memoFlushPending = true;
+      // A microtask runs before the workflow task completes: several changes in one task make one event.
+      void Promise.resolve().then(storeMemo);
     }
     const values = {
       outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
