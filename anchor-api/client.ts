@@ -60,6 +60,20 @@ export interface CallOptions {
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const NOT_SENT_TIMEOUT_EVENTS = new Set(['lookup', 'connect', 'secureConnect']);
 
+/**
+ * Whether a failed request may have reached the server whole. Got records `timings.upload` when the
+ * last byte of the request was handed to the operating system: before that (a connect that never
+ * completed, a timeout or an abort while writing) the server cannot hold the whole call, so it cannot
+ * have acted on it.
+ */
+function mayHaveBeenReceived(error: RequestError): boolean {
+  // An abort before got even set up the request leaves no timings at all.
+  const started = error.timings !== undefined || error.code !== 'ERR_ABORTED';
+  if (!started || (error.timings !== undefined && error.timings.upload === undefined)) return false;
+  if (error instanceof TimeoutError) return !NOT_SENT_TIMEOUT_EVENTS.has(error.event);
+  return !NOT_SENT_CODES.has(error.code);
+}
+
 interface Call<T extends z.ZodType> {
   endpoint: AnchorEndpoint;
   method: 'GET' | 'POST' | 'PATCH';
@@ -247,17 +261,15 @@ export class AnchorApiClient {
       return new AnchorTimeoutError({
         ...context,
         timeoutMs: Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs),
-        outcomeUnknown: !NOT_SENT_TIMEOUT_EVENTS.has(error.event),
+        outcomeUnknown: mayHaveBeenReceived(error),
         cause: this.sanitizedCause(error),
       });
     }
     if (error instanceof RequestError) {
-      // An abort before a socket was assigned cannot have reached the server.
-      const abortedBeforeSending = error.code === 'ERR_ABORTED' && error.timings?.socket === undefined;
       return new AnchorNetworkError({
         ...context,
         apiMessage: this.redact(error.message),
-        outcomeUnknown: !NOT_SENT_CODES.has(error.code) && !abortedBeforeSending,
+        outcomeUnknown: mayHaveBeenReceived(error),
         cause: this.sanitizedCause(error),
       });
     }

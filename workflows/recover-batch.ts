@@ -87,6 +87,18 @@ function countRecovery(outcome: RecoveryOutcome | 'failed'): void {
 /** Thrown when the batch reaches the deadline while the workflow waits on an activity. */
 class DeadlineReached extends Error {}
 
+/**
+ * Whether an activity failed because its time budget (the deadline) ran out. An activity still waiting
+ * in the queue when it does times out as schedule-to-start: the server derives that limit from
+ * schedule-to-close when none is set.
+ */
+function budgetRanOut(err: unknown): err is ActivityFailure {
+  if (!(err instanceof ActivityFailure)) return false;
+  if (err.retryState === RetryState.TIMEOUT) return true;
+  const type = err.cause instanceof TimeoutFailure ? err.cause.timeoutType : undefined;
+  return type === TimeoutType.SCHEDULE_TO_CLOSE || type === TimeoutType.SCHEDULE_TO_START;
+}
+
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
   const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
   return Math.min(initialInterval * backoffCoefficient ** (round - 1), maximumInterval);
@@ -177,11 +189,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     try {
       return await activity();
     } catch (err) {
-      const deadlinePassed =
-        err instanceof ActivityFailure &&
-        (err.retryState === RetryState.TIMEOUT ||
-          (err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_CLOSE));
-      if (deadlinePassed) {
+      if (budgetRanOut(err)) {
         // Keep why the time ran out: hours of 5xx answers are not a batch that never settled.
         // A schedule-to-close timeout carries the last attempt's failure only in its raw form.
         const cause = err.cause as TemporalFailure | undefined;
@@ -389,7 +397,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
           reconcileReason: `the batch could not be read to reconcile (${readFailure}); no call was sent again`,
         });
         publishProgress();
-        throw err;
+        throw budgetRanOut(err) ? new DeadlineReached() : err;
       }
       if (verdict.effect === 'no_effect') {
         log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
