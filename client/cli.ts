@@ -12,9 +12,10 @@ import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
-import { formatReport } from './format-report.js';
+import { EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
+import { describeSource, formatReport } from './format-report.js';
 import { followRecovery, progressViewFor } from './progress.js';
-import { BatchRecoveries, RecoveryFailedError, workflowUiUrl } from './recoveries.js';
+import { BatchRecoveries, RecoveryFailedError, workflowUiUrl, type RecoveryProgress } from './recoveries.js';
 
 interface GlobalOptions {
   address: string;
@@ -32,6 +33,7 @@ interface RecoverOptions {
   deadline?: number;
   wait?: boolean;
   json?: boolean;
+  applyPolicy?: boolean;
 }
 
 const uuid = z.uuid();
@@ -91,11 +93,24 @@ async function withRecoveries<T>(options: GlobalOptions, run: (recoveries: Batch
   }
 }
 
-/** Prints a finished (or live) report; a recovery that failed still shows what it did before the error. */
-async function showReport(options: GlobalOptions, json: boolean | undefined, getReport: () => Promise<RecoveryReport>) {
+/**
+ * Prints a finished (or live, or stored) report and sets the exit code for its outcome; a recovery
+ * that failed still shows what it did before the error.
+ */
+async function showReport(
+  options: GlobalOptions,
+  json: boolean | undefined,
+  getReport: () => Promise<RecoveryReport | RecoveryProgress>,
+) {
   let report: RecoveryReport;
   try {
-    report = await getReport();
+    const got = await getReport();
+    if ('source' in got) {
+      report = got.report;
+      // Where the report comes from is not part of it: in JSON mode it goes to stderr.
+      const note = describeSource(got.source);
+      if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
+    } else report = got;
   } catch (err) {
     if (err instanceof RecoveryFailedError && err.report) {
       if (json) printJson(err.report);
@@ -105,6 +120,7 @@ async function showReport(options: GlobalOptions, json: boolean | undefined, get
   }
   if (json) printJson(report);
   else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId)));
+  process.exitCode = exitCodeForReport(report);
 }
 
 export function buildCli(): Command {
@@ -123,7 +139,8 @@ export function buildCli(): Command {
       new Option('--ui-url <url>', 'Temporal Web UI, for links')
         .env('TEMPORAL_UI_URL')
         .default('http://localhost:8233'),
-    );
+    )
+    .addHelpText('after', EXIT_CODES_HELP);
 
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
 
@@ -162,16 +179,25 @@ export function buildCli(): Command {
     .option('--deadline <duration>', 'give up after this long, 1s-365d (default 24h)', deadline)
     .option('--wait', 'follow the recovery to its end and print the report')
     .option('--json', 'print only the report as JSON on stdout (with --wait: the final one)')
+    .option(
+      '--apply-policy',
+      'when a recovery already runs for the batch, apply the policy options to it (without this, policy options are refused there)',
+    )
+    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, async (recoveries) => {
-        const started = await recoveries.start(recoverInput(batchId, options));
+        const started = await recoveries.start(recoverInput(batchId, options), {
+          applyPolicy: options.applyPolicy === true,
+        });
         // In JSON mode stdout carries the report only; the human summary goes to stderr.
         const say = options.json ? (text: string) => process.stderr.write(`${text}\n`) : print;
         say(
-          started.attached
-            ? `Attached to the recovery already running for batch ${batchId} (its policy is unchanged)`
-            : `Started the recovery of batch ${batchId}`,
+          !started.attached
+            ? `Started the recovery of batch ${batchId}`
+            : started.policyApplied
+              ? `Attached to the recovery already running for batch ${batchId} and applied the new policy to it`
+              : `Attached to the recovery already running for batch ${batchId}`,
         );
         say(`Workflow id: ${started.workflowId}`);
         say(`Web UI:      ${workflowUiUrl(global.uiUrl, global.namespace, started.workflowId)}`);
@@ -182,7 +208,8 @@ export function buildCli(): Command {
               : followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout) }),
           );
         } else if (options.json) {
-          printJson(await recoveries.report(batchId));
+          await showReport(global, true, () => recoveries.progress(batchId));
+          process.exitCode = 0;
         }
       });
     });
@@ -191,6 +218,7 @@ export function buildCli(): Command {
     .command('watch')
     .description('show the live progress of a recovery until it ends, then its report')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, _options, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, (recoveries) =>
@@ -203,11 +231,12 @@ export function buildCli(): Command {
       .command('report')
       .description('print the report of a recovery; without a batch id, a table of all recent recoveries')
       .argument('[batchId]', 'AnchorBrowser batch id (uuid); omit it for every recovery', batchIdArgument)
-      .option('--json', 'print the report as JSON'),
+      .option('--json', 'print the report as JSON')
+      .addHelpText('after', EXIT_CODES_HELP),
   ).action(async (batchId: string | undefined, options: ReportAllOptions, command: Command) => {
     if (batchId === undefined) return reportAllRecoveries(commandContext, command, options);
     const global = globals(command);
-    await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.report(batchId)));
+    await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.progress(batchId)));
   });
 
   program
@@ -284,7 +313,7 @@ export async function runCli(argv: string[] = process.argv): Promise<void> {
     await buildCli().parseAsync(argv);
   } catch (err) {
     process.stderr.write(`error: ${describeError(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = exitCodeForError(err);
   }
 }
 

@@ -1,4 +1,6 @@
+import ms from 'ms';
 import { REPORT_LIMITS, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
+import type { ReportSource } from './recoveries.js';
 
 /** The report lists at most this many failing sessions; the total is always shown. */
 export const STILL_FAILING_SHOWN = 10;
@@ -81,4 +83,12 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string): string 
   }
   if (webUiUrl) lines.push('', `Web UI: ${webUiUrl}`);
   return lines.join('\n');
+}
+
+/** How old a stored report is, said before it; null for a live or final report. */
+export function describeSource(source: ReportSource, now = new Date()): string | null {
+  if (source.kind !== 'stored') return null;
+  const age = ms(Math.max(0, now.getTime() - Date.parse(source.recordedAt)), { long: true });
+  const omitted = source.roundsOmitted > 0 ? `; its ${source.roundsOmitted} oldest rounds are not listed` : '';
+  return `Stored report: ${source.reason}. Recorded at ${source.recordedAt} (${age} ago)${omitted}.`;
 }

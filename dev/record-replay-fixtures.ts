@@ -103,6 +103,12 @@ const scenarios: Record<string, () => Promise<string>> = {
     });
     return recoveryWorkflowId(batch.id);
   },
+  // Memo upserts, activity and timer summaries and the end notification (patched in later).
+  async 'exhausted-memo-notify'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2 });
+    return recoveryWorkflowId(batch.id);
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });

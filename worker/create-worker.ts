@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
+import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
@@ -39,6 +40,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
       ...createRecoveryActivities(api),
       ...createRetryActivities(api),
       ...createSweepActivities(api, client),
+      ...createNotifyActivities(config.notify),
     },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,

@@ -12,12 +12,15 @@ import {
   metricMeter,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
+import type { NotifyActivities } from '../activities/notify-activities.js';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import type { RetryActivities } from '../activities/retry-activities.js';
 import {
@@ -47,6 +50,7 @@ import {
   type RecoveryReport,
   type RecoveryRound,
 } from './report.js';
+import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
 import type { RetrySnapshot, SendRetryResult } from './retry-protocol.js';
 import {
   anchorBatchIdKey,
@@ -147,7 +151,25 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   );
 
   let published = '';
+  let memoPublished = '';
+  let memoFlushPending = false;
+  /** The memo is for reads when no worker answers: written once per workflow task, after its last change. */
+  const storeMemo = () => {
+    memoFlushPending = false;
+    const memo = recoveryMemo(report, new Date());
+    const memoKey = JSON.stringify(memo.report);
+    if (memoKey === memoPublished) return;
+    memoPublished = memoKey;
+    upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
+  };
   const publishProgress = () => {
+    // Shown by the Web UI while a worker answers; the memo is for when none does.
+    setCurrentDetails(renderRecoveryDetails(report));
+    if (patched('recovery-memo') && !memoFlushPending) {
+      memoFlushPending = true;
+      // A microtask runs before the workflow task completes: several changes in one task make one event.
+      void Promise.resolve().then(storeMemo);
+    }
     const values = {
       outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
       rounds: roundsDone(report),
@@ -195,6 +217,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       startToCloseTimeout: '1m',
       scheduleToCloseTimeout: Math.max(1, remainingMs()),
       retry: policy.poll,
+      summary: 'status read',
     });
     return untilDeadline(() => awaitBatchSettled(batchId));
   };
@@ -212,15 +235,21 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (report.paused) {
         report.phase = 'paused';
         report.nextRetryAt = null;
-        if (!(await condition(() => !report.paused, Math.max(1, remainingMs())))) throw new DeadlineReached();
+        publishProgress();
+        const summary = `paused before round ${round}`;
+        if (!(await condition(() => !report.paused, Math.max(1, remainingMs()), { summary })))
+          throw new DeadlineReached();
         continue;
       }
       const retryAt = waitStartedAt + roundBackoffMs(policy, round);
       report.phase = 'backing_off';
       report.nextRetryAt = new Date(retryAt).toISOString();
+      publishProgress();
       const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
       if (waitMs > 0) {
-        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs);
+        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs, {
+          summary: `backoff before round ${round}`,
+        });
         if (report.paused || (policyChanged && !retryNowRequested)) continue;
       }
       if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();
@@ -465,7 +494,28 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  const finish = (outcome: RecoveryOutcome): RecoveryReport => {
+  /**
+   * Tells the operators' webhook (when the worker has one) how the recovery ended; scheduled once per
+   * end, kept through a cancel, and a failing webhook never changes the outcome.
+   */
+  const notifyEnd = async (): Promise<void> => {
+    const end = recoveryEnd(report);
+    if (!end || !patched('notify-recovery-end')) return;
+    const { notifyRecoveryEnd } = proxyActivities<NotifyActivities>({
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
+      summary: `notify: ${end.outcome}`,
+    });
+    try {
+      const result = await CancellationScope.nonCancellable(() => notifyRecoveryEnd(end));
+      log.info('Recovery end notified', { batchId, outcome: end.outcome, delivery: result.status });
+    } catch (err) {
+      log.warn('Recovery end notification failed', { batchId, outcome: end.outcome, error: String(err) });
+    }
+  };
+
+  const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
     report.outcome = outcome;
     report.phase = 'done';
     report.nextRetryAt = null;
@@ -473,16 +523,17 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     publishProgress();
     countRecovery(outcome);
     log.info('Recovery finished', { batchId, outcome, rounds: roundsDone(report) });
+    await notifyEnd();
     return report;
   };
 
   publishProgress();
   try {
-    return finish(await recover());
+    return await finish(await recover());
   } catch (err) {
-    if (err instanceof DeadlineReached) return finish('deadline');
+    if (err instanceof DeadlineReached) return await finish('deadline');
     // An operator's cancel ends the recovery with its report, not a bare failure.
-    if (isCancellation(err)) return finish('operator_cancelled');
+    if (isCancellation(err)) return await finish('operator_cancelled');
     if (err instanceof ContinueAsNew) throw err;
     // Anything else stops the recovery, with its report: an API refusal, an oversized payload, a bug of ours.
     // Left to fail the workflow task instead, it would retry forever and the recovery would stay `running`.
@@ -498,6 +549,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     // The cut texts of the report: the failure goes to history and logs too.
     const failure = report.failure ?? { type, message };
     log.error('Recovery stopped', { batchId, ...failure });
+    await notifyEnd();
     throw ApplicationFailure.create({
       type: failure.type,
       message: `Recovery of batch ${batchId} stopped: ${failure.message}`,
