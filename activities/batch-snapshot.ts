@@ -1,4 +1,4 @@
-import { redactUrls, type RecoverableBatch } from '../anchor-api/index.js';
+import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
 import type { BatchSnapshot, FailingSession } from '../workflows/report.js';
 
 /** Enough to show an operator what fails without making history grow with the batch size. */
@@ -22,7 +22,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
-        error: session.error === undefined ? null : redactUrls(session.error),
+        error: session.error === undefined ? null : cleanApiText(session.error),
         retryCount: session.retry_count ?? 0,
       });
     }

@@ -2,6 +2,7 @@ import got, { RequestError, TimeoutError, type Got, type Response } from 'got';
 import type { z } from 'zod';
 import { ANCHOR_ENDPOINTS, type AnchorEndpoint } from './endpoints.js';
 import {
+  AnchorAbortedError,
   AnchorNetworkError,
   AnchorTimeoutError,
   BadRequestError,
@@ -11,6 +12,7 @@ import {
   MalformedResponseError,
   NoFailedSessionsError,
   RateLimitedError,
+  ResponseTooLargeError,
   ServerError,
   UnauthorizedError,
   UnexpectedStatusError,
@@ -42,11 +44,23 @@ export interface AnchorApiClientOptions {
   /** e.g. `https://api.anchorbrowser.io` or a simulator URL. */
   baseUrl: string;
   apiKey: string;
-  /** Whole-request budget, applied to every call. */
+  /** Whole-request budget, applied to every call: from sending the request to the body's last byte. */
   timeoutMs?: number;
+  /** Longest response body read, in bytes (after decompression); a longer one is cut off and fails. */
+  maxResponseBytes?: number;
+}
+
+/** Per call: `signal` aborts the call (e.g. when the activity is cancelled). */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
+/**
+ * 4 MiB: a 1,000-session batch status is well under 1 MB. The limit bounds the worker's memory per
+ * call in flight, whatever the API sends.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 /** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
@@ -61,19 +75,23 @@ interface Call<T extends z.ZodType> {
   searchParams?: Record<string, string | number>;
   schema: T;
   mutating: boolean;
+  signal?: AbortSignal | undefined;
 }
 
 export class AnchorApiClient {
   private readonly http: Got;
   private readonly apiKey: string;
   readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
 
   constructor(options: AnchorApiClientOptions) {
     this.apiKey = options.apiKey;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { 'anchor-api-key': options.apiKey, accept: 'application/json' },
+      // `request` runs until the body's last byte, so a body that trickles or never ends is cut too.
       timeout: { request: this.timeoutMs },
       // The retry POST is not idempotent: a repeat must be a decision of the caller, never of the HTTP layer.
       retry: { limit: 0 },
@@ -83,8 +101,9 @@ export class AnchorApiClient {
     });
   }
 
-  async getBatch(batchId: string): Promise<BatchStatusDetail> {
+  async getBatch(batchId: string, options: CallOptions = {}): Promise<BatchStatusDetail> {
     const body = await this.call({
+      ...options,
       endpoint: ANCHOR_ENDPOINTS.getBatch,
       method: 'GET',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}`,
@@ -96,17 +115,18 @@ export class AnchorApiClient {
   }
 
   /** The batch status narrowed to what recovery needs; throws MalformedResponseError otherwise. */
-  async getRecoverableBatch(batchId: string): Promise<RecoverableBatch> {
-    return requireRecoverableBatch(await this.getBatch(batchId), batchId);
+  async getRecoverableBatch(batchId: string, options: CallOptions = {}): Promise<RecoverableBatch> {
+    return requireRecoverableBatch(await this.getBatch(batchId, options), batchId);
   }
 
   /** One page of the team's batches, newest first. */
-  async listBatches(query: ListBatchesQuery = {}): Promise<BatchListPage> {
+  async listBatches(query: ListBatchesQuery = {}, options: CallOptions = {}): Promise<BatchListPage> {
     const searchParams: Record<string, string | number> = {};
     for (const [name, value] of Object.entries(query)) {
       if (typeof value === 'string' || typeof value === 'number') searchParams[name] = value;
     }
     const body = await this.call({
+      ...options,
       endpoint: ANCHOR_ENDPOINTS.listBatches,
       method: 'GET',
       path: 'v1/batch-sessions',
@@ -121,7 +141,7 @@ export class AnchorApiClient {
    * Starts new attempts for the batch's failed sessions. NOT idempotent: on an error with
    * `outcomeUnknown`, read the batch before deciding to call again.
    */
-  async retryFailedSessions(batchId: string, request: RetryRequest): Promise<RetryResult> {
+  async retryFailedSessions(batchId: string, request: RetryRequest, options: CallOptions = {}): Promise<RetryResult> {
     const endpoint = ANCHOR_ENDPOINTS.retryFailedSessions;
     const parsed = RetryRequestSchema.safeParse(request);
     if (!parsed.success) {
@@ -132,6 +152,7 @@ export class AnchorApiClient {
       });
     }
     const body = await this.call({
+      ...options,
       endpoint,
       method: 'POST',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}/retry`,
@@ -143,8 +164,9 @@ export class AnchorApiClient {
     return body.data ?? {};
   }
 
-  async cancelBatch(batchId: string): Promise<CancelBatchResult> {
+  async cancelBatch(batchId: string, options: CallOptions = {}): Promise<CancelBatchResult> {
     const body = await this.call({
+      ...options,
       endpoint: ANCHOR_ENDPOINTS.cancelBatch,
       method: 'PATCH',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}`,
@@ -156,8 +178,9 @@ export class AnchorApiClient {
     return body.data ?? {};
   }
 
-  async createBatch(request: CreateBatchRequest): Promise<CreateBatchResult> {
+  async createBatch(request: CreateBatchRequest, options: CallOptions = {}): Promise<CreateBatchResult> {
     const body = await this.call({
+      ...options,
       endpoint: ANCHOR_ENDPOINTS.createBatch,
       method: 'POST',
       path: 'v1/batch-sessions',
@@ -169,17 +192,7 @@ export class AnchorApiClient {
   }
 
   private async call<T extends z.ZodType>(call: Call<T>): Promise<z.infer<T>> {
-    let response: Response<string>;
-    try {
-      response = await this.http(call.path, {
-        method: call.method,
-        ...(call.json === undefined ? {} : { json: call.json }),
-        ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
-      });
-    } catch (error) {
-      throw this.transportError(error, call);
-    }
-
+    const response = await this.send(call);
     if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response, call);
 
     const context = {
@@ -188,6 +201,10 @@ export class AnchorApiClient {
       statusCode: response.statusCode,
       outcomeUnknown: call.mutating,
     };
+    const contentType = response.headers['content-type'];
+    if (contentType !== undefined && !JSON_CONTENT_TYPE.test(contentType)) {
+      throw new MalformedResponseError({ ...context, problem: `content type ${contentType}, expected JSON` });
+    }
     let json: unknown;
     try {
       json = JSON.parse(response.body);
@@ -199,12 +216,43 @@ export class AnchorApiClient {
     return parsed.data;
   }
 
-  private statusError(response: Response<string>, call: Call<z.ZodType>): AnchorApiError {
+  /**
+   * Sends the request and reads the body, at most maxResponseBytes of it: got has no body limit, so the
+   * download is watched and aborted past it. A body cut off after an error status still fails as that
+   * status (a 404 stays a 404), without the API's message.
+   */
+  private async send(call: Call<z.ZodType>): Promise<Response<string>> {
+    const stop = new AbortController();
+    const signal = call.signal === undefined ? stop.signal : AbortSignal.any([stop.signal, call.signal]);
+    let tooLarge = false;
+    const request = this.http(call.path, {
+      method: call.method,
+      signal,
+      ...(call.json === undefined ? {} : { json: call.json }),
+      ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
+    });
+    request.on('downloadProgress', ({ transferred, total }) => {
+      if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
+      tooLarge = true;
+      stop.abort();
+    });
+    try {
+      return (await request) as Response<string>;
+    } catch (error) {
+      if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response?.statusCode ?? 0);
+      throw this.transportError(error, call);
+    }
+  }
+  private statusError(
+    response: Pick<Response<string>, 'statusCode' | 'headers' | 'body'>,
+    call: Call<z.ZodType>,
+    apiMessage = readApiMessage(response.body),
+  ): AnchorApiError {
     const context: AnchorApiErrorContext = {
       endpoint: call.endpoint,
       batchId: call.batchId,
       statusCode: response.statusCode,
-      apiMessage: readApiMessage(response.body),
+      apiMessage,
     };
     const status = response.statusCode;
     if (status === 400) {
@@ -227,6 +275,13 @@ export class AnchorApiClient {
   /** Rebuilds got's failure without got's objects: they hold the request options, API key header included. */
   private transportError(error: unknown, call: Call<z.ZodType>): AnchorApiError {
     const context = { endpoint: call.endpoint, batchId: call.batchId };
+    if (error instanceof RequestError && error.code === 'ERR_ABORTED') {
+      return new AnchorAbortedError({
+        ...context,
+        // Until the request has been written out in full, the server cannot have acted on it.
+        outcomeUnknown: error.timings?.upload !== undefined,
+      });
+    }
     if (error instanceof TimeoutError) {
       return new AnchorTimeoutError({
         ...context,
@@ -247,6 +302,19 @@ export class AnchorApiClient {
     return new AnchorNetworkError({ ...context, apiMessage: this.redact(message), outcomeUnknown: true });
   }
 
+  private tooLargeError(call: Call<z.ZodType>, statusCode: number): never {
+    const context = { endpoint: call.endpoint, batchId: call.batchId, statusCode };
+    if (statusCode >= 200 && statusCode < 300) {
+      throw new ResponseTooLargeError({
+        ...context,
+        maxResponseBytes: this.maxResponseBytes,
+        outcomeUnknown: call.mutating,
+      });
+    }
+    const unread = `(error body longer than ${this.maxResponseBytes} bytes, not read)`;
+    throw this.statusError({ statusCode, headers: {}, body: '' }, call, unread);
+  }
+
   private sanitizedCause(error: RequestError): Error {
     const cause = new Error(this.redact(error.message));
     cause.name = error.name;
@@ -258,6 +326,10 @@ export class AnchorApiClient {
   }
 }
 
+/** `application/json`, `application/problem+json` and the like, with or without parameters. */
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
+/** The error's message, if the body is the contract's JSON error; cleaned later, when the error is built. */
 function readApiMessage(body: string): string | undefined {
   try {
     const parsed = ErrorResponseSchema.safeParse(JSON.parse(body));
