@@ -225,24 +225,24 @@ export class AnchorApiClient {
     const stop = new AbortController();
     const signal = call.signal === undefined ? stop.signal : AbortSignal.any([stop.signal, call.signal]);
     let tooLarge = false;
-    const request = this.http(call.path, {
-      method: call.method,
-      signal,
-      ...(call.json === undefined ? {} : { json: call.json }),
-      ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
-    });
-    request.on('downloadProgress', ({ transferred, total }) => {
-      if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
-      tooLarge = true;
-      stop.abort();
-    });
     try {
-      return (await request) as Response<string>;
+      return await this.http(call.path, {
+        method: call.method,
+        signal,
+        ...(call.json === undefined ? {} : { json: call.json }),
+        ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
+      }).on('downloadProgress', ({ transferred, total }) => {
+        // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
+        if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
+        tooLarge = true;
+        stop.abort();
+      });
     } catch (error) {
       if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response?.statusCode ?? 0);
       throw this.transportError(error, call);
     }
   }
+
   private statusError(
     response: Pick<Response<string>, 'statusCode' | 'headers' | 'body'>,
     call: Call<z.ZodType>,

@@ -7,7 +7,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import {
@@ -24,7 +24,7 @@ import {
 import { parseRecoverBatchInput, type RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import type { RecoveryReport } from '../workflows/report.js';
-import { anchorBatchIdKey } from '../workflows/search-attributes.js';
+import { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 export class TemporalUnreachableError extends Error {
   override name = 'TemporalUnreachableError';
@@ -102,19 +102,8 @@ export interface RecoveryProgress {
 
 export type RecoveryHandle = WorkflowHandle<typeof recoverBatch>;
 
-/**
- * How every recovery is started, from the CLI or a sweep: the id derived from
- * the batch (one recovery per batch) and the batch id as a search attribute
- * from the first moment, so the Web UI can filter before the workflow runs.
- */
-export function recoveryStartOptions(input: RecoverBatchInput, taskQueue: string) {
-  return {
-    taskQueue,
-    workflowId: recoveryWorkflowId(input.batchId),
-    args: [input] as [RecoverBatchInput],
-    typedSearchAttributes: new TypedSearchAttributes([{ key: anchorBatchIdKey, value: input.batchId }]),
-  };
-}
+// Shared with the sweep's activities, so it lives below client/; re-exported for the library's users.
+export { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 /** The client's operations on recoveries, one per batch; the CLI is a thin layer over this. */
 export class BatchRecoveries {

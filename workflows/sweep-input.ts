@@ -60,11 +60,24 @@ export type SkipReason =
   /** Starting the recovery kept failing; a later sweep tries again. */
   | 'start_failed';
 
+/** Items of `started` and of `skipped` a sweep result lists at most; `counts` counts them all. */
+export const SWEEP_RESULT_ITEMS = 100;
+
 export interface SweepResult {
   /** The creation window scanned, from the sweep's (workflow) time. */
   window: { createdAfter: string; createdBefore: string };
   statuses: SweepStatus[];
+  /** The first SWEEP_RESULT_ITEMS recoveries started. */
   started: { batchId: string; workflowId: string }[];
+  /** The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why. */
   skipped: { batchId: string; reason: SkipReason }[];
-  counts: { scanned: number; started: number } & Record<SkipReason, number>;
+  counts: {
+    /** Batches listed in the window, whatever their status. */
+    scanned: number;
+    started: number;
+    /** Listed batches in a status the sweep does not scan (e.g. still processing). */
+    other_status: number;
+  } & Record<SkipReason, number>;
+  /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
+  failure: { type: string; message: string } | null;
 }
