@@ -126,7 +126,7 @@ export async function sweepFailedBatches(
           ...window,
           fromPage: nextPage,
           // Once maxStarts recoveries started, the rest of the list is only counted.
-          maxBatchIds: room > 0 ? SWEEP_CHUNK_BATCHES : 0,
+          maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
         });
         result.counts.scanned += chunk.scanned;
         result.counts.no_failed_sessions += chunk.noFailedSessions;
