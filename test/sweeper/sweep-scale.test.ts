@@ -104,83 +104,79 @@ async function largestPayloadBytes(handle: WorkflowHandle): Promise<number> {
   return Math.max(...sizes.map((payload) => payload.data?.length ?? 0));
 }
 
-test(
-  'sweeps over 100,000 listed batches start every failed batch exactly once, with small results',
-  async () => {
-    const pid = worker.child.pid as number;
-    const rssBeforeKb = memoryKb(pid, 'VmRSS');
+test('sweeps over 100,000 listed batches start every failed batch exactly once, with small results', async () => {
+  const pid = worker.child.pid as number;
+  const rssBeforeKb = memoryKb(pid, 'VmRSS');
 
-    // The listing alone: the failed batches are in status `failed`, which this sweep does not scan.
-    const listing = await timedSweep({ ...input, statuses: ['completed'] });
-    expect(listing.result.counts).toMatchObject({
-      scanned: LISTED,
-      started: 0,
-      other_status: FAILED,
-      no_failed_sessions: LISTED - FAILED,
-    });
-    const listingPeakKb = memoryKb(pid, 'VmHWM');
-    // Constant memory: the listing keeps counts and a page at a time, not the 100,000 batches.
-    expect(listingPeakKb - rssBeforeKb).toBeLessThan(MAX_LISTING_GROWTH_KB);
+  // The listing alone: the failed batches are in status `failed`, which this sweep does not scan.
+  const listing = await timedSweep({ ...input, statuses: ['completed'] });
+  expect(listing.result.counts).toMatchObject({
+    scanned: LISTED,
+    started: 0,
+    other_status: FAILED,
+    no_failed_sessions: LISTED - FAILED,
+  });
+  const listingPeakKb = memoryKb(pid, 'VmHWM');
+  // Constant memory: the listing keeps counts and a page at a time, not the 100,000 batches.
+  expect(listingPeakKb - rssBeforeKb).toBeLessThan(MAX_LISTING_GROWTH_KB);
 
-    const first = await timedSweep();
-    expect(first.result.counts).toEqual({
-      scanned: LISTED,
-      started: MAX_STARTS,
-      other_status: 0,
-      no_failed_sessions: LISTED - FAILED,
-      already_running: 0,
-      already_ended: 0,
-      permanently_failed: 0,
-      over_limit: FAILED - MAX_STARTS,
-      start_failed: 0,
-    });
-    // Newest first: the first sweep took the newest MAX_STARTS; its result lists the first 100 started.
-    const newest = new Set(failedIds.slice(0, MAX_STARTS));
-    expect(first.result.started).toHaveLength(100);
-    for (const { batchId } of first.result.started) expect(newest.has(batchId)).toBe(true);
-    expect(first.result.skipped).toEqual([]);
+  const first = await timedSweep();
+  expect(first.result.counts).toEqual({
+    scanned: LISTED,
+    started: MAX_STARTS,
+    other_status: 0,
+    no_failed_sessions: LISTED - FAILED,
+    already_running: 0,
+    already_ended: 0,
+    permanently_failed: 0,
+    over_limit: FAILED - MAX_STARTS,
+    start_failed: 0,
+  });
+  // Newest first: the first sweep took the newest MAX_STARTS; its result lists the first 100 started.
+  const newest = new Set(failedIds.slice(0, MAX_STARTS));
+  expect(first.result.started).toHaveLength(100);
+  for (const { batchId } of first.result.started) expect(newest.has(batchId)).toBe(true);
+  expect(first.result.skipped).toEqual([]);
 
-    const second = await timedSweep();
-    expect(second.result.counts).toMatchObject({
-      scanned: LISTED,
-      started: FAILED - MAX_STARTS,
-      already_running: MAX_STARTS,
-      over_limit: 0,
-      start_failed: 0,
-    });
-    expect(second.result.started).toHaveLength(100);
-    for (const { batchId } of second.result.started) expect(newest.has(batchId)).toBe(false);
-    expect(second.result.skipped).toHaveLength(100);
-    for (const { batchId, reason } of second.result.skipped) {
-      expect(reason).toBe('already_running');
-      expect(newest.has(batchId)).toBe(true);
-    }
+  const second = await timedSweep();
+  expect(second.result.counts).toMatchObject({
+    scanned: LISTED,
+    started: FAILED - MAX_STARTS,
+    already_running: MAX_STARTS,
+    over_limit: 0,
+    start_failed: 0,
+  });
+  expect(second.result.started).toHaveLength(100);
+  for (const { batchId } of second.result.started) expect(newest.has(batchId)).toBe(false);
+  expect(second.result.skipped).toHaveLength(100);
+  for (const { batchId, reason } of second.result.skipped) {
+    expect(reason).toBe('already_running');
+    expect(newest.has(batchId)).toBe(true);
+  }
 
-    // Every failed batch has exactly one recovery, and nothing else got one.
-    const recoveries = await eventually('the recoveries to show in visibility', async () => {
-      const count = await client.workflow.count(`TaskQueue = "${taskQueue}" AND WorkflowType = "recoverBatch"`);
-      return count.count === FAILED ? count.count : undefined;
-    });
-    expect(recoveries).toBe(FAILED);
-    const runs = await Promise.all(
-      failedIds.map(async (batchId) => (await client.workflow.getHandle(recoveryWorkflowId(batchId)).describe()).runId),
-    );
-    expect(new Set(runs).size).toBe(FAILED);
+  // Every failed batch has exactly one recovery, and nothing else got one.
+  const recoveries = await eventually('the recoveries to show in visibility', async () => {
+    const count = await client.workflow.count(`TaskQueue = "${taskQueue}" AND WorkflowType = "recoverBatch"`);
+    return count.count === FAILED ? count.count : undefined;
+  });
+  expect(recoveries).toBe(FAILED);
+  const runs = await Promise.all(
+    failedIds.map(async (batchId) => (await client.workflow.getHandle(recoveryWorkflowId(batchId)).describe()).runId),
+  );
+  expect(new Set(runs).size).toBe(FAILED);
 
-    const resultBytes = [first, second].map(({ result }) => JSON.stringify(result).length);
-    const payloadBytes = await Promise.all([first, second].map(({ handle }) => largestPayloadBytes(handle)));
-    for (const bytes of [...resultBytes, ...payloadBytes]) expect(bytes).toBeLessThan(MAX_PAYLOAD_BYTES);
+  const resultBytes = [first, second].map(({ result }) => JSON.stringify(result).length);
+  const payloadBytes = await Promise.all([first, second].map(({ handle }) => largestPayloadBytes(handle)));
+  for (const bytes of [...resultBytes, ...payloadBytes]) expect(bytes).toBeLessThan(MAX_PAYLOAD_BYTES);
 
-    const peakKb = memoryKb(pid, 'VmHWM');
-    console.log(
-      [
-        `sweep over ${LISTED} listed batches (${FAILED} failed, maxStarts ${MAX_STARTS}):`,
-        `  listing only ${listing.seconds.toFixed(1)} s, worker peak RSS ${Math.round(listingPeakKb / 1024)} MiB`,
-        `  first sweep ${first.seconds.toFixed(1)} s, second sweep ${second.seconds.toFixed(1)} s`,
-        `  result ${resultBytes.join(' / ')} bytes, largest activity payload ${payloadBytes.join(' / ')} bytes`,
-        `  worker RSS before ${Math.round(rssBeforeKb / 1024)} MiB, peak with ${FAILED} recoveries running ${Math.round(peakKb / 1024)} MiB`,
-      ].join('\n'),
-    );
-  },
-  600_000,
-);
+  const peakKb = memoryKb(pid, 'VmHWM');
+  console.log(
+    [
+      `sweep over ${LISTED} listed batches (${FAILED} failed, maxStarts ${MAX_STARTS}):`,
+      `  listing only ${listing.seconds.toFixed(1)} s, worker peak RSS ${Math.round(listingPeakKb / 1024)} MiB`,
+      `  first sweep ${first.seconds.toFixed(1)} s, second sweep ${second.seconds.toFixed(1)} s`,
+      `  result ${resultBytes.join(' / ')} bytes, largest activity payload ${payloadBytes.join(' / ')} bytes`,
+      `  worker RSS before ${Math.round(rssBeforeKb / 1024)} MiB, peak with ${FAILED} recoveries running ${Math.round(peakKb / 1024)} MiB`,
+    ].join('\n'),
+  );
+}, 600_000);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
@@ -197,4 +198,29 @@ test('left-out sweep input takes the defaults', () => {
   });
   expect(policy.recovery).toMatchObject({ maxRounds: 3, maxRetries: 1 });
   expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be longer than 0/);
+});
+
+test('a sweep whose listing fails for good ends with its report in the failure', async () => {
+  batchCreated(5, 1);
+  env.simulator.faults.add('list', { type: 'error', statusCode: 401, message: 'key revoked, token=abc123secret' });
+  const failure = await sweep({ lookback: '1h' }).catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect(cause.type).toBe('SweepFailed');
+  expect(cause.nonRetryable).toBe(true);
+  const report = cause.details?.[0] as SweepResult;
+  expect(report.failure).toEqual({
+    type: 'unauthorized',
+    message: expect.stringMatching(
+      /^Anchor API refused the API key \(HTTP 401\) on GET \/v1\/batch-sessions: key revoked, token=\[redacted\]$/,
+    ) as unknown,
+  });
+  expect(report.counts).toMatchObject({ scanned: 0, started: 0 });
+  expect(JSON.stringify(failure)).not.toContain('abc123secret');
+  // One listing call: a refused key is not retried.
+  expect(
+    env.simulator.ledger.all().calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches),
+  ).toHaveLength(1);
 });
