@@ -79,7 +79,7 @@ async function recoverControlBatch(): Promise<RecoveryReport> {
 /** How a recovery ended: its failure's type and message, or its outcome. */
 async function endOf(batchId: string): Promise<{ type: string; message: string; report: RecoveryReport }> {
   try {
-    const report = (await recoveries.handle(batchId).result()) as RecoveryReport;
+    const report = await recoveries.handle(batchId).result();
     return {
       type: report.failure?.type ?? report.outcome ?? 'running',
       message: report.failure?.message ?? '',

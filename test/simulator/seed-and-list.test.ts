@@ -1,3 +1,4 @@
+import type { BatchListPage } from '../../anchor-api/schemas.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 
 // Seeding many batches at once and paging through them: a sweep reads 100,000 batches through this list.
@@ -12,9 +13,11 @@ beforeAll(async () => {
 });
 afterAll(() => simulator.close());
 
-async function get(path: string): Promise<{ status: number; json: Record<string, any> }> {
+type ListPage = Required<{ [Key in keyof BatchListPage]-?: NonNullable<BatchListPage[Key]> }>;
+
+async function get(path: string): Promise<{ status: number; json: { data: ListPage } }> {
   const response = await fetch(`${simulator.url}${path}`, { headers: { 'anchor-api-key': API_KEY } });
-  return { status: response.status, json: (await response.json()) as Record<string, any> };
+  return { status: response.status, json: (await response.json()) as { data: ListPage } };
 }
 
 test('the admin route seeds 100,000 batches, and the list pages through all of them newest first, each once', async () => {
@@ -44,12 +47,12 @@ test('the admin route seeds 100,000 batches, and the list pages through all of t
   for (let page = 1; ; page += 1) {
     const { status, json } = await get(`/v1/batch-sessions?${query}&page=${page}`);
     expect(status).toBe(200);
-    for (const batch of json.data.batches as { batch_id: string; created_at: string; failed_requests: number }[]) {
-      const createdAt = Date.parse(batch.created_at);
-      if (createdAt > previousCreatedAt) outOfOrder += 1;
+    for (const batch of json.data.batches) {
+      const createdAt = Date.parse(batch.created_at ?? '');
+      if (!(createdAt <= previousCreatedAt)) outOfOrder += 1;
       previousCreatedAt = createdAt;
-      seen.add(batch.batch_id);
-      if (batch.failed_requests > 0) failed.push(batch.batch_id);
+      seen.add(batch.batch_id ?? '');
+      if ((batch.failed_requests ?? 0) > 0) failed.push(batch.batch_id ?? '');
     }
     if (!json.data.pagination.has_next) {
       expect(json.data.pagination).toMatchObject({ current_page: 1_000, total_pages: 1_000, total_records: TOTAL });
@@ -66,8 +69,6 @@ test('the admin route seeds 100,000 batches, and the list pages through all of t
   const { json: oldest } = await get(`/v1/batch-sessions?created_after=${window.from.toISOString()}&limit=1`);
   expect(oldest.data.pagination.total_records).toBe(TOTAL - 1);
   const { json: failedOnly } = await get(`/v1/batch-sessions?status=failed&limit=30&page=2`);
-  expect(failedOnly.data.batches.map((batch: { batch_id: string }) => batch.batch_id)).toEqual(
-    data.failed_batch_ids.slice(30, 60),
-  );
+  expect(failedOnly.data.batches.map((batch) => batch.batch_id)).toEqual(data.failed_batch_ids.slice(30, 60));
   expect(failedOnly.data.pagination).toMatchObject({ total_records: TOTAL / 1_000, has_next: true, has_prev: true });
 });
