@@ -55,8 +55,6 @@ const { startBatchRecovery } = proxyActivities<SweepActivities>({
 
 /** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
 export const SWEEP_CHUNK_BATCHES = 500;
-/** Past this many history events the sweep goes on in a new run (each start adds a few events). */
-const CONTINUE_AS_NEW_AFTER_EVENTS = 10_000;
 const PAGED_LISTING_PATCH = 'sweep-paged-listing';
 
 /** What one run hands the next across continue-as-new. */
@@ -135,7 +133,10 @@ export async function sweepFailedBatches(
         await startRecoveries(chunk.batchIds);
         nextPage = chunk.nextPage;
         const info = workflowInfo();
-        if (nextPage !== null && (info.historyLength >= CONTINUE_AS_NEW_AFTER_EVENTS || info.continueAsNewSuggested)) {
+        if (
+          nextPage !== null &&
+          (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
+        ) {
           const { started, skipped, counts } = result;
           await continueAsNew<typeof sweepFailedBatches>(input, {
             window,

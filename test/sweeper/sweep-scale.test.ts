@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
@@ -78,12 +78,16 @@ afterAll(async () => {
 const input: SweepFailedBatchesInput = {
   maxStarts: MAX_STARTS,
   fanOut: 25,
+  // Low, so the sweeps also go on across continue-as-new (each chunk of starts adds hundreds of events).
+  continueAsNewAfterEvents: 500,
   recovery: { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } },
 };
 
-async function timedSweep(
-  sweepInput = input,
-): Promise<{ result: SweepResult; handle: WorkflowHandle; seconds: number }> {
+async function timedSweep(sweepInput = input): Promise<{
+  result: SweepResult;
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof sweepFailedBatches>;
+  seconds: number;
+}> {
   const startedAt = process.hrtime.bigint();
   const handle = await client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
     taskQueue,
@@ -94,13 +98,17 @@ async function timedSweep(
   return { result, handle, seconds: Number(process.hrtime.bigint() - startedAt) / 1e9 };
 }
 
-/** The largest payload any activity returned to the sweep, and its result, in bytes. */
-async function largestPayloadBytes(handle: WorkflowHandle): Promise<number> {
-  const { events } = await handle.fetchHistory();
-  const sizes = (events ?? []).flatMap((event) => [
-    ...(event.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
-    ...(event.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []),
-  ]);
+/** The largest payload any activity returned to the sweep, carried across continue-as-new, or its result. */
+async function largestPayloadBytes(handle: WorkflowHandleWithFirstExecutionRunId): Promise<number> {
+  const runs = [client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId), handle];
+  const histories = await Promise.all(runs.map((run) => run.fetchHistory()));
+  const sizes = histories.flatMap(({ events }) =>
+    (events ?? []).flatMap((event) => [
+      ...(event.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
+      ...(event.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads ?? []),
+      ...(event.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []),
+    ]),
+  );
   return Math.max(...sizes.map((payload) => payload.data?.length ?? 0));
 }
 
