@@ -5,7 +5,7 @@ import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { parseSweepInput, type SweepFailedBatchesInput, type SweepResult } from '../../workflows/sweep-input.js';
-import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -223,4 +223,29 @@ test('a sweep whose listing fails for good ends with its report in the failure',
   expect(
     env.simulator.ledger.all().calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches),
   ).toHaveLength(1);
+});
+
+test('a listing that fails mid-way resumes from the last page it read', async () => {
+  const failed = [5, 10, 15, 20, 25, 30].map((minutes) => batchCreated(minutes, 1));
+  // Slow pages, so the test can break the listing after its first pages.
+  env.simulator.faults.add('list', { type: 'latency', latencyMs: 200 });
+  const handle = await startSweep({ lookback: '1h', pageSize: 1, recovery: FAST_POLICY });
+  const listPages = () =>
+    env.simulator.ledger
+      .all()
+      .calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches)
+      .map((call) => Number(new URL(call.path, env.simulator.url).searchParams.get('page')));
+  await eventually('two pages read', () => (listPages().length >= 2 ? true : undefined));
+  env.simulator.faults.clear();
+  env.simulator.faults.add('list', { type: 'error', statusCode: 503, times: 1 });
+  const result = await handle.result();
+
+  expect(ids(result.started)).toEqual([...failed].sort());
+  expect(result.counts).toMatchObject({ scanned: 6, started: 6 });
+  // Every page read once, but the one that failed, which the retry read again: not page 1.
+  const pages = listPages();
+  const repeated = pages.filter((page, index) => pages.indexOf(page) !== index);
+  expect(repeated).toHaveLength(1);
+  expect(repeated[0]).toBeGreaterThan(1);
+  expect([...new Set(pages)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
 });
