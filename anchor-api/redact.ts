@@ -18,7 +18,8 @@ const SECRET_NAMES =
 const SECRET_PATTERNS: [RegExp, string][] = [
   // Any URL: session URLs carry their token in the query string, and a path may hold one too.
   [/\b(?:wss?|https?):\/\/\S+/gi, '[url removed]'],
-  [/\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
+  // An authorization scheme and its credentials (a credential has a digit; "Basic setup" stays).
+  [/\b(Bearer|Basic)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
   [new RegExp(`\\b(${SECRET_NAMES})(["']?\\s*[=:]\\s*["']?)[^\\s&"',;}]+`, 'gi'), `$1$2${REDACTED}`],
   // JSON Web Tokens.
   [/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],

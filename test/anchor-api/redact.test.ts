@@ -53,3 +53,8 @@ test('cleanApiText on a multi-megabyte text is fast and bounded', () => {
   expect(cleaned.length).toBeLessThanOrEqual(API_TEXT_MAX_CHARS);
   expect(cleaned).toMatch(/^x+ … \[cut at 500 of 5242880 chars\]$/);
 });
+
+test('an authorization scheme without a credential is text', () => {
+  expect(redactSecrets('Basic authentication is disabled')).toBe('Basic authentication is disabled');
+  expect(redactSecrets('Authorization: Basic dXNlcjpwYXNzd29yZDE=')).not.toContain('dXNlcjpwYXNzd29yZDE');
+});
