@@ -2,7 +2,6 @@ import got, { RequestError, TimeoutError, type Got, type Response } from 'got';
 import type { z } from 'zod';
 import { ANCHOR_ENDPOINTS, type AnchorEndpoint } from './endpoints.js';
 import {
-  AnchorAbortedError,
   AnchorNetworkError,
   AnchorTimeoutError,
   BadRequestError,
@@ -50,11 +49,6 @@ export interface AnchorApiClientOptions {
   maxResponseBytes?: number;
 }
 
-/** Per call: `signal` aborts the call (e.g. when the activity is cancelled). */
-export interface CallOptions {
-  signal?: AbortSignal | undefined;
-}
-
 export const DEFAULT_TIMEOUT_MS = 15_000;
 /**
  * 4 MiB: a 1,000-session batch status is well under 1 MB. The limit bounds the worker's memory per
@@ -62,9 +56,31 @@ export const DEFAULT_TIMEOUT_MS = 15_000;
  */
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
+/** Per-call options: activities bind a call to their cancellation and to their own time limit. */
+export interface CallOptions {
+  /** Aborts the request; an abort after the request may have left the machine is an unknown outcome. */
+  signal?: AbortSignal;
+  /** Shortens the whole-request budget for this call (never lengthens it). */
+  timeoutMs?: number;
+}
+
 /** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const NOT_SENT_TIMEOUT_EVENTS = new Set(['lookup', 'connect', 'secureConnect']);
+
+/**
+ * Whether a failed request may have reached the server whole. Got records `timings.upload` when the
+ * last byte of the request was handed to the operating system: before that (a connect that never
+ * completed, a timeout or an abort while writing) the server cannot hold the whole call, so it cannot
+ * have acted on it.
+ */
+function mayHaveBeenReceived(error: RequestError): boolean {
+  // An abort before got even set up the request leaves no timings at all.
+  const started = error.timings !== undefined || error.code !== 'ERR_ABORTED';
+  if (!started || (error.timings !== undefined && error.timings.upload === undefined)) return false;
+  if (error instanceof TimeoutError) return !NOT_SENT_TIMEOUT_EVENTS.has(error.event);
+  return !NOT_SENT_CODES.has(error.code);
+}
 
 interface Call<T extends z.ZodType> {
   endpoint: AnchorEndpoint;
@@ -75,7 +91,7 @@ interface Call<T extends z.ZodType> {
   searchParams?: Record<string, string | number>;
   schema: T;
   mutating: boolean;
-  signal?: AbortSignal | undefined;
+  options?: CallOptions;
 }
 
 export class AnchorApiClient {
@@ -101,32 +117,32 @@ export class AnchorApiClient {
     });
   }
 
-  async getBatch(batchId: string, options: CallOptions = {}): Promise<BatchStatusDetail> {
+  async getBatch(batchId: string, options?: CallOptions): Promise<BatchStatusDetail> {
     const body = await this.call({
-      ...options,
       endpoint: ANCHOR_ENDPOINTS.getBatch,
       method: 'GET',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}`,
       batchId,
       schema: BatchStatusResponseSchema,
       mutating: false,
+      options,
     });
     return body.data ?? {};
   }
 
   /** The batch status narrowed to what recovery needs; throws MalformedResponseError otherwise. */
-  async getRecoverableBatch(batchId: string, options: CallOptions = {}): Promise<RecoverableBatch> {
+  async getRecoverableBatch(batchId: string, options?: CallOptions): Promise<RecoverableBatch> {
     return requireRecoverableBatch(await this.getBatch(batchId, options), batchId);
   }
 
   /** One page of the team's batches, newest first. */
-  async listBatches(query: ListBatchesQuery = {}, options: CallOptions = {}): Promise<BatchListPage> {
+  async listBatches(query: ListBatchesQuery = {}, options?: CallOptions): Promise<BatchListPage> {
     const searchParams: Record<string, string | number> = {};
     for (const [name, value] of Object.entries(query)) {
       if (typeof value === 'string' || typeof value === 'number') searchParams[name] = value;
     }
     const body = await this.call({
-      ...options,
+      options,
       endpoint: ANCHOR_ENDPOINTS.listBatches,
       method: 'GET',
       path: 'v1/batch-sessions',
@@ -141,7 +157,7 @@ export class AnchorApiClient {
    * Starts new attempts for the batch's failed sessions. NOT idempotent: on an error with
    * `outcomeUnknown`, read the batch before deciding to call again.
    */
-  async retryFailedSessions(batchId: string, request: RetryRequest, options: CallOptions = {}): Promise<RetryResult> {
+  async retryFailedSessions(batchId: string, request: RetryRequest, options?: CallOptions): Promise<RetryResult> {
     const endpoint = ANCHOR_ENDPOINTS.retryFailedSessions;
     const parsed = RetryRequestSchema.safeParse(request);
     if (!parsed.success) {
@@ -152,7 +168,6 @@ export class AnchorApiClient {
       });
     }
     const body = await this.call({
-      ...options,
       endpoint,
       method: 'POST',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}/retry`,
@@ -160,13 +175,14 @@ export class AnchorApiClient {
       json: parsed.data,
       schema: RetryResponseSchema,
       mutating: true,
+      options,
     });
     return body.data ?? {};
   }
 
-  async cancelBatch(batchId: string, options: CallOptions = {}): Promise<CancelBatchResult> {
+  async cancelBatch(batchId: string, options?: CallOptions): Promise<CancelBatchResult> {
     const body = await this.call({
-      ...options,
+      options,
       endpoint: ANCHOR_ENDPOINTS.cancelBatch,
       method: 'PATCH',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}`,
@@ -178,9 +194,9 @@ export class AnchorApiClient {
     return body.data ?? {};
   }
 
-  async createBatch(request: CreateBatchRequest, options: CallOptions = {}): Promise<CreateBatchResult> {
+  async createBatch(request: CreateBatchRequest, options?: CallOptions): Promise<CreateBatchResult> {
     const body = await this.call({
-      ...options,
+      options,
       endpoint: ANCHOR_ENDPOINTS.createBatch,
       method: 'POST',
       path: 'v1/batch-sessions',
@@ -207,7 +223,8 @@ export class AnchorApiClient {
     }
     let json: unknown;
     try {
-      json = JSON.parse(response.body);
+      // Backends commonly send null for "absent": a null is dropped, so an optional field may be null anywhere.
+      json = JSON.parse(response.body, (_key, value: unknown) => (value === null ? undefined : value));
     } catch {
       throw new MalformedResponseError({ ...context, problem: 'body is not JSON' });
     }
@@ -222,15 +239,16 @@ export class AnchorApiClient {
    * status (a 404 stays a 404), without the API's message.
    */
   private async send(call: Call<z.ZodType>): Promise<Response<string>> {
+    const { signal, timeoutMs } = call.options ?? {};
     const stop = new AbortController();
-    const signal = call.signal === undefined ? stop.signal : AbortSignal.any([stop.signal, call.signal]);
     let tooLarge = false;
     try {
       return await this.http(call.path, {
         method: call.method,
-        signal,
+        signal: signal === undefined ? stop.signal : AbortSignal.any([stop.signal, signal]),
         ...(call.json === undefined ? {} : { json: call.json }),
         ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
+        ...(timeoutMs === undefined ? {} : { timeout: { request: Math.min(timeoutMs, this.timeoutMs) } }),
       }).on('downloadProgress', ({ transferred, total }) => {
         // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
         if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
@@ -268,25 +286,19 @@ export class AnchorApiClient {
       const header = response.headers['retry-after'];
       return new RateLimitedError({ ...context, retryAfterMs: parseRetryAfterMs(header) });
     }
-    if (status >= 500) return new ServerError(context);
+    // A 5xx to a mutating call may come after the server acted on it.
+    if (status >= 500) return new ServerError({ ...context, outcomeUnknown: call.mutating });
     return new UnexpectedStatusError(context);
   }
 
   /** Rebuilds got's failure without got's objects: they hold the request options, API key header included. */
   private transportError(error: unknown, call: Call<z.ZodType>): AnchorApiError {
     const context = { endpoint: call.endpoint, batchId: call.batchId };
-    if (error instanceof RequestError && error.code === 'ERR_ABORTED') {
-      return new AnchorAbortedError({
-        ...context,
-        // Until the request has been written out in full, the server cannot have acted on it.
-        outcomeUnknown: error.timings?.upload !== undefined,
-      });
-    }
     if (error instanceof TimeoutError) {
       return new AnchorTimeoutError({
         ...context,
-        timeoutMs: this.timeoutMs,
-        outcomeUnknown: !NOT_SENT_TIMEOUT_EVENTS.has(error.event),
+        timeoutMs: Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs),
+        outcomeUnknown: mayHaveBeenReceived(error),
         cause: this.sanitizedCause(error),
       });
     }
@@ -294,7 +306,7 @@ export class AnchorApiClient {
       return new AnchorNetworkError({
         ...context,
         apiMessage: this.redact(error.message),
-        outcomeUnknown: !NOT_SENT_CODES.has(error.code),
+        outcomeUnknown: mayHaveBeenReceived(error),
         cause: this.sanitizedCause(error),
       });
     }

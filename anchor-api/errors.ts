@@ -14,7 +14,6 @@ export type AnchorApiErrorKind =
   | 'unexpected_status'
   | 'timeout'
   | 'network'
-  | 'aborted'
   | 'malformed_response';
 
 export interface AnchorApiErrorContext {
@@ -118,8 +117,8 @@ export class RateLimitedError extends AnchorApiError {
 
 export class ServerError extends AnchorApiError {
   readonly kind = 'server_error';
-  constructor(context: AnchorApiErrorContext) {
-    super('Anchor API server error', context, false);
+  constructor(context: AnchorApiErrorContext & { outcomeUnknown: boolean }) {
+    super('Anchor API server error', context, context.outcomeUnknown);
   }
 }
 
@@ -137,14 +136,6 @@ export class AnchorTimeoutError extends AnchorApiError {
   constructor(context: AnchorApiErrorContext & { timeoutMs: number; outcomeUnknown: boolean }) {
     super(`Anchor API did not answer within ${context.timeoutMs} ms`, context, context.outcomeUnknown);
     this.timeoutMs = context.timeoutMs;
-  }
-}
-
-/** The caller aborted the call (its AbortSignal); outcome unknown when the request had been sent. */
-export class AnchorAbortedError extends AnchorApiError {
-  readonly kind = 'aborted';
-  constructor(context: AnchorApiErrorContext & { outcomeUnknown: boolean }) {
-    super('Anchor API call aborted by the caller', context, context.outcomeUnknown);
   }
 }
 

@@ -17,6 +17,22 @@ export const ScriptedBatchSpecSchema = z.object({
   created_at: z.iso.datetime({ offset: true }).optional(),
   configuration: z.record(z.string(), z.unknown()).optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
+  /** Answer shapes the contract allows and clients must cope with. */
+  answer: z
+    .strictObject({
+      /** false: status answers carry the counters only, no `sessions` array. */
+      sessions: z.boolean().default(true),
+      /** false: sessions come without `retry_count` (the field is optional). */
+      retry_count: z.boolean().default(true),
+      /** true: optional fields with no value are sent as `null` instead of being left out. */
+      nulls: z.boolean().default(false),
+    })
+    .prefault({}),
+  /**
+   * The API works asynchronously: a new batch first reads as `pending` with every counter 0.
+   * `ms`: for this long after creation, and sessions start only after it; `reads`: for this many status reads.
+   */
+  pending_phase: z.strictObject({ ms: z.int().min(0).default(0), reads: z.int().min(0).default(0) }).prefault({}),
 });
 export type ScriptedBatchSpec = z.input<typeof ScriptedBatchSpecSchema>;
 

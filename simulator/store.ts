@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { SimulatedBatch, type AttemptTiming, type OutcomePolicy } from './batch.js';
+import {
+  SimulatedBatch,
+  type AnswerShape,
+  type AttemptTiming,
+  type OutcomePolicy,
+  type PendingPhase,
+} from './batch.js';
 import type { SimulatorClock } from './clock.js';
 import type { SeededRandom } from './random.js';
 import {
@@ -81,6 +87,8 @@ export class BatchStore {
       outcomeOf: scriptedOutcomes(parsed.script),
       configuration: parsed.configuration,
       metadata: parsed.metadata,
+      answer: { sessions: parsed.answer.sessions, retryCount: parsed.answer.retry_count, nulls: parsed.answer.nulls },
+      pendingPhase: parsed.pending_phase,
     });
   }
 
@@ -114,6 +122,7 @@ export class BatchStore {
 
   /** The batch's status body as JSON text, reused until the batch changes or time reaches its next transition. */
   statusBody(batch: SimulatedBatch): string {
+    if (batch.takePendingPhaseRead()) return JSON.stringify({ data: batch.pendingPhaseDetail() });
     const now = this.options.clock.now();
     const cached = this.statusCache.get(batch.id);
     if (cached !== undefined && cached.version === batch.version && now < cached.validUntil) return cached.body;
@@ -197,6 +206,8 @@ export class BatchStore {
     outcomeOf: OutcomePolicy;
     configuration?: Record<string, unknown> | undefined;
     metadata?: Record<string, unknown> | undefined;
+    answer?: AnswerShape | undefined;
+    pendingPhase?: PendingPhase | undefined;
   }): SimulatedBatch {
     const random = this.options.random;
     const batch = new SimulatedBatch({

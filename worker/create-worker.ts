@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
+import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import type { WorkerConfig } from './config.js';
 
@@ -29,7 +30,11 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflows ?? { workflowsPath }),
-    activities: { ...createRecoveryActivities(api), ...createSweepActivities(api, client) },
+    activities: {
+      ...createRecoveryActivities(api),
+      ...createRetryActivities(api),
+      ...createSweepActivities(api, client),
+    },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     // Nearly every activity task is one or two Anchor API calls (a status read, a retry; a

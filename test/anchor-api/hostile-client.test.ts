@@ -1,5 +1,4 @@
 import {
-  AnchorAbortedError,
   AnchorApiClient,
   AnchorApiError,
   AnchorTimeoutError,
@@ -151,24 +150,6 @@ test('a schema error quoting a 1.5 MB value or key gives a bounded message', asy
   expect(error).toBeInstanceOf(MalformedResponseError);
   expect(error.message.length).toBeLessThan(MAX_MESSAGE_CHARS);
   expect(error.message).toContain('data.status');
-});
-
-test("the caller's signal aborts a call: not sent before the request went out, outcome unknown after", async () => {
-  server.on('slow', answerNeverEnding);
-  const before = new AbortController();
-  before.abort();
-  const notSent = await caught(client.retryFailedSessions('slow', { max_retries: 1 }, { signal: before.signal }));
-  expect(notSent).toBeInstanceOf(AnchorAbortedError);
-  expect(notSent.outcomeUnknown).toBe(false);
-  expect(server.calls).toHaveLength(0);
-
-  const during = new AbortController();
-  const pending = caught(client.retryFailedSessions('slow', { max_retries: 1 }, { signal: during.signal }));
-  await waitFor(() => server.calls.length === 1);
-  during.abort();
-  const unknown = await pending;
-  expect(unknown).toBeInstanceOf(AnchorAbortedError);
-  expect(unknown.outcomeUnknown).toBe(true);
 });
 
 async function waitFor(condition: () => boolean): Promise<void> {
