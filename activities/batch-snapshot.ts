@@ -1,5 +1,5 @@
-import { redactUrls, type RecoverableBatch } from '../anchor-api/index.js';
-import { cutText, REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
+import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
+import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import type { RetrySnapshot } from '../workflows/retry-protocol.js';
 
 /**
@@ -43,7 +43,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
-        error: session.error === undefined ? null : cutText(redactUrls(session.error)),
+        error: session.error === undefined ? null : cleanApiText(session.error),
         retryCount: session.retry_count ?? 0,
       });
     }

@@ -9,7 +9,7 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import type { BatchSnapshot } from '../workflows/report.js';
@@ -26,20 +26,15 @@ import {
 } from '../workflows/definitions.js';
 import { parseRecoverBatchInput, type RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
-import {
-  RECOVERY_MEMO_KEY,
-  recoveryStaticDetails,
-  recoverySummary,
-  type RecoveryMemo,
-} from '../workflows/recovery-details.js';
+import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
 import type { RecoveryReport } from '../workflows/report.js';
 import {
-  anchorBatchIdKey,
   recoveryOutcomeKey,
   recoveryRoundsKey,
   retriedSessionsKey,
   stillFailedSessionsKey,
 } from '../workflows/search-attributes.js';
+import { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 export class TemporalUnreachableError extends Error {
   override name = 'TemporalUnreachableError';
@@ -174,23 +169,8 @@ export interface RecoveryProgress {
 
 export type RecoveryHandle = WorkflowHandle<typeof recoverBatch>;
 
-/**
- * How every recovery is started, from the CLI or a sweep: the id derived from
- * the batch (one recovery per batch) and the batch id as a search attribute
- * from the first moment, so the Web UI can filter before the workflow runs.
- */
-export function recoveryStartOptions(input: RecoverBatchInput, taskQueue: string) {
-  // The Web UI shows these on the recovery's page and in its list: the batch and the policy in force at start.
-  const policy = parseRecoverBatchInput(input);
-  return {
-    taskQueue,
-    workflowId: recoveryWorkflowId(input.batchId),
-    args: [input] as [RecoverBatchInput],
-    typedSearchAttributes: new TypedSearchAttributes([{ key: anchorBatchIdKey, value: input.batchId }]),
-    staticSummary: recoverySummary(policy),
-    staticDetails: recoveryStaticDetails(policy),
-  };
-}
+// Shared with the sweep's activities, so it lives below client/; re-exported for the library's users.
+export { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 /** The fields of the policy an update can change; deadline and continueAsNewAfterEvents are fixed at start. */
 const CHANGEABLE_POLICY_FIELDS = ['maxRounds', 'maxRetries', 'retryFailedOnly', 'roundBackoff', 'poll'] as const;

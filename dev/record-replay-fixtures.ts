@@ -120,6 +120,28 @@ const scenarios: Record<string, () => Promise<string>> = {
     });
     return workflowId;
   },
+  /** The paged listing: chunks of batch ids, skips of running recoveries, a continue-as-new, count-only paging. */
+  async 'sweep-paged'() {
+    const batchIds = Array.from({ length: 10 }, (_, index) =>
+      simulator.createScriptedBatch({
+        count: 2,
+        script: { '0': ['fail', 'ok'] },
+        created_at: new Date(Date.now() - (index + 1) * 60_000).toISOString(),
+      }),
+    ).map((batch) => batch.id);
+    // The newest six already have recoveries (waiting an hour), so the first chunks only skip.
+    for (const batchId of batchIds.slice(0, 6)) {
+      await recoveries.start({ batchId, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    }
+    simulator.createScriptedBatch({ count: 2 });
+    const workflowId = `fixture-sweep-paged-${Date.now()}`;
+    await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ lookback: '1h', pageSize: 1, maxStarts: 2, continueAsNewAfterEvents: 50, recovery: { ...fast } }],
+    });
+    return workflowId;
+  },
 };
 
 // Names on the command line record only those scenarios: committed histories are never re-recorded.

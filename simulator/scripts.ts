@@ -50,3 +50,18 @@ export function scriptedOutcomes(script: Record<string, ItemScript>): OutcomePol
 export function randomOutcomes(random: SeededRandom, failureProbability: number): OutcomePolicy {
   return () => (random.chance(failureProbability) ? 'fail' : 'ok');
 }
+
+/** Many one-session batches at once (see BatchStore.seed). */
+export const SeedSpecSchema = z
+  .object({
+    total: z.int().min(1).max(1_000_000),
+    /** Every n-th batch (the first included) has a failed session; 0 for none. */
+    fail_every: z.int().min(0).default(0),
+    created_from: z.iso.datetime({ offset: true }),
+    created_to: z.iso.datetime({ offset: true }),
+  })
+  .refine((spec) => Date.parse(spec.created_to) >= Date.parse(spec.created_from), {
+    message: 'must not be before created_from',
+    path: ['created_to'],
+  });
+export type SeedSpec = z.output<typeof SeedSpecSchema>;

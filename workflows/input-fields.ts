@@ -59,6 +59,8 @@ export const sweepFields = {
   maxStarts: { type: 'integer', min: 1, max: 1000, default: 200 },
   /** Recovery starts in flight at once. */
   fanOut: { type: 'integer', min: 1, max: 50, default: 10 },
+  /** History length past which the sweep goes on in a new run, between chunks of the list; low values are for tests. */
+  continueAsNewAfterEvents: { type: 'integer', min: 50, max: 40_000, default: 10_000 },
   /** recoverBatch input (all but batchId) applied to every recovery the sweep starts. */
   recovery: { type: 'object', fields: recoveryPolicyFields },
 } as const satisfies Fields;

@@ -45,9 +45,17 @@ export interface SweepResult {
   statuses: SweepStatus[];
   /** The first SWEEP_RESULT_ITEMS recoveries started. */
   started: { batchId: string; workflowId: string }[];
-  /** The first SWEEP_RESULT_ITEMS batches skipped. */
+  /** The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why. */
   skipped: { batchId: string; reason: SkipReason }[];
-  counts: { scanned: number; started: number } & Record<SkipReason, number>;
+  counts: {
+    /** Batches listed in the window, whatever their status. */
+    scanned: number;
+    started: number;
+    /** Listed batches in a status the sweep does not scan (e.g. still processing). */
+    other_status: number;
+  } & Record<SkipReason, number>;
+  /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
+  failure: { type: string; message: string } | null;
 }
 
 export function newSweepResult(window: SweepResult['window'], statuses: SweepStatus[], scanned: number): SweepResult {
@@ -56,9 +64,11 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
     statuses,
     started: [],
     skipped: [],
+    failure: null,
     counts: {
       scanned,
       started: 0,
+      other_status: 0,
       already_running: 0,
       already_ended: 0,
       permanently_failed: 0,
