@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   Client,
   Connection,
@@ -24,10 +25,10 @@ import {
   updateRecoveryPolicy,
   type PolicyChange,
 } from '../workflows/definitions.js';
-import { parseRecoverBatchInput, type RecoverBatchInput } from '../workflows/input.js';
+import { parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
-import type { RecoveryReport } from '../workflows/report.js';
+import { newReport, type RecoveryReport } from '../workflows/report.js';
 import {
   recoveryOutcomeKey,
   recoveryRoundsKey,
@@ -210,6 +211,10 @@ export class BatchRecoveries {
     const attached = { batchId, workflowId, runId: description.runId, attached: true };
     const given = Object.keys(input).filter((key) => key !== 'batchId');
     if (given.length === 0) return { ...attached, policyApplied: false };
+    // The same input as the running recovery's start (two starts racing, a retried script) is no new policy.
+    const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+    if (isDeepStrictEqual(parseRecoverBatchInput(input), await this.startPolicy(workflowId, firstRunId)))
+      return { ...attached, policyApplied: false };
     if (!applyPolicy) throw new RecoveryAlreadyRunningError(batchId, workflowId);
     const fixed = given.filter((key) => !(CHANGEABLE_POLICY_FIELDS as readonly string[]).includes(key));
     if (fixed.length > 0) {
@@ -220,6 +225,22 @@ export class BatchRecoveries {
     ) as PolicyChange;
     await this.updatePolicy(batchId, change);
     return { ...attached, policyApplied: true };
+  }
+
+  /** The policy a recovery's chain was started with: the input of its first run's first event. */
+  private async startPolicy(workflowId: string, firstRunId: string): Promise<RecoveryPolicy | undefined> {
+    const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
+      namespace: this.client.options.namespace,
+      execution: { workflowId, runId: firstRunId },
+      maximumPageSize: 1,
+    });
+    const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) return undefined;
+    try {
+      return parseRecoverBatchInput(defaultPayloadConverter.fromPayload(payload));
+    } catch {
+      return undefined;
+    }
   }
 
   /** The live report of a running recovery, or the final one of a finished recovery. */
@@ -307,8 +328,32 @@ export class BatchRecoveries {
       }
     }
     const memo = description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
+    const attributes = description.typedSearchAttributes;
+    if (!memo && attributes.get(recoveryOutcomeKey) === undefined) {
+      // No workflow task has run yet (no worker has picked the recovery up): the report as it starts.
+      const policy = await this.startPolicy(
+        description.workflowId,
+        description.raw.workflowExecutionInfo?.firstRunId ?? description.runId,
+      );
+      const startedAt = description.startTime;
+      const report = newReport(
+        batchId,
+        description.workflowId,
+        startedAt,
+        new Date(startedAt.getTime() + (policy?.deadline ?? 0)),
+        policy?.maxRounds ?? 0,
+      );
+      return {
+        report,
+        source: {
+          kind: 'stored',
+          recordedAt: startedAt.toISOString(),
+          reason: `${reason}; not started yet`,
+          roundsOmitted: 0,
+        },
+      };
+    }
     if (!memo) {
-      const attributes = description.typedSearchAttributes;
       const facts = [
         `outcome ${attributes.get(recoveryOutcomeKey) ?? 'unknown'}`,
         `${attributes.get(recoveryRoundsKey) ?? '?'} rounds`,

@@ -20,8 +20,10 @@ export const RECOVERY_OUTCOMES: readonly RecoveryOutcome[] = [
 export const REPORT_LIMITS = {
   /** Failing sessions listed (stillFailing.sessions, batch.failing). */
   failingSessions: 25,
-  /** Characters kept of a session's error, lastError.message and failure.message. */
+  /** Characters kept of a session's error (the API's text, cut to the same length at the source). */
   textChars: 500,
+  /** Characters kept of lastError.message and failure.message: an error's own words around the API's cut text. */
+  errorChars: 1000,
   /** Characters kept of a round's apiMessage and reconcileReason, and of an error type. */
   shortTextChars: 200,
   /** Rounds kept in full from the start of the recovery… */
@@ -144,14 +146,17 @@ export function roundsDone(report: RecoveryReport): number {
 export function recordLastError(report: RecoveryReport, type: string, message: string, at: Date): void {
   report.lastError = {
     type: cutText(type, REPORT_LIMITS.shortTextChars),
-    message: cutText(message),
+    message: cutText(message, REPORT_LIMITS.errorChars),
     at: at.toISOString(),
   };
 }
 
 /** Keeps the permanent error the recovery stopped on, cut to size. */
 export function recordFailure(report: RecoveryReport, type: string, message: string): void {
-  report.failure = { type: cutText(type, REPORT_LIMITS.shortTextChars), message: cutText(message) };
+  report.failure = {
+    type: cutText(type, REPORT_LIMITS.shortTextChars),
+    message: cutText(message, REPORT_LIMITS.errorChars),
+  };
 }
 
 export function newReport(batchId: string, workflowId: string, startedAt: Date, deadlineAt: Date, maxRounds: number) {

@@ -3,7 +3,7 @@ import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import { killLeftoverChildren } from '../client/child-process.js';
-import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from './worker-process.js';
 
@@ -102,9 +102,12 @@ test('failure log lines carry the failure type and its redacted message', async 
   await expect(recoveries.result(batch.id)).rejects.toThrow(RecoveryFailedError);
 
   const workflowId = recoveryWorkflowId(batch.id);
-  const failures = worker
-    .logEntries()
-    .filter((entry) => entry.workflowId === workflowId && /failed$/.test(String(entry.msg)));
+  const failureLines = () =>
+    worker.logEntries().filter((entry) => entry.workflowId === workflowId && /failed$/.test(String(entry.msg)));
+  // The worker's stdout reaches the test through a pipe: the last line may arrive after the result.
+  const failures = await eventually('both failure lines in the log', () =>
+    failureLines().length >= 2 ? failureLines() : undefined,
+  );
   expect(failures.map((entry) => entry.msg).sort()).toEqual(['Activity failed', 'Workflow failed']);
   for (const entry of failures) {
     expect(entry.error).toEqual({
