@@ -49,6 +49,21 @@ const scenarios: Record<string, () => Promise<string>> = {
     await recoveries.start({ batchId: batch.id, ...fast });
     return recoveryWorkflowId(batch.id);
   },
+  async 'protocol-reconciled-unknown-outcome'() {
+    // The retry protocol: the call's answer is lost, the batch shows the call was applied.
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
+  async 'protocol-not-sent-then-resent'() {
+    // The retry protocol: a 429 and a 5xx before the call is applied; neither is a round.
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 1, times: 1, batchId: batch.id });
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'operator-controls'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
     await recoveries.start({
@@ -88,6 +103,12 @@ const scenarios: Record<string, () => Promise<string>> = {
     });
     return recoveryWorkflowId(batch.id);
   },
+  // Memo upserts, activity and timer summaries and the end notification (patched in later).
+  async 'exhausted-memo-notify'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2 });
+    return recoveryWorkflowId(batch.id);
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });
@@ -96,6 +117,28 @@ const scenarios: Record<string, () => Promise<string>> = {
       taskQueue: stack.taskQueue,
       workflowId,
       args: [{ lookback: '1h', recovery: { ...fast } }],
+    });
+    return workflowId;
+  },
+  /** The paged listing: chunks of batch ids, skips of running recoveries, a continue-as-new, count-only paging. */
+  async 'sweep-paged'() {
+    const batchIds = Array.from({ length: 10 }, (_, index) =>
+      simulator.createScriptedBatch({
+        count: 2,
+        script: { '0': ['fail', 'ok'] },
+        created_at: new Date(Date.now() - (index + 1) * 60_000).toISOString(),
+      }),
+    ).map((batch) => batch.id);
+    // The newest six already have recoveries (waiting an hour), so the first chunks only skip.
+    for (const batchId of batchIds.slice(0, 6)) {
+      await recoveries.start({ batchId, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    }
+    simulator.createScriptedBatch({ count: 2 });
+    const workflowId = `fixture-sweep-paged-${Date.now()}`;
+    await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ lookback: '1h', pageSize: 1, maxStarts: 2, continueAsNewAfterEvents: 50, recovery: { ...fast } }],
     });
     return workflowId;
   },

@@ -3,13 +3,18 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
+import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
+import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import type { WorkerConfig } from './config.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
 const moduleExtension = path.extname(fileURLToPath(import.meta.url));
 export const workflowsPath = fileURLToPath(new URL(`../workflows/index${moduleExtension}`, import.meta.url));
+export const workflowInterceptorModules = [
+  fileURLToPath(new URL(`../workflows/failure-log-interceptor${moduleExtension}`, import.meta.url)),
+];
 
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
 
@@ -29,7 +34,14 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflows ?? { workflowsPath }),
-    activities: { ...createRecoveryActivities(api), ...createSweepActivities(api, client) },
+    // Used when the worker bundles the workflows itself; a prebuilt bundle has them built in (worker/bundle.ts).
+    interceptors: { workflowModules: workflowInterceptorModules },
+    activities: {
+      ...createRecoveryActivities(api),
+      ...createRetryActivities(api),
+      ...createSweepActivities(api, client),
+      ...createNotifyActivities(config.notify),
+    },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     // Nearly every activity task is one or two Anchor API calls (a status read, a retry; a
