@@ -226,11 +226,19 @@ test('a recovery page reads without JSON: summary, live details with the rounds 
   try {
     await page.goto(`/namespaces/${env.namespace}/workflows/${started.workflowId}/${started.runId}/history`);
     await headerStatus('Running').waitFor();
-    // The timeline labels each activity with its summary and each timer with its own.
-    for (const label of ['awaitBatchSettled • status read', 'sendRetry • retry round 1', 'backoff before round 2']) {
-      await page.locator('svg text', { hasText: label }).first().waitFor();
-    }
+    // UI 2.42 draws the timeline above the event history; 2.54 has it on a tab of its own.
+    const timelineTab = page.getByRole('tab', { name: 'Timeline', exact: true });
+    if ((await timelineTab.count()) > 0) await timelineTab.click();
     await env.screenshot('5a-recovery-timeline');
+    // The timeline labels each activity with its summary and each timer with its own (SVG text in 2.42).
+    for (const label of ['awaitBatchSettled • status read', 'sendRetry • retry round 1', 'backoff before round 2']) {
+      await page
+        .locator('svg text', { hasText: label })
+        .or(page.getByText(label))
+        .filter({ visible: true })
+        .first()
+        .waitFor();
+    }
 
     await page.getByRole('tab', { name: 'User Metadata' }).click();
     // The UI renders each markdown text in a frame of its own: summary, details, then current details.
@@ -265,11 +273,18 @@ test('a recovery page reads without JSON: summary, live details with the rounds 
     ]);
     await currentDetails.getByRole('heading', { name: 'Still failing (1)' }).waitFor();
     await currentDetails.getByRole('cell', { name: /^Browser pod failed to start/ }).waitFor();
-    // Every event with a summary, listed with its kind and state.
-    for (const label of ['status read', 'retry round 1', 'backoff before round 1', 'backoff before round 2']) {
-      await page.getByText(label, { exact: true }).first().waitFor();
-    }
     await env.screenshot('5b-recovery-user-metadata');
+    // Every event with a summary: listed with its kind and state below the metadata (UI 2.42), or
+    // labelled "<activity type> • <summary>" on the timeline tab (UI 2.54, which has no such list).
+    if ((await timelineTab.count()) > 0) await timelineTab.click();
+    for (const label of ['status read', 'retry round 1', 'backoff before round 1', 'backoff before round 2']) {
+      await page
+        .getByText(label, { exact: true })
+        .or(page.getByText(new RegExp(` • ${label}$`)))
+        .filter({ visible: true })
+        .first()
+        .waitFor();
+    }
   } finally {
     await env.recoveries.handle(batch.id).terminate('test done');
   }
