@@ -1,0 +1,62 @@
+/**
+ * One benchmark worker in a process of its own, so its CPU and RSS are measured apart from the
+ * dev server, the simulator and the driver. Started by bench/harness.ts; reports `ready` over IPC
+ * and runs until SIGTERM.
+ */
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { AnchorApiClient } from '../anchor-api/index.js';
+import { createRecoveryWorker } from '../worker/create-worker.js';
+import { createBenchActivities } from './activities.js';
+
+export interface BenchWorkerEnv {
+  BENCH_WORKER_KIND: 'product' | 'baseline';
+  BENCH_TEMPORAL_ADDRESS: string;
+  BENCH_TASK_QUEUE: string;
+  BENCH_ANCHOR_URL: string;
+  BENCH_ANCHOR_KEY: string;
+  BENCH_BUNDLE_PATH: string;
+  BENCH_MAX_CALLS_PER_SECOND: string;
+  BENCH_MAX_CACHED_WORKFLOWS?: string;
+}
+
+async function main() {
+  const env = process.env as unknown as BenchWorkerEnv;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const connection = await NativeConnection.connect({ address: env.BENCH_TEMPORAL_ADDRESS });
+  const anchor = { baseUrl: env.BENCH_ANCHOR_URL, apiKey: env.BENCH_ANCHOR_KEY, timeoutMs: 15_000 };
+  const limits = {
+    maxCallsPerSecond: Number(env.BENCH_MAX_CALLS_PER_SECOND),
+    maxConcurrentActivities: 20,
+    maxConcurrentWorkflowTasks: 20,
+    ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: Number(env.BENCH_MAX_CACHED_WORKFLOWS) } : {}),
+  };
+  const workflowBundle = { codePath: env.BENCH_BUNDLE_PATH };
+  const worker =
+    env.BENCH_WORKER_KIND === 'product'
+      ? await createRecoveryWorker({
+          connection,
+          workflows: { workflowBundle },
+          config: {
+            temporal: { address: env.BENCH_TEMPORAL_ADDRESS, namespace: 'default', taskQueue: env.BENCH_TASK_QUEUE },
+            anchor,
+            limits,
+          },
+        })
+      : await Worker.create({
+          connection,
+          taskQueue: env.BENCH_TASK_QUEUE,
+          workflowBundle,
+          activities: createBenchActivities(new AnchorApiClient(anchor)),
+          maxConcurrentActivityTaskExecutions: limits.maxConcurrentActivities,
+          maxConcurrentWorkflowTaskExecutions: limits.maxConcurrentWorkflowTasks,
+          maxTaskQueueActivitiesPerSecond: limits.maxCallsPerSecond,
+          ...(limits.maxCachedWorkflows ? { maxCachedWorkflows: limits.maxCachedWorkflows } : {}),
+        });
+  process.once('SIGTERM', () => worker.shutdown());
+  const running = worker.run();
+  process.send?.('ready');
+  await running;
+  await connection.close();
+}
+
+await main();
