@@ -17,6 +17,8 @@ export interface BenchWorkerEnv {
   BENCH_BUNDLE_PATH: string;
   BENCH_MAX_CALLS_PER_SECOND: string;
   BENCH_MAX_CACHED_WORKFLOWS?: string;
+  /** 'off' runs the product without its batch status poller. */
+  BENCH_POLLER?: string;
 }
 
 async function main() {
@@ -40,6 +42,7 @@ async function main() {
             temporal: { address: env.BENCH_TEMPORAL_ADDRESS, namespace: 'default', taskQueue: env.BENCH_TASK_QUEUE },
             anchor,
             limits,
+            batchStatusPoller: env.BENCH_POLLER !== 'off',
           },
         })
       : await Worker.create({

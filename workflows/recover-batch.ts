@@ -6,9 +6,11 @@ import {
   TimeoutFailure,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -18,11 +20,14 @@ import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/commo
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import {
   BATCH_NOT_SETTLED,
+  batchSettled,
+  batchStatusPollerWorkflowId,
   getRecoveryReport,
   pauseRecovery,
   resumeRecovery,
   retryNow,
   updateRecoveryPolicy,
+  watchBatch,
 } from './definitions.js';
 import {
   applyPolicyChange,
@@ -53,6 +58,10 @@ export interface CarriedRecovery {
 }
 
 const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
+/** Recoveries from this change on wait for the task queue's batch status poller, when it runs. */
+const WAIT_FOR_POLLER_PATCH = 'wait-for-batch-status-poller';
+/** A poller that lost its state (terminated and restarted) learns the batch again this often, in poll maximum intervals. */
+const REWATCH_AFTER_POLL_INTERVALS = 5;
 
 function countRecovery(outcome: RecoveryOutcome | 'failed'): void {
   metricMeter.createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome').add(1, { outcome });
@@ -84,7 +93,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   let retryNowRequested = false;
   let policyChanged = false;
+  let settleNoticed = false;
   setHandler(getRecoveryReport, () => report);
+  setHandler(batchSettled, () => {
+    settleNoticed = true;
+  });
   setHandler(retryNow, () => {
     retryNowRequested = true;
   });
@@ -152,9 +165,31 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  const waitForSettledBatch = (): Promise<BatchSnapshot> => {
+  /**
+   * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
+   * every waiting recovery at once and wakes this one when its batch has settled. Returns at once
+   * when no poller runs: the recovery then polls its batch on its own.
+   */
+  const waitForPoller = async (): Promise<void> => {
+    const poller = getExternalWorkflowHandle(batchStatusPollerWorkflowId(workflowInfo().taskQueue));
+    settleNoticed = false;
+    while (!settleNoticed) {
+      try {
+        await poller.signal(watchBatch, { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        return;
+      }
+      const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
+      if (waitMs <= 0) return;
+      await condition(() => settleNoticed, waitMs);
+    }
+  };
+
+  const waitForSettledBatch = async (): Promise<BatchSnapshot> => {
     report.phase = 'waiting_for_batch';
     report.nextRetryAt = null;
+    if (patched(WAIT_FOR_POLLER_PATCH)) await waitForPoller();
     // The poll schedule is the activity's retry policy: see awaitBatchSettled.
     const { awaitBatchSettled } = proxyActivities<RecoveryActivities>({
       startToCloseTimeout: '1m',
