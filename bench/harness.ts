@@ -78,6 +78,8 @@ export interface BenchWorkerOptions {
   taskQueue: string;
   maxCallsPerSecond: number;
   maxCachedWorkflows?: number;
+  /** 'off' runs the product without its batch status poller. */
+  poller?: 'off';
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -96,6 +98,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     BENCH_BUNDLE_PATH: options.kind === 'product' ? options.stack.bundles.product : options.stack.bundles.baseline,
     BENCH_MAX_CALLS_PER_SECOND: String(options.maxCallsPerSecond),
     ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
+    ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
   };
   const child = spawn(process.execPath, ['--import', 'tsx', workerScript], {
     env: { ...process.env, ...env },

@@ -5,6 +5,7 @@
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
+import { loadWorkerConfig } from '../worker/config.js';
 import { createRecoveryWorker } from '../worker/create-worker.js';
 import { createBenchActivities } from './activities.js';
 
@@ -33,18 +34,20 @@ async function main() {
     ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: Number(env.BENCH_MAX_CACHED_WORKFLOWS) } : {}),
   };
   const workflowBundle = { codePath: env.BENCH_BUNDLE_PATH };
+  // The product worker reads its settings the way the real one does, defaults included.
+  const productConfig = () =>
+    loadWorkerConfig({
+      TEMPORAL_ADDRESS: env.BENCH_TEMPORAL_ADDRESS,
+      TEMPORAL_TASK_QUEUE: env.BENCH_TASK_QUEUE,
+      ANCHOR_BASE_URL: env.BENCH_ANCHOR_URL,
+      ANCHOR_API_KEY: env.BENCH_ANCHOR_KEY,
+      ANCHOR_MAX_CALLS_PER_SECOND: env.BENCH_MAX_CALLS_PER_SECOND,
+      ANCHOR_BATCH_STATUS_POLLER: env.BENCH_POLLER === 'off' ? 'false' : 'true',
+      ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { WORKER_MAX_CACHED_WORKFLOWS: env.BENCH_MAX_CACHED_WORKFLOWS } : {}),
+    });
   const worker =
     env.BENCH_WORKER_KIND === 'product'
-      ? await createRecoveryWorker({
-          connection,
-          workflows: { workflowBundle },
-          config: {
-            temporal: { address: env.BENCH_TEMPORAL_ADDRESS, namespace: 'default', taskQueue: env.BENCH_TASK_QUEUE },
-            anchor,
-            limits,
-            batchStatusPoller: env.BENCH_POLLER !== 'off',
-          },
-        })
+      ? await createRecoveryWorker({ connection, workflows: { workflowBundle }, config: productConfig() })
       : await Worker.create({
           connection,
           taskQueue: env.BENCH_TASK_QUEUE,

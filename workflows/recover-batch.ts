@@ -61,7 +61,7 @@ const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
 /** Recoveries from this change on wait for the task queue's batch status poller, when it runs. */
 const WAIT_FOR_POLLER_PATCH = 'wait-for-batch-status-poller';
 /** A poller that lost its state (terminated and restarted) learns the batch again this often, in poll maximum intervals. */
-const REWATCH_AFTER_POLL_INTERVALS = 5;
+const REWATCH_AFTER_POLL_INTERVALS = 15;
 
 function countRecovery(outcome: RecoveryOutcome | 'failed'): void {
   metricMeter.createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome').add(1, { outcome });
