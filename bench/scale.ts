@@ -97,7 +97,7 @@ try {
   const finalMeasure = workers.map((worker) => worker.measure());
 
   // Settle noticed and retry latencies, from the ledger.
-  const { calls, retries } = stack.simulator.ledger.all();
+  const { calls } = stack.simulator.ledger.all();
   const reads = new Map<string, number[]>();
   for (const call of calls) {
     if (call.endpoint !== 'GET /v1/batch-sessions/{batch_id}' || call.batchId === undefined) continue;
