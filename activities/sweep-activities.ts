@@ -22,6 +22,20 @@ export interface ListRecentBatchesInput {
   pageSize: number;
 }
 
+export interface ListBatchPageInput {
+  status: SweepStatus;
+  page: number;
+  createdAfter: string;
+  createdBefore: string;
+  pageSize: number;
+}
+
+export interface ListedBatchPage {
+  batches: ListedBatch[];
+  /** False on the last page, and on an empty page whatever the API claims, so a wrong has_next cannot loop forever. */
+  hasNext: boolean;
+}
+
 /** All the sweep keeps of a listed batch, so the activity result stays small however many batches there are. */
 export interface ListedBatch {
   batch_id: string;
@@ -79,6 +93,32 @@ interface SweepMemo {
 export function createSweepActivities(api: AnchorApiClient, client: Client) {
   return {
     /**
+     * One page of one status's batches created in the window: exactly one Anchor call, so the
+     * task queue's task rate limit counts it as the one call it is.
+     */
+    async listBatchPage(input: ListBatchPageInput): Promise<ListedBatchPage> {
+      let answer;
+      try {
+        answer = await api.listBatches({
+          status: input.status,
+          page: input.page,
+          limit: input.pageSize,
+          created_after: input.createdAfter,
+          created_before: input.createdBefore,
+        });
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+      const batches: ListedBatch[] = [];
+      for (const batch of answer.batches ?? []) {
+        if (batch.batch_id === undefined) continue;
+        batches.push({ batch_id: batch.batch_id, failed_requests: batch.failed_requests ?? 0, status: input.status });
+      }
+      return { batches, hasNext: Boolean(answer.pagination?.has_next) && (answer.batches ?? []).length > 0 };
+    },
+
+    /**
+     * Sweeps started before one page per task: kept so they finish.
      * Every page of the batches created in the window, one status at a time
      * (the endpoint filters on one status). `createdBefore` pins the window's
      * end, so batches created while paging do not shift the pages; a batch that

@@ -1,13 +1,46 @@
-import { condition, log, proxyActivities } from '@temporalio/workflow';
+import { condition, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { ListedBatch, StartBatchRecoveryResult, SweepActivities } from '../activities/sweep-activities.js';
 import { parseWorkflowInput } from './input.js';
-import { parseSweepInput, type SkipReason, type SweepFailedBatchesInput, type SweepResult } from './sweep-input.js';
+import {
+  parseSweepInput,
+  type SkipReason,
+  type SweepFailedBatchesInput,
+  type SweepResult,
+  type SweepStatus,
+} from './sweep-input.js';
+
+interface SweepWindow {
+  createdAfter: string;
+  createdBefore: string;
+}
 
 const { listRecentBatches } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '10m',
   heartbeatTimeout: '1m',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 });
+
+const { listBatchPage } = proxyActivities<SweepActivities>({
+  startToCloseTimeout: '1m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+});
+
+/** Sweeps from this change on list one page per activity task: one task, one Anchor call, one unit of the budget. */
+const ONE_PAGE_PER_TASK_PATCH = 'sweep-one-page-per-task';
+
+async function listWindow(statuses: SweepStatus[], pageSize: number, window: SweepWindow): Promise<ListedBatch[]> {
+  if (!patched(ONE_PAGE_PER_TASK_PATCH)) return listRecentBatches({ statuses, pageSize, ...window });
+  // A batch that moves between pages while the sweep pages through is kept once.
+  const listed = new Map<string, ListedBatch>();
+  for (const status of statuses) {
+    for (let page = 1; ; page += 1) {
+      const result = await listBatchPage({ status, page, pageSize, ...window });
+      for (const batch of result.batches) if (!listed.has(batch.batch_id)) listed.set(batch.batch_id, batch);
+      if (!result.hasNext) break;
+    }
+  }
+  return [...listed.values()];
+}
 
 const { startBatchRecovery } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '30s',
@@ -27,7 +60,7 @@ export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): P
     createdAfter: new Date(now - policy.lookback).toISOString(),
     createdBefore: new Date(now).toISOString(),
   };
-  const listed = await listRecentBatches({ statuses: policy.statuses, pageSize: policy.pageSize, ...window });
+  const listed = await listWindow(policy.statuses, policy.pageSize, window);
 
   const started: SweepResult['started'] = [];
   const skipped: SweepResult['skipped'] = [];

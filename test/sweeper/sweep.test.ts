@@ -33,6 +33,12 @@ const startSweep = (input: SweepFailedBatchesInput) =>
     args: [input],
   });
 const sweep = async (input: SweepFailedBatchesInput): Promise<SweepResult> => (await startSweep(input)).result();
+/** The activity tasks a sweep scheduled, by type. */
+const scheduledActivities = async (handle: Awaited<ReturnType<typeof startSweep>>) =>
+  ((await handle.fetchHistory()).events ?? []).flatMap((event) => {
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    return type ? [type] : [];
+  });
 
 const ids = (entries: { batchId: string }[]) => entries.map((entry) => entry.batchId).sort();
 const outcomesOf = async (batchIds: string[]) =>
@@ -43,7 +49,8 @@ test('a sweep recovers the batches with failed sessions created within the lookb
   const cleanInside = [15, 25].map((minutes) => batchCreated(minutes, 0));
   const failedOutside = [3 * 60, 5 * 60].map((minutes) => batchCreated(minutes, 2));
 
-  const result = await sweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
+  const handle = await startSweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
+  const result = await handle.result();
 
   expect(ids(result.started)).toEqual([...failedInside].sort());
   for (const { batchId, workflowId } of result.started) expect(workflowId).toBe(recoveryWorkflowId(batchId));
@@ -73,6 +80,10 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     ['completed', '1'],
   ]);
   for (const query of queries) expect(query.get('created_after')).toBe(result.window.createdAfter);
+  // One activity task per page: the task rate limit counts each list call once.
+  const activities = await scheduledActivities(handle);
+  expect(activities.filter((type) => type === 'listBatchPage')).toHaveLength(listCalls.length);
+  expect(activities.filter((type) => type !== 'listBatchPage' && type !== 'startBatchRecovery')).toEqual([]);
 
   // The recoveries run on their own, with the sweep's recovery input, and only for the picked batches.
   expect(await outcomesOf(failedInside)).toEqual(failedInside.map(() => 'recovered'));
