@@ -17,7 +17,8 @@ import { batchSettled, recoveryWorkflowId, watchBatch, type WatchBatchRequest } 
 export const BATCH_PAGE_SIZE = 100;
 /** Beyond this the poller hands new batches straight back to their recoveries' own reads; bounds the carried state. */
 export const MAX_WATCHED_BATCHES = 20_000;
-const CONTINUE_AS_NEW_AFTER_EVENTS = 10_000;
+// Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
+const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
 
 /** [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id]: compact, as it crosses continue-as-new. */
 export type WatchedBatch = [string, number] | [string, number, string];
