@@ -73,3 +73,22 @@ test('the poller reads the list a page per call and each settle costs its recove
     expect(params.get('limit')).toBe(String(BATCH_PAGE_SIZE));
   });
 });
+
+test('when the list cannot be read, the poller hands its batches to their recoveries, which read them on their own', async () => {
+  env.simulator.ledger.clear();
+  env.simulator.faults.add('list', { type: 'error', statusCode: 403 });
+  try {
+    const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } });
+    await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+    expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+    const listCalls = env.simulator.ledger.all().calls.filter((call) => call.endpoint === LIST);
+    // A refused key is permanent: one call per cycle, no retry of the page.
+    expect(listCalls.map((call) => call.statusCode)).toEqual(listCalls.map(() => 403));
+    // One cycle for each of the two waits, each handing the batch back.
+    expect(listCalls).toHaveLength(2);
+    expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  } finally {
+    env.simulator.faults.clear('list');
+  }
+});
