@@ -1,13 +1,33 @@
 import { redactUrls, type RecoverableBatch } from '../anchor-api/index.js';
 import type { BatchSnapshot, FailingSession } from '../workflows/report.js';
+import type { RetrySnapshot } from '../workflows/retry-protocol.js';
 
 /** Enough to show an operator what fails without making history grow with the batch size. */
 export const FAILING_SESSIONS_CAP = 25;
 
-/** Nothing pending or processing, or the API calls the batch finished either way. */
+/**
+ * The API calls the batch finished either way, or its counters account for every request with nothing
+ * pending or processing. A batch still `pending` or `processing` whose counters are all 0 has just been
+ * created (the API works asynchronously): counters that account for nothing do not override its status.
+ */
 export function isSettled(batch: RecoverableBatch): boolean {
   if (batch.status === 'completed' || batch.status === 'failed' || batch.status === 'cancelled') return true;
-  return batch.counts.pending === 0 && batch.counts.processing === 0;
+  const { total, completed, failed, pending, processing } = batch.counts;
+  return pending === 0 && processing === 0 && total > 0 && completed + failed >= total;
+}
+
+/**
+ * Sum of the sessions' retry_count, or null when it cannot show a retry: no sessions sent, or a session
+ * without retry_count (counting a missing one as 0 would hide a retry whose sessions failed again at once).
+ */
+function retryCountTotalOf(batch: RecoverableBatch): number | null {
+  if (batch.sessions === undefined) return null;
+  let total = 0;
+  for (const session of batch.sessions) {
+    if (session.retry_count === undefined) return null;
+    total += session.retry_count;
+  }
+  return total;
 }
 
 /**
@@ -16,9 +36,7 @@ export function isSettled(batch: RecoverableBatch): boolean {
  */
 export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): BatchSnapshot {
   const failing: FailingSession[] = [];
-  let retryCountTotal: number | null = batch.sessions ? 0 : null;
   for (const session of batch.sessions ?? []) {
-    if (retryCountTotal !== null) retryCountTotal += session.retry_count ?? 0;
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
@@ -32,10 +50,16 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     ...batch.counts,
     settled: isSettled(batch),
     percentage: batch.detail.progress?.percentage ?? null,
-    retryCountTotal,
+    retryCountTotal: retryCountTotalOf(batch),
     failing,
     observedAt: observedAt.toISOString(),
   };
+}
+
+/** The part of a status read that a retry round compares before and after its call. */
+export function toRetrySnapshot(batch: RecoverableBatch, observedAt: Date): RetrySnapshot {
+  const { status, failed, pending, processing, settled, retryCountTotal } = toBatchSnapshot(batch, observedAt);
+  return { status, failed, pending, processing, settled, retryCountTotal, observedAt: observedAt.toISOString() };
 }
 
 export function describeProgress(snapshot: BatchSnapshot): string {

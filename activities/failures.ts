@@ -12,6 +12,11 @@ const PERMANENT_KINDS = new Set<AnchorApiError['kind']>([
   'unexpected_status',
 ]);
 
+/** An error no retry fixes: the recovery stops with a report instead. */
+export function isPermanent(err: AnchorApiError): boolean {
+  return PERMANENT_KINDS.has(err.kind);
+}
+
 /**
  * Turns an Anchor API error into the Temporal failure that makes the server do
  * the right thing: give up at once, wait what Retry-After says, or back off.
@@ -22,7 +27,7 @@ export function toActivityFailure(err: unknown): unknown {
   return ApplicationFailure.create({
     type: err.kind,
     message: err.message,
-    nonRetryable: PERMANENT_KINDS.has(err.kind),
+    nonRetryable: isPermanent(err),
     nextRetryDelay: err instanceof RateLimitedError ? err.retryAfterMs : undefined,
   });
 }

@@ -1,4 +1,4 @@
-import { activityInfo, heartbeat, log } from '@temporalio/activity';
+import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import {
   MalformedResponseError,
@@ -9,8 +9,9 @@ import {
 } from '../anchor-api/index.js';
 import { BATCH_NOT_SETTLED } from '../workflows/definitions.js';
 import type { BatchSnapshot } from '../workflows/report.js';
-import { describeProgress, toBatchSnapshot } from './batch-snapshot.js';
+import { describeProgress, toBatchSnapshot, toRetrySnapshot } from './batch-snapshot.js';
 import { toActivityFailure } from './failures.js';
+import { retryEffect } from './retry-activities.js';
 import { countApiError, countRetryCall } from './metrics.js';
 
 export interface RetryFailedSessionsInput {
@@ -18,33 +19,17 @@ export interface RetryFailedSessionsInput {
   maxRetries: number;
   retryFailedOnly: boolean;
   /** The settled batch the round started from; used when no fresher snapshot was recorded. */
-  before: RetrySnapshot;
+  before: LegacyRetrySnapshot;
 }
 
 /** What the reconciliation compares: enough to see a retry's effect, small enough for heartbeat details. */
-export type RetrySnapshot = Pick<BatchSnapshot, 'failed' | 'retryCountTotal'>;
+type LegacyRetrySnapshot = Pick<BatchSnapshot, 'failed' | 'retryCountTotal'>;
 
 export interface RetryFailedSessionsResult {
   retriedSessions: number;
   apiStatus: number | null;
   apiMessage: string | null;
   reconciled: boolean;
-}
-
-export type RetryEffect = 'took_effect' | 'no_effect' | 'unknown';
-
-/**
- * Whether a retry was applied since `before` was taken: sessions in flight
- * again, fewer failed, or retry counts up mean it was. Without retry counts
- * (the API may send counters only) a retry whose sessions failed again at
- * once leaves no trace, so "nothing changed" proves nothing.
- */
-export function retryEffect(before: RetrySnapshot, now: RecoverableBatch): RetryEffect {
-  const snapshot = toBatchSnapshot(now, new Date());
-  if (snapshot.pending + snapshot.processing > 0) return 'took_effect';
-  if (snapshot.failed < before.failed) return 'took_effect';
-  if (before.retryCountTotal === null || snapshot.retryCountTotal === null) return 'unknown';
-  return snapshot.retryCountTotal > before.retryCountTotal ? 'took_effect' : 'no_effect';
 }
 
 const HEARTBEAT_INTERVAL_MS = 2_000;
@@ -75,7 +60,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
     async awaitBatchSettled(batchId: string): Promise<BatchSnapshot> {
       let batch: RecoverableBatch;
       try {
-        batch = await api.getRecoverableBatch(batchId);
+        batch = await api.getRecoverableBatch(batchId, { signal: cancellationSignal() });
       } catch (err) {
         countApiError(err);
         throw toActivityFailure(err);
@@ -92,7 +77,9 @@ export function createRecoveryActivities(api: AnchorApiClient) {
     },
 
     /**
-     * One retry call. The endpoint is not idempotent: an attempt after one
+     * The retry round of recoveries started before the retry protocol (workflows/retry-protocol.ts):
+     * kept registered so that a round they had already scheduled completes after an upgrade. New
+     * rounds use createRetryActivities. One retry call. The endpoint is not idempotent: an attempt after one
      * whose outcome may be unknown (timeout, dropped connection, worker crash)
      * reads the batch first, and sends no second retry unless the batch proves
      * the first one had no effect.
@@ -106,8 +93,9 @@ export function createRecoveryActivities(api: AnchorApiClient) {
         if (attempt > 1) {
           // The snapshot the first attempt took right before its call, if its heartbeat got through:
           // fresher than the round's, which a manual retry during the backoff would have made stale.
-          before = (heartbeatDetails as RetrySnapshot | undefined) ?? input.before;
-          const effect = retryEffect(before, await withHeartbeats(api.getRecoverableBatch(batchId)));
+          before = (heartbeatDetails as LegacyRetrySnapshot | undefined) ?? input.before;
+          const now = toRetrySnapshot(await withHeartbeats(api.getRecoverableBatch(batchId)), new Date());
+          const { effect } = retryEffect(before, now);
           if (effect !== 'no_effect') {
             log.warn('An earlier retry call may have taken effect; not sending another', { batchId, attempt, effect });
             countRetryCall(0, true);
@@ -123,7 +111,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
             };
           }
         } else {
-          const fresh = toBatchSnapshot(await api.getRecoverableBatch(batchId), new Date());
+          const fresh = toBatchSnapshot(await withHeartbeats(api.getRecoverableBatch(batchId)), new Date());
           before = { failed: fresh.failed, retryCountTotal: fresh.retryCountTotal };
         }
         const answer = await withHeartbeats(

@@ -48,6 +48,14 @@ export interface AnchorApiClientOptions {
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
 
+/** Per-call options: activities bind a call to their cancellation and to their own time limit. */
+export interface CallOptions {
+  /** Aborts the request; an abort after the request may have left the machine is an unknown outcome. */
+  signal?: AbortSignal;
+  /** Shortens the whole-request budget for this call (never lengthens it). */
+  timeoutMs?: number;
+}
+
 /** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const NOT_SENT_TIMEOUT_EVENTS = new Set(['lookup', 'connect', 'secureConnect']);
@@ -61,6 +69,7 @@ interface Call<T extends z.ZodType> {
   searchParams?: Record<string, string | number>;
   schema: T;
   mutating: boolean;
+  options?: CallOptions;
 }
 
 export class AnchorApiClient {
@@ -83,7 +92,7 @@ export class AnchorApiClient {
     });
   }
 
-  async getBatch(batchId: string): Promise<BatchStatusDetail> {
+  async getBatch(batchId: string, options?: CallOptions): Promise<BatchStatusDetail> {
     const body = await this.call({
       endpoint: ANCHOR_ENDPOINTS.getBatch,
       method: 'GET',
@@ -91,13 +100,14 @@ export class AnchorApiClient {
       batchId,
       schema: BatchStatusResponseSchema,
       mutating: false,
+      options,
     });
     return body.data ?? {};
   }
 
   /** The batch status narrowed to what recovery needs; throws MalformedResponseError otherwise. */
-  async getRecoverableBatch(batchId: string): Promise<RecoverableBatch> {
-    return requireRecoverableBatch(await this.getBatch(batchId), batchId);
+  async getRecoverableBatch(batchId: string, options?: CallOptions): Promise<RecoverableBatch> {
+    return requireRecoverableBatch(await this.getBatch(batchId, options), batchId);
   }
 
   /** One page of the team's batches, newest first. */
@@ -121,7 +131,7 @@ export class AnchorApiClient {
    * Starts new attempts for the batch's failed sessions. NOT idempotent: on an error with
    * `outcomeUnknown`, read the batch before deciding to call again.
    */
-  async retryFailedSessions(batchId: string, request: RetryRequest): Promise<RetryResult> {
+  async retryFailedSessions(batchId: string, request: RetryRequest, options?: CallOptions): Promise<RetryResult> {
     const endpoint = ANCHOR_ENDPOINTS.retryFailedSessions;
     const parsed = RetryRequestSchema.safeParse(request);
     if (!parsed.success) {
@@ -139,6 +149,7 @@ export class AnchorApiClient {
       json: parsed.data,
       schema: RetryResponseSchema,
       mutating: true,
+      options,
     });
     return body.data ?? {};
   }
@@ -170,11 +181,14 @@ export class AnchorApiClient {
 
   private async call<T extends z.ZodType>(call: Call<T>): Promise<z.infer<T>> {
     let response: Response<string>;
+    const { signal, timeoutMs } = call.options ?? {};
     try {
       response = await this.http(call.path, {
         method: call.method,
         ...(call.json === undefined ? {} : { json: call.json }),
         ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
+        ...(signal === undefined ? {} : { signal }),
+        ...(timeoutMs === undefined ? {} : { timeout: { request: Math.min(timeoutMs, this.timeoutMs) } }),
       });
     } catch (error) {
       throw this.transportError(error, call);
@@ -190,7 +204,8 @@ export class AnchorApiClient {
     };
     let json: unknown;
     try {
-      json = JSON.parse(response.body);
+      // Backends commonly send null for "absent": a null is dropped, so an optional field may be null anywhere.
+      json = JSON.parse(response.body, (_key, value: unknown) => (value === null ? undefined : value));
     } catch {
       throw new MalformedResponseError({ ...context, problem: 'body is not JSON' });
     }
@@ -220,7 +235,8 @@ export class AnchorApiClient {
       const header = response.headers['retry-after'];
       return new RateLimitedError({ ...context, retryAfterMs: parseRetryAfterMs(header) });
     }
-    if (status >= 500) return new ServerError(context);
+    // A 5xx to a mutating call may come after the server acted on it.
+    if (status >= 500) return new ServerError({ ...context, outcomeUnknown: call.mutating });
     return new UnexpectedStatusError(context);
   }
 
@@ -230,16 +246,18 @@ export class AnchorApiClient {
     if (error instanceof TimeoutError) {
       return new AnchorTimeoutError({
         ...context,
-        timeoutMs: this.timeoutMs,
+        timeoutMs: Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs),
         outcomeUnknown: !NOT_SENT_TIMEOUT_EVENTS.has(error.event),
         cause: this.sanitizedCause(error),
       });
     }
     if (error instanceof RequestError) {
+      // An abort before a socket was assigned cannot have reached the server.
+      const abortedBeforeSending = error.code === 'ERR_ABORTED' && error.timings?.socket === undefined;
       return new AnchorNetworkError({
         ...context,
         apiMessage: this.redact(error.message),
-        outcomeUnknown: !NOT_SENT_CODES.has(error.code),
+        outcomeUnknown: !NOT_SENT_CODES.has(error.code) && !abortedBeforeSending,
         cause: this.sanitizedCause(error),
       });
     }

@@ -115,8 +115,8 @@ export class RateLimitedError extends AnchorApiError {
 
 export class ServerError extends AnchorApiError {
   readonly kind = 'server_error';
-  constructor(context: AnchorApiErrorContext) {
-    super('Anchor API server error', context, false);
+  constructor(context: AnchorApiErrorContext & { outcomeUnknown: boolean }) {
+    super('Anchor API server error', context, context.outcomeUnknown);
   }
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /*
- * One source of truth for the batch-sessions contract (/work/shared/anchor-batch-sessions.openapi.yaml),
+ * One source of truth for the batch-sessions contract (../shared/anchor-batch-sessions.openapi.yaml),
  * imported by the client and the simulator alike.
  *
  * Response schemas mirror the contract: it marks almost nothing as required, so nearly every field is
@@ -9,7 +9,13 @@ import { z } from 'zod';
  * is decided once, in recoverable-batch.ts. A field that is present but mistyped is rejected.
  */
 
+/** Strict, for what the simulator validates in requests. */
 const dateTime = z.iso.datetime({ offset: true });
+/**
+ * Timestamps in answers: the product never reads their format, and the contract allows more forms than ISO-8601
+ * with an offset, so any string passes. (A null anywhere in an answer is dropped before validation: see client.ts.)
+ */
+const answerTimestamp = z.string();
 const freeFormObject = z.record(z.string(), z.unknown());
 
 export const BatchStatusSchema = z.enum(['pending', 'processing', 'completed', 'failed', 'cancelled']);
@@ -36,8 +42,8 @@ export const BatchSessionItemSchema = z.looseObject({
   live_view_url: z.string().optional(),
   error: z.string().optional(),
   retry_count: z.int().optional(),
-  started_at: dateTime.optional(),
-  completed_at: dateTime.optional(),
+  started_at: answerTimestamp.optional(),
+  completed_at: answerTimestamp.optional(),
   metadata: freeFormObject.optional(),
 });
 export type BatchSessionItem = z.infer<typeof BatchSessionItemSchema>;
@@ -56,8 +62,8 @@ export const BatchStatusDetailSchema = z.looseObject({
   failed_requests: z.int().optional(),
   processing_requests: z.int().optional(),
   pending_requests: z.int().optional(),
-  created_at: dateTime.optional(),
-  actual_completion_time: dateTime.optional(),
+  created_at: answerTimestamp.optional(),
+  actual_completion_time: answerTimestamp.optional(),
   error: z.string().optional(),
   sessions: z.array(BatchSessionItemSchema).optional(),
   progress: BatchProgressSchema.optional(),
@@ -70,8 +76,8 @@ export const BatchSummarySchema = z.looseObject({
   total_requests: z.int().optional(),
   completed_requests: z.int().optional(),
   failed_requests: z.int().optional(),
-  created_at: dateTime.optional(),
-  actual_completion_time: dateTime.optional(),
+  created_at: answerTimestamp.optional(),
+  actual_completion_time: answerTimestamp.optional(),
 });
 export type BatchSummary = z.infer<typeof BatchSummarySchema>;
 
@@ -94,7 +100,7 @@ export const CreateBatchResultSchema = z.looseObject({
   batch_id: z.string().optional(),
   status: BatchStatusSchema.optional(),
   total_requests: z.int().optional(),
-  created_at: dateTime.optional(),
+  created_at: answerTimestamp.optional(),
 });
 export type CreateBatchResult = z.infer<typeof CreateBatchResultSchema>;
 

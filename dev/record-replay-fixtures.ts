@@ -49,6 +49,21 @@ const scenarios: Record<string, () => Promise<string>> = {
     await recoveries.start({ batchId: batch.id, ...fast });
     return recoveryWorkflowId(batch.id);
   },
+  async 'protocol-reconciled-unknown-outcome'() {
+    // The retry protocol: the call's answer is lost, the batch shows the call was applied.
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
+  async 'protocol-not-sent-then-resent'() {
+    // The retry protocol: a 429 and a 5xx before the call is applied; neither is a round.
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 1, times: 1, batchId: batch.id });
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'operator-controls'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
     await recoveries.start({

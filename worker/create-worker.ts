@@ -4,6 +4,7 @@ import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
+import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import { createPollerActivities } from '../activities/poller-activities.js';
 import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../workflows/definitions.js';
@@ -33,6 +34,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     ...(workflows ?? { workflowsPath }),
     activities: {
       ...createRecoveryActivities(api),
+      ...createRetryActivities(api),
       ...createSweepActivities(api, client),
       ...createPollerActivities(api),
     },

@@ -3,6 +3,7 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
   TimeoutFailure,
   condition,
   continueAsNew,
@@ -13,11 +14,13 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
+import type { RetryActivities } from '../activities/retry-activities.js';
 import {
   BATCH_NOT_SETTLED,
   batchSettled,
@@ -43,7 +46,9 @@ import {
   type BatchSnapshot,
   type RecoveryOutcome,
   type RecoveryReport,
+  type RecoveryRound,
 } from './report.js';
+import type { RetrySnapshot, SendRetryResult } from './retry-protocol.js';
 import {
   anchorBatchIdKey,
   recoveryOutcomeKey,
@@ -52,16 +57,32 @@ import {
   stillFailedSessionsKey,
 } from './search-attributes.js';
 
-/** What one run hands the next across continue-as-new, so the report and the deadline are continuous. */
+/** What one run hands the next across continue-as-new: the report, and operator intent not yet acted on. */
 export interface CarriedRecovery {
   report: RecoveryReport;
+  /** A retryNow received while the batch was in flight, still to skip the next backoff. */
+  retryNowRequested?: boolean;
 }
 
+/** Recoveries started before it keep the single-activity round they recorded (retryFailedSessions). */
+const RETRY_PROTOCOL_PATCH = 'retry-protocol-v2';
 const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
 /** Recoveries from this change on wait for the task queue's batch status poller, when it runs. */
 const WAIT_FOR_POLLER_PATCH = 'wait-for-batch-status-poller';
 /** A poller that lost its state (terminated and restarted) learns the batch again this often, in poll maximum intervals. */
 const REWATCH_AFTER_POLL_INTERVALS = 15;
+
+/*
+ * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
+ * 5 s before its heartbeat window, so the server never declares a call lost while its request can
+ * still go out; a reconciliation reads the batch no sooner than RECONCILE_GRACE_MS after the request
+ * ended. The API applying a call later than that is the window no client can close.
+ */
+const SEND_HEARTBEAT_TIMEOUT_MS = 20_000;
+const SEND_TIMEOUT_MS = 30_000;
+export const RECONCILE_GRACE_MS = 5_000;
+/** A reconciliation may run past the deadline by this much: a call that was sent is always in the report. */
+const RECONCILE_MIN_BUDGET_MS = 120_000;
 
 function countRecovery(outcome: RecoveryOutcome | 'failed'): void {
   metricMeter.createCounter('anchor_recoveries', 'recoveries', 'Recoveries ended, by outcome').add(1, { outcome });
@@ -91,7 +112,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const deadlineAt = Date.parse(report.deadlineAt);
   const remainingMs = () => deadlineAt - Date.now();
 
-  let retryNowRequested = false;
+  let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;
   let settleNoticed = false;
   setHandler(getRecoveryReport, () => report);
@@ -189,6 +210,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const waitForSettledBatch = async (): Promise<BatchSnapshot> => {
     report.phase = 'waiting_for_batch';
     report.nextRetryAt = null;
+    // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
+    if (remainingMs() <= 0 && patched(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
     if (patched(WAIT_FOR_POLLER_PATCH)) await waitForPoller();
     // The poll schedule is the activity's retry policy: see awaitBatchSettled.
     const { awaitBatchSettled } = proxyActivities<RecoveryActivities>({
@@ -229,7 +252,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  const retryRound = async (before: BatchSnapshot): Promise<void> => {
+  /** The round of recoveries started before the retry protocol: one activity that reconciles itself. */
+  const legacyRetryRound = async (before: BatchSnapshot): Promise<void> => {
     const round = report.rounds.length + 1;
     report.phase = 'retrying';
     report.nextRetryAt = null;
@@ -274,23 +298,193 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     publishProgress();
   };
 
+  /** Reads of the batch inside a round are safe to repeat; the deadline bounds them. */
+  const readActivity = (summary: string, minimumBudgetMs = 1) =>
+    proxyActivities<RetryActivities>({
+      startToCloseTimeout: '1m',
+      scheduleToCloseTimeout: Math.max(minimumBudgetMs, remainingMs()),
+      retry: policy.poll,
+      summary,
+    });
+
+  /** One retry call, never retried by the server: the workflow decides what its outcome calls for. */
+  const sendOnce = async (round: number): Promise<SendRetryResult> => {
+    const { sendRetry } = proxyActivities<RetryActivities>({
+      startToCloseTimeout: SEND_TIMEOUT_MS,
+      heartbeatTimeout: SEND_HEARTBEAT_TIMEOUT_MS,
+      retry: { maximumAttempts: 1 },
+      summary: `retry round ${round}`,
+    });
+    try {
+      return await sendRetry({ batchId, maxRetries: policy.maxRetries, retryFailedOnly: policy.retryFailedOnly });
+    } catch (err) {
+      // The API refused the call for good (a wrong key, an unknown batch): nothing was applied.
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable)
+        throw err;
+      // The worker was lost mid-call (a timeout), or a failure the activity did not classify: it may have gone out.
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      return {
+        kind: 'unknown',
+        errorType: cause instanceof TimeoutFailure ? 'worker_lost' : ((cause as Error | undefined)?.name ?? 'unknown'),
+        reason: (cause as Error | undefined)?.message ?? String(err),
+      };
+    }
+  };
+
+  /**
+   * Sends the round's call and settles what it did. A call whose outcome is unknown is reconciled
+   * against `first`, taken right before it; only a batch that proves the call had no effect gets
+   * another. Returns the round, or the failure of a call that provably was not sent.
+   */
+  const callUntilKnown = async (
+    round: number,
+    first: RetrySnapshot,
+    startedAt: string,
+    callsNotSent: number,
+  ): Promise<RecoveryRound | Extract<SendRetryResult, { kind: 'not_sent' }>> => {
+    let before = first;
+    let callsSent = 0;
+    const facts = (rest: Pick<RecoveryRound, 'retriedSessions' | 'apiStatus' | 'apiMessage' | 'reconciled'>) => ({
+      round,
+      startedAt,
+      ...rest,
+      failedBefore: before.failed,
+      failedAfter: null,
+      recovered: null,
+      callsSent,
+      callsNotSent,
+    });
+    for (;;) {
+      const result = await sendOnce(round);
+      if (result.kind === 'not_sent' && callsSent === 0) return result;
+      if (result.kind !== 'not_sent') callsSent += 1;
+      switch (result.kind) {
+        case 'applied':
+          return facts({
+            // An unreadable answer still means the API took the call: it retried what had failed.
+            retriedSessions: result.retriedSessions ?? before.failed,
+            apiStatus: 200,
+            apiMessage: result.apiMessage,
+            reconciled: false,
+          });
+        case 'nothing_to_retry':
+          return facts({ retriedSessions: 0, apiStatus: 400, apiMessage: result.apiMessage, reconciled: false });
+        case 'not_sent':
+        case 'unknown':
+          break;
+      }
+      // Outcome unknown. A resend that was refused is reconciled too: the batch shows it had no effect,
+      // and the call goes out again, compared against the same snapshot.
+      const requestEnds =
+        result.kind === 'unknown' && result.sentAt !== undefined
+          ? Date.parse(result.sentAt) + (result.requestTimeoutMs ?? 0)
+          : Date.now();
+      const graceMs = Math.max(0, requestEnds + RECONCILE_GRACE_MS - Date.now());
+      await sleep(graceMs, { summary: `wait before reconciling round ${round}` });
+      const lost = `answer lost (${result.errorType}: ${result.reason})`;
+      let verdict;
+      try {
+        const { reconcileRetry } = readActivity(`reconcile round ${round}`, RECONCILE_MIN_BUDGET_MS);
+        verdict = await reconcileRetry({ batchId, before });
+      } catch (err) {
+        const readFailure = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+        recordRound(report, {
+          ...facts({ retriedSessions: 0, apiStatus: null, apiMessage: lost, reconciled: true }),
+          reconcileEffect: 'unknown',
+          reconcileReason: `the batch could not be read to reconcile (${readFailure}); no call was sent again`,
+        });
+        publishProgress();
+        throw err;
+      }
+      if (verdict.effect === 'no_effect') {
+        log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
+        before = verdict.snapshot;
+        continue;
+      }
+      log.warn('Retry call outcome reconciled from the batch; not sending another', {
+        batchId,
+        round,
+        effect: verdict.effect,
+      });
+      return {
+        ...facts({
+          // What the API would have answered under retry_failed_only; 0 when the batch cannot tell.
+          retriedSessions: verdict.effect === 'took_effect' ? before.failed : 0,
+          apiStatus: null,
+          apiMessage: lost,
+          reconciled: true,
+        }),
+        reconcileEffect: verdict.effect,
+        reconcileReason: verdict.reason,
+      };
+    }
+  };
+
+  /**
+   * One round of the retry protocol (docs/retry-protocol.md): a snapshot right before the call, the
+   * call, and a reconciliation when its outcome is unknown. A call that provably was not sent is never
+   * a round: it is sent again after Retry-After or a backoff. Returns false when the batch changed
+   * before the call (it is in flight again, or nothing fails any more): no call, the loop waits again.
+   */
+  const retryRound = async (): Promise<boolean> => {
+    const round = report.rounds.length + 1;
+    const startedAt = new Date().toISOString();
+    let callsNotSent = 0;
+    for (;;) {
+      report.phase = 'retrying';
+      report.nextRetryAt = null;
+      const { readRetrySnapshot } = readActivity(`status read before retry round ${round}`);
+      const before = await untilDeadline(() => readRetrySnapshot(batchId));
+      if (!before.settled || before.failed === 0) {
+        log.info('Batch changed before the retry call; waiting for it to settle again', { batchId, round });
+        return false;
+      }
+      // From here on a call may be out: a cancel waits for its outcome, so the round is always in the report.
+      const outcome = await CancellationScope.nonCancellable(() =>
+        callUntilKnown(round, before, startedAt, callsNotSent),
+      );
+      if ('round' in outcome) {
+        recordRound(report, outcome);
+        log.info('Retry round recorded', {
+          batchId,
+          round,
+          retriedSessions: outcome.retriedSessions,
+          reconciled: outcome.reconciled,
+        });
+        publishProgress();
+        return true;
+      }
+      callsNotSent += 1;
+      report.lastError = { type: outcome.errorType, message: outcome.reason, at: new Date().toISOString() };
+      const waitMs =
+        outcome.retryAfterMs ??
+        Math.min(policy.poll.initialInterval * 2 ** (callsNotSent - 1), policy.poll.maximumInterval);
+      if (waitMs >= remainingMs()) throw new DeadlineReached();
+      log.info('Retry call not sent; sending it again', { batchId, round, errorType: outcome.errorType, waitMs });
+      report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
+      await sleep(waitMs, { summary: `wait before resending round ${round}` });
+    }
+  };
+
   const recover = async (): Promise<RecoveryOutcome> => {
     for (;;) {
       const snapshot = await waitForSettledBatch();
       recordSettledBatch(report, snapshot);
       publishProgress();
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
-      if (snapshot.failed === 0) return report.rounds.length === 0 ? 'clean' : 'recovered';
+      // Failures that someone else's retry fixed were failures all the same: not `clean`.
+      if (snapshot.failed === 0) return report.rounds.length === 0 && !report.failuresSeen ? 'clean' : 'recovered';
       if (report.rounds.length >= policy.maxRounds) return 'exhausted';
       const info = workflowInfo();
       if (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested) {
         await condition(allHandlersFinished);
         report.continuedAsNew += 1;
-        return await continueAsNew<typeof recoverBatch>(policy, { report });
+        return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested });
       }
       await waitBeforeRetry(report.rounds.length + 1);
       if (report.rounds.length >= policy.maxRounds) return 'exhausted';
-      await retryRound(snapshot);
+      if (patched(RETRY_PROTOCOL_PATCH)) await retryRound();
+      else await legacyRetryRound(snapshot);
     }
   };
 
@@ -312,20 +506,24 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     if (err instanceof DeadlineReached) return finish('deadline');
     // An operator's cancel ends the recovery with its report, not a bare failure.
     if (isCancellation(err)) return finish('operator_cancelled');
-    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-      report.phase = 'done';
-      report.nextRetryAt = null;
-      report.finishedAt = new Date().toISOString();
-      report.failure = { type: err.cause.type ?? 'unknown', message: err.cause.message };
-      publishProgress();
-      countRecovery('failed');
-      throw ApplicationFailure.create({
-        type: err.cause.type ?? 'RecoveryFailed',
-        message: `Recovery of batch ${batchId} stopped: ${err.cause.message}`,
-        nonRetryable: true,
-        details: [report],
-      });
-    }
-    throw err;
+    if (err instanceof ContinueAsNew) throw err;
+    // Anything else stops the recovery, with its report: an API refusal, an oversized payload, a bug of ours.
+    // Left to fail the workflow task instead, it would retry forever and the recovery would stay `running`.
+    const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+    const type = cause instanceof ApplicationFailure ? (cause.type ?? 'unknown') : (cause as Error).name;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    report.phase = 'done';
+    report.nextRetryAt = null;
+    report.finishedAt = new Date().toISOString();
+    report.failure = { type, message };
+    publishProgress();
+    countRecovery('failed');
+    log.error('Recovery stopped', { batchId, type, message });
+    throw ApplicationFailure.create({
+      type,
+      message: `Recovery of batch ${batchId} stopped: ${message}`,
+      nonRetryable: true,
+      details: [report],
+    });
   }
 }

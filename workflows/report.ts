@@ -47,8 +47,19 @@ export interface RecoveryRound {
   /** Filled in when the batch has settled after the retry. */
   failedAfter: number | null;
   recovered: number | null;
-  /** The retry call's outcome was unknown and the batch showed it had taken effect: no second call was sent. */
+  /** The retry call's answer was lost: the round was recorded from the batch, and no second call was sent. */
   reconciled: boolean;
+  /**
+   * For a reconciled round: `took_effect` when the batch shows the call was applied, `unknown` when it
+   * cannot show either way (counted as a round all the same: a second call could retry twice).
+   */
+  reconcileEffect?: 'took_effect' | 'unknown';
+  /** Why the round was reconciled and what the batch showed. */
+  reconcileReason?: string;
+  /** Retry calls sent in the round: more than 1 only after the batch proved the earlier ones had no effect. */
+  callsSent?: number;
+  /** Calls that provably never reached the API (refused, 429) before this round's call went out. */
+  callsNotSent?: number;
 }
 
 export interface RecoveryReport {
@@ -70,6 +81,8 @@ export interface RecoveryReport {
   continuedAsNew: number;
   /** The last API failure the recovery waited out; kept so a `deadline` outcome says why time ran out. */
   lastError?: { type: string; message: string; at: string } | null;
+  /** A settled read showed failed sessions at some point (absent in reports from before it was kept). */
+  failuresSeen?: boolean;
   /** Set when the recovery stopped on a permanent error (the outcome then stays null). */
   failure?: { type: string; message: string } | null;
 }
@@ -100,6 +113,7 @@ export function newReport(batchId: string, workflowId: string, startedAt: Date, 
 /** Folds a settled status read into the report: closes the open round and refreshes what still fails. */
 export function recordSettledBatch(report: RecoveryReport, snapshot: BatchSnapshot): void {
   report.batch = snapshot;
+  if (snapshot.failed > 0) report.failuresSeen = true;
   report.stillFailing = { sessions: snapshot.failing, total: snapshot.failed };
   report.totals.stillFailed = snapshot.failed;
   const open = report.rounds.at(-1);

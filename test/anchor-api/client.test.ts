@@ -14,6 +14,7 @@ import {
   UnauthorizedError,
 } from '../../anchor-api/index.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
+import { eventually } from '../helpers/recovery-env.js';
 
 const API_KEY = 'sk-live-client-test-5f0c2a91e4';
 const ATTEMPT_MS = 1000;
@@ -221,9 +222,11 @@ describe('AnchorApiClient errors', () => {
     const batchId = settledBatchWithFailures();
     simulator.faults.add('status', { type: 'error', statusCode, times: 5 });
     simulator.faults.add('retry', { type: 'error', statusCode, times: 5 });
-    expect(await caught(client.getBatch(batchId))).toBeInstanceOf(ServerError);
+    expect(await caught(client.getBatch(batchId))).toMatchObject({ kind: 'server_error', outcomeUnknown: false });
+    // A 5xx to the retry call may come after the server acted on it: only a reconciliation can tell.
     const error = await caught(client.retryFailedSessions(batchId, { max_retries: 1 }));
-    expect(error).toMatchObject({ kind: 'server_error', statusCode, outcomeUnknown: false });
+    expect(error).toBeInstanceOf(ServerError);
+    expect(error).toMatchObject({ kind: 'server_error', statusCode, outcomeUnknown: true });
     const ledger = simulator.ledger.forBatch(batchId);
     expect(ledger.calls.map((call) => [call.method, call.statusCode])).toEqual([
       ['GET', statusCode],
@@ -262,6 +265,32 @@ describe('AnchorApiClient errors', () => {
     ]);
     expect((await client.getBatch(batchId)).status).toBe('processing');
     expectNoKey(error);
+  });
+
+  it('a call aborted before it left (the activity was cancelled first): nothing was sent', async () => {
+    const batchId = settledBatchWithFailures();
+    const error = await caught(
+      client.retryFailedSessions(batchId, { max_retries: 1 }, { signal: AbortSignal.abort() }),
+    );
+    expect(error).toMatchObject({ kind: 'network', outcomeUnknown: false });
+    expect(simulator.ledger.forBatch(batchId).calls).toEqual([]);
+  });
+
+  it('a call aborted while in flight: its outcome is unknown', async () => {
+    const batchId = settledBatchWithFailures();
+    simulator.faults.add('retry', { type: 'hang', times: 1 });
+    const abort = new AbortController();
+    const pending = caught(client.retryFailedSessions(batchId, { max_retries: 1 }, { signal: abort.signal }));
+    await eventually('the call to reach the API', () => simulator.ledger.forBatch(batchId).calls[0]);
+    abort.abort();
+    expect(await pending).toMatchObject({ kind: 'network', outcomeUnknown: true });
+  });
+
+  it('a per-call timeout shortens the client-wide one', async () => {
+    const batchId = settledBatchWithFailures();
+    simulator.faults.add('retry', { type: 'hang', times: 1 });
+    const error = await caught(client.retryFailedSessions(batchId, { max_retries: 1 }, { timeoutMs: 100 }));
+    expect(error).toMatchObject({ kind: 'timeout', outcomeUnknown: true, timeoutMs: 100 });
   });
 
   it('connection refused: a network error whose outcome is known (nothing was sent)', async () => {

@@ -82,9 +82,7 @@ test('the JSON logs of that recovery carry workflowId and batchId, and no API ke
   const finished = entries.find((entry) => entry.msg === 'Recovery finished');
   expect(finished).toMatchObject({ batchId, workflowId, outcome: 'recovered', level: 30 });
   // Activity entries: the SDK adds the workflow the activity runs for.
-  expect(entries.some((entry) => entry.activityType === 'retryFailedSessions' && entry.workflowId === workflowId)).toBe(
-    true,
-  );
+  expect(entries.some((entry) => entry.activityType === 'sendRetry' && entry.workflowId === workflowId)).toBe(true);
   const output = worker.stdout() + worker.stderr();
   expect(output).not.toContain(TEST_API_KEY);
   expect(output).not.toMatch(/wss:\/\//);

@@ -62,7 +62,7 @@ test('a 429 on the retry call waits what Retry-After says before the next attemp
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
 });
 
-test('a storm of 5xx answers is retried with backoff until the retry goes through once', async () => {
+test('a storm of 5xx answers to the retry call is reconciled each time, and the call is sent again only after the batch proves it had no effect', async () => {
   const batch = oneFailingSession();
   env.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 2, batchId: batch.id });
   env.simulator.faults.add('retry', { type: 'error', statusCode: 500, times: 1, batchId: batch.id });
@@ -72,9 +72,15 @@ test('a storm of 5xx answers is retried with backoff until the retry goes throug
 
   expect(report.outcome).toBe('recovered');
   expect(report.rounds).toHaveLength(1);
-  expect(report.rounds[0]).toMatchObject({ retriedSessions: 1, apiStatus: 200, reconciled: false });
-  // Retry attempts after a definite failure read the batch first: one GET before each later POST.
+  expect(report.rounds[0]).toMatchObject({ retriedSessions: 1, apiStatus: 200, reconciled: false, callsSent: 4 });
   expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([503, 503, 500, 200]);
+  // Each 5xx was followed by a read that found the retry counts unchanged before the next POST.
+  const calls = env.simulator.ledger.forBatch(batch.id).calls;
+  const posts = calls.filter((call) => call.method === 'POST');
+  for (const [index, post] of posts.slice(1).entries()) {
+    const between = calls.filter((call) => call.seq > posts[index]!.seq && call.seq < post.seq);
+    expect(between.some((call) => call.method === 'GET' && call.statusCode === 200)).toBe(true);
+  }
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
 });
 
@@ -100,7 +106,7 @@ test('a retry applied by the API whose answer is lost is reconciled, not sent ag
   ]);
 });
 
-test('a batch with no failed sessions left by retry time records a round that retried 0', async () => {
+test('a batch with nothing left to retry by retry time gets no call and no round', async () => {
   const batch = oneFailingSession();
   // Someone else retries the batch while the recovery waits out its backoff.
   const manual = () =>
@@ -117,7 +123,27 @@ test('a batch with no failed sessions left by retry time records a round that re
   await env.recoveries.retryNow(batch.id);
   const report = await env.recoveries.result(batch.id);
 
-  expect(report.rounds[0]).toMatchObject({ retriedSessions: 0, apiStatus: 400, failedBefore: 1 });
+  expect(report.rounds).toEqual([]);
+  expect(report.outcome).toBe('recovered');
+  // Only the manual call: the snapshot right before the recovery's call showed the batch in flight or clean.
+  expect(retryPosts(batch.id)).toHaveLength(1);
+});
+
+test('a 400 "nothing to retry" answer is a round that retried 0', async () => {
+  const batch = oneFailingSession();
+  env.simulator.faults.add('retry', {
+    type: 'error',
+    statusCode: 400,
+    message: 'No failed sessions to retry',
+    times: 1,
+    batchId: batch.id,
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 2 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.rounds[0]).toMatchObject({ retriedSessions: 0, apiStatus: 400, failedBefore: 1, reconciled: false });
+  expect(report.rounds[1]).toMatchObject({ retriedSessions: 1, apiStatus: 200 });
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([400, 200]);
   expect(report.outcome).toBe('recovered');
 });
 
@@ -147,8 +173,14 @@ test('without retry counts in the answers, a lost retry answer is never followed
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
   const report = await env.recoveries.result(batch.id);
 
-  expect(report.rounds[0]).toMatchObject({ reconciled: true, apiStatus: null, retriedSessions: 0 });
-  expect(report.rounds[0]?.apiMessage).toMatch(/cannot show whether the retry was applied/);
+  expect(report.rounds[0]).toMatchObject({
+    reconciled: true,
+    reconcileEffect: 'unknown',
+    apiStatus: null,
+    retriedSessions: 0,
+    callsSent: 1,
+  });
+  expect(report.rounds[0]?.reconcileReason).toMatch(/cannot show whether the call was applied/);
   // Round 1's call was applied once; the next call belongs to round 2.
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(2);
   expect(report.rounds).toHaveLength(2);

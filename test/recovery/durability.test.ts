@@ -76,7 +76,14 @@ test('a worker killed with SIGKILL mid-retry is replaced by another that finishe
 
     expect(report.outcome).toBe('recovered');
     expect(report.rounds).toEqual([
-      expect.objectContaining({ round: 1, reconciled: true, failedBefore: 2, failedAfter: 0 }),
+      expect.objectContaining({
+        round: 1,
+        reconciled: true,
+        reconcileEffect: 'took_effect',
+        failedBefore: 2,
+        failedAfter: 0,
+        apiMessage: expect.stringContaining('worker_lost'),
+      }),
     ]);
     expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
     expect(env.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.path.endsWith('/retry'))).toHaveLength(

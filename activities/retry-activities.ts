@@ -1,0 +1,161 @@
+import { activityInfo, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import {
+  AnchorApiError,
+  MalformedResponseError,
+  NoFailedSessionsError,
+  RateLimitedError,
+  redactUrls,
+  type AnchorApiClient,
+} from '../anchor-api/index.js';
+import type { BatchSnapshot } from '../workflows/report.js';
+import type {
+  ReconcileRetryInput,
+  ReconcileRetryResult,
+  RetryEffect,
+  RetrySnapshot,
+  SendRetryInput,
+  SendRetryResult,
+} from '../workflows/retry-protocol.js';
+import { toRetrySnapshot } from './batch-snapshot.js';
+import { isPermanent, toActivityFailure } from './failures.js';
+import { countApiError, countRetryCall } from './metrics.js';
+
+/*
+ * The retry round's three steps, sequenced by the workflow so that every decision is in its history
+ * (docs/retry-protocol.md): a snapshot right before the call, the call itself, and, only when its
+ * outcome is unknown, a comparison of the batch against that snapshot.
+ */
+
+/** Time kept between the end of the HTTP request and the end of the activity's heartbeat window. */
+const SEND_MARGIN_MS = 5_000;
+const HEARTBEAT_INTERVAL_MS = 2_000;
+
+/**
+ * What the batch says about a retry call sent after `before` was taken. Sessions in flight again, fewer
+ * failed, or retry counts up mean it was applied. Only unchanged retry counts that every session carries
+ * prove it was not: without them (counters only, or a session lacking retry_count) a retry whose sessions
+ * failed again at once leaves no trace.
+ */
+export function retryEffect(
+  before: Pick<BatchSnapshot, 'failed' | 'retryCountTotal'>,
+  now: Pick<RetrySnapshot, 'failed' | 'pending' | 'processing' | 'retryCountTotal'>,
+): RetryEffect {
+  if (now.pending + now.processing > 0)
+    return { effect: 'took_effect', reason: 'sessions are in flight again since the call' };
+  if (now.failed < before.failed)
+    return { effect: 'took_effect', reason: `failed sessions went from ${before.failed} to ${now.failed}` };
+  if (before.retryCountTotal === null || now.retryCountTotal === null)
+    return {
+      effect: 'unknown',
+      reason: 'the API sent no retry count for every session, so the batch cannot show whether the call was applied',
+    };
+  if (now.retryCountTotal > before.retryCountTotal)
+    return {
+      effect: 'took_effect',
+      reason: `retry counts went from ${before.retryCountTotal} to ${now.retryCountTotal}`,
+    };
+  return { effect: 'no_effect', reason: 'retry counts and failed sessions are unchanged since the call' };
+}
+
+/** Heartbeats while `work` runs, so a worker that dies mid-call is noticed after the heartbeat timeout. */
+async function withHeartbeats<T>(work: Promise<T>): Promise<T> {
+  heartbeat();
+  const timer = setInterval(() => heartbeat(), HEARTBEAT_INTERVAL_MS);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function describeFailure(err: unknown): { errorType: string; reason: string } {
+  if (err instanceof AnchorApiError) return { errorType: err.kind, reason: err.message };
+  return { errorType: err instanceof Error ? err.name : 'unknown', reason: String(err) };
+}
+
+export function createRetryActivities(api: AnchorApiClient) {
+  /** Reads are safe to repeat: the server's retry policy retries their transient failures. */
+  const read = async (batchId: string): Promise<RetrySnapshot> => {
+    try {
+      return toRetrySnapshot(await api.getRecoverableBatch(batchId, { signal: cancellationSignal() }), new Date());
+    } catch (err) {
+      countApiError(err);
+      throw toActivityFailure(err);
+    }
+  };
+
+  return {
+    /** The batch right before a retry call: the call is sent only from a settled batch with failures. */
+    async readRetrySnapshot(batchId: string): Promise<RetrySnapshot> {
+      return read(batchId);
+    },
+
+    /**
+     * One retry call, never repeated here: the workflow schedules it with a single attempt and decides
+     * what follows from the outcome this returns. The request must end before the heartbeat window does,
+     * so the server never declares the attempt lost while its request is still in flight.
+     */
+    async sendRetry(input: SendRetryInput): Promise<SendRetryResult> {
+      const { batchId, maxRetries, retryFailedOnly } = input;
+      const { heartbeatTimeoutMs } = activityInfo();
+      const timeoutMs = heartbeatTimeoutMs ? Math.max(1_000, heartbeatTimeoutMs - SEND_MARGIN_MS) : undefined;
+      const sentAt = new Date().toISOString();
+      try {
+        const answer = await withHeartbeats(
+          api.retryFailedSessions(
+            batchId,
+            { retry_failed_only: retryFailedOnly, max_retries: maxRetries },
+            { signal: cancellationSignal(), ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+          ),
+        );
+        countRetryCall(answer.retried_sessions ?? 0, false);
+        return {
+          kind: 'applied',
+          retriedSessions: answer.retried_sessions ?? null,
+          apiMessage: answer.message === undefined ? null : redactUrls(answer.message),
+        };
+      } catch (err) {
+        // The batch settled with nothing to retry: a round that retried 0.
+        if (err instanceof NoFailedSessionsError) {
+          return { kind: 'nothing_to_retry', apiMessage: redactUrls(err.apiMessage ?? '') };
+        }
+        countApiError(err);
+        // A 2xx whose body is unreadable: the API took the call.
+        if (err instanceof MalformedResponseError && err.outcomeUnknown) {
+          countRetryCall(0, false);
+          return { kind: 'applied', retriedSessions: null, apiMessage: `answer unreadable (${err.problem})` };
+        }
+        if (err instanceof AnchorApiError && isPermanent(err)) throw toActivityFailure(err);
+        const { errorType, reason } = describeFailure(err);
+        if (err instanceof AnchorApiError && !err.outcomeUnknown) {
+          log.info('Retry call not sent', { batchId, errorType });
+          return {
+            kind: 'not_sent',
+            errorType,
+            reason,
+            retryAfterMs: err instanceof RateLimitedError ? (err.retryAfterMs ?? null) : null,
+          };
+        }
+        log.warn('Retry call outcome unknown; the workflow reconciles before any new call', { batchId, errorType });
+        // An answer (a 5xx) ended the request; otherwise it may have lasted until its timeout.
+        const answered = err instanceof AnchorApiError && err.statusCode !== undefined;
+        return {
+          kind: 'unknown',
+          errorType,
+          reason,
+          ...(answered ? {} : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
+        };
+      }
+    },
+
+    /** After an unknown outcome: reads the batch and compares it with the snapshot taken before the call. */
+    async reconcileRetry(input: ReconcileRetryInput): Promise<ReconcileRetryResult> {
+      const now = await read(input.batchId);
+      const verdict = retryEffect(input.before, now);
+      if (verdict.effect !== 'no_effect') countRetryCall(0, true);
+      return { ...verdict, snapshot: now };
+    },
+  };
+}
+
+export type RetryActivities = ReturnType<typeof createRetryActivities>;

@@ -1,0 +1,267 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { createRecoveryWorker } from '../../worker/create-worker.js';
+import {
+  eventually,
+  FAST_POLICY,
+  startRecoveryEnv,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectClient, connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
+
+// One test per way the retry round used to apply a retry twice, skip one, or report what did not happen
+// (issue 13). Each asserts what reached "Anchor" (the simulator's ledger, or a server of the test's own).
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  await env.startWorker();
+});
+afterAll(() => env.close());
+afterEach(() => env.simulator.faults.clear());
+
+const retryPosts = (batchId: string) =>
+  env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry'));
+const appliedRetries = (batchId: string) => env.simulator.ledger.forBatch(batchId).retries;
+
+/** Waits until the recovery is in its round backoff: the next status read is the one right before the call. */
+const backingOff = (recoveries: BatchRecoveries, batchId: string) =>
+  eventually('the recovery to back off before its retry', async () =>
+    (await recoveries.report(batchId)).phase === 'backing_off' ? true : undefined,
+  );
+
+const LONG_BACKOFF = { roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
+
+test('1. a status read slower than the client timeout right before the call never leads to a second call', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF });
+  await backingOff(env.recoveries, batch.id);
+  // The read right before the call outlasts the worker's 2 s request timeout, twice.
+  env.simulator.faults.add('status', { type: 'latency', latencyMs: 3_000, times: 2, batchId: batch.id });
+  await env.recoveries.retryNow(batch.id);
+  const report = await env.recoveries.result(batch.id);
+
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(retryPosts(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([expect.objectContaining({ round: 1, apiStatus: 200, reconciled: false })]);
+  expect(report.outcome).toBe('recovered');
+});
+
+test('1b. a call the API applies after the client gave up (within the window) is reconciled, not sent again', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+  // Applied 3 s after it arrived: after the client's 2 s timeout, before the reconcile read.
+  env.simulator.faults.add('retry', { type: 'latency', latencyMs: 3_000, times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(retryPosts(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ reconciled: true, reconcileEffect: 'took_effect', retriedSessions: 1, callsSent: 1 }),
+  ]);
+  expect(report.outcome).toBe('recovered');
+});
+
+test('2. sessions without retry_count cannot prove a lost call had no effect: no second call', async () => {
+  // The retried session fails again at once, so only retry_count could show the call was applied.
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+  env.simulator.faults.add('status', { type: 'omit_field', field: 'data.sessions.0.retry_count', batchId: batch.id });
+  env.simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ reconciled: true, reconcileEffect: 'unknown', callsSent: 1, retriedSessions: 0 }),
+  ]);
+  expect(report.rounds[0]?.reconcileReason).toMatch(/no retry count for every session/);
+  expect(report.outcome).toBe('exhausted');
+});
+
+test('3. with counters only, failures that provably sent nothing never use up the round', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('status', { type: 'omit_field', field: 'data.sessions', batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF, maxRounds: 1 });
+  await backingOff(env.recoveries, batch.id);
+  // A 503 on the read right before the call, then a 429 without Retry-After on the call itself.
+  env.simulator.faults.add('status', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+  env.simulator.faults.add('retry', { type: 'rate_limit', times: 1, batchId: batch.id });
+  await env.recoveries.retryNow(batch.id);
+  const report = await env.recoveries.result(batch.id);
+
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([429, 200]);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ apiStatus: 200, reconciled: false, callsSent: 1, callsNotSent: 1, retriedSessions: 1 }),
+  ]);
+  expect(report.outcome).toBe('recovered');
+});
+
+test('4. a call in flight when the deadline passes is still in the report', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
+  // The call goes out about 2 s before the deadline; the API applies it 3 s later, after the client gave up.
+  env.simulator.faults.add('retry', { type: 'latency', latencyMs: 3_000, times: 1, batchId: batch.id });
+  await env.recoveries.start({
+    batchId: batch.id,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '2s' },
+    deadline: '4s',
+  });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ round: 1, reconciled: true, reconcileEffect: 'took_effect' }),
+  ]);
+  expect(report.outcome).toBe('deadline');
+});
+
+/** A batch API of the test's own: `answer` gets the status read's number (from 1) and how many calls were applied. */
+async function withScriptedApi(
+  answer: (read: number, applied: number) => unknown,
+  run: (recoveries: BatchRecoveries, posts: () => number) => Promise<void>,
+): Promise<void> {
+  let reads = 0;
+  let applied = 0;
+  const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    request.resume();
+    request.on('end', () => {
+      const isRetry = request.method === 'POST' && request.url?.endsWith('/retry');
+      if (isRetry) applied += 1;
+      const body = isRetry ? { data: { retried_sessions: 1, message: null, status: null } } : answer(++reads, applied);
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const taskQueue = uniqueTaskQueue('scripted-api');
+  const client = await connectClient();
+  const connection = await connectWorker();
+  try {
+    const worker = await createRecoveryWorker({
+      config: workerConfig(taskQueue, url),
+      connection,
+      workflows: workflowBundle(),
+    });
+    await worker.runUntil(run(new BatchRecoveries(client, taskQueue), () => applied));
+  } finally {
+    await connection.close();
+    await client.connection.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+const counters = (status: string, total: number, completed: number, failed: number, inFlight = 0) => ({
+  status,
+  total_requests: total,
+  completed_requests: completed,
+  failed_requests: failed,
+  processing_requests: inFlight,
+  pending_requests: 0,
+});
+
+test('5. a just-created batch, pending with every counter at 0, is not settled: no premature clean', async () => {
+  const batchId = crypto.randomUUID();
+  await withScriptedApi(
+    (read, applied) => ({
+      data: {
+        batch_id: batchId,
+        // Reads 1-3: the API has not started the batch; then it runs, one session fails, and a retry fixes it.
+        ...(read <= 3
+          ? counters('pending', 0, 0, 0)
+          : read <= 5
+            ? counters('processing', 2, 0, 0, 2)
+            : applied === 0
+              ? counters('failed', 2, 1, 1)
+              : counters('completed', 2, 2, 0)),
+      },
+    }),
+    async (recoveries, posts) => {
+      await recoveries.start({ batchId, ...FAST_POLICY });
+      const report = await recoveries.result(batchId);
+
+      expect(report.outcome).toBe('recovered');
+      expect(report.rounds).toHaveLength(1);
+      expect(posts()).toBe(1);
+    },
+  );
+});
+
+test('6. nulls for absent fields and timestamps in other formats are read, not fatal', async () => {
+  const batchId = crypto.randomUUID();
+  const session = (failed: boolean) => ({
+    item_index: 0,
+    session_id: null,
+    status: failed ? 'failed' : 'completed',
+    cdp_url: null,
+    live_view_url: null,
+    error: failed ? 'pod lost' : null,
+    retry_count: failed ? 0 : 1,
+    started_at: '2026-11-29 10:00:00',
+    completed_at: null,
+    metadata: null,
+  });
+  await withScriptedApi(
+    (_read, applied) => ({
+      data: {
+        batch_id: batchId,
+        ...counters(applied === 0 ? 'failed' : 'completed', 1, applied === 0 ? 0 : 1, applied === 0 ? 1 : 0),
+        created_at: 'Sun, 29 Nov 2026 10:00:00 GMT',
+        actual_completion_time: null,
+        error: null,
+        progress: null,
+        sessions: [session(applied === 0)],
+      },
+    }),
+    async (recoveries, posts) => {
+      await recoveries.start({ batchId, ...FAST_POLICY });
+      const report = await recoveries.result(batchId);
+
+      expect(report.outcome).toBe('recovered');
+      expect(report.rounds).toEqual([expect.objectContaining({ retriedSessions: 1, apiMessage: null })]);
+      expect(posts()).toBe(1);
+    },
+  );
+});
+
+test('7. a retryNow sent while the batch is in flight survives continue-as-new', async () => {
+  // Attempts take 3 s, so the batch is in flight long enough to send retryNow then.
+  const slow = await startRecoveryEnv({ attemptDurationMs: 3_000, queueDelayMs: 10 });
+  try {
+    await slow.startWorker();
+    const batch = slow.simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'fail', 'ok'] } });
+    await slow.recoveries.start({
+      batchId: batch.id,
+      ...FAST_POLICY,
+      ...LONG_BACKOFF,
+      maxRounds: 3,
+      continueAsNewAfterEvents: 50,
+    });
+    await backingOff(slow.recoveries, batch.id);
+    // Signals grow the history past 50 events, so the next settle continues as new.
+    for (let pair = 0; pair < 7; pair += 1) {
+      await slow.recoveries.pause(batch.id);
+      await slow.recoveries.resume(batch.id);
+    }
+    await slow.recoveries.retryNow(batch.id);
+    await eventually('round 1 to be sent and the batch in flight again', async () => {
+      const report = await slow.recoveries.report(batch.id);
+      return report.rounds.length === 1 && report.phase === 'waiting_for_batch' ? true : undefined;
+    });
+    // Without it, the next run would wait out the 1 h backoff.
+    await slow.recoveries.retryNow(batch.id);
+    const report = await slow.recoveries.result(batch.id);
+
+    expect(report.continuedAsNew).toBe(1);
+    expect(report.rounds).toHaveLength(2);
+    expect(report.outcome).toBe('recovered');
+    expect(slow.simulator.ledger.forBatch(batch.id).retries).toHaveLength(2);
+  } finally {
+    await slow.close();
+  }
+});
