@@ -143,15 +143,28 @@ export async function forEachLimit<T>(items: T[], concurrency: number, work: (it
   );
 }
 
-/** How many of the workflows' histories hold a WORKFLOW_TASK_TIMED_OUT event. */
-export async function countWorkflowTaskTimeouts(client: Client, workflowIds: string[]): Promise<number> {
-  let executionsWithTimeout = 0;
+export interface TaskTimeouts {
+  /** Executions with a workflow task the worker took but did not finish within its 10 s. */
+  startToClose: number;
+  /** Executions with a task that waited over 5 s for its sticky worker and went back to the shared queue. */
+  scheduleToStart: number;
+}
+
+/** How many of the workflows' histories hold a WORKFLOW_TASK_TIMED_OUT event, by timeout type. */
+export async function countWorkflowTaskTimeouts(client: Client, workflowIds: string[]): Promise<TaskTimeouts> {
+  const { EventType, TimeoutType } = proto.temporal.api.enums.v1;
+  const counts: TaskTimeouts = { startToClose: 0, scheduleToStart: 0 };
   await forEachLimit(workflowIds, 20, async (workflowId) => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
-    const timedOut = proto.temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT;
-    if (history.events?.some((event) => event.eventType === timedOut)) executionsWithTimeout += 1;
+    const types = new Set(
+      (history.events ?? [])
+        .filter((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+        .map((event) => event.workflowTaskTimedOutEventAttributes?.timeoutType),
+    );
+    if (types.has(TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)) counts.startToClose += 1;
+    if (types.has(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)) counts.scheduleToStart += 1;
   });
-  return executionsWithTimeout;
+  return counts;
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -139,12 +139,19 @@ try {
 
   // Workflow task timeouts and the delay to each recovery's first workflow task, from the histories.
   let timedOut = 0;
+  let stickyTimedOut = 0;
   const firstTaskDelays: number[] = [];
-  const EventType = proto.temporal.api.enums.v1.EventType;
+  const { EventType, TimeoutType } = proto.temporal.api.enums.v1;
   await forEachLimit(batchIds, 20, async (batchId) => {
     const history = await stack.client.workflow.getHandle(`recover-batch-${batchId}`).fetchHistory();
     const events = history.events ?? [];
-    if (events.some((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)) timedOut += 1;
+    const timeouts = new Set(
+      events
+        .filter((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+        .map((event) => event.workflowTaskTimedOutEventAttributes?.timeoutType),
+    );
+    if (timeouts.has(TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)) timedOut += 1;
+    if (timeouts.has(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)) stickyTimedOut += 1;
     const started = events.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED);
     const toMs = (event: (typeof events)[number] | undefined) =>
       Number(event?.eventTime?.seconds ?? 0) * 1000 + Math.floor((event?.eventTime?.nanos ?? 0) / 1e6);
@@ -185,7 +192,8 @@ try {
     );
   });
   console.log(
-    `executions with WORKFLOW_TASK_TIMED_OUT: ${timedOut}; first workflow task after start: ${pct(firstTaskDelays)}`,
+    `executions with WORKFLOW_TASK_TIMED_OUT (start-to-close): ${timedOut}, sticky schedule-to-start: ${stickyTimedOut}; ` +
+      `first workflow task after start: ${pct(firstTaskDelays)}`,
   );
 } finally {
   for (const worker of workers) await worker.stop();

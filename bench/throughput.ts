@@ -33,7 +33,10 @@ interface Measurement {
   cpuMsPerRecovery: number;
   peakRssMiB: number;
   recoveriesPerSecond: number;
+  /** Executions with a WORKFLOW_TASK_TIMED_OUT: the worker too busy to finish a task in 10 s. */
   taskTimeouts: number;
+  /** Executions whose task waited over 5 s for its sticky worker (a busy worker, or a busy server). */
+  stickyTimeouts: number;
 }
 
 async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
@@ -79,11 +82,13 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
     });
     const elapsedSeconds = (Date.now() - startedAt) / 1000;
     const { cpuSeconds, peakRssBytes } = worker.measure();
+    const timeouts = await countWorkflowTaskTimeouts(stack.client, workflowIds);
     return {
       cpuMsPerRecovery: (cpuSeconds * 1000) / recoveries,
       peakRssMiB: peakRssBytes / MIB,
       recoveriesPerSecond: recoveries / elapsedSeconds,
-      taskTimeouts: await countWorkflowTaskTimeouts(stack.client, workflowIds),
+      taskTimeouts: timeouts.startToClose,
+      stickyTimeouts: timeouts.scheduleToStart,
     };
   } finally {
     await worker.stop();
@@ -117,7 +122,8 @@ for (const variant of VARIANTS) {
     `${variant.padEnd(13)} CPU/recovery ${formatSummary(of(variant, 'cpuMsPerRecovery'), 1)} ms | ` +
       `peak RSS ${formatSummary(of(variant, 'peakRssMiB'), 0)} MiB | ` +
       `throughput ${formatSummary(of(variant, 'recoveriesPerSecond'))} /s | ` +
-      `WORKFLOW_TASK_TIMED_OUT executions ${summary(of(variant, 'taskTimeouts')).max} max`,
+      `WORKFLOW_TASK_TIMED_OUT executions ${summary(of(variant, 'taskTimeouts')).max} max ` +
+      `(sticky schedule-to-start ${summary(of(variant, 'stickyTimeouts')).max} max)`,
   );
 }
 console.log(
