@@ -39,8 +39,11 @@ const maxCachedWorkflows = process.argv.includes('--max-cached') ? numberArg('ma
 const POLL_MAXIMUM_MS = 120_000;
 const ROUND_BACKOFF_MS = 30_000;
 const GRACE_SECONDS = 60;
-/** Long enough that the batches meant to settle after the window do not settle during the run. */
-const attemptMs = (settleFromSeconds + windowSeconds + GRACE_SECONDS + 120) * 1000;
+/**
+ * A batch settles one attempt after its creation, and creation dates lie in the past: so an attempt lasts at
+ * least until the window's end, and long enough that the batches meant to settle after it do not, if any.
+ */
+const attemptMs = (settleFromSeconds + windowSeconds + (settling < inFlight ? GRACE_SECONDS + 120 : 0)) * 1000;
 
 const stack = await startBenchStack({ attemptDurationMs: attemptMs, queueDelayMs: 0 });
 const taskQueue = `bench-scale-${randomUUID().slice(0, 8)}`;
