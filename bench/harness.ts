@@ -80,6 +80,8 @@ export interface BenchWorkerOptions {
   maxCachedWorkflows?: number;
   /** 'off' runs the product without its batch status poller. */
   poller?: 'off';
+  /** V8's old-space limit for the worker process (node --max-old-space-size). */
+  heapMiB?: number;
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -100,7 +102,8 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
     ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', workerScript], {
+  const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
+  const child = spawn(process.execPath, [...heap, '--import', 'tsx', workerScript], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

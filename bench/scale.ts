@@ -1,7 +1,7 @@
 /**
  * Many recoveries in flight against the default budget. Usage:
  *   npm run bench:scale -- [--in-flight 1000] [--settling 300] [--window 300] [--budget 10] [--workers 1]
- *                          [--settle-from auto] [--finish] [--poller off]
+ *                          [--settle-from auto] [--finish] [--poller off] [--max-cached 250] [--heap-mib 512]
  * Every batch has one session that fails once. `--settling` of them settle during the window, one
  * after another at even spacing; the rest stay in flight past the end, so the recoveries keep
  * polling them (or the poller keeps listing them). The figures:
@@ -35,6 +35,7 @@ const settleFromSeconds = numberArg('settle-from', Math.ceil(inFlight / 50) + 30
 const finish = process.argv.includes('--finish');
 const pollerOff = process.argv.includes('--poller') && process.argv[process.argv.indexOf('--poller') + 1] === 'off';
 const maxCachedWorkflows = process.argv.includes('--max-cached') ? numberArg('max-cached', 250) : undefined;
+const heapMiB = process.argv.includes('--heap-mib') ? numberArg('heap-mib', 512) : undefined;
 
 const POLL_MAXIMUM_MS = 120_000;
 const ROUND_BACKOFF_MS = 30_000;
@@ -62,6 +63,7 @@ try {
         maxCallsPerSecond: budget,
         ...(maxCachedWorkflows ? { maxCachedWorkflows } : {}),
         ...(pollerOff ? { poller: 'off' } : {}),
+        ...(heapMiB ? { heapMiB } : {}),
       }),
     );
   }
