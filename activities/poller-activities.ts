@@ -15,6 +15,8 @@ export interface BatchPage {
   settled: string[];
   inFlight: string[];
   hasNext: boolean;
+  /** From the pagination, when the API sends it: lets the poller read the remaining pages side by side. */
+  totalPages: number | null;
 }
 
 /** The list summary carries status and completed/failed/total counters, enough to see a settle. */
@@ -40,13 +42,14 @@ export function createPollerActivities(api: AnchorApiClient) {
         countApiError(err);
         throw toActivityFailure(err);
       }
-      const page: BatchPage = { settled: [], inFlight: [], hasNext: false };
+      const page: BatchPage = { settled: [], inFlight: [], hasNext: false, totalPages: null };
       for (const summary of result.batches ?? []) {
         if (summary.batch_id === undefined) continue;
         (summarySettled(summary) ? page.settled : page.inFlight).push(summary.batch_id);
       }
       const { has_next: hasNext, total_pages: totalPages } = result.pagination ?? {};
       page.hasNext = hasNext ?? (totalPages !== undefined && request.page < totalPages);
+      page.totalPages = totalPages ?? null;
       return page;
     },
   };

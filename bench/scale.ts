@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { recoveryStartOptions } from '../client/recoveries.js';
-import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
+import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import proto from '@temporalio/proto';
 import {
   forEachLimit,
@@ -142,6 +142,15 @@ try {
   const byEndpoint = new Map<string, number>();
   for (const call of calls) byEndpoint.set(call.endpoint, (byEndpoint.get(call.endpoint) ?? 0) + 1);
 
+  if (!pollerOff) {
+    const poller = await stack.client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue)).describe();
+    const raw = poller.raw.pendingActivities ?? [];
+    console.error(
+      `poller: ${poller.status.name}, run ${poller.runId}, history ${poller.historyLength} events, ` +
+        `pending activities ${raw.length} (attempts ${raw.map((a) => a.attempt).join(',')}), ` +
+        `pending workflow task: ${JSON.stringify(poller.raw.pendingWorkflowTask ?? null)}`,
+    );
+  }
   // Workflow task timeouts and the delay to each recovery's first workflow task, from the histories.
   let timedOut = 0;
   let stickyTimedOut = 0;

@@ -58,5 +58,7 @@ export async function startBatchStatusPoller(client: Client, taskQueue: string):
     workflowId: batchStatusPollerWorkflowId(taskQueue),
     args: [{}],
     workflowIdConflictPolicy: 'USE_EXISTING',
+    // Its workflow tasks go ahead of the recoveries' (its page reads set their own, lowest, priority).
+    priority: { priorityKey: 1 },
   });
 }

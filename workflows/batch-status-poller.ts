@@ -10,7 +10,7 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { PollerActivities } from '../activities/poller-activities.js';
+import type { BatchPage, PollerActivities } from '../activities/poller-activities.js';
 import { batchSettled, recoveryWorkflowId, watchBatch, type WatchBatchRequest } from './definitions.js';
 
 /** The contract's largest page: 10,000 batches in flight are 100 list calls per cycle. */
@@ -19,6 +19,10 @@ export const BATCH_PAGE_SIZE = 100;
 export const MAX_WATCHED_BATCHES = 20_000;
 // Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
+/** Pages read side by side after the first: a cycle is not held back by one workflow task per page. */
+export const PAGES_IN_FLIGHT = 10;
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id]: compact, as it crosses continue-as-new. */
 export type WatchedBatch = [string, number] | [string, number, string];
@@ -78,39 +82,51 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     return info.continueAsNewSuggested || info.historyLength >= CONTINUE_AS_NEW_AFTER_EVENTS;
   };
 
-  /** Reads pages until every batch watched at the start has been seen, or the list ends. */
+  /**
+   * Reads page 1, then the remaining pages PAGES_IN_FLIGHT at a time (the queue's rate limit paces
+   * them), until every batch watched at the start has been seen or the list ends.
+   */
   const cycle = async (): Promise<void> => {
     const unseen = new Set(watched.keys());
     const createdBefore = new Date().toISOString();
-    for (let page = 1; ; page += 1) {
-      let result;
-      try {
-        result = await readBatchPage({ page, limit: BATCH_PAGE_SIZE, createdBefore });
-      } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
-        log.warn('Batch list unreadable; recoveries read their batches on their own', { error: err.message });
-        for (const batchId of unseen) {
-          const watch = watched.get(batchId);
-          if (watch) wake(batchId, watch.workflowId);
-        }
-        return;
+    const handBack = (batchIds: Iterable<string>) => {
+      for (const batchId of batchIds) {
+        const watch = watched.get(batchId);
+        if (watch) wake(batchId, watch.workflowId);
       }
+    };
+    const take = (result: BatchPage) => {
       for (const batchId of result.settled) {
         unseen.delete(batchId);
         const watch = watched.get(batchId);
         if (watch) wake(batchId, watch.workflowId);
       }
       for (const batchId of result.inFlight) unseen.delete(batchId);
-      if (unseen.size === 0) return;
-      if (!result.hasNext) break;
-      if (continueAsNewDue()) return;
+    };
+    const read = (page: number) => readBatchPage({ page, limit: BATCH_PAGE_SIZE, createdBefore });
+    try {
+      let next = 1;
+      let last = 1;
+      while (next <= last) {
+        // Without total_pages, one page at a time, following has_next.
+        const batch = next === 1 ? [1] : range(next, Math.min(last, next + PAGES_IN_FLIGHT - 1));
+        const results = await Promise.all(batch.map(read));
+        results.forEach(take);
+        if (unseen.size === 0) return;
+        const newest = results.at(-1)!;
+        last = newest.totalPages ?? (newest.hasNext ? next + batch.length : last);
+        next += batch.length;
+        if (continueAsNewDue()) return;
+      }
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      log.warn('Batch list unreadable; recoveries read their batches on their own', { error: err.message });
+      handBack(unseen);
+      return;
     }
     // Not in the list (another team's key, or created after the cycle began and so not in these pages):
     // their recoveries read them on their own.
-    for (const batchId of unseen) {
-      const watch = watched.get(batchId);
-      if (watch) wake(batchId, watch.workflowId);
-    }
+    handBack(unseen);
   };
 
   for (;;) {
