@@ -10,11 +10,12 @@
  *   - retry call after settle, minus the round backoff;
  *   - Anchor HTTP calls/s from the simulator's ledger, against the budget;
  *   - worker RSS and CPU (cores) over the window, workflow task timeouts and first-task delays.
- * --finish waits until every recovery has ended (sessions retried settle --window seconds later).
+ * --finish waits until every recovery has ended (or --finish-within seconds, default 900) and counts outcomes.
  */
 import { randomUUID } from 'node:crypto';
 import { recoveryStartOptions } from '../client/recoveries.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
+import type { recoverBatch } from '../workflows/recover-batch.js';
 import proto from '@temporalio/proto';
 import {
   forEachLimit,
@@ -91,10 +92,18 @@ try {
   for (const worker of workers) worker.mark();
   await wait(windowEnd);
   const windowMeasure = workers.map((worker) => worker.measure());
+  let finished = 0;
+  const outcomes = new Map<string, number>();
   if (finish) {
-    await forEachLimit(batchIds, 50, async (batchId) => {
-      await stack.client.workflow.getHandle(`recover-batch-${batchId}`).result();
-    });
+    const giveUpAt = Date.now() + numberArg('finish-within', 900) * 1000;
+    await Promise.race([
+      forEachLimit(batchIds, 200, async (batchId) => {
+        const report = await stack.client.workflow.getHandle<typeof recoverBatch>(`recover-batch-${batchId}`).result();
+        finished += 1;
+        outcomes.set(String(report.outcome), (outcomes.get(String(report.outcome)) ?? 0) + 1);
+      }),
+      wait(giveUpAt),
+    ]);
   } else {
     await wait(windowEnd + GRACE_SECONDS * 1000);
   }
@@ -185,6 +194,11 @@ try {
       `${settling} batches settling over ${windowSeconds} s from t+${settleFromSeconds} s; ` +
       `poller ${pollerOff ? 'off' : 'on'}; run ${runSeconds.toFixed(0)} s; starts took ${((startedAllAt - t0) / 1000).toFixed(0)} s`,
   );
+  if (finish)
+    console.log(
+      `finished ${finished} of ${inFlight} recoveries in ${((endAt - t0) / 1000).toFixed(0)} s: ` +
+        [...outcomes].map(([outcome, count]) => `${outcome} ${count}`).join(', '),
+    );
   console.log(`settle noticed (vs poll.maximumInterval ${POLL_MAXIMUM_MS / 1000} s): ${pct(noticed)}`);
   console.log(
     `starvation: ${notNoticed} of ${settling} settles not noticed by the end; ${neverRead} of ${inFlight} batches never read on their own`,
