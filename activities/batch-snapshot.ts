@@ -1,9 +1,12 @@
-import { redactUrls, type RecoverableBatch } from '../anchor-api/index.js';
-import type { BatchSnapshot, FailingSession } from '../workflows/report.js';
+import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
+import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import type { RetrySnapshot } from '../workflows/retry-protocol.js';
 
-/** Enough to show an operator what fails without making history grow with the batch size. */
-export const FAILING_SESSIONS_CAP = 25;
+/**
+ * Enough to show an operator what fails without making history grow with the batch size; each error is
+ * cut to REPORT_LIMITS.textChars (500) characters, so a status read's result stays small whatever the API sent.
+ */
+export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
 
 /**
  * The API calls the batch finished either way, or its counters account for every request with nothing
@@ -40,7 +43,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
-        error: session.error === undefined ? null : redactUrls(session.error),
+        error: session.error === undefined ? null : cleanApiText(session.error),
         retryCount: session.retry_count ?? 0,
       });
     }

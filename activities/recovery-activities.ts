@@ -3,7 +3,7 @@ import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/comm
 import {
   MalformedResponseError,
   NoFailedSessionsError,
-  redactUrls,
+  cleanApiText,
   type AnchorApiClient,
   type RecoverableBatch,
 } from '../anchor-api/index.js';
@@ -122,7 +122,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
         return {
           retriedSessions: answer.retried_sessions ?? 0,
           apiStatus: 200,
-          apiMessage: answer.message === undefined ? null : redactUrls(answer.message),
+          apiMessage: answer.message === undefined ? null : cleanApiText(answer.message),
           reconciled: false,
         };
       } catch (err) {
@@ -131,7 +131,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
           return {
             retriedSessions: 0,
             apiStatus: 400,
-            apiMessage: redactUrls(err.apiMessage ?? ''),
+            apiMessage: err.apiMessage ?? '',
             reconciled: false,
           };
         }

@@ -4,7 +4,7 @@ import {
   MalformedResponseError,
   NoFailedSessionsError,
   RateLimitedError,
-  redactUrls,
+  cleanApiText,
   type AnchorApiClient,
 } from '../anchor-api/index.js';
 import type { BatchSnapshot } from '../workflows/report.js';
@@ -112,12 +112,12 @@ export function createRetryActivities(api: AnchorApiClient) {
         return {
           kind: 'applied',
           retriedSessions: answer.retried_sessions ?? null,
-          apiMessage: answer.message === undefined ? null : redactUrls(answer.message),
+          apiMessage: answer.message === undefined ? null : cleanApiText(answer.message),
         };
       } catch (err) {
         // The batch settled with nothing to retry: a round that retried 0.
         if (err instanceof NoFailedSessionsError) {
-          return { kind: 'nothing_to_retry', apiMessage: redactUrls(err.apiMessage ?? '') };
+          return { kind: 'nothing_to_retry', apiMessage: err.apiMessage ?? '' };
         }
         countApiError(err);
         // A 2xx whose body is unreadable: the API took the call.

@@ -8,39 +8,38 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AnchorApiClient } from '../anchor-api/index.js';
-import { recoveryStartOptions } from '../client/recoveries.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
+import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import type { RecoveryOverrides, SweepStatus } from '../workflows/sweep-input.js';
 import { toActivityFailure } from './failures.js';
 
-export interface ListRecentBatchesInput {
+export interface ListFailedBatchesInput {
   statuses: SweepStatus[];
   createdAfter: string;
   createdBefore: string;
   pageSize: number;
+  /** The first page to read (1-based). */
+  fromPage: number;
+  /**
+   * Stop at the end of the page where this many batches with failed sessions were found (the result
+   * holds up to pageSize - 1 more). 0 reads to the end of the list and only counts them.
+   */
+  maxBatchIds: number;
 }
 
-export interface ListBatchPageInput {
-  status: SweepStatus;
-  page: number;
-  createdAfter: string;
-  createdBefore: string;
-  pageSize: number;
-}
-
-export interface ListedBatchPage {
-  batches: ListedBatch[];
-  /** False on the last page, and on an empty page whatever the API claims, so a wrong has_next cannot loop forever. */
-  hasNext: boolean;
-}
-
-/** All the sweep keeps of a listed batch, so the activity result stays small however many batches there are. */
-export interface ListedBatch {
-  batch_id: string;
-  failed_requests: number;
-  status: SweepStatus;
+/** Counts of the pages read, and the ids of the batches with failed sessions: small however long the list is. */
+export interface ListFailedBatchesResult {
+  /** Batches in a swept status with failed sessions, newest first; empty when only counting. */
+  batchIds: string[];
+  /** How many batches with failed sessions the pages held. */
+  failed: number;
+  scanned: number;
+  noFailedSessions: number;
+  otherStatus: number;
+  /** Where to go on, or null at the end of the list. */
+  nextPage: number | null;
 }
 
 export interface StartBatchRecoveryInput {
@@ -93,68 +92,57 @@ interface SweepMemo {
 export function createSweepActivities(api: AnchorApiClient, client: Client) {
   return {
     /**
-     * One page of one status's batches created in the window: exactly one Anchor call, so the
-     * task queue's task rate limit counts it as the one call it is.
+     * Pages through the batches created in the window, keeping only the ids of
+     * those with failed sessions, so memory and the result stay small at
+     * 100,000 batches. The list is read without a status filter: a batch's
+     * creation time never changes, so with `createdBefore` pinning the window's
+     * end the pages do not shift while recoveries change statuses. Progress is
+     * heartbeated, so a retry after a crash resumes from the last page read.
      */
-    async listBatchPage(input: ListBatchPageInput): Promise<ListedBatchPage> {
-      let answer;
-      try {
-        answer = await api.listBatches({
-          status: input.status,
-          page: input.page,
-          limit: input.pageSize,
-          created_after: input.createdAfter,
-          created_before: input.createdBefore,
-        });
-      } catch (err) {
-        throw toActivityFailure(err);
-      }
-      const batches: ListedBatch[] = [];
-      for (const batch of answer.batches ?? []) {
-        if (batch.batch_id === undefined) continue;
-        batches.push({ batch_id: batch.batch_id, failed_requests: batch.failed_requests ?? 0, status: input.status });
-      }
-      return { batches, hasNext: Boolean(answer.pagination?.has_next) && (answer.batches ?? []).length > 0 };
-    },
-
-    /**
-     * Sweeps started before one page per task: kept so they finish.
-     * Every page of the batches created in the window, one status at a time
-     * (the endpoint filters on one status). `createdBefore` pins the window's
-     * end, so batches created while paging do not shift the pages; a batch that
-     * still moves between pages is kept once.
-     */
-    async listRecentBatches(input: ListRecentBatchesInput): Promise<ListedBatch[]> {
-      const listed = new Map<string, ListedBatch>();
-      for (const status of input.statuses) {
-        for (let page = 1; ; page += 1) {
-          heartbeat({ status, page });
-          let answer;
-          try {
-            answer = await api.listBatches({
-              status,
-              page,
-              limit: input.pageSize,
-              created_after: input.createdAfter,
-              created_before: input.createdBefore,
-            });
-          } catch (err) {
-            throw toActivityFailure(err);
-          }
-          const batches = answer.batches ?? [];
-          for (const batch of batches) {
-            if (batch.batch_id === undefined || listed.has(batch.batch_id)) continue;
-            listed.set(batch.batch_id, {
-              batch_id: batch.batch_id,
-              failed_requests: batch.failed_requests ?? 0,
-              status,
-            });
-          }
-          // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
-          if (!answer.pagination?.has_next || batches.length === 0) break;
+    async listFailedBatches(input: ListFailedBatchesInput): Promise<ListFailedBatchesResult> {
+      const swept = new Set<string>(input.statuses);
+      const resumed = activityInfo().heartbeatDetails as ListFailedBatchesResult | undefined;
+      const result: ListFailedBatchesResult = resumed ?? {
+        batchIds: [],
+        failed: 0,
+        scanned: 0,
+        noFailedSessions: 0,
+        otherStatus: 0,
+        nextPage: input.fromPage,
+      };
+      const seen = new Set(result.batchIds);
+      while (result.nextPage !== null) {
+        if (input.maxBatchIds > 0 && result.batchIds.length >= input.maxBatchIds) break;
+        const page = result.nextPage;
+        let answer;
+        try {
+          answer = await api.listBatches({
+            page,
+            limit: input.pageSize,
+            created_after: input.createdAfter,
+            created_before: input.createdBefore,
+          });
+        } catch (err) {
+          throw toActivityFailure(err);
         }
+        const batches = answer.batches ?? [];
+        for (const batch of batches) {
+          result.scanned += 1;
+          if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
+          else if ((batch.failed_requests ?? 0) === 0) result.noFailedSessions += 1;
+          else if (batch.batch_id !== undefined && !seen.has(batch.batch_id)) {
+            result.failed += 1;
+            if (input.maxBatchIds > 0) {
+              seen.add(batch.batch_id);
+              result.batchIds.push(batch.batch_id);
+            }
+          }
+        }
+        // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
+        result.nextPage = answer.pagination?.has_next && batches.length > 0 ? page + 1 : null;
+        heartbeat({ ...result, batchIds: [...result.batchIds] });
       }
-      return [...listed.values()];
+      return result;
     },
 
     /**

@@ -11,6 +11,7 @@ import {
   MalformedResponseError,
   NoFailedSessionsError,
   RateLimitedError,
+  ResponseTooLargeError,
   ServerError,
   UnauthorizedError,
   UnexpectedStatusError,
@@ -42,11 +43,18 @@ export interface AnchorApiClientOptions {
   /** e.g. `https://api.anchorbrowser.io` or a simulator URL. */
   baseUrl: string;
   apiKey: string;
-  /** Whole-request budget, applied to every call. */
+  /** Whole-request budget, applied to every call: from sending the request to the body's last byte. */
   timeoutMs?: number;
+  /** Longest response body read, in bytes (after decompression); a longer one is cut off and fails. */
+  maxResponseBytes?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
+/**
+ * 4 MiB: a 1,000-session batch status is well under 1 MB. The limit bounds the worker's memory per
+ * call in flight, whatever the API sends.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 
 /** Per-call options: activities bind a call to their cancellation and to their own time limit. */
 export interface CallOptions {
@@ -59,6 +67,20 @@ export interface CallOptions {
 /** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 const NOT_SENT_TIMEOUT_EVENTS = new Set(['lookup', 'connect', 'secureConnect']);
+
+/**
+ * Whether a failed request may have reached the server whole. Got records `timings.upload` when the
+ * last byte of the request was handed to the operating system: before that (a connect that never
+ * completed, a timeout or an abort while writing) the server cannot hold the whole call, so it cannot
+ * have acted on it.
+ */
+function mayHaveBeenReceived(error: RequestError): boolean {
+  // An abort before got even set up the request leaves no timings at all.
+  const started = error.timings !== undefined || error.code !== 'ERR_ABORTED';
+  if (!started || (error.timings !== undefined && error.timings.upload === undefined)) return false;
+  if (error instanceof TimeoutError) return !NOT_SENT_TIMEOUT_EVENTS.has(error.event);
+  return !NOT_SENT_CODES.has(error.code);
+}
 
 interface Call<T extends z.ZodType> {
   endpoint: AnchorEndpoint;
@@ -76,13 +98,16 @@ export class AnchorApiClient {
   private readonly http: Got;
   private readonly apiKey: string;
   readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
 
   constructor(options: AnchorApiClientOptions) {
     this.apiKey = options.apiKey;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { 'anchor-api-key': options.apiKey, accept: 'application/json' },
+      // `request` runs until the body's last byte, so a body that trickles or never ends is cut too.
       timeout: { request: this.timeoutMs },
       // The retry POST is not idempotent: a repeat must be a decision of the caller, never of the HTTP layer.
       retry: { limit: 0 },
@@ -111,12 +136,13 @@ export class AnchorApiClient {
   }
 
   /** One page of the team's batches, newest first. */
-  async listBatches(query: ListBatchesQuery = {}): Promise<BatchListPage> {
+  async listBatches(query: ListBatchesQuery = {}, options?: CallOptions): Promise<BatchListPage> {
     const searchParams: Record<string, string | number> = {};
     for (const [name, value] of Object.entries(query)) {
       if (typeof value === 'string' || typeof value === 'number') searchParams[name] = value;
     }
     const body = await this.call({
+      options,
       endpoint: ANCHOR_ENDPOINTS.listBatches,
       method: 'GET',
       path: 'v1/batch-sessions',
@@ -154,8 +180,9 @@ export class AnchorApiClient {
     return body.data ?? {};
   }
 
-  async cancelBatch(batchId: string): Promise<CancelBatchResult> {
+  async cancelBatch(batchId: string, options?: CallOptions): Promise<CancelBatchResult> {
     const body = await this.call({
+      options,
       endpoint: ANCHOR_ENDPOINTS.cancelBatch,
       method: 'PATCH',
       path: `v1/batch-sessions/${encodeURIComponent(batchId)}`,
@@ -167,8 +194,9 @@ export class AnchorApiClient {
     return body.data ?? {};
   }
 
-  async createBatch(request: CreateBatchRequest): Promise<CreateBatchResult> {
+  async createBatch(request: CreateBatchRequest, options?: CallOptions): Promise<CreateBatchResult> {
     const body = await this.call({
+      options,
       endpoint: ANCHOR_ENDPOINTS.createBatch,
       method: 'POST',
       path: 'v1/batch-sessions',
@@ -180,20 +208,7 @@ export class AnchorApiClient {
   }
 
   private async call<T extends z.ZodType>(call: Call<T>): Promise<z.infer<T>> {
-    let response: Response<string>;
-    const { signal, timeoutMs } = call.options ?? {};
-    try {
-      response = await this.http(call.path, {
-        method: call.method,
-        ...(call.json === undefined ? {} : { json: call.json }),
-        ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
-        ...(signal === undefined ? {} : { signal }),
-        ...(timeoutMs === undefined ? {} : { timeout: { request: Math.min(timeoutMs, this.timeoutMs) } }),
-      });
-    } catch (error) {
-      throw this.transportError(error, call);
-    }
-
+    const response = await this.send(call);
     if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response, call);
 
     const context = {
@@ -202,6 +217,10 @@ export class AnchorApiClient {
       statusCode: response.statusCode,
       outcomeUnknown: call.mutating,
     };
+    const contentType = response.headers['content-type'];
+    if (contentType !== undefined && !JSON_CONTENT_TYPE.test(contentType)) {
+      throw new MalformedResponseError({ ...context, problem: `content type ${contentType}, expected JSON` });
+    }
     let json: unknown;
     try {
       // Backends commonly send null for "absent": a null is dropped, so an optional field may be null anywhere.
@@ -214,12 +233,44 @@ export class AnchorApiClient {
     return parsed.data;
   }
 
-  private statusError(response: Response<string>, call: Call<z.ZodType>): AnchorApiError {
+  /**
+   * Sends the request and reads the body, at most maxResponseBytes of it: got has no body limit, so the
+   * download is watched and aborted past it. A body cut off after an error status still fails as that
+   * status (a 404 stays a 404), without the API's message.
+   */
+  private async send(call: Call<z.ZodType>): Promise<Response<string>> {
+    const { signal, timeoutMs } = call.options ?? {};
+    const stop = new AbortController();
+    let tooLarge = false;
+    try {
+      return await this.http(call.path, {
+        method: call.method,
+        signal: signal === undefined ? stop.signal : AbortSignal.any([stop.signal, signal]),
+        ...(call.json === undefined ? {} : { json: call.json }),
+        ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
+        ...(timeoutMs === undefined ? {} : { timeout: { request: Math.min(timeoutMs, this.timeoutMs) } }),
+      }).on('downloadProgress', ({ transferred, total }) => {
+        // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
+        if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
+        tooLarge = true;
+        stop.abort();
+      });
+    } catch (error) {
+      if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response?.statusCode ?? 0);
+      throw this.transportError(error, call);
+    }
+  }
+
+  private statusError(
+    response: Pick<Response<string>, 'statusCode' | 'headers' | 'body'>,
+    call: Call<z.ZodType>,
+    apiMessage = readApiMessage(response.body),
+  ): AnchorApiError {
     const context: AnchorApiErrorContext = {
       endpoint: call.endpoint,
       batchId: call.batchId,
       statusCode: response.statusCode,
-      apiMessage: readApiMessage(response.body),
+      apiMessage,
     };
     const status = response.statusCode;
     if (status === 400) {
@@ -247,22 +298,33 @@ export class AnchorApiClient {
       return new AnchorTimeoutError({
         ...context,
         timeoutMs: Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs),
-        outcomeUnknown: !NOT_SENT_TIMEOUT_EVENTS.has(error.event),
+        outcomeUnknown: mayHaveBeenReceived(error),
         cause: this.sanitizedCause(error),
       });
     }
     if (error instanceof RequestError) {
-      // An abort before a socket was assigned cannot have reached the server.
-      const abortedBeforeSending = error.code === 'ERR_ABORTED' && error.timings?.socket === undefined;
       return new AnchorNetworkError({
         ...context,
         apiMessage: this.redact(error.message),
-        outcomeUnknown: !NOT_SENT_CODES.has(error.code) && !abortedBeforeSending,
+        outcomeUnknown: mayHaveBeenReceived(error),
         cause: this.sanitizedCause(error),
       });
     }
     const message = error instanceof Error ? error.message : String(error);
     return new AnchorNetworkError({ ...context, apiMessage: this.redact(message), outcomeUnknown: true });
+  }
+
+  private tooLargeError(call: Call<z.ZodType>, statusCode: number): never {
+    const context = { endpoint: call.endpoint, batchId: call.batchId, statusCode };
+    if (statusCode >= 200 && statusCode < 300) {
+      throw new ResponseTooLargeError({
+        ...context,
+        maxResponseBytes: this.maxResponseBytes,
+        outcomeUnknown: call.mutating,
+      });
+    }
+    const unread = `(error body longer than ${this.maxResponseBytes} bytes, not read)`;
+    throw this.statusError({ statusCode, headers: {}, body: '' }, call, unread);
   }
 
   private sanitizedCause(error: RequestError): Error {
@@ -276,6 +338,10 @@ export class AnchorApiClient {
   }
 }
 
+/** `application/json`, `application/problem+json` and the like, with or without parameters. */
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
+/** The error's message, if the body is the contract's JSON error; cleaned later, when the error is built. */
 function readApiMessage(body: string): string | undefined {
   try {
     const parsed = ErrorResponseSchema.safeParse(JSON.parse(body));

@@ -1,5 +1,5 @@
 import type { AnchorEndpoint } from './endpoints.js';
-import { redactUrls } from './redact.js';
+import { cleanApiText } from './redact.js';
 
 /** Stable discriminants: safe to use as Temporal failure types and in alerts. */
 export type AnchorApiErrorKind =
@@ -20,6 +20,7 @@ export interface AnchorApiErrorContext {
   endpoint: AnchorEndpoint;
   batchId?: string | undefined;
   statusCode?: number | undefined;
+  /** Text the API wrote; stored cut and redacted (cleanApiText). */
   apiMessage?: string | undefined;
   /** Must never hold got's error or request options: they carry the API key header. */
   cause?: Error | undefined;
@@ -30,6 +31,7 @@ export abstract class AnchorApiError extends Error {
   readonly endpoint: AnchorEndpoint;
   readonly batchId: string | undefined;
   readonly statusCode: number | undefined;
+  /** The API's message, cut to API_TEXT_MAX_CHARS and redacted. */
   readonly apiMessage: string | undefined;
   /**
    * True when the request may have reached the server but no usable answer came back.
@@ -43,7 +45,7 @@ export abstract class AnchorApiError extends Error {
     this.endpoint = context.endpoint;
     this.batchId = context.batchId;
     this.statusCode = context.statusCode;
-    this.apiMessage = context.apiMessage;
+    this.apiMessage = context.apiMessage === undefined ? undefined : cleanApiText(context.apiMessage);
     this.outcomeUnknown = outcomeUnknown;
   }
 }
@@ -51,8 +53,8 @@ export abstract class AnchorApiError extends Error {
 function describe(what: string, context: AnchorApiErrorContext): string {
   const status = context.statusCode === undefined ? '' : ` (HTTP ${context.statusCode})`;
   const batch = context.batchId === undefined ? '' : ` for batch ${context.batchId}`;
-  // Error messages end up in Temporal history and logs: no URL the API may have quoted.
-  const apiMessage = context.apiMessage === undefined ? '' : `: ${redactUrls(context.apiMessage)}`;
+  // Error messages end up in Temporal history and logs: bounded, and no secret the API may have quoted.
+  const apiMessage = context.apiMessage === undefined ? '' : `: ${cleanApiText(context.apiMessage)}`;
   return `${what}${status}${batch} on ${context.endpoint}${apiMessage}`;
 }
 
@@ -145,14 +147,29 @@ export class AnchorNetworkError extends AnchorApiError {
 }
 
 /**
- * A 2xx whose body is not JSON or breaks the schema, or a batch lacking what recovery needs.
- * For a mutating call a 2xx means the server acted, yet we cannot tell what it did: outcome unknown.
+ * A 2xx whose body is not JSON, is not declared as JSON, breaks the schema or is too large, or a batch
+ * lacking what recovery needs. For a mutating call a 2xx means the server acted, yet we cannot tell what
+ * it did: outcome unknown.
  */
 export class MalformedResponseError extends AnchorApiError {
   readonly kind = 'malformed_response';
+  /** What is wrong; it may quote field names the API sent, so it is cut and redacted (cleanApiText). */
   readonly problem: string;
   constructor(context: AnchorApiErrorContext & { problem: string; outcomeUnknown: boolean }) {
-    super(`Malformed Anchor API response (${context.problem})`, context, context.outcomeUnknown);
-    this.problem = context.problem;
+    const problem = cleanApiText(context.problem);
+    super(`Malformed Anchor API response (${problem})`, context, context.outcomeUnknown);
+    this.problem = problem;
+  }
+}
+
+/**
+ * A body longer than the client's `maxResponseBytes`: the download was stopped there. After a 2xx
+ * the server acted on a mutating call, so its outcome is unknown, as for any other unreadable answer.
+ */
+export class ResponseTooLargeError extends MalformedResponseError {
+  readonly maxResponseBytes: number;
+  constructor(context: AnchorApiErrorContext & { maxResponseBytes: number; outcomeUnknown: boolean }) {
+    super({ ...context, problem: `body longer than ${context.maxResponseBytes} bytes, download stopped` });
+    this.maxResponseBytes = context.maxResponseBytes;
   }
 }

@@ -1,9 +1,62 @@
-/**
- * Removes URLs from text the API wrote (session errors, messages). A session's
- * URLs hand over control of a live browser, and free text could quote one;
- * such text is stored in Temporal history, so it is cleaned before it leaves
- * the activity.
+/*
+ * Text the API wrote (session errors, error messages, field names in schema errors) is stored in Temporal
+ * history, search attributes, logs and error messages. It is cut to a fixed length, so no answer can make a
+ * payload grow past Temporal's limits, and cleaned of anything that hands over a session or an account: a
+ * session's URLs (`cdp_url`, `live_view_url`) control a live browser, and free text could quote one, or a
+ * token written some other way.
  */
-export function redactUrls(text: string): string {
-  return text.replace(/\b(?:wss?|https?):\/\/\S+/gi, '[url removed]');
+
+/** Longest API text, in characters, that reaches history, search attributes, logs or an error message. */
+export const API_TEXT_MAX_CHARS = 500;
+
+const REDACTED = '[redacted]';
+
+/** Names whose value is a credential when written `name=value`, `name: value` or `"name": "value"`. */
+const SECRET_NAMES =
+  'access[_-]?token|refresh[_-]?token|session[_-]?token|id[_-]?token|token|api[_-]?key|apikey|secret|client[_-]?secret|password|passwd|signature|sig|credentials?|authorization';
+
+const SECRET_PATTERNS: [RegExp, string][] = [
+  // Any URL: session URLs carry their token in the query string, and a path may hold one too.
+  [/\b(?:wss?|https?):\/\/\S+/gi, '[url removed]'],
+  // An authorization scheme and its credentials (a credential has a digit; "Basic setup" stays).
+  [/\b(Bearer|Basic)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
+  [new RegExp(`\\b(${SECRET_NAMES})(["']?\\s*[=:]\\s*["']?)[^\\s&"',;}]+`, 'gi'), `$1$2${REDACTED}`],
+  // JSON Web Tokens.
+  [/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],
+  // Prefixed keys such as sk-live-…, sk_test_….
+  [/\b(?:sk|pk|rk)[-_](?:live|test)?[-_]?[A-Za-z0-9_-]{8,}/g, REDACTED],
+];
+
+/** Bare tokens: long runs of letters and digits, e.g. the 40 hex digits of a session token. UUIDs (ids) stay. */
+const BARE_TOKEN = /\b[A-Za-z0-9_-]{24,}\b/g;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function isBareToken(word: string): boolean {
+  if (UUID.test(word)) return false;
+  // A token mixes digits and letters; a long word of letters (or a long number) is just text.
+  return /\d/.test(word) && /[A-Za-z]/.test(word);
+}
+
+/** Removes URLs, `token=…`-style credentials, bearer tokens and bare tokens from text. */
+export function redactSecrets(text: string): string {
+  let cleaned = text;
+  for (const [pattern, replacement] of SECRET_PATTERNS) cleaned = cleaned.replace(pattern, replacement);
+  return cleaned.replace(BARE_TOKEN, (word) => (isBareToken(word) ? REDACTED : word));
+}
+
+/**
+ * API text as it may be stored: redacted, then cut to `maxChars` (API_TEXT_MAX_CHARS by default) with a
+ * note of how much was cut. Only a bounded prefix is ever scanned, so a multi-megabyte text costs little.
+ */
+export function cleanApiText(text: string, maxChars = API_TEXT_MAX_CHARS): string {
+  // Redaction only shortens text, so a prefix somewhat longer than the limit is all that can survive.
+  const scanChars = maxChars * 2 + 200;
+  let prefix = text.slice(0, scanChars);
+  // A word cut short at the scan's end could be the remnant of a secret no pattern recognises any more: drop
+  // it. A longer remnant still matches the patterns (a bare token is 24 characters or more).
+  if (text.length > scanChars) prefix = prefix.replace(/(?<!\S)\S{1,63}$/, '');
+  const cleaned = redactSecrets(prefix);
+  if (cleaned.length <= maxChars && text.length <= scanChars) return cleaned;
+  const note = ` … [cut at ${maxChars} of ${text.length} chars]`;
+  return cleaned.slice(0, Math.max(0, maxChars - note.length)) + note;
 }

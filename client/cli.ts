@@ -5,14 +5,17 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { parseDuration, type RecoverBatchInput } from '../workflows/input.js';
-import type { RecoveryReport } from '../workflows/report.js';
+import { checkField, type FieldRule } from '../workflows/fields.js';
+import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
+import type { RecoverBatchInput } from '../workflows/input.js';
+import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
-import { formatReport } from './format-report.js';
+import { EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
+import { describeSource, formatReport } from './format-report.js';
 import { followRecovery, progressViewFor } from './progress.js';
-import { BatchRecoveries, RecoveryFailedError, workflowUiUrl } from './recoveries.js';
+import { BatchRecoveries, RecoveryFailedError, workflowUiUrl, type RecoveryProgress } from './recoveries.js';
 
 interface GlobalOptions {
   address: string;
@@ -30,6 +33,7 @@ interface RecoverOptions {
   deadline?: number;
   wait?: boolean;
   json?: boolean;
+  applyPolicy?: boolean;
 }
 
 const uuid = z.uuid();
@@ -40,19 +44,21 @@ function batchIdArgument(value: string): string {
   return value;
 }
 
-function wholeNumber(value: string): number {
-  const parsed = Number(value);
-  if (value.trim() === '' || !Number.isInteger(parsed)) throw new InvalidArgumentError('expected a whole number');
-  return parsed;
+/** A flag's value checked against the bounds of the input field it sets, naming that field when out of range. */
+function bounded(field: string, rule: FieldRule & { type: 'integer' | 'duration' }) {
+  return (value: string): number => {
+    if (rule.type === 'integer' && (value.trim() === '' || !Number.isInteger(Number(value))))
+      throw new InvalidArgumentError(`${field}: expected a whole number`);
+    const { value: checked, problems } = checkField(rule, rule.type === 'integer' ? Number(value) : value, field);
+    if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
+    return checked;
+  };
 }
-
-function duration(value: string): number {
-  const millis = parseDuration(value);
-  if (millis === undefined) {
-    throw new InvalidArgumentError('expected a duration like 30s, 500ms or 2h');
-  }
-  return millis;
-}
+const maxRounds = bounded('maxRounds', fields.maxRounds);
+const maxRetries = bounded('maxRetries', fields.maxRetries);
+const roundBackoff = bounded('roundBackoff.initialInterval', fields.roundBackoff.fields.initialInterval);
+const pollInterval = bounded('poll.initialInterval', fields.poll.fields.initialInterval);
+const deadline = bounded('deadline', fields.deadline);
 
 /** Maps the flags onto the workflow input; what is left out takes the workflow's defaults. */
 function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInput {
@@ -87,11 +93,24 @@ async function withRecoveries<T>(options: GlobalOptions, run: (recoveries: Batch
   }
 }
 
-/** Prints a finished (or live) report; a recovery that failed still shows what it did before the error. */
-async function showReport(options: GlobalOptions, json: boolean | undefined, getReport: () => Promise<RecoveryReport>) {
+/**
+ * Prints a finished (or live, or stored) report and sets the exit code for its outcome; a recovery
+ * that failed still shows what it did before the error.
+ */
+async function showReport(
+  options: GlobalOptions,
+  json: boolean | undefined,
+  getReport: () => Promise<RecoveryReport | RecoveryProgress>,
+) {
   let report: RecoveryReport;
   try {
-    report = await getReport();
+    const got = await getReport();
+    if ('source' in got) {
+      report = got.report;
+      // Where the report comes from is not part of it: in JSON mode it goes to stderr.
+      const note = describeSource(got.source);
+      if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
+    } else report = got;
   } catch (err) {
     if (err instanceof RecoveryFailedError && err.report) {
       if (json) printJson(err.report);
@@ -101,6 +120,7 @@ async function showReport(options: GlobalOptions, json: boolean | undefined, get
   }
   if (json) printJson(report);
   else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId)));
+  process.exitCode = exitCodeForReport(report);
 }
 
 export function buildCli(): Command {
@@ -119,7 +139,8 @@ export function buildCli(): Command {
       new Option('--ui-url <url>', 'Temporal Web UI, for links')
         .env('TEMPORAL_UI_URL')
         .default('http://localhost:8233'),
-    );
+    )
+    .addHelpText('after', EXIT_CODES_HELP);
 
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
 
@@ -142,32 +163,41 @@ export function buildCli(): Command {
     .command('recover')
     .description('start the recovery of a batch, or attach to the one already running')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .option('--max-rounds <n>', 'retry rounds at most (default 3)', wholeNumber)
-    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3 (default 1)', wholeNumber)
+    .option('--max-rounds <n>', 'retry rounds at most, 1-1000 (default 3)', maxRounds)
+    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3 (default 1)', maxRetries)
     .option('--retry-all', 'retry every session of the batch, not only the failed ones')
     .option(
       '--round-backoff <duration>',
-      'wait before the first retry round; later rounds wait longer (default 30s)',
-      duration,
+      'wait before the first retry round, 10ms-24h; later rounds wait longer (default 30s)',
+      roundBackoff,
     )
     .option(
       '--poll-interval <duration>',
-      'how often to read the batch status while it runs (default 5s, growing)',
-      duration,
+      'how often to read the batch status while it runs, 10ms-1h (default 5s, growing)',
+      pollInterval,
     )
-    .option('--deadline <duration>', 'give up after this long (default 24h)', duration)
+    .option('--deadline <duration>', 'give up after this long, 1s-365d (default 24h)', deadline)
     .option('--wait', 'follow the recovery to its end and print the report')
     .option('--json', 'print only the report as JSON on stdout (with --wait: the final one)')
+    .option(
+      '--apply-policy',
+      'when a recovery already runs for the batch, apply the policy options to it (without this, policy options are refused there)',
+    )
+    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, async (recoveries) => {
-        const started = await recoveries.start(recoverInput(batchId, options));
+        const started = await recoveries.start(recoverInput(batchId, options), {
+          applyPolicy: options.applyPolicy === true,
+        });
         // In JSON mode stdout carries the report only; the human summary goes to stderr.
         const say = options.json ? (text: string) => process.stderr.write(`${text}\n`) : print;
         say(
-          started.attached
-            ? `Attached to the recovery already running for batch ${batchId} (its policy is unchanged)`
-            : `Started the recovery of batch ${batchId}`,
+          !started.attached
+            ? `Started the recovery of batch ${batchId}`
+            : started.policyApplied
+              ? `Attached to the recovery already running for batch ${batchId} and applied the new policy to it`
+              : `Attached to the recovery already running for batch ${batchId}`,
         );
         say(`Workflow id: ${started.workflowId}`);
         say(`Web UI:      ${workflowUiUrl(global.uiUrl, global.namespace, started.workflowId)}`);
@@ -178,7 +208,8 @@ export function buildCli(): Command {
               : followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout) }),
           );
         } else if (options.json) {
-          printJson(await recoveries.report(batchId));
+          await showReport(global, true, () => recoveries.progress(batchId));
+          process.exitCode = 0;
         }
       });
     });
@@ -187,6 +218,7 @@ export function buildCli(): Command {
     .command('watch')
     .description('show the live progress of a recovery until it ends, then its report')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, _options, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, (recoveries) =>
@@ -199,11 +231,12 @@ export function buildCli(): Command {
       .command('report')
       .description('print the report of a recovery; without a batch id, a table of all recent recoveries')
       .argument('[batchId]', 'AnchorBrowser batch id (uuid); omit it for every recovery', batchIdArgument)
-      .option('--json', 'print the report as JSON'),
+      .option('--json', 'print the report as JSON')
+      .addHelpText('after', EXIT_CODES_HELP),
   ).action(async (batchId: string | undefined, options: ReportAllOptions, command: Command) => {
     if (batchId === undefined) return reportAllRecoveries(commandContext, command, options);
     const global = globals(command);
-    await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.report(batchId)));
+    await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.progress(batchId)));
   });
 
   program
@@ -251,16 +284,16 @@ export function buildCli(): Command {
     .command('policy')
     .description('change the policy of the rounds still to come (validated by the workflow)')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .option('--max-rounds <n>', 'retry rounds at most, counting those done', wholeNumber)
-    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', wholeNumber)
-    .option('--round-backoff <duration>', 'wait before each retry round from now on', duration)
-    .option('--poll-interval <duration>', 'how often to read the batch status from now on', duration)
+    .option('--max-rounds <n>', 'retry rounds at most, counting those done, 1-1000', maxRounds)
+    .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', maxRetries)
+    .option('--round-backoff <duration>', 'wait before each retry round from now on, 10ms-24h', roundBackoff)
+    .option('--poll-interval <duration>', 'how often to read the batch status from now on, 10ms-1h', pollInterval)
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
       const { roundBackoff, poll, maxRounds, maxRetries } = recoverInput(batchId, options);
       const report = await withRecoveries(globals(command), (recoveries) =>
         recoveries.updatePolicy(batchId, { maxRounds, maxRetries, roundBackoff, poll }),
       );
-      print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${report.rounds.length} done`);
+      print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${roundsDone(report)} done`);
     });
 
   const commandContext = createCommandContext();
@@ -280,7 +313,7 @@ export async function runCli(argv: string[] = process.argv): Promise<void> {
     await buildCli().parseAsync(argv);
   } catch (err) {
     process.stderr.write(`error: ${describeError(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = exitCodeForError(err);
   }
 }
 

@@ -1,4 +1,6 @@
-import type { RecoveryReport, RecoveryRound } from '../workflows/report.js';
+import ms from 'ms';
+import { REPORT_LIMITS, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
+import type { ReportSource } from './recoveries.js';
 
 /** The report lists at most this many failing sessions; the total is always shown. */
 export const STILL_FAILING_SHOWN = 10;
@@ -52,9 +54,19 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string): string 
   if (report.rounds.length === 0) {
     lines.push(`Rounds: none yet (at most ${report.maxRounds})`);
   } else {
-    lines.push(`Rounds: ${report.rounds.length} of at most ${report.maxRounds}`);
+    lines.push(`Rounds: ${roundsDone(report)} of at most ${report.maxRounds}`);
     const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];
-    lines.push(...formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`));
+    const table = formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`);
+    const omitted = report.omittedRounds;
+    // The report keeps the first and the last rounds in full; those between are counted.
+    if (omitted)
+      table.splice(
+        1 + REPORT_LIMITS.firstRounds,
+        0,
+        `  … rounds ${omitted.firstRound}-${omitted.lastRound} left out: ${sessions(omitted.retriedSessions)} retried, ` +
+          `${omitted.recovered} recovered, ${omitted.reconciled} reconciled`,
+      );
+    lines.push(...table);
   }
   const { totals, stillFailing } = report;
   lines.push(
@@ -71,4 +83,12 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string): string 
   }
   if (webUiUrl) lines.push('', `Web UI: ${webUiUrl}`);
   return lines.join('\n');
+}
+
+/** How old a stored report is, said before it; null for a live or final report. */
+export function describeSource(source: ReportSource, now = new Date()): string | null {
+  if (source.kind !== 'stored') return null;
+  const age = ms(Math.max(0, now.getTime() - Date.parse(source.recordedAt)), { long: true });
+  const omitted = source.roundsOmitted > 0 ? `; its ${source.roundsOmitted} oldest rounds are not listed` : '';
+  return `Stored report: ${source.reason}. Recorded at ${source.recordedAt} (${age} ago)${omitted}.`;
 }

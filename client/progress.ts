@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import type { BatchRecoveries, RecoveryProgress } from './recoveries.js';
-import type { RecoveryReport } from '../workflows/report.js';
+import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 
 /** One reading of a running recovery, as the progress bar and the plain lines show it. */
 export interface ProgressState {
@@ -12,6 +12,8 @@ export interface ProgressState {
   rounds: number;
   maxRounds: number;
   activity: string;
+  /** Set when no worker answered: where the reading comes from and how old it is. */
+  stored: string | null;
 }
 
 function describeActivity(report: RecoveryReport): string {
@@ -28,7 +30,7 @@ function describeActivity(report: RecoveryReport): string {
   }
 }
 
-export function progressState({ report, poll }: RecoveryProgress): ProgressState {
+export function progressState({ report, poll, source }: RecoveryProgress): ProgressState {
   // The pending status read carries the batch in flight. Without one, the last settled batch is the
   // latest news, unless a retry went out since (the round is still open): then nothing is known yet.
   const retryInFlight = report.rounds.at(-1)?.failedAfter === null;
@@ -37,9 +39,11 @@ export function progressState({ report, poll }: RecoveryProgress): ProgressState
     settled: batch ? batch.completed + batch.failed : null,
     total: batch?.total ?? null,
     failed: batch?.failed ?? null,
-    rounds: report.rounds.length,
+    rounds: roundsDone(report),
     maxRounds: report.maxRounds,
     activity: describeActivity(report),
+    // The time it was recorded, not its age: the plain view prints a line per change.
+    stored: source.kind === 'stored' ? `no worker answered: stored report of ${source.recordedAt}` : null,
   };
 }
 
@@ -49,7 +53,8 @@ function describeSessions(state: ProgressState): string {
 }
 
 export function formatProgressLine(state: ProgressState): string {
-  return `${describeSessions(state)} | round ${state.rounds}/${state.maxRounds} | ${state.activity}`;
+  const line = `${describeSessions(state)} | round ${state.rounds}/${state.maxRounds} | ${state.activity}`;
+  return state.stored ? `${line} | ${state.stored}` : line;
 }
 
 export interface ProgressView {
@@ -66,7 +71,8 @@ export function barView(stream: NodeJS.WriteStream): ProgressView {
   let started = false;
   return {
     show(state) {
-      const payload = { ...state, sessions: describeSessions(state) };
+      const activity = state.stored ? `${state.activity} | ${state.stored}` : state.activity;
+      const payload = { ...state, activity, sessions: describeSessions(state) };
       // Before the first status read the total is unknown: an empty bar of 1 reads as "nothing settled yet".
       const total = state.total || 1;
       if (!started) bar.start(total, state.settled ?? 0, payload);

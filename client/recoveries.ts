@@ -1,13 +1,17 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   Client,
   Connection,
+  isGrpcServiceError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, TypedSearchAttributes } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import proto from '@temporalio/proto';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import {
@@ -21,10 +25,17 @@ import {
   updateRecoveryPolicy,
   type PolicyChange,
 } from '../workflows/definitions.js';
-import { parseRecoverBatchInput, type RecoverBatchInput } from '../workflows/input.js';
+import { parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
-import type { RecoveryReport } from '../workflows/report.js';
-import { anchorBatchIdKey } from '../workflows/search-attributes.js';
+import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
+import { newReport, type RecoveryReport } from '../workflows/report.js';
+import {
+  recoveryOutcomeKey,
+  recoveryRoundsKey,
+  retriedSessionsKey,
+  stillFailedSessionsKey,
+} from '../workflows/search-attributes.js';
+import { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 export class TemporalUnreachableError extends Error {
   override name = 'TemporalUnreachableError';
@@ -66,6 +77,47 @@ export class PolicyChangeRejectedError extends Error {
   }
 }
 
+/**
+ * `recover` with a policy for a batch whose recovery already runs: the running recovery keeps its
+ * own policy unless the caller asks for the new one to be applied (`applyPolicy`).
+ */
+export class RecoveryAlreadyRunningError extends Error {
+  override name = 'RecoveryAlreadyRunningError';
+  constructor(
+    readonly batchId: string,
+    readonly workflowId: string,
+    reason = 'its policy was left unchanged',
+  ) {
+    super(
+      `A recovery is already running for batch ${batchId} (workflow ${workflowId}); ${reason}. ` +
+        'Apply the new policy to it with --apply-policy (applyPolicy: true), or attach without policy options.',
+    );
+  }
+}
+
+/** No worker answered and the recovery holds no stored report (it started before reports were stored). */
+export class NoStoredReportError extends Error {
+  override name = 'NoStoredReportError';
+  constructor(
+    readonly batchId: string,
+    reason: string,
+    searchAttributes: string,
+  ) {
+    super(
+      `No worker answered for the recovery of batch ${batchId} (${reason}) and it stores no report; ` +
+        `its search attributes say: ${searchAttributes}`,
+    );
+  }
+}
+
+/** Errors that mean Temporal itself could not be reached, as opposed to an answer it gave. */
+export function isTemporalUnreachable(err: unknown): boolean {
+  if (err instanceof TemporalUnreachableError) return true;
+  const cause = err instanceof Error && err.cause ? err.cause : err;
+  const UNAVAILABLE = 14; // the gRPC status of a server that cannot be reached
+  return isGrpcServiceError(cause) && Number(cause.code) === UNAVAILABLE;
+}
+
 export interface ConnectOptions extends TemporalConnectionConfig {
   connectTimeoutMs?: number;
 }
@@ -91,54 +143,103 @@ export interface StartedRecovery {
   runId: string;
   /** True when a recovery was already running for the batch and this call joined it. */
   attached: boolean;
+  /** True when the caller's policy was applied to the running recovery (`applyPolicy`). */
+  policyApplied: boolean;
 }
+
+export interface StartOptions {
+  /**
+   * When a recovery already runs for the batch and `input` carries policy fields: true applies
+   * them through the `updateRecoveryPolicy` update; otherwise the start is refused with
+   * RecoveryAlreadyRunningError. Without policy fields the call attaches either way.
+   */
+  applyPolicy?: boolean;
+}
+
+/** Where a report comes from: a worker's answer to the query, or what the server stored (no worker answered). */
+export type ReportSource =
+  { kind: 'live' } | { kind: 'final' } | { kind: 'stored'; recordedAt: string; reason: string; roundsOmitted: number };
 
 /** Where a recovery stands while the batch is in flight: the pending status read's last answer. */
 export interface RecoveryProgress {
   report: RecoveryReport;
   running: boolean;
+  source: ReportSource;
   poll: { attempt: number; message: string; batch: Omit<BatchSnapshot, 'failing'> | null } | null;
 }
 
 export type RecoveryHandle = WorkflowHandle<typeof recoverBatch>;
 
-/**
- * How every recovery is started, from the CLI or a sweep: the id derived from
- * the batch (one recovery per batch) and the batch id as a search attribute
- * from the first moment, so the Web UI can filter before the workflow runs.
- */
-export function recoveryStartOptions(input: RecoverBatchInput, taskQueue: string) {
-  return {
-    taskQueue,
-    workflowId: recoveryWorkflowId(input.batchId),
-    args: [input] as [RecoverBatchInput],
-    typedSearchAttributes: new TypedSearchAttributes([{ key: anchorBatchIdKey, value: input.batchId }]),
-  };
-}
+// Shared with the sweep's activities, so it lives below client/; re-exported for the library's users.
+export { recoveryStartOptions } from '../workflows/recovery-start.js';
+
+/** The fields of the policy an update can change; deadline and continueAsNewAfterEvents are fixed at start. */
+const CHANGEABLE_POLICY_FIELDS = ['maxRounds', 'maxRetries', 'retryFailedOnly', 'roundBackoff', 'poll'] as const;
+
+/** How long `progress` waits for a worker to answer the report query before reading the stored report. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 3_000;
+/** A poller seen this recently may still be alive: long polls last about a minute. */
+const LIVE_POLLER_WINDOW_MS = 90_000;
 
 /** The client's operations on recoveries, one per batch; the CLI is a thin layer over this. */
 export class BatchRecoveries {
   constructor(
     readonly client: Client,
     readonly taskQueue: string = DEFAULT_TASK_QUEUE,
+    readonly queryTimeoutMs: number = DEFAULT_QUERY_TIMEOUT_MS,
   ) {}
 
   handle(batchId: string): RecoveryHandle {
     return this.client.workflow.getHandle<typeof recoverBatch>(recoveryWorkflowId(batchId));
   }
 
-  /** Starts a recovery, or attaches to the one already running for the batch. */
-  async start(input: RecoverBatchInput): Promise<StartedRecovery> {
+  /**
+   * Starts a recovery, or attaches to the one already running for the batch. Attaching never
+   * drops a policy silently: see StartOptions.applyPolicy.
+   */
+  async start(input: RecoverBatchInput, { applyPolicy = false }: StartOptions = {}): Promise<StartedRecovery> {
     const { batchId } = parseRecoverBatchInput(input);
     const options = recoveryStartOptions(input, this.taskQueue);
     const { workflowId } = options;
     try {
       const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
-      return { batchId, workflowId, runId: handle.firstExecutionRunId, attached: false };
+      return { batchId, workflowId, runId: handle.firstExecutionRunId, attached: false, policyApplied: false };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      const description = await this.handle(batchId).describe();
-      return { batchId, workflowId, runId: description.runId, attached: true };
+    }
+    const description = await this.handle(batchId).describe();
+    const attached = { batchId, workflowId, runId: description.runId, attached: true };
+    const given = Object.keys(input).filter((key) => key !== 'batchId');
+    if (given.length === 0) return { ...attached, policyApplied: false };
+    // The same input as the running recovery's start (two starts racing, a retried script) is no new policy.
+    const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+    if (isDeepStrictEqual(parseRecoverBatchInput(input), await this.startPolicy(workflowId, firstRunId)))
+      return { ...attached, policyApplied: false };
+    if (!applyPolicy) throw new RecoveryAlreadyRunningError(batchId, workflowId);
+    const fixed = given.filter((key) => !(CHANGEABLE_POLICY_FIELDS as readonly string[]).includes(key));
+    if (fixed.length > 0) {
+      throw new RecoveryAlreadyRunningError(batchId, workflowId, `${fixed.join(', ')} cannot change after the start`);
+    }
+    const change = Object.fromEntries(
+      CHANGEABLE_POLICY_FIELDS.filter((key) => input[key] !== undefined).map((key) => [key, input[key]]),
+    ) as PolicyChange;
+    await this.updatePolicy(batchId, change);
+    return { ...attached, policyApplied: true };
+  }
+
+  /** The policy a recovery's chain was started with: the input of its first run's first event. */
+  private async startPolicy(workflowId: string, firstRunId: string): Promise<RecoveryPolicy | undefined> {
+    const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
+      namespace: this.client.options.namespace,
+      execution: { workflowId, runId: firstRunId },
+      maximumPageSize: 1,
+    });
+    const payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) return undefined;
+    try {
+      return parseRecoverBatchInput(defaultPayloadConverter.fromPayload(payload));
+    } catch {
+      return undefined;
     }
   }
 
@@ -148,10 +249,11 @@ export class BatchRecoveries {
   }
 
   async progress(batchId: string): Promise<RecoveryProgress> {
-    const handle = this.handle(batchId);
     const description = await this.describe(batchId);
     const running = description.status.name === 'RUNNING';
-    const report = running ? await handle.query(getRecoveryReport) : await this.finalReport(batchId);
+    const { report, source } = running
+      ? await this.liveOrStoredReport(batchId, description)
+      : { report: await this.finalReport(batchId), source: { kind: 'final' } as const };
     const pending = description.raw.pendingActivities?.find(
       (activity) => activity.activityType?.name === 'awaitBatchSettled',
     );
@@ -160,6 +262,7 @@ export class BatchRecoveries {
     return {
       report,
       running,
+      source,
       poll: failure
         ? {
             attempt: pending?.attempt ?? 0,
@@ -204,6 +307,81 @@ export class BatchRecoveries {
     }
   }
 
+  /**
+   * The live report when a worker answers the query; else the report the workflow stored in its
+   * memo, which is as old as its last change (no worker, no change).
+   */
+  private async liveOrStoredReport(
+    batchId: string,
+    description: WorkflowExecutionDescription,
+  ): Promise<{ report: RecoveryReport; source: ReportSource }> {
+    let reason = 'no worker polls the task queue';
+    if (await this.hasLivePollers(description.taskQueue)) {
+      try {
+        const report = await this.client.connection.withDeadline(Date.now() + this.queryTimeoutMs, () =>
+          this.handle(batchId).query(getRecoveryReport),
+        );
+        return { report, source: { kind: 'live' } };
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw new RecoveryNotFoundError(batchId);
+        reason = `no worker answered within ${this.queryTimeoutMs} ms`;
+      }
+    }
+    const memo = description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
+    const attributes = description.typedSearchAttributes;
+    if (!memo && attributes.get(recoveryOutcomeKey) === undefined) {
+      // No workflow task has run yet (no worker has picked the recovery up): the report as it starts.
+      const policy = await this.startPolicy(
+        description.workflowId,
+        description.raw.workflowExecutionInfo?.firstRunId ?? description.runId,
+      );
+      const startedAt = description.startTime;
+      const report = newReport(
+        batchId,
+        description.workflowId,
+        startedAt,
+        new Date(startedAt.getTime() + (policy?.deadline ?? 0)),
+        policy?.maxRounds ?? 0,
+      );
+      return {
+        report,
+        source: {
+          kind: 'stored',
+          recordedAt: startedAt.toISOString(),
+          reason: `${reason}; not started yet`,
+          roundsOmitted: 0,
+        },
+      };
+    }
+    if (!memo) {
+      const facts = [
+        `outcome ${attributes.get(recoveryOutcomeKey) ?? 'unknown'}`,
+        `${attributes.get(recoveryRoundsKey) ?? '?'} rounds`,
+        `${attributes.get(retriedSessionsKey) ?? '?'} retried`,
+        `${attributes.get(stillFailedSessionsKey) ?? '?'} still failing`,
+      ];
+      throw new NoStoredReportError(batchId, reason, facts.join(', '));
+    }
+    return {
+      report: memo.report,
+      source: { kind: 'stored', recordedAt: memo.recordedAt, reason, roundsOmitted: memo.roundsOmitted },
+    };
+  }
+
+  private async hasLivePollers(taskQueue: string): Promise<boolean> {
+    const { pollers } = await this.client.workflowService.describeTaskQueue({
+      namespace: this.client.options.namespace,
+      taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    const recent = Date.now() - LIVE_POLLER_WINDOW_MS;
+    return (pollers ?? []).some((poller) => {
+      // A protobuf Long or a number, depending on the value.
+      const seconds = Number(poller.lastAccessTime?.seconds?.toString() ?? 0);
+      return seconds * 1_000 >= recent;
+    });
+  }
+
   private async describe(batchId: string) {
     return this.handle(batchId).describe().catch(this.notFound(batchId));
   }
@@ -228,6 +406,4 @@ export class BatchRecoveries {
   }
 }
 
-export function workflowUiUrl(uiBaseUrl: string, namespace: string, workflowId: string): string {
-  return `${uiBaseUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
+export { workflowUiUrl } from '../workflows/recovery-details.js';

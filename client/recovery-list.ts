@@ -1,8 +1,8 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import { z } from 'zod';
 import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
-import { describeIssues, InvalidInputError } from '../workflows/input.js';
-import { RECOVERY_OUTCOMES, type RecoveryOutcome } from '../workflows/report.js';
+import { validateInput, type Typeable } from '../workflows/fields.js';
+import { recoveryListFields } from '../workflows/input-fields.js';
+import type { RecoveryOutcome } from '../workflows/report.js';
 import {
   anchorBatchIdKey,
   recoveryOutcomeKey,
@@ -10,7 +10,6 @@ import {
   retriedSessionsKey,
   stillFailedSessionsKey,
 } from '../workflows/search-attributes.js';
-import { durationSchema } from '../workflows/input.js';
 
 /** One recovery as visibility knows it: the search attributes the workflow publishes as it goes. */
 export interface RecoveryRow {
@@ -26,15 +25,7 @@ export interface RecoveryRow {
   durationMs: number;
 }
 
-const listOptionsSchema = z.strictObject({
-  /** Recoveries started within this long, e.g. "24h". */
-  since: durationSchema.default(24 * 3_600_000),
-  outcome: z.enum(RECOVERY_OUTCOMES).optional(),
-  /** Rows at most; visibility is read page by page until then. */
-  limit: z.number().int().min(1).max(10_000).default(1_000),
-});
-
-export type ListRecoveriesOptions = z.input<typeof listOptionsSchema>;
+export type ListRecoveriesOptions = Typeable<typeof recoveryListFields>;
 
 /** The visibility query for the options; values are validated, so quoting them is safe. */
 export function recoveryListQuery(startedAfter: Date, outcome?: RecoveryOutcome): string {
@@ -49,9 +40,7 @@ export function recoveryListQuery(startedAfter: Date, outcome?: RecoveryOutcome)
 
 /** Recoveries across batches, newest first, from Temporal visibility (eventually consistent: seconds behind). */
 export async function listRecoveries(client: Client, options: ListRecoveriesOptions = {}): Promise<RecoveryRow[]> {
-  const parsed = listOptionsSchema.safeParse(options);
-  if (!parsed.success) throw new InvalidInputError(describeIssues(parsed.error), 'recovery list options');
-  const { since, outcome, limit } = parsed.data;
+  const { since, outcome, limit } = validateInput(recoveryListFields, options, 'recovery list options');
   const now = new Date();
   const rows: RecoveryRow[] = [];
   for await (const execution of client.workflow.list({

@@ -5,9 +5,10 @@ import {
   type Client,
   type ScheduleHandle,
 } from '@temporalio/client';
-import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { describeIssues, durationSchema, InvalidInputError } from '../workflows/input.js';
+import { checkField } from '../workflows/fields.js';
+import { sweepScheduleFields } from '../workflows/input-fields.js';
+import { InvalidInputError } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import {
   parseSweepInput,
@@ -32,10 +33,6 @@ export interface SweepScheduleOptions extends SweepFailedBatchesInput {
   /** Task queue of the workers that run the sweep and the recoveries it starts. */
   taskQueue?: string;
 }
-
-const everySchema = z.strictObject({
-  every: durationSchema.refine((millis) => millis >= 60_000, 'must be at least 1m'),
-});
 
 export interface UpsertedSweepSchedule {
   scheduleId: string;
@@ -67,16 +64,14 @@ export async function upsertSweepSchedule(
   options: SweepScheduleOptions,
 ): Promise<UpsertedSweepSchedule> {
   const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
-  const parsedEvery = everySchema.safeParse({ every });
-  const problems = parsedEvery.success ? [] : describeIssues(parsedEvery.error);
+  const { value: everyMs, problems } = checkField(sweepScheduleFields.every, every, 'every');
   try {
     parseSweepInput(sweep);
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
     problems.push(...err.problems);
   }
-  if (!parsedEvery.success || problems.length > 0) throw new InvalidInputError(problems, 'sweep schedule');
-  const everyMs = parsedEvery.data.every;
+  if (problems.length > 0) throw new InvalidInputError(problems, 'sweep schedule');
 
   const spec = { intervals: [{ every: everyMs }] };
   // The operator's input as typed ("24h", not milliseconds), so the Web UI shows it that way.

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import getPort from 'get-port';
 import { recoverySearchAttributes } from '../workflows/search-attributes.js';
-import { resolveTemporalCli, type ProvisionLog } from './temporal-cli.js';
+import { resolveTemporalCli, temporalCliCacheDir, type ProvisionLog } from './temporal-cli.js';
 
 export interface DevServerOptions {
   /** Persist the server's state across restarts in this SQLite file. */
@@ -136,4 +137,22 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     throw err;
   }
   return { address, namespace, uiUrl, pid: child.pid, stop };
+}
+
+/**
+ * The dev server an operator runs locally (`npm start`, `npm run dev-server`): with its Web UI, its state
+ * kept next to the cached Temporal CLI (or in DEV_TEMPORAL_DB) so past runs stay browsable, and on the
+ * usual ports when they are free, so the CLI's defaults (localhost:7233, :8233) reach it.
+ */
+export async function startLocalDevServer(
+  env: NodeJS.ProcessEnv,
+  log: ProvisionLog,
+): Promise<DevServer & { dbFilename: string }> {
+  const dbFilename = env.DEV_TEMPORAL_DB ?? path.join(path.dirname(temporalCliCacheDir(env)), 'dev-server.sqlite');
+  await mkdir(path.dirname(dbFilename), { recursive: true });
+  const port = await getPort({ host: HOST, port: 7233 });
+  const uiPort = await getPort({ host: HOST, port: 8233, exclude: [port] });
+  log(`Starting the Temporal dev server (state in ${dbFilename})…`);
+  const server = await startDevServer({ ui: true, dbFilename, port, uiPort, log });
+  return Object.assign(server, { dbFilename });
 }

@@ -103,6 +103,12 @@ const scenarios: Record<string, () => Promise<string>> = {
     });
     return recoveryWorkflowId(batch.id);
   },
+  // Memo upserts, activity and timer summaries and the end notification (patched in later).
+  async 'exhausted-memo-notify'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2 });
+    return recoveryWorkflowId(batch.id);
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });
@@ -111,6 +117,28 @@ const scenarios: Record<string, () => Promise<string>> = {
       taskQueue: stack.taskQueue,
       workflowId,
       args: [{ lookback: '1h', recovery: { ...fast } }],
+    });
+    return workflowId;
+  },
+  /** The paged listing: chunks of batch ids, skips of running recoveries, a continue-as-new, count-only paging. */
+  async 'sweep-paged'() {
+    const batchIds = Array.from({ length: 10 }, (_, index) =>
+      simulator.createScriptedBatch({
+        count: 2,
+        script: { '0': ['fail', 'ok'] },
+        created_at: new Date(Date.now() - (index + 1) * 60_000).toISOString(),
+      }),
+    ).map((batch) => batch.id);
+    // The newest six already have recoveries (waiting an hour), so the first chunks only skip.
+    for (const batchId of batchIds.slice(0, 6)) {
+      await recoveries.start({ batchId, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    }
+    simulator.createScriptedBatch({ count: 2 });
+    const workflowId = `fixture-sweep-paged-${Date.now()}`;
+    await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ lookback: '1h', pageSize: 1, maxStarts: 2, continueAsNewAfterEvents: 50, recovery: { ...fast } }],
     });
     return workflowId;
   },

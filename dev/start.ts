@@ -1,7 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import getPort from 'get-port';
 import { formatReport } from '../client/format-report.js';
 import { followRecovery, progressViewFor } from '../client/progress.js';
 import { BatchRecoveries, connectTemporal, workflowUiUrl } from '../client/recoveries.js';
@@ -9,8 +6,7 @@ import { startSimulator, type RunningSimulator, type ScriptedBatchSpec } from '.
 import { runWorker } from '../worker/run-worker.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
-import { startDevServer } from './dev-server.js';
-import { temporalCliCacheDir } from './temporal-cli.js';
+import { startLocalDevServer } from './dev-server.js';
 
 // `npm start`: with TEMPORAL_ADDRESS and ANCHOR_API_KEY set, the production worker.
 // Otherwise whatever is missing runs here: a Temporal dev server with its Web UI,
@@ -73,14 +69,7 @@ function onShutdownSignals(): AbortSignal {
 }
 
 async function startLocalTemporal(env: NodeJS.ProcessEnv): Promise<TemporalTarget & { stop(): Promise<void> }> {
-  // Kept next to the cached Temporal CLI, outside the repo, so past demo runs stay browsable in the UI.
-  const dbFilename = env.DEV_TEMPORAL_DB ?? path.join(path.dirname(temporalCliCacheDir(env)), 'dev-server.sqlite');
-  await mkdir(path.dirname(dbFilename), { recursive: true });
-  // The usual ports when free, so the CLI's defaults reach this server.
-  const port = await getPort({ host: '127.0.0.1', port: 7233 });
-  const uiPort = await getPort({ host: '127.0.0.1', port: 8233, exclude: [port] });
-  print(`Starting the Temporal dev server (state in ${dbFilename})…`);
-  const server = await startDevServer({ ui: true, dbFilename, port, uiPort });
+  const server = await startLocalDevServer(env, print);
   return { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl ?? '', stop: () => server.stop() };
 }
 

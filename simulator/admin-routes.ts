@@ -4,7 +4,7 @@ import { describeSchemaError } from '../anchor-api/schemas.js';
 import type { SimulatorClock } from './clock.js';
 import { FaultPlanSchema, FaultRuleSchema, FaultTargetSchema, type FaultInjector } from './faults.js';
 import type { Ledger } from './ledger.js';
-import { ScriptedBatchSpecSchema } from './scripts.js';
+import { ScriptedBatchSpecSchema, SeedSpecSchema } from './scripts.js';
 import { DuplicateBatchIdError, type BatchStore } from './store.js';
 
 export const ADMIN_PREFIX = '/_simulator';
@@ -51,6 +51,13 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
         return reply.code(409).send({ error: { code: 409, message: error.message } });
       throw error;
     }
+  });
+
+  app.post('/batches/seed', (request, reply) => {
+    const spec = SeedSpecSchema.safeParse(request.body);
+    if (!spec.success) return reply.code(400).send(invalid(spec.error));
+    const failed = store.seed(spec.data);
+    return reply.code(201).send({ data: { created: spec.data.total, failed_batch_ids: failed } });
   });
 
   app.get('/faults', () => ({ faults: faults.current() }));

@@ -39,8 +39,38 @@ interface SessionView {
   retryCount: number;
 }
 
+/** Answer shapes the contract allows: see `answer` in scripts.ts. */
+export interface AnswerShape {
+  sessions: boolean;
+  retryCount: boolean;
+  nulls: boolean;
+}
+
+export const FULL_ANSWER: AnswerShape = { sessions: true, retryCount: true, nulls: false };
+
+/** The all-zero `pending` answer of a batch the API has accepted but not started (see `pending_phase`). */
+export interface PendingPhase {
+  /** Sessions start this long after creation; until then every read is the all-zero answer. */
+  ms: number;
+  /** The first this many status reads get the all-zero answer, whatever the time. */
+  reads: number;
+}
+
+/** Optional fields of a status answer and of its sessions that `nulls` sends as null when they have no value. */
+const NULLABLE_BATCH_FIELDS = ['actual_completion_time', 'error'] as const;
+const NULLABLE_SESSION_FIELDS = [
+  'session_id',
+  'cdp_url',
+  'live_view_url',
+  'error',
+  'started_at',
+  'completed_at',
+  'metadata',
+] as const;
+
 export interface BatchSnapshot {
-  detail: BatchStatusDetail & Required<Pick<BatchStatusDetail, 'batch_id' | 'status' | 'failed_requests'>>;
+  /** The status answer's `data`, shaped as the batch's `answer` says (so possibly with nulls). */
+  detail: Record<string, unknown>;
   /** Until this time (exclusive) the snapshot stays valid unless the batch is mutated; Infinity once nothing is scheduled. */
   validUntil: number;
 }
@@ -63,7 +93,11 @@ export class SimulatedBatch {
   private readonly sessions: Attempt[][];
   private readonly timing: AttemptTiming;
   private readonly outcomeOf: OutcomePolicy;
+  private readonly errorChars: number | undefined;
   private readonly newCredentials: () => Credentials;
+  private readonly answer: AnswerShape;
+  private readonly pendingPhaseEndsAt: number;
+  private pendingReadsLeft: number;
   private cancelledAt: number | undefined;
   private retried = false;
   /** Bumped on every mutation so cached snapshots can be invalidated. */
@@ -75,18 +109,27 @@ export class SimulatedBatch {
     count: number;
     timing: AttemptTiming;
     outcomeOf: OutcomePolicy;
+    errorChars?: number | undefined;
     newCredentials: () => Credentials;
     configuration?: Record<string, unknown> | undefined;
     metadata?: Record<string, unknown> | undefined;
+    answer?: AnswerShape | undefined;
+    pendingPhase?: PendingPhase | undefined;
   }) {
     this.id = init.id;
     this.createdAt = init.createdAt;
     this.timing = init.timing;
     this.outcomeOf = init.outcomeOf;
+    this.errorChars = init.errorChars;
     this.newCredentials = init.newCredentials;
     this.configuration = init.configuration;
     this.metadata = init.metadata;
-    this.sessions = Array.from({ length: init.count }, (_, index) => this.scheduleRound(index, init.createdAt, 1, 1));
+    this.answer = init.answer ?? FULL_ANSWER;
+    this.pendingPhaseEndsAt = init.createdAt + (init.pendingPhase?.ms ?? 0);
+    this.pendingReadsLeft = init.pendingPhase?.reads ?? 0;
+    this.sessions = Array.from({ length: init.count }, (_, index) =>
+      this.scheduleRound(index, this.pendingPhaseEndsAt, 1, 1),
+    );
   }
 
   get size(): number {
@@ -132,10 +175,38 @@ export class SimulatedBatch {
     return cancelled;
   }
 
+  /** Consumes one of the status reads that `pending_phase.reads` answers with the all-zero answer. */
+  takePendingPhaseRead(): boolean {
+    if (this.pendingReadsLeft === 0) return false;
+    this.pendingReadsLeft -= 1;
+    return true;
+  }
+
+  /** The all-zero answer of a batch that has not started: status `pending`, every counter 0. */
+  pendingPhaseDetail(): Record<string, unknown> {
+    const detail: BatchStatusDetail = {
+      batch_id: this.id,
+      status: 'pending',
+      total_requests: 0,
+      completed_requests: 0,
+      failed_requests: 0,
+      processing_requests: 0,
+      pending_requests: 0,
+      created_at: iso(this.createdAt),
+      sessions: [],
+      progress: { percentage: 0, current_phase: 'queued' },
+    };
+    return this.shape(detail);
+  }
+
   snapshot(now: number): BatchSnapshot {
+    if (now < this.pendingPhaseEndsAt)
+      return { detail: this.pendingPhaseDetail(), validUntil: this.pendingPhaseEndsAt };
     const summary = this.summarize(now);
-    const sessions = this.sessions.map((attempts, index) => toSessionItem(index, this.view(attempts, now)));
-    const detail = {
+    const sessions = this.sessions.map((attempts, index) =>
+      toSessionItem(index, this.view(attempts, now), this.errorChars),
+    );
+    const detail: BatchStatusDetail = {
       batch_id: this.id,
       status: summary.status,
       total_requests: this.sessions.length,
@@ -151,10 +222,20 @@ export class SimulatedBatch {
       sessions,
       progress: { percentage: summary.percentage, current_phase: summary.phase },
     };
-    return { detail, validUntil: this.nextChangeAfter(now) };
+    return { detail: this.shape(detail), validUntil: this.nextChangeAfter(now) };
   }
 
   summary(now: number): BatchSummary & { status: BatchStatus; created_at: string } {
+    if (now < this.pendingPhaseEndsAt) {
+      return {
+        batch_id: this.id,
+        status: 'pending',
+        total_requests: 0,
+        completed_requests: 0,
+        failed_requests: 0,
+        created_at: iso(this.createdAt),
+      };
+    }
     const summary = this.summarize(now);
     return {
       batch_id: this.id,
@@ -165,6 +246,21 @@ export class SimulatedBatch {
       created_at: iso(this.createdAt),
       ...(summary.finishedAt === undefined ? {} : { actual_completion_time: iso(summary.finishedAt) }),
     };
+  }
+
+  /** Applies the batch's answer shape: sessions left out, `retry_count` left out, absent fields sent as null. */
+  private shape(detail: BatchStatusDetail): Record<string, unknown> {
+    const { sessions, ...rest } = detail;
+    const shaped: Record<string, unknown> = { ...rest };
+    if (this.answer.nulls) for (const field of NULLABLE_BATCH_FIELDS) shaped[field] ??= null;
+    if (!this.answer.sessions) return shaped;
+    shaped.sessions = (sessions ?? []).map((session) => {
+      const { retry_count: retryCount, ...item } = session;
+      const shapedItem: Record<string, unknown> = this.answer.retryCount ? { ...item, retry_count: retryCount } : item;
+      if (this.answer.nulls) for (const field of NULLABLE_SESSION_FIELDS) shapedItem[field] ??= null;
+      return shapedItem;
+    });
+    return shaped;
   }
 
   private scheduleRound(index: number, queuedAt: number, firstNumber: number, maxAttempts: number): Attempt[] {
@@ -253,13 +349,15 @@ function isUnsettled(status: BatchStatus): boolean {
   return status === 'pending' || status === 'processing';
 }
 
-function toSessionItem(index: number, view: SessionView): BatchSessionItem {
+function toSessionItem(index: number, view: SessionView, errorChars: number | undefined): BatchSessionItem {
   const { attempt, status } = view;
   const item: BatchSessionItem = { item_index: index, status, retry_count: view.retryCount };
   if (view.started) item.started_at = iso(attempt.startAt);
   if (status === 'completed' || status === 'failed') item.completed_at = iso(attempt.endAt);
-  if (status === 'failed')
-    item.error = `${FAILURE_REASONS[(index + attempt.number) % FAILURE_REASONS.length] ?? 'failed'} (attempt ${attempt.number})`;
+  if (status === 'failed') {
+    const reason = `${FAILURE_REASONS[(index + attempt.number) % FAILURE_REASONS.length] ?? 'failed'} (attempt ${attempt.number})`;
+    item.error = errorChars === undefined ? reason : reason.padEnd(errorChars, ' | at provisioner.startPod');
+  }
   if (status === 'completed' && attempt.credentials !== undefined) {
     const { sessionId, token } = attempt.credentials;
     item.session_id = sessionId;

@@ -11,7 +11,16 @@ import {
 import type { SimulatorClock } from './clock.js';
 import type { FaultInjector, FaultRule, FaultTarget } from './faults.js';
 import type { Ledger, LedgerCall } from './ledger.js';
-import { apiError, bodyAsText, bodyAsValue, ok, removeAtPath, setAtPath, type ApiAnswer } from './responses.js';
+import {
+  apiError,
+  bodyAsText,
+  bodyAsValue,
+  nullAtPath,
+  ok,
+  removeAtPath,
+  setAtPath,
+  type ApiAnswer,
+} from './responses.js';
 import type { BatchStore } from './store.js';
 
 export interface ContractDeps {
@@ -83,6 +92,7 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
     if (entry !== undefined) {
       entry.statusCode = reply.statusCode;
       entry.outcome = 'answered';
+      entry.answeredAtMs = Date.now();
     }
     done(null, payload);
   });
@@ -122,7 +132,10 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
   ): ApiAnswer | undefined {
     switch (fault?.type) {
       case 'commit_then_drop':
-        if (entry !== undefined) entry.outcome = 'dropped';
+        if (entry !== undefined) {
+          entry.outcome = 'dropped';
+          entry.answeredAtMs = Date.now();
+        }
         reply.hijack();
         request.raw.socket.destroy();
         return undefined;
@@ -135,6 +148,8 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
         };
       case 'omit_field':
         return { ...answer, body: removeAtPath(bodyAsValue(answer.body), fault.field) };
+      case 'null_field':
+        return { ...answer, body: nullAtPath(bodyAsValue(answer.body), fault.field) };
       default:
         return answer;
     }
@@ -154,7 +169,7 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
       if (!body.success) return apiError(400, describeSchemaError(body.error));
       const batch = store.create(body.data);
       const entry = entryOf(request);
-      if (entry !== undefined) entry.batchId = batch.id;
+      if (entry !== undefined) ledger.assignBatch(entry, batch.id);
       const summary = batch.summary(clock.now());
       return ok({
         batch_id: batch.id,
@@ -202,9 +217,13 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
       if (batch.isCancelled(now)) return apiError(400, 'No failed sessions to retry: batch is cancelled');
       const retried = batch.retryFailed(now, body.data.max_retries);
       if (retried.length === 0) return apiError(400, 'No failed sessions to retry');
+      const entry = entryOf(request);
       ledger.recordRetry({
         at: new Date(now).toISOString(),
         batchId: batch.id,
+        callSeq: entry?.seq,
+        receivedAtMs: entry?.receivedAtMs,
+        appliedAtMs: Date.now(),
         body: { retry_failed_only: body.data.retry_failed_only, max_retries: body.data.max_retries },
         retriedSessions: retried.length,
         retriedItems: retried,

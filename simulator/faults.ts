@@ -12,14 +12,19 @@ const firing = {
   probability: z.number().min(0).max(1).optional(),
   /** Only calls about this batch. */
   batchId: z.string().optional(),
+  /** Let the first N matching calls through untouched, so a schedule can aim at the Nth call of a batch. */
+  after: z.int().min(0).optional(),
   /** Real-time delay before the call is handled (or before the other effect). */
   latencyMs: z.int().min(0).optional(),
 };
 
 /*
- * Effects that happen before the call is handled (error, rate_limit, hang, latency) leave the batch
- * untouched. The others apply the call first, then spoil the answer: commit_then_drop is the case
- * the core must reconcile (the retry happened, the client never hears about it).
+ * error, rate_limit and hang answer without handling the call, so the batch is untouched (a hung
+ * call never answers and is never applied, even after the client gave up). latency only delays:
+ * the call is handled (a retry applied) once the delay is over, even if the client timed out in
+ * between, as a slow server would. The others apply the call first, then spoil the answer:
+ * commit_then_drop is the case the core must reconcile (the retry happened, the client never hears
+ * about it). `latencyMs` on any rule delays its effect the same way.
  */
 export const FaultRuleSchema = z.discriminatedUnion('type', [
   z.object({
@@ -41,6 +46,8 @@ export const FaultRuleSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('malformed_json'), ...firing }),
   /** Leaves a field out of the answer, e.g. `data.sessions`: the contract requires almost none. */
   z.object({ type: z.literal('omit_field'), field: z.string().min(1), ...firing }),
+  /** Sends a field as `null`, e.g. `data.actual_completion_time` or `data.sessions.0.cdp_url`; only where its parent exists. */
+  z.object({ type: z.literal('null_field'), field: z.string().min(1), ...firing }),
   z.object({
     type: z.literal('mistyped_field'),
     /** Dot path into the answer, e.g. `data.sessions.3.retry_count`; defaults per endpoint. */
@@ -59,6 +66,8 @@ export type FaultPlanInput = Partial<Record<FaultTarget, FaultRuleInput[]>>;
 interface ActiveRule {
   rule: FaultRule;
   remaining: number;
+  /** Matching calls seen so far, for `after`. */
+  seen: number;
 }
 
 /** Holds the fault rules per endpoint; the first rule that fires on a call decides its fault. */
@@ -89,6 +98,16 @@ export class FaultInjector {
     else this.rules.delete(target);
   }
 
+  /** Disarms every rule scoped to one batch, e.g. once a test is done with it. */
+  clearBatch(batchId: string): void {
+    for (const [target, rules] of this.rules) {
+      this.rules.set(
+        target,
+        rules.filter((active) => active.rule.batchId !== batchId),
+      );
+    }
+  }
+
   /** The rules still armed, with how many firings each has left. */
   current(): Partial<Record<FaultTarget, (FaultRule & { remaining?: number })[]>> {
     const plan: Partial<Record<FaultTarget, (FaultRule & { remaining?: number })[]>> = {};
@@ -102,8 +121,11 @@ export class FaultInjector {
   pick(target: FaultTarget, batchId: string | undefined): FaultRule | undefined {
     const rules = this.rules.get(target);
     if (rules === undefined) return undefined;
-    for (const active of rules) {
-      if (active.rule.batchId !== undefined && active.rule.batchId !== batchId) continue;
+    const matching = rules.filter((active) => active.rule.batchId === undefined || active.rule.batchId === batchId);
+    // Every matching rule counts the call, whichever fires, so `after` means "the Nth call" for each.
+    for (const active of matching) active.seen += 1;
+    for (const active of matching) {
+      if (active.seen <= (active.rule.after ?? 0)) continue;
       if (active.rule.probability !== undefined && !this.random.chance(active.rule.probability)) continue;
       active.remaining -= 1;
       if (active.remaining <= 0) rules.splice(rules.indexOf(active), 1);
@@ -114,7 +136,7 @@ export class FaultInjector {
 
   private addParsed(target: FaultTarget, rule: FaultRule): void {
     const rules = this.rules.get(target) ?? [];
-    rules.push({ rule, remaining: rule.times ?? Infinity });
+    rules.push({ rule, remaining: rule.times ?? Infinity, seen: 0 });
     this.rules.set(target, rules);
   }
 }

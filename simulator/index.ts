@@ -13,6 +13,12 @@ export {
   type FaultTarget,
 } from './faults.js';
 export { Ledger, type BatchLedger, type CallOutcome, type LedgerCall, type LedgerRetry } from './ledger.js';
-export { ScriptedBatchSpecSchema, type ItemScript, type ScriptedBatchSpec } from './scripts.js';
+export {
+  ScriptedBatchSpecSchema,
+  SeedSpecSchema,
+  type ItemScript,
+  type ScriptedBatchSpec,
+  type SeedSpec,
+} from './scripts.js';
 export { SimulatedBatch, type AttemptOutcome } from './batch.js';
 export { BatchStore, DuplicateBatchIdError } from './store.js';

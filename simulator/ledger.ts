@@ -16,14 +16,23 @@ export interface LedgerCall {
   outcome: CallOutcome;
   /** Status sent; undefined when nothing was sent (dropped, hung, still in flight). */
   statusCode: number | undefined;
+  /** Wall-clock time the answer was sent or the connection dropped; undefined while in flight or hung. */
+  answeredAtMs: number | undefined;
   /** The injected fault's type, if one fired. */
   fault: string | undefined;
 }
 
 export interface LedgerRetry {
   seq: number;
+  /** Simulator-clock time the retry was applied. */
   at: string;
   batchId: string;
+  /** The ledger call (the POST) that applied it. */
+  callSeq: number | undefined;
+  /** Wall-clock time that POST arrived. */
+  receivedAtMs: number | undefined;
+  /** Wall-clock time the retry was applied: later than the arrival under a `latency` fault, even if the client gave up. */
+  appliedAtMs: number;
   body: { retry_failed_only: boolean; max_retries: number };
   retriedSessions: number;
   retriedItems: number[];
@@ -38,24 +47,38 @@ export interface BatchLedger {
 export class Ledger {
   private calls: LedgerCall[] = [];
   private retries: LedgerRetry[] = [];
+  /** Per-batch view, so reading one batch's ledger stays cheap when thousands of batches share a simulator. */
+  private byBatch = new Map<string, BatchLedger>();
   private seq = 0;
 
-  recordCall(call: Omit<LedgerCall, 'seq' | 'outcome' | 'statusCode' | 'fault' | 'requestBody'>): LedgerCall {
+  recordCall(
+    call: Omit<LedgerCall, 'seq' | 'outcome' | 'statusCode' | 'answeredAtMs' | 'fault' | 'requestBody'>,
+  ): LedgerCall {
     const entry: LedgerCall = {
       ...call,
       seq: ++this.seq,
       outcome: 'in_flight',
       statusCode: undefined,
+      answeredAtMs: undefined,
       fault: undefined,
       requestBody: undefined,
     };
     this.calls.push(entry);
+    if (entry.batchId !== undefined) this.batchLedger(entry.batchId).calls.push(entry);
     return entry;
+  }
+
+  /** Files a call under the batch it turned out to be about (a create learns its batch id when handled). */
+  assignBatch(entry: LedgerCall, batchId: string): void {
+    if (entry.batchId !== undefined) return;
+    entry.batchId = batchId;
+    this.batchLedger(batchId).calls.push(entry);
   }
 
   recordRetry(retry: Omit<LedgerRetry, 'seq'>): LedgerRetry {
     const entry = { ...retry, seq: ++this.seq };
     this.retries.push(entry);
+    this.batchLedger(entry.batchId).retries.push(entry);
     return entry;
   }
 
@@ -64,14 +87,22 @@ export class Ledger {
   }
 
   forBatch(batchId: string): BatchLedger {
-    return {
-      calls: this.calls.filter((call) => call.batchId === batchId),
-      retries: this.retries.filter((retry) => retry.batchId === batchId),
-    };
+    const ledger = this.byBatch.get(batchId);
+    return { calls: [...(ledger?.calls ?? [])], retries: [...(ledger?.retries ?? [])] };
   }
 
   clear(): void {
     this.calls = [];
     this.retries = [];
+    this.byBatch.clear();
+  }
+
+  private batchLedger(batchId: string): BatchLedger {
+    let ledger = this.byBatch.get(batchId);
+    if (ledger === undefined) {
+      ledger = { calls: [], retries: [] };
+      this.byBatch.set(batchId, ledger);
+    }
+    return ledger;
   }
 }

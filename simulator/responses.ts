@@ -36,6 +36,16 @@ export function removeAtPath(root: unknown, path: string): unknown {
   });
 }
 
+/** Sends an existing field's parent with the field as `null`; a path whose parent is absent changes nothing. */
+export function nullAtPath(root: unknown, path: string): unknown {
+  const segments = path.split('.');
+  const key = segments.pop() as string;
+  let parent: unknown = root;
+  for (const segment of segments) parent = isContainer(parent) ? parent[segment] : undefined;
+  if (isContainer(parent)) parent[key] = null;
+  return root;
+}
+
 function atPath(root: unknown, path: string, change: (parent: Record<string, unknown>, key: string) => void): unknown {
   const segments = path.split('.');
   const top: Record<string, unknown> = isContainer(root) ? root : {};

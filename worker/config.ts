@@ -3,7 +3,9 @@ import type { LogLevel } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { describeIssues, InvalidInputError } from '../workflows/input.js';
+import { InvalidInputError } from '../workflows/input.js';
+import type { NotifyConfig } from '../activities/notify-activities.js';
+import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -74,6 +76,16 @@ const workerEnvSchema = z.object({
     .toUpperCase()
     .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] satisfies LogLevel[]))
     .default('INFO'),
+  /** A Slack-compatible incoming webhook told when a recovery ends badly; a secret (never logged). */
+  NOTIFY_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  /** Which ends are posted, comma-separated. */
+  NOTIFY_OUTCOMES: z
+    .string()
+    .transform((value) => value.split(',').map((outcome) => outcome.trim()))
+    .pipe(z.array(z.enum(NOTIFIABLE_OUTCOMES)).min(1))
+    .default(['exhausted', 'deadline', 'failed']),
+  /** The Temporal Web UI, for the notification's link to the recovery. */
+  TEMPORAL_UI_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
   /** A bundle from `npm run build:bundle`; without it the worker bundles the workflows at start. */
   WORKFLOW_BUNDLE_PATH: readableFile.optional(),
 });
@@ -114,6 +126,8 @@ export interface WorkerConfig {
   /** Read by the worker process only; in-process workers (tests) leave it out. */
   observability?: { logLevel: LogLevel; metricsPort?: number };
   workflowBundlePath?: string;
+  /** Absent: recovery ends are not posted anywhere. */
+  notify?: NotifyConfig;
 }
 
 const isTemporalCloud = (address: string) => /\.tmprl\.cloud:\d+$/.test(address);
@@ -153,6 +167,13 @@ function tlsConfig(e: TemporalEnv): TLSConfig | undefined {
     ...(e.TEMPORAL_TLS_CA ? { serverRootCACertificate: e.TEMPORAL_TLS_CA.contents } : {}),
     ...(e.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: e.TEMPORAL_TLS_SERVER_NAME } : {}),
   };
+}
+
+/** One line per problem, each starting with the variable's name, so an operator knows what to fix. */
+function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map(
+    (issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(input)'}: ${issue.message}`,
+  );
 }
 
 /** Empty variables count as unset, as compose passes `${VAR:-}` through as an empty string. */
@@ -201,5 +222,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     batchStatusPoller: e.ANCHOR_BATCH_STATUS_POLLER,
     observability: { logLevel: e.LOG_LEVEL, ...(e.METRICS_PORT ? { metricsPort: e.METRICS_PORT } : {}) },
     ...(e.WORKFLOW_BUNDLE_PATH ? { workflowBundlePath: e.WORKFLOW_BUNDLE_PATH } : {}),
+    ...(e.NOTIFY_WEBHOOK_URL && {
+      notify: {
+        webhookUrl: e.NOTIFY_WEBHOOK_URL,
+        outcomes: e.NOTIFY_OUTCOMES,
+        ...(e.TEMPORAL_UI_URL && { uiUrl: e.TEMPORAL_UI_URL }),
+      },
+    }),
   };
 }

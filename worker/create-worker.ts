@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
+import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
@@ -13,6 +14,9 @@ import type { WorkerConfig } from './config.js';
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
 const moduleExtension = path.extname(fileURLToPath(import.meta.url));
 export const workflowsPath = fileURLToPath(new URL(`../workflows/index${moduleExtension}`, import.meta.url));
+export const workflowInterceptorModules = [
+  fileURLToPath(new URL(`../workflows/failure-log-interceptor${moduleExtension}`, import.meta.url)),
+];
 
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
 
@@ -32,11 +36,14 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     ...(workflows ?? { workflowsPath }),
+    // Used when the worker bundles the workflows itself; a prebuilt bundle has them built in (worker/bundle.ts).
+    interceptors: { workflowModules: workflowInterceptorModules },
     activities: {
       ...createRecoveryActivities(api),
       ...createRetryActivities(api),
       ...createSweepActivities(api, client),
       ...createPollerActivities(api),
+      ...createNotifyActivities(config.notify),
     },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,

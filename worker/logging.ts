@@ -40,5 +40,47 @@ export function createJsonLogger({ level = 'INFO', secrets = [] }: JsonLoggingOp
  * add batchId.
  */
 export function sdkLoggerFor(logger: Logger, level: LogLevel = 'INFO'): DefaultLogger {
-  return new DefaultLogger(level, (entry) => logger[pinoLevels[entry.level]](entry.meta ?? {}, entry.message));
+  return new DefaultLogger(level, (entry) =>
+    logger[pinoLevels[entry.level]](describeErrors(entry.meta ?? {}), entry.message),
+  );
+}
+
+/** Longest failure message written in a log line; the failure itself (in history) keeps the rest. */
+export const LOGGED_MESSAGE_MAX_CHARS = 2_000;
+
+interface LoggedError {
+  type: string;
+  message: string;
+  cause?: LoggedError;
+}
+
+// Errors from the workflow sandbox come from another realm: `instanceof Error` is false for them.
+const isError = (value: unknown): value is Error & { type?: unknown; cause?: unknown } =>
+  value instanceof Error || Object.prototype.toString.call(value) === '[object Error]';
+
+/**
+ * An error as a log line shows it: JSON has no form for an Error (it writes `{}`), so its type (the
+ * failure type of an ApplicationFailure, else the error's name) and message are written, with its causes.
+ */
+export function describeError(error: Error & { type?: unknown; cause?: unknown }, depth = 0): LoggedError {
+  const message = String(error.message);
+  const described: LoggedError = {
+    type: typeof error.type === 'string' && error.type !== '' ? error.type : String(error.name),
+    message: message.length > LOGGED_MESSAGE_MAX_CHARS ? `${message.slice(0, LOGGED_MESSAGE_MAX_CHARS)}…` : message,
+  };
+  if (isError(error.cause) && depth < 3) described.cause = describeError(error.cause, depth + 1);
+  return described;
+}
+
+/** Errors in an entry's meta, described; `failureType` (workflows/failure-log-interceptor.ts) names a workflow's failure. */
+function describeErrors(meta: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.values(meta).some(isError)) return meta;
+  const { failureType, ...rest } = meta;
+  return Object.fromEntries(
+    Object.entries(rest).map(([key, value]) => {
+      if (!isError(value)) return [key, value];
+      const described = describeError(value);
+      return [key, typeof failureType === 'string' ? { ...described, type: failureType } : described];
+    }),
+  );
 }

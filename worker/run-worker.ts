@@ -19,7 +19,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, workflows?
   const logger = installWorkerRuntime({
     logLevel: config.observability?.logLevel,
     metricsPort: config.observability?.metricsPort,
-    secrets: [config.anchor.apiKey, config.temporal.apiKey ?? ''],
+    secrets: [config.anchor.apiKey, config.temporal.apiKey ?? '', config.notify?.webhookUrl ?? ''],
   });
   const { address, namespace, taskQueue, tls, apiKey } = config.temporal;
   const connection = await NativeConnection.connect({ address, tls, apiKey }).catch((err: Error) => {

@@ -13,12 +13,15 @@ import {
   metricMeter,
   patched,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
+import type { NotifyActivities } from '../activities/notify-activities.js';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import type { RetryActivities } from '../activities/retry-activities.js';
 import {
@@ -41,13 +44,17 @@ import {
 } from './input.js';
 import {
   newReport,
+  recordFailure,
+  recordLastError,
   recordRound,
   recordSettledBatch,
+  roundsDone,
   type BatchSnapshot,
   type RecoveryOutcome,
   type RecoveryReport,
   type RecoveryRound,
 } from './report.js';
+import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
 import type { RetrySnapshot, SendRetryResult } from './retry-protocol.js';
 import {
   anchorBatchIdKey,
@@ -90,6 +97,18 @@ function countRecovery(outcome: RecoveryOutcome | 'failed'): void {
 
 /** Thrown when the batch reaches the deadline while the workflow waits on an activity. */
 class DeadlineReached extends Error {}
+
+/**
+ * Whether an activity failed because its time budget (the deadline) ran out. An activity still waiting
+ * in the queue when it does times out as schedule-to-start: the server derives that limit from
+ * schedule-to-close when none is set.
+ */
+function budgetRanOut(err: unknown): err is ActivityFailure {
+  if (!(err instanceof ActivityFailure)) return false;
+  if (err.retryState === RetryState.TIMEOUT) return true;
+  const type = err.cause instanceof TimeoutFailure ? err.cause.timeoutType : undefined;
+  return type === TimeoutType.SCHEDULE_TO_CLOSE || type === TimeoutType.SCHEDULE_TO_START;
+}
 
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
   const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
@@ -144,10 +163,28 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   );
 
   let published = '';
+  let memoPublished = '';
+  let memoFlushPending = false;
+  /** The memo is for reads when no worker answers: written once per workflow task, after its last change. */
+  const storeMemo = () => {
+    memoFlushPending = false;
+    const memo = recoveryMemo(report, new Date());
+    const memoKey = JSON.stringify(memo.report);
+    if (memoKey === memoPublished) return;
+    memoPublished = memoKey;
+    upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
+  };
   const publishProgress = () => {
+    // Shown by the Web UI while a worker answers; the memo is for when none does.
+    setCurrentDetails(renderRecoveryDetails(report));
+    if (patched('recovery-memo') && !memoFlushPending) {
+      memoFlushPending = true;
+      // A microtask runs before the workflow task completes: several changes in one task make one event.
+      void Promise.resolve().then(storeMemo);
+    }
     const values = {
       outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
-      rounds: report.rounds.length,
+      rounds: roundsDone(report),
       retried: report.totals.retriedSessions,
       stillFailed: report.totals.stillFailed,
     };
@@ -167,18 +204,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     try {
       return await activity();
     } catch (err) {
-      const deadlinePassed =
-        err instanceof ActivityFailure &&
-        (err.retryState === RetryState.TIMEOUT ||
-          (err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_CLOSE));
-      if (deadlinePassed) {
+      if (budgetRanOut(err)) {
         // Keep why the time ran out: hours of 5xx answers are not a batch that never settled.
         // A schedule-to-close timeout carries the last attempt's failure only in its raw form.
         const cause = err.cause as TemporalFailure | undefined;
         const last = cause instanceof TimeoutFailure ? cause.failure?.cause : cause?.failure;
         const type = last?.applicationFailureInfo?.type;
         if (last && type !== BATCH_NOT_SETTLED) {
-          report.lastError = { type: type ?? 'unknown', message: last.message ?? '', at: new Date().toISOString() };
+          recordLastError(report, type ?? 'unknown', last.message ?? '', new Date());
         }
         throw new DeadlineReached();
       }
@@ -218,6 +251,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       startToCloseTimeout: '1m',
       scheduleToCloseTimeout: Math.max(1, remainingMs()),
       retry: policy.poll,
+      summary: 'status read',
     });
     return untilDeadline(() => awaitBatchSettled(batchId));
   };
@@ -231,19 +265,25 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     for (;;) {
       policyChanged = false;
       // A policy change may have used up the rounds: the caller ends the recovery.
-      if (report.rounds.length >= policy.maxRounds) return;
+      if (roundsDone(report) >= policy.maxRounds) return;
       if (report.paused) {
         report.phase = 'paused';
         report.nextRetryAt = null;
-        if (!(await condition(() => !report.paused, Math.max(1, remainingMs())))) throw new DeadlineReached();
+        publishProgress();
+        const summary = `paused before round ${round}`;
+        if (!(await condition(() => !report.paused, Math.max(1, remainingMs()), { summary })))
+          throw new DeadlineReached();
         continue;
       }
       const retryAt = waitStartedAt + roundBackoffMs(policy, round);
       report.phase = 'backing_off';
       report.nextRetryAt = new Date(retryAt).toISOString();
+      publishProgress();
       const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
       if (waitMs > 0) {
-        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs);
+        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs, {
+          summary: `backoff before round ${round}`,
+        });
         if (report.paused || (policyChanged && !retryNowRequested)) continue;
       }
       if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();
@@ -254,7 +294,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   /** The round of recoveries started before the retry protocol: one activity that reconciles itself. */
   const legacyRetryRound = async (before: BatchSnapshot): Promise<void> => {
-    const round = report.rounds.length + 1;
+    const round = roundsDone(report) + 1;
     report.phase = 'retrying';
     report.nextRetryAt = null;
     const startedAt = new Date().toISOString();
@@ -394,7 +434,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
           reconcileReason: `the batch could not be read to reconcile (${readFailure}); no call was sent again`,
         });
         publishProgress();
-        throw err;
+        throw budgetRanOut(err) ? new DeadlineReached() : err;
       }
       if (verdict.effect === 'no_effect') {
         log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
@@ -427,7 +467,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    * before the call (it is in flight again, or nothing fails any more): no call, the loop waits again.
    */
   const retryRound = async (): Promise<boolean> => {
-    const round = report.rounds.length + 1;
+    const round = roundsDone(report) + 1;
     const startedAt = new Date().toISOString();
     let callsNotSent = 0;
     for (;;) {
@@ -455,7 +495,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         return true;
       }
       callsNotSent += 1;
-      report.lastError = { type: outcome.errorType, message: outcome.reason, at: new Date().toISOString() };
+      recordLastError(report, outcome.errorType, outcome.reason, new Date());
       const waitMs =
         outcome.retryAfterMs ??
         Math.min(policy.poll.initialInterval * 2 ** (callsNotSent - 1), policy.poll.maximumInterval);
@@ -473,39 +513,61 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       publishProgress();
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
       // Failures that someone else's retry fixed were failures all the same: not `clean`.
-      if (snapshot.failed === 0) return report.rounds.length === 0 && !report.failuresSeen ? 'clean' : 'recovered';
-      if (report.rounds.length >= policy.maxRounds) return 'exhausted';
+      if (snapshot.failed === 0) return roundsDone(report) === 0 && !report.failuresSeen ? 'clean' : 'recovered';
+      if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
       const info = workflowInfo();
       if (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested) {
         await condition(allHandlersFinished);
         report.continuedAsNew += 1;
         return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested });
       }
-      await waitBeforeRetry(report.rounds.length + 1);
-      if (report.rounds.length >= policy.maxRounds) return 'exhausted';
+      await waitBeforeRetry(roundsDone(report) + 1);
+      if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
       if (patched(RETRY_PROTOCOL_PATCH)) await retryRound();
       else await legacyRetryRound(snapshot);
     }
   };
 
-  const finish = (outcome: RecoveryOutcome): RecoveryReport => {
+  /**
+   * Tells the operators' webhook (when the worker has one) how the recovery ended; scheduled once per
+   * end, kept through a cancel, and a failing webhook never changes the outcome.
+   */
+  const notifyEnd = async (): Promise<void> => {
+    const end = recoveryEnd(report);
+    if (!end || !patched('notify-recovery-end')) return;
+    const { notifyRecoveryEnd } = proxyActivities<NotifyActivities>({
+      startToCloseTimeout: '2m',
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
+      summary: `notify: ${end.outcome}`,
+    });
+    try {
+      const result = await CancellationScope.nonCancellable(() => notifyRecoveryEnd(end));
+      log.info('Recovery end notified', { batchId, outcome: end.outcome, delivery: result.status });
+    } catch (err) {
+      log.warn('Recovery end notification failed', { batchId, outcome: end.outcome, error: String(err) });
+    }
+  };
+
+  const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
     report.outcome = outcome;
     report.phase = 'done';
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
     publishProgress();
     countRecovery(outcome);
-    log.info('Recovery finished', { batchId, outcome, rounds: report.rounds.length });
+    log.info('Recovery finished', { batchId, outcome, rounds: roundsDone(report) });
+    await notifyEnd();
     return report;
   };
 
   publishProgress();
   try {
-    return finish(await recover());
+    return await finish(await recover());
   } catch (err) {
-    if (err instanceof DeadlineReached) return finish('deadline');
+    if (err instanceof DeadlineReached) return await finish('deadline');
     // An operator's cancel ends the recovery with its report, not a bare failure.
-    if (isCancellation(err)) return finish('operator_cancelled');
+    if (isCancellation(err)) return await finish('operator_cancelled');
     if (err instanceof ContinueAsNew) throw err;
     // Anything else stops the recovery, with its report: an API refusal, an oversized payload, a bug of ours.
     // Left to fail the workflow task instead, it would retry forever and the recovery would stay `running`.
@@ -515,13 +577,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.phase = 'done';
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
-    report.failure = { type, message };
+    recordFailure(report, type, message);
     publishProgress();
     countRecovery('failed');
-    log.error('Recovery stopped', { batchId, type, message });
+    // The cut texts of the report: the failure goes to history and logs too.
+    const failure = report.failure ?? { type, message };
+    log.error('Recovery stopped', { batchId, ...failure });
+    await notifyEnd();
     throw ApplicationFailure.create({
-      type,
-      message: `Recovery of batch ${batchId} stopped: ${message}`,
+      type: failure.type,
+      message: `Recovery of batch ${batchId} stopped: ${failure.message}`,
       nonRetryable: true,
       details: [report],
     });

@@ -11,6 +11,30 @@ export const RECOVERY_OUTCOMES: readonly RecoveryOutcome[] = [
   'operator_cancelled',
 ];
 
+/*
+ * The report lives in history (every update result, the continue-as-new input, the workflow's result or
+ * failure), so its size is bounded whatever the batch, the API or the number of rounds: texts are cut,
+ * failing sessions capped, and past REPORT_LIMITS.firstRounds + lastRounds rounds the ones in between are
+ * folded into counts. docs/report-size.md derives REPORT_MAX_BYTES; test/recovery/report-size.test.ts checks it.
+ */
+export const REPORT_LIMITS = {
+  /** Failing sessions listed (stillFailing.sessions, batch.failing). */
+  failingSessions: 25,
+  /** Characters kept of a session's error (the API's text, cut to the same length at the source). */
+  textChars: 500,
+  /** Characters kept of lastError.message and failure.message: an error's own words around the API's cut text. */
+  errorChars: 1000,
+  /** Characters kept of a round's apiMessage and reconcileReason, and of an error type. */
+  shortTextChars: 200,
+  /** Rounds kept in full from the start of the recovery… */
+  firstRounds: 10,
+  /** …and from its end; those in between are counted in `omittedRounds`. */
+  lastRounds: 20,
+} as const;
+
+/** The largest RecoveryReport, in bytes of JSON (UTF-8), for any batch, API answer and number of rounds. */
+export const REPORT_MAX_BYTES = 120_000;
+
 /** Where the loop is; `running` is the outcome search attribute's value until one is known. */
 export type RecoveryPhase = 'waiting_for_batch' | 'backing_off' | 'paused' | 'retrying' | 'done';
 
@@ -85,6 +109,54 @@ export interface RecoveryReport {
   failuresSeen?: boolean;
   /** Set when the recovery stopped on a permanent error (the outcome then stays null). */
   failure?: { type: string; message: string } | null;
+  /** Rounds left out of `rounds` to keep the report bounded (those after the first few, before the last ones). */
+  omittedRounds?: OmittedRounds | null;
+}
+
+export interface OmittedRounds {
+  count: number;
+  firstRound: number;
+  lastRound: number;
+  retriedSessions: number;
+  recovered: number;
+  reconciled: number;
+}
+
+// Control characters and lone surrogates take 6 bytes each in JSON; after this every character takes at most 3.
+const COSTLY_CHARS =
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Text as the report keeps it: at most `maxChars` characters, each at most 3 bytes of JSON. */
+export function cutText(text: string, maxChars: number = REPORT_LIMITS.textChars): string {
+  const note = '…';
+  const cut = text.length > maxChars ? text.slice(0, maxChars - note.length) + note : text;
+  return cut.replace(COSTLY_CHARS, '\ufffd');
+}
+
+function cutSession(session: FailingSession): FailingSession {
+  return { ...session, error: session.error === null ? null : cutText(session.error) };
+}
+
+/** Rounds done so far, including those folded into `omittedRounds`. */
+export function roundsDone(report: RecoveryReport): number {
+  return report.rounds.length + (report.omittedRounds?.count ?? 0);
+}
+
+/** Keeps a waited-out API failure, cut to size; a `deadline` outcome then says why time ran out. */
+export function recordLastError(report: RecoveryReport, type: string, message: string, at: Date): void {
+  report.lastError = {
+    type: cutText(type, REPORT_LIMITS.shortTextChars),
+    message: cutText(message, REPORT_LIMITS.errorChars),
+    at: at.toISOString(),
+  };
+}
+
+/** Keeps the permanent error the recovery stopped on, cut to size. */
+export function recordFailure(report: RecoveryReport, type: string, message: string): void {
+  report.failure = {
+    type: cutText(type, REPORT_LIMITS.shortTextChars),
+    message: cutText(message, REPORT_LIMITS.errorChars),
+  };
 }
 
 export function newReport(batchId: string, workflowId: string, startedAt: Date, deadlineAt: Date, maxRounds: number) {
@@ -112,9 +184,10 @@ export function newReport(batchId: string, workflowId: string, startedAt: Date, 
 
 /** Folds a settled status read into the report: closes the open round and refreshes what still fails. */
 export function recordSettledBatch(report: RecoveryReport, snapshot: BatchSnapshot): void {
-  report.batch = snapshot;
+  const failing = snapshot.failing.slice(0, REPORT_LIMITS.failingSessions).map(cutSession);
+  report.batch = { ...snapshot, failing };
   if (snapshot.failed > 0) report.failuresSeen = true;
-  report.stillFailing = { sessions: snapshot.failing, total: snapshot.failed };
+  report.stillFailing = { sessions: failing, total: snapshot.failed };
   report.totals.stillFailed = snapshot.failed;
   const open = report.rounds.at(-1);
   if (open && open.failedAfter === null) {
@@ -124,7 +197,31 @@ export function recordSettledBatch(report: RecoveryReport, snapshot: BatchSnapsh
   }
 }
 
+/** Adds a round; past the rounds kept in full, the oldest of the last ones is folded into `omittedRounds`. */
 export function recordRound(report: RecoveryReport, round: RecoveryRound): void {
-  report.rounds.push(round);
+  const short = (text: string) => cutText(text, REPORT_LIMITS.shortTextChars);
+  report.rounds.push({
+    ...round,
+    apiMessage: round.apiMessage === null ? null : short(round.apiMessage),
+    ...(round.reconcileReason !== undefined && { reconcileReason: short(round.reconcileReason) }),
+  });
   report.totals.retriedSessions += round.retriedSessions;
+  if (report.rounds.length <= REPORT_LIMITS.firstRounds + REPORT_LIMITS.lastRounds) return;
+  const [folded] = report.rounds.splice(REPORT_LIMITS.firstRounds, 1) as [RecoveryRound];
+  const omitted = report.omittedRounds ?? {
+    count: 0,
+    firstRound: folded.round,
+    lastRound: folded.round,
+    retriedSessions: 0,
+    recovered: 0,
+    reconciled: 0,
+  };
+  report.omittedRounds = {
+    count: omitted.count + 1,
+    firstRound: omitted.firstRound,
+    lastRound: folded.round,
+    retriedSessions: omitted.retriedSessions + folded.retriedSessions,
+    recovered: omitted.recovered + (folded.recovered ?? 0),
+    reconciled: omitted.reconciled + (folded.reconciled ? 1 : 0),
+  };
 }

@@ -1,121 +1,211 @@
-import { condition, log, patched, proxyActivities } from '@temporalio/workflow';
-import type { ListedBatch, StartBatchRecoveryResult, SweepActivities } from '../activities/sweep-activities.js';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ContinueAsNew,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type {
+  ListFailedBatchesResult,
+  StartBatchRecoveryResult,
+  SweepActivities,
+} from '../activities/sweep-activities.js';
+import { cleanApiText } from '../anchor-api/redact.js';
 import { parseWorkflowInput } from './input.js';
 import {
+  newSweepResult,
   parseSweepInput,
+  recordSkipped,
+  recordStarted,
   type SkipReason,
   type SweepFailedBatchesInput,
+  type SweepPolicy,
   type SweepResult,
   type SweepStatus,
 } from './sweep-input.js';
 
-interface SweepWindow {
-  createdAfter: string;
-  createdBefore: string;
-}
-
-const { listRecentBatches } = proxyActivities<SweepActivities>({
+const { listFailedBatches } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '10m',
   heartbeatTimeout: '1m',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 });
 
-const { listBatchPage } = proxyActivities<SweepActivities>({
-  startToCloseTimeout: '1m',
+/** Sweeps started before the paged listing replay with the activity they called then (see listAllBatches). */
+interface LegacySweepActivities {
+  listRecentBatches(input: {
+    statuses: SweepStatus[];
+    createdAfter: string;
+    createdBefore: string;
+    pageSize: number;
+  }): Promise<{ batch_id: string; failed_requests: number; status: SweepStatus }[]>;
+}
+const { listRecentBatches } = proxyActivities<LegacySweepActivities>({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '1m',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 });
-
-/** Sweeps from this change on list one page per activity task: one task, one Anchor call, one unit of the budget. */
-const ONE_PAGE_PER_TASK_PATCH = 'sweep-one-page-per-task';
-
-async function listWindow(statuses: SweepStatus[], pageSize: number, window: SweepWindow): Promise<ListedBatch[]> {
-  if (!patched(ONE_PAGE_PER_TASK_PATCH)) return listRecentBatches({ statuses, pageSize, ...window });
-  // A batch that moves between pages while the sweep pages through is kept once.
-  const listed = new Map<string, ListedBatch>();
-  for (const status of statuses) {
-    for (let page = 1; ; page += 1) {
-      const result = await listBatchPage({ status, page, pageSize, ...window });
-      for (const batch of result.batches) if (!listed.has(batch.batch_id)) listed.set(batch.batch_id, batch);
-      if (!result.hasNext) break;
-    }
-  }
-  return [...listed.values()];
-}
 
 const { startBatchRecovery } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 });
 
+/** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
+export const SWEEP_CHUNK_BATCHES = 500;
+const PAGED_LISTING_PATCH = 'sweep-paged-listing';
+
+/** What one run hands the next across continue-as-new. */
+export interface CarriedSweep {
+  window: SweepResult['window'];
+  nextPage: number;
+  result: Pick<SweepResult, 'started' | 'skipped' | 'counts'>;
+}
+
 /**
  * Finds the batches created within the lookback that have failed sessions and
- * starts a recoverBatch for each that has none yet. Run by a Schedule; safe to
- * run concurrently with itself and with the CLI (one recovery per batch id).
+ * starts a recoverBatch for each that has none yet, newest first, up to
+ * maxStarts. Run by a Schedule; safe to run concurrently with itself and with
+ * the CLI (one recovery per batch id). The list is read a chunk at a time and
+ * the result holds counts plus the first items, so neither grows with the
+ * number of batches; a long sweep continues as new. Any failure after the
+ * input was accepted still ends with the result so far, in the failure's details.
  */
-export async function sweepFailedBatches(input: SweepFailedBatchesInput = {}): Promise<SweepResult> {
+export async function sweepFailedBatches(
+  input: SweepFailedBatchesInput = {},
+  carried?: CarriedSweep,
+): Promise<SweepResult> {
   const policy = parseWorkflowInput(parseSweepInput, input, 'InvalidSweepInput');
-  // Workflow time: the same window on every replay.
+  // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();
-  const window = {
+  const window = carried?.window ?? {
     createdAfter: new Date(now - policy.lookback).toISOString(),
     createdBefore: new Date(now).toISOString(),
   };
-  const listed = await listWindow(policy.statuses, policy.pageSize, window);
+  const result: SweepResult = { ...newSweepResult(window, policy.statuses, 0), ...carried?.result };
+  const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
+  const startRecoveries = (batchIds: string[]) => startEach(batchIds, policy, result, skip);
 
-  const started: SweepResult['started'] = [];
-  const skipped: SweepResult['skipped'] = [];
-  const skip = (batchId: string, reason: SkipReason) => skipped.push({ batchId, reason });
-
-  // In listing order (per status, newest first), so the freshest failures are recovered first when over the limit.
-  const queue: ListedBatch[] = [];
-  for (const batch of listed) {
-    if (batch.failed_requests > 0) queue.push(batch);
-    else skip(batch.batch_id, 'no_failed_sessions');
+  try {
+    if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
+      await listAllBatches(policy, window, result, startRecoveries);
+    } else {
+      for (let nextPage: number | null = carried?.nextPage ?? 1; nextPage !== null;) {
+        const room = policy.maxStarts - result.counts.started;
+        const chunk: ListFailedBatchesResult = await listFailedBatches({
+          statuses: policy.statuses,
+          pageSize: policy.pageSize,
+          ...window,
+          fromPage: nextPage,
+          // Once maxStarts recoveries started, the rest of the list is only counted.
+          maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
+        });
+        result.counts.scanned += chunk.scanned;
+        result.counts.no_failed_sessions += chunk.noFailedSessions;
+        result.counts.other_status += chunk.otherStatus;
+        result.counts.over_limit += chunk.failed - chunk.batchIds.length;
+        await startRecoveries(chunk.batchIds);
+        nextPage = chunk.nextPage;
+        const info = workflowInfo();
+        if (
+          nextPage !== null &&
+          (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
+        ) {
+          const { started, skipped, counts } = result;
+          await continueAsNew<typeof sweepFailedBatches>(input, {
+            window,
+            nextPage,
+            result: { started, skipped, counts },
+          });
+        }
+      }
+    }
+  } catch (err) {
+    if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
+    const failure = err instanceof ActivityFailure && err.cause ? err.cause : err;
+    result.failure = {
+      type: failure instanceof ApplicationFailure ? (failure.type ?? 'ApplicationFailure') : errorName(failure),
+      // An activity's message may quote the API; a bug's may quote anything: cut and cleaned either way.
+      message: cleanApiText(failure instanceof Error ? failure.message : String(failure)),
+    };
+    log.error('Sweep failed', { ...result.counts, failure: result.failure });
+    // Failed, so a Schedule shows it; the details carry the sweep's report.
+    throw ApplicationFailure.create({
+      type: 'SweepFailed',
+      message: `Sweep stopped: ${result.failure.type}: ${result.failure.message}`,
+      nonRetryable: true,
+      details: [result],
+    });
   }
+  log.info('Sweep finished', result.counts);
+  return result;
+}
 
-  // maxStarts counts recoveries actually started: a start that finds one running frees its slot.
+/** The sweep as it was before the paged listing: one activity listed every batch. Kept for replay. */
+async function listAllBatches(
+  policy: SweepPolicy,
+  window: SweepResult['window'],
+  result: SweepResult,
+  startRecoveries: (batchIds: string[]) => Promise<void>,
+): Promise<void> {
+  const listed = await listRecentBatches({ statuses: policy.statuses, pageSize: policy.pageSize, ...window });
+  result.counts.scanned = listed.length;
+  const queue: string[] = [];
+  for (const batch of listed) {
+    if (batch.failed_requests > 0) queue.push(batch.batch_id);
+    else result.counts.no_failed_sessions += 1;
+  }
+  await startRecoveries(queue);
+}
+
+/**
+ * Starts a recovery for each batch, in order, until the sweep has started
+ * maxStarts; the rest are over_limit. maxStarts counts recoveries actually
+ * started: a start that finds one running frees its slot. At most fanOut
+ * starts are in flight.
+ */
+async function startEach(
+  batchIds: string[],
+  policy: SweepPolicy,
+  result: SweepResult,
+  skip: (batchId: string, reason: SkipReason) => void,
+): Promise<void> {
+  const queue = [...batchIds];
   let inFlight = 0;
-  const done = () => queue.length === 0 || started.length >= policy.maxStarts;
-  const slotFree = () => started.length + inFlight < policy.maxStarts;
+  const done = () => queue.length === 0 || result.counts.started >= policy.maxStarts;
+  const slotFree = () => result.counts.started + inFlight < policy.maxStarts;
   const startNext = async (): Promise<void> => {
     for (;;) {
       await condition(() => done() || slotFree());
       if (done()) return;
       // Another lane woken by the same change may have taken the slot first.
       if (!slotFree()) continue;
-      const batch = queue.shift() as ListedBatch;
+      const batchId = queue.shift() as string;
       inFlight += 1;
-      let result: StartBatchRecoveryResult | undefined;
+      let outcome: StartBatchRecoveryResult | undefined;
       try {
-        result = await startBatchRecovery({ batchId: batch.batch_id, recovery: policy.recovery });
+        outcome = await startBatchRecovery({ batchId, recovery: policy.recovery });
       } catch (err) {
         log.warn('Could not start a recovery; a later sweep tries again', {
-          batchId: batch.batch_id,
-          error: String(err),
+          batchId,
+          error: cleanApiText(String(err)),
         });
       } finally {
         inFlight -= 1;
       }
-      if (result === undefined) skip(batch.batch_id, 'start_failed');
-      else if (result.outcome === 'started') started.push({ batchId: batch.batch_id, workflowId: result.workflowId });
-      else skip(batch.batch_id, result.outcome);
+      if (outcome === undefined) skip(batchId, 'start_failed');
+      else if (outcome.outcome === 'started') recordStarted(result, batchId, outcome.workflowId);
+      else skip(batchId, outcome.outcome);
     }
   };
-  // At most fanOut starts in flight.
   await Promise.all(Array.from({ length: policy.fanOut }, startNext));
-  for (const batch of queue) skip(batch.batch_id, 'over_limit');
+  for (const batchId of queue) skip(batchId, 'over_limit');
+}
 
-  const counts: SweepResult['counts'] = {
-    scanned: listed.length,
-    started: started.length,
-    already_running: 0,
-    already_ended: 0,
-    permanently_failed: 0,
-    no_failed_sessions: 0,
-    over_limit: 0,
-    start_failed: 0,
-  };
-  for (const { reason } of skipped) counts[reason] += 1;
-  log.info('Sweep finished', counts);
-  return { window, statuses: policy.statuses, started, skipped, counts };
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err;
 }

@@ -1,47 +1,21 @@
-import ms from 'ms';
-import { z } from 'zod';
-import { BatchStatusSchema } from '../anchor-api/schemas.js';
-import { describeIssues, durationSchema, InvalidInputError, recoverBatchInputSchema } from './input.js';
+import type { BatchStatus } from '../anchor-api/schemas.js';
+import { validateInput, type Typeable, type Validated } from './fields.js';
+import { sweepFields } from './input-fields.js';
+import { cutText } from './report.js';
 
 // Same conventions as recoverBatch's input: plain JSON an operator can type in the
 // Temporal UI or a Schedule, durations like "24h", unknown fields rejected.
 
-/**
- * Settled statuses a batch with failed sessions can have. The simulator reports
- * such a batch as `failed`; the contract also allows `completed` with
- * failed_requests > 0, so both are scanned by default.
- */
-export const SweepStatusSchema = BatchStatusSchema.extract(['failed', 'completed']);
-export type SweepStatus = z.infer<typeof SweepStatusSchema>;
-
-export const sweepFailedBatchesInputSchema = z.strictObject({
-  /** Batches created within this long before the sweep are scanned. */
-  lookback: durationSchema.refine((millis) => millis > 0, 'must be longer than 0').default(ms('24h')),
-  statuses: z
-    .array(SweepStatusSchema)
-    .min(1)
-    .refine((statuses) => new Set(statuses).size === statuses.length, 'must not repeat a status')
-    .default(['failed', 'completed']),
-  /** Batches per list call; the contract allows at most 100. */
-  pageSize: z.number().int().min(1).max(100).default(100),
-  /** Recoveries one sweep starts at most; the rest are skipped as over_limit until a later sweep. */
-  maxStarts: z.number().int().min(1).max(1000).default(200),
-  /** Recovery starts in flight at once. */
-  fanOut: z.number().int().min(1).max(50).default(10),
-  /** recoverBatch input (all but batchId) applied to every recovery the sweep starts. */
-  recovery: recoverBatchInputSchema.omit({ batchId: true }).prefault({}),
-});
+export type SweepStatus = Extract<BatchStatus, (typeof sweepFields.statuses.of)[number]>;
 
 /** What an operator types: every field may be left out. */
-export type SweepFailedBatchesInput = z.input<typeof sweepFailedBatchesInputSchema>;
+export type SweepFailedBatchesInput = Typeable<typeof sweepFields>;
 /** The validated input with defaults applied and durations in milliseconds. */
-export type SweepPolicy = z.output<typeof sweepFailedBatchesInputSchema>;
+export type SweepPolicy = Validated<typeof sweepFields>;
 export type RecoveryOverrides = SweepPolicy['recovery'];
 
 export function parseSweepInput(raw: unknown): SweepPolicy {
-  const result = sweepFailedBatchesInputSchema.safeParse(raw ?? {});
-  if (!result.success) throw new InvalidInputError(describeIssues(result.error), 'sweep input');
-  return result.data;
+  return validateInput(sweepFields, raw ?? {}, 'sweep input');
 }
 
 export const SWEEP_FAILED_BATCHES_WORKFLOW = 'sweepFailedBatches';
@@ -60,11 +34,62 @@ export type SkipReason =
   /** Starting the recovery kept failing; a later sweep tries again. */
   | 'start_failed';
 
+/** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
+export const SWEEP_RESULT_ITEMS = 100;
+/** The largest SweepResult, in bytes of JSON (UTF-8), however many batches the sweep scanned. */
+export const SWEEP_RESULT_MAX_BYTES = 90_000;
+
 export interface SweepResult {
   /** The creation window scanned, from the sweep's (workflow) time. */
   window: { createdAfter: string; createdBefore: string };
   statuses: SweepStatus[];
+  /** The first SWEEP_RESULT_ITEMS recoveries started. */
   started: { batchId: string; workflowId: string }[];
+  /** The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why. */
   skipped: { batchId: string; reason: SkipReason }[];
-  counts: { scanned: number; started: number } & Record<SkipReason, number>;
+  counts: {
+    /** Batches listed in the window, whatever their status. */
+    scanned: number;
+    started: number;
+    /** Listed batches in a status the sweep does not scan (e.g. still processing). */
+    other_status: number;
+  } & Record<SkipReason, number>;
+  /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
+  failure: { type: string; message: string } | null;
+}
+
+export function newSweepResult(window: SweepResult['window'], statuses: SweepStatus[], scanned: number): SweepResult {
+  return {
+    window,
+    statuses,
+    started: [],
+    skipped: [],
+    failure: null,
+    counts: {
+      scanned,
+      started: 0,
+      other_status: 0,
+      already_running: 0,
+      already_ended: 0,
+      permanently_failed: 0,
+      no_failed_sessions: 0,
+      over_limit: 0,
+      start_failed: 0,
+    },
+  };
+}
+
+/** Characters kept of an id in the result (a batch id is a 36-character uuid): a hostile listing cannot grow it. */
+export const SWEEP_RESULT_ID_CHARS = 100;
+const id = (text: string) => cutText(text, SWEEP_RESULT_ID_CHARS);
+
+export function recordStarted(result: SweepResult, batchId: string, workflowId: string): void {
+  result.counts.started += 1;
+  if (result.started.length < SWEEP_RESULT_ITEMS)
+    result.started.push({ batchId: id(batchId), workflowId: id(workflowId) });
+}
+
+export function recordSkipped(result: SweepResult, batchId: string, reason: SkipReason): void {
+  result.counts[reason] += 1;
+  if (result.skipped.length < SWEEP_RESULT_ITEMS) result.skipped.push({ batchId: id(batchId), reason });
 }

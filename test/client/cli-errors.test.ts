@@ -3,9 +3,13 @@ import { killLeftoverChildren, runCli } from './child-process.js';
 
 afterEach(killLeftoverChildren);
 
-// Each error is one line on stderr, no stack trace, and exit code 1.
-function expectOneLineError(result: { code: number | null; stdout: string; stderr: string }, message: RegExp) {
-  expect(result.code).toBe(1);
+// Each error is one line on stderr, no stack trace, and exit code 1 (7 when Temporal cannot be reached).
+function expectOneLineError(
+  result: { code: number | null; stdout: string; stderr: string },
+  message: RegExp,
+  code = 1,
+) {
+  expect(result.code).toBe(code);
   expect(result.stdout).toBe('');
   expect(result.stderr.trim().split('\n')).toHaveLength(1);
   expect(result.stderr).toMatch(message);
@@ -27,6 +31,11 @@ test('a number outside the policy bounds is refused with the field name', async 
   expectOneLineError(result, /maxRetries: Too big/);
 });
 
+test('a duration outside the policy bounds is refused with the field name, before any connection', async () => {
+  const result = await runCli(['--address', '127.0.0.1:1', 'recover', randomUUID(), '--deadline', '1000000000y']);
+  expectOneLineError(result, /--deadline.*'1000000000y' is invalid.*deadline: must be at most 365d/);
+});
+
 test('a batch without a recovery is reported as such', async () => {
   const batchId = randomUUID();
   const result = await runCli(['report', batchId]);
@@ -35,7 +44,7 @@ test('a batch without a recovery is reported as such', async () => {
 
 test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
-  expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/);
+  expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
 });
 
 test('the CLI reads TLS and Temporal Cloud settings like the worker, and names what is wrong with them', async () => {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { SimulatorOptions } from '../../simulator/index.js';
+import { RecoveryAlreadyRunningError } from '../../client/recoveries.js';
 import type { RecoveryReport } from '../../workflows/report.js';
-import { startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { killLeftoverChildren, runCli, spawnWatched, repoRoot } from './child-process.js';
 
 // The CLI runs as a child process against the test dev server; the worker runs in the test.
@@ -125,4 +126,77 @@ test('pause, policy, resume and retry-now steer a running recovery from the CLI'
   expect(report.outcome).toBe('recovered');
   expect(report.maxRounds).toBe(4);
   expect(env.simulator.ledger.forBatch(batch.id).retries.map((retry) => retry.body.max_retries)).toEqual([2]);
+});
+
+test('recover with a policy for a running recovery is refused, or applied with --apply-policy', async () => {
+  const env = await recoveryEnv();
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.startWorker();
+  try {
+    expect((await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
+    await eventually('the recovery to back off', async () =>
+      (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+    );
+
+    const refused = await cliOn(env, ['recover', batch.id, '--max-rounds', '5']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error: A recovery is already running for batch .*--apply-policy/);
+    await expect(env.recoveries.start({ batchId: batch.id, maxRounds: 5 })).rejects.toThrow(
+      RecoveryAlreadyRunningError,
+    );
+    expect((await env.recoveries.report(batch.id)).maxRounds).toBe(3);
+
+    const applied = await cliOn(env, ['recover', batch.id, '--max-rounds', '5', '--apply-policy']);
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain(`Attached to the recovery already running for batch ${batch.id} and applied`);
+    expect((await env.recoveries.report(batch.id)).maxRounds).toBe(5);
+
+    const fixed = await cliOn(env, ['recover', batch.id, '--deadline', '1h', '--apply-policy']);
+    expect(fixed.code).toBe(1);
+    expect(fixed.stderr).toMatch(/deadline cannot change after the start/);
+  } finally {
+    await env.recoveries.handle(batch.id).terminate('test done');
+  }
+});
+
+test('report and watch with every worker down read the stored report and say how old it is', async () => {
+  const env = await recoveryEnv();
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
+  const worker = await env.startWorker();
+  try {
+    expect((await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
+    const live = await eventually('the recovery to back off', async () => {
+      const progress = await env.recoveries.progress(batch.id);
+      return progress.report.phase === 'backing_off' ? progress : undefined;
+    });
+    expect(live.source).toEqual({ kind: 'live' });
+    worker.shutdown();
+    await eventually('the worker to stop', () => (worker.getState() === 'STOPPED' ? true : undefined));
+
+    const report = await cliOn(env, ['report', batch.id]);
+    expect(report.code).toBe(0);
+    expect(report.stdout).toMatch(
+      /^Stored report: no worker (answered within 3000 ms|polls the task queue)\. Recorded at \S+ \(.+ ago\)\.$/m,
+    );
+    expect(report.stdout).toMatch(/^Outcome: +running \(backing off, next retry at \S+\)$/m);
+    expect(report.stdout).toMatch(/^Still failing: 1 session$/m);
+
+    const json = await cliOn(env, ['report', batch.id, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ batchId: batch.id, phase: 'backing_off', outcome: null });
+    expect(json.stderr).toMatch(/^Stored report: /m);
+
+    // One process (not the tsx launcher and its child), so killing it closes its output.
+    const watch = spawnWatched(
+      process.execPath,
+      ['--import', 'tsx', 'client/cli.ts', '--task-queue', env.taskQueue, 'watch', batch.id],
+      { env: process.env },
+    );
+    await watch.waitForOutput(
+      /^4\/4 sessions settled, 1 failed \| round 0\/3 \| next retry at .* \| no worker answered: stored report of \S+$/m,
+    );
+  } finally {
+    await killLeftoverChildren();
+    await env.recoveries.handle(batch.id).terminate('test done');
+  }
 });

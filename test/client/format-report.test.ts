@@ -1,6 +1,6 @@
 import { formatReport } from '../../client/format-report.js';
 import { formatProgressLine, progressState } from '../../client/progress.js';
-import { newReport, recordRound, type RecoveryReport } from '../../workflows/report.js';
+import { newReport, recordRound, REPORT_LIMITS, type RecoveryReport } from '../../workflows/report.js';
 
 function reportWithRounds(): RecoveryReport {
   const report = newReport(
@@ -49,6 +49,35 @@ test('the report shows a reconciled round without status, an open round without 
   expect(lines.at(-1)).toBe('Web UI: http://ui/wf');
 });
 
+test('a long recovery shows its first and last rounds, with a line counting those left out between', () => {
+  const report = newReport('3b8f6c1e-2f4a-4c55-9d1e-7a6b5c4d3e2f', 'recover-batch-x', new Date(0), new Date(1), 1_000);
+  for (let round = 1; round <= 100; round += 1) {
+    recordRound(report, {
+      round,
+      startedAt: '1970-01-01T00:00:10.000Z',
+      apiMessage: null,
+      retriedSessions: 2,
+      apiStatus: 200,
+      failedBefore: 2,
+      failedAfter: 1,
+      recovered: 1,
+      reconciled: false,
+    });
+  }
+  const { firstRounds, lastRounds } = REPORT_LIMITS;
+  const lines = formatReport(report).split('\n');
+  expect(lines).toContain('Rounds: 100 of at most 1000');
+  const omitted = 100 - firstRounds - lastRounds;
+  const at = lines.indexOf(
+    `  … rounds ${firstRounds + 1}-${100 - lastRounds} left out: ${omitted * 2} sessions retried, ${omitted} recovered, 0 reconciled`,
+  );
+  expect(lines[at - 1]).toMatch(new RegExp(`^ {2}${firstRounds} `));
+  expect(lines[at + 1]).toMatch(new RegExp(`^ {2}${100 - lastRounds + 1} `));
+  expect(formatProgressLine(progressState({ report, running: true, poll: null, source: { kind: 'live' } }))).toMatch(
+    /round 100\/1000/,
+  );
+});
+
 test('progress after a retry does not show the batch from before it', () => {
   const report = reportWithRounds();
   report.batch = {
@@ -65,7 +94,7 @@ test('progress after a retry does not show the batch from before it', () => {
     observedAt: '',
   };
 
-  const line = formatProgressLine(progressState({ report, running: true, poll: null }));
+  const line = formatProgressLine(progressState({ report, running: true, source: { kind: 'live' }, poll: null }));
 
   expect(line).toBe('no status read yet | round 2/3 | waiting for the batch to settle');
 });

@@ -10,6 +10,7 @@ afterEach(async () => {
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
+// The whole stack from a cold start (dev server, bundling, demo): minutes on a loaded machine.
 test('npm start serves the Web UI, recovers the demo batch and stops everything on Ctrl-C', async () => {
   scratch = await mkdtemp(path.join(tmpdir(), 'npm-start-'));
   // Its own database, so the test finds its dev server by command line and leaves the user's state alone.
@@ -38,4 +39,4 @@ test('npm start serves the Web UI, recovers the demo batch and stops everything 
 
   expect(start.stdout()).toMatch(/^Simulator stopped\nTemporal dev server stopped\nStopped\.$/m);
   expect(processesMatching('server start-dev', dbFilename)).toEqual([]);
-});
+}, 240_000);

@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
-import { BatchRecoveries } from '../../client/recoveries.js';
+import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import { killLeftoverChildren } from '../client/child-process.js';
-import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from './worker-process.js';
 
@@ -87,6 +87,35 @@ test('the JSON logs of that recovery carry workflowId and batchId, and no API ke
   expect(output).not.toContain(TEST_API_KEY);
   expect(output).not.toMatch(/wss:\/\//);
   expect(output).not.toMatch(/[?&]token=/);
+});
+
+test('failure log lines carry the failure type and its redacted message', async () => {
+  const batch = simulator.createScriptedBatch({ count: 2 });
+  const token = 'tok3n5ecret9f1c2a';
+  simulator.faults.add('status', {
+    type: 'error',
+    statusCode: 401,
+    message: `key refused for wss://connect.anchorbrowser.io?sessionId=s1&token=${token}`,
+    batchId: batch.id,
+  });
+  await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await expect(recoveries.result(batch.id)).rejects.toThrow(RecoveryFailedError);
+
+  const workflowId = recoveryWorkflowId(batch.id);
+  const failureLines = () =>
+    worker.logEntries().filter((entry) => entry.workflowId === workflowId && /failed$/.test(String(entry.msg)));
+  // The worker's stdout reaches the test through a pipe: the last line may arrive after the result.
+  const failures = await eventually('both failure lines in the log', () =>
+    failureLines().length >= 2 ? failureLines() : undefined,
+  );
+  expect(failures.map((entry) => entry.msg).sort()).toEqual(['Activity failed', 'Workflow failed']);
+  for (const entry of failures) {
+    expect(entry.error).toEqual({
+      type: 'unauthorized',
+      message: expect.stringMatching(/HTTP 401.*: key refused for \[(url removed|redacted)/),
+    });
+  }
+  expect(worker.stdout()).not.toContain(token);
 });
 
 test('SIGTERM stops the worker process cleanly', async () => {

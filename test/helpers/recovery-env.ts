@@ -1,7 +1,12 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
-import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../simulator/index.js';
+import {
+  startSimulator,
+  type LedgerCall,
+  type RunningSimulator,
+  type SimulatorOptions,
+} from '../../simulator/index.js';
 import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
@@ -42,6 +47,8 @@ export interface RecoveryEnv {
   client: Client;
   recoveries: BatchRecoveries;
   taskQueue: string;
+  /** The retry POSTs the simulator received for a batch, in order. */
+  retryPosts(batchId: string): LedgerCall[];
   /** Starts an in-process worker on the env's task queue; stopped by close(). */
   startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<Worker>;
   close(): Promise<void>;
@@ -63,6 +70,8 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
     client,
     taskQueue,
     recoveries: new BatchRecoveries(client, taskQueue),
+    retryPosts: (batchId) =>
+      simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry')),
     async startWorker(apiKey = TEST_API_KEY, limits = {}) {
       const connection = await connectWorker();
       const config = workerConfig(taskQueue, simulator.url, apiKey);

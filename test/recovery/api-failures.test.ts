@@ -18,8 +18,7 @@ beforeAll(async () => {
 afterAll(() => env.close());
 afterEach(() => env.simulator.faults.clear());
 
-const retryPosts = (batchId: string) =>
-  env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry'));
+const retryPosts = (batchId: string) => env.retryPosts(batchId);
 
 const oneFailingSession = () => env.simulator.createScriptedBatch({ count: 5, script: { '1': ['fail', 'ok'] } });
 

@@ -106,7 +106,15 @@ test('invalid input ends the workflow at once with a non-retryable error naming 
     .execute('recoverBatch', {
       taskQueue: env.taskQueue,
       workflowId,
-      args: [{ batchId: 'not-a-uuid', maxRetries: 7, poll: { initialInterval: 'soon' }, maxRound: 2 }],
+      args: [
+        {
+          batchId: 'not-a-uuid',
+          maxRetries: 7,
+          poll: { initialInterval: 'soon' },
+          deadline: '1000000000y',
+          maxRound: 2,
+        },
+      ],
     })
     .catch((err: unknown) => err);
 
@@ -118,6 +126,7 @@ test('invalid input ends the workflow at once with a non-retryable error naming 
   expect(cause.message).toMatch(/maxRetries: /);
   expect(cause.message).toMatch(/poll\.initialInterval: expected a duration/);
   expect(cause.message).toMatch(/maxRound: unknown field/);
+  expect(cause.message).toMatch(/deadline: must be at most 365d/);
 });
 
 test('the client rejects invalid input before starting anything, naming the field', async () => {

@@ -24,8 +24,7 @@ beforeAll(async () => {
 afterAll(() => env.close());
 afterEach(() => env.simulator.faults.clear());
 
-const retryPosts = (batchId: string) =>
-  env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry'));
+const retryPosts = (batchId: string) => env.retryPosts(batchId);
 const appliedRetries = (batchId: string) => env.simulator.ledger.forBatch(batchId).retries;
 
 /** Waits until the recovery is in its round backoff: the next status read is the one right before the call. */

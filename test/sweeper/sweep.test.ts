@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { parseSweepInput, type SweepFailedBatchesInput, type SweepResult } from '../../workflows/sweep-input.js';
-import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -33,12 +34,6 @@ const startSweep = (input: SweepFailedBatchesInput) =>
     args: [input],
   });
 const sweep = async (input: SweepFailedBatchesInput): Promise<SweepResult> => (await startSweep(input)).result();
-/** The activity tasks a sweep scheduled, by type. */
-const scheduledActivities = async (handle: Awaited<ReturnType<typeof startSweep>>) =>
-  ((await handle.fetchHistory()).events ?? []).flatMap((event) => {
-    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
-    return type ? [type] : [];
-  });
 
 const ids = (entries: { batchId: string }[]) => entries.map((entry) => entry.batchId).sort();
 const outcomesOf = async (batchIds: string[]) =>
@@ -49,18 +44,17 @@ test('a sweep recovers the batches with failed sessions created within the lookb
   const cleanInside = [15, 25].map((minutes) => batchCreated(minutes, 0));
   const failedOutside = [3 * 60, 5 * 60].map((minutes) => batchCreated(minutes, 2));
 
-  const handle = await startSweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
-  const result = await handle.result();
+  const result = await sweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
 
   expect(ids(result.started)).toEqual([...failedInside].sort());
   for (const { batchId, workflowId } of result.started) expect(workflowId).toBe(recoveryWorkflowId(batchId));
-  expect(result.skipped).toEqual(
-    expect.arrayContaining(cleanInside.map((batchId) => ({ batchId, reason: 'no_failed_sessions' }))),
-  );
-  expect(result.skipped).toHaveLength(2);
+  // Batches without failures are only counted.
+  expect(result.skipped).toEqual([]);
+  expect(result.failure).toBeNull();
   expect(result.counts).toEqual({
     scanned: 7,
     started: 5,
+    other_status: 0,
     no_failed_sessions: 2,
     already_running: 0,
     already_ended: 0,
@@ -70,20 +64,17 @@ test('a sweep recovers the batches with failed sessions created within the lookb
   });
   expect(Date.parse(result.window.createdBefore) - Date.parse(result.window.createdAfter)).toBe(2 * 3_600_000);
 
-  // 5 failed batches at 2 a page, then the 2 clean ones, all within the window the workflow computed.
+  // The 7 batches of the window at 2 a page, in any status (a status filter would shift the pages as
+  // recoveries change statuses), all within the window the workflow computed.
   const listCalls = env.simulator.ledger.all().calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches);
   const queries = listCalls.map((call) => new URL(call.path, env.simulator.url).searchParams);
   expect(queries.map((query) => [query.get('status'), query.get('page')])).toEqual([
-    ['failed', '1'],
-    ['failed', '2'],
-    ['failed', '3'],
-    ['completed', '1'],
+    [null, '1'],
+    [null, '2'],
+    [null, '3'],
+    [null, '4'],
   ]);
   for (const query of queries) expect(query.get('created_after')).toBe(result.window.createdAfter);
-  // One activity task per page: the task rate limit counts each list call once.
-  const activities = await scheduledActivities(handle);
-  expect(activities.filter((type) => type === 'listBatchPage')).toHaveLength(listCalls.length);
-  expect(activities.filter((type) => type !== 'listBatchPage' && type !== 'startBatchRecovery')).toEqual([]);
 
   // The recoveries run on their own, with the sweep's recovery input, and only for the picked batches.
   expect(await outcomesOf(failedInside)).toEqual(failedInside.map(() => 'recovered'));
@@ -206,5 +197,55 @@ test('left-out sweep input takes the defaults', () => {
     fanOut: 10,
   });
   expect(policy.recovery).toMatchObject({ maxRounds: 3, maxRetries: 1 });
-  expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be longer than 0/);
+  expect(() => parseSweepInput({ lookback: '0s' })).toThrow(/lookback: must be at least 1m/);
+});
+
+test('a sweep whose listing fails for good ends with its report in the failure', async () => {
+  batchCreated(5, 1);
+  env.simulator.faults.add('list', { type: 'error', statusCode: 401, message: 'key revoked, token=abc123secret' });
+  const failure = await sweep({ lookback: '1h' }).catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect(cause.type).toBe('SweepFailed');
+  expect(cause.nonRetryable).toBe(true);
+  const report = cause.details?.[0] as SweepResult;
+  expect(report.failure).toEqual({
+    type: 'unauthorized',
+    message: expect.stringMatching(
+      /^Anchor API refused the API key \(HTTP 401\) on GET \/v1\/batch-sessions: key revoked, token=\[redacted\]$/,
+    ) as unknown,
+  });
+  expect(report.counts).toMatchObject({ scanned: 0, started: 0 });
+  expect(JSON.stringify(failure)).not.toContain('abc123secret');
+  // One listing call: a refused key is not retried.
+  expect(
+    env.simulator.ledger.all().calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches),
+  ).toHaveLength(1);
+});
+
+test('a listing that fails mid-way resumes from the last page it read', async () => {
+  const failed = [5, 10, 15, 20, 25, 30].map((minutes) => batchCreated(minutes, 1));
+  // Slow pages, so the test can break the listing after its first pages.
+  env.simulator.faults.add('list', { type: 'latency', latencyMs: 200 });
+  const handle = await startSweep({ lookback: '1h', pageSize: 1, recovery: FAST_POLICY });
+  const listPages = () =>
+    env.simulator.ledger
+      .all()
+      .calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches)
+      .map((call) => Number(new URL(call.path, env.simulator.url).searchParams.get('page')));
+  await eventually('two pages read', () => (listPages().length >= 2 ? true : undefined));
+  env.simulator.faults.clear();
+  env.simulator.faults.add('list', { type: 'error', statusCode: 503, times: 1 });
+  const result = await handle.result();
+
+  expect(ids(result.started)).toEqual([...failed].sort());
+  expect(result.counts).toMatchObject({ scanned: 6, started: 6 });
+  // Every page read once, but the one that failed, which the retry read again: not page 1.
+  const pages = listPages();
+  const repeated = pages.filter((page, index) => pages.indexOf(page) !== index);
+  expect(repeated).toHaveLength(1);
+  expect(repeated[0]).toBeGreaterThan(1);
+  expect([...new Set(pages)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
 });

@@ -199,3 +199,67 @@ test('the sweep schedule is paused (with a reason) and triggered from the Schedu
   await showsAfterReloads(page.getByText(run.workflowId).first(), 'the sweep run on the schedule page');
   await env.screenshot('4d-schedule-triggered');
 });
+
+test('a recovery page reads without JSON: summary, live details with the rounds table, labelled activities and timers', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  const started = await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off before round 1', async () =>
+    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+  );
+  await env.recoveries.retryNow(batch.id);
+  await eventually('round 1 to be sent and the recovery to back off before round 2', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
+  });
+
+  try {
+    await page.goto(`/namespaces/${NAMESPACE}/workflows/${started.workflowId}/${started.runId}/history`);
+    await headerStatus('Running').waitFor();
+    // The timeline labels each activity with its summary and each timer with its own.
+    for (const label of ['awaitBatchSettled • status read', 'sendRetry • retry round 1', 'backoff before round 2']) {
+      await page.locator('svg text', { hasText: label }).first().waitFor();
+    }
+    await env.screenshot('5a-recovery-timeline');
+
+    await page.getByRole('tab', { name: 'User Metadata' }).click();
+    // The UI renders each markdown text in a frame of its own: summary, details, then current details.
+    const rendered = page.locator('iframe[title="output"]');
+    const summary = rendered.nth(0).contentFrame();
+    const staticDetails = rendered.nth(1).contentFrame();
+    const currentDetails = rendered.last().contentFrame();
+    // The static summary: the batch and the policy in one line; the details: the policy as a table.
+    await summary
+      .getByText(`Recover batch ${batch.id} · up to 3 rounds of failed sessions · 1 attempt per session · backoff 1h`)
+      .waitFor();
+    await staticDetails.getByRole('cell', { name: 'Round backoff' }).waitFor();
+    // The live details (a metadata query the worker answers): phase, the rounds table, what still fails.
+    await currentDetails.getByText('Backing off', { exact: true }).waitFor();
+    await currentDetails.getByRole('heading', { name: 'Rounds (1 of at most 3)' }).waitFor();
+    const rounds = currentDetails.getByRole('table').first();
+    await expect(rounds.getByRole('columnheader').allInnerTexts()).resolves.toEqual([
+      'Round',
+      'Started',
+      'Retried',
+      'API status',
+      'Failed before → after',
+      'Recovered',
+    ]);
+    await expect(rounds.getByRole('row').nth(1).getByRole('cell').allInnerTexts()).resolves.toEqual([
+      '1',
+      expect.stringMatching(/ UTC$/),
+      '1',
+      '200',
+      '1 → 1',
+      '0',
+    ]);
+    await currentDetails.getByRole('heading', { name: 'Still failing (1)' }).waitFor();
+    await currentDetails.getByRole('cell', { name: /^Browser pod failed to start/ }).waitFor();
+    // Every event with a summary, listed with its kind and state.
+    for (const label of ['status read', 'retry round 1', 'backoff before round 1', 'backoff before round 2']) {
+      await page.getByText(label, { exact: true }).first().waitFor();
+    }
+    await env.screenshot('5b-recovery-user-metadata');
+  } finally {
+    await env.recoveries.handle(batch.id).terminate('test done');
+  }
+});

@@ -1,0 +1,30 @@
+import { startLocalDevServer } from './dev-server.js';
+
+// `npm run dev-server`: a Temporal dev server with the Web UI and the product's search attributes, for a
+// worker and the CLI started separately (`npm start` runs it with a worker, a simulator and a demo instead).
+// Runs until Ctrl-C or SIGTERM.
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+const server = await startLocalDevServer(process.env, print);
+print(`Temporal dev server ready: address ${server.address}, namespace ${server.namespace}`);
+print(`Web UI: ${server.uiUrl ?? '(none)'}`);
+const usualPorts = server.address.endsWith(':7233');
+print(
+  usualPorts
+    ? 'The CLI and the worker reach it with their defaults. Ctrl-C stops it.'
+    : `Set TEMPORAL_ADDRESS=${server.address} for the CLI and the worker. Ctrl-C stops it.`,
+);
+
+// npm and tsx relay a Ctrl-C, so it arrives more than once: the first one stops the server, the copies wait.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void server.stop().then(() => {
+      print('Temporal dev server stopped');
+      process.exit(0);
+    });
+  });
+}

@@ -1,0 +1,113 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { Client } from '@temporalio/client';
+import { parse } from 'yaml';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
+import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
+import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
+import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
+
+// The alert rules and the dashboard: checked and unit-tested with promtool (Debian's `prometheus`
+// package), and every metric they name is one a real worker process exports.
+
+const run = promisify(execFile);
+const prometheusDir = `${repoRoot}deploy/prometheus`;
+
+interface Rule {
+  alert?: string;
+  expr: string;
+}
+
+async function alertRules(): Promise<Rule[]> {
+  const file = parse(await readFile(`${prometheusDir}/alerts.yml`, 'utf8')) as { groups: { rules: Rule[] }[] };
+  return file.groups.flatMap((group) => group.rules);
+}
+
+async function dashboardExpressions(): Promise<string[]> {
+  const dashboard = JSON.parse(await readFile(`${repoRoot}deploy/grafana/anchor-batch-recovery.json`, 'utf8')) as {
+    panels: { targets: { expr: string }[] }[];
+  };
+  return dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr));
+}
+
+const metricNames = (expr: string) => expr.match(/\b(?:anchor|temporal)_[a-z_]+\b/g) ?? [];
+
+afterAll(killLeftoverChildren);
+
+test('promtool accepts the rules and the scrape config', async () => {
+  const rules = await run('promtool', ['check', 'rules', 'alerts.yml'], { cwd: prometheusDir });
+  const config = await run('promtool', ['check', 'config', 'prometheus.yml'], { cwd: prometheusDir });
+
+  expect(rules.stdout).toContain(`SUCCESS: ${(await alertRules()).length} rules found`);
+  expect(config.stdout).toContain('is valid prometheus config file syntax');
+});
+
+test('promtool unit tests pass, with a test case for every alert', async () => {
+  const tests = parse(await readFile(`${prometheusDir}/alerts.test.yml`, 'utf8')) as {
+    tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[];
+  };
+  const firingCases = new Set(
+    tests.tests.flatMap((group) =>
+      group.alert_rule_test.filter((entry) => entry.exp_alerts.length > 0).map((entry) => entry.alertname),
+    ),
+  );
+
+  const result = await run('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: prometheusDir });
+
+  expect(result.stdout).toContain('SUCCESS');
+  expect([...firingCases].sort()).toEqual((await alertRules()).map((rule) => rule.alert).sort());
+});
+
+describe('against a worker process', () => {
+  let simulator: RunningSimulator;
+  let client: Client;
+
+  beforeAll(async () => {
+    simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.connection.close();
+    await simulator?.close();
+  });
+
+  test('every metric the rules and the dashboard name is one the worker exports', async () => {
+    const taskQueue = uniqueTaskQueue('alerts');
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      ANCHOR_BASE_URL: simulator.url,
+      ANCHOR_API_KEY: TEST_API_KEY,
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+    const recoveries = new BatchRecoveries(client, taskQueue);
+    // A recovery with a round, and one that fails on an API error: every product counter gets a sample.
+    const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    const missing = randomUUID();
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+    await recoveries.start({ batchId: missing, ...FAST_POLICY });
+    expect((await recoveries.result(batch.id)).outcome).toBe('recovered');
+    await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
+
+    const exported = new Set(
+      (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+        .split('\n')
+        .filter((line) => /^[a-z]/.test(line))
+        .map((line) => line.split(/[{ ]/)[0]),
+    );
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    const named = new Set(
+      [...(await alertRules()).map((rule) => rule.expr), ...(await dashboardExpressions())].flatMap(metricNames),
+    );
+    // Emitted only once a workflow task fails; the name is the SDK's (temporal_workflow_task_execution_failed).
+    named.delete('temporal_workflow_task_execution_failed');
+    expect(named.size).toBeGreaterThan(10);
+    expect([...named].filter((name) => !exported.has(name))).toEqual([]);
+  });
+});

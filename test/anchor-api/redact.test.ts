@@ -1,0 +1,60 @@
+import { API_TEXT_MAX_CHARS, cleanApiText, redactSecrets } from '../../anchor-api/index.js';
+
+// A session token as the simulator makes them (40 hex digits) and a session id (a UUID, kept: it is an id).
+const TOKEN = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b';
+const SESSION_ID = '3b241101-e2bb-4255-8caf-4136c566a962';
+
+test.each([
+  ['a session URL', `pod failed, see wss://connect.anchorbrowser.io?sessionId=${SESSION_ID}&token=${TOKEN}`],
+  ['a live view URL', `view https://live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}&token=${TOKEN}`],
+  ['token=…', `connect failed (sessionId=${SESSION_ID}&token=${TOKEN})`],
+  ['api_key=…', `rejected api_key=abc123secretvalue for team`],
+  ['a JSON field', `bad answer {"access_token": "${TOKEN}"}`],
+  ['a header', `anchor-api-key: ak_0f3e9c2d1b7a`],
+  ['a bearer token', `Authorization failed for Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl`],
+  ['a bare session token', `session ${SESSION_ID} token ${TOKEN} expired`],
+  ['a bare base64url token', 'reuse of tok_Zx81mQp0aLk2JvT7sYwRb3Nc failed'],
+  ['a prefixed key', 'key sk_live_51Habcdefghij rejected'],
+])('removes %s', (_what, text) => {
+  const cleaned = redactSecrets(text);
+  expect(cleaned).not.toContain(TOKEN);
+  expect(cleaned).not.toMatch(/abc123secretvalue|ak_0f3e9c2d1b7a|eyJhbGci|Zx81mQp0aLk2JvT7sYwRb3Nc|51Habcdefghij/);
+  expect(cleaned).toMatch(/\[redacted\]|\[url removed\]/);
+});
+
+test('keeps what is not a secret: ids, words, numbers', () => {
+  const text = `Browser pod failed to start: provisioning timed out (attempt 2) for session ${SESSION_ID}, item 12345678901234567890123`;
+  expect(redactSecrets(text)).toBe(text);
+});
+
+test('cleanApiText cuts to the documented length and notes how long the text was', () => {
+  const text = `${'word '.repeat(1_000)}`;
+  const cleaned = cleanApiText(text);
+  expect(cleaned.length).toBeLessThanOrEqual(API_TEXT_MAX_CHARS);
+  expect(cleaned).toMatch(/^word word .* … \[cut at 500 of 5000 chars\]$/);
+  expect(cleanApiText('short')).toBe('short');
+});
+
+test('cleanApiText leaves no remnant of a secret cut at the scanned prefix', () => {
+  // URLs shrink to a short marker, pulling the token the scan cut in half into the kept text.
+  const urls = 'https://example.test/'.padEnd(120, 'p') + ' ';
+  const scanEnd = 500 * 2 + 200;
+  const head = urls.repeat(9).padEnd(scanEnd - 20, ' ');
+  const text = head + TOKEN + ' tail'.repeat(100);
+  expect(text.indexOf(TOKEN)).toBeLessThan(scanEnd);
+  expect(text.indexOf(TOKEN) + TOKEN.length).toBeGreaterThan(scanEnd);
+  const cleaned = cleanApiText(text);
+  expect(cleaned).not.toMatch(/9f86d0/);
+  expect(cleaned).toContain('[url removed]');
+});
+
+test('cleanApiText on a multi-megabyte text is fast and bounded', () => {
+  const cleaned = cleanApiText('x'.repeat(5 * 1024 * 1024));
+  expect(cleaned.length).toBeLessThanOrEqual(API_TEXT_MAX_CHARS);
+  expect(cleaned).toMatch(/^x+ … \[cut at 500 of 5242880 chars\]$/);
+});
+
+test('an authorization scheme without a credential is text', () => {
+  expect(redactSecrets('Basic authentication is disabled')).toBe('Basic authentication is disabled');
+  expect(redactSecrets('Authorization: Basic dXNlcjpwYXNzd29yZDE=')).not.toContain('dXNlcjpwYXNzd29yZDE');
+});

@@ -1,0 +1,34 @@
+import { loadWorkerConfig } from '../../worker/config.js';
+import { InvalidInputError } from '../../workflows/input.js';
+
+const base = { ANCHOR_API_KEY: 'key' };
+
+test('without NOTIFY_WEBHOOK_URL nothing is notified', () => {
+  expect(loadWorkerConfig(base).notify).toBeUndefined();
+});
+
+test('the webhook, the outcomes (default exhausted, deadline, failed) and the Web UI link come from the environment', () => {
+  const url = 'https://hooks.slack.com/services/T0/B0/secret';
+
+  expect(loadWorkerConfig({ ...base, NOTIFY_WEBHOOK_URL: url }).notify).toEqual({
+    webhookUrl: url,
+    outcomes: ['exhausted', 'deadline', 'failed'],
+  });
+  expect(
+    loadWorkerConfig({
+      ...base,
+      NOTIFY_WEBHOOK_URL: url,
+      NOTIFY_OUTCOMES: 'exhausted, operator_cancelled',
+      TEMPORAL_UI_URL: 'https://temporal.example.com',
+    }).notify,
+  ).toEqual({ webhookUrl: url, outcomes: ['exhausted', 'operator_cancelled'], uiUrl: 'https://temporal.example.com' });
+});
+
+test('a bad webhook URL or outcome is named', () => {
+  const load = () =>
+    loadWorkerConfig({ ...base, NOTIFY_WEBHOOK_URL: 'hooks.slack.com/x', NOTIFY_OUTCOMES: 'exhausted,recovered' });
+
+  expect(load).toThrow(InvalidInputError);
+  expect(load).toThrow(/NOTIFY_WEBHOOK_URL: expected an http\(s\) URL/);
+  expect(load).toThrow(/NOTIFY_OUTCOMES\.1: /);
+});

@@ -1,0 +1,211 @@
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { NotifyConfig, NotifyResult } from '../../activities/notify-activities.js';
+import { RecoveryFailedError } from '../../client/recoveries.js';
+import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { killLeftoverChildren } from '../client/child-process.js';
+import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
+import {
+  eventually,
+  FAST_POLICY,
+  historyText,
+  startRecoveryEnv,
+  TEST_API_KEY,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectWorker } from '../helpers/temporal.js';
+import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.js';
+
+// The notify activity against a webhook receiver of the test's own, over real HTTP.
+
+const UI_URL = 'http://temporal-ui.example:8233';
+const BAD_ENDS = ['exhausted', 'deadline', 'failed'] as const;
+
+let env: RecoveryEnv | undefined;
+let receiver: WebhookReceiver | undefined;
+const stops: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  await killLeftoverChildren();
+  for (const stop of stops.splice(0).reverse()) await stop();
+  await env?.close();
+  await receiver?.close();
+  env = undefined;
+  receiver = undefined;
+});
+
+/** An in-process worker on the env's task queue with a webhook configured. */
+async function startNotifyingWorker(recoveryEnv: RecoveryEnv, notify: NotifyConfig): Promise<void> {
+  const connection = await connectWorker();
+  const worker = await createRecoveryWorker({
+    config: { ...workerConfig(recoveryEnv.taskQueue, recoveryEnv.simulator.url), notify },
+    connection,
+    workflows: workflowBundle(),
+  });
+  const running = worker.run();
+  stops.push(async () => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    await connection.close();
+  });
+}
+
+/** The notify activity's results, read from the recovery's history. */
+async function notifyResults(handle: WorkflowHandle): Promise<NotifyResult[]> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const scheduled = new Set(
+    events
+      .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'notifyRecoveryEnd')
+      .map((event) => Number(event.eventId)),
+  );
+  return events
+    .map((event) => event.activityTaskCompletedEventAttributes)
+    .filter((completed) => completed && scheduled.has(Number(completed.scheduledEventId)))
+    .map((completed) => defaultPayloadConverter.fromPayload<NotifyResult>(completed!.result!.payloads![0]!));
+}
+
+const alwaysFailing = () => env!.simulator.createScriptedBatch({ count: 3, script: { '0': 'always-fail' } });
+
+test('one delivery per bad end, with the batch, outcome, counts and link; none for a recovery; no URL in history', async () => {
+  receiver = await startWebhookReceiver();
+  env = await startRecoveryEnv();
+  await startNotifyingWorker(env, { webhookUrl: receiver.url, outcomes: BAD_ENDS, uiUrl: UI_URL });
+  const exhausted = alwaysFailing();
+  const recovered = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  const missingBatchId = randomUUID();
+
+  const started = await env.recoveries.start({ batchId: exhausted.id, ...FAST_POLICY, maxRounds: 1 });
+  await env.recoveries.start({ batchId: recovered.id, ...FAST_POLICY });
+  await env.recoveries.start({ batchId: missingBatchId, ...FAST_POLICY });
+  expect((await env.recoveries.result(exhausted.id)).outcome).toBe('exhausted');
+  expect((await env.recoveries.result(recovered.id)).outcome).toBe('recovered');
+  await expect(env.recoveries.result(missingBatchId)).rejects.toThrow(RecoveryFailedError);
+
+  // The workflow waits for the notification before it ends: both deliveries are in by now.
+  expect(receiver.requests).toHaveLength(2);
+  const [toExhausted, toFailed] = [exhausted.id, missingBatchId].map((batchId) =>
+    receiver!.requests.find((request) => JSON.stringify(request.body).includes(batchId)),
+  );
+  const link = `${UI_URL}/namespaces/default/workflows/recover-batch-${exhausted.id}`;
+  expect(toExhausted?.path).toBe(new URL(receiver.url).pathname);
+  expect(toExhausted?.headers['content-type']).toBe('application/json');
+  expect(toExhausted?.headers['idempotency-key']).toBe(`recover-batch-${exhausted.id}/${started.runId}/exhausted`);
+  expect(toExhausted?.body.text).toContain(`Recovery of batch \`${exhausted.id}\` ended *exhausted*`);
+  expect(toExhausted?.body.text).toContain('1 rounds · 1 sessions retried · 0 recovered · 1 still failing');
+  expect(toExhausted?.body.text).toContain(`<${link}|Open the recovery in the Temporal Web UI>`);
+  expect(toExhausted?.body.blocks).toEqual([
+    { type: 'section', text: { type: 'mrkdwn', text: toExhausted?.body.text } },
+  ]);
+  expect(toExhausted?.body.metadata).toEqual({
+    event_type: 'anchor_recovery_ended',
+    event_payload: {
+      batchId: exhausted.id,
+      outcome: 'exhausted',
+      rounds: 1,
+      retriedSessions: 1,
+      recovered: 0,
+      stillFailed: 1,
+      reason: null,
+      idempotencyKey: `recover-batch-${exhausted.id}/${started.runId}/exhausted`,
+      recoveryUrl: link,
+    },
+  });
+  expect(toFailed?.body.metadata).toMatchObject({
+    event_payload: { outcome: 'failed', reason: expect.stringMatching(/^batch_not_found: /) },
+  });
+
+  const exhaustedHandle = env.recoveries.handle(exhausted.id);
+  expect(await notifyResults(exhaustedHandle)).toEqual([
+    { status: 'delivered', tries: 1, httpStatus: 200, idempotencyKey: expect.any(String), detail: null },
+  ]);
+  expect(await notifyResults(env.recoveries.handle(recovered.id))).toEqual([]);
+  for (const batchId of [exhausted.id, recovered.id, missingBatchId]) {
+    const history = historyText(await env.recoveries.handle(batchId).fetchHistory());
+    expect(history).not.toContain(receiver.secret);
+    expect(history).not.toContain(new URL(receiver.url).host);
+  }
+});
+
+test('a webhook that answers 500, then 200, gets the message twice with one key; one that keeps failing changes nothing', async () => {
+  receiver = await startWebhookReceiver([500, 200]);
+  const failing = await startWebhookReceiver([500, 500, 500]);
+  stops.push(() => failing.close());
+  env = await startRecoveryEnv();
+  await startNotifyingWorker(env, { webhookUrl: receiver.url, outcomes: BAD_ENDS, retryDelaysMs: [50, 50] });
+  const batch = alwaysFailing();
+
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('exhausted');
+  expect(receiver.requests).toHaveLength(2);
+  const keys = receiver.requests.map((request) => request.headers['idempotency-key']);
+  expect(keys[0]).toBe(keys[1]);
+  expect(await notifyResults(env.recoveries.handle(batch.id))).toMatchObject([
+    { status: 'delivered', tries: 2, httpStatus: 200 },
+  ]);
+
+  // A second worker set, on a queue of its own, whose webhook never succeeds.
+  const other = await startRecoveryEnv();
+  stops.push(() => other.close());
+  await startNotifyingWorker(other, { webhookUrl: failing.url, outcomes: BAD_ENDS, retryDelaysMs: [50, 50] });
+  const unlucky = other.simulator.createScriptedBatch({ count: 3, script: { '0': 'always-fail' } });
+  await other.recoveries.start({ batchId: unlucky.id, ...FAST_POLICY, maxRounds: 1 });
+
+  expect((await other.recoveries.result(unlucky.id)).outcome).toBe('exhausted');
+  expect(failing.requests).toHaveLength(3);
+  expect(await notifyResults(other.recoveries.handle(unlucky.id))).toMatchObject([
+    { status: 'failed', tries: 3, httpStatus: 500, detail: 'still failing: HTTP 500' },
+  ]);
+});
+
+test('a worker killed mid-delivery: the next attempt does not send again, and the outcome stands', async () => {
+  // The first request is held unanswered while the worker that sent it is killed.
+  receiver = await startWebhookReceiver(['hold']);
+  env = await startRecoveryEnv();
+  const worker = await spawnWorkerProcess({
+    TEMPORAL_TASK_QUEUE: env.taskQueue,
+    ANCHOR_BASE_URL: env.simulator.url,
+    ANCHOR_API_KEY: TEST_API_KEY,
+    WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    NOTIFY_WEBHOOK_URL: receiver.url,
+    TEMPORAL_UI_URL: UI_URL,
+  });
+  await worker.waitForOutput(WORKER_STARTED);
+  const batch = alwaysFailing();
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const handle = env.recoveries.handle(batch.id);
+
+  // Kill only once the server holds the "sending" heartbeat: that is what the next attempt reads.
+  await eventually(
+    'the request to arrive and its heartbeat to be recorded',
+    async () => {
+      if (receiver!.requests.length === 0) return undefined;
+      const { raw } = await handle.describe();
+      const pending = raw.pendingActivities?.find((activity) => activity.activityType?.name === 'notifyRecoveryEnd');
+      const details = pending?.heartbeatDetails?.payloads?.[0];
+      return details ? defaultPayloadConverter.fromPayload<{ state: string }>(details) : undefined;
+    },
+    20_000,
+  ).then((details) => expect(details).toEqual({ state: 'sending', tries: 1 }));
+  worker.child.kill('SIGKILL');
+  await worker.closed;
+  await startNotifyingWorker(env, { webhookUrl: receiver.url, outcomes: BAD_ENDS, uiUrl: UI_URL });
+
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('exhausted');
+  expect(receiver.requests).toHaveLength(1);
+  expect(await notifyResults(handle)).toEqual([
+    {
+      status: 'unknown',
+      tries: 1,
+      httpStatus: null,
+      idempotencyKey: receiver.requests[0]?.headers['idempotency-key'],
+      detail: 'an earlier attempt stopped while sending: not sent again',
+    },
+  ]);
+}, 90_000);

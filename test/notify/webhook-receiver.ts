@@ -1,0 +1,61 @@
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedRequest {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+/** How the receiver answers one request: an HTTP status, or `hold` (no answer until released). */
+export type Answer = number | 'hold';
+
+export interface WebhookReceiver {
+  /** The webhook URL, with a secret path as Slack's have. */
+  url: string;
+  secret: string;
+  requests: ReceivedRequest[];
+  /** Answers every held request with `status`. */
+  release(status?: number): void;
+  close(): Promise<void>;
+}
+
+/** A webhook receiver of the test's own over real HTTP; answers follow `answers`, then 200. */
+export async function startWebhookReceiver(answers: Answer[] = []): Promise<WebhookReceiver> {
+  const secret = `secret-token-${Math.random().toString(36).slice(2, 12)}`;
+  const requests: ReceivedRequest[] = [];
+  const held: ServerResponse[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      requests.push({
+        path: request.url ?? '',
+        headers: request.headers,
+        body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+      });
+      const answer = answers[requests.length - 1] ?? 200;
+      if (answer === 'hold') held.push(response);
+      else response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer === 200 ? 'ok' : 'failed');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const release = (status = 200) => {
+    for (const response of held.splice(0)) response.writeHead(status).end();
+  };
+  return {
+    url: `http://127.0.0.1:${port}/services/T0000/B0000/${secret}`,
+    secret,
+    requests,
+    release,
+    async close() {
+      release();
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}

@@ -1,0 +1,190 @@
+import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
+import type { SweepFailedBatchesInput, SweepResult } from '../../workflows/sweep-input.js';
+import { killLeftoverChildren } from '../client/child-process.js';
+import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
+import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
+
+// A sweep over 100,000 listed batches, on a worker process whose memory is read from /proc.
+
+const LISTED = 100_000;
+const FAIL_EVERY = 250;
+const FAILED = LISTED / FAIL_EVERY;
+const MAX_STARTS = 250;
+/** What reading 100,000 batches may add to the worker's peak memory (measured: about 45 MiB). */
+const MAX_LISTING_GROWTH_KB = 128 * 1024;
+/** Far below Temporal's 2 MB payload limit, whatever the number of batches. */
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+
+let simulator: RunningSimulator;
+let client: Client;
+let worker: WorkerProcess;
+let taskQueue: string;
+let failedIds: string[];
+
+/** Kilobytes of a /proc/<pid>/status field: VmRSS now, VmHWM the peak so far. */
+function memoryKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no ${field} for process ${pid}`);
+  return Number(match[1]);
+}
+
+beforeAll(async () => {
+  simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
+  const now = Date.now();
+  failedIds = simulator.store.seed({
+    total: LISTED,
+    fail_every: FAIL_EVERY,
+    created_from: new Date(now - 23 * 3_600_000).toISOString(),
+    created_to: new Date(now - 60_000).toISOString(),
+  });
+  client = await connectClient();
+  taskQueue = uniqueTaskQueue('sweep-scale');
+  worker = await spawnWorkerProcess({
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    ANCHOR_BASE_URL: simulator.url,
+    ANCHOR_API_KEY: TEST_API_KEY,
+    WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    // Thousands of start activities: the task queue's rate limit is not what this test is about.
+    ANCHOR_MAX_CALLS_PER_SECOND: '1000',
+    WORKER_MAX_CONCURRENT_ACTIVITIES: '50',
+  });
+  await worker.waitForOutput(WORKER_STARTED);
+}, 120_000);
+
+afterAll(async () => {
+  // The recoveries wait an hour before retrying: end them, so they do not outlive the test.
+  if (client && failedIds) {
+    await Promise.all(
+      failedIds.map((batchId) =>
+        client.workflow
+          .getHandle(recoveryWorkflowId(batchId))
+          .terminate('test cleanup')
+          .catch(() => undefined),
+      ),
+    );
+  }
+  await killLeftoverChildren();
+  await client?.connection.close();
+  await simulator?.close();
+});
+
+/** Recoveries that read the batch once, then wait an hour before a retry: cheap for 400 of them. */
+const input: SweepFailedBatchesInput = {
+  maxStarts: MAX_STARTS,
+  fanOut: 25,
+  // Low, so the sweeps also go on across continue-as-new (each chunk of starts adds hundreds of events).
+  continueAsNewAfterEvents: 500,
+  recovery: { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } },
+};
+
+async function timedSweep(sweepInput = input): Promise<{
+  result: SweepResult;
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof sweepFailedBatches>;
+  seconds: number;
+}> {
+  const startedAt = process.hrtime.bigint();
+  const handle = await client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
+    taskQueue,
+    workflowId: `sweep-scale-${randomUUID()}`,
+    args: [sweepInput],
+  });
+  const result = await handle.result();
+  return { result, handle, seconds: Number(process.hrtime.bigint() - startedAt) / 1e9 };
+}
+
+/** The largest payload any activity returned to the sweep, carried across continue-as-new, or its result. */
+async function largestPayloadBytes(handle: WorkflowHandleWithFirstExecutionRunId): Promise<number> {
+  const runs = [client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId), handle];
+  const histories = await Promise.all(runs.map((run) => run.fetchHistory()));
+  const sizes = histories.flatMap(({ events }) =>
+    (events ?? []).flatMap((event) => [
+      ...(event.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
+      ...(event.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads ?? []),
+      ...(event.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []),
+    ]),
+  );
+  return Math.max(...sizes.map((payload) => payload.data?.length ?? 0));
+}
+
+test('sweeps over 100,000 listed batches start every failed batch exactly once, with small results', async () => {
+  const pid = worker.child.pid as number;
+  const rssBeforeKb = memoryKb(pid, 'VmRSS');
+
+  // The listing alone: the failed batches are in status `failed`, which this sweep does not scan.
+  const listing = await timedSweep({ ...input, statuses: ['completed'] });
+  expect(listing.result.counts).toMatchObject({
+    scanned: LISTED,
+    started: 0,
+    other_status: FAILED,
+    no_failed_sessions: LISTED - FAILED,
+  });
+  const listingPeakKb = memoryKb(pid, 'VmHWM');
+  // Constant memory: the listing keeps counts and a page at a time, not the 100,000 batches.
+  expect(listingPeakKb - rssBeforeKb).toBeLessThan(MAX_LISTING_GROWTH_KB);
+
+  const first = await timedSweep();
+  expect(first.result.counts).toEqual({
+    scanned: LISTED,
+    started: MAX_STARTS,
+    other_status: 0,
+    no_failed_sessions: LISTED - FAILED,
+    already_running: 0,
+    already_ended: 0,
+    permanently_failed: 0,
+    over_limit: FAILED - MAX_STARTS,
+    start_failed: 0,
+  });
+  // Newest first: the first sweep took the newest MAX_STARTS; its result lists the first 100 started.
+  const newest = new Set(failedIds.slice(0, MAX_STARTS));
+  expect(first.result.started).toHaveLength(100);
+  for (const { batchId } of first.result.started) expect(newest.has(batchId)).toBe(true);
+  expect(first.result.skipped).toEqual([]);
+
+  const second = await timedSweep();
+  expect(second.result.counts).toMatchObject({
+    scanned: LISTED,
+    started: FAILED - MAX_STARTS,
+    already_running: MAX_STARTS,
+    over_limit: 0,
+    start_failed: 0,
+  });
+  expect(second.result.started).toHaveLength(100);
+  for (const { batchId } of second.result.started) expect(newest.has(batchId)).toBe(false);
+  expect(second.result.skipped).toHaveLength(100);
+  for (const { batchId, reason } of second.result.skipped) {
+    expect(reason).toBe('already_running');
+    expect(newest.has(batchId)).toBe(true);
+  }
+
+  // Every failed batch has exactly one recovery, and nothing else got one.
+  const recoveries = await eventually('the recoveries to show in visibility', async () => {
+    const count = await client.workflow.count(`TaskQueue = "${taskQueue}" AND WorkflowType = "recoverBatch"`);
+    return count.count === FAILED ? count.count : undefined;
+  });
+  expect(recoveries).toBe(FAILED);
+  const runs = await Promise.all(
+    failedIds.map(async (batchId) => (await client.workflow.getHandle(recoveryWorkflowId(batchId)).describe()).runId),
+  );
+  expect(new Set(runs).size).toBe(FAILED);
+
+  const resultBytes = [first, second].map(({ result }) => JSON.stringify(result).length);
+  const payloadBytes = await Promise.all([first, second].map(({ handle }) => largestPayloadBytes(handle)));
+  for (const bytes of [...resultBytes, ...payloadBytes]) expect(bytes).toBeLessThan(MAX_PAYLOAD_BYTES);
+
+  const peakKb = memoryKb(pid, 'VmHWM');
+  console.log(
+    [
+      `sweep over ${LISTED} listed batches (${FAILED} failed, maxStarts ${MAX_STARTS}):`,
+      `  listing only ${listing.seconds.toFixed(1)} s, worker peak RSS ${Math.round(listingPeakKb / 1024)} MiB`,
+      `  first sweep ${first.seconds.toFixed(1)} s, second sweep ${second.seconds.toFixed(1)} s`,
+      `  result ${resultBytes.join(' / ')} bytes, largest activity payload ${payloadBytes.join(' / ')} bytes`,
+      `  worker RSS before ${Math.round(rssBeforeKb / 1024)} MiB, peak with ${FAILED} recoveries running ${Math.round(peakKb / 1024)} MiB`,
+    ].join('\n'),
+  );
+}, 600_000);
