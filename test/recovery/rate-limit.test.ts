@@ -9,7 +9,7 @@ beforeAll(async () => {
 afterAll(() => env.close());
 
 test('the worker keeps Anchor API calls under the task queue rate limit', async () => {
-  const batches = Array.from({ length: 8 }, () => env.simulator.createScriptedBatch({ count: 2 }));
+  const batches = Array.from({ length: 12 }, () => env.simulator.createScriptedBatch({ count: 2 }));
   // Settled before the recoveries start, so each needs exactly one status read.
   env.simulator.clock.advance(60_000);
   await Promise.all(batches.map((batch) => env.recoveries.start({ batchId: batch.id })));
@@ -20,7 +20,8 @@ test('the worker keeps Anchor API calls under the task queue rate limit', async 
     .all()
     .calls.map((call) => call.receivedAtMs)
     .sort((a, b) => a - b);
-  expect(arrivals).toHaveLength(8);
-  // 8 calls at 2 per second take at least 3 s however the server bursts; unlimited they take milliseconds.
+  expect(arrivals).toHaveLength(12);
+  // The server's token bucket lets a burst through at once (seen: up to 2 s of budget, 4 calls), so 12 calls at 2
+  // per second take at least 4 s; 3 s leaves room for a larger burst. Unlimited, they take milliseconds.
   expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(3_000);
 });
