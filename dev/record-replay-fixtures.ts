@@ -144,6 +144,12 @@ const scenarios: Record<string, () => Promise<string>> = {
   },
 };
 
+/** Stack traces name the recording machine's paths, and replay never reads them. */
+function withoutStackTraces(historyJson: string): string {
+  const history: unknown = JSON.parse(historyJson, (key, value: unknown) => (key === 'stackTrace' ? '' : value));
+  return `${JSON.stringify(history, null, 2)}\n`;
+}
+
 // Names on the command line record only those scenarios: committed histories are never re-recorded.
 const wanted = process.argv.slice(2);
 
@@ -161,7 +167,7 @@ try {
       const description = await client.workflow.getHandle(workflowId).describe();
       const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
       const history = await client.workflow.getHandle(workflowId, firstRunId).fetchHistory();
-      await writeFile(path.join(fixturesDir, `${name}.json`), historyToJSON(history));
+      await writeFile(path.join(fixturesDir, `${name}.json`), withoutStackTraces(historyToJSON(history)));
       console.log(`recorded ${name}: ${history.events?.length ?? 0} events`);
     }
   });
