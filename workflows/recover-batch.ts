@@ -163,8 +163,6 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
   };
   const publishProgress = () => {
-    // Shown by the Web UI while a worker answers; the memo is for when none does.
-    setCurrentDetails(renderRecoveryDetails(report));
     if (patched('recovery-memo') && !memoFlushPending) {
       memoFlushPending = true;
       // A microtask runs before the workflow task completes: several changes in one task make one event.
@@ -177,15 +175,19 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       stillFailed: report.totals.stillFailed,
     };
     // Each upsert is a history event: only write when something changed.
-    if (JSON.stringify(values) === published) return;
-    published = JSON.stringify(values);
-    upsertSearchAttributes([
-      { key: anchorBatchIdKey, value: batchId },
-      { key: recoveryOutcomeKey, value: values.outcome },
-      { key: recoveryRoundsKey, value: values.rounds },
-      { key: retriedSessionsKey, value: values.retried },
-      { key: stillFailedSessionsKey, value: values.stillFailed },
-    ]);
+    if (JSON.stringify(values) !== published) {
+      published = JSON.stringify(values);
+      upsertSearchAttributes([
+        { key: anchorBatchIdKey, value: batchId },
+        { key: recoveryOutcomeKey, value: values.outcome },
+        { key: recoveryRoundsKey, value: values.rounds },
+        { key: retriedSessionsKey, value: values.retried },
+        { key: stillFailedSessionsKey, value: values.stillFailed },
+      ]);
+    }
+    // Shown by the Web UI while a worker answers; the memo is for when none does. Rendered last: the
+    // search attributes above are what operators filter on, even when the report cannot be rendered.
+    setCurrentDetails(renderRecoveryDetails(report));
   };
 
   const untilDeadline = async <T>(activity: () => Promise<T>): Promise<T> => {
@@ -527,8 +529,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     return report;
   };
 
-  publishProgress();
   try {
+    publishProgress();
     return await finish(await recover());
   } catch (err) {
     if (err instanceof DeadlineReached) return await finish('deadline');
@@ -544,7 +546,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
     recordFailure(report, type, message);
-    publishProgress();
+    try {
+      publishProgress();
+    } catch (publishFailure) {
+      // The report itself is what broke (a date it cannot print, say): the recovery still ends as failed.
+      log.error('Recovery report could not be rendered', { batchId, error: String(publishFailure) });
+    }
     countRecovery('failed');
     // The cut texts of the report: the failure goes to history and logs too.
     const failure = report.failure ?? { type, message };

@@ -1,5 +1,9 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { RecoveryFailedError } from '../../client/recoveries.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { recoverBatch } from '../../workflows/recover-batch.js';
+import { newReport } from '../../workflows/report.js';
+import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
 import { FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
@@ -131,4 +135,25 @@ test('invalid input ends the workflow at once with a non-retryable error naming 
 
 test('the client rejects invalid input before starting anything, naming the field', async () => {
   await expect(env.recoveries.start({ batchId: '1234', maxRounds: 0 })).rejects.toThrow(/batchId: .*maxRounds: /s);
+});
+
+test('a bug of ours (an invalid deadline carried in) ends the recovery as failed with its report, not stuck running', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+  const workflowId = recoveryWorkflowId(batch.id);
+  // A carried report whose deadline is not a date: the activity time limits computed from it are invalid and the
+  // SDK throws in the workflow, as a year-long deadline once made the report throw. Nothing an operator types can do
+  // this any more (inputs are bounded); it stands for any bug in the workflow's own code.
+  const report = { ...newReport(batch.id, workflowId, new Date(), new Date(), 3), deadlineAt: 'not a date' };
+  await env.client.workflow.start(recoverBatch, {
+    taskQueue: env.taskQueue,
+    workflowId,
+    args: [{ batchId: batch.id, ...FAST_POLICY }, { report }],
+  });
+  const failure = await env.recoveries.result(batch.id).catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(RecoveryFailedError);
+  expect((failure as RecoveryFailedError).report?.failure).toMatchObject({ type: 'ValueError' });
+  const description = await env.recoveries.handle(batch.id).describe();
+  expect(description.status.name).toBe('FAILED');
+  expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
 });
