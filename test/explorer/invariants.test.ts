@@ -97,6 +97,17 @@ test('a round that only ever saw a 429 and applied nothing is lost to a known-no
   expect(verdict.violations.map((violation) => violation.invariant)).toEqual(['no_round_lost_to_not_sent']);
 });
 
+test('a 429 answered to a worker killed before it could report it leaves the round unprovable, not lost', () => {
+  const refused = post(T0 + 100, { statusCode: 429 });
+  const observation = observe(
+    report('exhausted', [{ apiStatus: null, reconciled: true }], 1),
+    { calls: [refused], retries: [] },
+    1,
+  );
+  const verdict = checkInvariants({ ...observation, killedAtMs: [refused.answeredAtMs! + 50] });
+  expect(verdict).toEqual({ violations: [], notices: { unprovable_round: 1 } });
+});
+
 test('a round after a hung POST that applied nothing is counted as unprovable, not failed', () => {
   const hung = post(T0 + 100, { outcome: 'hung', statusCode: undefined, answeredAtMs: undefined });
   const verdict = checkInvariants(

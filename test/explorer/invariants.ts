@@ -51,14 +51,17 @@ const isRetryPost = (call: LedgerCall) => call.method === 'POST' && call.path.en
 
 /**
  * Whether the client could not know if this POST was applied: no answer, a 5xx, an answer later than
- * its timeout, or a worker killed while it was in flight. Everything else (a 429, a 4xx, a 200 in time)
- * is a definite answer.
+ * its timeout, or a worker killed while it was in flight or before it could report the answer. Everything
+ * else (a 429, a 4xx, a 200 in time) is a definite answer.
  */
 function outcomeUnknownToClient(call: LedgerCall, timings: ExplorerTimings, killedAtMs: number[]): boolean {
   if (call.outcome !== 'answered' || call.answeredAtMs === undefined) return true;
   if ((call.statusCode ?? 0) >= 500) return true;
   if (call.answeredAtMs - call.receivedAtMs >= timings.clientTimeoutMs) return true;
-  return killedAtMs.some((at) => at >= call.receivedAtMs && at <= (call.answeredAtMs ?? Infinity));
+  // An answer is known only once the worker has handled it and the server has its activity's result: a kill
+  // shortly after the API answered (within a client timeout) can still leave the workflow with a lost worker.
+  const knownBy = call.answeredAtMs + timings.clientTimeoutMs;
+  return killedAtMs.some((at) => at >= call.receivedAtMs && at <= knownBy);
 }
 
 const isLate = (retry: LedgerRetry, timings: ExplorerTimings) =>
