@@ -62,6 +62,13 @@ const workerEnvSchema = z.object({
   ANCHOR_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(10),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt(20),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt(20),
+  /**
+   * Workflows kept in memory between their tasks. Recoveries sit idle for minutes between wakes, so
+   * evicting them costs a short replay, while each cached one costs memory: see docs/scaling.md.
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: positiveInt(250),
+  /** One poller per task queue reads the list endpoint for every waiting recovery: see docs/scaling.md. */
+  ANCHOR_BATCH_STATUS_POLLER: z.stringbool().default(true),
   /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
   METRICS_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
   LOG_LEVEL: z
@@ -107,7 +114,15 @@ export interface TemporalConnectionConfig {
 export interface WorkerConfig {
   temporal: TemporalConnectionConfig & { taskQueue: string };
   anchor: { baseUrl: string; apiKey: string; timeoutMs: number };
-  limits: { maxCallsPerSecond: number; maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number };
+  limits: {
+    maxCallsPerSecond: number;
+    maxConcurrentActivities: number;
+    maxConcurrentWorkflowTasks: number;
+    /** Absent: the SDK's default, sized from the machine's memory. */
+    maxCachedWorkflows?: number;
+  };
+  /** Start the task queue's batch status poller; without it each recovery polls its batch on its own. */
+  batchStatusPoller?: boolean;
   /** Read by the worker process only; in-process workers (tests) leave it out. */
   observability?: { logLevel: LogLevel; metricsPort?: number };
   workflowBundlePath?: string;
@@ -202,7 +217,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxCallsPerSecond: e.ANCHOR_MAX_CALLS_PER_SECOND,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     },
+    batchStatusPoller: e.ANCHOR_BATCH_STATUS_POLLER,
     observability: { logLevel: e.LOG_LEVEL, ...(e.METRICS_PORT ? { metricsPort: e.METRICS_PORT } : {}) },
     ...(e.WORKFLOW_BUNDLE_PATH ? { workflowBundlePath: e.WORKFLOW_BUNDLE_PATH } : {}),
     ...(e.NOTIFY_WEBHOOK_URL && {

@@ -7,6 +7,8 @@ import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
+import { createPollerActivities } from '../activities/poller-activities.js';
+import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import type { WorkerConfig } from './config.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
@@ -29,7 +31,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
   const api = new AnchorApiClient(config.anchor);
   // The sweep starts recoveries through a client on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  return Worker.create({
+  const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
@@ -40,14 +42,30 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
       ...createRecoveryActivities(api),
       ...createRetryActivities(api),
       ...createSweepActivities(api, client),
+      ...createPollerActivities(api),
       ...createNotifyActivities(config.notify),
     },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
+    ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
     // Nearly every activity task is one or two Anchor API calls (a status read, a retry; a
     // sweep's rarer listing pages through several), so this server-side limit caps the calls
     // per second across all workers on the queue.
     maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond,
     shutdownGraceTime: '30s',
+  });
+  if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
+  return worker;
+}
+
+/** Every worker of the queue asks for the same poller; the first start creates it, the others find it running. */
+export async function startBatchStatusPoller(client: Client, taskQueue: string): Promise<void> {
+  await client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue,
+    workflowId: batchStatusPollerWorkflowId(taskQueue),
+    args: [{}],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    // Its workflow tasks go ahead of the recoveries' (its page reads set their own, lowest, priority).
+    priority: { priorityKey: 1 },
   });
 }

@@ -27,3 +27,21 @@ export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
 export function recoveryWorkflowId(batchId: string): string {
   return `recover-batch-${batchId}`;
 }
+
+/** What a recovery tells its task queue's batch status poller: wake me when this batch settles. */
+export interface WatchBatchRequest {
+  batchId: string;
+  workflowId: string;
+  /** How soon the recovery wants a settle noticed: the poller's cycle is the shortest among its batches. */
+  pollIntervalMs: number;
+}
+export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
+/** From the poller to a recovery: the list shows the batch settled (or cannot tell); read it on your own. */
+export const batchSettled = defineSignal('batchSettled');
+
+export const BATCH_STATUS_POLLER_WORKFLOW = 'batchStatusPoller';
+
+/** One poller per task queue: every worker on the queue starts the same one. */
+export function batchStatusPollerWorkflowId(taskQueue: string): string {
+  return `batch-status-poller/${taskQueue}`;
+}

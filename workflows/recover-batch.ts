@@ -7,6 +7,7 @@ import {
   TimeoutFailure,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   metricMeter,
@@ -25,11 +26,14 @@ import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import type { RetryActivities } from '../activities/retry-activities.js';
 import {
   BATCH_NOT_SETTLED,
+  batchSettled,
+  batchStatusPollerWorkflowId,
   getRecoveryReport,
   pauseRecovery,
   resumeRecovery,
   retryNow,
   updateRecoveryPolicy,
+  watchBatch,
 } from './definitions.js';
 import {
   applyPolicyChange,
@@ -70,6 +74,10 @@ export interface CarriedRecovery {
 /** Recoveries started before it keep the single-activity round they recorded (retryFailedSessions). */
 const RETRY_PROTOCOL_PATCH = 'retry-protocol-v2';
 const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
+/** Recoveries from this change on wait for the task queue's batch status poller, when it runs. */
+const WAIT_FOR_POLLER_PATCH = 'wait-for-batch-status-poller';
+/** A poller that lost its state (terminated and restarted) learns the batch again this often, in poll maximum intervals. */
+const REWATCH_AFTER_POLL_INTERVALS = 15;
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -125,7 +133,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;
+  let settleNoticed = false;
   setHandler(getRecoveryReport, () => report);
+  setHandler(batchSettled, () => {
+    settleNoticed = true;
+  });
   setHandler(retryNow, () => {
     retryNowRequested = true;
   });
@@ -209,11 +221,33 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
+  /**
+   * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
+   * every waiting recovery at once and wakes this one when its batch has settled. Returns at once
+   * when no poller runs: the recovery then polls its batch on its own.
+   */
+  const waitForPoller = async (): Promise<void> => {
+    const poller = getExternalWorkflowHandle(batchStatusPollerWorkflowId(workflowInfo().taskQueue));
+    settleNoticed = false;
+    while (!settleNoticed) {
+      try {
+        await poller.signal(watchBatch, { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        return;
+      }
+      const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
+      if (waitMs <= 0) return;
+      await condition(() => settleNoticed, waitMs);
+    }
+  };
+
   const waitForSettledBatch = async (): Promise<BatchSnapshot> => {
     report.phase = 'waiting_for_batch';
     report.nextRetryAt = null;
     // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
     if (remainingMs() <= 0 && patched(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
+    if (patched(WAIT_FOR_POLLER_PATCH)) await waitForPoller();
     // The poll schedule is the activity's retry policy: see awaitBatchSettled.
     const { awaitBatchSettled } = proxyActivities<RecoveryActivities>({
       startToCloseTimeout: '1m',

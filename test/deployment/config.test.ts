@@ -37,9 +37,28 @@ test('defaults give a plaintext connection to a local server and keep the existi
   expect(loadWorkerConfig(minimal)).toEqual({
     temporal: { address: 'localhost:7233', namespace: 'default', taskQueue: 'anchor-batch-recovery' },
     anchor: { baseUrl: 'https://api.anchorbrowser.io', apiKey: 'anchor-key', timeoutMs: 15_000 },
-    limits: { maxCallsPerSecond: 10, maxConcurrentActivities: 20, maxConcurrentWorkflowTasks: 20 },
+    limits: {
+      maxCallsPerSecond: 10,
+      maxConcurrentActivities: 20,
+      maxConcurrentWorkflowTasks: 20,
+      maxCachedWorkflows: 250,
+    },
+    batchStatusPoller: true,
     observability: { logLevel: 'INFO' },
   });
+});
+
+test('the batch status poller can be turned off and the workflow cache sized', () => {
+  const config = loadWorkerConfig({
+    ...minimal,
+    ANCHOR_BATCH_STATUS_POLLER: 'false',
+    WORKER_MAX_CACHED_WORKFLOWS: '100',
+  });
+  expect(config.batchStatusPoller).toBe(false);
+  expect(config.limits.maxCachedWorkflows).toBe(100);
+  expect(problemsOf({ ...minimal, WORKER_MAX_CACHED_WORKFLOWS: '0' })).toEqual([
+    expect.stringMatching(/^WORKER_MAX_CACHED_WORKFLOWS: /),
+  ]);
 });
 
 test('every problem is listed at once, each naming its variable', () => {

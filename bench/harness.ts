@@ -1,0 +1,197 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { startDevServer, type DevServer } from '../dev/dev-server.js';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
+import { bundleRecoveryWorkflows } from '../worker/bundle.js';
+import type { BenchWorkerEnv } from './worker-process.js';
+
+const workerScript = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
+
+export const BENCH_API_KEY = 'bench-api-key';
+
+export interface BenchStack {
+  server: DevServer;
+  simulator: RunningSimulator;
+  client: Client;
+  bundles: { product: string; baseline: string };
+  stop(): Promise<void>;
+}
+
+/** A dev server, a simulator, a client and both workflow bundles, built once per run. */
+export async function startBenchStack(simulatorOptions: SimulatorOptions): Promise<BenchStack> {
+  const server = await startDevServer({ ui: false });
+  const simulator = await startSimulator({ apiKeys: [BENCH_API_KEY], ...simulatorOptions });
+  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+  const dir = await mkdtemp(path.join(tmpdir(), 'anchor-bench-'));
+  const product = path.join(dir, 'product.js');
+  const baseline = path.join(dir, 'baseline.js');
+  await writeFile(product, await bundleRecoveryWorkflows());
+  const baselinePath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+  await writeFile(baseline, (await bundleWorkflowCode({ workflowsPath: baselinePath, logger: undefined })).code);
+  return {
+    server,
+    simulator,
+    client,
+    bundles: { product, baseline },
+    async stop() {
+      await client.connection.close();
+      await simulator.close();
+      await server.stop();
+    },
+  };
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+const PAGE_SIZE = 4096;
+
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+export function rssBytes(pid: number): number {
+  const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
+  return Number(statm[1]) * PAGE_SIZE;
+}
+
+export interface BenchWorker {
+  pid: number;
+  /** Starts a new measurement window: CPU from now, peak RSS from now. */
+  mark(): void;
+  /** CPU seconds and peak RSS since mark(). */
+  measure(): { cpuSeconds: number; peakRssBytes: number; rssBytes: number };
+  stop(): Promise<void>;
+}
+
+export interface BenchWorkerOptions {
+  kind: 'product' | 'baseline';
+  stack: BenchStack;
+  taskQueue: string;
+  maxCallsPerSecond: number;
+  maxCachedWorkflows?: number;
+  /** 'off' runs the product without its batch status poller. */
+  poller?: 'off';
+  /** V8's old-space limit for the worker process (node --max-old-space-size). */
+  heapMiB?: number;
+}
+
+function waitForExit(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Spawns a worker process and samples its RSS every 100 ms until stopped. */
+export async function startBenchWorker(options: BenchWorkerOptions): Promise<BenchWorker> {
+  const env: BenchWorkerEnv = {
+    BENCH_WORKER_KIND: options.kind,
+    BENCH_TEMPORAL_ADDRESS: options.stack.server.address,
+    BENCH_TASK_QUEUE: options.taskQueue,
+    BENCH_ANCHOR_URL: options.stack.simulator.url,
+    BENCH_ANCHOR_KEY: BENCH_API_KEY,
+    BENCH_BUNDLE_PATH: options.kind === 'product' ? options.stack.bundles.product : options.stack.bundles.baseline,
+    BENCH_MAX_CALLS_PER_SECOND: String(options.maxCallsPerSecond),
+    ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
+    ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
+  };
+  const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
+  const child = spawn(process.execPath, [...heap, '--import', 'tsx', workerScript], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`bench worker exited with ${code} before it was ready`)));
+  });
+  const pid = child.pid!;
+  let cpuAtMark = cpuSeconds(pid);
+  let peak = rssBytes(pid);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssBytes(pid));
+  }, 100);
+  return {
+    pid,
+    mark() {
+      cpuAtMark = cpuSeconds(pid);
+      peak = rssBytes(pid);
+    },
+    measure() {
+      const rss = rssBytes(pid);
+      peak = Math.max(peak, rss);
+      return { cpuSeconds: cpuSeconds(pid) - cpuAtMark, peakRssBytes: peak, rssBytes: rss };
+    },
+    async stop() {
+      clearInterval(sampler);
+      child.kill('SIGTERM');
+      await waitForExit(child);
+    },
+  };
+}
+
+/** Runs `work` over `items` with at most `concurrency` at a time. */
+export async function forEachLimit<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+export interface TaskTimeouts {
+  /** Executions with a workflow task the worker took but did not finish within its 10 s. */
+  startToClose: number;
+  /** Executions with a task that waited over 5 s for its sticky worker and went back to the shared queue. */
+  scheduleToStart: number;
+}
+
+/** How many of the workflows' histories hold a WORKFLOW_TASK_TIMED_OUT event, by timeout type. */
+export async function countWorkflowTaskTimeouts(client: Client, workflowIds: string[]): Promise<TaskTimeouts> {
+  const { EventType, TimeoutType } = proto.temporal.api.enums.v1;
+  const counts: TaskTimeouts = { startToClose: 0, scheduleToStart: 0 };
+  await forEachLimit(workflowIds, 20, async (workflowId) => {
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const types = new Set(
+      (history.events ?? [])
+        .filter((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
+        .map((event) => event.workflowTaskTimedOutEventAttributes?.timeoutType),
+    );
+    if (types.has(TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)) counts.startToClose += 1;
+    if (types.has(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)) counts.scheduleToStart += 1;
+  });
+  return counts;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function summary(values: number[]): { min: number; median: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { min: sorted[0] ?? NaN, median: percentile(sorted, 50), max: sorted.at(-1) ?? NaN };
+}
+
+export function formatSummary(values: number[], digits = 2): string {
+  const { min, median, max } = summary(values);
+  return `${median.toFixed(digits)} (min ${min.toFixed(digits)}, max ${max.toFixed(digits)})`;
+}
+
+/** --name value pairs from argv, with defaults. */
+export function numberArg(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index === -1) return fallback;
+  const value = Number(process.argv[index + 1]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name}: expected a positive number`);
+  return value;
+}
+
+export const MIB = 1024 * 1024;

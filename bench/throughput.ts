@@ -1,0 +1,136 @@
+/**
+ * One-round recoveries on one worker process: recoverBatch beside the same-shape no-op (the
+ * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
+ *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000]
+ * Every batch has one session that fails once, so each recovery needs exactly one retry.
+ */
+import { randomUUID } from 'node:crypto';
+import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
+import { recoveryStartOptions } from '../client/recoveries.js';
+import {
+  countWorkflowTaskTimeouts,
+  forEachLimit,
+  formatSummary,
+  MIB,
+  numberArg,
+  startBenchStack,
+  startBenchWorker,
+  summary,
+  type BenchStack,
+} from './harness.js';
+import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
+
+const recoveries = numberArg('recoveries', 300);
+const repeats = numberArg('repeats', 3);
+const maxCallsPerSecond = numberArg('max-calls-per-second', 1_000);
+const POLL_MS = 1_000;
+const BACKOFF_MS = 1_000;
+
+type Variant = 'recoverBatch' | 'noop' | 'naive';
+const VARIANTS: Variant[] = ['recoverBatch', 'noop', 'naive'];
+
+interface Measurement {
+  cpuMsPerRecovery: number;
+  peakRssMiB: number;
+  recoveriesPerSecond: number;
+  /** Executions with a WORKFLOW_TASK_TIMED_OUT: the worker too busy to finish a task in 10 s. */
+  taskTimeouts: number;
+  /** Executions whose task waited over 5 s for its sticky worker (a busy worker, or a busy server). */
+  stickyTimeouts: number;
+}
+
+async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
+  const taskQueue = `bench-throughput-${variant}-${repeat}-${randomUUID().slice(0, 8)}`;
+  const worker = await startBenchWorker({
+    kind: variant === 'recoverBatch' ? 'product' : 'baseline',
+    stack,
+    taskQueue,
+    maxCallsPerSecond,
+  });
+  try {
+    const batches = Array.from({ length: recoveries }, () =>
+      stack.simulator.createScriptedBatch({ count: 5, script: { '2': ['fail', 'ok'] } }),
+    );
+    const workflowIds: string[] = [];
+    worker.mark();
+    const startedAt = Date.now();
+    await forEachLimit(batches, 50, async (batch) => {
+      if (variant === 'recoverBatch') {
+        const options = recoveryStartOptions(
+          {
+            batchId: batch.id,
+            poll: { initialInterval: POLL_MS, backoffCoefficient: 1, maximumInterval: POLL_MS },
+            roundBackoff: { initialInterval: BACKOFF_MS, backoffCoefficient: 1, maximumInterval: BACKOFF_MS },
+          },
+          taskQueue,
+        );
+        await stack.client.workflow.start(RECOVER_BATCH_WORKFLOW, options);
+        workflowIds.push(options.workflowId);
+      } else {
+        const workflowId = `${variant}-${recoveryWorkflowId(batch.id)}`;
+        const input: BenchRecoveryInput = { batchId: batch.id, pollIntervalMs: POLL_MS, roundBackoffMs: BACKOFF_MS };
+        await stack.client.workflow.start(variant === 'noop' ? 'noopRecovery' : 'naiveRecovery', {
+          taskQueue,
+          workflowId,
+          args: [input],
+        });
+        workflowIds.push(workflowId);
+      }
+    });
+    await forEachLimit(workflowIds, 50, async (workflowId) => {
+      await stack.client.workflow.getHandle(workflowId).result();
+    });
+    const elapsedSeconds = (Date.now() - startedAt) / 1000;
+    const { cpuSeconds, peakRssBytes } = worker.measure();
+    const timeouts = await countWorkflowTaskTimeouts(stack.client, workflowIds);
+    return {
+      cpuMsPerRecovery: (cpuSeconds * 1000) / recoveries,
+      peakRssMiB: peakRssBytes / MIB,
+      recoveriesPerSecond: recoveries / elapsedSeconds,
+      taskTimeouts: timeouts.startToClose,
+      stickyTimeouts: timeouts.scheduleToStart,
+    };
+  } finally {
+    await worker.stop();
+  }
+}
+
+const stack = await startBenchStack({ attemptDurationMs: 500, queueDelayMs: 0 });
+const results = new Map<Variant, Measurement[]>(VARIANTS.map((variant) => [variant, []]));
+try {
+  for (let repeat = 1; repeat <= repeats; repeat += 1) {
+    // Rotate the order so no variant always runs first (cold server) or last.
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + repeat - 1) % VARIANTS.length]!);
+    for (const variant of order) {
+      const measurement = await runOnce(stack, variant, repeat);
+      results.get(variant)!.push(measurement);
+      console.error(`repeat ${repeat} ${variant}: ${JSON.stringify(measurement)}`);
+    }
+  }
+} finally {
+  await stack.stop();
+}
+
+const of = (variant: Variant, key: keyof Measurement) => results.get(variant)!.map((m) => m[key]);
+/** Ratios per repeat (the variants of one repeat ran back to back), then min/median/max over repeats. */
+const ratio = (a: Variant, b: Variant, key: keyof Measurement) => of(a, key).map((value, i) => value / of(b, key)[i]!);
+
+console.log(`\n${recoveries} one-round recoveries per run, ${repeats} repeats, budget ${maxCallsPerSecond} calls/s`);
+console.log('median (min, max) over repeats');
+for (const variant of VARIANTS) {
+  console.log(
+    `${variant.padEnd(13)} CPU/recovery ${formatSummary(of(variant, 'cpuMsPerRecovery'), 1)} ms | ` +
+      `peak RSS ${formatSummary(of(variant, 'peakRssMiB'), 0)} MiB | ` +
+      `throughput ${formatSummary(of(variant, 'recoveriesPerSecond'))} /s | ` +
+      `WORKFLOW_TASK_TIMED_OUT executions ${summary(of(variant, 'taskTimeouts')).max} max ` +
+      `(sticky schedule-to-start ${summary(of(variant, 'stickyTimeouts')).max} max)`,
+  );
+}
+console.log(
+  `recoverBatch/naive CPU per recovery ${formatSummary(ratio('recoverBatch', 'naive', 'cpuMsPerRecovery'))}; ` +
+    `peak RSS ${formatSummary(ratio('recoverBatch', 'naive', 'peakRssMiB'))}`,
+);
+console.log(
+  `recoverBatch throughput vs noop ${formatSummary(ratio('recoverBatch', 'noop', 'recoveriesPerSecond'))}; ` +
+    `vs naive ${formatSummary(ratio('recoverBatch', 'naive', 'recoveriesPerSecond'))}`,
+);

@@ -1,0 +1,68 @@
+/**
+ * One benchmark worker in a process of its own, so its CPU and RSS are measured apart from the
+ * dev server, the simulator and the driver. Started by bench/harness.ts; reports `ready` over IPC
+ * and runs until SIGTERM.
+ */
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { AnchorApiClient } from '../anchor-api/index.js';
+import { loadWorkerConfig } from '../worker/config.js';
+import { createRecoveryWorker } from '../worker/create-worker.js';
+import { createBenchActivities } from './activities.js';
+
+export interface BenchWorkerEnv {
+  BENCH_WORKER_KIND: 'product' | 'baseline';
+  BENCH_TEMPORAL_ADDRESS: string;
+  BENCH_TASK_QUEUE: string;
+  BENCH_ANCHOR_URL: string;
+  BENCH_ANCHOR_KEY: string;
+  BENCH_BUNDLE_PATH: string;
+  BENCH_MAX_CALLS_PER_SECOND: string;
+  BENCH_MAX_CACHED_WORKFLOWS?: string;
+  /** 'off' runs the product without its batch status poller. */
+  BENCH_POLLER?: string;
+}
+
+async function main() {
+  const env = process.env as unknown as BenchWorkerEnv;
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const connection = await NativeConnection.connect({ address: env.BENCH_TEMPORAL_ADDRESS });
+  const anchor = { baseUrl: env.BENCH_ANCHOR_URL, apiKey: env.BENCH_ANCHOR_KEY, timeoutMs: 15_000 };
+  const limits = {
+    maxCallsPerSecond: Number(env.BENCH_MAX_CALLS_PER_SECOND),
+    maxConcurrentActivities: 20,
+    maxConcurrentWorkflowTasks: 20,
+    ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { maxCachedWorkflows: Number(env.BENCH_MAX_CACHED_WORKFLOWS) } : {}),
+  };
+  const workflowBundle = { codePath: env.BENCH_BUNDLE_PATH };
+  // The product worker reads its settings the way the real one does, defaults included.
+  const productConfig = () =>
+    loadWorkerConfig({
+      TEMPORAL_ADDRESS: env.BENCH_TEMPORAL_ADDRESS,
+      TEMPORAL_TASK_QUEUE: env.BENCH_TASK_QUEUE,
+      ANCHOR_BASE_URL: env.BENCH_ANCHOR_URL,
+      ANCHOR_API_KEY: env.BENCH_ANCHOR_KEY,
+      ANCHOR_MAX_CALLS_PER_SECOND: env.BENCH_MAX_CALLS_PER_SECOND,
+      ANCHOR_BATCH_STATUS_POLLER: env.BENCH_POLLER === 'off' ? 'false' : 'true',
+      ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { WORKER_MAX_CACHED_WORKFLOWS: env.BENCH_MAX_CACHED_WORKFLOWS } : {}),
+    });
+  const worker =
+    env.BENCH_WORKER_KIND === 'product'
+      ? await createRecoveryWorker({ connection, workflows: { workflowBundle }, config: productConfig() })
+      : await Worker.create({
+          connection,
+          taskQueue: env.BENCH_TASK_QUEUE,
+          workflowBundle,
+          activities: createBenchActivities(new AnchorApiClient(anchor)),
+          maxConcurrentActivityTaskExecutions: limits.maxConcurrentActivities,
+          maxConcurrentWorkflowTaskExecutions: limits.maxConcurrentWorkflowTasks,
+          maxTaskQueueActivitiesPerSecond: limits.maxCallsPerSecond,
+          ...(limits.maxCachedWorkflows ? { maxCachedWorkflows: limits.maxCachedWorkflows } : {}),
+        });
+  process.once('SIGTERM', () => worker.shutdown());
+  const running = worker.run();
+  process.send?.('ready');
+  await running;
+  await connection.close();
+}
+
+await main();

@@ -1,0 +1,2 @@
+export { naiveRecovery } from './naive-recovery.js';
+export { noopRecovery } from './noop-recovery.js';

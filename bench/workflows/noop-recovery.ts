@@ -1,0 +1,37 @@
+import { proxyActivities, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  anchorBatchIdKey,
+  recoveryOutcomeKey,
+  recoveryRoundsKey,
+  retriedSessionsKey,
+  stillFailedSessionsKey,
+} from '../../workflows/search-attributes.js';
+import type { BenchActivities } from '../activities.js';
+import type { BenchRecoveryInput } from './naive-recovery.js';
+
+/**
+ * The ceiling: recoverBatch's shape for one round (the same activities, round backoff timer and
+ * search-attribute upserts) with bodies that do nothing, no input validation and no Anchor calls.
+ */
+export async function noopRecovery(input: BenchRecoveryInput): Promise<number> {
+  const { noopAwaitBatchSettled, noopRetryFailedSessions } = proxyActivities<BenchActivities>({
+    startToCloseTimeout: '1m',
+  });
+  const publish = (outcome: string, rounds: number, retried: number, stillFailed: number) =>
+    upsertSearchAttributes([
+      { key: anchorBatchIdKey, value: input.batchId },
+      { key: recoveryOutcomeKey, value: outcome },
+      { key: recoveryRoundsKey, value: rounds },
+      { key: retriedSessionsKey, value: retried },
+      { key: stillFailedSessionsKey, value: stillFailed },
+    ]);
+  publish('running', 0, 0, 0);
+  await noopAwaitBatchSettled(input.batchId);
+  publish('running', 0, 0, 1);
+  await sleep(input.roundBackoffMs);
+  await noopRetryFailedSessions(input.batchId);
+  publish('running', 1, 1, 1);
+  await noopAwaitBatchSettled(input.batchId);
+  publish('recovered', 1, 1, 0);
+  return 1;
+}

@@ -1,0 +1,97 @@
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
+import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import {
+  FAST_POLICY,
+  startRecoveryEnv,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectWorker } from '../helpers/temporal.js';
+
+let env: RecoveryEnv;
+let connection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+
+beforeAll(async () => {
+  // Sessions take a second: a recovery polling on its own would read each batch many times.
+  env = await startRecoveryEnv({ attemptDurationMs: 1_000 });
+  connection = await connectWorker();
+  worker = await createRecoveryWorker({
+    config: { ...workerConfig(env.taskQueue, env.simulator.url), batchStatusPoller: true },
+    connection,
+    workflows: workflowBundle(),
+  });
+  running = worker.run();
+});
+afterAll(async () => {
+  worker.shutdown();
+  await running;
+  await connection.close();
+  await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).terminate('test finished');
+  await env.close();
+});
+
+const LIST = 'GET /v1/batch-sessions';
+const STATUS = 'GET /v1/batch-sessions/{batch_id}';
+const RETRY = 'POST /v1/batch-sessions/{batch_id}/retry';
+
+test('the poller reads the list a page per call and each settle costs its recovery one status read', async () => {
+  // Three batches to recover, then 250 newer ones of the team: newest first, the three are on page 3.
+  const recovered = Array.from({ length: 3 }, () =>
+    env.simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } }),
+  );
+  for (let i = 0; i < 250; i += 1) env.simulator.createScriptedBatch({ count: 1 });
+  const pagesPerCycle = Math.ceil(253 / BATCH_PAGE_SIZE);
+
+  for (const batch of recovered) await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  for (const batch of recovered) expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+  for (const batch of recovered) {
+    const calls = env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint);
+    // Settle 1: the read that confirms it, the retry round's read, the retry. Settle 2: one read.
+    expect(calls).toEqual([STATUS, STATUS, RETRY, STATUS]);
+    const history = await env.recoveries.handle(batch.id).fetchHistory();
+    const wakes = history.events?.filter(
+      (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'batchSettled',
+    );
+    expect(wakes).toHaveLength(2);
+  }
+
+  // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.
+  const listPages = env.simulator.ledger
+    .all()
+    .calls.filter((call) => call.endpoint === LIST)
+    .map((call) => new URL(call.path, env.simulator.url).searchParams);
+  expect(listPages.length).toBeGreaterThanOrEqual(pagesPerCycle * 2);
+  expect(listPages.length % pagesPerCycle).toBe(0);
+  for (const params of listPages) expect(params.get('limit')).toBe(String(BATCH_PAGE_SIZE));
+  const pages = listPages.map((params) => params.get('page'));
+  for (let cycle = 0; cycle < pages.length; cycle += pagesPerCycle) {
+    const inCycle = pages.slice(cycle, cycle + pagesPerCycle);
+    expect(inCycle[0]).toBe('1');
+    expect([...inCycle].sort()).toEqual(['1', '2', '3']);
+  }
+});
+
+test('when the list cannot be read, the poller hands its batches to their recoveries, which read them on their own', async () => {
+  env.simulator.ledger.clear();
+  env.simulator.faults.add('list', { type: 'error', statusCode: 403 });
+  try {
+    const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } });
+    await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+    expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+    const listCalls = env.simulator.ledger.all().calls.filter((call) => call.endpoint === LIST);
+    // A refused key is permanent: one call per cycle, no retry of the page.
+    expect(listCalls.map((call) => call.statusCode)).toEqual(listCalls.map(() => 403));
+    // One cycle for each of the two waits, each handing the batch back.
+    expect(listCalls).toHaveLength(2);
+    expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  } finally {
+    env.simulator.faults.clear('list');
+  }
+});

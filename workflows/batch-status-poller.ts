@@ -1,0 +1,151 @@
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { BatchPage, PollerActivities } from '../activities/poller-activities.js';
+import { batchSettled, recoveryWorkflowId, watchBatch, type WatchBatchRequest } from './definitions.js';
+
+/** The contract's largest page: 10,000 batches in flight are 100 list calls per cycle. */
+export const BATCH_PAGE_SIZE = 100;
+/** Beyond this the poller hands new batches straight back to their recoveries' own reads; bounds the carried state. */
+export const MAX_WATCHED_BATCHES = 20_000;
+// Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
+const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
+/** Pages read side by side after the first: a cycle is not held back by one workflow task per page. */
+export const PAGES_IN_FLIGHT = 10;
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id]: compact, as it crosses continue-as-new. */
+export type WatchedBatch = [string, number] | [string, number, string];
+
+export interface BatchStatusPollerInput {
+  watched?: WatchedBatch[];
+}
+
+interface Watch {
+  pollIntervalMs: number;
+  workflowId: string;
+}
+
+/**
+ * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatch);
+ * it reads the list endpoint a page at a time (status and counters of up to 100 batches per call)
+ * and wakes (batchSettled) only the recoveries whose batch has settled, which then read their batch
+ * once on their own. A cycle ends when every watched batch has been seen; batches the list does not
+ * show, and every batch when the list cannot be read, are handed back to their recoveries' own reads.
+ */
+export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
+  const watched = new Map<string, Watch>(
+    (input.watched ?? []).map(([batchId, pollIntervalMs, workflowId]) => [
+      batchId,
+      { pollIntervalMs, workflowId: workflowId ?? recoveryWorkflowId(batchId) },
+    ]),
+  );
+  const wakes = new Set<Promise<void>>();
+
+  const wake = (batchId: string, workflowId: string) => {
+    watched.delete(batchId);
+    // A recovery that ended meanwhile cannot be signalled: nothing to do.
+    const sent: Promise<void> = getExternalWorkflowHandle(workflowId)
+      .signal(batchSettled)
+      .catch(() => undefined)
+      .finally(() => wakes.delete(sent));
+    wakes.add(sent);
+  };
+
+  setHandler(watchBatch, (request: WatchBatchRequest) => {
+    if (watched.size >= MAX_WATCHED_BATCHES && !watched.has(request.batchId)) {
+      wake(request.batchId, request.workflowId);
+      return;
+    }
+    watched.set(request.batchId, { pollIntervalMs: request.pollIntervalMs, workflowId: request.workflowId });
+  });
+
+  const { readBatchPage } = proxyActivities<PollerActivities>({
+    startToCloseTimeout: '1m',
+    retry: { maximumAttempts: 3 },
+    // Polls go after the reads and retry calls of batches that have settled.
+    priority: { priorityKey: 5 },
+  });
+
+  const continueAsNewDue = () => {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength >= CONTINUE_AS_NEW_AFTER_EVENTS;
+  };
+
+  /**
+   * Reads page 1, then the remaining pages PAGES_IN_FLIGHT at a time (the queue's rate limit paces
+   * them), until every batch watched at the start has been seen or the list ends.
+   */
+  const cycle = async (): Promise<void> => {
+    const unseen = new Set(watched.keys());
+    const createdBefore = new Date().toISOString();
+    const handBack = (batchIds: Iterable<string>) => {
+      for (const batchId of batchIds) {
+        const watch = watched.get(batchId);
+        if (watch) wake(batchId, watch.workflowId);
+      }
+    };
+    const take = (result: BatchPage) => {
+      for (const batchId of result.settled) {
+        unseen.delete(batchId);
+        const watch = watched.get(batchId);
+        if (watch) wake(batchId, watch.workflowId);
+      }
+      for (const batchId of result.inFlight) unseen.delete(batchId);
+    };
+    const read = (page: number) => readBatchPage({ page, limit: BATCH_PAGE_SIZE, createdBefore });
+    try {
+      let next = 1;
+      let last = 1;
+      while (next <= last) {
+        // Without total_pages, one page at a time, following has_next.
+        const batch = next === 1 ? [1] : range(next, Math.min(last, next + PAGES_IN_FLIGHT - 1));
+        const results = await Promise.all(batch.map(read));
+        results.forEach(take);
+        if (unseen.size === 0) return;
+        const newest = results.at(-1)!;
+        last = newest.totalPages ?? (newest.hasNext ? next + batch.length : last);
+        next += batch.length;
+        if (continueAsNewDue()) return;
+      }
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      log.warn('Batch list unreadable; recoveries read their batches on their own', { error: err.message });
+      handBack(unseen);
+      return;
+    }
+    // Not in the list (another team's key, or created after the cycle began and so not in these pages):
+    // their recoveries read them on their own.
+    handBack(unseen);
+  };
+
+  for (;;) {
+    await condition(() => watched.size > 0 || continueAsNewDue());
+    if (continueAsNewDue()) {
+      await Promise.all(wakes);
+      await condition(allHandlersFinished);
+      return await continueAsNew<typeof batchStatusPoller>({
+        watched: [...watched].map(([batchId, { pollIntervalMs, workflowId }]) =>
+          workflowId === recoveryWorkflowId(batchId)
+            ? [batchId, pollIntervalMs]
+            : [batchId, pollIntervalMs, workflowId],
+        ),
+      });
+    }
+    const startedAt = Date.now();
+    const intervalMs = Math.min(...[...watched.values()].map((watch) => watch.pollIntervalMs));
+    await cycle();
+    const restMs = startedAt + intervalMs - Date.now();
+    if (restMs > 0 && !continueAsNewDue()) await sleep(restMs);
+  }
+}
