@@ -27,6 +27,11 @@ export interface ListFailedBatchesInput {
    * holds up to pageSize - 1 more). 0 reads to the end of the list and only counts them.
    */
   maxBatchIds: number;
+  /**
+   * Pages this task reads at most. 1 makes each task exactly one Anchor call, so the queue's task rate
+   * limit is the call budget; absent (sweeps that scheduled it before), it reads to maxBatchIds or the end.
+   */
+  maxPages?: number;
 }
 
 /** Counts of the pages read, and the ids of the batches with failed sessions: small however long the list is. */
@@ -111,7 +116,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         nextPage: input.fromPage,
       };
       const seen = new Set(result.batchIds);
-      while (result.nextPage !== null) {
+      const lastPage = input.maxPages === undefined ? Infinity : input.fromPage + input.maxPages - 1;
+      while (result.nextPage !== null && result.nextPage <= lastPage) {
         if (input.maxBatchIds > 0 && result.batchIds.length >= input.maxBatchIds) break;
         const page = result.nextPage;
         let answer;

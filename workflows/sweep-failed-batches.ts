@@ -58,6 +58,8 @@ const { startBatchRecovery } = proxyActivities<SweepActivities>({
 /** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
 export const SWEEP_CHUNK_BATCHES = 500;
 const PAGED_LISTING_PATCH = 'sweep-paged-listing';
+/** Sweeps from this change on list one page per activity task: one task, one Anchor call, within the budget. */
+const ONE_PAGE_PER_TASK_PATCH = 'sweep-one-page-per-task';
 
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
@@ -103,6 +105,7 @@ export async function sweepFailedBatches(
           fromPage: nextPage,
           // Once maxStarts recoveries started, the rest of the list is only counted.
           maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
+          ...(patched(ONE_PAGE_PER_TASK_PATCH) && { maxPages: 1 }),
         });
         result.counts.scanned += chunk.scanned;
         result.counts.no_failed_sessions += chunk.noFailedSessions;

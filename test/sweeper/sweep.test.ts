@@ -44,7 +44,8 @@ test('a sweep recovers the batches with failed sessions created within the lookb
   const cleanInside = [15, 25].map((minutes) => batchCreated(minutes, 0));
   const failedOutside = [3 * 60, 5 * 60].map((minutes) => batchCreated(minutes, 2));
 
-  const result = await sweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
+  const handle = await startSweep({ lookback: '2h', pageSize: 2, recovery: { ...FAST_POLICY, maxRounds: 2 } });
+  const result = await handle.result();
 
   expect(ids(result.started)).toEqual([...failedInside].sort());
   for (const { batchId, workflowId } of result.started) expect(workflowId).toBe(recoveryWorkflowId(batchId));
@@ -75,6 +76,12 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     [null, '4'],
   ]);
   for (const query of queries) expect(query.get('created_after')).toBe(result.window.createdAfter);
+  // One page per activity task: the queue's task rate limit is then a limit on Anchor calls.
+  const { events } = await handle.fetchHistory();
+  const listingTasks = (events ?? []).filter(
+    (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'listFailedBatches',
+  );
+  expect(listingTasks).toHaveLength(listCalls.length);
 
   // The recoveries run on their own, with the sweep's recovery input, and only for the picked batches.
   expect(await outcomesOf(failedInside)).toEqual(failedInside.map(() => 'recovered'));
