@@ -62,9 +62,12 @@ export function schemaProblems(schema: object, document: unknown): string[] {
 /** A tag with at least major.minor, or a digest: `latest` or a bare major would move under us. */
 const isPinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image) || /:[^:/]*\d+\.\d+[^:/]*$/.test(image);
 
+/** Search attribute types as `temporal operator search-attribute create --type` names them. */
+const temporalCliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int', DATETIME: 'Datetime' };
+
 /** The SEARCH_ATTRIBUTES deploy/bootstrap-temporal.sh registers: workflows/search-attributes.ts, as Name=Type pairs. */
 export const bootstrapSearchAttributes = () =>
-  recoverySearchAttributes.map((key) => `${key.name}=${key.type === 'INT' ? 'Int' : 'Keyword'}`).join(' ');
+  recoverySearchAttributes.map((key) => `${key.name}=${temporalCliTypeNames[key.type]}`).join(' ');
 
 /** The Web UI version the tests drive (the dev server's); compose must not ship an older one. */
 export const MIN_UI_VERSION = '2.42.1';
