@@ -30,7 +30,7 @@ export interface DevServer {
 
 const HOST = '127.0.0.1';
 
-const cliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int' };
+const cliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int', DATETIME: 'Datetime' };
 
 function searchAttributeArgs(): string[] {
   return recoverySearchAttributes.flatMap((key) => ['--search-attribute', `${key.name}=${cliTypeNames[key.type]}`]);

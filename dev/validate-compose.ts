@@ -25,6 +25,8 @@ interface Service {
   build?: unknown;
   container_name?: string;
   ports?: unknown[];
+  expose?: unknown[];
+  volumes?: unknown[];
   profiles?: string[];
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: unknown;
@@ -62,9 +64,12 @@ export function schemaProblems(schema: object, document: unknown): string[] {
 /** A tag with at least major.minor, or a digest: `latest` or a bare major would move under us. */
 const isPinned = (image: string) => /@sha256:[0-9a-f]{64}$/.test(image) || /:[^:/]*\d+\.\d+[^:/]*$/.test(image);
 
+/** Search attribute types as `temporal operator search-attribute create --type` names them. */
+const temporalCliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int', DATETIME: 'Datetime' };
+
 /** The SEARCH_ATTRIBUTES deploy/bootstrap-temporal.sh registers: workflows/search-attributes.ts, as Name=Type pairs. */
 export const bootstrapSearchAttributes = () =>
-  recoverySearchAttributes.map((key) => `${key.name}=${key.type === 'INT' ? 'Int' : 'Keyword'}`).join(' ');
+  recoverySearchAttributes.map((key) => `${key.name}=${temporalCliTypeNames[key.type]}`).join(' ');
 
 /** The Web UI version the tests drive (the dev server's); compose must not ship an older one. */
 export const MIN_UI_VERSION = '2.42.1';
@@ -102,11 +107,6 @@ function temporalProblems(services: Record<string, Service>): string[] {
   if (compareVersions(tagOf(ui?.image), MIN_UI_VERSION) < 0) {
     problems.push(`temporal-ui: ${ui?.image ?? 'missing'} is older than ${MIN_UI_VERSION}, the UI the tests drive`);
   }
-  for (const port of ui?.ports ?? []) {
-    if (typeof port !== 'string' || !withDefaults(port).startsWith('127.0.0.1:')) {
-      problems.push(`temporal-ui: port ${JSON.stringify(port)} is not bound to 127.0.0.1 by default`);
-    }
-  }
   const upserts = Object.entries(services).filter(([, service]) =>
     [...words(service.entrypoint), ...words(service.command)].join(' ').includes('schedule upsert'),
   );
@@ -129,6 +129,14 @@ export function projectProblems(compose: ComposeDocument): string[] {
   const problems: string[] = [];
   const services = compose.services ?? {};
   problems.push(...temporalProblems(services));
+  // Web UIs without a login of their own (Grafana's is admin/admin until changed).
+  for (const name of ['temporal-ui', 'prometheus', 'grafana']) {
+    for (const port of services[name]?.ports ?? []) {
+      if (typeof port !== 'string' || !withDefaults(port).startsWith('127.0.0.1:')) {
+        problems.push(`${name}: port ${JSON.stringify(port)} is not bound to 127.0.0.1 by default`);
+      }
+    }
+  }
   for (const [name, service] of Object.entries(services)) {
     if (service.image && !service.build && !isPinned(service.image))
       problems.push(`${name}: image ${service.image} is not pinned`);

@@ -71,6 +71,10 @@ const workerEnvSchema = z.object({
   ANCHOR_BATCH_STATUS_POLLER: z.stringbool().default(true),
   /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
   METRICS_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
+  /** With METRICS_PORT: how often the anchor_recoveries_past_deadline gauge counts, in milliseconds. */
+  PAST_DEADLINE_CHECK_INTERVAL_MS: positiveInt(60_000),
+  /** How long past its deadline a running recovery counts: a reconciliation or the end notification may outlive it. */
+  PAST_DEADLINE_GRACE_MS: z.coerce.number().int().min(0).default(300_000),
   LOG_LEVEL: z
     .string()
     .toUpperCase()
@@ -124,7 +128,7 @@ export interface WorkerConfig {
   /** Start the task queue's batch status poller; without it each recovery polls its batch on its own. */
   batchStatusPoller?: boolean;
   /** Read by the worker process only; in-process workers (tests) leave it out. */
-  observability?: { logLevel: LogLevel; metricsPort?: number };
+  observability?: { logLevel: LogLevel; metricsPort?: number; pastDeadline?: { intervalMs: number; graceMs: number } };
   workflowBundlePath?: string;
   /** Absent: recovery ends are not posted anywhere. */
   notify?: NotifyConfig;
@@ -220,7 +224,13 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
     },
     batchStatusPoller: e.ANCHOR_BATCH_STATUS_POLLER,
-    observability: { logLevel: e.LOG_LEVEL, ...(e.METRICS_PORT ? { metricsPort: e.METRICS_PORT } : {}) },
+    observability: {
+      logLevel: e.LOG_LEVEL,
+      ...(e.METRICS_PORT && {
+        metricsPort: e.METRICS_PORT,
+        pastDeadline: { intervalMs: e.PAST_DEADLINE_CHECK_INTERVAL_MS, graceMs: e.PAST_DEADLINE_GRACE_MS },
+      }),
+    },
     ...(e.WORKFLOW_BUNDLE_PATH ? { workflowBundlePath: e.WORKFLOW_BUNDLE_PATH } : {}),
     ...(e.NOTIFY_WEBHOOK_URL && {
       notify: {

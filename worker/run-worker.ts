@@ -1,6 +1,8 @@
-import { NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { createRecoveryWorker, type WorkflowSource } from './create-worker.js';
+import { PAST_DEADLINE_METRIC, startPastDeadlineGauge, type RunningGauge } from './past-deadline-gauge.js';
 import { installWorkerRuntime } from './runtime.js';
 
 /** A given source wins; then the prebuilt bundle the image ships (WORKFLOW_BUNDLE_PATH); else bundle at start. */
@@ -25,6 +27,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, workflows?
   const connection = await NativeConnection.connect({ address, tls, apiKey }).catch((err: Error) => {
     throw new Error(`Cannot reach Temporal at ${address}: ${err.message}`);
   });
+  let pastDeadlineGauge: RunningGauge | undefined;
   try {
     const source = workflowSource(config, workflows);
     const worker = await createRecoveryWorker({ config, connection, workflows: source });
@@ -40,9 +43,24 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, workflows?
       },
       'Worker started',
     );
+    const pastDeadline = config.observability?.pastDeadline;
+    if (pastDeadline) {
+      pastDeadlineGauge = startPastDeadlineGauge({
+        client: new Client({ connection, namespace }),
+        gauge: Runtime.instance().metricMeter.createGauge(
+          PAST_DEADLINE_METRIC,
+          'int',
+          'recoveries',
+          'Recoveries still running past their deadline (and its grace)',
+        ),
+        logger,
+        ...pastDeadline,
+      });
+    }
     await worker.run();
     logger.info('Worker stopped');
   } finally {
+    pastDeadlineGauge?.stop();
     await connection.close();
   }
 }

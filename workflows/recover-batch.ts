@@ -58,6 +58,7 @@ import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } f
 import type { RetrySnapshot, SendRetryResult } from './retry-protocol.js';
 import {
   anchorBatchIdKey,
+  recoveryDeadlineKey,
   recoveryOutcomeKey,
   recoveryRoundsKey,
   retriedSessionsKey,
@@ -130,6 +131,9 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     newReport(batchId, workflowId, startTime, new Date(startTime.getTime() + policy.deadline), policy.maxRounds);
   const deadlineAt = Date.parse(report.deadlineAt);
   const remainingMs = () => deadlineAt - Date.now();
+  // In every run of the chain: the worker's gauge counts recoveries still running past this.
+  if (patched('recovery-deadline-attribute'))
+    upsertSearchAttributes([{ key: recoveryDeadlineKey, value: new Date(deadlineAt) }]);
 
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;

@@ -7,6 +7,8 @@ export const recoveryOutcomeKey = defineSearchAttributeKey('RecoveryOutcome', Se
 export const recoveryRoundsKey = defineSearchAttributeKey('RecoveryRounds', SearchAttributeType.INT);
 export const retriedSessionsKey = defineSearchAttributeKey('RetriedSessions', SearchAttributeType.INT);
 export const stillFailedSessionsKey = defineSearchAttributeKey('StillFailedSessions', SearchAttributeType.INT);
+/** When the recovery must have ended: visibility finds the ones still running past it (worker/past-deadline-gauge.ts). */
+export const recoveryDeadlineKey = defineSearchAttributeKey('RecoveryDeadline', SearchAttributeType.DATETIME);
 
 export const recoverySearchAttributes = [
   anchorBatchIdKey,
@@ -14,4 +16,5 @@ export const recoverySearchAttributes = [
   recoveryRoundsKey,
   retriedSessionsKey,
   stillFailedSessionsKey,
+  recoveryDeadlineKey,
 ] as const;

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
 import { composePins } from '../../dev/temporal-server.js';
 import {
   compareVersions,
@@ -8,6 +10,7 @@ import {
   schemaProblems,
   type ComposeDocument,
 } from '../../dev/validate-compose.js';
+import { repoRoot } from '../client/child-process.js';
 
 let compose: ComposeDocument;
 let schema: object;
@@ -100,6 +103,90 @@ test('the project rules catch split Temporal versions, a bash health check, impl
       `temporal-ui: temporalio/ui:2.34.0 is older than ${MIN_UI_VERSION}, the UI the tests drive`,
       'temporal-ui: port "8080:8080" is not bound to 127.0.0.1 by default',
       'no one-shot service upserts the sweep schedule (batch-recovery schedule upsert)',
+    ]),
+  );
+});
+
+/** A volume's host and container paths, for `./host:/container[:ro]`. */
+function mounts(service: { volumes?: unknown[] } | undefined): Record<string, string> {
+  return Object.fromEntries(
+    (service?.volumes ?? []).map((volume) => {
+      const [host, container, mode] = String(volume).split(':');
+      expect(host!.startsWith('./') ? mode : 'ro').toBe('ro');
+      return [container!, host!];
+    }),
+  );
+}
+
+const readYaml = async <T>(file: string) => parse(await readFile(`${repoRoot}${file}`, 'utf8')) as T;
+
+test('the worker gets the notification settings from the environment, empty by default', () => {
+  const env = compose.services.worker?.environment as Record<string, string>;
+  expect(env).toMatchObject({
+    NOTIFY_WEBHOOK_URL: '${NOTIFY_WEBHOOK_URL:-}',
+    NOTIFY_OUTCOMES: '${NOTIFY_OUTCOMES:-}',
+    TEMPORAL_UI_URL: '${TEMPORAL_UI_URL:-}',
+    PAST_DEADLINE_CHECK_INTERVAL_MS: '${PAST_DEADLINE_CHECK_INTERVAL_MS:-}',
+    PAST_DEADLINE_GRACE_MS: '${PAST_DEADLINE_GRACE_MS:-}',
+  });
+});
+
+test('the monitoring profile runs Prometheus on the repository rules, scraping every worker, and a provisioned Grafana', async () => {
+  const { prometheus, grafana, worker } = compose.services;
+  expect(prometheus?.profiles).toEqual(['monitoring']);
+  expect(grafana?.profiles).toEqual(['monitoring']);
+  const profiled = Object.entries(compose.services).filter(([, service]) => service.profiles?.includes('monitoring'));
+  expect(profiled.map(([name]) => name).sort()).toEqual(['grafana', 'prometheus']);
+  expect(prometheus?.ports).toEqual(['127.0.0.1:${PROMETHEUS_PORT:-9090}:9090']);
+  expect(grafana?.ports).toEqual(['127.0.0.1:${GRAFANA_PORT:-3000}:3000']);
+
+  // Prometheus: the config it is told to load, and the rule file beside it, are the repository's.
+  expect(prometheus?.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
+  expect(mounts(prometheus)).toMatchObject({
+    '/etc/prometheus/prometheus.yml': './deploy/prometheus/prometheus.yml',
+    '/etc/prometheus/alerts.yml': './deploy/prometheus/alerts.yml',
+  });
+  const config = await readYaml<{
+    rule_files: string[];
+    scrape_configs: { dns_sd_configs: { names: string[]; port: number }[] }[];
+  }>('deploy/prometheus/prometheus.yml');
+  expect(config.rule_files).toEqual(['alerts.yml']);
+  // The worker service by name, on the port it exposes and its METRICS_PORT defaults to.
+  expect(config.scrape_configs[0]?.dns_sd_configs).toEqual([
+    expect.objectContaining({ names: ['worker'], type: 'A', port: 9464 }),
+  ]);
+  expect(worker?.expose).toEqual(['9464']);
+  expect((worker?.environment as Record<string, string>).METRICS_PORT).toBe('${METRICS_PORT:-9464}');
+
+  // Grafana: the datasource points at the Prometheus service, the dashboard provider at the mounted JSON.
+  const grafanaMounts = mounts(grafana);
+  expect(grafanaMounts).toMatchObject({
+    '/etc/grafana/provisioning/datasources': './deploy/grafana/provisioning/datasources',
+    '/etc/grafana/provisioning/dashboards': './deploy/grafana/provisioning/dashboards',
+    '/etc/grafana/dashboards/anchor-batch-recovery.json': './deploy/grafana/anchor-batch-recovery.json',
+  });
+  const datasources = await readYaml<{ datasources: { type: string; url: string; isDefault: boolean }[] }>(
+    'deploy/grafana/provisioning/datasources/prometheus.yml',
+  );
+  expect(datasources.datasources).toEqual([
+    expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090', isDefault: true }),
+  ]);
+  const dashboards = await readYaml<{ providers: { type: string; options: { path: string } }[] }>(
+    'deploy/grafana/provisioning/dashboards/anchor-batch-recovery.yml',
+  );
+  expect(dashboards.providers).toEqual([
+    expect.objectContaining({ type: 'file', options: { path: '/etc/grafana/dashboards' } }),
+  ]);
+});
+
+test('the project rules catch a monitoring UI published beyond loopback', () => {
+  const broken = structuredClone(compose);
+  broken.services.prometheus = { ...broken.services.prometheus, ports: ['9090:9090'] };
+  broken.services.grafana = { ...broken.services.grafana, ports: ['0.0.0.0:3000:3000'] };
+  expect(projectProblems(broken)).toEqual(
+    expect.arrayContaining([
+      'prometheus: port "9090:9090" is not bound to 127.0.0.1 by default',
+      'grafana: port "0.0.0.0:3000:3000" is not bound to 127.0.0.1 by default',
     ]),
   );
 });

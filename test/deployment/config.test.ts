@@ -148,8 +148,22 @@ test('metrics port, log level and the prebuilt bundle are read for the worker pr
     LOG_LEVEL: 'debug',
     WORKFLOW_BUNDLE_PATH: caFile,
   });
-  expect(config.observability).toEqual({ logLevel: 'DEBUG', metricsPort: 9464 });
+  expect(config.observability).toEqual({
+    logLevel: 'DEBUG',
+    metricsPort: 9464,
+    pastDeadline: { intervalMs: 60_000, graceMs: 300_000 },
+  });
   expect(config.workflowBundlePath).toBe(caFile);
+  const tuned = loadWorkerConfig({
+    ...minimal,
+    METRICS_PORT: '9464',
+    PAST_DEADLINE_CHECK_INTERVAL_MS: '15000',
+    PAST_DEADLINE_GRACE_MS: '0',
+  });
+  expect(tuned.observability?.pastDeadline).toEqual({ intervalMs: 15_000, graceMs: 0 });
+  expect(problemsOf({ ...minimal, PAST_DEADLINE_CHECK_INTERVAL_MS: '0' })).toEqual([
+    expect.stringMatching(/^PAST_DEADLINE_CHECK_INTERVAL_MS: /),
+  ]);
   expect(problemsOf({ ...minimal, WORKFLOW_BUNDLE_PATH: path.join(dir, 'nope.js') })).toEqual([
     expect.stringMatching(/^WORKFLOW_BUNDLE_PATH: cannot read .*nope\.js$/),
   ]);

@@ -1,0 +1,134 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { Runtime } from '@temporalio/worker';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import {
+  countRecoveriesPastDeadline,
+  PAST_DEADLINE_METRIC,
+  pastDeadlineQuery,
+  startPastDeadlineGauge,
+} from '../../worker/past-deadline-gauge.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { recoveryDeadlineKey } from '../../workflows/search-attributes.js';
+import { killLeftoverChildren } from '../client/child-process.js';
+import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { temporalAddress, temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
+
+// The symptom behind the RecoveryPastDeadline alert: recoveries still Running after their deadline,
+// found through the RecoveryDeadline search attribute and exported by the worker as a gauge.
+
+/** Workflow ids of the recoveries on `taskQueue` that the gauge's query matches. */
+async function pastDeadlineOn(client: Client, taskQueue: string): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `${pastDeadlineQuery(new Date(), 0)} AND TaskQueue = "${taskQueue}"`;
+  for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
+  return ids;
+}
+
+/** The gauge's value on a worker's /metrics; undefined until it is exported. */
+async function scrapedGauge(metricsPort: number): Promise<number | undefined> {
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${PAST_DEADLINE_METRIC}{`));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+afterAll(killLeftoverChildren);
+
+test('the workflow sets RecoveryDeadline to the deadline of its report', async () => {
+  const env = await startRecoveryEnv();
+  try {
+    await env.startWorker();
+    const batch = env.simulator.createScriptedBatch({ count: 2 });
+    await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '1h' });
+    const report = await env.recoveries.result(batch.id);
+
+    const description = await env.client.workflow.getHandle(recoveryWorkflowId(batch.id)).describe();
+    expect(report.outcome).toBe('clean');
+    expect(description.typedSearchAttributes.get(recoveryDeadlineKey)?.toISOString()).toBe(report.deadlineAt);
+  } finally {
+    await env.close();
+  }
+});
+
+describe('recoveries that no worker runs', () => {
+  let client: Client;
+  let idleQueue: string;
+  let late: string;
+  let onTime: string;
+
+  beforeAll(async () => {
+    client = new Client({
+      connection: await Connection.connect({ address: temporalAddress() }),
+      namespace: temporalNamespace(),
+    });
+    // Nothing polls this queue: the recoveries stay Running, their first workflow task never done.
+    idleQueue = uniqueTaskQueue('past-deadline');
+    const recoveries = new BatchRecoveries(client, idleQueue);
+    late = randomUUID();
+    onTime = randomUUID();
+    await recoveries.start({ batchId: late, deadline: '1s' });
+    await recoveries.start({ batchId: onTime, deadline: '1h' });
+  });
+
+  afterAll(async () => {
+    for (const batchId of [late, onTime]) {
+      await client?.workflow.getHandle(recoveryWorkflowId(batchId)).terminate('test over');
+    }
+    await client?.connection.close();
+  });
+
+  test('one past its deadline counts, one within its deadline does not', async () => {
+    const counted = await eventually('the late recovery counted', async () => {
+      const ids = await pastDeadlineOn(client, idleQueue);
+      return ids.length > 0 ? ids : undefined;
+    });
+
+    expect(counted).toEqual([recoveryWorkflowId(late)]);
+    expect(await countRecoveriesPastDeadline(client, 0)).toBeGreaterThanOrEqual(1);
+    // Within the grace, the late one does not count yet: its deadline passed seconds ago.
+    const withinGrace = `${pastDeadlineQuery(new Date(), 3_600_000)} AND TaskQueue = "${idleQueue}"`;
+    expect((await client.workflow.count(withinGrace)).count).toBe(0);
+  });
+
+  test('a worker process exports the count on /metrics as the gauge the alert reads', async () => {
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: uniqueTaskQueue('past-deadline-worker'),
+      ANCHOR_BASE_URL: 'http://127.0.0.1:9',
+      ANCHOR_API_KEY: TEST_API_KEY,
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+      PAST_DEADLINE_CHECK_INTERVAL_MS: '200',
+      PAST_DEADLINE_GRACE_MS: '0',
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+
+    const value = await eventually('the gauge counting the late recovery', async () => {
+      const scraped = await scrapedGauge(worker.metricsPort);
+      return scraped !== undefined && scraped >= 1 ? scraped : undefined;
+    });
+    worker.child.kill('SIGTERM');
+    const { code } = await worker.closed;
+
+    expect(value).toBeGreaterThanOrEqual(1);
+    expect(code).toBe(0);
+  });
+});
+
+test('a count that fails is logged, cut short, and keeps the gauge going', async () => {
+  const connection = await Connection.connect({ address: temporalAddress() });
+  const client = new Client({ connection, namespace: temporalNamespace() });
+  await connection.close();
+  const warnings: { error: string }[] = [];
+  const logger = { warn: (fields: object) => void warnings.push(fields as { error: string }) };
+  const gauge = Runtime.instance().metricMeter.createGauge('test_past_deadline', 'int');
+
+  const running = startPastDeadlineGauge({ client, gauge, logger, intervalMs: 20, graceMs: 0 });
+  try {
+    await eventually('two failed counts logged', () => (warnings.length >= 2 ? warnings : undefined));
+  } finally {
+    running.stop();
+  }
+
+  expect(warnings[0]?.error.length).toBeGreaterThan(0);
+  expect(warnings[0]?.error.length).toBeLessThanOrEqual(300);
+});

@@ -1,0 +1,72 @@
+import type { Client } from '@temporalio/client';
+import type { MetricGauge } from '@temporalio/common';
+import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
+import { recoveryDeadlineKey } from '../workflows/search-attributes.js';
+
+/** The gauge's name on /metrics; deploy/prometheus/alerts.yml alerts on it (RecoveryPastDeadline). */
+export const PAST_DEADLINE_METRIC = 'anchor_recoveries_past_deadline';
+
+/** A failing count's error, as much of it as a log line needs. */
+const MAX_ERROR_LENGTH = 300;
+
+/**
+ * The visibility query for recoveries still running `graceMs` after their deadline. A recovery may
+ * legitimately outlive its deadline by a few minutes (a reconciliation, the end notification).
+ */
+export function pastDeadlineQuery(now: Date, graceMs: number): string {
+  const cutoff = new Date(now.getTime() - graceMs).toISOString();
+  return [
+    `WorkflowType = "${RECOVER_BATCH_WORKFLOW}"`,
+    `ExecutionStatus = "Running"`,
+    `${recoveryDeadlineKey.name} < "${cutoff}"`,
+  ].join(' AND ');
+}
+
+/** How many recoveries of the client's namespace are still running past their deadline (visibility is eventually consistent). */
+export async function countRecoveriesPastDeadline(client: Client, graceMs: number, now = new Date()): Promise<number> {
+  const { count } = await client.workflow.count(pastDeadlineQuery(now, graceMs));
+  return count;
+}
+
+export interface PastDeadlineGaugeOptions {
+  client: Client;
+  gauge: MetricGauge;
+  logger: { warn(fields: object, message: string): void };
+  intervalMs: number;
+  graceMs: number;
+}
+
+export interface RunningGauge {
+  stop(): void;
+}
+
+/**
+ * Sets the gauge now and every `intervalMs`, one count at a time. A failing count keeps the last
+ * value and logs why; it never stops the worker. Every worker of a namespace reports the same count.
+ */
+export function startPastDeadlineGauge({
+  client,
+  gauge,
+  logger,
+  intervalMs,
+  graceMs,
+}: PastDeadlineGaugeOptions): RunningGauge {
+  const namespace = client.options.namespace;
+  let counting = false;
+  const update = async () => {
+    if (counting) return;
+    counting = true;
+    try {
+      gauge.set(await countRecoveriesPastDeadline(client, graceMs), { namespace });
+    } catch (err) {
+      const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);
+      logger.warn({ metric: PAST_DEADLINE_METRIC, error }, 'Counting recoveries past their deadline failed');
+    } finally {
+      counting = false;
+    }
+  };
+  void update();
+  const timer = setInterval(() => void update(), intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
