@@ -56,6 +56,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     retryCountTotal: retryCountTotalOf(batch),
     failing,
     observedAt: observedAt.toISOString(),
+    ...(batch.detail.actual_completion_time !== undefined && { settledAt: batch.detail.actual_completion_time }),
   };
 }
 

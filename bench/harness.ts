@@ -151,14 +151,26 @@ export interface TaskTimeouts {
   startToClose: number;
   /** Executions with a task that waited over 5 s for its sticky worker and went back to the shared queue. */
   scheduleToStart: number;
+  /** History events per execution, median: the server's work per recovery, which bounds throughput here. */
+  medianEvents: number;
+  /** Events by type in the first execution's history: shows whether two variants have the same shape. */
+  firstHistoryShape: Record<string, number>;
 }
 
-/** How many of the workflows' histories hold a WORKFLOW_TASK_TIMED_OUT event, by timeout type. */
+/** How many of the workflows' histories hold a WORKFLOW_TASK_TIMED_OUT event, by timeout type, and their sizes. */
 export async function countWorkflowTaskTimeouts(client: Client, workflowIds: string[]): Promise<TaskTimeouts> {
   const { EventType, TimeoutType } = proto.temporal.api.enums.v1;
-  const counts: TaskTimeouts = { startToClose: 0, scheduleToStart: 0 };
+  const counts: TaskTimeouts = { startToClose: 0, scheduleToStart: 0, medianEvents: 0, firstHistoryShape: {} };
+  const lengths: number[] = [];
   await forEachLimit(workflowIds, 20, async (workflowId) => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    lengths.push(history.events?.length ?? 0);
+    if (workflowId === workflowIds[0]) {
+      for (const event of history.events ?? []) {
+        const type = EventType[event.eventType ?? 0]!.replace('EVENT_TYPE_', '');
+        counts.firstHistoryShape[type] = (counts.firstHistoryShape[type] ?? 0) + 1;
+      }
+    }
     const types = new Set(
       (history.events ?? [])
         .filter((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT)
@@ -167,6 +179,10 @@ export async function countWorkflowTaskTimeouts(client: Client, workflowIds: str
     if (types.has(TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)) counts.startToClose += 1;
     if (types.has(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)) counts.scheduleToStart += 1;
   });
+  counts.medianEvents = percentile(
+    lengths.sort((a, b) => a - b),
+    50,
+  );
   return counts;
 }
 

@@ -37,6 +37,7 @@ interface Measurement {
   taskTimeouts: number;
   /** Executions whose task waited over 5 s for its sticky worker (a busy worker, or a busy server). */
   stickyTimeouts: number;
+  historyEvents: number;
 }
 
 async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
@@ -89,7 +90,9 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
       recoveriesPerSecond: recoveries / elapsedSeconds,
       taskTimeouts: timeouts.startToClose,
       stickyTimeouts: timeouts.scheduleToStart,
+      historyEvents: timeouts.medianEvents,
     };
+    if (repeat === 1) console.error(`${variant} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
   } finally {
     await worker.stop();
   }
@@ -122,6 +125,7 @@ for (const variant of VARIANTS) {
     `${variant.padEnd(13)} CPU/recovery ${formatSummary(of(variant, 'cpuMsPerRecovery'), 1)} ms | ` +
       `peak RSS ${formatSummary(of(variant, 'peakRssMiB'), 0)} MiB | ` +
       `throughput ${formatSummary(of(variant, 'recoveriesPerSecond'))} /s | ` +
+      `history events ${formatSummary(of(variant, 'historyEvents'), 0)} | ` +
       `WORKFLOW_TASK_TIMED_OUT executions ${summary(of(variant, 'taskTimeouts')).max} max ` +
       `(sticky schedule-to-start ${summary(of(variant, 'stickyTimeouts')).max} max)`,
   );

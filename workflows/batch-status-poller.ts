@@ -34,6 +34,11 @@ export interface BatchStatusPollerInput {
 interface Watch {
   pollIntervalMs: number;
   workflowId: string;
+  /**
+   * The first cycle that may wake it. A recovery that registers again while a cycle walks its pages (its retry
+   * went out after it was woken) must not be woken by a page that cycle read before the retry.
+   */
+  fromCycle: number;
 }
 
 /**
@@ -44,10 +49,12 @@ interface Watch {
  * show, and every batch when the list cannot be read, are handed back to their recoveries' own reads.
  */
 export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
+  /** Cycles begun in this run; a cycle's pages were all read after it began. */
+  let cycles = 0;
   const watched = new Map<string, Watch>(
     (input.watched ?? []).map(([batchId, pollIntervalMs, workflowId]) => [
       batchId,
-      { pollIntervalMs, workflowId: workflowId ?? recoveryWorkflowId(batchId) },
+      { pollIntervalMs, workflowId: workflowId ?? recoveryWorkflowId(batchId), fromCycle: 1 },
     ]),
   );
   const wakes = new Set<Promise<void>>();
@@ -67,7 +74,11 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       wake(request.batchId, request.workflowId);
       return;
     }
-    watched.set(request.batchId, { pollIntervalMs: request.pollIntervalMs, workflowId: request.workflowId });
+    watched.set(request.batchId, {
+      pollIntervalMs: request.pollIntervalMs,
+      workflowId: request.workflowId,
+      fromCycle: cycles + 1,
+    });
   });
 
   const { readBatchPage } = proxyActivities<PollerActivities>({
@@ -87,19 +98,21 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
    * them), until every batch watched at the start has been seen or the list ends.
    */
   const cycle = async (): Promise<void> => {
+    cycles += 1;
+    const thisCycle = cycles;
     const unseen = new Set(watched.keys());
     const createdBefore = new Date().toISOString();
+    const wakeIfCurrent = (batchId: string) => {
+      const watch = watched.get(batchId);
+      if (watch && watch.fromCycle <= thisCycle) wake(batchId, watch.workflowId);
+    };
     const handBack = (batchIds: Iterable<string>) => {
-      for (const batchId of batchIds) {
-        const watch = watched.get(batchId);
-        if (watch) wake(batchId, watch.workflowId);
-      }
+      for (const batchId of batchIds) wakeIfCurrent(batchId);
     };
     const take = (result: BatchPage) => {
       for (const batchId of result.settled) {
         unseen.delete(batchId);
-        const watch = watched.get(batchId);
-        if (watch) wake(batchId, watch.workflowId);
+        wakeIfCurrent(batchId);
       }
       for (const batchId of result.inFlight) unseen.delete(batchId);
     };

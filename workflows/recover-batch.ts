@@ -79,6 +79,11 @@ const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
 const WAIT_FOR_POLLER_PATCH = 'wait-for-batch-status-poller';
 /** A poller that lost its state (terminated and restarted) learns the batch again this often, in poll maximum intervals. */
 const REWATCH_AFTER_POLL_INTERVALS = 15;
+/**
+ * Recoveries from this change on count a round's backoff from when the batch settled, not from when the
+ * settle was noticed: the time a poll interval or a list cycle took to see it is not added to the wait.
+ */
+const BACKOFF_FROM_SETTLE_PATCH = 'round-backoff-from-settle';
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -266,8 +271,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    * Waits the round backoff; operators can skip it (retryNow), hold it (pause) or change it (policy
    * update). A retryNow sent earlier (while the batch was in flight) skips this wait too.
    */
-  const waitBeforeRetry = async (round: number): Promise<void> => {
-    const waitStartedAt = Date.now();
+  const waitBeforeRetry = async (round: number, settled: BatchSnapshot): Promise<void> => {
+    const waitStartedAt = backoffStart(settled);
     for (;;) {
       policyChanged = false;
       // A policy change may have used up the rounds: the caller ends the recovery.
@@ -296,6 +301,19 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       retryNowRequested = false;
       return;
     }
+  };
+
+  /**
+   * The settle as the API dates it, bounded by what the workflow knows: not before the last retry call
+   * (an API that kept the first completion time would otherwise skip every later backoff) and not after now.
+   */
+  const backoffStart = (settled: BatchSnapshot): number => {
+    const now = Date.now();
+    if (!patched(BACKOFF_FROM_SETTLE_PATCH)) return now;
+    const settledAt = Date.parse(settled.settledAt ?? '');
+    if (Number.isNaN(settledAt)) return now;
+    const lastCallAt = Date.parse(report.rounds.at(-1)?.startedAt ?? '');
+    return Math.min(now, Number.isNaN(lastCallAt) ? settledAt : Math.max(settledAt, lastCallAt));
   };
 
   /** The round of recoveries started before the retry protocol: one activity that reconciles itself. */
@@ -527,7 +545,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         report.continuedAsNew += 1;
         return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested });
       }
-      await waitBeforeRetry(roundsDone(report) + 1);
+      await waitBeforeRetry(roundsDone(report) + 1, snapshot);
       if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
       if (patched(RETRY_PROTOCOL_PATCH)) await retryRound();
       else await legacyRetryRound(snapshot);

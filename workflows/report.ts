@@ -58,6 +58,8 @@ export interface BatchSnapshot {
   retryCountTotal: number | null;
   failing: FailingSession[];
   observedAt: string;
+  /** When the batch last settled, by the API's clock (actual_completion_time); absent when it did not say. */
+  settledAt?: string;
 }
 
 export interface RecoveryRound {

@@ -20,6 +20,9 @@ const TIGHT_POLLING = {
   poll: { initialInterval: '10ms', backoffCoefficient: 1, maximumInterval: '10ms' },
   roundBackoff: { initialInterval: '50ms' },
 };
+// The backoff counts from the batch's settle, so a short one may be over before it is noticed, and the history
+// would hold a timer or not by chance: a long one, skipped with retryNow, gives every run the same events.
+const TIGHT_POLLING_HELD_BACKOFF = { ...TIGHT_POLLING, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
 
 const statusReads = (batchId: string) =>
   env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'GET').length;
@@ -27,9 +30,13 @@ const statusReads = (batchId: string) =>
 /** One round: waits for `polls` status reads before the batch settles, and again after the retry. */
 async function recoverAfterPolls(polls: number) {
   const batch = env.simulator.createScriptedBatch({ count: 6, script: { '2': ['fail', 'ok'], '4': ['fail', 'ok'] } });
-  await env.recoveries.start({ batchId: batch.id, ...TIGHT_POLLING });
+  await env.recoveries.start({ batchId: batch.id, ...TIGHT_POLLING_HELD_BACKOFF });
   await eventually(`${polls} status reads`, () => (statusReads(batch.id) >= polls ? true : undefined), 60_000);
   env.simulator.clock.advance(60_000);
+  await eventually('the recovery to back off', async () =>
+    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+  );
+  await env.recoveries.retryNow(batch.id);
   await eventually('the retry to be applied', () => env.simulator.ledger.forBatch(batch.id).retries[0]);
   const readsBeforeSecondSettle = statusReads(batch.id);
   await eventually(

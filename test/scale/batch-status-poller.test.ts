@@ -3,6 +3,7 @@ import { createRecoveryWorker } from '../../worker/create-worker.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
+  eventually,
   FAST_POLICY,
   startRecoveryEnv,
   workerConfig,
@@ -78,6 +79,11 @@ test('the poller reads the list a page per call and each settle costs its recove
 });
 
 test('when the list cannot be read, the poller hands its batches to their recoveries, which read them on their own', async () => {
+  // The last test's recoveries have ended; its last cycle may still be reading pages.
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually('the poller to be idle', async () =>
+    ((await poller.describe()).raw.pendingActivities ?? []).length === 0 ? true : undefined,
+  );
   env.simulator.ledger.clear();
   env.simulator.faults.add('list', { type: 'error', statusCode: 403 });
   try {
