@@ -13,7 +13,8 @@ export function createBenchActivities(api: AnchorApiClient) {
       return answer.retried_sessions ?? 0;
     },
     async noopAwaitBatchSettled(_batchId: string): Promise<void> {},
-    async noopRetryFailedSessions(_batchId: string): Promise<void> {},
+    async noopReadRetrySnapshot(_batchId: string): Promise<void> {},
+    async noopSendRetry(_batchId: string): Promise<void> {},
   };
 }
 

@@ -84,6 +84,7 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
     const elapsedSeconds = (Date.now() - startedAt) / 1000;
     const { cpuSeconds, peakRssBytes } = worker.measure();
     const timeouts = await countWorkflowTaskTimeouts(stack.client, workflowIds);
+    if (repeat === 1) console.error(`${variant} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
     return {
       cpuMsPerRecovery: (cpuSeconds * 1000) / recoveries,
       peakRssMiB: peakRssBytes / MIB,
@@ -92,7 +93,6 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
       stickyTimeouts: timeouts.scheduleToStart,
       historyEvents: timeouts.medianEvents,
     };
-    if (repeat === 1) console.error(`${variant} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
   } finally {
     await worker.stop();
   }

@@ -84,6 +84,7 @@ const REWATCH_AFTER_POLL_INTERVALS = 15;
  * settle was noticed: the time a poll interval or a list cycle took to see it is not added to the wait.
  */
 const BACKOFF_FROM_SETTLE_PATCH = 'round-backoff-from-settle';
+const PROGRESS_ONCE_PER_TASK_PATCH = 'progress-once-per-workflow-task';
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -136,9 +137,19 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     newReport(batchId, workflowId, startTime, new Date(startTime.getTime() + policy.deadline), policy.maxRounds);
   const deadlineAt = Date.parse(report.deadlineAt);
   const remainingMs = () => deadlineAt - Date.now();
+  /**
+   * Recoveries from this change on write their search attributes and memo once per workflow task, after
+   * its last change: one event each instead of one per change.
+   */
+  const progressOncePerTask = patched(PROGRESS_ONCE_PER_TASK_PATCH);
   // In every run of the chain: the worker's gauge counts recoveries still running past this.
-  if (patched('recovery-deadline-attribute'))
-    upsertSearchAttributes([{ key: recoveryDeadlineKey, value: new Date(deadlineAt) }]);
+  let deadlineToWrite = patched('recovery-deadline-attribute')
+    ? [{ key: recoveryDeadlineKey, value: new Date(deadlineAt) }]
+    : [];
+  if (!progressOncePerTask && deadlineToWrite.length > 0) {
+    upsertSearchAttributes(deadlineToWrite);
+    deadlineToWrite = [];
+  }
 
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;
@@ -183,12 +194,32 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     memoPublished = memoKey;
     upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
   };
+  let progressFlushPending = false;
+  /** Search attributes then memo, as they stand at the end of the workflow task. */
+  const flushProgress = () => {
+    progressFlushPending = false;
+    storeSearchAttributes();
+    storeMemo();
+  };
   const publishProgress = () => {
-    if (patched('recovery-memo') && !memoFlushPending) {
-      memoFlushPending = true;
-      // A microtask runs before the workflow task completes: several changes in one task make one event.
-      void Promise.resolve().then(storeMemo);
+    if (progressOncePerTask) {
+      if (!progressFlushPending) {
+        progressFlushPending = true;
+        // A microtask runs before the workflow task completes: several changes in one task make one event.
+        void Promise.resolve().then(flushProgress);
+      }
+    } else {
+      if (patched('recovery-memo') && !memoFlushPending) {
+        memoFlushPending = true;
+        void Promise.resolve().then(storeMemo);
+      }
+      storeSearchAttributes();
     }
+    // Shown by the Web UI while a worker answers; the memo is for when none does. Rendered last: the
+    // search attributes above are what operators filter on, even when the report cannot be rendered.
+    setCurrentDetails(renderRecoveryDetails(report));
+  };
+  const storeSearchAttributes = () => {
     const values = {
       outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
       rounds: roundsDone(report),
@@ -204,11 +235,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         { key: recoveryRoundsKey, value: values.rounds },
         { key: retriedSessionsKey, value: values.retried },
         { key: stillFailedSessionsKey, value: values.stillFailed },
+        // With the run's first write, when it was not written on its own.
+        ...deadlineToWrite,
       ]);
+      deadlineToWrite = [];
     }
-    // Shown by the Web UI while a worker answers; the memo is for when none does. Rendered last: the
-    // search attributes above are what operators filter on, even when the report cannot be rendered.
-    setCurrentDetails(renderRecoveryDetails(report));
   };
 
   const untilDeadline = async <T>(activity: () => Promise<T>): Promise<T> => {

@@ -10,11 +10,12 @@ import type { BenchActivities } from '../activities.js';
 import type { BenchRecoveryInput } from './naive-recovery.js';
 
 /**
- * The ceiling: recoverBatch's shape for one round (the same activities, round backoff timer and
- * search-attribute upserts) with bodies that do nothing, no input validation and no Anchor calls.
+ * The ceiling: recoverBatch's shape for one round (its four activities: the status read, the round's
+ * snapshot read, the retry call and the status read after it; the round backoff timer; and its search
+ * attribute writes) with bodies that do nothing, no input validation and no Anchor calls.
  */
 export async function noopRecovery(input: BenchRecoveryInput): Promise<number> {
-  const { noopAwaitBatchSettled, noopRetryFailedSessions } = proxyActivities<BenchActivities>({
+  const { noopAwaitBatchSettled, noopReadRetrySnapshot, noopSendRetry } = proxyActivities<BenchActivities>({
     startToCloseTimeout: '1m',
   });
   const publish = (outcome: string, rounds: number, retried: number, stillFailed: number) =>
@@ -29,9 +30,11 @@ export async function noopRecovery(input: BenchRecoveryInput): Promise<number> {
   await noopAwaitBatchSettled(input.batchId);
   publish('running', 0, 0, 1);
   await sleep(input.roundBackoffMs);
-  await noopRetryFailedSessions(input.batchId);
+  await noopReadRetrySnapshot(input.batchId);
+  await noopSendRetry(input.batchId);
   publish('running', 1, 1, 1);
   await noopAwaitBatchSettled(input.batchId);
+  publish('running', 1, 1, 0);
   publish('recovered', 1, 1, 0);
   return 1;
 }
