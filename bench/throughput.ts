@@ -1,7 +1,7 @@
 /**
  * One-round recoveries on one worker process: recoverBatch beside the same-shape no-op (the
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
- *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000]
+ *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
  */
 import { randomUUID } from 'node:crypto';
@@ -23,6 +23,8 @@ import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
 const recoveries = numberArg('recoveries', 300);
 const repeats = numberArg('repeats', 3);
 const maxCallsPerSecond = numberArg('max-calls-per-second', 1_000);
+/** `--poller off`: recoverBatch reads its batch on its own, as without the batch status poller. */
+const pollerOff = process.argv.includes('--poller') && process.argv[process.argv.indexOf('--poller') + 1] === 'off';
 const POLL_MS = 1_000;
 const BACKOFF_MS = 1_000;
 
@@ -47,6 +49,7 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
     stack,
     taskQueue,
     maxCallsPerSecond,
+    ...(pollerOff ? { poller: 'off' as const } : {}),
   });
   try {
     const batches = Array.from({ length: recoveries }, () =>
@@ -118,7 +121,10 @@ const of = (variant: Variant, key: keyof Measurement) => results.get(variant)!.m
 /** Ratios per repeat (the variants of one repeat ran back to back), then min/median/max over repeats. */
 const ratio = (a: Variant, b: Variant, key: keyof Measurement) => of(a, key).map((value, i) => value / of(b, key)[i]!);
 
-console.log(`\n${recoveries} one-round recoveries per run, ${repeats} repeats, budget ${maxCallsPerSecond} calls/s`);
+console.log(
+  `\n${recoveries} one-round recoveries per run, ${repeats} repeats, budget ${maxCallsPerSecond} calls/s, ` +
+    `recoverBatch with the batch status poller ${pollerOff ? 'off' : 'on'}`,
+);
 console.log('median (min, max) over repeats');
 for (const variant of VARIANTS) {
   console.log(
