@@ -56,8 +56,14 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     retryCountTotal: retryCountTotalOf(batch),
     failing,
     observedAt: observedAt.toISOString(),
-    ...(batch.detail.actual_completion_time !== undefined && { settledAt: batch.detail.actual_completion_time }),
+    ...settledAtOf(batch.detail.actual_completion_time),
   };
+}
+
+/** Re-printed from a parsed date, so whatever the API sent, what reaches history is one short timestamp. */
+function settledAtOf(actualCompletionTime: string | undefined): { settledAt?: string } {
+  const time = actualCompletionTime === undefined ? NaN : Date.parse(actualCompletionTime);
+  return Number.isNaN(time) ? {} : { settledAt: new Date(time).toISOString() };
 }
 
 /** The part of a status read that a retry round compares before and after its call. */

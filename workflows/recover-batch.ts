@@ -216,7 +216,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       storeSearchAttributes();
     }
     // Shown by the Web UI while a worker answers; the memo is for when none does. Rendered last: the
-    // search attributes above are what operators filter on, even when the report cannot be rendered.
+    // search attributes are what operators filter on, and are written even when the report cannot be rendered.
     setCurrentDetails(renderRecoveryDetails(report));
   };
   const storeSearchAttributes = () => {
