@@ -2,6 +2,7 @@
  * One-round recoveries on one worker process: recoverBatch beside the same-shape no-op (the
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
+ *                               [--max-cached 250]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
  */
 import { randomUUID } from 'node:crypto';
@@ -23,6 +24,8 @@ import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
 const recoveries = numberArg('recoveries', 300);
 const repeats = numberArg('repeats', 3);
 const maxCallsPerSecond = numberArg('max-calls-per-second', 1_000);
+/** Every variant's worker keeps this many workflows cached: the product's default, so all pay the same evictions. */
+const maxCachedWorkflows = numberArg('max-cached', 250);
 /** `--poller off`: recoverBatch reads its batch on its own, as without the batch status poller. */
 const pollerOff = process.argv.includes('--poller') && process.argv[process.argv.indexOf('--poller') + 1] === 'off';
 const POLL_MS = 1_000;
@@ -49,6 +52,7 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
     stack,
     taskQueue,
     maxCallsPerSecond,
+    maxCachedWorkflows,
     ...(pollerOff ? { poller: 'off' as const } : {}),
   });
   try {
@@ -123,7 +127,7 @@ const ratio = (a: Variant, b: Variant, key: keyof Measurement) => of(a, key).map
 
 console.log(
   `\n${recoveries} one-round recoveries per run, ${repeats} repeats, budget ${maxCallsPerSecond} calls/s, ` +
-    `recoverBatch with the batch status poller ${pollerOff ? 'off' : 'on'}`,
+    `workflow cache ${maxCachedWorkflows} per worker, recoverBatch with the batch status poller ${pollerOff ? 'off' : 'on'}`,
 );
 console.log('median (min, max) over repeats');
 for (const variant of VARIANTS) {
