@@ -45,6 +45,8 @@ export interface ListFailedBatchesResult {
   otherStatus: number;
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
+  /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
+  totalPages?: number;
 }
 
 export interface StartBatchRecoveryInput {
@@ -146,6 +148,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         }
         // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
         result.nextPage = answer.pagination?.has_next && batches.length > 0 ? page + 1 : null;
+        if (answer.pagination?.total_pages !== undefined) result.totalPages = answer.pagination.total_pages;
         heartbeat({ ...result, batchIds: [...result.batchIds] });
       }
       return result;

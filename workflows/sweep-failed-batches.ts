@@ -55,6 +55,10 @@ const { startBatchRecovery } = proxyActivities<SweepActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 });
 
+/** List pages a sweep reads side by side, one activity task (one Anchor call) each. */
+const PAGES_IN_FLIGHT = 10;
+const pageRange = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
 /** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
 export const SWEEP_CHUNK_BATCHES = 500;
 const PAGED_LISTING_PATCH = 'sweep-paged-listing';
@@ -96,23 +100,45 @@ export async function sweepFailedBatches(
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
       await listAllBatches(policy, window, result, startRecoveries);
     } else {
+      const onePagePerTask = patched(ONE_PAGE_PER_TASK_PATCH);
+      /** From the API's total_pages: once known, the pages after the next one are read side by side. */
+      let lastPage: number | null = null;
       for (let nextPage: number | null = carried?.nextPage ?? 1; nextPage !== null;) {
         const room = policy.maxStarts - result.counts.started;
-        const chunk: ListFailedBatchesResult = await listFailedBatches({
-          statuses: policy.statuses,
-          pageSize: policy.pageSize,
-          ...window,
-          fromPage: nextPage,
-          // Once maxStarts recoveries started, the rest of the list is only counted.
-          maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
-          ...(patched(ONE_PAGE_PER_TASK_PATCH) && { maxPages: 1 }),
-        });
-        result.counts.scanned += chunk.scanned;
-        result.counts.no_failed_sessions += chunk.noFailedSessions;
-        result.counts.other_status += chunk.otherStatus;
-        result.counts.over_limit += chunk.failed - chunk.batchIds.length;
-        await startRecoveries(chunk.batchIds);
-        nextPage = chunk.nextPage;
+        const from: number = nextPage;
+        const pages =
+          onePagePerTask && lastPage !== null
+            ? pageRange(from, Math.min(lastPage, from + PAGES_IN_FLIGHT - 1))
+            : [from];
+        const chunks: ListFailedBatchesResult[] = await Promise.all(
+          pages.map((page) =>
+            listFailedBatches({
+              statuses: policy.statuses,
+              pageSize: policy.pageSize,
+              ...window,
+              fromPage: page,
+              // Once maxStarts recoveries started, the rest of the list is only counted.
+              maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
+              ...(onePagePerTask && { maxPages: 1 }),
+            }),
+          ),
+        );
+        // In page order, as if read one after another: newest batches first.
+        for (const chunk of chunks) {
+          result.counts.scanned += chunk.scanned;
+          result.counts.no_failed_sessions += chunk.noFailedSessions;
+          result.counts.other_status += chunk.otherStatus;
+          if (policy.maxStarts - result.counts.started > 0) {
+            result.counts.over_limit += chunk.failed - chunk.batchIds.length;
+            await startRecoveries(chunk.batchIds);
+          } else {
+            // Read side by side with a page that used up maxStarts: only counted, as a later page would be.
+            result.counts.over_limit += chunk.failed;
+          }
+          nextPage = chunk.nextPage;
+          lastPage = chunk.totalPages ?? lastPage;
+          if (nextPage === null) break;
+        }
         const info = workflowInfo();
         if (
           nextPage !== null &&

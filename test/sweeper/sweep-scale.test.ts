@@ -58,7 +58,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  // The recoveries wait an hour before retrying: end them, so they do not outlive the test.
+  // The recoveries wait a day before retrying: end them, so they do not outlive the test.
   if (client && failedIds) {
     await Promise.all(
       failedIds.map((batchId) =>
@@ -74,13 +74,16 @@ afterAll(async () => {
   await simulator?.close();
 });
 
-/** Recoveries that read the batch once, then wait an hour before a retry: cheap for 400 of them. */
+/**
+ * Recoveries that read the batch once, then wait before a retry: cheap for 400 of them. The backoff counts from
+ * each batch's settle, up to 23 hours ago, so it is a day long: every recovery still waits when the sweeps end.
+ */
 const input: SweepFailedBatchesInput = {
   maxStarts: MAX_STARTS,
   fanOut: 25,
   // Low, so the sweeps also go on across continue-as-new (each chunk of starts adds hundreds of events).
   continueAsNewAfterEvents: 500,
-  recovery: { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } },
+  recovery: { ...FAST_POLICY, roundBackoff: { initialInterval: '24h', maximumInterval: '24h' } },
 };
 
 async function timedSweep(sweepInput = input): Promise<{
