@@ -27,6 +27,12 @@ export interface RecoveryWorkerOptions {
   workflows?: WorkflowSource;
 }
 
+/**
+ * The server's limiter is a token bucket holding one second of tasks: after an idle spell it lets that second
+ * through on top of the rate. At 0.9 of the budget, any 10 s holds at most 9 s + 0.9 s of calls, within the budget.
+ */
+export const TASK_RATE_SHARE_OF_BUDGET = 0.9;
+
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   const api = new AnchorApiClient(config.anchor);
   // The sweep starts recoveries through a client on the worker's own connection.
@@ -48,10 +54,9 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
-    // Nearly every activity task is one or two Anchor API calls (a status read, a retry; a
-    // sweep's rarer listing pages through several), so this server-side limit caps the calls
-    // per second across all workers on the queue.
-    maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond,
+    // Every activity task makes at most one Anchor call, so this server-side limit caps the calls per
+    // second across all workers on the queue (docs/scaling.md).
+    maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond * TASK_RATE_SHARE_OF_BUDGET,
     shutdownGraceTime: '30s',
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
