@@ -61,7 +61,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
 }
 
 /** Re-printed from a parsed date, so whatever the API sent, what reaches history is one short timestamp. */
-function settledAtOf(actualCompletionTime: string | undefined): { settledAt?: string } {
+export function settledAtOf(actualCompletionTime: string | undefined): { settledAt?: string } {
   const time = actualCompletionTime === undefined ? NaN : Date.parse(actualCompletionTime);
   return Number.isNaN(time) ? {} : { settledAt: new Date(time).toISOString() };
 }

@@ -1,4 +1,6 @@
 import type { AnchorApiClient, BatchSummary } from '../anchor-api/index.js';
+import type { ListedSettle } from '../workflows/definitions.js';
+import { settledAtOf } from './batch-snapshot.js';
 import { countApiError } from './metrics.js';
 import { toActivityFailure } from './failures.js';
 
@@ -9,10 +11,17 @@ export interface BatchPageRequest {
   createdBefore: string;
 }
 
-/** One page of the list, reduced to what the poller decides on: ids only, so the history stays small. */
+/** What the list shows of a settled batch, for its recovery to go on without a read; the poller adds when. */
+export type ListedCounters = Omit<ListedSettle, 'observedAt'>;
+
+/** One page of the list, reduced to what the poller decides on, so the history stays small. */
 export interface BatchPage {
-  /** Terminal, or every session completed or failed, or counters missing: the recovery reads these itself. */
+  /** Settled as far as the list shows, without the status or counters to say more: the recovery reads these itself. */
   settled: string[];
+  /** Settled (terminal, or every session completed or failed), with the status and counters the list showed. */
+  listed?: Record<string, ListedCounters>;
+  /** When the page was read. */
+  readAt?: string;
   inFlight: string[];
   hasNext: boolean;
   /** From the pagination, when the API sends it: lets the poller read the remaining pages side by side. */
@@ -42,10 +51,23 @@ export function createPollerActivities(api: AnchorApiClient) {
         countApiError(err);
         throw toActivityFailure(err);
       }
-      const page: BatchPage = { settled: [], inFlight: [], hasNext: false, totalPages: null };
+      const listed: Record<string, ListedCounters> = {};
+      const page: BatchPage = {
+        settled: [],
+        listed,
+        readAt: new Date().toISOString(),
+        inFlight: [],
+        hasNext: false,
+        totalPages: null,
+      };
       for (const summary of result.batches ?? []) {
-        if (summary.batch_id === undefined) continue;
-        (summarySettled(summary) ? page.settled : page.inFlight).push(summary.batch_id);
+        const { batch_id: batchId, status, total_requests: total, completed_requests: completed } = summary;
+        const { failed_requests: failed } = summary;
+        if (batchId === undefined) continue;
+        if (!summarySettled(summary)) page.inFlight.push(batchId);
+        else if (status === undefined || total === undefined || completed === undefined || failed === undefined)
+          page.settled.push(batchId);
+        else listed[batchId] = { status, total, completed, failed, ...settledAtOf(summary.actual_completion_time) };
       }
       const { has_next: hasNext, total_pages: totalPages } = result.pagination ?? {};
       page.hasNext = hasNext ?? (totalPages !== undefined && request.page < totalPages);

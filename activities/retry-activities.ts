@@ -6,6 +6,7 @@ import {
   RateLimitedError,
   cleanApiText,
   type AnchorApiClient,
+  type RecoverableBatch,
 } from '../anchor-api/index.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import type {
@@ -16,7 +17,7 @@ import type {
   SendRetryInput,
   SendRetryResult,
 } from '../workflows/retry-protocol.js';
-import { toRetrySnapshot } from './batch-snapshot.js';
+import { toBatchSnapshot, toRetrySnapshot } from './batch-snapshot.js';
 import { isPermanent, toActivityFailure } from './failures.js';
 import { countApiError, countRetryCall } from './metrics.js';
 
@@ -75,9 +76,9 @@ function describeFailure(err: unknown): { errorType: string; reason: string } {
 
 export function createRetryActivities(api: AnchorApiClient) {
   /** Reads are safe to repeat: the server's retry policy retries their transient failures. */
-  const read = async (batchId: string): Promise<RetrySnapshot> => {
+  const read = async (batchId: string): Promise<RecoverableBatch> => {
     try {
-      return toRetrySnapshot(await api.getRecoverableBatch(batchId, { signal: cancellationSignal() }), new Date());
+      return await api.getRecoverableBatch(batchId, { signal: cancellationSignal() });
     } catch (err) {
       countApiError(err);
       throw toActivityFailure(err);
@@ -87,7 +88,15 @@ export function createRetryActivities(api: AnchorApiClient) {
   return {
     /** The batch right before a retry call: the call is sent only from a settled batch with failures. */
     async readRetrySnapshot(batchId: string): Promise<RetrySnapshot> {
-      return read(batchId);
+      return toRetrySnapshot(await read(batchId), new Date());
+    },
+
+    /**
+     * The same read, failing sessions included, for a round whose settle came from the poller's list: it is
+     * the first read to show them.
+     */
+    async readBatchBeforeRetry(batchId: string): Promise<BatchSnapshot> {
+      return toBatchSnapshot(await read(batchId), new Date());
     },
 
     /**
@@ -150,7 +159,7 @@ export function createRetryActivities(api: AnchorApiClient) {
 
     /** After an unknown outcome: reads the batch and compares it with the snapshot taken before the call. */
     async reconcileRetry(input: ReconcileRetryInput): Promise<ReconcileRetryResult> {
-      const now = await read(input.batchId);
+      const now = toRetrySnapshot(await read(input.batchId), new Date());
       const verdict = retryEffect(input.before, now);
       if (verdict.effect !== 'no_effect') countRetryCall(0, true);
       return { ...verdict, snapshot: now };

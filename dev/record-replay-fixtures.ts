@@ -7,10 +7,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { recoveryWorkflowId } from '../workflows/definitions.js';
+import { batchStatusPollerWorkflowId, recoveryWorkflowId } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
+import { startBatchStatusPoller } from '../worker/create-worker.js';
 import { startLocalStack } from './local-stack.js';
 
 const fixturesDir = fileURLToPath(new URL('../test/fixtures/histories/', import.meta.url));
@@ -21,6 +22,18 @@ const fast = {
 
 const stack = await startLocalStack({ attemptDurationMs: 40, queueDelayMs: 10 });
 const { simulator, client, recoveries, worker } = stack;
+
+/** Runs a recovery to its end with the task queue's batch status poller, which is then stopped. */
+async function withPoller(batchId: string, input: Partial<RecoverBatchInput> = {}): Promise<string> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  try {
+    await recoveries.start({ batchId, ...fast, ...input });
+    await recoveries.result(batchId).catch(() => undefined);
+  } finally {
+    await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+  }
+  return recoveryWorkflowId(batchId);
+}
 
 async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -108,6 +121,16 @@ const scenarios: Record<string, () => Promise<string>> = {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2 });
     return recoveryWorkflowId(batch.id);
+  },
+  // Waits for the batch status poller's wakes, each followed by a read of the batch (recorded before the wake carried the list's counters).
+  async 'poller-recovered-one-round'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } });
+    return withPoller(batch.id);
+  },
+  // Settles taken from the poller's list: a round, then a read for the report of an exhausted end.
+  async 'poller-list-settles-exhausted'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    return withPoller(batch.id, { maxRounds: 1 });
   },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });

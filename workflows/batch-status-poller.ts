@@ -11,7 +11,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchPage, PollerActivities } from '../activities/poller-activities.js';
-import { batchSettled, recoveryWorkflowId, watchBatch, type WatchBatchRequest } from './definitions.js';
+import {
+  batchSettled,
+  recoveryWorkflowId,
+  watchBatch,
+  type ListedSettle,
+  type WatchBatchRequest,
+} from './definitions.js';
 
 /** The contract's largest page: 10,000 batches in flight are 100 list calls per cycle. */
 export const BATCH_PAGE_SIZE = 100;
@@ -44,8 +50,8 @@ interface Watch {
 /**
  * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatch);
  * it reads the list endpoint a page at a time (status and counters of up to 100 batches per call)
- * and wakes (batchSettled) only the recoveries whose batch has settled, which then read their batch
- * once on their own. A cycle ends when every watched batch has been seen; batches the list does not
+ * and wakes (batchSettled) only the recoveries whose batch has settled, with the status and counters
+ * the list showed. A cycle ends when every watched batch has been seen; batches the list does not
  * show, and every batch when the list cannot be read, are handed back to their recoveries' own reads.
  */
 export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
@@ -59,11 +65,12 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   );
   const wakes = new Set<Promise<void>>();
 
-  const wake = (batchId: string, workflowId: string) => {
+  /** With what the list showed of the batch, when it did: the recovery then goes on without reading it. */
+  const wake = (batchId: string, workflowId: string, listed?: ListedSettle) => {
     watched.delete(batchId);
     // A recovery that ended meanwhile cannot be signalled: nothing to do.
-    const sent: Promise<void> = getExternalWorkflowHandle(workflowId)
-      .signal(batchSettled)
+    const handle = getExternalWorkflowHandle(workflowId);
+    const sent: Promise<void> = (listed ? handle.signal(batchSettled, listed) : handle.signal(batchSettled))
       .catch(() => undefined)
       .finally(() => wakes.delete(sent));
     wakes.add(sent);
@@ -102,9 +109,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     const thisCycle = cycles;
     const unseen = new Set(watched.keys());
     const createdBefore = new Date().toISOString();
-    const wakeIfCurrent = (batchId: string) => {
+    const wakeIfCurrent = (batchId: string, listed?: ListedSettle) => {
       const watch = watched.get(batchId);
-      if (watch && watch.fromCycle <= thisCycle) wake(batchId, watch.workflowId);
+      if (watch && watch.fromCycle <= thisCycle) wake(batchId, watch.workflowId, listed);
     };
     const handBack = (batchIds: Iterable<string>) => {
       for (const batchId of batchIds) wakeIfCurrent(batchId);
@@ -113,6 +120,10 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       for (const batchId of result.settled) {
         unseen.delete(batchId);
         wakeIfCurrent(batchId);
+      }
+      for (const [batchId, counters] of Object.entries(result.listed ?? {})) {
+        unseen.delete(batchId);
+        wakeIfCurrent(batchId, { ...counters, observedAt: result.readAt ?? new Date().toISOString() });
       }
       for (const batchId of result.inFlight) unseen.delete(batchId);
     };

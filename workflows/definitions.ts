@@ -1,6 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { RecoverBatchInput } from './input.js';
-import type { RecoveryReport } from './report.js';
+import type { BatchSnapshot, RecoveryReport } from './report.js';
 
 // Defined once here and imported by the client; the names are what operators type in the Web UI.
 
@@ -36,8 +36,19 @@ export interface WatchBatchRequest {
   pollIntervalMs: number;
 }
 export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
-/** From the poller to a recovery: the list shows the batch settled (or cannot tell); read it on your own. */
-export const batchSettled = defineSignal('batchSettled');
+/**
+ * What the list showed of a settled batch: its status and counters, enough for the recovery to go on without
+ * reading the batch itself. The list carries no sessions, so `failing` is not in it.
+ */
+export type ListedSettle = Pick<
+  BatchSnapshot,
+  'status' | 'total' | 'completed' | 'failed' | 'observedAt' | 'settledAt'
+>;
+/**
+ * From the poller to a recovery: the list shows the batch settled, with what it showed; without it (the list
+ * cannot tell, or a poller from before it was sent), the recovery reads its batch on its own.
+ */
+export const batchSettled = defineSignal<[listed?: ListedSettle]>('batchSettled');
 
 export const BATCH_STATUS_POLLER_WORKFLOW = 'batchStatusPoller';
 

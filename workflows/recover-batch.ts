@@ -34,6 +34,7 @@ import {
   retryNow,
   updateRecoveryPolicy,
   watchBatch,
+  type ListedSettle,
 } from './definitions.js';
 import {
   applyPolicyChange,
@@ -85,6 +86,12 @@ const REWATCH_AFTER_POLL_INTERVALS = 15;
  */
 const BACKOFF_FROM_SETTLE_PATCH = 'round-backoff-from-settle';
 const PROGRESS_ONCE_PER_TASK_PATCH = 'progress-once-per-workflow-task';
+/**
+ * Recoveries from this change on take a settle from the poller's list (status and counters) without reading
+ * the batch: the batch itself is read right before a retry call, as the round's snapshot, and when the recovery
+ * ends with sessions still failing, so the report lists them.
+ */
+const SETTLE_FROM_LIST_PATCH = 'settle-from-poller-list';
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -115,6 +122,17 @@ function budgetRanOut(err: unknown): err is ActivityFailure {
   if (err.retryState === RetryState.TIMEOUT) return true;
   const type = err.cause instanceof TimeoutFailure ? err.cause.timeoutType : undefined;
   return type === TimeoutType.SCHEDULE_TO_CLOSE || type === TimeoutType.SCHEDULE_TO_START;
+}
+
+/** A settle as the poller's list showed it: settled by definition, with no sessions listed. */
+function listedSnapshot(listed: ListedSettle): BatchSnapshot {
+  return { ...listed, processing: 0, pending: 0, settled: true, percentage: null, retryCountTotal: null, failing: [] };
+}
+
+/** What a reconciliation compares, and no more: the calls' inputs stay small. */
+function retrySnapshotOf(snapshot: BatchSnapshot): RetrySnapshot {
+  const { status, failed, pending, processing, settled, retryCountTotal, observedAt } = snapshot;
+  return { status, failed, pending, processing, settled, retryCountTotal, observedAt };
 }
 
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
@@ -154,9 +172,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;
   let settleNoticed = false;
+  let listedSettle: ListedSettle | undefined;
+  /** The last settle recorded came from the poller's list: the report does not list the failing sessions. */
+  let settleFromList = false;
   setHandler(getRecoveryReport, () => report);
-  setHandler(batchSettled, () => {
+  setHandler(batchSettled, (listed) => {
     settleNoticed = true;
+    listedSettle = listed;
   });
   setHandler(retryNow, () => {
     retryNowRequested = true;
@@ -263,32 +285,30 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   /**
    * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
-   * every waiting recovery at once and wakes this one when its batch has settled. Returns at once
-   * when no poller runs: the recovery then polls its batch on its own.
+   * every waiting recovery at once and wakes this one when its batch has settled. Returns what the
+   * list showed of the settle, when the wake carried it; returns at once when no poller runs: the
+   * recovery then polls its batch on its own.
    */
-  const waitForPoller = async (): Promise<void> => {
+  const waitForPoller = async (): Promise<ListedSettle | undefined> => {
     const poller = getExternalWorkflowHandle(batchStatusPollerWorkflowId(workflowInfo().taskQueue));
     settleNoticed = false;
+    listedSettle = undefined;
     while (!settleNoticed) {
       try {
         await poller.signal(watchBatch, { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval });
       } catch (err) {
         if (isCancellation(err)) throw err;
-        return;
+        return undefined;
       }
       const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
-      if (waitMs <= 0) return;
+      if (waitMs <= 0) return undefined;
       await condition(() => settleNoticed, waitMs);
     }
+    return listedSettle;
   };
 
-  const waitForSettledBatch = async (): Promise<BatchSnapshot> => {
-    report.phase = 'waiting_for_batch';
-    report.nextRetryAt = null;
-    // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
-    if (remainingMs() <= 0 && patched(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
-    if (patched(WAIT_FOR_POLLER_PATCH)) await waitForPoller();
-    // The poll schedule is the activity's retry policy: see awaitBatchSettled.
+  /** Reads the batch until it has settled; the poll schedule is the activity's retry policy (see awaitBatchSettled). */
+  const readSettledBatch = (): Promise<BatchSnapshot> => {
     const { awaitBatchSettled } = proxyActivities<RecoveryActivities>({
       startToCloseTimeout: '1m',
       scheduleToCloseTimeout: Math.max(1, remainingMs()),
@@ -296,6 +316,19 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       summary: 'status read',
     });
     return untilDeadline(() => awaitBatchSettled(batchId));
+  };
+
+  /** The settled batch, and whether it is the poller's list that showed it (counters, no sessions). */
+  const waitForSettledBatch = async (): Promise<{ snapshot: BatchSnapshot; fromList: boolean }> => {
+    report.phase = 'waiting_for_batch';
+    report.nextRetryAt = null;
+    // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
+    if (remainingMs() <= 0 && patched(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
+    if (patched(WAIT_FOR_POLLER_PATCH)) {
+      const listed = await waitForPoller();
+      if (listed && patched(SETTLE_FROM_LIST_PATCH)) return { snapshot: listedSnapshot(listed), fromList: true };
+    }
+    return { snapshot: await readSettledBatch(), fromList: false };
   };
 
   /**
@@ -528,11 +561,18 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     for (;;) {
       report.phase = 'retrying';
       report.nextRetryAt = null;
-      const { readRetrySnapshot } = readActivity(`status read before retry round ${round}`);
-      const before = await untilDeadline(() => readRetrySnapshot(batchId));
+      const { readRetrySnapshot, readBatchBeforeRetry } = readActivity(`status read before retry round ${round}`);
+      // After a settle from the list, this read is the first to show the failing sessions: it records them.
+      const read = settleFromList ? await untilDeadline(() => readBatchBeforeRetry(batchId)) : undefined;
+      const before = read ? retrySnapshotOf(read) : await untilDeadline(() => readRetrySnapshot(batchId));
       if (!before.settled || before.failed === 0) {
         log.info('Batch changed before the retry call; waiting for it to settle again', { batchId, round });
         return false;
+      }
+      if (read) {
+        recordSettledBatch(report, read);
+        settleFromList = false;
+        publishProgress();
       }
       // From here on a call may be out: a cancel waits for its outcome, so the round is always in the report.
       const outcome = await CancellationScope.nonCancellable(() =>
@@ -561,9 +601,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
+  /** A settled batch that ends the recovery with sessions still failing. */
+  const endsFailing = (snapshot: BatchSnapshot) =>
+    snapshot.failed > 0 && (snapshot.status === 'cancelled' || roundsDone(report) >= policy.maxRounds);
+
   const recover = async (): Promise<RecoveryOutcome> => {
     for (;;) {
-      const snapshot = await waitForSettledBatch();
+      const { snapshot: settled, fromList } = await waitForSettledBatch();
+      // The list shows no sessions: a recovery that ends with some still failing reads the batch for its report.
+      const snapshot = fromList && endsFailing(settled) ? await readSettledBatch() : settled;
+      settleFromList = fromList && snapshot === settled;
       recordSettledBatch(report, snapshot);
       publishProgress();
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
@@ -577,7 +624,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested });
       }
       await waitBeforeRetry(roundsDone(report) + 1, snapshot);
-      if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
+      if (roundsDone(report) >= policy.maxRounds) {
+        // A policy update took the rounds left: the same read for the report as above.
+        if (settleFromList) recordSettledBatch(report, await readSettledBatch());
+        return 'exhausted';
+      }
       if (patched(RETRY_PROTOCOL_PATCH)) await retryRound();
       else await legacyRetryRound(snapshot);
     }

@@ -10,9 +10,10 @@ import type { BenchActivities } from '../activities.js';
 import type { BenchRecoveryInput } from './naive-recovery.js';
 
 /**
- * The ceiling: recoverBatch's shape for one round (its four activities: the status read, the round's
- * snapshot read, the retry call and the status read after it; the round backoff timer; and its search
- * attribute writes) with bodies that do nothing, no input validation and no Anchor calls.
+ * The ceiling: recoverBatch's shape for one round with bodies that do nothing, no input validation and no
+ * Anchor calls: its two waits for the batch to settle (one activity each here, where recoverBatch waits for
+ * the poller's wake), the round's snapshot read and retry call, the round backoff timer, and its search
+ * attribute writes.
  */
 export async function noopRecovery(input: BenchRecoveryInput): Promise<number> {
   const { noopAwaitBatchSettled, noopReadRetrySnapshot, noopSendRetry } = proxyActivities<BenchActivities>({

@@ -46,7 +46,7 @@ const LIST = 'GET /v1/batch-sessions';
 const STATUS = 'GET /v1/batch-sessions/{batch_id}';
 const RETRY = 'POST /v1/batch-sessions/{batch_id}/retry';
 
-test('the poller reads the list a page per call and each settle costs its recovery one status read', async () => {
+test('the poller reads the list a page per call, and a settle it shows costs its recovery no read of its own', async () => {
   // Three batches to recover, then 250 newer ones of the team: newest first, the three are on page 3.
   const recovered = Array.from({ length: 3 }, () =>
     env.simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } }),
@@ -59,8 +59,8 @@ test('the poller reads the list a page per call and each settle costs its recove
 
   for (const batch of recovered) {
     const calls = env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint);
-    // Settle 1: the read that confirms it, the retry round's read, the retry. Settle 2: one read.
-    expect(calls).toEqual([STATUS, STATUS, RETRY, STATUS]);
+    // Settle 1, from the list: the retry round's snapshot read and the retry. Settle 2, from the list: no read.
+    expect(calls).toEqual([STATUS, RETRY]);
     const history = await env.recoveries.handle(batch.id).fetchHistory();
     const wakes = history.events?.filter(
       (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'batchSettled',
@@ -82,6 +82,18 @@ test('the poller reads the list a page per call and each settle costs its recove
     expect(inCycle[0]).toBe('1');
     expect([...inCycle].sort()).toEqual(['1', '2', '3']);
   }
+});
+
+test('a recovery that ends with sessions still failing reads its batch once, so its report lists them', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('exhausted');
+  // The round's snapshot read, the retry, and the read after the list showed the second settle.
+  expect(env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint)).toEqual([STATUS, RETRY, STATUS]);
+  expect(report.stillFailing).toMatchObject({ total: 1, sessions: [{ itemIndex: 2 }] });
+  expect(report.rounds).toMatchObject([{ failedBefore: 1, failedAfter: 1, recovered: 0 }]);
 });
 
 test('when the list cannot be read, the poller hands its batches to their recoveries, which read them on their own', async () => {
