@@ -146,7 +146,7 @@ export async function forEachLimit<T>(items: T[], concurrency: number, work: (it
   );
 }
 
-export interface TaskTimeouts {
+export interface HistoryFigures {
   /** Executions with a workflow task the worker took but did not finish within its 10 s. */
   startToClose: number;
   /** Executions with a task that waited over 5 s for its sticky worker and went back to the shared queue. */
@@ -158,9 +158,9 @@ export interface TaskTimeouts {
 }
 
 /** How many of the workflows' histories hold a WORKFLOW_TASK_TIMED_OUT event, by timeout type, and their sizes. */
-export async function countWorkflowTaskTimeouts(client: Client, workflowIds: string[]): Promise<TaskTimeouts> {
+export async function inspectHistories(client: Client, workflowIds: string[]): Promise<HistoryFigures> {
   const { EventType, TimeoutType } = proto.temporal.api.enums.v1;
-  const counts: TaskTimeouts = { startToClose: 0, scheduleToStart: 0, medianEvents: 0, firstHistoryShape: {} };
+  const counts: HistoryFigures = { startToClose: 0, scheduleToStart: 0, medianEvents: 0, firstHistoryShape: {} };
   const lengths: number[] = [];
   await forEachLimit(workflowIds, 20, async (workflowId) => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
@@ -184,6 +184,21 @@ export async function countWorkflowTaskTimeouts(client: Client, workflowIds: str
     50,
   );
   return counts;
+}
+
+/** Workflow tasks completed by every run of a workflow id (a continued-as-new chain counts whole). */
+export async function countWorkflowTasks(client: Client, workflowId: string): Promise<{ tasks: number; runs: number }> {
+  const { EventType } = proto.temporal.api.enums.v1;
+  let tasks = 0;
+  let runs = 0;
+  for await (const execution of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    runs += 1;
+    const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
+    tasks += (history.events ?? []).filter(
+      (event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    ).length;
+  }
+  return { tasks, runs };
 }
 
 export function percentile(sorted: number[], p: number): number {
