@@ -1,0 +1,51 @@
+import { AnchorApiClient } from '../../anchor-api/index.js';
+import { createPollerActivities } from '../../activities/poller-activities.js';
+import { startHostileServer, type HostileServer } from '../helpers/hostile-server.js';
+
+// What the poller's page read keeps of the list: a server of the test's own sends summaries the simulator never does.
+let server: HostileServer;
+
+const summaries = [
+  // Settled with every counter: the wake carries them, and the recovery reads nothing.
+  {
+    batch_id: 'listed',
+    status: 'completed',
+    total_requests: 4,
+    completed_requests: 3,
+    failed_requests: 1,
+    actual_completion_time: '2026-11-30T03:00:00.123+01:00',
+  },
+  // Still processing by its status, but every session accounted for: settled, by its counters.
+  { batch_id: 'counted', status: 'processing', total_requests: 2, completed_requests: 2, failed_requests: 0 },
+  // Terminal without its failed count: settled, but the list cannot say what failed.
+  { batch_id: 'no-counters', status: 'failed', total_requests: 3 },
+  // Settled by its counters, with no status: the recovery reads it.
+  { batch_id: 'no-status', total_requests: 1, completed_requests: 0, failed_requests: 1 },
+  { batch_id: 'running', status: 'processing', total_requests: 5, completed_requests: 1, failed_requests: 0 },
+  { status: 'completed', total_requests: 1, completed_requests: 1, failed_requests: 0 },
+];
+
+beforeAll(async () => {
+  server = await startHostileServer((_request, response) => {
+    response.setHeader('content-type', 'application/json');
+    response.end(JSON.stringify({ data: { batches: summaries, pagination: { current_page: 2, total_pages: 3 } } }));
+  });
+});
+afterAll(() => server.close());
+
+test('a page keeps the status and counters of settled batches, and only the ids of those it cannot describe', async () => {
+  const activities = createPollerActivities(
+    new AnchorApiClient({ baseUrl: server.url, apiKey: 'sk-poller-page-test', timeoutMs: 5_000 }),
+  );
+  const page = await activities.readBatchPage({ page: 2, limit: 100, createdBefore: '2026-11-30T04:00:00.000Z' });
+
+  expect(page.listed).toEqual({
+    listed: { status: 'completed', total: 4, completed: 3, failed: 1, settledAt: '2026-11-30T02:00:00.123Z' },
+    counted: { status: 'processing', total: 2, completed: 2, failed: 0 },
+  });
+  expect(page.settled).toEqual(['no-counters', 'no-status']);
+  expect(page.inFlight).toEqual(['running']);
+  expect(page.readAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/));
+  expect(page).toMatchObject({ hasNext: true, totalPages: 3 });
+  expect(server.calls.map((call) => new URL(call.path, server.url).searchParams.get('page'))).toEqual(['2']);
+});
