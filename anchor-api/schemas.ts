@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BATCH_STATUSES } from './batch-status.js';
 
 /*
  * One source of truth for the batch-sessions contract (../shared/anchor-batch-sessions.openapi.yaml),
@@ -18,7 +19,7 @@ const dateTime = z.iso.datetime({ offset: true });
 const answerTimestamp = z.string();
 const freeFormObject = z.record(z.string(), z.unknown());
 
-export const BatchStatusSchema = z.enum(['pending', 'processing', 'completed', 'failed', 'cancelled']);
+export const BatchStatusSchema = z.enum(BATCH_STATUSES);
 export type BatchStatus = z.infer<typeof BatchStatusSchema>;
 
 export const ProgressPhaseSchema = z.enum(['queued', 'provisioning', 'configuring', 'ready']);

@@ -21,6 +21,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
+import { BATCH_STATUSES } from '../anchor-api/batch-status.js';
 import type { NotifyActivities } from '../activities/notify-activities.js';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import type { RetryActivities } from '../activities/retry-activities.js';
@@ -124,6 +125,24 @@ function budgetRanOut(err: unknown): err is ActivityFailure {
   return type === TimeoutType.SCHEDULE_TO_CLOSE || type === TimeoutType.SCHEDULE_TO_START;
 }
 
+/**
+ * The poller's counters, or nothing usable: a `batchSettled` an operator sends from the Web UI with another
+ * payload is taken as a bare wake, and the recovery reads its batch.
+ */
+function asListedSettle(value: unknown): ListedSettle | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { status, total, completed, failed, observedAt, settledAt } = value as Record<string, unknown>;
+  const count = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (!(BATCH_STATUSES as readonly unknown[]).includes(status)) return undefined;
+  if (!count(total) || !count(completed) || !count(failed) || typeof observedAt !== 'string') return undefined;
+  if (settledAt !== undefined && typeof settledAt !== 'string') return undefined;
+  const listed = { status, total, completed, failed, observedAt: observedAt.slice(0, 40) } as ListedSettle;
+  const terminal = listed.status === 'completed' || listed.status === 'failed' || listed.status === 'cancelled';
+  if (!terminal && listed.completed + listed.failed < listed.total) return undefined;
+  // Rebuilt field by field: nothing else a sender put in the payload reaches the report.
+  return settledAt === undefined ? listed : { ...listed, settledAt: settledAt.slice(0, 40) };
+}
+
 /** A settle as the poller's list showed it: settled by definition, with no sessions listed. */
 function listedSnapshot(listed: ListedSettle): BatchSnapshot {
   return { ...listed, processing: 0, pending: 0, settled: true, percentage: null, retryCountTotal: null, failing: [] };
@@ -178,7 +197,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   setHandler(getRecoveryReport, () => report);
   setHandler(batchSettled, (listed) => {
     settleNoticed = true;
-    listedSettle = listed;
+    listedSettle = asListedSettle(listed);
   });
   setHandler(retryNow, () => {
     retryNowRequested = true;

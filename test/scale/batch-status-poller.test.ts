@@ -1,7 +1,7 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
-import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
   eventually,
   FAST_POLICY,
@@ -94,6 +94,26 @@ test('a recovery that ends with sessions still failing reads its batch once, so 
   expect(env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint)).toEqual([STATUS, RETRY, STATUS]);
   expect(report.stillFailing).toMatchObject({ total: 1, sessions: [{ itemIndex: 2 }] });
   expect(report.rounds).toMatchObject([{ failedBefore: 1, failedAfter: 1, recovered: 0 }]);
+});
+
+test("a wake whose payload is not the poller's counters (an operator's, from the Web UI) makes the recovery read its batch", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY });
+  const handle = env.recoveries.handle(batch.id);
+  // Registered with the poller; the batch's first sessions take a second, so no cycle has seen it settled yet.
+  await eventually('the recovery to wait for the poller', async () =>
+    (await handle.fetchHistory()).events?.some((event) => event.externalWorkflowExecutionSignaledEventAttributes)
+      ? true
+      : undefined,
+  );
+  await handle.signal(batchSettled, { status: 'completed', total: -1, completed: 0, failed: 0, observedAt: 'now' });
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+  const scheduled = (await handle.fetchHistory()).events
+    ?.map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name)
+    .filter((name) => name !== undefined);
+  // The bare wake's read (polling until the batch settles), then the round read on a settle it saw itself.
+  expect(scheduled?.slice(0, 2)).toEqual(['awaitBatchSettled', 'readRetrySnapshot']);
 });
 
 test('when the list cannot be read, the poller hands its batches to their recoveries, which read them on their own', async () => {
