@@ -14,11 +14,18 @@ export interface BatchPageRequest {
 /** What the list shows of a settled batch, for its recovery to go on without a read; the poller adds when. */
 export type ListedCounters = Omit<ListedSettle, 'observedAt'>;
 
+/**
+ * Settled batches keep their counters when they have failures or settled this recently: what a waiting recovery
+ * is woken for. A team's older clean batches, most of a long list, keep only their ids (their recoveries, if
+ * any, read them): counters for all of them would multiply the poller's history by 2.5.
+ */
+export const RECENT_SETTLE_MS = 3_600_000;
+
 /** One page of the list, reduced to what the poller decides on, so the history stays small. */
 export interface BatchPage {
-  /** Settled as far as the list shows, without the status or counters to say more: the recovery reads these itself. */
+  /** Settled as far as the list shows, without the counters to say more (or clean and long settled): the recovery reads these itself. */
   settled: string[];
-  /** Settled (terminal, or every session completed or failed), with the status and counters the list showed. */
+  /** Settled (terminal, or every session completed or failed) with failures or lately, with the list's status and counters. */
   listed?: Record<string, ListedCounters>;
   /** When the page was read. */
   readAt?: string;
@@ -52,10 +59,11 @@ export function createPollerActivities(api: AnchorApiClient) {
         throw toActivityFailure(err);
       }
       const listed: Record<string, ListedCounters> = {};
+      const readAt = Date.now();
       const page: BatchPage = {
         settled: [],
         listed,
-        readAt: new Date().toISOString(),
+        readAt: new Date(readAt).toISOString(),
         inFlight: [],
         hasNext: false,
         totalPages: null,
@@ -67,7 +75,13 @@ export function createPollerActivities(api: AnchorApiClient) {
         if (!summarySettled(summary)) page.inFlight.push(batchId);
         else if (status === undefined || total === undefined || completed === undefined || failed === undefined)
           page.settled.push(batchId);
-        else listed[batchId] = { status, total, completed, failed, ...settledAtOf(summary.actual_completion_time) };
+        else {
+          const { settledAt } = settledAtOf(summary.actual_completion_time);
+          const recent = settledAt !== undefined && readAt - Date.parse(settledAt) <= RECENT_SETTLE_MS;
+          if (failed > 0 || recent)
+            listed[batchId] = { status, total, completed, failed, ...(settledAt && { settledAt }) };
+          else page.settled.push(batchId);
+        }
       }
       const { has_next: hasNext, total_pages: totalPages } = result.pagination ?? {};
       page.hasNext = hasNext ?? (totalPages !== undefined && request.page < totalPages);

@@ -90,7 +90,8 @@ test('the JSON logs of that recovery carry workflowId and batchId, and no API ke
 });
 
 test('failure log lines carry the failure type and its redacted message', async () => {
-  const batch = simulator.createScriptedBatch({ count: 2 });
+  // A session fails, so the recovery reads its batch (right before its retry call) and meets the refused key.
+  const batch = simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'ok'] } });
   const token = 'tok3n5ecret9f1c2a';
   simulator.faults.add('status', {
     type: 'error',

@@ -15,8 +15,26 @@ const summaries = [
     failed_requests: 1,
     actual_completion_time: '2026-11-30T03:00:00.123+01:00',
   },
-  // Still processing by its status, but every session accounted for: settled, by its counters.
-  { batch_id: 'counted', status: 'processing', total_requests: 2, completed_requests: 2, failed_requests: 0 },
+  // Still processing by its status, but every session accounted for: settled, by its counters, a minute ago.
+  {
+    batch_id: 'counted',
+    status: 'processing',
+    total_requests: 2,
+    completed_requests: 2,
+    failed_requests: 0,
+    actual_completion_time: new Date(Date.now() - 60_000).toISOString(),
+  },
+  // Clean and settled long ago, like most of a team's list: its id only.
+  {
+    batch_id: 'old-clean',
+    status: 'completed',
+    total_requests: 2,
+    completed_requests: 2,
+    failed_requests: 0,
+    actual_completion_time: new Date(Date.now() - 2 * 3_600_000).toISOString(),
+  },
+  // Clean, with no completion time to show it is recent: its id only.
+  { batch_id: 'undated-clean', status: 'completed', total_requests: 1, completed_requests: 1, failed_requests: 0 },
   // Terminal without its failed count: settled, but the list cannot say what failed.
   { batch_id: 'no-counters', status: 'failed', total_requests: 3 },
   // Settled by its counters, with no status: the recovery reads it.
@@ -33,7 +51,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-test('a page keeps the status and counters of settled batches, and only the ids of those it cannot describe', async () => {
+test('a page keeps the counters of settled batches with failures or a recent settle, and only the ids of the others', async () => {
   const activities = createPollerActivities(
     new AnchorApiClient({ baseUrl: server.url, apiKey: 'sk-poller-page-test', timeoutMs: 5_000 }),
   );
@@ -41,9 +59,15 @@ test('a page keeps the status and counters of settled batches, and only the ids 
 
   expect(page.listed).toEqual({
     listed: { status: 'completed', total: 4, completed: 3, failed: 1, settledAt: '2026-11-30T02:00:00.123Z' },
-    counted: { status: 'processing', total: 2, completed: 2, failed: 0 },
+    counted: {
+      status: 'processing',
+      total: 2,
+      completed: 2,
+      failed: 0,
+      settledAt: expect.stringMatching(/Z$/),
+    },
   });
-  expect(page.settled).toEqual(['no-counters', 'no-status']);
+  expect(page.settled).toEqual(['old-clean', 'undated-clean', 'no-counters', 'no-status']);
   expect(page.inFlight).toEqual(['running']);
   expect(page.readAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/));
   expect(page).toMatchObject({ hasNext: true, totalPages: 3 });
