@@ -1,6 +1,6 @@
 import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
 import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
-import type { RetrySnapshot } from '../workflows/retry-protocol.js';
+import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
 
 /**
  * Enough to show an operator what fails without making history grow with the batch size; each error is
@@ -68,8 +68,7 @@ export function settledAtOf(actualCompletionTime: string | undefined): { settled
 
 /** The part of a status read that a retry round compares before and after its call. */
 export function toRetrySnapshot(batch: RecoverableBatch, observedAt: Date): RetrySnapshot {
-  const { status, failed, pending, processing, settled, retryCountTotal } = toBatchSnapshot(batch, observedAt);
-  return { status, failed, pending, processing, settled, retryCountTotal, observedAt: observedAt.toISOString() };
+  return retrySnapshotOf(toBatchSnapshot(batch, observedAt));
 }
 
 export function describeProgress(snapshot: BatchSnapshot): string {

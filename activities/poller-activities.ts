@@ -69,8 +69,13 @@ export function createPollerActivities(api: AnchorApiClient) {
         totalPages: null,
       };
       for (const summary of result.batches ?? []) {
-        const { batch_id: batchId, status, total_requests: total, completed_requests: completed } = summary;
-        const { failed_requests: failed } = summary;
+        const {
+          batch_id: batchId,
+          status,
+          total_requests: total,
+          completed_requests: completed,
+          failed_requests: failed,
+        } = summary;
         if (batchId === undefined) continue;
         if (!summarySettled(summary)) page.inFlight.push(batchId);
         else if (status === undefined || total === undefined || completed === undefined || failed === undefined)

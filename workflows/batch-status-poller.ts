@@ -18,6 +18,7 @@ import {
   type ListedSettle,
   type WatchBatchRequest,
 } from './definitions.js';
+import { pagesFrom } from './list-pages.js';
 
 /** The contract's largest page: 10,000 batches in flight are 100 list calls per cycle. */
 export const BATCH_PAGE_SIZE = 100;
@@ -25,10 +26,6 @@ export const BATCH_PAGE_SIZE = 100;
 export const MAX_WATCHED_BATCHES = 20_000;
 // Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
-/** Pages read side by side after the first: a cycle is not held back by one workflow task per page. */
-export const PAGES_IN_FLIGHT = 10;
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id]: compact, as it crosses continue-as-new. */
 export type WatchedBatch = [string, number] | [string, number, string];
@@ -133,7 +130,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       let last = 1;
       while (next <= last) {
         // Without total_pages, one page at a time, following has_next.
-        const batch = next === 1 ? [1] : range(next, Math.min(last, next + PAGES_IN_FLIGHT - 1));
+        const batch = next === 1 ? [1] : pagesFrom(next, last);
         const results = await Promise.all(batch.map(read));
         results.forEach(take);
         if (unseen.size === 0) return;

@@ -57,7 +57,7 @@ import {
   type RecoveryRound,
 } from './report.js';
 import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
-import type { RetrySnapshot, SendRetryResult } from './retry-protocol.js';
+import { retrySnapshotOf, type RetrySnapshot, type SendRetryResult } from './retry-protocol.js';
 import {
   anchorBatchIdKey,
   recoveryDeadlineKey,
@@ -146,12 +146,6 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
 /** A settle as the poller's list showed it: settled by definition, with no sessions listed. */
 function listedSnapshot(listed: ListedSettle): BatchSnapshot {
   return { ...listed, processing: 0, pending: 0, settled: true, percentage: null, retryCountTotal: null, failing: [] };
-}
-
-/** What a reconciliation compares, and no more: the calls' inputs stay small. */
-function retrySnapshotOf(snapshot: BatchSnapshot): RetrySnapshot {
-  const { status, failed, pending, processing, settled, retryCountTotal, observedAt } = snapshot;
-  return { status, failed, pending, processing, settled, retryCountTotal, observedAt };
 }
 
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {

@@ -2,7 +2,7 @@ import type { BatchSnapshot } from './report.js';
 
 /*
  * The messages of the retry round's protocol (docs/retry-protocol.md), shared by the workflow that
- * sequences it and the activities that carry out its steps. Types only: nothing here runs in the sandbox.
+ * sequences it and the activities that carry out its steps. Types, and the one pick both sides make.
  */
 
 /** What a reconciliation compares: small enough for history, enough to see a retry's effect. */
@@ -10,6 +10,12 @@ export type RetrySnapshot = Pick<
   BatchSnapshot,
   'status' | 'failed' | 'pending' | 'processing' | 'settled' | 'retryCountTotal' | 'observedAt'
 >;
+
+/** What a reconciliation compares of a full status read, and no more: the calls' inputs stay small. */
+export function retrySnapshotOf(snapshot: BatchSnapshot): RetrySnapshot {
+  const { status, failed, pending, processing, settled, retryCountTotal, observedAt } = snapshot;
+  return { status, failed, pending, processing, settled, retryCountTotal, observedAt };
+}
 
 export interface SendRetryInput {
   batchId: string;

@@ -17,6 +17,7 @@ import type {
 } from '../activities/sweep-activities.js';
 import { cleanApiText } from '../anchor-api/redact.js';
 import { parseWorkflowInput } from './input.js';
+import { pagesFrom } from './list-pages.js';
 import {
   newSweepResult,
   parseSweepInput,
@@ -54,10 +55,6 @@ const { startBatchRecovery } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 });
-
-/** List pages a sweep reads side by side, one activity task (one Anchor call) each. */
-const PAGES_IN_FLIGHT = 10;
-const pageRange = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
 export const SWEEP_CHUNK_BATCHES = 500;
@@ -106,10 +103,7 @@ export async function sweepFailedBatches(
       for (let nextPage: number | null = carried?.nextPage ?? 1; nextPage !== null;) {
         const room = policy.maxStarts - result.counts.started;
         const from: number = nextPage;
-        const pages =
-          onePagePerTask && lastPage !== null
-            ? pageRange(from, Math.min(lastPage, from + PAGES_IN_FLIGHT - 1))
-            : [from];
+        const pages = onePagePerTask && lastPage !== null ? pagesFrom(from, lastPage) : [from];
         const chunks: ListFailedBatchesResult[] = await Promise.all(
           pages.map((page) =>
             listFailedBatches({
