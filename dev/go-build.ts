@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { access, constants, mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { access, constants, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 
@@ -72,6 +72,55 @@ export async function goInstall(options: GoInstallOptions): Promise<void> {
     clearInterval(heartbeat);
   }
   log(`Built the ${what} in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+}
+
+/**
+ * Builds one package of a module whose go.mod has replace directives, which `go install pkg@version` refuses:
+ * from a throwaway module that requires it, into `output`.
+ */
+export async function goBuildFromModule(options: {
+  go: string;
+  what: string;
+  /** Full package path with @version. */
+  pkg: string;
+  output: string;
+  env: NodeJS.ProcessEnv;
+  log: ProvisionLog;
+  heartbeatMs: number;
+}): Promise<void> {
+  const { go, what, log } = options;
+  const [pkgPath] = options.pkg.split('@');
+  const work = await mkdtemp(path.join(tmpdir(), 'go-build-'));
+  const startedAt = Date.now();
+  log(`Building ${what} with ${go} (first time only; this takes a few minutes)`);
+  const heartbeat = setInterval(() => {
+    log(`  still building the ${what.replace(/ v\d.*$/, '')} (${Math.round((Date.now() - startedAt) / 1000)} s)`);
+  }, options.heartbeatMs);
+  try {
+    for (const args of [
+      ['mod', 'init', 'anchor-batch-recovery/go-build'],
+      ['get', options.pkg],
+      ['build', '-trimpath', '-o', options.output, pkgPath!],
+    ]) {
+      await runGo(go, args, { cwd: work, env: options.env });
+    }
+  } finally {
+    clearInterval(heartbeat);
+    await rm(work, { recursive: true, force: true });
+  }
+  log(`Built the ${what} in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+}
+
+function runGo(go: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(go, args, { ...options, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`go ${args[0]} exited with ${code}: ${stderr.trim()}`)),
+    );
+  });
 }
 
 /**

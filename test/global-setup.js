@@ -24,6 +24,9 @@ async function startTemporal() {
 // One Temporal server and one workflow bundle for the whole run; test files reach them through the environment.
 export default async function globalSetup() {
   const { bundleRecoveryWorkflows } = await tsImport('../worker/bundle.ts', import.meta.url);
+  // The alert-rule tests' promtool: Debian's when installed, else built once with Go like the Temporal CLI.
+  const { resolvePromtool } = await tsImport('../dev/promtool.ts', import.meta.url);
+  process.env.TEST_PROMTOOL = await resolvePromtool({ log: (message) => console.error(message) });
   const server = await startTemporal();
   globalThis.__temporalServer = server;
   process.env.TEMPORAL_ADDRESS = server.address;

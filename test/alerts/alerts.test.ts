@@ -11,11 +11,13 @@ import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process
 import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 
-// The alert rules and the dashboard: checked and unit-tested with promtool (Debian's `prometheus`
-// package), and every metric they name is one a real worker process exports.
+// The alert rules and the dashboard: checked and unit-tested with promtool (Debian's `prometheus` package, or
+// the pinned build test/global-setup.js makes), and every metric they name is one a real worker process exports.
 
 const run = promisify(execFile);
 const prometheusDir = `${repoRoot}deploy/prometheus`;
+/** Set by test/global-setup.js. */
+const promtool = process.env.TEST_PROMTOOL as string;
 
 interface Rule {
   alert?: string;
@@ -39,8 +41,8 @@ const metricNames = (expr: string) => expr.match(/\b(?:anchor|temporal)_[a-z_]+\
 afterAll(killLeftoverChildren);
 
 test('promtool accepts the rules and the scrape config', async () => {
-  const rules = await run('promtool', ['check', 'rules', 'alerts.yml'], { cwd: prometheusDir });
-  const config = await run('promtool', ['check', 'config', 'prometheus.yml'], { cwd: prometheusDir });
+  const rules = await run(promtool, ['check', 'rules', 'alerts.yml'], { cwd: prometheusDir });
+  const config = await run(promtool, ['check', 'config', 'prometheus.yml'], { cwd: prometheusDir });
 
   expect(rules.stdout).toContain(`SUCCESS: ${(await alertRules()).length} rules found`);
   expect(config.stdout).toContain('is valid prometheus config file syntax');
@@ -56,7 +58,7 @@ test('promtool unit tests pass, with a test case for every alert', async () => {
     ),
   );
 
-  const result = await run('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: prometheusDir });
+  const result = await run(promtool, ['test', 'rules', 'alerts.test.yml'], { cwd: prometheusDir });
 
   expect(result.stdout).toContain('SUCCESS');
   expect([...firingCases].sort()).toEqual((await alertRules()).map((rule) => rule.alert).sort());
