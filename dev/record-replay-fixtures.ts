@@ -132,6 +132,11 @@ const scenarios: Record<string, () => Promise<string>> = {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     return withPoller(batch.id, { maxRounds: 1 });
   },
+  // One patch marker standing for every earlier patch: two rounds from the list's settles, an exhausted end.
+  async 'one-marker-poller-exhausted'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
+    return withPoller(batch.id, { maxRounds: 2 });
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });

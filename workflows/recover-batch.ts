@@ -93,6 +93,17 @@ const PROGRESS_ONCE_PER_TASK_PATCH = 'progress-once-per-workflow-task';
  * ends with sessions still failing, so the report lists them.
  */
 const SETTLE_FROM_LIST_PATCH = 'settle-from-poller-list';
+/**
+ * Recoveries from this change on record this one marker in their first workflow task, and it stands for every
+ * patch above and for the one-timer wait below: a marker and its TemporalChangeVersion upsert are two history
+ * events, and a recovery used to record six to eight of them. Histories from before it have no such marker
+ * and keep asking for each patch.
+ *
+ * The one-timer wait: a wait for the poller's wake is bounded by one timer per run (the deadline, or the next
+ * registration with the poller), armed once and re-armed when it fires, never cancelled. A timer per wait cost
+ * a start and a cancel event each, and a cancellable scope's promises in the workflow sandbox.
+ */
+export const ALL_PATCHES_MARKER = 'recovery-patches-through-one-wait-timer';
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -168,13 +179,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     newReport(batchId, workflowId, startTime, new Date(startTime.getTime() + policy.deadline), policy.maxRounds);
   const deadlineAt = Date.parse(report.deadlineAt);
   const remainingMs = () => deadlineAt - Date.now();
+  // Asked once, before any other patch: a history from before the marker answers false for the whole run.
+  const allPatchesApplied = patched(ALL_PATCHES_MARKER);
+  const applied = (patchId: string) => allPatchesApplied || patched(patchId);
   /**
    * Recoveries from this change on write their search attributes and memo once per workflow task, after
    * its last change: one event each instead of one per change.
    */
-  const progressOncePerTask = patched(PROGRESS_ONCE_PER_TASK_PATCH);
+  const progressOncePerTask = applied(PROGRESS_ONCE_PER_TASK_PATCH);
   // In every run of the chain: the worker's gauge counts recoveries still running past this.
-  let deadlineToWrite = patched('recovery-deadline-attribute')
+  let deadlineToWrite = applied('recovery-deadline-attribute')
     ? [{ key: recoveryDeadlineKey, value: new Date(deadlineAt) }]
     : [];
   if (!progressOncePerTask && deadlineToWrite.length > 0) {
@@ -244,7 +258,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         void Promise.resolve().then(flushProgress);
       }
     } else {
-      if (patched('recovery-memo') && !memoFlushPending) {
+      if (applied('recovery-memo') && !memoFlushPending) {
         memoFlushPending = true;
         void Promise.resolve().then(storeMemo);
       }
@@ -296,6 +310,23 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
+  const oneWaitTimer = allPatchesApplied;
+  let waitTimerArmed = false;
+  let rewatchDue = false;
+  /**
+   * The one-timer wait (ALL_PATCHES_MARKER). Outside any cancellable scope: an operator's cancel ends the wait
+   * itself, and a timer still pending when the run ends is dropped without an event.
+   */
+  const armWaitTimer = (waitMs: number) => {
+    waitTimerArmed = true;
+    void CancellationScope.nonCancellable(() =>
+      sleep(waitMs, { summary: 'deadline, or register with the poller again' }),
+    ).then(() => {
+      waitTimerArmed = false;
+      rewatchDue = true;
+    });
+  };
+
   /**
    * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
    * every waiting recovery at once and wakes this one when its batch has settled. Returns what the
@@ -315,7 +346,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
       if (waitMs <= 0) return undefined;
-      await condition(() => settleNoticed, waitMs);
+      if (oneWaitTimer) {
+        rewatchDue = false;
+        if (!waitTimerArmed) armWaitTimer(waitMs);
+        await condition(() => settleNoticed || rewatchDue);
+      } else {
+        await condition(() => settleNoticed, waitMs);
+      }
     }
     return listedSettle;
   };
@@ -336,10 +373,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.phase = 'waiting_for_batch';
     report.nextRetryAt = null;
     // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
-    if (remainingMs() <= 0 && patched(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
-    if (patched(WAIT_FOR_POLLER_PATCH)) {
+    if (remainingMs() <= 0 && applied(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
+    if (applied(WAIT_FOR_POLLER_PATCH)) {
       const listed = await waitForPoller();
-      if (listed && patched(SETTLE_FROM_LIST_PATCH)) return { snapshot: listedSnapshot(listed), fromList: true };
+      if (listed && applied(SETTLE_FROM_LIST_PATCH)) return { snapshot: listedSnapshot(listed), fromList: true };
     }
     return { snapshot: await readSettledBatch(), fromList: false };
   };
@@ -386,7 +423,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    */
   const backoffStart = (settled: BatchSnapshot): number => {
     const now = Date.now();
-    if (!patched(BACKOFF_FROM_SETTLE_PATCH)) return now;
+    if (!applied(BACKOFF_FROM_SETTLE_PATCH)) return now;
     const settledAt = Date.parse(settled.settledAt ?? '');
     if (Number.isNaN(settledAt)) return now;
     const lastCallAt = Date.parse(report.rounds.at(-1)?.startedAt ?? '');
@@ -642,7 +679,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         if (settleFromList) recordSettledBatch(report, await readSettledBatch());
         return 'exhausted';
       }
-      if (patched(RETRY_PROTOCOL_PATCH)) await retryRound();
+      if (applied(RETRY_PROTOCOL_PATCH)) await retryRound();
       else await legacyRetryRound(snapshot);
     }
   };
@@ -653,7 +690,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    */
   const notifyEnd = async (): Promise<void> => {
     const end = recoveryEnd(report);
-    if (!end || !patched('notify-recovery-end')) return;
+    if (!end || !applied('notify-recovery-end')) return;
     const { notifyRecoveryEnd } = proxyActivities<NotifyActivities>({
       startToCloseTimeout: '2m',
       heartbeatTimeout: '10s',

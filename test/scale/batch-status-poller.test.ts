@@ -1,5 +1,6 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { ALL_PATCHES_MARKER } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
@@ -66,6 +67,14 @@ test('the poller reads the list a page per call, and a settle it shows costs its
       (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'batchSettled',
     );
     expect(wakes).toHaveLength(2);
+    // One patch marker, standing for every earlier patch, instead of one per patch.
+    const patchIds = history.events
+      ?.filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .map((event) => {
+        const data = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+        return (JSON.parse(Buffer.from(data ?? []).toString()) as { id: string }).id;
+      });
+    expect(patchIds).toEqual([ALL_PATCHES_MARKER]);
   }
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.

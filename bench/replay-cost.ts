@@ -1,0 +1,94 @@
+/**
+ * Workflow-code CPU per one-round recovery, measured by replaying one recorded history of each variant many
+ * times in this process: the part of the worker's CPU that our workflow code decides, without the server,
+ * the activities or the network, so it moves little between runs. Usage:
+ *   npm run bench:replay-cost -- [--replays 300] [--repeats 3]
+ */
+import { randomUUID } from 'node:crypto';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import type { temporal } from '@temporalio/proto';
+import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
+import { recoveryStartOptions } from '../client/recoveries.js';
+import { formatSummary, numberArg, startBenchStack, startBenchWorker, type BenchStack } from './harness.js';
+import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
+
+// The replay workers' state changes are not figures.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+const replays = numberArg('replays', 300);
+const repeats = numberArg('repeats', 3);
+
+type Variant = 'recoverBatch' | 'noop' | 'naive';
+const VARIANTS: Variant[] = ['recoverBatch', 'noop', 'naive'];
+
+async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.api.history.v1.IHistory> {
+  const taskQueue = `bench-replay-${variant}-${randomUUID().slice(0, 8)}`;
+  const worker = await startBenchWorker({
+    kind: variant === 'recoverBatch' ? 'product' : 'baseline',
+    stack,
+    taskQueue,
+    maxCallsPerSecond: 1_000,
+  });
+  try {
+    const batch = stack.simulator.createScriptedBatch({ count: 5, script: { '2': ['fail', 'ok'] } });
+    let workflowId: string;
+    if (variant === 'recoverBatch') {
+      const options = recoveryStartOptions(
+        {
+          batchId: batch.id,
+          poll: { initialInterval: 1_000, backoffCoefficient: 1, maximumInterval: 1_000 },
+          roundBackoff: { initialInterval: 1_000, backoffCoefficient: 1, maximumInterval: 1_000 },
+        },
+        taskQueue,
+      );
+      await stack.client.workflow.start(RECOVER_BATCH_WORKFLOW, options);
+      workflowId = options.workflowId;
+    } else {
+      workflowId = `${variant}-${batch.id}`;
+      const input: BenchRecoveryInput = { batchId: batch.id, pollIntervalMs: 1_000, roundBackoffMs: 1_000 };
+      await stack.client.workflow.start(variant === 'noop' ? 'noopRecovery' : 'naiveRecovery', {
+        taskQueue,
+        workflowId,
+        args: [input],
+      });
+    }
+    const handle = stack.client.workflow.getHandle(workflowId);
+    await handle.result();
+    return handle.fetchHistory();
+  } finally {
+    await worker.stop();
+  }
+}
+
+const stack = await startBenchStack({ attemptDurationMs: 500, queueDelayMs: 0 });
+const histories = new Map<Variant, temporal.api.history.v1.IHistory>();
+try {
+  for (const variant of VARIANTS) histories.set(variant, await recordOne(stack, variant));
+} finally {
+  await stack.stop();
+}
+
+async function replayCpuMs(variant: Variant): Promise<number> {
+  const history = histories.get(variant)!;
+  const codePath = variant === 'recoverBatch' ? stack.bundles.product : stack.bundles.baseline;
+  const copies = Array.from({ length: replays }, (_, i) => ({ workflowId: `replay-${i}`, history }));
+  const before = process.cpuUsage();
+  for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath } }, copies)) {
+    if (result.error) throw result.error;
+  }
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1000 / replays;
+}
+
+const results = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
+for (let repeat = 1; repeat <= repeats; repeat += 1) {
+  for (const variant of VARIANTS) results.get(variant)!.push(await replayCpuMs(variant));
+}
+for (const variant of VARIANTS) {
+  const events = histories.get(variant)!.events?.length ?? 0;
+  console.log(
+    `${variant.padEnd(13)} ${events} events | replay CPU/recovery ${formatSummary(results.get(variant)!, 2)} ms`,
+  );
+}
+const ratios = results.get('recoverBatch')!.map((ms, i) => ms / results.get('naive')![i]!);
+console.log(`recoverBatch/naive replay CPU ${formatSummary(ratios)}`);

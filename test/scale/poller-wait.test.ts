@@ -1,0 +1,111 @@
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import proto from '@temporalio/proto';
+import { createRecoveryWorker, startBatchStatusPoller } from '../../worker/create-worker.js';
+import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import {
+  eventually,
+  FAST_POLICY,
+  startRecoveryEnv,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectWorker } from '../helpers/temporal.js';
+
+const { EventType } = proto.temporal.api.enums.v1;
+
+let env: RecoveryEnv;
+let connection: NativeConnection;
+let worker: Worker;
+let running: Promise<void>;
+
+/** A session attempt takes a minute of the simulator's clock: a batch settles only when a test moves it on. */
+const ATTEMPT_MS = 60_000;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
+  connection = await connectWorker();
+  worker = await createRecoveryWorker({
+    config: { ...workerConfig(env.taskQueue, env.simulator.url), batchStatusPoller: true },
+    connection,
+    workflows: workflowBundle(),
+  });
+  running = worker.run();
+});
+afterAll(async () => {
+  worker.shutdown();
+  await running;
+  await connection.close();
+  await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).terminate('test finished');
+  await env.close();
+});
+
+/** Registrations with the poller are sent again after 15 poll maximum intervals: 3 s here. */
+const POLICY = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms' } };
+
+async function eventsOf(batchId: string) {
+  return (await env.recoveries.handle(batchId).fetchHistory()).events ?? [];
+}
+
+const watchSignals = (events: Awaited<ReturnType<typeof eventsOf>>) =>
+  events.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName === 'watchBatch');
+const count = (events: Awaited<ReturnType<typeof eventsOf>>, type: proto.temporal.api.enums.v1.EventType) =>
+  events.filter((event) => event.eventType === type).length;
+
+test('a poller that lost its registrations (terminated, started again) learns the batch from the recovery, which keeps one timer per wait and cancels none', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY });
+  await eventually('the recovery to register with the poller', async () =>
+    (await eventsOf(batch.id)).some((event) => event.externalWorkflowExecutionSignaledEventAttributes)
+      ? true
+      : undefined,
+  );
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await poller.terminate('test: the poller loses its registrations');
+  await startBatchStatusPoller(env.client, env.taskQueue);
+
+  // The recovery's wait timer fires and it registers again with the new poller.
+  await eventually('the recovery to register again', async () =>
+    watchSignals(await eventsOf(batch.id)).length >= 2 ? true : undefined,
+  );
+  env.simulator.clock.advance(ATTEMPT_MS);
+  await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined));
+  env.simulator.clock.advance(ATTEMPT_MS);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+  const events = await eventsOf(batch.id);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+  // A wake does not cancel the wait's timer: it keeps running, and the run's end drops it.
+  expect(count(events, EventType.EVENT_TYPE_TIMER_CANCELED)).toBe(0);
+  expect(count(events, EventType.EVENT_TYPE_TIMER_FIRED)).toBeGreaterThanOrEqual(1);
+});
+
+test('the deadline ends a wait for the poller with a report, and the wait timer is its only timer', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '0': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY, deadline: '2s' });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('deadline');
+  expect(env.retryPosts(batch.id)).toHaveLength(0);
+  const events = await eventsOf(batch.id);
+  // Armed for the deadline (sooner than the 3 s re-registration), fired once, never cancelled.
+  expect(count(events, EventType.EVENT_TYPE_TIMER_STARTED)).toBe(1);
+  expect(count(events, EventType.EVENT_TYPE_TIMER_FIRED)).toBe(1);
+  expect(count(events, EventType.EVENT_TYPE_TIMER_CANCELED)).toBe(0);
+});
+
+test("an operator's cancel ends a wait for the poller with a report; the pending wait timer ends with the run", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '0': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY });
+  await eventually('the recovery to wait for the poller', async () =>
+    count(await eventsOf(batch.id), EventType.EVENT_TYPE_TIMER_STARTED) === 1 ? true : undefined,
+  );
+  await env.recoveries.cancel(batch.id);
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('operator_cancelled');
+  expect(env.retryPosts(batch.id)).toHaveLength(0);
+  const events = await eventsOf(batch.id);
+  expect(count(events, EventType.EVENT_TYPE_TIMER_CANCELED)).toBe(0);
+  expect(count(events, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)).toBe(1);
+});
