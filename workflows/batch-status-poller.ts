@@ -1,6 +1,7 @@
 import {
   ActivityFailure,
   allHandlersFinished,
+  ApplicationFailure,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -26,12 +27,28 @@ export const BATCH_PAGE_SIZE = 100;
 export const MAX_WATCHED_BATCHES = 20_000;
 // Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
+/** The fewest events a run may hold: a cycle with its wakes takes tens. */
+const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
 
 /** [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id]: compact, as it crosses continue-as-new. */
 export type WatchedBatch = [string, number] | [string, number, string];
 
 export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
+  /** History events after which a run continues as new; 50 to 5,000 (the default). Tests set it low. */
+  continueAsNewAfterEvents?: number;
+}
+
+function continueAsNewAfterEventsOf(input: BatchStatusPollerInput): number {
+  const value = input.continueAsNewAfterEvents;
+  if (value === undefined) return CONTINUE_AS_NEW_AFTER_EVENTS;
+  if (!Number.isInteger(value) || value < MIN_CONTINUE_AS_NEW_AFTER_EVENTS || value > CONTINUE_AS_NEW_AFTER_EVENTS) {
+    throw ApplicationFailure.nonRetryable(
+      `continueAsNewAfterEvents: expected an integer from ${MIN_CONTINUE_AS_NEW_AFTER_EVENTS} to ${CONTINUE_AS_NEW_AFTER_EVENTS}, got ${JSON.stringify(value)}`,
+      'InvalidPollerInput',
+    );
+  }
+  return value;
 }
 
 interface Watch {
@@ -52,6 +69,7 @@ interface Watch {
  * show, and every batch when the list cannot be read, are handed back to their recoveries' own reads.
  */
 export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
+  const continueAsNewAfterEvents = continueAsNewAfterEventsOf(input);
   /** Cycles begun in this run; a cycle's pages were all read after it began. */
   let cycles = 0;
   const watched = new Map<string, Watch>(
@@ -94,7 +112,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
 
   const continueAsNewDue = () => {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength >= CONTINUE_AS_NEW_AFTER_EVENTS;
+    return info.continueAsNewSuggested || info.historyLength >= continueAsNewAfterEvents;
   };
 
   /**
@@ -156,6 +174,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       await Promise.all(wakes);
       await condition(allHandlersFinished);
       return await continueAsNew<typeof batchStatusPoller>({
+        ...(input.continueAsNewAfterEvents === undefined ? {} : { continueAsNewAfterEvents }),
         watched: [...watched].map(([batchId, { pollIntervalMs, workflowId }]) =>
           workflowId === recoveryWorkflowId(batchId)
             ? [batchId, pollIntervalMs]
