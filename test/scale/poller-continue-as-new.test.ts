@@ -1,7 +1,8 @@
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
-import type { batchStatusPoller } from '../../workflows/batch-status-poller.js';
+import type { BatchStatusPollerInput, batchStatusPoller } from '../../workflows/batch-status-poller.js';
 import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
   eventually,
@@ -18,9 +19,11 @@ let connection: NativeConnection;
 let worker: Worker;
 let running: Promise<void>;
 
+/** A session attempt takes a minute of the simulator's clock: a batch settles only when the test moves it on. */
+const ATTEMPT_MS = 60_000;
+
 beforeAll(async () => {
-  // Sessions take a second, so recoveries stay registered across several of the poller's runs.
-  env = await startRecoveryEnv({ attemptDurationMs: 1_000 });
+  env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
   // Started before the worker, which then finds it running: a run continues as new after 50 events.
   await env.client.workflow.start<typeof batchStatusPoller>(BATCH_STATUS_POLLER_WORKFLOW, {
     taskQueue: env.taskQueue,
@@ -48,27 +51,44 @@ const POLICY = { ...FAST_POLICY, poll: { ...FAST_POLICY.poll, maximumInterval: '
 const STATUS = 'GET /v1/batch-sessions/{batch_id}';
 const RETRY = 'POST /v1/batch-sessions/{batch_id}/retry';
 
+/** The poller's runs, newest first, with the input each began with: walked back through each run's first event. */
+async function pollerRuns(): Promise<BatchStatusPollerInput[]> {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  const inputs: BatchStatusPollerInput[] = [];
+  let runId: string | undefined = (await poller.describe()).runId;
+  while (runId) {
+    const history: temporal.api.history.v1.IHistory = await env.client.workflow
+      .getHandle(poller.workflowId, runId)
+      .fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const data = started?.input?.payloads?.[0]?.data;
+    inputs.push(data ? (JSON.parse(Buffer.from(data).toString()) as BatchStatusPollerInput) : {});
+    runId = started?.continuedExecutionRunId ?? undefined;
+  }
+  return inputs;
+}
+
 test('the poller continues as new with its watched batches: every recovery is woken once per settle, none lost', async () => {
   const batches = Array.from({ length: 8 }, () =>
     env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } }),
   );
   for (const batch of batches) await env.recoveries.start({ batchId: batch.id, ...POLICY });
+
+  // While no batch can settle, the poller's cycles fill its runs: wait for a run that began with all eight.
+  await eventually('a run of the poller that carried all eight registrations', async () =>
+    (await pollerRuns()).some((input) => input.watched?.length === batches.length) ? true : undefined,
+  );
+  env.simulator.clock.advance(ATTEMPT_MS);
+  await eventually('the eight retry calls', () =>
+    batches.every((batch) => env.retryPosts(batch.id).length === 1) ? true : undefined,
+  );
+  env.simulator.clock.advance(ATTEMPT_MS);
   for (const batch of batches) expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
 
-  // Runs that continued as new, as the server's visibility shows them.
-  const continued = async () => {
-    let count = 0;
-    for await (const execution of env.client.workflow.list({
-      query: `WorkflowId = '${batchStatusPollerWorkflowId(env.taskQueue)}'`,
-    })) {
-      if (execution.status.name === 'CONTINUED_AS_NEW') count += 1;
-    }
-    return count;
-  };
-  await eventually('two runs of the poller to have continued as new', async () =>
-    (await continued()) >= 2 ? true : undefined,
-  );
-
+  const runs = await pollerRuns();
+  expect(runs.length).toBeGreaterThanOrEqual(2);
+  // Every run carries the threshold it was started with.
+  for (const input of runs) expect(input.continueAsNewAfterEvents).toBe(50);
   for (const batch of batches) {
     // Both settles came from the list: the round's snapshot read and the retry call, nothing else.
     expect(env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint)).toEqual([STATUS, RETRY]);
