@@ -95,15 +95,10 @@ const PROGRESS_ONCE_PER_TASK_PATCH = 'progress-once-per-workflow-task';
 const SETTLE_FROM_LIST_PATCH = 'settle-from-poller-list';
 /**
  * Recoveries from this change on record this one marker in their first workflow task, and it stands for every
- * patch above and for the one-timer wait below: a marker and its TemporalChangeVersion upsert are two history
- * events, and a recovery used to record six to eight of them. Histories from before it have no such marker
- * and keep asking for each patch.
- *
- * The one-timer wait: a wait for the poller's wake is bounded by one timer per run (the deadline, or the next
- * registration with the poller), armed once and re-armed when it fires, never cancelled. A timer per wait cost
- * a start and a cancel event each, and a cancellable scope's promises in the workflow sandbox.
+ * patch above: a marker and its TemporalChangeVersion upsert are two history events, and a recovery used to
+ * record six to eight of them. Histories from before it have no such marker and keep asking for each patch.
  */
-export const ALL_PATCHES_MARKER = 'recovery-patches-through-one-wait-timer';
+export const ALL_PATCHES_MARKER = 'recovery-patches-through-settle-from-list';
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -310,23 +305,6 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  const oneWaitTimer = allPatchesApplied;
-  let waitTimerArmed = false;
-  let rewatchDue = false;
-  /**
-   * The one-timer wait (ALL_PATCHES_MARKER). Outside any cancellable scope: an operator's cancel ends the wait
-   * itself, and a timer still pending when the run ends is dropped without an event.
-   */
-  const armWaitTimer = (waitMs: number) => {
-    waitTimerArmed = true;
-    void CancellationScope.nonCancellable(() =>
-      sleep(waitMs, { summary: 'deadline, or register with the poller again' }),
-    ).then(() => {
-      waitTimerArmed = false;
-      rewatchDue = true;
-    });
-  };
-
   /**
    * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
    * every waiting recovery at once and wakes this one when its batch has settled. Returns what the
@@ -346,13 +324,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
       if (waitMs <= 0) return undefined;
-      if (oneWaitTimer) {
-        rewatchDue = false;
-        if (!waitTimerArmed) armWaitTimer(waitMs);
-        await condition(() => settleNoticed || rewatchDue);
-      } else {
-        await condition(() => settleNoticed, waitMs);
-      }
+      await condition(() => settleNoticed, waitMs);
     }
     return listedSettle;
   };
