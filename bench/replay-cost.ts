@@ -7,10 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
-import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
-import { recoveryStartOptions } from '../client/recoveries.js';
 import { formatSummary, numberArg, startBenchStack, startBenchWorker, type BenchStack } from './harness.js';
-import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
+import { startVariant, VARIANTS, workerKind, type Variant } from './variants.js';
 
 // The replay workers' state changes are not figures.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -18,40 +16,20 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 const replays = numberArg('replays', 300);
 const repeats = numberArg('repeats', 3);
 
-type Variant = 'recoverBatch' | 'noop' | 'naive';
-const VARIANTS: Variant[] = ['recoverBatch', 'noop', 'naive'];
-
 async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.api.history.v1.IHistory> {
   const taskQueue = `bench-replay-${variant}-${randomUUID().slice(0, 8)}`;
   const worker = await startBenchWorker({
-    kind: variant === 'recoverBatch' ? 'product' : 'baseline',
+    kind: workerKind(variant),
     stack,
     taskQueue,
     maxCallsPerSecond: 1_000,
   });
   try {
     const batch = stack.simulator.createScriptedBatch({ count: 5, script: { '2': ['fail', 'ok'] } });
-    let workflowId: string;
-    if (variant === 'recoverBatch') {
-      const options = recoveryStartOptions(
-        {
-          batchId: batch.id,
-          poll: { initialInterval: 1_000, backoffCoefficient: 1, maximumInterval: 1_000 },
-          roundBackoff: { initialInterval: 1_000, backoffCoefficient: 1, maximumInterval: 1_000 },
-        },
-        taskQueue,
-      );
-      await stack.client.workflow.start(RECOVER_BATCH_WORKFLOW, options);
-      workflowId = options.workflowId;
-    } else {
-      workflowId = `${variant}-${batch.id}`;
-      const input: BenchRecoveryInput = { batchId: batch.id, pollIntervalMs: 1_000, roundBackoffMs: 1_000 };
-      await stack.client.workflow.start(variant === 'noop' ? 'noopRecovery' : 'naiveRecovery', {
-        taskQueue,
-        workflowId,
-        args: [input],
-      });
-    }
+    const workflowId = await startVariant(stack.client, variant, taskQueue, batch.id, {
+      pollMs: 1_000,
+      backoffMs: 1_000,
+    });
     const handle = stack.client.workflow.getHandle(workflowId);
     await handle.result();
     return handle.fetchHistory();

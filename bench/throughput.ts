@@ -6,8 +6,7 @@
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
  */
 import { randomUUID } from 'node:crypto';
-import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
-import { recoveryStartOptions } from '../client/recoveries.js';
+import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
   countWorkflowTasks,
   inspectHistories,
@@ -20,7 +19,7 @@ import {
   summary,
   type BenchStack,
 } from './harness.js';
-import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
+import { startVariant, VARIANTS, workerKind, type Variant } from './variants.js';
 
 const recoveries = numberArg('recoveries', 300);
 const repeats = numberArg('repeats', 3);
@@ -37,9 +36,6 @@ const sessionMs = numberArg('session-ms', 500);
 const POLL_MS = 1_000;
 const BACKOFF_MS = 1_000;
 
-type Variant = 'recoverBatch' | 'noop' | 'naive';
-const VARIANTS: Variant[] = ['recoverBatch', 'noop', 'naive'];
-
 interface Measurement {
   cpuMsPerRecovery: number;
   peakRssMiB: number;
@@ -54,7 +50,7 @@ interface Measurement {
 async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
   const taskQueue = `bench-throughput-${variant}-${repeat}-${randomUUID().slice(0, 8)}`;
   const worker = await startBenchWorker({
-    kind: variant === 'recoverBatch' ? 'product' : 'baseline',
+    kind: workerKind(variant),
     stack,
     taskQueue,
     maxCallsPerSecond,
@@ -69,27 +65,9 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
     worker.mark();
     const startedAt = Date.now();
     await forEachLimit(batches, 50, async (batch) => {
-      if (variant === 'recoverBatch') {
-        const options = recoveryStartOptions(
-          {
-            batchId: batch.id,
-            poll: { initialInterval: POLL_MS, backoffCoefficient: 1, maximumInterval: POLL_MS },
-            roundBackoff: { initialInterval: BACKOFF_MS, backoffCoefficient: 1, maximumInterval: BACKOFF_MS },
-          },
-          taskQueue,
-        );
-        await stack.client.workflow.start(RECOVER_BATCH_WORKFLOW, options);
-        workflowIds.push(options.workflowId);
-      } else {
-        const workflowId = `${variant}-${recoveryWorkflowId(batch.id)}`;
-        const input: BenchRecoveryInput = { batchId: batch.id, pollIntervalMs: POLL_MS, roundBackoffMs: BACKOFF_MS };
-        await stack.client.workflow.start(variant === 'noop' ? 'noopRecovery' : 'naiveRecovery', {
-          taskQueue,
-          workflowId,
-          args: [input],
-        });
-        workflowIds.push(workflowId);
-      }
+      workflowIds.push(
+        await startVariant(stack.client, variant, taskQueue, batch.id, { pollMs: POLL_MS, backoffMs: BACKOFF_MS }),
+      );
     });
     await forEachLimit(workflowIds, 50, async (workflowId) => {
       await stack.client.workflow.getHandle(workflowId).result();

@@ -47,8 +47,11 @@ export interface GoInstallOptions {
   goEnv?: NodeJS.ProcessEnv;
 }
 
-/** `go install` of the given packages into `gobin`, with a heartbeat while it runs. */
-export async function goInstall(options: GoInstallOptions): Promise<void> {
+/** Runs a build of `what`, saying when it starts and ends and, every `heartbeatMs`, that it is still going. */
+async function withHeartbeat(
+  options: { go: string; what: string; log: ProvisionLog; heartbeatMs: number },
+  build: () => Promise<void>,
+): Promise<void> {
   const { go, what, log } = options;
   const startedAt = Date.now();
   log(`Building ${what} with ${go} (first time only; this takes a few minutes)`);
@@ -56,22 +59,20 @@ export async function goInstall(options: GoInstallOptions): Promise<void> {
     log(`  still building the ${what.replace(/ v\d.*$/, '')} (${Math.round((Date.now() - startedAt) / 1000)} s)`);
   }, options.heartbeatMs);
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn(go, ['install', ...options.packages], {
-        env: { ...options.env, ...options.goEnv, GOBIN: options.gobin, GOFLAGS: '-trimpath' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-      child.on('error', reject);
-      child.on('exit', (code) =>
-        code === 0 ? resolve() : reject(new Error(`go install exited with ${code}: ${stderr.trim()}`)),
-      );
-    });
+    await build();
   } finally {
     clearInterval(heartbeat);
   }
   log(`Built the ${what} in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+}
+
+/** `go install` of the given packages into `gobin`, with a heartbeat while it runs. */
+export function goInstall(options: GoInstallOptions): Promise<void> {
+  return withHeartbeat(options, () =>
+    runGo(options.go, ['install', ...options.packages], {
+      env: { ...options.env, ...options.goEnv, GOBIN: options.gobin, GOFLAGS: '-trimpath' },
+    }),
+  );
 }
 
 /**
@@ -88,30 +89,24 @@ export async function goBuildFromModule(options: {
   log: ProvisionLog;
   heartbeatMs: number;
 }): Promise<void> {
-  const { go, what, log } = options;
   const [pkgPath] = options.pkg.split('@');
   const work = await mkdtemp(path.join(tmpdir(), 'go-build-'));
-  const startedAt = Date.now();
-  log(`Building ${what} with ${go} (first time only; this takes a few minutes)`);
-  const heartbeat = setInterval(() => {
-    log(`  still building the ${what.replace(/ v\d.*$/, '')} (${Math.round((Date.now() - startedAt) / 1000)} s)`);
-  }, options.heartbeatMs);
   try {
-    for (const args of [
-      ['mod', 'init', 'anchor-batch-recovery/go-build'],
-      ['get', options.pkg],
-      ['build', '-trimpath', '-o', options.output, pkgPath!],
-    ]) {
-      await runGo(go, args, { cwd: work, env: options.env });
-    }
+    await withHeartbeat(options, async () => {
+      for (const args of [
+        ['mod', 'init', 'anchor-batch-recovery/go-build'],
+        ['get', options.pkg],
+        ['build', '-trimpath', '-o', options.output, pkgPath!],
+      ]) {
+        await runGo(options.go, args, { cwd: work, env: options.env });
+      }
+    });
   } finally {
-    clearInterval(heartbeat);
     await rm(work, { recursive: true, force: true });
   }
-  log(`Built the ${what} in ${Math.round((Date.now() - startedAt) / 1000)} s`);
 }
 
-function runGo(go: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): Promise<void> {
+function runGo(go: string, args: string[], options: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const child = spawn(go, args, { ...options, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

@@ -9,6 +9,7 @@ import {
 } from '../../simulator/index.js';
 import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { connectClient, connectWorker, temporalAddress, temporalNamespace, uniqueTaskQueue } from './temporal.js';
 
@@ -51,6 +52,8 @@ export interface RecoveryEnv {
   retryPosts(batchId: string): LedgerCall[];
   /** Starts an in-process worker on the env's task queue; stopped by close(). */
   startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<Worker>;
+  /** Starts a worker that also starts the task queue's batch status poller; close() terminates the poller. */
+  startPollerWorker(): Promise<Worker>;
   close(): Promise<void>;
 }
 
@@ -65,6 +68,13 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
   const client = await connectClient();
   const taskQueue = uniqueTaskQueue('recovery');
   const running: { worker: Worker; done: Promise<void>; connection: NativeConnection }[] = [];
+  let pollerStarted = false;
+  const startWorker = async (config: WorkerConfig) => {
+    const connection = await connectWorker();
+    const worker = await createRecoveryWorker({ config, connection, workflows: workflowBundle() });
+    running.push({ worker, connection, done: worker.run() });
+    return worker;
+  };
   return {
     simulator,
     client,
@@ -72,22 +82,22 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
     recoveries: new BatchRecoveries(client, taskQueue),
     retryPosts: (batchId) =>
       simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry')),
-    async startWorker(apiKey = TEST_API_KEY, limits = {}) {
-      const connection = await connectWorker();
+    startWorker(apiKey = TEST_API_KEY, limits = {}) {
       const config = workerConfig(taskQueue, simulator.url, apiKey);
-      const worker = await createRecoveryWorker({
-        config: { ...config, limits: { ...config.limits, ...limits } },
-        connection,
-        workflows: workflowBundle(),
-      });
-      running.push({ worker, connection, done: worker.run() });
-      return worker;
+      return startWorker({ ...config, limits: { ...config.limits, ...limits } });
+    },
+    startPollerWorker() {
+      pollerStarted = true;
+      return startWorker({ ...workerConfig(taskQueue, simulator.url), batchStatusPoller: true });
     },
     async close() {
       for (const { worker, done, connection } of running) {
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await done;
         await connection.close();
+      }
+      if (pollerStarted) {
+        await client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue)).terminate('test finished');
       }
       await client.connection.close();
       await simulator.close();

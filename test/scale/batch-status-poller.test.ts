@@ -1,41 +1,16 @@
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
 import { ALL_PATCHES_MARKER } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
-import {
-  eventually,
-  FAST_POLICY,
-  startRecoveryEnv,
-  workerConfig,
-  workflowBundle,
-  type RecoveryEnv,
-} from '../helpers/recovery-env.js';
-import { connectWorker } from '../helpers/temporal.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
-let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 
 beforeAll(async () => {
   // Sessions take a second: a recovery polling on its own would read each batch many times.
   env = await startRecoveryEnv({ attemptDurationMs: 1_000 });
-  connection = await connectWorker();
-  worker = await createRecoveryWorker({
-    config: { ...workerConfig(env.taskQueue, env.simulator.url), batchStatusPoller: true },
-    connection,
-    workflows: workflowBundle(),
-  });
-  running = worker.run();
+  await env.startPollerWorker();
 });
-afterAll(async () => {
-  worker.shutdown();
-  await running;
-  await connection.close();
-  await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).terminate('test finished');
-  await env.close();
-});
+afterAll(() => env.close());
 
 /**
  * A recovery registers with the poller again every 15 poll maximum intervals; a registration sent just before

@@ -1,23 +1,10 @@
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
 import type { BatchStatusPollerInput, batchStatusPoller } from '../../workflows/batch-status-poller.js';
 import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
-import {
-  eventually,
-  FAST_POLICY,
-  startRecoveryEnv,
-  workerConfig,
-  workflowBundle,
-  type RecoveryEnv,
-} from '../helpers/recovery-env.js';
-import { connectWorker } from '../helpers/temporal.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
-let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 
 /** A session attempt takes a minute of the simulator's clock: a batch settles only when the test moves it on. */
 const ATTEMPT_MS = 60_000;
@@ -30,21 +17,9 @@ beforeAll(async () => {
     workflowId: batchStatusPollerWorkflowId(env.taskQueue),
     args: [{ continueAsNewAfterEvents: 50 }],
   });
-  connection = await connectWorker();
-  worker = await createRecoveryWorker({
-    config: { ...workerConfig(env.taskQueue, env.simulator.url), batchStatusPoller: true },
-    connection,
-    workflows: workflowBundle(),
-  });
-  running = worker.run();
+  await env.startPollerWorker();
 });
-afterAll(async () => {
-  worker.shutdown();
-  await running;
-  await connection.close();
-  await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).terminate('test finished');
-  await env.close();
-});
+afterAll(() => env.close());
 
 /** A long maximum interval: no recovery registers again on its own, so every wake is the poller's. */
 const POLICY = { ...FAST_POLICY, poll: { ...FAST_POLICY.poll, maximumInterval: '10s' } };

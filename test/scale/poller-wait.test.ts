@@ -1,44 +1,20 @@
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
-import { createRecoveryWorker, startBatchStatusPoller } from '../../worker/create-worker.js';
+import { startBatchStatusPoller } from '../../worker/create-worker.js';
 import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
-import {
-  eventually,
-  FAST_POLICY,
-  startRecoveryEnv,
-  workerConfig,
-  workflowBundle,
-  type RecoveryEnv,
-} from '../helpers/recovery-env.js';
-import { connectWorker } from '../helpers/temporal.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
 
 let env: RecoveryEnv;
-let connection: NativeConnection;
-let worker: Worker;
-let running: Promise<void>;
 
 /** A session attempt takes a minute of the simulator's clock: a batch settles only when a test moves it on. */
 const ATTEMPT_MS = 60_000;
 
 beforeAll(async () => {
   env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
-  connection = await connectWorker();
-  worker = await createRecoveryWorker({
-    config: { ...workerConfig(env.taskQueue, env.simulator.url), batchStatusPoller: true },
-    connection,
-    workflows: workflowBundle(),
-  });
-  running = worker.run();
+  await env.startPollerWorker();
 });
-afterAll(async () => {
-  worker.shutdown();
-  await running;
-  await connection.close();
-  await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).terminate('test finished');
-  await env.close();
-});
+afterAll(() => env.close());
 
 /** Registrations with the poller are sent again after 15 poll maximum intervals: 3 s here. */
 const POLICY = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms' } };
