@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -58,6 +58,30 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
+/**
+ * CPU seconds so far by thread: the main thread (activities, the client, the SDK's JavaScript side), the SDK's Rust
+ * core (its tokio and workflow-processing threads), and Node's other threads, where the workflow sandboxes run
+ * beside V8's compiler and garbage-collector helpers (Node leaves them all unnamed).
+ */
+export function cpuSecondsByThread(pid: number): Record<ThreadKind, number> {
+  const byKind: Record<ThreadKind, number> = { main: 0, core: 0, sandboxes: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // The thread ended since the listing.
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const kind = tid === String(pid) ? 'main' : name === 'node' ? 'sandboxes' : 'core';
+    byKind[kind] += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  }
+  return byKind;
+}
+
+export type ThreadKind = 'main' | 'core' | 'sandboxes';
+
 export function rssBytes(pid: number): number {
   const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
   return Number(statm[1]) * PAGE_SIZE;
@@ -67,8 +91,13 @@ export interface BenchWorker {
   pid: number;
   /** Starts a new measurement window: CPU from now, peak RSS from now. */
   mark(): void;
-  /** CPU seconds and peak RSS since mark(). */
-  measure(): { cpuSeconds: number; peakRssBytes: number; rssBytes: number };
+  /** CPU seconds (in all, and by thread) and peak RSS since mark(). */
+  measure(): {
+    cpuSeconds: number;
+    cpuSecondsByThread: Record<ThreadKind, number>;
+    peakRssBytes: number;
+    rssBytes: number;
+  };
   stop(): Promise<void>;
 }
 
@@ -113,6 +142,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
   });
   const pid = child.pid!;
   let cpuAtMark = cpuSeconds(pid);
+  let byThreadAtMark = cpuSecondsByThread(pid);
   let peak = rssBytes(pid);
   const sampler = setInterval(() => {
     peak = Math.max(peak, rssBytes(pid));
@@ -121,12 +151,20 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     pid,
     mark() {
       cpuAtMark = cpuSeconds(pid);
+      byThreadAtMark = cpuSecondsByThread(pid);
       peak = rssBytes(pid);
     },
     measure() {
       const rss = rssBytes(pid);
       peak = Math.max(peak, rss);
-      return { cpuSeconds: cpuSeconds(pid) - cpuAtMark, peakRssBytes: peak, rssBytes: rss };
+      const byThread = cpuSecondsByThread(pid);
+      for (const kind of Object.keys(byThread) as ThreadKind[]) byThread[kind] -= byThreadAtMark[kind];
+      return {
+        cpuSeconds: cpuSeconds(pid) - cpuAtMark,
+        cpuSecondsByThread: byThread,
+        peakRssBytes: peak,
+        rssBytes: rss,
+      };
     },
     async stop() {
       clearInterval(sampler);

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
   countWorkflowTasks,
+  cpuSeconds,
   inspectHistories,
   forEachLimit,
   formatSummary,
@@ -38,6 +39,14 @@ const BACKOFF_MS = 1_000;
 
 interface Measurement {
   cpuMsPerRecovery: number;
+  /** The worker's CPU per recovery by thread (bench/harness.ts cpuSecondsByThread). */
+  mainThreadMs: number;
+  coreThreadsMs: number;
+  sandboxThreadsMs: number;
+  /** The dev server's CPU per recovery: the other side of every event and task. */
+  serverCpuMs: number;
+  /** This process's CPU per recovery: the simulator answering the Anchor calls, and the starts and result waits. */
+  simulatorCpuMs: number;
   peakRssMiB: number;
   recoveriesPerSecond: number;
   /** Executions with a WORKFLOW_TASK_TIMED_OUT: the worker too busy to finish a task in 10 s. */
@@ -63,6 +72,8 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
     );
     const workflowIds: string[] = [];
     worker.mark();
+    const serverCpuAtStart = cpuSeconds(stack.server.pid!);
+    const ownCpuAtStart = process.cpuUsage();
     const startedAt = Date.now();
     await forEachLimit(batches, 50, async (batch) => {
       workflowIds.push(
@@ -73,7 +84,10 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
       await stack.client.workflow.getHandle(workflowId).result();
     });
     const elapsedSeconds = (Date.now() - startedAt) / 1000;
-    const { cpuSeconds, peakRssBytes } = worker.measure();
+    const { cpuSeconds: workerCpuSeconds, cpuSecondsByThread, peakRssBytes } = worker.measure();
+    const serverCpuSeconds = cpuSeconds(stack.server.pid!) - serverCpuAtStart;
+    const ownCpu = process.cpuUsage(ownCpuAtStart);
+    const perRecoveryMs = (seconds: number) => (seconds * 1000) / recoveries;
     const timeouts = await inspectHistories(stack.client, workflowIds);
     if (repeat === 1) console.error(`${variant} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
     if (variant === 'recoverBatch' && !pollerOff) {
@@ -85,7 +99,12 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
       );
     }
     return {
-      cpuMsPerRecovery: (cpuSeconds * 1000) / recoveries,
+      cpuMsPerRecovery: perRecoveryMs(workerCpuSeconds),
+      mainThreadMs: perRecoveryMs(cpuSecondsByThread.main),
+      coreThreadsMs: perRecoveryMs(cpuSecondsByThread.core),
+      sandboxThreadsMs: perRecoveryMs(cpuSecondsByThread.sandboxes),
+      serverCpuMs: perRecoveryMs(serverCpuSeconds),
+      simulatorCpuMs: perRecoveryMs((ownCpu.user + ownCpu.system) / 1e6),
       peakRssMiB: peakRssBytes / MIB,
       recoveriesPerSecond: recoveries / elapsedSeconds,
       taskTimeouts: timeouts.startToClose,
@@ -131,6 +150,16 @@ for (const variant of VARIANTS) {
       `history events ${formatSummary(of(variant, 'historyEvents'), 0)} | ` +
       `WORKFLOW_TASK_TIMED_OUT executions ${summary(of(variant, 'taskTimeouts')).max} max ` +
       `(sticky schedule-to-start ${summary(of(variant, 'stickyTimeouts')).max} max)`,
+  );
+}
+console.log('where the CPU per recovery goes, median (min, max) over repeats');
+for (const variant of VARIANTS) {
+  console.log(
+    `${variant.padEnd(13)} worker main thread ${formatSummary(of(variant, 'mainThreadMs'), 1)} ms | ` +
+      `SDK core ${formatSummary(of(variant, 'coreThreadsMs'), 1)} ms | ` +
+      `sandboxes and V8 helpers ${formatSummary(of(variant, 'sandboxThreadsMs'), 1)} ms | ` +
+      `dev server ${formatSummary(of(variant, 'serverCpuMs'), 1)} ms | ` +
+      `simulator and driver ${formatSummary(of(variant, 'simulatorCpuMs'), 1)} ms`,
   );
 }
 console.log(

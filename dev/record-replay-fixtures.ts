@@ -137,6 +137,11 @@ const scenarios: Record<string, () => Promise<string>> = {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
     return withPoller(batch.id, { maxRounds: 2 });
   },
+  // Registrations with the poller through a local activity (a marker each, no signal of the recovery's own).
+  async 'local-registration-poller-exhausted'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
+    return withPoller(batch.id, { maxRounds: 2 });
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });

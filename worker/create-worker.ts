@@ -8,6 +8,7 @@ import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import { createPollerActivities } from '../activities/poller-activities.js';
+import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import type { WorkerConfig } from './config.js';
 
@@ -35,7 +36,7 @@ export const TASK_RATE_SHARE_OF_BUDGET = 0.9;
 
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   const api = new AnchorApiClient(config.anchor);
-  // The sweep starts recoveries through a client on the worker's own connection.
+  // The sweep starts recoveries, and recoveries register with the poller, through a client on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const worker = await Worker.create({
     connection,
@@ -49,6 +50,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
       ...createRetryActivities(api),
       ...createSweepActivities(api, client),
       ...createPollerActivities(api),
+      ...createPollerRegistrationActivities(client),
       ...createNotifyActivities(config.notify),
     },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,

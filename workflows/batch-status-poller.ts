@@ -6,6 +6,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -16,6 +17,7 @@ import {
   batchSettled,
   recoveryWorkflowId,
   watchBatch,
+  watchBatches,
   type ListedSettle,
   type WatchBatchRequest,
 } from './definitions.js';
@@ -27,6 +29,11 @@ export const BATCH_PAGE_SIZE = 100;
 export const MAX_WATCHED_BATCHES = 20_000;
 // Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
+/**
+ * Runs take gathered registrations (watchBatches) from this change on. Asked when one arrives, so a run that older
+ * code began starts taking them once a new worker runs it; those it held before are sent again by their recoveries.
+ */
+const WATCH_BATCHES_PATCH = 'poller-watch-batches';
 /** The fewest events a run may hold: a cycle with its wakes takes tens. */
 const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
 
@@ -62,7 +69,8 @@ interface Watch {
 }
 
 /**
- * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatch);
+ * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatches, gathered
+ * by their workers; watchBatch from recoveries started before that);
  * it reads the list endpoint a page at a time (status and counters of up to 100 batches per call)
  * and wakes (batchSettled) only the recoveries whose batch has settled, with the status and counters
  * the list showed. A cycle ends when every watched batch has been seen; batches the list does not
@@ -91,7 +99,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     wakes.add(sent);
   };
 
-  setHandler(watchBatch, (request: WatchBatchRequest) => {
+  const watch = (request: WatchBatchRequest) => {
     if (watched.size >= MAX_WATCHED_BATCHES && !watched.has(request.batchId)) {
       wake(request.batchId, request.workflowId);
       return;
@@ -101,6 +109,13 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       workflowId: request.workflowId,
       fromCycle: cycles + 1,
     });
+  };
+  // One at a time from recoveries started before registrations went through their worker.
+  setHandler(watchBatch, watch);
+  setHandler(watchBatches, (requests: WatchBatchRequest[]) => {
+    // A run that code without this handler began held these signals unhandled: replayed, they change nothing.
+    if (!patched(WATCH_BATCHES_PATCH)) return;
+    requests.forEach(watch);
   });
 
   const { readBatchPage } = proxyActivities<PollerActivities>({

@@ -37,6 +37,11 @@ export interface WatchBatchRequest {
 }
 export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
 /**
+ * Several registrations in one signal: a worker gathers those of its recoveries that wait for a signal in flight
+ * (activities/poller-registration-activities.ts), so a burst of waits is a few events in the poller's history.
+ */
+export const watchBatches = defineSignal<[WatchBatchRequest[]]>('watchBatches');
+/**
  * What the list showed of a settled batch: its status and counters, enough for the recovery to go on without
  * reading the batch itself. The list carries no sessions, so `failing` is not in it.
  */

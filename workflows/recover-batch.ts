@@ -13,6 +13,7 @@ import {
   metricMeter,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -23,6 +24,7 @@ import {
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
 import { BATCH_STATUSES } from '../anchor-api/batch-status.js';
 import type { NotifyActivities } from '../activities/notify-activities.js';
+import type { PollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import type { RetryActivities } from '../activities/retry-activities.js';
 import {
@@ -99,6 +101,14 @@ const SETTLE_FROM_LIST_PATCH = 'settle-from-poller-list';
  * record six to eight of them. Histories from before it have no such marker and keep asking for each patch.
  */
 export const ALL_PATCHES_MARKER = 'recovery-patches-through-settle-from-list';
+/**
+ * Recoveries from this change on register with the poller through a local activity, not a signal of their own:
+ * the server answers a workflow's signal with one more workflow task, two per one-round recovery. This marker
+ * stands for it and for every patch above; histories from before it keep sending the signal.
+ */
+export const LOCAL_REGISTRATION_MARKER = 'recovery-patches-through-local-registration';
+/** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
+const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
 /*
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity ends its HTTP request
@@ -174,8 +184,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     newReport(batchId, workflowId, startTime, new Date(startTime.getTime() + policy.deadline), policy.maxRounds);
   const deadlineAt = Date.parse(report.deadlineAt);
   const remainingMs = () => deadlineAt - Date.now();
-  // Asked once, before any other patch: a history from before the marker answers false for the whole run.
-  const allPatchesApplied = patched(ALL_PATCHES_MARKER);
+  // Asked once, newest first and before any other patch: a history from before a marker answers false for the
+  // whole run, and a new recovery records only the newest.
+  const registersLocally = patched(LOCAL_REGISTRATION_MARKER);
+  const allPatchesApplied = registersLocally || patched(ALL_PATCHES_MARKER);
   const applied = (patchId: string) => allPatchesApplied || patched(patchId);
   /**
    * Recoveries from this change on write their search attributes and memo once per workflow task, after
@@ -312,12 +324,25 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    * recovery then polls its batch on its own.
    */
   const waitForPoller = async (): Promise<ListedSettle | undefined> => {
-    const poller = getExternalWorkflowHandle(batchStatusPollerWorkflowId(workflowInfo().taskQueue));
+    const { taskQueue } = workflowInfo();
+    const request = { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval };
+    /** Whether the poller took the registration; false when none runs or it cannot be reached. */
+    const register = async (): Promise<boolean> => {
+      if (!registersLocally) {
+        await getExternalWorkflowHandle(batchStatusPollerWorkflowId(taskQueue)).signal(watchBatch, request);
+        return true;
+      }
+      const { watchBatchWithPoller } = proxyLocalActivities<PollerRegistrationActivities>({
+        startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
+        retry: { initialInterval: '200ms', maximumAttempts: 3 },
+      });
+      return await watchBatchWithPoller({ ...request, taskQueue });
+    };
     settleNoticed = false;
     listedSettle = undefined;
     while (!settleNoticed) {
       try {
-        await poller.signal(watchBatch, { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval });
+        if (!(await register())) return undefined;
       } catch (err) {
         if (isCancellation(err)) throw err;
         return undefined;

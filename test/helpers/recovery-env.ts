@@ -1,4 +1,5 @@
 import { Client } from '@temporalio/client';
+import type proto from '@temporalio/proto';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import {
@@ -110,6 +111,19 @@ export function historyText(history: unknown): string {
   return JSON.stringify(history, (_key, value: unknown) =>
     value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
   );
+}
+
+/** A recovery's registrations with the poller: a local activity each, recorded as a marker in its history. */
+export function pollerRegistrations(history: proto.temporal.api.history.v1.IHistory) {
+  return (history.events ?? []).filter((event) => {
+    const { markerName, details } = event.markerRecordedEventAttributes ?? {};
+    if (markerName !== 'core_local_activity') return false;
+    const data = details?.['data']?.payloads?.[0]?.data;
+    const { activity_type: activityType } = JSON.parse(Buffer.from(data ?? []).toString()) as {
+      activity_type?: string;
+    };
+    return activityType === 'watchBatchWithPoller';
+  });
 }
 
 /** Polls until `check` returns a value other than undefined; fails with `what` after the timeout. */

@@ -5,7 +5,14 @@ import {
   retriedSessionsKey,
   stillFailedSessionsKey,
 } from '../../workflows/search-attributes.js';
-import { eventually, historyText, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  historyText,
+  pollerRegistrations,
+  startRecoveryEnv,
+  TEST_API_KEY,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 // A manual clock: the batch stays in flight until the test moves time on, so polls can be counted.
 let env: RecoveryEnv;
@@ -47,6 +54,14 @@ async function recoverAfterPolls(polls: number) {
   env.simulator.clock.advance(60_000);
   const report = await env.recoveries.result(batch.id);
   const history = await env.recoveries.handle(batch.id).fetchHistory();
+  // No poller runs on this queue: each wait's registration found none (one local activity, answering false),
+  // and the recovery polled its batch itself.
+  const registrations = pollerRegistrations(history);
+  expect(registrations).toHaveLength(2);
+  for (const marker of registrations) {
+    const result = marker.markerRecordedEventAttributes?.details?.['result']?.payloads?.[0]?.data;
+    expect(Buffer.from(result ?? []).toString()).toBe('false');
+  }
   return { report, events: history.events?.length ?? 0, polls: statusReads(batch.id), batchId: batch.id };
 }
 

@@ -1,7 +1,13 @@
-import { ALL_PATCHES_MARKER } from '../../workflows/recover-batch.js';
+import { LOCAL_REGISTRATION_MARKER } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  FAST_POLICY,
+  pollerRegistrations,
+  startRecoveryEnv,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -42,6 +48,12 @@ test('the poller reads the list a page per call, and a settle it shows costs its
       (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'batchSettled',
     );
     expect(wakes).toHaveLength(2);
+    // It registered for each settle through a local activity: no signal of its own, so no workflow task that
+    // only brings the server's confirmation of one.
+    const events = history.events ?? [];
+    expect(events.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes)).toHaveLength(0);
+    expect(events.filter((event) => event.externalWorkflowExecutionSignaledEventAttributes)).toHaveLength(0);
+    expect(pollerRegistrations(history)).toHaveLength(2);
     // One patch marker, standing for every earlier patch, instead of one per patch.
     const patchIds = history.events
       ?.filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')
@@ -49,7 +61,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
         const data = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
         return (JSON.parse(Buffer.from(data ?? []).toString()) as { id: string }).id;
       });
-    expect(patchIds).toEqual([ALL_PATCHES_MARKER]);
+    expect(patchIds).toEqual([LOCAL_REGISTRATION_MARKER]);
   }
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.
@@ -86,9 +98,7 @@ test("a wake whose payload is not the poller's counters (an operator's, from the
   const handle = env.recoveries.handle(batch.id);
   // Registered with the poller; the batch's first sessions take a second, so no cycle has seen it settled yet.
   await eventually('the recovery to wait for the poller', async () =>
-    (await handle.fetchHistory()).events?.some((event) => event.externalWorkflowExecutionSignaledEventAttributes)
-      ? true
-      : undefined,
+    pollerRegistrations(await handle.fetchHistory()).length > 0 ? true : undefined,
   );
   await handle.signal(batchSettled, { status: 'completed', total: -1, completed: 0, failed: 0, observedAt: 'now' });
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');

@@ -1,7 +1,13 @@
 import proto from '@temporalio/proto';
 import { startBatchStatusPoller } from '../../worker/create-worker.js';
 import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  FAST_POLICY,
+  pollerRegistrations,
+  startRecoveryEnv,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
 
@@ -23,8 +29,6 @@ async function eventsOf(batchId: string) {
   return (await env.recoveries.handle(batchId).fetchHistory()).events ?? [];
 }
 
-const watchSignals = (events: Awaited<ReturnType<typeof eventsOf>>) =>
-  events.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName === 'watchBatch');
 const count = (events: Awaited<ReturnType<typeof eventsOf>>, type: proto.temporal.api.enums.v1.EventType) =>
   events.filter((event) => event.eventType === type).length;
 
@@ -32,9 +36,7 @@ test('a poller that lost its registrations (terminated, started again) learns th
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY });
   await eventually('the recovery to register with the poller', async () =>
-    (await eventsOf(batch.id)).some((event) => event.externalWorkflowExecutionSignaledEventAttributes)
-      ? true
-      : undefined,
+    pollerRegistrations({ events: await eventsOf(batch.id) }).length > 0 ? true : undefined,
   );
   const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
   await poller.terminate('test: the poller loses its registrations');
@@ -42,7 +44,7 @@ test('a poller that lost its registrations (terminated, started again) learns th
 
   // The recovery's wait timer fires and it registers again with the new poller.
   await eventually('the recovery to register again', async () =>
-    watchSignals(await eventsOf(batch.id)).length >= 2 ? true : undefined,
+    pollerRegistrations({ events: await eventsOf(batch.id) }).length >= 2 ? true : undefined,
   );
   env.simulator.clock.advance(ATTEMPT_MS);
   await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined));
@@ -53,7 +55,7 @@ test('a poller that lost its registrations (terminated, started again) learns th
   expect(env.retryPosts(batch.id)).toHaveLength(1);
   // The first wait timed out (the registration went with the old poller) and the recovery registered again.
   expect(count(events, EventType.EVENT_TYPE_TIMER_FIRED)).toBeGreaterThanOrEqual(1);
-  expect(watchSignals(events).length).toBeGreaterThanOrEqual(3);
+  expect(pollerRegistrations({ events }).length).toBeGreaterThanOrEqual(3);
 });
 
 test('the deadline ends a wait for the poller with a report', async () => {
@@ -65,7 +67,7 @@ test('the deadline ends a wait for the poller with a report', async () => {
   expect(env.retryPosts(batch.id)).toHaveLength(0);
   const events = await eventsOf(batch.id);
   // The wait ended at the deadline, sooner than the 3 s re-registration: the recovery registered once.
-  expect(watchSignals(events)).toHaveLength(1);
+  expect(pollerRegistrations({ events })).toHaveLength(1);
 });
 
 test("an operator's cancel ends a wait for the poller with a report, and cancels the wait's timer", async () => {
