@@ -17,7 +17,6 @@ import {
   batchSettled,
   recoveryWorkflowId,
   watchBatch,
-  watchBatches,
   type ListedSettle,
   type WatchBatchRequest,
 } from './definitions.js';
@@ -29,11 +28,6 @@ export const BATCH_PAGE_SIZE = 100;
 export const MAX_WATCHED_BATCHES = 20_000;
 // Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
-/**
- * Runs take gathered registrations (watchBatches) from this change on. Asked when one arrives, so a run that older
- * code began starts taking them once a new worker runs it; those it held before are sent again by their recoveries.
- */
-const WATCH_BATCHES_PATCH = 'poller-watch-batches';
 /** The fewest events a run may hold: a cycle with its wakes takes tens. */
 const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
 
@@ -66,11 +60,18 @@ interface Watch {
    * went out after it was woken) must not be woken by a page that cycle read before the retry.
    */
   fromCycle: number;
+  waitStartedAt?: string;
 }
 
 /**
- * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatches, gathered
- * by their workers; watchBatch from recoveries started before that);
+ * From this change on, a registration sent again during the same wait keeps its watch's cycle: when each re-sent
+ * registration moved it to the next cycle, a recovery that registers again more often than a cycle walks its pages
+ * was never woken. Asked only where the answer matters, so runs that never see such a registration record nothing.
+ */
+const REWATCH_KEEPS_CYCLE_PATCH = 'poller-rewatch-keeps-cycle';
+
+/**
+ * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatch);
  * it reads the list endpoint a page at a time (status and counters of up to 100 batches per call)
  * and wakes (batchSettled) only the recoveries whose batch has settled, with the status and counters
  * the list showed. A cycle ends when every watched batch has been seen; batches the list does not
@@ -99,23 +100,24 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     wakes.add(sent);
   };
 
-  const watch = (request: WatchBatchRequest) => {
+  setHandler(watchBatch, (request: WatchBatchRequest) => {
     if (watched.size >= MAX_WATCHED_BATCHES && !watched.has(request.batchId)) {
       wake(request.batchId, request.workflowId);
       return;
     }
+    const current = watched.get(request.batchId);
+    const sameWait =
+      current !== undefined &&
+      request.waitStartedAt !== undefined &&
+      current.workflowId === request.workflowId &&
+      current.waitStartedAt === request.waitStartedAt &&
+      patched(REWATCH_KEEPS_CYCLE_PATCH);
     watched.set(request.batchId, {
       pollIntervalMs: request.pollIntervalMs,
       workflowId: request.workflowId,
-      fromCycle: cycles + 1,
+      fromCycle: sameWait ? current.fromCycle : cycles + 1,
+      ...(request.waitStartedAt === undefined ? {} : { waitStartedAt: request.waitStartedAt }),
     });
-  };
-  // One at a time from recoveries started before registrations went through their worker.
-  setHandler(watchBatch, watch);
-  setHandler(watchBatches, (requests: WatchBatchRequest[]) => {
-    // A run that code without this handler began held these signals unhandled: replayed, they change nothing.
-    if (!patched(WATCH_BATCHES_PATCH)) return;
-    requests.forEach(watch);
   });
 
   const { readBatchPage } = proxyActivities<PollerActivities>({

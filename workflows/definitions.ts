@@ -34,13 +34,13 @@ export interface WatchBatchRequest {
   workflowId: string;
   /** How soon the recovery wants a settle noticed: the poller's cycle is the shortest among its batches. */
   pollIntervalMs: number;
+  /**
+   * When the wait began (recoveries from the local registration on): a registration sent again during the same
+   * wait keeps the cycle its watch may be woken from, where a new wait's (after a retry) starts with the next.
+   */
+  waitStartedAt?: string;
 }
 export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
-/**
- * Several registrations in one signal: a worker gathers those of its recoveries that wait for a signal in flight
- * (activities/poller-registration-activities.ts), so a burst of waits is a few events in the poller's history.
- */
-export const watchBatches = defineSignal<[WatchBatchRequest[]]>('watchBatches');
 /**
  * What the list showed of a settled batch: its status and counters, enough for the recovery to go on without
  * reading the batch itself. The list carries no sessions, so `failing` is not in it.

@@ -326,6 +326,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const waitForPoller = async (): Promise<ListedSettle | undefined> => {
     const { taskQueue } = workflowInfo();
     const request = { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval };
+    // The same for every registration of this wait: the poller keeps the cycle it may wake the recovery from.
+    const waitStartedAt = new Date().toISOString();
     /** Whether the poller took the registration; false when none runs or it cannot be reached. */
     const register = async (): Promise<boolean> => {
       if (!registersLocally) {
@@ -336,7 +338,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
         retry: { initialInterval: '200ms', maximumAttempts: 3 },
       });
-      return await watchBatchWithPoller({ ...request, taskQueue });
+      return await watchBatchWithPoller({ ...request, taskQueue, waitStartedAt });
     };
     settleNoticed = false;
     listedSettle = undefined;

@@ -58,6 +58,36 @@ test('a poller that lost its registrations (terminated, started again) learns th
   expect(pollerRegistrations({ events }).length).toBeGreaterThanOrEqual(3);
 });
 
+test('a recovery that registers again more often than a cycle walks its pages is still woken by a cycle', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY });
+  const registrations = async () => pollerRegistrations({ events: await eventsOf(batch.id) }).length;
+  await eventually('the recovery to register with the poller', async () =>
+    (await registrations()) > 0 ? true : undefined,
+  );
+  // Every list call now takes 4 s: longer than the recovery's 3 s between registrations.
+  env.simulator.faults.add('list', { type: 'latency', latencyMs: 4_000 });
+  try {
+    env.simulator.clock.advance(ATTEMPT_MS);
+    await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined), 60_000);
+  } finally {
+    env.simulator.faults.clear('list');
+  }
+  env.simulator.clock.advance(ATTEMPT_MS);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+  // It registered again while the slow cycles ran, and those registrations kept its watch's cycle.
+  expect(await registrations()).toBeGreaterThanOrEqual(3);
+  const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
+  const patchIds = (poller.events ?? [])
+    .filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')
+    .map((event) => {
+      const data = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return (JSON.parse(Buffer.from(data ?? []).toString()) as { id: string }).id;
+    });
+  expect(patchIds).toEqual(['poller-rewatch-keeps-cycle']);
+}, 120_000);
+
 test('the deadline ends a wait for the poller with a report', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 2, script: { '0': 'always-fail' } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY, deadline: '2s' });
