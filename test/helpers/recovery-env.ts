@@ -113,6 +113,16 @@ export function historyText(history: unknown): string {
   );
 }
 
+/** The ids of the patch markers (patched()) a history recorded, in order. */
+export function patchMarkerIds(history: proto.temporal.api.history.v1.IHistory): string[] {
+  return (history.events ?? [])
+    .filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')
+    .map((event) => {
+      const data = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
+      return (JSON.parse(Buffer.from(data ?? []).toString()) as { id: string }).id;
+    });
+}
+
 /** A recovery's registrations with the poller: a local activity each, recorded as a marker in its history. */
 export function pollerRegistrations(history: proto.temporal.api.history.v1.IHistory) {
   return (history.events ?? []).filter((event) => {

@@ -4,6 +4,7 @@ import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/defin
 import {
   eventually,
   FAST_POLICY,
+  patchMarkerIds,
   pollerRegistrations,
   startRecoveryEnv,
   type RecoveryEnv,
@@ -55,13 +56,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
     expect(events.filter((event) => event.externalWorkflowExecutionSignaledEventAttributes)).toHaveLength(0);
     expect(pollerRegistrations(history)).toHaveLength(2);
     // One patch marker, standing for every earlier patch, instead of one per patch.
-    const patchIds = history.events
-      ?.filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')
-      .map((event) => {
-        const data = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-        return (JSON.parse(Buffer.from(data ?? []).toString()) as { id: string }).id;
-      });
-    expect(patchIds).toEqual([LOCAL_REGISTRATION_MARKER]);
+    expect(patchMarkerIds(history)).toEqual([LOCAL_REGISTRATION_MARKER]);
   }
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.

@@ -4,6 +4,7 @@ import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
   eventually,
   FAST_POLICY,
+  patchMarkerIds,
   pollerRegistrations,
   startRecoveryEnv,
   type RecoveryEnv,
@@ -79,13 +80,7 @@ test('a recovery that registers again more often than a cycle walks its pages is
   // It registered again while the slow cycles ran, and those registrations kept its watch's cycle.
   expect(await registrations()).toBeGreaterThanOrEqual(3);
   const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
-  const patchIds = (poller.events ?? [])
-    .filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')
-    .map((event) => {
-      const data = event.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data;
-      return (JSON.parse(Buffer.from(data ?? []).toString()) as { id: string }).id;
-    });
-  expect(patchIds).toEqual(['poller-rewatch-keeps-cycle']);
+  expect(patchMarkerIds(poller)).toEqual(['poller-rewatch-keeps-cycle']);
 }, 120_000);
 
 test('the deadline ends a wait for the poller with a report', async () => {

@@ -62,6 +62,10 @@ beforeAll(async () => {
     WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
     // Thousands of start activities: the task queue's rate limit is not what this test is about.
     ANCHOR_MAX_CALLS_PER_SECOND: '1000',
+    // Nor is the batch status poller (test/scale): its cycles would walk the 100,000-batch list for recoveries that
+    // register again every 750 ms (50 ms polls), each registration an event that brings its continue-as-new nearer.
+    // With it on, this test took 257 s on the dev server and over 600 s on the cluster (docs/scaling.md).
+    ANCHOR_BATCH_STATUS_POLLER: 'false',
     WORKER_MAX_CONCURRENT_ACTIVITIES: '50',
   });
   [worker, listingWorker] = await Promise.all([
