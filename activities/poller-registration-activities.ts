@@ -1,17 +1,37 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { batchStatusPollerWorkflowId, watchBatch, type WatchBatchRequest } from '../workflows/definitions.js';
+import {
+  batchSettled,
+  batchStatusPollerWorkflowId,
+  isWatchingBatch,
+  watchBatch,
+  type ListedSettle,
+  type WatchBatchRequest,
+} from '../workflows/definitions.js';
 
 export interface PollerRegistration extends WatchBatchRequest {
   /** The recovery's task queue: the poller it registers with is that queue's. */
   taskQueue: string;
+  /** Sent again during the same wait: the poller is asked first whether it still has it. */
+  resent?: boolean;
 }
 
+/** A recovery the poller wakes, with what the list showed of its batch when it did. */
+export interface RecoveryWake {
+  workflowId: string;
+  listed?: ListedSettle;
+}
+
+/** How long a re-registration waits for the poller to say it still has it, before it sends the signal anyway. */
+const WATCHING_QUERY_TIMEOUT_MS = 2_000;
+/** Signals sent side by side by one wakeRecoveries: a cycle's wakes go out together without flooding the server. */
+const WAKES_IN_FLIGHT = 20;
+
 /**
- * Run as a local activity: a recovery registers with its task queue's poller inside its own workflow task. A
- * signal sent from the workflow itself would bring the server's confirmation back as one more workflow task per
- * wait (two per one-round recovery); this costs one marker event. It sends the same `watchBatch` signal a
- * recovery from before it sends, so pollers run by older and newer workers take both. No Anchor call, so no
- * share of the budget.
+ * The signals between recoveries and their task queue's poller, sent through the worker's Temporal client from
+ * local activities. A signal sent from workflow code costs two more history events and one more workflow task in
+ * the sender (the server's confirmation), and the server one more transaction on each side; from a local activity
+ * it costs the sender one marker event. The signals are the ones workflow code sends, so pollers and recoveries
+ * run by older and newer workers take both. No Anchor call, so no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {
   return {
@@ -19,14 +39,50 @@ export function createPollerRegistrationActivities(client: Client) {
      * True once the poller has the registration; false when no poller runs on the queue (the recovery polls
      * itself). A repeated registration only sets the same entry again: a retried attempt is harmless.
      */
-    async watchBatchWithPoller({ taskQueue, ...request }: PollerRegistration): Promise<boolean> {
+    async watchBatchWithPoller({ taskQueue, resent, ...request }: PollerRegistration): Promise<boolean> {
+      const poller = client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue));
+      // Registrations sent again every 15 poll intervals are there for a poller that lost its state: one that has
+      // not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).
+      if (resent) {
+        try {
+          const watching = await client.withDeadline(Date.now() + WATCHING_QUERY_TIMEOUT_MS, () =>
+            poller.query(isWatchingBatch, request),
+          );
+          if (watching) return true;
+        } catch {
+          // An older poller without the query, one too busy to answer in time, or none: the signal decides.
+        }
+      }
       try {
-        await client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue)).signal(watchBatch, request);
+        await poller.signal(watchBatch, request);
         return true;
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return false;
         throw err;
       }
+    },
+
+    /**
+     * Wakes the poller's settled recoveries; returns the ids of those the server could not be told, for the poller
+     * to wake again. It never throws for one signal: a retried attempt would wake the others twice, and a second
+     * wake can reach a recovery that is already waiting for its next round.
+     */
+    async wakeRecoveries(wakes: RecoveryWake[]): Promise<string[]> {
+      const unsent: string[] = [];
+      for (let start = 0; start < wakes.length; start += WAKES_IN_FLIGHT) {
+        await Promise.all(
+          wakes.slice(start, start + WAKES_IN_FLIGHT).map(async ({ workflowId, listed }) => {
+            const handle = client.workflow.getHandle(workflowId);
+            try {
+              await (listed ? handle.signal(batchSettled, listed) : handle.signal(batchSettled));
+            } catch (err) {
+              // A recovery that ended meanwhile has nothing to wake.
+              if (!(err instanceof WorkflowNotFoundError)) unsent.push(workflowId);
+            }
+          }),
+        );
+      }
+      return unsent;
     },
   };
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,34 +16,50 @@ const workerScript = fileURLToPath(new URL('./worker-process.ts', import.meta.ur
 
 export const BENCH_API_KEY = 'bench-api-key';
 
-export interface BenchStack {
-  server: DevServer;
-  simulator: RunningSimulator;
-  client: Client;
-  bundles: { product: string; baseline: string };
-  stop(): Promise<void>;
+/** Both workflow bundles, written to a temporary folder: the product's and the baselines' (bench/workflows). */
+export interface BenchBundles {
+  product: string;
+  baseline: string;
+  remove(): Promise<void>;
 }
 
-/** A dev server, a simulator, a client and both workflow bundles, built once per run. */
-export async function startBenchStack(simulatorOptions: SimulatorOptions): Promise<BenchStack> {
-  const server = await startDevServer({ ui: false });
-  const simulator = await startSimulator({ apiKeys: [BENCH_API_KEY], ...simulatorOptions });
-  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+export async function buildBenchBundles(): Promise<BenchBundles> {
   const dir = await mkdtemp(path.join(tmpdir(), 'anchor-bench-'));
   const product = path.join(dir, 'product.js');
   const baseline = path.join(dir, 'baseline.js');
   await writeFile(product, await bundleRecoveryWorkflows());
   const baselinePath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
   await writeFile(baseline, (await bundleWorkflowCode({ workflowsPath: baselinePath, logger: undefined })).code);
+  return { product, baseline, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface BenchStack {
+  server: DevServer;
+  simulator: RunningSimulator;
+  client: Client;
+  bundles: BenchBundles;
+  stop(): Promise<void>;
+}
+
+/**
+ * A dev server, a simulator and a client, with both workflow bundles: `bundles` when given (they outlive the
+ * stack), else built for it and removed when it stops.
+ */
+export async function startBenchStack(simulatorOptions: SimulatorOptions, bundles?: BenchBundles): Promise<BenchStack> {
+  const ownBundles = bundles ?? (await buildBenchBundles());
+  const server = await startDevServer({ ui: false });
+  const simulator = await startSimulator({ apiKeys: [BENCH_API_KEY], ...simulatorOptions });
+  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   return {
     server,
     simulator,
     client,
-    bundles: { product, baseline },
+    bundles: ownBundles,
     async stop() {
       await client.connection.close();
       await simulator.close();
       await server.stop();
+      if (!bundles) await ownBundles.remove();
     },
   };
 }

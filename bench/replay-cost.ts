@@ -7,7 +7,14 @@
 import { randomUUID } from 'node:crypto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
-import { formatSummary, numberArg, startBenchStack, startBenchWorker, type BenchStack } from './harness.js';
+import {
+  buildBenchBundles,
+  formatSummary,
+  numberArg,
+  startBenchStack,
+  startBenchWorker,
+  type BenchStack,
+} from './harness.js';
 import { startVariant, VARIANTS, workerKind, type Variant } from './variants.js';
 
 // The replay workers' state changes are not figures.
@@ -38,7 +45,9 @@ async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.
   }
 }
 
-const stack = await startBenchStack({ attemptDurationMs: 500, queueDelayMs: 0 });
+// The replays below run after the stack has stopped, on the same bundles.
+const bundles = await buildBenchBundles();
+const stack = await startBenchStack({ attemptDurationMs: 500, queueDelayMs: 0 }, bundles);
 const histories = new Map<Variant, temporal.api.history.v1.IHistory>();
 try {
   for (const variant of VARIANTS) histories.set(variant, await recordOne(stack, variant));
@@ -48,7 +57,7 @@ try {
 
 async function replayCpuMs(variant: Variant): Promise<number> {
   const history = histories.get(variant)!;
-  const codePath = variant === 'recoverBatch' ? stack.bundles.product : stack.bundles.baseline;
+  const codePath = variant === 'recoverBatch' ? bundles.product : bundles.baseline;
   const copies = Array.from({ length: replays }, (_, i) => ({ workflowId: `replay-${i}`, history }));
   const before = process.cpuUsage();
   for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath } }, copies)) {
@@ -59,8 +68,12 @@ async function replayCpuMs(variant: Variant): Promise<number> {
 }
 
 const results = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
-for (let repeat = 1; repeat <= repeats; repeat += 1) {
-  for (const variant of VARIANTS) results.get(variant)!.push(await replayCpuMs(variant));
+try {
+  for (let repeat = 1; repeat <= repeats; repeat += 1) {
+    for (const variant of VARIANTS) results.get(variant)!.push(await replayCpuMs(variant));
+  }
+} finally {
+  await bundles.remove();
 }
 for (const variant of VARIANTS) {
   const events = histories.get(variant)!.events?.length ?? 0;

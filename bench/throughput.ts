@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
+  buildBenchBundles,
   countWorkflowTasks,
   cpuSeconds,
   inspectHistories,
@@ -18,6 +19,7 @@ import {
   startBenchStack,
   startBenchWorker,
   summary,
+  type BenchBundles,
   type BenchStack,
 } from './harness.js';
 import { startVariant, VARIANTS, workerKind, type Variant } from './variants.js';
@@ -56,7 +58,20 @@ interface Measurement {
   historyEvents: number;
 }
 
-async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
+/**
+ * One variant's run on a dev server and a simulator of its own: a server that already holds the histories of the
+ * variants run before it spends more per recovery (a product variant run third took up to 1.5 × its time run first).
+ */
+async function runOnce(bundles: BenchBundles, variant: Variant, repeat: number): Promise<Measurement> {
+  const stack = await startBenchStack({ attemptDurationMs: sessionMs, queueDelayMs: 0 }, bundles);
+  try {
+    return await measure(stack, variant, repeat);
+  } finally {
+    await stack.stop();
+  }
+}
+
+async function measure(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
   const taskQueue = `bench-throughput-${variant}-${repeat}-${randomUUID().slice(0, 8)}`;
   const worker = await startBenchWorker({
     kind: workerKind(variant),
@@ -116,20 +131,20 @@ async function runOnce(stack: BenchStack, variant: Variant, repeat: number): Pro
   }
 }
 
-const stack = await startBenchStack({ attemptDurationMs: sessionMs, queueDelayMs: 0 });
+const bundles = await buildBenchBundles();
 const results = new Map<Variant, Measurement[]>(VARIANTS.map((variant) => [variant, []]));
 try {
   for (let repeat = 1; repeat <= repeats; repeat += 1) {
-    // Rotate the order so no variant always runs first (cold server) or last.
+    // Rotate the order so no variant always runs first or last on a machine whose speed drifts.
     const order = VARIANTS.map((_, i) => VARIANTS[(i + repeat - 1) % VARIANTS.length]!);
     for (const variant of order) {
-      const measurement = await runOnce(stack, variant, repeat);
+      const measurement = await runOnce(bundles, variant, repeat);
       results.get(variant)!.push(measurement);
       console.error(`repeat ${repeat} ${variant}: ${JSON.stringify(measurement)}`);
     }
   }
 } finally {
-  await stack.stop();
+  await bundles.remove();
 }
 
 const of = (variant: Variant, key: keyof Measurement) => results.get(variant)!.map((m) => m[key]);

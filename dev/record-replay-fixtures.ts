@@ -35,6 +35,26 @@ async function withPoller(batchId: string, input: Partial<RecoverBatchInput> = {
   return recoveryWorkflowId(batchId);
 }
 
+/**
+ * The task queue's poller itself, over two recoveries it wakes (one recovered in a round, one exhausted): its
+ * registrations, list cycles and wakes. It never ends on its own, so it is terminated once both recoveries have.
+ */
+async function pollerHistory(): Promise<string> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
+  try {
+    const batchIds = [
+      simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } }).id,
+      simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } }).id,
+    ];
+    for (const batchId of batchIds) await recoveries.start({ batchId, ...fast, maxRounds: 1 });
+    for (const batchId of batchIds) await recoveries.result(batchId).catch(() => undefined);
+  } finally {
+    await client.workflow.getHandle(pollerId).terminate('fixture recorded');
+  }
+  return pollerId;
+}
+
 async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
 }
@@ -141,6 +161,19 @@ const scenarios: Record<string, () => Promise<string>> = {
   async 'local-registration-poller-exhausted'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
     return withPoller(batch.id, { maxRounds: 2 });
+  },
+  // The memo written at rest only (as a wait begins, and at the end), under one marker standing for every patch.
+  async 'memo-at-rest-poller-exhausted'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
+    return withPoller(batch.id, { maxRounds: 2 });
+  },
+  // The poller waking its recoveries with a signal of its own each (recorded before the wakes went through a local activity).
+  async 'poller-wakes-by-signal'() {
+    return pollerHistory();
+  },
+  // The poller waking its recoveries through a local activity, a page's wakes at once.
+  async 'poller-wakes-through-local-activity'() {
+    return pollerHistory();
   },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });

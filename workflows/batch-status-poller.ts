@@ -8,13 +8,16 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchPage, PollerActivities } from '../activities/poller-activities.js';
+import type { PollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import {
   batchSettled,
+  isWatchingBatch,
   recoveryWorkflowId,
   watchBatch,
   type ListedSettle,
@@ -69,6 +72,14 @@ interface Watch {
  * was never woken. Asked only where the answer matters, so runs that never see such a registration record nothing.
  */
 const REWATCH_KEEPS_CYCLE_PATCH = 'poller-rewatch-keeps-cycle';
+/**
+ * Runs from this change on wake their recoveries through a local activity, a page's wakes at once: a signal sent
+ * from workflow code costs two history events and one more workflow task here, and the server one more transaction
+ * on each side, per wake. Asked when a run begins: a run keeps one way of waking throughout.
+ */
+const WAKES_THROUGH_LOCAL_ACTIVITY_PATCH = 'poller-wakes-through-local-activity';
+/** Bounds one local activity's input and the marker that records its answer. */
+const MAX_WAKES_PER_ACTIVITY = 500;
 
 /**
  * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatch);
@@ -79,6 +90,7 @@ const REWATCH_KEEPS_CYCLE_PATCH = 'poller-rewatch-keeps-cycle';
  */
 export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
   const continueAsNewAfterEvents = continueAsNewAfterEventsOf(input);
+  const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
   /** Cycles begun in this run; a cycle's pages were all read after it began. */
   let cycles = 0;
   const watched = new Map<string, Watch>(
@@ -120,6 +132,47 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     });
   });
 
+  /** A cycle's wakes not sent yet, by batch, with the watch to restore if the signal cannot be sent (wakesLocally). */
+  const due = new Map<string, { watch: Watch; listed?: ListedSettle }>();
+  const { wakeRecoveries } = proxyLocalActivities<PollerRegistrationActivities>({
+    startToCloseTimeout: '1m',
+    // Never retried: a second attempt would wake the recoveries the first one reached twice.
+    retry: { maximumAttempts: 1 },
+  });
+  /** Sends the due wakes; a recovery that could not be told is watched again from the next cycle. */
+  const sendDue = async () => {
+    const wakes = [...due];
+    due.clear();
+    for (let start = 0; start < wakes.length; start += MAX_WAKES_PER_ACTIVITY) {
+      const chunk = wakes.slice(start, start + MAX_WAKES_PER_ACTIVITY);
+      let unsent: Set<string>;
+      try {
+        unsent = new Set(
+          await wakeRecoveries(
+            chunk.map(([, { watch, listed }]) => ({ workflowId: watch.workflowId, ...(listed ? { listed } : {}) })),
+          ),
+        );
+      } catch (err) {
+        log.warn('Recoveries could not be woken; watching them again', {
+          recoveries: chunk.length,
+          error: String(err),
+        });
+        unsent = new Set(chunk.map(([, { watch }]) => watch.workflowId));
+      }
+      for (const [batchId, { watch }] of chunk) {
+        // Unless the recovery has registered again meanwhile: its new registration is the one that counts.
+        if (unsent.has(watch.workflowId) && !watched.has(batchId)) {
+          watched.set(batchId, { ...watch, fromCycle: cycles + 1 });
+        }
+      }
+    }
+  };
+
+  setHandler(isWatchingBatch, ({ batchId, workflowId, waitStartedAt }) => {
+    const watch = watched.get(batchId);
+    return waitStartedAt !== undefined && watch?.workflowId === workflowId && watch.waitStartedAt === waitStartedAt;
+  });
+
   const { readBatchPage } = proxyActivities<PollerActivities>({
     startToCloseTimeout: '1m',
     retry: { maximumAttempts: 3 },
@@ -143,7 +196,10 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     const createdBefore = new Date().toISOString();
     const wakeIfCurrent = (batchId: string, listed?: ListedSettle) => {
       const watch = watched.get(batchId);
-      if (watch && watch.fromCycle <= thisCycle) wake(batchId, watch.workflowId, listed);
+      if (!watch || watch.fromCycle > thisCycle) return;
+      if (!wakesLocally) return wake(batchId, watch.workflowId, listed);
+      watched.delete(batchId);
+      due.set(batchId, listed ? { watch, listed } : { watch });
     };
     const handBack = (batchIds: Iterable<string>) => {
       for (const batchId of batchIds) wakeIfCurrent(batchId);
@@ -168,6 +224,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         const batch = next === 1 ? [1] : pagesFrom(next, last);
         const results = await Promise.all(batch.map(read));
         results.forEach(take);
+        await sendDue();
         if (unseen.size === 0) return;
         const newest = results.at(-1)!;
         last = newest.totalPages ?? (newest.hasNext ? next + batch.length : last);
@@ -178,11 +235,13 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       if (!(err instanceof ActivityFailure)) throw err;
       log.warn('Batch list unreadable; recoveries read their batches on their own', { error: err.message });
       handBack(unseen);
+      await sendDue();
       return;
     }
     // Not in the list (another team's key, or created after the cycle began and so not in these pages):
     // their recoveries read them on their own.
     handBack(unseen);
+    await sendDue();
   };
 
   for (;;) {

@@ -42,6 +42,12 @@ export interface WatchBatchRequest {
 }
 export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
 /**
+ * Whether the poller still watches this wait (the same batch, recovery and wait start). A recovery asks before it
+ * registers again during the same wait: a poller that still has it needs no signal, which would be one more event
+ * in its history. A poller from before this query does not answer it, and the registration is sent.
+ */
+export const isWatchingBatch = defineQuery<boolean, [WatchBatchRequest]>('isWatchingBatch');
+/**
  * What the list showed of a settled batch: its status and counters, enough for the recovery to go on without
  * reading the batch itself. The list carries no sessions, so `failing` is not in it.
  */

@@ -107,6 +107,13 @@ export const ALL_PATCHES_MARKER = 'recovery-patches-through-settle-from-list';
  * stands for it and for every patch above; histories from before it keep sending the signal.
  */
 export const LOCAL_REGISTRATION_MARKER = 'recovery-patches-through-local-registration';
+/**
+ * Recoveries from this change on write their memo as they begin a wait that may last (for the batch, a backoff, an
+ * operator, a call's Retry-After) and as they end, not at the end of every workflow task: two memo writes fewer
+ * per round, each a history event and a visibility update, and the memo no longer shows `retrying` while the
+ * recovery waits for its batch after a round. This marker stands for it and for every patch above.
+ */
+export const MEMO_AT_WAITS_MARKER = 'recovery-patches-through-memo-at-waits';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -186,7 +193,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const remainingMs = () => deadlineAt - Date.now();
   // Asked once, newest first and before any other patch: a history from before a marker answers false for the
   // whole run, and a new recovery records only the newest.
-  const registersLocally = patched(LOCAL_REGISTRATION_MARKER);
+  const memoAtWaits = patched(MEMO_AT_WAITS_MARKER);
+  const registersLocally = memoAtWaits || patched(LOCAL_REGISTRATION_MARKER);
   const allPatchesApplied = registersLocally || patched(ALL_PATCHES_MARKER);
   const applied = (patchId: string) => allPatchesApplied || patched(patchId);
   /**
@@ -203,6 +211,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     deadlineToWrite = [];
   }
 
+  const { watchBatchWithPoller } = proxyLocalActivities<PollerRegistrationActivities>({
+    startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
+    retry: { initialInterval: '200ms', maximumAttempts: 3 },
+  });
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;
   let settleNoticed = false;
@@ -241,7 +253,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let published = '';
   let memoPublished = '';
   let memoFlushPending = false;
-  /** The memo is for reads when no worker answers: written once per workflow task, after its last change. */
+  /** The memo is for reads when no worker answers: written after the last change of a workflow task, or at rest. */
   const storeMemo = () => {
     memoFlushPending = false;
     const memo = recoveryMemo(report, new Date());
@@ -255,7 +267,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const flushProgress = () => {
     progressFlushPending = false;
     storeSearchAttributes();
-    storeMemo();
+    if (!memoAtWaits) storeMemo();
+  };
+  /** At rest: the recovery begins a wait that may last, or has ended (memoAtWaits). Written only when it changed. */
+  const storeMemoAtRest = () => {
+    if (memoAtWaits) storeMemo();
   };
   const publishProgress = () => {
     if (progressOncePerTask) {
@@ -328,21 +344,22 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     const request = { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval };
     // The same for every registration of this wait: the poller keeps the cycle it may wake the recovery from.
     const waitStartedAt = new Date().toISOString();
+    let resent = false;
     /** Whether the poller took the registration; false when none runs or it cannot be reached. */
     const register = async (): Promise<boolean> => {
       if (!registersLocally) {
         await getExternalWorkflowHandle(batchStatusPollerWorkflowId(taskQueue)).signal(watchBatch, request);
         return true;
       }
-      const { watchBatchWithPoller } = proxyLocalActivities<PollerRegistrationActivities>({
-        startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
-        retry: { initialInterval: '200ms', maximumAttempts: 3 },
-      });
-      return await watchBatchWithPoller({ ...request, taskQueue, waitStartedAt });
+      const registered = await watchBatchWithPoller({ ...request, taskQueue, waitStartedAt, resent });
+      resent = true;
+      return registered;
     };
     settleNoticed = false;
     listedSettle = undefined;
     while (!settleNoticed) {
+      // A wait that ended at the deadline registers no more (before the memo at rest, it registered once more).
+      if (memoAtWaits && remainingMs() <= 0) return undefined;
       try {
         if (!(await register())) return undefined;
       } catch (err) {
@@ -373,6 +390,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = null;
     // A round that ran past the deadline (its call was out) ends the recovery here, not with a last read's race.
     if (remainingMs() <= 0 && applied(RETRY_PROTOCOL_PATCH)) throw new DeadlineReached();
+    storeMemoAtRest();
     if (applied(WAIT_FOR_POLLER_PATCH)) {
       const listed = await waitForPoller();
       if (listed && applied(SETTLE_FROM_LIST_PATCH)) return { snapshot: listedSnapshot(listed), fromList: true };
@@ -394,6 +412,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         report.phase = 'paused';
         report.nextRetryAt = null;
         publishProgress();
+        storeMemoAtRest();
         const summary = `paused before round ${round}`;
         if (!(await condition(() => !report.paused, Math.max(1, remainingMs()), { summary })))
           throw new DeadlineReached();
@@ -405,6 +424,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       publishProgress();
       const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
       if (waitMs > 0) {
+        storeMemoAtRest();
         await condition(() => retryNowRequested || report.paused || policyChanged, waitMs, {
           summary: `backoff before round ${round}`,
         });
@@ -646,6 +666,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (waitMs >= remainingMs()) throw new DeadlineReached();
       log.info('Retry call not sent; sending it again', { batchId, round, errorType: outcome.errorType, waitMs });
       report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
+      storeMemoAtRest();
       await sleep(waitMs, { summary: `wait before resending round ${round}` });
     }
   };
@@ -710,6 +731,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = null;
     report.finishedAt = new Date().toISOString();
     publishProgress();
+    storeMemoAtRest();
     countRecovery(outcome);
     log.info('Recovery finished', { batchId, outcome, rounds: roundsDone(report) });
     await notifyEnd();
@@ -735,6 +757,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     recordFailure(report, type, message);
     try {
       publishProgress();
+      storeMemoAtRest();
     } catch (publishFailure) {
       // The report itself is what broke (a date it cannot print, say): the recovery still ends as failed.
       log.error('Recovery report could not be rendered', { batchId, error: String(publishFailure) });

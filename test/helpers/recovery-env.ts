@@ -12,6 +12,8 @@ import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
 import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
+import { RECOVERY_MEMO_KEY } from '../../workflows/recovery-details.js';
+import type { RecoveryReport } from '../../workflows/report.js';
 import { connectClient, connectWorker, temporalAddress, temporalNamespace, uniqueTaskQueue } from './temporal.js';
 
 export const TEST_API_KEY = 'test-key-3f9c1e7a2b';
@@ -123,16 +125,29 @@ export function patchMarkerIds(history: proto.temporal.api.history.v1.IHistory):
     });
 }
 
-/** A recovery's registrations with the poller: a local activity each, recorded as a marker in its history. */
-export function pollerRegistrations(history: proto.temporal.api.history.v1.IHistory) {
+/** The local activities of `activityType` in a history: a marker each. */
+export function localActivityMarkers(history: proto.temporal.api.history.v1.IHistory, activityType: string) {
   return (history.events ?? []).filter((event) => {
     const { markerName, details } = event.markerRecordedEventAttributes ?? {};
     if (markerName !== 'core_local_activity') return false;
     const data = details?.['data']?.payloads?.[0]?.data;
-    const { activity_type: activityType } = JSON.parse(Buffer.from(data ?? []).toString()) as {
-      activity_type?: string;
-    };
-    return activityType === 'watchBatchWithPoller';
+    const { activity_type: type } = JSON.parse(Buffer.from(data ?? []).toString()) as { activity_type?: string };
+    return type === activityType;
+  });
+}
+
+/** A recovery's registrations with the poller: a local activity each, recorded as a marker in its history. */
+export function pollerRegistrations(history: proto.temporal.api.history.v1.IHistory) {
+  return localActivityMarkers(history, 'watchBatchWithPoller');
+}
+
+/** The phase and rounds of each memo a recovery wrote, in order. */
+export function memoWrites(history: proto.temporal.api.history.v1.IHistory) {
+  return (history.events ?? []).flatMap((event) => {
+    const data = event.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[RECOVERY_MEMO_KEY]?.data;
+    if (!data) return [];
+    const { report } = JSON.parse(Buffer.from(data).toString()) as { report: RecoveryReport };
+    return [{ phase: report.phase, rounds: report.rounds.length }];
   });
 }
 

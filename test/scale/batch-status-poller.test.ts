@@ -1,9 +1,11 @@
-import { LOCAL_REGISTRATION_MARKER } from '../../workflows/recover-batch.js';
+import { MEMO_AT_WAITS_MARKER } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
   eventually,
   FAST_POLICY,
+  localActivityMarkers,
+  memoWrites,
   patchMarkerIds,
   pollerRegistrations,
   startRecoveryEnv,
@@ -56,8 +58,26 @@ test('the poller reads the list a page per call, and a settle it shows costs its
     expect(events.filter((event) => event.externalWorkflowExecutionSignaledEventAttributes)).toHaveLength(0);
     expect(pollerRegistrations(history)).toHaveLength(2);
     // One patch marker, standing for every earlier patch, instead of one per patch.
-    expect(patchMarkerIds(history)).toEqual([LOCAL_REGISTRATION_MARKER]);
+    expect(patchMarkerIds(history)).toEqual([MEMO_AT_WAITS_MARKER]);
+    // Its memo, written as it began each wait and as it ended: none while the round's read and call were out, and
+    // never `retrying` while it waited. Two registration waits start a timer each; a third is the round backoff,
+    // when the wake came sooner than 100 ms after the settle.
+    const backoffWaited = events.filter((event) => event.timerStartedEventAttributes).length === 3;
+    expect(memoWrites(history)).toEqual([
+      { phase: 'waiting_for_batch', rounds: 0 },
+      ...(backoffWaited ? [{ phase: 'backing_off', rounds: 0 }] : []),
+      { phase: 'waiting_for_batch', rounds: 1 },
+      { phase: 'done', rounds: 1 },
+    ]);
   }
+
+  // The poller woke them through local activities, a page's wakes in one: no signal command of its own, which
+  // would cost it two events and one more workflow task per wake.
+  const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
+  const pollerEvents = poller.events ?? [];
+  expect(pollerEvents.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes)).toHaveLength(0);
+  expect(localActivityMarkers(poller, 'wakeRecoveries').length).toBeGreaterThanOrEqual(2);
+  expect(patchMarkerIds(poller)).toEqual(['poller-wakes-through-local-activity']);
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.
   const listPages = env.simulator.ledger

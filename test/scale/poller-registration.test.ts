@@ -1,7 +1,7 @@
 import type { temporal } from '@temporalio/proto';
 import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import { batchStatusPollerWorkflowId, recoveryWorkflowId } from '../../workflows/definitions.js';
-import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -31,7 +31,9 @@ test('a registration reaches the poller as the watchBatch signal that older reco
     taskQueue: env.taskQueue,
     batchId: 'registered-batch',
     workflowId: recoveryWorkflowId('registered-batch'),
-    pollIntervalMs: 60_000,
+    // Short, as the poller rests the shortest interval among its watches between cycles, and tests after this
+    // one need cycles; the list does not show this batch, so the next cycle hands it back and drops it.
+    pollIntervalMs: 200,
   });
 
   expect(registered).toBe(true);
@@ -53,4 +55,39 @@ test('with no poller on the queue, a registration answers false', async () => {
   });
 
   expect(registered).toBe(false);
+});
+
+test("a wake reaches the recovery as the poller's batchSettled signal; a recovery that has ended is not reported unsent", async () => {
+  // Backing off for an hour: the wake is recorded, and no wait of the recovery's own ends meanwhile.
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '0': 'always-fail' } });
+  await env.recoveries.start({
+    batchId: batch.id,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+  });
+  const handle = env.recoveries.handle(batch.id);
+  try {
+    await eventually('the recovery to back off', async () =>
+      (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+    );
+    const listed = { status: 'failed' as const, total: 2, completed: 1, failed: 1, observedAt: 'the test wake' };
+    const activities = createPollerRegistrationActivities(env.client);
+    const unsent = await activities.wakeRecoveries([
+      { workflowId: recoveryWorkflowId(batch.id), listed },
+      { workflowId: recoveryWorkflowId('no-such-batch') },
+    ]);
+
+    expect(unsent).toEqual([]);
+    const wakes = (await handle.fetchHistory()).events
+      ?.map((event) => event.workflowExecutionSignaledEventAttributes)
+      .filter((signal) => signal?.signalName === 'batchSettled')
+      .map(
+        (signal) =>
+          JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as { observedAt?: string },
+      )
+      .filter((wake) => wake.observedAt === listed.observedAt);
+    expect(wakes).toEqual([listed]);
+  } finally {
+    await handle.terminate('test done');
+  }
 });

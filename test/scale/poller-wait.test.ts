@@ -1,6 +1,6 @@
 import proto from '@temporalio/proto';
 import { startBatchStatusPoller } from '../../worker/create-worker.js';
-import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import { batchStatusPollerWorkflowId, watchBatch, type WatchBatchRequest } from '../../workflows/definitions.js';
 import {
   eventually,
   FAST_POLICY,
@@ -17,11 +17,13 @@ let env: RecoveryEnv;
 /** A session attempt takes a minute of the simulator's clock: a batch settles only when a test moves it on. */
 const ATTEMPT_MS = 60_000;
 
-beforeAll(async () => {
+// A simulator of its own for each test: the tests move its clock on, and a batch created after that would be dated
+// later than the poller's cycle start, so no page would show it.
+beforeEach(async () => {
   env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
   await env.startPollerWorker();
 });
-afterAll(() => env.close());
+afterEach(() => env.close());
 
 /** Registrations with the poller are sent again after 15 poll maximum intervals: 3 s here. */
 const POLICY = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms' } };
@@ -59,28 +61,64 @@ test('a poller that lost its registrations (terminated, started again) learns th
   expect(pollerRegistrations({ events }).length).toBeGreaterThanOrEqual(3);
 });
 
-test('a recovery that registers again more often than a cycle walks its pages is still woken by a cycle', async () => {
+/** The watchBatch signals in the poller's history (its current run) for `batchId`, in order. */
+async function watchSignals(batchId: string): Promise<WatchBatchRequest[]> {
+  const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
+  return (poller.events ?? [])
+    .map((event) => event.workflowExecutionSignaledEventAttributes)
+    .filter((signal) => signal?.signalName === 'watchBatch')
+    .map((signal) => JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as WatchBatchRequest)
+    .filter((request) => request.batchId === batchId);
+}
+
+test('registering again during the same wait costs the poller no event: it answers that it still has the watch', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY });
   const registrations = async () => pollerRegistrations({ events: await eventsOf(batch.id) }).length;
-  await eventually('the recovery to register with the poller', async () =>
-    (await registrations()) > 0 ? true : undefined,
+  await eventually(
+    'the recovery to register three times',
+    async () => ((await registrations()) >= 3 ? true : undefined),
+    30_000,
   );
-  // Every list call now takes 4 s: longer than the recovery's 3 s between registrations.
+  env.simulator.clock.advance(ATTEMPT_MS);
+  await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined));
+  env.simulator.clock.advance(ATTEMPT_MS);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+
+  // One signal for each of its two waits; the registrations sent again during the first were answered by the
+  // poller's isWatchingBatch query, which is no event in its history.
+  expect(await registrations()).toBeGreaterThanOrEqual(4);
+  expect(await watchSignals(batch.id)).toHaveLength(2);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+}, 60_000);
+
+test("registrations signalled again during the same wait (by an older worker) keep the watch's cycle, so slow cycles still wake it", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY, poll: { ...POLICY.poll, maximumInterval: '1h' } });
+  const [first] = await eventually('the registration', async () => {
+    const requests = await watchSignals(batch.id);
+    return requests.length > 0 ? requests : undefined;
+  });
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  // Every list call now takes 4 s, and the registration comes again every second, as a worker from before the
+  // query sends it: each moved the watch to the next cycle before 'poller-rewatch-keeps-cycle', so none woke it.
   env.simulator.faults.add('list', { type: 'latency', latencyMs: 4_000 });
+  const resend = setInterval(() => void poller.signal(watchBatch, first!).catch(() => undefined), 1_000);
   try {
     env.simulator.clock.advance(ATTEMPT_MS);
     await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined), 60_000);
   } finally {
+    clearInterval(resend);
     env.simulator.faults.clear('list');
   }
   env.simulator.clock.advance(ATTEMPT_MS);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
 
-  // It registered again while the slow cycles ran, and those registrations kept its watch's cycle.
-  expect(await registrations()).toBeGreaterThanOrEqual(3);
-  const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
-  expect(patchMarkerIds(poller)).toEqual(['poller-rewatch-keeps-cycle']);
+  expect((await watchSignals(batch.id)).length).toBeGreaterThanOrEqual(3);
+  expect(patchMarkerIds(await poller.fetchHistory())).toEqual([
+    'poller-wakes-through-local-activity',
+    'poller-rewatch-keeps-cycle',
+  ]);
 }, 120_000);
 
 test('the deadline ends a wait for the poller with a report', async () => {
