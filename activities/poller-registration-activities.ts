@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
   batchSettled,
   batchStatusPollerWorkflowId,
@@ -22,7 +22,7 @@ export interface RecoveryWake {
 }
 
 /** How long a re-registration waits for the poller to say it still has it, before it sends the signal anyway. */
-const WATCHING_QUERY_TIMEOUT_MS = 2_000;
+const WATCHING_QUERY_TIMEOUT_MS = 5_000;
 /** Signals sent side by side by one wakeRecoveries: a cycle's wakes go out together without flooding the server. */
 const WAKES_IN_FLIGHT = 20;
 
@@ -34,27 +34,35 @@ const WAKES_IN_FLIGHT = 20;
  * run by older and newer workers take both. No Anchor call, so no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {
+  // A query reaches the latest run even when it has ended, and a worker answers it from that run's last state: a
+  // terminated poller would say it still watches, and its recoveries would never poll on their own.
+  const pollerQueries = new WorkflowClient({
+    connection: client.connection,
+    namespace: client.options.namespace,
+    queryRejectCondition: 'NOT_OPEN',
+  });
   return {
     /**
      * True once the poller has the registration; false when no poller runs on the queue (the recovery polls
      * itself). A repeated registration only sets the same entry again: a retried attempt is harmless.
      */
     async watchBatchWithPoller({ taskQueue, resent, ...request }: PollerRegistration): Promise<boolean> {
-      const poller = client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue));
+      const pollerId = batchStatusPollerWorkflowId(taskQueue);
       // Registrations sent again every 15 poll intervals are there for a poller that lost its state: one that has
       // not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).
       if (resent) {
         try {
           const watching = await client.withDeadline(Date.now() + WATCHING_QUERY_TIMEOUT_MS, () =>
-            poller.query(isWatchingBatch, request),
+            pollerQueries.getHandle(pollerId).query(isWatchingBatch, request),
           );
           if (watching) return true;
         } catch {
-          // An older poller without the query, one too busy to answer in time, or none: the signal decides.
+          // An older poller without the query, one too busy to answer in time, one that has ended, or none: the
+          // signal decides.
         }
       }
       try {
-        await poller.signal(watchBatch, request);
+        await client.workflow.getHandle(pollerId).signal(watchBatch, request);
         return true;
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return false;

@@ -34,8 +34,12 @@ const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
 /** The fewest events a run may hold: a cycle with its wakes takes tens. */
 const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
 
-/** [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id]: compact, as it crosses continue-as-new. */
-export type WatchedBatch = [string, number] | [string, number, string];
+/**
+ * [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id (else null when a fourth follows),
+ * waitStartedAt when the registration carried it]: compact, as it crosses continue-as-new. The wait's start crosses
+ * too, so the recovery's next registration of the same wait is answered by the query, not taken as a new wait.
+ */
+export type WatchedBatch = [string, number] | [string, number, string] | [string, number, string | null, string];
 
 export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
@@ -94,9 +98,14 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   /** Cycles begun in this run; a cycle's pages were all read after it began. */
   let cycles = 0;
   const watched = new Map<string, Watch>(
-    (input.watched ?? []).map(([batchId, pollIntervalMs, workflowId]) => [
+    (input.watched ?? []).map(([batchId, pollIntervalMs, workflowId, waitStartedAt]) => [
       batchId,
-      { pollIntervalMs, workflowId: workflowId ?? recoveryWorkflowId(batchId), fromCycle: 1 },
+      {
+        pollIntervalMs,
+        workflowId: workflowId ?? recoveryWorkflowId(batchId),
+        fromCycle: 1,
+        ...(waitStartedAt === undefined ? {} : { waitStartedAt }),
+      },
     ]),
   );
   const wakes = new Set<Promise<void>>();
@@ -160,8 +169,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         unsent = new Set(chunk.map(([, { watch }]) => watch.workflowId));
       }
       for (const [batchId, { watch }] of chunk) {
-        // Unless the recovery has registered again meanwhile: its new registration is the one that counts.
-        if (unsent.has(watch.workflowId) && !watched.has(batchId)) {
+        // Unless the recovery has registered again meanwhile (its new registration is the one that counts), or the
+        // watch is full: the recovery's own next registration brings it back.
+        if (unsent.has(watch.workflowId) && !watched.has(batchId) && watched.size < MAX_WATCHED_BATCHES) {
           watched.set(batchId, { ...watch, fromCycle: cycles + 1 });
         }
       }
@@ -251,11 +261,11 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       await condition(allHandlersFinished);
       return await continueAsNew<typeof batchStatusPoller>({
         ...(input.continueAsNewAfterEvents === undefined ? {} : { continueAsNewAfterEvents }),
-        watched: [...watched].map(([batchId, { pollIntervalMs, workflowId }]) =>
-          workflowId === recoveryWorkflowId(batchId)
-            ? [batchId, pollIntervalMs]
-            : [batchId, pollIntervalMs, workflowId],
-        ),
+        watched: [...watched].map(([batchId, { pollIntervalMs, workflowId, waitStartedAt }]): WatchedBatch => {
+          const ownId = workflowId === recoveryWorkflowId(batchId);
+          if (waitStartedAt !== undefined) return [batchId, pollIntervalMs, ownId ? null : workflowId, waitStartedAt];
+          return ownId ? [batchId, pollIntervalMs] : [batchId, pollIntervalMs, workflowId];
+        }),
       });
     }
     const startedAt = Date.now();

@@ -756,8 +756,9 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.finishedAt = new Date().toISOString();
     recordFailure(report, type, message);
     try {
-      publishProgress();
+      // The memo first: it renders nothing, so it is written even when the details below cannot be.
       storeMemoAtRest();
+      publishProgress();
     } catch (publishFailure) {
       // The report itself is what broke (a date it cannot print, say): the recovery still ends as failed.
       log.error('Recovery report could not be rendered', { batchId, error: String(publishFailure) });

@@ -1,4 +1,4 @@
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import type proto from '@temporalio/proto';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
@@ -100,7 +100,13 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
         await connection.close();
       }
       if (pollerStarted) {
-        await client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue)).terminate('test finished');
+        // A test may have ended it already.
+        await client.workflow
+          .getHandle(batchStatusPollerWorkflowId(taskQueue))
+          .terminate('test finished')
+          .catch((err: unknown) => {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          });
       }
       await client.connection.close();
       await simulator.close();

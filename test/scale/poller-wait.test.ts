@@ -71,6 +71,28 @@ async function watchSignals(batchId: string): Promise<WatchBatchRequest[]> {
     .filter((request) => request.batchId === batchId);
 }
 
+test('a recovery whose poller was terminated and not started again reads its batch on its own at its next registration', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY });
+  await eventually('the recovery to register with the poller', async () =>
+    pollerRegistrations({ events: await eventsOf(batch.id) }).length > 0 ? true : undefined,
+  );
+  // A query would reach the ended run, whose last state still holds the watch: it must not count.
+  await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).terminate('test: no poller');
+  await eventually('the recovery to read its batch itself', async () =>
+    (await eventsOf(batch.id)).some(
+      (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'awaitBatchSettled',
+    )
+      ? true
+      : undefined,
+  );
+  env.simulator.clock.advance(ATTEMPT_MS);
+  await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined));
+  env.simulator.clock.advance(ATTEMPT_MS);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+});
+
 test('registering again during the same wait costs the poller no event: it answers that it still has the watch', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY });
