@@ -36,10 +36,11 @@ const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
 
 /**
  * [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id (else null when a fourth follows),
- * waitStartedAt when the registration carried it]: compact, as it crosses continue-as-new. The wait's start crosses
- * too, so the recovery's next registration of the same wait is answered by the query, not taken as a new wait.
+ * the wait's start in epoch ms when the registration carried it]: compact, as it crosses continue-as-new (20,000
+ * watches are about 1.3 MB). The wait's start crosses too, so the recovery's next registration of the same wait is
+ * answered by the query, not taken as a new wait.
  */
-export type WatchedBatch = [string, number] | [string, number, string] | [string, number, string | null, string];
+export type WatchedBatch = [string, number] | [string, number, string] | [string, number, string | null, number];
 
 export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
@@ -104,7 +105,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         pollIntervalMs,
         workflowId: workflowId ?? recoveryWorkflowId(batchId),
         fromCycle: 1,
-        ...(waitStartedAt === undefined ? {} : { waitStartedAt }),
+        // The recovery sends it as toISOString() gives it, which this gives back exactly.
+        ...(waitStartedAt === undefined ? {} : { waitStartedAt: new Date(waitStartedAt).toISOString() }),
       },
     ]),
   );
@@ -263,7 +265,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         ...(input.continueAsNewAfterEvents === undefined ? {} : { continueAsNewAfterEvents }),
         watched: [...watched].map(([batchId, { pollIntervalMs, workflowId, waitStartedAt }]): WatchedBatch => {
           const ownId = workflowId === recoveryWorkflowId(batchId);
-          if (waitStartedAt !== undefined) return [batchId, pollIntervalMs, ownId ? null : workflowId, waitStartedAt];
+          const startedAtMs = waitStartedAt === undefined ? NaN : Date.parse(waitStartedAt);
+          if (!Number.isNaN(startedAtMs)) return [batchId, pollIntervalMs, ownId ? null : workflowId, startedAtMs];
           return ownId ? [batchId, pollIntervalMs] : [batchId, pollIntervalMs, workflowId];
         }),
       });
