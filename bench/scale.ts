@@ -13,6 +13,7 @@
  * --finish waits until every recovery has ended (or --finish-within seconds, default 900) and counts outcomes.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { recoveryStartOptions } from '../client/recoveries.js';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
@@ -96,15 +97,17 @@ try {
   let finished = 0;
   const outcomes = new Map<string, number>();
   if (finish) {
-    const giveUpAt = Date.now() + numberArg('finish-within', 900) * 1000;
+    const giveUp = new AbortController();
     await Promise.race([
       forEachLimit(batchIds, 200, async (batchId) => {
         const report = await stack.client.workflow.getHandle<typeof recoverBatch>(`recover-batch-${batchId}`).result();
         finished += 1;
         outcomes.set(String(report.outcome), (outcomes.get(String(report.outcome)) ?? 0) + 1);
       }),
-      wait(giveUpAt),
+      delay(numberArg('finish-within', 900) * 1000, undefined, { signal: giveUp.signal }).catch(() => undefined),
     ]);
+    // A give-up timer still pending would hold the process open for the rest of its 15 minutes.
+    giveUp.abort();
   } else {
     await wait(windowEnd + GRACE_SECONDS * 1000);
   }
