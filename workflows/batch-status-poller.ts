@@ -42,6 +42,16 @@ const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
  */
 export type WatchedBatch = [string, number] | [string, number, string] | [string, number, string | null, number];
 
+/**
+ * A carried wait start, back as the recovery sent it (toISOString() of the same instant). Anything else (an input
+ * typed by hand) is left out: the recovery's next registration is then taken as a new wait.
+ */
+function withWaitStart(startedAtMs: unknown): { waitStartedAt?: string } {
+  if (typeof startedAtMs !== 'number') return {};
+  const startedAt = new Date(startedAtMs);
+  return Number.isNaN(startedAt.getTime()) ? {} : { waitStartedAt: startedAt.toISOString() };
+}
+
 export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
   /** History events after which a run continues as new; 50 to 5,000 (the default). Tests set it low. */
@@ -105,8 +115,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         pollIntervalMs,
         workflowId: workflowId ?? recoveryWorkflowId(batchId),
         fromCycle: 1,
-        // The recovery sends it as toISOString() gives it, which this gives back exactly.
-        ...(waitStartedAt === undefined ? {} : { waitStartedAt: new Date(waitStartedAt).toISOString() }),
+        ...withWaitStart(waitStartedAt),
       },
     ]),
   );
