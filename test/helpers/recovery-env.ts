@@ -147,6 +147,14 @@ export function pollerRegistrations(history: proto.temporal.api.history.v1.IHist
   return localActivityMarkers(history, 'watchBatchWithPoller');
 }
 
+/** The first argument of each `signalName` signal in a history, decoded, in order. */
+export function signalInputs<T>(history: proto.temporal.api.history.v1.IHistory, signalName: string): T[] {
+  return (history.events ?? [])
+    .map((event) => event.workflowExecutionSignaledEventAttributes)
+    .filter((signal) => signal?.signalName === signalName)
+    .map((signal) => JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as T);
+}
+
 /** The phase and rounds of each memo a recovery wrote, in order. */
 export function memoWrites(history: proto.temporal.api.history.v1.IHistory) {
   return (history.events ?? []).flatMap((event) => {

@@ -1,7 +1,10 @@
-import type { temporal } from '@temporalio/proto';
 import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
-import { batchStatusPollerWorkflowId, recoveryWorkflowId } from '../../workflows/definitions.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  batchStatusPollerWorkflowId,
+  recoveryWorkflowId,
+  type WatchBatchRequest,
+} from '../../workflows/definitions.js';
+import { eventually, FAST_POLICY, signalInputs, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -13,16 +16,8 @@ afterAll(() => env.close());
 
 /** The batch ids of the watchBatch signals in the poller's history, in order. */
 async function signalledBatchIds(): Promise<string[]> {
-  const history: temporal.api.history.v1.IHistory = await env.client.workflow
-    .getHandle(batchStatusPollerWorkflowId(env.taskQueue))
-    .fetchHistory();
-  return (history.events ?? [])
-    .map((event) => event.workflowExecutionSignaledEventAttributes)
-    .filter((signal) => signal?.signalName === 'watchBatch')
-    .map((signal) => {
-      const data = signal?.input?.payloads?.[0]?.data;
-      return (JSON.parse(Buffer.from(data ?? []).toString()) as { batchId: string }).batchId;
-    });
+  const history = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
+  return signalInputs<WatchBatchRequest>(history, 'watchBatch').map((request) => request.batchId);
 }
 
 test('a registration reaches the poller as the watchBatch signal that older recoveries send, and answers true', async () => {
@@ -78,14 +73,9 @@ test("a wake reaches the recovery as the poller's batchSettled signal; a recover
     ]);
 
     expect(unsent).toEqual([]);
-    const wakes = (await handle.fetchHistory()).events
-      ?.map((event) => event.workflowExecutionSignaledEventAttributes)
-      .filter((signal) => signal?.signalName === 'batchSettled')
-      .map(
-        (signal) =>
-          JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as { observedAt?: string },
-      )
-      .filter((wake) => wake.observedAt === listed.observedAt);
+    const wakes = signalInputs<{ observedAt?: string }>(await handle.fetchHistory(), 'batchSettled').filter(
+      (wake) => wake.observedAt === listed.observedAt,
+    );
     expect(wakes).toEqual([listed]);
   } finally {
     await handle.terminate('test done');

@@ -6,6 +6,7 @@ import {
   FAST_POLICY,
   patchMarkerIds,
   pollerRegistrations,
+  signalInputs,
   startRecoveryEnv,
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
@@ -64,11 +65,7 @@ test('a poller that lost its registrations (terminated, started again) learns th
 /** The watchBatch signals in the poller's history (its current run) for `batchId`, in order. */
 async function watchSignals(batchId: string): Promise<WatchBatchRequest[]> {
   const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
-  return (poller.events ?? [])
-    .map((event) => event.workflowExecutionSignaledEventAttributes)
-    .filter((signal) => signal?.signalName === 'watchBatch')
-    .map((signal) => JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as WatchBatchRequest)
-    .filter((request) => request.batchId === batchId);
+  return signalInputs<WatchBatchRequest>(poller, 'watchBatch').filter((request) => request.batchId === batchId);
 }
 
 test('a recovery whose poller was terminated and not started again reads its batch on its own at its next registration', async () => {
