@@ -127,6 +127,8 @@ export interface BenchWorkerOptions {
   poller?: 'off';
   /** V8's old-space limit for the worker process (node --max-old-space-size). */
   heapMiB?: number;
+  /** A product bundle built from other code (an earlier commit), run on the same activities and worker. */
+  bundlePath?: string;
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -142,7 +144,9 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     BENCH_TASK_QUEUE: options.taskQueue,
     BENCH_ANCHOR_URL: options.stack.simulator.url,
     BENCH_ANCHOR_KEY: BENCH_API_KEY,
-    BENCH_BUNDLE_PATH: options.kind === 'product' ? options.stack.bundles.product : options.stack.bundles.baseline,
+    BENCH_BUNDLE_PATH:
+      options.bundlePath ??
+      (options.kind === 'product' ? options.stack.bundles.product : options.stack.bundles.baseline),
     BENCH_MAX_CALLS_PER_SECOND: String(options.maxCallsPerSecond),
     ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
     ...(options.poller ? { BENCH_POLLER: options.poller } : {}),

@@ -2,10 +2,14 @@
  * One-round recoveries on one worker process: recoverBatch beside the same-shape no-op (the
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
- *                               [--max-cached 250] [--session-ms 500]
+ *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
+ * `--compare-bundle` adds a fourth variant, `compared`: recoverBatch from a bundle built of other code (an earlier
+ * commit's `npm run build:bundle -- <file>`), so a change is measured against its baseline in the same run.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
@@ -36,6 +40,14 @@ const pollerOff = process.argv.includes('--poller') && process.argv[process.argv
  * workflow's second read; longer ones show what per-batch polling costs while batches run.
  */
 const sessionMs = numberArg('session-ms', 500);
+const compareBundleArg = process.argv.indexOf('--compare-bundle');
+const compareBundle = compareBundleArg === -1 ? undefined : path.resolve(process.argv[compareBundleArg + 1] ?? '');
+if (compareBundle !== undefined && !existsSync(compareBundle)) {
+  throw new Error(`--compare-bundle: no bundle at ${compareBundle}`);
+}
+/** recoverBatch from the compared bundle: same worker, activities and poller, other workflow code. */
+type Run = Variant | 'compared';
+const RUNS: Run[] = compareBundle === undefined ? VARIANTS : [...VARIANTS, 'compared'];
 const POLL_MS = 1_000;
 const BACKOFF_MS = 1_000;
 
@@ -62,7 +74,7 @@ interface Measurement {
  * One variant's run on a dev server and a simulator of its own: a server that already holds the histories of the
  * variants run before it spends more per recovery (a product variant run third took up to 1.5 × its time run first).
  */
-async function runOnce(bundles: BenchBundles, variant: Variant, repeat: number): Promise<Measurement> {
+async function runOnce(bundles: BenchBundles, variant: Run, repeat: number): Promise<Measurement> {
   const stack = await startBenchStack({ attemptDurationMs: sessionMs, queueDelayMs: 0 }, bundles);
   try {
     return await measure(stack, variant, repeat);
@@ -71,10 +83,12 @@ async function runOnce(bundles: BenchBundles, variant: Variant, repeat: number):
   }
 }
 
-async function measure(stack: BenchStack, variant: Variant, repeat: number): Promise<Measurement> {
-  const taskQueue = `bench-throughput-${variant}-${repeat}-${randomUUID().slice(0, 8)}`;
+async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Measurement> {
+  const variant: Variant = run === 'compared' ? 'recoverBatch' : run;
+  const taskQueue = `bench-throughput-${run}-${repeat}-${randomUUID().slice(0, 8)}`;
   const worker = await startBenchWorker({
     kind: workerKind(variant),
+    ...(run === 'compared' ? { bundlePath: compareBundle } : {}),
     stack,
     taskQueue,
     maxCallsPerSecond,
@@ -104,12 +118,12 @@ async function measure(stack: BenchStack, variant: Variant, repeat: number): Pro
     const ownCpu = process.cpuUsage(ownCpuAtStart);
     const perRecoveryMs = (seconds: number) => (seconds * 1000) / recoveries;
     const timeouts = await inspectHistories(stack.client, workflowIds);
-    if (repeat === 1) console.error(`${variant} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
+    if (repeat === 1) console.error(`${run} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
     if (variant === 'recoverBatch' && !pollerOff) {
       // The poller's tasks run on the same worker: part of recoverBatch's CPU, not of its histories.
       const poller = await countWorkflowTasks(stack.client, batchStatusPollerWorkflowId(taskQueue));
       console.error(
-        `repeat ${repeat} batch status poller: ${poller.tasks} workflow tasks in ${poller.runs} run(s), ` +
+        `repeat ${repeat} ${run}'s batch status poller: ${poller.tasks} workflow tasks in ${poller.runs} run(s), ` +
           `${(poller.tasks / recoveries).toFixed(2)} per recovery`,
       );
     }
@@ -132,11 +146,11 @@ async function measure(stack: BenchStack, variant: Variant, repeat: number): Pro
 }
 
 const bundles = await buildBenchBundles();
-const results = new Map<Variant, Measurement[]>(VARIANTS.map((variant) => [variant, []]));
+const results = new Map<Run, Measurement[]>(RUNS.map((run) => [run, []]));
 try {
   for (let repeat = 1; repeat <= repeats; repeat += 1) {
     // Rotate the order so no variant always runs first or last on a machine whose speed drifts.
-    const order = VARIANTS.map((_, i) => VARIANTS[(i + repeat - 1) % VARIANTS.length]!);
+    const order = RUNS.map((_, i) => RUNS[(i + repeat - 1) % RUNS.length]!);
     for (const variant of order) {
       const measurement = await runOnce(bundles, variant, repeat);
       results.get(variant)!.push(measurement);
@@ -147,9 +161,9 @@ try {
   await bundles.remove();
 }
 
-const of = (variant: Variant, key: keyof Measurement) => results.get(variant)!.map((m) => m[key]);
+const of = (run: Run, key: keyof Measurement) => results.get(run)!.map((m) => m[key]);
 /** Ratios per repeat (the variants of one repeat ran back to back), then min/median/max over repeats. */
-const ratio = (a: Variant, b: Variant, key: keyof Measurement) => of(a, key).map((value, i) => value / of(b, key)[i]!);
+const ratio = (a: Run, b: Run, key: keyof Measurement) => of(a, key).map((value, i) => value / of(b, key)[i]!);
 
 console.log(
   `\n${recoveries} one-round recoveries per run, ${repeats} repeats, budget ${maxCallsPerSecond} calls/s, ` +
@@ -157,7 +171,7 @@ console.log(
     `recoverBatch with the batch status poller ${pollerOff ? 'off' : 'on'}`,
 );
 console.log('median (min, max) over repeats');
-for (const variant of VARIANTS) {
+for (const variant of RUNS) {
   console.log(
     `${variant.padEnd(13)} CPU/recovery ${formatSummary(of(variant, 'cpuMsPerRecovery'), 1)} ms | ` +
       `peak RSS ${formatSummary(of(variant, 'peakRssMiB'), 0)} MiB | ` +
@@ -168,7 +182,7 @@ for (const variant of VARIANTS) {
   );
 }
 console.log('where the CPU per recovery goes, median (min, max) over repeats');
-for (const variant of VARIANTS) {
+for (const variant of RUNS) {
   console.log(
     `${variant.padEnd(13)} worker main thread ${formatSummary(of(variant, 'mainThreadMs'), 1)} ms | ` +
       `SDK core ${formatSummary(of(variant, 'coreThreadsMs'), 1)} ms | ` +
@@ -185,3 +199,16 @@ console.log(
   `recoverBatch throughput vs noop ${formatSummary(ratio('recoverBatch', 'noop', 'recoveriesPerSecond'))}; ` +
     `vs naive ${formatSummary(ratio('recoverBatch', 'naive', 'recoveriesPerSecond'))}`,
 );
+if (compareBundle !== undefined) {
+  console.log(
+    `recoverBatch/compared (${path.basename(compareBundle)}) worker CPU per recovery ` +
+      `${formatSummary(ratio('recoverBatch', 'compared', 'cpuMsPerRecovery'))}; sandboxes ` +
+      `${formatSummary(ratio('recoverBatch', 'compared', 'sandboxThreadsMs'))}; dev server ` +
+      `${formatSummary(ratio('recoverBatch', 'compared', 'serverCpuMs'))}; throughput ` +
+      `${formatSummary(ratio('recoverBatch', 'compared', 'recoveriesPerSecond'))}`,
+  );
+  console.log(
+    `compared/naive CPU per recovery ${formatSummary(ratio('compared', 'naive', 'cpuMsPerRecovery'))}; ` +
+      `compared throughput vs noop ${formatSummary(ratio('compared', 'noop', 'recoveriesPerSecond'))}`,
+  );
+}

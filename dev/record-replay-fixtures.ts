@@ -167,6 +167,37 @@ const scenarios: Record<string, () => Promise<string>> = {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
     return withPoller(batch.id, { maxRounds: 2 });
   },
+  // Waits for a wake or a timer through WakeableWait (under one marker standing for every patch): the poller's wakes.
+  async 'wakeable-waits-poller-exhausted'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
+    return withPoller(batch.id, { maxRounds: 2 });
+  },
+  // WakeableWait's operator wakes: a resume that changes nothing the backoff waits for, a pause held, a policy
+  // update and a resume during it, and retryNow cutting two backoffs short; with the poller's wakes in between.
+  async 'wakeable-waits-operator-controls'() {
+    await startBatchStatusPoller(client, stack.taskQueue);
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
+    try {
+      await recoveries.start({
+        batchId: batch.id,
+        ...fast,
+        roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+      });
+      await waitForPhase(batch.id, 'backing_off');
+      await recoveries.resume(batch.id);
+      await recoveries.pause(batch.id);
+      await waitForPhase(batch.id, 'paused');
+      await recoveries.updatePolicy(batch.id, { maxRounds: 4 });
+      await recoveries.resume(batch.id);
+      await recoveries.retryNow(batch.id);
+      await waitForPhase(batch.id, 'backing_off');
+      await recoveries.retryNow(batch.id);
+      await recoveries.result(batch.id).catch(() => undefined);
+    } finally {
+      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+    }
+    return recoveryWorkflowId(batch.id);
+  },
   // The poller waking its recoveries with a signal of its own each (recorded before the wakes went through a local activity).
   async 'poller-wakes-by-signal'() {
     return pollerHistory();

@@ -60,6 +60,7 @@ import {
 } from './report.js';
 import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
 import { retrySnapshotOf, type RetrySnapshot, type SendRetryResult } from './retry-protocol.js';
+import { WakeableWait } from './wakeable-wait.js';
 import {
   anchorBatchIdKey,
   recoveryDeadlineKey,
@@ -114,6 +115,12 @@ export const LOCAL_REGISTRATION_MARKER = 'recovery-patches-through-local-registr
  * recovery waits for its batch after a round. This marker stands for it and for every patch above.
  */
 export const MEMO_AT_WAITS_MARKER = 'recovery-patches-through-memo-at-waits';
+/**
+ * Recoveries from this change on wait for a wake or a timer through WakeableWait instead of condition(fn, timeout):
+ * the same timer commands, but a handler now ends the wait, where condition re-checked after every job, so a
+ * history from before it keeps condition. This marker stands for it and for every patch above.
+ */
+export const WAKEABLE_WAITS_MARKER = 'recovery-patches-through-wakeable-waits';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -193,7 +200,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const remainingMs = () => deadlineAt - Date.now();
   // Asked once, newest first and before any other patch: a history from before a marker answers false for the
   // whole run, and a new recovery records only the newest.
-  const memoAtWaits = patched(MEMO_AT_WAITS_MARKER);
+  const wakeableWaits = patched(WAKEABLE_WAITS_MARKER);
+  const memoAtWaits = wakeableWaits || patched(MEMO_AT_WAITS_MARKER);
   const registersLocally = memoAtWaits || patched(LOCAL_REGISTRATION_MARKER);
   const allPatchesApplied = registersLocally || patched(ALL_PATCHES_MARKER);
   const applied = (patchId: string) => allPatchesApplied || patched(patchId);
@@ -215,6 +223,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
     retry: { initialInterval: '200ms', maximumAttempts: 3 },
   });
+  const waits = new WakeableWait();
+  /** Until the predicate holds (true) or the timeout (false). */
+  const waitUntil = (predicate: () => boolean, timeoutMs: number, summary?: string): Promise<boolean> =>
+    wakeableWaits
+      ? waits.until(predicate, timeoutMs, summary)
+      : summary === undefined
+        ? condition(predicate, timeoutMs)
+        : condition(predicate, timeoutMs, { summary });
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let policyChanged = false;
   let settleNoticed = false;
@@ -225,15 +241,19 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   setHandler(batchSettled, (listed) => {
     settleNoticed = true;
     listedSettle = asListedSettle(listed);
+    waits.wake();
   });
   setHandler(retryNow, () => {
     retryNowRequested = true;
+    waits.wake();
   });
   setHandler(pauseRecovery, () => {
     report.paused = true;
+    waits.wake();
   });
   setHandler(resumeRecovery, () => {
     report.paused = false;
+    waits.wake();
   });
   setHandler(
     updateRecoveryPolicy,
@@ -241,6 +261,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       policy = applyPolicyChange(policy, change);
       report.maxRounds = policy.maxRounds;
       policyChanged = true;
+      waits.wake();
       return report;
     },
     {
@@ -263,6 +284,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     upsertMemo({ [RECOVERY_MEMO_KEY]: memo });
   };
   let progressFlushPending = false;
+  /** Resolved once per run: a flush queued on it costs one promise, not two (each promise costs a stack trace). */
+  const resolvedPromise = Promise.resolve();
   /** Search attributes then memo, as they stand at the end of the workflow task. */
   const flushProgress = () => {
     progressFlushPending = false;
@@ -278,7 +301,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (!progressFlushPending) {
         progressFlushPending = true;
         // A microtask runs before the workflow task completes: several changes in one task make one event.
-        void Promise.resolve().then(flushProgress);
+        void resolvedPromise.then(flushProgress);
       }
     } else {
       if (applied('recovery-memo') && !memoFlushPending) {
@@ -368,7 +391,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
       if (waitMs <= 0) return undefined;
-      await condition(() => settleNoticed, waitMs);
+      await waitUntil(() => settleNoticed, waitMs);
     }
     return listedSettle;
   };
@@ -414,8 +437,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         publishProgress();
         storeMemoAtRest();
         const summary = `paused before round ${round}`;
-        if (!(await condition(() => !report.paused, Math.max(1, remainingMs()), { summary })))
-          throw new DeadlineReached();
+        if (!(await waitUntil(() => !report.paused, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
         continue;
       }
       const retryAt = waitStartedAt + roundBackoffMs(policy, round);
@@ -425,9 +447,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
       if (waitMs > 0) {
         storeMemoAtRest();
-        await condition(() => retryNowRequested || report.paused || policyChanged, waitMs, {
-          summary: `backoff before round ${round}`,
-        });
+        await waitUntil(
+          () => retryNowRequested || report.paused || policyChanged,
+          waitMs,
+          `backoff before round ${round}`,
+        );
         if (report.paused || (policyChanged && !retryNowRequested)) continue;
       }
       if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();

@@ -27,6 +27,35 @@ test('retryNow skips the wait before the next retry call', async () => {
   expect(report.rounds).toHaveLength(1);
 });
 
+test('a signal that changes nothing a wait reads leaves it waiting on the same timer', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+  const handle = env.recoveries.handle(batch.id);
+
+  // Not paused: the resume wakes the backoff, whose predicate (retryNow, pause, policy change) still does not hold.
+  await env.recoveries.resume(batch.id);
+  await eventually('the resume to be handled', async () => {
+    const events = (await handle.fetchHistory()).events ?? [];
+    const resumedAt = events.findIndex(
+      (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'resumeRecovery',
+    );
+    return resumedAt >= 0 && events.slice(resumedAt).some((event) => event.workflowTaskCompletedEventAttributes)
+      ? true
+      : undefined;
+  });
+  expect((await env.recoveries.report(batch.id)).phase).toBe('backing_off');
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
+
+  await env.recoveries.retryNow(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+  const events = (await handle.fetchHistory()).events ?? [];
+  // One backoff timer, started once and cancelled by the retryNow: the resume neither ended nor re-armed it.
+  expect(events.filter((event) => event.timerStartedEventAttributes)).toHaveLength(1);
+  expect(events.filter((event) => event.timerCanceledEventAttributes)).toHaveLength(1);
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+});
+
 test('a paused recovery makes no retry call until resumed', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
