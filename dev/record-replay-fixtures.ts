@@ -59,6 +59,33 @@ async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/** A recovery of two rounds whose backoffs last an hour, so an operator acts during them; returns its batch id. */
+async function startOperatedRecovery(): Promise<string> {
+  const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
+  await recoveries.start({
+    batchId: batch.id,
+    ...fast,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+  });
+  return batch.id;
+}
+
+/**
+ * An operator during the backoffs: a pause held, a policy update and a resume during it, and retryNow cutting two
+ * backoffs short. `resumeUnpausedFirst` first sends a resume that changes nothing the backoff waits for.
+ */
+async function operateThroughBackoffs(batchId: string, { resumeUnpausedFirst = false } = {}): Promise<void> {
+  await waitForPhase(batchId, 'backing_off');
+  if (resumeUnpausedFirst) await recoveries.resume(batchId);
+  await recoveries.pause(batchId);
+  await waitForPhase(batchId, 'paused');
+  await recoveries.updatePolicy(batchId, { maxRounds: 4 });
+  await recoveries.resume(batchId);
+  await recoveries.retryNow(batchId);
+  await waitForPhase(batchId, 'backing_off');
+  await recoveries.retryNow(batchId);
+}
+
 /** Each scenario starts a workflow and returns its id. */
 const scenarios: Record<string, () => Promise<string>> = {
   async 'recovered-one-round'() {
@@ -98,21 +125,9 @@ const scenarios: Record<string, () => Promise<string>> = {
     return recoveryWorkflowId(batch.id);
   },
   async 'operator-controls'() {
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
-    await recoveries.start({
-      batchId: batch.id,
-      ...fast,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-    });
-    await waitForPhase(batch.id, 'backing_off');
-    await recoveries.pause(batch.id);
-    await waitForPhase(batch.id, 'paused');
-    await recoveries.updatePolicy(batch.id, { maxRounds: 4 });
-    await recoveries.resume(batch.id);
-    await recoveries.retryNow(batch.id);
-    await waitForPhase(batch.id, 'backing_off');
-    await recoveries.retryNow(batch.id);
-    return recoveryWorkflowId(batch.id);
+    const batchId = await startOperatedRecovery();
+    await operateThroughBackoffs(batchId);
+    return recoveryWorkflowId(batchId);
   },
   async 'operator-cancelled'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
@@ -176,27 +191,14 @@ const scenarios: Record<string, () => Promise<string>> = {
   // update and a resume during it, and retryNow cutting two backoffs short; with the poller's wakes in between.
   async 'wakeable-waits-operator-controls'() {
     await startBatchStatusPoller(client, stack.taskQueue);
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'fail', 'ok'] } });
     try {
-      await recoveries.start({
-        batchId: batch.id,
-        ...fast,
-        roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-      });
-      await waitForPhase(batch.id, 'backing_off');
-      await recoveries.resume(batch.id);
-      await recoveries.pause(batch.id);
-      await waitForPhase(batch.id, 'paused');
-      await recoveries.updatePolicy(batch.id, { maxRounds: 4 });
-      await recoveries.resume(batch.id);
-      await recoveries.retryNow(batch.id);
-      await waitForPhase(batch.id, 'backing_off');
-      await recoveries.retryNow(batch.id);
-      await recoveries.result(batch.id).catch(() => undefined);
+      const batchId = await startOperatedRecovery();
+      await operateThroughBackoffs(batchId, { resumeUnpausedFirst: true });
+      await recoveries.result(batchId).catch(() => undefined);
+      return recoveryWorkflowId(batchId);
     } finally {
       await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
     }
-    return recoveryWorkflowId(batch.id);
   },
   // The poller waking its recoveries with a signal of its own each (recorded before the wakes went through a local activity).
   async 'poller-wakes-by-signal'() {
