@@ -224,7 +224,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     retry: { initialInterval: '200ms', maximumAttempts: 3 },
   });
   const waits = new WakeableWait();
-  /** Until the predicate holds (true) or the timeout (false). */
+  /**
+   * Until the predicate holds (true) or the timeout (false). Only the handlers below make a wait's predicate hold,
+   * and each calls `waits.wake()`: a predicate that workflow code made hold would not end a wakeable wait.
+   */
   const waitUntil = (predicate: () => boolean, timeoutMs: number, summary?: string): Promise<boolean> =>
     wakeableWaits
       ? waits.until(predicate, timeoutMs, summary)
@@ -447,12 +450,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       const waitMs = Math.min(retryAt, deadlineAt) - Date.now();
       if (waitMs > 0) {
         storeMemoAtRest();
-        await waitUntil(
+        const woken = await waitUntil(
           () => retryNowRequested || report.paused || policyChanged,
           waitMs,
           `backoff before round ${round}`,
         );
         if (report.paused || (policyChanged && !retryNowRequested)) continue;
+        // Woken by what no longer holds (a pause and a resume in one workflow task): the backoff is not over.
+        if (woken && !retryNowRequested) continue;
       }
       if (!retryNowRequested && retryAt > deadlineAt) throw new DeadlineReached();
       retryNowRequested = false;

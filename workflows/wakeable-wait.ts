@@ -14,9 +14,12 @@ import { CancellationScope, sleep } from '@temporalio/workflow';
 export class WakeableWait {
   #pendingWake: (() => void) | undefined;
 
-  /** Resolves true when the predicate holds (at once, or at a wake), false when the timer fired first. */
+  /**
+   * Resolves true when the predicate holds (at once, or at a wake), false when the timer fired first; rejects with
+   * the CancelledFailure when the workflow is cancelled, also when the predicate already holds, as `condition` does.
+   */
   until(predicate: () => boolean, timeoutMs: number, summary?: string): Promise<boolean> {
-    if (predicate()) return Promise.resolve(true);
+    if (predicate() && !CancellationScope.current().consideredCancelled) return Promise.resolve(true);
     const timerScope = new CancellationScope();
     const timer = timerScope.run(() => sleep(timeoutMs, summary === undefined ? undefined : { summary }));
     return new Promise<boolean>((resolve, reject) => {

@@ -56,6 +56,44 @@ test('a signal that changes nothing a wait reads leaves it waiting on the same t
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
 });
 
+test('a pause and a resume taken in one workflow task leave the backoff to run its course', async () => {
+  // Its own task queue: its worker is stopped while the two signals arrive, so one task brings both.
+  const pausedEnv = await startRecoveryEnv();
+  try {
+    const worker = await pausedEnv.startWorker();
+    const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+    const backingOff = async () =>
+      (await pausedEnv.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined;
+    await eventually('the recovery to back off', backingOff);
+    worker.shutdown();
+    await eventually('the worker to stop', () => (worker.getState() === 'STOPPED' ? true : undefined));
+
+    await pausedEnv.recoveries.pause(batch.id);
+    await pausedEnv.recoveries.resume(batch.id);
+    await pausedEnv.startWorker();
+    const handle = pausedEnv.recoveries.handle(batch.id);
+    await eventually('the task with both signals to complete', async () => {
+      const events = (await handle.fetchHistory()).events ?? [];
+      const resumedAt = events.findIndex(
+        (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'resumeRecovery',
+      );
+      return resumedAt >= 0 && events.slice(resumedAt).some((event) => event.workflowTaskCompletedEventAttributes)
+        ? true
+        : undefined;
+    });
+    // The pause woke the backoff, but nothing held by the end of the task: still backing off, no call.
+    expect(await pausedEnv.recoveries.report(batch.id)).toMatchObject({ phase: 'backing_off', paused: false });
+    expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
+
+    await pausedEnv.recoveries.retryNow(batch.id);
+    expect((await pausedEnv.recoveries.result(batch.id)).outcome).toBe('recovered');
+    expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  } finally {
+    await pausedEnv.close();
+  }
+});
+
 test('a paused recovery makes no retry call until resumed', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
