@@ -2,14 +2,16 @@ import { CancellationScope, sleep } from '@temporalio/workflow';
 
 /**
  * Waits until a predicate holds or a timer fires, as `condition(predicate, timeout)` does, with the same commands
- * (a timer, cancelled when the predicate comes to hold first) and about half the promises.
+ * (a timer, cancelled when the predicate comes to hold first; none when it holds already) and about half the
+ * promises.
  *
  * Why not `condition`: the SDK captures and source-maps a stack trace for every promise a workflow creates
  * (temporalio/sdk-typescript#1587), and `condition` with a timeout creates about 17 (a cancellable scope around a
  * race of the timer and the predicate). Its waits were the largest part of a recovery's workflow CPU.
  *
- * The predicate is not re-checked after every activation job as `condition`'s is: the handlers that change what it
- * reads call `wake()`, and a pending wait ends there when its predicate holds.
+ * `condition` checks its predicate once an activation's jobs have run. A wakeable wait ends inside the handler that
+ * calls `wake()` when the predicate holds there, so a later job of the same activation can undo what woke it (a
+ * pause, then a resume): the caller checks again what still holds.
  */
 export class WakeableWait {
   #pendingWake: (() => void) | undefined;
