@@ -108,6 +108,28 @@ test('a 429 answered to a worker killed before it could report it leaves the rou
   expect(verdict).toEqual({ violations: [], notices: { unprovable_round: 1 } });
 });
 
+test('a round whose call went down with a killed worker before any POST is unprovable; with no kill it is lost', () => {
+  // Explorer seed 131: the worker was killed after taking the round's call and before sending it.
+  const lostRound = {
+    apiStatus: null,
+    reconciled: true,
+    apiMessage: 'answer lost (worker_lost: activity Heartbeat timeout)',
+  };
+  const observation = observe(report('exhausted', [lostRound], 1), { calls: [], retries: [] }, 1);
+  expect(checkInvariants({ ...observation, killedAtMs: [T0 + 50] })).toEqual({
+    violations: [],
+    notices: { unprovable_round: 1 },
+  });
+  // No worker was killed during the round: nothing can excuse a round without a POST.
+  expect(checkInvariants(observation).violations.map((violation) => violation.invariant)).toEqual([
+    'no_round_lost_to_not_sent',
+  ]);
+  // A kill before the round began does not excuse it either.
+  expect(
+    checkInvariants({ ...observation, killedAtMs: [T0 - 1_000] }).violations.map((violation) => violation.invariant),
+  ).toEqual(['no_round_lost_to_not_sent']);
+});
+
 test('a round after a hung POST that applied nothing is counted as unprovable, not failed', () => {
   const hung = post(T0 + 100, { outcome: 'hung', statusCode: undefined, answeredAtMs: undefined });
   const verdict = checkInvariants(

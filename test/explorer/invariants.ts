@@ -64,6 +64,20 @@ function outcomeUnknownToClient(call: LedgerCall, timings: ExplorerTimings, kill
   return killedAtMs.some((at) => at >= call.receivedAtMs && at <= knownBy);
 }
 
+/**
+ * Whether the round's call went down with a killed worker: its activity was lost (`worker_lost`) during the round,
+ * and a worker was killed then. The client cannot know whether the POST went out before the kill, and none may have:
+ * a worker killed after taking the call's activity and before sending it leaves no POST at all.
+ */
+function lostWithItsWorker(
+  round: { apiMessage: string | null; reconciled: boolean; startedAtMs: number },
+  nextRoundStartedAtMs: number,
+  killedAtMs: number[],
+): boolean {
+  if (!round.reconciled || !round.apiMessage?.startsWith('answer lost (worker_lost')) return false;
+  return killedAtMs.some((at) => at >= round.startedAtMs && at < nextRoundStartedAtMs);
+}
+
 const isLate = (retry: LedgerRetry, timings: ExplorerTimings) =>
   retry.appliedAtMs - (retry.receivedAtMs ?? retry.appliedAtMs) > timings.windowMs;
 
@@ -138,7 +152,7 @@ export function checkInvariants(observation: Observation): Verdict {
     const unknown = posts.filter(
       (post) => roundAt(post.receivedAtMs) === index && outcomeUnknownToClient(post, timings, killedAtMs),
     );
-    if (unknown.length > 0) {
+    if (unknown.length > 0 || lostWithItsWorker(round, rounds[index + 1]?.startedAtMs ?? Infinity, killedAtMs)) {
       unprovable += 1;
       return;
     }
