@@ -1,3 +1,4 @@
+import type { WorkflowHandle } from '@temporalio/client';
 import { PolicyChangeRejectedError } from '../../client/recoveries.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
@@ -14,6 +15,16 @@ const SLOW_ROUNDS = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', max
 const oneFailingSession = () => env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
 const phaseIs = (batchId: string, phase: string) => async () =>
   (await env.recoveries.report(batchId)).phase === phase ? true : undefined;
+/** Whether a workflow task has completed since the recovery's `resumeRecovery` signal: the signal was handled. */
+const resumeHandled = (handle: WorkflowHandle) => async () => {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const resumedAt = events.findIndex(
+    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'resumeRecovery',
+  );
+  return resumedAt >= 0 && events.slice(resumedAt).some((event) => event.workflowTaskCompletedEventAttributes)
+    ? true
+    : undefined;
+};
 
 test('retryNow skips the wait before the next retry call', async () => {
   const batch = oneFailingSession();
@@ -35,15 +46,7 @@ test('a signal that changes nothing a wait reads leaves it waiting on the same t
 
   // Not paused: the resume wakes the backoff, whose predicate (retryNow, pause, policy change) still does not hold.
   await env.recoveries.resume(batch.id);
-  await eventually('the resume to be handled', async () => {
-    const events = (await handle.fetchHistory()).events ?? [];
-    const resumedAt = events.findIndex(
-      (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'resumeRecovery',
-    );
-    return resumedAt >= 0 && events.slice(resumedAt).some((event) => event.workflowTaskCompletedEventAttributes)
-      ? true
-      : undefined;
-  });
+  await eventually('the resume to be handled', resumeHandled(handle));
   expect((await env.recoveries.report(batch.id)).phase).toBe('backing_off');
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
 
@@ -73,15 +76,7 @@ test('a pause and a resume taken in one workflow task leave the backoff to run i
     await pausedEnv.recoveries.resume(batch.id);
     await pausedEnv.startWorker();
     const handle = pausedEnv.recoveries.handle(batch.id);
-    await eventually('the task with both signals to complete', async () => {
-      const events = (await handle.fetchHistory()).events ?? [];
-      const resumedAt = events.findIndex(
-        (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'resumeRecovery',
-      );
-      return resumedAt >= 0 && events.slice(resumedAt).some((event) => event.workflowTaskCompletedEventAttributes)
-        ? true
-        : undefined;
-    });
+    await eventually('the task with both signals to complete', resumeHandled(handle));
     // The pause woke the backoff, but nothing held by the end of the task: still backing off, no call.
     expect(await pausedEnv.recoveries.report(batch.id)).toMatchObject({ phase: 'backing_off', paused: false });
     expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
