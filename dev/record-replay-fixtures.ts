@@ -55,6 +55,12 @@ async function pollerHistory(): Promise<string> {
   return pollerId;
 }
 
+/** Two rounds from the list's settles and an exhausted end: each marker's own fixture records this recovery. */
+function exhaustedInTwoRoundsWithPoller(): Promise<string> {
+  const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
+  return withPoller(batch.id, { maxRounds: 2 });
+}
+
 async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
 }
@@ -169,23 +175,19 @@ const scenarios: Record<string, () => Promise<string>> = {
   },
   // One patch marker standing for every earlier patch: two rounds from the list's settles, an exhausted end.
   async 'one-marker-poller-exhausted'() {
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
-    return withPoller(batch.id, { maxRounds: 2 });
+    return exhaustedInTwoRoundsWithPoller();
   },
   // Registrations with the poller through a local activity (a marker each, no signal of the recovery's own).
   async 'local-registration-poller-exhausted'() {
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
-    return withPoller(batch.id, { maxRounds: 2 });
+    return exhaustedInTwoRoundsWithPoller();
   },
   // The memo written at rest only (as a wait begins, and at the end), under one marker standing for every patch.
   async 'memo-at-rest-poller-exhausted'() {
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
-    return withPoller(batch.id, { maxRounds: 2 });
+    return exhaustedInTwoRoundsWithPoller();
   },
   // Waits for a wake or a timer through WakeableWait (under one marker standing for every patch): the poller's wakes.
   async 'wakeable-waits-poller-exhausted'() {
-    const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
-    return withPoller(batch.id, { maxRounds: 2 });
+    return exhaustedInTwoRoundsWithPoller();
   },
   // WakeableWait's operator wakes: a resume that changes nothing the backoff waits for, a pause held, a policy
   // update and a resume during it, and retryNow cutting two backoffs short; with the poller's wakes in between.

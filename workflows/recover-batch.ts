@@ -117,8 +117,9 @@ export const LOCAL_REGISTRATION_MARKER = 'recovery-patches-through-local-registr
 export const MEMO_AT_WAITS_MARKER = 'recovery-patches-through-memo-at-waits';
 /**
  * Recoveries from this change on wait for a wake or a timer through WakeableWait instead of condition(fn, timeout):
- * the same timer commands, but a handler now ends the wait, where condition re-checked after every job, so a
- * history from before it keeps condition. This marker stands for it and for every patch above.
+ * the same timer commands, but the wait now ends inside the handler that wakes it, where condition checked once the
+ * activation's jobs had run, so a history from before it keeps condition. This marker stands for it and for every
+ * patch above.
  */
 export const WAKEABLE_WAITS_MARKER = 'recovery-patches-through-wakeable-waits';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */

@@ -13,8 +13,10 @@ afterAll(() => env.close());
 
 const SLOW_ROUNDS = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
 const oneFailingSession = () => env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
-const phaseIs = (batchId: string, phase: string) => async () =>
-  (await env.recoveries.report(batchId)).phase === phase ? true : undefined;
+const phaseIs =
+  (batchId: string, phase: string, recoveries = env.recoveries) =>
+  async () =>
+    (await recoveries.report(batchId)).phase === phase ? true : undefined;
 /** Whether a workflow task has completed since the recovery's `resumeRecovery` signal: the signal was handled. */
 const resumeHandled = (handle: WorkflowHandle) => async () => {
   const events = (await handle.fetchHistory()).events ?? [];
@@ -66,9 +68,7 @@ test('a pause and a resume taken in one workflow task leave the backoff to run i
     const worker = await pausedEnv.startWorker();
     const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
     await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-    const backingOff = async () =>
-      (await pausedEnv.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined;
-    await eventually('the recovery to back off', backingOff);
+    await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', pausedEnv.recoveries));
     worker.shutdown();
     await eventually('the worker to stop', () => (worker.getState() === 'STOPPED' ? true : undefined));
 
