@@ -1,4 +1,5 @@
 import got, { RequestError, TimeoutError, type Got, type Response } from 'got';
+import pThrottle from 'p-throttle';
 import type { z } from 'zod';
 import { ANCHOR_ENDPOINTS, type AnchorEndpoint } from './endpoints.js';
 import {
@@ -47,6 +48,11 @@ export interface AnchorApiClientOptions {
   timeoutMs?: number;
   /** Longest response body read, in bytes (after decompression); a longer one is cut off and fails. */
   maxResponseBytes?: number;
+  /**
+   * Most calls this client sends in any one second (one call per 1 / rate seconds, below one a second). A call
+   * beyond it waits its turn before it is sent, and the wait counts against the call's time. Absent: no limit.
+   */
+  maxCallsPerSecond?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -94,9 +100,20 @@ interface Call<T extends z.ZodType> {
   options?: CallOptions;
 }
 
+/**
+ * Resolves at each call's turn under a rate, in a sliding window: no window of `interval` holds more than `limit`
+ * turns, a burst after an idle spell included (p-throttle's strict mode). The window is at least a second, so any
+ * one second holds at most the rate's whole calls.
+ */
+function turnsAt(callsPerSecond: number): () => Promise<void> {
+  const limit = Math.max(1, Math.floor(callsPerSecond));
+  return pThrottle({ limit, interval: Math.max(1_000, 1_000 / callsPerSecond), strict: true })(() => Promise.resolve());
+}
+
 export class AnchorApiClient {
   private readonly http: Got;
   private readonly apiKey: string;
+  private readonly nextTurn: (() => Promise<void>) | undefined;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
 
@@ -104,6 +121,7 @@ export class AnchorApiClient {
     this.apiKey = options.apiKey;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+    this.nextTurn = options.maxCallsPerSecond === undefined ? undefined : turnsAt(options.maxCallsPerSecond);
     this.http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { 'anchor-api-key': options.apiKey, accept: 'application/json' },
@@ -239,7 +257,8 @@ export class AnchorApiClient {
    * status (a 404 stays a 404), without the API's message.
    */
   private async send(call: Call<z.ZodType>): Promise<Response<string>> {
-    const { signal, timeoutMs } = call.options ?? {};
+    const { signal } = call.options ?? {};
+    const remainingMs = await this.waitForTurn(call, Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs));
     const stop = new AbortController();
     let tooLarge = false;
     try {
@@ -248,7 +267,7 @@ export class AnchorApiClient {
         signal: signal === undefined ? stop.signal : AbortSignal.any([stop.signal, signal]),
         ...(call.json === undefined ? {} : { json: call.json }),
         ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
-        ...(timeoutMs === undefined ? {} : { timeout: { request: Math.min(timeoutMs, this.timeoutMs) } }),
+        timeout: { request: remainingMs },
       }).on('downloadProgress', ({ transferred, total }) => {
         // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
         if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
@@ -259,6 +278,38 @@ export class AnchorApiClient {
       if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response?.statusCode ?? 0);
       throw this.transportError(error, call);
     }
+  }
+
+  /**
+   * Waits for the call's turn under maxCallsPerSecond, and returns what is left of its time. A call whose time runs
+   * out, or whose caller aborts, while it waits fails as never sent. The turn it leaves is still used up later,
+   * unsent: giving up can only leave the budget under-used.
+   */
+  private async waitForTurn(call: Call<z.ZodType>, timeoutMs: number): Promise<number> {
+    if (this.nextTurn === undefined) return timeoutMs;
+    const signal = call.options?.signal;
+    const context = { endpoint: call.endpoint, batchId: call.batchId, outcomeUnknown: false };
+    const timedOut = () => new AnchorTimeoutError({ ...context, timeoutMs, waitedForTurn: true });
+    const aborted = () =>
+      new AnchorNetworkError({ ...context, apiMessage: 'aborted before sending, waiting its turn' });
+    if (signal?.aborted) throw aborted();
+    const startedAt = Date.now();
+    const turn = this.nextTurn();
+    await new Promise<void>((resolve, reject) => {
+      const settle = (error?: AnchorApiError) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const onAbort = () => settle(aborted());
+      const timer = setTimeout(() => settle(timedOut()), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      void turn.then(() => settle());
+    });
+    const remainingMs = timeoutMs - (Date.now() - startedAt);
+    if (remainingMs <= 0) throw timedOut();
+    return remainingMs;
   }
 
   private statusError(

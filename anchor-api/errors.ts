@@ -133,8 +133,17 @@ export class UnexpectedStatusError extends AnchorApiError {
 export class AnchorTimeoutError extends AnchorApiError {
   readonly kind = 'timeout';
   readonly timeoutMs: number;
-  constructor(context: AnchorApiErrorContext & { timeoutMs: number; outcomeUnknown: boolean }) {
-    super(`Anchor API did not answer within ${context.timeoutMs} ms`, context, context.outcomeUnknown);
+  /** `waitedForTurn`: the call's time ran out while it waited its turn under the call budget, before it was sent. */
+  constructor(
+    context: AnchorApiErrorContext & { timeoutMs: number; outcomeUnknown: boolean; waitedForTurn?: boolean },
+  ) {
+    super(
+      context.waitedForTurn === true
+        ? `Anchor API call not sent: its turn under the call budget did not come within ${context.timeoutMs} ms`
+        : `Anchor API did not answer within ${context.timeoutMs} ms`,
+      context,
+      context.outcomeUnknown,
+    );
     this.timeoutMs = context.timeoutMs;
   }
 }

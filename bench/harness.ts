@@ -122,6 +122,8 @@ export interface BenchWorkerOptions {
   stack: BenchStack;
   taskQueue: string;
   maxCallsPerSecond: number;
+  /** How many of the benchmark's workers share maxCallsPerSecond; absent: 1. */
+  workersSharingBudget?: number;
   maxCachedWorkflows?: number;
   /** 'off' runs the product without its batch status poller. */
   poller?: 'off';
@@ -148,6 +150,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
       options.bundlePath ??
       (options.kind === 'product' ? options.stack.bundles.product : options.stack.bundles.baseline),
     BENCH_MAX_CALLS_PER_SECOND: String(options.maxCallsPerSecond),
+    ...(options.workersSharingBudget ? { BENCH_WORKERS_SHARING_BUDGET: String(options.workersSharingBudget) } : {}),
     ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
     ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
   };

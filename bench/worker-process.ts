@@ -17,6 +17,8 @@ export interface BenchWorkerEnv {
   BENCH_ANCHOR_KEY: string;
   BENCH_BUNDLE_PATH: string;
   BENCH_MAX_CALLS_PER_SECOND: string;
+  /** How many benchmark workers share the budget (ANCHOR_WORKERS_SHARING_BUDGET). */
+  BENCH_WORKERS_SHARING_BUDGET?: string;
   BENCH_MAX_CACHED_WORKFLOWS?: string;
   /** 'off' runs the product without its batch status poller. */
   BENCH_POLLER?: string;
@@ -42,6 +44,7 @@ async function main() {
       ANCHOR_BASE_URL: env.BENCH_ANCHOR_URL,
       ANCHOR_API_KEY: env.BENCH_ANCHOR_KEY,
       ANCHOR_MAX_CALLS_PER_SECOND: env.BENCH_MAX_CALLS_PER_SECOND,
+      ...(env.BENCH_WORKERS_SHARING_BUDGET ? { ANCHOR_WORKERS_SHARING_BUDGET: env.BENCH_WORKERS_SHARING_BUDGET } : {}),
       ANCHOR_BATCH_STATUS_POLLER: env.BENCH_POLLER === 'off' ? 'false' : 'true',
       ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { WORKER_MAX_CACHED_WORKFLOWS: env.BENCH_MAX_CACHED_WORKFLOWS } : {}),
     });

@@ -86,6 +86,17 @@ export class Ledger {
     return { calls: [...this.calls], retries: [...this.retries] };
   }
 
+  /** The most calls that arrived within any window of `windowMs` (wall clock): the rate the API saw at its busiest. */
+  mostCallsWithin(windowMs: number): number {
+    const arrivals = this.calls.map((call) => call.receivedAtMs).sort((a, b) => a - b);
+    let most = 0;
+    for (let first = 0, last = 0; last < arrivals.length; last += 1) {
+      while (arrivals[last]! - arrivals[first]! >= windowMs) first += 1;
+      most = Math.max(most, last - first + 1);
+    }
+    return most;
+  }
+
   forBatch(batchId: string): BatchLedger {
     const ledger = this.byBatch.get(batchId);
     return { calls: [...(ledger?.calls ?? [])], retries: [...(ledger?.retries ?? [])] };

@@ -58,8 +58,13 @@ const workerEnvSchema = z.object({
     .default('https://api.anchorbrowser.io'),
   ANCHOR_API_KEY: z.string({ error: 'required: the AnchorBrowser API key' }),
   ANCHOR_REQUEST_TIMEOUT_MS: positiveInt(15_000),
-  /** Shared by every worker on the task queue: the server enforces it. */
+  /** Shared by every worker on the task queue: the server enforces it over 10 s, each worker its share of every second. */
   ANCHOR_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(10),
+  /**
+   * How many workers on the task queue share ANCHOR_MAX_CALLS_PER_SECOND: each sends at most its share in any
+   * one second. Fewer than run keeps every 10 s within the budget, not every second: see docs/scaling.md.
+   */
+  ANCHOR_WORKERS_SHARING_BUDGET: positiveInt(1),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt(20),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt(20),
   /**
@@ -120,6 +125,8 @@ export interface WorkerConfig {
   anchor: { baseUrl: string; apiKey: string; timeoutMs: number };
   limits: {
     maxCallsPerSecond: number;
+    /** Workers on the task queue sharing maxCallsPerSecond; absent: 1. */
+    workersSharingBudget?: number;
     maxConcurrentActivities: number;
     maxConcurrentWorkflowTasks: number;
     /** Absent: the SDK's default, sized from the machine's memory. */
@@ -147,6 +154,13 @@ function crossVariableProblems(env: Record<string, string>): string[] {
   const tlsFiles = ['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_SERVER_NAME'].filter((name) => env[name]);
   if (tlsFlag.safeParse(env.TEMPORAL_TLS).data === false && tlsFiles.length > 0) {
     problems.push(`TEMPORAL_TLS: is false, but ${tlsFiles.join(', ')} ${tlsFiles.length > 1 ? 'are' : 'is'} set`);
+  }
+  const budget = workerEnvSchema.shape.ANCHOR_MAX_CALLS_PER_SECOND.safeParse(env.ANCHOR_MAX_CALLS_PER_SECOND).data;
+  const sharing = workerEnvSchema.shape.ANCHOR_WORKERS_SHARING_BUDGET.safeParse(env.ANCHOR_WORKERS_SHARING_BUDGET).data;
+  if (budget !== undefined && sharing !== undefined && sharing > 1 && sharing > budget) {
+    problems.push(
+      `ANCHOR_WORKERS_SHARING_BUDGET: ${sharing} workers cannot share ANCHOR_MAX_CALLS_PER_SECOND=${budget}: each needs at least one call a second`,
+    );
   }
   if (isTemporalCloud(address)) {
     if (!env.TEMPORAL_API_KEY && !cert) {
@@ -219,6 +233,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     anchor: { baseUrl: e.ANCHOR_BASE_URL, apiKey: e.ANCHOR_API_KEY, timeoutMs: e.ANCHOR_REQUEST_TIMEOUT_MS },
     limits: {
       maxCallsPerSecond: e.ANCHOR_MAX_CALLS_PER_SECOND,
+      workersSharingBudget: e.ANCHOR_WORKERS_SHARING_BUDGET,
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,

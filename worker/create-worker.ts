@@ -35,7 +35,10 @@ export interface RecoveryWorkerOptions {
 export const TASK_RATE_SHARE_OF_BUDGET = 0.9;
 
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
-  const api = new AnchorApiClient(config.anchor);
+  // The server's bucket can hand one worker up to two seconds of the budget in one second; each worker's own
+  // share, counted per second over its HTTP calls, keeps every second of the queue's calls within the budget.
+  const callsPerSecondHere = config.limits.maxCallsPerSecond / (config.limits.workersSharingBudget ?? 1);
+  const api = new AnchorApiClient({ ...config.anchor, maxCallsPerSecond: callsPerSecondHere });
   // The sweep starts recoveries, and recoveries register with the poller, through a client on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const worker = await Worker.create({
@@ -59,6 +62,9 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     // Every activity task makes at most one Anchor call, so this server-side limit caps the calls per
     // second across all workers on the queue (docs/scaling.md).
     maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond * TASK_RATE_SHARE_OF_BUDGET,
+    // Takes tasks no faster than this worker may send their calls, so the server does not hand one worker
+    // more of the queue's rate than its share and leave the calls waiting here.
+    maxActivitiesPerSecond: callsPerSecondHere,
     shutdownGraceTime: '30s',
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);

@@ -123,6 +123,49 @@ describe('AnchorApiClient happy paths', () => {
   });
 });
 
+describe('AnchorApiClient call budget', () => {
+  const pacedClient = () =>
+    new AnchorApiClient({ baseUrl: simulator.url, apiKey: API_KEY, timeoutMs: 3000, maxCallsPerSecond: 1 });
+  const callsTo = (batchId: string) => simulator.ledger.forBatch(batchId).calls.map((call) => call.method);
+
+  test('a retry whose time runs out while it waits its turn fails as never sent, and its turn goes unused', async () => {
+    const batchId = settledBatchWithFailures();
+    const paced = pacedClient();
+    await paced.getBatch(batchId);
+
+    const error = await caught(
+      paced.retryFailedSessions(batchId, { retry_failed_only: true, max_retries: 1 }, { timeoutMs: 300 }),
+    );
+
+    expect(error).toBeInstanceOf(AnchorTimeoutError);
+    expect(error.outcomeUnknown).toBe(false);
+    expect(error.message).toContain('not sent: its turn under the call budget did not come within 300 ms');
+    // The next call waits for the turn after the abandoned one: the retry was never sent, even once its turn came.
+    await paced.getBatch(batchId);
+    expect(callsTo(batchId)).toEqual(['GET', 'GET']);
+    const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
+    expect(second! - first!).toBeGreaterThanOrEqual(1_900);
+  });
+
+  test('a retry aborted while it waits its turn fails as never sent', async () => {
+    const batchId = settledBatchWithFailures();
+    const paced = pacedClient();
+    await paced.getBatch(batchId);
+    const stop = new AbortController();
+
+    const waiting = caught(
+      paced.retryFailedSessions(batchId, { retry_failed_only: true, max_retries: 1 }, { signal: stop.signal }),
+    );
+    stop.abort();
+    const error = await waiting;
+
+    expect(error).toBeInstanceOf(AnchorNetworkError);
+    expect(error.outcomeUnknown).toBe(false);
+    await paced.getBatch(batchId);
+    expect(callsTo(batchId)).toEqual(['GET', 'GET']);
+  });
+});
+
 describe('AnchorApiClient errors', () => {
   it('401: UnauthorizedError for a wrong key, without leaking either key', async () => {
     const wrongKey = 'sk-live-wrong-key-0000';

@@ -39,6 +39,7 @@ test('defaults give a plaintext connection to a local server and keep the existi
     anchor: { baseUrl: 'https://api.anchorbrowser.io', apiKey: 'anchor-key', timeoutMs: 15_000 },
     limits: {
       maxCallsPerSecond: 10,
+      workersSharingBudget: 1,
       maxConcurrentActivities: 20,
       maxConcurrentWorkflowTasks: 20,
       maxCachedWorkflows: 250,
@@ -59,6 +60,23 @@ test('the batch status poller can be turned off and the workflow cache sized', (
   expect(problemsOf({ ...minimal, WORKER_MAX_CACHED_WORKFLOWS: '0' })).toEqual([
     expect.stringMatching(/^WORKER_MAX_CACHED_WORKFLOWS: /),
   ]);
+});
+
+test('workers sharing the call budget each need at least one call a second', () => {
+  const config = loadWorkerConfig({
+    ...minimal,
+    ANCHOR_MAX_CALLS_PER_SECOND: '40',
+    ANCHOR_WORKERS_SHARING_BUDGET: '3',
+  });
+  expect(config.limits).toMatchObject({ maxCallsPerSecond: 40, workersSharingBudget: 3 });
+  expect(problemsOf({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '2', ANCHOR_WORKERS_SHARING_BUDGET: '3' })).toEqual([
+    'ANCHOR_WORKERS_SHARING_BUDGET: 3 workers cannot share ANCHOR_MAX_CALLS_PER_SECOND=2: each needs at least one call a second',
+  ]);
+  expect(problemsOf({ ...minimal, ANCHOR_WORKERS_SHARING_BUDGET: '0' })).toEqual([
+    expect.stringMatching(/^ANCHOR_WORKERS_SHARING_BUDGET: /),
+  ]);
+  // One worker may have a budget below one call a second: it sends one call per 1 / budget seconds.
+  expect(loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '0.5' }).limits.maxCallsPerSecond).toBe(0.5);
 });
 
 test('every problem is listed at once, each naming its variable', () => {
