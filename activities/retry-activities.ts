@@ -28,7 +28,12 @@ import { countApiError, countRetryCall } from './metrics.js';
  */
 
 /** Time kept between the end of the HTTP request and the end of the activity's heartbeat window. */
-const SEND_MARGIN_MS = 5_000;
+const SEND_MARGIN_MS = 2_000;
+/**
+ * Longest wait for the call's turn under the worker's share of the budget; past it the call is not sent. Short, and
+ * taken out of the heartbeat window with the request's time, so the request still ends within the window.
+ */
+const SEND_TURN_TIMEOUT_MS = 3_000;
 const HEARTBEAT_INTERVAL_MS = 2_000;
 
 /**
@@ -101,20 +106,31 @@ export function createRetryActivities(api: AnchorApiClient) {
 
     /**
      * One retry call, never repeated here: the workflow schedules it with a single attempt and decides
-     * what follows from the outcome this returns. The request must end before the heartbeat window does,
-     * so the server never declares the attempt lost while its request is still in flight.
+     * what follows from the outcome this returns. The wait for its turn and the request must end before the
+     * heartbeat window does, so the server never declares the attempt lost while its request is still in flight.
      */
     async sendRetry(input: SendRetryInput): Promise<SendRetryResult> {
       const { batchId, maxRetries, retryFailedOnly } = input;
       const { heartbeatTimeoutMs } = activityInfo();
-      const timeoutMs = heartbeatTimeoutMs ? Math.max(1_000, heartbeatTimeoutMs - SEND_MARGIN_MS) : undefined;
-      const sentAt = new Date().toISOString();
+      const timeoutMs = heartbeatTimeoutMs
+        ? Math.max(1_000, heartbeatTimeoutMs - SEND_TURN_TIMEOUT_MS - SEND_MARGIN_MS)
+        : undefined;
+      // Dated when the request leaves, after its turn: the reconcile read waits out the request from then.
+      let sentAt: string | undefined;
+      const onSend = () => {
+        sentAt = new Date().toISOString();
+      };
       try {
         const answer = await withHeartbeats(
           api.retryFailedSessions(
             batchId,
             { retry_failed_only: retryFailedOnly, max_retries: maxRetries },
-            { signal: cancellationSignal(), ...(timeoutMs === undefined ? {} : { timeoutMs }) },
+            {
+              signal: cancellationSignal(),
+              turnTimeoutMs: SEND_TURN_TIMEOUT_MS,
+              onSend,
+              ...(timeoutMs === undefined ? {} : { timeoutMs }),
+            },
           ),
         );
         countRetryCall(answer.retried_sessions ?? 0, false);
@@ -152,7 +168,9 @@ export function createRetryActivities(api: AnchorApiClient) {
           kind: 'unknown',
           errorType,
           reason,
-          ...(answered ? {} : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
+          ...(answered || sentAt === undefined
+            ? {}
+            : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
         };
       }
     },

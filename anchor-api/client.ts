@@ -49,10 +49,15 @@ export interface AnchorApiClientOptions {
   /** Longest response body read, in bytes (after decompression); a longer one is cut off and fails. */
   maxResponseBytes?: number;
   /**
-   * Most calls this client sends in any one second (one call per 1 / rate seconds, below one a second). A call
-   * beyond it waits its turn before it is sent, and the wait counts against the call's time. Absent: no limit.
+   * At most `calls` sent in any window of `intervalMs`, a burst after an idle spell included. A call beyond it
+   * waits its turn before it is sent (CallOptions.turnTimeoutMs). Absent: no limit.
    */
-  maxCallsPerSecond?: number;
+  callLimit?: CallLimit;
+}
+
+export interface CallLimit {
+  calls: number;
+  intervalMs: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -66,8 +71,15 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 export interface CallOptions {
   /** Aborts the request; an abort after the request may have left the machine is an unknown outcome. */
   signal?: AbortSignal;
-  /** Shortens the whole-request budget for this call (never lengthens it). */
+  /** Shortens the whole-request budget for this call (never lengthens it), counted from when it is sent. */
   timeoutMs?: number;
+  /**
+   * Longest wait for the call's turn under callLimit; past it the call fails as never sent. Default: the
+   * request's own budget, so a call lasts at most twice that.
+   */
+  turnTimeoutMs?: number;
+  /** Told when the request leaves, after its turn came: a mutating call's outcome is dated from then. */
+  onSend?: () => void;
 }
 
 /** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
@@ -100,14 +112,9 @@ interface Call<T extends z.ZodType> {
   options?: CallOptions;
 }
 
-/**
- * Resolves at each call's turn under a rate, in a sliding window: no window of `interval` holds more than `limit`
- * turns, a burst after an idle spell included (p-throttle's strict mode). The window is at least a second, so any
- * one second holds at most the rate's whole calls.
- */
-function turnsAt(callsPerSecond: number): () => Promise<void> {
-  const limit = Math.max(1, Math.floor(callsPerSecond));
-  return pThrottle({ limit, interval: Math.max(1_000, 1_000 / callsPerSecond), strict: true })(() => Promise.resolve());
+/** Resolves at each call's turn: p-throttle's strict mode counts a sliding window, where its default counts fixed ones. */
+function turnsUnder({ calls, intervalMs }: CallLimit): () => Promise<void> {
+  return pThrottle({ limit: calls, interval: intervalMs, strict: true })(() => Promise.resolve());
 }
 
 export class AnchorApiClient {
@@ -121,7 +128,7 @@ export class AnchorApiClient {
     this.apiKey = options.apiKey;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    this.nextTurn = options.maxCallsPerSecond === undefined ? undefined : turnsAt(options.maxCallsPerSecond);
+    this.nextTurn = options.callLimit === undefined ? undefined : turnsUnder(options.callLimit);
     this.http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { 'anchor-api-key': options.apiKey, accept: 'application/json' },
@@ -257,8 +264,10 @@ export class AnchorApiClient {
    * status (a 404 stays a 404), without the API's message.
    */
   private async send(call: Call<z.ZodType>): Promise<Response<string>> {
-    const { signal } = call.options ?? {};
-    const remainingMs = await this.waitForTurn(call, Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs));
+    const { signal, onSend } = call.options ?? {};
+    const timeoutMs = Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs);
+    await this.waitForTurn(call, call.options?.turnTimeoutMs ?? timeoutMs);
+    onSend?.();
     const stop = new AbortController();
     let tooLarge = false;
     try {
@@ -267,7 +276,7 @@ export class AnchorApiClient {
         signal: signal === undefined ? stop.signal : AbortSignal.any([stop.signal, signal]),
         ...(call.json === undefined ? {} : { json: call.json }),
         ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
-        timeout: { request: remainingMs },
+        timeout: { request: timeoutMs },
       }).on('downloadProgress', ({ transferred, total }) => {
         // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
         if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
@@ -281,19 +290,17 @@ export class AnchorApiClient {
   }
 
   /**
-   * Waits for the call's turn under maxCallsPerSecond, and returns what is left of its time. A call whose time runs
-   * out, or whose caller aborts, while it waits fails as never sent. The turn it leaves is still used up later,
-   * unsent: giving up can only leave the budget under-used.
+   * Waits for the call's turn under callLimit. A call whose turn does not come within `turnTimeoutMs`, or
+   * whose caller aborts while it waits, fails as never sent. The turn it leaves is still used up later, unsent:
+   * giving up can only leave the budget under-used.
    */
-  private async waitForTurn(call: Call<z.ZodType>, timeoutMs: number): Promise<number> {
-    if (this.nextTurn === undefined) return timeoutMs;
+  private async waitForTurn(call: Call<z.ZodType>, turnTimeoutMs: number): Promise<void> {
+    if (this.nextTurn === undefined) return;
     const signal = call.options?.signal;
     const context = { endpoint: call.endpoint, batchId: call.batchId, outcomeUnknown: false };
-    const timedOut = () => new AnchorTimeoutError({ ...context, timeoutMs, waitedForTurn: true });
     const aborted = () =>
       new AnchorNetworkError({ ...context, apiMessage: 'aborted before sending, waiting its turn' });
     if (signal?.aborted) throw aborted();
-    const startedAt = Date.now();
     const turn = this.nextTurn();
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: AnchorApiError) => {
@@ -303,13 +310,13 @@ export class AnchorApiClient {
         else reject(error);
       };
       const onAbort = () => settle(aborted());
-      const timer = setTimeout(() => settle(timedOut()), timeoutMs);
+      const timer = setTimeout(
+        () => settle(new AnchorTimeoutError({ ...context, timeoutMs: turnTimeoutMs, waitedForTurn: true })),
+        turnTimeoutMs,
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
       void turn.then(() => settle());
     });
-    const remainingMs = timeoutMs - (Date.now() - startedAt);
-    if (remainingMs <= 0) throw timedOut();
-    return remainingMs;
   }
 
   private statusError(

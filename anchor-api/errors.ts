@@ -133,7 +133,8 @@ export class UnexpectedStatusError extends AnchorApiError {
 export class AnchorTimeoutError extends AnchorApiError {
   readonly kind = 'timeout';
   readonly timeoutMs: number;
-  /** `waitedForTurn`: the call's time ran out while it waited its turn under the call budget, before it was sent. */
+  /** The call waited `timeoutMs` for its turn under the call budget and was never sent. */
+  readonly waitedForTurn: boolean;
   constructor(
     context: AnchorApiErrorContext & { timeoutMs: number; outcomeUnknown: boolean; waitedForTurn?: boolean },
   ) {
@@ -145,6 +146,7 @@ export class AnchorTimeoutError extends AnchorApiError {
       context.outcomeUnknown,
     );
     this.timeoutMs = context.timeoutMs;
+    this.waitedForTurn = context.waitedForTurn === true;
   }
 }
 

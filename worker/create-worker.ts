@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { AnchorApiClient } from '../anchor-api/index.js';
+import { AnchorApiClient, type CallLimit } from '../anchor-api/index.js';
 import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
@@ -34,11 +34,27 @@ export interface RecoveryWorkerOptions {
  */
 export const TASK_RATE_SHARE_OF_BUDGET = 0.9;
 
+/**
+ * One worker's share of the budget B, with N = workersSharingBudget: whole calls in any window, ⌊B / N⌋ a second
+ * (one call per N / B seconds below one a second), in windows 1 / TASK_RATE_SHARE_OF_BUDGET longer than that. The
+ * longer window is a margin for the network: a call can reach the API up to about 100 ms later than the call sent
+ * after it (measured on a busy worker), which would bring calls of two windows into one second there. It costs no
+ * throughput: the server hands out tasks at TASK_RATE_SHARE_OF_BUDGET of the budget anyway.
+ */
+export function callLimitOfShare(limits: WorkerConfig['limits']): CallLimit {
+  const share = limits.maxCallsPerSecond / (limits.workersSharingBudget ?? 1);
+  const calls = Math.max(1, Math.floor(share));
+  return { calls, intervalMs: (1_000 * calls) / Math.min(share, calls) / TASK_RATE_SHARE_OF_BUDGET };
+}
+
+/** Calls a second under a limit, on average. */
+export const callRateOf = ({ calls, intervalMs }: CallLimit) => (calls * 1_000) / intervalMs;
+
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
-  // The server's bucket can hand one worker up to two seconds of the budget in one second; each worker's own
-  // share, counted per second over its HTTP calls, keeps every second of the queue's calls within the budget.
-  const callsPerSecondHere = config.limits.maxCallsPerSecond / (config.limits.workersSharingBudget ?? 1);
-  const api = new AnchorApiClient({ ...config.anchor, maxCallsPerSecond: callsPerSecondHere });
+  // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
+  // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
+  const callLimit = callLimitOfShare(config.limits);
+  const api = new AnchorApiClient({ ...config.anchor, callLimit });
   // The sweep starts recoveries, and recoveries register with the poller, through a client on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const worker = await Worker.create({
@@ -59,12 +75,12 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
-    // Every activity task makes at most one Anchor call, so this server-side limit caps the calls per
-    // second across all workers on the queue (docs/scaling.md).
-    maxTaskQueueActivitiesPerSecond: config.limits.maxCallsPerSecond * TASK_RATE_SHARE_OF_BUDGET,
+    // Every activity task makes at most one Anchor call, so this server-side limit caps the calls over any 10 s
+    // across all workers on the queue, more workers than workersSharingBudget included (docs/scaling.md).
+    maxTaskQueueActivitiesPerSecond: callRateOf(callLimit) * (config.limits.workersSharingBudget ?? 1),
     // Takes tasks no faster than this worker may send their calls, so the server does not hand one worker
     // more of the queue's rate than its share and leave the calls waiting here.
-    maxActivitiesPerSecond: callsPerSecondHere,
+    maxActivitiesPerSecond: callRateOf(callLimit),
     shutdownGraceTime: '30s',
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);

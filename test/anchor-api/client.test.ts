@@ -125,21 +125,33 @@ describe('AnchorApiClient happy paths', () => {
 
 describe('AnchorApiClient call budget', () => {
   const pacedClient = () =>
-    new AnchorApiClient({ baseUrl: simulator.url, apiKey: API_KEY, timeoutMs: 3000, maxCallsPerSecond: 1 });
+    new AnchorApiClient({
+      baseUrl: simulator.url,
+      apiKey: API_KEY,
+      timeoutMs: 3000,
+      callLimit: { calls: 1, intervalMs: 1000 },
+    });
   const callsTo = (batchId: string) => simulator.ledger.forBatch(batchId).calls.map((call) => call.method);
 
-  test('a retry whose time runs out while it waits its turn fails as never sent, and its turn goes unused', async () => {
+  test('a retry whose turn does not come in time fails as never sent, and its turn goes unused', async () => {
     const batchId = settledBatchWithFailures();
     const paced = pacedClient();
-    await paced.getBatch(batchId);
+    const sends: string[] = [];
+    await paced.getBatch(batchId, { onSend: () => sends.push('read') });
 
     const error = await caught(
-      paced.retryFailedSessions(batchId, { retry_failed_only: true, max_retries: 1 }, { timeoutMs: 300 }),
+      paced.retryFailedSessions(
+        batchId,
+        { retry_failed_only: true, max_retries: 1 },
+        { turnTimeoutMs: 300, onSend: () => sends.push('retry') },
+      ),
     );
 
     expect(error).toBeInstanceOf(AnchorTimeoutError);
     expect(error.outcomeUnknown).toBe(false);
+    expect((error as AnchorTimeoutError).waitedForTurn).toBe(true);
     expect(error.message).toContain('not sent: its turn under the call budget did not come within 300 ms');
+    expect(sends).toEqual(['read']);
     // The next call waits for the turn after the abandoned one: the retry was never sent, even once its turn came.
     await paced.getBatch(batchId);
     expect(callsTo(batchId)).toEqual(['GET', 'GET']);
@@ -161,8 +173,11 @@ describe('AnchorApiClient call budget', () => {
 
     expect(error).toBeInstanceOf(AnchorNetworkError);
     expect(error.outcomeUnknown).toBe(false);
+    expect(error.message).toContain('aborted before sending, waiting its turn');
     await paced.getBatch(batchId);
     expect(callsTo(batchId)).toEqual(['GET', 'GET']);
+    const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
+    expect(second! - first!).toBeGreaterThanOrEqual(1_900);
   });
 });
 
