@@ -49,15 +49,11 @@ export interface AnchorApiClientOptions {
   /** Longest response body read, in bytes (after decompression); a longer one is cut off and fails. */
   maxResponseBytes?: number;
   /**
-   * At most `calls` sent in any window of `intervalMs`, a burst after an idle spell included. A call beyond it
-   * waits its turn before it is sent (CallOptions.turnTimeoutMs). Absent: no limit.
+   * Least time between two calls leaving this client, after an idle spell too: a call sooner than that waits its
+   * turn before it is sent (CallOptions.turnTimeoutMs). Evenly spaced calls reach the API no nearer each other than
+   * the network's jitter brings them, where a burst would reach it all at once. Absent: no limit.
    */
-  callLimit?: CallLimit;
-}
-
-export interface CallLimit {
-  calls: number;
-  intervalMs: number;
+  callSpacingMs?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -74,7 +70,7 @@ export interface CallOptions {
   /** Shortens the whole-request budget for this call (never lengthens it), counted from when it is sent. */
   timeoutMs?: number;
   /**
-   * Longest wait for the call's turn under callLimit; past it the call fails as never sent. Default: the
+   * Longest wait for the call's turn under callSpacingMs; past it the call fails as never sent. Default: the
    * request's own budget, so a call lasts at most twice that.
    */
   turnTimeoutMs?: number;
@@ -112,9 +108,9 @@ interface Call<T extends z.ZodType> {
   options?: CallOptions;
 }
 
-/** Resolves at each call's turn: p-throttle's strict mode counts a sliding window, where its default counts fixed ones. */
-function turnsUnder({ calls, intervalMs }: CallLimit): () => Promise<void> {
-  return pThrottle({ limit: calls, interval: intervalMs, strict: true })(() => Promise.resolve());
+/** Resolves at each call's turn, one at a time, `spacingMs` apart at least. */
+function turnsEvery(spacingMs: number): () => Promise<void> {
+  return pThrottle({ limit: 1, interval: spacingMs, strict: true })(() => Promise.resolve());
 }
 
 export class AnchorApiClient {
@@ -128,7 +124,7 @@ export class AnchorApiClient {
     this.apiKey = options.apiKey;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    this.nextTurn = options.callLimit === undefined ? undefined : turnsUnder(options.callLimit);
+    this.nextTurn = options.callSpacingMs === undefined ? undefined : turnsEvery(options.callSpacingMs);
     this.http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { 'anchor-api-key': options.apiKey, accept: 'application/json' },
@@ -290,7 +286,7 @@ export class AnchorApiClient {
   }
 
   /**
-   * Waits for the call's turn under callLimit. A call whose turn does not come within `turnTimeoutMs`, or
+   * Waits for the call's turn under callSpacingMs. A call whose turn does not come within `turnTimeoutMs`, or
    * whose caller aborts while it waits, fails as never sent. The turn it leaves is still used up later, unsent:
    * giving up can only leave the budget under-used.
    */

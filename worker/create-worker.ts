@@ -2,7 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { AnchorApiClient, type CallLimit } from '../anchor-api/index.js';
+import { AnchorApiClient } from '../anchor-api/index.js';
 import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
@@ -35,26 +35,24 @@ export interface RecoveryWorkerOptions {
 export const TASK_RATE_SHARE_OF_BUDGET = 0.9;
 
 /**
- * One worker's share of the budget B, with N = workersSharingBudget: whole calls in any window, ⌊B / N⌋ a second
- * (one call per N / B seconds below one a second), in windows 1 / TASK_RATE_SHARE_OF_BUDGET longer than that. The
- * longer window is a margin for the network: a call can reach the API up to about 100 ms later than the call sent
- * after it (measured on a busy worker), which would bring calls of two windows into one second there. It costs no
- * throughput: the server hands out tasks at TASK_RATE_SHARE_OF_BUDGET of the budget anyway.
+ * How far apart one worker sends its calls. Its share of the budget B, with N = workersSharingBudget, is ⌊B / N⌋
+ * whole calls a second (B / N below one a second); it sends them evenly spaced at TASK_RATE_SHARE_OF_BUDGET of that
+ * rate, the rate the server hands out tasks at anyway. Then no one second holds more than its share, even where the
+ * network brings two calls up to 1/9 of a second nearer each other than they left: up to about 100 ms was measured
+ * on a busy machine, and more for calls sent in a burst, which the simulator reads one after another.
  */
-export function callLimitOfShare(limits: WorkerConfig['limits']): CallLimit {
+export function callSpacingOfShare(limits: WorkerConfig['limits']): number {
   const share = limits.maxCallsPerSecond / (limits.workersSharingBudget ?? 1);
-  const calls = Math.max(1, Math.floor(share));
-  return { calls, intervalMs: (1_000 * calls) / Math.min(share, calls) / TASK_RATE_SHARE_OF_BUDGET };
+  const wholeCalls = share >= 1 ? Math.floor(share) : share;
+  return 1_000 / (wholeCalls * TASK_RATE_SHARE_OF_BUDGET);
 }
-
-/** Calls a second under a limit, on average. */
-export const callRateOf = ({ calls, intervalMs }: CallLimit) => (calls * 1_000) / intervalMs;
 
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
-  const callLimit = callLimitOfShare(config.limits);
-  const api = new AnchorApiClient({ ...config.anchor, callLimit });
+  const callSpacingMs = callSpacingOfShare(config.limits);
+  const callsPerSecondHere = 1_000 / callSpacingMs;
+  const api = new AnchorApiClient({ ...config.anchor, callSpacingMs });
   // The sweep starts recoveries, and recoveries register with the poller, through a client on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const worker = await Worker.create({
@@ -77,10 +75,10 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
     // Every activity task makes at most one Anchor call, so this server-side limit caps the calls over any 10 s
     // across all workers on the queue, more workers than workersSharingBudget included (docs/scaling.md).
-    maxTaskQueueActivitiesPerSecond: callRateOf(callLimit) * (config.limits.workersSharingBudget ?? 1),
+    maxTaskQueueActivitiesPerSecond: callsPerSecondHere * (config.limits.workersSharingBudget ?? 1),
     // Takes tasks no faster than this worker may send their calls, so the server does not hand one worker
     // more of the queue's rate than its share and leave the calls waiting here.
-    maxActivitiesPerSecond: callRateOf(callLimit),
+    maxActivitiesPerSecond: callsPerSecondHere,
     shutdownGraceTime: '30s',
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);

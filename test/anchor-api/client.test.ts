@@ -129,7 +129,7 @@ describe('AnchorApiClient call budget', () => {
       baseUrl: simulator.url,
       apiKey: API_KEY,
       timeoutMs: 3000,
-      callLimit: { calls: 1, intervalMs: 1000 },
+      callSpacingMs: 1000,
     });
   const callsTo = (batchId: string) => simulator.ledger.forBatch(batchId).calls.map((call) => call.method);
 
@@ -156,7 +156,33 @@ describe('AnchorApiClient call budget', () => {
     await paced.getBatch(batchId);
     expect(callsTo(batchId)).toEqual(['GET', 'GET']);
     const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
-    expect(second! - first!).toBeGreaterThanOrEqual(1_900);
+    expect(second! - first!).toBeGreaterThanOrEqual(1_800);
+  });
+
+  test('a call has its whole request time after its turn, and is dated when it leaves', async () => {
+    const batchId = settledBatchWithFailures();
+    const paced = new AnchorApiClient({
+      baseUrl: simulator.url,
+      apiKey: API_KEY,
+      timeoutMs: 1_500,
+      callSpacingMs: 1_000,
+    });
+    await paced.getBatch(batchId);
+    simulator.faults.add('retry', { type: 'latency', latencyMs: 1_200, times: 1 });
+    let sentAtMs = 0;
+
+    // About 1 s for its turn, then 1.2 s for the answer: more than 1.5 s in all, within 1.5 s from its sending.
+    const result = await paced.retryFailedSessions(
+      batchId,
+      { retry_failed_only: true, max_retries: 1 },
+      { onSend: () => (sentAtMs = Date.now()) },
+    );
+
+    expect(result.retried_sessions).toBe(2);
+    const [read, retry] = simulator.ledger.forBatch(batchId).calls;
+    expect(retry!.receivedAtMs - read!.receivedAtMs).toBeGreaterThanOrEqual(900);
+    expect(sentAtMs).toBeGreaterThanOrEqual(read!.receivedAtMs + 900);
+    expect(sentAtMs).toBeLessThanOrEqual(retry!.receivedAtMs);
   });
 
   test('a retry aborted while it waits its turn fails as never sent', async () => {
@@ -177,7 +203,7 @@ describe('AnchorApiClient call budget', () => {
     await paced.getBatch(batchId);
     expect(callsTo(batchId)).toEqual(['GET', 'GET']);
     const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
-    expect(second! - first!).toBeGreaterThanOrEqual(1_900);
+    expect(second! - first!).toBeGreaterThanOrEqual(1_800);
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadWorkerConfig } from '../../worker/config.js';
-import { callLimitOfShare, callRateOf } from '../../worker/create-worker.js';
+import { callSpacingOfShare } from '../../worker/create-worker.js';
 import { redactLine } from '../../worker/logging.js';
 import { InvalidInputError } from '../../workflows/input.js';
 import { spawnWorkerProcess } from './worker-process.js';
@@ -80,18 +80,19 @@ test('workers sharing the call budget each need at least one call a second', () 
   expect(loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '0.5' }).limits.maxCallsPerSecond).toBe(0.5);
 });
 
-test("a worker's share is whole calls in windows a ninth longer than a second, at 0.9 of the share's rate", () => {
-  const share = (budget: string, workers: string) => {
-    const limit = callLimitOfShare(
-      loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: budget, ANCHOR_WORKERS_SHARING_BUDGET: workers })
-        .limits,
+test("a worker sends its share's whole calls evenly spaced, at 0.9 of their rate", () => {
+  const spacing = (budget: string, workers: string) =>
+    Math.round(
+      callSpacingOfShare(
+        loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: budget, ANCHOR_WORKERS_SHARING_BUDGET: workers })
+          .limits,
+      ),
     );
-    return [limit.calls, Math.round(limit.intervalMs), callRateOf(limit)];
-  };
-  expect(share('10', '1')).toEqual([10, 1111, 9]);
-  expect(share('10', '4')).toEqual([2, 1111, 1.8]);
-  expect(share('1.5', '1')).toEqual([1, 1111, 0.9]);
-  expect(share('0.5', '1')).toEqual([1, 2222, 0.45]);
+  expect(spacing('10', '1')).toBe(111);
+  expect(spacing('40', '3')).toBe(85);
+  expect(spacing('10', '4')).toBe(556);
+  expect(spacing('1.5', '1')).toBe(1111);
+  expect(spacing('0.5', '1')).toBe(2222);
 });
 
 test('every problem is listed at once, each naming its variable', () => {
