@@ -73,9 +73,14 @@ test("a wake reaches the recovery as the poller's batchSettled signal; a recover
     ]);
 
     expect(unsent).toEqual([]);
-    const wakes = signalInputs<{ observedAt?: string }>(await handle.fetchHistory(), 'batchSettled').filter(
-      (wake) => wake.observedAt === listed.observedAt,
-    );
+    // A signal that arrives while a workflow task is open (the recovery's own local activities keep one open) is
+    // buffered by the server and written to history only when that task completes.
+    const wakes = await eventually('the wake in the recovery history', async () => {
+      const recorded = signalInputs<{ observedAt?: string }>(await handle.fetchHistory(), 'batchSettled').filter(
+        (wake) => wake.observedAt === listed.observedAt,
+      );
+      return recorded.length > 0 ? recorded : undefined;
+    });
     expect(wakes).toEqual([listed]);
   } finally {
     await handle.terminate('test done');
