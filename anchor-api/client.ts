@@ -1,5 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import got, { RequestError, TimeoutError, type Got, type Response } from 'got';
-import pThrottle from 'p-throttle';
 import type { z } from 'zod';
 import { ANCHOR_ENDPOINTS, type AnchorEndpoint } from './endpoints.js';
 import {
@@ -108,9 +108,26 @@ interface Call<T extends z.ZodType> {
   options?: CallOptions;
 }
 
-/** Resolves at each call's turn, one at a time, `spacingMs` apart at least. */
+/**
+ * Resolves at each call's turn, one at a time in order, each at least `spacingMs` after the turn before it came.
+ * Measured from when a turn came, not when it was due: a turn that comes late on a busy event loop pushes the
+ * next one back. A limiter that schedules each queued call when it is queued (p-throttle's strict mode does)
+ * lets the late one and the next, still on time, leave nearer than the spacing.
+ */
 function turnsEvery(spacingMs: number): () => Promise<void> {
-  return pThrottle({ limit: 1, interval: spacingMs, strict: true })(() => Promise.resolve());
+  let lastTurnAt = -Infinity;
+  let lastTurn = Promise.resolve();
+  return () => {
+    lastTurn = lastTurn.then(async () => {
+      let wait = lastTurnAt + spacingMs - performance.now();
+      while (wait > 0) {
+        await delay(wait);
+        wait = lastTurnAt + spacingMs - performance.now();
+      }
+      lastTurnAt = performance.now();
+    });
+    return lastTurn;
+  };
 }
 
 export class AnchorApiClient {

@@ -1,12 +1,17 @@
 /**
  * Workflow-code CPU per one-round recovery, measured by replaying one recorded history of each variant many
  * times in this process: the part of the worker's CPU that our workflow code decides, without the server,
- * the activities or the network, so it moves little between runs. Usage:
+ * the activities or the network, so it moves little between runs. Each variant is also replayed with the SDK's
+ * per-promise stack-trace hook off, side by side, to show what a fix of temporalio/sdk-typescript#1587 would
+ * leave of the gap. Usage:
  *   npm run bench:replay-cost -- [--replays 300] [--repeats 3]
  */
 import { createHook } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+// Not a public API: the holder of the hook, which no worker option turns off. Replays run in this thread, so this
+// is the instance they use.
+import { globalHandlers } from '@temporalio/worker/lib/workflow/vm-shared.js';
 import type { temporal } from '@temporalio/proto';
 import {
   buildBenchBundles,
@@ -73,6 +78,21 @@ async function replayCpuMs(variant: Variant): Promise<number> {
 }
 
 /**
+ * replayCpuMs with the SDK's stack-trace hooks off. Each replay worker installs them again when it loads its
+ * bundle, so the install is held off until the replays are done.
+ */
+async function replayCpuMsWithoutStackTraceHook(variant: Variant): Promise<number> {
+  const install = globalHandlers.install.bind(globalHandlers);
+  globalHandlers.uninstall();
+  globalHandlers.install = () => undefined;
+  try {
+    return await replayCpuMs(variant);
+  } finally {
+    globalHandlers.install = install;
+  }
+}
+
+/**
  * Promises the workflow code creates per recovery, an exact count: the SDK captures and source-maps a stack trace
  * for each (temporalio/sdk-typescript#1587), which made them the largest part of recoverBatch's workflow CPU. The
  * workflow sandbox's promises are those of another realm than this one's. Counted in a pass of its own, as the
@@ -96,10 +116,14 @@ async function sandboxPromisesPerRecovery(variant: Variant): Promise<number> {
 }
 
 const results = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
+const resultsWithoutHook = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 const promises = new Map<Variant, number>();
 try {
   for (let repeat = 1; repeat <= repeats; repeat += 1) {
-    for (const variant of VARIANTS) results.get(variant)!.push(await replayCpuMs(variant));
+    for (const variant of VARIANTS) {
+      results.get(variant)!.push(await replayCpuMs(variant));
+      resultsWithoutHook.get(variant)!.push(await replayCpuMsWithoutStackTraceHook(variant));
+    }
   }
   for (const variant of VARIANTS) promises.set(variant, await sandboxPromisesPerRecovery(variant));
 } finally {
@@ -109,8 +133,13 @@ for (const variant of VARIANTS) {
   const events = histories.get(variant)!.events?.length ?? 0;
   console.log(
     `${variant.padEnd(13)} ${events} events | replay CPU/recovery ${formatSummary(results.get(variant)!, 2)} ms | ` +
+      `without the stack-trace hook ${formatSummary(resultsWithoutHook.get(variant)!, 2)} ms | ` +
       `workflow promises/recovery ${promises.get(variant)!.toFixed(1)}`,
   );
 }
-const ratios = results.get('recoverBatch')!.map((ms, i) => ms / results.get('naive')![i]!);
-console.log(`recoverBatch/naive replay CPU ${formatSummary(ratios)}`);
+const ratioToNaive = (cpu: Map<Variant, number[]>) =>
+  cpu.get('recoverBatch')!.map((ms, i) => ms / cpu.get('naive')![i]!);
+console.log(`recoverBatch/naive replay CPU ${formatSummary(ratioToNaive(results))}`);
+console.log(
+  `recoverBatch/naive replay CPU without the stack-trace hook ${formatSummary(ratioToNaive(resultsWithoutHook))}`,
+);

@@ -185,6 +185,27 @@ describe('AnchorApiClient call budget', () => {
     expect(sentAtMs).toBeLessThanOrEqual(retry!.receivedAtMs);
   });
 
+  test('a turn that comes late, on a busy event loop, keeps the next one a whole spacing after it', async () => {
+    const batchId = settledBatchWithFailures();
+    const spacingMs = 200;
+    const paced = new AnchorApiClient({ baseUrl: simulator.url, apiKey: API_KEY, callSpacingMs: spacingMs });
+    const sentAt: number[] = [];
+    const onSend = () => sentAt.push(performance.now());
+
+    // Queued at once, the turns are due at 0, 200 and 400 ms.
+    const reads = [1, 2, 3].map(() => paced.getBatch(batchId, { onSend }));
+    await eventually('the first call to leave', () => (sentAt.length === 1 ? true : undefined));
+    // The event loop is held from the first turn to 350 ms, past the second turn's time: it comes about 150 ms late.
+    const heldUntil = sentAt[0]! + 350;
+    while (performance.now() < heldUntil);
+    await Promise.all(reads);
+
+    expect(sentAt).toHaveLength(3);
+    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(350);
+    // A turn scheduled when it was queued would come at 400 ms, 50 ms after the late one.
+    expect(sentAt[2]! - sentAt[1]!).toBeGreaterThanOrEqual(spacingMs - 5);
+  });
+
   test('a retry aborted while it waits its turn fails as never sent', async () => {
     const batchId = settledBatchWithFailures();
     const paced = pacedClient();
