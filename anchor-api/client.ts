@@ -112,28 +112,32 @@ interface Call<T extends z.ZodType> {
  * Resolves at each call's turn, one at a time in order, each at least `spacingMs` after the turn before it came.
  * Measured from when a turn came, not when it was due: a turn that comes late on a busy event loop pushes the
  * next one back. A limiter that schedules each queued call when it is queued (p-throttle's strict mode does)
- * lets the late one and the next, still on time, leave nearer than the spacing.
+ * lets the late one and the next, still on time, leave nearer than the spacing. A call that gives up (its
+ * `abandoned` signal) rejects with the signal's reason and leaves its place to the next at once: turns given up
+ * cannot pile up ahead of the calls still waiting, nor use up the budget's time.
  */
-function turnsEvery(spacingMs: number): () => Promise<void> {
+function turnsEvery(spacingMs: number): (abandoned: AbortSignal) => Promise<void> {
   let lastTurnAt = -Infinity;
-  let lastTurn = Promise.resolve();
-  return () => {
-    lastTurn = lastTurn.then(async () => {
+  let queue = Promise.resolve();
+  return (abandoned) => {
+    const turn = queue.then(async () => {
       let wait = lastTurnAt + spacingMs - performance.now();
-      while (wait > 0) {
-        await delay(wait);
+      while (wait > 0 && !abandoned.aborted) {
+        await delay(wait, undefined, { signal: abandoned }).catch(() => undefined);
         wait = lastTurnAt + spacingMs - performance.now();
       }
+      abandoned.throwIfAborted();
       lastTurnAt = performance.now();
     });
-    return lastTurn;
+    queue = turn.catch(() => undefined);
+    return turn;
   };
 }
 
 export class AnchorApiClient {
   private readonly http: Got;
   private readonly apiKey: string;
-  private readonly nextTurn: (() => Promise<void>) | undefined;
+  private readonly nextTurn: ((abandoned: AbortSignal) => Promise<void>) | undefined;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
 
@@ -304,8 +308,7 @@ export class AnchorApiClient {
 
   /**
    * Waits for the call's turn under callSpacingMs. A call whose turn does not come within `turnTimeoutMs`, or
-   * whose caller aborts while it waits, fails as never sent. The turn it leaves is still used up later, unsent:
-   * giving up can only leave the budget under-used.
+   * whose caller aborts while it waits, fails as never sent, and the next call waiting takes its turn.
    */
   private async waitForTurn(call: Call<z.ZodType>, turnTimeoutMs: number): Promise<void> {
     if (this.nextTurn === undefined) return;
@@ -314,22 +317,19 @@ export class AnchorApiClient {
     const aborted = () =>
       new AnchorNetworkError({ ...context, apiMessage: 'aborted before sending, waiting its turn' });
     if (signal?.aborted) throw aborted();
-    const turn = this.nextTurn();
-    await new Promise<void>((resolve, reject) => {
-      const settle = (error?: AnchorApiError) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      const onAbort = () => settle(aborted());
-      const timer = setTimeout(
-        () => settle(new AnchorTimeoutError({ ...context, timeoutMs: turnTimeoutMs, waitedForTurn: true })),
-        turnTimeoutMs,
-      );
-      signal?.addEventListener('abort', onAbort, { once: true });
-      void turn.then(() => settle());
-    });
+    const abandon = new AbortController();
+    const onAbort = () => abandon.abort(aborted());
+    const timer = setTimeout(
+      () => abandon.abort(new AnchorTimeoutError({ ...context, timeoutMs: turnTimeoutMs, waitedForTurn: true })),
+      turnTimeoutMs,
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.nextTurn(abandon.signal);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
   }
 
   private statusError(

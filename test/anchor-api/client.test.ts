@@ -129,11 +129,20 @@ describe('AnchorApiClient call budget', () => {
       baseUrl: simulator.url,
       apiKey: API_KEY,
       timeoutMs: 3000,
-      callSpacingMs: 1000,
+      callSpacingMs: 2000,
     });
   const callsTo = (batchId: string) => simulator.ledger.forBatch(batchId).calls.map((call) => call.method);
+  /**
+   * The call after one that gave up its turn came a spacing (2 s) after the first, not two: a turn given up is not
+   * left unused. The upper bound leaves 1.5 s for a loaded machine.
+   */
+  const expectNextCallInTheFreedTurn = (batchId: string) => {
+    const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
+    expect(second! - first!).toBeGreaterThanOrEqual(1_800);
+    expect(second! - first!).toBeLessThan(3_500);
+  };
 
-  test('a retry whose turn does not come in time fails as never sent, and its turn goes unused', async () => {
+  test('a retry whose turn does not come in time fails as never sent, and the next call takes its turn', async () => {
     const batchId = settledBatchWithFailures();
     const paced = pacedClient();
     const sends: string[] = [];
@@ -152,11 +161,10 @@ describe('AnchorApiClient call budget', () => {
     expect((error as AnchorTimeoutError).waitedForTurn).toBe(true);
     expect(error.message).toContain('not sent: its turn under the call budget did not come within 300 ms');
     expect(sends).toEqual(['read']);
-    // The next call waits for the turn after the abandoned one: the retry was never sent, even once its turn came.
+    // The retry is never sent, even once its turn comes: the next call takes that turn, a spacing after the first.
     await paced.getBatch(batchId);
     expect(callsTo(batchId)).toEqual(['GET', 'GET']);
-    const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
-    expect(second! - first!).toBeGreaterThanOrEqual(1_800);
+    expectNextCallInTheFreedTurn(batchId);
   });
 
   test('a call has its whole request time after its turn, and is dated when it leaves', async () => {
@@ -202,8 +210,9 @@ describe('AnchorApiClient call budget', () => {
 
     expect(sentAt).toHaveLength(3);
     expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(350);
-    // A turn scheduled when it was queued would come at 400 ms, 50 ms after the late one.
-    expect(sentAt[2]! - sentAt[1]!).toBeGreaterThanOrEqual(spacingMs - 5);
+    // A turn scheduled when it was queued would come at 400 ms, 50 ms after the late one; the spacing is 200 ms,
+    // less a pause between a turn and its onSend.
+    expect(sentAt[2]! - sentAt[1]!).toBeGreaterThan(spacingMs - 50);
   });
 
   test('a retry aborted while it waits its turn fails as never sent', async () => {
@@ -223,8 +232,7 @@ describe('AnchorApiClient call budget', () => {
     expect(error.message).toContain('aborted before sending, waiting its turn');
     await paced.getBatch(batchId);
     expect(callsTo(batchId)).toEqual(['GET', 'GET']);
-    const [first, second] = simulator.ledger.forBatch(batchId).calls.map((call) => call.receivedAtMs);
-    expect(second! - first!).toBeGreaterThanOrEqual(1_800);
+    expectNextCallInTheFreedTurn(batchId);
   });
 });
 

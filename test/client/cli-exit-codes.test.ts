@@ -96,17 +96,22 @@ test('operator_cancelled exits 5 for the recover --wait that was following it', 
     ],
     { env: process.env },
   );
-  await eventually('the recovery to back off', async () => {
-    const progress = await env.recoveries.progress(batch.id).catch(() => undefined);
-    return progress?.report.phase === 'backing_off' ? true : undefined;
-  });
+  // The CLI's cold start (tsx compiling it) can take most of the default 30 s on a loaded machine.
+  await eventually(
+    'the recovery to back off',
+    async () => {
+      const progress = await env.recoveries.progress(batch.id).catch(() => undefined);
+      return progress?.report.phase === 'backing_off' ? true : undefined;
+    },
+    90_000,
+  );
 
   await env.recoveries.cancel(batch.id);
   const { code } = await following.closed;
 
   expect(code).toBe(5);
   expect((JSON.parse(following.stdout()) as RecoveryReport).outcome).toBe('operator_cancelled');
-});
+}, 150_000);
 
 test('a failed recovery exits 6 and still prints its report', async () => {
   // No such batch: the API answers 404, a permanent error.

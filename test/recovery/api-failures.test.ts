@@ -114,7 +114,12 @@ test('a batch with nothing left to retry by retry time gets no call and no round
       headers: { 'content-type': 'application/json', 'anchor-api-key': TEST_API_KEY },
       body: JSON.stringify({ retry_failed_only: true, max_retries: 1 }),
     });
-  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, roundBackoff: { initialInterval: '3s' } });
+  // A backoff of an hour: the retryNow ends it, and no round can start before the manual call on a slow machine.
+  await env.recoveries.start({
+    batchId: batch.id,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+  });
   await eventually('the recovery to back off before its first retry', async () =>
     (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
   );

@@ -111,10 +111,16 @@ test('a recovery that ends with sessions still failing reads its batch once, so 
 });
 
 test("a wake whose payload is not the poller's counters (an operator's, from the Web UI) makes the recovery read its batch", async () => {
-  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } });
+  // Pending for 5 s, then a second of sessions: no cycle of the poller can see it settled before the test's wake,
+  // however slow the machine is to start the recovery.
+  const batch = env.simulator.createScriptedBatch({
+    count: 4,
+    script: { '1': ['fail', 'ok'] },
+    pending_phase: { ms: 5_000 },
+  });
   await env.recoveries.start({ batchId: batch.id, ...POLICY });
   const handle = env.recoveries.handle(batch.id);
-  // Registered with the poller; the batch's first sessions take a second, so no cycle has seen it settled yet.
+  // Registered with the poller, which has not seen the batch settled.
   await eventually('the recovery to wait for the poller', async () =>
     pollerRegistrations(await handle.fetchHistory()).length > 0 ? true : undefined,
   );
