@@ -129,7 +129,8 @@ const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
  * Timeouts of the retry protocol (docs/retry-protocol.md). The call's activity waits at most 3 s for its
  * turn under the call budget and ends its HTTP request at least 2 s before its heartbeat window, so the
  * server never declares a call lost while its request can still go out; a reconciliation reads the batch
- * no sooner than RECONCILE_GRACE_MS after the request ended. The API applying a call later than that is the window no client can close.
+ * no sooner than RECONCILE_GRACE_MS after the request ended. The API applying a call later than that is
+ * the window no client can close.
  */
 const SEND_HEARTBEAT_TIMEOUT_MS = 20_000;
 const SEND_TIMEOUT_MS = 30_000;
