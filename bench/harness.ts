@@ -10,7 +10,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { startDevServer, type DevServer } from '../dev/dev-server.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
 import { bundleRecoveryWorkflows } from '../worker/bundle.js';
-import type { BenchWorkerEnv } from './worker-process.js';
+import type { BenchWorkerEnv, SentCallsMessage } from './worker-process.js';
 
 const workerScript = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
@@ -114,6 +114,8 @@ export interface BenchWorker {
     peakRssBytes: number;
     rssBytes: number;
   };
+  /** When each of the worker's Anchor requests left it (ms since the epoch), so far. */
+  sentCallsAt(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -188,6 +190,19 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
         peakRssBytes: peak,
         rssBytes: rss,
       };
+    },
+    sentCallsAt() {
+      return new Promise((resolve, reject) => {
+        const onMessage = (message: unknown) => {
+          if (typeof message !== 'object' || message === null || !('sentCallsAt' in message)) return;
+          child.off('message', onMessage);
+          resolve((message as SentCallsMessage).sentCallsAt);
+        };
+        child.on('message', onMessage);
+        child.send('sent-calls', (error) => {
+          if (error) reject(error);
+        });
+      });
     },
     async stop() {
       clearInterval(sampler);

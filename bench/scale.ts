@@ -8,17 +8,19 @@
  *   - settle noticed: the recovery's first wake by the poller, or its first single-batch read, at or after the settle;
  *   - starvation: batches whose settle was not noticed by the end, and batches never read at all;
  *   - retry call after settle, minus the round backoff;
- *   - Anchor HTTP calls/s from the simulator's ledger, against the budget;
+ *   - Anchor HTTP calls/s from the simulator's ledger, against the budget, and as the workers sent them;
  *   - worker RSS and CPU (cores) over the window, workflow task timeouts and first-task delays.
  * --finish waits until every recovery has ended (or --finish-within seconds, default 900) and counts outcomes.
  */
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { recoveryStartOptions } from '../client/recoveries.js';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import proto from '@temporalio/proto';
+import { mostWithinWindow } from '../simulator/ledger.js';
 import {
   forEachLimit,
   MIB,
@@ -93,6 +95,9 @@ try {
   const wait = (until: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, until - Date.now())));
   await wait(windowStart);
   for (const worker of workers) worker.mark();
+  // The simulator runs in this process: a stall here dates the calls that arrive during it late, all together.
+  const simulatorStalls = monitorEventLoopDelay({ resolution: 10 });
+  simulatorStalls.enable();
   await wait(windowEnd);
   const windowMeasure = workers.map((worker) => worker.measure());
   let finished = 0;
@@ -114,6 +119,8 @@ try {
   }
   const endAt = Date.now();
   const finalMeasure = workers.map((worker) => worker.measure());
+  simulatorStalls.disable();
+  const sentByWorker = await Promise.all(workers.map((worker) => worker.sentCallsAt()));
 
   // Settle noticed and retry latencies, from the ledger.
   const { calls } = stack.simulator.ledger.all();
@@ -228,6 +235,18 @@ try {
       `(${stack.simulator.ledger.mostCallsWithin(900)} in any 900 ms); budget ${budget}/s`,
   );
   console.log(`  by endpoint: ${[...byEndpoint].map(([endpoint, count]) => `${endpoint} ${count}`).join(', ')}`);
+  // The same calls as the workers sent them: the budget they keep, before the lag between sending and arriving.
+  const sent = sentByWorker.flat();
+  console.log(
+    `  as sent: ${sent.length} calls, max ${mostWithinWindow(sent, 1_000)} in any 1 s ` +
+      `(${mostWithinWindow(sent, 900)} in any 900 ms); by worker, max in any 1 s: ` +
+      sentByWorker.map((times) => mostWithinWindow(times, 1_000)).join(', '),
+  );
+  const stallMs = (nanoseconds: number) => (nanoseconds / 1e6).toFixed(0);
+  console.log(
+    `  the simulator's event loop from the window's start, delay p99 ${stallMs(simulatorStalls.percentile(99))} ms, ` +
+      `max ${stallMs(simulatorStalls.max)} ms: calls that arrive while it is held are dated together when it frees`,
+  );
   workers.forEach((worker, i) => {
     const during = windowMeasure[i]!;
     console.log(

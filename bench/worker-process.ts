@@ -1,10 +1,11 @@
 /**
  * One benchmark worker in a process of its own, so its CPU and RSS are measured apart from the
  * dev server, the simulator and the driver. Started by bench/harness.ts; reports `ready` over IPC
- * and runs until SIGTERM.
+ * and runs until SIGTERM. Asked `sent-calls` over IPC, it answers when each of its Anchor requests left.
  */
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
+import { recordHttpRequests } from '../dev/http-requests.js';
 import { loadWorkerConfig } from '../worker/config.js';
 import { createRecoveryWorker } from '../worker/create-worker.js';
 import { createBenchActivities } from './activities.js';
@@ -24,8 +25,25 @@ export interface BenchWorkerEnv {
   BENCH_POLLER?: string;
 }
 
+/** What the worker answers to `sent-calls`: when each Anchor request left it, in ms since the epoch. */
+export interface SentCallsMessage {
+  sentCallsAt: number[];
+}
+
+/** Answers `sent-calls` over IPC with when each of this worker's Anchor requests left it. */
+function recordAnchorRequests(anchorUrl: string): void {
+  const sentAt: number[] = [];
+  recordHttpRequests(anchorUrl, (sentAtMs) => sentAt.push(sentAtMs));
+  process.on('message', (message) => {
+    if (message === 'sent-calls') process.send?.({ sentCallsAt: sentAt } satisfies SentCallsMessage);
+  });
+  // A listener keeps the IPC channel, and so the process, alive: the worker's end after SIGTERM is its exit.
+  process.channel?.unref();
+}
+
 async function main() {
   const env = process.env as unknown as BenchWorkerEnv;
+  recordAnchorRequests(env.BENCH_ANCHOR_URL);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const connection = await NativeConnection.connect({ address: env.BENCH_TEMPORAL_ADDRESS });
   const anchor = { baseUrl: env.BENCH_ANCHOR_URL, apiKey: env.BENCH_ANCHOR_KEY, timeoutMs: 15_000 };

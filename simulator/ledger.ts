@@ -88,13 +88,10 @@ export class Ledger {
 
   /** The most calls that arrived within any window of `windowMs` (wall clock): the rate the API saw at its busiest. */
   mostCallsWithin(windowMs: number): number {
-    const arrivals = this.calls.map((call) => call.receivedAtMs).sort((a, b) => a - b);
-    let most = 0;
-    for (let first = 0, last = 0; last < arrivals.length; last += 1) {
-      while (arrivals[last]! - arrivals[first]! >= windowMs) first += 1;
-      most = Math.max(most, last - first + 1);
-    }
-    return most;
+    return mostWithinWindow(
+      this.calls.map((call) => call.receivedAtMs),
+      windowMs,
+    );
   }
 
   forBatch(batchId: string): BatchLedger {
@@ -116,4 +113,15 @@ export class Ledger {
     }
     return ledger;
   }
+}
+
+/** The most of `timesMs` (in any order) that fall within any window of `windowMs`. */
+export function mostWithinWindow(timesMs: number[], windowMs: number): number {
+  const sorted = [...timesMs].sort((a, b) => a - b);
+  let most = 0;
+  for (let first = 0, last = 0; last < sorted.length; last += 1) {
+    while (sorted[last]! - sorted[first]! >= windowMs) first += 1;
+    most = Math.max(most, last - first + 1);
+  }
+  return most;
 }
