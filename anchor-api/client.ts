@@ -51,9 +51,10 @@ export interface AnchorApiClientOptions {
   /**
    * Least time between two calls leaving this client, after an idle spell too: a call sooner than that waits its
    * turn before it is sent (CallOptions.turnTimeoutMs). Evenly spaced calls reach the API no nearer each other than
-   * the network's jitter brings them, where a burst would reach it all at once. Absent: no limit.
+   * the network's jitter brings them, where a burst would reach it all at once. A function is asked at every turn,
+   * so the spacing can follow how many workers share a budget. Absent: no limit.
    */
-  callSpacingMs?: number;
+  callSpacingMs?: number | (() => number);
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -109,22 +110,23 @@ interface Call<T extends z.ZodType> {
 }
 
 /**
- * Resolves at each call's turn, one at a time in order, each at least `spacingMs` after the turn before it came.
+ * Resolves at each call's turn, one at a time in order, each at least `spacingMs()` (asked at every turn) after the
+ * turn before it came.
  * Measured from when a turn came, not when it was due: a turn that comes late on a busy event loop pushes the
  * next one back. A limiter that schedules each queued call when it is queued (p-throttle's strict mode does)
  * lets the late one and the next, still on time, leave nearer than the spacing. A call that gives up (its
  * `abandoned` signal) rejects with the signal's reason and leaves its place to the next at once: turns given up
  * cannot pile up ahead of the calls still waiting, nor use up the budget's time.
  */
-function turnsEvery(spacingMs: number): (abandoned: AbortSignal) => Promise<void> {
+function turnsEvery(spacingMs: () => number): (abandoned: AbortSignal) => Promise<void> {
   let lastTurnAt = -Infinity;
   let queue = Promise.resolve();
   return (abandoned) => {
     const turn = queue.then(async () => {
-      let wait = lastTurnAt + spacingMs - performance.now();
+      let wait = lastTurnAt + spacingMs() - performance.now();
       while (wait > 0 && !abandoned.aborted) {
         await delay(wait, undefined, { signal: abandoned }).catch(() => undefined);
-        wait = lastTurnAt + spacingMs - performance.now();
+        wait = lastTurnAt + spacingMs() - performance.now();
       }
       abandoned.throwIfAborted();
       lastTurnAt = performance.now();
@@ -145,7 +147,11 @@ export class AnchorApiClient {
     this.apiKey = options.apiKey;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
-    this.nextTurn = options.callSpacingMs === undefined ? undefined : turnsEvery(options.callSpacingMs);
+    const { callSpacingMs } = options;
+    this.nextTurn =
+      callSpacingMs === undefined
+        ? undefined
+        : turnsEvery(typeof callSpacingMs === 'number' ? () => callSpacingMs : callSpacingMs);
     this.http = got.extend({
       prefixUrl: options.baseUrl,
       headers: { 'anchor-api-key': options.apiKey, accept: 'application/json' },

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { createNotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
@@ -10,6 +10,7 @@ import { createSweepActivities } from '../activities/sweep-activities.js';
 import { createPollerActivities } from '../activities/poller-activities.js';
 import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../workflows/definitions.js';
+import { followWorkersSharingBudget, WORKERS_SHARING_BUDGET_METRIC } from './budget-share.js';
 import type { WorkerConfig } from './config.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
@@ -50,9 +51,12 @@ export function callSpacingOfShare(limits: WorkerConfig['limits']): number {
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
-  const callSpacingMs = callSpacingOfShare(config.limits);
+  const configuredWorkers = config.limits.workersSharingBudget ?? 1;
+  // Wider while more workers than configured take the queue's activities (followWorkersSharingBudget below).
+  let callSpacingMs = callSpacingOfShare(config.limits);
+  /** The configured share: the server's pace for the queue and for this worker's tasks are set from it. */
   const callsPerSecondHere = 1_000 / callSpacingMs;
-  const api = new AnchorApiClient({ ...config.anchor, callSpacingMs });
+  const api = new AnchorApiClient({ ...config.anchor, callSpacingMs: () => callSpacingMs });
   // The sweep starts recoveries, and recoveries register with the poller, through a client on the worker's own connection.
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const worker = await Worker.create({
@@ -75,11 +79,36 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
     // Every activity task makes at most one Anchor call, so this server-side limit caps the calls over any 10 s
     // across all workers on the queue, more workers than workersSharingBudget included (docs/scaling.md).
-    maxTaskQueueActivitiesPerSecond: callsPerSecondHere * (config.limits.workersSharingBudget ?? 1),
+    maxTaskQueueActivitiesPerSecond: callsPerSecondHere * configuredWorkers,
     // Takes tasks no faster than this worker may send their calls, so the server does not hand one worker
-    // more of the queue's rate than its share and leave the calls waiting here.
+    // more of the queue's rate than its share and leave the calls waiting here. While it counts more workers than
+    // configured, it sends slower than this, and the queue's rate is shared among more takers.
     maxActivitiesPerSecond: callsPerSecondHere,
     shutdownGraceTime: '30s',
+  });
+  const { logger, metricMeter } = Runtime.instance();
+  followWorkersSharingBudget({
+    client,
+    taskQueue: config.temporal.taskQueue,
+    identity: worker.options.identity,
+    configured: configuredWorkers,
+    onChange: (workers) => {
+      callSpacingMs = callSpacingOfShare({ ...config.limits, workersSharingBudget: workers });
+      logger.info('Anchor budget shared by a new number of workers', {
+        workers,
+        configured: configuredWorkers,
+        budgetPerSecond: config.limits.maxCallsPerSecond,
+        callsPerSecondHere: Number((1_000 / callSpacingMs).toFixed(2)),
+      });
+    },
+    gauge: metricMeter.createGauge(
+      WORKERS_SHARING_BUDGET_METRIC,
+      'int',
+      'workers',
+      'Workers this one counts as sharing the Anchor budget: ANCHOR_WORKERS_SHARING_BUDGET, or more when more take the task queue',
+    ),
+    logger,
+    running: () => worker.getState() === 'INITIALIZED' || worker.getState() === 'RUNNING',
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
   return worker;

@@ -10,10 +10,14 @@ export interface WorkerProcess extends WatchedChild {
   logEntries(): Record<string, unknown>[];
 }
 
-/** Starts `worker/main.ts` as its own process, as the container does, with `env` on top of the test's environment. */
-export async function spawnWorkerProcess(env: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+/**
+ * Starts `worker/main.ts` as its own process, as the container does, with `env` on top of the test's environment,
+ * and `preload` (a module of the repository) imported before it.
+ */
+export async function spawnWorkerProcess(env: NodeJS.ProcessEnv, preload?: string): Promise<WorkerProcess> {
   const metricsPort = await getPort();
-  const watched = spawnWatched(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+  const imports = ['--import', 'tsx', ...(preload === undefined ? [] : ['--import', preload])];
+  const watched = spawnWatched(process.execPath, [...imports, 'worker/main.ts'], {
     env: { ...process.env, METRICS_PORT: String(metricsPort), LOG_LEVEL: 'INFO', ...env },
   });
   const logEntries = () =>
