@@ -193,12 +193,15 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     },
     sentCallsAt() {
       return new Promise((resolve, reject) => {
+        const onExit = () => reject(new Error('bench worker exited before it told its sent calls'));
         const onMessage = (message: unknown) => {
           if (typeof message !== 'object' || message === null || !('sentCallsAt' in message)) return;
           child.off('message', onMessage);
+          child.off('exit', onExit);
           resolve((message as SentCallsMessage).sentCallsAt);
         };
         child.on('message', onMessage);
+        child.once('exit', onExit);
         child.send('sent-calls', (error) => {
           if (error) reject(error);
         });

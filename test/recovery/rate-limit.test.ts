@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { recordHttpRequests } from '../../dev/http-requests.js';
@@ -56,6 +56,8 @@ function workerProcesses(count: number, budget: number): Workers & { processes: 
   return {
     processes,
     async start(env) {
+      // A worker given no task sends nothing: its file is there, empty.
+      for (const file of files) writeFileSync(file, '');
       for (const file of files) {
         const worker = await spawnWorkerProcess(
           {
