@@ -11,8 +11,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
-import proto from '@temporalio/proto';
 import type { TemporalConnectionConfig } from '../worker/config.js';
+import { livePollerIdentities } from '../worker/task-queue-pollers.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import {
   DEFAULT_TASK_QUEUE,
@@ -178,8 +178,6 @@ const CHANGEABLE_POLICY_FIELDS = ['maxRounds', 'maxRetries', 'retryFailedOnly', 
 
 /** How long `progress` waits for a worker to answer the report query before reading the stored report. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 3_000;
-/** A poller seen this recently may still be alive: long polls last about a minute. */
-const LIVE_POLLER_WINDOW_MS = 90_000;
 
 /** The client's operations on recoveries, one per batch; the CLI is a thin layer over this. */
 export class BatchRecoveries {
@@ -369,17 +367,7 @@ export class BatchRecoveries {
   }
 
   private async hasLivePollers(taskQueue: string): Promise<boolean> {
-    const { pollers } = await this.client.workflowService.describeTaskQueue({
-      namespace: this.client.options.namespace,
-      taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    });
-    const recent = Date.now() - LIVE_POLLER_WINDOW_MS;
-    return (pollers ?? []).some((poller) => {
-      // A protobuf Long or a number, depending on the value.
-      const seconds = Number(poller.lastAccessTime?.seconds?.toString() ?? 0);
-      return seconds * 1_000 >= recent;
-    });
+    return (await livePollerIdentities(this.client, taskQueue, 'workflow')).length > 0;
   }
 
   private async describe(batchId: string) {

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
-import proto from '@temporalio/proto';
+import { livePollerIdentities } from './task-queue-pollers.js';
 
 /** The gauge's name on /metrics: how many workers this one counts as sharing the Anchor budget. */
 export const WORKERS_SHARING_BUDGET_METRIC = 'anchor_workers_sharing_budget';
@@ -9,32 +9,37 @@ export const WORKERS_SHARING_BUDGET_METRIC = 'anchor_workers_sharing_budget';
 export const WORKER_COUNT_INTERVAL_MS = 5_000;
 
 /**
- * A worker the server saw polling this recently still runs: an idle worker's long polls last about a minute, and
- * the server dates a poller by when its last poll began. The server forgets a poller 5 minutes after its last poll.
+ * How long a worker the server no longer lists still counts. A worker leaves the list while it may still send:
+ * a 1.32 server drops it as soon as it begins its 30 s shutdown grace, and a worker whose activity slots are all
+ * taken does not poll at all while it sends their calls. Either sends for at most the longest start-to-close of an
+ * activity that calls Anchor, the sweep listing's 10 minutes. Until then the others keep their smaller share: a
+ * scale-down costs some minutes of throughput, never a second over the budget.
  */
-const LIVE_POLLER_WINDOW_MS = 90_000;
+export const DEPARTED_WORKER_HOLD_MS = 10 * 60_000;
 
 /** A failing count's error, as much of it as a log line needs. */
 const MAX_ERROR_LENGTH = 300;
 
 /**
- * The identities of the workers polling the task queue's activity tasks, as the server lists them: every worker
- * that takes activities may call Anchor. This worker is counted even before its own first poll.
+ * The workers sharing the budget, from the server's successive lists of the queue's live activity pollers: at least
+ * the configured number, this worker always among them (even before its first poll), a newcomer from the first list
+ * that names it, and one that is no longer listed until DEPARTED_WORKER_HOLD_MS after the last list that did.
  */
-export async function activityWorkerIdentities(client: Client, taskQueue: string, self: string): Promise<Set<string>> {
-  const { pollers } = await client.workflowService.describeTaskQueue({
-    namespace: client.options.namespace,
-    taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-  });
-  const recent = Date.now() - LIVE_POLLER_WINDOW_MS;
-  const identities = new Set([self]);
-  for (const poller of pollers ?? []) {
-    // A protobuf Long or a number, depending on the value.
-    const lastPollAt = Number(poller.lastAccessTime?.seconds?.toString() ?? 0) * 1_000;
-    if (poller.identity && lastPollAt >= recent) identities.add(poller.identity);
+export class WorkersSharingBudget {
+  /** When each other worker was last listed, by this worker's clock. */
+  private readonly lastListedAt = new Map<string, number>();
+
+  constructor(
+    readonly configured: number,
+    private readonly self: string,
+    private readonly holdMs = DEPARTED_WORKER_HOLD_MS,
+  ) {}
+
+  count(listed: Iterable<string>, now: number): number {
+    for (const identity of listed) if (identity !== this.self) this.lastListedAt.set(identity, now);
+    for (const [identity, at] of this.lastListedAt) if (now - at > this.holdMs) this.lastListedAt.delete(identity);
+    return Math.max(this.configured, this.lastListedAt.size + 1);
   }
-  return identities;
 }
 
 export interface WorkersSharingBudgetOptions {
@@ -48,18 +53,19 @@ export interface WorkersSharingBudgetOptions {
   onChange: (workers: number) => void;
   gauge: MetricGauge;
   logger: { warn(message: string, meta?: Record<string, unknown>): void };
-  /** Counting stops once this says the worker no longer runs. */
-  running: () => boolean;
+  /** The worker's state: counted once at creation, then while it runs; counting stops for good after. */
+  state: () => 'before' | 'running' | 'after';
 }
 
 /**
  * Counts the workers sharing the budget now and every WORKER_COUNT_INTERVAL_MS, one count at a time: the
  * configured number, or more when more workers take the task queue's activities (a rolling deploy's newcomers, an
  * autoscaler's). A failing count keeps the last one and logs why, once while the failures repeat; it never stops the
- * worker.
+ * worker. A worker that is created and never run asks the server only once.
  */
 export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions): void {
-  const { client, taskQueue, identity, configured, onChange, gauge, logger, running } = options;
+  const { client, taskQueue, identity, configured, onChange, gauge, logger, state } = options;
+  const workers = new WorkersSharingBudget(configured, identity);
   let current = configured;
   let counting = false;
   /** Logged once while counts keep failing alike (a role without DescribeTaskQueue would fail every one). */
@@ -69,16 +75,16 @@ export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions)
     if (counting) return;
     counting = true;
     try {
-      const workers = Math.max(configured, (await activityWorkerIdentities(client, taskQueue, identity)).size);
+      const counted = workers.count(await livePollerIdentities(client, taskQueue, 'activity'), Date.now());
       lastError = undefined;
-      if (workers !== current && running()) {
-        current = workers;
-        gauge.set(workers, { taskQueue });
-        onChange(workers);
+      if (counted !== current && state() !== 'after') {
+        current = counted;
+        gauge.set(counted, { taskQueue });
+        onChange(counted);
       }
     } catch (err) {
       // A count cut off by the worker's own shutdown (its connection closing) is no news.
-      if (!running()) return;
+      if (state() === 'after') return;
       const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);
       if (error === lastError) return;
       lastError = error;
@@ -91,8 +97,9 @@ export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions)
     }
   };
   const timer = setInterval(() => {
-    if (running()) void count();
-    else clearInterval(timer);
+    const now = state();
+    if (now === 'running') void count();
+    else if (now === 'after') clearInterval(timer);
   }, WORKER_COUNT_INTERVAL_MS);
   timer.unref();
   void count();

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
@@ -48,6 +50,14 @@ export function callSpacingOfShare(limits: WorkerConfig['limits']): number {
   return 1_000 / (wholeCalls * TASK_RATE_SHARE_OF_BUDGET);
 }
 
+/**
+ * The SDK's default identity, `pid@hostname`, with a random suffix: workers count each other by identity
+ * (budget-share.ts), and two containers on the host's network share a hostname and can share a pid (1).
+ */
+function uniqueWorkerIdentity(): string {
+  return `${process.pid}@${hostname()}-${randomBytes(3).toString('hex')}`;
+}
+
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
@@ -85,6 +95,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     // configured, it sends slower than this, and the queue's rate is shared among more takers.
     maxActivitiesPerSecond: callsPerSecondHere,
     shutdownGraceTime: '30s',
+    identity: uniqueWorkerIdentity(),
   });
   const { logger, metricMeter } = Runtime.instance();
   followWorkersSharingBudget({
@@ -108,7 +119,10 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
       'Workers this one counts as sharing the Anchor budget: ANCHOR_WORKERS_SHARING_BUDGET, or more when more take the task queue',
     ),
     logger,
-    running: () => worker.getState() === 'INITIALIZED' || worker.getState() === 'RUNNING',
+    state: () => {
+      const state = worker.getState();
+      return state === 'INITIALIZED' ? 'before' : state === 'RUNNING' ? 'running' : 'after';
+    },
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
   return worker;
