@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { TemporalConnectionConfig } from '../worker/config.js';
-import { livePollerIdentities } from '../worker/task-queue-pollers.js';
+import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import {
   DEFAULT_TASK_QUEUE,
@@ -367,7 +367,7 @@ export class BatchRecoveries {
   }
 
   private async hasLivePollers(taskQueue: string): Promise<boolean> {
-    return (await livePollerIdentities(this.client, taskQueue, 'workflow')).length > 0;
+    return (await recentPollerIdentities(this.client, taskQueue, 'workflow')).length > 0;
   }
 
   private async describe(batchId: string) {

@@ -1,27 +1,30 @@
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
-import { livePollerIdentities } from './task-queue-pollers.js';
+import { recentPollerIdentities } from './task-queue-pollers.js';
 
 /** The gauge's name on /metrics: how many workers this one counts as sharing the Anchor budget. */
 export const WORKERS_SHARING_BUDGET_METRIC = 'anchor_workers_sharing_budget';
 
-/** How often a worker counts the workers on its task queue: a newcomer is in every count within this much. */
+/**
+ * How often a worker counts the workers on its task queue: a newcomer is counted within this and the 5 s the server
+ * keeps its answer.
+ */
 export const WORKER_COUNT_INTERVAL_MS = 5_000;
 
 /**
- * How long a worker the server no longer lists still counts. A worker leaves the list while it may still send:
- * a 1.32 server drops it as soon as it begins its 30 s shutdown grace, and a worker whose activity slots are all
- * taken does not poll at all while it sends their calls. Either sends for at most the longest start-to-close of an
- * activity that calls Anchor, the sweep listing's 10 minutes. Until then the others keep their smaller share: a
- * scale-down costs some minutes of throughput, never a second over the budget.
+ * How long a worker the server no longer lists still counts. The server lists a worker for 5 minutes after its last
+ * poll, so one whose activity slots are all busy, and which does not poll while it sends their calls, stays listed
+ * that long. A 1.32 server drops a worker as soon as it begins its 30 s shutdown grace, in which it still sends
+ * (each call ending within its request timeout): this covers that, with room. A worker busier than 6 minutes without
+ * one poll (every slot held by a sweep's listing, whose start-to-close is 10 min) would be dropped too soon.
  */
-export const DEPARTED_WORKER_HOLD_MS = 10 * 60_000;
+export const DEPARTED_WORKER_HOLD_MS = 60_000;
 
 /** A failing count's error, as much of it as a log line needs. */
 const MAX_ERROR_LENGTH = 300;
 
 /**
- * The workers sharing the budget, from the server's successive lists of the queue's live activity pollers: at least
+ * The workers sharing the budget, from the server's successive lists of the queue's recent activity pollers: at least
  * the configured number, this worker always among them (even before its first poll), a newcomer from the first list
  * that names it, and one that is no longer listed until DEPARTED_WORKER_HOLD_MS after the last list that did.
  */
@@ -75,7 +78,7 @@ export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions)
     if (counting) return;
     counting = true;
     try {
-      const counted = workers.count(await livePollerIdentities(client, taskQueue, 'activity'), Date.now());
+      const counted = workers.count(await recentPollerIdentities(client, taskQueue, 'activity'), Date.now());
       lastError = undefined;
       if (counted !== current && state() !== 'after') {
         current = counted;

@@ -6,7 +6,7 @@ import {
   followWorkersSharingBudget,
   WorkersSharingBudget,
 } from '../../worker/budget-share.js';
-import { livePollerIdentities } from '../../worker/task-queue-pollers.js';
+import { recentPollerIdentities } from '../../worker/task-queue-pollers.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 const { TaskQueueKind } = proto.temporal.api.enums.v1;
@@ -62,7 +62,7 @@ test('pollers are listed from every partition of the queue, not only the root', 
     const single = Array.from({ length: 8 }, (_, i) => `single-poll-${i}`);
     for (const identity of single) pollOnce(env, identity, polls.signal);
     const listed = await eventually('every poller to be listed', async () => {
-      const identities = await livePollerIdentities(env.client, env.taskQueue, 'activity');
+      const identities = await recentPollerIdentities(env.client, env.taskQueue, 'activity');
       return single.every((identity) => identities.includes(identity)) ? identities : undefined;
     });
     expect([...listed].sort()).toEqual([worker.options.identity, ...single].sort());
