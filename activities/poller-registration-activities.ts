@@ -25,11 +25,11 @@ export interface RecoveryWake {
  * How long a re-registration waits for the poller to say it still has it, before it sends the signal anyway; the
  * signal is harmless, one event in the poller's history. The wait holds the recovery's workflow task open (a local
  * activity). A busy poller refuses queries at once ("consistent query buffer is full": one buffered query while
- * its own task runs), and the worker's client asks again, up to 5 times 1 s apart and doubling, whatever the
- * call's deadline (which bounds each attempt). A sweep's recoveries register together, and so ask together every
+ * its own task runs), and the worker's client asks again for about 10 s, 1 s apart and doubling, whatever
+ * the call's deadline (which bounds each attempt). A sweep's recoveries register together, and so ask together every
  * 15 poll intervals: with the client's retries awaited, each of a thousand asking at once outlived its attempt's
  * 10 s timeout, was tried again and asked again (`bench:throughput` on a slow spell: a run stuck for minutes,
- * 1,155 workflow tasks held past 5 s).
+ * 1,421 workflow tasks held past 5 s).
  */
 const WATCHING_QUERY_TIMEOUT_MS = 2_000;
 /** Signals sent side by side by one wakeRecoveries: a cycle's wakes go out together without flooding the server. */
@@ -37,8 +37,9 @@ const WAKES_IN_FLIGHT = 20;
 
 /**
  * The answer, or undefined once `ms` have passed. The deadline alone does not bound a call through the worker's
- * connection: it applies to each of the client's attempts, and the connection takes no abort signal, so a late
- * answer is dropped here (its failure too: the race has handled it).
+ * connection: it applies to each of the client's attempts, and the connection takes no abort signal. A late answer
+ * is dropped here, and its failure too (the race has handled it); the client goes on asking in the background
+ * until its retries end.
  */
 async function answeredWithin<T>(ms: number, ask: () => Promise<T>): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
