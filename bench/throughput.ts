@@ -2,8 +2,12 @@
  * One-round recoveries on one worker process: recoverBatch beside the same-shape no-op (the
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
- *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>]
+ *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>] [--own-polling]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
+ * `--own-polling` adds the variant `ownPolling`: recoverBatch on a worker without the batch status poller, so each
+ * recovery reads its own batch on its poll schedule, as the naive workflow does. It has every feature of the product
+ * and the naive workflow's polling: beside the naive workflow it gives the features' cost, beside recoverBatch the
+ * poller's.
  * `--compare-bundle` adds a fourth variant, `compared`: recoverBatch from a bundle built of other code (an earlier
  * commit's `npm run build:bundle -- <file>`), so a change is measured against its baseline in the same run.
  */
@@ -45,9 +49,17 @@ const compareBundle = compareBundleArg === -1 ? undefined : path.resolve(process
 if (compareBundle !== undefined && !existsSync(compareBundle)) {
   throw new Error(`--compare-bundle: no bundle at ${compareBundle}`);
 }
-/** recoverBatch from the compared bundle: same worker, activities and poller, other workflow code. */
-type Run = Variant | 'compared';
-const RUNS: Run[] = compareBundle === undefined ? VARIANTS : [...VARIANTS, 'compared'];
+const ownPolling = process.argv.includes('--own-polling');
+/**
+ * `compared`: recoverBatch from the compared bundle (same worker, activities and poller, other workflow code).
+ * `ownPolling`: recoverBatch on a worker without the poller.
+ */
+type Run = Variant | 'compared' | 'ownPolling';
+const RUNS: Run[] = [
+  ...VARIANTS,
+  ...(compareBundle === undefined ? [] : ['compared' as const]),
+  ...(ownPolling ? ['ownPolling' as const] : []),
+];
 const POLL_MS = 1_000;
 const BACKOFF_MS = 1_000;
 
@@ -84,7 +96,7 @@ async function runOnce(bundles: BenchBundles, variant: Run, repeat: number): Pro
 }
 
 async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Measurement> {
-  const variant: Variant = run === 'compared' ? 'recoverBatch' : run;
+  const variant: Variant = run === 'compared' || run === 'ownPolling' ? 'recoverBatch' : run;
   const taskQueue = `bench-throughput-${run}-${repeat}-${randomUUID().slice(0, 8)}`;
   const worker = await startBenchWorker({
     kind: workerKind(variant),
@@ -93,7 +105,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     taskQueue,
     maxCallsPerSecond,
     maxCachedWorkflows,
-    ...(pollerOff ? { poller: 'off' as const } : {}),
+    ...(pollerOff || run === 'ownPolling' ? { poller: 'off' as const } : {}),
   });
   try {
     const batches = Array.from({ length: recoveries }, () =>
@@ -119,7 +131,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     const perRecoveryMs = (seconds: number) => (seconds * 1000) / recoveries;
     const timeouts = await inspectHistories(stack.client, workflowIds);
     if (repeat === 1) console.error(`${run} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
-    if (variant === 'recoverBatch' && !pollerOff) {
+    if (variant === 'recoverBatch' && !pollerOff && run !== 'ownPolling') {
       // The poller's tasks run on the same worker: part of recoverBatch's CPU, not of its histories.
       const poller = await countWorkflowTasks(stack.client, batchStatusPollerWorkflowId(taskQueue));
       console.error(
@@ -210,5 +222,13 @@ if (compareBundle !== undefined) {
   console.log(
     `compared/naive CPU per recovery ${formatSummary(ratio('compared', 'naive', 'cpuMsPerRecovery'))}; ` +
       `compared throughput vs noop ${formatSummary(ratio('compared', 'noop', 'recoveriesPerSecond'))}`,
+  );
+}
+if (ownPolling) {
+  console.log(
+    `ownPolling/naive CPU per recovery (the features' cost) ${formatSummary(ratio('ownPolling', 'naive', 'cpuMsPerRecovery'))}; ` +
+      `recoverBatch/ownPolling (the poller's) ${formatSummary(ratio('recoverBatch', 'ownPolling', 'cpuMsPerRecovery'))}; ` +
+      `throughput: ownPolling vs noop ${formatSummary(ratio('ownPolling', 'noop', 'recoveriesPerSecond'))}, ` +
+      `recoverBatch vs ownPolling ${formatSummary(ratio('recoverBatch', 'ownPolling', 'recoveriesPerSecond'))}`,
   );
 }

@@ -99,6 +99,9 @@ const workerEnvSchema = z.object({
   WORKFLOW_BUNDLE_PATH: readableFile.optional(),
 });
 
+/** Every variable the worker reads: the compose file passes each one on (test/deployment/compose.test.ts). */
+export const WORKER_ENV_VARIABLES = Object.keys(workerEnvSchema.shape);
+
 /** The variables that say how to reach Temporal: the worker and the CLI read the same ones. */
 const temporalEnvSchema = workerEnvSchema.pick({
   TEMPORAL_ADDRESS: true,

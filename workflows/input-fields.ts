@@ -65,7 +65,7 @@ export const sweepFields = {
   recovery: { type: 'object', fields: recoveryPolicyFields },
 } as const satisfies Fields;
 
-/** The sweep schedule's interval (client side: `schedule set --every`). */
+/** The sweep schedule's interval (client side: `schedule upsert --every`). */
 export const sweepScheduleFields = {
   every: { type: 'duration', min: '1m', max: '30d' },
 } as const satisfies Fields;

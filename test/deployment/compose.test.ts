@@ -10,6 +10,7 @@ import {
   schemaProblems,
   type ComposeDocument,
 } from '../../dev/validate-compose.js';
+import { WORKER_ENV_VARIABLES } from '../../worker/config.js';
 import { repoRoot } from '../client/child-process.js';
 
 let compose: ComposeDocument;
@@ -129,6 +130,15 @@ test('the worker gets the notification settings from the environment, empty by d
     PAST_DEADLINE_CHECK_INTERVAL_MS: '${PAST_DEADLINE_CHECK_INTERVAL_MS:-}',
     PAST_DEADLINE_GRACE_MS: '${PAST_DEADLINE_GRACE_MS:-}',
   });
+});
+
+test('compose passes every worker setting on to the worker, so a value set in .env takes effect', () => {
+  const env = compose.services.worker?.environment as Record<string, string>;
+  // The image sets the bundle's path; everything else comes from the operator's environment.
+  const notPassed = WORKER_ENV_VARIABLES.filter(
+    (name) => name !== 'WORKFLOW_BUNDLE_PATH' && !env[name]?.startsWith(`\${${name}:`),
+  );
+  expect(notPassed).toEqual([]);
 });
 
 test('the monitoring profile runs Prometheus on the repository rules, scraping every worker, and a provisioned Grafana', async () => {
