@@ -26,8 +26,8 @@ export interface RecoveryWake {
  * signal is harmless, one event in the poller's history. The wait holds the recovery's workflow task open (a local
  * activity). A busy poller refuses queries at once ("consistent query buffer is full": one buffered query while
  * its own task runs), and the worker's client asks again for about 10 s, 1 s apart and doubling, whatever
- * the call's deadline (which bounds each attempt). A sweep's recoveries register together, and so ask together every
- * 15 poll intervals: with the client's retries awaited, each of a thousand asking at once outlived its attempt's
+ * the call's deadline (which bounds each attempt). A sweep's recoveries registered together, and so asked together
+ * every 15 poll intervals (re-registrations are jittered since): with the client's retries awaited, each of a thousand asking at once outlived its attempt's
  * 10 s timeout, was tried again and asked again (`bench:throughput` on a slow spell: a run stuck for minutes,
  * 1,421 workflow tasks held past 5 s).
  */

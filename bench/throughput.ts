@@ -98,6 +98,7 @@ async function runOnce(bundles: BenchBundles, variant: Run, repeat: number): Pro
 async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Measurement> {
   const variant: Variant = run === 'compared' || run === 'ownPolling' ? 'recoverBatch' : run;
   const taskQueue = `bench-throughput-${run}-${repeat}-${randomUUID().slice(0, 8)}`;
+  const withoutPoller = pollerOff || run === 'ownPolling';
   const worker = await startBenchWorker({
     kind: workerKind(variant),
     ...(run === 'compared' ? { bundlePath: compareBundle } : {}),
@@ -105,7 +106,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     taskQueue,
     maxCallsPerSecond,
     maxCachedWorkflows,
-    ...(pollerOff || run === 'ownPolling' ? { poller: 'off' as const } : {}),
+    ...(withoutPoller ? { poller: 'off' as const } : {}),
   });
   try {
     const batches = Array.from({ length: recoveries }, () =>
@@ -131,7 +132,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     const perRecoveryMs = (seconds: number) => (seconds * 1000) / recoveries;
     const timeouts = await inspectHistories(stack.client, workflowIds);
     if (repeat === 1) console.error(`${run} history shape: ${JSON.stringify(timeouts.firstHistoryShape)}`);
-    if (variant === 'recoverBatch' && !pollerOff && run !== 'ownPolling') {
+    if (variant === 'recoverBatch' && !withoutPoller) {
       // The poller's tasks run on the same worker: part of recoverBatch's CPU, not of its histories.
       const poller = await countWorkflowTasks(stack.client, batchStatusPollerWorkflowId(taskQueue));
       console.error(

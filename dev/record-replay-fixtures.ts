@@ -189,6 +189,16 @@ const scenarios: Record<string, () => Promise<string>> = {
   async 'wakeable-waits-poller-exhausted'() {
     return exhaustedInTwoRoundsWithPoller();
   },
+  // Registrations sent again after jittered waits (under one marker standing for every patch): every list call takes
+  // 1.5 s, longer than a wait for the poller (15 × 50 ms, less up to a quarter), so each wait times out at least once.
+  async 'rewatch-jitter-poller-exhausted'() {
+    simulator.faults.add('list', { type: 'latency', latencyMs: 1_500 });
+    try {
+      return await exhaustedInTwoRoundsWithPoller();
+    } finally {
+      simulator.faults.clear('list');
+    }
+  },
   // WakeableWait's operator wakes: a resume that changes nothing the backoff waits for, a pause held, a policy
   // update and a resume during it, and retryNow cutting two backoffs short; with the poller's wakes in between.
   async 'wakeable-waits-operator-controls'() {

@@ -82,8 +82,16 @@ const RETRY_PROTOCOL_PATCH = 'retry-protocol-v2';
 const RETRY_ATTEMPT_TIMEOUT_MS = 60_000;
 /** Recoveries from this change on wait for the task queue's batch status poller, when it runs. */
 const WAIT_FOR_POLLER_PATCH = 'wait-for-batch-status-poller';
-/** A poller that lost its state (terminated and restarted) learns the batch again this often, in poll maximum intervals. */
+/**
+ * A poller that lost its state (terminated and restarted) learns the batch again within this many poll maximum
+ * intervals.
+ */
 const REWATCH_AFTER_POLL_INTERVALS = 15;
+/**
+ * Recoveries from this change on register again at a random point of the last quarter of that interval: those a
+ * sweep started together drift apart instead of asking the poller all at once, every 30 min by default.
+ */
+const REWATCH_JITTER_FRACTION = 0.25;
 /**
  * Recoveries from this change on count a round's backoff from when the batch settled, not from when the
  * settle was noticed: the time a poll interval or a list cycle took to see it is not added to the wait.
@@ -122,6 +130,12 @@ export const MEMO_AT_WAITS_MARKER = 'recovery-patches-through-memo-at-waits';
  * patch above.
  */
 export const WAKEABLE_WAITS_MARKER = 'recovery-patches-through-wakeable-waits';
+/**
+ * Recoveries from this change on re-register with the poller after a jittered wait (REWATCH_JITTER_FRACTION); runs
+ * from before it keep the fixed wait to their end. A replay does not compare a timer's duration, so this is not for
+ * a determinism error: a run does one thing from start to end. This marker stands for it and for every patch above.
+ */
+export const REWATCH_JITTER_MARKER = 'recovery-patches-through-rewatch-jitter';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -202,7 +216,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const remainingMs = () => deadlineAt - Date.now();
   // Asked once, newest first and before any other patch: a history from before a marker answers false for the
   // whole run, and a new recovery records only the newest.
-  const wakeableWaits = patched(WAKEABLE_WAITS_MARKER);
+  const rewatchJitter = patched(REWATCH_JITTER_MARKER);
+  const wakeableWaits = rewatchJitter || patched(WAKEABLE_WAITS_MARKER);
   const memoAtWaits = wakeableWaits || patched(MEMO_AT_WAITS_MARKER);
   const registersLocally = memoAtWaits || patched(LOCAL_REGISTRATION_MARKER);
   const allPatchesApplied = registersLocally || patched(ALL_PATCHES_MARKER);
@@ -394,7 +409,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         if (isCancellation(err)) throw err;
         return undefined;
       }
-      const waitMs = Math.min(remainingMs(), REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval);
+      const rewatchMs = REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval;
+      // Math.random is the workflow's seeded generator: a replay draws the same wait.
+      const jitterMs = rewatchJitter ? Math.floor(Math.random() * REWATCH_JITTER_FRACTION * rewatchMs) : 0;
+      const waitMs = Math.min(remainingMs(), rewatchMs - jitterMs);
       if (waitMs <= 0) return undefined;
       await waitUntil(() => settleNoticed, waitMs);
     }

@@ -1,4 +1,4 @@
-import { WAKEABLE_WAITS_MARKER } from '../../workflows/recover-batch.js';
+import { REWATCH_JITTER_MARKER } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
 import {
@@ -58,7 +58,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
     expect(events.filter((event) => event.externalWorkflowExecutionSignaledEventAttributes)).toHaveLength(0);
     expect(pollerRegistrations(history)).toHaveLength(2);
     // One patch marker, standing for every earlier patch, instead of one per patch.
-    expect(patchMarkerIds(history)).toEqual([WAKEABLE_WAITS_MARKER]);
+    expect(patchMarkerIds(history)).toEqual([REWATCH_JITTER_MARKER]);
     // Its memo, written as it began each wait and as it ended: none while the round's read and call were out, and
     // never `retrying` while it waited. Two registration waits start a timer each; a third is the round backoff,
     // when the wake came sooner than 100 ms after the settle.

@@ -26,7 +26,7 @@ beforeEach(async () => {
 });
 afterEach(() => env.close());
 
-/** Registrations with the poller are sent again after 15 poll maximum intervals: 3 s here. */
+/** Registrations with the poller are sent again within 15 poll maximum intervals, in their last quarter: 2.25–3 s here. */
 const POLICY = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms' } };
 
 async function eventsOf(batchId: string) {
@@ -140,6 +140,33 @@ test("registrations signalled again during the same wait (by an older worker) ke
   ]);
 }, 120_000);
 
+test('recoveries started together register again at different points of the last quarter of 15 poll intervals', async () => {
+  const batchIds = Array.from(
+    { length: 5 },
+    () => env.simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'ok'] } }).id,
+  );
+  await Promise.all(batchIds.map((batchId) => env.recoveries.start({ batchId, ...POLICY })));
+  // A recovery's first timer is its first wait for the poller: its batch settles only when the clock moves on.
+  const waitsMs = await Promise.all(
+    batchIds.map((batchId) =>
+      eventually(`the wait for the poller of ${batchId}`, async () => {
+        const timer = (await eventsOf(batchId)).find((event) => event.eventType === EventType.EVENT_TYPE_TIMER_STARTED);
+        const timeout = timer?.timerStartedEventAttributes?.startToFireTimeout;
+        return timeout ? Number(timeout.seconds ?? 0) * 1_000 + (timeout.nanos ?? 0) / 1e6 : undefined;
+      }),
+    ),
+  );
+  await Promise.all(batchIds.map((batchId) => env.recoveries.cancel(batchId)));
+
+  // 15 × 200 ms = 3 s, less up to a quarter of it.
+  for (const waitMs of waitsMs) {
+    expect(waitMs).toBeGreaterThanOrEqual(2_250);
+    expect(waitMs).toBeLessThanOrEqual(3_000);
+  }
+  // Without the jitter all five wait exactly 3 s; with it, five equal draws out of 750 have a chance of 750⁻⁴.
+  expect(new Set(waitsMs).size).toBeGreaterThan(1);
+});
+
 test('the deadline ends a wait for the poller with a report', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 2, script: { '0': 'always-fail' } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY, deadline: '2s' });
@@ -148,7 +175,7 @@ test('the deadline ends a wait for the poller with a report', async () => {
   expect(report.outcome).toBe('deadline');
   expect(env.retryPosts(batch.id)).toHaveLength(0);
   const events = await eventsOf(batch.id);
-  // The wait ended at the deadline, sooner than the 3 s re-registration: the recovery registered once.
+  // The wait ended at the deadline, sooner than the re-registration (2.25–3 s): the recovery registered once.
   expect(pollerRegistrations({ events })).toHaveLength(1);
 });
 
