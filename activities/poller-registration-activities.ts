@@ -1,8 +1,7 @@
-import { WorkflowClient, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
   batchSettled,
   batchStatusPollerWorkflowId,
-  isWatchingBatch,
   watchBatch,
   type ListedSettle,
   type WatchBatchRequest,
@@ -11,7 +10,7 @@ import {
 export interface PollerRegistration extends WatchBatchRequest {
   /** The recovery's task queue: the poller it registers with is that queue's. */
   taskQueue: string;
-  /** Sent again during the same wait: the poller is asked first whether it still has it. */
+  /** Sent again during the same wait: signalled only when the poller may have lost it (chainStillWatches). */
   resent?: boolean;
 }
 
@@ -22,36 +21,16 @@ export interface RecoveryWake {
 }
 
 /**
- * How long a re-registration waits for the poller to say it still has it, before it sends the signal anyway; the
+ * How long a re-registration waits for the server to describe the poller, before it sends the signal anyway; the
  * signal is harmless, one event in the poller's history. The wait holds the recovery's workflow task open (a local
- * activity). A busy poller refuses queries at once ("consistent query buffer is full": one buffered query while
- * its own task runs), and the worker's client asks again for about 10 s, 1 s apart and doubling, whatever
- * the call's deadline (which bounds each attempt). A sweep's recoveries registered together, and so asked together
- * every 15 poll intervals (re-registrations are jittered since): with the client's retries awaited, each of a thousand asking at once outlived its attempt's
- * 10 s timeout, was tried again and asked again (`bench:throughput` on a slow spell: a run stuck for minutes,
- * 1,421 workflow tasks held past 5 s).
+ * activity). The server answers a describe from the poller's state, without its worker.
  */
-const WATCHING_QUERY_TIMEOUT_MS = 2_000;
+const DESCRIBE_TIMEOUT_MS = 2_000;
+/** Poller chains whose start this worker keeps: one per chain it has seen, a new one after each restart. */
+const CHAIN_STARTS_KEPT = 16;
+
 /** Signals sent side by side by one wakeRecoveries: a cycle's wakes go out together without flooding the server. */
 const WAKES_IN_FLIGHT = 20;
-
-/**
- * The answer, or undefined once `ms` have passed. The deadline alone does not bound a call through the worker's
- * connection: it applies to each of the client's attempts, and the connection takes no abort signal. A late answer
- * is dropped here, and its failure too (the race has handled it); the client goes on asking in the background
- * until its retries end.
- */
-async function answeredWithin<T>(ms: number, ask: () => Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([ask(), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The signals between recoveries and their task queue's poller, sent through the worker's Temporal client from
@@ -61,13 +40,37 @@ async function answeredWithin<T>(ms: number, ask: () => Promise<T>): Promise<T |
  * run by older and newer workers take both. No Anchor call, so no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {
-  // A query reaches the latest run even when it has ended, and a worker answers it from that run's last state: a
-  // terminated poller would say it still watches, and its recoveries would never poll on their own.
-  const pollerQueries = new WorkflowClient({
-    connection: client.connection,
-    namespace: client.options.namespace,
-    queryRejectCondition: 'NOT_OPEN',
-  });
+  /** When each poller chain began, by the id of its first run: the start of a chain never changes. */
+  const chainStarts = new Map<string, number>();
+
+  /**
+   * Whether the poller chain that took a wait's first registration still runs, and so still has the watch. A chain
+   * (the runs of one start, through continue-as-new and resets) carries its watches from run to run, and drops one
+   * only by waking its recovery; a chain that ended, or one started after the wait began (the poller was terminated
+   * and started again), does not have it. One chain runs at a time, so a chain begun before the wait began and
+   * running now has run all along, and took the registration sent after the wait began. The server answers from
+   * the poller's state, where a query (before wave 14) needed the poller's own worker, which answered at most one
+   * while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and were signalled.
+   */
+  const chainStillWatches = async (pollerId: string, waitStartedAt: string): Promise<boolean> => {
+    const waitStartedAtMs = Date.parse(waitStartedAt);
+    if (Number.isNaN(waitStartedAtMs)) return false;
+    const describe = (runId?: string) =>
+      client.withDeadline(Date.now() + DESCRIBE_TIMEOUT_MS, () =>
+        client.workflow.getHandle(pollerId, runId).describe(),
+      );
+    const current = await describe();
+    if (current.status.name !== 'RUNNING') return false;
+    const firstRunId = current.raw.workflowExecutionInfo?.firstRunId || current.runId;
+    let chainStart = chainStarts.get(firstRunId);
+    if (chainStart === undefined) {
+      chainStart = (firstRunId === current.runId ? current : await describe(firstRunId)).startTime.getTime();
+      if (chainStarts.size >= CHAIN_STARTS_KEPT) chainStarts.clear();
+      chainStarts.set(firstRunId, chainStart);
+    }
+    return chainStart < waitStartedAtMs;
+  };
+
   return {
     /**
      * True once the poller has the registration; false when no poller runs on the queue (the recovery polls
@@ -77,17 +80,11 @@ export function createPollerRegistrationActivities(client: Client) {
       const pollerId = batchStatusPollerWorkflowId(taskQueue);
       // Registrations sent again every 15 poll intervals are there for a poller that lost its state: one that has
       // not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).
-      if (resent) {
+      if (resent && request.waitStartedAt !== undefined) {
         try {
-          const watching = await answeredWithin(WATCHING_QUERY_TIMEOUT_MS, () =>
-            client.withDeadline(Date.now() + WATCHING_QUERY_TIMEOUT_MS, () =>
-              pollerQueries.getHandle(pollerId).query(isWatchingBatch, request),
-            ),
-          );
-          if (watching) return true;
+          if (await chainStillWatches(pollerId, request.waitStartedAt)) return true;
         } catch {
-          // An older poller without the query, one too busy to answer in time, one that has ended, or none: the
-          // signal decides.
+          // The server did not describe the poller in time, or it has none: the signal decides.
         }
       }
       try {

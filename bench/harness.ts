@@ -133,6 +133,11 @@ export interface BenchWorkerOptions {
   heapMiB?: number;
   /** A product bundle built from other code (an earlier commit), run on the same activities and worker. */
   bundlePath?: string;
+  /**
+   * A checkout of other code (an earlier commit, with node_modules): its bench/worker-process.ts runs the worker, so
+   * its activities and wiring run too. With `bundlePath`, a bundle built from the same checkout.
+   */
+  checkout?: string;
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -157,7 +162,8 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
   };
   const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
-  const child = spawn(process.execPath, [...heap, '--import', 'tsx', workerScript], {
+  const script = options.checkout ? path.join(options.checkout, 'bench', 'worker-process.ts') : workerScript;
+  const child = spawn(process.execPath, [...heap, '--import', 'tsx', script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -93,6 +93,13 @@ const REWATCH_KEEPS_CYCLE_PATCH = 'poller-rewatch-keeps-cycle';
  * on each side, per wake. Asked when a run begins: a run keeps one way of waking throughout.
  */
 const WAKES_THROUGH_LOCAL_ACTIVITY_PATCH = 'poller-wakes-through-local-activity';
+/**
+ * From this change on, a wake that could not be sent is watched again even when the watch is full (past the cap by
+ * at most the wakes in flight): a recovery that registers again asks only whether the poller's chain still runs
+ * (activities/poller-registration-activities.ts), so a watch dropped without a wake would never come back. Asked
+ * only where the answer matters.
+ */
+const UNSENT_WAKES_PAST_CAP_PATCH = 'poller-keeps-unsent-wakes-past-cap';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -180,9 +187,11 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         unsent = new Set(chunk.map(([, { watch }]) => watch.workflowId));
       }
       for (const [batchId, { watch }] of chunk) {
-        // Unless the recovery has registered again meanwhile (its new registration is the one that counts), or the
-        // watch is full: the recovery's own next registration brings it back.
-        if (unsent.has(watch.workflowId) && !watched.has(batchId) && watched.size < MAX_WATCHED_BATCHES) {
+        // Unless the recovery has registered again meanwhile (its new registration is the one that counts). Before
+        // UNSENT_WAKES_PAST_CAP_PATCH, not when the watch was full either: the recovery's own next registration
+        // brought it back.
+        if (!unsent.has(watch.workflowId) || watched.has(batchId)) continue;
+        if (watched.size < MAX_WATCHED_BATCHES || patched(UNSENT_WAKES_PAST_CAP_PATCH)) {
           watched.set(batchId, { ...watch, fromCycle: cycles + 1 });
         }
       }

@@ -42,9 +42,11 @@ export interface WatchBatchRequest {
 }
 export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
 /**
- * Whether the poller still watches this wait (the same batch, recovery and wait start). A recovery asks before it
- * registers again during the same wait: a poller that still has it needs no signal, which would be one more event
- * in its history. A poller from before this query does not answer it, and the registration is sent.
+ * Whether the poller still watches this wait (the same batch, recovery and wait start). Workers from before wave 14
+ * ask before a recovery registers again during the same wait: a poller that still has it needs no signal, which
+ * would be one more event in its history. Newer workers ask the server whether the poller's chain that took the
+ * registration still runs, which needs no answer from the poller's worker; pollers keep answering the query for
+ * the older ones.
  */
 export const isWatchingBatch = defineQuery<boolean, [WatchBatchRequest]>('isWatchingBatch');
 /**

@@ -90,7 +90,7 @@ test('a recovery whose poller was terminated and not started again reads its bat
   expect(env.retryPosts(batch.id)).toHaveLength(1);
 });
 
-test('registering again during the same wait costs the poller no event: it answers that it still has the watch', async () => {
+test('registering again during the same wait costs the poller no event while the chain that took it runs', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY });
   const registrations = async () => pollerRegistrations({ events: await eventsOf(batch.id) }).length;
@@ -104,8 +104,8 @@ test('registering again during the same wait costs the poller no event: it answe
   env.simulator.clock.advance(ATTEMPT_MS);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
 
-  // One signal for each of its two waits; the registrations sent again during the first were answered by the
-  // poller's isWatchingBatch query, which is no event in its history.
+  // One signal for each of its two waits; the registrations sent again during the first found the poller's chain
+  // that took it still running (the server describes the poller), which is no event in its history.
   expect(await registrations()).toBeGreaterThanOrEqual(4);
   expect(await watchSignals(batch.id)).toHaveLength(2);
   expect(env.retryPosts(batch.id)).toHaveLength(1);
