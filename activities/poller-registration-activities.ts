@@ -23,11 +23,32 @@ export interface RecoveryWake {
 /**
  * How long a re-registration waits for the server to describe the poller, before it sends the signal anyway; the
  * signal is harmless, one event in the poller's history. The wait holds the recovery's workflow task open (a local
- * activity). The server answers a describe from the poller's state, without its worker.
+ * activity). The server answers from the poller's state, without its worker; the client asks again on some errors,
+ * whatever the call's deadline (which bounds each attempt), so the whole check is bounded here.
  */
-const DESCRIBE_TIMEOUT_MS = 2_000;
+const CHAIN_CHECK_TIMEOUT_MS = 2_000;
 /** Poller chains whose start this worker keeps: one per chain it has seen, a new one after each restart. */
 const CHAIN_STARTS_KEPT = 16;
+/**
+ * A chain counts as begun before a wait only when it began this much earlier, and a reset as after it when it came
+ * less than this before: the times come from the clocks of the server's hosts (one process in the compose stack;
+ * hosts kept in step by NTP, well within this, in a cluster). Too near, and the registration is signalled again,
+ * which is harmless; a wait begun within it after a poller restart is signalled at every re-registration.
+ */
+export const CLOCK_MARGIN_MS = 1_000;
+
+/** The answer, or undefined once `ms` have passed; a late answer, or its failure, is dropped. */
+async function answeredWithin<T>(ms: number, ask: () => Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([ask(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Signals sent side by side by one wakeRecoveries: a cycle's wakes go out together without flooding the server. */
 const WAKES_IN_FLIGHT = 20;
@@ -42,33 +63,54 @@ const WAKES_IN_FLIGHT = 20;
 export function createPollerRegistrationActivities(client: Client) {
   /** When each poller chain began, by the id of its first run: the start of a chain never changes. */
   const chainStarts = new Map<string, number>();
+  let retentionMs: number | undefined;
+
+  /**
+   * When the chain began: from its first run, or, once the server has removed that run (it closed over the
+   * namespace's retention ago), at the latest `now - retention`.
+   */
+  const chainStartOf = async (pollerId: string, firstRunId: string): Promise<number> => {
+    const known = chainStarts.get(firstRunId);
+    if (known !== undefined) return known;
+    let chainStart: number;
+    try {
+      chainStart = (await client.workflow.getHandle(pollerId, firstRunId).describe()).startTime.getTime();
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      if (retentionMs === undefined) {
+        const { config } = await client.workflowService.describeNamespace({ namespace: client.options.namespace });
+        retentionMs = Number(config?.workflowExecutionRetentionTtl?.seconds ?? 0) * 1000;
+      }
+      // An upper bound, good for now only: not kept.
+      return Date.now() - retentionMs;
+    }
+    if (chainStarts.size >= CHAIN_STARTS_KEPT) chainStarts.clear();
+    chainStarts.set(firstRunId, chainStart);
+    return chainStart;
+  };
 
   /**
    * Whether the poller chain that took a wait's first registration still runs, and so still has the watch. A chain
-   * (the runs of one start, through continue-as-new and resets) carries its watches from run to run, and drops one
-   * only by waking its recovery; a chain that ended, or one started after the wait began (the poller was terminated
-   * and started again), does not have it. One chain runs at a time, so a chain begun before the wait began and
-   * running now has run all along, and took the registration sent after the wait began. The server answers from
-   * the poller's state, where a query (before wave 14) needed the poller's own worker, which answered at most one
-   * while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and were signalled.
+   * (the runs of one start, through continue-as-new) carries its watches from run to run, and drops one only by
+   * waking its recovery; a chain that ended, or one started after the wait began (the poller was terminated and
+   * started again), does not have it. One chain runs at a time, so a chain begun before the wait began and running
+   * now has run all along, and took the registration sent after the wait began. A reset since the wait began may
+   * have left out the signals after its point, the registration among them: it gets the signal again. The server
+   * answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which answered
+   * at most one while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and were
+   * signalled (docs/scaling.md).
    */
   const chainStillWatches = async (pollerId: string, waitStartedAt: string): Promise<boolean> => {
     const waitStartedAtMs = Date.parse(waitStartedAt);
     if (Number.isNaN(waitStartedAtMs)) return false;
-    const describe = (runId?: string) =>
-      client.withDeadline(Date.now() + DESCRIBE_TIMEOUT_MS, () =>
-        client.workflow.getHandle(pollerId, runId).describe(),
-      );
-    const current = await describe();
+    const current = await client.workflow.getHandle(pollerId).describe();
     if (current.status.name !== 'RUNNING') return false;
+    const lastReset = current.raw.workflowExtendedInfo?.lastResetTime;
+    if (lastReset && Number(lastReset.seconds ?? 0) * 1000 >= waitStartedAtMs - CLOCK_MARGIN_MS) return false;
     const firstRunId = current.raw.workflowExecutionInfo?.firstRunId || current.runId;
-    let chainStart = chainStarts.get(firstRunId);
-    if (chainStart === undefined) {
-      chainStart = (firstRunId === current.runId ? current : await describe(firstRunId)).startTime.getTime();
-      if (chainStarts.size >= CHAIN_STARTS_KEPT) chainStarts.clear();
-      chainStarts.set(firstRunId, chainStart);
-    }
-    return chainStart < waitStartedAtMs;
+    const chainStart =
+      firstRunId === current.runId ? current.startTime.getTime() : await chainStartOf(pollerId, firstRunId);
+    return chainStart < waitStartedAtMs - CLOCK_MARGIN_MS;
   };
 
   return {
@@ -78,13 +120,16 @@ export function createPollerRegistrationActivities(client: Client) {
      */
     async watchBatchWithPoller({ taskQueue, resent, ...request }: PollerRegistration): Promise<boolean> {
       const pollerId = batchStatusPollerWorkflowId(taskQueue);
-      // Registrations sent again every 15 poll intervals are there for a poller that lost its state: one that has
-      // not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).
+      // Registrations sent again within every 15 poll intervals are there for a poller that lost its state: one that
+      // has not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).
       if (resent && request.waitStartedAt !== undefined) {
+        const waitStartedAt = request.waitStartedAt;
         try {
-          if (await chainStillWatches(pollerId, request.waitStartedAt)) return true;
+          if (await answeredWithin(CHAIN_CHECK_TIMEOUT_MS, () => chainStillWatches(pollerId, waitStartedAt))) {
+            return true;
+          }
         } catch {
-          // The server did not describe the poller in time, or it has none: the signal decides.
+          // The server could not describe the poller, or it has none: the signal decides.
         }
       }
       try {

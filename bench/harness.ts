@@ -131,7 +131,7 @@ export interface BenchWorkerOptions {
   poller?: 'off';
   /** V8's old-space limit for the worker process (node --max-old-space-size). */
   heapMiB?: number;
-  /** A product bundle built from other code (an earlier commit), run on the same activities and worker. */
+  /** A product bundle built from other code (an earlier commit), run on this code's activities and worker unless `checkout`. */
   bundlePath?: string;
   /**
    * A checkout of other code (an earlier commit, with node_modules): its bench/worker-process.ts runs the worker, so

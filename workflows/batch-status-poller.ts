@@ -37,8 +37,8 @@ const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
 /**
  * [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id (else null when a fourth follows),
  * the wait's start in epoch ms when the registration carried it]: compact, as it crosses continue-as-new (20,000
- * watches are about 1.3 MB). The wait's start crosses too, so the recovery's next registration of the same wait is
- * answered by the query, not taken as a new wait.
+ * watches are about 1.3 MB). The wait's start crosses too, so a registration of the same wait signalled again (or
+ * asked about by the query of workers before wave 14) is still that wait's, not taken as a new one.
  */
 export type WatchedBatch = [string, number] | [string, number, string] | [string, number, string | null, number];
 

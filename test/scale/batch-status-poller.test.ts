@@ -22,7 +22,7 @@ beforeAll(async () => {
 afterAll(() => env.close());
 
 /**
- * A recovery registers with the poller again every 15 poll maximum intervals; a registration sent just before
+ * A recovery registers with the poller again within every 15 poll maximum intervals; a registration sent just before
  * its wake arrives brings one more wake later. A long maximum keeps these tests' counts to the design's own.
  */
 const POLICY = { ...FAST_POLICY, poll: { ...FAST_POLICY.poll, maximumInterval: '10s' } };

@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
+import proto from '@temporalio/proto';
+import {
+  CLOCK_MARGIN_MS,
+  createPollerRegistrationActivities,
+} from '../../activities/poller-registration-activities.js';
 import { startBatchStatusPoller } from '../../worker/create-worker.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
+  isWatchingBatch,
   recoveryWorkflowId,
   type WatchBatchRequest,
 } from '../../workflows/definitions.js';
@@ -13,10 +18,13 @@ import { eventually, signalInputs, startRecoveryEnv, type RecoveryEnv } from '..
 // A registration sent again during the same wait is signalled only when the poller's chain that took the first one
 // no longer runs: the server answers from the poller's state, and no query waits for the poller's worker.
 
+const { EventType, ResetReapplyExcludeType } = proto.temporal.api.enums.v1;
+
 let env: RecoveryEnv;
 
 beforeAll(async () => {
-  env = await startRecoveryEnv();
+  // A session attempt takes a minute of the simulator's clock, which no test moves on: batches stay in flight.
+  env = await startRecoveryEnv({ attemptDurationMs: 60_000, queueDelayMs: 0 });
   // Started before its worker, which then keeps it (USE_EXISTING): a run that continues as new after 50 events.
   await env.client.workflow
     .start(BATCH_STATUS_POLLER_WORKFLOW, {
@@ -49,19 +57,28 @@ async function signalledBatchIds(activities: ReturnType<typeof createPollerRegis
   });
 }
 
-const registration = (batchId: string, waitStartedAt: string) => ({
+/**
+ * A registration of a wait. Batches the list does not show are handed back by the next cycle, to recoveries that do
+ * not exist; the poller rests the shortest interval among its watches between cycles.
+ */
+const registration = (batchId: string, waitStartedAt: string, pollIntervalMs = 200) => ({
   taskQueue: env.taskQueue,
   batchId,
   workflowId: recoveryWorkflowId(batchId),
-  // The list does not show these batches: the next cycle hands them back, to recoveries that do not exist.
-  pollIntervalMs: 200,
+  pollIntervalMs,
   waitStartedAt,
 });
 
-test('a registration sent again is not signalled while the chain that took it runs, across continue-as-new; one started since gets it', async () => {
+test('a registration sent again is not signalled while the chain that took it runs, across continue-as-new; after a reset, or to a chain started since, it is', async () => {
   const activities = createPollerRegistrationActivities(env.client);
-  const waitStartedAt = new Date().toISOString();
-  expect(await activities.watchBatchWithPoller(registration('carried', waitStartedAt))).toBe(true);
+  // A batch the list shows in flight: the poller keeps its watch from run to run. A minute between cycles once the
+  // fillers below are handed back, so the runs stay long enough to read.
+  const { id: batchId } = env.simulator.createScriptedBatch({ count: 2 });
+  // A wait begun just over the clock margin after the poller's chain began, as waits are after a restart.
+  const chainStartedAt = (await poller().describe()).startTime.getTime();
+  const waitStartedAt = new Date(chainStartedAt + CLOCK_MARGIN_MS + 1_000).toISOString();
+  const carried = (resent: boolean) => ({ ...registration(batchId, waitStartedAt, 60_000), resent });
+  expect(await activities.watchBatchWithPoller(carried(false))).toBe(true);
   const { runId: firstRunId } = await poller().describe();
 
   // Registrations of other waits fill the run's history until it continues as new.
@@ -70,18 +87,35 @@ test('a registration sent again is not signalled while the chain that took it ru
     await activities.watchBatchWithPoller(registration(`filler-${(filler += 1)}`, new Date().toISOString()));
     return (await poller().describe()).runId !== firstRunId ? true : undefined;
   });
-  expect(await activities.watchBatchWithPoller({ ...registration('carried', waitStartedAt), resent: true })).toBe(true);
-  expect(await signalledBatchIds(activities)).not.toContain('carried');
+  const { resent: _, taskQueue: __, ...watch } = carried(true);
+  expect(await poller().query(isWatchingBatch, watch)).toBe(true);
+  expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
+  expect(await signalledBatchIds(activities)).not.toContain(batchId);
+
+  // Reset to its first workflow task, leaving out the signals after it: the chain is the same, its watches may not be.
+  const history = await poller().fetchHistory();
+  const firstTask = history.events?.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+  await env.client.workflowService.resetWorkflowExecution({
+    namespace: env.client.options.namespace,
+    workflowExecution: {
+      workflowId: batchStatusPollerWorkflowId(env.taskQueue),
+      runId: (await poller().describe()).runId,
+    },
+    reason: 'test: a reset that leaves out signals',
+    workflowTaskFinishEventId: firstTask?.eventId,
+    requestId: randomUUID(),
+    resetReapplyExcludeTypes: [ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL],
+  });
+  expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
+  expect(await signalledBatchIds(activities)).toContain(batchId);
 
   // Terminated and started again: a new chain, begun after the wait, which the registration must reach.
   await poller().terminate('test: the poller loses its watches');
   await startBatchStatusPoller(env.client, env.taskQueue);
-  expect(await activities.watchBatchWithPoller({ ...registration('carried', waitStartedAt), resent: true })).toBe(true);
-  expect(await signalledBatchIds(activities)).toEqual(['carried']);
+  expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
+  expect(await signalledBatchIds(activities)).toEqual([batchId]);
 
   // Ended and not started again: the recovery reads its batch on its own.
   await poller().terminate('test: no poller');
-  expect(await activities.watchBatchWithPoller({ ...registration('carried', waitStartedAt), resent: true })).toBe(
-    false,
-  );
+  expect(await activities.watchBatchWithPoller(carried(true))).toBe(false);
 }, 60_000);

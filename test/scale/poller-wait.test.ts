@@ -1,4 +1,5 @@
 import proto from '@temporalio/proto';
+import { CLOCK_MARGIN_MS } from '../../activities/poller-registration-activities.js';
 import { startBatchStatusPoller } from '../../worker/create-worker.js';
 import { batchStatusPollerWorkflowId, watchBatch, type WatchBatchRequest } from '../../workflows/definitions.js';
 import {
@@ -91,6 +92,11 @@ test('a recovery whose poller was terminated and not started again reads its bat
 });
 
 test('registering again during the same wait costs the poller no event while the chain that took it runs', async () => {
+  // Waits begin over the clock margin after the poller's chain began, as they do once a poller has run a while.
+  const { startTime } = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).describe();
+  await eventually('the clock margin to pass since the poller began', () =>
+    Date.now() > startTime.getTime() + CLOCK_MARGIN_MS ? true : undefined,
+  );
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY });
   const registrations = async () => pollerRegistrations({ events: await eventsOf(batch.id) }).length;
