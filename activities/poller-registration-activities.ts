@@ -122,8 +122,8 @@ export function createPollerRegistrationActivities(client: Client) {
       const pollerId = batchStatusPollerWorkflowId(taskQueue);
       // Registrations sent again within every 15 poll intervals are there for a poller that lost its state: one that
       // has not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).
-      if (resent && request.waitStartedAt !== undefined) {
-        const waitStartedAt = request.waitStartedAt;
+      const { waitStartedAt } = request;
+      if (resent && waitStartedAt !== undefined) {
         try {
           if (await answeredWithin(CHAIN_CHECK_TIMEOUT_MS, () => chainStillWatches(pollerId, waitStartedAt))) {
             return true;

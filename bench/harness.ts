@@ -271,19 +271,30 @@ export async function inspectHistories(client: Client, workflowIds: string[]): P
   return counts;
 }
 
-/** Workflow tasks completed by every run of a workflow id (a continued-as-new chain counts whole). */
-export async function countWorkflowTasks(client: Client, workflowId: string): Promise<{ tasks: number; runs: number }> {
-  const { EventType } = proto.temporal.api.enums.v1;
-  let tasks = 0;
+/** Events of one type in every run of a workflow id (a continued-as-new chain counts whole). */
+export async function countEvents(
+  client: Client,
+  workflowId: string,
+  eventType: proto.temporal.api.enums.v1.EventType,
+): Promise<{ events: number; runs: number }> {
+  let events = 0;
   let runs = 0;
   for await (const execution of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
     runs += 1;
     const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
-    tasks += (history.events ?? []).filter(
-      (event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-    ).length;
+    events += (history.events ?? []).filter((event) => event.eventType === eventType).length;
   }
-  return { tasks, runs };
+  return { events, runs };
+}
+
+/** Workflow tasks completed by every run of a workflow id. */
+export async function countWorkflowTasks(client: Client, workflowId: string): Promise<{ tasks: number; runs: number }> {
+  const { events, runs } = await countEvents(
+    client,
+    workflowId,
+    proto.temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+  );
+  return { tasks: events, runs };
 }
 
 export function percentile(sorted: number[], p: number): number {

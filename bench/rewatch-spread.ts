@@ -23,6 +23,7 @@ import { recoveryStartOptions } from '../client/recoveries.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
+  countEvents,
   forEachLimit,
   formatSummary,
   numberArg,
@@ -127,28 +128,28 @@ async function runOnce(bundles: BenchBundles, run: Run): Promise<Measurement> {
     const rewatches: number[] = [];
     const rewatchDurations: number[] = [];
     await forEachLimit(workflowIds, 20, async (workflowId) => {
-      const events = (await stack.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-      const started = events.find((event) => event.eventType === EventType.EVENT_TYPE_TIMER_STARTED);
-      if (started) firstRegistrations.push(seconds(started.eventTime));
-      const fired = events
-        .filter((event) => event.eventType === EventType.EVENT_TYPE_TIMER_FIRED)
-        .map((event) => seconds(event.eventTime));
-      if (fired.length > 0) firstRewatches.push(fired[0]!);
-      rewatches.push(...fired);
-      events.forEach((event, index) => {
-        if (event.eventType !== EventType.EVENT_TYPE_TIMER_FIRED) return;
-        const next = events.slice(index + 1).find((later) => later.eventType === EventType.EVENT_TYPE_TIMER_STARTED);
-        if (next) rewatchDurations.push(seconds(next.eventTime) - seconds(event.eventTime));
-      });
+      // The first timer starts the first wait; each timer that fires is a re-registration, held until the next starts.
+      let timers = 0;
+      let fires = 0;
+      let firedAt: number | undefined;
+      for (const event of (await stack.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []) {
+        const at = seconds(event.eventTime);
+        if (event.eventType === EventType.EVENT_TYPE_TIMER_STARTED) {
+          if ((timers += 1) === 1) firstRegistrations.push(at);
+          if (firedAt !== undefined) rewatchDurations.push(at - firedAt);
+          firedAt = undefined;
+        } else if (event.eventType === EventType.EVENT_TYPE_TIMER_FIRED) {
+          if ((fires += 1) === 1) firstRewatches.push(at);
+          rewatches.push(at);
+          firedAt = at;
+        }
+      }
     });
-    let pollerSignals = 0;
-    const pollerId = batchStatusPollerWorkflowId(taskQueue);
-    for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${pollerId}'` })) {
-      const history = await stack.client.workflow.getHandle(pollerId, execution.runId).fetchHistory();
-      pollerSignals += (history.events ?? []).filter(
-        (event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-      ).length;
-    }
+    const pollerSignals = await countEvents(
+      stack.client,
+      batchStatusPollerWorkflowId(taskQueue),
+      EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+    );
     const sorted = rewatchDurations.sort((a, b) => a - b);
     return {
       peakPerSecond: peakWithin(rewatches, 1),
@@ -156,7 +157,7 @@ async function runOnce(bundles: BenchBundles, run: Run): Promise<Measurement> {
       startSpanSeconds: span(firstRegistrations),
       firstRewatchSpanSeconds: span(firstRewatches),
       rewatches: rewatches.length,
-      rewatchesBySignal: pollerSignals - recoveries,
+      rewatchesBySignal: pollerSignals.events - recoveries,
       rewatchP50Seconds: percentile(sorted, 50),
       rewatchP99Seconds: percentile(sorted, 99),
       rewatchMaxSeconds: sorted.at(-1) ?? 0,
