@@ -1,7 +1,8 @@
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import {
   batchSettled,
   batchStatusPollerWorkflowId,
+  POLLER_RESET_RUN_MEMO_KEY,
   watchBatch,
   type ListedSettle,
   type WatchBatchRequest,
@@ -27,8 +28,8 @@ export interface RecoveryWake {
  * whatever the call's deadline (which bounds each attempt), so the whole check is bounded here.
  */
 const CHAIN_CHECK_TIMEOUT_MS = 2_000;
-/** Poller chains whose start this worker keeps: one per chain it has seen, a new one after each restart. */
-const CHAIN_STARTS_KEPT = 16;
+/** Poller chains (and reset runs) whose start this worker keeps: one per chain it has seen, a new one after each restart. */
+const RUN_TIMES_KEPT = 16;
 /**
  * A chain counts as begun before a wait only when it began this much earlier, and a reset as after it when it came
  * less than this before: the times come from the clocks of the server's hosts (one process in the compose stack;
@@ -36,6 +37,12 @@ const CHAIN_STARTS_KEPT = 16;
  * which is harmless; a wait begun within it after a poller restart is signalled at every re-registration.
  */
 export const CLOCK_MARGIN_MS = 1_000;
+
+/** When a reset began the run, in epoch ms; undefined for a run no reset began. */
+function resetTime(run: WorkflowExecutionDescription): number | undefined {
+  const lastReset = run.raw.workflowExtendedInfo?.lastResetTime;
+  return lastReset ? Number(lastReset.seconds ?? 0) * 1000 : undefined;
+}
 
 /** The answer, or undefined once `ms` have passed; a late answer, or its failure, is dropped. */
 async function answeredWithin<T>(ms: number, ask: () => Promise<T>): Promise<T | undefined> {
@@ -61,32 +68,38 @@ const WAKES_IN_FLIGHT = 20;
  * run by older and newer workers take both. No Anchor call, so no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {
-  /** When each poller chain began, by the id of its first run: the start of a chain never changes. */
-  const chainStarts = new Map<string, number>();
+  /**
+   * When a closed poller run began (a chain's first run) or was begun by a reset, by run id: neither time changes.
+   */
+  const runTimes = new Map<string, number>();
   let retentionMs: number | undefined;
 
   /**
-   * When the chain began: from its first run, or, once the server has removed that run (it closed over the
-   * namespace's retention ago), at the latest `now - retention`.
+   * A time read from one of the poller's closed runs, or, once the server has removed that run (it closed over the
+   * namespace's retention ago), at the latest `now - retention`: the run began, and any reset of it came, before.
    */
-  const chainStartOf = async (pollerId: string, firstRunId: string): Promise<number> => {
-    const known = chainStarts.get(firstRunId);
+  const runTimeOf = async (
+    pollerId: string,
+    runId: string,
+    timeOf: (run: WorkflowExecutionDescription) => number,
+  ): Promise<number> => {
+    const known = runTimes.get(runId);
     if (known !== undefined) return known;
-    let chainStart: number;
+    let time: number;
     try {
-      chainStart = (await client.workflow.getHandle(pollerId, firstRunId).describe()).startTime.getTime();
+      time = timeOf(await client.workflow.getHandle(pollerId, runId).describe());
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
       if (retentionMs === undefined) {
         const { config } = await client.workflowService.describeNamespace({ namespace: client.options.namespace });
         retentionMs = Number(config?.workflowExecutionRetentionTtl?.seconds ?? 0) * 1000;
       }
-      // An upper bound, good for now only: not kept.
-      return Date.now() - retentionMs;
+      // An upper bound, kept: the time is past and fixed, so it stays one.
+      time = Date.now() - retentionMs;
     }
-    if (chainStarts.size >= CHAIN_STARTS_KEPT) chainStarts.clear();
-    chainStarts.set(firstRunId, chainStart);
-    return chainStart;
+    if (runTimes.size >= RUN_TIMES_KEPT) runTimes.clear();
+    runTimes.set(runId, time);
+    return time;
   };
 
   /**
@@ -95,7 +108,8 @@ export function createPollerRegistrationActivities(client: Client) {
    * waking its recovery; a chain that ended, or one started after the wait began (the poller was terminated and
    * started again), does not have it. One chain runs at a time, so a chain begun before the wait began and running
    * now has run all along, and took the registration sent after the wait began. A reset since the wait began may
-   * have left out the signals after its point, the registration among them: it gets the signal again. The server
+   * have left out the signals after its point, the registration among them: it gets the signal again. A reset shows
+   * on the run it began only; the runs continued from it name that run in their memo (batch-status-poller.ts). The server
    * answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which answered
    * at most one while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and were
    * signalled (docs/scaling.md).
@@ -105,11 +119,20 @@ export function createPollerRegistrationActivities(client: Client) {
     if (Number.isNaN(waitStartedAtMs)) return false;
     const current = await client.workflow.getHandle(pollerId).describe();
     if (current.status.name !== 'RUNNING') return false;
-    const lastReset = current.raw.workflowExtendedInfo?.lastResetTime;
-    if (lastReset && Number(lastReset.seconds ?? 0) * 1000 >= waitStartedAtMs - CLOCK_MARGIN_MS) return false;
+    const resetSinceWait = (resetAt: number) => resetAt >= waitStartedAtMs - CLOCK_MARGIN_MS;
+    const ownReset = resetTime(current);
+    if (ownReset !== undefined && resetSinceWait(ownReset)) return false;
+    // A reset run keeps the memo its chain began with (an earlier reset's run, say): only another run is read.
+    const resetRunId = current.memo?.[POLLER_RESET_RUN_MEMO_KEY];
+    if (typeof resetRunId === 'string' && resetRunId !== current.runId) {
+      // A run named as reset that shows no reset time (a server that does not keep it): the signal decides.
+      if (resetSinceWait(await runTimeOf(pollerId, resetRunId, (run) => resetTime(run) ?? Infinity))) return false;
+    }
     const firstRunId = current.raw.workflowExecutionInfo?.firstRunId || current.runId;
     const chainStart =
-      firstRunId === current.runId ? current.startTime.getTime() : await chainStartOf(pollerId, firstRunId);
+      firstRunId === current.runId
+        ? current.startTime.getTime()
+        : await runTimeOf(pollerId, firstRunId, (run) => run.startTime.getTime());
     return chainStart < waitStartedAtMs - CLOCK_MARGIN_MS;
   };
 

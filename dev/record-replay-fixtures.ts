@@ -3,11 +3,19 @@
  * Run it (npm run fixtures:record) only to add a scenario: the committed
  * histories are what keeps a workflow change from breaking running recoveries.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { batchStatusPollerWorkflowId, recoveryWorkflowId } from '../workflows/definitions.js';
+import proto from '@temporalio/proto';
+import type { batchStatusPoller } from '../workflows/batch-status-poller.js';
+import {
+  BATCH_STATUS_POLLER_WORKFLOW,
+  batchStatusPollerWorkflowId,
+  recoveryWorkflowId,
+  watchBatch,
+} from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
@@ -55,6 +63,52 @@ async function pollerHistory(): Promise<string> {
   return pollerId;
 }
 
+/**
+ * The task queue's poller reset to its first workflow task, leaving out the signals after it, and continued as new
+ * from the reset run: the run that names itself to the next one. Watches of batches the list does not show, handed
+ * back to recoveries that do not exist, fill the run. Recorded from the reset run.
+ */
+async function resetPollerRun(): Promise<{ workflowId: string; runId: string }> {
+  const workflowId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const { firstExecutionRunId } = await client.workflow.start<typeof batchStatusPoller>(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue: stack.taskQueue,
+    workflowId,
+    args: [{ continueAsNewAfterEvents: 50 }],
+  });
+  // The chain's latest run, whichever it is.
+  const poller = client.workflow.getHandle(workflowId);
+  const register = (batchId: string) =>
+    poller.signal(watchBatch, {
+      batchId,
+      workflowId: recoveryWorkflowId(batchId),
+      pollIntervalMs: 50,
+      waitStartedAt: new Date().toISOString(),
+    });
+  const { EVENT_TYPE_WORKFLOW_TASK_COMPLETED } = proto.temporal.api.enums.v1.EventType;
+  let firstTask: proto.temporal.api.history.v1.IHistoryEvent | undefined;
+  while (firstTask === undefined) {
+    await register(`before-reset-${randomUUID()}`);
+    const events = (await poller.fetchHistory()).events ?? [];
+    firstTask = events.find((event) => event.eventType === EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+  }
+  await client.workflowService.resetWorkflowExecution({
+    namespace: client.options.namespace,
+    workflowExecution: { workflowId, runId: firstExecutionRunId },
+    reason: 'fixture: a reset that leaves out signals',
+    workflowTaskFinishEventId: firstTask.eventId,
+    requestId: randomUUID(),
+    resetReapplyExcludeTypes: [proto.temporal.api.enums.v1.ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL],
+  });
+  const { runId } = await poller.describe();
+  try {
+    let filler = 0;
+    while ((await poller.describe()).runId === runId) await register(`filler-${(filler += 1)}`);
+  } finally {
+    await poller.terminate('fixture recorded');
+  }
+  return { workflowId, runId };
+}
+
 /** Two rounds from the list's settles and an exhausted end: each marker's own fixture records this recovery. */
 function exhaustedInTwoRoundsWithPoller(): Promise<string> {
   const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
@@ -92,8 +146,8 @@ async function operateThroughBackoffs(batchId: string, { resumeUnpausedFirst = f
   await recoveries.retryNow(batchId);
 }
 
-/** Each scenario starts a workflow and returns its id. */
-const scenarios: Record<string, () => Promise<string>> = {
+/** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
+const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
     const batch = simulator.createScriptedBatch({ count: 6, script: { '1': ['fail', 'ok'], '4': ['fail', 'ok'] } });
     await recoveries.start({ batchId: batch.id, ...fast });
@@ -220,6 +274,10 @@ const scenarios: Record<string, () => Promise<string>> = {
   async 'poller-wakes-through-local-activity'() {
     return pollerHistory();
   },
+  // A reset of the poller that left out signals, and its continue-as-new, which names the reset run to the next.
+  async 'poller-reset-continued-as-new'() {
+    return resetPollerRun();
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });
@@ -269,7 +327,8 @@ try {
   await worker.runUntil(async () => {
     for (const [name, run] of Object.entries(scenarios)) {
       if (wanted.length > 0 && !wanted.includes(name)) continue;
-      const workflowId = await run();
+      const started = await run();
+      const { workflowId, runId } = typeof started === 'string' ? { workflowId: started, runId: undefined } : started;
       await client.workflow
         .getHandle(workflowId)
         .result()
@@ -277,7 +336,7 @@ try {
       // A continued-as-new chain is recorded from its first run, which holds the continue-as-new itself.
       const description = await client.workflow.getHandle(workflowId).describe();
       const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
-      const history = await client.workflow.getHandle(workflowId, firstRunId).fetchHistory();
+      const history = await client.workflow.getHandle(workflowId, runId ?? firstRunId).fetchHistory();
       await writeFile(path.join(fixturesDir, `${name}.json`), withoutStackTraces(historyToJSON(history)));
       console.log(`recorded ${name}: ${history.events?.length ?? 0} events`);
     }

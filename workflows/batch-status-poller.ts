@@ -3,9 +3,9 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   condition,
-  continueAsNew,
   getExternalWorkflowHandle,
   log,
+  makeContinueAsNewFunc,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -18,6 +18,7 @@ import type { PollerRegistrationActivities } from '../activities/poller-registra
 import {
   batchSettled,
   isWatchingBatch,
+  POLLER_RESET_RUN_MEMO_KEY,
   recoveryWorkflowId,
   watchBatch,
   type ListedSettle,
@@ -56,6 +57,8 @@ export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
   /** History events after which a run continues as new; 50 to 5,000 (the default). Tests set it low. */
   continueAsNewAfterEvents?: number;
+  /** The run of this chain its latest reset began; the poller carries it across continue-as-new itself. */
+  resetRunId?: string;
 }
 
 function continueAsNewAfterEventsOf(input: BatchStatusPollerInput): number {
@@ -113,6 +116,17 @@ const MAX_WAKES_PER_ACTIVITY = 500;
 export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
   const continueAsNewAfterEvents = continueAsNewAfterEventsOf(input);
   const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
+  const { runId, originalExecutionRunId } = workflowInfo();
+  /**
+   * The run a reset of this chain began most recently, carried across continue-as-new in the input and the memo: a
+   * reset shows on the run it began only, and a re-registration must see it after the poller continued as new
+   * (activities/poller-registration-activities.ts). A reset run keeps the original run's started event, and so its
+   * run id there; any other run has its own. Not a patch: the continue-as-new command is the same, and a replay
+   * does not compare its input or memo (a replay tool, which runs a history under its original run id, carries
+   * none).
+   */
+  const resetRunId =
+    runId !== originalExecutionRunId ? runId : typeof input.resetRunId === 'string' ? input.resetRunId : undefined;
   /** Cycles begun in this run; a cycle's pages were all read after it began. */
   let cycles = 0;
   const watched = new Map<string, Watch>(
@@ -279,8 +293,12 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     if (continueAsNewDue()) {
       await Promise.all(wakes);
       await condition(allHandlersFinished);
-      return await continueAsNew<typeof batchStatusPoller>({
+      const continueAsNew = makeContinueAsNewFunc<typeof batchStatusPoller>(
+        resetRunId === undefined ? {} : { memo: { [POLLER_RESET_RUN_MEMO_KEY]: resetRunId } },
+      );
+      return await continueAsNew({
         ...(input.continueAsNewAfterEvents === undefined ? {} : { continueAsNewAfterEvents }),
+        ...(resetRunId === undefined ? {} : { resetRunId }),
         watched: [...watched].map(([batchId, { pollIntervalMs, workflowId, waitStartedAt }]): WatchedBatch => {
           const ownId = workflowId === recoveryWorkflowId(batchId);
           const startedAtMs = waitStartedAt === undefined ? NaN : Date.parse(waitStartedAt);

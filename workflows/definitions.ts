@@ -64,6 +64,11 @@ export type ListedSettle = Pick<
 export const batchSettled = defineSignal<[listed?: ListedSettle]>('batchSettled');
 
 export const BATCH_STATUS_POLLER_WORKFLOW = 'batchStatusPoller';
+/**
+ * The poller's memo key for the run its chain's latest reset began, set on every run continued from it: a reset shows
+ * on the run it began only, and a re-registration reads when it came from that run.
+ */
+export const POLLER_RESET_RUN_MEMO_KEY = 'resetRunId';
 
 /** One poller per task queue: every worker on the queue starts the same one. */
 export function batchStatusPollerWorkflowId(taskQueue: string): string {

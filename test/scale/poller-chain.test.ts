@@ -10,6 +10,7 @@ import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
   isWatchingBatch,
+  POLLER_RESET_RUN_MEMO_KEY,
   recoveryWorkflowId,
   type WatchBatchRequest,
 } from '../../workflows/definitions.js';
@@ -69,7 +70,7 @@ const registration = (batchId: string, waitStartedAt: string, pollIntervalMs = 2
   waitStartedAt,
 });
 
-test('a registration sent again is not signalled while the chain that took it runs, across continue-as-new; after a reset, or to a chain started since, it is', async () => {
+test('a registration sent again is not signalled while the chain that took it runs, across continue-as-new; after a reset (also once the reset run has continued as new), or to a chain started since, it is', async () => {
   const activities = createPollerRegistrationActivities(env.client);
   // A batch the list shows in flight: the poller keeps its watch from run to run. A minute between cycles once the
   // fillers below are handed back, so the runs stay long enough to read.
@@ -92,6 +93,12 @@ test('a registration sent again is not signalled while the chain that took it ru
   expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
   expect(await signalledBatchIds(activities)).not.toContain(batchId);
 
+  // A wait whose registration the reset below leaves out, and which registers again only once the poller has also
+  // continued as new.
+  const { id: lostBatchId } = env.simulator.createScriptedBatch({ count: 2 });
+  const lost = (resent: boolean) => ({ ...registration(lostBatchId, waitStartedAt, 60_000), resent });
+  expect(await activities.watchBatchWithPoller(lost(false))).toBe(true);
+
   // Reset to its first workflow task, leaving out the signals after it: the chain is the same, its watches may not be.
   const history = await poller().fetchHistory();
   const firstTask = history.events?.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
@@ -106,8 +113,28 @@ test('a registration sent again is not signalled while the chain that took it ru
     requestId: randomUUID(),
     resetReapplyExcludeTypes: [ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL],
   });
+  const resetRun = await poller().describe();
   expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
   expect(await signalledBatchIds(activities)).toContain(batchId);
+
+  // The reset shows on the run it began only: the runs continued from it name that run in their memo.
+  await eventually('the reset run to continue as new', async () => {
+    await activities.watchBatchWithPoller(registration(`filler-${(filler += 1)}`, new Date().toISOString()));
+    return (await poller().describe()).runId !== resetRun.runId ? true : undefined;
+  });
+  expect((await poller().describe()).memo).toEqual({ [POLLER_RESET_RUN_MEMO_KEY]: resetRun.runId });
+  expect(await activities.watchBatchWithPoller(lost(true))).toBe(true);
+  expect(await signalledBatchIds(activities)).toContain(lostBatchId);
+  // A wait begun after the reset, registered again: the chain that took it still runs, and needs no signal.
+  const resetAt = Number(resetRun.raw.workflowExtendedInfo?.lastResetTime?.seconds) * 1_000;
+  const { id: laterBatchId } = env.simulator.createScriptedBatch({ count: 2 });
+  const later = (resent: boolean) => ({
+    ...registration(laterBatchId, new Date(resetAt + 1_000 + CLOCK_MARGIN_MS + 1).toISOString(), 60_000),
+    resent,
+  });
+  expect(await activities.watchBatchWithPoller(later(false))).toBe(true);
+  expect(await activities.watchBatchWithPoller(later(true))).toBe(true);
+  expect((await signalledBatchIds(activities)).filter((id) => id === laterBatchId)).toHaveLength(1);
 
   // Terminated and started again: a new chain, begun after the wait, which the registration must reach.
   await poller().terminate('test: the poller loses its watches');
@@ -118,4 +145,4 @@ test('a registration sent again is not signalled while the chain that took it ru
   // Ended and not started again: the recovery reads its batch on its own.
   await poller().terminate('test: no poller');
   expect(await activities.watchBatchWithPoller(carried(true))).toBe(false);
-}, 60_000);
+}, 120_000);
