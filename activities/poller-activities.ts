@@ -35,12 +35,17 @@ export interface BatchPage {
   totalPages: number | null;
 }
 
-/** The list summary carries status and completed/failed/total counters, enough to see a settle. */
+/**
+ * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
+ * API calls the batch finished, or its counters account for every request; a batch `pending` or `processing` whose
+ * counters are all 0 has just been created, and one without counters is in flight by its status. Only a summary with
+ * neither status nor counters cannot tell: its recovery reads the batch.
+ */
 export function summarySettled(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
   if (status === 'completed' || status === 'failed' || status === 'cancelled') return true;
-  if (total === undefined || completed === undefined || failed === undefined) return true;
-  return completed + failed >= total;
+  if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
+  return total > 0 && completed + failed >= total;
 }
 
 export function createPollerActivities(api: AnchorApiClient) {

@@ -28,7 +28,10 @@ import { pagesFrom } from './list-pages.js';
 
 /** The contract's largest page: 10,000 batches in flight are 100 list calls per cycle. */
 export const BATCH_PAGE_SIZE = 100;
-/** Beyond this the poller hands new batches straight back to their recoveries' own reads; bounds the carried state. */
+/**
+ * Beyond this (or the input's lower maxWatchedBatches) the poller hands new batches straight back to their recoveries'
+ * own reads; bounds the carried state.
+ */
 export const MAX_WATCHED_BATCHES = 20_000;
 // Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
@@ -57,16 +60,24 @@ export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
   /** History events after which a run continues as new; 50 to 5,000 (the default). Tests set it low. */
   continueAsNewAfterEvents?: number;
+  /** Watches a run takes on; 1 to 20,000 (the default). Tests set it low. */
+  maxWatchedBatches?: number;
   /** The run of this chain its latest reset began; the poller carries it across continue-as-new itself. */
   resetRunId?: string;
 }
 
-function continueAsNewAfterEventsOf(input: BatchStatusPollerInput): number {
-  const value = input.continueAsNewAfterEvents;
-  if (value === undefined) return CONTINUE_AS_NEW_AFTER_EVENTS;
-  if (!Number.isInteger(value) || value < MIN_CONTINUE_AS_NEW_AFTER_EVENTS || value > CONTINUE_AS_NEW_AFTER_EVENTS) {
+/** An integer setting of the input, from `min` to `max`, which is also its default. */
+function boundedSetting(
+  input: BatchStatusPollerInput,
+  field: 'continueAsNewAfterEvents' | 'maxWatchedBatches',
+  min: number,
+  max: number,
+) {
+  const value = input[field];
+  if (value === undefined) return max;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw ApplicationFailure.nonRetryable(
-      `continueAsNewAfterEvents: expected an integer from ${MIN_CONTINUE_AS_NEW_AFTER_EVENTS} to ${CONTINUE_AS_NEW_AFTER_EVENTS}, got ${JSON.stringify(value)}`,
+      `${field}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
       'InvalidPollerInput',
     );
   }
@@ -114,7 +125,13 @@ const MAX_WAKES_PER_ACTIVITY = 500;
  * show, and every batch when the list cannot be read, are handed back to their recoveries' own reads.
  */
 export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Promise<void> {
-  const continueAsNewAfterEvents = continueAsNewAfterEventsOf(input);
+  const continueAsNewAfterEvents = boundedSetting(
+    input,
+    'continueAsNewAfterEvents',
+    MIN_CONTINUE_AS_NEW_AFTER_EVENTS,
+    CONTINUE_AS_NEW_AFTER_EVENTS,
+  );
+  const maxWatchedBatches = boundedSetting(input, 'maxWatchedBatches', 1, MAX_WATCHED_BATCHES);
   const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
   const { runId, originalExecutionRunId } = workflowInfo();
   /**
@@ -154,7 +171,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   };
 
   setHandler(watchBatch, (request: WatchBatchRequest) => {
-    if (watched.size >= MAX_WATCHED_BATCHES && !watched.has(request.batchId)) {
+    if (watched.size >= maxWatchedBatches && !watched.has(request.batchId)) {
       wake(request.batchId, request.workflowId);
       return;
     }
@@ -205,7 +222,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         // UNSENT_WAKES_PAST_CAP_PATCH, not when the watch was full either: the recovery's own next registration
         // brought it back.
         if (!unsent.has(watch.workflowId) || watched.has(batchId)) continue;
-        if (watched.size < MAX_WATCHED_BATCHES || patched(UNSENT_WAKES_PAST_CAP_PATCH)) {
+        if (watched.size < maxWatchedBatches || patched(UNSENT_WAKES_PAST_CAP_PATCH)) {
           watched.set(batchId, { ...watch, fromCycle: cycles + 1 });
         }
       }
@@ -298,6 +315,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       );
       return await continueAsNew({
         ...(input.continueAsNewAfterEvents === undefined ? {} : { continueAsNewAfterEvents }),
+        ...(input.maxWatchedBatches === undefined ? {} : { maxWatchedBatches }),
         ...(resetRunId === undefined ? {} : { resetRunId }),
         watched: [...watched].map(([batchId, { pollIntervalMs, workflowId, waitStartedAt }]): WatchedBatch => {
           const ownId = workflowId === recoveryWorkflowId(batchId);

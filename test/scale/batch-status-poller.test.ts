@@ -98,6 +98,19 @@ test('the poller reads the list a page per call, and a settle it shows costs its
   }
 });
 
+test('a batch just created (pending, its counters all 0) stays watched: its recovery reads nothing of its own', async () => {
+  // Pending for 3 s, its counters all 0 in the list meanwhile: many of the poller's cycles see it so.
+  const batch = env.simulator.createScriptedBatch({
+    count: 4,
+    script: { '1': ['fail', 'ok'] },
+    pending_phase: { ms: 3_000 },
+  });
+  await env.recoveries.start({ batchId: batch.id, ...POLICY });
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+  // Both settles from the list: the round's snapshot read and the retry, no read while it was pending.
+  expect(env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint)).toEqual([STATUS, RETRY]);
+});
+
 test('a recovery that ends with sessions still failing reads its batch once, so its report lists them', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
   await env.recoveries.start({ batchId: batch.id, ...POLICY, maxRounds: 1 });

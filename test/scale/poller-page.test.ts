@@ -40,6 +40,13 @@ const summaries = [
   // Settled by its counters, with no status: the recovery reads it.
   { batch_id: 'no-status', total_requests: 1, completed_requests: 0, failed_requests: 1 },
   { batch_id: 'running', status: 'processing', total_requests: 5, completed_requests: 1, failed_requests: 0 },
+  // Just created: its counters are all still 0, which account for no request.
+  { batch_id: 'just-created', status: 'pending', total_requests: 0, completed_requests: 0, failed_requests: 0 },
+  { batch_id: 'just-created-no-status', total_requests: 0, completed_requests: 0, failed_requests: 0 },
+  // In flight by its status, with no counters to say more.
+  { batch_id: 'uncounted', status: 'processing' },
+  // Neither status nor counters: the recovery reads it.
+  { batch_id: 'bare' },
   { status: 'completed', total_requests: 1, completed_requests: 1, failed_requests: 0 },
 ];
 
@@ -67,8 +74,8 @@ test('a page keeps the counters of settled batches with failures or a recent set
       settledAt: expect.stringMatching(/Z$/),
     },
   });
-  expect(page.settled).toEqual(['old-clean', 'undated-clean', 'no-counters', 'no-status']);
-  expect(page.inFlight).toEqual(['running']);
+  expect(page.settled).toEqual(['old-clean', 'undated-clean', 'no-counters', 'no-status', 'bare']);
+  expect(page.inFlight).toEqual(['running', 'just-created', 'just-created-no-status', 'uncounted']);
   expect(page.readAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/));
   expect(page).toMatchObject({ hasNext: true, totalPages: 3 });
   expect(server.calls.map((call) => new URL(call.path, server.url).searchParams.get('page'))).toEqual(['2']);
