@@ -37,9 +37,9 @@ export interface BatchPage {
 
 /**
  * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
- * API calls the batch finished, or its counters account for every request; a batch `pending` or `processing` whose
- * counters are all 0 has just been created, and one without counters is in flight by its status. Only a summary with
- * neither status nor counters cannot tell: its recovery reads the batch.
+ * API calls the batch finished, or its counters account for every request; counters all 0 account for none (a batch
+ * just created), and a batch `pending` or `processing` without counters is in flight by its status. Only a summary
+ * with neither status nor counters cannot tell: its recovery reads the batch.
  */
 export function summarySettled(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;

@@ -41,7 +41,15 @@ export const CLOCK_MARGIN_MS = 1_000;
 /** When a reset began the run, in epoch ms; undefined for a run no reset began. */
 function resetTime(run: WorkflowExecutionDescription): number | undefined {
   const lastReset = run.raw.workflowExtendedInfo?.lastResetTime;
-  return lastReset ? Number(lastReset.seconds ?? 0) * 1000 : undefined;
+  return lastReset ? Number(lastReset.seconds ?? 0) * 1000 + Math.floor((lastReset.nanos ?? 0) / 1e6) : undefined;
+}
+
+/**
+ * When a reset began the run a poller's memo names: its reset time, or on a server that keeps none (before 1.27),
+ * its start, which for a run begun by a reset is when the reset came.
+ */
+function resetRunTime(run: WorkflowExecutionDescription): number {
+  return resetTime(run) ?? run.startTime.getTime();
 }
 
 /** The answer, or undefined once `ms` have passed; a late answer, or its failure, is dropped. */
@@ -122,17 +130,16 @@ export function createPollerRegistrationActivities(client: Client) {
     const resetSinceWait = (resetAt: number) => resetAt >= waitStartedAtMs - CLOCK_MARGIN_MS;
     const ownReset = resetTime(current);
     if (ownReset !== undefined && resetSinceWait(ownReset)) return false;
-    // A reset run keeps the memo its chain began with (an earlier reset's run, say): only another run is read.
+    // Read side by side on a first check: each is a describe, within the check's 2 s.
     const resetRunId = current.memo?.[POLLER_RESET_RUN_MEMO_KEY];
-    if (typeof resetRunId === 'string' && resetRunId !== current.runId) {
-      // A run named as reset that shows no reset time (a server that does not keep it): the signal decides.
-      if (resetSinceWait(await runTimeOf(pollerId, resetRunId, (run) => resetTime(run) ?? Infinity))) return false;
-    }
     const firstRunId = current.raw.workflowExecutionInfo?.firstRunId || current.runId;
-    const chainStart =
+    const [carriedReset, chainStart] = await Promise.all([
+      typeof resetRunId === 'string' ? runTimeOf(pollerId, resetRunId, resetRunTime) : undefined,
       firstRunId === current.runId
         ? current.startTime.getTime()
-        : await runTimeOf(pollerId, firstRunId, (run) => run.startTime.getTime());
+        : runTimeOf(pollerId, firstRunId, (run) => run.startTime.getTime()),
+    ]);
+    if (carriedReset !== undefined && resetSinceWait(carriedReset)) return false;
     return chainStart < waitStartedAtMs - CLOCK_MARGIN_MS;
   };
 

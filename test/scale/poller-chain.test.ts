@@ -43,20 +43,30 @@ afterAll(() => env.close());
 const poller = () => env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
 
 /**
- * The batch ids of the watchBatch signals in the poller's current run, up to a probe registration sent now: the
- * server writes a signal that comes while a workflow task runs only once the task completes, and in order.
+ * The batch ids of the watchBatch signals in the poller's runs from `sinceRunId` on (through continue-as-new), up to
+ * a probe registration sent now: the server writes a signal that comes while a workflow task runs only once the task
+ * completes, and in order. The probe's watch rests a minute between cycles, so it adds no cycles of its own.
  */
-async function signalledBatchIds(activities: ReturnType<typeof createPollerRegistrationActivities>): Promise<string[]> {
+async function signalledBatchIds(
+  activities: ReturnType<typeof createPollerRegistrationActivities>,
+  sinceRunId: string,
+): Promise<string[]> {
   const probe = `probe-${randomUUID()}`;
-  await activities.watchBatchWithPoller(registration(probe, new Date().toISOString()));
+  await activities.watchBatchWithPoller(registration(probe, new Date().toISOString(), 60_000));
   return eventually(`the probe ${probe} in the poller's history`, async () => {
-    const batchIds = signalInputs<WatchBatchRequest>(await poller().fetchHistory(), 'watchBatch').map(
-      (request) => request.batchId,
-    );
+    const batchIds: string[] = [];
+    for (let runId: string | undefined = sinceRunId; runId !== undefined;) {
+      const history = await env.client.workflow.getHandle(poller().workflowId, runId).fetchHistory();
+      batchIds.push(...signalInputs<WatchBatchRequest>(history, 'watchBatch').map((request) => request.batchId));
+      runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+    }
     const probeAt = batchIds.indexOf(probe);
     return probeAt === -1 ? undefined : batchIds.slice(0, probeAt);
   });
 }
+
+/** The poller's current run. */
+const currentRunId = async () => (await poller().describe()).runId;
 
 /**
  * A registration of a wait. Batches the list does not show are handed back by the next cycle, to recoveries that do
@@ -90,8 +100,9 @@ test('a registration sent again is not signalled while the chain that took it ru
   });
   const { resent: _, taskQueue: __, ...watch } = carried(true);
   expect(await poller().query(isWatchingBatch, watch)).toBe(true);
+  const continuedRunId = await currentRunId();
   expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
-  expect(await signalledBatchIds(activities)).not.toContain(batchId);
+  expect(await signalledBatchIds(activities, continuedRunId)).not.toContain(batchId);
 
   // A wait whose registration the reset below leaves out, and which registers again only once the poller has also
   // continued as new.
@@ -100,31 +111,30 @@ test('a registration sent again is not signalled while the chain that took it ru
   expect(await activities.watchBatchWithPoller(lost(false))).toBe(true);
 
   // Reset to its first workflow task, leaving out the signals after it: the chain is the same, its watches may not be.
-  const history = await poller().fetchHistory();
+  const baseRunId = await currentRunId();
+  const history = await env.client.workflow.getHandle(poller().workflowId, baseRunId).fetchHistory();
   const firstTask = history.events?.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
-  await env.client.workflowService.resetWorkflowExecution({
+  const { runId: resetRunId } = await env.client.workflowService.resetWorkflowExecution({
     namespace: env.client.options.namespace,
-    workflowExecution: {
-      workflowId: batchStatusPollerWorkflowId(env.taskQueue),
-      runId: (await poller().describe()).runId,
-    },
+    workflowExecution: { workflowId: poller().workflowId, runId: baseRunId },
     reason: 'test: a reset that leaves out signals',
     workflowTaskFinishEventId: firstTask?.eventId,
     requestId: randomUUID(),
     resetReapplyExcludeTypes: [ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL],
   });
-  const resetRun = await poller().describe();
+  const resetRun = await env.client.workflow.getHandle(poller().workflowId, resetRunId).describe();
   expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
-  expect(await signalledBatchIds(activities)).toContain(batchId);
+  expect(await signalledBatchIds(activities, resetRun.runId)).toContain(batchId);
 
   // The reset shows on the run it began only: the runs continued from it name that run in their memo.
   await eventually('the reset run to continue as new', async () => {
     await activities.watchBatchWithPoller(registration(`filler-${(filler += 1)}`, new Date().toISOString()));
     return (await poller().describe()).runId !== resetRun.runId ? true : undefined;
   });
-  expect((await poller().describe()).memo).toEqual({ [POLLER_RESET_RUN_MEMO_KEY]: resetRun.runId });
+  const afterResetRun = await poller().describe();
+  expect(afterResetRun.memo).toEqual({ [POLLER_RESET_RUN_MEMO_KEY]: resetRun.runId });
   expect(await activities.watchBatchWithPoller(lost(true))).toBe(true);
-  expect(await signalledBatchIds(activities)).toContain(lostBatchId);
+  expect(await signalledBatchIds(activities, afterResetRun.runId)).toContain(lostBatchId);
   // A wait begun after the reset, registered again: the chain that took it still runs, and needs no signal.
   const resetAt = Number(resetRun.raw.workflowExtendedInfo?.lastResetTime?.seconds) * 1_000;
   const { id: laterBatchId } = env.simulator.createScriptedBatch({ count: 2 });
@@ -134,13 +144,14 @@ test('a registration sent again is not signalled while the chain that took it ru
   });
   expect(await activities.watchBatchWithPoller(later(false))).toBe(true);
   expect(await activities.watchBatchWithPoller(later(true))).toBe(true);
-  expect((await signalledBatchIds(activities)).filter((id) => id === laterBatchId)).toHaveLength(1);
+  const signalled = await signalledBatchIds(activities, afterResetRun.runId);
+  expect(signalled.filter((id) => id === laterBatchId)).toHaveLength(1);
 
   // Terminated and started again: a new chain, begun after the wait, which the registration must reach.
   await poller().terminate('test: the poller loses its watches');
   await startBatchStatusPoller(env.client, env.taskQueue);
   expect(await activities.watchBatchWithPoller(carried(true))).toBe(true);
-  expect(await signalledBatchIds(activities)).toEqual([batchId]);
+  expect(await signalledBatchIds(activities, await currentRunId())).toEqual([batchId]);
 
   // Ended and not started again: the recovery reads its batch on its own.
   await poller().terminate('test: no poller');
