@@ -97,6 +97,26 @@ test('a round that only ever saw a 429 and applied nothing is lost to a known-no
   expect(verdict.violations.map((violation) => violation.invariant)).toEqual(['no_round_lost_to_not_sent']);
 });
 
+test('a 429 the client timed out on (its worker read the answer late) leaves the round unprovable, not lost', () => {
+  // Explorer seed 178 on a loaded CI machine: the API answered at once, and the round says the request timed out.
+  const refused = post(T0 + 100, { statusCode: 429 });
+  const timedOut = {
+    apiStatus: null,
+    reconciled: true,
+    apiMessage: 'answer lost (timeout: request timed out after 2000 ms)',
+  };
+  expect(checkInvariants(observe(report('exhausted', [timedOut], 1), { calls: [refused], retries: [] }, 1))).toEqual({
+    violations: [],
+    notices: { unprovable_round: 1, answer_read_late: 1 },
+  });
+  // With no POST in the round, a timeout it reports excuses nothing.
+  expect(
+    checkInvariants(observe(report('exhausted', [timedOut], 1), { calls: [], retries: [] }, 1)).violations.map(
+      (violation) => violation.invariant,
+    ),
+  ).toEqual(['no_round_lost_to_not_sent']);
+});
+
 test('a 429 answered to a worker killed before it could report it leaves the round unprovable, not lost', () => {
   const refused = post(T0 + 100, { statusCode: 429 });
   const observation = observe(
