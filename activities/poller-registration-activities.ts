@@ -28,7 +28,10 @@ export interface RecoveryWake {
  * whatever the call's deadline (which bounds each attempt), so the whole check is bounded here.
  */
 const CHAIN_CHECK_TIMEOUT_MS = 2_000;
-/** Poller chains (and reset runs) whose start this worker keeps: one per chain it has seen, a new one after each restart. */
+/**
+ * Poller runs whose time this worker keeps (a chain's first run's start, a reset run's reset): a few per chain it has
+ * seen, new ones after each restart or reset.
+ */
 const RUN_TIMES_KEPT = 16;
 /**
  * A chain counts as begun before a wait only when it began this much earlier, and a reset as after it when it came
@@ -117,10 +120,10 @@ export function createPollerRegistrationActivities(client: Client) {
    * started again), does not have it. One chain runs at a time, so a chain begun before the wait began and running
    * now has run all along, and took the registration sent after the wait began. A reset since the wait began may
    * have left out the signals after its point, the registration among them: it gets the signal again. A reset shows
-   * on the run it began only; the runs continued from it name that run in their memo (batch-status-poller.ts). The server
-   * answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which answered
-   * at most one while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and were
-   * signalled (docs/scaling.md).
+   * on the run it began only; the runs continued from it name that run in their memo (batch-status-poller.ts). The
+   * server answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which
+   * answered at most one while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and
+   * were signalled (docs/scaling.md).
    */
   const chainStillWatches = async (pollerId: string, waitStartedAt: string): Promise<boolean> => {
     const waitStartedAtMs = Date.parse(waitStartedAt);

@@ -138,9 +138,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
    * The run a reset of this chain began most recently, carried across continue-as-new in the input and the memo: a
    * reset shows on the run it began only, and a re-registration must see it after the poller continued as new
    * (activities/poller-registration-activities.ts). A reset run keeps the original run's started event, and so its
-   * run id there; any other run has its own (a server that does not send it leaves it empty). Not a patch: the continue-as-new command is the same, and a replay
-   * does not compare its input or memo (a replay tool, which runs a history under its original run id, carries
-   * none).
+   * run id there; any other run has its own (a server that does not send it leaves it empty). Not a patch: the
+   * continue-as-new command is the same, and a replay does not compare its input or memo (a replay tool, which runs a
+   * history under its original run id, carries none).
    */
   const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
   const resetRunId = begunByReset ? runId : typeof input.resetRunId === 'string' ? input.resetRunId : undefined;
