@@ -1,3 +1,4 @@
+import { countersAccountForAll, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
 import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
 import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
@@ -14,9 +15,9 @@ export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
  * created (the API works asynchronously): counters that account for nothing do not override its status.
  */
 export function isSettled(batch: RecoverableBatch): boolean {
-  if (batch.status === 'completed' || batch.status === 'failed' || batch.status === 'cancelled') return true;
-  const { total, completed, failed, pending, processing } = batch.counts;
-  return pending === 0 && processing === 0 && total > 0 && completed + failed >= total;
+  if (isFinishedBatchStatus(batch.status)) return true;
+  const { pending, processing } = batch.counts;
+  return pending === 0 && processing === 0 && countersAccountForAll(batch.counts);
 }
 
 /**

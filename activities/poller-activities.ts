@@ -1,3 +1,4 @@
+import { countersAccountForAll, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
 import type { AnchorApiClient, BatchSummary } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
 import { settledAtOf } from './batch-snapshot.js';
@@ -43,9 +44,9 @@ export interface BatchPage {
  */
 export function summarySettled(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
-  if (status === 'completed' || status === 'failed' || status === 'cancelled') return true;
+  if (isFinishedBatchStatus(status)) return true;
   if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
-  return total > 0 && completed + failed >= total;
+  return countersAccountForAll({ total, completed, failed });
 }
 
 export function createPollerActivities(api: AnchorApiClient) {

@@ -1,4 +1,5 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import {
   batchSettled,
   batchStatusPollerWorkflowId,
@@ -43,8 +44,7 @@ export const CLOCK_MARGIN_MS = 1_000;
 
 /** When a reset began the run, in epoch ms; undefined for a run no reset began. */
 function resetTime(run: WorkflowExecutionDescription): number | undefined {
-  const lastReset = run.raw.workflowExtendedInfo?.lastResetTime;
-  return lastReset ? Number(lastReset.seconds ?? 0) * 1000 + Math.floor((lastReset.nanos ?? 0) / 1e6) : undefined;
+  return optionalTsToMs(run.raw.workflowExtendedInfo?.lastResetTime);
 }
 
 /**

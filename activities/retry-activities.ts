@@ -13,6 +13,7 @@ import type {
   ReconcileRetryInput,
   ReconcileRetryResult,
   RetryEffect,
+  RetrySendAnnouncement,
   RetrySnapshot,
   SendRetryInput,
   SendRetryResult,
@@ -29,6 +30,10 @@ import { countApiError, countRetryCall } from './metrics.js';
 
 /** Time kept between the end of the HTTP request and the end of the activity's heartbeat window. */
 const SEND_MARGIN_MS = 2_000;
+/** Longest wait for the server to record a call's announcement; past it the call is not sent. */
+const ANNOUNCE_TIMEOUT_MS = 3_000;
+/** A request left less of the heartbeat window than this is not sent. */
+const MIN_REQUEST_MS = 1_000;
 /**
  * Longest wait for the call's turn under the worker's share of the budget; past it the call is not sent. Short, and
  * taken out of the heartbeat window with the request's time, so the request still ends within the window.
@@ -63,10 +68,13 @@ export function retryEffect(
   return { effect: 'no_effect', reason: 'retry counts and failed sessions are unchanged since the call' };
 }
 
-/** Heartbeats while `work` runs, so a worker that dies mid-call is noticed after the heartbeat timeout. */
-async function withHeartbeats<T>(work: Promise<T>): Promise<T> {
-  heartbeat();
-  const timer = setInterval(() => heartbeat(), HEARTBEAT_INTERVAL_MS);
+/**
+ * Heartbeats while `work` runs, so a worker that dies mid-call is noticed after the heartbeat timeout. Each heartbeat
+ * carries `details`: the server keeps only the last one's.
+ */
+async function withHeartbeats<T>(work: Promise<T>, details?: RetrySendAnnouncement): Promise<T> {
+  heartbeat(details);
+  const timer = setInterval(() => heartbeat(details), HEARTBEAT_INTERVAL_MS);
   try {
     return await work;
   } finally {
@@ -79,7 +87,16 @@ function describeFailure(err: unknown): { errorType: string; reason: string } {
   return { errorType: err instanceof Error ? err.name : 'unknown', reason: String(err) };
 }
 
-export function createRetryActivities(api: AnchorApiClient) {
+/**
+ * The server's heartbeat as a call that answers once it is recorded, unlike the activity's own, which is sent later:
+ * the worker's client (AsyncCompletionClient) is one.
+ */
+export interface RecordedHeartbeat {
+  heartbeat(taskToken: Uint8Array, details: unknown): Promise<void>;
+  withDeadline<R>(deadline: number, fn: () => Promise<R>): Promise<R>;
+}
+
+export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: RecordedHeartbeat) {
   /** Reads are safe to repeat: the server's retry policy retries their transient failures. */
   const read = async (batchId: string): Promise<RecoverableBatch> => {
     try {
@@ -87,6 +104,96 @@ export function createRetryActivities(api: AnchorApiClient) {
     } catch (err) {
       countApiError(err);
       throw toActivityFailure(err);
+    }
+  };
+
+  /**
+   * One retry call, never repeated here: the workflow schedules it with a single attempt and decides what follows from
+   * the outcome this returns. The wait for its turn and the request must end before the heartbeat window does, so the
+   * server never declares the attempt lost while its request is still in flight. That window is counted from
+   * `windowStartedAt`, taken before the server last recorded a heartbeat of the attempt (its first, or the
+   * announcement), so however long that took, the request ends within the server's window.
+   */
+  const send = async (
+    input: SendRetryInput,
+    windowStartedAt: number,
+    announcement?: RetrySendAnnouncement,
+  ): Promise<SendRetryResult> => {
+    const { batchId, maxRetries, retryFailedOnly } = input;
+    const { heartbeatTimeoutMs } = activityInfo();
+    const turnStartedAt = performance.now();
+    const timeoutMs = heartbeatTimeoutMs
+      ? windowStartedAt + heartbeatTimeoutMs - SEND_MARGIN_MS - SEND_TURN_TIMEOUT_MS - turnStartedAt
+      : undefined;
+    if (timeoutMs !== undefined && timeoutMs < MIN_REQUEST_MS) {
+      log.warn('Retry call not sent: too little of its heartbeat window left', { batchId, timeoutMs });
+      return {
+        kind: 'not_sent',
+        errorType: 'no_time_to_send',
+        reason: `the announcement left ${Math.round(timeoutMs)} ms for the request, less than ${MIN_REQUEST_MS} ms`,
+        retryAfterMs: null,
+      };
+    }
+    // Dated when the request leaves, after its turn: the reconcile read waits out the request from then.
+    let sentAt: string | undefined;
+    const onSend = () => {
+      sentAt = new Date().toISOString();
+    };
+    try {
+      const answer = await withHeartbeats(
+        api.retryFailedSessions(
+          batchId,
+          { retry_failed_only: retryFailedOnly, max_retries: maxRetries },
+          {
+            signal: cancellationSignal(),
+            turnTimeoutMs: SEND_TURN_TIMEOUT_MS,
+            // A request that leaves later than its turn allowed, after a stall, would end past the window.
+            sendBy: turnStartedAt + SEND_TURN_TIMEOUT_MS,
+            onSend,
+            ...(timeoutMs === undefined ? {} : { timeoutMs }),
+          },
+        ),
+        announcement,
+      );
+      countRetryCall(answer.retried_sessions ?? 0, false);
+      return {
+        kind: 'applied',
+        retriedSessions: answer.retried_sessions ?? null,
+        apiMessage: answer.message === undefined ? null : cleanApiText(answer.message),
+      };
+    } catch (err) {
+      // The batch settled with nothing to retry: a round that retried 0.
+      if (err instanceof NoFailedSessionsError) {
+        return { kind: 'nothing_to_retry', apiMessage: err.apiMessage ?? '' };
+      }
+      countApiError(err);
+      // A 2xx whose body is unreadable: the API took the call.
+      if (err instanceof MalformedResponseError && err.outcomeUnknown) {
+        countRetryCall(0, false);
+        return { kind: 'applied', retriedSessions: null, apiMessage: `answer unreadable (${err.problem})` };
+      }
+      if (err instanceof AnchorApiError && isPermanent(err)) throw toActivityFailure(err);
+      const { errorType, reason } = describeFailure(err);
+      if (err instanceof AnchorApiError && !err.outcomeUnknown) {
+        log.info('Retry call not sent', { batchId, errorType });
+        return {
+          kind: 'not_sent',
+          errorType,
+          reason,
+          retryAfterMs: err instanceof RateLimitedError ? (err.retryAfterMs ?? null) : null,
+        };
+      }
+      log.warn('Retry call outcome unknown; the workflow reconciles before any new call', { batchId, errorType });
+      // An answer (a 5xx) ended the request; otherwise it may have lasted until its timeout.
+      const answered = err instanceof AnchorApiError && err.statusCode !== undefined;
+      return {
+        kind: 'unknown',
+        errorType,
+        reason,
+        ...(answered || sentAt === undefined
+          ? {}
+          : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
+      };
     }
   };
 
@@ -105,75 +212,38 @@ export function createRetryActivities(api: AnchorApiClient) {
     },
 
     /**
-     * One retry call, never repeated here: the workflow schedules it with a single attempt and decides
-     * what follows from the outcome this returns. The wait for its turn and the request must end before the
-     * heartbeat window does, so the server never declares the attempt lost while its request is still in flight.
+     * The retry call of recoveries from the announced send on (docs/retry-protocol.md): the request leaves only
+     * once the server has recorded the announcement in the attempt's heartbeat details. An announcement the server
+     * refuses (the attempt already timed out, the server unreachable) sends nothing.
      */
-    async sendRetry(input: SendRetryInput): Promise<SendRetryResult> {
-      const { batchId, maxRetries, retryFailedOnly } = input;
-      const { heartbeatTimeoutMs } = activityInfo();
-      const timeoutMs = heartbeatTimeoutMs
-        ? Math.max(1_000, heartbeatTimeoutMs - SEND_TURN_TIMEOUT_MS - SEND_MARGIN_MS)
-        : undefined;
-      // Dated when the request leaves, after its turn: the reconcile read waits out the request from then.
-      let sentAt: string | undefined;
-      const onSend = () => {
-        sentAt = new Date().toISOString();
-      };
+    async announceAndSendRetry(input: SendRetryInput): Promise<SendRetryResult> {
+      const windowStartedAt = performance.now();
+      const announcement: RetrySendAnnouncement = { retryCallMayBeSent: true, announcedAt: new Date().toISOString() };
       try {
-        const answer = await withHeartbeats(
-          api.retryFailedSessions(
-            batchId,
-            { retry_failed_only: retryFailedOnly, max_retries: maxRetries },
-            {
-              signal: cancellationSignal(),
-              turnTimeoutMs: SEND_TURN_TIMEOUT_MS,
-              onSend,
-              ...(timeoutMs === undefined ? {} : { timeoutMs }),
-            },
-          ),
+        await recordedHeartbeat.withDeadline(Date.now() + ANNOUNCE_TIMEOUT_MS, () =>
+          recordedHeartbeat.heartbeat(activityInfo().taskToken, announcement),
         );
-        countRetryCall(answer.retried_sessions ?? 0, false);
-        return {
-          kind: 'applied',
-          retriedSessions: answer.retried_sessions ?? null,
-          apiMessage: answer.message === undefined ? null : cleanApiText(answer.message),
-        };
       } catch (err) {
-        // The batch settled with nothing to retry: a round that retried 0.
-        if (err instanceof NoFailedSessionsError) {
-          return { kind: 'nothing_to_retry', apiMessage: err.apiMessage ?? '' };
-        }
-        countApiError(err);
-        // A 2xx whose body is unreadable: the API took the call.
-        if (err instanceof MalformedResponseError && err.outcomeUnknown) {
-          countRetryCall(0, false);
-          return { kind: 'applied', retriedSessions: null, apiMessage: `answer unreadable (${err.problem})` };
-        }
-        if (err instanceof AnchorApiError && isPermanent(err)) throw toActivityFailure(err);
-        const { errorType, reason } = describeFailure(err);
-        if (err instanceof AnchorApiError && !err.outcomeUnknown) {
-          log.info('Retry call not sent', { batchId, errorType });
-          return {
-            kind: 'not_sent',
-            errorType,
-            reason,
-            retryAfterMs: err instanceof RateLimitedError ? (err.retryAfterMs ?? null) : null,
-          };
-        }
-        log.warn('Retry call outcome unknown; the workflow reconciles before any new call', { batchId, errorType });
-        // An answer (a 5xx) ended the request; otherwise it may have lasted until its timeout.
-        const answered = err instanceof AnchorApiError && err.statusCode !== undefined;
+        // Refused (the attempt timed out, or was cancelled, paused or reset) or not confirmed in time.
+        log.warn('Retry call not sent: its announcement was refused or not confirmed', {
+          batchId: input.batchId,
+          error: String(err),
+        });
         return {
-          kind: 'unknown',
-          errorType,
-          reason,
-          ...(answered || sentAt === undefined
-            ? {}
-            : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
+          kind: 'not_sent',
+          errorType: 'announcement_refused',
+          reason: `the call's announcement was refused or not confirmed (${String(err)})`,
+          retryAfterMs: null,
         };
       }
+      return send(input, windowStartedAt, announcement);
     },
+
+    /**
+     * The retry call of recoveries started before the announced send, kept for the calls their histories schedule:
+     * a timeout of it is always an unknown outcome.
+     */
+    sendRetry: (input: SendRetryInput): Promise<SendRetryResult> => send(input, performance.now()),
 
     /** After an unknown outcome: reads the batch and compares it with the snapshot taken before the call. */
     async reconcileRetry(input: ReconcileRetryInput): Promise<ReconcileRetryResult> {

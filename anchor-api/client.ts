@@ -75,6 +75,11 @@ export interface CallOptions {
    * request's own budget, so a call lasts at most twice that.
    */
   turnTimeoutMs?: number;
+  /**
+   * The latest `performance.now()` at which the request may leave: a call whose turn comes later, as after the event
+   * loop stalled, fails as never sent, like one whose turn did not come in time.
+   */
+  sendBy?: number;
   /** Told when the request leaves, after its turn came: a mutating call's outcome is dated from then. */
   onSend?: () => void;
 }
@@ -287,9 +292,14 @@ export class AnchorApiClient {
    * status (a 404 stays a 404), without the API's message.
    */
   private async send(call: Call<z.ZodType>): Promise<Response<string>> {
-    const { signal, onSend } = call.options ?? {};
+    const { signal, onSend, sendBy } = call.options ?? {};
     const timeoutMs = Math.min(call.options?.timeoutMs ?? Infinity, this.timeoutMs);
-    await this.waitForTurn(call, call.options?.turnTimeoutMs ?? timeoutMs);
+    const turnTimeoutMs = call.options?.turnTimeoutMs ?? timeoutMs;
+    await this.waitForTurn(call, turnTimeoutMs);
+    if (sendBy !== undefined && performance.now() > sendBy) {
+      const context = { endpoint: call.endpoint, batchId: call.batchId, outcomeUnknown: false };
+      throw new AnchorTimeoutError({ ...context, timeoutMs: turnTimeoutMs, waitedForTurn: true });
+    }
     onSend?.();
     const stop = new AbortController();
     let tooLarge = false;

@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startDevServer, type DevServer } from '../dev/dev-server.js';
+import { imageNodeVersion, nodeBinary } from '../dev/node-release.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
 import { bundleRecoveryWorkflows } from '../worker/bundle.js';
 import type { BenchWorkerEnv, SentCallsMessage } from './worker-process.js';
@@ -75,9 +76,22 @@ export function cpuSeconds(pid: number): number {
 }
 
 /**
+ * Node's own threads: the worker threads that run the workflow sandboxes, and V8's and libuv's helpers. Node 20 names
+ * them all `node`; Node 24 names them, and its main thread `MainThread`. The SDK's Rust core names its own threads.
+ */
+const NODE_THREAD_NAMES = new Set([
+  'node',
+  'WorkerThread',
+  'V8Worker',
+  'DelayedTaskSche',
+  'SignalInspector',
+  'libuv-worker',
+]);
+
+/**
  * CPU seconds so far by thread: the main thread (activities, the client, the SDK's JavaScript side), the SDK's Rust
  * core (its tokio and workflow-processing threads), and Node's other threads, where the workflow sandboxes run
- * beside V8's compiler and garbage-collector helpers (Node leaves them all unnamed).
+ * beside V8's compiler and garbage-collector helpers.
  */
 export function cpuSecondsByThread(pid: number): Record<ThreadKind, number> {
   const byKind: Record<ThreadKind, number> = { main: 0, core: 0, sandboxes: 0 };
@@ -90,7 +104,7 @@ export function cpuSecondsByThread(pid: number): Record<ThreadKind, number> {
     }
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const kind = tid === String(pid) ? 'main' : name === 'node' ? 'sandboxes' : 'core';
+    const kind = tid === String(pid) ? 'main' : NODE_THREAD_NAMES.has(name) ? 'sandboxes' : 'core';
     byKind[kind] += (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
   }
   return byKind;
@@ -138,6 +152,26 @@ export interface BenchWorkerOptions {
    * its activities and wiring run too. With `bundlePath`, a bundle built from the same checkout.
    */
   checkout?: string;
+  /** The Node.js binary that runs the worker (workerNodeArg); absent: this process's. */
+  nodePath?: string;
+}
+
+/**
+ * `--worker-node <version>`: the workers run on that Node.js release instead of this process's (`image`: the one the
+ * Docker image runs them on). The image's release need not be the one the benchmark and the tests run on.
+ */
+export function workerNodeArg(): string | undefined {
+  const index = process.argv.indexOf('--worker-node');
+  if (index === -1) return undefined;
+  const asked = process.argv[index + 1] ?? '';
+  let nodePath: string;
+  try {
+    nodePath = nodeBinary(asked === 'image' ? imageNodeVersion() : asked);
+  } catch (err) {
+    throw new Error(`--worker-node (a version, or image): ${(err as Error).message}`);
+  }
+  console.error(`workers run on ${nodePath}`);
+  return nodePath;
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -163,7 +197,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
   };
   const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
   const script = options.checkout ? path.join(options.checkout, 'bench', 'worker-process.ts') : workerScript;
-  const child = spawn(process.execPath, [...heap, '--import', 'tsx', script], {
+  const child = spawn(options.nodePath ?? process.execPath, [...heap, '--import', 'tsx', script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -178,6 +212,17 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
   const sampler = setInterval(() => {
     peak = Math.max(peak, rssBytes(pid));
   }, 100);
+  let stopping = false;
+  const startedAt = Date.now();
+  // A worker that dies mid-run (a crash of the SDK's workflow thread aborts the process) ends the benchmark with
+  // what happened and when, not with the sampler failing to read a process that is gone.
+  child.once('exit', (code, signal) => {
+    clearInterval(sampler);
+    if (stopping) return;
+    const after = ((Date.now() - startedAt) / 1000).toFixed(0);
+    console.error(`bench worker ${pid} died ${after} s after it was ready (exit code ${code}, signal ${signal})`);
+    process.exit(1);
+  });
   return {
     pid,
     mark() {
@@ -214,6 +259,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
       });
     },
     async stop() {
+      stopping = true;
       clearInterval(sampler);
       child.kill('SIGTERM');
       await waitForExit(child);

@@ -2,6 +2,7 @@
  * Many recoveries in flight against the default budget. Usage:
  *   npm run bench:scale -- [--in-flight 1000] [--settling 300] [--window 300] [--budget 10] [--workers 1]
  *                          [--settle-from auto] [--finish] [--poller off] [--max-cached 250] [--heap-mib 512]
+ *                          [--worker-node <version>|image]
  * Every batch has one session that fails once. `--settling` of them settle during the window, one
  * after another at even spacing; the rest stay in flight past the end, so the recoveries keep
  * polling them (or the poller keeps listing them). The figures:
@@ -28,6 +29,7 @@ import {
   percentile,
   startBenchStack,
   startBenchWorker,
+  workerNodeArg,
   type BenchWorker,
 } from './harness.js';
 
@@ -41,6 +43,7 @@ const finish = process.argv.includes('--finish');
 const pollerOff = process.argv.includes('--poller') && process.argv[process.argv.indexOf('--poller') + 1] === 'off';
 const maxCachedWorkflows = process.argv.includes('--max-cached') ? numberArg('max-cached', 250) : undefined;
 const heapMiB = process.argv.includes('--heap-mib') ? numberArg('heap-mib', 512) : undefined;
+const workerNode = workerNodeArg();
 
 const POLL_MAXIMUM_MS = 120_000;
 const ROUND_BACKOFF_MS = 30_000;
@@ -70,6 +73,7 @@ try {
         ...(maxCachedWorkflows ? { maxCachedWorkflows } : {}),
         ...(pollerOff ? { poller: 'off' } : {}),
         ...(heapMiB ? { heapMiB } : {}),
+        ...(workerNode ? { nodePath: workerNode } : {}),
       }),
     );
   }

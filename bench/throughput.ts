@@ -3,6 +3,7 @@
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
  *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>] [--own-polling]
+ *                               [--worker-node <version>|image]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
  * `--own-polling` adds the variant `ownPolling`: recoverBatch on a worker without the batch status poller, so each
  * recovery reads its own batch on its poll schedule, as the naive workflow does. It has every feature of the product
@@ -28,6 +29,7 @@ import {
   startBenchWorker,
   summary,
   type BenchBundles,
+  workerNodeArg,
   type BenchStack,
 } from './harness.js';
 import { startVariant, VARIANTS, workerKind, type Variant } from './variants.js';
@@ -50,6 +52,8 @@ if (compareBundle !== undefined && !existsSync(compareBundle)) {
   throw new Error(`--compare-bundle: no bundle at ${compareBundle}`);
 }
 const ownPolling = process.argv.includes('--own-polling');
+/** Every variant's worker runs on this Node.js binary (`--worker-node`), so the ratios compare like with like. */
+const workerNode = workerNodeArg();
 /**
  * `compared`: recoverBatch from the compared bundle (same worker, activities and poller, other workflow code).
  * `ownPolling`: recoverBatch on a worker without the poller.
@@ -107,6 +111,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     maxCallsPerSecond,
     maxCachedWorkflows,
     ...(withoutPoller ? { poller: 'off' as const } : {}),
+    ...(workerNode ? { nodePath: workerNode } : {}),
   });
   try {
     const batches = Array.from({ length: recoveries }, () =>

@@ -3,7 +3,7 @@
  * dev server, the simulator and the driver. Started by bench/harness.ts; reports `ready` over IPC
  * and runs until SIGTERM. Asked `sent-calls` over IPC, it answers when each of its Anchor requests left.
  */
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { recordHttpRequests } from '../dev/http-requests.js';
 import { loadWorkerConfig } from '../worker/config.js';
@@ -23,6 +23,8 @@ export interface BenchWorkerEnv {
   BENCH_MAX_CACHED_WORKFLOWS?: string;
   /** 'off' runs the product without its batch status poller. */
   BENCH_POLLER?: string;
+  /** Set by hand, not by the harness: the SDK's log level in the bench worker (ERROR by default). */
+  BENCH_WORKER_LOG_LEVEL?: LogLevel;
 }
 
 /** What the worker answers to `sent-calls`: when each Anchor request left it, in ms since the epoch. */
@@ -44,7 +46,8 @@ function recordAnchorRequests(anchorUrl: string): void {
 async function main() {
   const env = process.env as unknown as BenchWorkerEnv;
   recordAnchorRequests(env.BENCH_ANCHOR_URL);
-  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  // Errors only by default; BENCH_WORKER_LOG_LEVEL=WARN shows slow or failing workflow tasks when a run goes wrong.
+  Runtime.install({ logger: new DefaultLogger(env.BENCH_WORKER_LOG_LEVEL ?? 'ERROR') });
   const connection = await NativeConnection.connect({ address: env.BENCH_TEMPORAL_ADDRESS });
   const anchor = { baseUrl: env.BENCH_ANCHOR_URL, apiKey: env.BENCH_ANCHOR_KEY, timeoutMs: 15_000 };
   const limits = {

@@ -103,10 +103,12 @@ async function showReport(
   getReport: () => Promise<RecoveryReport | RecoveryProgress>,
 ) {
   let report: RecoveryReport;
+  let workflowTaskFailures = 0;
   try {
     const got = await getReport();
     if ('source' in got) {
       report = got.report;
+      workflowTaskFailures = got.workflowTaskFailures;
       // Where the report comes from is not part of it: in JSON mode it goes to stderr.
       const note = describeSource(got.source);
       if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
@@ -120,7 +122,7 @@ async function showReport(
   }
   if (json) printJson(report);
   else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId)));
-  process.exitCode = exitCodeForReport(report);
+  process.exitCode = exitCodeForReport(report, workflowTaskFailures);
 }
 
 export function buildCli(): Command {

@@ -18,10 +18,20 @@ export const EXIT_CODES = {
   failed: 6,
   /** Temporal could not be reached. */
   unreachable: 7,
+  /** `report`: the recovery is running, but its workflow task has failed STUCK_AFTER_TASK_FAILURES times in a row. */
+  stuck: 8,
 } as const;
 
-export function exitCodeForReport(report: RecoveryReport): number {
+/**
+ * Failures (or timeouts) in a row of a running recovery's workflow task that make `report` exit `stuck`: one can be a
+ * worker that died mid-task, two in a row is a bug or a non-determinism error, which only a deploy mends.
+ */
+export const STUCK_AFTER_TASK_FAILURES = 2;
+
+/** `workflowTaskFailures`: how many times in a row the pending workflow task of a running recovery has failed. */
+export function exitCodeForReport(report: RecoveryReport, workflowTaskFailures = 0): number {
   if (report.failure) return EXIT_CODES.failed;
+  if (report.outcome === null && workflowTaskFailures >= STUCK_AFTER_TASK_FAILURES) return EXIT_CODES.stuck;
   switch (report.outcome) {
     case null:
     case 'recovered':
@@ -48,4 +58,5 @@ Exit codes (recover --wait, watch, report <batchId>):
   4  batch_cancelled: the batch was cancelled
   5  operator_cancelled: an operator cancelled the recovery
   6  failed: the recovery stopped on a permanent error
-  7  Temporal could not be reached`;
+  7  Temporal could not be reached
+  8  stuck (report): the recovery runs, but its workflow task keeps failing (see the worker's log)`;

@@ -12,7 +12,7 @@ export interface ProgressState {
   rounds: number;
   maxRounds: number;
   activity: string;
-  /** Set when no worker answered: where the reading comes from and how old it is. */
+  /** Set when no worker answered: when the reading was recorded, and why no worker answered. */
   stored: string | null;
 }
 
@@ -43,7 +43,7 @@ export function progressState({ report, poll, source }: RecoveryProgress): Progr
     maxRounds: report.maxRounds,
     activity: describeActivity(report),
     // The time it was recorded, not its age: the plain view prints a line per change.
-    stored: source.kind === 'stored' ? `no worker answered: stored report of ${source.recordedAt}` : null,
+    stored: source.kind === 'stored' ? `stored report of ${source.recordedAt} (${source.reason})` : null,
   };
 }
 

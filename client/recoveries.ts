@@ -11,6 +11,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { optionalTsToDate } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import type { BatchSnapshot } from '../workflows/report.js';
@@ -166,6 +168,8 @@ export interface RecoveryProgress {
   running: boolean;
   source: ReportSource;
   poll: { attempt: number; message: string; batch: Omit<BatchSnapshot, 'failing'> | null } | null;
+  /** How many times in a row the recovery's pending workflow task has failed or timed out; 0 when it has none. */
+  workflowTaskFailures: number;
 }
 
 export type RecoveryHandle = WorkflowHandle<typeof recoverBatch>;
@@ -175,6 +179,28 @@ export { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 /** The fields of the policy an update can change; deadline and continueAsNewAfterEvents are fixed at start. */
 const CHANGEABLE_POLICY_FIELDS = ['maxRounds', 'maxRetries', 'retryFailedOnly', 'roundBackoff', 'poll'] as const;
+
+function workflowTaskFailures(task: proto.temporal.api.workflow.v1.IPendingWorkflowTaskInfo | null | undefined) {
+  return task ? Math.max(0, (task.attempt ?? 1) - 1) : 0;
+}
+
+/**
+ * What the recovery's pending workflow task tells of why no worker answered, or null when it has none. A task that
+ * fails again and again (a bug, a non-determinism error after a deploy) is not a slow worker, and says so. Times,
+ * not ages: the plain progress view prints a line each time this changes.
+ */
+export function pendingWorkflowTaskFact(
+  task: proto.temporal.api.workflow.v1.IPendingWorkflowTaskInfo | null | undefined,
+): string | null {
+  if (!task) return null;
+  const failures = workflowTaskFailures(task);
+  if (failures > 0)
+    return `its workflow task has failed or timed out ${failures} time${failures === 1 ? '' : 's'} in a row (see the worker's log)`;
+  const since = (at: Date | undefined) => at?.toISOString() ?? 'an unknown time';
+  return task.state === proto.temporal.api.enums.v1.PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_STARTED
+    ? `a worker has held its workflow task since ${since(optionalTsToDate(task.startedTime))}`
+    : `its workflow task has waited for a worker since ${since(optionalTsToDate(task.scheduledTime))}`;
+}
 
 /** How long `progress` waits for a worker to answer the report query before reading the stored report. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 3_000;
@@ -261,6 +287,7 @@ export class BatchRecoveries {
       report,
       running,
       source,
+      workflowTaskFailures: workflowTaskFailures(description.raw.pendingWorkflowTask),
       poll: failure
         ? {
             attempt: pending?.attempt ?? 0,
@@ -325,6 +352,8 @@ export class BatchRecoveries {
         reason = `no worker answered within ${this.queryTimeoutMs} ms`;
       }
     }
+    const taskFact = pendingWorkflowTaskFact(description.raw.pendingWorkflowTask);
+    if (taskFact) reason = `${reason}; ${taskFact}`;
     const memo = description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
     const attributes = description.typedSearchAttributes;
     if (!memo && attributes.get(recoveryOutcomeKey) === undefined) {

@@ -12,6 +12,8 @@ export interface LocalStack {
   recoveries: BatchRecoveries;
   worker: Worker;
   taskQueue: string;
+  /** The simulator's key, which the worker calls it with. */
+  apiKey: string;
   stop(): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ export async function startLocalStack(
     client,
     worker,
     taskQueue,
+    apiKey: API_KEY,
     recoveries: new BatchRecoveries(client, taskQueue),
     async stop() {
       await workerConnection.close();

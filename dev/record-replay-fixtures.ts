@@ -9,9 +9,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import proto from '@temporalio/proto';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { batchStatusPoller } from '../workflows/batch-status-poller.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
+  batchSettled,
   batchStatusPollerWorkflowId,
   recoveryWorkflowId,
   watchBatch,
@@ -19,7 +22,15 @@ import {
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
-import { startBatchStatusPoller } from '../worker/create-worker.js';
+import { AnchorApiClient } from '../anchor-api/index.js';
+import { BatchRecoveries } from '../client/recoveries.js';
+import {
+  createWorkerActivities,
+  startBatchStatusPoller,
+  workflowInterceptorModules,
+  workflowsPath,
+} from '../worker/create-worker.js';
+import type { SendRetryInput } from '../workflows/retry-protocol.js';
 import { startLocalStack } from './local-stack.js';
 
 const fixturesDir = fileURLToPath(new URL('../test/fixtures/histories/', import.meta.url));
@@ -253,6 +264,51 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
       simulator.faults.clear('list');
     }
   },
+  // Retry calls through announceAndSendRetry, announced to the server before they are sent (under one marker
+  // standing for every patch).
+  async 'announced-send-poller-exhausted'() {
+    return exhaustedInTwoRoundsWithPoller();
+  },
+  // A retry call whose worker stalled past its heartbeat timeout before announcing it: not sent, and sent again in the
+  // same round. A worker of its own, on a task queue of its own, stalls the first call until the recovery has ended.
+  async 'announced-send-lost-before-announcing'() {
+    const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    const taskQueue = `${stack.taskQueue}-stalled-send`;
+    const connection = await NativeConnection.connect({ address: stack.server.address });
+    const api = new AnchorApiClient({ baseUrl: simulator.url, apiKey: stack.apiKey, timeoutMs: 5_000 });
+    const namespace = stack.server.namespace;
+    const activities = createWorkerActivities(api, new Client({ connection, namespace }), undefined);
+    let wake!: () => void;
+    const recoveryEnded = new Promise<void>((resolve) => (wake = resolve));
+    let sendCalls = 0;
+    try {
+      const stalling = await Worker.create({
+        connection,
+        namespace,
+        taskQueue,
+        workflowsPath,
+        interceptors: { workflowModules: workflowInterceptorModules },
+        activities: {
+          ...activities,
+          announceAndSendRetry: async (input: SendRetryInput) => {
+            sendCalls += 1;
+            if (sendCalls === 1) await recoveryEnded;
+            return activities.announceAndSendRetry(input);
+          },
+        },
+      });
+      await stalling.runUntil(async () => {
+        const stalled = new BatchRecoveries(client, taskQueue);
+        await stalled.start({ batchId: batch.id, ...fast, maxRounds: 1 });
+        await stalled.result(batch.id).catch(() => undefined);
+        wake();
+      });
+    } finally {
+      wake();
+      await connection.close();
+    }
+    return recoveryWorkflowId(batch.id);
+  },
   // WakeableWait's operator wakes: a resume that changes nothing the backoff waits for, a pause held, a policy
   // update and a resume during it, and retryNow cutting two backoffs short; with the poller's wakes in between.
   async 'wakeable-waits-operator-controls'() {
@@ -262,6 +318,25 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
       await operateThroughBackoffs(batchId, { resumeUnpausedFirst: true });
       await recoveries.result(batchId).catch(() => undefined);
       return recoveryWorkflowId(batchId);
+    } finally {
+      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+    }
+  },
+  // A settle that counts no sessions (pending, 0 of 0), as an operator could send one: a bare wake, and its patch.
+  async 'listed-settle-counts-sessions'() {
+    const batch = simulator.createScriptedBatch({
+      count: 4,
+      script: { '1': ['fail', 'ok'] },
+      pending_phase: { ms: 3_000 },
+    });
+    await startBatchStatusPoller(client, stack.taskQueue);
+    try {
+      await recoveries.start({ batchId: batch.id, ...fast });
+      const handle = recoveries.handle(batch.id);
+      await waitForPhase(batch.id, 'waiting_for_batch');
+      await handle.signal(batchSettled, { status: 'pending', total: 0, completed: 0, failed: 0, observedAt: 'now' });
+      await recoveries.result(batch.id).catch(() => undefined);
+      return recoveryWorkflowId(batch.id);
     } finally {
       await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
     }

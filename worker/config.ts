@@ -72,6 +72,13 @@ const workerEnvSchema = z.object({
    * evicting them costs a short replay, while each cached one costs memory: see docs/scaling.md.
    */
   WORKER_MAX_CACHED_WORKFLOWS: positiveInt(250),
+  /**
+   * How long one activation may run workflow code before the SDK stops it and fails the task (the SDK's default is
+   * 5 s). Ours never loops unbounded, so reaching it means a starved or paused thread, not a runaway: and on Node.js
+   * 20 (or 22 without AsyncContextFrame), reaching it inside an async function aborts the whole worker
+   * (worker/node-runtime.ts).
+   */
+  WORKER_ISOLATE_EXECUTION_TIMEOUT_MS: positiveInt(30_000),
   /** One poller per task queue reads the list endpoint for every waiting recovery: see docs/scaling.md. */
   ANCHOR_BATCH_STATUS_POLLER: z.stringbool().default(true),
   /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
@@ -134,6 +141,8 @@ export interface WorkerConfig {
     maxConcurrentWorkflowTasks: number;
     /** Absent: the SDK's default, sized from the machine's memory. */
     maxCachedWorkflows?: number;
+    /** Absent: the SDK's default (5 s). */
+    isolateExecutionTimeoutMs?: number;
   };
   /** Start the task queue's batch status poller; without it each recovery polls its batch on its own. */
   batchStatusPoller?: boolean;
@@ -240,6 +249,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxConcurrentActivities: e.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
+      isolateExecutionTimeoutMs: e.WORKER_ISOLATE_EXECUTION_TIMEOUT_MS,
     },
     batchStatusPoller: e.ANCHOR_BATCH_STATUS_POLLER,
     observability: {

@@ -14,6 +14,7 @@ import { createPollerRegistrationActivities } from '../activities/poller-registr
 import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import { followWorkersSharingBudget, WORKERS_SHARING_BUDGET_METRIC } from './budget-share.js';
 import type { WorkerConfig } from './config.js';
+import { isolateTimeoutAbortsWorker } from './node-runtime.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
 const moduleExtension = path.extname(fileURLToPath(import.meta.url));
@@ -58,6 +59,18 @@ function uniqueWorkerIdentity(): string {
   return `${process.pid}@${hostname()}-${randomBytes(3).toString('hex')}`;
 }
 
+/** Every activity the worker hosts, for the workflows of this release and the calls older histories still schedule. */
+export function createWorkerActivities(api: AnchorApiClient, client: Client, notify: WorkerConfig['notify']) {
+  return {
+    ...createRecoveryActivities(api),
+    ...createRetryActivities(api, client.activity),
+    ...createSweepActivities(api, client),
+    ...createPollerActivities(api),
+    ...createPollerRegistrationActivities(client),
+    ...createNotifyActivities(notify),
+  };
+}
+
 export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
@@ -67,26 +80,25 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
   /** The configured share: the server's pace for the queue and for this worker's tasks are set from it. */
   const callsPerSecondHere = 1_000 / callSpacingMs;
   const api = new AnchorApiClient({ ...config.anchor, callSpacingMs: () => callSpacingMs });
-  // The sweep starts recoveries, and recoveries register with the poller, through a client on the worker's own connection.
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const identity = uniqueWorkerIdentity();
+  // The sweep starts recoveries, recoveries register with the poller, and a retry call is announced to the server
+  // before it is sent, through a client on the worker's own connection; under the worker's identity, which the
+  // announcement records as the activity's last heartbeat.
+  const client = new Client({ connection, namespace: config.temporal.namespace, identity });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    ...(workflows ?? { workflowsPath }),
-    // Used when the worker bundles the workflows itself; a prebuilt bundle has them built in (worker/bundle.ts).
-    interceptors: { workflowModules: workflowInterceptorModules },
-    activities: {
-      ...createRecoveryActivities(api),
-      ...createRetryActivities(api),
-      ...createSweepActivities(api, client),
-      ...createPollerActivities(api),
-      ...createPollerRegistrationActivities(client),
-      ...createNotifyActivities(config.notify),
-    },
+    // A prebuilt bundle has the interceptors built in (worker/bundle.ts); naming them again draws the SDK's warning
+    // that they are ignored, at every start.
+    ...(workflows ?? { workflowsPath, interceptors: { workflowModules: workflowInterceptorModules } }),
+    activities: createWorkerActivities(api, client, config.notify),
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
+    ...(config.limits.isolateExecutionTimeoutMs === undefined
+      ? {}
+      : { isolateExecutionTimeout: config.limits.isolateExecutionTimeoutMs }),
     // Every activity task makes at most one Anchor call, so this server-side limit caps the calls over any 10 s
     // across all workers on the queue, more workers than workersSharingBudget included (docs/scaling.md).
     maxTaskQueueActivitiesPerSecond: callsPerSecondHere * configuredWorkers,
@@ -95,13 +107,15 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     // configured, it sends slower than this, and the queue's rate is shared among more takers.
     maxActivitiesPerSecond: callsPerSecondHere,
     shutdownGraceTime: '30s',
-    identity: uniqueWorkerIdentity(),
+    identity,
   });
   const { logger, metricMeter } = Runtime.instance();
+  const runtimeRisk = isolateTimeoutAbortsWorker();
+  if (runtimeRisk) logger.warn(runtimeRisk, { isolateExecutionTimeoutMs: config.limits.isolateExecutionTimeoutMs });
   followWorkersSharingBudget({
     client,
     taskQueue: config.temporal.taskQueue,
-    identity: worker.options.identity,
+    identity,
     configured: configuredWorkers,
     onChange: (workers) => {
       callSpacingMs = callSpacingOfShare({ ...config.limits, workersSharingBudget: workers });

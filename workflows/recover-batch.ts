@@ -22,7 +22,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, TimeoutType, type TemporalFailure } from '@temporalio/common';
-import { BATCH_STATUSES } from '../anchor-api/batch-status.js';
+import { BATCH_STATUSES, countersAccountForAll, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
 import type { NotifyActivities } from '../activities/notify-activities.js';
 import type { PollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
@@ -59,7 +59,14 @@ import {
   type RecoveryRound,
 } from './report.js';
 import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
-import { retrySnapshotOf, type RetrySnapshot, type SendRetryResult } from './retry-protocol.js';
+import {
+  isRetrySendAnnouncement,
+  LOST_AFTER_ANNOUNCING,
+  LOST_BEFORE_ANNOUNCING,
+  retrySnapshotOf,
+  type RetrySnapshot,
+  type SendRetryResult,
+} from './retry-protocol.js';
 import { WakeableWait } from './wakeable-wait.js';
 import {
   anchorBatchIdKey,
@@ -136,6 +143,22 @@ export const WAKEABLE_WAITS_MARKER = 'recovery-patches-through-wakeable-waits';
  * a determinism error: a run does one thing from start to end. This marker stands for it and for every patch above.
  */
 export const REWATCH_JITTER_MARKER = 'recovery-patches-through-rewatch-jitter';
+/**
+ * Recoveries from this change on send a retry call through announceAndSendRetry, which has the server record that the
+ * request may leave before it does: a send activity lost to a timeout without that announcement in its last heartbeat
+ * details provably sent nothing, and the call goes out again instead of being reconciled (docs/retry-protocol.md).
+ * Runs from before it keep sendRetry, whose loss is always an unknown outcome. This marker stands for it and for every
+ * patch above.
+ */
+export const ANNOUNCED_SEND_MARKER = 'recovery-patches-through-announced-send';
+/**
+ * Recoveries from this change on take a settle from the list only when it counts sessions: a batch listed pending or
+ * processing with a total of 0 was just created (the contract lists its counters as 0 then), as the poller's list
+ * rule has it. Before, `0 + 0 >= 0` made it a settle with nothing failed, and the recovery ended `clean` on a batch
+ * that had not begun. Asked only when such a settle comes (the poller sends none; an operator's from the Web UI
+ * could), so no other recovery records its marker; a history from before it, with no marker, keeps the settle.
+ */
+export const LISTED_SETTLE_COUNTS_SESSIONS_PATCH = 'listed-settle-counts-sessions';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -148,6 +171,12 @@ const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
  */
 const SEND_HEARTBEAT_TIMEOUT_MS = 20_000;
 const SEND_TIMEOUT_MS = 30_000;
+/**
+ * An announced call's attempt: its announcement is recorded within the heartbeat timeout of the attempt's start, or
+ * refused, and its request ends 18 s after the announcement was sent, so every request it lets out ends by 38 s. A
+ * start-to-close past that never declares the attempt lost while its request may be in flight.
+ */
+const ANNOUNCED_SEND_TIMEOUT_MS = 45_000;
 export const RECONCILE_GRACE_MS = 5_000;
 /** A reconciliation may run past the deadline by this much: a call that was sent is always in the report. */
 const RECONCILE_MIN_BUDGET_MS = 120_000;
@@ -172,8 +201,8 @@ function budgetRanOut(err: unknown): err is ActivityFailure {
 }
 
 /**
- * The poller's counters, or nothing usable: a `batchSettled` an operator sends from the Web UI with another
- * payload is taken as a bare wake, and the recovery reads its batch.
+ * The poller's counters of a settled batch, or nothing usable: a `batchSettled` an operator sends from the Web UI
+ * with another payload, or with a batch not settled, is taken as a bare wake, and the recovery reads its batch.
  */
 function asListedSettle(value: unknown): ListedSettle | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -183,8 +212,9 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
   if (!count(total) || !count(completed) || !count(failed) || typeof observedAt !== 'string') return undefined;
   if (settledAt !== undefined && typeof settledAt !== 'string') return undefined;
   const listed = { status, total, completed, failed, observedAt: observedAt.slice(0, 40) } as ListedSettle;
-  const terminal = listed.status === 'completed' || listed.status === 'failed' || listed.status === 'cancelled';
-  if (!terminal && listed.completed + listed.failed < listed.total) return undefined;
+  // Histories from before the patch took a total of 0 for a settle (`0 + 0 >= 0`).
+  const settled = isFinishedBatchStatus(listed.status) || countersAccountForAll(listed);
+  if (!settled && (listed.total > 0 || patched(LISTED_SETTLE_COUNTS_SESSIONS_PATCH))) return undefined;
   // Rebuilt field by field: nothing else a sender put in the payload reaches the report.
   return settledAt === undefined ? listed : { ...listed, settledAt: settledAt.slice(0, 40) };
 }
@@ -216,7 +246,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const remainingMs = () => deadlineAt - Date.now();
   // Asked once, newest first and before any other patch: a history from before a marker answers false for the
   // whole run, and a new recovery records only the newest.
-  const rewatchJitter = patched(REWATCH_JITTER_MARKER);
+  const announcedSend = patched(ANNOUNCED_SEND_MARKER);
+  const rewatchJitter = announcedSend || patched(REWATCH_JITTER_MARKER);
   const wakeableWaits = rewatchJitter || patched(WAKEABLE_WAITS_MARKER);
   const memoAtWaits = wakeableWaits || patched(MEMO_AT_WAITS_MARKER);
   const registersLocally = memoAtWaits || patched(LOCAL_REGISTRATION_MARKER);
@@ -555,24 +586,38 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   /** One retry call, never retried by the server: the workflow decides what its outcome calls for. */
   const sendOnce = async (round: number): Promise<SendRetryResult> => {
-    const { sendRetry } = proxyActivities<RetryActivities>({
-      startToCloseTimeout: SEND_TIMEOUT_MS,
+    const { sendRetry, announceAndSendRetry } = proxyActivities<RetryActivities>({
+      startToCloseTimeout: announcedSend ? ANNOUNCED_SEND_TIMEOUT_MS : SEND_TIMEOUT_MS,
       heartbeatTimeout: SEND_HEARTBEAT_TIMEOUT_MS,
       retry: { maximumAttempts: 1 },
       summary: `retry round ${round}`,
     });
+    const input = { batchId, maxRetries: policy.maxRetries, retryFailedOnly: policy.retryFailedOnly };
     try {
-      return await sendRetry({ batchId, maxRetries: policy.maxRetries, retryFailedOnly: policy.retryFailedOnly });
+      return await (announcedSend ? announceAndSendRetry(input) : sendRetry(input));
     } catch (err) {
       // The API refused the call for good (a wrong key, an unknown batch): nothing was applied.
       if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable)
         throw err;
-      // The worker was lost mid-call (a timeout), or a failure the activity did not classify: it may have gone out.
       const cause = err instanceof ActivityFailure ? err.cause : err;
+      if (announcedSend) {
+        const notSent = (errorType: string, reason: string) =>
+          ({ kind: 'not_sent', errorType, reason, retryAfterMs: null }) as const;
+        // Lost before the server recorded the announcement: the request never left the worker.
+        if (cause instanceof TimeoutFailure && !isRetrySendAnnouncement(cause.lastHeartbeatDetails))
+          return notSent('worker_lost', `${LOST_BEFORE_ANNOUNCING} (${cause.message})`);
+        // A worker of a release before the announced send took the task, and ran nothing.
+        if (cause instanceof ApplicationFailure && cause.type === 'NotFoundError')
+          return notSent('activity_not_registered', cause.message);
+      }
+      // The worker was lost mid-call (a timeout), or a failure the activity did not classify: it may have gone out.
+      const reason = (cause as Error | undefined)?.message ?? String(err);
+      if (!(cause instanceof TimeoutFailure))
+        return { kind: 'unknown', errorType: (cause as Error | undefined)?.name ?? 'unknown', reason };
       return {
         kind: 'unknown',
-        errorType: cause instanceof TimeoutFailure ? 'worker_lost' : ((cause as Error | undefined)?.name ?? 'unknown'),
-        reason: (cause as Error | undefined)?.message ?? String(err),
+        errorType: 'worker_lost',
+        reason: announcedSend ? `${LOST_AFTER_ANNOUNCING} (${reason})` : reason,
       };
     }
   };

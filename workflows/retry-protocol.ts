@@ -24,11 +24,35 @@ export interface SendRetryInput {
 }
 
 /**
+ * What the call's activity has the server record, as a heartbeat it waits to see acknowledged, before its request may
+ * leave the worker; every later heartbeat of the attempt repeats it, since each one replaces the details before it.
+ * So an attempt lost to a timeout whose last heartbeat details lack it never sent its request: a worker killed, or
+ * stalled past its heartbeat timeout, before the announcement left nothing at the API.
+ */
+export interface RetrySendAnnouncement {
+  retryCallMayBeSent: true;
+  announcedAt: string;
+}
+
+/** How a send lost with its worker is told in the report: the round's `apiMessage` or the recovery's `lastError`. */
+export const LOST_BEFORE_ANNOUNCING = 'the worker was lost before announcing the call';
+export const LOST_AFTER_ANNOUNCING = 'the worker was lost after announcing the call';
+
+export function isRetrySendAnnouncement(details: unknown): details is RetrySendAnnouncement {
+  return (
+    typeof details === 'object' &&
+    details !== null &&
+    (details as Partial<RetrySendAnnouncement>).retryCallMayBeSent === true
+  );
+}
+
+/**
  * The outcome of one retry call, as a fact:
  * - `applied`: the API answered 2xx (`retriedSessions` null when the answer was unreadable);
  * - `nothing_to_retry`: the API answered 400, a round that retried 0;
  * - `not_sent`: the call provably did not reach the API or was refused before being handled
- *   (connection refused, DNS, connect timeout, 429): never a round, the call is sent again;
+ *   (connection refused, DNS, connect timeout, 429, a worker lost before announcing it): never a round, the call is
+ *   sent again;
  * - `unknown`: the request may have been applied (timeout after sending, reset, 5xx): reconcile, never resend blindly.
  */
 export type SendRetryResult =

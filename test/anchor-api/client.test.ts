@@ -167,6 +167,25 @@ describe('AnchorApiClient call budget', () => {
     expectNextCallInTheFreedTurn(batchId);
   });
 
+  test('a retry whose turn comes past its sendBy, as after a stall, fails as never sent, with no request', async () => {
+    const batchId = settledBatchWithFailures();
+    const sends: string[] = [];
+
+    const error = await caught(
+      client.retryFailedSessions(
+        batchId,
+        { retry_failed_only: true, max_retries: 1 },
+        { turnTimeoutMs: 300, sendBy: performance.now() - 1, onSend: () => sends.push('retry') },
+      ),
+    );
+
+    expect(error).toBeInstanceOf(AnchorTimeoutError);
+    expect(error.outcomeUnknown).toBe(false);
+    expect((error as AnchorTimeoutError).waitedForTurn).toBe(true);
+    expect(sends).toEqual([]);
+    expect(simulator.ledger.forBatch(batchId).calls).toEqual([]);
+  });
+
   test('a call has its whole request time after its turn, and is dated when it leaves', async () => {
     const batchId = settledBatchWithFailures();
     const paced = new AnchorApiClient({

@@ -73,9 +73,11 @@ test('a long recovery shows its first and last rounds, with a line counting thos
   );
   expect(lines[at - 1]).toMatch(new RegExp(`^ {2}${firstRounds} `));
   expect(lines[at + 1]).toMatch(new RegExp(`^ {2}${100 - lastRounds + 1} `));
-  expect(formatProgressLine(progressState({ report, running: true, poll: null, source: { kind: 'live' } }))).toMatch(
-    /round 100\/1000/,
-  );
+  expect(
+    formatProgressLine(
+      progressState({ report, running: true, poll: null, source: { kind: 'live' }, workflowTaskFailures: 0 }),
+    ),
+  ).toMatch(/round 100\/1000/);
 });
 
 test('progress after a retry does not show the batch from before it', () => {
@@ -94,7 +96,9 @@ test('progress after a retry does not show the batch from before it', () => {
     observedAt: '',
   };
 
-  const line = formatProgressLine(progressState({ report, running: true, source: { kind: 'live' }, poll: null }));
+  const line = formatProgressLine(
+    progressState({ report, running: true, source: { kind: 'live' }, poll: null, workflowTaskFailures: 0 }),
+  );
 
   expect(line).toBe('no status read yet | round 2/3 | waiting for the batch to settle');
 });

@@ -44,6 +44,7 @@ test('defaults give a plaintext connection to a local server and keep the existi
       maxConcurrentActivities: 20,
       maxConcurrentWorkflowTasks: 20,
       maxCachedWorkflows: 250,
+      isolateExecutionTimeoutMs: 30_000,
     },
     batchStatusPoller: true,
     observability: { logLevel: 'INFO' },

@@ -12,12 +12,16 @@ export interface WorkerProcess extends WatchedChild {
 
 /**
  * Starts `worker/main.ts` as its own process, as the container does, with `env` on top of the test's environment,
- * and `preload` (a module of the repository) imported before it.
+ * `preload` (a module of the repository) imported before it, on the Node.js binary `node` (this process's if absent).
  */
-export async function spawnWorkerProcess(env: NodeJS.ProcessEnv, preload?: string): Promise<WorkerProcess> {
+export async function spawnWorkerProcess(
+  env: NodeJS.ProcessEnv,
+  preload?: string,
+  node = process.execPath,
+): Promise<WorkerProcess> {
   const metricsPort = await getPort();
   const imports = ['--import', 'tsx', ...(preload === undefined ? [] : ['--import', preload])];
-  const watched = spawnWatched(process.execPath, [...imports, 'worker/main.ts'], {
+  const watched = spawnWatched(node, [...imports, 'worker/main.ts'], {
     env: { ...process.env, METRICS_PORT: String(metricsPort), LOG_LEVEL: 'INFO', ...env },
   });
   const logEntries = () =>

@@ -1,5 +1,6 @@
 import type { BatchLedger, LedgerCall, LedgerRetry } from '../../simulator/index.js';
 import { newReport, type RecoveryReport, type RecoveryRound } from '../../workflows/report.js';
+import { LOST_AFTER_ANNOUNCING } from '../../workflows/retry-protocol.js';
 import { checkInvariants, type Observation } from './invariants.js';
 import { drawScenario } from './scenario.js';
 
@@ -128,26 +129,34 @@ test('a 429 answered to a worker killed before it could report it leaves the rou
   expect(verdict).toEqual({ violations: [], notices: { unprovable_round: 1 } });
 });
 
-test('a round whose call went down with a killed worker before any POST is unprovable; with no kill it is lost', () => {
-  // Explorer seed 131: the worker was killed after taking the round's call and before sending it.
-  const lostRound = {
+test('a round whose call went down with its worker after announcing it is unprovable; before announcing, lost', () => {
+  // Explorer seeds 131 (a kill) and 31 (a worker stalled past its heartbeat timeout on a loaded CI machine): the
+  // worker took the round's call and sent no POST.
+  const lostRound = (reason: string) => ({
     apiStatus: null,
     reconciled: true,
-    apiMessage: 'answer lost (worker_lost: activity Heartbeat timeout)',
-  };
-  const observation = observe(report('exhausted', [lostRound], 1), { calls: [], retries: [] }, 1);
-  expect(checkInvariants({ ...observation, killedAtMs: [T0 + 50] })).toEqual({
-    violations: [],
-    notices: { unprovable_round: 1 },
+    apiMessage: `answer lost (worker_lost: ${reason})`,
   });
-  // No worker was killed during the round: nothing can excuse a round without a POST.
-  expect(checkInvariants(observation).violations.map((violation) => violation.invariant)).toEqual([
-    'no_round_lost_to_not_sent',
-  ]);
-  // A kill before the round began does not excuse it either.
-  expect(
-    checkInvariants({ ...observation, killedAtMs: [T0 - 1_000] }).violations.map((violation) => violation.invariant),
-  ).toEqual(['no_round_lost_to_not_sent']);
+  const afterAnnouncing = observe(
+    report('exhausted', [lostRound(`${LOST_AFTER_ANNOUNCING} (activity Heartbeat timeout)`)], 1),
+    { calls: [], retries: [] },
+    1,
+  );
+  for (const killedAtMs of [[T0 + 50], []])
+    expect(checkInvariants({ ...afterAnnouncing, killedAtMs })).toEqual({
+      violations: [],
+      notices: { unprovable_round: 1 },
+    });
+  // Without the announcement the call provably was not sent: the workflow must have sent it again, kill or no kill.
+  const unannounced = observe(
+    report('exhausted', [lostRound('activity Heartbeat timeout')], 1),
+    { calls: [], retries: [] },
+    1,
+  );
+  for (const killedAtMs of [[T0 + 50], []])
+    expect(checkInvariants({ ...unannounced, killedAtMs }).violations.map((violation) => violation.invariant)).toEqual([
+      'no_round_lost_to_not_sent',
+    ]);
 });
 
 test('a round after a hung POST that applied nothing is counted as unprovable, not failed', () => {

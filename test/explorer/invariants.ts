@@ -1,5 +1,6 @@
 import type { BatchLedger, LedgerCall, LedgerRetry } from '../../simulator/index.js';
 import type { RecoveryReport } from '../../workflows/report.js';
+import { LOST_AFTER_ANNOUNCING } from '../../workflows/retry-protocol.js';
 import type { ExplorerTimings, Scenario } from './scenario.js';
 
 export const INVARIANTS = [
@@ -65,18 +66,13 @@ function outcomeUnknownToClient(call: LedgerCall, timings: ExplorerTimings, kill
 }
 
 /**
- * Whether the round's call went down with a killed worker: its activity was lost (`worker_lost`) during the round,
- * and a worker was killed then. The client cannot know whether the POST went out before the kill, and none may have:
- * a worker killed after taking the call's activity and before sending it leaves no POST at all.
+ * Whether the round's call went down with its worker after the server recorded its announcement: the client cannot
+ * know whether the POST went out, and none may have (a worker killed, or stalled past its heartbeat timeout, between
+ * the announcement and the request). A call lost before its announcement is sent again, never a round, so a round
+ * that says `worker_lost` without the announcement, kill or no kill, is lost.
  */
-function lostWithItsWorker(
-  round: { apiMessage: string | null; reconciled: boolean; startedAtMs: number },
-  nextRoundStartedAtMs: number,
-  killedAtMs: number[],
-): boolean {
-  if (!round.reconciled || !round.apiMessage?.startsWith('answer lost (worker_lost')) return false;
-  return killedAtMs.some((at) => at >= round.startedAtMs && at < nextRoundStartedAtMs);
-}
+const lostAfterAnnouncing = (round: { apiMessage: string | null; reconciled: boolean }) =>
+  round.reconciled && (round.apiMessage?.startsWith(`answer lost (worker_lost: ${LOST_AFTER_ANNOUNCING}`) ?? false);
 
 const isLate = (retry: LedgerRetry, timings: ExplorerTimings) =>
   retry.appliedAtMs - (retry.receivedAtMs ?? retry.appliedAtMs) > timings.windowMs;
@@ -153,7 +149,7 @@ export function checkInvariants(observation: Observation): Verdict {
     const unknown = posts.filter(
       (post) => roundAt(post.receivedAtMs) === index && outcomeUnknownToClient(post, timings, killedAtMs),
     );
-    if (unknown.length > 0 || lostWithItsWorker(round, rounds[index + 1]?.startedAtMs ?? Infinity, killedAtMs)) {
+    if (unknown.length > 0 || lostAfterAnnouncing(round)) {
       unprovable += 1;
       return;
     }

@@ -1,7 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { AnchorApiClient } from '../../anchor-api/index.js';
+import { createRetryActivities, type RecordedHeartbeat } from '../../activities/retry-activities.js';
 import { BatchRecoveries } from '../../client/recoveries.js';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { createRecoveryWorker, createWorkerActivities } from '../../worker/create-worker.js';
+import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
   eventually,
   FAST_POLICY,
@@ -264,3 +269,113 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
     await slow.close();
   }
 });
+
+type WorkerActivities = ReturnType<typeof createWorkerActivities>;
+
+/**
+ * Runs `run` beside a worker of the test's own, on a task queue of its own: the product's workflows and activities,
+ * with those `replace` returns in place of the product's.
+ */
+async function withOwnWorker<T>(
+  replace: (activities: WorkerActivities, api: AnchorApiClient, client: Client) => Partial<WorkerActivities>,
+  run: (recoveries: BatchRecoveries) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uniqueTaskQueue('own-worker');
+  const client = await connectClient();
+  const connection = await connectWorker();
+  try {
+    const config = workerConfig(taskQueue, env.simulator.url);
+    const api = new AnchorApiClient(config.anchor);
+    const activities = createWorkerActivities(api, client, undefined);
+    const worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      ...workflowBundle(),
+      activities: { ...activities, ...replace(activities, api, client) },
+    });
+    return await worker.runUntil(run(new BatchRecoveries(client, taskQueue)));
+  } finally {
+    await connection.close();
+    await client.connection.close();
+  }
+}
+
+test('8. a worker lost after taking the call and before announcing it sent nothing: the call goes out again', async () => {
+  // Counters only: a lost call could not be reconciled, so only the missing announcement proves nothing was sent.
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('status', { type: 'omit_field', field: 'data.sessions', batchId: batch.id });
+  let sendCalls = 0;
+  let wake!: () => void;
+  const recoveryEnded = new Promise<void>((resolve) => (wake = resolve));
+  let lateOutcome: Promise<SendRetryResult> | undefined;
+  try {
+    const report = await withOwnWorker(
+      (activities) => ({
+        /** The first call stalls with no heartbeat, as a frozen worker would, past its heartbeat timeout, then wakes. */
+        announceAndSendRetry: (input: SendRetryInput) => {
+          sendCalls += 1;
+          if (sendCalls > 1) return activities.announceAndSendRetry(input);
+          lateOutcome = recoveryEnded.then(() => activities.announceAndSendRetry(input));
+          return lateOutcome;
+        },
+      }),
+      async (recoveries) => {
+        await recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+        const ended = await recoveries.result(batch.id);
+        wake();
+        // The stalled attempt wakes after the server timed it out: its announcement is refused, and it sends nothing.
+        await expect(lateOutcome).resolves.toEqual(
+          expect.objectContaining({ kind: 'not_sent', errorType: 'announcement_refused' }),
+        );
+        return ended;
+      },
+    );
+
+    expect(sendCalls).toBe(2);
+    expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([200]);
+    expect(appliedRetries(batch.id)).toHaveLength(1);
+    expect(report.rounds).toEqual([
+      expect.objectContaining({ apiStatus: 200, reconciled: false, callsSent: 1, callsNotSent: 1, retriedSessions: 1 }),
+    ]);
+    expect(report.lastError).toEqual(
+      expect.objectContaining({ type: 'worker_lost', message: expect.stringContaining('before announcing') }),
+    );
+    expect(report.outcome).toBe('recovered');
+  } finally {
+    wake();
+  }
+}, 90_000);
+
+test('9. an announcement confirmed too late to leave the request its time sends nothing, and the call goes again', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  let announcements = 0;
+  const report = await withOwnWorker(
+    (_activities, api, client) => {
+      // The first confirmation takes 15.5 s of the 20 s heartbeat window, as from a slow server: 3 s are kept for
+      // the turn and 2 s as margin, so less than the 1 s a request needs is left.
+      const slowFirstConfirmation: RecordedHeartbeat = {
+        withDeadline: (deadline, fn) => client.activity.withDeadline(deadline, fn),
+        heartbeat: async (taskToken, details) => {
+          await client.activity.heartbeat(taskToken, details);
+          announcements += 1;
+          if (announcements === 1) await new Promise((resolve) => setTimeout(resolve, 15_500));
+        },
+      };
+      const slowlyAnnounced = createRetryActivities(api, slowFirstConfirmation);
+      return { announceAndSendRetry: (input: SendRetryInput) => slowlyAnnounced.announceAndSendRetry(input) };
+    },
+    async (recoveries) => {
+      await recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+      return recoveries.result(batch.id);
+    },
+  );
+
+  expect(announcements).toBe(2);
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([200]);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ apiStatus: 200, reconciled: false, callsSent: 1, callsNotSent: 1, retriedSessions: 1 }),
+  ]);
+  expect(report.lastError).toEqual(expect.objectContaining({ type: 'no_time_to_send' }));
+  expect(report.outcome).toBe('recovered');
+}, 90_000);

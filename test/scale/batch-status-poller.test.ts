@@ -1,6 +1,6 @@
-import { REWATCH_JITTER_MARKER } from '../../workflows/recover-batch.js';
+import { ANNOUNCED_SEND_MARKER, LISTED_SETTLE_COUNTS_SESSIONS_PATCH } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
-import { batchSettled, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import { batchSettled, batchStatusPollerWorkflowId, type ListedSettle } from '../../workflows/definitions.js';
 import {
   eventually,
   FAST_POLICY,
@@ -58,7 +58,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
     expect(events.filter((event) => event.externalWorkflowExecutionSignaledEventAttributes)).toHaveLength(0);
     expect(pollerRegistrations(history)).toHaveLength(2);
     // One patch marker, standing for every earlier patch, instead of one per patch.
-    expect(patchMarkerIds(history)).toEqual([REWATCH_JITTER_MARKER]);
+    expect(patchMarkerIds(history)).toEqual([ANNOUNCED_SEND_MARKER]);
     // Its memo, written as it began each wait and as it ended: none while the round's read and call were out, and
     // never `retrying` while it waited. Two registration waits start a timer each; a third is the round backoff,
     // when the wake came sooner than 100 ms after the settle.
@@ -123,9 +123,12 @@ test('a recovery that ends with sessions still failing reads its batch once, so 
   expect(report.rounds).toMatchObject([{ failedBefore: 1, failedAfter: 1, recovered: 0 }]);
 });
 
-test("a wake whose payload is not the poller's counters (an operator's, from the Web UI) makes the recovery read its batch", async () => {
-  // Pending for 5 s, then a second of sessions: no cycle of the poller can see it settled before the test's wake,
-  // however slow the machine is to start the recovery.
+/**
+ * Wakes a recovery waiting for the poller with `payload` while its batch is still pending (for 5 s, then a second of
+ * sessions: no cycle of the poller can see it settled before this wake, however slow the machine is to start the
+ * recovery); the recovery's outcome and history once it has ended.
+ */
+async function wakeWhilePending(payload: ListedSettle) {
   const batch = env.simulator.createScriptedBatch({
     count: 4,
     script: { '1': ['fail', 'ok'] },
@@ -137,14 +140,31 @@ test("a wake whose payload is not the poller's counters (an operator's, from the
   await eventually('the recovery to wait for the poller', async () =>
     pollerRegistrations(await handle.fetchHistory()).length > 0 ? true : undefined,
   );
-  await handle.signal(batchSettled, { status: 'completed', total: -1, completed: 0, failed: 0, observedAt: 'now' });
-  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
-
-  const scheduled = (await handle.fetchHistory()).events
+  await handle.signal(batchSettled, payload);
+  const { outcome } = await env.recoveries.result(batch.id);
+  const history = await handle.fetchHistory();
+  const scheduled = history.events
     ?.map((event) => event.activityTaskScheduledEventAttributes?.activityType?.name)
     .filter((name) => name !== undefined);
+  return { outcome, history, scheduled, retries: env.simulator.ledger.forBatch(batch.id).retries };
+}
+
+test("a wake whose payload is not the poller's counters (an operator's, from the Web UI) makes the recovery read its batch", async () => {
+  const woken = await wakeWhilePending({ status: 'completed', total: -1, completed: 0, failed: 0, observedAt: 'now' });
+
+  expect(woken.outcome).toBe('recovered');
   // The bare wake's read (polling until the batch settles), then the round read on a settle it saw itself.
-  expect(scheduled?.slice(0, 2)).toEqual(['awaitBatchSettled', 'readRetrySnapshot']);
+  expect(woken.scheduled?.slice(0, 2)).toEqual(['awaitBatchSettled', 'readRetrySnapshot']);
+});
+
+test('a settle that counts no sessions (a batch just created, pending at 0 of 0) is a bare wake, not a clean end', async () => {
+  const woken = await wakeWhilePending({ status: 'pending', total: 0, completed: 0, failed: 0, observedAt: 'now' });
+
+  // Taken as a settle, it ended the recovery `clean` at once, with the batch not begun and no retry sent.
+  expect(woken.outcome).toBe('recovered');
+  expect(woken.retries).toHaveLength(1);
+  expect(patchMarkerIds(woken.history)).toContain(LISTED_SETTLE_COUNTS_SESSIONS_PATCH);
+  expect(woken.scheduled?.slice(0, 2)).toEqual(['awaitBatchSettled', 'readRetrySnapshot']);
 });
 
 test('when the list cannot be read, the poller hands its batches to their recoveries, which read them on their own', async () => {

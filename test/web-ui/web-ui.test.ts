@@ -231,7 +231,11 @@ test('a recovery page reads without JSON: summary, live details with the rounds 
     if ((await timelineTab.count()) > 0) await timelineTab.click();
     await env.screenshot('5a-recovery-timeline');
     // The timeline labels each activity with its summary and each timer with its own (SVG text in 2.42).
-    for (const label of ['awaitBatchSettled • status read', 'sendRetry • retry round 1', 'backoff before round 2']) {
+    for (const label of [
+      'awaitBatchSettled • status read',
+      'announceAndSendRetry • retry round 1',
+      'backoff before round 2',
+    ]) {
       await page
         .locator('svg text', { hasText: label })
         .or(page.getByText(label))
