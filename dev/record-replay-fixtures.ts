@@ -120,6 +120,40 @@ async function resetPollerRun(): Promise<{ workflowId: string; runId: string }> 
   return { workflowId, runId };
 }
 
+/**
+ * The task queue's poller resting a minute after a cycle, filled by registrations until it is due to continue as
+ * new: the rest ends there, its timer cancelled. Recorded from that run.
+ */
+async function pollerRestEndedAtContinueAsNew(): Promise<{ workflowId: string; runId: string }> {
+  const workflowId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const { firstExecutionRunId: runId } = await client.workflow.start<typeof batchStatusPoller>(
+    BATCH_STATUS_POLLER_WORKFLOW,
+    { taskQueue: stack.taskQueue, workflowId, args: [{ continueAsNewAfterEvents: 50 }] },
+  );
+  const poller = client.workflow.getHandle(workflowId);
+  // Batches the list does not show: handed back by the cycle, after which the poller rests their interval.
+  const register = (batchId: string) =>
+    poller.signal(watchBatch, {
+      batchId,
+      workflowId: recoveryWorkflowId(batchId),
+      pollIntervalMs: 60_000,
+      waitStartedAt: new Date().toISOString(),
+    });
+  const resting = async () =>
+    ((await poller.fetchHistory()).events ?? []).some(
+      (event) => Number(event.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 0) > 30,
+    );
+  try {
+    await register(`before-rest-${randomUUID()}`);
+    while (!(await resting())) await new Promise((resolve) => setTimeout(resolve, 50));
+    let filler = 0;
+    while ((await poller.describe()).runId === runId) await register(`filler-${(filler += 1)}`);
+  } finally {
+    await poller.terminate('fixture recorded');
+  }
+  return { workflowId, runId };
+}
+
 /** Two rounds from the list's settles and an exhausted end: each marker's own fixture records this recovery. */
 function exhaustedInTwoRoundsWithPoller(): Promise<string> {
   const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
@@ -352,6 +386,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A reset of the poller that left out signals, and its continue-as-new, which names the reset run to the next.
   async 'poller-reset-continued-as-new'() {
     return resetPollerRun();
+  },
+  // A rest between cycles that ends when the run is due to continue as new.
+  async 'poller-rest-ends-at-continue-as-new'() {
+    return pollerRestEndedAtContinueAsNew();
   },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });

@@ -114,6 +114,13 @@ const WAKES_THROUGH_LOCAL_ACTIVITY_PATCH = 'poller-wakes-through-local-activity'
  * only where the answer matters.
  */
 const UNSENT_WAKES_PAST_CAP_PATCH = 'poller-keeps-unsent-wakes-past-cap';
+/**
+ * From this change on, a rest between cycles ends once the run is due to continue as new: before, a run that came
+ * due while resting (as long as the shortest poll interval among its watches) took every registration sent until
+ * the rest was over, past the threshold. Asked when a run begins, as WAKES_THROUGH_LOCAL_ACTIVITY_PATCH is: every
+ * run from this change on records both, whether or not it rests.
+ */
+const REST_ENDS_AT_CONTINUE_AS_NEW_PATCH = 'poller-rest-ends-at-continue-as-new';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -133,6 +140,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   );
   const maxWatchedBatches = boundedSetting(input, 'maxWatchedBatches', 1, MAX_WATCHED_BATCHES);
   const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
+  const restEndsAtContinueAsNew = patched(REST_ENDS_AT_CONTINUE_AS_NEW_PATCH);
   const { runId, originalExecutionRunId } = workflowInfo();
   /**
    * The run a reset of this chain began most recently, carried across continue-as-new in the input and the memo: a
@@ -329,6 +337,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     const intervalMs = Math.min(...[...watched.values()].map((watch) => watch.pollIntervalMs));
     await cycle();
     const restMs = startedAt + intervalMs - Date.now();
-    if (restMs > 0 && !continueAsNewDue()) await sleep(restMs);
+    if (restMs > 0 && !continueAsNewDue()) {
+      if (restEndsAtContinueAsNew) await condition(continueAsNewDue, restMs);
+      else await sleep(restMs);
+    }
   }
 }

@@ -80,7 +80,10 @@ test('the poller reads the list a page per call, and a settle it shows costs its
   const pollerEvents = poller.events ?? [];
   expect(pollerEvents.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes)).toHaveLength(0);
   expect(localActivityMarkers(poller, 'wakeRecoveries').length).toBeGreaterThanOrEqual(2);
-  expect(patchMarkerIds(poller)).toEqual(['poller-wakes-through-local-activity']);
+  expect(patchMarkerIds(poller)).toEqual([
+    'poller-wakes-through-local-activity',
+    'poller-rest-ends-at-continue-as-new',
+  ]);
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.
   const listPages = env.simulator.ledger

@@ -1,8 +1,15 @@
 import { WorkflowFailedError } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
+import proto, { type temporal } from '@temporalio/proto';
+import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import type { BatchStatusPollerInput, batchStatusPoller } from '../../workflows/batch-status-poller.js';
-import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import {
+  BATCH_STATUS_POLLER_WORKFLOW,
+  batchStatusPollerWorkflowId,
+  recoveryWorkflowId,
+} from '../../workflows/definitions.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+
+const { EventType } = proto.temporal.api.enums.v1;
 
 let env: RecoveryEnv;
 
@@ -90,3 +97,44 @@ test('a poller started with a threshold out of range fails at once, naming the f
     /^continueAsNewAfterEvents: expected an integer from 50 to 5000, got 10$/,
   );
 });
+
+test('a poller resting between cycles continues as new once due, without waiting out its rest', async () => {
+  const activities = createPollerRegistrationActivities(env.client);
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  const register = (batchId: string, pollIntervalMs: number) =>
+    activities.watchBatchWithPoller({
+      taskQueue: env.taskQueue,
+      batchId,
+      workflowId: recoveryWorkflowId(batchId),
+      pollIntervalMs,
+      waitStartedAt: new Date().toISOString(),
+    });
+  // A batch the list shows in flight, watched a minute apart: after its cycle, the poller rests a minute.
+  const { id: batchId } = env.simulator.createScriptedBatch({ count: 2 });
+  expect(await register(batchId, 60_000)).toBe(true);
+  const restingRunId = await eventually('the poller to rest a minute', async () => {
+    const { runId } = await poller.describe();
+    const history = await env.client.workflow.getHandle(poller.workflowId, runId).fetchHistory();
+    const rests = history.events?.filter(
+      (event) => Number(event.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 0) > 30,
+    );
+    return rests?.length ? runId : undefined;
+  });
+
+  // Registrations of waits the list does not show fill the run's history while it rests.
+  let filler = 0;
+  await eventually(
+    'the resting run to continue as new',
+    async () => {
+      await register(`filler-${(filler += 1)}`, 60_000);
+      return (await poller.describe()).runId !== restingRunId ? true : undefined;
+    },
+    // Past the rest, so that a run that waits it out fails on its history below rather than here.
+    90_000,
+  );
+  const history = await env.client.workflow.getHandle(poller.workflowId, restingRunId).fetchHistory();
+  const types = (history.events ?? []).map((event) => event.eventType);
+  expect(types).toContain(EventType.EVENT_TYPE_TIMER_CANCELED);
+  expect(types).not.toContain(EventType.EVENT_TYPE_TIMER_FIRED);
+  expect(types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW);
+}, 120_000);

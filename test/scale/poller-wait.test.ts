@@ -142,6 +142,7 @@ test("registrations signalled again during the same wait (by an older worker) ke
   expect((await watchSignals(batch.id)).length).toBeGreaterThanOrEqual(3);
   expect(patchMarkerIds(await poller.fetchHistory())).toEqual([
     'poller-wakes-through-local-activity',
+    'poller-rest-ends-at-continue-as-new',
     'poller-rewatch-keeps-cycle',
   ]);
 }, 120_000);
