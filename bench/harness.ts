@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startDevServer, type DevServer } from '../dev/dev-server.js';
-import { imageNodeVersion, nodeBinary } from '../dev/node-release.js';
+import { imageNodeOptions, imageNodeVersion, nodeBinary } from '../dev/node-release.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
 import { bundleRecoveryWorkflows } from '../worker/bundle.js';
 import type { BenchWorkerEnv, SentCallsMessage } from './worker-process.js';
@@ -152,26 +152,36 @@ export interface BenchWorkerOptions {
    * its activities and wiring run too. With `bundlePath`, a bundle built from the same checkout.
    */
   checkout?: string;
-  /** The Node.js binary that runs the worker (workerNodeArg); absent: this process's. */
-  nodePath?: string;
+  /** The Node.js that runs the worker (workerNodeArg); absent: this process's. */
+  node?: WorkerNode;
+}
+
+/** A Node.js binary, and the NODE_OPTIONS it runs the worker with before any the benchmark was given. */
+export interface WorkerNode {
+  path: string;
+  options: string;
 }
 
 /**
  * `--worker-node <version>`: the workers run on that Node.js release instead of this process's (`image`: the one the
- * Docker image runs them on). The image's release need not be the one the benchmark and the tests run on.
+ * Docker image runs them on, with the image's NODE_OPTIONS). The image's release need not be the one the benchmark
+ * and the tests run on.
  */
-export function workerNodeArg(): string | undefined {
+export function workerNodeArg(): WorkerNode | undefined {
   const index = process.argv.indexOf('--worker-node');
   if (index === -1) return undefined;
   const asked = process.argv[index + 1] ?? '';
-  let nodePath: string;
+  let node: WorkerNode;
   try {
-    nodePath = nodeBinary(asked === 'image' ? imageNodeVersion() : asked);
+    node =
+      asked === 'image'
+        ? { path: nodeBinary(imageNodeVersion()), options: imageNodeOptions() }
+        : { path: nodeBinary(asked), options: '' };
   } catch (err) {
     throw new Error(`--worker-node (a version, or image): ${(err as Error).message}`);
   }
-  console.error(`workers run on ${nodePath}`);
-  return nodePath;
+  console.error(`workers run on ${node.path}${node.options ? ` with NODE_OPTIONS ${node.options}` : ''}`);
+  return node;
 }
 
 function waitForExit(child: ChildProcess): Promise<void> {
@@ -197,8 +207,10 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
   };
   const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
   const script = options.checkout ? path.join(options.checkout, 'bench', 'worker-process.ts') : workerScript;
-  const child = spawn(options.nodePath ?? process.execPath, [...heap, '--import', 'tsx', script], {
-    env: { ...process.env, ...env },
+  // Options given to the benchmark come last, so that they override the image's.
+  const nodeOptions = [options.node?.options, process.env.NODE_OPTIONS].filter(Boolean).join(' ');
+  const child = spawn(options.node?.path ?? process.execPath, [...heap, '--import', 'tsx', script], {
+    env: { ...process.env, ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {

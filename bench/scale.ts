@@ -73,7 +73,7 @@ try {
         ...(maxCachedWorkflows ? { maxCachedWorkflows } : {}),
         ...(pollerOff ? { poller: 'off' } : {}),
         ...(heapMiB ? { heapMiB } : {}),
-        ...(workerNode ? { nodePath: workerNode } : {}),
+        ...(workerNode ? { node: workerNode } : {}),
       }),
     );
   }

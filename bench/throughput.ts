@@ -111,7 +111,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     maxCallsPerSecond,
     maxCachedWorkflows,
     ...(withoutPoller ? { poller: 'off' as const } : {}),
-    ...(workerNode ? { nodePath: workerNode } : {}),
+    ...(workerNode ? { node: workerNode } : {}),
   });
   try {
     const batches = Array.from({ length: recoveries }, () =>

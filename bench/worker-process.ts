@@ -25,6 +25,11 @@ export interface BenchWorkerEnv {
   BENCH_POLLER?: string;
   /** Set by hand, not by the harness: the SDK's log level in the bench worker (ERROR by default). */
   BENCH_WORKER_LOG_LEVEL?: LogLevel;
+  /**
+   * Set by hand: every this many seconds, the worker prints where its memory is (RSS, this thread's V8 heap,
+   * external memory), to tell the main thread's heap from the SDK's workflow thread and native memory.
+   */
+  BENCH_WORKER_MEMORY_LOG_SECONDS?: string;
 }
 
 /** What the worker answers to `sent-calls`: when each Anchor request left it, in ms since the epoch. */
@@ -43,9 +48,25 @@ function recordAnchorRequests(anchorUrl: string): void {
   process.channel?.unref();
 }
 
+/** Prints the process's memory by kind every `seconds`, in MiB. */
+function logMemory(seconds: number): void {
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+  const startedAt = Date.now();
+  setInterval(() => {
+    const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+    const at = Math.round((Date.now() - startedAt) / 1000);
+    console.error(
+      `memory at ${at} s: rss ${mib(rss)}, main heap ${mib(heapUsed)} of ${mib(heapTotal)}, ` +
+        `external ${mib(external)} (array buffers ${mib(arrayBuffers)}), ` +
+        `rest (workflow thread, native) ${mib(rss - heapTotal - external)} MiB`,
+    );
+  }, seconds * 1000).unref();
+}
+
 async function main() {
   const env = process.env as unknown as BenchWorkerEnv;
   recordAnchorRequests(env.BENCH_ANCHOR_URL);
+  if (env.BENCH_WORKER_MEMORY_LOG_SECONDS) logMemory(Number(env.BENCH_WORKER_MEMORY_LOG_SECONDS));
   // Errors only by default; BENCH_WORKER_LOG_LEVEL=WARN shows slow or failing workflow tasks when a run goes wrong.
   Runtime.install({ logger: new DefaultLogger(env.BENCH_WORKER_LOG_LEVEL ?? 'ERROR') });
   const connection = await NativeConnection.connect({ address: env.BENCH_TEMPORAL_ADDRESS });

@@ -5,12 +5,18 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+const readDockerfile = () => readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+
 /** The Node.js release the Docker image runs the worker on: the version in the Dockerfile's NODE_IMAGE. */
 export function imageNodeVersion(): string {
-  const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-  const version = /^ARG NODE_IMAGE=node:(\d+\.\d+\.\d+)-/m.exec(dockerfile)?.[1];
+  const version = /^ARG NODE_IMAGE=node:(\d+\.\d+\.\d+)-/m.exec(readDockerfile())?.[1];
   if (version === undefined) throw new Error('Dockerfile: no ARG NODE_IMAGE=node:<x.y.z>-… line');
   return version;
+}
+
+/** The NODE_OPTIONS the Docker image runs the worker with (its ENV NODE_OPTIONS line), '' when it sets none. */
+export function imageNodeOptions(): string {
+  return /^ENV NODE_OPTIONS=(\S+)$/m.exec(readDockerfile())?.[1] ?? '';
 }
 
 /**
