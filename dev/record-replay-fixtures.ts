@@ -75,11 +75,11 @@ async function pollerHistory(): Promise<string> {
 }
 
 /**
- * The task queue's poller reset to its first workflow task, leaving out the signals after it, and continued as new
- * from the reset run: the run that names itself to the next one. Watches of batches the list does not show, handed
- * back to recoveries that do not exist, fill the run. Recorded from the reset run.
+ * The task queue's poller, its runs continued as new after 50 events, and a registration as a recovery of an earlier
+ * release sends it (a signal), with `pollIntervalMs`. Batches that no list shows are handed back at the next cycle,
+ * to recoveries that do not exist.
  */
-async function resetPollerRun(): Promise<{ workflowId: string; runId: string }> {
+async function startShortPoller(pollIntervalMs: number) {
   const workflowId = batchStatusPollerWorkflowId(stack.taskQueue);
   const { firstExecutionRunId } = await client.workflow.start<typeof batchStatusPoller>(BATCH_STATUS_POLLER_WORKFLOW, {
     taskQueue: stack.taskQueue,
@@ -92,9 +92,19 @@ async function resetPollerRun(): Promise<{ workflowId: string; runId: string }> 
     poller.signal(watchBatch, {
       batchId,
       workflowId: recoveryWorkflowId(batchId),
-      pollIntervalMs: 50,
+      pollIntervalMs,
       waitStartedAt: new Date().toISOString(),
     });
+  return { workflowId, firstExecutionRunId, poller, register };
+}
+
+/**
+ * The task queue's poller reset to its first workflow task, leaving out the signals after it, and continued as new
+ * from the reset run: the run that names itself to the next one. Watches of batches the list does not show, handed
+ * back to recoveries that do not exist, fill the run. Recorded from the reset run.
+ */
+async function resetPollerRun(): Promise<{ workflowId: string; runId: string }> {
+  const { workflowId, firstExecutionRunId, poller, register } = await startShortPoller(50);
   const { EVENT_TYPE_WORKFLOW_TASK_COMPLETED } = proto.temporal.api.enums.v1.EventType;
   let firstTask: proto.temporal.api.history.v1.IHistoryEvent | undefined;
   while (firstTask === undefined) {
@@ -125,20 +135,8 @@ async function resetPollerRun(): Promise<{ workflowId: string; runId: string }> 
  * new: the rest ends there, its timer cancelled. Recorded from that run.
  */
 async function pollerRestEndedAtContinueAsNew(): Promise<{ workflowId: string; runId: string }> {
-  const workflowId = batchStatusPollerWorkflowId(stack.taskQueue);
-  const { firstExecutionRunId: runId } = await client.workflow.start<typeof batchStatusPoller>(
-    BATCH_STATUS_POLLER_WORKFLOW,
-    { taskQueue: stack.taskQueue, workflowId, args: [{ continueAsNewAfterEvents: 50 }] },
-  );
-  const poller = client.workflow.getHandle(workflowId);
   // Batches the list does not show: handed back by the cycle, after which the poller rests their interval.
-  const register = (batchId: string) =>
-    poller.signal(watchBatch, {
-      batchId,
-      workflowId: recoveryWorkflowId(batchId),
-      pollIntervalMs: 60_000,
-      waitStartedAt: new Date().toISOString(),
-    });
+  const { workflowId, firstExecutionRunId: runId, poller, register } = await startShortPoller(60_000);
   const resting = async () =>
     ((await poller.fetchHistory()).events ?? []).some(
       (event) => Number(event.timerStartedEventAttributes?.startToFireTimeout?.seconds ?? 0) > 30,
