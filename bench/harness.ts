@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { startDevServer, type DevServer } from '../dev/dev-server.js';
-import { imageNodeOptions, imageNodeVersion, nodeBinary } from '../dev/node-release.js';
+import { currentNode, imageNodeVersion, imageRuntime, nodeBinary, type NodeRuntime } from '../dev/node-release.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
 import { bundleRecoveryWorkflows } from '../worker/bundle.js';
 import type { BenchWorkerEnv, SentCallsMessage } from './worker-process.js';
@@ -153,34 +153,29 @@ export interface BenchWorkerOptions {
    */
   checkout?: string;
   /** The Node.js that runs the worker (workerNodeArg); absent: this process's. */
-  node?: WorkerNode;
-}
-
-/** A Node.js binary, and the NODE_OPTIONS it runs the worker with before any the benchmark was given. */
-export interface WorkerNode {
-  path: string;
-  options: string;
+  node?: NodeRuntime;
 }
 
 /**
  * `--worker-node <version>`: the workers run on that Node.js release instead of this process's (`image`: the one the
- * Docker image runs them on, with the image's NODE_OPTIONS). The image's release need not be the one the benchmark
- * and the tests run on.
+ * Docker image runs them on, with the image's node flags and runtime environment). The image's release need not be
+ * the one the benchmark and the tests run on.
  */
-export function workerNodeArg(): WorkerNode | undefined {
+export function workerNodeArg(): NodeRuntime | undefined {
   const index = process.argv.indexOf('--worker-node');
   if (index === -1) return undefined;
   const asked = process.argv[index + 1] ?? '';
-  let node: WorkerNode;
+  let node: NodeRuntime;
   try {
     node =
       asked === 'image'
-        ? { path: nodeBinary(imageNodeVersion()), options: imageNodeOptions() }
-        : { path: nodeBinary(asked), options: '' };
+        ? { path: nodeBinary(imageNodeVersion()), ...imageRuntime() }
+        : { ...currentNode(), path: nodeBinary(asked) };
   } catch (err) {
     throw new Error(`--worker-node (a version, or image): ${(err as Error).message}`);
   }
-  console.error(`workers run on ${node.path}${node.options ? ` with NODE_OPTIONS ${node.options}` : ''}`);
+  const env = Object.entries(node.env).map(([name, value]) => `${name}=${value}`);
+  console.error(`workers run on ${[...env, node.path, ...node.nodeArgs].join(' ')}`);
   return node;
 }
 
@@ -207,10 +202,11 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
   };
   const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
   const script = options.checkout ? path.join(options.checkout, 'bench', 'worker-process.ts') : workerScript;
-  // Options given to the benchmark come last, so that they override the image's.
-  const nodeOptions = [options.node?.options, process.env.NODE_OPTIONS].filter(Boolean).join(' ');
-  const child = spawn(options.node?.path ?? process.execPath, [...heap, '--import', 'tsx', script], {
-    env: { ...process.env, ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+  // The benchmark's own environment and NODE_OPTIONS come after the image's, so that they override them.
+  const nodeOptions = [options.node?.env.NODE_OPTIONS, process.env.NODE_OPTIONS].filter(Boolean).join(' ');
+  const nodeArgs = [...(options.node?.nodeArgs ?? []), ...heap, '--import', 'tsx', script];
+  const child = spawn(options.node?.path ?? process.execPath, nodeArgs, {
+    env: { ...options.node?.env, ...process.env, ...env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {

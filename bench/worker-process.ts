@@ -48,18 +48,40 @@ function recordAnchorRequests(anchorUrl: string): void {
   process.channel?.unref();
 }
 
-/** Prints the process's memory by kind every `seconds`, in MiB. */
+/** What Node.js 22.16 and later answer for a worker thread's isolate (`Worker.getHeapStatistics`). */
+interface ThreadHeap {
+  used_heap_size: number;
+  total_heap_size: number;
+}
+
+/**
+ * Prints the process's memory by kind every `seconds`, in MiB. Where Node.js can read another thread's heap (from
+ * 22.16), the SDK's workflow thread is split out of the rest.
+ */
 function logMemory(seconds: number): void {
   const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
   const startedAt = Date.now();
+  const threadHeaps: (() => Promise<ThreadHeap>)[] = [];
+  process.on('worker', (thread) => {
+    const { getHeapStatistics } = thread as { getHeapStatistics?: () => Promise<ThreadHeap> };
+    if (getHeapStatistics) threadHeaps.push(() => getHeapStatistics.call(thread));
+  });
   setInterval(() => {
-    const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
-    const at = Math.round((Date.now() - startedAt) / 1000);
-    console.error(
-      `memory at ${at} s: rss ${mib(rss)}, main heap ${mib(heapUsed)} of ${mib(heapTotal)}, ` +
-        `external ${mib(external)} (array buffers ${mib(arrayBuffers)}), ` +
-        `rest (workflow thread, native) ${mib(rss - heapTotal - external)} MiB`,
-    );
+    void (async () => {
+      const { rss, heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+      const threads = await Promise.all(threadHeaps.map((read) => read().catch(() => undefined)));
+      const live = threads.filter((heap): heap is ThreadHeap => heap !== undefined);
+      const threadsTotal = live.reduce((sum, heap) => sum + heap.total_heap_size, 0);
+      const at = Math.round((Date.now() - startedAt) / 1000);
+      console.error(
+        `memory at ${at} s: rss ${mib(rss)}, main heap ${mib(heapUsed)} of ${mib(heapTotal)}, ` +
+          `external ${mib(external)} (array buffers ${mib(arrayBuffers)}), ` +
+          live
+            .map((heap) => `worker thread heap ${mib(heap.used_heap_size)} of ${mib(heap.total_heap_size)}, `)
+            .join('') +
+          `rest (${live.length ? '' : 'workflow thread, '}native) ${mib(rss - heapTotal - external - threadsTotal)} MiB`,
+      );
+    })();
   }, seconds * 1000).unref();
 }
 

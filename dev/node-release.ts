@@ -14,9 +14,38 @@ export function imageNodeVersion(): string {
   return version;
 }
 
-/** The NODE_OPTIONS the Docker image runs the worker with (its ENV NODE_OPTIONS line), '' when it sets none. */
-export function imageNodeOptions(): string {
-  return /^ENV NODE_OPTIONS=(\S+)$/m.exec(readDockerfile())?.[1] ?? '';
+/**
+ * How the Docker image runs the worker beyond its Node.js release: the flags its CMD gives `node` before the script,
+ * and the environment its ENV lines tune the runtime with (NODE_OPTIONS, glibc's MALLOC_*). Other ENV lines name the
+ * image's own paths and modes, and are left out.
+ */
+export interface ImageRuntime {
+  nodeArgs: string[];
+  env: Record<string, string>;
+}
+
+/** A Node.js binary, and the flags and environment a worker process runs on it with. */
+export interface NodeRuntime extends ImageRuntime {
+  path: string;
+}
+
+/** The Node.js running this process, with no flags or environment of its own. */
+export const currentNode = (): NodeRuntime => ({ path: process.execPath, nodeArgs: [], env: {} });
+
+export function imageRuntime(): ImageRuntime {
+  const dockerfile = readDockerfile();
+  const runtimeFrom = dockerfile.search(/^FROM .* AS runtime$/m);
+  if (runtimeFrom === -1) throw new Error('Dockerfile: no FROM … AS runtime stage');
+  const runtimeStage = dockerfile.slice(runtimeFrom);
+  const env: Record<string, string> = {};
+  for (const [, name, value] of runtimeStage.matchAll(/^ENV (NODE_OPTIONS|MALLOC_[A-Z_]+)=("[^"]*"|\S+)$/gm)) {
+    env[name!] = value!.startsWith('"') ? (JSON.parse(value!) as string) : value!;
+  }
+  const cmd = /^CMD (\[.*\])$/m.exec(runtimeStage)?.[1];
+  if (cmd === undefined) throw new Error('Dockerfile: no CMD ["node", …] line in the runtime stage');
+  const [command, ...args]: string[] = JSON.parse(cmd) as string[];
+  if (command !== 'node') throw new Error(`Dockerfile: the runtime's CMD runs ${command}, not node`);
+  return { nodeArgs: args.filter((arg) => arg.startsWith('--')), env };
 }
 
 /**

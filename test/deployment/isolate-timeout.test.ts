@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { imageNodeVersion, nodeBinary } from '../../dev/node-release.js';
+import { currentNode, imageNodeVersion, imageRuntime, nodeBinary, type NodeRuntime } from '../../dev/node-release.js';
 import { asyncContextFrameInUse } from '../../worker/node-runtime.js';
 import { RECOVER_BATCH_WORKFLOW } from '../../workflows/definitions.js';
 import { killLeftoverChildren } from '../client/child-process.js';
@@ -12,9 +12,10 @@ import { eventually, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from './worker-process.js';
 
-// A workflow task that runs past the worker's isolateExecutionTimeout, on the Node.js the image runs the worker on,
-// and on the one the tests run on. The image's fails the task and lives on; Node.js before 24 aborts the whole
-// worker, and the worker says so in its log when it starts (worker/node-runtime.ts).
+// A workflow task that runs past the worker's isolateExecutionTimeout, on the Node.js the image runs the worker on
+// (with the image's node flags and runtime environment, so that they are shown to start a worker too), and on the one
+// the tests run on. The image's fails the task and lives on; Node.js before 24 aborts the whole worker, and the worker
+// says so in its log when it starts (worker/node-runtime.ts).
 
 const ISOLATE_TIMEOUT_MS = 300;
 const CORRUPTED = /async hook stack has become corrupted/;
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 /** A worker process on `node` whose recoverBatch spins, and one recovery started on its queue. */
-async function spinOn(node: string): Promise<{ worker: WorkerProcess; workflowId: string }> {
+async function spinOn(node: NodeRuntime): Promise<{ worker: WorkerProcess; workflowId: string }> {
   const taskQueue = uniqueTaskQueue('isolate-timeout');
   const worker = await spawnWorkerProcess(
     {
@@ -68,8 +69,7 @@ const taskFailures = async (workflowId: string) =>
   });
 
 test("on the image's Node.js, a task past the isolate timeout fails, and the worker lives on", async () => {
-  const node = nodeBinary(imageNodeVersion());
-  const { worker, workflowId } = await spinOn(node);
+  const { worker, workflowId } = await spinOn({ path: nodeBinary(imageNodeVersion()), ...imageRuntime() });
   // Twice: the worker ran the task again after the first timeout, so it was still there to run it.
   const failures = await eventually(
     'two timed-out workflow tasks',
@@ -94,7 +94,7 @@ const onAffectedNode = asyncContextFrameInUse() ? test.skip : test;
 onAffectedNode(
   'on Node.js 20, the same task aborts the worker, which warned of it at start',
   async () => {
-    const { worker, workflowId } = await spinOn(process.execPath);
+    const { worker, workflowId } = await spinOn(currentNode());
     expect(worker.logEntries().filter((entry) => RUNTIME_WARNING.test(String(entry.msg)))).toHaveLength(1);
     const { code } = await worker.closed;
     expect(code).not.toBe(0);

@@ -1,5 +1,6 @@
 import getPort from 'get-port';
 import { spawnWatched, type WatchedChild } from '../client/child-process.js';
+import { currentNode, type NodeRuntime } from '../../dev/node-release.js';
 
 /** What the worker prints once it polls: the first JSON line with msg "Worker started". */
 export const WORKER_STARTED = /^\{.*"msg":"Worker started".*\}$/m;
@@ -12,17 +13,18 @@ export interface WorkerProcess extends WatchedChild {
 
 /**
  * Starts `worker/main.ts` as its own process, as the container does, with `env` on top of the test's environment,
- * `preload` (a module of the repository) imported before it, on the Node.js binary `node` (this process's if absent).
+ * `preload` (a module of the repository) imported before it, on `node` (its flags before the script, its environment
+ * under `env`).
  */
 export async function spawnWorkerProcess(
   env: NodeJS.ProcessEnv,
   preload?: string,
-  node = process.execPath,
+  node: NodeRuntime = currentNode(),
 ): Promise<WorkerProcess> {
   const metricsPort = await getPort();
   const imports = ['--import', 'tsx', ...(preload === undefined ? [] : ['--import', preload])];
-  const watched = spawnWatched(node, [...imports, 'worker/main.ts'], {
-    env: { ...process.env, METRICS_PORT: String(metricsPort), LOG_LEVEL: 'INFO', ...env },
+  const watched = spawnWatched(node.path, [...node.nodeArgs, ...imports, 'worker/main.ts'], {
+    env: { ...process.env, ...node.env, METRICS_PORT: String(metricsPort), LOG_LEVEL: 'INFO', ...env },
   });
   const logEntries = () =>
     watched
