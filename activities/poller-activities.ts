@@ -1,3 +1,4 @@
+import { cancellationSignal } from '@temporalio/activity';
 import { countersAccountForAll, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
 import type { AnchorApiClient, BatchSummary } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
@@ -55,11 +56,11 @@ export function createPollerActivities(api: AnchorApiClient) {
     async readBatchPage(request: BatchPageRequest): Promise<BatchPage> {
       let result;
       try {
-        result = await api.listBatches({
-          page: request.page,
-          limit: request.limit,
-          created_before: request.createdBefore,
-        });
+        result = await api.listBatches(
+          { page: request.page, limit: request.limit, created_before: request.createdBefore },
+          // A worker that shuts down does not wait out a read the API holds open.
+          { signal: cancellationSignal() },
+        );
       } catch (err) {
         countApiError(err);
         throw toActivityFailure(err);

@@ -152,6 +152,26 @@ async function pollerRestEndedAtContinueAsNew(): Promise<{ workflowId: string; r
   return { workflowId, runId };
 }
 
+/**
+ * The poller's first page read held open by the API while registrations go on arriving: the run cancels the read
+ * near the server's signal limit and continues as new. Recorded from that run.
+ */
+async function pollerStepCutNearSignalLimit(): Promise<{ workflowId: string; runId: string }> {
+  const { workflowId, firstExecutionRunId: runId, poller, register } = await startShortPoller(60_000);
+  simulator.faults.add('list', { type: 'hang' });
+  const held = () => simulator.ledger.all().calls.some((call) => call.outcome === 'hung');
+  try {
+    await register(`held-${randomUUID()}`);
+    while (!held()) await new Promise((resolve) => setTimeout(resolve, 50));
+    let filler = 0;
+    while ((await poller.describe()).runId === runId) await register(`filler-${(filler += 1)}`);
+  } finally {
+    simulator.faults.clear();
+    await poller.terminate('fixture recorded');
+  }
+  return { workflowId, runId };
+}
+
 /** Two rounds from the list's settles and an exhausted end: each marker's own fixture records this recovery. */
 function exhaustedInTwoRoundsWithPoller(): Promise<string> {
   const batch = simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
@@ -388,6 +408,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A rest between cycles that ends when the run is due to continue as new.
   async 'poller-rest-ends-at-continue-as-new'() {
     return pollerRestEndedAtContinueAsNew();
+  },
+  // A page read the API holds, cancelled when the run nears the signal limit.
+  async 'poller-cuts-step-near-signal-limit'() {
+    return pollerStepCutNearSignalLimit();
   },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });

@@ -2,8 +2,10 @@ import {
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   condition,
   getExternalWorkflowHandle,
+  isCancellation,
   log,
   makeContinueAsNewFunc,
   patched,
@@ -37,6 +39,12 @@ export const MAX_WATCHED_BATCHES = 20_000;
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
 /** The fewest events a run may hold: a cycle with its wakes takes tens. */
 const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
+/**
+ * A run this many times past its threshold stops waiting for the page reads in flight (CUT_STEP_PATCH): 8,000 events
+ * at the default, so at most 8,000 signals, and the 2,000 left to the server's limit cover those that arrive while
+ * the run continues as new.
+ */
+const CUT_STEP_PAST_THRESHOLD = 1.6;
 
 /**
  * [batchId, pollIntervalMs, workflowId when it is not the batch's recovery id (else null when a fourth follows),
@@ -121,6 +129,14 @@ const UNSENT_WAKES_PAST_CAP_PATCH = 'poller-keeps-unsent-wakes-past-cap';
  * run from this change on records both, whether or not it rests.
  */
 const REST_ENDS_AT_CONTINUE_AS_NEW_PATCH = 'poller-rest-ends-at-continue-as-new';
+/**
+ * From this change on, a run that comes CUT_STEP_PAST_THRESHOLD times past its threshold while its page reads wait
+ * cancels them and continues as new: a run continues as new only between the steps of a cycle, so reads that wait
+ * long (an API that holds the list call, a busy task queue) let registrations arrive as signals up to the server's
+ * limit per run (10,000 by default), past which it refuses them. Asked only where the answer matters: a run that
+ * never comes so far records nothing.
+ */
+const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -253,6 +269,32 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     const info = workflowInfo();
     return info.continueAsNewSuggested || info.historyLength >= continueAsNewAfterEvents;
   };
+  const nearSignalLimit = () => workflowInfo().historyLength >= continueAsNewAfterEvents * CUT_STEP_PAST_THRESHOLD;
+
+  /**
+   * A step's pages, or `cut` when the run came near the server's signal limit before they were all read: the reads
+   * are then cancelled (their pages are read again by the next run's cycle), so that the run can continue as new.
+   */
+  const readUnlessCut = async (read: (page: number) => Promise<BatchPage>, pages: number[]) => {
+    const reads = new CancellationScope();
+    const guard = new CancellationScope();
+    const cut = guard.run(async () => {
+      await condition(nearSignalLimit);
+      if (!patched(CUT_STEP_PATCH)) return false;
+      reads.cancel();
+      return true;
+    });
+    try {
+      return await reads.run(() => Promise.all(pages.map(read)));
+    } catch (err) {
+      // The guard's own cancellation (below) is not a cut.
+      if (isCancellation(err) && (await cut.catch(() => false))) return 'cut' as const;
+      throw err;
+    } finally {
+      guard.cancel();
+      await cut.catch(() => undefined);
+    }
+  };
 
   /**
    * Reads page 1, then the remaining pages PAGES_IN_FLIGHT at a time (the queue's rate limit paces
@@ -291,7 +333,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       while (next <= last) {
         // Without total_pages, one page at a time, following has_next.
         const batch = next === 1 ? [1] : pagesFrom(next, last);
-        const results = await Promise.all(batch.map(read));
+        const results = await readUnlessCut(read, batch);
+        // Their batches stay watched: the run continues as new with them.
+        if (results === 'cut') return;
         results.forEach(take);
         await sendDue();
         if (unseen.size === 0) return;

@@ -55,8 +55,11 @@ export interface RecoveryEnv {
   retryPosts(batchId: string): LedgerCall[];
   /** Starts an in-process worker on the env's task queue; stopped by close(). */
   startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<Worker>;
-  /** Starts a worker that also starts the task queue's batch status poller; close() terminates the poller. */
-  startPollerWorker(): Promise<Worker>;
+  /**
+   * Starts a worker that also starts the task queue's batch status poller; close() terminates the poller. `anchor`
+   * overrides its API client's settings (a test that holds a call open sets a longer timeout).
+   */
+  startPollerWorker(anchor?: Partial<WorkerConfig['anchor']>): Promise<Worker>;
   close(): Promise<void>;
 }
 
@@ -89,9 +92,10 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
       const config = workerConfig(taskQueue, simulator.url, apiKey);
       return startWorker({ ...config, limits: { ...config.limits, ...limits } });
     },
-    startPollerWorker() {
+    startPollerWorker(anchor = {}) {
       pollerStarted = true;
-      return startWorker({ ...workerConfig(taskQueue, simulator.url), batchStatusPoller: true });
+      const config = workerConfig(taskQueue, simulator.url);
+      return startWorker({ ...config, anchor: { ...config.anchor, ...anchor }, batchStatusPoller: true });
     },
     async close() {
       for (const { worker, done, connection } of running) {

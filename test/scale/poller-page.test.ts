@@ -1,5 +1,6 @@
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { AnchorApiClient } from '../../anchor-api/index.js';
-import { createPollerActivities } from '../../activities/poller-activities.js';
+import { createPollerActivities, type BatchPage, type BatchPageRequest } from '../../activities/poller-activities.js';
 import { startHostileServer, type HostileServer } from '../helpers/hostile-server.js';
 
 // What the poller's page read keeps of the list: a server of the test's own sends summaries the simulator never does.
@@ -62,7 +63,13 @@ test('a page keeps the counters of settled batches with failures or a recent set
   const activities = createPollerActivities(
     new AnchorApiClient({ baseUrl: server.url, apiKey: 'sk-poller-page-test', timeoutMs: 5_000 }),
   );
-  const page = await activities.readBatchPage({ page: 2, limit: 100, createdBefore: '2026-11-30T04:00:00.000Z' });
+  // In an activity's context, which gives the read its cancellation signal.
+  const read = (request: BatchPageRequest) => activities.readBatchPage(request);
+  const page = await new MockActivityEnvironment().run<[BatchPageRequest], BatchPage, typeof read>(read, {
+    page: 2,
+    limit: 100,
+    createdBefore: '2026-11-30T04:00:00.000Z',
+  });
 
   expect(page.listed).toEqual({
     listed: { status: 'completed', total: 4, completed: 3, failed: 1, settledAt: '2026-11-30T02:00:00.123Z' },
