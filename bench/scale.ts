@@ -190,6 +190,33 @@ try {
         `pending activities ${raw.length} (attempts ${raw.map((a) => a.attempt).join(',')}), ` +
         `pending workflow task: ${JSON.stringify(poller.raw.pendingWorkflowTask ?? null)}`,
     );
+    // Each run of the chain, oldest first: whether its workflow tasks kept up with the registrations it took.
+    const { EventType, TimeoutType, WorkflowTaskFailedCause } = proto.temporal.api.enums.v1;
+    const runs: string[] = [];
+    let runId: string | undefined = poller.runId;
+    while (runId) {
+      const history: proto.temporal.api.history.v1.IHistory = await stack.client.workflow
+        .getHandle(poller.workflowId, runId)
+        .fetchHistory();
+      const events = history.events ?? [];
+      const tally = { signals: 0, startToClose: 0, sticky: 0, failed: 0, unhandledCommand: 0 };
+      for (const event of events) {
+        if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) tally.signals += 1;
+        const timeout = event.workflowTaskTimedOutEventAttributes?.timeoutType;
+        if (timeout === TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE) tally.startToClose += 1;
+        if (timeout === TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START) tally.sticky += 1;
+        const failure = event.workflowTaskFailedEventAttributes;
+        if (failure) tally.failed += 1;
+        if (failure?.cause === WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND)
+          tally.unhandledCommand += 1;
+      }
+      runs.unshift(
+        `${events.length} events, ${tally.signals} signals; workflow tasks timed out ${tally.startToClose} ` +
+          `(start-to-close) and ${tally.sticky} (sticky), failed ${tally.failed} (${tally.unhandledCommand} unhandled command)`,
+      );
+      runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+    }
+    console.error(`poller runs, oldest first:\n${runs.map((run, i) => `  ${i + 1}: ${run}`).join('\n')}`);
   }
   // Workflow task timeouts and the delay to each recovery's first workflow task, from the histories.
   let timedOut = 0;

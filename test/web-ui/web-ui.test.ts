@@ -35,7 +35,11 @@ async function showsAfterReloads(locator: Locator, what: string, timeoutMs = 30_
       await locator.waitFor({ state: 'visible', timeout: 3_000 });
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`, { cause: err });
+      if (Date.now() > deadline) {
+        // What the page showed instead, for the failure's reader.
+        const shown = await env.screenshot(`timed-out-${what.replaceAll(' ', '-')}`);
+        throw new Error(`Timed out waiting for ${what} (the page as it was: ${shown})`, { cause: err });
+      }
       await page.reload();
     }
   }
