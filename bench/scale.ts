@@ -210,9 +210,15 @@ try {
         if (failure?.cause === WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND)
           tally.unhandledCommand += 1;
       }
+      // When the run began, came due (its 5,000th event, the default threshold) and ended, in s after the start.
+      const at = (event: (typeof events)[number] | undefined) =>
+        event?.eventTime
+          ? `t+${((Number(event.eventTime.seconds ?? 0) * 1000 + (event.eventTime.nanos ?? 0) / 1e6 - t0) / 1000).toFixed(0)} s`
+          : '-';
       runs.unshift(
         `${events.length} events, ${tally.signals} signals; workflow tasks timed out ${tally.startToClose} ` +
-          `(start-to-close) and ${tally.sticky} (sticky), failed ${tally.failed} (${tally.unhandledCommand} unhandled command)`,
+          `(start-to-close) and ${tally.sticky} (sticky), failed ${tally.failed} (${tally.unhandledCommand} unhandled ` +
+          `command); began ${at(events[0])}, 5,000th event ${at(events[4_999])}, last event ${at(events.at(-1))}`,
       );
       runId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
     }
