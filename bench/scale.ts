@@ -49,6 +49,11 @@ const maxCachedWorkflows = process.argv.includes('--max-cached') ? numberArg('ma
 const heapMiB = process.argv.includes('--heap-mib') ? numberArg('heap-mib', 512) : undefined;
 const workerNode = workerNodeArg();
 
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+/** An event's time in epoch ms (0 when the event is missing). */
+const eventTimeMs = (event: HistoryEvent | undefined) =>
+  Number(event?.eventTime?.seconds ?? 0) * 1000 + Math.floor((event?.eventTime?.nanos ?? 0) / 1e6);
+
 const POLL_MAXIMUM_MS = 120_000;
 const ROUND_BACKOFF_MS = 30_000;
 const GRACE_SECONDS = 60;
@@ -211,10 +216,8 @@ try {
           tally.unhandledCommand += 1;
       }
       // When the run began, came due (its 5,000th event, the default threshold) and ended, in s after the start.
-      const at = (event: (typeof events)[number] | undefined) =>
-        event?.eventTime
-          ? `t+${((Number(event.eventTime.seconds ?? 0) * 1000 + (event.eventTime.nanos ?? 0) / 1e6 - t0) / 1000).toFixed(0)} s`
-          : '-';
+      const at = (event: HistoryEvent | undefined) =>
+        event?.eventTime ? `t+${((eventTimeMs(event) - t0) / 1000).toFixed(0)} s` : '-';
       runs.unshift(
         `${events.length} events, ${tally.signals} signals; workflow tasks timed out ${tally.startToClose} ` +
           `(start-to-close) and ${tally.sticky} (sticky), failed ${tally.failed} (${tally.unhandledCommand} unhandled ` +
@@ -241,10 +244,8 @@ try {
     if (timeouts.has(TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)) timedOut += 1;
     if (timeouts.has(TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)) stickyTimedOut += 1;
     const started = events.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED);
-    const toMs = (event: (typeof events)[number] | undefined) =>
-      Number(event?.eventTime?.seconds ?? 0) * 1000 + Math.floor((event?.eventTime?.nanos ?? 0) / 1e6);
-    if (started) firstTaskDelays.push(toMs(started) - toMs(events[0]));
-    if (!started || toMs(started) >= windowStart) firstTasksInWindow += 1;
+    if (started) firstTaskDelays.push(eventTimeMs(started) - eventTimeMs(events[0]));
+    if (!started || eventTimeMs(started) >= windowStart) firstTasksInWindow += 1;
   });
 
   const sorted = (values: number[]) => [...values].sort((a, b) => a - b);

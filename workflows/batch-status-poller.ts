@@ -287,7 +287,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     try {
       return await reads.run(() => Promise.all(pages.map(read)));
     } catch (err) {
-      // The guard's own cancellation (below) is not a cut.
+      // A cancellation of the whole poller cancels the guard too, and is not a cut.
       if (isCancellation(err) && (await cut.catch(() => false))) return 'cut' as const;
       throw err;
     } finally {
