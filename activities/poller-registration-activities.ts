@@ -4,10 +4,10 @@ import {
   batchSettled,
   batchStatusPollerWorkflowId,
   POLLER_RESET_RUN_MEMO_KEY,
-  watchBatch,
   type ListedSettle,
   type WatchBatchRequest,
 } from '../workflows/definitions.js';
+import { createRegistrationSender } from './registration-signals.js';
 
 export interface PollerRegistration extends WatchBatchRequest {
   /** The recovery's task queue: the poller it registers with is that queue's. */
@@ -75,14 +75,17 @@ const WAKES_IN_FLIGHT = 20;
  * The signals between recoveries and their task queue's poller, sent through the worker's Temporal client from
  * local activities. A signal sent from workflow code costs two more history events and one more workflow task in
  * the sender (the server's confirmation), and the server one more transaction on each side; from a local activity
- * it costs the sender one marker event. The signals are the ones workflow code sends, so pollers and recoveries
- * run by older and newer workers take both. No Anchor call, so no share of the budget.
+ * it costs the sender one marker event. A wake is the signal workflow code sends; a registration is either that
+ * signal or, to a poller run that takes them, one signal for the worker's registrations of the last 200 ms
+ * (registration-signals.ts). So pollers and recoveries run by older and newer workers take both. No Anchor call, so
+ * no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {
   /**
    * When a closed poller run began (a chain's first run) or was begun by a reset, by run id: neither time changes.
    */
   const runTimes = new Map<string, number>();
+  const sendRegistration = createRegistrationSender(client);
   let retentionMs: number | undefined;
 
   /**
@@ -165,13 +168,7 @@ export function createPollerRegistrationActivities(client: Client) {
           // The server could not describe the poller, or it has none: the signal decides.
         }
       }
-      try {
-        await client.workflow.getHandle(pollerId).signal(watchBatch, request);
-        return true;
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError) return false;
-        throw err;
-      }
+      return sendRegistration(pollerId, request);
     },
 
     /**

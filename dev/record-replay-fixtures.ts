@@ -413,6 +413,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'poller-cuts-step-near-signal-limit'() {
     return pollerStepCutNearSignalLimit();
   },
+  // Registrations taken as watchBatches signals (a worker's registrations of 200 ms each), by a run whose memo says so.
+  async 'poller-takes-watch-batches'() {
+    return pollerHistory();
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });

@@ -13,6 +13,7 @@ import {
   proxyLocalActivities,
   setHandler,
   sleep,
+  upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { BatchPage, PollerActivities } from '../activities/poller-activities.js';
@@ -21,8 +22,10 @@ import {
   batchSettled,
   isWatchingBatch,
   POLLER_RESET_RUN_MEMO_KEY,
+  POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
   recoveryWorkflowId,
   watchBatch,
+  watchBatches,
   type ListedSettle,
   type WatchBatchRequest,
 } from './definitions.js';
@@ -35,7 +38,7 @@ export const BATCH_PAGE_SIZE = 100;
  * own reads; bounds the carried state.
  */
 export const MAX_WATCHED_BATCHES = 20_000;
-// Well below the server's per-run signal limit (10,000 by default), as every watch is a signal.
+// Well below the server's per-run signal limit (10,000 by default): a watch is a signal, or a share of one.
 const CONTINUE_AS_NEW_AFTER_EVENTS = 5_000;
 /** The fewest events a run may hold: a cycle with its wakes takes tens. */
 const MIN_CONTINUE_AS_NEW_AFTER_EVENTS = 50;
@@ -62,6 +65,21 @@ function withWaitStart(startedAtMs: unknown): { waitStartedAt?: string } {
   if (typeof startedAtMs !== 'number') return {};
   const startedAt = new Date(startedAtMs);
   return Number.isNaN(startedAt.getTime()) ? {} : { waitStartedAt: startedAt.toISOString() };
+}
+
+function isWatchBatchRequest(value: unknown): value is WatchBatchRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const { batchId, workflowId, pollIntervalMs, waitStartedAt } = value as Record<string, unknown>;
+  return (
+    typeof batchId === 'string' &&
+    batchId !== '' &&
+    typeof workflowId === 'string' &&
+    workflowId !== '' &&
+    typeof pollIntervalMs === 'number' &&
+    Number.isFinite(pollIntervalMs) &&
+    pollIntervalMs > 0 &&
+    (waitStartedAt === undefined || typeof waitStartedAt === 'string')
+  );
 }
 
 export interface BatchStatusPollerInput {
@@ -137,6 +155,13 @@ const REST_ENDS_AT_CONTINUE_AS_NEW_PATCH = 'poller-rest-ends-at-continue-as-new'
  * never comes so far records nothing.
  */
 const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
+/**
+ * Runs from this change on say in their memo that they take watchBatches (a worker's registrations of a short window
+ * in one signal), and workers send those only to such a run. The memo is written by a command, so a worker of older
+ * code cannot go on with such a run (its replay fails on the command it does not make) and never drops the signal for
+ * want of a handler. Asked when a run begins.
+ */
+const TAKES_WATCH_BATCHES_PATCH = 'poller-takes-watch-batches';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -157,6 +182,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   const maxWatchedBatches = boundedSetting(input, 'maxWatchedBatches', 1, MAX_WATCHED_BATCHES);
   const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
   const restEndsAtContinueAsNew = patched(REST_ENDS_AT_CONTINUE_AS_NEW_PATCH);
+  if (patched(TAKES_WATCH_BATCHES_PATCH)) upsertMemo({ [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true });
   const { runId, originalExecutionRunId } = workflowInfo();
   /**
    * The run a reset of this chain began most recently, carried across continue-as-new in the input and the memo: a
@@ -194,7 +220,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     wakes.add(sent);
   };
 
-  setHandler(watchBatch, (request: WatchBatchRequest) => {
+  /** A watch for the batch, or a wake straight back when the watch is full. */
+  const takeRegistration = (request: WatchBatchRequest) => {
     if (watched.size >= maxWatchedBatches && !watched.has(request.batchId)) {
       wake(request.batchId, request.workflowId);
       return;
@@ -212,6 +239,16 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       fromCycle: sameWait ? current.fromCycle : cycles + 1,
       ...(request.waitStartedAt === undefined ? {} : { waitStartedAt: request.waitStartedAt }),
     });
+  };
+  setHandler(watchBatch, takeRegistration);
+  setHandler(watchBatches, (requests) => {
+    // Workers send well-formed ones; what else comes (a signal typed in the Web UI) is left out, as a handler that
+    // threw would fail the poller's task again at every attempt.
+    const taken = Array.isArray(requests) ? requests.filter(isWatchBatchRequest) : [];
+    if (taken.length < (Array.isArray(requests) ? requests.length : 1)) {
+      log.warn('watchBatches signal with malformed registrations; those are left out', { taken: taken.length });
+    }
+    taken.forEach(takeRegistration);
   });
 
   /** A cycle's wakes not sent yet, by batch, with the watch to restore if the signal cannot be sent (wakesLocally). */

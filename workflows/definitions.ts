@@ -42,6 +42,15 @@ export interface WatchBatchRequest {
 }
 export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
 /**
+ * Registrations a worker gathered over a short window, as one signal: one event in the poller's history where each
+ * watchBatch is one, so a start burst of thousands of recoveries stays far below the server's limit of signals per
+ * run. Sent only to a poller run whose memo says it takes them (POLLER_TAKES_WATCH_BATCHES_MEMO_KEY): a run of older
+ * code has no handler for it, and would drop it when it continues as new.
+ */
+export const watchBatches = defineSignal<[WatchBatchRequest[]]>('watchBatches');
+/** Set (true) by each poller run whose code takes watchBatches, in its first workflow task. */
+export const POLLER_TAKES_WATCH_BATCHES_MEMO_KEY = 'takesWatchBatches';
+/**
  * Whether the poller still watches this wait (the same batch, recovery and wait start). Workers from before wave 14
  * ask before a recovery registers again during the same wait: a poller that still has it needs no signal, which
  * would be one more event in its history. Newer workers ask the server whether the poller's chain that took the

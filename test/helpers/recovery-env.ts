@@ -10,7 +10,7 @@ import {
 } from '../../simulator/index.js';
 import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorker } from '../../worker/create-worker.js';
-import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import { batchStatusPollerWorkflowId, type WatchBatchRequest } from '../../workflows/definitions.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY } from '../../workflows/recovery-details.js';
 import type { RecoveryReport } from '../../workflows/report.js';
@@ -157,6 +157,19 @@ export function signalInputs<T>(history: proto.temporal.api.history.v1.IHistory,
     .map((event) => event.workflowExecutionSignaledEventAttributes)
     .filter((signal) => signal?.signalName === signalName)
     .map((signal) => JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as T);
+}
+
+/**
+ * The registrations a poller's history took, in order: each watchBatch signal's, and each watchBatches signal's in
+ * turn.
+ */
+export function registrationsIn(history: proto.temporal.api.history.v1.IHistory): WatchBatchRequest[] {
+  return (history.events ?? []).flatMap((event) => {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    if (signal?.signalName !== 'watchBatch' && signal?.signalName !== 'watchBatches') return [];
+    const input = JSON.parse(Buffer.from(signal.input?.payloads?.[0]?.data ?? []).toString()) as unknown;
+    return signal.signalName === 'watchBatch' ? [input as WatchBatchRequest] : (input as WatchBatchRequest[]);
+  });
 }
 
 /** The phase and rounds of each memo a recovery wrote, in order. */

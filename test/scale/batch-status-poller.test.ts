@@ -83,6 +83,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
   expect(patchMarkerIds(poller)).toEqual([
     'poller-wakes-through-local-activity',
     'poller-rest-ends-at-continue-as-new',
+    'poller-takes-watch-batches',
   ]);
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.

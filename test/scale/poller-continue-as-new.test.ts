@@ -5,9 +5,16 @@ import type { BatchStatusPollerInput, batchStatusPoller } from '../../workflows/
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
+  POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
   recoveryWorkflowId,
 } from '../../workflows/definitions.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  FAST_POLICY,
+  registrationsIn,
+  startRecoveryEnv,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
 
@@ -138,3 +145,50 @@ test('a poller resting between cycles continues as new once due, without waiting
   expect(types).not.toContain(EventType.EVENT_TYPE_TIMER_FIRED);
   expect(types.at(-1)).toBe(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW);
 }, 120_000);
+
+test("a worker's registrations follow the poller into the run it continued as new with", async () => {
+  const activities = createPollerRegistrationActivities(env.client);
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  const register = (batchId: string) =>
+    activities.watchBatchWithPoller({
+      taskQueue: env.taskQueue,
+      batchId,
+      workflowId: recoveryWorkflowId(batchId),
+      pollIntervalMs: 60_000,
+      waitStartedAt: new Date().toISOString(),
+    });
+  /** The current run, once its memo says it takes watchBatches. */
+  const runTakingBatches = async () => {
+    const { runId, memo } = await poller.describe();
+    return memo?.[POLLER_TAKES_WATCH_BATCHES_MEMO_KEY] === true ? runId : undefined;
+  };
+  const firstRunId = await eventually('a run that takes watchBatches', runTakingBatches);
+
+  // The worker's sender learns this run, and signals it by its id, until the run's history reaches the threshold.
+  let filler = 0;
+  await eventually(
+    'the run to continue as new',
+    async () => {
+      await Promise.all([1, 2, 3].map(() => register(`filler-${(filler += 1)}`)));
+      return (await poller.describe()).runId !== firstRunId ? true : undefined;
+    },
+    60_000,
+  );
+  const nextRunId = await eventually('the next run to take watchBatches', runTakingBatches);
+  expect(await register('after-continue-as-new')).toBe(true);
+
+  const signalled = await eventually('the registration in a later run', async () => {
+    for (let runId: string | undefined = nextRunId; runId !== undefined;) {
+      const history = await env.client.workflow.getHandle(poller.workflowId, runId).fetchHistory();
+      const signal = history.events?.find((event) =>
+        registrationsIn({ events: [event] }).some((request) => request.batchId === 'after-continue-as-new'),
+      );
+      if (signal) return signal.workflowExecutionSignaledEventAttributes?.signalName ?? undefined;
+      runId = history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+    }
+    return undefined;
+  });
+  expect(signalled).toBe('watchBatches');
+  const firstRun = await env.client.workflow.getHandle(poller.workflowId, firstRunId).fetchHistory();
+  expect(registrationsIn(firstRun).map((request) => request.batchId)).not.toContain('after-continue-as-new');
+}, 90_000);

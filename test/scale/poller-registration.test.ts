@@ -1,10 +1,22 @@
+import proto, { type temporal } from '@temporalio/proto';
 import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
+import { MAX_REGISTRATIONS_PER_SIGNAL } from '../../activities/registration-signals.js';
 import {
+  BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
+  isWatchingBatch,
+  POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
   recoveryWorkflowId,
   type WatchBatchRequest,
 } from '../../workflows/definitions.js';
-import { eventually, FAST_POLICY, signalInputs, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  FAST_POLICY,
+  type RecoveryEnv,
+  registrationsIn,
+  signalInputs,
+  startRecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -14,13 +26,15 @@ beforeAll(async () => {
 });
 afterAll(() => env.close());
 
-/** The batch ids of the watchBatch signals in the poller's history, in order. */
+const { EventType } = proto.temporal.api.enums.v1;
+
+/** The batch ids the poller's history took, in order. */
 async function signalledBatchIds(): Promise<string[]> {
   const history = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
-  return signalInputs<WatchBatchRequest>(history, 'watchBatch').map((request) => request.batchId);
+  return registrationsIn(history).map((request) => request.batchId);
 }
 
-test('a registration reaches the poller as the watchBatch signal that older recoveries send, and answers true', async () => {
+test('a registration reaches the poller, and answers true', async () => {
   const activities = createPollerRegistrationActivities(env.client);
   const registered = await activities.watchBatchWithPoller({
     taskQueue: env.taskQueue,
@@ -84,5 +98,100 @@ test("a wake reaches the recovery as the poller's batchSettled signal; a recover
     expect(wakes).toEqual([listed]);
   } finally {
     await handle.terminate('test done');
+  }
+});
+
+/** The name and registrations of each registration signal in a history, in order. */
+function registrationSignals(history: temporal.api.history.v1.IHistory) {
+  return (history.events ?? []).flatMap((event) => {
+    const signal = event.workflowExecutionSignaledEventAttributes;
+    if (!signal?.signalName?.startsWith('watchBatch')) return [];
+    return [{ name: signal.signalName, batchIds: registrationsIn({ events: [event] }).map((r) => r.batchId) }];
+  });
+}
+
+/** Registrations of one wait for batches the list shows pending for ten minutes: the poller keeps watching them. */
+function pendingRegistrations(count: number): WatchBatchRequest[] {
+  const waitStartedAt = new Date().toISOString();
+  return Array.from({ length: count }, () => {
+    const { id } = env.simulator.createScriptedBatch({ count: 1, pending_phase: { ms: 600_000 } });
+    return { batchId: id, workflowId: recoveryWorkflowId(id), pollIntervalMs: 60_000, waitStartedAt };
+  });
+}
+
+test("a worker's registrations of one window reach the poller as one watchBatches signal, and each is watched", async () => {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually('the poller to say it takes watchBatches', async () =>
+    (await poller.describe()).memo?.[POLLER_TAKES_WATCH_BATCHES_MEMO_KEY] === true ? true : undefined,
+  );
+  // More than one signal holds: the registrations past the first signal's bound go in a second one.
+  const requests = pendingRegistrations(MAX_REGISTRATIONS_PER_SIGNAL + 20);
+  const activities = createPollerRegistrationActivities(env.client);
+
+  const registered = await Promise.all(
+    requests.map((request) => activities.watchBatchWithPoller({ taskQueue: env.taskQueue, ...request })),
+  );
+
+  expect(registered.every((answer) => answer)).toBe(true);
+  const ours = new Set(requests.map((request) => request.batchId));
+  // A signal that comes while the poller's workflow task runs is written to history once the task completes.
+  const signals = await eventually('every registration in the poller history', async () => {
+    const recorded = registrationSignals(await poller.fetchHistory()).filter(({ batchIds }) =>
+      batchIds.some((batchId) => ours.has(batchId)),
+    );
+    return recorded.flatMap(({ batchIds }) => batchIds).length >= ours.size ? recorded : undefined;
+  });
+  // Sent side by side, so in either order.
+  expect(signals.map(({ name, batchIds }) => `${name} of ${batchIds.length}`).sort()).toEqual([
+    `watchBatches of ${MAX_REGISTRATIONS_PER_SIGNAL}`,
+    'watchBatches of 20',
+  ]);
+  expect(new Set(signals.flatMap(({ batchIds }) => batchIds))).toEqual(ours);
+  for (const request of requests) expect(await poller.query(isWatchingBatch, request)).toBe(true);
+});
+
+test('a watchBatches signal typed by hand with malformed registrations fails no task; its well-formed ones are taken', async () => {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  const [request] = pendingRegistrations(1);
+
+  await poller.signal('watchBatches', 'not a list');
+  await poller.signal('watchBatches', [{ batchId: 7 }, null, { ...request, pollIntervalMs: -1 }, request]);
+
+  await eventually('the well-formed registration to be watched', async () =>
+    (await poller.query(isWatchingBatch, request!)) ? true : undefined,
+  );
+  const types = (await poller.fetchHistory()).events?.map((event) => event.eventType);
+  expect(types).not.toContain(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
+  expect((await poller.describe()).status.name).toBe('RUNNING');
+});
+
+test('to a poller run that does not say it takes watchBatches (older code), each registration goes as a watchBatch signal', async () => {
+  const taskQueue = `${env.taskQueue}-older-poller`;
+  // On a queue no worker polls, the run never writes its memo, as a run of code from before watchBatches would not.
+  const older = await env.client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue,
+    workflowId: batchStatusPollerWorkflowId(taskQueue),
+  });
+  try {
+    const activities = createPollerRegistrationActivities(env.client);
+    const batchIds = ['older-1', 'older-2', 'older-3'];
+
+    const registered = await Promise.all(
+      batchIds.map((batchId) =>
+        activities.watchBatchWithPoller({
+          taskQueue,
+          batchId,
+          workflowId: recoveryWorkflowId(batchId),
+          pollIntervalMs: 60_000,
+        }),
+      ),
+    );
+
+    expect(registered).toEqual([true, true, true]);
+    const signals = registrationSignals(await older.fetchHistory());
+    expect(signals.map(({ name }) => name)).toEqual(['watchBatch', 'watchBatch', 'watchBatch']);
+    expect(signals.flatMap((signal) => signal.batchIds).sort()).toEqual(batchIds);
+  } finally {
+    await older.terminate('test done');
   }
 });

@@ -5,14 +5,13 @@ import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
   recoveryWorkflowId,
-  type WatchBatchRequest,
 } from '../../workflows/definitions.js';
 import {
   eventually,
   patchMarkerIds,
-  signalInputs,
-  startRecoveryEnv,
   type RecoveryEnv,
+  registrationsIn,
+  startRecoveryEnv,
 } from '../helpers/recovery-env.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
@@ -89,7 +88,7 @@ test('a run whose page read is held continues as new near the signal limit, with
   // Nothing was woken (the list was never read), so the next run watches exactly what this one began with and took.
   const input = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
   const began = input ? ((JSON.parse(Buffer.from(input).toString()) as BatchStatusPollerInput).watched ?? []) : [];
-  const taken = signalInputs<WatchBatchRequest>(history, 'watchBatch').map((request) => request.batchId);
+  const taken = registrationsIn(history).map((request) => request.batchId);
   const next = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads?.[0]?.data;
   const carried = (JSON.parse(Buffer.from(next!).toString()) as BatchStatusPollerInput).watched ?? [];
   expect(new Set(carried.map(([id]) => id))).toEqual(new Set([...began.map(([id]) => id), ...taken]));

@@ -7,9 +7,9 @@ import {
   FAST_POLICY,
   patchMarkerIds,
   pollerRegistrations,
-  signalInputs,
-  startRecoveryEnv,
   type RecoveryEnv,
+  registrationsIn,
+  startRecoveryEnv,
 } from '../helpers/recovery-env.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
@@ -66,7 +66,7 @@ test('a poller that lost its registrations (terminated, started again) learns th
 /** The watchBatch signals in the poller's history (its current run) for `batchId`, in order. */
 async function watchSignals(batchId: string): Promise<WatchBatchRequest[]> {
   const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
-  return signalInputs<WatchBatchRequest>(poller, 'watchBatch').filter((request) => request.batchId === batchId);
+  return registrationsIn(poller).filter((request) => request.batchId === batchId);
 }
 
 test('a recovery whose poller was terminated and not started again reads its batch on its own at its next registration', async () => {
@@ -143,6 +143,7 @@ test("registrations signalled again during the same wait (by an older worker) ke
   expect(patchMarkerIds(await poller.fetchHistory())).toEqual([
     'poller-wakes-through-local-activity',
     'poller-rest-ends-at-continue-as-new',
+    'poller-takes-watch-batches',
     'poller-rewatch-keeps-cycle',
   ]);
 }, 120_000);
