@@ -76,8 +76,8 @@ const WAKES_IN_FLIGHT = 20;
  * local activities. A signal sent from workflow code costs two more history events and one more workflow task in
  * the sender (the server's confirmation), and the server one more transaction on each side; from a local activity
  * it costs the sender one marker event. A wake is the signal workflow code sends; a registration is either that
- * signal or, to a poller run that takes them, one signal for the worker's registrations of the last 200 ms
- * (registration-signals.ts). So pollers and recoveries run by older and newer workers take both. No Anchor call, so
+ * signal or, to a poller run that takes them, one signal for the worker's registrations that came while its previous
+ * one was out (registration-signals.ts). So pollers and recoveries run by older and newer workers take both. No Anchor call, so
  * no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {

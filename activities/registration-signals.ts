@@ -8,46 +8,39 @@ import {
 } from '../workflows/definitions.js';
 
 /**
- * How long a worker gathers the registrations of its recoveries before it signals them to the poller, as one
- * `watchBatches` signal. Every signal is one event in the poller's history, and the server refuses signals to a run
- * past 10,000: a start burst of 10,000 recoveries sent one each took 9,700–9,800 signals into the poller's first run,
- * and past the limit in one run of three (docs/scaling.md). A registration is asked for within a poll interval of
- * minutes, so 200 ms more is nothing to it; the recovery's workflow task waits them (a local activity).
+ * Every signal is one event in the poller's history, and the server refuses signals to a run past 10,000: a start
+ * burst of 10,000 recoveries that sent one each took 9,700–9,800 signals into the poller's first run, and went past
+ * the limit in one run of three (docs/scaling.md). So a worker sends one signal at a time to a poller, and the
+ * registrations that come while it is out go together in the next: none waits when the server answers at once, and a
+ * burst that slows the server's answers gathers more per signal. A fixed 200 ms window gathered as many, but held each
+ * recovery's workflow task (and its slot, a local activity) 200 ms longer, and the burst's first tasks ran later.
  */
-export const REGISTRATION_WINDOW_MS = 200;
 /** Bounds one signal's payload: a registration is at most about 400 bytes (ids of 128 characters). */
 export const MAX_REGISTRATIONS_PER_SIGNAL = 100;
-/**
- * How long a poller run found without the `watchBatches` handler is taken as the current run, before the worker asks
- * the server again: a newer worker may have continued it as new meanwhile, into a run that takes them.
- */
-const OLDER_RUN_RECHECK_MS = 60_000;
-
 /** The poller run a worker signals, as the server described it. */
 interface PollerRun {
   runId: string;
   /** Its memo says it takes `watchBatches`: its code handles them (an older run's would drop them). */
   takesBatches: boolean;
-  describedAt: number;
 }
 
 /**
- * Sends the registrations of a worker's recoveries to their task queue's poller, gathered per poller over
- * REGISTRATION_WINDOW_MS (DataLoader's batching, without its cache: each registration is sent). A batch goes as one
+ * Sends the registrations of a worker's recoveries to their task queue's poller, gathered per poller while the
+ * previous signal is out (DataLoader's batching, without its cache: each registration is sent). A batch goes as one
  * `watchBatches` signal to the run that said it takes them, by run id, so that a run which continued as new since
  * (to a worker of older code, say) is never sent one; to a poller run that does not say so, each registration goes as
  * the `watchBatch` signal every poller takes. Answers true once the poller has the registration, false when no poller
  * runs on the queue.
  */
 export function createRegistrationSender(client: Client) {
+  /** Runs that take `watchBatches`, by poller, until one closes. */
   const runs = new Map<string, PollerRun>();
   const batchers = new Map<string, DataLoader<WatchBatchRequest, boolean>>();
 
   /** The poller's running run, or undefined when none runs. */
   const currentRun = async (pollerId: string): Promise<PollerRun | undefined> => {
     const known = runs.get(pollerId);
-    if (known && (known.takesBatches || Date.now() - known.describedAt < OLDER_RUN_RECHECK_MS)) return known;
-    runs.delete(pollerId);
+    if (known) return known;
     let description;
     try {
       description = await client.workflow.getHandle(pollerId).describe();
@@ -59,9 +52,11 @@ export function createRegistrationSender(client: Client) {
     const run = {
       runId: description.runId,
       takesBatches: description.memo?.[POLLER_TAKES_WATCH_BATCHES_MEMO_KEY] === true,
-      describedAt: Date.now(),
     };
-    runs.set(pollerId, run);
+    // A run without the memo is asked about again at the next batch: a new one (right after a continue-as-new) writes
+    // it in its first workflow task, which may not even be scheduled yet; one of older code never does, and costs a
+    // describe per batch while older workers run the poller.
+    if (run.takesBatches) runs.set(pollerId, run);
     return run;
   };
 
@@ -86,6 +81,8 @@ export function createRegistrationSender(client: Client) {
         await client.workflow.getHandle(pollerId, run.runId).signal(watchBatches, [...requests]);
         return requests.map(() => true);
       } catch (err) {
+        // Closed again before the signal came (a second continue-as-new within it): the local activity's next attempt
+        // asks again.
         if (!(err instanceof WorkflowNotFoundError) || pass >= 2) throw err;
         runs.delete(pollerId);
       }
@@ -96,11 +93,21 @@ export function createRegistrationSender(client: Client) {
   return (pollerId: string, request: WatchBatchRequest): Promise<boolean> => {
     let batcher = batchers.get(pollerId);
     if (!batcher) {
-      batcher = new DataLoader((requests) => signalAll(pollerId, requests), {
-        cache: false,
-        maxBatchSize: MAX_REGISTRATIONS_PER_SIGNAL,
-        batchScheduleFn: (send) => setTimeout(send, REGISTRATION_WINDOW_MS),
-      });
+      /** Settles when the signals sent last (a batch past the bound is several) have been answered. */
+      let sending: Promise<unknown> = Promise.resolve();
+      batcher = new DataLoader(
+        (requests) => {
+          const sent = signalAll(pollerId, requests);
+          sending = Promise.all([sending, sent.catch(() => undefined)]);
+          return sent;
+        },
+        {
+          cache: false,
+          maxBatchSize: MAX_REGISTRATIONS_PER_SIGNAL,
+          // After the answer, and after the registrations of the same turn of the event loop.
+          batchScheduleFn: (send) => void sending.then(() => setImmediate(send)),
+        },
+      );
       batchers.set(pollerId, batcher);
     }
     return batcher.load(request);

@@ -156,8 +156,8 @@ const REST_ENDS_AT_CONTINUE_AS_NEW_PATCH = 'poller-rest-ends-at-continue-as-new'
  */
 const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
 /**
- * Runs from this change on say in their memo that they take watchBatches (a worker's registrations of a short window
- * in one signal), and workers send those only to such a run. The memo is written by a command, so a worker of older
+ * Runs from this change on say in their memo that they take watchBatches (a worker's registrations gathered into
+ * one signal), and workers send those only to such a run. The memo is written by a command, so a worker of older
  * code cannot go on with such a run (its replay fails on the command it does not make) and never drops the signal for
  * want of a handler. Asked when a run begins.
  */
@@ -240,7 +240,14 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       ...(request.waitStartedAt === undefined ? {} : { waitStartedAt: request.waitStartedAt }),
     });
   };
-  setHandler(watchBatch, takeRegistration);
+  setHandler(watchBatch, (request: WatchBatchRequest | null) => {
+    // What is not an object (a signal typed by hand) would throw below, and fail the poller's task at every attempt.
+    if (typeof request !== 'object' || request === null) {
+      log.warn('watchBatch signal without a registration; left out');
+      return;
+    }
+    takeRegistration(request);
+  });
   setHandler(watchBatches, (requests) => {
     // Workers send well-formed ones; what else comes (a signal typed in the Web UI) is left out, as a handler that
     // threw would fail the poller's task again at every attempt.
@@ -399,6 +406,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     if (continueAsNewDue()) {
       await Promise.all(wakes);
       await condition(allHandlersFinished);
+      // Never with takesWatchBatches: the next run says so itself, in a task only code that takes them can run.
       const continueAsNew = makeContinueAsNewFunc<typeof batchStatusPoller>(
         resetRunId === undefined ? {} : { memo: { [POLLER_RESET_RUN_MEMO_KEY]: resetRunId } },
       );

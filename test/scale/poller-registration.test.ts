@@ -150,10 +150,11 @@ test("a worker's registrations of one window reach the poller as one watchBatche
   for (const request of requests) expect(await poller.query(isWatchingBatch, request)).toBe(true);
 });
 
-test('a watchBatches signal typed by hand with malformed registrations fails no task; its well-formed ones are taken', async () => {
+test('registration signals typed by hand with malformed registrations fail no task; the well-formed ones are taken', async () => {
   const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
   const [request] = pendingRegistrations(1);
 
+  await poller.signal('watchBatch', null);
   await poller.signal('watchBatches', 'not a list');
   await poller.signal('watchBatches', [{ batchId: 7 }, null, { ...request, pollIntervalMs: -1 }, request]);
 
