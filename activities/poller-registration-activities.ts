@@ -77,8 +77,8 @@ const WAKES_IN_FLIGHT = 20;
  * the sender (the server's confirmation), and the server one more transaction on each side; from a local activity
  * it costs the sender one marker event. A wake is the signal workflow code sends; a registration is either that
  * signal or, to a poller run that takes them, one signal for the worker's registrations that came while its previous
- * one was out (registration-signals.ts). So pollers and recoveries run by older and newer workers take both. No Anchor call, so
- * no share of the budget.
+ * one was out (registration-signals.ts). So pollers and recoveries run by older and newer workers take both. No
+ * Anchor call, so no share of the budget.
  */
 export function createPollerRegistrationActivities(client: Client) {
   /**

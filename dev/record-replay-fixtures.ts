@@ -413,7 +413,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'poller-cuts-step-near-signal-limit'() {
     return pollerStepCutNearSignalLimit();
   },
-  // Registrations taken as watchBatches signals (a worker's, gathered while its previous one was out), by a run that says so.
+  // Registrations as watchBatches signals (a worker's, gathered while its last was out), to a run that says it takes them.
   async 'poller-takes-watch-batches'() {
     return pollerHistory();
   },
