@@ -413,7 +413,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'poller-cuts-step-near-signal-limit'() {
     return pollerStepCutNearSignalLimit();
   },
-  // Registrations as watchBatches signals (a worker's, gathered while its last was out), to a run that says it takes them.
+  // Registrations as watchBatches signals (a worker's, gathered while its last was out), to a run that takes them.
   async 'poller-takes-watch-batches'() {
     return pollerHistory();
   },

@@ -44,8 +44,8 @@ export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
 /**
  * Registrations a worker gathered while its previous signal was out, as one signal: one event in the poller's history
  * where each watchBatch is one, so a start burst of thousands of recoveries stays far below the server's limit of
- * signals per run. Sent only to a poller run whose memo says it takes them (POLLER_TAKES_WATCH_BATCHES_MEMO_KEY): a run of older
- * code has no handler for it, and would drop it when it continues as new.
+ * signals per run. Sent only to a poller run whose memo says it takes them (POLLER_TAKES_WATCH_BATCHES_MEMO_KEY): a
+ * run of older code has no handler for it, and would drop it when it continues as new.
  */
 export const watchBatches = defineSignal<[WatchBatchRequest[]]>('watchBatches');
 /** Set (true) by each poller run whose code takes watchBatches, in its first workflow task. */
