@@ -27,12 +27,15 @@ const workflowsUrl = (query?: string) =>
 /**
  * Waits for `locator` to show, reloading the page between tries: the list pages read
  * visibility once per load, and a workflow or schedule run may be indexed a moment later.
+ * Each try waits longer than the last (up to 8 s): with fixed 3 s tries, CI's loaded cluster
+ * run once timed out on a workflow page whose screenshot, taken just after the last try,
+ * showed Completed; a page that takes over 3 s to render was reloaded before it showed.
  */
 async function showsAfterReloads(locator: Locator, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let tryMs = 3_000; ; tryMs = Math.min(tryMs * 2, 8_000)) {
     try {
-      await locator.waitFor({ state: 'visible', timeout: 3_000 });
+      await locator.waitFor({ state: 'visible', timeout: tryMs });
       return;
     } catch (err) {
       if (Date.now() > deadline) {
