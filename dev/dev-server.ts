@@ -17,6 +17,8 @@ export interface DevServerOptions {
   uiPort?: number;
   log?: ProvisionLog;
   readyTimeoutMs?: number;
+  /** Server settings by dynamic-config key (`matching.useNewMatcher`, ...), each passed as a JSON value. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 export interface DevServer {
@@ -94,6 +96,10 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     ...searchAttributeArgs(),
     ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
     ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
+    ...Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => [
+      '--dynamic-config-value',
+      `${key}=${JSON.stringify(value)}`,
+    ]),
   ];
   // Stopped by the kernel if this process dies without running its cleanup (SIGKILL, a crashed test runner).
   const child = await spawnOwned(executable, args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -14,7 +14,7 @@ import { batchStatusPollerWorkflowId, type WatchBatchRequest } from '../../workf
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY } from '../../workflows/recovery-details.js';
 import type { RecoveryReport } from '../../workflows/report.js';
-import { connectClient, connectWorker, temporalAddress, temporalNamespace, uniqueTaskQueue } from './temporal.js';
+import { connectClient, connectWorker, suiteTemporal, uniqueTaskQueue, type TemporalTarget } from './temporal.js';
 
 export const TEST_API_KEY = 'test-key-3f9c1e7a2b';
 
@@ -37,7 +37,7 @@ export function workerConfig(
   taskQueue: string,
   anchorBaseUrl: string,
   apiKey = TEST_API_KEY,
-  temporal = { address: temporalAddress(), namespace: temporalNamespace() },
+  temporal: TemporalTarget = suiteTemporal(),
 ): WorkerConfig {
   return {
     temporal: { ...temporal, taskQueue },
@@ -57,26 +57,32 @@ export interface RecoveryEnv {
   startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<Worker>;
   /**
    * Starts a worker that also starts the task queue's batch status poller; close() terminates the poller. `anchor`
-   * overrides its API client's settings (a test that holds a call open sets a longer timeout).
+   * overrides its API client's settings (a test that holds a call open sets a longer timeout), `limits` its limits.
    */
-  startPollerWorker(anchor?: Partial<WorkerConfig['anchor']>): Promise<Worker>;
+  startPollerWorker(
+    anchor?: Partial<WorkerConfig['anchor']>,
+    limits?: Partial<WorkerConfig['limits']>,
+  ): Promise<Worker>;
   close(): Promise<void>;
 }
 
-/** A simulator, a Temporal client and workers on a task queue of their own. */
-export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}): Promise<RecoveryEnv> {
+/** A simulator, a Temporal client and workers on a task queue of their own, on the suite's server or `temporal`. */
+export async function startRecoveryEnv(
+  simulatorOptions: SimulatorOptions = {},
+  temporal: TemporalTarget = suiteTemporal(),
+): Promise<RecoveryEnv> {
   const simulator = await startSimulator({
     apiKeys: [TEST_API_KEY],
     attemptDurationMs: 40,
     queueDelayMs: 10,
     ...simulatorOptions,
   });
-  const client = await connectClient();
+  const client = await connectClient(temporal);
   const taskQueue = uniqueTaskQueue('recovery');
   const running: { worker: Worker; done: Promise<void>; connection: NativeConnection }[] = [];
   let pollerStarted = false;
   const startWorker = async (config: WorkerConfig) => {
-    const connection = await connectWorker();
+    const connection = await connectWorker(temporal);
     const worker = await createRecoveryWorker({ config, connection, workflows: workflowBundle() });
     running.push({ worker, connection, done: worker.run() });
     return worker;
@@ -89,13 +95,18 @@ export async function startRecoveryEnv(simulatorOptions: SimulatorOptions = {}):
     retryPosts: (batchId) =>
       simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry')),
     startWorker(apiKey = TEST_API_KEY, limits = {}) {
-      const config = workerConfig(taskQueue, simulator.url, apiKey);
+      const config = workerConfig(taskQueue, simulator.url, apiKey, temporal);
       return startWorker({ ...config, limits: { ...config.limits, ...limits } });
     },
-    startPollerWorker(anchor = {}) {
+    startPollerWorker(anchor = {}, limits = {}) {
       pollerStarted = true;
-      const config = workerConfig(taskQueue, simulator.url);
-      return startWorker({ ...config, anchor: { ...config.anchor, ...anchor }, batchStatusPoller: true });
+      const config = workerConfig(taskQueue, simulator.url, TEST_API_KEY, temporal);
+      return startWorker({
+        ...config,
+        anchor: { ...config.anchor, ...anchor },
+        limits: { ...config.limits, ...limits },
+        batchStatusPoller: true,
+      });
     },
     async close() {
       for (const { worker, done, connection } of running) {

@@ -12,12 +12,21 @@ export function temporalAddress(): string {
 
 export const temporalNamespace = () => process.env.TEMPORAL_NAMESPACE ?? 'default';
 
-export async function connectClient(): Promise<Client> {
-  const connection = await Connection.connect({ address: temporalAddress() });
-  return new Client({ connection, namespace: temporalNamespace() });
+/** A Temporal server's address and namespace: the suite's, unless a test runs a server of its own. */
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
 }
 
-export const connectWorker = () => NativeConnection.connect({ address: temporalAddress() });
+export const suiteTemporal = (): TemporalTarget => ({ address: temporalAddress(), namespace: temporalNamespace() });
+
+export async function connectClient(target: TemporalTarget = suiteTemporal()): Promise<Client> {
+  const connection = await Connection.connect({ address: target.address });
+  return new Client({ connection, namespace: target.namespace });
+}
+
+export const connectWorker = (target: TemporalTarget = suiteTemporal()) =>
+  NativeConnection.connect({ address: target.address });
 
 export function uniqueTaskQueue(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
