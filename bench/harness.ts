@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { startDevServer, type DevServer } from '../dev/dev-server.js';
+import { startDevServer, type DevServer, type DevServerOptions } from '../dev/dev-server.js';
 import { currentNode, imageNodeVersion, imageRuntime, nodeBinary, type NodeRuntime } from '../dev/node-release.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
 import { bundleRecoveryWorkflows } from '../worker/bundle.js';
@@ -26,6 +26,9 @@ export interface BenchBundles {
 
 export async function buildBenchBundles(): Promise<BenchBundles> {
   const dir = await mkdtemp(path.join(tmpdir(), 'anchor-bench-'));
+  // A bench that exits early (a worker died, a limit was hit) skips its finally blocks; 'exit' still runs, and only
+  // synchronous work, so the folder goes with the process however it ends.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const product = path.join(dir, 'product.js');
   const baseline = path.join(dir, 'baseline.js');
   await writeFile(product, await bundleRecoveryWorkflows());
@@ -43,12 +46,16 @@ export interface BenchStack {
 }
 
 /**
- * A dev server, a simulator and a client, with both workflow bundles: `bundles` when given (they outlive the
- * stack), else built for it and removed when it stops.
+ * A dev server (with `serverOptions`), a simulator and a client, with both workflow bundles: `bundles` when given
+ * (they outlive the stack), else built for it and removed when it stops.
  */
-export async function startBenchStack(simulatorOptions: SimulatorOptions, bundles?: BenchBundles): Promise<BenchStack> {
+export async function startBenchStack(
+  simulatorOptions: SimulatorOptions,
+  bundles?: BenchBundles,
+  serverOptions: Pick<DevServerOptions, 'dynamicConfig'> = {},
+): Promise<BenchStack> {
   const ownBundles = bundles ?? (await buildBenchBundles());
-  const server = await startDevServer({ ui: false });
+  const server = await startDevServer({ ...serverOptions, ui: false });
   const simulator = await startSimulator({ apiKeys: [BENCH_API_KEY], ...simulatorOptions });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
   return {

@@ -2,7 +2,7 @@
  * Many recoveries in flight against the default budget. Usage:
  *   npm run bench:scale -- [--in-flight 1000] [--settling 300] [--window 300] [--budget 10] [--workers 1]
  *                          [--settle-from <s>] [--finish] [--poller off] [--max-cached 250] [--heap-mib 512]
- *                          [--worker-node <version>|image]
+ *                          [--worker-node <version>|image] [--server-priority]
  * Every batch has one session that fails once. `--settling` of them settle during the window, one
  * after another at even spacing; the rest stay in flight past the end, so the recoveries keep
  * polling them (or the poller keeps listing them). The figures:
@@ -12,6 +12,8 @@
  *   - Anchor HTTP calls/s from the simulator's ledger, against the budget, and as the workers sent them;
  *   - worker RSS and CPU (cores) over the window, workflow task timeouts and first-task delays.
  * --finish waits until every recovery has ended (or --finish-within seconds, default 900) and counts outcomes.
+ * --server-priority runs the dev server with its new matcher, which dispatches tasks by priority (the poller's page
+ * reads after the retry calls) as compose's server does by default; the dev server of CLI v1.5.1 does not otherwise.
  */
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -48,6 +50,7 @@ const pollerOff = process.argv.includes('--poller') && process.argv[process.argv
 const maxCachedWorkflows = process.argv.includes('--max-cached') ? numberArg('max-cached', 250) : undefined;
 const heapMiB = process.argv.includes('--heap-mib') ? numberArg('heap-mib', 512) : undefined;
 const workerNode = workerNodeArg();
+const serverPriority = process.argv.includes('--server-priority');
 
 type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 /** An event's time in epoch ms (0 when the event is missing). */
@@ -63,7 +66,9 @@ const GRACE_SECONDS = 60;
  */
 const attemptMs = (settleFromSeconds + windowSeconds + (settling < inFlight ? GRACE_SECONDS + 120 : 0)) * 1000;
 
-const stack = await startBenchStack({ attemptDurationMs: attemptMs, queueDelayMs: 0 });
+const stack = await startBenchStack({ attemptDurationMs: attemptMs, queueDelayMs: 0 }, undefined, {
+  dynamicConfig: serverPriority ? { 'matching.useNewMatcher': true } : {},
+});
 const taskQueue = `bench-scale-${randomUUID().slice(0, 8)}`;
 const workers: BenchWorker[] = [];
 const t0 = Date.now();
@@ -259,7 +264,7 @@ try {
   console.log(
     `\n${inFlight} recoveries in flight on ${workerCount} worker(s), budget ${budget} calls/s, ` +
       `${settling} batches settling over ${windowSeconds} s from t+${settleFromSeconds} s; ` +
-      `poller ${pollerOff ? 'off' : 'on'}; run ${runSeconds.toFixed(0)} s; starts took ${((startedAllAt - t0) / 1000).toFixed(0)} s`,
+      `poller ${pollerOff ? 'off' : 'on'}; server ${serverPriority ? 'dispatches by priority' : 'without priority'}; run ${runSeconds.toFixed(0)} s; starts took ${((startedAllAt - t0) / 1000).toFixed(0)} s`,
   );
   if (finish)
     console.log(
