@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import { PRIORITY_DISPATCH_CONFIG } from '../dev/dev-server.js';
 import { recoveryStartOptions } from '../client/recoveries.js';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
@@ -67,7 +68,7 @@ const GRACE_SECONDS = 60;
 const attemptMs = (settleFromSeconds + windowSeconds + (settling < inFlight ? GRACE_SECONDS + 120 : 0)) * 1000;
 
 const stack = await startBenchStack({ attemptDurationMs: attemptMs, queueDelayMs: 0 }, undefined, {
-  dynamicConfig: serverPriority ? { 'matching.useNewMatcher': true } : {},
+  dynamicConfig: serverPriority ? PRIORITY_DISPATCH_CONFIG : {},
 });
 const taskQueue = `bench-scale-${randomUUID().slice(0, 8)}`;
 const workers: BenchWorker[] = [];

@@ -30,6 +30,12 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Dynamic config under which the server dispatches tasks by priority: the new matcher is off by default in the dev
+ * server's Temporal (v1.29) and on in compose's (v1.32).
+ */
+export const PRIORITY_DISPATCH_CONFIG = { 'matching.useNewMatcher': true } as const;
+
 const HOST = '127.0.0.1';
 
 const cliTypeNames: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int', DATETIME: 'Datetime' };

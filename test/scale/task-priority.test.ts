@@ -1,16 +1,15 @@
-import { startDevServer, type DevServer } from '../../dev/dev-server.js';
+import { PRIORITY_DISPATCH_CONFIG, startDevServer, type DevServer } from '../../dev/dev-server.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { PAGES_IN_FLIGHT } from '../../workflows/list-pages.js';
 import type { LedgerCall } from '../../simulator/index.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 /**
- * A server that dispatches by priority: the new matcher is off by default in the dev server's Temporal (v1.29) and
- * on in compose's (v1.32). One partition, so that the order of dispatch is the matcher's alone, not a draw of which
- * partition a poll lands on.
+ * A server that dispatches by priority, with one partition, so that the order of dispatch is the matcher's alone,
+ * not a draw of which partition a poll lands on.
  */
 const PRIORITY_DISPATCH = {
-  'matching.useNewMatcher': true,
+  ...PRIORITY_DISPATCH_CONFIG,
   'matching.numTaskqueueReadPartitions': 1,
   'matching.numTaskqueueWritePartitions': 1,
 };
