@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -380,6 +380,18 @@ export function numberArg(name: string, fallback: number): number {
   const value = Number(process.argv[index + 1]);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name}: expected a positive number`);
   return value;
+}
+
+/**
+ * `--compare-bundle <file>`: a product bundle built from other code (an earlier commit's `npm run build:bundle --
+ * <file>`), to run beside this code's in the same run; absent: undefined.
+ */
+export function compareBundleArg(): string | undefined {
+  const index = process.argv.indexOf('--compare-bundle');
+  if (index === -1) return undefined;
+  const bundle = path.resolve(process.argv[index + 1] ?? '');
+  if (!existsSync(bundle)) throw new Error(`--compare-bundle: no bundle at ${bundle}`);
+  return bundle;
 }
 
 export const MIB = 1024 * 1024;

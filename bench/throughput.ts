@@ -13,11 +13,11 @@
  * commit's `npm run build:bundle -- <file>`), so a change is measured against its baseline in the same run.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
+  compareBundleArg,
   countWorkflowTasks,
   cpuSeconds,
   inspectHistories,
@@ -46,11 +46,7 @@ const pollerOff = process.argv.includes('--poller') && process.argv[process.argv
  * workflow's second read; longer ones show what per-batch polling costs while batches run.
  */
 const sessionMs = numberArg('session-ms', 500);
-const compareBundleArg = process.argv.indexOf('--compare-bundle');
-const compareBundle = compareBundleArg === -1 ? undefined : path.resolve(process.argv[compareBundleArg + 1] ?? '');
-if (compareBundle !== undefined && !existsSync(compareBundle)) {
-  throw new Error(`--compare-bundle: no bundle at ${compareBundle}`);
-}
+const compareBundle = compareBundleArg();
 const ownPolling = process.argv.includes('--own-polling');
 /** Every variant's worker runs on this Node.js binary (`--worker-node`), so the ratios compare like with like. */
 const workerNode = workerNodeArg();

@@ -55,6 +55,32 @@ async function withPoller(batchId: string, input: Partial<RecoverBatchInput> = {
 }
 
 /**
+ * A sweep over ten failed batches, one a page, whose newest six already have recoveries: chunks of batch ids, skips
+ * of running recoveries, a continue-as-new, count-only paging.
+ */
+async function pagedSweep(prefix: string): Promise<string> {
+  const batchIds = Array.from({ length: 10 }, (_, index) =>
+    simulator.createScriptedBatch({
+      count: 2,
+      script: { '0': ['fail', 'ok'] },
+      created_at: new Date(Date.now() - (index + 1) * 60_000).toISOString(),
+    }),
+  ).map((batch) => batch.id);
+  // The newest six already have recoveries (waiting an hour), so the first chunks only skip.
+  for (const batchId of batchIds.slice(0, 6)) {
+    await recoveries.start({ batchId, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+  }
+  simulator.createScriptedBatch({ count: 2 });
+  const workflowId = `${prefix}-${Date.now()}`;
+  await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+    taskQueue: stack.taskQueue,
+    workflowId,
+    args: [{ lookback: '1h', pageSize: 1, maxStarts: 2, continueAsNewAfterEvents: 50, recovery: { ...fast } }],
+  });
+  return workflowId;
+}
+
+/**
  * The task queue's poller itself, over two recoveries it wakes (one recovered in a round, one exhausted): its
  * registrations, list cycles and wakes. It never ends on its own, so it is terminated once both recoveries have.
  */
@@ -430,25 +456,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   /** The paged listing: chunks of batch ids, skips of running recoveries, a continue-as-new, count-only paging. */
   async 'sweep-paged'() {
-    const batchIds = Array.from({ length: 10 }, (_, index) =>
-      simulator.createScriptedBatch({
-        count: 2,
-        script: { '0': ['fail', 'ok'] },
-        created_at: new Date(Date.now() - (index + 1) * 60_000).toISOString(),
-      }),
-    ).map((batch) => batch.id);
-    // The newest six already have recoveries (waiting an hour), so the first chunks only skip.
-    for (const batchId of batchIds.slice(0, 6)) {
-      await recoveries.start({ batchId, ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
-    }
-    simulator.createScriptedBatch({ count: 2 });
-    const workflowId = `fixture-sweep-paged-${Date.now()}`;
-    await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
-      taskQueue: stack.taskQueue,
-      workflowId,
-      args: [{ lookback: '1h', pageSize: 1, maxStarts: 2, continueAsNewAfterEvents: 50, recovery: { ...fast } }],
-    });
-    return workflowId;
+    return pagedSweep('fixture-sweep-paged');
+  },
+  // The same sweep, its recoveries started in local activities.
+  async 'sweep-starts-recoveries-locally'() {
+    return pagedSweep('fixture-sweep-local-starts');
   },
 };
 

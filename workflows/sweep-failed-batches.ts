@@ -8,6 +8,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   workflowInfo,
 } from '@temporalio/workflow';
 import type {
@@ -51,16 +52,26 @@ const { listRecentBatches } = proxyActivities<LegacySweepActivities>({
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 });
 
-const { startBatchRecovery } = proxyActivities<SweepActivities>({
+const START_OPTIONS = {
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
-});
+} as const;
+/** Sweeps started before STARTS_AS_LOCAL_ACTIVITIES_PATCH start each recovery in an activity task. */
+const { startBatchRecovery: startInActivityTask } = proxyActivities<SweepActivities>(START_OPTIONS);
+const { startBatchRecovery: startInLocalActivity } = proxyLocalActivities<SweepActivities>(START_OPTIONS);
 
 /** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
 export const SWEEP_CHUNK_BATCHES = 500;
 const PAGED_LISTING_PATCH = 'sweep-paged-listing';
 /** Sweeps from this change on list one page per activity task: one task, one Anchor call, within the budget. */
 const ONE_PAGE_PER_TASK_PATCH = 'sweep-one-page-per-task';
+/**
+ * Sweeps from this change on start their recoveries in local activities. A start calls Temporal, not Anchor, and
+ * an activity task on the queue takes a unit of the Anchor budget (the server's task rate): 1,000 starts held the
+ * queue's retry calls and page reads back for 100 s at the default 10/s. A local activity runs in the sweep's own
+ * workflow task, outside the queue's rate, and is one history event instead of three.
+ */
+const STARTS_AS_LOCAL_ACTIVITIES_PATCH = 'sweep-starts-recoveries-locally';
 
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
@@ -91,7 +102,9 @@ export async function sweepFailedBatches(
   };
   const result: SweepResult = { ...newSweepResult(window, policy.statuses, 0), ...carried?.result };
   const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
-  const startRecoveries = (batchIds: string[]) => startEach(batchIds, policy, result, skip);
+  // Asked once, before the run's first command: a run keeps one way of starting throughout.
+  const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
+  const startRecoveries = (batchIds: string[]) => startEach(batchIds, policy, result, skip, startBatchRecovery);
 
   try {
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
@@ -196,6 +209,7 @@ async function startEach(
   policy: SweepPolicy,
   result: SweepResult,
   skip: (batchId: string, reason: SkipReason) => void,
+  startBatchRecovery: SweepActivities['startBatchRecovery'],
 ): Promise<void> {
   const queue = [...batchIds];
   let inFlight = 0;
