@@ -1,9 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
 import { formatReport } from '../client/format-report.js';
 import { followRecovery, progressViewFor } from '../client/progress.js';
 import { BatchRecoveries, connectTemporal, workflowUiUrl } from '../client/recoveries.js';
 import { startSimulator, type RunningSimulator, type ScriptedBatchSpec } from '../simulator/index.js';
 import { runWorker } from '../worker/run-worker.js';
+import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { startLocalDevServer } from './dev-server.js';
@@ -73,12 +76,27 @@ async function startLocalTemporal(env: NodeJS.ProcessEnv): Promise<TemporalTarge
   return { address: server.address, namespace: server.namespace, uiUrl: server.uiUrl ?? '', stop: () => server.stop() };
 }
 
+/** How often the demo asks the server whether the worker's polls have reached it. */
+const POLLER_CHECK_MS = 250;
+
+/**
+ * Until the server lists a poller of the task queue's workflow tasks. The progress view says "no worker polls the
+ * task queue" until it does, and the server keeps a describe's answer for 5 s; asked only once the worker polls, it
+ * answers with that worker at the first or second ask.
+ */
+async function untilServerSeesPoller(client: Client, taskQueue: string, signal: AbortSignal): Promise<void> {
+  while ((await recentPollerIdentities(client, taskQueue, 'workflow')).length === 0) {
+    await delay(POLLER_CHECK_MS, undefined, { signal });
+  }
+}
+
 async function runDemo(
   simulator: RunningSimulator,
   recoveries: BatchRecoveries,
   temporal: TemporalTarget,
   signal: AbortSignal,
 ) {
+  await untilServerSeesPoller(recoveries.client, recoveries.taskQueue, signal);
   const batch = simulator.createScriptedBatch({ id: randomUUID(), count: DEMO_SESSIONS, script: DEMO_SCRIPT });
   print(
     `Demo batch ${batch.id}: ${DEMO_SESSIONS} sessions; 7 fail to start and recover on retry, 1 always fails ` +
@@ -142,17 +160,21 @@ async function runLocalStack(env: NodeJS.ProcessEnv, signal: AbortSignal): Promi
     // The demo ends with the worker, whether a signal or an error stopped it.
     const workerEnded = new AbortController();
     const demoSignal = AbortSignal.any([signal, workerEnded.signal]);
-    // The demo needs no worker to start: the workflow waits on the task queue until the worker below polls it.
-    const demo = simulator
-      ? runDemo(simulator, recoveries, temporal, demoSignal).then(
-          () => print('Running until Ctrl-C.'),
-          (err: Error) => {
-            if (!demoSignal.aborted) print(`Demo failed: ${err.message.split('\n')[0]}`);
-          },
-        )
-      : Promise.resolve();
+    // The demo starts once the worker below polls: a recovery needs none to start, but its first progress lines
+    // would say that no worker polls the task queue.
+    let demo: Promise<void> = Promise.resolve();
+    const startDemo = (sim: RunningSimulator) => () => {
+      demo = runDemo(sim, recoveries, temporal, demoSignal).then(
+        () => {
+          print('Running until Ctrl-C.');
+        },
+        (err: Error) => {
+          if (!demoSignal.aborted) print(`Demo failed: ${err.message.split('\n')[0]}`);
+        },
+      );
+    };
     try {
-      await runWorker(workerEnv);
+      await runWorker(workerEnv, simulator ? { onPolling: startDemo(simulator) } : {});
     } finally {
       workerEnded.abort();
       await demo;

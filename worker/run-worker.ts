@@ -11,12 +11,21 @@ function workflowSource(config: WorkerConfig, workflows?: WorkflowSource): Workf
   return config.workflowBundlePath ? { workflowBundle: { codePath: config.workflowBundlePath } } : undefined;
 }
 
+export interface RunWorkerOptions {
+  workflows?: WorkflowSource;
+  /** Called once the worker polls its task queue. */
+  onPolling?: () => void;
+}
+
 /**
  * Runs the worker until SIGINT/SIGTERM. The SDK then stops polling and gives
  * in-flight activities the grace time to finish; what does not finish is
  * handed back to the server and retried elsewhere.
  */
-export async function runWorker(env: NodeJS.ProcessEnv = process.env, workflows?: WorkflowSource): Promise<void> {
+export async function runWorker(
+  env: NodeJS.ProcessEnv = process.env,
+  { workflows, onPolling }: RunWorkerOptions = {},
+): Promise<void> {
   const config = loadWorkerConfig(env);
   const logger = installWorkerRuntime({
     logLevel: config.observability?.logLevel,
@@ -57,7 +66,10 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env, workflows?
         ...pastDeadline,
       });
     }
-    await worker.run();
+    // run() has started its poll loops by the time it returns its promise.
+    const running = worker.run();
+    onPolling?.();
+    await running;
     logger.info('Worker stopped');
   } finally {
     pastDeadlineGauge?.stop();

@@ -32,6 +32,8 @@ test('npm start serves the Web UI, recovers the demo batch and stops everything 
   await start.waitForOutput(/^Running until Ctrl-C\.$/m);
   expect(start.stdout()).toMatch(/^Totals: 11 sessions retried, 7 recovered, 1 still failing$/m);
   expect(start.stdout()).toMatch(/^Web UI: http:\/\/\S+\/workflows\/recover-batch-[0-9a-f-]+$/m);
+  // The demo waits for its worker's polls to reach the server, so its progress is live from the first line.
+  expect(start.stdout()).not.toMatch(/no worker polls/);
 
   process.kill(-start.child.pid!, 'SIGINT');
   // npx itself dies of the SIGINT; what matters is that the stack below it stopped in order.
