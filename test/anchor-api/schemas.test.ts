@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type { z } from 'zod';
@@ -40,8 +40,19 @@ const SCHEMA_FOR_LOCATION: { prefix: string; schema: z.ZodType }[] = [
   { prefix: 'components/schemas/BatchStatusDetail', schema: BatchStatusDetailSchema },
 ];
 
+/** The contract's text; a checkout without it beside the repository fails with what is missing and where. */
+function readContract(): string {
+  if (!existsSync(CONTRACT_PATH)) {
+    throw new Error(
+      `The API contract is not at ${CONTRACT_PATH}: these tests check the code against the contract in ` +
+        'shared/anchor-batch-sessions.openapi.yaml beside the repository (README, Development).',
+    );
+  }
+  return readFileSync(CONTRACT_PATH, 'utf8');
+}
+
 describe('contract examples', () => {
-  const contract: unknown = parse(readFileSync(CONTRACT_PATH, 'utf8'));
+  const contract: unknown = parse(readContract());
   const examples = collectExamples(contract);
 
   it('finds the examples the contract carries', () => {
