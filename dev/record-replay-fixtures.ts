@@ -55,11 +55,11 @@ async function withPoller(batchId: string, input: Partial<RecoverBatchInput> = {
 }
 
 /**
- * A sweep over ten failed batches, one a page, whose newest six already have recoveries: chunks of batch ids, skips
- * of running recoveries, a continue-as-new, count-only paging.
+ * A sweep over `failedBatches` failed batches, one a page, whose newest six already have recoveries: chunks of batch
+ * ids, skips of running recoveries, a continue-as-new once its history passes 50 events, count-only paging.
  */
-async function pagedSweep(prefix: string): Promise<string> {
-  const batchIds = Array.from({ length: 10 }, (_, index) =>
+async function pagedSweep(prefix: string, failedBatches: number): Promise<string> {
+  const batchIds = Array.from({ length: failedBatches }, (_, index) =>
     simulator.createScriptedBatch({
       count: 2,
       script: { '0': ['fail', 'ok'] },
@@ -456,11 +456,12 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   /** The paged listing: chunks of batch ids, skips of running recoveries, a continue-as-new, count-only paging. */
   async 'sweep-paged'() {
-    return pagedSweep('fixture-sweep-paged');
+    return pagedSweep('fixture-sweep-paged', 10);
   },
-  // The same sweep, its recoveries started in local activities.
+  // The same sweep, its recoveries started in local activities: one event each instead of three, so it takes more
+  // pages to reach its continue-as-new.
   async 'sweep-starts-recoveries-locally'() {
-    return pagedSweep('fixture-sweep-local-starts');
+    return pagedSweep('fixture-sweep-local-starts', 30);
   },
 };
 

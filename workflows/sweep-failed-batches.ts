@@ -68,8 +68,9 @@ const ONE_PAGE_PER_TASK_PATCH = 'sweep-one-page-per-task';
 /**
  * Sweeps from this change on start their recoveries in local activities. A start calls Temporal, not Anchor, and
  * an activity task on the queue takes a unit of the Anchor budget (the server's task rate): 1,000 starts held the
- * queue's retry calls and page reads back for 100 s at the default 10/s. A local activity runs in the sweep's own
- * workflow task, outside the queue's rate, and is one history event instead of three.
+ * queue's retry calls and page reads back for about 110 s at the default 10/s (the queue runs at 0.9 of it). A
+ * local activity runs in the sweep's own workflow task, outside the queue's rate, and is one history event instead
+ * of three.
  */
 const STARTS_AS_LOCAL_ACTIVITIES_PATCH = 'sweep-starts-recoveries-locally';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker } from '@temporalio/worker';
+import { Worker, type NativeConnection } from '@temporalio/worker';
 import { AnchorApiClient } from '../../anchor-api/index.js';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { createWorkerActivities } from '../../worker/create-worker.js';
@@ -24,7 +24,16 @@ beforeAll(async () => {
   env = await startRecoveryEnv();
   await env.startWorker();
 });
-afterAll(() => env.close());
+/** Workers a test started on a task queue of its own, stopped here: also when the test failed or timed out. */
+const ownWorkers: { worker: Worker; connection: NativeConnection; running: Promise<void> }[] = [];
+afterAll(async () => {
+  for (const { worker, connection, running } of ownWorkers) {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    await running;
+    await connection.close();
+  }
+  await env.close();
+});
 // Each test starts from an empty team; its recoveries have ended before the next test starts.
 beforeEach(() => env.simulator.reset());
 
@@ -174,19 +183,16 @@ test('a sweep starts at most maxStarts recoveries, newest batches first, with at
   };
   const connection = await connectWorker();
   const worker = await Worker.create({ connection, taskQueue, ...workflowBundle(), activities });
+  ownWorkers.push({ worker, connection, running: worker.run() });
 
-  const result = await worker.runUntil(async () => {
-    const sweepResult = await env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
-      taskQueue,
-      workflowId: `sweep-test-${randomUUID()}`,
-      args: [{ maxStarts: 3, fanOut: 2, recovery: FAST_POLICY }],
-    });
-    // The recoveries run on the sweep's task queue, so on this worker.
-    expect(await outcomesOf(newestFirst.slice(0, 3))).toEqual(['recovered', 'recovered', 'recovered']);
-    return sweepResult;
+  const result = await env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+    taskQueue,
+    workflowId: `sweep-test-${randomUUID()}`,
+    args: [{ maxStarts: 3, fanOut: 2, recovery: FAST_POLICY }],
   });
-  await connection.close();
 
+  // The recoveries run on the sweep's task queue, so on this worker.
+  expect(await outcomesOf(newestFirst.slice(0, 3))).toEqual(['recovered', 'recovered', 'recovered']);
   expect(ids(result.started)).toEqual(newestFirst.slice(0, 3).sort());
   expect(result.skipped).toEqual(newestFirst.slice(3).map((batchId) => ({ batchId, reason: 'over_limit' })));
   expect(result.counts).toMatchObject({ started: 3, over_limit: 2 });
