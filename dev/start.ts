@@ -163,7 +163,7 @@ async function runLocalStack(env: NodeJS.ProcessEnv, signal: AbortSignal): Promi
     // The demo starts once the worker below polls: a recovery needs none to start, but its first progress lines
     // would say that no worker polls the task queue.
     let demo: Promise<void> = Promise.resolve();
-    const startDemo = (sim: RunningSimulator) => () => {
+    const startDemo = (sim: RunningSimulator) => {
       demo = runDemo(sim, recoveries, temporal, demoSignal).then(
         () => {
           print('Running until Ctrl-C.');
@@ -174,7 +174,7 @@ async function runLocalStack(env: NodeJS.ProcessEnv, signal: AbortSignal): Promi
       );
     };
     try {
-      await runWorker(workerEnv, simulator ? { onPolling: startDemo(simulator) } : {});
+      await runWorker(workerEnv, { onPolling: simulator && (() => startDemo(simulator)) });
     } finally {
       workerEnded.abort();
       await demo;

@@ -5,14 +5,12 @@ import { createRecoveryWorker, type WorkflowSource } from './create-worker.js';
 import { PAST_DEADLINE_METRIC, startPastDeadlineGauge, type RunningGauge } from './past-deadline-gauge.js';
 import { installWorkerRuntime } from './runtime.js';
 
-/** A given source wins; then the prebuilt bundle the image ships (WORKFLOW_BUNDLE_PATH); else bundle at start. */
-function workflowSource(config: WorkerConfig, workflows?: WorkflowSource): WorkflowSource | undefined {
-  if (workflows) return workflows;
+/** The prebuilt bundle the image ships (WORKFLOW_BUNDLE_PATH); else bundle at start. */
+function workflowSource(config: WorkerConfig): WorkflowSource | undefined {
   return config.workflowBundlePath ? { workflowBundle: { codePath: config.workflowBundlePath } } : undefined;
 }
 
 export interface RunWorkerOptions {
-  workflows?: WorkflowSource;
   /** Called once the worker polls its task queue. */
   onPolling?: () => void;
 }
@@ -24,7 +22,7 @@ export interface RunWorkerOptions {
  */
 export async function runWorker(
   env: NodeJS.ProcessEnv = process.env,
-  { workflows, onPolling }: RunWorkerOptions = {},
+  { onPolling }: RunWorkerOptions = {},
 ): Promise<void> {
   const config = loadWorkerConfig(env);
   const logger = installWorkerRuntime({
@@ -38,7 +36,7 @@ export async function runWorker(
   });
   let pastDeadlineGauge: RunningGauge | undefined;
   try {
-    const source = workflowSource(config, workflows);
+    const source = workflowSource(config);
     const worker = await createRecoveryWorker({ config, connection, workflows: source });
     logger.info(
       {
