@@ -32,7 +32,7 @@ async function recoverAfterPolls(polls: number) {
 }
 
 try {
-  await stack.worker.runUntil(async () => {
+  await stack.workers.runUntil(async () => {
     await recoverAfterPolls(5);
     await recoverAfterPolls(200);
   });

@@ -15,7 +15,7 @@ const runs = Number(process.argv[2] ?? 5);
 const stack = await startLocalStack({ attemptDurationMs: 3_000, queueDelayMs: 500 });
 const lags: number[] = [];
 try {
-  await stack.worker.runUntil(async () => {
+  await stack.workers.runUntil(async () => {
     for (let run = 0; run < runs; run += 1) {
       const batch = stack.simulator.createScriptedBatch({
         count: 20,

@@ -14,28 +14,14 @@ import proto from '@temporalio/proto';
 import { BatchRecoveries } from '../client/recoveries.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
-import {
-  compareBundleArg,
-  countEvents,
-  formatSummary,
-  numberArg,
-  percentile,
-  startBenchStack,
-  startBenchWorker,
-  type BenchStack,
-} from './harness.js';
+import { compareBundleArg, countEvents, formatSummary, numberArg, percentile } from './harness.js';
+import { runUnderBudget, startProbes } from './under-budget.js';
 
 const failed = numberArg('failed', 300);
 const probes = numberArg('probes', 20);
 const budget = numberArg('budget', 10);
 const repeats = numberArg('repeats', 3);
 const compareBundle = compareBundleArg();
-const PROBE_BACKOFF_MS = 5_000;
-/** The simulator's attempts: a probe batch settles this long after it is created. */
-const QUEUE_DELAY_MS = 10;
-const ATTEMPT_MS = 40;
-
-type Variant = 'sweep' | 'compared';
 
 interface SweepFigures {
   activityTasks: number;
@@ -45,17 +31,11 @@ interface SweepFigures {
   probeRetryLagSeconds: number[];
 }
 
-async function runOnce(stack: BenchStack, variant: Variant): Promise<SweepFigures> {
-  const taskQueue = `bench-sweep-${randomUUID()}`;
-  const worker = await startBenchWorker({
-    kind: 'product',
-    stack,
-    taskQueue,
-    maxCallsPerSecond: budget,
-    ...(variant === 'compared' && { bundlePath: compareBundle }),
-  });
-  try {
-    const { simulator, client } = stack;
+const figures = await runUnderBudget<SweepFigures>({
+  budget,
+  repeats,
+  compareBundle,
+  async scenario({ simulator, client }, taskQueue) {
     for (let index = 0; index < failed; index += 1) {
       simulator.createScriptedBatch({
         count: 1,
@@ -63,18 +43,7 @@ async function runOnce(stack: BenchStack, variant: Variant): Promise<SweepFigure
         created_at: new Date(Date.now() - 60_000 - index * 1_000).toISOString(),
       });
     }
-    const recoveries = new BatchRecoveries(client, taskQueue);
-    const probeBatches = Array.from({ length: probes }, () =>
-      simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'ok'] } }),
-    );
-    for (const batch of probeBatches) {
-      await recoveries.start({
-        batchId: batch.id,
-        maxRounds: 1,
-        poll: { initialInterval: '1s', backoffCoefficient: 1, maximumInterval: '1s' },
-        roundBackoff: { initialInterval: `${PROBE_BACKOFF_MS}ms`, backoffCoefficient: 1, maximumInterval: '5s' },
-      });
-    }
+    const probed = await startProbes(new BatchRecoveries(client, taskQueue), simulator, probes);
     const workflowId = `bench-sweep-${randomUUID()}`;
     const startedAt = Date.now();
     const result = await client.workflow.execute<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
@@ -94,51 +63,23 @@ async function runOnce(stack: BenchStack, variant: Variant): Promise<SweepFigure
       workflowId,
       proto.temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
     );
-    const lags: number[] = [];
-    for (const batch of probeBatches) {
-      await recoveries.result(batch.id);
-      const retryAt = Date.parse(simulator.ledger.forBatch(batch.id).retries[0]!.at);
-      lags.push((retryAt - (batch.createdAt + QUEUE_DELAY_MS + ATTEMPT_MS) - PROBE_BACKOFF_MS) / 1_000);
-    }
     return {
       activityTasks,
       secondsToLastStart,
       started: result.counts.started,
-      probeRetryLagSeconds: lags.sort((a, b) => a - b),
+      probeRetryLagSeconds: await probed.retryLagSeconds(),
     };
-  } finally {
-    await worker.stop();
-    // The next variant's sweep lists only its own batches.
-    stack.simulator.reset();
-  }
-}
-
-const variants: Variant[] = compareBundle ? ['sweep', 'compared'] : ['sweep'];
-const figures: Record<Variant, SweepFigures[]> = { sweep: [], compared: [] };
-const stack = await startBenchStack({ queueDelayMs: QUEUE_DELAY_MS, attemptDurationMs: ATTEMPT_MS });
-try {
-  for (let repeat = 0; repeat < repeats; repeat += 1) {
-    // Alternating order, so neither variant always runs on a fresher server.
-    const order = repeat % 2 === 0 ? variants : [...variants].reverse();
-    for (const variant of order) {
-      const run = await runOnce(stack, variant);
-      figures[variant].push(run);
-      console.log(
-        `repeat ${repeat + 1} ${variant}: ${run.started} started in ${run.secondsToLastStart.toFixed(1)} s, ` +
-          `${run.activityTasks} activity tasks; probes' retry call after backoff p50 ` +
-          `${percentile(run.probeRetryLagSeconds, 50).toFixed(1)} s, max ${run.probeRetryLagSeconds.at(-1)!.toFixed(1)} s`,
-      );
-    }
-  }
-} finally {
-  await stack.stop();
-}
+  },
+  describe: (run) =>
+    `${run.started} started in ${run.secondsToLastStart.toFixed(1)} s, ${run.activityTasks} activity tasks; ` +
+    `probes' retry call after backoff p50 ${percentile(run.probeRetryLagSeconds, 50).toFixed(1)} s, ` +
+    `max ${run.probeRetryLagSeconds.at(-1)!.toFixed(1)} s`,
+});
 
 console.log(
   `\n${failed} failed batches swept, ${probes} probes, budget ${budget}/s; median (min, max) of ${repeats} repeats:`,
 );
-for (const variant of variants) {
-  const runs = figures[variant];
+for (const [variant, runs] of Object.entries(figures).filter(([, runs]) => runs.length > 0)) {
   console.log(
     `${variant.padEnd(9)} activity tasks ${formatSummary(
       runs.map((run) => run.activityTasks),
@@ -149,14 +90,14 @@ for (const variant of variants) {
   );
 }
 if (compareBundle) {
-  const ratios = figures.sweep.map(
+  const ratios = figures.current.map(
     (run, index) => run.secondsToLastStart / figures.compared[index]!.secondsToLastStart,
   );
-  const lagRatios = figures.sweep.map(
+  const lagRatios = figures.current.map(
     (run, index) => run.probeRetryLagSeconds.at(-1)! / figures.compared[index]!.probeRetryLagSeconds.at(-1)!,
   );
   console.log(
-    `ratios per repeat (sweep / compared): time to last start ${formatSummary(ratios)}; ` +
+    `ratios per repeat (current / compared): time to last start ${formatSummary(ratios)}; ` +
       `probes' slowest retry call after backoff ${formatSummary(lagRatios)}`,
   );
 }

@@ -7,7 +7,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { recordHttpRequests } from '../dev/http-requests.js';
 import { loadWorkerConfig } from '../worker/config.js';
-import { createRecoveryWorker } from '../worker/create-worker.js';
+import { createRecoveryWorkers } from '../worker/create-worker.js';
 import { createBenchActivities } from './activities.js';
 
 export interface BenchWorkerEnv {
@@ -114,7 +114,7 @@ async function main() {
     });
   const worker =
     env.BENCH_WORKER_KIND === 'product'
-      ? await createRecoveryWorker({ connection, workflows: { workflowBundle }, config: productConfig() })
+      ? await createRecoveryWorkers({ connection, workflows: { workflowBundle }, config: productConfig() })
       : await Worker.create({
           connection,
           taskQueue: env.BENCH_TASK_QUEUE,

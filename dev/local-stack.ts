@@ -1,8 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { BatchRecoveries } from '../client/recoveries.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../simulator/index.js';
-import { createRecoveryWorker } from '../worker/create-worker.js';
+import { createRecoveryWorkers } from '../worker/create-worker.js';
+import type { RecoveryWorkers } from '../worker/recovery-workers.js';
 import { startDevServer, type DevServer } from './dev-server.js';
 
 export interface LocalStack {
@@ -10,7 +11,7 @@ export interface LocalStack {
   simulator: RunningSimulator;
   client: Client;
   recoveries: BatchRecoveries;
-  worker: Worker;
+  workers: RecoveryWorkers;
   taskQueue: string;
   /** The simulator's key, which the worker calls it with. */
   apiKey: string;
@@ -28,7 +29,7 @@ export async function startLocalStack(
   const simulator = await startSimulator({ apiKeys: [API_KEY], ...simulatorOptions });
   const workerConnection = await NativeConnection.connect({ address: server.address });
   const client = new Client({ connection: await Connection.connect({ address: server.address }) });
-  const worker = await createRecoveryWorker({
+  const workers = await createRecoveryWorkers({
     connection: workerConnection,
     config: {
       temporal: { address: server.address, namespace: server.namespace, taskQueue },
@@ -40,7 +41,7 @@ export async function startLocalStack(
     server,
     simulator,
     client,
-    worker,
+    workers,
     taskQueue,
     apiKey: API_KEY,
     recoveries: new BatchRecoveries(client, taskQueue),

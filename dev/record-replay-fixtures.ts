@@ -40,7 +40,7 @@ const fast = {
 } satisfies Partial<RecoverBatchInput>;
 
 const stack = await startLocalStack({ attemptDurationMs: 40, queueDelayMs: 10 });
-const { simulator, client, recoveries, worker } = stack;
+const { simulator, client, recoveries, workers } = stack;
 
 /** Runs a recovery to its end with the task queue's batch status poller, which is then stopped. */
 async function withPoller(batchId: string, input: Partial<RecoverBatchInput> = {}): Promise<string> {
@@ -439,6 +439,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'poller-cuts-step-near-signal-limit'() {
     return pollerStepCutNearSignalLimit();
   },
+  // The end notification scheduled on the queue of notifications (its marker standing for every patch before it).
+  async 'notify-queue-poller-exhausted'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    return withPoller(batch.id, { maxRounds: 1 });
+  },
   // Registrations as watchBatches signals (a worker's, gathered while its last was out), to a run that takes them.
   async 'poller-takes-watch-batches'() {
     return pollerHistory();
@@ -476,7 +481,7 @@ const wanted = process.argv.slice(2);
 
 try {
   await mkdir(fixturesDir, { recursive: true });
-  await worker.runUntil(async () => {
+  await workers.runUntil(async () => {
     for (const [name, run] of Object.entries(scenarios)) {
       if (wanted.length > 0 && !wanted.includes(name)) continue;
       const started = await run();

@@ -11,10 +11,15 @@ import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import { createPollerActivities } from '../activities/poller-activities.js';
 import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
-import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../workflows/definitions.js';
+import {
+  BATCH_STATUS_POLLER_WORKFLOW,
+  batchStatusPollerWorkflowId,
+  notificationTaskQueue,
+} from '../workflows/definitions.js';
 import { followWorkersSharingBudget, WORKERS_SHARING_BUDGET_METRIC } from './budget-share.js';
 import type { WorkerConfig } from './config.js';
 import { isolateTimeoutAbortsWorker } from './node-runtime.js';
+import { RecoveryWorkers } from './recovery-workers.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
 const moduleExtension = path.extname(fileURLToPath(import.meta.url));
@@ -59,7 +64,17 @@ function uniqueWorkerIdentity(): string {
   return `${process.pid}@${hostname()}-${randomBytes(3).toString('hex')}`;
 }
 
-/** Every activity the worker hosts, for the workflows of this release and the calls older histories still schedule. */
+/**
+ * The end notifications a worker delivers at once, each for up to its request timeout and tries (notify-activities.ts):
+ * a storm of bad ends (an Anchor outage) reaches the webhook a few at a time instead of all together.
+ */
+const CONCURRENT_NOTIFICATIONS = 10;
+
+/**
+ * Every activity the recoveries' task queue hosts, for the workflows of this release and the calls older histories
+ * still schedule: their end notification included, which recoveries from before the queue of notifications schedule
+ * here.
+ */
 export function createWorkerActivities(api: AnchorApiClient, client: Client, notify: WorkerConfig['notify']) {
   return {
     ...createRecoveryActivities(api),
@@ -71,7 +86,15 @@ export function createWorkerActivities(api: AnchorApiClient, client: Client, not
   };
 }
 
-export async function createRecoveryWorker({ config, connection, workflows }: RecoveryWorkerOptions): Promise<Worker> {
+/**
+ * A worker process's two workers: the recoveries' task queue (workflows and every Anchor call, its task rate the
+ * Anchor budget) and the queue of their end notifications, which calls no Anchor endpoint and takes none of it.
+ */
+export async function createRecoveryWorkers({
+  config,
+  connection,
+  workflows,
+}: RecoveryWorkerOptions): Promise<RecoveryWorkers> {
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
   const configuredWorkers = config.limits.workersSharingBudget ?? 1;
@@ -85,7 +108,7 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
   // before it is sent, through a client on the worker's own connection; under the worker's identity, which the
   // announcement records as the activity's last heartbeat.
   const client = new Client({ connection, namespace: config.temporal.namespace, identity });
-  const worker = await Worker.create({
+  const recoveries = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
@@ -106,6 +129,15 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     // more of the queue's rate than its share and leave the calls waiting here. While it counts more workers than
     // configured, it sends slower than this, and the queue's rate is shared among more takers.
     maxActivitiesPerSecond: callsPerSecondHere,
+    shutdownGraceTime: '30s',
+    identity,
+  });
+  const notifications = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: notificationTaskQueue(config.temporal.taskQueue),
+    activities: createNotifyActivities(config.notify),
+    maxConcurrentActivityTaskExecutions: CONCURRENT_NOTIFICATIONS,
     shutdownGraceTime: '30s',
     identity,
   });
@@ -134,12 +166,12 @@ export async function createRecoveryWorker({ config, connection, workflows }: Re
     ),
     logger,
     state: () => {
-      const state = worker.getState();
+      const state = recoveries.getState();
       return state === 'INITIALIZED' ? 'before' : state === 'RUNNING' ? 'running' : 'after';
     },
   });
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
-  return worker;
+  return new RecoveryWorkers(recoveries, notifications);
 }
 
 /** Every worker of the queue asks for the same poller; the first start creates it, the others find it running. */

@@ -1,7 +1,8 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
+import { notificationTaskQueue } from '../workflows/definitions.js';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
-import { createRecoveryWorker, type WorkflowSource } from './create-worker.js';
+import { createRecoveryWorkers, type WorkflowSource } from './create-worker.js';
 import { PAST_DEADLINE_METRIC, startPastDeadlineGauge, type RunningGauge } from './past-deadline-gauge.js';
 import { installWorkerRuntime } from './runtime.js';
 
@@ -37,10 +38,11 @@ export async function runWorker(
   let pastDeadlineGauge: RunningGauge | undefined;
   try {
     const source = workflowSource(config);
-    const worker = await createRecoveryWorker({ config, connection, workflows: source });
+    const workers = await createRecoveryWorkers({ config, connection, workflows: source });
     logger.info(
       {
         taskQueue,
+        notificationTaskQueue: notificationTaskQueue(taskQueue),
         namespace,
         temporalAddress: address,
         tls: tls !== undefined,
@@ -64,8 +66,8 @@ export async function runWorker(
         ...pastDeadline,
       });
     }
-    // run() has started its poll loops by the time it returns its promise.
-    const running = worker.run();
+    // run() has started both workers' poll loops by the time it returns its promise.
+    const running = workers.run();
     onPolling?.();
     await running;
     logger.info('Worker stopped');

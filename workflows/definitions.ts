@@ -28,6 +28,14 @@ export function recoveryWorkflowId(batchId: string): string {
   return `recover-batch-${batchId}`;
 }
 
+/**
+ * The task queue of the recoveries' end notifications, beside theirs: the webhook is no Anchor call, so it takes no
+ * share of the recoveries' queue, whose task rate is the Anchor budget.
+ */
+export function notificationTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-notifications`;
+}
+
 /** What a recovery tells its task queue's batch status poller: wake me when this batch settles. */
 export interface WatchBatchRequest {
   batchId: string;

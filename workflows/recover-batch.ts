@@ -32,6 +32,7 @@ import {
   batchSettled,
   batchStatusPollerWorkflowId,
   getRecoveryReport,
+  notificationTaskQueue,
   pauseRecovery,
   resumeRecovery,
   retryNow,
@@ -152,6 +153,14 @@ export const REWATCH_JITTER_MARKER = 'recovery-patches-through-rewatch-jitter';
  */
 export const ANNOUNCED_SEND_MARKER = 'recovery-patches-through-announced-send';
 /**
+ * Recoveries from this change on notify their end on the task queue of notifications (notificationTaskQueue), not
+ * on the recoveries' own: the webhook is no Anchor call, and a unit of the Anchor budget (the queue's task rate) per
+ * bad end would be taken from the retry calls just when many recoveries end together. A replay compares neither an
+ * activity's task queue nor its timeouts, so this is not for a determinism error: a run does one thing from start to
+ * end, and its history shows which. This marker stands for it and for every patch above.
+ */
+export const NOTIFY_QUEUE_MARKER = 'recovery-patches-through-notify-queue';
+/**
  * Recoveries from this change on take a settle from the list only when it counts sessions: a batch listed pending or
  * processing with a total of 0 was just created (the contract lists its counters as 0 then), as the poller's list
  * rule has it. Before, `0 + 0 >= 0` made it a settle with nothing failed, and the recovery ended `clean` on a batch
@@ -246,7 +255,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const remainingMs = () => deadlineAt - Date.now();
   // Asked once, newest first and before any other patch: a history from before a marker answers false for the
   // whole run, and a new recovery records only the newest.
-  const announcedSend = patched(ANNOUNCED_SEND_MARKER);
+  const notifiesOnOwnQueue = patched(NOTIFY_QUEUE_MARKER);
+  const announcedSend = notifiesOnOwnQueue || patched(ANNOUNCED_SEND_MARKER);
   const rewatchJitter = announcedSend || patched(REWATCH_JITTER_MARKER);
   const wakeableWaits = rewatchJitter || patched(WAKEABLE_WAITS_MARKER);
   const memoAtWaits = wakeableWaits || patched(MEMO_AT_WAITS_MARKER);
@@ -810,6 +820,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       heartbeatTimeout: '10s',
       retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
       summary: `notify: ${end.outcome}`,
+      ...(notifiesOnOwnQueue && {
+        taskQueue: notificationTaskQueue(workflowInfo().taskQueue),
+        // Its three attempts and their backoffs take 6 min 15 s at most. Past this, a queue no worker polls (workers
+        // of an older release only) ends the wait with a logged failure, and the recovery still ends.
+        scheduleToCloseTimeout: '10m',
+      }),
     });
     try {
       const result = await CancellationScope.nonCancellable(() => notifyRecoveryEnd(end));

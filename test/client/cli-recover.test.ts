@@ -162,7 +162,7 @@ test('recover with a policy for a running recovery is refused, or applied with -
 test('report and watch with every worker down read the stored report and say how old it is', async () => {
   const env = await recoveryEnv();
   const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
-  const worker = await env.startWorker();
+  const workers = await env.startWorker();
   try {
     expect((await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
     const live = await eventually('the recovery to back off', async () => {
@@ -171,8 +171,8 @@ test('report and watch with every worker down read the stored report and say how
       return progress.report.phase === 'backing_off' && progress.source.kind === 'live' ? progress : undefined;
     });
     expect(live.source).toEqual({ kind: 'live' });
-    worker.shutdown();
-    await eventually('the worker to stop', () => (worker.getState() === 'STOPPED' ? true : undefined));
+    workers.shutdown();
+    await eventually('the workers to stop', () => (workers.stopped ? true : undefined));
 
     const report = await cliOn(env, ['report', batch.id]);
     expect(report.code).toBe(0);

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
 import { startSimulator, type LedgerCall, type RunningSimulator } from '../../simulator/index.js';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
@@ -89,7 +89,7 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
   const client = new Client({ connection: clientConnection, namespace: options.namespace });
   const sharedTaskQueue = `explore-${process.pid}-${randomBytes(3).toString('hex')}`;
   const workerConnection = await NativeConnection.connect({ address: options.temporalAddress });
-  const worker: Worker = await createRecoveryWorker({
+  const workers = await createRecoveryWorkers({
     config: {
       temporal: { address: options.temporalAddress, namespace: options.namespace, taskQueue: sharedTaskQueue },
       anchor: { baseUrl: simulator.url, apiKey: TEST_API_KEY, timeoutMs: clientTimeoutMs },
@@ -98,7 +98,7 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
     connection: workerConnection,
     workflows: { workflowBundle: { codePath: options.workflowBundlePath } },
   });
-  const workerDone = worker.run();
+  const workersDone = workers.run();
   const workerProcesses = new Set<WorkerProcess>();
 
   const startWorkerProcess = async (taskQueue: string): Promise<WorkerProcess> => {
@@ -277,8 +277,8 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
     },
     async close() {
       await Promise.all([...workerProcesses].map(killWorkerProcess));
-      worker.shutdown();
-      await workerDone;
+      workers.shutdown();
+      await workersDone;
       await workerConnection.close();
       await clientConnection.close();
       await simulator.close();

@@ -1,6 +1,6 @@
 import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import type proto from '@temporalio/proto';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import {
   startSimulator,
@@ -9,7 +9,8 @@ import {
   type SimulatorOptions,
 } from '../../simulator/index.js';
 import type { WorkerConfig } from '../../worker/config.js';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
+import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { batchStatusPollerWorkflowId, type WatchBatchRequest } from '../../workflows/definitions.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY } from '../../workflows/recovery-details.js';
@@ -54,7 +55,7 @@ export interface RecoveryEnv {
   /** The retry POSTs the simulator received for a batch, in order. */
   retryPosts(batchId: string): LedgerCall[];
   /** Starts an in-process worker on the env's task queue; stopped by close(). */
-  startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<Worker>;
+  startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<RecoveryWorkers>;
   /**
    * Starts a worker that also starts the task queue's batch status poller; close() terminates the poller. `anchor`
    * overrides its API client's settings (a test that holds a call open sets a longer timeout), `limits` its limits.
@@ -62,7 +63,7 @@ export interface RecoveryEnv {
   startPollerWorker(
     anchor?: Partial<WorkerConfig['anchor']>,
     limits?: Partial<WorkerConfig['limits']>,
-  ): Promise<Worker>;
+  ): Promise<RecoveryWorkers>;
   close(): Promise<void>;
 }
 
@@ -79,13 +80,13 @@ export async function startRecoveryEnv(
   });
   const client = await connectClient(temporal);
   const taskQueue = uniqueTaskQueue('recovery');
-  const running: { worker: Worker; done: Promise<void>; connection: NativeConnection }[] = [];
+  const running: { workers: RecoveryWorkers; done: Promise<void>; connection: NativeConnection }[] = [];
   let pollerStarted = false;
   const startWorker = async (config: WorkerConfig) => {
     const connection = await connectWorker(temporal);
-    const worker = await createRecoveryWorker({ config, connection, workflows: workflowBundle() });
-    running.push({ worker, connection, done: worker.run() });
-    return worker;
+    const workers = await createRecoveryWorkers({ config, connection, workflows: workflowBundle() });
+    running.push({ workers, connection, done: workers.run() });
+    return workers;
   };
   return {
     simulator,
@@ -109,8 +110,8 @@ export async function startRecoveryEnv(
       });
     },
     async close() {
-      for (const { worker, done, connection } of running) {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const { workers, done, connection } of running) {
+        workers.shutdown();
         await done;
         await connection.close();
       }

@@ -3,7 +3,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { NotifyConfig, NotifyResult } from '../../activities/notify-activities.js';
 import { RecoveryFailedError } from '../../client/recoveries.js';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
+import { notificationTaskQueue } from '../../workflows/definitions.js';
 import { killLeftoverChildren } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
 import {
@@ -40,14 +41,14 @@ afterEach(async () => {
 /** An in-process worker on the env's task queue with a webhook configured. */
 async function startNotifyingWorker(recoveryEnv: RecoveryEnv, notify: NotifyConfig): Promise<void> {
   const connection = await connectWorker();
-  const worker = await createRecoveryWorker({
+  const workers = await createRecoveryWorkers({
     config: { ...workerConfig(recoveryEnv.taskQueue, recoveryEnv.simulator.url), notify },
     connection,
     workflows: workflowBundle(),
   });
-  const running = worker.run();
+  const running = workers.run();
   stops.push(async () => {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
+    workers.shutdown();
     await running;
     await connection.close();
   });
@@ -66,6 +67,31 @@ async function notifyResults(handle: WorkflowHandle): Promise<NotifyResult[]> {
     .filter((completed) => completed && scheduled.has(Number(completed.scheduledEventId)))
     .map((completed) => defaultPayloadConverter.fromPayload<NotifyResult>(completed!.result!.payloads![0]!));
 }
+
+/**
+ * The activity tasks a recovery's history shows, by task queue and activity type: each attempt is a task, and an
+ * activity's last start event carries the number of its attempts.
+ */
+async function activityTasksByQueue(handle: WorkflowHandle): Promise<Map<string, Record<string, number>>> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const scheduled = new Map(
+    events
+      .filter((event) => event.activityTaskScheduledEventAttributes)
+      .map((event) => [Number(event.eventId), event.activityTaskScheduledEventAttributes!]),
+  );
+  const tasks = new Map<string, Record<string, number>>();
+  for (const started of events.map((event) => event.activityTaskStartedEventAttributes)) {
+    if (!started) continue;
+    const activity = scheduled.get(Number(started.scheduledEventId))!;
+    const byType = tasks.get(activity.taskQueue!.name!) ?? {};
+    const type = activity.activityType!.name!;
+    byType[type] = (byType[type] ?? 0) + started.attempt!;
+    tasks.set(activity.taskQueue!.name!, byType);
+  }
+  return tasks;
+}
+
+const sum = (counts: Record<string, number> = {}) => Object.values(counts).reduce((total, count) => total + count, 0);
 
 const alwaysFailing = () => env!.simulator.createScriptedBatch({ count: 3, script: { '0': 'always-fail' } });
 
@@ -116,6 +142,16 @@ test('one delivery per bad end, with the batch, outcome, counts and link; none f
   expect(toFailed?.body.metadata).toMatchObject({
     event_payload: { outcome: 'failed', reason: expect.stringMatching(/^batch_not_found: /) },
   });
+
+  // The notifications ran on their own queue: every activity task on the recoveries' queue, whose task rate is the
+  // Anchor budget, was one Anchor call.
+  for (const batchId of [exhausted.id, missingBatchId]) {
+    const tasks = await activityTasksByQueue(env.recoveries.handle(batchId));
+    expect(tasks.get(notificationTaskQueue(env.taskQueue))).toEqual({ notifyRecoveryEnd: 1 });
+    const anchorCalls = env.simulator.ledger.forBatch(batchId).calls.length;
+    expect(anchorCalls).toBeGreaterThan(0);
+    expect(sum(tasks.get(env.taskQueue))).toBe(anchorCalls);
+  }
 
   const exhaustedHandle = env.recoveries.handle(exhausted.id);
   expect(await notifyResults(exhaustedHandle)).toEqual([
@@ -209,3 +245,16 @@ test('a worker killed mid-delivery: the next attempt does not send again, and th
     },
   ]);
 }, 90_000);
+
+test("a worker process's two workers stop together: the recoveries' worker stopping stops the notifications'", async () => {
+  env = await startRecoveryEnv();
+  const workers = await env.startWorker();
+  await eventually('both workers to run', () =>
+    workers.recoveries.getState() === 'RUNNING' && workers.notifications.getState() === 'RUNNING' ? true : undefined,
+  );
+
+  workers.recoveries.shutdown();
+
+  await eventually('both workers to stop', () => (workers.stopped ? true : undefined));
+  expect(workers.notifications.getState()).toBe('STOPPED');
+});

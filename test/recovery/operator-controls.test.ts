@@ -65,12 +65,12 @@ test('a pause and a resume taken in one workflow task leave the backoff to run i
   // Its own task queue: its worker is stopped while the two signals arrive, so one task brings both.
   const pausedEnv = await startRecoveryEnv();
   try {
-    const worker = await pausedEnv.startWorker();
+    const workers = await pausedEnv.startWorker();
     const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
     await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
     await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', pausedEnv.recoveries));
-    worker.shutdown();
-    await eventually('the worker to stop', () => (worker.getState() === 'STOPPED' ? true : undefined));
+    workers.shutdown();
+    await eventually('the workers to stop', () => (workers.stopped ? true : undefined));
 
     await pausedEnv.recoveries.pause(batch.id);
     await pausedEnv.recoveries.resume(batch.id);

@@ -5,7 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { AnchorApiClient } from '../../anchor-api/index.js';
 import { createRetryActivities, type RecordedHeartbeat } from '../../activities/retry-activities.js';
 import { BatchRecoveries } from '../../client/recoveries.js';
-import { createRecoveryWorker, createWorkerActivities } from '../../worker/create-worker.js';
+import { createRecoveryWorkers, createWorkerActivities } from '../../worker/create-worker.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
   eventually,
@@ -146,12 +146,12 @@ async function withScriptedApi(
   const client = await connectClient();
   const connection = await connectWorker();
   try {
-    const worker = await createRecoveryWorker({
+    const workers = await createRecoveryWorkers({
       config: workerConfig(taskQueue, url),
       connection,
       workflows: workflowBundle(),
     });
-    await worker.runUntil(run(new BatchRecoveries(client, taskQueue), () => applied));
+    await workers.runUntil(() => run(new BatchRecoveries(client, taskQueue), () => applied));
   } finally {
     await connection.close();
     await client.connection.close();

@@ -55,7 +55,7 @@ test('pollers are listed from every partition of the queue, not only the root', 
   const env = await startRecoveryEnv();
   const polls = new AbortController();
   try {
-    const worker = await env.startWorker();
+    const workers = await env.startWorker();
     // Eight pollers of one poll each: each poll lands on one of the queue's partitions (4 by default), and a poll
     // on another is forwarded to the root only while that partition has no other poll forwarded. The root's own
     // list (legacy DescribeTaskQueue, what wave 11 read) named 2 and 3 of the 8 in two runs.
@@ -65,7 +65,7 @@ test('pollers are listed from every partition of the queue, not only the root', 
       const identities = await recentPollerIdentities(env.client, env.taskQueue, 'activity');
       return single.every((identity) => identities.includes(identity)) ? identities : undefined;
     });
-    expect([...listed].sort()).toEqual([worker.options.identity, ...single].sort());
+    expect([...listed].sort()).toEqual([workers.recoveries.options.identity, ...single].sort());
   } finally {
     polls.abort();
     await env.close();

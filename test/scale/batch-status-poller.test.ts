@@ -1,4 +1,4 @@
-import { ANNOUNCED_SEND_MARKER, LISTED_SETTLE_COUNTS_SESSIONS_PATCH } from '../../workflows/recover-batch.js';
+import { LISTED_SETTLE_COUNTS_SESSIONS_PATCH, NOTIFY_QUEUE_MARKER } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId, type ListedSettle } from '../../workflows/definitions.js';
 import {
@@ -58,7 +58,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
     expect(events.filter((event) => event.externalWorkflowExecutionSignaledEventAttributes)).toHaveLength(0);
     expect(pollerRegistrations(history)).toHaveLength(2);
     // One patch marker, standing for every earlier patch, instead of one per patch.
-    expect(patchMarkerIds(history)).toEqual([ANNOUNCED_SEND_MARKER]);
+    expect(patchMarkerIds(history)).toEqual([NOTIFY_QUEUE_MARKER]);
     // Its memo, written as it began each wait and as it ended: none while the round's read and call were out, and
     // never `retrying` while it waited. Two registration waits start a timer each; a third is the round backoff,
     // when the wake came sooner than 100 ms after the settle.

@@ -1,12 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import { startDevServer } from '../../dev/dev-server.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
-import { createRecoveryWorker } from '../../worker/create-worker.js';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import { TEST_API_KEY, workerConfig, workflowBundle } from '../helpers/recovery-env.js';
 import { uniqueTaskQueue } from '../helpers/temporal.js';
 import { resolveChromium } from './chromium.js';
@@ -91,14 +91,14 @@ export async function startUiEnv(): Promise<UiEnv> {
 
     const workerConnection = await NativeConnection.connect({ address: server.address });
     cleanups.push(() => workerConnection.close());
-    const worker: Worker = await createRecoveryWorker({
+    const workers = await createRecoveryWorkers({
       config: workerConfig(taskQueue, simulator.url, TEST_API_KEY, server),
       connection: workerConnection,
       workflows: workflowBundle(),
     });
-    const running = worker.run();
+    const running = workers.run();
     cleanups.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      workers.shutdown();
       await running;
     });
 
