@@ -9,8 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import proto from '@temporalio/proto';
-import { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import type { batchStatusPoller } from '../workflows/batch-status-poller.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
@@ -22,14 +21,8 @@ import {
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
-import { AnchorApiClient } from '../anchor-api/index.js';
 import { BatchRecoveries } from '../client/recoveries.js';
-import {
-  createWorkerActivities,
-  startBatchStatusPoller,
-  workflowInterceptorModules,
-  workflowsPath,
-} from '../worker/create-worker.js';
+import { createRecoveryWorkers, startBatchStatusPoller } from '../worker/create-worker.js';
 import type { SendRetryInput } from '../workflows/retry-protocol.js';
 import { startLocalStack } from './local-stack.js';
 
@@ -353,27 +346,24 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
     const taskQueue = `${stack.taskQueue}-stalled-send`;
     const connection = await NativeConnection.connect({ address: stack.server.address });
-    const api = new AnchorApiClient({ baseUrl: simulator.url, apiKey: stack.apiKey, timeoutMs: 5_000 });
-    const namespace = stack.server.namespace;
-    const activities = createWorkerActivities(api, new Client({ connection, namespace }), undefined);
     let wake!: () => void;
     const recoveryEnded = new Promise<void>((resolve) => (wake = resolve));
     let sendCalls = 0;
     try {
-      const stalling = await Worker.create({
+      const stalling = await createRecoveryWorkers({
         connection,
-        namespace,
-        taskQueue,
-        workflowsPath,
-        interceptors: { workflowModules: workflowInterceptorModules },
-        activities: {
-          ...activities,
+        config: {
+          temporal: { address: stack.server.address, namespace: stack.server.namespace, taskQueue },
+          anchor: { baseUrl: simulator.url, apiKey: stack.apiKey, timeoutMs: 5_000 },
+          limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 50, maxConcurrentWorkflowTasks: 20 },
+        },
+        replaceActivities: (activities) => ({
           announceAndSendRetry: async (input: SendRetryInput) => {
             sendCalls += 1;
             if (sendCalls === 1) await recoveryEnded;
             return activities.announceAndSendRetry(input);
           },
-        },
+        }),
       });
       await stalling.runUntil(async () => {
         const stalled = new BatchRecoveries(client, taskQueue);

@@ -35,6 +35,8 @@ export interface RecoveryWorkerOptions {
   connection: NativeConnection;
   /** A prebuilt bundle skips bundling at start; tests share one. */
   workflows?: WorkflowSource;
+  /** Activities of a test's own in place of the product's: a start that counts, a call that stalls. */
+  replaceActivities?: (activities: WorkerActivities, api: AnchorApiClient, client: Client) => Partial<WorkerActivities>;
 }
 
 /**
@@ -86,6 +88,8 @@ export function createWorkerActivities(api: AnchorApiClient, client: Client, not
   };
 }
 
+export type WorkerActivities = ReturnType<typeof createWorkerActivities>;
+
 /**
  * A worker process's two workers: the recoveries' task queue (workflows and every Anchor call, its task rate the
  * Anchor budget) and the queue of their end notifications, which calls no Anchor endpoint and takes none of it.
@@ -94,6 +98,7 @@ export async function createRecoveryWorkers({
   config,
   connection,
   workflows,
+  replaceActivities,
 }: RecoveryWorkerOptions): Promise<RecoveryWorkers> {
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
@@ -108,6 +113,9 @@ export async function createRecoveryWorkers({
   // before it is sent, through a client on the worker's own connection; under the worker's identity, which the
   // announcement records as the activity's last heartbeat.
   const client = new Client({ connection, namespace: config.temporal.namespace, identity });
+  // Before the workers: a worker created and never run holds the connection, which then cannot close.
+  if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
+  const activities = createWorkerActivities(api, client, config.notify);
   const recoveries = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -115,7 +123,7 @@ export async function createRecoveryWorkers({
     // A prebuilt bundle has the interceptors built in (worker/bundle.ts); naming them again draws the SDK's warning
     // that they are ignored, at every start.
     ...(workflows ?? { workflowsPath, interceptors: { workflowModules: workflowInterceptorModules } }),
-    activities: createWorkerActivities(api, client, config.notify),
+    activities: { ...activities, ...replaceActivities?.(activities, api, client) },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
@@ -170,7 +178,6 @@ export async function createRecoveryWorkers({
       return state === 'INITIALIZED' ? 'before' : state === 'RUNNING' ? 'running' : 'after';
     },
   });
-  if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
   return new RecoveryWorkers(recoveries, notifications);
 }
 

@@ -5,6 +5,9 @@ import type { Worker } from '@temporalio/worker';
  * queues would leave the other's tasks waiting with nothing to show for it.
  */
 export class RecoveryWorkers {
+  private started = false;
+  private stopRequested = false;
+
   constructor(
     /** Workflows and every Anchor call, on the task queue whose task rate is the Anchor budget. */
     readonly recoveries: Worker,
@@ -21,34 +24,47 @@ export class RecoveryWorkers {
    * for any reason (a fatal error too) stops the other; the first failure is thrown once both have stopped.
    */
   async run(): Promise<void> {
-    const stopped = await Promise.allSettled(this.all.map((worker) => worker.run().finally(() => this.shutdown())));
+    if (this.started) throw new Error('The recovery workers run once');
+    this.started = true;
+    // Each worker is RUNNING once its run() returns its promise, so a shutdown asked before this takes effect now.
+    const runs = this.all.map((worker) => worker.run().finally(() => this.shutdown()));
+    if (this.stopRequested) this.shutdown();
+    const stopped = await Promise.allSettled(runs);
     const failed = stopped.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed) throw failed.reason;
   }
 
-  /** Runs both while `work` runs, then stops them: its result, or the workers' failure when they stop first. */
+  /**
+   * Runs both while `work` runs, then stops them: its result, or its failure. When the workers stop first, their
+   * failure, or an error that says so.
+   */
   async runUntil<T>(work: () => Promise<T>): Promise<T> {
     const running = this.run();
+    const workersStopped = running.then(() => {
+      throw new Error('The recovery workers stopped before the work they ran for ended');
+    });
+    let result: T;
     try {
-      return await Promise.race([
-        work(),
-        running.then(() => {
-          throw new Error('The recovery workers stopped before the work they ran for ended');
-        }),
-      ]);
-    } finally {
+      result = await Promise.race([work(), workersStopped]);
+    } catch (err) {
       this.shutdown();
-      await running;
+      // The work's own failure is the one to see, whatever the workers did.
+      await running.catch(() => undefined);
+      throw err;
     }
+    this.shutdown();
+    await running;
+    return result;
   }
 
   /** Asks both to stop: they stop polling and give their tasks in flight the grace time to finish. */
   shutdown(): void {
+    this.stopRequested = true;
     for (const worker of this.all) if (worker.getState() === 'RUNNING') worker.shutdown();
   }
 
-  /** Both have stopped polling and finished, or handed back, their tasks. */
+  /** Both have stopped: finished, or handed back, their tasks, or failed. */
   get stopped(): boolean {
-    return this.all.every((worker) => worker.getState() === 'STOPPED');
+    return this.all.every((worker) => worker.getState() === 'STOPPED' || worker.getState() === 'FAILED');
   }
 }

@@ -73,6 +73,10 @@ export async function runWorker(
     logger.info('Worker stopped');
   } finally {
     pastDeadlineGauge?.stop();
-    await connection.close();
+    // After a start that failed with a worker created, that worker still holds the connection: closing it fails, and
+    // must not hide why the start failed.
+    await connection
+      .close()
+      .catch((err: Error) => logger.warn({ error: err.message }, 'Temporal connection not closed'));
   }
 }

@@ -822,9 +822,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       summary: `notify: ${end.outcome}`,
       ...(notifiesOnOwnQueue && {
         taskQueue: notificationTaskQueue(workflowInfo().taskQueue),
-        // Its three attempts and their backoffs take 6 min 15 s at most. Past this, a queue no worker polls (workers
-        // of an older release only) ends the wait with a logged failure, and the recovery still ends.
-        scheduleToCloseTimeout: '10m',
+        // Within the 5 min by which the past-deadline gauge lets a recovery outlive its deadline (its three attempts
+        // could take 6 min 15 s). Past this, a queue no worker polls (workers of an older release only) ends the
+        // wait with a logged failure, and the recovery still ends.
+        scheduleToCloseTimeout: '5m',
       }),
     });
     try {

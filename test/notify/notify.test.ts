@@ -148,6 +148,7 @@ test('one delivery per bad end, with the batch, outcome, counts and link; none f
   for (const batchId of [exhausted.id, missingBatchId]) {
     const tasks = await activityTasksByQueue(env.recoveries.handle(batchId));
     expect(tasks.get(notificationTaskQueue(env.taskQueue))).toEqual({ notifyRecoveryEnd: 1 });
+    expect(tasks.get(env.taskQueue)).not.toHaveProperty('notifyRecoveryEnd');
     const anchorCalls = env.simulator.ledger.forBatch(batchId).calls.length;
     expect(anchorCalls).toBeGreaterThan(0);
     expect(sum(tasks.get(env.taskQueue))).toBe(anchorCalls);
@@ -245,16 +246,3 @@ test('a worker killed mid-delivery: the next attempt does not send again, and th
     },
   ]);
 }, 90_000);
-
-test("a worker process's two workers stop together: the recoveries' worker stopping stops the notifications'", async () => {
-  env = await startRecoveryEnv();
-  const workers = await env.startWorker();
-  await eventually('both workers to run', () =>
-    workers.recoveries.getState() === 'RUNNING' && workers.notifications.getState() === 'RUNNING' ? true : undefined,
-  );
-
-  workers.recoveries.shutdown();
-
-  await eventually('both workers to stop', () => (workers.stopped ? true : undefined));
-  expect(workers.notifications.getState()).toBe('STOPPED');
-});

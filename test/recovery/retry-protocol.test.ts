@@ -1,11 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Client } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
-import { AnchorApiClient } from '../../anchor-api/index.js';
 import { createRetryActivities, type RecordedHeartbeat } from '../../activities/retry-activities.js';
 import { BatchRecoveries } from '../../client/recoveries.js';
-import { createRecoveryWorkers, createWorkerActivities } from '../../worker/create-worker.js';
+import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
   eventually,
@@ -270,31 +267,25 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
   }
 });
 
-type WorkerActivities = ReturnType<typeof createWorkerActivities>;
-
 /**
  * Runs `run` beside a worker of the test's own, on a task queue of its own: the product's workflows and activities,
  * with those `replace` returns in place of the product's.
  */
 async function withOwnWorker<T>(
-  replace: (activities: WorkerActivities, api: AnchorApiClient, client: Client) => Partial<WorkerActivities>,
+  replace: NonNullable<RecoveryWorkerOptions['replaceActivities']>,
   run: (recoveries: BatchRecoveries) => Promise<T>,
 ): Promise<T> {
   const taskQueue = uniqueTaskQueue('own-worker');
   const client = await connectClient();
   const connection = await connectWorker();
   try {
-    const config = workerConfig(taskQueue, env.simulator.url);
-    const api = new AnchorApiClient(config.anchor);
-    const activities = createWorkerActivities(api, client, undefined);
-    const worker = await Worker.create({
+    const workers = await createRecoveryWorkers({
+      config: workerConfig(taskQueue, env.simulator.url),
       connection,
-      namespace: config.temporal.namespace,
-      taskQueue,
-      ...workflowBundle(),
-      activities: { ...activities, ...replace(activities, api, client) },
+      workflows: workflowBundle(),
+      replaceActivities: replace,
     });
-    return await worker.runUntil(run(new BatchRecoveries(client, taskQueue)));
+    return await workers.runUntil(() => run(new BatchRecoveries(client, taskQueue)));
   } finally {
     await connection.close();
     await client.connection.close();

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker, type NativeConnection } from '@temporalio/worker';
-import { AnchorApiClient } from '../../anchor-api/index.js';
+import type { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
-import { createWorkerActivities } from '../../worker/create-worker.js';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
+import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { parseSweepInput, type SweepFailedBatchesInput, type SweepResult } from '../../workflows/sweep-input.js';
@@ -25,10 +25,10 @@ beforeAll(async () => {
   await env.startWorker();
 });
 /** Workers a test started on a task queue of its own, stopped here: also when the test failed or timed out. */
-const ownWorkers: { worker: Worker; connection: NativeConnection; running: Promise<void> }[] = [];
+const ownWorkers: { workers: RecoveryWorkers; connection: NativeConnection; running: Promise<void> }[] = [];
 afterAll(async () => {
-  for (const { worker, connection, running } of ownWorkers) {
-    if (worker.getState() === 'RUNNING') worker.shutdown();
+  for (const { workers, connection, running } of ownWorkers) {
+    workers.shutdown();
     await running;
     await connection.close();
   }
@@ -167,23 +167,26 @@ test('a sweep starts at most maxStarts recoveries, newest batches first, with at
   // A worker of this test's own, whose start activity counts the starts in flight: a local activity leaves only
   // its result in the history, so the history cannot tell how many ran at once.
   const taskQueue = uniqueTaskQueue('sweep-fan-out');
-  const config = workerConfig(taskQueue, env.simulator.url);
-  const activities = createWorkerActivities(new AnchorApiClient(config.anchor), env.client, undefined);
-  const startBatchRecovery = activities.startBatchRecovery.bind(activities);
   let inFlight = 0;
   let mostInFlight = 0;
-  activities.startBatchRecovery = async (input) => {
-    inFlight += 1;
-    mostInFlight = Math.max(mostInFlight, inFlight);
-    try {
-      return await startBatchRecovery(input);
-    } finally {
-      inFlight -= 1;
-    }
-  };
   const connection = await connectWorker();
-  const worker = await Worker.create({ connection, taskQueue, ...workflowBundle(), activities });
-  ownWorkers.push({ worker, connection, running: worker.run() });
+  const workers = await createRecoveryWorkers({
+    config: workerConfig(taskQueue, env.simulator.url),
+    connection,
+    workflows: workflowBundle(),
+    replaceActivities: (activities) => ({
+      async startBatchRecovery(input) {
+        inFlight += 1;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        try {
+          return await activities.startBatchRecovery(input);
+        } finally {
+          inFlight -= 1;
+        }
+      },
+    }),
+  });
+  ownWorkers.push({ workers, connection, running: workers.run() });
 
   const result = await env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
     taskQueue,
