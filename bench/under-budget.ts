@@ -9,7 +9,7 @@ import { startBenchStack, startBenchWorker, type BenchStack, type BenchWorker } 
  */
 
 /** A probe's round backoff: its snapshot read and retry call come due this long after its batch settled. */
-export const PROBE_BACKOFF_MS = 5_000;
+const PROBE_BACKOFF_MS = 5_000;
 /** The simulator's attempts: a probe batch settles queueDelayMs + attemptDurationMs after it is created. */
 const PROBE_SIMULATOR = { queueDelayMs: 10, attemptDurationMs: 40 };
 
