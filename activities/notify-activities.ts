@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { activityInfo, heartbeat, log, type Info } from '@temporalio/activity';
+import { Context, type Info } from '@temporalio/activity';
 import { workflowUiUrl, type NotifiableOutcome, type RecoveryEnd } from '../workflows/recovery-details.js';
+import { WebhookDigest } from './webhook-digest.js';
 
 /** Where and what to notify; from the worker's environment only, so the URL never reaches history or logs. */
 export interface NotifyConfig {
@@ -8,9 +8,11 @@ export interface NotifyConfig {
   outcomes: readonly NotifiableOutcome[];
   /** The Temporal Web UI's base URL, for the link to the recovery; no link without it. */
   uiUrl?: string;
-  /** Waits between delivery tries within one attempt; their count + 1 is the number of tries. */
+  /** Waits after failed requests within one attempt; their count + 1 is the number of tries. */
   retryDelaysMs?: readonly number[];
   requestTimeoutMs?: number;
+  /** The least time between two requests to the webhook from one worker (default 1 s). */
+  minPostIntervalMs?: number;
 }
 
 export type DeliveryStatus =
@@ -29,6 +31,8 @@ export interface NotifyResult {
   httpStatus: number | null;
   idempotencyKey: string;
   detail: string | null;
+  /** Ends the last request carried, this one's included (0 when none was sent); absent before the digest. */
+  endsInMessage?: number;
 }
 
 export interface NotifyActivities {
@@ -42,17 +46,10 @@ interface DeliveryProgress {
 }
 
 const DEFAULT_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
+const DEFAULT_MIN_POST_INTERVAL_MS = 1_000;
+/** 20 blocks and a header: within Slack's 50 blocks, and about 12 KB of text. */
+const MAX_ENDS_PER_MESSAGE = 20;
 const HEARTBEAT_INTERVAL_MS = 2_000;
-/** Connection errors that prove the request never reached the receiver. */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-
-const OUTCOME_ICONS: Record<NotifiableOutcome, string> = {
-  exhausted: ':warning:',
-  deadline: ':hourglass:',
-  failed: ':x:',
-  batch_cancelled: ':no_entry_sign:',
-  operator_cancelled: ':octagonal_sign:',
-};
 
 /** The same key for every try and attempt of one recovery end: receivers that dedupe can drop repeats. */
 export function idempotencyKey(info: Pick<Info, 'workflowExecution' | 'activityId'>, end: RecoveryEnd): string {
@@ -60,68 +57,51 @@ export function idempotencyKey(info: Pick<Info, 'workflowExecution' | 'activityI
   return execution ? `${execution.workflowId}/${execution.runId}/${end.outcome}` : `${info.activityId}/${end.outcome}`;
 }
 
-/** A Slack incoming-webhook message; `metadata` carries the same facts for receivers that parse JSON. */
-export function webhookMessage(end: RecoveryEnd, key: string, recoveryUrl: string | null) {
-  const headline = `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${end.batchId}\` ended *${end.outcome}*`;
-  const counts = `${end.rounds} rounds · ${end.retriedSessions} sessions retried · ${end.recovered} recovered · ${end.stillFailed} still failing`;
-  const link = recoveryUrl ? `<${recoveryUrl}|Open the recovery in the Temporal Web UI>` : null;
-  const lines = [headline, counts, ...(end.reason ? [`Reason: ${end.reason}`] : []), ...(link ? [link] : [])];
-  return {
-    text: lines.join('\n'),
-    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } }],
-    metadata: {
-      event_type: 'anchor_recovery_ended',
-      event_payload: { ...end, idempotencyKey: key, recoveryUrl },
-    },
-  };
-}
-
-type Attempt =
-  { kind: 'delivered' | 'refused' | 'failed'; httpStatus: number } | { kind: 'not_sent' | 'unknown'; code: string };
-
-async function post(url: string, key: string, body: string, timeoutMs: number): Promise<Attempt> {
-  try {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': key },
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await response.body?.cancel();
-    if (response.ok) return { kind: 'delivered', httpStatus: response.status };
-    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service): sending it again changes nothing.
-    const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
-    return { kind: retryable ? 'failed' : 'refused', httpStatus: response.status };
-  } catch (err) {
-    // Only the code: an error message may carry the host, and the URL is a secret.
-    const cause = (err as { cause?: { code?: unknown } }).cause;
-    const code = typeof cause?.code === 'string' ? cause.code : (err as Error).name;
-    return { kind: NOT_SENT_CODES.has(code) ? 'not_sent' : 'unknown', code };
-  }
+/** When this attempt's time is up: its start-to-close from now, or the activity's schedule-to-close if sooner. */
+function attemptDeadline(info: Info): number {
+  const attemptEnds = Date.now() + info.startToCloseTimeoutMs;
+  if (!info.scheduleToCloseTimeoutMs) return attemptEnds;
+  return Math.min(attemptEnds, info.scheduledTimestampMs + info.scheduleToCloseTimeoutMs);
 }
 
 /**
  * Posts a recovery's end to the operators' webhook, at most once per end.
  *
- * A request that got an answer is settled by it: 2xx delivered, 4xx refused, 5xx/429 tried again
- * after a backoff, within this attempt. A request whose answer never came (timeout, reset) may
- * have been delivered, so it is not sent again. The activity heartbeats `sending` before each
- * request: when the worker dies mid-request, the next attempt finds that and reports `unknown`
- * instead of sending a second message. Every request of one end carries the same
- * `Idempotency-Key`, so a receiver that dedupes is safe even in the one window this cannot close
- * (a crash after the request left but before its heartbeat reached the server).
+ * The worker's WebhookDigest sends it, with the other ends waiting at the time, in one message at most a second
+ * after the last (webhook-digest.ts says how answers settle it). The activity heartbeats `sending` before each request
+ * that carries its end: when the worker dies mid-request, the next attempt finds that and reports `unknown` instead
+ * of sending a second message. Each end's key (`Idempotency-Key` of a message of one end; in a message of several,
+ * in its metadata) is the same for every request that carries it, so a receiver that dedupes ends by it is safe even
+ * in the one window this cannot close (a crash after the request left but before its heartbeat reached the server).
  */
 export function createNotifyActivities(config?: NotifyConfig): NotifyActivities {
+  const digest =
+    config &&
+    new WebhookDigest({
+      webhookUrl: config.webhookUrl,
+      retryDelaysMs: config.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
+      requestTimeoutMs: config.requestTimeoutMs ?? 10_000,
+      minPostIntervalMs: config.minPostIntervalMs ?? DEFAULT_MIN_POST_INTERVAL_MS,
+      maxEndsPerMessage: MAX_ENDS_PER_MESSAGE,
+    });
   return {
     async notifyRecoveryEnd(end) {
-      const info = activityInfo();
+      // The digest calls back from whichever activity started its sending: this activity's own context is held here.
+      const context = Context.current();
+      const { info } = context;
       const key = idempotencyKey(info, end);
-      const result = (status: DeliveryStatus, tries: number, httpStatus: number | null, detail: string | null) => {
-        const value = { status, tries, httpStatus, idempotencyKey: key, detail };
-        log.info('Recovery end notification', { ...value, batchId: end.batchId, outcome: end.outcome });
+      const result = (
+        status: DeliveryStatus,
+        tries: number,
+        httpStatus: number | null,
+        detail: string | null,
+        endsInMessage = 0,
+      ) => {
+        const value = { status, tries, httpStatus, idempotencyKey: key, detail, endsInMessage };
+        context.log.info('Recovery end notification', { ...value, batchId: end.batchId, outcome: end.outcome });
         return value;
       };
-      if (!config) return result('skipped', 0, null, 'no webhook configured (NOTIFY_WEBHOOK_URL)');
+      if (!config || !digest) return result('skipped', 0, null, 'no webhook configured (NOTIFY_WEBHOOK_URL)');
       if (!config.outcomes.includes(end.outcome))
         return result('skipped', 0, null, `${end.outcome} is not in NOTIFY_OUTCOMES`);
       const previous = info.heartbeatDetails as DeliveryProgress | undefined;
@@ -131,38 +111,35 @@ export function createNotifyActivities(config?: NotifyConfig): NotifyActivities 
 
       const workflowId = info.workflowExecution?.workflowId;
       const recoveryUrl = config.uiUrl && workflowId ? workflowUiUrl(config.uiUrl, info.namespace, workflowId) : null;
-      const body = JSON.stringify(webhookMessage(end, key, recoveryUrl));
-      const delays = config.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
       let progress: DeliveryProgress = { state: 'waiting', tries: previous?.tries ?? 0 };
-      const timer = setInterval(() => heartbeat(progress), HEARTBEAT_INTERVAL_MS);
+      const timer = setInterval(() => context.heartbeat(progress), HEARTBEAT_INTERVAL_MS);
       try {
-        for (let index = 0; ; index += 1) {
-          progress = { state: 'sending', tries: progress.tries + 1 };
-          heartbeat(progress);
-          const attempt = await post(config.webhookUrl, key, body, config.requestTimeoutMs ?? 10_000);
-          progress = { state: 'waiting', tries: progress.tries };
-          heartbeat(progress);
-          const delay = delays[index];
-          switch (attempt.kind) {
-            case 'delivered':
-              return result('delivered', progress.tries, attempt.httpStatus, null);
-            case 'refused':
-              return result(
-                'failed',
-                progress.tries,
-                attempt.httpStatus,
-                `webhook refused: HTTP ${attempt.httpStatus}`,
-              );
-            case 'unknown':
-              return result('unknown', progress.tries, null, `no answer (${attempt.code}): not sent again`);
-            default: {
-              const httpStatus = 'httpStatus' in attempt ? attempt.httpStatus : null;
-              const what = 'code' in attempt ? attempt.code : `HTTP ${httpStatus}`;
-              if (delay === undefined) return result('failed', progress.tries, httpStatus, `still failing: ${what}`);
-              log.warn('Webhook failed, trying again', { batchId: end.batchId, failure: what, delayMs: delay });
-              await sleep(delay);
-            }
-          }
+        const delivery = await digest.deliver(
+          {
+            end,
+            key,
+            recoveryUrl,
+            deadlineAt: attemptDeadline(info),
+            onSending() {
+              progress = { state: 'sending', tries: progress.tries + 1 };
+              context.heartbeat(progress);
+            },
+            onRetry(failure, delayMs) {
+              progress = { state: 'waiting', tries: progress.tries };
+              context.heartbeat(progress);
+              context.log.warn('Webhook failed, trying again', { batchId: end.batchId, failure, delayMs });
+            },
+          },
+          context.cancellationSignal,
+        );
+        // The last heartbeat stays `sending`: an attempt after a crash here must not send the end again.
+        switch (delivery.status) {
+          case 'delivered':
+            return result('delivered', progress.tries, delivery.httpStatus, null, delivery.ends);
+          case 'failed':
+            return result('failed', progress.tries, delivery.httpStatus, delivery.detail, delivery.ends);
+          case 'unknown':
+            return result('unknown', progress.tries, null, delivery.detail, delivery.ends);
         }
       } finally {
         clearInterval(timer);

@@ -150,6 +150,8 @@ export interface BenchWorkerOptions {
   maxCachedWorkflows?: number;
   /** 'off' runs the product without its batch status poller. */
   poller?: 'off';
+  /** The product's webhook for end notifications; every bad end is notified. */
+  notifyWebhookUrl?: string;
   /** V8's old-space limit for the worker process (node --max-old-space-size). */
   heapMiB?: number;
   /** A product bundle built from other code (an earlier commit), run on this code's activities and worker unless `checkout`. */
@@ -206,6 +208,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     ...(options.workersSharingBudget ? { BENCH_WORKERS_SHARING_BUDGET: String(options.workersSharingBudget) } : {}),
     ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
     ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
+    ...(options.notifyWebhookUrl ? { BENCH_NOTIFY_WEBHOOK_URL: options.notifyWebhookUrl } : {}),
   };
   const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
   const script = options.checkout ? path.join(options.checkout, 'bench', 'worker-process.ts') : workerScript;
@@ -392,6 +395,20 @@ export function compareBundleArg(): string | undefined {
   const bundle = path.resolve(process.argv[index + 1] ?? '');
   if (!existsSync(bundle)) throw new Error(`--compare-bundle: no bundle at ${bundle}`);
   return bundle;
+}
+
+/**
+ * `--compare-checkout <dir>`: a checkout of other code (an earlier commit: `git worktree add <dir> <commit>` and a link
+ * to this node_modules in it), whose worker runs beside this code's in the same run; absent: undefined.
+ */
+export function compareCheckoutArg(): string | undefined {
+  const index = process.argv.indexOf('--compare-checkout');
+  if (index === -1) return undefined;
+  const checkout = path.resolve(process.argv[index + 1] ?? '');
+  if (!existsSync(path.join(checkout, 'bench', 'worker-process.ts'))) {
+    throw new Error(`--compare-checkout <dir>: no checkout with bench/worker-process.ts at ${checkout}`);
+  }
+  return checkout;
 }
 
 export const MIB = 1024 * 1024;

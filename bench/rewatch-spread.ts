@@ -14,7 +14,6 @@
  *     workflow task that waits for a free slot on the worker and for the registration's answer.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -23,6 +22,7 @@ import { recoveryStartOptions } from '../client/recoveries.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
+  compareCheckoutArg,
   countEvents,
   forEachLimit,
   formatSummary,
@@ -39,13 +39,8 @@ const recoveries = numberArg('recoveries', 1_000);
 const pollMs = numberArg('poll-ms', 8_000);
 const cycles = numberArg('cycles', 2);
 const repeats = numberArg('repeats', 2);
-const compareArg = process.argv.indexOf('--compare-checkout');
-const compareCheckout = compareArg === -1 ? undefined : path.resolve(process.argv[compareArg + 1] ?? '');
-if (compareCheckout === undefined || !existsSync(path.join(compareCheckout, 'bench', 'worker-process.ts'))) {
-  throw new Error(
-    `--compare-checkout <dir>: no checkout with bench/worker-process.ts at ${compareCheckout ?? '(none)'}`,
-  );
-}
+const compareCheckout = compareCheckoutArg();
+if (compareCheckout === undefined) throw new Error('--compare-checkout <dir>: the checkout to compare with');
 
 /** The checkout's own workflow bundle, built by its own code. */
 async function buildCheckoutBundle(checkout: string, output: string): Promise<void> {

@@ -23,6 +23,8 @@ export interface BenchWorkerEnv {
   BENCH_MAX_CACHED_WORKFLOWS?: string;
   /** 'off' runs the product without its batch status poller. */
   BENCH_POLLER?: string;
+  /** The product's NOTIFY_WEBHOOK_URL, with every bad end notified, operators' cancels included. */
+  BENCH_NOTIFY_WEBHOOK_URL?: string;
   /** Set by hand, not by the harness: the SDK's log level in the bench worker (ERROR by default). */
   BENCH_WORKER_LOG_LEVEL?: LogLevel;
   /**
@@ -111,6 +113,10 @@ async function main() {
       ...(env.BENCH_WORKERS_SHARING_BUDGET ? { ANCHOR_WORKERS_SHARING_BUDGET: env.BENCH_WORKERS_SHARING_BUDGET } : {}),
       ANCHOR_BATCH_STATUS_POLLER: env.BENCH_POLLER === 'off' ? 'false' : 'true',
       ...(env.BENCH_MAX_CACHED_WORKFLOWS ? { WORKER_MAX_CACHED_WORKFLOWS: env.BENCH_MAX_CACHED_WORKFLOWS } : {}),
+      ...(env.BENCH_NOTIFY_WEBHOOK_URL && {
+        NOTIFY_WEBHOOK_URL: env.BENCH_NOTIFY_WEBHOOK_URL,
+        NOTIFY_OUTCOMES: 'exhausted,deadline,failed,batch_cancelled,operator_cancelled',
+      }),
     });
   const worker =
     env.BENCH_WORKER_KIND === 'product'

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
-import { createNotifyActivities } from '../activities/notify-activities.js';
+import { createNotifyActivities, type NotifyActivities } from '../activities/notify-activities.js';
 import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
@@ -67,24 +67,25 @@ function uniqueWorkerIdentity(): string {
 }
 
 /**
- * The end notifications a worker delivers at once, each for up to its request timeout and tries (notify-activities.ts):
- * a storm of bad ends (an Anchor outage) reaches the webhook a few at a time instead of all together.
+ * The end notifications a worker holds at once. They wait on the worker's one line to the webhook, which sends the
+ * ends waiting together as one message, one message a second (activities/webhook-digest.ts): five seconds of
+ * messages of 20 ends, so a storm of bad ends (an Anchor outage) reaches the webhook as a few messages.
  */
-const CONCURRENT_NOTIFICATIONS = 10;
+const CONCURRENT_NOTIFICATIONS = 100;
 
 /**
  * Every activity the recoveries' task queue hosts, for the workflows of this release and the calls older histories
  * still schedule: their end notification included, which recoveries from before the queue of notifications schedule
  * here.
  */
-export function createWorkerActivities(api: AnchorApiClient, client: Client, notify: WorkerConfig['notify']) {
+export function createWorkerActivities(api: AnchorApiClient, client: Client, notify: NotifyActivities) {
   return {
     ...createRecoveryActivities(api),
     ...createRetryActivities(api, client.activity),
     ...createSweepActivities(api, client),
     ...createPollerActivities(api),
     ...createPollerRegistrationActivities(client),
-    ...createNotifyActivities(notify),
+    ...notify,
   };
 }
 
@@ -115,7 +116,9 @@ export async function createRecoveryWorkers({
   const client = new Client({ connection, namespace: config.temporal.namespace, identity });
   // Before the workers: a worker created and never run holds the connection, which then cannot close.
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
-  const activities = createWorkerActivities(api, client, config.notify);
+  // One for both queues, so the worker has one line to the webhook.
+  const notify = createNotifyActivities(config.notify);
+  const activities = createWorkerActivities(api, client, notify);
   const recoveries = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -144,8 +147,11 @@ export async function createRecoveryWorkers({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: notificationTaskQueue(config.temporal.taskQueue),
-    activities: createNotifyActivities(config.notify),
+    activities: notify,
     maxConcurrentActivityTaskExecutions: CONCURRENT_NOTIFICATIONS,
+    // An end waits in the webhook's queue and has heartbeated `waiting` by the time it is sent: its `sending` must
+    // reach the server at once, not after 0.8 × the heartbeat timeout, or a crash mid-request would send it twice.
+    maxHeartbeatThrottleInterval: '100ms',
     shutdownGraceTime: '30s',
     identity,
   });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import proto from '@temporalio/proto';
 import type { NotifyConfig, NotifyResult } from '../../activities/notify-activities.js';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
@@ -21,6 +22,8 @@ import { connectWorker } from '../helpers/temporal.js';
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.js';
 
 // The notify activity against a webhook receiver of the test's own, over real HTTP.
+
+const { PendingActivityState } = proto.temporal.api.enums.v1;
 
 const UI_URL = 'http://temporal-ui.example:8233';
 const BAD_ENDS = ['exhausted', 'deadline', 'failed'] as const;
@@ -156,7 +159,14 @@ test('one delivery per bad end, with the batch, outcome, counts and link; none f
 
   const exhaustedHandle = env.recoveries.handle(exhausted.id);
   expect(await notifyResults(exhaustedHandle)).toEqual([
-    { status: 'delivered', tries: 1, httpStatus: 200, idempotencyKey: expect.any(String), detail: null },
+    {
+      status: 'delivered',
+      tries: 1,
+      httpStatus: 200,
+      idempotencyKey: expect.any(String),
+      detail: null,
+      endsInMessage: 1,
+    },
   ]);
   expect(await notifyResults(env.recoveries.handle(recovered.id))).toEqual([]);
   for (const batchId of [exhausted.id, recovered.id, missingBatchId]) {
@@ -198,6 +208,54 @@ test('a webhook that answers 500, then 200, gets the message twice with one key;
     { status: 'failed', tries: 3, httpStatus: 500, detail: 'still failing: HTTP 500' },
   ]);
 });
+
+test('25 recoveries ending together: a few messages, each end in exactly one, every recovery closed', async () => {
+  // The first message is held until every recovery waits on its notification, as in an outage's storm of ends.
+  receiver = await startWebhookReceiver(['hold']);
+  env = await startRecoveryEnv();
+  // The held request waits for every recovery to end, so its timeout is long.
+  await startNotifyingWorker(env, {
+    webhookUrl: receiver.url,
+    outcomes: BAD_ENDS,
+    minPostIntervalMs: 100,
+    requestTimeoutMs: 60_000,
+  });
+  const batches = Array.from({ length: 25 }, () => alwaysFailing());
+  for (const batch of batches) await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const handles = batches.map((batch) => env!.recoveries.handle(batch.id));
+
+  await eventually('every recovery to wait on its notification', async () => {
+    const waiting = await Promise.all(
+      handles.map(async (handle) =>
+        (await handle.describe()).raw.pendingActivities?.some(
+          (activity) =>
+            activity.activityType?.name === 'notifyRecoveryEnd' &&
+            activity.state === PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+        ),
+      ),
+    );
+    return waiting.every(Boolean) ? true : undefined;
+  });
+  receiver.release(200);
+  const reports = await Promise.all(batches.map((batch) => env!.recoveries.result(batch.id)));
+
+  expect(reports.map((report) => report.outcome)).toEqual(batches.map(() => 'exhausted'));
+  const messages = receiver.requests.map((request) => {
+    const { event_type: type, event_payload: payload } = request.body.metadata as {
+      event_type: string;
+      event_payload: { idempotencyKey: string; ends?: { idempotencyKey: string }[] };
+    };
+    return type === 'anchor_recovery_ended' ? [payload.idempotencyKey] : payload.ends!.map((end) => end.idempotencyKey);
+  });
+  // The first end went out alone; the 24 that came while it was out went 20, then 4.
+  expect(messages.map((keys) => keys.length)).toEqual([1, 20, 4]);
+  const results = await Promise.all(handles.map((handle) => notifyResults(handle)));
+  expect(messages.flat().sort()).toEqual(results.map(([result]) => result!.idempotencyKey).sort());
+  for (const [result] of results) {
+    const message = messages.find((keys) => keys.includes(result!.idempotencyKey))!;
+    expect(result).toMatchObject({ status: 'delivered', tries: 1, endsInMessage: message.length });
+  }
+}, 90_000);
 
 test('a worker killed mid-delivery: the next attempt does not send again, and the outcome stands', async () => {
   // The first request is held unanswered while the worker that sent it is killed.
@@ -243,6 +301,7 @@ test('a worker killed mid-delivery: the next attempt does not send again, and th
       httpStatus: null,
       idempotencyKey: receiver.requests[0]?.headers['idempotency-key'],
       detail: 'an earlier attempt stopped while sending: not sent again',
+      endsInMessage: 0,
     },
   ]);
 }, 90_000);

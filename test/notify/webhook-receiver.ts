@@ -6,10 +6,13 @@ export interface ReceivedRequest {
   path: string;
   headers: IncomingHttpHeaders;
   body: Record<string, unknown>;
+  receivedAt: number;
+  /** When the answer went out; null while held. */
+  answeredAt: number | null;
 }
 
-/** How the receiver answers one request: an HTTP status, or `hold` (no answer until released). */
-export type Answer = number | 'hold';
+/** How the receiver answers one request: an HTTP status (with a Retry-After), or `hold` (no answer until released). */
+export type Answer = number | { status: number; retryAfter: string } | 'hold';
 
 export interface WebhookReceiver {
   /** The webhook URL, with a secret path as Slack's have. */
@@ -25,26 +28,36 @@ export interface WebhookReceiver {
 export async function startWebhookReceiver(answers: Answer[] = []): Promise<WebhookReceiver> {
   const secret = `secret-token-${Math.random().toString(36).slice(2, 12)}`;
   const requests: ReceivedRequest[] = [];
-  const held: ServerResponse[] = [];
+  const held: { response: ServerResponse; request: ReceivedRequest }[] = [];
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      requests.push({
+      const received: ReceivedRequest = {
         path: request.url ?? '',
         headers: request.headers,
         body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
-      });
+        receivedAt: Date.now(),
+        answeredAt: null,
+      };
+      requests.push(received);
       const answer = answers[requests.length - 1] ?? 200;
-      if (answer === 'hold') held.push(response);
-      else response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer === 200 ? 'ok' : 'failed');
+      if (answer === 'hold') return held.push({ response, request: received });
+      const { status, retryAfter } = typeof answer === 'number' ? { status: answer, retryAfter: undefined } : answer;
+      received.answeredAt = Date.now();
+      response
+        .writeHead(status, { 'content-type': 'text/plain', ...(retryAfter && { 'retry-after': retryAfter }) })
+        .end(status === 200 ? 'ok' : 'failed');
     });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const release = (status = 200) => {
-    for (const response of held.splice(0)) response.writeHead(status).end();
+    for (const { response, request } of held.splice(0)) {
+      request.answeredAt = Date.now();
+      response.writeHead(status).end();
+    }
   };
   return {
     url: `http://127.0.0.1:${port}/services/T0000/B0000/${secret}`,

@@ -1,0 +1,281 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseRetryAfterMs } from '../anchor-api/retry-after.js';
+import type { NotifiableOutcome, RecoveryEnd } from '../workflows/recovery-details.js';
+
+export interface WebhookDigestOptions {
+  webhookUrl: string;
+  /** Waits after a failed request (5xx, 408, 429, not sent), one per failure in a row; an end is sent at most
+   *  their count + 1 times. The answer's Retry-After, when longer, is waited instead. */
+  retryDelaysMs: readonly number[];
+  requestTimeoutMs: number;
+  /** The least time between two requests: Slack's incoming webhooks take about one message a second. */
+  minPostIntervalMs: number;
+  /** Ends in one message at most: each is a block of its own, and Slack takes 50 blocks. */
+  maxEndsPerMessage: number;
+}
+
+/** One recovery end waiting for the webhook. */
+export interface QueuedEnd {
+  end: RecoveryEnd;
+  /** The end's Idempotency-Key (notify-activities.ts). */
+  key: string;
+  recoveryUrl: string | null;
+  /** Called just before each request that carries the end leaves: the activity heartbeats `sending`. */
+  onSending(): void;
+  /** Called when a request that carried the end failed and the end goes out again after `delayMs`. */
+  onRetry(failure: string, delayMs: number): void;
+  /** When its activity's time is up (ms since the epoch): it is not sent unless the answer can come before. */
+  deadlineAt: number;
+}
+
+export type EndDelivery =
+  | { status: 'delivered'; httpStatus: number; ends: number }
+  | { status: 'failed'; httpStatus: number | null; ends: number; detail: string }
+  | { status: 'unknown'; ends: number; detail: string };
+
+type Attempt =
+  | { kind: 'delivered' | 'refused'; httpStatus: number }
+  | { kind: 'failed'; httpStatus: number; retryAfterMs: number | undefined }
+  | { kind: 'not_sent' | 'unknown'; code: string };
+
+/** A Retry-After longer than this is not waited: the ends fail, and their recoveries close with the reason. */
+const MAX_RETRY_AFTER_MS = 60_000;
+/** Connection errors that prove the request never reached the receiver. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+const OUTCOME_ICONS: Record<NotifiableOutcome, string> = {
+  exhausted: ':warning:',
+  deadline: ':hourglass:',
+  failed: ':x:',
+  batch_cancelled: ':no_entry_sign:',
+  operator_cancelled: ':octagonal_sign:',
+};
+
+function endLines(end: RecoveryEnd, recoveryUrl: string | null): string {
+  const headline = `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${end.batchId}\` ended *${end.outcome}*`;
+  const counts = `${end.rounds} rounds · ${end.retriedSessions} sessions retried · ${end.recovered} recovered · ${end.stillFailed} still failing`;
+  const link = recoveryUrl ? `<${recoveryUrl}|Open the recovery in the Temporal Web UI>` : null;
+  return [headline, counts, ...(end.reason ? [`Reason: ${end.reason}`] : []), ...(link ? [link] : [])].join('\n');
+}
+
+const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
+
+/**
+ * A Slack incoming-webhook message for the ends queued together; `metadata` carries the same facts for receivers
+ * that parse JSON. One end keeps the message it always had; several make one message with a block per end.
+ */
+export function webhookMessage(queued: readonly Pick<QueuedEnd, 'end' | 'key' | 'recoveryUrl'>[]) {
+  const payload = ({ end, key, recoveryUrl }: (typeof queued)[number]) => ({
+    ...end,
+    idempotencyKey: key,
+    recoveryUrl,
+  });
+  if (queued.length === 1) {
+    const text = endLines(queued[0]!.end, queued[0]!.recoveryUrl);
+    return {
+      text,
+      blocks: [section(text)],
+      metadata: { event_type: 'anchor_recovery_ended', event_payload: payload(queued[0]!) },
+    };
+  }
+  const header = `*${queued.length} recoveries ended* (one message for ends that came together)`;
+  const ends = queued.map(({ end, recoveryUrl }) => endLines(end, recoveryUrl));
+  return {
+    text: [header, ...ends].join('\n\n'),
+    blocks: [section(header), ...ends.map(section)],
+    metadata: { event_type: 'anchor_recovery_ended_digest', event_payload: { ends: queued.map(payload) } },
+  };
+}
+
+/** The same key for every request of the same ends, in any order: receivers that dedupe can drop repeats. */
+function messageKey(queued: readonly QueuedEnd[]): string {
+  if (queued.length === 1) return queued[0]!.key;
+  const keys = queued.map(({ key }) => key).sort();
+  return `digest-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 32)}`;
+}
+
+async function post(url: string, key: string, body: string, timeoutMs: number): Promise<Attempt> {
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await response.body?.cancel();
+    if (response.ok) return { kind: 'delivered', httpStatus: response.status };
+    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service): sending it again changes nothing.
+    if (response.status >= 500 || response.status === 408 || response.status === 429) {
+      const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? undefined);
+      return { kind: 'failed', httpStatus: response.status, retryAfterMs };
+    }
+    return { kind: 'refused', httpStatus: response.status };
+  } catch (err) {
+    // Only the code: an error message may carry the host, and the URL is a secret.
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    const code = typeof cause?.code === 'string' ? cause.code : (err as Error).name;
+    return { kind: NOT_SENT_CODES.has(code) ? 'not_sent' : 'unknown', code };
+  }
+}
+
+interface Waiting extends QueuedEnd {
+  sends: number;
+  signal: AbortSignal;
+  /** Each settles the end once; later calls do nothing. */
+  settle(delivery: EndDelivery): void;
+  /** Its activity was cancelled: the end leaves without a delivery (it was not, or not surely, sent). */
+  abandon(): void;
+}
+
+/**
+ * A worker's one line to the webhook. Ends that come together (an Anchor outage, an operator cancelling a sweep's
+ * recoveries) go out as one message, and requests go out one at a time, `minPostIntervalMs` apart, so a storm of
+ * ends makes a few messages instead of a storm of 429s. A request that got an answer settles every end it carried:
+ * 2xx delivered, 4xx refused; after a 5xx, 408 or 429 (or a request that never left) the same ends go out again
+ * first, after a backoff or the answer's Retry-After. A request whose answer never came may have been delivered, so
+ * its ends are `unknown` and not sent again. An end is never held past its activity's deadline: one that could not be
+ * sent and answered in time settles `failed` unsent, so its recovery ends with the reason instead of a timeout.
+ */
+export class WebhookDigest {
+  private readonly queue: Waiting[] = [];
+  private draining = false;
+  private nextPostAt = 0;
+  private failuresInARow = 0;
+  /** A Retry-After too long to wait: until then, ends fail unsent rather than each draw the same answer. */
+  private refusal: { until: number; httpStatus: number } | undefined;
+
+  constructor(private readonly options: WebhookDigestOptions) {}
+
+  /** Queues an end for the next message. Aborted while it waits, it leaves the queue; once sent, it is settled. */
+  deliver(queued: QueuedEnd, signal: AbortSignal): Promise<EndDelivery> {
+    return new Promise<EndDelivery>((resolve, reject) => {
+      signal.throwIfAborted();
+      let settled = false;
+      const waiting: Waiting = {
+        ...queued,
+        sends: 0,
+        signal,
+        settle(delivery) {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener('abort', leave);
+          resolve(delivery);
+        },
+        abandon() {
+          if (settled) return;
+          settled = true;
+          signal.removeEventListener('abort', leave);
+          reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+        },
+      };
+      // In a request, the end stays until the answer: send() then drops it rather than send it again.
+      const leave = () => {
+        const index = this.queue.indexOf(waiting);
+        if (index < 0) return;
+        this.queue.splice(index, 1);
+        waiting.abandon();
+      };
+      signal.addEventListener('abort', leave);
+      this.queue.push(waiting);
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const wait = this.nextPostAt - Date.now();
+        // Unreferenced: a stopping worker whose notifications were all cancelled need not wait out a Retry-After.
+        if (wait > 0) await sleep(wait, undefined, { ref: false });
+        this.failUnsendable();
+        // Ends that left the queue while it waited are gone; ends that came meanwhile join this message.
+        if (this.queue.length === 0) break;
+        const message = this.queue.splice(0, this.options.maxEndsPerMessage);
+        try {
+          await this.send(message);
+        } catch (err) {
+          // A bug of ours, not the webhook's answer: the ends may have gone out, so they are not sent again.
+          for (const waiting of message) {
+            waiting.settle({ status: 'unknown', ends: message.length, detail: `not settled: ${String(err)}` });
+          }
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Settles, unsent, the ends that cannot go out now: the webhook asked for a long wait, or their time is up. */
+  private failUnsendable(): void {
+    const now = Date.now();
+    const refusal = this.refusal && now < this.refusal.until ? this.refusal : undefined;
+    for (const waiting of [...this.queue]) {
+      const detail = refusal
+        ? `not sent: the webhook asked to wait until ${new Date(refusal.until).toISOString()}`
+        : waiting.deadlineAt - now < this.options.requestTimeoutMs
+          ? "not sent: its attempt's time ran out while it waited"
+          : undefined;
+      if (detail === undefined) continue;
+      this.queue.splice(this.queue.indexOf(waiting), 1);
+      waiting.settle({ status: 'failed', httpStatus: refusal?.httpStatus ?? null, ends: 0, detail });
+    }
+  }
+
+  private async send(message: Waiting[]): Promise<void> {
+    const { webhookUrl, requestTimeoutMs, minPostIntervalMs, retryDelaysMs } = this.options;
+    for (const waiting of message) {
+      waiting.sends += 1;
+      waiting.onSending();
+    }
+    const body = JSON.stringify(webhookMessage(message));
+    const attempt = await post(webhookUrl, messageKey(message), body, requestTimeoutMs);
+    this.nextPostAt = Date.now() + minPostIntervalMs;
+    const ends = message.length;
+    const settleAll = (delivery: EndDelivery) => message.forEach((waiting) => waiting.settle(delivery));
+    switch (attempt.kind) {
+      case 'delivered':
+        this.failuresInARow = 0;
+        return settleAll({ status: 'delivered', httpStatus: attempt.httpStatus, ends });
+      case 'refused':
+        this.failuresInARow = 0;
+        return settleAll({
+          status: 'failed',
+          httpStatus: attempt.httpStatus,
+          ends,
+          detail: `webhook refused: HTTP ${attempt.httpStatus}`,
+        });
+      case 'unknown':
+        return settleAll({ status: 'unknown', ends, detail: `no answer (${attempt.code}): not sent again` });
+      default: {
+        const httpStatus = attempt.kind === 'failed' ? attempt.httpStatus : null;
+        const what = attempt.kind === 'failed' ? `HTTP ${attempt.httpStatus}` : attempt.code;
+        const retryAfterMs = attempt.kind === 'failed' ? attempt.retryAfterMs : undefined;
+        const backoffMs = retryDelaysMs[Math.min(this.failuresInARow, retryDelaysMs.length - 1)] ?? 0;
+        this.failuresInARow += 1;
+        if (retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS) {
+          this.refusal = { until: Date.now() + retryAfterMs, httpStatus: httpStatus! };
+          return settleAll({
+            status: 'failed',
+            httpStatus,
+            ends,
+            detail: `still failing: ${what}, Retry-After ${retryAfterMs} ms`,
+          });
+        }
+        const delayMs = Math.max(backoffMs, retryAfterMs ?? 0, minPostIntervalMs);
+        const again: Waiting[] = [];
+        for (const waiting of message) {
+          // Cancelled while its request was out, and not delivered: it goes no further.
+          if (waiting.signal.aborted) waiting.abandon();
+          else if (waiting.sends > retryDelaysMs.length)
+            waiting.settle({ status: 'failed', httpStatus, ends, detail: `still failing: ${what}` });
+          else again.push(waiting);
+        }
+        for (const waiting of again) waiting.onRetry(what, delayMs);
+        this.nextPostAt = Date.now() + delayMs;
+        this.queue.unshift(...again);
+      }
+    }
+  }
+}
