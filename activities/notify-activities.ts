@@ -49,7 +49,8 @@ const DEFAULT_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 const DEFAULT_MIN_POST_INTERVAL_MS = 1_000;
 /** 20 blocks and a header: within Slack's 50 blocks, and about 12 KB of text. */
 const MAX_ENDS_PER_MESSAGE = 20;
-const HEARTBEAT_INTERVAL_MS = 2_000;
+/** Within the 10 s heartbeat timeout; the notifications worker sends every heartbeat (no throttle), so not often. */
+const HEARTBEAT_INTERVAL_MS = 5_000;
 
 /** The same key for every try and attempt of one recovery end: receivers that dedupe can drop repeats. */
 export function idempotencyKey(info: Pick<Info, 'workflowExecution' | 'activityId'>, end: RecoveryEnd): string {

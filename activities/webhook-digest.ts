@@ -41,6 +41,8 @@ type Attempt =
 
 /** A Retry-After longer than this is not waited: the ends fail, and their recoveries close with the reason. */
 const MAX_RETRY_AFTER_MS = 60_000;
+/** The longest a refusal (a Retry-After over MAX_RETRY_AFTER_MS) fails ends unsent. */
+const MAX_REFUSAL_MS = 24 * 3_600_000;
 /** Connection errors that prove the request never reached the receiver. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -177,8 +179,17 @@ export class WebhookDigest {
         waiting.abandon();
       };
       signal.addEventListener('abort', leave);
+      const unsendable = this.unsendable(waiting);
+      if (unsendable) return waiting.settle(unsendable);
       this.queue.push(waiting);
-      if (!this.draining) void this.drain();
+      if (!this.draining) {
+        // drain() catches the webhook's failures; anything else (a bug of ours) must not strand the queue.
+        void this.drain().catch((err: unknown) => {
+          for (const stranded of this.queue.splice(0)) {
+            stranded.settle({ status: 'failed', httpStatus: null, ends: 0, detail: `not sent: ${String(err)}` });
+          }
+        });
+      }
     });
   }
 
@@ -186,6 +197,8 @@ export class WebhookDigest {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
+        // Before the wait too: an end that cannot be sent and answered after it fails now, not at its timeout.
+        this.failUnsendable();
         const wait = this.nextPostAt - Date.now();
         // Unreferenced: a stopping worker whose notifications were all cancelled need not wait out a Retry-After.
         if (wait > 0) await sleep(wait, undefined, { ref: false });
@@ -207,19 +220,31 @@ export class WebhookDigest {
     }
   }
 
-  /** Settles, unsent, the ends that cannot go out now: the webhook asked for a long wait, or their time is up. */
-  private failUnsendable(): void {
+  /**
+   * Why an end cannot go out in the next request, if it cannot: the webhook asked for a long wait, or its activity's
+   * time would be up before the answer.
+   */
+  private unsendable(waiting: Waiting): EndDelivery | undefined {
     const now = Date.now();
-    const refusal = this.refusal && now < this.refusal.until ? this.refusal : undefined;
+    const again = waiting.sends > 0 ? 'not sent again' : 'not sent';
+    if (this.refusal && now < this.refusal.until) {
+      const until = new Date(this.refusal.until).toISOString();
+      const detail = `${again}: the webhook asked to wait until ${until}`;
+      return { status: 'failed', httpStatus: this.refusal.httpStatus, ends: 0, detail };
+    }
+    if (waiting.deadlineAt < Math.max(now, this.nextPostAt) + this.options.requestTimeoutMs) {
+      return { status: 'failed', httpStatus: null, ends: 0, detail: `${again}: its attempt's time ran out` };
+    }
+    return undefined;
+  }
+
+  /** Settles, unsent, the queued ends that cannot go out in the next request. */
+  private failUnsendable(): void {
     for (const waiting of [...this.queue]) {
-      const detail = refusal
-        ? `not sent: the webhook asked to wait until ${new Date(refusal.until).toISOString()}`
-        : waiting.deadlineAt - now < this.options.requestTimeoutMs
-          ? "not sent: its attempt's time ran out while it waited"
-          : undefined;
-      if (detail === undefined) continue;
+      const unsendable = this.unsendable(waiting);
+      if (!unsendable) continue;
       this.queue.splice(this.queue.indexOf(waiting), 1);
-      waiting.settle({ status: 'failed', httpStatus: refusal?.httpStatus ?? null, ends: 0, detail });
+      waiting.settle(unsendable);
     }
   }
 
@@ -254,8 +279,10 @@ export class WebhookDigest {
         const retryAfterMs = attempt.kind === 'failed' ? attempt.retryAfterMs : undefined;
         const backoffMs = retryDelaysMs[Math.min(this.failuresInARow, retryDelaysMs.length - 1)] ?? 0;
         this.failuresInARow += 1;
-        if (retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS) {
-          this.refusal = { until: Date.now() + retryAfterMs, httpStatus: httpStatus! };
+        if (attempt.kind === 'failed' && retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS) {
+          // Bounded: a receiver's absurd Retry-After (years) would make a date that cannot be printed.
+          const refusedMs = Math.min(retryAfterMs, MAX_REFUSAL_MS);
+          this.refusal = { until: Date.now() + refusedMs, httpStatus: attempt.httpStatus };
           return settleAll({
             status: 'failed',
             httpStatus,

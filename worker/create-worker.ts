@@ -150,7 +150,8 @@ export async function createRecoveryWorkers({
     activities: notify,
     maxConcurrentActivityTaskExecutions: CONCURRENT_NOTIFICATIONS,
     // An end waits in the webhook's queue and has heartbeated `waiting` by the time it is sent: its `sending` must
-    // reach the server at once, not after 0.8 × the heartbeat timeout, or a crash mid-request would send it twice.
+    // reach the server within 100 ms, not up to 0.8 × the heartbeat timeout later, or a crash mid-request would send
+    // it twice. The recoveries' worker keeps the default: only runs from before the notifications queue notify there.
     maxHeartbeatThrottleInterval: '100ms',
     shutdownGraceTime: '30s',
     identity,

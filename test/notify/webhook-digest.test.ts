@@ -207,8 +207,25 @@ test("an end whose activity's time would run out before an answer fails unsent",
     status: 'failed',
     httpStatus: null,
     ends: 0,
-    detail: "not sent: its attempt's time ran out while it waited",
+    detail: "not sent: its attempt's time ran out",
   });
   expect(receiver.requests).toHaveLength(0);
   expect(counts.sends).toBe(0);
+});
+
+test('an end that would have to wait out a Retry-After past its time fails at once, not at its timeout', async () => {
+  receiver = await startWebhookReceiver([{ status: 429, retryAfter: '5' }]);
+  const { queued, counts } = queuedEnd(1);
+
+  // 8 s left: time for the first request (5 s timeout), not for the 5 s wait and a second.
+  const delivery = await digestTo(receiver.url).deliver({ ...queued, deadlineAt: Date.now() + 8_000 }, neverAborted());
+
+  expect(delivery).toEqual({
+    status: 'failed',
+    httpStatus: null,
+    ends: 0,
+    detail: "not sent again: its attempt's time ran out",
+  });
+  expect(receiver.requests).toHaveLength(1);
+  expect(counts).toMatchObject({ sends: 1, retries: [{ failure: 'HTTP 429', delayMs: 5_000 }] });
 });
