@@ -11,7 +11,7 @@ export interface NotifyConfig {
   /** Waits after failed requests within one attempt; their count + 1 is the number of tries. */
   retryDelaysMs?: readonly number[];
   requestTimeoutMs?: number;
-  /** The least time between two requests to the webhook from one worker (default 1 s). */
+  /** The least time between two messages to the webhook from all the task queue's workers (default 1 s). */
   minPostIntervalMs?: number;
 }
 
@@ -68,14 +68,14 @@ function attemptDeadline(info: Info): number {
 /**
  * Posts a recovery's end to the operators' webhook, at most once per end.
  *
- * The worker's WebhookDigest sends it, with the other ends waiting at the time, in one message at most a second
- * after the last (webhook-digest.ts says how answers settle it). The activity heartbeats `sending` before each request
- * that carries its end: when the worker dies mid-request, the next attempt finds that and reports `unknown` instead
- * of sending a second message. Each end's key (`Idempotency-Key` of a message of one end; in a message of several,
+ * The worker's WebhookDigest sends it, with the other ends waiting at the time, in one message; the task queue's
+ * `senders()` workers together post at most one every `minPostIntervalMs` (webhook-digest.ts says how answers settle
+ * it). The activity heartbeats `sending` before each request that carries its end: when the worker dies mid-request,
+ * the next attempt finds that and reports `unknown` instead of sending a second message. Each end's key (`Idempotency-Key` of a message of one end; in a message of several,
  * in its metadata) is the same for every request that carries it, so a receiver that dedupes ends by it is safe even
  * in the one window this cannot close (a crash after the request left but before its heartbeat reached the server).
  */
-export function createNotifyActivities(config?: NotifyConfig): NotifyActivities {
+export function createNotifyActivities(config?: NotifyConfig, senders?: () => number): NotifyActivities {
   const digest =
     config &&
     new WebhookDigest({
@@ -84,6 +84,7 @@ export function createNotifyActivities(config?: NotifyConfig): NotifyActivities 
       requestTimeoutMs: config.requestTimeoutMs ?? 10_000,
       minPostIntervalMs: config.minPostIntervalMs ?? DEFAULT_MIN_POST_INTERVAL_MS,
       maxEndsPerMessage: MAX_ENDS_PER_MESSAGE,
+      ...(senders && { senders }),
     });
   return {
     async notifyRecoveryEnd(end) {

@@ -9,8 +9,17 @@ export interface WebhookDigestOptions {
    *  their count + 1 times. The answer's Retry-After, when longer, is waited instead. */
   retryDelaysMs: readonly number[];
   requestTimeoutMs: number;
-  /** The least time between two requests: Slack's incoming webhooks take about one message a second. */
+  /**
+   * The least time between two messages to the webhook from all its senders: Slack's incoming webhooks take about one
+   * message a second.
+   */
   minPostIntervalMs: number;
+  /**
+   * How many workers post to the webhook, this one included (the task queue's, as counted for the Anchor budget):
+   * each posts at most once in their count × minPostIntervalMs, so that together they keep the webhook's pace.
+   * Absent: this one alone.
+   */
+  senders?: () => number;
   /** Ends in one message at most: each is a block of its own, and Slack takes 50 blocks. */
   maxEndsPerMessage: number;
 }
@@ -132,8 +141,9 @@ interface Waiting extends QueuedEnd {
 
 /**
  * A worker's one line to the webhook. Ends that come together (an Anchor outage, an operator cancelling a sweep's
- * recoveries) go out as one message, and requests go out one at a time, `minPostIntervalMs` apart, so a storm of
- * ends makes a few messages instead of a storm of 429s. A request that got an answer settles every end it carried:
+ * recoveries) go out as one message, and requests go out one at a time, spaced by this worker's share of the
+ * webhook's pace (`minPostIntervalMs` × the workers posting to it), so a storm of ends makes a few messages instead
+ * of a storm of 429s, however many workers it falls on. A request that got an answer settles every end it carried:
  * 2xx delivered, 4xx refused; after a 5xx, 408 or 429 (or a request that never left) the same ends go out again
  * first, after a backoff or the answer's Retry-After. A request whose answer never came may have been delivered, so
  * its ends are `unknown` and not sent again. An end is never held past its activity's deadline: one that could not be
@@ -248,15 +258,22 @@ export class WebhookDigest {
     }
   }
 
+  /** This worker's share of the webhook's pace: the time between two of its requests. */
+  private postIntervalMs(): number {
+    return this.options.minPostIntervalMs * Math.max(1, this.options.senders?.() ?? 1);
+  }
+
   private async send(message: Waiting[]): Promise<void> {
-    const { webhookUrl, requestTimeoutMs, minPostIntervalMs, retryDelaysMs } = this.options;
+    const { webhookUrl, requestTimeoutMs, retryDelaysMs } = this.options;
     for (const waiting of message) {
       waiting.sends += 1;
       waiting.onSending();
     }
     const body = JSON.stringify(webhookMessage(message));
     const attempt = await post(webhookUrl, messageKey(message), body, requestTimeoutMs);
-    this.nextPostAt = Date.now() + minPostIntervalMs;
+    // The share as counted now, after the answer: the next request is the first it spaces.
+    const postIntervalMs = this.postIntervalMs();
+    this.nextPostAt = Date.now() + postIntervalMs;
     const ends = message.length;
     const settleAll = (delivery: EndDelivery) => message.forEach((waiting) => waiting.settle(delivery));
     switch (attempt.kind) {
@@ -290,7 +307,7 @@ export class WebhookDigest {
             detail: `still failing: ${what}, Retry-After ${retryAfterMs} ms`,
           });
         }
-        const delayMs = Math.max(backoffMs, retryAfterMs ?? 0, minPostIntervalMs);
+        const delayMs = Math.max(backoffMs, retryAfterMs ?? 0, postIntervalMs);
         const again: Waiting[] = [];
         for (const waiting of message) {
           // Cancelled while its request was out, and not delivered: it goes no further.

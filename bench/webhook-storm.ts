@@ -1,9 +1,11 @@
 /**
  * A storm of bad ends against a webhook that takes about one message a second, as Slack's incoming webhooks do.
  * Usage:
- *   npm run bench:webhook-storm -- [--ends 300] [--rate 1] [--burst 5] [--repeats 3] [--compare-checkout <dir>]
- * `--ends` recoveries wait for batches that stay pending for an hour; an operator cancels them all at once, and each
- * ends `operator_cancelled`, notified. The webhook (the benchmark's own, over real HTTP) takes `--rate` messages a
+ *   npm run bench:webhook-storm -- [--ends 300] [--workers 1] [--rate 1] [--burst 5] [--repeats 3]
+ *     [--compare-checkout <dir>]
+ * `--ends` recoveries wait for batches that stay pending for an hour, on `--workers` worker processes sharing one task
+ * queue (and its notifications queue); an operator cancels them all at once, and each ends `operator_cancelled`,
+ * notified. The webhook (the benchmark's own, over real HTTP) takes `--rate` messages a
  * second with bursts of `--burst`, and answers 429 with a Retry-After beyond that. Printed per variant: the messages
  * the webhook took, the 429s it answered, the ends delivered, failed and unknown (from the recoveries' histories),
  * and the time from the cancels to the last recovery closed.
@@ -28,6 +30,7 @@ import {
 } from './harness.js';
 
 const ends = numberArg('ends', 300);
+const workerCount = numberArg('workers', 1);
 const rate = numberArg('rate', 1);
 const burst = numberArg('burst', 5);
 const repeats = numberArg('repeats', 3);
@@ -94,14 +97,20 @@ const variants: Variant[] = compareCheckout ? ['current', 'compared'] : ['curren
 
 async function run(variant: Variant): Promise<StormFigures> {
   const taskQueue = `bench-storm-${randomUUID().slice(0, 8)}`;
-  const worker = await startBenchWorker({
-    kind: 'product',
-    stack,
-    taskQueue,
-    maxCallsPerSecond: 100,
-    notifyWebhookUrl: webhook.url,
-    ...(variant === 'compared' && { checkout: compareCheckout }),
-  });
+  const workers = [];
+  for (let index = 0; index < workerCount; index += 1) {
+    workers.push(
+      await startBenchWorker({
+        kind: 'product',
+        stack,
+        taskQueue,
+        maxCallsPerSecond: 100,
+        workersSharingBudget: workerCount,
+        notifyWebhookUrl: webhook.url,
+        ...(variant === 'compared' && { checkout: compareCheckout }),
+      }),
+    );
+  }
   try {
     const recoveries = new BatchRecoveries(stack.client, taskQueue);
     const batches = Array.from({ length: ends }, () =>
@@ -144,7 +153,7 @@ async function run(variant: Variant): Promise<StormFigures> {
       secondsToLastEnd: (lastEnd - cancelledAt) / 1_000,
     };
   } finally {
-    await worker.stop();
+    await Promise.all(workers.map((worker) => worker.stop()));
     stack.simulator.reset();
   }
 }
@@ -169,8 +178,8 @@ try {
 }
 
 console.log(
-  `\n${ends} recoveries cancelled at once, a webhook of ${rate} message/s with bursts of ${burst}; ` +
-    `median (min, max) of ${repeats} repeats:`,
+  `\n${ends} recoveries cancelled at once on ${workerCount} worker(s), a webhook of ${rate} message/s with bursts ` +
+    `of ${burst}; median (min, max) of ${repeats} repeats:`,
 );
 for (const variant of variants) {
   const runs = figures[variant];

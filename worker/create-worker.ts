@@ -68,8 +68,9 @@ function uniqueWorkerIdentity(): string {
 
 /**
  * The end notifications a worker holds at once. They wait on the worker's one line to the webhook, which sends the
- * ends waiting together as one message, one message a second (activities/webhook-digest.ts): five seconds of
- * messages of 20 ends, so a storm of bad ends (an Anchor outage) reaches the webhook as a few messages.
+ * ends waiting together as one message, one message every N s with N workers on the queue
+ * (activities/webhook-digest.ts): 5 × N seconds of messages of 20 ends, so a storm of bad ends (an Anchor outage)
+ * reaches the webhook as a few messages.
  */
 const CONCURRENT_NOTIFICATIONS = 100;
 
@@ -116,8 +117,10 @@ export async function createRecoveryWorkers({
   const client = new Client({ connection, namespace: config.temporal.namespace, identity });
   // Before the workers: a worker created and never run holds the connection, which then cannot close.
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
-  // One for both queues, so the worker has one line to the webhook.
-  const notify = createNotifyActivities(config.notify);
+  // One for both queues, so the worker has one line to the webhook. The workers sharing the budget are the ones
+  // posting to the webhook too: each takes its share of the webhook's pace, as of the Anchor budget.
+  let workersSharing = configuredWorkers;
+  const notify = createNotifyActivities(config.notify, () => workersSharing);
   const activities = createWorkerActivities(api, client, notify);
   const recoveries = await Worker.create({
     connection,
@@ -165,6 +168,7 @@ export async function createRecoveryWorkers({
     identity,
     configured: configuredWorkers,
     onChange: (workers) => {
+      workersSharing = workers;
       callSpacingMs = callSpacingOfShare({ ...config.limits, workersSharingBudget: workers });
       logger.info('Anchor budget shared by a new number of workers', {
         workers,

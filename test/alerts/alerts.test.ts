@@ -6,6 +6,7 @@ import type { Client } from '@temporalio/client';
 import { parse } from 'yaml';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
+import { notificationTaskQueue } from '../../workflows/definitions.js';
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
 import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
@@ -77,7 +78,7 @@ describe('against a worker process', () => {
     await simulator?.close();
   });
 
-  test('every metric the rules and the dashboard name is one the worker exports', async () => {
+  test('every metric the rules and the dashboard name is one the worker exports; its polls of both queues counted', async () => {
     const taskQueue = uniqueTaskQueue('alerts');
     const worker = await spawnWorkerProcess({
       TEMPORAL_TASK_QUEUE: taskQueue,
@@ -95,14 +96,12 @@ describe('against a worker process', () => {
     expect((await recoveries.result(batch.id)).outcome).toBe('recovered');
     await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
 
-    const exported = new Set(
-      (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-        .split('\n')
-        .filter((line) => /^[a-z]/.test(line))
-        .map((line) => line.split(/[{ ]/)[0]),
-    );
+    const samples = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+      .split('\n')
+      .filter((line) => /^[a-z]/.test(line));
     worker.child.kill('SIGTERM');
     await worker.closed;
+    const exported = new Set(samples.map((line) => line.split(/[{ ]/)[0]));
 
     const named = new Set(
       [...(await alertRules()).map((rule) => rule.expr), ...(await dashboardExpressions())].flatMap(metricNames),
@@ -111,5 +110,18 @@ describe('against a worker process', () => {
     named.delete('temporal_workflow_task_execution_failed');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
+
+    // WorkerNotPolling sums these by task queue: each queue the worker polls has its own series, the notifications
+    // queue's included, so a worker that stops polling either one is caught.
+    const polled = samples
+      .filter((line) => line.startsWith('temporal_long_request{'))
+      .map((line) => `${/task_queue="([^"]+)"/.exec(line)?.[1]} ${/operation="([^"]+)"/.exec(line)?.[1]}`);
+    expect(polled).toEqual(
+      expect.arrayContaining([
+        `${taskQueue} PollWorkflowTaskQueue`,
+        `${taskQueue} PollActivityTaskQueue`,
+        `${notificationTaskQueue(taskQueue)} PollActivityTaskQueue`,
+      ]),
+    );
   });
 });

@@ -4,10 +4,11 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { NotifyConfig, NotifyResult } from '../../activities/notify-activities.js';
 import { RecoveryFailedError } from '../../client/recoveries.js';
+import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import { notificationTaskQueue } from '../../workflows/definitions.js';
 import { killLeftoverChildren } from '../client/child-process.js';
-import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
+import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
 import {
   eventually,
   FAST_POLICY,
@@ -27,6 +28,10 @@ const { PendingActivityState } = proto.temporal.api.enums.v1;
 
 const UI_URL = 'http://temporal-ui.example:8233';
 const BAD_ENDS = ['exhausted', 'deadline', 'failed'] as const;
+/** worker/create-worker.ts's log line when a worker counts a new number of workers on its queue. */
+const BUDGET_SHARE_CHANGED = 'Anchor budget shared by a new number of workers';
+/** notify-activities.ts's log line when a request failed and its ends go out again. */
+const WEBHOOK_RETRY = 'Webhook failed, trying again';
 
 let env: RecoveryEnv | undefined;
 let receiver: WebhookReceiver | undefined;
@@ -42,10 +47,15 @@ afterEach(async () => {
 });
 
 /** An in-process worker on the env's task queue with a webhook configured. */
-async function startNotifyingWorker(recoveryEnv: RecoveryEnv, notify: NotifyConfig): Promise<void> {
+async function startNotifyingWorker(
+  recoveryEnv: RecoveryEnv,
+  notify: NotifyConfig,
+  limits: Partial<WorkerConfig['limits']> = {},
+): Promise<void> {
   const connection = await connectWorker();
+  const config = workerConfig(recoveryEnv.taskQueue, recoveryEnv.simulator.url);
   const workers = await createRecoveryWorkers({
-    config: { ...workerConfig(recoveryEnv.taskQueue, recoveryEnv.simulator.url), notify },
+    config: { ...config, limits: { ...config.limits, ...limits }, notify },
     connection,
     workflows: workflowBundle(),
   });
@@ -208,6 +218,72 @@ test('a webhook that answers 500, then 200, gets the message twice with one key;
     { status: 'failed', tries: 3, httpStatus: 500, detail: 'still failing: HTTP 500' },
   ]);
 });
+
+test("a worker that counts 3 workers on its queue posts at a third of the webhook's pace", async () => {
+  receiver = await startWebhookReceiver([503]);
+  env = await startRecoveryEnv();
+  const minPostIntervalMs = 500;
+  await startNotifyingWorker(
+    env,
+    { webhookUrl: receiver.url, outcomes: BAD_ENDS, retryDelaysMs: [50], minPostIntervalMs },
+    { workersSharingBudget: 3 },
+  );
+  const batch = alwaysFailing();
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('exhausted');
+  expect(await notifyResults(env.recoveries.handle(batch.id))).toMatchObject([
+    { status: 'delivered', tries: 2, httpStatus: 200 },
+  ]);
+  // After the 503, its next request waits its share (3 × 500 ms), not the 50 ms backoff nor the webhook's 500 ms.
+  const [first, second] = receiver.requests;
+  expect(receiver.requests).toHaveLength(2);
+  expect(second!.receivedAt - first!.answeredAt!).toBeGreaterThanOrEqual(3 * minPostIntervalMs);
+});
+
+test('worker processes that learn of each other on the queue each post at their share of the pace', async () => {
+  receiver = await startWebhookReceiver([503]);
+  env = await startRecoveryEnv();
+  const workers: WorkerProcess[] = [];
+  for (let index = 0; index < 2; index += 1) {
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: env.taskQueue,
+      ANCHOR_BASE_URL: env.simulator.url,
+      ANCHOR_API_KEY: TEST_API_KEY,
+      ANCHOR_BATCH_STATUS_POLLER: 'false',
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+      NOTIFY_WEBHOOK_URL: receiver.url,
+    });
+    stops.push(async () => {
+      worker.child.kill('SIGTERM');
+      await worker.closed;
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+    workers.push(worker);
+  }
+  // Neither is configured to share (ANCHOR_WORKERS_SHARING_BUDGET unset): each learns of the other from the server.
+  await eventually(
+    'each worker to count 2 workers on the queue',
+    () =>
+      workers.every((worker) =>
+        worker.logEntries().some((entry) => entry.msg === BUDGET_SHARE_CHANGED && entry.workers === 2),
+      ) || undefined,
+    60_000,
+  );
+  const batch = alwaysFailing();
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('exhausted');
+  expect(await notifyResults(env.recoveries.handle(batch.id))).toMatchObject([
+    { status: 'delivered', tries: 2, httpStatus: 200 },
+  ]);
+  // After the 503, the next request waits the worker's share of the webhook's pace: 2 × 1 s, not the 1 s backoff.
+  const retries = workers.flatMap((worker) => worker.logEntries().filter((entry) => entry.msg === WEBHOOK_RETRY));
+  expect(retries).toMatchObject([{ failure: 'HTTP 503', delayMs: 2_000 }]);
+  const [first, second] = receiver.requests;
+  expect(receiver.requests).toHaveLength(2);
+  expect(second!.receivedAt - first!.answeredAt!).toBeGreaterThanOrEqual(2_000);
+}, 120_000);
 
 test('25 recoveries ending together: a few messages, each end in exactly one, every recovery closed', async () => {
   // The first message is held until every recovery waits on its notification, as in an outage's storm of ends.

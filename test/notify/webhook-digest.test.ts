@@ -229,3 +229,29 @@ test('an end that would have to wait out a Retry-After past its time fails at on
   expect(receiver.requests).toHaveLength(1);
   expect(counts).toMatchObject({ sends: 1, retries: [{ failure: 'HTTP 429', delayMs: 5_000 }] });
 });
+
+test("with N workers posting to the webhook, one worker's requests are N intervals apart, as many as it counts now", async () => {
+  receiver = await startWebhookReceiver([503, 503]);
+  let senders = 3;
+  const digest = digestTo(receiver.url, { retryDelaysMs: [50, 50, 50], senders: () => senders });
+  const { queued, counts } = queuedEnd(1);
+  const delivered = digest.deliver(queued, neverAborted());
+  // The first 503's wait is the worker's share of the pace (3 intervals), not the 50 ms backoff; counted once more
+  // workers leave, the next is 2.
+  await eventually('the first 503', () => (counts.retries.length === 1 ? true : undefined));
+  senders = 2;
+
+  expect(await delivered).toEqual({ status: 'delivered', httpStatus: 200, ends: 1 });
+  expect(counts.retries).toEqual([
+    { failure: 'HTTP 503', delayMs: 3 * MIN_INTERVAL_MS },
+    { failure: 'HTTP 503', delayMs: 2 * MIN_INTERVAL_MS },
+  ]);
+  const [first, second, third] = receiver.requests;
+  expect(second!.receivedAt - first!.answeredAt!).toBeGreaterThanOrEqual(3 * MIN_INTERVAL_MS);
+  expect(third!.receivedAt - second!.answeredAt!).toBeGreaterThanOrEqual(2 * MIN_INTERVAL_MS);
+
+  // A new end waits out the last request's share too.
+  const next = queuedEnd(2);
+  expect(await digest.deliver(next.queued, neverAborted())).toMatchObject({ status: 'delivered' });
+  expect(receiver.requests[3]!.receivedAt - third!.answeredAt!).toBeGreaterThanOrEqual(2 * MIN_INTERVAL_MS);
+});
