@@ -71,9 +71,10 @@ function attemptDeadline(info: Info): number {
  * The worker's WebhookDigest sends it, with the other ends waiting at the time, in one message; the task queue's
  * `senders()` workers together post at most one every `minPostIntervalMs` (webhook-digest.ts says how answers settle
  * it). The activity heartbeats `sending` before each request that carries its end: when the worker dies mid-request,
- * the next attempt finds that and reports `unknown` instead of sending a second message. Each end's key (`Idempotency-Key` of a message of one end; in a message of several,
- * in its metadata) is the same for every request that carries it, so a receiver that dedupes ends by it is safe even
- * in the one window this cannot close (a crash after the request left but before its heartbeat reached the server).
+ * the next attempt finds that and reports `unknown` instead of sending a second message. Each end's key
+ * (`Idempotency-Key` of a message of one end; in a message of several, in its metadata) is the same for every request
+ * that carries it, so a receiver that dedupes ends by it is safe even in the one window this cannot close (a crash
+ * after the request left but before its heartbeat reached the server).
  */
 export function createNotifyActivities(config?: NotifyConfig, senders?: () => number): NotifyActivities {
   const digest =

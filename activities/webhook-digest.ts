@@ -116,7 +116,8 @@ async function post(url: string, key: string, body: string, timeoutMs: number): 
     });
     await response.body?.cancel();
     if (response.ok) return { kind: 'delivered', httpStatus: response.status };
-    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service): sending it again changes nothing.
+    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service): sending it again changes
+    // nothing.
     if (response.status >= 500 || response.status === 408 || response.status === 429) {
       const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? undefined);
       return { kind: 'failed', httpStatus: response.status, retryAfterMs };
@@ -271,7 +272,7 @@ export class WebhookDigest {
     }
     const body = JSON.stringify(webhookMessage(message));
     const attempt = await post(webhookUrl, messageKey(message), body, requestTimeoutMs);
-    // The share as counted now, after the answer: the next request is the first it spaces.
+    // Counted after the answer, so a count that changed during the request spaces the very next one.
     const postIntervalMs = this.postIntervalMs();
     this.nextPostAt = Date.now() + postIntervalMs;
     const ends = message.length;

@@ -117,8 +117,8 @@ export async function createRecoveryWorkers({
   const client = new Client({ connection, namespace: config.temporal.namespace, identity });
   // Before the workers: a worker created and never run holds the connection, which then cannot close.
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
-  // One for both queues, so the worker has one line to the webhook. The workers sharing the budget are the ones
-  // posting to the webhook too: each takes its share of the webhook's pace, as of the Anchor budget.
+  // One for both queues, so the worker has one line to the webhook. The workers sharing the Anchor budget are the
+  // ones posting to the webhook too: each takes its share of the webhook's pace as it does of the budget.
   let workersSharing = configuredWorkers;
   const notify = createNotifyActivities(config.notify, () => workersSharing);
   const activities = createWorkerActivities(api, client, notify);
