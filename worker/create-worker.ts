@@ -105,11 +105,13 @@ export async function createRecoveryWorkers({
   // The server's bucket can hand the queue up to two seconds of its rate in one second; each worker's own share,
   // counted over its HTTP calls, keeps every second of the queue's calls within the budget.
   const configuredWorkers = config.limits.workersSharingBudget ?? 1;
-  // Wider while more workers than configured take the queue's activities (followWorkersSharingBudget below).
-  let callSpacingMs = callSpacingOfShare(config.limits);
+  // More than configured while more workers take the queue's activities (followWorkersSharingBudget below). They
+  // share the webhook too: each takes its share of the webhook's pace as it does of the Anchor budget.
+  let workersSharing = configuredWorkers;
+  const callSpacingMs = () => callSpacingOfShare({ ...config.limits, workersSharingBudget: workersSharing });
   /** The configured share: the server's pace for the queue and for this worker's tasks are set from it. */
-  const callsPerSecondHere = 1_000 / callSpacingMs;
-  const api = new AnchorApiClient({ ...config.anchor, callSpacingMs: () => callSpacingMs });
+  const callsPerSecondHere = 1_000 / callSpacingMs();
+  const api = new AnchorApiClient({ ...config.anchor, callSpacingMs });
   const identity = uniqueWorkerIdentity();
   // The sweep starts recoveries, recoveries register with the poller, and a retry call is announced to the server
   // before it is sent, through a client on the worker's own connection; under the worker's identity, which the
@@ -117,9 +119,7 @@ export async function createRecoveryWorkers({
   const client = new Client({ connection, namespace: config.temporal.namespace, identity });
   // Before the workers: a worker created and never run holds the connection, which then cannot close.
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
-  // One for both queues, so the worker has one line to the webhook. The workers sharing the Anchor budget are the
-  // ones posting to the webhook too: each takes its share of the webhook's pace as it does of the budget.
-  let workersSharing = configuredWorkers;
+  // One for both queues, so the worker has one line to the webhook.
   const notify = createNotifyActivities(config.notify, () => workersSharing);
   const activities = createWorkerActivities(api, client, notify);
   const recoveries = await Worker.create({
@@ -169,12 +169,11 @@ export async function createRecoveryWorkers({
     configured: configuredWorkers,
     onChange: (workers) => {
       workersSharing = workers;
-      callSpacingMs = callSpacingOfShare({ ...config.limits, workersSharingBudget: workers });
       logger.info('Anchor budget shared by a new number of workers', {
         workers,
         configured: configuredWorkers,
         budgetPerSecond: config.limits.maxCallsPerSecond,
-        callsPerSecondHere: Number((1_000 / callSpacingMs).toFixed(2)),
+        callsPerSecondHere: Number((1_000 / callSpacingMs()).toFixed(2)),
       });
     },
     gauge: metricMeter.createGauge(
