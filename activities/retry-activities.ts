@@ -8,6 +8,7 @@ import {
   type AnchorApiClient,
   type RecoverableBatch,
 } from '../anchor-api/index.js';
+import { isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import type {
   ReconcileRetryInput,
@@ -42,17 +43,20 @@ const SEND_TURN_TIMEOUT_MS = 3_000;
 const HEARTBEAT_INTERVAL_MS = 2_000;
 
 /**
- * What the batch says about a retry call sent after `before` was taken. Sessions in flight again, fewer
- * failed, or retry counts up mean it was applied. Only unchanged retry counts that every session carries
- * prove it was not: without them (counters only, or a session lacking retry_count) a retry whose sessions
- * failed again at once leaves no trace.
+ * What the batch says about a retry call sent after `before` was taken. Sessions in flight again, the batch back in
+ * flight (the contract's one promise of an accepted call), fewer failed, or retry counts up mean it was applied. Only
+ * unchanged retry counts that every session carries prove it was not: without them (counters only, or a session
+ * lacking retry_count) a retry whose sessions failed again at once leaves no trace.
  */
 export function retryEffect(
-  before: Pick<BatchSnapshot, 'failed' | 'retryCountTotal'>,
-  now: Pick<RetrySnapshot, 'failed' | 'pending' | 'processing' | 'retryCountTotal'>,
+  before: Pick<BatchSnapshot, 'failed' | 'retryCountTotal'> & Partial<Pick<BatchSnapshot, 'status'>>,
+  now: Pick<RetrySnapshot, 'status' | 'failed' | 'pending' | 'processing' | 'retryCountTotal'>,
 ): RetryEffect {
   if (now.pending + now.processing > 0)
     return { effect: 'took_effect', reason: 'sessions are in flight again since the call' };
+  // Counters may lag the status: the batch itself says it is in flight again.
+  if (before.status !== undefined && !isInFlightBatchStatus(before.status) && isInFlightBatchStatus(now.status))
+    return { effect: 'took_effect', reason: `the batch went from ${before.status} back to ${now.status}` };
   if (now.failed < before.failed)
     return { effect: 'took_effect', reason: `failed sessions went from ${before.failed} to ${now.failed}` };
   if (before.retryCountTotal === null || now.retryCountTotal === null)

@@ -6,6 +6,11 @@ export function isFinishedBatchStatus(status: string | undefined): boolean {
   return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 
+/** The API is still creating the batch's sessions, as a retry call it accepted makes it again. */
+export function isInFlightBatchStatus(status: string | undefined): boolean {
+  return status === 'pending' || status === 'processing';
+}
+
 /** Completed, failed and total requests, as the single-batch read, the list and a recovery's wake all carry them. */
 export interface RequestCounters {
   total: number;

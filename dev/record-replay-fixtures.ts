@@ -266,6 +266,22 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.start({ batchId: batch.id, ...fast });
     return recoveryWorkflowId(batch.id);
   },
+  async 'protocol-round-ends-without-effect'() {
+    // The retry protocol: every call answered 503, each shown by the batch to have had no effect; the round ends
+    // after its fifth (retry-round-sends-bounded).
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 5, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 1 });
+    return recoveryWorkflowId(batch.id);
+  },
+  async 'protocol-not-sent-continued-as-new'() {
+    // The retry protocol: calls not sent again and again, until the history is due and the run continues as new in
+    // its wait to send again (recovery-continues-as-new-while-waiting).
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast, continueAsNewAfterEvents: 50 });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'operator-controls'() {
     const batchId = await startOperatedRecovery();
     await operateThroughBackoffs(batchId);

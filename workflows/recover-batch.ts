@@ -83,6 +83,8 @@ export interface CarriedRecovery {
   report: RecoveryReport;
   /** A retryNow received while the batch was in flight, still to skip the next backoff. */
   retryNowRequested?: boolean;
+  /** Calls of the next round not sent before the run continued as new in its wait to send again. */
+  callsNotSent?: number;
 }
 
 /** Recoveries started before it keep the single-activity round they recorded (retryFailedSessions). */
@@ -168,6 +170,27 @@ export const NOTIFY_QUEUE_MARKER = 'recovery-patches-through-notify-queue';
  * could), so no other recovery records its marker; a history from before it, with no marker, keeps the settle.
  */
 export const LISTED_SETTLE_COUNTS_SESSIONS_PATCH = 'listed-settle-counts-sessions';
+/**
+ * Rounds from this change on send at most MAX_CALLS_SENT_PER_ROUND calls, none past the deadline or after a cancel,
+ * and end when a call after the first is not sent (its Retry-After is the next round's to wait out): before, a retry
+ * endpoint that kept answering 5xx while the batch showed no effect had the round send again every 5 s, past the
+ * deadline and through a cancel, until the history's limit ended the run with no report. A round whose calls are
+ * then refused for good is recorded before the recovery stops. Asked only where the answer matters, so a round whose
+ * first call settles records nothing.
+ */
+export const BOUNDED_SENDS_PATCH = 'retry-round-sends-bounded';
+/**
+ * Calls a round may send, each after the batch showed the ones before had no effect: a storm of 5xx answers about
+ * 25 s long (a call and its reconcile every 5 s) still ends in one round.
+ */
+export const MAX_CALLS_SENT_PER_ROUND = 5;
+/**
+ * Runs from this change on continue as new in a wait that may last (re-registering with the poller, resending a call
+ * that was not sent) once the history is due, not only between rounds: at a short poll interval or a long deadline
+ * such a wait would otherwise reach the history's limit, where the server ends the run with no report. Asked only
+ * when the history is due there.
+ */
+export const CONTINUE_AS_NEW_IN_WAITS_PATCH = 'recovery-continues-as-new-while-waiting';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -293,6 +316,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         ? condition(predicate, timeoutMs)
         : condition(predicate, timeoutMs, { summary });
   let retryNowRequested = carried?.retryNowRequested ?? false;
+  let carriedCallsNotSent = carried?.callsNotSent ?? 0;
   let policyChanged = false;
   let settleNoticed = false;
   let listedSettle: ListedSettle | undefined;
@@ -417,6 +441,26 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
+  const historyDue = () => {
+    const info = workflowInfo();
+    return info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested;
+  };
+  /** Hands the report and operator intent to a new run, once every handler has finished. */
+  const continueAsNewNow = async (callsNotSent = 0): Promise<never> => {
+    await condition(allHandlersFinished);
+    report.continuedAsNew += 1;
+    return await continueAsNew<typeof recoverBatch>(policy, {
+      report,
+      retryNowRequested,
+      ...(callsNotSent > 0 && { callsNotSent }),
+    });
+  };
+  /**
+   * Between two steps of a wait that may last: whether to continue as new. A check, not an await: a step that does
+   * not continue as new must issue its commands in the same microtask as before, or older histories would not replay.
+   */
+  const dueWhileWaiting = () => historyDue() && patched(CONTINUE_AS_NEW_IN_WAITS_PATCH);
+
   /**
    * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
    * every waiting recovery at once and wakes this one when its batch has settled. Returns what the
@@ -444,6 +488,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     while (!settleNoticed) {
       // A wait that ended at the deadline registers no more (before the memo at rest, it registered once more).
       if (memoAtWaits && remainingMs() <= 0) return undefined;
+      if (dueWhileWaiting()) await continueAsNewNow();
       try {
         if (!(await register())) return undefined;
       } catch (err) {
@@ -635,16 +680,19 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   /**
    * Sends the round's call and settles what it did. A call whose outcome is unknown is reconciled
    * against `first`, taken right before it; only a batch that proves the call had no effect gets
-   * another. Returns the round, or the failure of a call that provably was not sent.
+   * another, at most MAX_CALLS_SENT_PER_ROUND in all (BOUNDED_SENDS_PATCH). Returns the round, or the failure of a
+   * call that provably was not sent.
    */
   const callUntilKnown = async (
     round: number,
     first: RetrySnapshot,
     startedAt: string,
     callsNotSent: number,
+    cancelled: () => boolean,
   ): Promise<RecoveryRound | Extract<SendRetryResult, { kind: 'not_sent' }>> => {
     let before = first;
     let callsSent = 0;
+    let lost = '';
     const facts = (rest: Pick<RecoveryRound, 'retriedSessions' | 'apiStatus' | 'apiMessage' | 'reconciled'>) => ({
       round,
       startedAt,
@@ -655,9 +703,29 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       callsSent,
       callsNotSent,
     });
+    /** The round as it stands when it sends no more: every call it sent, the batch showed, had no effect. */
+    const withoutEffect = (why: string): RecoveryRound => ({
+      ...facts({ retriedSessions: 0, apiStatus: null, apiMessage: lost, reconciled: true }),
+      reconcileEffect: 'no_effect',
+      reconcileReason: `the batch showed no effect of the round's ${callsSent === 1 ? 'call' : `${callsSent} calls`}; ${why}`,
+    });
     for (;;) {
-      const result = await sendOnce(round);
+      let result: SendRetryResult;
+      try {
+        result = await sendOnce(round);
+      } catch (err) {
+        // Refused for good after calls went out: the round is in the report the recovery stops with.
+        if (callsSent > 0 && patched(BOUNDED_SENDS_PATCH)) {
+          const refusal = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
+          recordRound(report, withoutEffect(`the next was refused for good (${refusal})`));
+        }
+        throw err;
+      }
       if (result.kind === 'not_sent' && callsSent === 0) return result;
+      if (result.kind === 'not_sent' && patched(BOUNDED_SENDS_PATCH)) {
+        recordLastError(report, result.errorType, result.reason, new Date());
+        return withoutEffect(`the next was not sent (${result.errorType}), and the next round sends again`);
+      }
       if (result.kind !== 'not_sent') callsSent += 1;
       switch (result.kind) {
         case 'applied':
@@ -682,7 +750,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
           : Date.now();
       const graceMs = Math.max(0, requestEnds + RECONCILE_GRACE_MS - Date.now());
       await sleep(graceMs, { summary: `wait before reconciling round ${round}` });
-      const lost = `answer lost (${result.errorType}: ${result.reason})`;
+      lost = `answer lost (${result.errorType}: ${result.reason})`;
       let verdict;
       try {
         const { reconcileRetry } = readActivity(`reconcile round ${round}`, RECONCILE_MIN_BUDGET_MS);
@@ -698,6 +766,18 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         throw budgetRanOut(err) ? new DeadlineReached() : err;
       }
       if (verdict.effect === 'no_effect') {
+        const stop =
+          callsSent >= MAX_CALLS_SENT_PER_ROUND
+            ? `a round sends at most ${MAX_CALLS_SENT_PER_ROUND}`
+            : remainingMs() <= 0
+              ? 'the deadline has passed'
+              : cancelled()
+                ? 'the recovery was cancelled'
+                : undefined;
+        if (stop !== undefined && patched(BOUNDED_SENDS_PATCH)) {
+          log.warn('Retry calls had no effect; the round sends no more', { batchId, round, callsSent, stop });
+          return withoutEffect(`no more were sent: ${stop}`);
+        }
         log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
         before = verdict.snapshot;
         continue;
@@ -730,7 +810,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const retryRound = async (): Promise<boolean> => {
     const round = roundsDone(report) + 1;
     const startedAt = new Date().toISOString();
-    let callsNotSent = 0;
+    let callsNotSent = carriedCallsNotSent;
+    carriedCallsNotSent = 0;
+    // Asked at each call: a cancel ends the round's sending between two calls, never while one may be out.
+    const outerScope = CancellationScope.current();
     for (;;) {
       report.phase = 'retrying';
       report.nextRetryAt = null;
@@ -749,7 +832,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       // From here on a call may be out: a cancel waits for its outcome, so the round is always in the report.
       const outcome = await CancellationScope.nonCancellable(() =>
-        callUntilKnown(round, before, startedAt, callsNotSent),
+        callUntilKnown(round, before, startedAt, callsNotSent, () => outerScope.consideredCancelled),
       );
       if ('round' in outcome) {
         recordRound(report, outcome);
@@ -772,6 +855,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
       storeMemoAtRest();
       await sleep(waitMs, { summary: `wait before resending round ${round}` });
+      if (dueWhileWaiting()) await continueAsNewNow(callsNotSent);
     }
   };
 
@@ -791,12 +875,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       // Failures that someone else's retry fixed were failures all the same: not `clean`.
       if (snapshot.failed === 0) return roundsDone(report) === 0 && !report.failuresSeen ? 'clean' : 'recovered';
       if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
-      const info = workflowInfo();
-      if (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested) {
-        await condition(allHandlersFinished);
-        report.continuedAsNew += 1;
-        return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested });
-      }
+      if (historyDue()) return await continueAsNewNow();
       await waitBeforeRetry(roundsDone(report) + 1, snapshot);
       if (roundsDone(report) >= policy.maxRounds) {
         // A policy update took the rounds left: the same read for the report as above.

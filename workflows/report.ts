@@ -77,9 +77,11 @@ export interface RecoveryRound {
   reconciled: boolean;
   /**
    * For a reconciled round: `took_effect` when the batch shows the call was applied, `unknown` when it
-   * cannot show either way (counted as a round all the same: a second call could retry twice).
+   * cannot show either way (counted as a round all the same: a second call could retry twice), `no_effect` when it
+   * showed every call of the round had none and the round sent no more (at its cap of calls, past the deadline, after
+   * a cancel, or a further call not sent or refused).
    */
-  reconcileEffect?: 'took_effect' | 'unknown';
+  reconcileEffect?: 'took_effect' | 'unknown' | 'no_effect';
   /** Why the round was reconciled and what the batch showed. */
   reconcileReason?: string;
   /** Retry calls sent in the round: more than 1 only after the batch proved the earlier ones had no effect. */

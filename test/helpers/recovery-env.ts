@@ -208,3 +208,15 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/** The history length of each run of a workflow, once `runs` of them are listed, all closed (visibility lags). */
+export function closedRunHistoryLengths(client: Client, workflowId: string, runs: number): Promise<number[]> {
+  return eventually(`${runs} closed runs of ${workflowId}`, async () => {
+    const lengths: number[] = [];
+    for await (const run of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+      if (run.status.name === 'RUNNING') return undefined;
+      lengths.push(run.historyLength);
+    }
+    return lengths.length === runs ? lengths : undefined;
+  });
+}

@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRetryActivities, type RecordedHeartbeat } from '../../activities/retry-activities.js';
-import { BatchRecoveries } from '../../client/recoveries.js';
+import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
 import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
+  closedRunHistoryLengths,
   eventually,
   FAST_POLICY,
   startRecoveryEnv,
@@ -369,4 +370,111 @@ test('9. an announcement confirmed too late to leave the request its time sends 
   ]);
   expect(report.lastError).toEqual(expect.objectContaining({ type: 'no_time_to_send' }));
   expect(report.outcome).toBe('recovered');
+}, 90_000);
+
+// A retry endpoint that answers 5xx while reads work: each call's outcome is unknown, and each reconcile shows it had
+// no effect. Before, the round sent again every 5 s for as long as that lasted: past the deadline, through a cancel,
+// and over a 429's Retry-After, until the history's limit ended the run without a report.
+const failingCalls = (batchId: string) =>
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, batchId });
+const endedWithoutEffect = (callsSent: number, why: string): unknown =>
+  expect.objectContaining({
+    round: 1,
+    callsSent,
+    reconciled: true,
+    reconcileEffect: 'no_effect',
+    retriedSessions: 0,
+    reconcileReason: expect.stringContaining(why),
+  });
+
+test('10. a retry endpoint that keeps answering 5xx gets at most 5 calls a round, each after proof of no effect', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  failingCalls(batch.id);
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual(Array<number>(5).fill(503));
+  expect(appliedRetries(batch.id)).toHaveLength(0);
+  expect(report.rounds).toEqual([endedWithoutEffect(5, 'a round sends at most 5')]);
+  expect(report.outcome).toBe('exhausted');
+}, 90_000);
+
+test('11. no call goes out again once the deadline has passed', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
+  failingCalls(batch.id);
+  // As in test 4, the call goes out about 2 s before the deadline; its reconcile comes after it.
+  await env.recoveries.start({
+    batchId: batch.id,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '2s' },
+    deadline: '4s',
+  });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(retryPosts(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([endedWithoutEffect(1, 'the deadline has passed')]);
+  expect(report.outcome).toBe('deadline');
+}, 90_000);
+
+test('12. a cancel ends the round between two calls, and the calls sent are in the report', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  failingCalls(batch.id);
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await eventually('the first call', () => (retryPosts(batch.id).length > 0 ? true : undefined));
+  await env.recoveries.cancel(batch.id);
+  const report = await env.recoveries.result(batch.id);
+
+  const posts = retryPosts(batch.id).length;
+  expect(posts).toBeLessThan(3);
+  expect(report.rounds).toEqual([endedWithoutEffect(posts, 'the recovery was cancelled')]);
+  expect(report.outcome).toBe('operator_cancelled');
+}, 90_000);
+
+test('13. a resend answered 429 ends the round: its Retry-After is waited out before any other call', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+  env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 3600, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([503, 429]);
+  expect(report.rounds).toEqual([endedWithoutEffect(1, 'the next was not sent')]);
+  expect(report.lastError).toEqual(expect.objectContaining({ type: 'rate_limited' }));
+  expect(report.outcome).toBe('exhausted');
+}, 90_000);
+
+test('14. a resend refused for good stops the recovery with the round that went out in its report', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 402, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const failure = await env.recoveries.result(batch.id).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+
+  expect(failure).toBeInstanceOf(RecoveryFailedError);
+  const { report } = failure as RecoveryFailedError;
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([503, 402]);
+  expect(report?.rounds).toEqual([endedWithoutEffect(1, 'the next was refused for good')]);
+  expect(report?.failure).toEqual(expect.objectContaining({ type: 'insufficient_credits' }));
+}, 90_000);
+
+test('15. calls not sent again and again continue as new once the history is due; the round counts them all', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  // Each call not sent adds a read, a send, a timer and their workflow tasks.
+  env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, continueAsNewAfterEvents: 50 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([...Array<number>(12).fill(429), 200]);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ round: 1, apiStatus: 200, callsSent: 1, callsNotSent: 12, retriedSessions: 1 }),
+  ]);
+  expect(report.outcome).toBe('recovered');
+  const workflowId = env.recoveries.handle(batch.id).workflowId;
+  const lengths = await closedRunHistoryLengths(env.client, workflowId, report.continuedAsNew + 1);
+  expect(lengths.length).toBeGreaterThan(1);
+  // The threshold, and what one call not sent adds before the next check.
+  for (const length of lengths) expect(length).toBeLessThanOrEqual(50 + 25);
 }, 90_000);

@@ -3,6 +3,7 @@ import { CLOCK_MARGIN_MS } from '../../activities/poller-registration-activities
 import { startBatchStatusPoller } from '../../worker/create-worker.js';
 import { batchStatusPollerWorkflowId, watchBatch, type WatchBatchRequest } from '../../workflows/definitions.js';
 import {
+  closedRunHistoryLengths,
   eventually,
   FAST_POLICY,
   patchMarkerIds,
@@ -203,3 +204,25 @@ test("an operator's cancel ends a wait for the poller with a report, and cancels
   expect(count(events, EventType.EVENT_TYPE_TIMER_CANCELED)).toBe(1);
   expect(count(events, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)).toBe(1);
 });
+
+test('a long wait for the poller continues as new once the history is due, so no run grows past its budget', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  // Each re-registration (every 0.56-0.75 s here) adds a timer, a workflow task and a marker.
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, continueAsNewAfterEvents: 50 });
+  await eventually('two continues-as-new while the batch runs', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.continuedAsNew >= 2 && report.phase === 'waiting_for_batch' ? true : undefined;
+  });
+  env.simulator.clock.advance(ATTEMPT_MS);
+  await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined));
+  env.simulator.clock.advance(ATTEMPT_MS);
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toEqual([expect.objectContaining({ round: 1, apiStatus: 200 })]);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+  const workflowId = env.recoveries.handle(batch.id).workflowId;
+  const lengths = await closedRunHistoryLengths(env.client, workflowId, report.continuedAsNew + 1);
+  // The threshold, and what one step of the wait adds before the next check.
+  for (const length of lengths) expect(length).toBeLessThanOrEqual(50 + 15);
+}, 90_000);
