@@ -27,6 +27,8 @@ import {
   CancelBatchResponseSchema,
   CreateBatchResponseSchema,
   ErrorResponseSchema,
+  ListBatchesQuerySchema,
+  MAX_LIST_PAGE_SIZE,
   RetryRequestSchema,
   RetryResponseSchema,
   describeSchemaError,
@@ -143,13 +145,23 @@ function turnsEvery(spacingMs: () => number): (abandoned: AbortSignal) => Promis
 
 export class AnchorApiClient {
   private readonly http: Got;
-  private readonly apiKey: string;
+  /** The API key as it may be written back: as sent, inside a JSON string, percent-encoded. */
+  private readonly apiKeyForms: string[];
   private readonly nextTurn: ((abandoned: AbortSignal) => Promise<void>) | undefined;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
 
   constructor(options: AnchorApiClientOptions) {
-    this.apiKey = options.apiKey;
+    this.apiKeyForms =
+      options.apiKey === ''
+        ? []
+        : [
+            ...new Set([
+              options.apiKey,
+              JSON.stringify(options.apiKey).slice(1, -1),
+              encodeURIComponent(options.apiKey),
+            ]),
+          ];
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     const { callSpacingMs } = options;
@@ -203,7 +215,19 @@ export class AnchorApiClient {
       schema: BatchListResponseSchema,
       mutating: false,
     });
-    return body.data ?? {};
+    const page = body.data ?? {};
+    // The activities' results and heartbeats are bounded by the page size asked for: a longer page breaks the
+    // contract, which would otherwise carry the excess into history.
+    const limit = ListBatchesQuerySchema.shape.limit.safeParse(query.limit);
+    const maxBatches = limit.success ? limit.data : MAX_LIST_PAGE_SIZE;
+    if ((page.batches?.length ?? 0) > maxBatches) {
+      throw new MalformedResponseError({
+        endpoint: ANCHOR_ENDPOINTS.listBatches,
+        outcomeUnknown: false,
+        problem: `a page of ${page.batches?.length} batches, past the ${maxBatches} asked for`,
+      });
+    }
+    return page;
   }
 
   /**
@@ -262,7 +286,13 @@ export class AnchorApiClient {
 
   private async call<T extends z.ZodType>(call: Call<T>): Promise<z.infer<T>> {
     const response = await this.send(call);
-    if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response, call);
+    // An API may quote the key back, in an error's message or a session's error: no text read from it keeps the key,
+    // which could otherwise reach an error, a result and so history. Only the exact key is known here; keys of other
+    // accounts are caught by their shape, in cleanApiText.
+    const body = this.redact(response.body);
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      throw this.statusError({ statusCode: response.statusCode, headers: response.headers, body }, call);
+    }
 
     const context = {
       endpoint: call.endpoint,
@@ -277,7 +307,7 @@ export class AnchorApiClient {
     let json: unknown;
     try {
       // Backends commonly send null for "absent": a null is dropped, so an optional field may be null anywhere.
-      json = JSON.parse(response.body, (_key, value: unknown) => (value === null ? undefined : value));
+      json = JSON.parse(body, (_key, value: unknown) => (value === null ? undefined : value));
     } catch {
       throw new MalformedResponseError({ ...context, problem: 'body is not JSON' });
     }
@@ -421,7 +451,7 @@ export class AnchorApiClient {
   }
 
   private redact(text: string): string {
-    return this.apiKey === '' ? text : text.split(this.apiKey).join('[redacted]');
+    return this.apiKeyForms.reduce((redacted, form) => redacted.split(form).join('[redacted]'), text);
   }
 }
 

@@ -16,8 +16,9 @@ const SECRET_NAMES =
   'access[_-]?token|refresh[_-]?token|session[_-]?token|id[_-]?token|token|api[_-]?key|apikey|secret|client[_-]?secret|password|passwd|signature|sig|credentials?|authorization';
 
 const SECRET_PATTERNS: [RegExp, string][] = [
-  // Any URL: session URLs carry their token in the query string, and a path may hold one too.
-  [/\b(?:wss?|https?):\/\/\S+/gi, '[url removed]'],
+  // Any URL: session URLs carry their token in the query string, and a path may hold one too. Quoted JSON may
+  // escape its slashes (`wss:\/\/`, `\u002f`), a query string percent-encode them, a word run into it (`proxy_wss://`).
+  [/(?:wss?|https?)(?::|%3a)(?:\\*\/|\\u002f|%2f){2}\S+/gi, '[url removed]'],
   // An authorization scheme and its credentials (a credential has a digit; "Basic setup" stays).
   [/\b(Bearer|Basic)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
   [new RegExp(`\\b(${SECRET_NAMES})(["']?\\s*[=:]\\s*["']?)[^\\s&"',;}]+`, 'gi'), `$1$2${REDACTED}`],

@@ -71,8 +71,14 @@ export const BatchStatusDetailSchema = z.looseObject({
 });
 export type BatchStatusDetail = z.infer<typeof BatchStatusDetailSchema>;
 
+/**
+ * Longest batch id read from a list. The contract's ids are UUIDs (36 characters); a longer one cannot be recovered,
+ * and is read as absent, so a page's ids stay small in the activities' results and heartbeats.
+ */
+export const MAX_LISTED_BATCH_ID_CHARS = 64;
+
 export const BatchSummarySchema = z.looseObject({
-  batch_id: z.string().optional(),
+  batch_id: z.string().max(MAX_LISTED_BATCH_ID_CHARS).optional().catch(undefined),
   status: BatchStatusSchema.optional(),
   total_requests: z.int().optional(),
   completed_requests: z.int().optional(),
@@ -139,10 +145,13 @@ export type RetryResponse = z.infer<typeof RetryResponseSchema>;
 
 /* Requests. Query strings arrive as text, so numbers are coerced; the typed input stays numeric. */
 
+/** The contract's largest page of the batch list. */
+export const MAX_LIST_PAGE_SIZE = 100;
+
 export const ListBatchesQuerySchema = z.looseObject({
   status: BatchStatusSchema.optional(),
   page: z.coerce.number<number | string>().pipe(z.int().min(1)).default(1),
-  limit: z.coerce.number<number | string>().pipe(z.int().min(1).max(100)).default(20),
+  limit: z.coerce.number<number | string>().pipe(z.int().min(1).max(MAX_LIST_PAGE_SIZE)).default(20),
   created_after: dateTime.optional(),
   created_before: dateTime.optional(),
 });

@@ -9,8 +9,11 @@ const pinoLevels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
   ERROR: 'error',
 };
 
-// Session URLs hand over a live browser: a CDP socket (wss://) or a live view whose token is in the query.
-const sessionUrl = /wss?:\/\/[^\s"\\]*|https?:\/\/[^\s"\\]*[?&]token=[^\s"\\]*/g;
+// Session URLs hand over a live browser: a CDP socket (wss://) or a live view whose token is in the query. A line is
+// JSON, so a slash may come escaped (`\/`, `\u002f`, each `\` doubled once more); a URL ends at a quote or a space.
+const slash = String.raw`(?:\\*/|\\+u002f)`;
+const urlChar = String.raw`(?:[^\s"\\]|\\+(?:/|u002f))`;
+const sessionUrl = new RegExp(`wss?:${slash}{2}${urlChar}*|https?:${slash}{2}${urlChar}*?[?&]token=${urlChar}*`, 'gi');
 
 export interface JsonLoggingOptions {
   level?: LogLevel;

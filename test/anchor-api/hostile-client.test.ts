@@ -155,3 +155,69 @@ test('a schema error quoting a 1.5 MB value or key gives a bounded message', asy
 async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
 }
+
+// Keys of shapes cleanApiText cannot know for a key: a word with digits, a UUID, letters only, base64 with + and =.
+test.each([
+  'anchor_live_2024',
+  '9f8e7d6c-5b4a-4321-8765-0fedcba98765',
+  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef',
+  'k3y+b64/x=',
+])('an API that quotes the key %s back, in an error or a session error, leaves no trace of it', async (apiKey) => {
+  const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
+  const quoted = `${apiKey} (as JSON ${JSON.stringify(apiKey)}, encoded ${encodeURIComponent(apiKey)})`;
+  server.on('echo-401', answerWith(401, 'application/json', JSON.stringify({ error: { message: `key ${quoted}` } })));
+  server.on(
+    'echo-200',
+    answerWith(
+      200,
+      'application/json',
+      JSON.stringify({ data: { batch_id: 'echo-200', sessions: [{ status: 'failed', error: `key ${quoted}` }] } }),
+    ),
+  );
+  const refused = await caught(echoing.getBatch('echo-401'));
+  expect(refused).toBeInstanceOf(UnauthorizedError);
+  expect(`${refused.message} ${refused.apiMessage}`).not.toContain(apiKey);
+  expect(refused.apiMessage).toMatch(/^key \[redacted\] \(as JSON "\[redacted\]", encoded \[redacted\]\)$/);
+  const read = await echoing.getBatch('echo-200');
+  expect(read.sessions?.[0]?.error).toBe(`key [redacted] (as JSON "[redacted]", encoded [redacted])`);
+});
+
+describe('a list page past the contract', () => {
+  let lister: HostileServer;
+  let listed: unknown[] = [];
+  beforeAll(async () => {
+    lister = await startHostileServer((_request, response) => {
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ data: { batches: listed } }));
+    });
+  });
+  afterAll(() => lister.close());
+
+  const listFrom = (batches: unknown[], limit?: number) => {
+    listed = batches;
+    const listing = new AnchorApiClient({ baseUrl: lister.url, apiKey: API_KEY, timeoutMs: TIMEOUT_MS });
+    return listing.listBatches(limit === undefined ? {} : { limit });
+  };
+
+  test('more batches than the limit asked for is a malformed response, naming both counts', async () => {
+    const batches = Array.from({ length: 101 }, (_, i) => ({ batch_id: `b${i}`, status: 'failed' }));
+    const error = await caught(listFrom(batches, 100));
+    expect(error).toBeInstanceOf(MalformedResponseError);
+    expect(error).toMatchObject({ problem: 'a page of 101 batches, past the 100 asked for', outcomeUnknown: false });
+    // Without a limit asked, the contract's default is 20.
+    expect(await caught(listFrom(batches.slice(0, 21)))).toMatchObject({
+      problem: 'a page of 21 batches, past the 20 asked for',
+    });
+    expect((await listFrom(batches.slice(0, 20))).batches).toHaveLength(20);
+  });
+
+  test('a batch id longer than any the contract makes is read as absent', async () => {
+    const page = await listFrom([
+      { batch_id: 'x'.repeat(65), status: 'failed', failed_requests: 1 },
+      { batch_id: 'x'.repeat(64), status: 'failed', failed_requests: 1 },
+      { batch_id: 42, status: 'failed', failed_requests: 1 },
+    ]);
+    expect(page.batches?.map((batch) => batch.batch_id)).toEqual([undefined, 'x'.repeat(64), undefined]);
+  });
+});

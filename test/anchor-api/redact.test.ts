@@ -22,6 +22,23 @@ test.each([
   expect(cleaned).toMatch(/\[redacted\]|\[url removed\]/);
 });
 
+// A session id alone is kept as an id, so what hands the session over here is the URL around it.
+test.each([
+  [
+    'JSON-escaped slashes',
+    String.raw`said {"cdp_url":"wss:\/\/connect.anchorbrowser.io\/devtools\/browser\/${SESSION_ID}"}`,
+  ],
+  ['unicode-escaped slashes', String.raw`said wss:\u002f\u002fconnect.anchorbrowser.io\u002f${SESSION_ID}`],
+  ['percent-encoding', `next=wss%3A%2F%2Fconnect.anchorbrowser.io%2Fdevtools%2Fbrowser%2F${SESSION_ID}`],
+  ['a word run into it', `proxy_wss://connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`],
+  ['capitals', `see HTTPS://live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}`],
+])('removes a session URL written with %s', (_how, text) => {
+  const cleaned = redactSecrets(text);
+  expect(cleaned).not.toContain('anchorbrowser.io');
+  expect(cleaned).not.toContain(SESSION_ID);
+  expect(cleaned).toContain('[url removed]');
+});
+
 test('keeps what is not a secret: ids, words, numbers', () => {
   const text = `Browser pod failed to start: provisioning timed out (attempt 2) for session ${SESSION_ID}, item 12345678901234567890123`;
   expect(redactSecrets(text)).toBe(text);

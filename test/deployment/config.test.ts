@@ -221,6 +221,23 @@ test('log lines lose API keys and session URLs wherever they are', () => {
   });
 });
 
+test('log lines lose session URLs written with escaped slashes or in capitals', () => {
+  // Text quoting JSON that was written with `\/` (as PHP and some Java libraries write it), then serialised again.
+  const quoted = String.raw`{"cdp_url":"wss:\/\/connect.anchorbrowser.io\/devtools\/browser\/s1?token=t1"}`;
+  const line = JSON.stringify({
+    msg: `upstream said ${quoted} and more`,
+    unicode: String.raw`wss:\u002f\u002fconnect.anchorbrowser.io\u002fs1`,
+    upper: 'Wss://connect.anchorbrowser.io?token=t1',
+    live: 'https://live.anchorbrowser.io/inspector.html?sessionId=s1&Token=t1',
+  });
+  expect(JSON.parse(redactLine(line, []))).toEqual({
+    msg: 'upstream said {"cdp_url":"[redacted-url]"} and more',
+    unicode: '[redacted-url]',
+    upper: '[redacted-url]',
+    live: '[redacted-url]',
+  });
+});
+
 test('the worker process exits 1 with every configuration problem on its own line', async () => {
   const worker = await spawnWorkerProcess({ ANCHOR_API_KEY: '', ANCHOR_BASE_URL: 'nope', TEMPORAL_TLS_CERT: certFile });
   const { code } = await worker.closed;
