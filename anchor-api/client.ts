@@ -88,7 +88,6 @@ export interface CallOptions {
 
 /** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
-const NOT_SENT_TIMEOUT_EVENTS = new Set(['lookup', 'connect', 'secureConnect']);
 
 /**
  * Whether a failed request may have reached the server whole. Got records `timings.upload` when the
@@ -100,7 +99,8 @@ function mayHaveBeenReceived(error: RequestError): boolean {
   // An abort before got even set up the request leaves no timings at all.
   const started = error.timings !== undefined || error.code !== 'ERR_ABORTED';
   if (!started || (error.timings !== undefined && error.timings.upload === undefined)) return false;
-  if (error instanceof TimeoutError) return !NOT_SENT_TIMEOUT_EVENTS.has(error.event);
+  // Only the whole-request timeout is set, so a timeout names no phase: whether the request had left is in `upload`.
+  if (error instanceof TimeoutError) return true;
   return !NOT_SENT_CODES.has(error.code);
 }
 
