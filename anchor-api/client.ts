@@ -411,6 +411,13 @@ export class AnchorApiClient {
   /** Rebuilds got's failure without got's objects: they hold the request options, API key header included. */
   private transportError(error: unknown, call: Call<z.ZodType>): AnchorApiError {
     const context = { endpoint: call.endpoint, batchId: call.batchId };
+    // An error status had come before the body broke off: it decides, as it would have whole (a 429 cut short is
+    // still not sent, with its Retry-After). A 2xx cut short is not: it falls to the cases below.
+    const response = error instanceof RequestError ? error.response : undefined;
+    if (response !== undefined && (response.statusCode < 200 || response.statusCode >= 300)) {
+      const cut = `(answer cut off before its end: ${this.redact((error as RequestError).message)})`;
+      return this.statusError({ statusCode: response.statusCode, headers: response.headers, body: '' }, call, cut);
+    }
     if (error instanceof TimeoutError) {
       return new AnchorTimeoutError({
         ...context,

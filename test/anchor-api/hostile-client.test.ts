@@ -5,7 +5,9 @@ import {
   API_TEXT_MAX_CHARS,
   BatchNotFoundError,
   MalformedResponseError,
+  RateLimitedError,
   ResponseTooLargeError,
+  ServerError,
   UnauthorizedError,
 } from '../../anchor-api/index.js';
 import {
@@ -15,6 +17,7 @@ import {
   answerTrickle,
   answerWith,
   startHostileServer,
+  type HostileAnswer,
   type HostileServer,
 } from '../helpers/hostile-server.js';
 
@@ -220,4 +223,25 @@ describe('a list page past the contract', () => {
     ]);
     expect(page.batches?.map((batch) => batch.batch_id)).toEqual([undefined, 'x'.repeat(64), undefined]);
   });
+});
+
+/** Sends the status line and the start of a body announced longer, then breaks the connection. */
+const cutOff =
+  (statusCode: number, headers: Record<string, string> = {}): HostileAnswer =>
+  (_request, response) => {
+    response.writeHead(statusCode, { 'content-type': 'application/json', 'content-length': '1000', ...headers });
+    response.write('{"error":{"message":"');
+    setImmediate(() => response.socket?.destroy());
+  };
+
+test('an error status whose body breaks off still decides: a 429 cut short was not sent, and keeps its Retry-After', async () => {
+  server.on('cut-429', cutOff(429, { 'retry-after': '30' }));
+  server.on('cut-503', cutOff(503));
+  const limited = await caught(retry('cut-429'));
+  expect(limited).toBeInstanceOf(RateLimitedError);
+  expect(limited).toMatchObject({ outcomeUnknown: false, retryAfterMs: 30_000, statusCode: 429 });
+  expect(limited.apiMessage).toMatch(/^\(answer cut off before its end: /);
+  const failed = await caught(retry('cut-503'));
+  expect(failed).toBeInstanceOf(ServerError);
+  expect(failed).toMatchObject({ outcomeUnknown: true, statusCode: 503 });
 });
