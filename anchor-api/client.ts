@@ -145,23 +145,18 @@ function turnsEvery(spacingMs: () => number): (abandoned: AbortSignal) => Promis
 
 export class AnchorApiClient {
   private readonly http: Got;
-  /** The API key as it may be written back: as sent, inside a JSON string, percent-encoded. */
+  /** The API key as it may be written back: as sent, or percent-encoded (either case of hex digits). */
   private readonly apiKeyForms: string[];
   private readonly nextTurn: ((abandoned: AbortSignal) => Promise<void>) | undefined;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
 
   constructor(options: AnchorApiClientOptions) {
+    const encodedKey = encodeURIComponent(options.apiKey);
     this.apiKeyForms =
       options.apiKey === ''
         ? []
-        : [
-            ...new Set([
-              options.apiKey,
-              JSON.stringify(options.apiKey).slice(1, -1),
-              encodeURIComponent(options.apiKey),
-            ]),
-          ];
+        : [...new Set([options.apiKey, encodedKey, encodedKey.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())])];
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     const { callSpacingMs } = options;
@@ -286,13 +281,7 @@ export class AnchorApiClient {
 
   private async call<T extends z.ZodType>(call: Call<T>): Promise<z.infer<T>> {
     const response = await this.send(call);
-    // An API may quote the key back, in an error's message or a session's error: no text read from it keeps the key,
-    // which could otherwise reach an error, a result and so history. Only the exact key is known here; keys of other
-    // accounts are caught by their shape, in cleanApiText.
-    const body = this.redact(response.body);
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      throw this.statusError({ statusCode: response.statusCode, headers: response.headers, body }, call);
-    }
+    if (response.statusCode < 200 || response.statusCode >= 300) throw this.statusError(response, call);
 
     const context = {
       endpoint: call.endpoint,
@@ -302,12 +291,20 @@ export class AnchorApiClient {
     };
     const contentType = response.headers['content-type'];
     if (contentType !== undefined && !JSON_CONTENT_TYPE.test(contentType)) {
-      throw new MalformedResponseError({ ...context, problem: `content type ${contentType}, expected JSON` });
+      throw new MalformedResponseError({
+        ...context,
+        problem: `content type ${this.redact(contentType)}, expected JSON`,
+      });
     }
     let json: unknown;
     try {
-      // Backends commonly send null for "absent": a null is dropped, so an optional field may be null anywhere.
-      json = JSON.parse(body, (_key, value: unknown) => (value === null ? undefined : value));
+      // Backends commonly send null for "absent": a null is dropped, so an optional field may be null anywhere. An API
+      // may quote the key back (a session's error, say): no text read keeps it, or it would reach a result and history.
+      // Only string values are touched, so no answer's shape or numbers can change. Keys of other accounts are caught
+      // by their shape, in cleanApiText.
+      json = JSON.parse(response.body, (_key, value: unknown) =>
+        value === null ? undefined : typeof value === 'string' ? this.redact(value) : value,
+      );
     } catch {
       throw new MalformedResponseError({ ...context, problem: 'body is not JSON' });
     }
@@ -387,7 +384,8 @@ export class AnchorApiClient {
       endpoint: call.endpoint,
       batchId: call.batchId,
       statusCode: response.statusCode,
-      apiMessage,
+      // The API may quote the key back in its message.
+      apiMessage: apiMessage === undefined ? undefined : this.redact(apiMessage),
     };
     const status = response.statusCode;
     if (status === 400) {

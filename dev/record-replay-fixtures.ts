@@ -274,6 +274,15 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 1 });
     return recoveryWorkflowId(batch.id);
   },
+  async 'protocol-later-call-waits-retry-after'() {
+    // The retry protocol: the round's first call answered 503 and shown to have had no effect, the next answered 429;
+    // the round waits its Retry-After and sends again (retry-round-sends-bounded).
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 1, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'protocol-not-sent-continued-as-new'() {
     // The retry protocol: calls not sent again and again, until the history is due and the run continues as new in
     // its wait to send again (recovery-continues-as-new-while-waiting).

@@ -171,16 +171,16 @@ export const NOTIFY_QUEUE_MARKER = 'recovery-patches-through-notify-queue';
  */
 export const LISTED_SETTLE_COUNTS_SESSIONS_PATCH = 'listed-settle-counts-sessions';
 /**
- * Rounds from this change on send at most MAX_CALLS_SENT_PER_ROUND calls, none past the deadline or after a cancel,
- * and end when a call after the first is not sent (its Retry-After is the next round's to wait out): before, a retry
- * endpoint that kept answering 5xx while the batch showed no effect had the round send again every 5 s, past the
- * deadline and through a cancel, until the history's limit ended the run with no report. A round whose calls are
- * then refused for good is recorded before the recovery stops. Asked only where the answer matters, so a round whose
- * first call settles records nothing.
+ * Rounds from this change on try at most MAX_CALLS_SENT_PER_ROUND calls, none past the deadline or after a cancel, and
+ * wait out a later call's Retry-After (cancellably) before trying again: before, a retry endpoint that kept answering
+ * 5xx while the batch showed no effect had the round send again every 5 s, past the deadline, through a cancel and
+ * over a 429's Retry-After, until the history's limit ended the run with no report. A round whose calls are then
+ * refused for good is recorded before the recovery stops. Asked only where the answer matters, so a round whose first
+ * call settles records nothing.
  */
 export const BOUNDED_SENDS_PATCH = 'retry-round-sends-bounded';
 /**
- * Calls a round may send, each after the batch showed the ones before had no effect: a storm of 5xx answers about
+ * Calls a round may try, each after the batch showed the ones sent before had no effect: a storm of 5xx answers about
  * 25 s long (a call and its reconcile every 5 s) still ends in one round.
  */
 export const MAX_CALLS_SENT_PER_ROUND = 5;
@@ -677,21 +677,28 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
+  /** The wait before sending again the n-th call in a row that was not sent, when the API gave no Retry-After. */
+  const notSentBackoffMs = (n: number) =>
+    Math.min(policy.poll.initialInterval * 2 ** (n - 1), policy.poll.maximumInterval);
+
   /**
    * Sends the round's call and settles what it did. A call whose outcome is unknown is reconciled
    * against `first`, taken right before it; only a batch that proves the call had no effect gets
-   * another, at most MAX_CALLS_SENT_PER_ROUND in all (BOUNDED_SENDS_PATCH). Returns the round, or the failure of a
-   * call that provably was not sent.
+   * another, and one not sent goes again after its Retry-After: at most MAX_CALLS_SENT_PER_ROUND tries in all
+   * (BOUNDED_SENDS_PATCH). Returns the round, or the failure of a first call that provably was not sent. `outer` is the
+   * scope around the round's non-cancellable one: a cancel of it ends the round between two calls.
    */
   const callUntilKnown = async (
     round: number,
     first: RetrySnapshot,
     startedAt: string,
     callsNotSent: number,
-    cancelled: () => boolean,
+    outer: CancellationScope,
   ): Promise<RecoveryRound | Extract<SendRetryResult, { kind: 'not_sent' }>> => {
     let before = first;
     let callsSent = 0;
+    /** Calls not sent after the round's first went out. */
+    let notSentLater = 0;
     let lost = '';
     const facts = (rest: Pick<RecoveryRound, 'retriedSessions' | 'apiStatus' | 'apiMessage' | 'reconciled'>) => ({
       round,
@@ -701,8 +708,17 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       failedAfter: null,
       recovered: null,
       callsSent,
-      callsNotSent,
+      callsNotSent: callsNotSent + notSentLater,
     });
+    /** Why the round tries no further call that would go out after `waitMs`; undefined while it may. */
+    const stopReason = (waitMs: number): { why: string; atDeadline: boolean } | undefined => {
+      if (callsSent + notSentLater >= MAX_CALLS_SENT_PER_ROUND)
+        return { why: `a round tries at most ${MAX_CALLS_SENT_PER_ROUND} calls`, atDeadline: false };
+      if (remainingMs() <= waitMs)
+        return { why: waitMs === 0 ? 'the deadline has passed' : 'the deadline comes first', atDeadline: true };
+      if (outer.consideredCancelled) return { why: 'the recovery was cancelled', atDeadline: false };
+      return undefined;
+    };
     /** The round as it stands when it sends no more: every call it sent, the batch showed, had no effect. */
     const withoutEffect = (why: string): RecoveryRound => ({
       ...facts({ retriedSessions: 0, apiStatus: null, apiMessage: lost, reconciled: true }),
@@ -723,8 +739,34 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       if (result.kind === 'not_sent' && callsSent === 0) return result;
       if (result.kind === 'not_sent' && patched(BOUNDED_SENDS_PATCH)) {
+        notSentLater += 1;
         recordLastError(report, result.errorType, result.reason, new Date());
-        return withoutEffect(`the next was not sent (${result.errorType}), and the next round sends again`);
+        const waitMs = result.retryAfterMs ?? notSentBackoffMs(notSentLater);
+        const stop = stopReason(waitMs);
+        const notSent = `the next was not sent (${result.errorType})`;
+        if (stop?.atDeadline) {
+          // Its Retry-After runs past the deadline: no later round could send before it either.
+          recordRound(report, withoutEffect(`${notSent}, and ${stop.why}`));
+          publishProgress();
+          throw new DeadlineReached();
+        }
+        if (stop !== undefined) return withoutEffect(`${notSent}, and ${stop.why}`);
+        log.info('Retry call not sent; sending it again', { batchId, round, errorType: result.errorType, waitMs });
+        report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
+        storeMemoAtRest();
+        // Nothing is out while it waits: the wait is the outer scope's, so a cancel ends it.
+        const waited = await outer
+          .run(() => sleep(waitMs, { summary: `wait before resending round ${round}` }))
+          .then(
+            () => true,
+            (err: unknown) => {
+              if (isCancellation(err)) return false;
+              throw err;
+            },
+          );
+        report.nextRetryAt = null;
+        if (!waited) return withoutEffect(`${notSent}, and the recovery was cancelled`);
+        continue;
       }
       if (result.kind !== 'not_sent') callsSent += 1;
       switch (result.kind) {
@@ -766,17 +808,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         throw budgetRanOut(err) ? new DeadlineReached() : err;
       }
       if (verdict.effect === 'no_effect') {
-        const stop =
-          callsSent >= MAX_CALLS_SENT_PER_ROUND
-            ? `a round sends at most ${MAX_CALLS_SENT_PER_ROUND}`
-            : remainingMs() <= 0
-              ? 'the deadline has passed'
-              : cancelled()
-                ? 'the recovery was cancelled'
-                : undefined;
+        const stop = stopReason(0);
         if (stop !== undefined && patched(BOUNDED_SENDS_PATCH)) {
-          log.warn('Retry calls had no effect; the round sends no more', { batchId, round, callsSent, stop });
-          return withoutEffect(`no more were sent: ${stop}`);
+          log.warn('Retry calls had no effect; the round sends no more', { batchId, round, callsSent, stop: stop.why });
+          return withoutEffect(`no more were sent: ${stop.why}`);
         }
         log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
         before = verdict.snapshot;
@@ -812,7 +847,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     const startedAt = new Date().toISOString();
     let callsNotSent = carriedCallsNotSent;
     carriedCallsNotSent = 0;
-    // Asked at each call: a cancel ends the round's sending between two calls, never while one may be out.
+    // A cancel ends the round's sending between two calls, never while one may be out.
     const outerScope = CancellationScope.current();
     for (;;) {
       report.phase = 'retrying';
@@ -832,7 +867,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       // From here on a call may be out: a cancel waits for its outcome, so the round is always in the report.
       const outcome = await CancellationScope.nonCancellable(() =>
-        callUntilKnown(round, before, startedAt, callsNotSent, () => outerScope.consideredCancelled),
+        callUntilKnown(round, before, startedAt, callsNotSent, outerScope),
       );
       if ('round' in outcome) {
         recordRound(report, outcome);
@@ -847,9 +882,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       callsNotSent += 1;
       recordLastError(report, outcome.errorType, outcome.reason, new Date());
-      const waitMs =
-        outcome.retryAfterMs ??
-        Math.min(policy.poll.initialInterval * 2 ** (callsNotSent - 1), policy.poll.maximumInterval);
+      const waitMs = outcome.retryAfterMs ?? notSentBackoffMs(callsNotSent);
       if (waitMs >= remainingMs()) throw new DeadlineReached();
       log.info('Retry call not sent; sending it again', { batchId, round, errorType: outcome.errorType, waitMs });
       report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();

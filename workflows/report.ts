@@ -86,7 +86,7 @@ export interface RecoveryRound {
   reconcileReason?: string;
   /** Retry calls sent in the round: more than 1 only after the batch proved the earlier ones had no effect. */
   callsSent?: number;
-  /** Calls that provably never reached the API (refused, 429) before this round's call went out. */
+  /** The round's calls that provably never reached the API (refused, 429), before its first call went out or after. */
   callsNotSent?: number;
 }
 

@@ -245,3 +245,10 @@ test('an error status whose body breaks off still decides: a 429 cut short was n
   expect(failed).toBeInstanceOf(ServerError);
   expect(failed).toMatchObject({ outcomeUnknown: true, statusCode: 503 });
 });
+
+test('taking the key out of an answer changes no number or field name, even for a key that is one', async () => {
+  const digit = new AnchorApiClient({ baseUrl: server.url, apiKey: '3', timeoutMs: TIMEOUT_MS });
+  const body = { data: { batch_id: 'echo-digit', total_requests: 3, failed_requests: 33, error: 'key 3 refused' } };
+  server.on('echo-digit', answerWith(200, 'application/json', JSON.stringify(body)));
+  expect(await digit.getBatch('echo-digit')).toEqual({ ...body.data, error: 'key [redacted] refused' });
+});

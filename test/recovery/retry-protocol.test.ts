@@ -377,10 +377,11 @@ test('9. an announcement confirmed too late to leave the request its time sends 
 // and over a 429's Retry-After, until the history's limit ended the run without a report.
 const failingCalls = (batchId: string) =>
   env.simulator.faults.add('retry', { type: 'error', statusCode: 503, batchId });
-const endedWithoutEffect = (callsSent: number, why: string): unknown =>
+const endedWithoutEffect = (callsSent: number, why: string, callsNotSent = 0): unknown =>
   expect.objectContaining({
     round: 1,
     callsSent,
+    callsNotSent,
     reconciled: true,
     reconcileEffect: 'no_effect',
     retriedSessions: 0,
@@ -395,7 +396,7 @@ test('10. a retry endpoint that keeps answering 5xx gets at most 5 calls a round
 
   expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual(Array<number>(5).fill(503));
   expect(appliedRetries(batch.id)).toHaveLength(0);
-  expect(report.rounds).toEqual([endedWithoutEffect(5, 'a round sends at most 5')]);
+  expect(report.rounds).toEqual([endedWithoutEffect(5, 'a round tries at most 5 calls')]);
   expect(report.outcome).toBe('exhausted');
 }, 90_000);
 
@@ -430,17 +431,35 @@ test('12. a cancel ends the round between two calls, and the calls sent are in t
   expect(report.outcome).toBe('operator_cancelled');
 }, 90_000);
 
-test('13. a resend answered 429 ends the round: its Retry-After is waited out before any other call', async () => {
+test('13. a later call of the round answered 429 is sent again after its Retry-After, in the same round', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+  env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 2, times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 3 });
+  const report = await env.recoveries.result(batch.id);
+
+  const posts = retryPosts(batch.id);
+  expect(posts.map((call) => call.statusCode)).toEqual([503, 429, 200]);
+  expect(Date.parse(posts[2]!.at) - Date.parse(posts[1]!.at)).toBeGreaterThanOrEqual(2_000);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ round: 1, apiStatus: 200, reconciled: false, callsSent: 2, callsNotSent: 1 }),
+  ]);
+  expect(report.lastError).toEqual(expect.objectContaining({ type: 'rate_limited' }));
+  expect(report.outcome).toBe('recovered');
+}, 90_000);
+
+test('13b. a Retry-After past the deadline ends the round without another call', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   env.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
   env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 3600, batchId: batch.id });
-  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '30s' });
   const report = await env.recoveries.result(batch.id);
 
   expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([503, 429]);
-  expect(report.rounds).toEqual([endedWithoutEffect(1, 'the next was not sent')]);
-  expect(report.lastError).toEqual(expect.objectContaining({ type: 'rate_limited' }));
-  expect(report.outcome).toBe('exhausted');
+  expect(report.rounds).toEqual([
+    endedWithoutEffect(1, 'the next was not sent (rate_limited), and the deadline comes first', 1),
+  ]);
+  expect(report.outcome).toBe('deadline');
 }, 90_000);
 
 test('14. a resend refused for good stops the recovery with the round that went out in its report', async () => {
