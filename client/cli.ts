@@ -5,17 +5,25 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
-import { checkField, type FieldRule } from '../workflows/fields.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
+import { bounded } from './commands/flags.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
-import { EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
+import { EXIT_CODES, EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
 import { describeSource, formatReport } from './format-report.js';
 import { followRecovery, progressViewFor } from './progress.js';
-import { BatchRecoveries, RecoveryFailedError, workflowUiUrl, type RecoveryProgress } from './recoveries.js';
+import {
+  BatchRecoveries,
+  DEFAULT_UPDATE_TIMEOUT_MS,
+  RecoveryEndedError,
+  RecoveryFailedError,
+  RecoveryTerminatedError,
+  workflowUiUrl,
+  type RecoveryProgress,
+} from './recoveries.js';
 
 interface GlobalOptions {
   address: string;
@@ -36,6 +44,13 @@ interface RecoverOptions {
   applyPolicy?: boolean;
 }
 
+interface PolicyOptions extends Pick<RecoverOptions, 'maxRounds' | 'maxRetries' | 'roundBackoff' | 'pollInterval'> {
+  timeout?: number;
+}
+
+/** How long `cancel` waits for the recovery to end before it says it has not yet. */
+const DEFAULT_CANCEL_WAIT_MS = 30_000;
+
 const uuid = z.uuid();
 
 function batchIdArgument(value: string): string {
@@ -44,21 +59,13 @@ function batchIdArgument(value: string): string {
   return value;
 }
 
-/** A flag's value checked against the bounds of the input field it sets, naming that field when out of range. */
-function bounded(field: string, rule: FieldRule & { type: 'integer' | 'duration' }) {
-  return (value: string): number => {
-    if (rule.type === 'integer' && (value.trim() === '' || !Number.isInteger(Number(value))))
-      throw new InvalidArgumentError(`${field}: expected a whole number`);
-    const { value: checked, problems } = checkField(rule, rule.type === 'integer' ? Number(value) : value, field);
-    if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
-    return checked;
-  };
-}
 const maxRounds = bounded('maxRounds', fields.maxRounds);
 const maxRetries = bounded('maxRetries', fields.maxRetries);
 const roundBackoff = bounded('roundBackoff.initialInterval', fields.roundBackoff.fields.initialInterval);
 const pollInterval = bounded('poll.initialInterval', fields.poll.fields.initialInterval);
 const deadline = bounded('deadline', fields.deadline);
+// A wait long enough for a worker at work, short enough that a script is never stuck on one that is gone.
+const timeout = bounded('timeout', { type: 'duration', min: '1s', max: '10m' });
 
 /** Maps the flags onto the workflow input; what is left out takes the workflow's defaults. */
 function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInput {
@@ -114,15 +121,21 @@ async function showReport(
       if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
     } else report = got;
   } catch (err) {
-    if (err instanceof RecoveryFailedError && err.report) {
-      if (json) printJson(err.report);
-      else print(formatReport(err.report, workflowUiUrl(options.uiUrl, options.namespace, err.report.workflowId)));
+    if (err instanceof RecoveryFailedError && err.report) printReport(options, json, err.report);
+    if (err instanceof RecoveryTerminatedError && err.stored) {
+      const note = describeSource(err.stored.source);
+      if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
+      printReport(options, json, err.stored.report, err.end);
     }
     throw err;
   }
-  if (json) printJson(report);
-  else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId)));
+  printReport(options, json, report);
   process.exitCode = exitCodeForReport(report, workflowTaskFailures);
+}
+
+function printReport(options: GlobalOptions, json: boolean | undefined, report: RecoveryReport, endedAs?: string) {
+  if (json) printJson(report);
+  else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId), endedAs));
 }
 
 export function buildCli(): Command {
@@ -245,17 +258,30 @@ export function buildCli(): Command {
     .command('cancel')
     .description('cancel a recovery; it stops after the call in flight and keeps its report')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .action(async (batchId: string, _options, command: Command) => {
-      const global = globals(command);
-      await withRecoveries(global, async (recoveries) => {
-        const { running, report } = await recoveries.progress(batchId);
-        if (!running) {
-          print(`Recovery of batch ${batchId} had already ended: ${report.outcome}`);
+    .option('--timeout <duration>', 'how long to wait for the recovery to end, 1s-10m (default 30s)', timeout)
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (batchId: string, options: { timeout?: number }, command: Command) => {
+      await withRecoveries(globals(command), async (recoveries) => {
+        try {
+          await recoveries.cancel(batchId);
+        } catch (err) {
+          // Nothing left to cancel: what the operator wanted holds already.
+          if (!(err instanceof RecoveryEndedError)) throw err;
+          print(err.message);
           return;
         }
-        await recoveries.cancel(batchId);
-        const final = await recoveries.result(batchId);
-        print(`Recovery of batch ${batchId} ended: ${final.outcome}`);
+        print(`Cancel requested for the recovery of batch ${batchId}`);
+        const ending = await recoveries.waitForEnd(batchId, options.timeout ?? DEFAULT_CANCEL_WAIT_MS);
+        if (ending.ended) {
+          print(`Recovery of batch ${batchId} ended: ${ending.report.outcome}`);
+          return;
+        }
+        // The server keeps the request: the workflow sees it whenever a worker runs it next.
+        print(
+          `It has not ended yet (${ending.reason}): it ends with outcome operator_cancelled when a worker runs it; ` +
+            `batch-recovery report ${batchId} shows it`,
+        );
+        process.exitCode = EXIT_CODES.no_worker;
       });
     });
 
@@ -269,6 +295,7 @@ export function buildCli(): Command {
       .command(name)
       .description(description)
       .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
+      .addHelpText('after', EXIT_CODES_HELP)
       .action(async (batchId: string, _options, command: Command) => {
         await withRecoveries(globals(command), (recoveries) => send(recoveries, batchId));
         print(`${done} (batch ${batchId})`);
@@ -290,10 +317,24 @@ export function buildCli(): Command {
     .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', maxRetries)
     .option('--round-backoff <duration>', 'wait before each retry round from now on, 10ms-24h', roundBackoff)
     .option('--poll-interval <duration>', 'how often to read the batch status from now on, 10ms-1h', pollInterval)
-    .action(async (batchId: string, options: RecoverOptions, command: Command) => {
+    .option(
+      '--timeout <duration>',
+      `how long to wait for a worker to apply the change, 1s-10m (default ${ms(DEFAULT_UPDATE_TIMEOUT_MS)})`,
+      timeout,
+    )
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (batchId: string, options: PolicyOptions, command: Command) => {
       const { roundBackoff, poll, maxRounds, maxRetries } = recoverInput(batchId, options);
+      const change = { maxRounds, maxRetries, roundBackoff, poll };
+      // An empty change would go to the workflow and come back as a success that changed nothing.
+      if (Object.values(change).every((value) => value === undefined))
+        throw new Error(
+          'No policy options given: set one or more of --max-rounds, --max-retries, --round-backoff, --poll-interval',
+        );
       const report = await withRecoveries(globals(command), (recoveries) =>
-        recoveries.updatePolicy(batchId, { maxRounds, maxRetries, roundBackoff, poll }),
+        recoveries.updatePolicy(batchId, change, {
+          ...(options.timeout !== undefined && { timeoutMs: options.timeout }),
+        }),
       );
       print(`Policy updated (batch ${batchId}): at most ${report.maxRounds} rounds, ${roundsDone(report)} done`);
     });

@@ -1,14 +1,20 @@
 import type { RecoveryReport } from '../workflows/report.js';
-import { isTemporalUnreachable, RecoveryFailedError } from './recoveries.js';
+import {
+  isTemporalUnreachable,
+  NoWorkerPollingError,
+  PolicyChangeNotConfirmedError,
+  RecoveryFailedError,
+  RecoveryTerminatedError,
+} from './recoveries.js';
 
 /**
- * What `recover --wait`, `watch` and `report <batchId>` exit with, so a script or a cron job can
- * tell the ends apart (like `terraform plan -detailed-exitcode`): 0 only when nothing is left failing.
+ * What the commands exit with, so a script or a cron job can tell the ends apart (like `terraform plan
+ * -detailed-exitcode`): for `recover --wait`, `watch` and `report <batchId>`, 0 only when nothing is left failing.
  */
 export const EXIT_CODES = {
-  /** recovered or clean; also a recovery still running (`report`) or just started (`recover`). */
+  /** recovered or clean; also a recovery still running (`report`) or just started (`recover`), a command done. */
   ok: 0,
-  /** Usage errors, invalid input, no such recovery, a refused policy: the command did not do its job. */
+  /** Usage errors, invalid input, no such recovery, one already ended (signals, policy), a refused policy. */
   error: 1,
   exhausted: 2,
   deadline: 3,
@@ -20,6 +26,13 @@ export const EXIT_CODES = {
   unreachable: 7,
   /** `report`: the recovery is running, but its workflow task has failed STUCK_AFTER_TASK_FAILURES times in a row. */
   stuck: 8,
+  /** The recovery's workflow was terminated or timed out: it wrote no end, and its stored report is printed. */
+  terminated: 9,
+  /**
+   * What was asked needs a worker and none took it up: `policy` not sent (no worker polls the task queue) or not
+   * confirmed in time (it may still apply); `cancel` requested, but the recovery had not ended within its wait.
+   */
+  no_worker: 10,
 } as const;
 
 /**
@@ -44,19 +57,24 @@ export function exitCodeForReport(report: RecoveryReport, workflowTaskFailures =
 
 export function exitCodeForError(err: unknown): number {
   if (err instanceof RecoveryFailedError) return EXIT_CODES.failed;
+  if (err instanceof RecoveryTerminatedError) return EXIT_CODES.terminated;
+  if (err instanceof NoWorkerPollingError || err instanceof PolicyChangeNotConfirmedError) return EXIT_CODES.no_worker;
   if (isTemporalUnreachable(err)) return EXIT_CODES.unreachable;
   return EXIT_CODES.error;
 }
 
 /** The table the CLI's --help and the README show. */
 export const EXIT_CODES_HELP = `
-Exit codes (recover --wait, watch, report <batchId>):
-  0  recovered or clean (report: also a recovery still running)
-  1  error: invalid input, no such recovery, a refused policy
+Exit codes:
+  0  recovered or clean (report: also a recovery still running); any other command: done
+  1  error: invalid input, no such recovery, one already ended (signals, policy), a refused policy
   2  exhausted: sessions still fail after the last round
   3  deadline: the deadline passed first
   4  batch_cancelled: the batch was cancelled
   5  operator_cancelled: an operator cancelled the recovery
   6  failed: the recovery stopped on a permanent error
   7  Temporal could not be reached
-  8  stuck (report): the recovery runs, but its workflow task keeps failing (see the worker's log)`;
+  8  stuck (report): the recovery runs, but its workflow task keeps failing (see the worker's log)
+  9  terminated: the recovery's workflow was terminated or timed out; its stored report is printed
+ 10  no worker took it up: policy not sent (no worker polls) or not confirmed in time (it may still apply);
+     cancel requested, but the recovery has not ended yet (it ends when a worker runs it)`;

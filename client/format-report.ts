@@ -40,11 +40,14 @@ function describeState(report: RecoveryReport): string {
   return report.nextRetryAt ? `running (${phase}, next retry at ${report.nextRetryAt})` : `running (${phase})`;
 }
 
-/** The report as an operator reads it in a terminal. */
-export function formatReport(report: RecoveryReport, webUiUrl?: string): string {
+/**
+ * The report as an operator reads it in a terminal. `endedAs` is how a recovery ended that could not write its end
+ * into the report (terminated, timed out): shown as its outcome instead of the state the report was stored in.
+ */
+export function formatReport(report: RecoveryReport, webUiUrl?: string, endedAs?: string): string {
   const lines = [
     `Recovery of batch ${report.batchId} (workflow ${report.workflowId})`,
-    `Outcome:  ${describeState(report)}`,
+    `Outcome:  ${endedAs ?? describeState(report)}`,
     ...(report.lastError
       ? [`Last API error: ${report.lastError.type} at ${report.lastError.at}: ${report.lastError.message}`]
       : []),

@@ -7,12 +7,14 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
+import ms from 'ms';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import type { BatchSnapshot } from '../workflows/report.js';
@@ -68,6 +70,78 @@ export class RecoveryFailedError extends Error {
   }
 }
 
+/**
+ * The recovery's workflow was ended from outside (`temporal workflow terminate`, a workflow execution or run timeout),
+ * so the recovery wrote no end of its own: what it stored last is all there is.
+ */
+export class RecoveryTerminatedError extends Error {
+  override name = 'RecoveryTerminatedError';
+  /** How it ended, in a few words: `terminated (<reason>)` or `timed out`. */
+  readonly end: string;
+  constructor(
+    readonly batchId: string,
+    readonly how: 'terminated' | 'timed_out',
+    readonly reason: string,
+    /** The report it stored last; undefined when it stored none the client can read. */
+    readonly stored: StoredReport | undefined,
+    cause: Error,
+  ) {
+    super(
+      how === 'terminated'
+        ? `The recovery of batch ${batchId} was terminated: ${reason}`
+        : `The recovery of batch ${batchId} timed out: ${reason}`,
+      { cause },
+    );
+    this.end = how === 'terminated' ? `terminated (${reason})` : 'timed out';
+  }
+}
+
+/** A signal, a policy change or a cancel for a recovery that has already ended: there is nothing left to steer. */
+export class RecoveryEndedError extends Error {
+  override name = 'RecoveryEndedError';
+  constructor(
+    readonly batchId: string,
+    /** Its outcome, or how it stopped without one (`failed (<type>): …`, `terminated (<reason>)`, `timed out`). */
+    readonly end: string,
+  ) {
+    super(`The recovery of batch ${batchId} has already ended: ${end}`);
+  }
+}
+
+/**
+ * No worker polls the recovery's task queue, so a request only a worker can answer was not sent: sent, it would wait
+ * unanswered, and apply whenever a worker came, long after the caller gave up on it.
+ */
+export class NoWorkerPollingError extends Error {
+  override name = 'NoWorkerPollingError';
+  constructor(
+    readonly batchId: string,
+    readonly taskQueue: string,
+    what: string,
+  ) {
+    super(
+      `No worker polls task queue ${taskQueue}, which runs the recovery of batch ${batchId}: ${what} was not sent. ` +
+        'Start a worker (batch-recovery worker) and try again.',
+    );
+  }
+}
+
+/** A policy change was sent, but no worker took it up in time: it was neither applied nor refused, and still may be. */
+export class PolicyChangeNotConfirmedError extends Error {
+  override name = 'PolicyChangeNotConfirmedError';
+  constructor(
+    readonly batchId: string,
+    readonly timeoutMs: number,
+    cause: Error,
+  ) {
+    super(
+      `The policy change for batch ${batchId} was not confirmed within ${ms(timeoutMs)}: no worker took it up. ` +
+        `It may still apply when a worker picks the recovery up (batch-recovery report ${batchId} shows maxRounds).`,
+      { cause },
+    );
+  }
+}
+
 /** The workflow's validator rejected a policy change; nothing was changed. */
 export class PolicyChangeRejectedError extends Error {
   override name = 'PolicyChangeRejectedError';
@@ -88,11 +162,16 @@ export class RecoveryAlreadyRunningError extends Error {
   constructor(
     readonly batchId: string,
     readonly workflowId: string,
-    reason = 'its policy was left unchanged',
+    /** Policy fields that were to be applied but cannot change after the start; none when applying was not asked. */
+    readonly fixedFields: readonly string[] = [],
   ) {
     super(
-      `A recovery is already running for batch ${batchId} (workflow ${workflowId}); ${reason}. ` +
-        'Apply the new policy to it with --apply-policy (applyPolicy: true), or attach without policy options.',
+      `A recovery is already running for batch ${batchId} (workflow ${workflowId}); ` +
+        (fixedFields.length === 0
+          ? 'its policy was left unchanged. Apply the new policy to it with --apply-policy (applyPolicy: true), ' +
+            'or attach without policy options.'
+          : `${fixedFields.join(', ')} cannot change after the start, so nothing was applied. ` +
+            `Leave ${fixedFields.length === 1 ? 'it' : 'them'} out to apply the rest.`),
     );
   }
 }
@@ -152,8 +231,8 @@ export interface StartedRecovery {
 export interface StartOptions {
   /**
    * When a recovery already runs for the batch and `input` carries policy fields: true applies
-   * them through the `updateRecoveryPolicy` update; otherwise the start is refused with
-   * RecoveryAlreadyRunningError. Without policy fields the call attaches either way.
+   * them through the `updateRecoveryPolicy` update (as updatePolicy does, with its errors); otherwise
+   * the start is refused with RecoveryAlreadyRunningError. Without policy fields the call attaches either way.
    */
   applyPolicy?: boolean;
 }
@@ -161,6 +240,20 @@ export interface StartOptions {
 /** Where a report comes from: a worker's answer to the query, or what the server stored (no worker answered). */
 export type ReportSource =
   { kind: 'live' } | { kind: 'final' } | { kind: 'stored'; recordedAt: string; reason: string; roundsOmitted: number };
+
+/** The report a recovery stored in its memo, for when no worker can answer or none ever will. */
+export interface StoredReport {
+  report: RecoveryReport;
+  source: Extract<ReportSource, { kind: 'stored' }>;
+}
+
+/** What waiting a while for a recovery to end came to. */
+export type RecoveryEnding = { ended: true; report: RecoveryReport } | { ended: false; reason: string };
+
+export interface UpdatePolicyOptions {
+  /** How long to wait for a worker to take the change up and answer; DEFAULT_UPDATE_TIMEOUT_MS by default. */
+  timeoutMs?: number;
+}
 
 /** Where a recovery stands while the batch is in flight: the pending status read's last answer. */
 export interface RecoveryProgress {
@@ -205,6 +298,19 @@ export function pendingWorkflowTaskFact(
 /** How long `progress` waits for a worker to answer the report query before reading the stored report. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 3_000;
 
+/**
+ * How long `updatePolicy` waits for a worker to take a change up and answer. A worker that polls answers within a
+ * second; longer means it is gone (a server remembers pollers for minutes) or stuck, and waiting on helps nobody.
+ */
+export const DEFAULT_UPDATE_TIMEOUT_MS = 10_000;
+
+const DEADLINE_EXCEEDED = 4; // the gRPC status of a call that outlived its deadline
+
+function isDeadlineExceeded(err: unknown): boolean {
+  const cause = err instanceof Error && err.cause ? err.cause : err;
+  return isGrpcServiceError(cause) && Number(cause.code) === DEADLINE_EXCEEDED;
+}
+
 /** The client's operations on recoveries, one per batch; the CLI is a thin layer over this. */
 export class BatchRecoveries {
   constructor(
@@ -241,9 +347,7 @@ export class BatchRecoveries {
       return { ...attached, policyApplied: false };
     if (!applyPolicy) throw new RecoveryAlreadyRunningError(batchId, workflowId);
     const fixed = given.filter((key) => !(CHANGEABLE_POLICY_FIELDS as readonly string[]).includes(key));
-    if (fixed.length > 0) {
-      throw new RecoveryAlreadyRunningError(batchId, workflowId, `${fixed.join(', ')} cannot change after the start`);
-    }
+    if (fixed.length > 0) throw new RecoveryAlreadyRunningError(batchId, workflowId, fixed);
     const change = Object.fromEntries(
       CHANGEABLE_POLICY_FIELDS.filter((key) => input[key] !== undefined).map((key) => [key, input[key]]),
     ) as PolicyChange;
@@ -304,31 +408,69 @@ export class BatchRecoveries {
     return this.finalReport(batchId);
   }
 
-  /** Asks the recovery to stop; it ends with outcome `operator_cancelled` and its report. */
+  /**
+   * Waits at most `timeoutMs` for the recovery to end: its final report, or why it has not ended. No wait at all when
+   * no worker polls its task queue: nothing would run it meanwhile.
+   */
+  async waitForEnd(batchId: string, timeoutMs: number): Promise<RecoveryEnding> {
+    const description = await this.describe(batchId);
+    if (description.status.name !== 'RUNNING') return { ended: true, report: await this.finalReport(batchId) };
+    if (!(await this.hasLivePollers(description.taskQueue)))
+      return { ended: false, reason: `no worker polls task queue ${description.taskQueue}` };
+    try {
+      return { ended: true, report: await this.finalReport(batchId, Date.now() + timeoutMs) };
+    } catch (err) {
+      if (!isDeadlineExceeded(err)) throw err;
+      return { ended: false, reason: `not within ${ms(timeoutMs)}` };
+    }
+  }
+
+  /**
+   * Asks the recovery to stop; it ends with outcome `operator_cancelled` and its report once a worker runs it. The
+   * server records the request at once, worker or not. RecoveryEndedError when it has already ended.
+   */
   async cancel(batchId: string): Promise<void> {
-    await this.describe(batchId);
-    await this.handle(batchId).cancel();
+    const description = await this.describe(batchId);
+    if (description.status.name !== 'RUNNING') throw new RecoveryEndedError(batchId, await this.endOf(batchId));
+    await this.handle(batchId).cancel().catch(this.notFoundOrEnded(batchId));
   }
 
   async retryNow(batchId: string): Promise<void> {
-    await this.handle(batchId).signal(retryNow).catch(this.notFound(batchId));
+    await this.handle(batchId).signal(retryNow).catch(this.notFoundOrEnded(batchId));
   }
 
   async pause(batchId: string): Promise<void> {
-    await this.handle(batchId).signal(pauseRecovery).catch(this.notFound(batchId));
+    await this.handle(batchId).signal(pauseRecovery).catch(this.notFoundOrEnded(batchId));
   }
 
   async resume(batchId: string): Promise<void> {
-    await this.handle(batchId).signal(resumeRecovery).catch(this.notFound(batchId));
+    await this.handle(batchId).signal(resumeRecovery).catch(this.notFoundOrEnded(batchId));
   }
 
-  async updatePolicy(batchId: string, change: PolicyChange): Promise<RecoveryReport> {
+  /**
+   * Changes the policy of the rounds to come and returns the report with it applied. Only a worker can apply or
+   * refuse it, so it is not sent when no worker polls the recovery's task queue (NoWorkerPollingError), and waited
+   * for at most `timeoutMs` (PolicyChangeNotConfirmedError: it may still apply later).
+   */
+  async updatePolicy(
+    batchId: string,
+    change: PolicyChange,
+    { timeoutMs = DEFAULT_UPDATE_TIMEOUT_MS }: UpdatePolicyOptions = {},
+  ): Promise<RecoveryReport> {
+    const description = await this.describe(batchId);
+    if (description.status.name !== 'RUNNING') throw new RecoveryEndedError(batchId, await this.endOf(batchId));
+    if (!(await this.hasLivePollers(description.taskQueue)))
+      throw new NoWorkerPollingError(batchId, description.taskQueue, 'the policy change');
     try {
-      return await this.handle(batchId).executeUpdate(updateRecoveryPolicy, { args: [change] });
+      return await this.client.connection.withDeadline(Date.now() + timeoutMs, () =>
+        this.handle(batchId).executeUpdate(updateRecoveryPolicy, { args: [change] }),
+      );
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError && err.cause)
         throw new PolicyChangeRejectedError(batchId, err.cause);
-      return this.notFound(batchId)(err);
+      if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
+        throw new PolicyChangeNotConfirmedError(batchId, timeoutMs, err);
+      return this.notFoundOrEnded(batchId)(err);
     }
   }
 
@@ -354,6 +496,15 @@ export class BatchRecoveries {
     }
     const taskFact = pendingWorkflowTaskFact(description.raw.pendingWorkflowTask);
     if (taskFact) reason = `${reason}; ${taskFact}`;
+    return this.storedReport(batchId, description, reason);
+  }
+
+  /** The report the workflow stored in its memo, which is as old as its last change; `reason` says why it is read. */
+  private async storedReport(
+    batchId: string,
+    description: WorkflowExecutionDescription,
+    reason: string,
+  ): Promise<StoredReport> {
     const memo = description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
     const attributes = description.typedSearchAttributes;
     if (!memo && attributes.get(recoveryOutcomeKey) === undefined) {
@@ -400,26 +551,73 @@ export class BatchRecoveries {
   }
 
   private async describe(batchId: string) {
-    return this.handle(batchId).describe().catch(this.notFound(batchId));
+    return this.handle(batchId)
+      .describe()
+      .catch((err: unknown) => {
+        throw err instanceof WorkflowNotFoundError ? new RecoveryNotFoundError(batchId) : err;
+      });
   }
 
-  private notFound(batchId: string) {
-    return (err: unknown): never => {
-      throw err instanceof WorkflowNotFoundError ? new RecoveryNotFoundError(batchId) : err;
+  /**
+   * For a signal, an update or a cancel, the server answers "not found" both when there is no such workflow and when
+   * it has ended ("workflow execution already completed"): tell them apart.
+   */
+  private notFoundOrEnded(batchId: string) {
+    return async (err: unknown): Promise<never> => {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      const description = await this.describe(batchId);
+      if (description.status.name === 'RUNNING') throw err;
+      throw new RecoveryEndedError(batchId, await this.endOf(batchId));
     };
   }
 
-  /** A recovery that stopped on a permanent API error still carries its report in the failure. */
-  private async finalReport(batchId: string): Promise<RecoveryReport> {
+  /** How an ended recovery ended, in a few words: its outcome, or how it stopped without one. */
+  private async endOf(batchId: string): Promise<string> {
     try {
-      return await this.handle(batchId).result();
+      return (await this.finalReport(batchId)).outcome ?? 'ended without an outcome';
+    } catch (err) {
+      if (err instanceof RecoveryTerminatedError) return err.end;
+      if (!(err instanceof RecoveryFailedError)) throw err;
+      const failure = err.report?.failure;
+      return failure ? `failed (${failure.type}): ${failure.message}` : `failed: ${(err.cause as Error).message}`;
+    }
+  }
+
+  /**
+   * The final report; waits for the end (until `deadline`, a time in ms, when given). A recovery that stopped on a
+   * permanent API error still carries its report in the failure; one ended from outside has only what it stored.
+   */
+  private async finalReport(batchId: string, deadline?: number): Promise<RecoveryReport> {
+    const handle = this.handle(batchId);
+    try {
+      return await (deadline === undefined
+        ? handle.result()
+        : this.client.connection.withDeadline(deadline, () => handle.result()));
     } catch (err) {
       if (!(err instanceof WorkflowFailedError)) throw err;
       const cause = err.cause ?? err;
+      if (cause instanceof TerminatedFailure || cause instanceof TimeoutFailure)
+        throw await this.endedFromOutside(batchId, cause);
       const report =
         cause instanceof ApplicationFailure ? (cause.details?.[0] as RecoveryReport | undefined) : undefined;
       throw new RecoveryFailedError(batchId, report, cause);
     }
+  }
+
+  private async endedFromOutside(
+    batchId: string,
+    cause: TerminatedFailure | TimeoutFailure,
+  ): Promise<RecoveryTerminatedError> {
+    const terminated = cause instanceof TerminatedFailure;
+    const reason = terminated ? cause.message : 'its workflow execution or run timeout passed';
+    const why = `the workflow ${terminated ? 'was terminated' : 'timed out'}, so the recovery wrote no end`;
+    // Described again: the memo of when it was ended, not of when the caller began to wait.
+    const description = await this.describe(batchId);
+    const stored = await this.storedReport(batchId, description, why).catch((err: unknown) => {
+      if (err instanceof NoStoredReportError) return undefined;
+      throw err;
+    });
+    return new RecoveryTerminatedError(batchId, terminated ? 'terminated' : 'timed_out', reason, stored, cause);
   }
 }
 

@@ -2,7 +2,6 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import { validateInput, type Typeable } from '../workflows/fields.js';
 import { recoveryListFields } from '../workflows/input-fields.js';
-import type { RecoveryOutcome } from '../workflows/report.js';
 import {
   anchorBatchIdKey,
   recoveryOutcomeKey,
@@ -27,14 +26,19 @@ export interface RecoveryRow {
 
 export type ListRecoveriesOptions = Typeable<typeof recoveryListFields>;
 
+/** What `outcome` filters on: the RecoveryOutcome search attribute's values, `failed` and `running` included. */
+export type ListedOutcome = NonNullable<ListRecoveriesOptions['outcome']>;
+
 /** The visibility query for the options; values are validated, so quoting them is safe. */
-export function recoveryListQuery(startedAfter: Date, outcome?: RecoveryOutcome): string {
+export function recoveryListQuery(startedAfter: Date, outcome?: ListedOutcome): string {
   return [
     `WorkflowType = '${RECOVER_BATCH_WORKFLOW}'`,
     `StartTime > '${startedAfter.toISOString()}'`,
     // A recovery that continued as new is one recovery: list only its latest run.
     `ExecutionStatus != 'ContinuedAsNew'`,
     ...(outcome === undefined ? [] : [`${recoveryOutcomeKey.name} = '${outcome}'`]),
+    // A recovery terminated before it had an outcome keeps `running`; its row says `terminated`, so it is left out.
+    ...(outcome === 'running' ? [`ExecutionStatus = 'Running'`] : []),
   ].join(' AND ');
 }
 

@@ -1,13 +1,14 @@
 import { Option, type Command } from 'commander';
 import ms from 'ms';
-import { RECOVERY_OUTCOMES, type RecoveryOutcome } from '../../workflows/report.js';
+import { recoveryListFields } from '../../workflows/input-fields.js';
 import { formatTable } from '../format-report.js';
-import { listRecoveries, type RecoveryRow } from '../recovery-list.js';
+import { listRecoveries, type ListedOutcome, type RecoveryRow } from '../recovery-list.js';
 import type { CommandContext } from './context.js';
+import { boundedAsTyped } from './flags.js';
 
 export interface ReportAllOptions {
   since?: string;
-  outcome?: RecoveryOutcome;
+  outcome?: ListedOutcome;
   json?: boolean;
 }
 
@@ -30,9 +31,16 @@ export function formatRecoveryTable(rows: RecoveryRow[]): string {
 /** The options `report` takes when no batch id is given; added to the report command cli.ts defines. */
 export function addReportAllOptions(report: Command): Command {
   return report
-    .option('--since <duration>', 'without a batch id: recoveries started within this long (default 24h)')
+    .option(
+      '--since <duration>',
+      'without a batch id: recoveries started within this long, 1ms-365d (default 24h)',
+      boundedAsTyped('since', recoveryListFields.since),
+    )
     .addOption(
-      new Option('--outcome <outcome>', 'without a batch id: only recoveries that ended so').choices(RECOVERY_OUTCOMES),
+      new Option(
+        '--outcome <outcome>',
+        'without a batch id: only recoveries with this outcome (failed: stopped on a permanent error; running: not ended)',
+      ).choices(recoveryListFields.outcome.of),
     );
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import ms from 'ms';
+import { sweepFields, sweepScheduleFields } from '../../workflows/input-fields.js';
 import {
   DEFAULT_SWEEP_SCHEDULE_ID,
   deleteSweepSchedule,
@@ -11,6 +12,7 @@ import {
   type SweepScheduleSummary,
 } from '../schedules.js';
 import type { CommandContext } from './context.js';
+import { bounded, boundedAsTyped } from './flags.js';
 
 interface UpsertOptions {
   id: string;
@@ -46,10 +48,26 @@ export function registerScheduleCommands(program: Command, context: CommandConte
 
   withId(schedule.command('upsert'))
     .description('create the sweep schedule, or update it in place (its paused state is kept)')
-    .requiredOption('--every <duration>', 'how often to sweep, e.g. 15m')
-    .option('--lookback <duration>', 'sweep batches created within this long (default 24h)')
-    .option('--max-starts <n>', 'recoveries one sweep starts at most (default 200)', Number)
-    .option('--fan-out <n>', 'recovery starts in flight at once (default 10)', Number)
+    .requiredOption(
+      '--every <duration>',
+      'how often to sweep, e.g. 15m, 1m-30d',
+      boundedAsTyped('every', sweepScheduleFields.every),
+    )
+    .option(
+      '--lookback <duration>',
+      'sweep batches created within this long, 1m-90d (default 24h)',
+      boundedAsTyped('lookback', sweepFields.lookback),
+    )
+    .option(
+      '--max-starts <n>',
+      'recoveries one sweep starts at most, 1-1000 (default 200)',
+      bounded('maxStarts', sweepFields.maxStarts),
+    )
+    .option(
+      '--fan-out <n>',
+      'recovery starts in flight at once, 1-50 (default 10)',
+      bounded('fanOut', sweepFields.fanOut),
+    )
     .action(async (options: UpsertOptions, command: Command) => {
       await context.withClient(command, async (client, globals) => {
         const { created } = await upsertSweepSchedule(client, {

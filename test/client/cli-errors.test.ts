@@ -58,3 +58,36 @@ test('the CLI reads TLS and Temporal Cloud settings like the worker, and names w
     /TEMPORAL_TLS_CERT: .*TEMPORAL_TLS_KEY: required with TEMPORAL_TLS_CERT.*TEMPORAL_NAMESPACE: a Temporal Cloud namespace/,
   );
 });
+
+describe('flags are checked before any connection, naming the flag and the field', () => {
+  // The unreachable address proves no connection is attempted: it would fail with exit code 7.
+  const offline = (args: string[]) => runCli(['--address', '127.0.0.1:1', ...args]);
+
+  test.each([
+    [['--every', '15m', '--max-starts', 'many'], /--max-starts.*'many' is invalid.*maxStarts: expected a whole number/],
+    [['--every', '15m', '--fan-out', '1e999'], /--fan-out.*'1e999' is invalid.*fanOut: expected a whole number/],
+    [['--every', '15m', '--fan-out', '51'], /--fan-out.*'51' is invalid.*fanOut: Too big: expected number to be <=50/],
+    [['--every', '10s'], /--every.*'10s' is invalid.*every: must be at least 1m/],
+    [['--every', '15m', '--lookback', 'soon'], /--lookback.*'soon' is invalid.*lookback: expected a duration/],
+  ])('schedule upsert %j', async (flags, message) => {
+    expectOneLineError(await offline(['schedule', 'upsert', ...flags]), message);
+  });
+
+  test('report --since', async () => {
+    expectOneLineError(await offline(['report', '--since', 'recently']), /--since.*'recently' is invalid.*since: /);
+  });
+
+  test('policy --timeout', async () => {
+    expectOneLineError(
+      await offline(['policy', randomUUID(), '--max-rounds', '4', '--timeout', '1h']),
+      /--timeout.*'1h' is invalid.*timeout: must be at most 10m/,
+    );
+  });
+
+  test('policy without a policy option', async () => {
+    expectOneLineError(
+      await offline(['policy', randomUUID()]),
+      /^error: No policy options given: set one or more of --max-rounds, --max-retries, --round-backoff, --poll-interval$/m,
+    );
+  });
+});

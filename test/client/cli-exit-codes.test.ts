@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { EXIT_CODES } from '../../client/exit-codes.js';
+import { readFileSync } from 'node:fs';
+import { EXIT_CODES, EXIT_CODES_HELP } from '../../client/exit-codes.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { eventually, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { killLeftoverChildren, repoRoot, runCli, spawnWatched } from './child-process.js';
@@ -144,4 +145,17 @@ test('--help lists the exit codes', async () => {
   expect(help.code).toBe(0);
   expect(help.stdout).toMatch(/^ {2}2 {2}exhausted/m);
   expect(help.stdout).toMatch(/^ {2}7 {2}Temporal could not be reached/m);
+  expect(help.stdout).toMatch(/^ {2}9 {2}terminated/m);
+  expect(help.stdout).toMatch(/^ 10 {2}no worker took it up/m);
+});
+
+test("the README's exit-code table and --help list the same codes, every one there is", () => {
+  const readme = readFileSync(`${repoRoot}README.md`, 'utf8');
+  const table = readme.slice(readme.indexOf('**Exit codes**')).split('\n\n')[1] ?? '';
+  const inReadme = [...table.matchAll(/^\| (\d+) +\|/gm)].map((match) => Number(match[1]));
+  const inHelp = [...EXIT_CODES_HELP.matchAll(/^ {1,2}(\d+) {2}\S/gm)].map((match) => Number(match[1]));
+
+  const codes = Object.values(EXIT_CODES).sort((a, b) => a - b);
+  expect(inReadme).toEqual(codes);
+  expect(inHelp).toEqual(codes);
 });

@@ -1,0 +1,28 @@
+import { InvalidArgumentError } from 'commander';
+import { checkField, type FieldRule } from '../../workflows/fields.js';
+
+// Commander runs these parsers before any action, so a bad flag is refused before a connection is even tried, and
+// its message names the flag (commander's) and the input field it sets (ours).
+
+type NumberRule = FieldRule & { type: 'integer' | 'duration' };
+
+function check(field: string, rule: NumberRule, value: string): number {
+  if (rule.type === 'integer' && (value.trim() === '' || !Number.isInteger(Number(value))))
+    throw new InvalidArgumentError(`${field}: expected a whole number`);
+  const { value: checked, problems } = checkField(rule, rule.type === 'integer' ? Number(value) : value, field);
+  if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
+  return checked;
+}
+
+/** A flag's value checked against the bounds of the input field it sets; durations come back in milliseconds. */
+export function bounded(field: string, rule: NumberRule): (value: string) => number {
+  return (value) => check(field, rule, value);
+}
+
+/** A duration flag checked against its field's bounds but kept as typed ("24h"), for inputs shown as the operator wrote them. */
+export function boundedAsTyped(field: string, rule: FieldRule & { type: 'duration' }): (value: string) => string {
+  return (value) => {
+    check(field, rule, value);
+    return value;
+  };
+}
