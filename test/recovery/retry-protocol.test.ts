@@ -103,16 +103,14 @@ test('3. with counters only, failures that provably sent nothing never use up th
   expect(report.outcome).toBe('recovered');
 });
 
+/** The round's call goes out about 2 s before the deadline. */
+const CALL_JUST_BEFORE_DEADLINE = { roundBackoff: { initialInterval: '2s' }, deadline: '4s' };
+
 test('4. a call in flight when the deadline passes is still in the report', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
-  // The call goes out about 2 s before the deadline; the API applies it 3 s later, after the client gave up.
+  // The API applies the call 3 s after it arrived, after the client gave up.
   env.simulator.faults.add('retry', { type: 'latency', latencyMs: 3_000, times: 1, batchId: batch.id });
-  await env.recoveries.start({
-    batchId: batch.id,
-    ...FAST_POLICY,
-    roundBackoff: { initialInterval: '2s' },
-    deadline: '4s',
-  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...CALL_JUST_BEFORE_DEADLINE });
   const report = await env.recoveries.result(batch.id);
 
   expect(appliedRetries(batch.id)).toHaveLength(1);
@@ -403,13 +401,8 @@ test('10. a retry endpoint that keeps answering 5xx gets at most 5 calls a round
 test('11. no call goes out again once the deadline has passed', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
   failingCalls(batch.id);
-  // As in test 4, the call goes out about 2 s before the deadline; its reconcile comes after it.
-  await env.recoveries.start({
-    batchId: batch.id,
-    ...FAST_POLICY,
-    roundBackoff: { initialInterval: '2s' },
-    deadline: '4s',
-  });
+  // Its reconcile comes after the deadline.
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...CALL_JUST_BEFORE_DEADLINE });
   const report = await env.recoveries.result(batch.id);
 
   expect(retryPosts(batch.id)).toHaveLength(1);
