@@ -4,6 +4,7 @@ import {
   batchSettled,
   batchStatusPollerWorkflowId,
   POLLER_RESET_RUN_MEMO_KEY,
+  STUCK_AFTER_TASK_FAILURES,
   type ListedSettle,
   type WatchBatchRequest,
 } from '../workflows/definitions.js';
@@ -12,9 +13,12 @@ import { createRegistrationSender } from './registration-signals.js';
 export interface PollerRegistration extends WatchBatchRequest {
   /** The recovery's task queue: the poller it registers with is that queue's. */
   taskQueue: string;
-  /** Sent again during the same wait: signalled only when the poller may have lost it (chainStillWatches). */
+  /** Sent again during the same wait: signalled only when the poller may have lost it (chainWatchState). */
   resent?: boolean;
 }
+
+/** What a registration sent again finds of the poller chain that took the wait's first one (chainWatchState). */
+type ChainWatchState = 'watching' | 'lost' | 'stuck';
 
 /** A recovery the poller wakes, with what the list showed of its batch when it did. */
 export interface RecoveryWake {
@@ -117,25 +121,28 @@ export function createPollerRegistrationActivities(client: Client) {
   };
 
   /**
-   * Whether the poller chain that took a wait's first registration still runs, and so still has the watch. A chain
-   * (the runs of one start, through continue-as-new) carries its watches from run to run, and drops one only by
-   * waking its recovery; a chain that ended, or one started after the wait began (the poller was terminated and
-   * started again), does not have it. One chain runs at a time, so a chain begun before the wait began and running
-   * now has run all along, and took the registration sent after the wait began. A reset since the wait began may
-   * have left out the signals after its point, the registration among them: it gets the signal again. A reset shows
-   * on the run it began only; the runs continued from it name that run in their memo (batch-status-poller.ts). The
-   * server answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which
+   * Whether the poller chain that took a wait's first registration still watches it. A chain (the runs of one start,
+   * through continue-as-new) carries its watches from run to run, and drops one only by waking its recovery; a chain
+   * that ended, or one started after the wait began (the poller was terminated and started again), does not have it:
+   * `lost`. One chain runs at a time, so a chain begun before the wait began and running now has run all along, and
+   * took the registration sent after the wait began. A reset since the wait began may have left out the signals after
+   * its point, the registration among them: `lost` too. A reset shows on the run it began only; the runs continued
+   * from it name that run in their memo (batch-status-poller.ts). A chain whose workflow task keeps failing (a bug, a
+   * non-determinism error after a deploy) runs, but wakes no one until a deploy mends it: `stuck`, whatever it took.
+   * The server answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which
    * answered at most one while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and
    * were signalled (docs/scaling.md).
    */
-  const chainStillWatches = async (pollerId: string, waitStartedAt: string): Promise<boolean> => {
-    const waitStartedAtMs = Date.parse(waitStartedAt);
-    if (Number.isNaN(waitStartedAtMs)) return false;
+  const chainWatchState = async (pollerId: string, waitStartedAt: string): Promise<ChainWatchState> => {
     const current = await client.workflow.getHandle(pollerId).describe();
-    if (current.status.name !== 'RUNNING') return false;
+    if (current.status.name !== 'RUNNING') return 'lost';
+    const failedTasks = Math.max(0, (current.raw.pendingWorkflowTask?.attempt ?? 1) - 1);
+    if (failedTasks >= STUCK_AFTER_TASK_FAILURES) return 'stuck';
+    const waitStartedAtMs = Date.parse(waitStartedAt);
+    if (Number.isNaN(waitStartedAtMs)) return 'lost';
     const resetSinceWait = (resetAt: number) => resetAt >= waitStartedAtMs - CLOCK_MARGIN_MS;
     const ownReset = resetTime(current);
-    if (ownReset !== undefined && resetSinceWait(ownReset)) return false;
+    if (ownReset !== undefined && resetSinceWait(ownReset)) return 'lost';
     // Read side by side on a first check: each is a describe, within the check's 2 s.
     const resetRunId = current.memo?.[POLLER_RESET_RUN_MEMO_KEY];
     const firstRunId = current.raw.workflowExecutionInfo?.firstRunId || current.runId;
@@ -145,14 +152,16 @@ export function createPollerRegistrationActivities(client: Client) {
         ? current.startTime.getTime()
         : runTimeOf(pollerId, firstRunId, (run) => run.startTime.getTime()),
     ]);
-    if (carriedReset !== undefined && resetSinceWait(carriedReset)) return false;
-    return chainStart < waitStartedAtMs - CLOCK_MARGIN_MS;
+    if (carriedReset !== undefined && resetSinceWait(carriedReset)) return 'lost';
+    return chainStart < waitStartedAtMs - CLOCK_MARGIN_MS ? 'watching' : 'lost';
   };
 
   return {
     /**
-     * True once the poller has the registration; false when no poller runs on the queue (the recovery polls
-     * itself). A repeated registration only sets the same entry again: a retried attempt is harmless.
+     * True once the poller has the registration; false when no poller runs on the queue, or, found when the
+     * registration is sent again, the poller's workflow task keeps failing: the recovery then reads its batch itself
+     * for the rest of this wait. A repeated registration only sets the same entry again: a retried attempt is
+     * harmless.
      */
     async watchBatchWithPoller({ taskQueue, resent, ...request }: PollerRegistration): Promise<boolean> {
       const pollerId = batchStatusPollerWorkflowId(taskQueue);
@@ -161,9 +170,9 @@ export function createPollerRegistrationActivities(client: Client) {
       const { waitStartedAt } = request;
       if (resent && waitStartedAt !== undefined) {
         try {
-          if (await answeredWithin(CHAIN_CHECK_TIMEOUT_MS, () => chainStillWatches(pollerId, waitStartedAt))) {
-            return true;
-          }
+          const state = await answeredWithin(CHAIN_CHECK_TIMEOUT_MS, () => chainWatchState(pollerId, waitStartedAt));
+          if (state === 'watching') return true;
+          if (state === 'stuck') return false;
         } catch {
           // The server could not describe the poller, or it has none: the signal decides.
         }

@@ -1,3 +1,4 @@
+import { STUCK_AFTER_TASK_FAILURES } from '../workflows/definitions.js';
 import type { RecoveryReport } from '../workflows/report.js';
 import {
   isTemporalUnreachable,
@@ -35,11 +36,8 @@ export const EXIT_CODES = {
   no_worker: 10,
 } as const;
 
-/**
- * Failures (or timeouts) in a row of a running recovery's workflow task that make `report` exit `stuck`: one can be a
- * worker that died mid-task, two in a row is a bug or a non-determinism error, which only a deploy mends.
- */
-export const STUCK_AFTER_TASK_FAILURES = 2;
+// Shared with the poller registrations, so it lives below client/; re-exported for the library's users.
+export { STUCK_AFTER_TASK_FAILURES };
 
 /** `workflowTaskFailures`: how many times in a row the pending workflow task of a running recovery has failed. */
 export function exitCodeForReport(report: RecoveryReport, workflowTaskFailures = 0): number {

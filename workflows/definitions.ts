@@ -23,6 +23,13 @@ export const RECOVER_BATCH_WORKFLOW = 'recoverBatch';
 export const BATCH_NOT_SETTLED = 'BatchNotSettled';
 export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
 
+/**
+ * Failures (or timeouts) in a row of a running workflow's task that mean it is stuck: one can be a worker that died
+ * mid-task, two in a row is a bug or a non-determinism error, which only a deploy mends. `report` exits `stuck` for
+ * such a recovery; a recovery stops waiting for such a poller.
+ */
+export const STUCK_AFTER_TASK_FAILURES = 2;
+
 /** One recovery per batch: the id is derived from the batch id. */
 export function recoveryWorkflowId(batchId: string): string {
   return `recover-batch-${batchId}`;
