@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import proto from '@temporalio/proto';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { batchStatusPoller } from '../workflows/batch-status-poller.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
@@ -22,7 +22,13 @@ import type { RecoverBatchInput } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
 import { BatchRecoveries } from '../client/recoveries.js';
-import { createRecoveryWorkers, startBatchStatusPoller } from '../worker/create-worker.js';
+import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
+import {
+  createRecoveryWorkers,
+  startBatchStatusPoller,
+  workflowInterceptorModules,
+  workflowsPath,
+} from '../worker/create-worker.js';
 import type { SendRetryInput } from '../workflows/retry-protocol.js';
 import { startLocalStack } from './local-stack.js';
 
@@ -228,6 +234,79 @@ async function operateThroughBackoffs(batchId: string, { resumeUnpausedFirst = f
   await recoveries.retryNow(batchId);
 }
 
+/**
+ * A cancel the worker takes in one workflow task with the answer of the round's status read. The workflows and the
+ * activities run on workers of their own, on a queue of their own, and the workflows' worker stops while the read is
+ * out: the read's answer and the cancel wait in the server for the next one.
+ */
+async function cancelledWithRoundRead(): Promise<string> {
+  const taskQueue = `${stack.taskQueue}-cancel-with-read`;
+  const queueRecoveries = new BatchRecoveries(client, taskQueue);
+  const connection = await NativeConnection.connect({ address: stack.server.address });
+  const activityWorkers = await createRecoveryWorkers({
+    connection,
+    config: {
+      temporal: { address: stack.server.address, namespace: stack.server.namespace, taskQueue },
+      anchor: { baseUrl: simulator.url, apiKey: stack.apiKey, timeoutMs: 5_000 },
+      limits: { maxCallsPerSecond: 1_000, maxConcurrentActivities: 10, maxConcurrentWorkflowTasks: 10 },
+    },
+    workflows: {},
+  });
+  const activitiesDone = activityWorkers.run();
+  const startWorkflowWorker = async () => {
+    const worker = await Worker.create({
+      connection,
+      namespace: stack.server.namespace,
+      taskQueue,
+      workflowsPath,
+      interceptors: { workflowModules: workflowInterceptorModules },
+      activities: createPollerRegistrationActivities(client),
+      enableNonLocalActivities: false,
+    });
+    return { worker, done: worker.run() };
+  };
+  let workflowWorker = await startWorkflowWorker();
+  try {
+    const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    await queueRecoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
+    while ((await queueRecoveries.report(batch.id)).phase !== 'backing_off')
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const callsBefore = simulator.ledger.forBatch(batch.id).calls.length;
+    simulator.faults.add('status', { type: 'latency', latencyMs: 2_000, times: 1, batchId: batch.id });
+    await queueRecoveries.retryNow(batch.id);
+    while (simulator.ledger.forBatch(batch.id).calls.length === callsBefore)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    workflowWorker.worker.shutdown();
+    await workflowWorker.done;
+    const handle = queueRecoveries.handle(batch.id);
+    const readCompleted = async () => {
+      const events = (await handle.fetchHistory()).events ?? [];
+      const read = events.find(
+        (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'readRetrySnapshot',
+      );
+      return events.some(
+        (event) =>
+          read !== undefined &&
+          event.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === read.eventId?.toString(),
+      );
+    };
+    while (!(await readCompleted())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await queueRecoveries.cancel(batch.id);
+    workflowWorker = await startWorkflowWorker();
+    await queueRecoveries.result(batch.id);
+    return recoveryWorkflowId(batch.id);
+  } finally {
+    workflowWorker.worker.shutdown();
+    activityWorkers.shutdown();
+    await Promise.all([workflowWorker.done, activitiesDone]);
+    await connection.close();
+  }
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -290,6 +369,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
     await recoveries.start({ batchId: batch.id, ...fast, continueAsNewAfterEvents: 50 });
     return recoveryWorkflowId(batch.id);
+  },
+  async 'protocol-cancelled-with-round-read'() {
+    // The retry protocol: a cancel taken with the answer of the round's status read; no call goes out
+    // (retry-round-cancel-before-call).
+    return cancelledWithRoundRead();
   },
   async 'operator-controls'() {
     const batchId = await startOperatedRecovery();

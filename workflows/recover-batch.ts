@@ -3,6 +3,7 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   ContinueAsNew,
   TimeoutFailure,
   condition,
@@ -191,6 +192,12 @@ export const MAX_CALLS_SENT_PER_ROUND = 5;
  * when the history is due there.
  */
 export const CONTINUE_AS_NEW_IN_WAITS_PATCH = 'recovery-continues-as-new-while-waiting';
+/**
+ * Rounds from this change on send no call once a cancel was asked, also when the worker takes the cancel in the same
+ * workflow task as the answer of the round's status read: before, the read's answer let the round go on to its call,
+ * and the call went out after the cancel. Asked only when a cancel was asked.
+ */
+export const CANCEL_BEFORE_CALL_PATCH = 'retry-round-cancel-before-call';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -865,6 +872,9 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         settleFromList = false;
         publishProgress();
       }
+      // The read answered, but a cancel came with its answer: no call is out yet, so none goes.
+      if (outerScope.consideredCancelled && patched(CANCEL_BEFORE_CALL_PATCH))
+        throw new CancelledFailure(`the recovery was cancelled before round ${round}'s retry call`);
       // From here on a call may be out: a cancel waits for its outcome, so the round is always in the report.
       const outcome = await CancellationScope.nonCancellable(() =>
         callUntilKnown(round, before, startedAt, callsNotSent, outerScope),

@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from '@temporalio/worker';
+import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import { createRetryActivities, type RecordedHeartbeat } from '../../activities/retry-activities.js';
 import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
 import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
@@ -13,7 +15,7 @@ import {
   workflowBundle,
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
-import { connectClient, connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
+import { connectClient, connectWorker, temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 
 // One test per way the retry round used to apply a retry twice, skip one, or report what did not happen
 // (issue 13). Each asserts what reached "Anchor" (the simulator's ledger, or a server of the test's own).
@@ -489,4 +491,73 @@ test('15. calls not sent again and again continue as new once the history is due
   expect(lengths.length).toBeGreaterThan(1);
   // The threshold, and what one call not sent adds before the next check.
   for (const length of lengths) expect(length).toBeLessThanOrEqual(50 + 25);
+}, 90_000);
+
+test("16. a cancel the worker takes in one workflow task with the answer of the round's status read sends no call", async () => {
+  // The workflows and the activities on workers of their own: the read is out on the activities' worker while the
+  // workflows' worker stops, so the read's answer and the cancel wait in the server for the next one, which takes
+  // them in one workflow task.
+  const taskQueue = uniqueTaskQueue('cancel-with-read');
+  const client = await connectClient();
+  const connection = await connectWorker();
+  const recoveries = new BatchRecoveries(client, taskQueue);
+  const activityWorkers = await createRecoveryWorkers({
+    config: workerConfig(taskQueue, env.simulator.url),
+    connection,
+    workflows: {},
+  });
+  const activitiesDone = activityWorkers.run();
+  const startWorkflowWorker = async () => {
+    const worker = await Worker.create({
+      connection,
+      namespace: temporalNamespace(),
+      taskQueue,
+      ...workflowBundle(),
+      // The registration with the poller is a local activity: it runs beside the workflow code.
+      activities: createPollerRegistrationActivities(client),
+      enableNonLocalActivities: false,
+    });
+    return { worker, done: worker.run() };
+  };
+  let workflowWorker = await startWorkflowWorker();
+  try {
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF });
+    await backingOff(recoveries, batch.id);
+    const callsBefore = env.simulator.ledger.forBatch(batch.id).calls.length;
+    env.simulator.faults.add('status', { type: 'latency', latencyMs: 2_000, times: 1, batchId: batch.id });
+    await recoveries.retryNow(batch.id);
+    await eventually('the status read before the call to reach the API', () =>
+      env.simulator.ledger.forBatch(batch.id).calls.length > callsBefore ? true : undefined,
+    );
+    workflowWorker.worker.shutdown();
+    await workflowWorker.done;
+    const handle = recoveries.handle(batch.id);
+    await eventually('the read to complete', async () => {
+      const events = (await handle.fetchHistory()).events ?? [];
+      const read = events.find(
+        (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'readRetrySnapshot',
+      );
+      return events.some(
+        (event) =>
+          read !== undefined &&
+          event.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === read.eventId?.toString(),
+      )
+        ? true
+        : undefined;
+    });
+    await recoveries.cancel(batch.id);
+    workflowWorker = await startWorkflowWorker();
+    const report = await recoveries.result(batch.id);
+
+    expect(report.outcome).toBe('operator_cancelled');
+    expect(report.rounds).toEqual([]);
+    expect(retryPosts(batch.id)).toHaveLength(0);
+  } finally {
+    workflowWorker.worker.shutdown();
+    activityWorkers.shutdown();
+    await Promise.all([workflowWorker.done, activitiesDone]);
+    await connection.close();
+    await client.connection.close();
+  }
 }, 90_000);
