@@ -86,6 +86,8 @@ export interface CarriedRecovery {
   retryNowRequested?: boolean;
   /** Calls of the next round not sent before the run continued as new in its wait to send again. */
   callsNotSent?: number;
+  /** When that round began, in the run before: its first call not sent was its start. */
+  roundStartedAt?: string;
 }
 
 /** Recoveries started before it keep the single-activity round they recorded (retryFailedSessions). */
@@ -324,6 +326,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         : condition(predicate, timeoutMs, { summary });
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let carriedCallsNotSent = carried?.callsNotSent ?? 0;
+  let carriedRoundStartedAt = carried?.roundStartedAt;
   let policyChanged = false;
   let settleNoticed = false;
   let listedSettle: ListedSettle | undefined;
@@ -453,13 +456,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     return info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested;
   };
   /** Hands the report and operator intent to a new run, once every handler has finished. */
-  const continueAsNewNow = async (callsNotSent = 0): Promise<never> => {
+  const continueAsNewNow = async (round?: { callsNotSent: number; startedAt: string }): Promise<never> => {
     await condition(allHandlersFinished);
     report.continuedAsNew += 1;
     return await continueAsNew<typeof recoverBatch>(policy, {
       report,
       retryNowRequested,
-      ...(callsNotSent > 0 && { callsNotSent }),
+      ...(round && { callsNotSent: round.callsNotSent, roundStartedAt: round.startedAt }),
     });
   };
   /**
@@ -851,9 +854,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    */
   const retryRound = async (): Promise<boolean> => {
     const round = roundsDone(report) + 1;
-    const startedAt = new Date().toISOString();
+    const startedAt = carriedRoundStartedAt ?? new Date().toISOString();
     let callsNotSent = carriedCallsNotSent;
     carriedCallsNotSent = 0;
+    carriedRoundStartedAt = undefined;
     // A cancel ends the round's sending between two calls, never while one may be out.
     const outerScope = CancellationScope.current();
     for (;;) {
@@ -898,7 +902,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
       storeMemoAtRest();
       await sleep(waitMs, { summary: `wait before resending round ${round}` });
-      if (dueWhileWaiting()) await continueAsNewNow(callsNotSent);
+      if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, startedAt });
     }
   };
 

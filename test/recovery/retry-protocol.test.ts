@@ -474,7 +474,7 @@ test('14. a resend refused for good stops the recovery with the round that went 
   expect(report?.failure).toEqual(expect.objectContaining({ type: 'insufficient_credits' }));
 }, 90_000);
 
-test('15. calls not sent again and again continue as new once the history is due; the round counts them all', async () => {
+test('15. calls not sent again and again continue as new once the history is due; the round counts them all from its start', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   // Each call not sent adds a read, a send, a timer and their workflow tasks.
   env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
@@ -485,6 +485,8 @@ test('15. calls not sent again and again continue as new once the history is due
   expect(report.rounds).toEqual([
     expect.objectContaining({ round: 1, apiStatus: 200, callsSent: 1, callsNotSent: 12, retriedSessions: 1 }),
   ]);
+  // The round began with its first call not sent, in the first run: its start is carried across the runs.
+  expect(Date.parse(report.rounds[0]?.startedAt ?? '')).toBeLessThanOrEqual(retryPosts(batch.id)[0]?.receivedAtMs ?? 0);
   expect(report.outcome).toBe('recovered');
   const workflowId = env.recoveries.handle(batch.id).workflowId;
   const lengths = await closedRunHistoryLengths(env.client, workflowId, report.continuedAsNew + 1);
