@@ -90,6 +90,42 @@ export interface BatchStatusPollerInput {
   maxWatchedBatches?: number;
   /** The run of this chain its latest reset began; the poller carries it across continue-as-new itself. */
   resetRunId?: string;
+  /** The cycle the previous run left unfinished when it continued as new; the poller carries it itself. */
+  resumeCycle?: ResumedCycle;
+}
+
+/**
+ * Where an unfinished cycle goes on from: its list bound, the next page to read and the last it knows of, and how
+ * many of `watched`, from its start, it has not seen yet. Without it, a list longer than the pages one run reads
+ * (about 300 at the default threshold) began again at page 1 in every run: a watched batch further down was never
+ * reached, and never handed back, and its recovery waited until its deadline.
+ */
+export interface ResumedCycle {
+  createdBefore: string;
+  nextPage: number;
+  lastPage: number;
+  unseen: number;
+}
+
+/** The carried cycle, checked as the input's other fields are: a field out of range fails the run, naming it. */
+function resumedCycle(input: BatchStatusPollerInput): ResumedCycle | undefined {
+  const cycle = input.resumeCycle;
+  if (cycle === undefined) return undefined;
+  const invalid = (field: string, expected: string, value: unknown) =>
+    ApplicationFailure.nonRetryable(
+      `resumeCycle.${field}: expected ${expected}, got ${JSON.stringify(value)}`,
+      'InvalidPollerInput',
+    );
+  if (typeof cycle !== 'object' || cycle === null) throw invalid('', 'an object', cycle);
+  const { createdBefore, nextPage, lastPage, unseen } = cycle;
+  if (typeof createdBefore !== 'string' || Number.isNaN(Date.parse(createdBefore)))
+    throw invalid('createdBefore', 'a date-time', createdBefore);
+  if (!Number.isInteger(nextPage) || nextPage < 1) throw invalid('nextPage', 'an integer from 1', nextPage);
+  if (!Number.isInteger(lastPage) || lastPage < 0) throw invalid('lastPage', 'an integer from 0', lastPage);
+  const watchedCount = input.watched?.length ?? 0;
+  if (!Number.isInteger(unseen) || unseen < 0 || unseen > watchedCount)
+    throw invalid('unseen', `an integer from 0 to ${watchedCount} (the watched batches)`, unseen);
+  return { createdBefore, nextPage, lastPage, unseen };
 }
 
 /** An integer setting of the input, from `min` to `max`, which is also its default. */
@@ -194,6 +230,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
    */
   const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
   const resetRunId = begunByReset ? runId : typeof input.resetRunId === 'string' ? input.resetRunId : undefined;
+  let resume = resumedCycle(input);
   /** Cycles begun in this run; a cycle's pages were all read after it began. */
   let cycles = 0;
   const watched = new Map<string, Watch>(
@@ -344,11 +381,19 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
    * Reads page 1, then the remaining pages PAGES_IN_FLIGHT at a time (the queue's rate limit paces
    * them), until every batch watched at the start has been seen or the list ends.
    */
+  /** Where the cycle stopped when the run came due mid-cycle, for the next run to go on from. */
+  let unfinished: { createdBefore: string; nextPage: number; lastPage: number; unseen: Set<string> } | undefined;
   const cycle = async (): Promise<void> => {
     cycles += 1;
     const thisCycle = cycles;
-    const unseen = new Set(watched.keys());
-    const createdBefore = new Date().toISOString();
+    // The carried watches were taken before any page this run reads: the cycle they go on with may wake them all.
+    const carried = resume;
+    resume = undefined;
+    unfinished = undefined;
+    const unseen = new Set(
+      carried ? (input.watched ?? []).slice(0, carried.unseen).map(([batchId]) => batchId) : watched.keys(),
+    );
+    const createdBefore = carried?.createdBefore ?? new Date().toISOString();
     const wakeIfCurrent = (batchId: string, listed?: ListedSettle) => {
       const watch = watched.get(batchId);
       if (!watch || watch.fromCycle > thisCycle) return;
@@ -372,21 +417,24 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     };
     const read = (page: number) => readBatchPage({ page, limit: BATCH_PAGE_SIZE, createdBefore });
     try {
-      let next = 1;
-      let last = 1;
-      while (next <= last) {
+      let next = carried?.nextPage ?? 1;
+      let last = carried?.lastPage ?? 1;
+      const stopHere = () => {
+        unfinished = { createdBefore, nextPage: next, lastPage: last, unseen };
+      };
+      while (next <= last && unseen.size > 0) {
         // Without total_pages, one page at a time, following has_next.
         const batch = next === 1 ? [1] : pagesFrom(next, last);
         const results = await readUnlessCut(read, batch);
-        // Their batches stay watched: the run continues as new with them.
-        if (results === 'cut') return;
+        // Their batches stay watched: the run continues as new with them, and the next reads these pages again.
+        if (results === 'cut') return stopHere();
         results.forEach(take);
         await sendDue();
         if (unseen.size === 0) return;
         const newest = results.at(-1)!;
         last = newest.totalPages ?? (newest.hasNext ? next + batch.length : last);
         next += batch.length;
-        if (continueAsNewDue()) return;
+        if (continueAsNewDue()) return stopHere();
       }
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
@@ -410,11 +458,26 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       const continueAsNew = makeContinueAsNewFunc<typeof batchStatusPoller>(
         resetRunId === undefined ? {} : { memo: { [POLLER_RESET_RUN_MEMO_KEY]: resetRunId } },
       );
+      // The watches the unfinished cycle has not seen go first, so that the next run knows them by their count. A
+      // watch registered for a new wait since the cycle began is not the cycle's to wake.
+      const unseenByCycle = ([batchId, watch]: [string, Watch]) =>
+        unfinished?.unseen.has(batchId) === true && watch.fromCycle <= cycles;
+      const carriedWatches = [...watched.entries()];
+      const unseenCount = carriedWatches.filter(unseenByCycle).length;
+      carriedWatches.sort((a, b) => Number(unseenByCycle(b)) - Number(unseenByCycle(a)));
       return await continueAsNew({
         ...(input.continueAsNewAfterEvents === undefined ? {} : { continueAsNewAfterEvents }),
         ...(input.maxWatchedBatches === undefined ? {} : { maxWatchedBatches }),
         ...(resetRunId === undefined ? {} : { resetRunId }),
-        watched: [...watched].map(([batchId, { pollIntervalMs, workflowId, waitStartedAt }]): WatchedBatch => {
+        ...(unfinished && {
+          resumeCycle: {
+            createdBefore: unfinished.createdBefore,
+            nextPage: unfinished.nextPage,
+            lastPage: unfinished.lastPage,
+            unseen: unseenCount,
+          },
+        }),
+        watched: carriedWatches.map(([batchId, { pollIntervalMs, workflowId, waitStartedAt }]): WatchedBatch => {
           const ownId = workflowId === recoveryWorkflowId(batchId);
           const startedAtMs = waitStartedAt === undefined ? NaN : Date.parse(waitStartedAt);
           if (!Number.isNaN(startedAtMs)) return [batchId, pollIntervalMs, ownId ? null : workflowId, startedAtMs];
