@@ -4,8 +4,12 @@
  */
 export const PAGES_IN_FLIGHT = 10;
 
-/** The next pages to read side by side: from `from`, PAGES_IN_FLIGHT of them at most, never past `last`. */
+/**
+ * The next pages to read side by side: from `from`, PAGES_IN_FLIGHT of them at most, never past `last`; `from` at
+ * least, also when the API's total_pages said the list ended before it (while has_next said it goes on): an empty
+ * answer read nothing, and the sweep's loop went round in one workflow task without end.
+ */
 export function pagesFrom(from: number, last: number): number[] {
-  const to = Math.min(last, from + PAGES_IN_FLIGHT - 1);
+  const to = Math.min(Math.max(last, from), from + PAGES_IN_FLIGHT - 1);
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }

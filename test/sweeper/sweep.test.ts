@@ -291,3 +291,18 @@ test('a listing that fails mid-way resumes from the last page it read', async ()
   expect(repeated[0]).toBeGreaterThan(1);
   expect([...new Set(pages)].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
 });
+
+test('a list whose total_pages says it ended before a page that has_next says comes is read on to its end', async () => {
+  const failed = [5, 10, 15].map((minutes) => batchCreated(minutes, 1));
+  // Page 1 answers has_next with total_pages 1 (a capped or stale count); the later answers are exact.
+  env.simulator.faults.add('list', {
+    type: 'mistyped_field',
+    field: 'data.pagination.total_pages',
+    value: 1,
+    times: 1,
+  });
+  const result = await sweep({ lookback: '1h', pageSize: 1, recovery: FAST_POLICY });
+
+  expect(ids(result.started)).toEqual([...failed].sort());
+  expect(result.counts).toMatchObject({ scanned: 3, started: 3 });
+});
