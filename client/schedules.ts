@@ -56,8 +56,9 @@ export interface SweepScheduleSummary {
 }
 
 /**
- * Creates the sweep schedule, or updates it in place when it exists (its
- * paused state and note are kept). Inputs are validated first, naming the field.
+ * Creates the sweep schedule, or replaces its spec and input when it exists (its paused state and note are kept):
+ * the options declare the whole sweep, and a setting left out takes its default. Inputs are validated first, naming
+ * the field.
  */
 export async function upsertSweepSchedule(
   client: Client,
@@ -66,7 +67,14 @@ export async function upsertSweepSchedule(
   const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
   const { value: everyMs, problems } = checkField(sweepScheduleFields.every, every, 'every');
   try {
-    parseSweepInput(sweep);
+    const { lookback: lookbackMs } = parseSweepInput(sweep);
+    // Each sweep scans back `lookback` from its start: a shorter one than the interval leaves batches created
+    // between two sweeps in no sweep's window.
+    if (problems.length === 0 && lookbackMs < everyMs) {
+      problems.push(
+        `lookback: must be at least every (${every}), or batches created between two sweeps are never swept`,
+      );
+    }
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
     problems.push(...err.problems);
@@ -151,9 +159,13 @@ export function unpauseSweepSchedule(
   return onSchedule(client, scheduleId, (handle) => handle.unpause(note));
 }
 
-/** Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. */
+/**
+ * Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. Named here:
+ * the SDK triggers with ALLOW_ALL by default, and pressing trigger again would start sweeps side by side, each
+ * making every list call of the window again.
+ */
 export function triggerSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<void> {
-  return onSchedule(client, scheduleId, (handle) => handle.trigger());
+  return onSchedule(client, scheduleId, (handle) => handle.trigger(ScheduleOverlapPolicy.SKIP));
 }
 
 /** Deletes the schedule; sweeps and recoveries already started keep running. */

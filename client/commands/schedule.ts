@@ -47,7 +47,7 @@ export function registerScheduleCommands(program: Command, context: CommandConte
   const withId = (command: Command) => command.option('--id <scheduleId>', 'schedule id', DEFAULT_SWEEP_SCHEDULE_ID);
 
   withId(schedule.command('upsert'))
-    .description('create the sweep schedule, or update it in place (its paused state is kept)')
+    .description('create the sweep schedule, or replace its input with these options (its paused state is kept)')
     .requiredOption(
       '--every <duration>',
       'how often to sweep, e.g. 15m, 1m-30d',

@@ -5,6 +5,7 @@ import {
   deleteSweepSchedule,
   describeSweepSchedule,
   SweepScheduleNotFoundError,
+  triggerSweepSchedule,
   upsertSweepSchedule,
 } from '../../client/schedules.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
@@ -83,11 +84,11 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
     return printed.join('\n');
   };
 
-  expect(await run('upsert', '--every', '1h', '--lookback', '10m', '--max-starts', '5', '--fan-out', '2')).toMatch(
+  expect(await run('upsert', '--every', '1h', '--lookback', '2h', '--max-starts', '5', '--fan-out', '2')).toMatch(
     new RegExp(`Created schedule ${scheduleId}.*\\nWeb UI: http://ui.test/namespaces/.+/schedules/${scheduleId}`),
   );
   expect((await describeSweepSchedule(env.client, scheduleId)).sweep).toEqual({
-    lookback: '10m',
+    lookback: '2h',
     maxStarts: 5,
     fanOut: 2,
   });
@@ -128,4 +129,37 @@ test('an invalid schedule is refused before anything is created, naming each fie
     upsertSweepSchedule(env.client, { scheduleId, every: '10s', lookback: 'soon', fanOut: 0, recovery: FAST_POLICY }),
   ).rejects.toThrow(/every: must be at least 1m; lookback: expected a duration.*; fanOut: /);
   await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
+});
+
+test('a schedule whose lookback is shorter than its interval, which would leave batches in no sweep, is refused', async () => {
+  const scheduleId = newScheduleId();
+  await expect(
+    upsertSweepSchedule(env.client, { scheduleId, every: '2d', taskQueue: env.taskQueue, lookback: '24h' }),
+  ).rejects.toThrow(/^Invalid sweep schedule: lookback: must be at least every \(2d\)/);
+  await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
+});
+
+test('a trigger while a sweep runs is skipped, as the overlap policy says, not run beside it', async () => {
+  const scheduleId = newScheduleId();
+  // Every list call hangs: the triggered sweep keeps reading its first page.
+  env.simulator.faults.add('list', { type: 'hang' });
+  try {
+    await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '1h' });
+    await env.client.schedule.getHandle(scheduleId).pause('only triggered sweeps in this test');
+    await triggerSweepSchedule(env.client, scheduleId);
+    await eventually('the first sweep to run', async () =>
+      (await describeSweepSchedule(env.client, scheduleId)).runningSweeps.length === 1 ? true : undefined,
+    );
+    await triggerSweepSchedule(env.client, scheduleId);
+    const summary = await eventually('the second trigger to be skipped', async () => {
+      const described = await describeSweepSchedule(env.client, scheduleId);
+      return described.runsSkippedForOverlap === 1 ? described : undefined;
+    });
+
+    expect(summary.runsTaken).toBe(1);
+    expect(summary.runningSweeps).toHaveLength(1);
+    await env.client.workflow.getHandle(summary.runningSweeps[0]!).terminate('test finished');
+  } finally {
+    env.simulator.faults.clear('list');
+  }
 });
