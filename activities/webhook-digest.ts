@@ -63,11 +63,19 @@ const OUTCOME_ICONS: Record<NotifiableOutcome, string> = {
   operator_cancelled: ':octagonal_sign:',
 };
 
+/**
+ * Texts from the API (a failure's reason) or a batch id in Slack's mrkdwn: `<!channel>` would ping the channel, and
+ * `<mailto:…|…>` show a link of the API's. Slack asks for these three characters escaped.
+ */
+const mrkdwnText = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 function endLines(end: RecoveryEnd, recoveryUrl: string | null): string {
-  const headline = `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${end.batchId}\` ended *${end.outcome}*`;
+  const headline = `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${mrkdwnText(end.batchId)}\` ended *${end.outcome}*`;
   const counts = `${end.rounds} rounds · ${end.retriedSessions} sessions retried · ${end.recovered} recovered · ${end.stillFailed} still failing`;
   const link = recoveryUrl ? `<${recoveryUrl}|Open the recovery in the Temporal Web UI>` : null;
-  return [headline, counts, ...(end.reason ? [`Reason: ${end.reason}`] : []), ...(link ? [link] : [])].join('\n');
+  return [headline, counts, ...(end.reason ? [`Reason: ${mrkdwnText(end.reason)}`] : []), ...(link ? [link] : [])].join(
+    '\n',
+  );
 }
 
 const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });

@@ -8,6 +8,30 @@ import type { NotifyConfig } from '../activities/notify-activities.js';
 import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** Node.js timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+const milliseconds = (fallback: number, min = 1) =>
+  z.coerce.number().int().min(min).max(MAX_TIMER_MS).default(fallback);
+
+/**
+ * A key sent in a header: a line break at its end (a key read from a secret file) is trimmed; any other space or
+ * control character would make every call fail as a network error, not as the key refused, so it is refused here.
+ */
+const headerKey = (required?: string) =>
+  (required === undefined ? z.string() : z.string({ error: required }))
+    .trim()
+    .regex(/^[\x21-\x7e]+$/, 'expected printable characters without spaces');
+
+/**
+ * fetch refuses a URL with a user name or password, so every notification would fail unsent: refused at start. The
+ * message does not echo the URL, a secret.
+ */
+const webhookUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).refine((url) => {
+  // Zod runs this also for a value the URL check refused, which that check has named.
+  if (!URL.canParse(url)) return true;
+  const { username, password } = new URL(url);
+  return username === '' && password === '';
+}, 'expected no user name or password in the URL (send them in its path or query, as Slack does)');
 
 const hostPort = z
   .string()
@@ -47,7 +71,7 @@ const workerEnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
-  TEMPORAL_API_KEY: z.string().optional(),
+  TEMPORAL_API_KEY: headerKey().optional(),
   TEMPORAL_TLS: tlsFlag.optional(),
   TEMPORAL_TLS_CERT: pemFile.optional(),
   TEMPORAL_TLS_KEY: pemFile.optional(),
@@ -56,8 +80,8 @@ const workerEnvSchema = z.object({
   ANCHOR_BASE_URL: z
     .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
     .default('https://api.anchorbrowser.io'),
-  ANCHOR_API_KEY: z.string({ error: 'required: the AnchorBrowser API key' }),
-  ANCHOR_REQUEST_TIMEOUT_MS: positiveInt(15_000),
+  ANCHOR_API_KEY: headerKey('required: the AnchorBrowser API key'),
+  ANCHOR_REQUEST_TIMEOUT_MS: milliseconds(15_000),
   /** Shared by every worker on the task queue: the server enforces it over 10 s, each worker its share of every second. */
   ANCHOR_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(10),
   /**
@@ -78,22 +102,22 @@ const workerEnvSchema = z.object({
    * 20 (or 22 without AsyncContextFrame), reaching it inside an async function aborts the whole worker
    * (worker/node-runtime.ts).
    */
-  WORKER_ISOLATE_EXECUTION_TIMEOUT_MS: positiveInt(30_000),
+  WORKER_ISOLATE_EXECUTION_TIMEOUT_MS: milliseconds(30_000),
   /** One poller per task queue reads the list endpoint for every waiting recovery: see docs/scaling.md. */
   ANCHOR_BATCH_STATUS_POLLER: z.stringbool().default(true),
   /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
   METRICS_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
   /** With METRICS_PORT: how often the anchor_recoveries_past_deadline gauge counts, in milliseconds. */
-  PAST_DEADLINE_CHECK_INTERVAL_MS: positiveInt(60_000),
+  PAST_DEADLINE_CHECK_INTERVAL_MS: milliseconds(60_000),
   /** How long past its deadline a running recovery counts: a reconciliation or the end notification may outlive it. */
-  PAST_DEADLINE_GRACE_MS: z.coerce.number().int().min(0).default(300_000),
+  PAST_DEADLINE_GRACE_MS: milliseconds(300_000, 0),
   LOG_LEVEL: z
     .string()
     .toUpperCase()
     .pipe(z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] satisfies LogLevel[]))
     .default('INFO'),
   /** A Slack-compatible incoming webhook told when a recovery ends badly; a secret (never logged). */
-  NOTIFY_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  NOTIFY_WEBHOOK_URL: webhookUrl.optional(),
   /** Which ends are posted, comma-separated. */
   NOTIFY_OUTCOMES: z
     .string()
@@ -125,8 +149,11 @@ type TemporalEnv = z.output<typeof temporalEnvSchema>;
 export interface TemporalConnectionConfig {
   address: string;
   namespace: string;
-  /** Absent: plaintext (a local server or the compose stack). */
-  tls?: TLSConfig;
+  /**
+   * Absent: plaintext (a local server or the compose stack); false: plaintext also with an API key, with which the SDK
+   * turns TLS on when it is absent.
+   */
+  tls?: TLSConfig | false;
   apiKey?: string;
 }
 
@@ -185,7 +212,8 @@ function crossVariableProblems(env: Record<string, string>): string[] {
   return problems;
 }
 
-function tlsConfig(e: TemporalEnv): TLSConfig | undefined {
+function tlsConfig(e: TemporalEnv): TLSConfig | false | undefined {
+  if (e.TEMPORAL_TLS === false) return false;
   const wanted =
     e.TEMPORAL_TLS ??
     Boolean(e.TEMPORAL_API_KEY || e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME);
@@ -227,7 +255,7 @@ function temporalConnection(e: TemporalEnv): TemporalConnectionConfig {
   return {
     address: e.TEMPORAL_ADDRESS,
     namespace: e.TEMPORAL_NAMESPACE,
-    ...(tls ? { tls } : {}),
+    ...(tls !== undefined ? { tls } : {}),
     ...(e.TEMPORAL_API_KEY ? { apiKey: e.TEMPORAL_API_KEY } : {}),
   };
 }

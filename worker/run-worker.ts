@@ -45,7 +45,7 @@ export async function runWorker(
         notificationTaskQueue: notificationTaskQueue(taskQueue),
         namespace,
         temporalAddress: address,
-        tls: tls !== undefined,
+        tls: Boolean(tls),
         anchorBaseUrl: config.anchor.baseUrl,
         workflowBundle: config.workflowBundlePath ?? null,
         metricsPort: config.observability?.metricsPort ?? null,

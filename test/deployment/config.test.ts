@@ -5,7 +5,9 @@ import { loadWorkerConfig } from '../../worker/config.js';
 import { callSpacingOfShare } from '../../worker/create-worker.js';
 import { redactLine } from '../../worker/logging.js';
 import { InvalidInputError } from '../../workflows/input.js';
-import { spawnWorkerProcess } from './worker-process.js';
+import { startSimulator } from '../../simulator/index.js';
+import { uniqueTaskQueue } from '../helpers/temporal.js';
+import { spawnWorkerProcess, WORKER_STARTED } from './worker-process.js';
 
 let dir: string;
 let certFile: string;
@@ -173,6 +175,62 @@ test('Temporal Cloud with an API key connects over TLS; without credentials or w
 test('TEMPORAL_TLS=false contradicting TLS files is rejected', () => {
   expect(problemsOf({ ...minimal, TEMPORAL_TLS: 'false', TEMPORAL_TLS_CA: caFile })).toEqual([
     'TEMPORAL_TLS: is false, but TEMPORAL_TLS_CA is set',
+  ]);
+});
+
+test('TEMPORAL_TLS=false keeps a connection with an API key in plaintext: the worker process starts against a plaintext server', async () => {
+  expect(loadWorkerConfig({ ...minimal, TEMPORAL_API_KEY: 'proxy-key', TEMPORAL_TLS: 'false' }).temporal).toMatchObject(
+    { apiKey: 'proxy-key', tls: false },
+  );
+  // The SDK turns TLS on for an API key unless told not to: before, this worker failed to connect and exited 1.
+  const simulator = await startSimulator({ apiKeys: ['anchor-key'] });
+  const worker = await spawnWorkerProcess({
+    TEMPORAL_TASK_QUEUE: uniqueTaskQueue('plaintext-api-key'),
+    ANCHOR_BASE_URL: simulator.url,
+    ANCHOR_API_KEY: 'anchor-key',
+    ANCHOR_BATCH_STATUS_POLLER: 'false',
+    WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    TEMPORAL_API_KEY: 'proxy-key',
+    TEMPORAL_TLS: 'false',
+  });
+  try {
+    const started = await Promise.race([
+      worker.waitForOutput(WORKER_STARTED, 30_000).then(() => true),
+      worker.closed.then(() => worker.stderr()),
+    ]);
+    expect(started).toBe(true);
+  } finally {
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+    await simulator.close();
+  }
+});
+
+test('API keys lose a line break at their end (a secret file); spaces or control characters inside are refused', () => {
+  const config = loadWorkerConfig({ ANCHOR_API_KEY: 'anchor-key\n', TEMPORAL_API_KEY: ' cloud-key\r\n' });
+  expect(config.anchor.apiKey).toBe('anchor-key');
+  expect(config.temporal.apiKey).toBe('cloud-key');
+  expect(problemsOf({ ANCHOR_API_KEY: 'anchor key', TEMPORAL_API_KEY: 'cloud\tkey' })).toEqual([
+    'TEMPORAL_API_KEY: expected printable characters without spaces',
+    'ANCHOR_API_KEY: expected printable characters without spaces',
+  ]);
+});
+
+test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refused, as a longer timer fires at once', () => {
+  const tooLong = String(2 ** 31);
+  expect(
+    problemsOf({
+      ...minimal,
+      ANCHOR_REQUEST_TIMEOUT_MS: tooLong,
+      WORKER_ISOLATE_EXECUTION_TIMEOUT_MS: tooLong,
+      PAST_DEADLINE_CHECK_INTERVAL_MS: tooLong,
+      PAST_DEADLINE_GRACE_MS: tooLong,
+    }).map((problem) => problem.split(':')[0]),
+  ).toEqual([
+    'ANCHOR_REQUEST_TIMEOUT_MS',
+    'WORKER_ISOLATE_EXECUTION_TIMEOUT_MS',
+    'PAST_DEADLINE_CHECK_INTERVAL_MS',
+    'PAST_DEADLINE_GRACE_MS',
   ]);
 });
 

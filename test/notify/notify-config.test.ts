@@ -32,3 +32,10 @@ test('a bad webhook URL or outcome is named', () => {
   expect(load).toThrow(/NOTIFY_WEBHOOK_URL: expected an http\(s\) URL/);
   expect(load).toThrow(/NOTIFY_OUTCOMES\.1: /);
 });
+
+test('a webhook URL with a user name or password is refused (fetch would send nothing), without echoing it', () => {
+  const load = () => loadWorkerConfig({ ...base, NOTIFY_WEBHOOK_URL: 'https://ops:hunter2@hooks.example.com/x' });
+
+  expect(load).toThrow(/NOTIFY_WEBHOOK_URL: expected no user name or password in the URL/);
+  expect(load).not.toThrow(/hunter2/);
+});

@@ -1,4 +1,4 @@
-import { WebhookDigest, type EndDelivery, type QueuedEnd } from '../../activities/webhook-digest.js';
+import { WebhookDigest, webhookMessage, type EndDelivery, type QueuedEnd } from '../../activities/webhook-digest.js';
 import type { RecoveryEnd } from '../../workflows/recovery-details.js';
 import { eventually } from '../helpers/recovery-env.js';
 import { startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from './webhook-receiver.js';
@@ -254,4 +254,15 @@ test("with N workers posting to the webhook, one worker's requests are N interva
   const next = queuedEnd(2);
   expect(await digest.deliver(next.queued, neverAborted())).toMatchObject({ status: 'delivered' });
   expect(receiver.requests[3]!.receivedAt - third!.answeredAt!).toBeGreaterThanOrEqual(2 * MIN_INTERVAL_MS);
+});
+
+test("a reason from the API is escaped for Slack's mrkdwn: it cannot ping the channel or show a link of its own", () => {
+  const { queued } = queuedEnd(1);
+  const reason = 'unauthorized: key revoked <!channel> see <mailto:ops@evil.example|the runbook> & more';
+  const { text } = webhookMessage([{ ...queued, end: { ...queued.end, outcome: 'failed', reason } }]);
+
+  expect(text).toContain(
+    'Reason: unauthorized: key revoked &lt;!channel&gt; see &lt;mailto:ops@evil.example|the runbook&gt; &amp; more',
+  );
+  expect(text).not.toMatch(/<!channel>|<mailto:/);
 });
