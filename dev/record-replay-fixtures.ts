@@ -307,6 +307,35 @@ async function cancelledWithRoundRead(): Promise<string> {
   }
 }
 
+/**
+ * The poller resting for a recovery that polls hourly, its rest ended by a recovery that polls every 500 ms
+ * registering during it; both are then woken by the list.
+ */
+async function pollerRestShortened(): Promise<string> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const polledEvery = (interval: string) => ({
+    ...fast,
+    maxRounds: 1,
+    poll: { initialInterval: interval, backoffCoefficient: 1, maximumInterval: interval },
+  });
+  try {
+    const hourly = simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } }).id;
+    const quick = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } }).id;
+    await recoveries.start({ batchId: hourly, ...polledEvery('1h') });
+    const resting = async () =>
+      ((await client.workflow.getHandle(pollerId).fetchHistory()).events ?? []).some(
+        (event) => event.timerStartedEventAttributes,
+      );
+    while (!(await resting())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await recoveries.start({ batchId: quick, ...polledEvery('500ms') });
+    for (const batchId of [quick, hourly]) await recoveries.result(batchId).catch(() => undefined);
+  } finally {
+    await client.workflow.getHandle(pollerId).terminate('fixture recorded');
+  }
+  return pollerId;
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -542,6 +571,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'notify-queue-poller-exhausted'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     return withPoller(batch.id, { maxRounds: 1 });
+  },
+  // A rest for an hourly watch, ended by a watch of 500 ms registered during it (its marker in every run since).
+  async 'poller-rest-shortened-by-new-watch'() {
+    return pollerRestShortened();
   },
   // Registrations as watchBatches signals (a worker's, gathered while its last was out), to a run that takes them.
   async 'poller-takes-watch-batches'() {

@@ -67,6 +67,11 @@ function withWaitStart(startedAtMs: unknown): { waitStartedAt?: string } {
   return Number.isNaN(startedAt.getTime()) ? {} : { waitStartedAt: startedAt.toISOString() };
 }
 
+/** A page that shows no batch at all: the list ends before it. */
+function listsNoBatch(page: BatchPage): boolean {
+  return page.settled.length === 0 && page.inFlight.length === 0 && Object.keys(page.listed ?? {}).length === 0;
+}
+
 function isWatchBatchRequest(value: unknown): value is WatchBatchRequest {
   if (typeof value !== 'object' || value === null) return false;
   const { batchId, workflowId, pollIntervalMs, waitStartedAt } = value as Record<string, unknown>;
@@ -198,6 +203,20 @@ const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
  * want of a handler. Asked when a run begins.
  */
 const TAKES_WATCH_BATCHES_PATCH = 'poller-takes-watch-batches';
+/**
+ * Runs from this change on end a rest between cycles early for a watch registered during it with a shorter poll
+ * interval: the rest lasts the shortest interval among the watches, counted from the cycle's start. Before, it
+ * lasted the shortest among those of the cycle's start: one recovery polling hourly held a recovery registered
+ * during its rest, polling every second, for up to an hour, and past its deadline. Asked when a run begins.
+ */
+const REST_SHORTENED_BY_NEW_WATCH_PATCH = 'poller-rest-shortened-by-new-watch';
+/**
+ * From this change on, a page that lists no batch ends the cycle's list, whatever total_pages said: an API that
+ * claimed 100,000 pages had a cycle walk them all (a run read about 300, so before the cycle was carried across
+ * continue-as-new none ever ended) before it handed back the watches the list did not show. Asked only when a page
+ * lists none.
+ */
+const EMPTY_PAGE_ENDS_LIST_PATCH = 'poller-empty-page-ends-list';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -218,6 +237,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   const maxWatchedBatches = boundedSetting(input, 'maxWatchedBatches', 1, MAX_WATCHED_BATCHES);
   const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
   const restEndsAtContinueAsNew = patched(REST_ENDS_AT_CONTINUE_AS_NEW_PATCH);
+  const restShortenedByNewWatch = patched(REST_SHORTENED_BY_NEW_WATCH_PATCH);
   if (patched(TAKES_WATCH_BATCHES_PATCH)) upsertMemo({ [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true });
   const { runId, originalExecutionRunId } = workflowInfo();
   /**
@@ -257,8 +277,11 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     wakes.add(sent);
   };
 
+  /** The shortest poll interval of the registrations taken since the current cycle began. */
+  let shortestIntervalSinceCycle = Infinity;
   /** A watch for the batch, or a wake straight back when the watch is full. */
   const takeRegistration = (request: WatchBatchRequest) => {
+    shortestIntervalSinceCycle = Math.min(shortestIntervalSinceCycle, request.pollIntervalMs);
     if (watched.size >= maxWatchedBatches && !watched.has(request.batchId)) {
       wake(request.batchId, request.workflowId);
       return;
@@ -433,6 +456,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         if (unseen.size === 0) return;
         const newest = results.at(-1)!;
         last = newest.totalPages ?? (newest.hasNext ? next + batch.length : last);
+        const empty = results.findIndex((page) => listsNoBatch(page));
+        if (empty >= 0 && patched(EMPTY_PAGE_ENDS_LIST_PATCH)) last = Math.min(last, batch[empty]! - 1);
         next += batch.length;
         if (continueAsNewDue()) return stopHere();
       }
@@ -487,10 +512,18 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     }
     const startedAt = Date.now();
     const intervalMs = Math.min(...[...watched.values()].map((watch) => watch.pollIntervalMs));
+    shortestIntervalSinceCycle = Infinity;
     await cycle();
-    const restMs = startedAt + intervalMs - Date.now();
+    let restUntil = startedAt + intervalMs;
+    const restMs = restUntil - Date.now();
     if (restMs > 0 && !continueAsNewDue()) {
-      if (restEndsAtContinueAsNew) await condition(continueAsNewDue, restMs);
+      if (restShortenedByNewWatch) {
+        const shortened = () => startedAt + shortestIntervalSinceCycle < restUntil;
+        while (Date.now() < restUntil && !continueAsNewDue()) {
+          if (!(await condition(() => continueAsNewDue() || shortened(), restUntil - Date.now()))) break;
+          restUntil = Math.min(restUntil, startedAt + shortestIntervalSinceCycle);
+        }
+      } else if (restEndsAtContinueAsNew) await condition(continueAsNewDue, restMs);
       else await sleep(restMs);
     }
   }

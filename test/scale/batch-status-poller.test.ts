@@ -83,6 +83,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
   expect(patchMarkerIds(poller)).toEqual([
     'poller-wakes-through-local-activity',
     'poller-rest-ends-at-continue-as-new',
+    'poller-rest-shortened-by-new-watch',
     'poller-takes-watch-batches',
   ]);
 

@@ -144,6 +144,7 @@ test("registrations signalled again during the same wait (by an older worker) ke
   expect(patchMarkerIds(await poller.fetchHistory())).toEqual([
     'poller-wakes-through-local-activity',
     'poller-rest-ends-at-continue-as-new',
+    'poller-rest-shortened-by-new-watch',
     'poller-takes-watch-batches',
     'poller-rewatch-keeps-cycle',
   ]);

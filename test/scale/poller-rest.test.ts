@@ -1,0 +1,86 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
+import {
+  eventually,
+  FAST_POLICY,
+  patchMarkerIds,
+  pollerRegistrations,
+  type RecoveryEnv,
+  startRecoveryEnv,
+} from '../helpers/recovery-env.js';
+
+const { EventType } = proto.temporal.api.enums.v1;
+
+let env: RecoveryEnv;
+
+/** A session attempt takes a minute of the simulator's clock: a batch settles only when a test moves it on. */
+const ATTEMPT_MS = 60_000;
+const LIST = 'GET /v1/batch-sessions';
+const STATUS = 'GET /v1/batch-sessions/{batch_id}';
+
+// A simulator of its own for each test: each moves its clock.
+beforeEach(async () => {
+  env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
+  await env.startPollerWorker();
+});
+afterEach(() => env.close());
+
+const polledEvery = (interval: string) => ({
+  ...FAST_POLICY,
+  poll: { initialInterval: interval, backoffCoefficient: 1, maximumInterval: interval },
+});
+
+test("a watch registered during the poller's rest with a shorter interval ends the rest: its recovery is not held by another's", async () => {
+  const hourly = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  const quick = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: hourly.id, ...polledEvery('1h') });
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually('the poller to rest for the hourly watch', async () =>
+    ((await poller.fetchHistory()).events ?? []).some((event) => event.eventType === EventType.EVENT_TYPE_TIMER_STARTED)
+      ? true
+      : undefined,
+  );
+  await env.recoveries.start({ batchId: quick.id, ...polledEvery('500ms') });
+  await eventually('the quick recovery to register', async () =>
+    pollerRegistrations(await env.recoveries.handle(quick.id).fetchHistory()).length > 0 ? true : undefined,
+  );
+  env.simulator.clock.advance(ATTEMPT_MS);
+  // Before, the rest lasted the hour: nothing was read until then.
+  await eventually('the retry call of the quick recovery', () =>
+    env.retryPosts(quick.id).length === 1 ? true : undefined,
+  );
+  env.simulator.clock.advance(ATTEMPT_MS);
+  const report = await env.recoveries.result(quick.id);
+
+  expect(report.outcome).toBe('recovered');
+  expect(env.retryPosts(quick.id)).toHaveLength(1);
+  // Woken from the list both times: the quick recovery read nothing of its batch but the round's snapshot.
+  expect(env.simulator.ledger.forBatch(quick.id).calls.filter((call) => call.endpoint === STATUS)).toHaveLength(1);
+  expect(patchMarkerIds(await poller.fetchHistory())).toContain('poller-rest-shortened-by-new-watch');
+  // The shortened rest's cycles may have woken it too: it may have ended.
+  await env.recoveries
+    .handle(hourly.id)
+    .terminate('test finished')
+    .catch((err: unknown) => {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    });
+}, 90_000);
+
+test('a page that lists no batch ends the list, whatever total_pages says: a batch it does not show is handed back', async () => {
+  // The API's clock runs 10 min ahead: the batch is dated after the cycle's created_before, so no page shows it.
+  env.simulator.clock.advance(600_000);
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('list', { type: 'mistyped_field', field: 'data.pagination.total_pages', value: 100_000 });
+  await env.recoveries.start({ batchId: batch.id, ...polledEvery('1s') });
+  const ownRead = await eventually('the recovery to read its batch itself', () =>
+    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.endpoint === STATUS),
+  );
+  const listCalls = env.simulator.ledger
+    .all()
+    .calls.filter((call) => call.endpoint === LIST && call.receivedAtMs < ownRead.receivedAtMs);
+
+  // Page 1 listed nothing, and its cycle ended there; before, it went on to the 100,000 pages claimed.
+  expect(listCalls.map((call) => new URL(call.path, 'http://list').searchParams.get('page'))).toEqual(['1']);
+  await env.recoveries.handle(batch.id).terminate('test finished');
+});
