@@ -73,6 +73,13 @@ const ONE_PAGE_PER_TASK_PATCH = 'sweep-one-page-per-task';
  * of three.
  */
 const STARTS_AS_LOCAL_ACTIVITIES_PATCH = 'sweep-starts-recoveries-locally';
+/**
+ * Sweeps from this change on hand a batch to startEach once per run: a list that shifts between two page reads (a
+ * batch dated inside the window after the window's first read, by an API whose clock is behind) shows one batch on
+ * two pages, and its second start found the recovery this run started, counted it `started` again, and took a place
+ * of maxStarts. Asked only when a page repeats a batch.
+ */
+const STARTS_EACH_BATCH_ONCE_PATCH = 'sweep-starts-each-batch-once';
 
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
@@ -105,7 +112,14 @@ export async function sweepFailedBatches(
   const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
   // Asked once, before the run's first command: a run keeps one way of starting throughout.
   const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
-  const startRecoveries = (batchIds: string[]) => startEach(batchIds, policy, result, skip, startBatchRecovery);
+  /** The batches this run has handed to startEach; a few hundred KB at most, as a run continues as new. */
+  const handed = new Set<string>();
+  const startRecoveries = (batchIds: string[]) => {
+    const fresh = batchIds.filter((batchId) => !handed.has(batchId));
+    const toStart = fresh.length < batchIds.length && patched(STARTS_EACH_BATCH_ONCE_PATCH) ? fresh : batchIds;
+    for (const batchId of toStart) handed.add(batchId);
+    return startEach(toStart, policy, result, skip, startBatchRecovery);
+  };
 
   try {
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {

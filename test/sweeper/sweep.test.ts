@@ -306,3 +306,26 @@ test('a list whose total_pages says it ended before a page that has_next says co
   expect(ids(result.started)).toEqual([...failed].sort());
   expect(result.counts).toMatchObject({ scanned: 3, started: 3 });
 });
+
+test('a batch a shifted list shows on two pages is started, and counted, once', async () => {
+  const failed = [5, 10, 15].map((minutes) => batchCreated(minutes, 1));
+  // The second list call shows the newest batch again, as an offset page does after a row came in at the top.
+  env.simulator.faults.add('list', {
+    type: 'mistyped_field',
+    field: 'data.batches.0.batch_id',
+    value: failed[0],
+    after: 1,
+    times: 1,
+  });
+  // Recoveries that wait an hour before retrying: still running when the repeated batch comes.
+  const recovery = { ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
+  const result = await sweep({ lookback: '1h', pageSize: 1, recovery });
+  const started = result.started.map((entry) => entry.batchId);
+  for (const batchId of started) await env.recoveries.cancel(batchId);
+  expect(await outcomesOf(started)).toEqual(started.map(() => 'operator_cancelled'));
+
+  // Each batch started once, and counted once; before, the newest was started and counted twice.
+  expect(new Set(started).size).toBe(started.length);
+  expect(result.counts.started).toBe(started.length);
+  expect(started).toContain(failed[0]);
+});
