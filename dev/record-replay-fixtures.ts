@@ -336,6 +336,39 @@ async function pollerRestShortened(): Promise<string> {
   return pollerId;
 }
 
+/**
+ * A cycle longer than a run: 3,000 batches listed before a watched one, runs of 50 events. Recorded from the second
+ * run, which goes on with the cycle the first stopped. The recovery is a registration of the recorder's own, woken
+ * once the list shows its batch (it does not exist, so the wake goes nowhere).
+ */
+async function pollerResumedCycle(): Promise<{ workflowId: string; runId: string }> {
+  const now = simulator.clock.now();
+  const batch = simulator.createScriptedBatch({ count: 3, created_at: new Date(now - 86_400_000).toISOString() });
+  simulator.store.seed({
+    total: 3_000,
+    fail_every: 0,
+    created_from: new Date(now - 3_600_000).toISOString(),
+    created_to: new Date(now - 60_000).toISOString(),
+  });
+  const { workflowId, firstExecutionRunId, poller, register } = await startShortPoller(60_000);
+  await register(batch.id);
+  let secondRunId: string | undefined;
+  while (secondRunId === undefined) {
+    const { runId } = await poller.describe();
+    if (runId !== firstExecutionRunId) secondRunId = runId;
+    else await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const woken = async () =>
+    (await client.workflow.getHandle(workflowId, secondRunId).fetchHistory()).events?.some(
+      (event) => event.markerRecordedEventAttributes?.markerName === 'core_local_activity',
+    ) ?? false;
+  while ((await poller.describe()).runId === secondRunId && !(await woken())) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await poller.terminate('fixture recorded');
+  return { workflowId, runId: secondRunId };
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -571,6 +604,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'notify-queue-poller-exhausted'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     return withPoller(batch.id, { maxRounds: 1 });
+  },
+  // A run that goes on with the cycle its previous run stopped when it continued as new.
+  async 'poller-resumes-cycle'() {
+    return pollerResumedCycle();
   },
   // A rest for an hourly watch, ended by a watch of 500 ms registered during it (its marker in every run since).
   async 'poller-rest-shortened-by-new-watch'() {

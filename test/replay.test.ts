@@ -6,6 +6,8 @@ import { workflowBundle } from './helpers/recovery-env.js';
 
 // Histories recorded from earlier versions of the workflow (npm run fixtures:record adds scenarios).
 // A change that would break running recoveries fails here with a determinism error.
+// poller-carried-cycle-on-older-code is poller-wakes-through-local-activity with a carried cycle in its input, which
+// the code that recorded it ignored (as it would have in a rolling deploy): such a run must replay without resuming.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {

@@ -204,6 +204,12 @@ const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
  */
 const TAKES_WATCH_BATCHES_PATCH = 'poller-takes-watch-batches';
 /**
+ * Runs from this change on go on with the cycle the previous run stopped when it continued as new (its input's
+ * resumeCycle): a run begun by older code read page 1 again, with a new list bound, so its history holds other
+ * commands. Asked when a run begins with a carried cycle.
+ */
+const RESUMES_CYCLE_PATCH = 'poller-resumes-cycle';
+/**
  * Runs from this change on end a rest between cycles early for a watch registered during it with a shorter poll
  * interval: the rest lasts the shortest interval among the watches, counted from the cycle's start. Before, it
  * lasted the shortest among those of the cycle's start: one recovery polling hourly held a recovery registered
@@ -250,7 +256,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
    */
   const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
   const resetRunId = begunByReset ? runId : typeof input.resetRunId === 'string' ? input.resetRunId : undefined;
-  let resume = resumedCycle(input);
+  const carriedCycle =
+    input.resumeCycle !== undefined && patched(RESUMES_CYCLE_PATCH) ? resumedCycle(input) : undefined;
   /** Cycles begun in this run; a cycle's pages were all read after it began. */
   let cycles = 0;
   const watched = new Map<string, Watch>(
@@ -404,18 +411,26 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
    * Reads page 1, then the remaining pages PAGES_IN_FLIGHT at a time (the queue's rate limit paces
    * them), until every batch watched at the start has been seen or the list ends.
    */
-  /** Where the cycle stopped when the run came due mid-cycle, for the next run to go on from. */
-  let unfinished: { createdBefore: string; nextPage: number; lastPage: number; unseen: Set<string> } | undefined;
+  /**
+   * Where a cycle stopped when the run came due mid-cycle, for the next run to go on from, with the cycle whose
+   * watches it has not seen; until this run's first cycle, the one the previous run stopped, which goes on to the next
+   * run unchanged when this one is due before it begins a cycle. The carried watches were all taken before any page
+   * this run reads, so the cycle they go on with may wake them all (the run's first, as their fromCycle says).
+   */
+  let unfinished:
+    { createdBefore: string; nextPage: number; lastPage: number; unseen: Set<string>; cycle: number } | undefined =
+    carriedCycle && {
+      ...carriedCycle,
+      unseen: new Set((input.watched ?? []).slice(0, carriedCycle.unseen).map(([batchId]) => batchId)),
+      cycle: 1,
+    };
   const cycle = async (): Promise<void> => {
     cycles += 1;
     const thisCycle = cycles;
-    // The carried watches were taken before any page this run reads: the cycle they go on with may wake them all.
-    const carried = resume;
-    resume = undefined;
+    // Set only by the previous run here: a cycle that stops leaves the run to continue as new.
+    const carried = unfinished;
     unfinished = undefined;
-    const unseen = new Set(
-      carried ? (input.watched ?? []).slice(0, carried.unseen).map(([batchId]) => batchId) : watched.keys(),
-    );
+    const unseen = carried?.unseen ?? new Set(watched.keys());
     const createdBefore = carried?.createdBefore ?? new Date().toISOString();
     const wakeIfCurrent = (batchId: string, listed?: ListedSettle) => {
       const watch = watched.get(batchId);
@@ -443,7 +458,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       let next = carried?.nextPage ?? 1;
       let last = carried?.lastPage ?? 1;
       const stopHere = () => {
-        unfinished = { createdBefore, nextPage: next, lastPage: last, unseen };
+        unfinished = { createdBefore, nextPage: next, lastPage: last, unseen, cycle: thisCycle };
       };
       while (next <= last && unseen.size > 0) {
         // Without total_pages, one page at a time, following has_next.
@@ -486,7 +501,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       // The watches the unfinished cycle has not seen go first, so that the next run knows them by their count. A
       // watch registered for a new wait since the cycle began is not the cycle's to wake.
       const unseenByCycle = ([batchId, watch]: [string, Watch]) =>
-        unfinished?.unseen.has(batchId) === true && watch.fromCycle <= cycles;
+        unfinished !== undefined && unfinished.unseen.has(batchId) && watch.fromCycle <= unfinished.cycle;
       const carriedWatches = [...watched.entries()];
       const unseenCount = carriedWatches.filter(unseenByCycle).length;
       carriedWatches.sort((a, b) => Number(unseenByCycle(b)) - Number(unseenByCycle(a)));
