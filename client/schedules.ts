@@ -68,11 +68,11 @@ export async function upsertSweepSchedule(
   const { value: everyMs, problems } = checkField(sweepScheduleFields.every, every, 'every');
   try {
     const { lookback: lookbackMs } = parseSweepInput(sweep);
-    // Each sweep scans back `lookback` from its start: a shorter one than the interval leaves batches created
-    // between two sweeps in no sweep's window.
-    if (problems.length === 0 && lookbackMs < everyMs) {
+    // Each sweep scans back `lookback` from its start. One interval of it leaves batches created between two sweeps
+    // in no window once a sweep is skipped (the overlap policy), or when a batch still runs at a sweep's start.
+    if (problems.length === 0 && lookbackMs < 2 * everyMs) {
       problems.push(
-        `lookback: must be at least every (${every}), or batches created between two sweeps are never swept`,
+        `lookback: must be at least twice every (${every}), or batches created between two sweeps can be in no sweep's window`,
       );
     }
   } catch (err) {
