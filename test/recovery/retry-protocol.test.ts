@@ -527,7 +527,8 @@ test("16. a cancel the worker takes in one workflow task with the answer of the 
     await recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF });
     await backingOff(recoveries, batch.id);
     const callsBefore = env.simulator.ledger.forBatch(batch.id).calls.length;
-    env.simulator.faults.add('status', { type: 'latency', latencyMs: 2_000, times: 1, batchId: batch.id });
+    // Long enough for the workflows' worker to stop (well under a second here) before the read's answer comes.
+    env.simulator.faults.add('status', { type: 'latency', latencyMs: 5_000, times: 1, batchId: batch.id });
     await recoveries.retryNow(batch.id);
     await eventually('the status read before the call to reach the API', () =>
       env.simulator.ledger.forBatch(batch.id).calls.length > callsBefore ? true : undefined,
