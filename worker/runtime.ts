@@ -17,11 +17,17 @@ export interface WorkerRuntimeOptions {
  */
 export function installWorkerRuntime({ logLevel = 'INFO', secrets, metricsPort }: WorkerRuntimeOptions = {}): Logger {
   const logger = createJsonLogger({ level: logLevel, secrets });
-  Runtime.install({
-    logger: sdkLoggerFor(logger, logLevel),
-    ...(metricsPort === undefined
-      ? {}
-      : { telemetryOptions: { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } }),
-  });
+  try {
+    Runtime.install({
+      logger: sdkLoggerFor(logger, logLevel),
+      ...(metricsPort === undefined
+        ? {}
+        : { telemetryOptions: { metrics: { prometheus: { bindAddress: `0.0.0.0:${metricsPort}` } } } }),
+    });
+  } catch (err) {
+    // The SDK's message names neither the variable nor the port ("Address already in use (os error 98)").
+    if (metricsPort === undefined) throw err;
+    throw new Error(`METRICS_PORT: cannot serve metrics on port ${metricsPort}: ${(err as Error).message}`);
+  }
   return logger;
 }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadWorkerConfig } from '../../worker/config.js';
@@ -203,6 +204,20 @@ test('TEMPORAL_TLS=false keeps a connection with an API key in plaintext: the wo
     worker.child.kill('SIGTERM');
     await worker.closed;
     await simulator.close();
+  }
+});
+
+test('a metrics port already in use stops the worker process with an error naming METRICS_PORT', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve));
+  const { port } = taken.address() as AddressInfo;
+  try {
+    const worker = await spawnWorkerProcess({ ...minimal, METRICS_PORT: String(port) });
+    const { code } = await worker.closed;
+    expect(code).toBe(1);
+    expect(worker.stderr()).toContain(`METRICS_PORT: cannot serve metrics on port ${port}: `);
+  } finally {
+    taken.close();
   }
 });
 
