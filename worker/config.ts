@@ -90,12 +90,13 @@ const workerEnvSchema = z.object({
    */
   ANCHOR_WORKERS_SHARING_BUDGET: positiveInt(1),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt(20),
-  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt(20),
+  /** At least 2, and at most WORKER_MAX_CACHED_WORKFLOWS: the SDK would raise or lower it with only a warning. */
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(20),
   /**
    * Workflows kept in memory between their tasks. Recoveries sit idle for minutes between wakes, so
    * evicting them costs a short replay, while each cached one costs memory: see docs/scaling.md.
    */
-  WORKER_MAX_CACHED_WORKFLOWS: positiveInt(250),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).default(250),
   /**
    * How long one activation may run workflow code before the SDK stops it and fails the task (the SDK's default is
    * 5 s). Ours never loops unbounded, so reaching it means a starved or paused thread, not a runaway: and on Node.js
@@ -199,6 +200,15 @@ function crossVariableProblems(env: Record<string, string>): string[] {
   if (budget !== undefined && sharing !== undefined && sharing > 1 && sharing > budget) {
     problems.push(
       `ANCHOR_WORKERS_SHARING_BUDGET: ${sharing} workers cannot share ANCHOR_MAX_CALLS_PER_SECOND=${budget}: each needs at least one call a second`,
+    );
+  }
+  const tasks = workerEnvSchema.shape.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS.safeParse(
+    env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+  ).data;
+  const cached = workerEnvSchema.shape.WORKER_MAX_CACHED_WORKFLOWS.safeParse(env.WORKER_MAX_CACHED_WORKFLOWS).data;
+  if (tasks !== undefined && cached !== undefined && tasks > cached) {
+    problems.push(
+      `WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: ${tasks} is more than WORKER_MAX_CACHED_WORKFLOWS=${cached}: a workflow task needs its workflow in the cache`,
     );
   }
   if (isTemporalCloud(address)) {

@@ -221,6 +221,20 @@ test('a metrics port already in use stops the worker process with an error namin
   }
 });
 
+test('workflow cache and task settings the SDK would change with only a warning are refused, naming the variable', () => {
+  expect(
+    problemsOf({ ...minimal, WORKER_MAX_CACHED_WORKFLOWS: '1', WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '1' }),
+  ).toEqual([
+    expect.stringMatching(/^WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: Too small: expected number to be >=2/),
+    expect.stringMatching(/^WORKER_MAX_CACHED_WORKFLOWS: Too small: expected number to be >=2/),
+  ]);
+  expect(
+    problemsOf({ ...minimal, WORKER_MAX_CACHED_WORKFLOWS: '10', WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '20' }),
+  ).toEqual([
+    'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: 20 is more than WORKER_MAX_CACHED_WORKFLOWS=10: a workflow task needs its workflow in the cache',
+  ]);
+});
+
 test('API keys lose a line break at their end (a secret file); spaces or control characters inside are refused', () => {
   const config = loadWorkerConfig({ ANCHOR_API_KEY: 'anchor-key\n', TEMPORAL_API_KEY: ' cloud-key\r\n' });
   expect(config.anchor.apiKey).toBe('anchor-key');
