@@ -5,6 +5,7 @@ import {
   batchStatusPollerWorkflowId,
   POLLER_RESET_RUN_MEMO_KEY,
   STUCK_AFTER_TASK_FAILURES,
+  workflowTaskFailures,
   type ListedSettle,
   type WatchBatchRequest,
 } from '../workflows/definitions.js';
@@ -136,8 +137,7 @@ export function createPollerRegistrationActivities(client: Client) {
   const chainWatchState = async (pollerId: string, waitStartedAt: string): Promise<ChainWatchState> => {
     const current = await client.workflow.getHandle(pollerId).describe();
     if (current.status.name !== 'RUNNING') return 'lost';
-    const failedTasks = Math.max(0, (current.raw.pendingWorkflowTask?.attempt ?? 1) - 1);
-    if (failedTasks >= STUCK_AFTER_TASK_FAILURES) return 'stuck';
+    if (workflowTaskFailures(current.raw.pendingWorkflowTask) >= STUCK_AFTER_TASK_FAILURES) return 'stuck';
     const waitStartedAtMs = Date.parse(waitStartedAt);
     if (Number.isNaN(waitStartedAtMs)) return 'lost';
     const resetSinceWait = (resetAt: number) => resetAt >= waitStartedAtMs - CLOCK_MARGIN_MS;

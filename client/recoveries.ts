@@ -27,6 +27,7 @@ import {
   resumeRecovery,
   retryNow,
   updateRecoveryPolicy,
+  workflowTaskFailures,
   type PolicyChange,
 } from '../workflows/definitions.js';
 import { parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from '../workflows/input.js';
@@ -272,10 +273,6 @@ export { recoveryStartOptions } from '../workflows/recovery-start.js';
 
 /** The fields of the policy an update can change; deadline and continueAsNewAfterEvents are fixed at start. */
 const CHANGEABLE_POLICY_FIELDS = ['maxRounds', 'maxRetries', 'retryFailedOnly', 'roundBackoff', 'poll'] as const;
-
-function workflowTaskFailures(task: proto.temporal.api.workflow.v1.IPendingWorkflowTaskInfo | null | undefined) {
-  return task ? Math.max(0, (task.attempt ?? 1) - 1) : 0;
-}
 
 /**
  * What the recovery's pending workflow task tells of why no worker answered, or null when it has none. A task that

@@ -30,6 +30,11 @@ export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
  */
 export const STUCK_AFTER_TASK_FAILURES = 2;
 
+/** How many times in a row a workflow's pending workflow task has failed or timed out; 0 when it has none. */
+export function workflowTaskFailures(task: { attempt?: number | null } | null | undefined): number {
+  return task ? Math.max(0, (task.attempt ?? 1) - 1) : 0;
+}
+
 /** One recovery per batch: the id is derived from the batch id. */
 export function recoveryWorkflowId(batchId: string): string {
   return `recover-batch-${batchId}`;
