@@ -369,6 +369,68 @@ async function pollerResumedCycle(): Promise<{ workflowId: string; runId: string
   return { workflowId, runId: secondRunId };
 }
 
+/**
+ * The poller over an API that claims 100,000 pages: the first page that lists no batch ends the list, and the watch
+ * it did not show (a registration of the recorder's own, for a batch that does not exist) is handed back.
+ */
+async function pollerEmptyPageEndsList(): Promise<string> {
+  simulator.faults.add('list', { type: 'mistyped_field', field: 'data.pagination.total_pages', value: 100_000 });
+  const { workflowId, poller, register } = await startShortPoller(1_000);
+  try {
+    await register(`batch-not-listed-${randomUUID()}`);
+    const handedBack = async () =>
+      (await poller.fetchHistory()).events?.some(
+        (event) => event.markerRecordedEventAttributes?.markerName === 'core_local_activity',
+      ) ?? false;
+    while (!(await handedBack())) await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    await poller.terminate('fixture recorded');
+    simulator.faults.clear('list');
+  }
+  return workflowId;
+}
+
+/**
+ * A sweep whose second list call shows the newest batch again, as an offset page does after a row came in at the top:
+ * it is started once. Its recoveries wait an hour before a retry, and are cancelled once the sweep has ended.
+ */
+async function sweepOverShiftedList(): Promise<string> {
+  const failed = [5, 10, 15].map(
+    (minutes) =>
+      simulator.createScriptedBatch({
+        count: 3,
+        script: { '0': ['fail', 'ok'] },
+        created_at: new Date(simulator.clock.now() - minutes * 60_000).toISOString(),
+      }).id,
+  );
+  simulator.faults.add('list', {
+    type: 'mistyped_field',
+    field: 'data.batches.0.batch_id',
+    value: failed[0],
+    after: 1,
+    times: 1,
+  });
+  const workflowId = `fixture-sweep-shifted-${Date.now()}`;
+  const sweep = await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+    taskQueue: stack.taskQueue,
+    workflowId,
+    args: [
+      {
+        lookback: '1h',
+        pageSize: 1,
+        recovery: { ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } },
+      },
+    ],
+  });
+  try {
+    const { started } = await sweep.result();
+    for (const { batchId } of started) await recoveries.cancel(batchId);
+  } finally {
+    simulator.faults.clear('list');
+  }
+  return workflowId;
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -617,6 +679,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'poller-takes-watch-batches'() {
     return pollerHistory();
   },
+  // A page that lists no batch ends the list, whatever total_pages says, and hands back the watches not shown.
+  async 'poller-empty-page-ends-list'() {
+    return pollerEmptyPageEndsList();
+  },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
     simulator.createScriptedBatch({ count: 2 });
@@ -636,6 +702,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // pages to reach its continue-as-new.
   async 'sweep-starts-recoveries-locally'() {
     return pagedSweep('fixture-sweep-local-starts', 30);
+  },
+  // A batch a shifted list shows on two pages, started and counted once.
+  async 'sweep-starts-each-batch-once'() {
+    return sweepOverShiftedList();
   },
 };
 
