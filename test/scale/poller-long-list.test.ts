@@ -1,7 +1,25 @@
 import { WorkflowFailedError } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { batchStatusPoller, BatchStatusPollerInput } from '../../workflows/batch-status-poller.js';
-import { BATCH_STATUS_POLLER_WORKFLOW, batchStatusPollerWorkflowId } from '../../workflows/definitions.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  BATCH_STATUS_POLLER_WORKFLOW,
+  batchStatusPollerWorkflowId,
+  recoveryWorkflowId,
+  watchBatch,
+} from '../../workflows/definitions.js';
+import {
+  eventually,
+  FAST_POLICY,
+  startRecoveryEnv,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
+
+const { EventType } = proto.temporal.api.enums.v1;
 
 // A list longer than one poller run reads: the runs continue as new mid-cycle, and each goes on where the last
 // stopped. Before, each began again at page 1, so a watched batch further down was never reached.
@@ -97,4 +115,73 @@ test('a poller started with a carried cycle out of range fails at once, naming t
   expect(await started({ ...cycle, createdBefore: 'yesterday' })).toBe(
     'resumeCycle.createdBefore: expected a date-time, got "yesterday"',
   );
+});
+
+test('a run due to continue as new before its first cycle hands the carried cycle on unchanged', async () => {
+  // A queue no worker serves yet, so that registrations fill the run's history before its first workflow task.
+  const taskQueue = uniqueTaskQueue('carried-cycle');
+  const workflowId = batchStatusPollerWorkflowId(taskQueue);
+  const resumeCycle = {
+    createdBefore: new Date(Date.now() - 60_000).toISOString(),
+    nextPage: 7,
+    lastPage: 9,
+    unseen: 2,
+  };
+  const poller = await env.client.workflow.start<typeof batchStatusPoller>(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue,
+    workflowId,
+    args: [
+      {
+        continueAsNewAfterEvents: 50,
+        watched: [
+          ['unseen-a', 1_000],
+          ['unseen-b', 1_000],
+          ['seen', 1_000],
+        ],
+        resumeCycle,
+      },
+    ],
+  });
+  const firstRunId = poller.firstExecutionRunId;
+  for (let index = 0; index < 50; index += 1) {
+    const batchId = `registered-${index}`;
+    await poller.signal(watchBatch, {
+      batchId,
+      workflowId: recoveryWorkflowId(batchId),
+      pollIntervalMs: 1_000,
+      waitStartedAt: new Date().toISOString(),
+    });
+  }
+  const connection = await connectWorker();
+  let secondRunInput: BatchStatusPollerInput | undefined;
+  let firstRunEvents: proto.temporal.api.history.v1.IHistoryEvent[] = [];
+  try {
+    const workers = await createRecoveryWorkers({
+      config: workerConfig(taskQueue, env.simulator.url),
+      connection,
+      workflows: workflowBundle(),
+    });
+    await workers.runUntil(async () => {
+      const secondRunId = await eventually('the second run', async () => {
+        const { runId } = await poller.describe();
+        return runId === firstRunId ? undefined : runId;
+      });
+      const started = (await env.client.workflow.getHandle(workflowId, secondRunId).fetchHistory()).events?.[0];
+      const [input] = started?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+      secondRunInput = input && defaultPayloadConverter.fromPayload<BatchStatusPollerInput>(input);
+      await poller.terminate('test finished');
+    });
+    firstRunEvents = (await env.client.workflow.getHandle(workflowId, firstRunId).fetchHistory()).events ?? [];
+  } finally {
+    await connection.close();
+  }
+
+  // The first run read no page: it continued as new at its first task, with the cycle it was given.
+  expect(firstRunEvents.map((event) => event.eventType)).toContain(
+    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+  );
+  expect(firstRunEvents.filter((event) => event.activityTaskScheduledEventAttributes)).toEqual([]);
+  expect(secondRunInput?.resumeCycle).toEqual(resumeCycle);
+  expect(secondRunInput?.watched?.slice(0, 2).map(([batchId]) => batchId)).toEqual(['unseen-a', 'unseen-b']);
+  expect(secondRunInput?.watched).toHaveLength(53);
 });
