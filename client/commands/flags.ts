@@ -7,8 +7,13 @@ import { checkField, type FieldRule } from '../../workflows/fields.js';
 type NumberRule = FieldRule & { type: 'integer' | 'duration' };
 
 function check(field: string, rule: NumberRule, value: string): number {
-  if (rule.type === 'integer' && (value.trim() === '' || !Number.isInteger(Number(value))))
+  // Digits only: Number() also reads "0x10", "1e2" and "0b11", which nobody means as a count.
+  if (rule.type === 'integer' && !/^-?\d+$/.test(value.trim()))
     throw new InvalidArgumentError(`${field}: expected a whole number`);
+  // The workflow's JSON input reads a bare number as milliseconds; on a command line "3600" is as likely meant as
+  // seconds, and a deadline of 3.6 s ends the recovery at once.
+  if (rule.type === 'duration' && /^\s*\d+(\.\d+)?\s*$/.test(value))
+    throw new InvalidArgumentError(`${field}: add a unit, e.g. "${value.trim()}s" or "${value.trim()}ms"`);
   const { value: checked, problems } = checkField(rule, rule.type === 'integer' ? Number(value) : value, field);
   if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
   return checked;

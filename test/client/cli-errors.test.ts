@@ -69,8 +69,19 @@ describe('flags are checked before any connection, naming the flag and the field
     [['--every', '15m', '--fan-out', '51'], /--fan-out.*'51' is invalid.*fanOut: Too big: expected number to be <=50/],
     [['--every', '10s'], /--every.*'10s' is invalid.*every: must be at least 1m/],
     [['--every', '15m', '--lookback', 'soon'], /--lookback.*'soon' is invalid.*lookback: expected a duration/],
+    [['--every', '900'], /--every.*'900' is invalid.*every: add a unit/],
   ])('schedule upsert %j', async (flags, message) => {
     expectOneLineError(await offline(['schedule', 'upsert', ...flags]), message);
+  });
+
+  test.each([
+    [['--deadline', '3600'], /--deadline.*'3600' is invalid.*deadline: add a unit, e.g. "3600s" or "3600ms"/],
+    [['--round-backoff', '30'], /--round-backoff.*'30' is invalid.*roundBackoff.initialInterval: add a unit/],
+    [['--max-rounds', '0x10'], /--max-rounds.*'0x10' is invalid.*maxRounds: expected a whole number/],
+    [['--max-rounds', '1e2'], /--max-rounds.*'1e2' is invalid.*maxRounds: expected a whole number/],
+  ])('recover %j: a duration without a unit, a count in another spelling', async (flags, message) => {
+    // Before, "3600" was a deadline of 3.6 s, and "0x10" 16 rounds.
+    expectOneLineError(await offline(['recover', randomUUID(), ...flags]), message);
   });
 
   test('report --since', async () => {
