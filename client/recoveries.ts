@@ -23,6 +23,7 @@ import {
   getRecoveryReport,
   pauseRecovery,
   RECOVER_BATCH_WORKFLOW,
+  RECOVERY_ENDED,
   recoveryWorkflowId,
   resumeRecovery,
   retryNow,
@@ -432,15 +433,21 @@ export class BatchRecoveries {
     await this.handle(batchId).cancel().catch(this.notFoundOrEnded(batchId));
   }
 
+  /** RecoveryEndedError when the recovery has ended, or has decided its end and is notifying it. */
   async retryNow(batchId: string): Promise<void> {
+    await this.steerable(batchId);
     await this.handle(batchId).signal(retryNow).catch(this.notFoundOrEnded(batchId));
   }
 
+  /** RecoveryEndedError when the recovery has ended, or has decided its end and is notifying it. */
   async pause(batchId: string): Promise<void> {
+    await this.steerable(batchId);
     await this.handle(batchId).signal(pauseRecovery).catch(this.notFoundOrEnded(batchId));
   }
 
+  /** RecoveryEndedError when the recovery has ended, or has decided its end and is notifying it. */
   async resume(batchId: string): Promise<void> {
+    await this.steerable(batchId);
     await this.handle(batchId).signal(resumeRecovery).catch(this.notFoundOrEnded(batchId));
   }
 
@@ -454,8 +461,7 @@ export class BatchRecoveries {
     change: PolicyChange,
     { timeoutMs = DEFAULT_UPDATE_TIMEOUT_MS }: UpdatePolicyOptions = {},
   ): Promise<RecoveryReport> {
-    const description = await this.describe(batchId);
-    if (description.status.name !== 'RUNNING') throw new RecoveryEndedError(batchId, await this.endOf(batchId));
+    const description = await this.steerable(batchId);
     if (!(await this.hasLivePollers(description.taskQueue)))
       throw new NoWorkerPollingError(batchId, description.taskQueue, 'the policy change');
     try {
@@ -463,6 +469,12 @@ export class BatchRecoveries {
         this.handle(batchId).executeUpdate(updateRecoveryPolicy, { args: [change] }),
       );
     } catch (err) {
+      // Refused by the workflow itself when its end was decided after the check above.
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+        const { type, details } = err.cause;
+        const end = details?.[0];
+        if (type === RECOVERY_ENDED) throw new RecoveryEndedError(batchId, typeof end === 'string' ? end : 'unknown');
+      }
       if (err instanceof WorkflowUpdateFailedError && err.cause)
         throw new PolicyChangeRejectedError(batchId, err.cause);
       if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
@@ -541,6 +553,20 @@ export class BatchRecoveries {
       report: memo.report,
       source: { kind: 'stored', recordedAt: memo.recordedAt, reason, roundsOmitted: memo.roundsOmitted },
     };
+  }
+
+  /**
+   * A running recovery that has not decided its end yet. Steering one that has would be taken and change nothing it
+   * does: it is notifying its end, which can take minutes, and its memo already has the outcome (written as the end
+   * was decided).
+   */
+  private async steerable(batchId: string): Promise<WorkflowExecutionDescription> {
+    const description = await this.describe(batchId);
+    if (description.status.name !== 'RUNNING') throw new RecoveryEndedError(batchId, await this.endOf(batchId));
+    const stored = (description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined)?.report;
+    const end = stored?.outcome ?? (stored?.failure ? `failed (${stored.failure.type})` : undefined);
+    if (end) throw new RecoveryEndedError(batchId, `${end} (its end is being notified)`);
+    return description;
   }
 
   private async hasLivePollers(taskQueue: string): Promise<boolean> {

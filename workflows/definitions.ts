@@ -35,6 +35,12 @@ export function workflowTaskFailures(task: { attempt?: number | null } | null | 
   return task ? Math.max(0, (task.attempt ?? 1) - 1) : 0;
 }
 
+/**
+ * The failure type of a policy change refused because the recovery has decided its end (it may still be notifying
+ * it); its first detail is the end, as the report names it.
+ */
+export const RECOVERY_ENDED = 'RecoveryEnded';
+
 /** One recovery per batch: the id is derived from the batch id. */
 export function recoveryWorkflowId(batchId: string): string {
   return `recover-batch-${batchId}`;

@@ -28,6 +28,16 @@ export function parseRecoverBatchInput(raw: unknown): RecoveryPolicy {
   return validateInput(recoverBatchFields, raw);
 }
 
+/** A change of nothing (`null`, `{}`, typed in the Web UI) would come back as a success that changed nothing. */
+export function requirePolicyChange(rawChange: unknown): void {
+  const empty =
+    rawChange === null ||
+    rawChange === undefined ||
+    (typeof rawChange === 'object' && !Array.isArray(rawChange) && Object.keys(rawChange).length === 0);
+  if (empty)
+    throw new InvalidInputError([`give at least one of ${Object.keys(policyChangeFields).join(', ')}`], 'policy change');
+}
+
 /** Merges an operator's change into the running policy; the merged policy is validated as a whole. */
 export function applyPolicyChange(policy: RecoveryPolicy, rawChange: unknown): RecoveryPolicy {
   const change = validateChange(policyChangeFields, rawChange ?? {}, 'policy change');

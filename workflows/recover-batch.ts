@@ -34,6 +34,7 @@ import {
   batchStatusPollerWorkflowId,
   getRecoveryReport,
   notificationTaskQueue,
+  RECOVERY_ENDED,
   pauseRecovery,
   resumeRecovery,
   retryNow,
@@ -44,6 +45,7 @@ import {
 import {
   applyPolicyChange,
   parseRecoverBatchInput,
+  requirePolicyChange,
   parseWorkflowInput,
   type RecoverBatchInput,
   type RecoveryPolicy,
@@ -260,6 +262,12 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
   return settledAt === undefined ? listed : { ...listed, settledAt: settledAt.slice(0, 40) };
 }
 
+/** Refuses steering once the end is decided, naming the end: the client tells it apart by its type. */
+function recoveryEndedFailure(report: RecoveryReport): ApplicationFailure {
+  const end = report.outcome ?? `failed (${report.failure?.type ?? 'unknown'})`;
+  return ApplicationFailure.nonRetryable(`the recovery has already ended: ${end}`, RECOVERY_ENDED, end);
+}
+
 /** A settle as the poller's list showed it: settled by definition, with no sessions listed. */
 function listedSnapshot(listed: ListedSettle): BatchSnapshot {
   return { ...listed, processing: 0, pending: 0, settled: true, percentage: null, retryCountTotal: null, failing: [] };
@@ -338,15 +346,24 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     listedSettle = asListedSettle(listed);
     waits.wake();
   });
+  /**
+   * Once the end is decided the recovery only tells the webhook, which can take minutes: steering then would change
+   * the report it returns (a pause, more rounds) without changing what it did. Only the report the workflow returns
+   * differs, which a replay does not compare.
+   */
+  const ended = () => report.phase === 'done';
   setHandler(retryNow, () => {
+    if (ended()) return;
     retryNowRequested = true;
     waits.wake();
   });
   setHandler(pauseRecovery, () => {
+    if (ended()) return;
     report.paused = true;
     waits.wake();
   });
   setHandler(resumeRecovery, () => {
+    if (ended()) return;
     report.paused = false;
     waits.wake();
   });
@@ -360,7 +377,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       return report;
     },
     {
+      // Validators do not run on replay: a change the recovery took before this check still replays.
       validator: (change) => {
+        if (ended()) throw recoveryEndedFailure(report);
+        requirePolicyChange(change);
         applyPolicyChange(policy, change);
       },
     },

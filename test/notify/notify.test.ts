@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { NotifyConfig, NotifyResult } from '../../activities/notify-activities.js';
-import { RecoveryFailedError } from '../../client/recoveries.js';
+import { RecoveryEndedError, RecoveryFailedError } from '../../client/recoveries.js';
 import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
-import { notificationTaskQueue } from '../../workflows/definitions.js';
+import { notificationTaskQueue, pauseRecovery, updateRecoveryPolicy } from '../../workflows/definitions.js';
 import { killLeftoverChildren } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
 import {
@@ -184,6 +184,41 @@ test('one delivery per bad end, with the batch, outcome, counts and link; none f
     expect(history).not.toContain(receiver.secret);
     expect(history).not.toContain(new URL(receiver.url).host);
   }
+});
+
+test('steering a recovery that is notifying its end is refused, naming the end, and changes nothing it reports', async () => {
+  env = await startRecoveryEnv();
+  receiver = await startWebhookReceiver(['hold']);
+  await startNotifyingWorker(env, { webhookUrl: receiver.url, outcomes: BAD_ENDS });
+  const batch = alwaysFailing();
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  await eventually('the end notification, held', () => (receiver!.requests.length === 1 ? true : undefined));
+  const handle = env.recoveries.handle(batch.id);
+
+  // Through the library, as the CLI steers: refused before anything is sent. Before, each was taken and "applied".
+  const ended = `The recovery of batch ${batch.id} has already ended: exhausted (its end is being notified)`;
+  for (const steer of [
+    () => env!.recoveries.pause(batch.id),
+    () => env!.recoveries.retryNow(batch.id),
+    () => env!.recoveries.updatePolicy(batch.id, { maxRounds: 5 }),
+  ]) {
+    const refused = await steer().catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(RecoveryEndedError);
+    expect((refused as Error).message).toBe(ended);
+  }
+  // As the Web UI sends them, past the client's check: the update is refused by the workflow, the signal ignored.
+  await handle.signal(pauseRecovery);
+  const update = await handle
+    .executeUpdate(updateRecoveryPolicy, { args: [{ maxRounds: 5 }] })
+    .catch((err: unknown) => err);
+  expect(update).toBeInstanceOf(WorkflowUpdateFailedError);
+  expect((update as WorkflowUpdateFailedError).cause).toMatchObject({
+    type: 'RecoveryEnded',
+    message: 'the recovery has already ended: exhausted',
+  });
+  receiver.release();
+
+  expect(await env.recoveries.result(batch.id)).toMatchObject({ outcome: 'exhausted', maxRounds: 1, paused: false });
 });
 
 test('a webhook that answers 500, then 200, gets the message twice with one key; one that keeps failing changes nothing', async () => {

@@ -118,6 +118,12 @@ test('a policy change applies to the rounds still to come; an invalid one is rej
   await expect(
     env.recoveries.updatePolicy(batch.id, { poll: { initialInterval: '1000000000y', maximumInterval: '1000000000y' } }),
   ).rejects.toThrow(/poll\.initialInterval: must be at most 1h; poll\.maximumInterval: must be at most 1h/);
+  // A change of nothing, as the Web UI can send one: before, accepted as a success that changed nothing.
+  for (const nothing of [null, {}]) {
+    await expect(env.recoveries.updatePolicy(batch.id, nothing as never)).rejects.toThrow(
+      /rejected: Invalid policy change: give at least one of maxRounds, maxRetries/,
+    );
+  }
 
   const updated = await env.recoveries.updatePolicy(batch.id, {
     maxRounds: 5,
