@@ -34,7 +34,7 @@ import {
 import { parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
-import { newReport, type RecoveryReport } from '../workflows/report.js';
+import { newReport, recordFailure, type RecoveryReport } from '../workflows/report.js';
 import {
   recoveryOutcomeKey,
   recoveryRoundsKey,
@@ -191,6 +191,13 @@ export class NoStoredReportError extends Error {
         `its search attributes say: ${searchAttributes}`,
     );
   }
+}
+
+/** A report as the workflow fails with it (its failure's first detail), not another detail such as a problem. */
+function isRecoveryReport(value: unknown): value is RecoveryReport {
+  if (typeof value !== 'object' || value === null) return false;
+  const { batchId, rounds } = value as Partial<Record<keyof RecoveryReport, unknown>>;
+  return typeof batchId === 'string' && Array.isArray(rounds);
 }
 
 /** Errors that mean Temporal itself could not be reached, as opposed to an answer it gave. */
@@ -621,10 +628,24 @@ export class BatchRecoveries {
       const cause = err.cause ?? err;
       if (cause instanceof TerminatedFailure || cause instanceof TimeoutFailure)
         throw await this.endedFromOutside(batchId, cause);
-      const report =
-        cause instanceof ApplicationFailure ? (cause.details?.[0] as RecoveryReport | undefined) : undefined;
+      if (!(cause instanceof ApplicationFailure)) throw new RecoveryFailedError(batchId, undefined, cause);
+      const detail = cause.details?.[0];
+      const report = isRecoveryReport(detail) ? detail : await this.reportOfRefusedStart(batchId, cause);
       throw new RecoveryFailedError(batchId, report, cause);
     }
+  }
+
+  /**
+   * A recovery that failed without a report of its own: its input was refused (typed into the Web UI), and the
+   * failure's details are the problems. The report says so, so that every failed recovery prints alike.
+   */
+  private async reportOfRefusedStart(batchId: string, failure: ApplicationFailure): Promise<RecoveryReport> {
+    const { workflowId, startTime, closeTime } = await this.describe(batchId);
+    const report = newReport(batchId, workflowId, startTime, startTime, 0);
+    recordFailure(report, failure.type ?? 'unknown', failure.message);
+    report.phase = 'done';
+    report.finishedAt = (closeTime ?? startTime).toISOString();
+    return report;
   }
 
   private async endedFromOutside(

@@ -438,6 +438,16 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.start({ batchId: batch.id, ...fast });
     return recoveryWorkflowId(batch.id);
   },
+  // A start refused for its input, as the Web UI can send one: its outcome and batch id written as it fails.
+  async 'invalid-input-recorded'() {
+    const batchId = randomUUID();
+    await client.workflow.start('recoverBatch', {
+      taskQueue: stack.taskQueue,
+      workflowId: recoveryWorkflowId(batchId),
+      args: [{ batchId, maxRounds: 'five' }],
+    });
+    return recoveryWorkflowId(batchId);
+  },
   async 'exhausted-two-rounds'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 2, maxRetries: 2 });

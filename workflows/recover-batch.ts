@@ -72,6 +72,7 @@ import {
   type SendRetryResult,
 } from './retry-protocol.js';
 import { WakeableWait } from './wakeable-wait.js';
+import { checkField } from './fields.js';
 import {
   anchorBatchIdKey,
   recoveryDeadlineKey,
@@ -262,6 +263,25 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
   return settledAt === undefined ? listed : { ...listed, settledAt: settledAt.slice(0, 40) };
 }
 
+/**
+ * A recovery refused for its input (typed into the Web UI) fails in its first workflow task, before it writes any
+ * search attribute: without these, `RecoveryOutcome = "failed"` and `report --outcome failed` do not find it, nor
+ * its batch id. Asked only for such input.
+ */
+const INVALID_INPUT_RECORDED_PATCH = 'recovery-invalid-input-recorded';
+
+function recordInvalidInput(input: unknown): void {
+  if (!patched(INVALID_INPUT_RECORDED_PATCH)) return;
+  const batchId: unknown = typeof input === 'object' && input !== null ? (input as { batchId?: unknown }).batchId : null;
+  // Only a well-formed id: a search attribute is bounded, and what was typed may be anything.
+  const validBatchId = checkField({ type: 'uuid' }, batchId, 'batchId').problems.length === 0;
+  upsertSearchAttributes([
+    { key: recoveryOutcomeKey, value: 'failed' },
+    ...(validBatchId ? [{ key: anchorBatchIdKey, value: batchId as string }] : []),
+  ]);
+  countRecovery('failed');
+}
+
 /** Refuses steering once the end is decided, naming the end: the client tells it apart by its type. */
 function recoveryEndedFailure(report: RecoveryReport): ApplicationFailure {
   const end = report.outcome ?? `failed (${report.failure?.type ?? 'unknown'})`;
@@ -284,7 +304,13 @@ function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
  * deadline, and records every round in the report it returns.
  */
 export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRecovery): Promise<RecoveryReport> {
-  let policy = parseWorkflowInput(parseRecoverBatchInput, input, 'InvalidRecoveryInput');
+  let policy: RecoveryPolicy;
+  try {
+    policy = parseWorkflowInput(parseRecoverBatchInput, input, 'InvalidRecoveryInput');
+  } catch (err) {
+    recordInvalidInput(input);
+    throw err;
+  }
   const { batchId } = policy;
   // The deadline counts from the start of the whole chain, so continue-as-new does not extend it.
   const { startTime, workflowId } = workflowInfo();

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
 import { EXIT_CODES, EXIT_CODES_HELP } from '../../client/exit-codes.js';
+import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { eventually, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { killLeftoverChildren, repoRoot, runCli, spawnWatched } from './child-process.js';
@@ -54,6 +56,35 @@ test('exhausted exits 2 from recover --wait, watch and report', async () => {
   expect(watched.stdout).toMatch(/^Outcome: +exhausted$/m);
   expect(reported.code).toBe(2);
   expect(reported.stdout).toMatch(/^Outcome: +exhausted$/m);
+});
+
+test('a recovery refused for its input exits 6 from report and watch, with the problem, and is listed as failed', async () => {
+  // As the Web UI starts one: the input is not checked before the workflow's first task.
+  const batchId = randomUUID();
+  const handle = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+    taskQueue: env.taskQueue,
+    workflowId: recoveryWorkflowId(batchId),
+    args: [{ batchId, maxRounds: 'five' }],
+  });
+  await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+
+  const reported = await cli(['report', batchId]);
+  const watched = await cli(['watch', batchId]);
+  const json = await cli(['report', batchId, '--json']);
+  // Before, report and watch crashed formatting the failure's first detail (a problem, not a report), exit 1.
+  expect([reported.code, watched.code, json.code]).toEqual([6, 6, 6]);
+  for (const { stdout } of [reported, watched])
+    expect(stdout).toMatch(/InvalidRecoveryInput.*maxRounds: Invalid input: expected number, received string/);
+  expect(JSON.parse(json.stdout)).toMatchObject({
+    batchId,
+    failure: { type: 'InvalidRecoveryInput' },
+    phase: 'done',
+  });
+  // Found by outcome, with its batch id: before, it had no search attribute at all.
+  await eventually('the listing of failed recoveries to show it', async () => {
+    const listed = await cli(['report', '--since', '5m', '--outcome', 'failed', '--json']);
+    return listed.stdout.includes(batchId) ? true : undefined;
+  });
 });
 
 test('deadline exits 3', async () => {
