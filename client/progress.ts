@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
-import type { BatchRecoveries, RecoveryProgress } from './recoveries.js';
+import { TemporalContact, type BatchRecoveries, type RecoveryProgress } from './recoveries.js';
 import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 
 /** One reading of a running recovery, as the progress bar and the plain lines show it. */
@@ -12,8 +12,11 @@ export interface ProgressState {
   rounds: number;
   maxRounds: number;
   activity: string;
-  /** Set when no worker answered: when the reading was recorded, and why no worker answered. */
-  stored: string | null;
+  /**
+   * Set when the reading is not live: a stored report (when it was recorded, and why no worker answered), or no
+   * answer from Temporal since a time.
+   */
+  note: string | null;
 }
 
 function describeActivity(report: RecoveryReport): string {
@@ -43,7 +46,7 @@ export function progressState({ report, poll, source }: RecoveryProgress): Progr
     maxRounds: report.maxRounds,
     activity: describeActivity(report),
     // The time it was recorded, not its age: the plain view prints a line per change.
-    stored: source.kind === 'stored' ? `stored report of ${source.recordedAt} (${source.reason})` : null,
+    note: source.kind === 'stored' ? `stored report of ${source.recordedAt} (${source.reason})` : null,
   };
 }
 
@@ -54,7 +57,7 @@ function describeSessions(state: ProgressState): string {
 
 export function formatProgressLine(state: ProgressState): string {
   const line = `${describeSessions(state)} | round ${state.rounds}/${state.maxRounds} | ${state.activity}`;
-  return state.stored ? `${line} | ${state.stored}` : line;
+  return state.note ? `${line} | ${state.note}` : line;
 }
 
 export interface ProgressView {
@@ -71,7 +74,7 @@ export function barView(stream: NodeJS.WriteStream): ProgressView {
   let started = false;
   return {
     show(state) {
-      const activity = state.stored ? `${state.activity} | ${state.stored}` : state.activity;
+      const activity = state.note ? `${state.activity} | ${state.note}` : state.activity;
       const payload = { ...state, activity, sessions: describeSessions(state) };
       // Before the first status read the total is unknown: an empty bar of 1 reads as "nothing settled yet".
       const total = state.total || 1;
@@ -109,19 +112,29 @@ export interface FollowOptions {
   view: ProgressView;
   intervalMs?: number;
   signal?: AbortSignal;
+  /** How long without an answer from Temporal before it gives up (TemporalUnreachableError); 60 s by default. */
+  lostContactAfterMs?: number;
 }
 
-/** Shows the recovery's progress until it ends and returns its final report. */
+/**
+ * Shows the recovery's progress until it ends and returns its final report. While Temporal does not answer, the
+ * last reading is shown with since when; past `lostContactAfterMs`, TemporalUnreachableError.
+ */
 export async function followRecovery(
   recoveries: BatchRecoveries,
   batchId: string,
-  { view, intervalMs = 1_000, signal }: FollowOptions,
+  { view, intervalMs = 1_000, signal, lostContactAfterMs }: FollowOptions,
 ): Promise<RecoveryReport> {
+  const contact = new TemporalContact(recoveries, batchId, lostContactAfterMs);
+  let last: ProgressState | undefined;
   try {
     for (;;) {
-      const progress = await recoveries.progress(batchId);
-      if (!progress.running) return progress.report;
-      view.show(progressState(progress));
+      const progress = await contact.ask(() => recoveries.progress(batchId));
+      if (progress && !progress.running) return progress.report;
+      if (progress) last = progressState(progress);
+      const silentSince = contact.silentSince;
+      if (last)
+        view.show(silentSince ? { ...last, note: `no answer from Temporal since ${silentSince.toISOString()}` } : last);
       await sleep(intervalMs, undefined, { signal });
     }
   } finally {

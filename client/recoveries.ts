@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import {
   Client,
@@ -48,8 +49,71 @@ export class TemporalUnreachableError extends Error {
   constructor(
     readonly address: string,
     cause: Error,
+    /** What the caller was doing when the server stopped answering, e.g. `following the recovery of batch <id>`. */
+    readonly doing?: string,
   ) {
-    super(`Cannot reach Temporal at ${address}: ${cause.message}`, { cause });
+    super(`Cannot reach Temporal at ${address}${doing ? ` while ${doing}` : ''}: ${cause.message}`, { cause });
+  }
+}
+
+/** The server's address as the connection was given it, for errors that name it. */
+function addressOf(client: Client): string {
+  return client.connection instanceof Connection ? client.connection.options.address : 'the Temporal server';
+}
+
+/**
+ * Whether a call while following a recovery went unanswered: the server could not be reached, or did not answer
+ * within the call's deadline (a network that drops packets without closing the connection holds a call for ever).
+ */
+function isUnanswered(err: unknown): boolean {
+  return isTemporalUnreachable(err) || isDeadlineExceeded(err);
+}
+
+/** How long one call to Temporal may take while following a recovery: the server answers in milliseconds. */
+export const FOLLOW_CALL_TIMEOUT_MS = 15_000;
+/**
+ * Following a recovery (watch, recover --wait) gives up once Temporal has not answered for this long: the operator
+ * learns of it (exit 7) instead of watching a line that no longer changes.
+ */
+export const LOST_CONTACT_AFTER_MS = 60_000;
+
+/** The answers, and their absence, while following one recovery. */
+export class TemporalContact {
+  private lostSince: number | undefined;
+
+  constructor(
+    private readonly recoveries: BatchRecoveries,
+    private readonly batchId: string,
+    private readonly lostAfterMs: number = LOST_CONTACT_AFTER_MS,
+  ) {}
+
+  /**
+   * The call's answer, or undefined when none came (unreachable, or past FOLLOW_CALL_TIMEOUT_MS); throws
+   * TemporalUnreachableError once none has come for `lostAfterMs`, and any other error as it is.
+   */
+  async ask<T>(call: () => Promise<T>): Promise<T | undefined> {
+    const askedAt = Date.now();
+    try {
+      const answer = await this.recoveries.client.connection.withDeadline(Date.now() + FOLLOW_CALL_TIMEOUT_MS, call);
+      this.lostSince = undefined;
+      return answer;
+    } catch (err) {
+      if (!isUnanswered(err)) throw err;
+      // Silent since the first call that went unanswered was made, not since it gave up.
+      this.lostSince ??= askedAt;
+      if (Date.now() - this.lostSince < this.lostAfterMs) return undefined;
+      const since = new Date(this.lostSince).toISOString();
+      throw new TemporalUnreachableError(
+        addressOf(this.recoveries.client),
+        err as Error,
+        `following the recovery of batch ${this.batchId} (no answer since ${since})`,
+      );
+    }
+  }
+
+  /** Since when no answer came, or undefined while they come. */
+  get silentSince(): Date | undefined {
+    return this.lostSince === undefined ? undefined : new Date(this.lostSince);
   }
 }
 
@@ -259,6 +323,11 @@ export interface StoredReport {
 /** What waiting a while for a recovery to end came to. */
 export type RecoveryEnding = { ended: true; report: RecoveryReport } | { ended: false; reason: string };
 
+export interface ResultOptions {
+  /** How long without an answer from Temporal before it gives up (TemporalUnreachableError); 60 s by default. */
+  lostContactAfterMs?: number;
+}
+
 export interface UpdatePolicyOptions {
   /** How long to wait for a worker to take the change up and answer; DEFAULT_UPDATE_TIMEOUT_MS by default. */
   timeoutMs?: number;
@@ -299,6 +368,11 @@ export function pendingWorkflowTaskFact(
     ? `a worker has held its workflow task since ${since(optionalTsToDate(task.startedTime))}`
     : `its workflow task has waited for a worker since ${since(optionalTsToDate(task.scheduledTime))}`;
 }
+
+/** Between calls that went unanswered: a refused connection fails at once. */
+const NO_ANSWER_PAUSE_MS = 1_000;
+/** How long `result` waits for the end in one long poll, before it asks the server again how the recovery stands. */
+const RESULT_WAIT_MS = 30_000;
 
 /** How long `progress` waits for a worker to answer the report query before reading the stored report. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 3_000;
@@ -407,10 +481,26 @@ export class BatchRecoveries {
     };
   }
 
-  /** Waits for the recovery to end and returns its final report. */
-  async result(batchId: string): Promise<RecoveryReport> {
-    await this.describe(batchId);
-    return this.finalReport(batchId);
+  /**
+   * Waits for the recovery to end and returns its final report. TemporalUnreachableError once the server has not
+   * answered for LOST_CONTACT_AFTER_MS.
+   */
+  async result(batchId: string, { lostContactAfterMs }: ResultOptions = {}): Promise<RecoveryReport> {
+    const contact = new TemporalContact(this, batchId, lostContactAfterMs);
+    for (;;) {
+      const description = await contact.ask(() => this.describe(batchId));
+      if (description && description.status.name !== 'RUNNING') return this.finalReport(batchId);
+      if (!description) {
+        await sleep(NO_ANSWER_PAUSE_MS);
+        continue;
+      }
+      // A long poll, renewed: one held by a network that went silent ends with its deadline, and is asked about.
+      try {
+        return await this.finalReport(batchId, Date.now() + RESULT_WAIT_MS);
+      } catch (err) {
+        if (!isDeadlineExceeded(err)) throw err;
+      }
+    }
   }
 
   /**
@@ -584,7 +674,15 @@ export class BatchRecoveries {
     return this.handle(batchId)
       .describe()
       .catch((err: unknown) => {
-        throw err instanceof WorkflowNotFoundError ? new RecoveryNotFoundError(batchId) : err;
+        if (err instanceof WorkflowNotFoundError) throw new RecoveryNotFoundError(batchId);
+        // The bare SDK error names neither the server nor the recovery.
+        if (isTemporalUnreachable(err) && !(err instanceof TemporalUnreachableError))
+          throw new TemporalUnreachableError(
+            addressOf(this.client),
+            err as Error,
+            `reading the recovery of batch ${batchId}`,
+          );
+        throw err;
       });
   }
 

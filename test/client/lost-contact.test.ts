@@ -1,0 +1,134 @@
+import { once } from 'node:events';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { followRecovery, lineView } from '../../client/progress.js';
+import { BatchRecoveries, connectTemporal, TemporalUnreachableError } from '../../client/recoveries.js';
+import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { temporalAddress, temporalNamespace } from '../helpers/temporal.js';
+
+// The client between the CLI and Temporal, through a proxy of the test's own that can go silent (it keeps the
+// connections open and drops what they carry, as a partition or a load balancer with a dead backend does) or close.
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  // Sessions that take an hour: the recoveries run until the test ends them.
+  env = await startRecoveryEnv({ attemptDurationMs: 3_600_000 });
+  await env.startWorker();
+});
+afterAll(() => env.close());
+
+interface TemporalProxy {
+  address: string;
+  /** From now on, what either side sends is dropped; the connections stay open. */
+  silence(): void;
+  close(): Promise<void>;
+}
+
+async function startTemporalProxy(): Promise<TemporalProxy> {
+  const [host, port] = temporalAddress().split(':');
+  let silent = false;
+  const sockets = new Set<Socket>();
+  const forward = (from: Socket, to: Socket) => {
+    from.on('data', (chunk: Buffer) => {
+      if (!silent) to.write(chunk);
+    });
+    from.on('close', () => to.destroy());
+    from.on('error', () => to.destroy());
+  };
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), host);
+    for (const socket of [client, upstream]) sockets.add(socket);
+    forward(client, upstream);
+    forward(upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    silence: () => {
+      silent = true;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
+
+async function recoveriesThrough(proxy: TemporalProxy): Promise<BatchRecoveries> {
+  const client = await connectTemporal({ address: proxy.address, namespace: temporalNamespace() });
+  return new BatchRecoveries(client, env.taskQueue);
+}
+
+async function runningRecovery(): Promise<string> {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  return batch.id;
+}
+
+test('a watch whose server goes silent says since when, then gives up naming the server and the batch', async () => {
+  const batchId = await runningRecovery();
+  const proxy = await startTemporalProxy();
+  const recoveries = await recoveriesThrough(proxy);
+  const lines: string[] = [];
+  const output = new PassThrough({ encoding: 'utf8' }).on('data', (line: string) => lines.push(line.trimEnd()));
+  const view = lineView(output);
+  try {
+    const followed = followRecovery(recoveries, batchId, { view, intervalMs: 100, lostContactAfterMs: 20_000 });
+    const failure = followed.catch((err: unknown) => err);
+    while (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    proxy.silence();
+
+    // Before, the watch waited for ever, its last line unchanged.
+    const err = await failure;
+    expect(err).toBeInstanceOf(TemporalUnreachableError);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^Cannot reach Temporal at ${proxy.address} while following the recovery of batch ${batchId} \\(no answer since`,
+      ),
+    );
+    expect(lines.at(-1)).toMatch(/\| no answer from Temporal since \d{4}-\d\d-\d\dT/);
+  } finally {
+    await recoveries.client.connection.close();
+    await proxy.close();
+    await env.recoveries.handle(batchId).terminate('test finished');
+  }
+}, 60_000);
+
+test('waiting for the end through a silent server gives up, naming the server and the batch', async () => {
+  const batchId = await runningRecovery();
+  const proxy = await startTemporalProxy();
+  const recoveries = await recoveriesThrough(proxy);
+  try {
+    await recoveries.report(batchId);
+    proxy.silence();
+
+    // Before, result() waited on its long poll for ever.
+    await expect(recoveries.result(batchId, { lostContactAfterMs: 10_000 })).rejects.toThrow(
+      new RegExp(`^Cannot reach Temporal at ${proxy.address} while following the recovery of batch ${batchId}`),
+    );
+  } finally {
+    await recoveries.client.connection.close();
+    await proxy.close();
+    await env.recoveries.handle(batchId).terminate('test finished');
+  }
+}, 60_000);
+
+test('a server gone after the connection is named with the batch being read', async () => {
+  const batchId = await runningRecovery();
+  const proxy = await startTemporalProxy();
+  const recoveries = await recoveriesThrough(proxy);
+  try {
+    await proxy.close();
+
+    // Before: "Failed to describe workflow", naming neither.
+    await expect(recoveries.report(batchId)).rejects.toThrow(
+      new RegExp(`^Cannot reach Temporal at ${proxy.address} while reading the recovery of batch ${batchId}: `),
+    );
+  } finally {
+    await recoveries.client.connection.close();
+    await env.recoveries.handle(batchId).terminate('test finished');
+  }
+}, 60_000);
