@@ -28,6 +28,11 @@ export function toActivityFailure(err: unknown): unknown {
     type: err.kind,
     message: err.message,
     nonRetryable: isPermanent(err),
-    nextRetryDelay: err instanceof RateLimitedError ? err.retryAfterMs : undefined,
+    nextRetryDelay: err instanceof RateLimitedError ? encodableDelayMs(err.retryAfterMs) : undefined,
   });
+}
+
+/** A delay the SDK cannot encode (Infinity, NaN, negative) throws while the failure is sent, and fails the worker. */
+function encodableDelayMs(delayMs: number | undefined): number | undefined {
+  return delayMs !== undefined && Number.isFinite(delayMs) && delayMs >= 0 ? delayMs : undefined;
 }

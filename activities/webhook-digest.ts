@@ -50,8 +50,6 @@ type Attempt =
 
 /** A Retry-After longer than this is not waited: the ends fail, and their recoveries close with the reason. */
 const MAX_RETRY_AFTER_MS = 60_000;
-/** The longest a refusal (a Retry-After over MAX_RETRY_AFTER_MS) fails ends unsent. */
-const MAX_REFUSAL_MS = 24 * 3_600_000;
 /** Connection errors that prove the request never reached the receiver. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -306,9 +304,8 @@ export class WebhookDigest {
         const backoffMs = retryDelaysMs[Math.min(this.failuresInARow, retryDelaysMs.length - 1)] ?? 0;
         this.failuresInARow += 1;
         if (attempt.kind === 'failed' && retryAfterMs !== undefined && retryAfterMs > MAX_RETRY_AFTER_MS) {
-          // Bounded: a receiver's absurd Retry-After (years) would make a date that cannot be printed.
-          const refusedMs = Math.min(retryAfterMs, MAX_REFUSAL_MS);
-          this.refusal = { until: Date.now() + refusedMs, httpStatus: attempt.httpStatus };
+          // parseRetryAfterMs caps it (RETRY_AFTER_MAX_MS): an absurd Retry-After (years) refuses for a day.
+          this.refusal = { until: Date.now() + retryAfterMs, httpStatus: attempt.httpStatus };
           return settleAll({
             status: 'failed',
             httpStatus,

@@ -13,6 +13,7 @@ import {
   describeSchemaError,
   parseRetryAfterMs,
   requireRecoverableBatch,
+  RETRY_AFTER_MAX_MS,
 } from '../../anchor-api/index.js';
 
 // The contract lives next to the repository: ../shared from its root.
@@ -215,5 +216,12 @@ describe('parseRetryAfterMs', () => {
   it('gives undefined when absent or unreadable', () => {
     expect(parseRetryAfterMs(undefined, now)).toBeUndefined();
     expect(parseRetryAfterMs('soon', now)).toBeUndefined();
+  });
+  it('caps at a day whatever the server says, so the delay is always finite', () => {
+    expect(RETRY_AFTER_MAX_MS).toBe(86_400_000);
+    expect(parseRetryAfterMs('9'.repeat(400), now)).toBe(RETRY_AFTER_MAX_MS);
+    expect(parseRetryAfterMs('90000', now)).toBe(RETRY_AFTER_MAX_MS);
+    expect(parseRetryAfterMs('Fri, 01 Jan 2100 00:00:00 GMT', now)).toBe(RETRY_AFTER_MAX_MS);
+    expect(parseRetryAfterMs('86399', now)).toBe(86_399_000);
   });
 });

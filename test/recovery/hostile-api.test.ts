@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { API_TEXT_MAX_CHARS } from '../../anchor-api/index.js';
@@ -179,4 +181,44 @@ test('hostile answers end each recovery as configured, in bounded memory, and co
   const output = worker.stdout() + worker.stderr();
   expect(output).not.toMatch(/wss:\/\/|token=|0123456789abcdef0123456789abcdef01234567/);
   expect(output).not.toContain(TEST_API_KEY);
+}, 120_000);
+
+test('a Retry-After of 400 digits, on a status read or a retry call, ends the recovery with a report and the worker keeps running', async () => {
+  const endless = '9'.repeat(400);
+  const rateLimited = (response: ServerResponse) =>
+    response
+      .writeHead(429, { 'content-type': 'application/json', 'retry-after': endless })
+      .end('{"error":{"code":429,"message":"slow down"}}');
+  const onRead = randomUUID();
+  hostile.on(onRead, (_request, response) => rateLimited(response));
+  const onRetry = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } }).id;
+  const toSimulator = proxyTo(simulator.url);
+  hostile.on(onRetry, (request, response) =>
+    request.method === 'POST' ? rateLimited(response) : toSimulator(request, response),
+  );
+  // Longer than the test waits for either end, so a recovery that waits out the backoffs instead cannot end in time.
+  const deadline = '1h';
+  await Promise.all([onRead, onRetry].map((batchId) => recoveries.start({ batchId, ...FAST_POLICY, deadline })));
+
+  // The Retry-After is read as a day, past the deadline: neither the server nor the workflow waits it out.
+  const stopped = worker.closed.then(({ code }) => `the worker stopped (exit ${code})`);
+  const timer = new AbortController();
+  const timedOut = sleep(30_000, 'the recoveries did not end in 30 s', { signal: timer.signal }).catch(() => '');
+  const ends = await Promise.race([Promise.all([endOf(onRead), endOf(onRetry)]), stopped, timedOut]);
+  timer.abort();
+  if (typeof ends === 'string') {
+    // Or their result calls would outlive the test's connection.
+    await Promise.all([onRead, onRetry].map((batchId) => recoveries.handle(batchId).terminate(ends)));
+    throw new Error(`${ends}: ${worker.stdout().slice(-3_000)}`);
+  }
+  const [read, retry] = ends;
+  for (const { type, report } of [read, retry]) {
+    expect(type).toBe('deadline');
+    expect(report.lastError).toMatchObject({ type: 'rate_limited' });
+  }
+  expect(read.report.lastError?.message).toContain('retry after 86400000 ms');
+  expect(callsOn(onRetry).filter((call) => call.method === 'POST')).toHaveLength(1);
+
+  expect(worker.stdout() + worker.stderr()).not.toMatch(/Worker failed|Invalid millis/);
+  expect((await recoverControlBatch()).outcome).toBe('recovered');
 }, 120_000);
