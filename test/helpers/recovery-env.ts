@@ -130,11 +130,20 @@ export async function startRecoveryEnv(
   };
 }
 
-/** A history as text, payload bytes decoded, so a search covers inputs, results, failures and search attributes. */
+/**
+ * A history (or any answer of the server) as text, payload bytes decoded, so a search covers inputs, results,
+ * failures, memos and search attributes. Decoded before JSON.stringify: protobufjs messages have a toJSON that writes
+ * bytes as base64 before a replacer would see them.
+ */
 export function historyText(history: unknown): string {
-  return JSON.stringify(history, (_key, value: unknown) =>
-    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
-  );
+  return JSON.stringify(bytesDecoded(history));
+}
+
+function bytesDecoded(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+  if (Array.isArray(value)) return value.map(bytesDecoded);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, bytesDecoded(field)]));
 }
 
 /** The ids of the patch markers (patched()) a history recorded, in order. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   anchorBatchIdKey,
   recoveryOutcomeKey,
@@ -109,6 +110,21 @@ test('progress is visible while the batch is in flight, and search attributes ar
   expect(done.typedSearchAttributes.get(stillFailedSessionsKey)).toBe(0);
 });
 
+test('historyText reads inside payloads: a marker in a workflow input is found', async () => {
+  const marker = `marker-${randomUUID()}`;
+  // No worker polls this queue: the history is the start event, whose input holds the marker.
+  const handle = await env.client.workflow.start('recoverBatch', {
+    taskQueue: `${env.taskQueue}-unpolled`,
+    workflowId: `history-text-${randomUUID()}`,
+    args: [{ batchId: marker }],
+  });
+  try {
+    expect(historyText(await handle.fetchHistory())).toContain(marker);
+  } finally {
+    await handle.terminate('test finished');
+  }
+});
+
 test('neither the API key nor any session URL appears in a recovery history', async () => {
   const { batchId, report } = await recoverAfterPolls(2);
   expect(report.outcome).toBe('recovered');
@@ -120,7 +136,7 @@ test('neither the API key nor any session URL appears in a recovery history', as
   expect(urls).toHaveLength(12);
 
   const history = historyText(await env.recoveries.handle(batchId).fetchHistory());
-  const description = JSON.stringify((await env.recoveries.handle(batchId).describe()).raw);
+  const description = historyText((await env.recoveries.handle(batchId).describe()).raw);
   for (const text of [history, description]) {
     expect(text).not.toContain(TEST_API_KEY);
     for (const url of urls) expect(text).not.toContain(url);
