@@ -44,7 +44,9 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
-        error: session.error === undefined ? null : cleanApiText(session.error),
+        // The API may quote the session's own URLs in its error, written in ways no pattern recognises.
+        error:
+          session.error === undefined ? null : cleanApiText(session.error, [session.cdp_url, session.live_view_url]),
         retryCount: session.retry_count ?? 0,
       });
     }

@@ -17,8 +17,11 @@ const SECRET_NAMES =
 
 const SECRET_PATTERNS: [RegExp, string][] = [
   // Any URL: session URLs carry their token in the query string, and a path may hold one too. Quoted JSON may
-  // escape its slashes (`wss:\/\/`, `\u002f`), a query string percent-encode them, a word run into it (`proxy_wss://`).
-  [/(?:wss?|https?)(?::|%3a)(?:\\*\/|\\u002f|%2f){2}\S+/gi, '[url removed]'],
+  // escape its slashes (`wss:\/\/`, `\u002f`), a query string percent-encode them (once or more: `%253A`), a word
+  // run into it (`proxy_wss://`). A DevTools front end (`devtools://…?ws=…`) carries a session's CDP URL.
+  [/(?:wss?|https?|chrome-devtools|devtools)(?::|%(?:25)*3a)(?:\\*\/|\\u002f|%(?:25)*2f){2}\S+/gi, '[url removed]'],
+  // A CDP URL handed to a DevTools front end as its `ws=`/`wss=` query value, without a scheme.
+  [/(?<![A-Za-z0-9])(wss?)=[^\s&"',;]+/gi, '$1=[url removed]'],
   // An authorization scheme and its credentials (a credential has a digit; "Basic setup" stays).
   [/\b(Bearer|Basic)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
   [new RegExp(`\\b(${SECRET_NAMES})(["']?\\s*[=:]\\s*["']?)[^\\s&"',;}]+`, 'gi'), `$1$2${REDACTED}`],
@@ -46,17 +49,75 @@ export function redactSecrets(text: string): string {
 }
 
 /**
- * API text as it may be stored: redacted, then cut to `maxChars` (API_TEXT_MAX_CHARS by default) with a
- * note of how much was cut. Only a bounded prefix is ever scanned, so a multi-megabyte text costs little.
+ * Where a quoted URL was taken out, until the patterns ran: one character no pattern stops at, so a URL around it
+ * (`devtools://…?ws=<it>`) is still removed whole, not up to a `[url removed]` of its own.
  */
-export function cleanApiText(text: string, maxChars = API_TEXT_MAX_CHARS): string {
+const QUOTED_URL_MARK = '\u{E000}';
+
+/** Shorter quotes of a URL are left to the patterns: taking out every `a.io/x` would garble the text around it. */
+const MIN_QUOTED_URL_CHARS = 12;
+
+/**
+ * The ways a text may quote `url`: as is, without its scheme, as host and path (a query may follow it), and each of
+ * those percent-encoded once or twice, in either case of hex digits.
+ */
+export function quotedFormsOf(url: string): string[] {
+  const withoutScheme = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '');
+  // Only with a path: a host alone names a service, not a session.
+  const hostAndPath = /^[^/?#]+\/[^?#]+/.exec(withoutScheme)?.[0];
+  const forms = new Set<string>();
+  for (const form of [url, withoutScheme, hostAndPath]) {
+    if (form === undefined) continue;
+    const once = percentEncoded(form);
+    const twice = once === undefined ? undefined : percentEncoded(once);
+    for (const quoted of [form, once, twice]) {
+      if (quoted === undefined) continue;
+      forms.add(quoted);
+      forms.add(quoted.replace(/%(?:25)*[0-9A-F]{2}/g, (hex) => hex.toLowerCase()));
+    }
+  }
+  return [...forms].filter((form) => form.length >= MIN_QUOTED_URL_CHARS);
+}
+
+/** Undefined for a text with a lone surrogate, which encodeURIComponent refuses. */
+function percentEncoded(text: string): string | undefined {
+  try {
+    return encodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * API text as it may be stored: cleaned of `quotedUrls` (the session's own URLs, in every form quotedFormsOf
+ * derives), redacted, then cut to `maxChars` (API_TEXT_MAX_CHARS by default) with a note of how much was cut. Only a
+ * bounded prefix is ever scanned, so a multi-megabyte text costs little.
+ */
+export function cleanApiText(
+  text: string,
+  quotedUrls: readonly (string | undefined)[] = [],
+  maxChars = API_TEXT_MAX_CHARS,
+): string {
   // Redaction only shortens text, so a prefix somewhat longer than the limit is all that can survive.
   const scanChars = maxChars * 2 + 200;
-  let prefix = text.slice(0, scanChars);
+  // A longer URL is matched by its head, which is all of it a scan can hold; the longest forms go first, as a
+  // shorter one may be part of a longer.
+  const forms = quotedUrls
+    .flatMap((url) => (url === undefined ? [] : quotedFormsOf(url.slice(0, scanChars))))
+    .sort((a, b) => b.length - a.length);
+  let scanEnd = scanChars;
+  for (const form of forms) {
+    // A quote the scan's end would cut in half ends the scan where it starts: its head alone is no longer it.
+    const from = Math.max(0, scanEnd - form.length + 1);
+    const at = text.slice(from, scanEnd + form.length - 1).indexOf(form);
+    if (at !== -1) scanEnd = from + at;
+  }
+  let prefix = text.slice(0, scanEnd);
   // A word cut short at the scan's end could be the remnant of a secret no pattern recognises any more: drop
   // it. A longer remnant still matches the patterns (a bare token is 24 characters or more).
   if (text.length > scanChars) prefix = prefix.replace(/(?<!\S)\S{1,63}$/, '');
-  const cleaned = redactSecrets(prefix);
+  for (const form of forms) prefix = prefix.split(form).join(QUOTED_URL_MARK);
+  const cleaned = redactSecrets(prefix).replaceAll(QUOTED_URL_MARK, '[url removed]');
   if (cleaned.length <= maxChars && text.length <= scanChars) return cleaned;
   const note = ` … [cut at ${maxChars} of ${text.length} chars]`;
   return cleaned.slice(0, Math.max(0, maxChars - note.length)) + note;

@@ -32,11 +32,59 @@ test.each([
   ['percent-encoding', `next=wss%3A%2F%2Fconnect.anchorbrowser.io%2Fdevtools%2Fbrowser%2F${SESSION_ID}`],
   ['a word run into it', `proxy_wss://connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`],
   ['capitals', `see HTTPS://live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}`],
+  [
+    'a DevTools front end',
+    `debugger at devtools://devtools/bundled/inspector.html?ws=connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`,
+  ],
+  [
+    'a Chrome DevTools front end',
+    `chrome-devtools://devtools/bundled/inspector.html?wss=connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`,
+  ],
+  [
+    'a ws= query value without a scheme',
+    `open inspector.html?ws=connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`,
+  ],
+  [
+    'double percent-encoding',
+    `next=wss%253A%252F%252Fconnect.anchorbrowser.io%252Fdevtools%252Fbrowser%252F${SESSION_ID}`,
+  ],
 ])('removes a session URL written with %s', (_how, text) => {
   const cleaned = redactSecrets(text);
   expect(cleaned).not.toContain('anchorbrowser.io');
   expect(cleaned).not.toContain(SESSION_ID);
   expect(cleaned).toContain('[url removed]');
+});
+
+describe("a session's own URLs in its error", () => {
+  const cdpUrl = `wss://connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`;
+  const liveViewUrl = `https://live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}`;
+  const clean = (text: string) => cleanApiText(text, [cdpUrl, liveViewUrl]);
+
+  // No pattern knows these for URLs: without a scheme, a UUID is all that is left, and ids are kept.
+  test.each([
+    ['the CDP URL without its scheme', `connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`],
+    ['the live view URL without its scheme', `live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}`],
+    ['the live view URL as host and path', 'live.anchorbrowser.io/inspector.html'],
+    ['percent-encoded once', encodeURIComponent(`connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`)],
+    ['percent-encoded twice', encodeURIComponent(encodeURIComponent(cdpUrl))],
+    ['percent-encoded twice, lower case', encodeURIComponent(encodeURIComponent(cdpUrl)).toLowerCase()],
+  ])('takes out %s and keeps the rest', (_how, quoted) => {
+    expect(clean(`pod lost (${quoted}), retry later`)).toBe('pod lost ([url removed]), retry later');
+  });
+
+  test('a URL the scan would cut in half leaves no part of it', () => {
+    const scanEnd = API_TEXT_MAX_CHARS * 2 + 200;
+    // URLs shrink to a short marker, pulling into the kept text a quote of the CDP URL (no scheme) that starts 70
+    // characters before the scan's end: a remnant too long to be dropped as a cut word.
+    const urls = 'https://example.test/'.padEnd(120, 'p') + ' ';
+    const quoted = `connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`;
+    const text = urls.repeat(9).padEnd(scanEnd - 70, ' ') + quoted + ' tail'.repeat(50);
+    expect(clean(text)).not.toMatch(/connect|anchorbrowser/);
+  });
+
+  test('an empty or short URL takes nothing out', () => {
+    expect(cleanApiText('pod x failed at step 2', ['', 'x', 'ws://x'])).toBe('pod x failed at step 2');
+  });
 });
 
 test('keeps what is not a secret: ids, words, numbers', () => {

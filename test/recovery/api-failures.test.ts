@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
 import {
@@ -206,6 +207,45 @@ test('URLs quoted in session errors are removed before they reach the report', a
   expect(report.stillFailing.sessions[0]?.error).toBe('pod lost: [url removed]');
   const history = historyText(await env.recoveries.handle(batch.id).fetchHistory());
   expect(history).not.toContain('c0ffee');
+});
+
+test("a session error quoting the session's own URLs without a scheme or encoded twice keeps neither in history", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+  const sessionId = randomUUID();
+  const cdpUrl = `wss://connect.anchorbrowser.io/devtools/browser/${sessionId}`;
+  const liveViewUrl = `https://live.anchorbrowser.io/inspector.html?sessionId=${sessionId}`;
+  const error = [
+    `debugger at devtools://devtools/bundled/inspector.html?ws=connect.anchorbrowser.io/devtools/browser/${sessionId}`,
+    `live view was live.anchorbrowser.io/inspector.html?sessionId=${sessionId}`,
+    `proxy said ${encodeURIComponent(encodeURIComponent(cdpUrl))}`,
+  ].join(' | ');
+  // The failed session as the API might send it: its URLs beside an error that quotes them.
+  const session = {
+    item_index: 1,
+    status: 'failed',
+    retry_count: 0,
+    cdp_url: cdpUrl,
+    live_view_url: liveViewUrl,
+    error,
+  };
+  env.simulator.faults.add('status', {
+    type: 'mistyped_field',
+    field: 'data.sessions.1',
+    value: session,
+    batchId: batch.id,
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.stillFailing.sessions[0]?.error).toBe(
+    'debugger at [url removed] | live view was [url removed] | proxy said [url removed]',
+  );
+  const handle = env.recoveries.handle(batch.id);
+  for (const text of [historyText(await handle.fetchHistory()), historyText((await handle.describe()).raw)]) {
+    expect(text).toContain('proxy said [url removed]');
+    expect(text).not.toContain('anchorbrowser.io');
+    expect(text).not.toMatch(/devtools:|wss%25|live view was live/);
+  }
 });
 
 test('a deadline reached while the API keeps failing says which error it waited out', async () => {
