@@ -26,6 +26,7 @@ const moduleExtension = path.extname(fileURLToPath(import.meta.url));
 export const workflowsPath = fileURLToPath(new URL(`../workflows/index${moduleExtension}`, import.meta.url));
 export const workflowInterceptorModules = [
   fileURLToPath(new URL(`../workflows/failure-log-interceptor${moduleExtension}`, import.meta.url)),
+  fileURLToPath(new URL(`../workflows/undecodable-signal-interceptor${moduleExtension}`, import.meta.url)),
 ];
 
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
