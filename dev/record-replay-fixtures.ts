@@ -717,7 +717,33 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'sweep-starts-each-batch-once'() {
     return sweepOverShiftedList();
   },
+  // In its backoff, a batchSettled of JSON that is not and a retryNow of an encoding no worker knows, each taken
+  // without its argument (workflows/undecodable-signal-interceptor.ts): a bare wake, then the round it asked for.
+  async 'undecodable-signals-recovered'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
+    await waitForPhase(batch.id, 'backing_off');
+    const workflowId = recoveryWorkflowId(batch.id);
+    await signalWithPayload(workflowId, 'batchSettled', { encoding: 'json/plain', data: '{"status": "cut short' });
+    await signalWithPayload(workflowId, 'retryNow', { encoding: 'binary/encrypted', data: 'sealed-by-a-codec' });
+    return workflowId;
+  },
 };
+
+/** A signal whose one argument is the payload given, past the client's payload converter. */
+async function signalWithPayload(workflowId: string, signalName: string, payload: { encoding: string; data: string }) {
+  await client.workflowService.signalWorkflowExecution({
+    namespace: client.options.namespace,
+    workflowExecution: { workflowId },
+    signalName,
+    identity: 'fixture',
+    input: { payloads: [{ metadata: { encoding: Buffer.from(payload.encoding) }, data: Buffer.from(payload.data) }] },
+  });
+}
 
 /** Stack traces name the recording machine's paths, and replay never reads them. */
 function withoutStackTraces(historyJson: string): string {
