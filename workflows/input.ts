@@ -35,7 +35,10 @@ export function requirePolicyChange(rawChange: unknown): void {
     rawChange === undefined ||
     (typeof rawChange === 'object' && !Array.isArray(rawChange) && Object.keys(rawChange).length === 0);
   if (empty)
-    throw new InvalidInputError([`give at least one of ${Object.keys(policyChangeFields).join(', ')}`], 'policy change');
+    throw new InvalidInputError(
+      [`give at least one of ${Object.keys(policyChangeFields).join(', ')}`],
+      'policy change',
+    );
 }
 
 /** Merges an operator's change into the running policy; the merged policy is validated as a whole. */

@@ -272,7 +272,8 @@ const INVALID_INPUT_RECORDED_PATCH = 'recovery-invalid-input-recorded';
 
 function recordInvalidInput(input: unknown): void {
   if (!patched(INVALID_INPUT_RECORDED_PATCH)) return;
-  const batchId: unknown = typeof input === 'object' && input !== null ? (input as { batchId?: unknown }).batchId : null;
+  const batchId: unknown =
+    typeof input === 'object' && input !== null ? (input as { batchId?: unknown }).batchId : null;
   // Only a well-formed id: a search attribute is bounded, and what was typed may be anything.
   const validBatchId = checkField({ type: 'uuid' }, batchId, 'batchId').problems.length === 0;
   upsertSearchAttributes([
