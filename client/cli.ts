@@ -315,8 +315,16 @@ export function buildCli(): Command {
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
     .option('--max-rounds <n>', 'retry rounds at most, counting those done, 1-1000', maxRounds)
     .option('--max-retries <n>', 'attempts per failed session in a round, 1-3', maxRetries)
-    .option('--round-backoff <duration>', 'wait before each retry round from now on, 10ms-24h', roundBackoff)
-    .option('--poll-interval <duration>', 'how often to read the batch status from now on, 10ms-1h', pollInterval)
+    .option(
+      '--round-backoff <duration>',
+      "the backoff's first wait, 10ms-24h: round n waits it x the coefficient^(n-1), at most max(it, 10m); a backoff underway is measured again",
+      roundBackoff,
+    )
+    .option(
+      '--poll-interval <duration>',
+      'how often to read the batch status, 10ms-1h; from the next wait for the batch on (a wait underway keeps its own)',
+      pollInterval,
+    )
     .option(
       '--timeout <duration>',
       `how long to wait for a worker to apply the change, 1s-10m (default ${ms(DEFAULT_UPDATE_TIMEOUT_MS)})`,
