@@ -25,7 +25,8 @@ function describeActivity(report: RecoveryReport): string {
     case 'waiting_for_batch':
       return 'waiting for the batch to settle';
     case 'backing_off':
-      return report.nextRetryAt ? `next retry at ${new Date(report.nextRetryAt).toLocaleTimeString()}` : 'backing off';
+      // In UTC with its date, as the report prints it: a local time of day is ambiguous past midnight and across zones.
+      return report.nextRetryAt ? `next retry at ${report.nextRetryAt}` : 'backing off';
     case 'retrying':
       return 'sending the retry';
     default:

@@ -102,3 +102,16 @@ test('progress after a retry does not show the batch from before it', () => {
 
   expect(line).toBe('no status read yet | round 2/3 | waiting for the batch to settle');
 });
+
+test('progress gives the next retry in UTC with its date, as the report does', () => {
+  const report = reportWithRounds();
+  report.phase = 'backing_off';
+  report.nextRetryAt = '2026-12-05T00:30:00.000Z';
+
+  const line = formatProgressLine(
+    progressState({ report, running: true, source: { kind: 'live' }, poll: null, workflowTaskFailures: 0 }),
+  );
+
+  // Before, a local time of day ("12:30:00 AM"), with neither date nor zone.
+  expect(line).toMatch(/\| next retry at 2026-12-05T00:30:00\.000Z$/);
+});
