@@ -42,18 +42,29 @@ export function recoveryListQuery(startedAfter: Date, outcome?: ListedOutcome): 
   ].join(' AND ');
 }
 
+export interface RecoveryList {
+  /** Newest first. */
+  rows: RecoveryRow[];
+  /** More recoveries matched than `limit`: the rows are the first `limit` in the order visibility listed them. */
+  truncated: boolean;
+}
+
 /** Recoveries across batches, newest first, from Temporal visibility (eventually consistent: seconds behind). */
-export async function listRecoveries(client: Client, options: ListRecoveriesOptions = {}): Promise<RecoveryRow[]> {
+export async function listRecoveries(client: Client, options: ListRecoveriesOptions = {}): Promise<RecoveryList> {
   const { since, outcome, limit } = validateInput(recoveryListFields, options, 'recovery list options');
   const now = new Date();
   const rows: RecoveryRow[] = [];
+  let truncated = false;
   for await (const execution of client.workflow.list({
     query: recoveryListQuery(new Date(now.getTime() - since), outcome),
   })) {
+    if (rows.length >= limit) {
+      truncated = true;
+      break;
+    }
     rows.push(toRecoveryRow(execution, now));
-    if (rows.length >= limit) break;
   }
-  return rows.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+  return { rows: rows.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime()), truncated };
 }
 
 export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): RecoveryRow {

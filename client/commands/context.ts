@@ -16,6 +16,8 @@ export interface CommandContext {
   /** Connects with the command's global options, runs `use`, and closes the connection so the process can exit. */
   withClient<T>(command: Command, use: (client: Client, globals: TemporalGlobals) => Promise<T>): Promise<T>;
   print(text: string): void;
+  /** What is said about the output, not part of it (stderr): a JSON output stays parseable. */
+  note(text: string): void;
 }
 
 /**
@@ -43,5 +45,6 @@ export function createCommandContext(): CommandContext {
       }
     },
     print: (text) => process.stdout.write(`${text}\n`),
+    note: (text) => process.stderr.write(`${text}\n`),
   };
 }

@@ -4,11 +4,12 @@ import { recoveryListFields } from '../../workflows/input-fields.js';
 import { formatTable } from '../format-report.js';
 import { listRecoveries, type ListedOutcome, type RecoveryRow } from '../recovery-list.js';
 import type { CommandContext } from './context.js';
-import { boundedAsTyped } from './flags.js';
+import { bounded, boundedAsTyped } from './flags.js';
 
 export interface ReportAllOptions {
   since?: string;
   outcome?: ListedOutcome;
+  limit?: number;
   json?: boolean;
 }
 
@@ -41,6 +42,11 @@ export function addReportAllOptions(report: Command): Command {
         '--outcome <outcome>',
         'without a batch id: only recoveries with this outcome (failed: stopped on a permanent error; running: not ended)',
       ).choices(recoveryListFields.outcome.of),
+    )
+    .option(
+      '--limit <n>',
+      `without a batch id: recoveries at most, 1-${recoveryListFields.limit.max} (default ${recoveryListFields.limit.default}); past it, a note says so`,
+      bounded('limit', recoveryListFields.limit),
     );
 }
 
@@ -51,10 +57,17 @@ export async function reportAllRecoveries(
   options: ReportAllOptions,
 ): Promise<void> {
   await context.withClient(command, async (client) => {
-    const rows = await listRecoveries(client, {
+    const { rows, truncated } = await listRecoveries(client, {
       ...(options.since !== undefined && { since: options.since }),
       ...(options.outcome !== undefined && { outcome: options.outcome }),
+      ...(options.limit !== undefined && { limit: options.limit }),
     });
     context.print(options.json ? JSON.stringify(rows, null, 2) : formatRecoveryTable(rows));
+    // Beside the rows, not in them: the JSON stays a list of recoveries.
+    if (truncated)
+      context.note(
+        `More recoveries matched than the ${rows.length} shown (the first ${rows.length} visibility listed): ` +
+          'narrow --since or --outcome, or raise --limit',
+      );
   });
 }

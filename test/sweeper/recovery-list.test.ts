@@ -24,7 +24,7 @@ const rowsWhen = (
   ready: (rows: RecoveryRow[]) => boolean,
 ) =>
   eventually(what, async () => {
-    const rows = await listRecoveries(env.client, options);
+    const { rows } = await listRecoveries(env.client, options);
     return ready(rows) ? rows : undefined;
   });
 
@@ -64,12 +64,12 @@ test('the cross-batch report lists recoveries from visibility, filtered by outco
   expect(row(all, running)).toMatchObject({ rounds: 0, stillFailedSessions: 1 });
 
   // Other test files share the server, so only this test's batches are checked by id.
-  const onlyExhausted = await listRecoveries(env.client, { since: '1h', outcome: 'exhausted' });
+  const { rows: onlyExhausted } = await listRecoveries(env.client, { since: '1h', outcome: 'exhausted' });
   expect(onlyExhausted.every((candidate) => candidate.outcome === 'exhausted')).toBe(true);
   expect(onlyExhausted.map((candidate) => candidate.batchId)).toEqual(expect.arrayContaining([exhausted]));
   expect(onlyExhausted.map((candidate) => candidate.batchId)).not.toEqual(expect.arrayContaining([recovered]));
   // All three started more than a millisecond ago, and visibility already shows them (above).
-  const started = (await listRecoveries(env.client, { since: '1ms' })).map((candidate) => candidate.batchId);
+  const started = (await listRecoveries(env.client, { since: '1ms' })).rows.map((candidate) => candidate.batchId);
   expect(started).not.toEqual(expect.arrayContaining([exhausted]));
 
   const table = formatRecoveryTable(all.filter((candidate) => [recovered, exhausted].includes(candidate.batchId)));
@@ -93,6 +93,20 @@ test('the cross-batch report lists recoveries from visibility, filtered by outco
   await expect(program.parseAsync(['report', '--outcome', 'fine'], { from: 'user' })).rejects.toThrow(
     /Allowed choices are/,
   );
+
+  // Past --limit, a note beside the rows says so; before, the list stopped there without a word.
+  const { context: limitedContext, printed: limitedRows, noted } = testCommandContext(env.client, env.taskQueue);
+  const limited = new Command('batch-recovery').exitOverride().configureOutput({ writeErr: () => undefined });
+  addReportAllOptions(limited.command('report').option('--json')).action(
+    (options: ReportAllOptions, command: Command) => reportAllRecoveries(limitedContext, command, options),
+  );
+  await limited.parseAsync(['report', '--since', '1h', '--limit', '2', '--json'], { from: 'user' });
+  expect(JSON.parse(limitedRows.join('\n'))).toHaveLength(2);
+  expect(noted).toEqual([
+    'More recoveries matched than the 2 shown (the first 2 visibility listed): narrow --since or --outcome, or raise --limit',
+  ]);
+  expect((await listRecoveries(env.client, { since: '1h', limit: 2 })).truncated).toBe(true);
+  expect((await listRecoveries(env.client, { since: '1ms', limit: 2 })).truncated).toBe(false);
 
   await env.recoveries.cancel(running);
   expect((await env.recoveries.result(running)).outcome).toBe('operator_cancelled');
