@@ -43,7 +43,8 @@ export interface UpsertedSweepSchedule {
 /** What an operator wants to know about the sweep schedule, without the SDK's raw response. */
 export interface SweepScheduleSummary {
   scheduleId: string;
-  everyMs: number;
+  /** Null when the spec is not the one interval upsert sets (edited in the Web UI to a calendar or cron, say). */
+  everyMs: number | null;
   taskQueue: string;
   sweep: SweepFailedBatchesInput;
   paused: boolean;
@@ -127,7 +128,7 @@ export async function describeSweepSchedule(
   const { spec, action, state, info } = description;
   return {
     scheduleId,
-    everyMs: spec.intervals?.[0]?.every ?? 0,
+    everyMs: spec.intervals?.length === 1 && !spec.calendars?.length ? spec.intervals[0]!.every : null,
     taskQueue: action.taskQueue,
     sweep: (action.args?.[0] ?? {}) as SweepFailedBatchesInput,
     paused: state.paused,
@@ -162,10 +163,16 @@ export function unpauseSweepSchedule(
 /**
  * Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. Named here:
  * the SDK triggers with ALLOW_ALL by default, and pressing trigger again would start sweeps side by side, each
- * making every list call of the window again.
+ * making every list call of the window again. Returns the sweeps that ran as it was sent: the server then skips it,
+ * unless they ended first, and says so to no one.
  */
-export function triggerSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<void> {
-  return onSchedule(client, scheduleId, (handle) => handle.trigger(ScheduleOverlapPolicy.SKIP));
+export async function triggerSweepSchedule(
+  client: Client,
+  scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
+): Promise<{ runningSweeps: string[] }> {
+  const { runningSweeps } = await describeSweepSchedule(client, scheduleId);
+  await onSchedule(client, scheduleId, (handle) => handle.trigger(ScheduleOverlapPolicy.SKIP));
+  return { runningSweeps };
 }
 
 /** Deletes the schedule; sweeps and recoveries already started keep running. */

@@ -29,7 +29,7 @@ export function scheduleUiUrl(uiBaseUrl: string, namespace: string, scheduleId: 
 /** The schedule as an operator reads it in a terminal. */
 export function formatSweepSchedule(summary: SweepScheduleSummary): string {
   const lines = [
-    `Schedule ${summary.scheduleId}: every ${ms(summary.everyMs)}, ${summary.paused ? 'paused' : 'active'}${summary.note ? ` (${summary.note})` : ''}`,
+    `Schedule ${summary.scheduleId}: ${summary.everyMs === null ? 'on a spec set outside this CLI (see the Web UI)' : `every ${ms(summary.everyMs)}`}, ${summary.paused ? 'paused' : 'active'}${summary.note ? ` (${summary.note})` : ''}`,
     `Sweep input: ${JSON.stringify(summary.sweep)}   task queue: ${summary.taskQueue}`,
     `Runs: ${summary.runsTaken} taken, ${summary.runsSkippedForOverlap} skipped while a sweep was running`,
     `Next runs: ${summary.nextRunsAt.map((at) => at.toISOString()).join(', ') || 'none'}`,
@@ -112,8 +112,13 @@ export function registerScheduleCommands(program: Command, context: CommandConte
   withId(schedule.command('trigger'))
     .description('sweep now (skipped if a sweep is already running)')
     .action(async (options: { id: string }, command: Command) => {
-      await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
-      context.print(`Triggered a sweep of schedule ${options.id}`);
+      const { runningSweeps } = await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
+      context.print(
+        runningSweeps.length === 0
+          ? `Triggered a sweep of schedule ${options.id}`
+          : `A sweep of schedule ${options.id} was running (${runningSweeps.join(', ')}): the trigger is skipped unless ` +
+              'it ended first (overlap policy SKIP); `schedule describe` counts it under skipped',
+      );
     });
 
   withId(schedule.command('delete'))

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
-import { registerScheduleCommands } from '../../client/commands/schedule.js';
+import { formatSweepSchedule, registerScheduleCommands } from '../../client/commands/schedule.js';
 import {
   deleteSweepSchedule,
   describeSweepSchedule,
@@ -146,11 +146,12 @@ test('a trigger while a sweep runs is skipped, as the overlap policy says, not r
   try {
     await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
     await env.client.schedule.getHandle(scheduleId).pause('only triggered sweeps in this test');
-    await triggerSweepSchedule(env.client, scheduleId);
+    expect(await triggerSweepSchedule(env.client, scheduleId)).toEqual({ runningSweeps: [] });
     await eventually('the first sweep to run', async () =>
       (await describeSweepSchedule(env.client, scheduleId)).runningSweeps.length === 1 ? true : undefined,
     );
-    await triggerSweepSchedule(env.client, scheduleId);
+    // Said to the caller, who was told "Triggered" before.
+    expect((await triggerSweepSchedule(env.client, scheduleId)).runningSweeps).toHaveLength(1);
     const summary = await eventually('the second trigger to be skipped', async () => {
       const described = await describeSweepSchedule(env.client, scheduleId);
       return described.runsSkippedForOverlap === 1 ? described : undefined;
@@ -161,5 +162,23 @@ test('a trigger while a sweep runs is skipped, as the overlap policy says, not r
     await env.client.workflow.getHandle(summary.runningSweeps[0]!).terminate('test finished');
   } finally {
     env.simulator.faults.clear('list');
+  }
+});
+
+test('a schedule whose spec was edited outside the CLI is described as such, not as every 0ms', async () => {
+  const scheduleId = newScheduleId();
+  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  const handle = env.client.schedule.getHandle(scheduleId);
+  try {
+    // As the Web UI can set one: a calendar, no interval.
+    await handle.update((previous) => ({ ...previous, spec: { calendars: [{ hour: 3, minute: 0 }] } }));
+    const summary = await describeSweepSchedule(env.client, scheduleId);
+
+    expect(summary.everyMs).toBeNull();
+    expect(formatSweepSchedule(summary)).toMatch(
+      new RegExp(`^Schedule ${scheduleId}: on a spec set outside this CLI \\(see the Web UI\\), active$`, 'm'),
+    );
+  } finally {
+    await handle.delete();
   }
 });
