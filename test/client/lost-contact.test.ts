@@ -22,6 +22,7 @@ interface TemporalProxy {
   address: string;
   /** From now on, what either side sends is dropped; the connections stay open. */
   silence(): void;
+  /** Closes every connection and stops listening; again, it does nothing. */
   close(): Promise<void>;
 }
 
@@ -51,84 +52,85 @@ async function startTemporalProxy(): Promise<TemporalProxy> {
     },
     async close() {
       for (const socket of sockets) socket.destroy();
+      if (!server.listening) return;
       server.close();
       await once(server, 'close');
     },
   };
 }
 
-async function recoveriesThrough(proxy: TemporalProxy): Promise<BatchRecoveries> {
-  const client = await connectTemporal({ address: proxy.address, namespace: temporalNamespace() });
-  return new BatchRecoveries(client, env.taskQueue);
-}
-
-async function runningRecovery(): Promise<string> {
+/**
+ * A running recovery, and the library connected to Temporal through a proxy: `run` gets both; the proxy, the
+ * connection and the recovery are ended after it, whatever it did to them.
+ */
+async function throughProxy(
+  run: (batchId: string, proxy: TemporalProxy, recoveries: BatchRecoveries) => Promise<void>,
+): Promise<void> {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
-  return batch.id;
+  const proxy = await startTemporalProxy();
+  const client = await connectTemporal({ address: proxy.address, namespace: temporalNamespace() });
+  try {
+    await run(batch.id, proxy, new BatchRecoveries(client, env.taskQueue));
+  } finally {
+    await client.connection.close();
+    await proxy.close();
+    await env.recoveries.handle(batch.id).terminate('test finished');
+  }
 }
 
-test('a watch whose server goes silent says since when, then gives up naming the server and the batch', async () => {
-  const batchId = await runningRecovery();
-  const proxy = await startTemporalProxy();
-  const recoveries = await recoveriesThrough(proxy);
-  const lines: string[] = [];
-  const output = new PassThrough({ encoding: 'utf8' }).on('data', (line: string) => lines.push(line.trimEnd()));
-  const view = lineView(output);
-  try {
-    const followed = followRecovery(recoveries, batchId, { view, intervalMs: 100, lostContactAfterMs: 20_000 });
-    const failure = followed.catch((err: unknown) => err);
-    while (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    proxy.silence();
+test(
+  'a watch whose server goes silent says since when, then gives up naming the server and the batch',
+  () =>
+    throughProxy(async (batchId, proxy, recoveries) => {
+      const lines: string[] = [];
+      const output = new PassThrough({ encoding: 'utf8' }).on('data', (line: string) => lines.push(line.trimEnd()));
+      const followed = followRecovery(recoveries, batchId, {
+        view: lineView(output),
+        intervalMs: 100,
+        lostContactAfterMs: 20_000,
+      }).catch((err: unknown) => err);
+      while (lines.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      proxy.silence();
 
-    // Before, the watch waited for ever, its last line unchanged.
-    const err = await failure;
-    expect(err).toBeInstanceOf(TemporalUnreachableError);
-    expect((err as Error).message).toMatch(
-      new RegExp(
-        `^Cannot reach Temporal at ${proxy.address} while following the recovery of batch ${batchId} \\(no answer since`,
-      ),
-    );
-    expect(lines.at(-1)).toMatch(/\| no answer from Temporal since \d{4}-\d\d-\d\dT/);
-  } finally {
-    await recoveries.client.connection.close();
-    await proxy.close();
-    await env.recoveries.handle(batchId).terminate('test finished');
-  }
-}, 60_000);
+      // Before, the watch waited for ever, its last line unchanged.
+      const err = await followed;
+      expect(err).toBeInstanceOf(TemporalUnreachableError);
+      expect((err as Error).message).toMatch(
+        new RegExp(
+          `^Cannot reach Temporal at ${proxy.address} while following the recovery of batch ${batchId} \\(no answer since`,
+        ),
+      );
+      expect(lines.at(-1)).toMatch(/\| no answer from Temporal since \d{4}-\d\d-\d\dT/);
+    }),
+  60_000,
+);
 
-test('waiting for the end through a silent server gives up, naming the server and the batch', async () => {
-  const batchId = await runningRecovery();
-  const proxy = await startTemporalProxy();
-  const recoveries = await recoveriesThrough(proxy);
-  try {
-    await recoveries.report(batchId);
-    proxy.silence();
+test(
+  'waiting for the end through a silent server gives up, naming the server and the batch',
+  () =>
+    throughProxy(async (batchId, proxy, recoveries) => {
+      await recoveries.report(batchId);
+      proxy.silence();
 
-    // Before, result() waited on its long poll for ever.
-    await expect(recoveries.result(batchId, { lostContactAfterMs: 10_000 })).rejects.toThrow(
-      new RegExp(`^Cannot reach Temporal at ${proxy.address} while following the recovery of batch ${batchId}`),
-    );
-  } finally {
-    await recoveries.client.connection.close();
-    await proxy.close();
-    await env.recoveries.handle(batchId).terminate('test finished');
-  }
-}, 60_000);
+      // Before, result() waited on its long poll for ever.
+      await expect(recoveries.result(batchId, { lostContactAfterMs: 10_000 })).rejects.toThrow(
+        new RegExp(`^Cannot reach Temporal at ${proxy.address} while following the recovery of batch ${batchId}`),
+      );
+    }),
+  60_000,
+);
 
-test('a server gone after the connection is named with the batch being read', async () => {
-  const batchId = await runningRecovery();
-  const proxy = await startTemporalProxy();
-  const recoveries = await recoveriesThrough(proxy);
-  try {
-    await proxy.close();
+test(
+  'a server gone after the connection is named with the batch being read',
+  () =>
+    throughProxy(async (batchId, proxy, recoveries) => {
+      await proxy.close();
 
-    // Before: "Failed to describe workflow", naming neither.
-    await expect(recoveries.report(batchId)).rejects.toThrow(
-      new RegExp(`^Cannot reach Temporal at ${proxy.address} while reading the recovery of batch ${batchId}: `),
-    );
-  } finally {
-    await recoveries.client.connection.close();
-    await env.recoveries.handle(batchId).terminate('test finished');
-  }
-}, 60_000);
+      // Before: "Failed to describe workflow", naming neither.
+      await expect(recoveries.report(batchId)).rejects.toThrow(
+        new RegExp(`^Cannot reach Temporal at ${proxy.address} while reading the recovery of batch ${batchId}: `),
+      );
+    }),
+  60_000,
+);
