@@ -79,6 +79,8 @@ export const LOST_CONTACT_AFTER_MS = 60_000;
 
 /** The answers, and their absence, while following one recovery. */
 export class TemporalContact {
+  /** When the server last answered; from the start, as nothing was asked before. */
+  private lastAnswerAt = Date.now();
   private lostSince: number | undefined;
 
   constructor(
@@ -88,24 +90,27 @@ export class TemporalContact {
   ) {}
 
   /**
-   * The call's answer, or undefined when none came (unreachable, or past FOLLOW_CALL_TIMEOUT_MS); throws
-   * TemporalUnreachableError once none has come for `lostAfterMs`, and any other error as it is.
+   * The call's answer, or undefined when none came (unreachable, or past FOLLOW_CALL_TIMEOUT_MS beyond the query's
+   * own timeout, which a call may spend waiting for a worker); throws TemporalUnreachableError once none has come
+   * for `lostAfterMs`, and any other error as it is.
    */
   async ask<T>(call: () => Promise<T>): Promise<T | undefined> {
-    const askedAt = Date.now();
+    const timeoutMs = FOLLOW_CALL_TIMEOUT_MS + this.recoveries.queryTimeoutMs;
     try {
-      const answer = await this.recoveries.client.connection.withDeadline(Date.now() + FOLLOW_CALL_TIMEOUT_MS, call);
+      const answer = await this.recoveries.client.connection.withDeadline(Date.now() + timeoutMs, call);
+      this.lastAnswerAt = Date.now();
       this.lostSince = undefined;
       return answer;
     } catch (err) {
       if (!isUnanswered(err)) throw err;
-      // Silent since the first call that went unanswered was made, not since it gave up.
-      this.lostSince ??= askedAt;
+      // Silent since the last answer, not since the first call that went unanswered gave up.
+      this.lostSince ??= this.lastAnswerAt;
       if (Date.now() - this.lostSince < this.lostAfterMs) return undefined;
       const since = new Date(this.lostSince).toISOString();
       throw new TemporalUnreachableError(
         addressOf(this.recoveries.client),
-        err as Error,
+        // The server's own error, not a wrapper that names the address again.
+        err instanceof TemporalUnreachableError && err.cause instanceof Error ? err.cause : (err as Error),
         `following the recovery of batch ${this.batchId} (no answer since ${since})`,
       );
     }
@@ -489,17 +494,24 @@ export class BatchRecoveries {
     const contact = new TemporalContact(this, batchId, lostContactAfterMs);
     for (;;) {
       const description = await contact.ask(() => this.describe(batchId));
-      if (description && description.status.name !== 'RUNNING') return this.finalReport(batchId);
-      if (!description) {
-        await sleep(NO_ANSWER_PAUSE_MS);
-        continue;
+      if (description?.status.name === 'RUNNING') {
+        // A long poll, renewed: one held by a network that went silent ends with its deadline, and is asked about.
+        // Its error path reads the recovery again, within the outer deadline.
+        const pollDeadline = Date.now() + RESULT_WAIT_MS;
+        try {
+          return await this.client.connection.withDeadline(pollDeadline + FOLLOW_CALL_TIMEOUT_MS, () =>
+            this.finalReport(batchId, pollDeadline),
+          );
+        } catch (err) {
+          if (!isDeadlineExceeded(err)) throw err;
+          // Ended well before its deadline (a server or a proxy short of time): not asked again at once.
+          if (Date.now() < pollDeadline - NO_ANSWER_PAUSE_MS) await sleep(NO_ANSWER_PAUSE_MS);
+          continue;
+        }
       }
-      // A long poll, renewed: one held by a network that went silent ends with its deadline, and is asked about.
-      try {
-        return await this.finalReport(batchId, Date.now() + RESULT_WAIT_MS);
-      } catch (err) {
-        if (!isDeadlineExceeded(err)) throw err;
-      }
+      const report = description && (await contact.ask(() => this.finalReport(batchId)));
+      if (report) return report;
+      await sleep(NO_ANSWER_PAUSE_MS);
     }
   }
 
@@ -661,7 +673,8 @@ export class BatchRecoveries {
     const description = await this.describe(batchId);
     if (description.status.name !== 'RUNNING') throw new RecoveryEndedError(batchId, await this.endOf(batchId));
     const stored = (description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined)?.report;
-    const end = stored?.outcome ?? (stored?.failure ? `failed (${stored.failure.type})` : undefined);
+    const failure = stored?.failure;
+    const end = stored?.outcome ?? (failure ? `failed (${failure.type}): ${failure.message}` : undefined);
     if (end) throw new RecoveryEndedError(batchId, `${end} (its end is being notified)`);
     return description;
   }
