@@ -62,11 +62,15 @@ const MIN_QUOTED_URL_CHARS = 12;
  * those percent-encoded once or twice, in either case of hex digits.
  */
 export function quotedFormsOf(url: string): string[] {
-  const withoutScheme = url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//, '');
-  // Only with a path: a host alone names a service, not a session.
+  // Only a URL: a placeholder the API may send instead ("not available") would take those words out of every error.
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0];
+  if (scheme === undefined) return [];
+  const withoutScheme = url.slice(scheme.length);
+  // Only with a path or a query: a host alone names a service, not a session.
+  const namesSession = /^[^/?#]+[/?#]./.test(withoutScheme);
   const hostAndPath = /^[^/?#]+\/[^?#]+/.exec(withoutScheme)?.[0];
   const forms = new Set<string>();
-  for (const form of [url, withoutScheme, hostAndPath]) {
+  for (const form of [url, namesSession ? withoutScheme : undefined, hostAndPath]) {
     if (form === undefined) continue;
     const once = percentEncoded(form);
     const twice = once === undefined ? undefined : percentEncoded(once);

@@ -85,6 +85,11 @@ describe("a session's own URLs in its error", () => {
   test('an empty or short URL takes nothing out', () => {
     expect(cleanApiText('pod x failed at step 2', ['', 'x', 'ws://x'])).toBe('pod x failed at step 2');
   });
+
+  test('a placeholder instead of a URL, or a host alone, takes nothing out of the words', () => {
+    const text = 'live view not available: live.anchorbrowser.io is down';
+    expect(cleanApiText(text, ['live view not available', 'https://live.anchorbrowser.io'])).toBe(text);
+  });
 });
 
 test('keeps what is not a secret: ids, words, numbers', () => {
