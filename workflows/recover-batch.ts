@@ -285,7 +285,8 @@ function recordInvalidInput(input: unknown): void {
 
 /** Refuses steering once the end is decided, naming the end: the client tells it apart by its type. */
 function recoveryEndedFailure(report: RecoveryReport): ApplicationFailure {
-  const end = report.outcome ?? `failed (${report.failure?.type ?? 'unknown'})`;
+  const { failure } = report;
+  const end = report.outcome ?? (failure ? `failed (${failure.type}): ${failure.message}` : 'failed');
   return ApplicationFailure.nonRetryable(`the recovery has already ended: ${end}`, RECOVERY_ENDED, end);
 }
 
