@@ -55,7 +55,9 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string, endedAs?
     '',
   ];
   if (report.rounds.length === 0) {
-    lines.push(`Rounds: none yet (at most ${report.maxRounds})`);
+    // An ended recovery will run none: a refused start has no policy, so no "at most" to give.
+    const ended = endedAs !== undefined || report.phase === 'done';
+    lines.push(ended ? 'Rounds: none' : `Rounds: none yet (at most ${report.maxRounds})`);
   } else {
     lines.push(`Rounds: ${roundsDone(report)} of at most ${report.maxRounds}`);
     const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];

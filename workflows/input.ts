@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidInputError, validateChange, validateInput, type Typeable, type Validated } from './fields.js';
 import { policyChangeFields, recoverBatchFields } from './input-fields.js';
+import { formatDuration } from './recovery-details.js';
 
 // Operators type these inputs into the Temporal UI, so every field is plain
 // JSON, durations are strings like "30s", and an unknown field is an error
@@ -44,6 +45,19 @@ export function requirePolicyChange(rawChange: unknown): void {
 /** Merges an operator's change into the running policy; the merged policy is validated as a whole. */
 export function applyPolicyChange(policy: RecoveryPolicy, rawChange: unknown): RecoveryPolicy {
   const change = validateChange(policyChangeFields, rawChange ?? {}, 'policy change');
+  // An initial interval typed alone and longer than the running maximum: the merged check below would name
+  // maximumInterval, a field the operator did not type.
+  const problems = (['roundBackoff', 'poll'] as const).flatMap((group) => {
+    const typed = change[group];
+    const runningMaximum = policy[group].maximumInterval;
+    if (typed?.initialInterval === undefined || typed.maximumInterval !== undefined) return [];
+    if (typed.initialInterval <= runningMaximum) return [];
+    return [
+      `${group}.initialInterval: must not be longer than the running maximumInterval ` +
+        `(${formatDuration(runningMaximum)}); change both`,
+    ];
+  });
+  if (problems.length > 0) throw new InvalidInputError(problems, 'policy change');
   const merged = {
     ...policy,
     ...change,

@@ -73,8 +73,11 @@ test('a recovery refused for its input exits 6 from report and watch, with the p
   const json = await cli(['report', batchId, '--json']);
   // Before, report and watch crashed formatting the failure's first detail (a problem, not a report), exit 1.
   expect([reported.code, watched.code, json.code]).toEqual([6, 6, 6]);
-  for (const { stdout } of [reported, watched])
+  for (const { stdout } of [reported, watched]) {
     expect(stdout).toMatch(/InvalidRecoveryInput.*maxRounds: Invalid input: expected number, received string/);
+    // Before, `Rounds: none yet (at most 0)`: a refused start has no policy.
+    expect(stdout).toMatch(/^Rounds: none$/m);
+  }
   expect(JSON.parse(json.stdout)).toMatchObject({
     batchId,
     failure: { type: 'InvalidRecoveryInput' },

@@ -118,6 +118,14 @@ test('a policy change is bounded like the input, naming the field', () => {
   expect(problemsOf(() => applyPolicyChange(policy, { roundBackoff: { maximumInterval: '10s' } }))).toEqual([
     'roundBackoff.maximumInterval: maximumInterval must not be shorter than initialInterval',
   ]);
+  // An initial interval typed alone is refused naming it, with the running maximum it passes.
+  expect(problemsOf(() => applyPolicyChange(policy, { poll: { initialInterval: '5m' } }))).toEqual([
+    'poll.initialInterval: must not be longer than the running maximumInterval (2m); change both',
+  ]);
+  expect(applyPolicyChange(policy, { poll: { initialInterval: '5m', maximumInterval: '10m' } }).poll).toMatchObject({
+    initialInterval: 300_000,
+    maximumInterval: 600_000,
+  });
   expect(applyPolicyChange(policy, { roundBackoff: { initialInterval: '100ms' } }).roundBackoff).toEqual({
     initialInterval: 100,
     backoffCoefficient: 2,
