@@ -322,7 +322,7 @@ export function buildCli(): Command {
     )
     .option(
       '--poll-interval <duration>',
-      'how often to read the batch status, 10ms-1h; from the next wait for the batch on (a wait underway keeps its own)',
+      'how often to read the batch status, 10ms-1h; at once while the poller watches the batch, else from the next wait',
       pollInterval,
     )
     .option(

@@ -337,6 +337,37 @@ async function pollerRestShortened(): Promise<string> {
 }
 
 /**
+ * A recovery waiting for the poller, which rests an hour for it (the batch reads as pending at the first cycle), and a
+ * policy update that shortens the poll interval: the recovery registers again at once with the new interval.
+ */
+async function pollChangedWhileWaiting(): Promise<string> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const batchId = simulator.createScriptedBatch({
+    count: 4,
+    script: { '1': ['fail', 'ok'] },
+    pending_phase: { ms: 3_000 },
+  }).id;
+  try {
+    await recoveries.start({
+      batchId,
+      ...fast,
+      poll: { initialInterval: '1h', backoffCoefficient: 1, maximumInterval: '1h' },
+    });
+    const resting = async () =>
+      ((await client.workflow.getHandle(pollerId).fetchHistory()).events ?? []).some(
+        (event) => event.timerStartedEventAttributes,
+      );
+    while (!(await resting())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await recoveries.updatePolicy(batchId, { poll: { initialInterval: '500ms', maximumInterval: '500ms' } });
+    await recoveries.result(batchId).catch(() => undefined);
+  } finally {
+    await client.workflow.getHandle(pollerId).terminate('fixture recorded');
+  }
+  return recoveryWorkflowId(batchId);
+}
+
+/**
  * A cycle longer than a run: 3,000 batches listed before a watched one, runs of 50 events. Recorded from the second
  * run, which goes on with the cycle the first stopped. The recovery is a registration of the recorder's own, woken
  * once the list shows its batch (it does not exist, so the wake goes nowhere).
@@ -731,6 +762,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await signalWithPayload(workflowId, 'batchSettled', { encoding: 'json/plain', data: '{"status": "cut short' });
     await signalWithPayload(workflowId, 'retryNow', { encoding: 'binary/encrypted', data: 'sealed-by-a-codec' });
     return workflowId;
+  },
+  // A policy update shortens the poll interval while the recovery waits for the poller: it registers again at once.
+  async 'poll-change-registers'() {
+    return pollChangedWhileWaiting();
   },
 };
 

@@ -203,6 +203,12 @@ export const CONTINUE_AS_NEW_IN_WAITS_PATCH = 'recovery-continues-as-new-while-w
  * and the call went out after the cancel. Asked only when a cancel was asked.
  */
 export const CANCEL_BEFORE_CALL_PATCH = 'retry-round-cancel-before-call';
+/**
+ * Recoveries from this change on register again at once when a policy update changes the poll interval while they
+ * wait for the poller: the poller reads at the shortest interval among its watches, and kept the one the wait began
+ * with for up to 15 poll intervals (the next re-registration). Asked only when such an update comes.
+ */
+export const POLL_CHANGE_REGISTERS_PATCH = 'recovery-poll-change-registers';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -368,6 +374,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let listedSettle: ListedSettle | undefined;
   /** The last settle recorded came from the poller's list: the report does not list the failing sessions. */
   let settleFromList = false;
+  /** The recovery waits for the poller, which reads at the interval it registered. */
+  let waitingForPoller = false;
+  /** A policy update changed that interval during the wait: the poller is to be told. */
+  let pollChangeToRegister = false;
   setHandler(getRecoveryReport, () => report);
   setHandler(batchSettled, (listed) => {
     settleNoticed = true;
@@ -398,9 +408,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   setHandler(
     updateRecoveryPolicy,
     (change) => {
+      const registeredIntervalMs = policy.poll.initialInterval;
       policy = applyPolicyChange(policy, change);
       report.maxRounds = policy.maxRounds;
       policyChanged = true;
+      if (waitingForPoller && policy.poll.initialInterval !== registeredIntervalMs)
+        pollChangeToRegister = patched(POLL_CHANGE_REGISTERS_PATCH);
       waits.wake();
       return report;
     },
@@ -527,7 +540,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    */
   const waitForPoller = async (): Promise<ListedSettle | undefined> => {
     const { taskQueue } = workflowInfo();
-    const request = { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval };
+    let request = { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval };
     // The same for every registration of this wait: the poller keeps the cycle it may wake the recovery from.
     const waitStartedAt = new Date().toISOString();
     let resent = false;
@@ -537,30 +550,47 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         await getExternalWorkflowHandle(batchStatusPollerWorkflowId(taskQueue)).signal(watchBatch, request);
         return true;
       }
-      const registered = await watchBatchWithPoller({ ...request, taskQueue, waitStartedAt, resent });
+      // A new interval is sent as a first registration is: a re-sent one is skipped while the poller watches.
+      const pollChanged = pollChangeToRegister;
+      pollChangeToRegister = false;
+      if (pollChanged) request = { ...request, pollIntervalMs: policy.poll.initialInterval };
+      const registered = await watchBatchWithPoller({
+        ...request,
+        taskQueue,
+        waitStartedAt,
+        resent: resent && !pollChanged,
+      });
       resent = true;
       return registered;
     };
     settleNoticed = false;
     listedSettle = undefined;
-    while (!settleNoticed) {
-      // A wait that ended at the deadline registers no more (before the memo at rest, it registered once more).
-      if (memoAtWaits && remainingMs() <= 0) return undefined;
-      if (dueWhileWaiting()) await continueAsNewNow();
-      try {
-        if (!(await register())) return undefined;
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        return undefined;
+    waitingForPoller = true;
+    try {
+      while (!settleNoticed) {
+        // A wait that ended at the deadline registers no more (before the memo at rest, it registered once more).
+        if (memoAtWaits && remainingMs() <= 0) return undefined;
+        if (dueWhileWaiting()) await continueAsNewNow();
+        try {
+          if (!(await register())) return undefined;
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          return undefined;
+        }
+        // Changed while the registration was out: told at once.
+        if (pollChangeToRegister) continue;
+        const rewatchMs = REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval;
+        // Math.random is the workflow's seeded generator: a replay draws the same wait.
+        const jitterMs = rewatchJitter ? Math.floor(Math.random() * REWATCH_JITTER_FRACTION * rewatchMs) : 0;
+        const waitMs = Math.min(remainingMs(), rewatchMs - jitterMs);
+        if (waitMs <= 0) return undefined;
+        await waitUntil(() => settleNoticed || pollChangeToRegister, waitMs);
       }
-      const rewatchMs = REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval;
-      // Math.random is the workflow's seeded generator: a replay draws the same wait.
-      const jitterMs = rewatchJitter ? Math.floor(Math.random() * REWATCH_JITTER_FRACTION * rewatchMs) : 0;
-      const waitMs = Math.min(remainingMs(), rewatchMs - jitterMs);
-      if (waitMs <= 0) return undefined;
-      await waitUntil(() => settleNoticed, waitMs);
+      return listedSettle;
+    } finally {
+      waitingForPoller = false;
+      pollChangeToRegister = false;
     }
-    return listedSettle;
   };
 
   /** Reads the batch until it has settled; the poll schedule is the activity's retry policy (see awaitBatchSettled). */

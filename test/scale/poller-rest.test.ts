@@ -7,6 +7,7 @@ import {
   patchMarkerIds,
   pollerRegistrations,
   type RecoveryEnv,
+  registrationsIn,
   startRecoveryEnv,
 } from '../helpers/recovery-env.js';
 
@@ -65,6 +66,37 @@ test("a watch registered during the poller's rest with a shorter interval ends t
     .catch((err: unknown) => {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     });
+}, 90_000);
+
+test('a poll interval changed while the recovery waits for the poller reaches the poller at once', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...polledEvery('1h') });
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually('the poller to rest for the hourly watch', async () =>
+    ((await poller.fetchHistory()).events ?? []).some((event) => event.eventType === EventType.EVENT_TYPE_TIMER_STARTED)
+      ? true
+      : undefined,
+  );
+  await env.recoveries.updatePolicy(batch.id, {
+    poll: { initialInterval: '500ms', maximumInterval: '500ms' },
+  });
+  env.simulator.clock.advance(ATTEMPT_MS);
+  // Before, the poller kept the hourly interval the wait registered: nothing was read for the hour.
+  await eventually('the retry call', () => (env.retryPosts(batch.id).length === 1 ? true : undefined));
+  env.simulator.clock.advance(ATTEMPT_MS);
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.outcome).toBe('recovered');
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+  // Told as the same wait, so the poller kept its cycle, with the new interval.
+  const [first, changed] = registrationsIn(await poller.fetchHistory()).filter((r) => r.batchId === batch.id);
+  expect([first?.pollIntervalMs, changed?.pollIntervalMs]).toEqual([3_600_000, 500]);
+  expect(changed?.waitStartedAt).toBe(first?.waitStartedAt);
+  expect(env.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.endpoint === STATUS)).toHaveLength(1);
+  const history = await env.recoveries.handle(batch.id).fetchHistory();
+  expect(patchMarkerIds(history)).toContain('recovery-poll-change-registers');
+  // The first wait's two registrations, and the wait after the round's.
+  expect(pollerRegistrations(history)).toHaveLength(3);
 }, 90_000);
 
 test('a page that lists no batch ends the list, whatever total_pages says: a batch it does not show is handed back', async () => {
