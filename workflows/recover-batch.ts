@@ -412,7 +412,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       policy = applyPolicyChange(policy, change);
       report.maxRounds = policy.maxRounds;
       policyChanged = true;
-      if (waitingForPoller && policy.poll.initialInterval !== registeredIntervalMs)
+      // Runs that register by signal keep their interval: the signal carries no wait to keep the poller's cycle for.
+      if (registersLocally && waitingForPoller && policy.poll.initialInterval !== registeredIntervalMs)
         pollChangeToRegister = patched(POLL_CHANGE_REGISTERS_PATCH);
       waits.wake();
       return report;
