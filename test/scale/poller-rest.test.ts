@@ -32,16 +32,22 @@ const polledEvery = (interval: string) => ({
   poll: { initialInterval: interval, backoffCoefficient: 1, maximumInterval: interval },
 });
 
-test("a watch registered during the poller's rest with a shorter interval ends the rest: its recovery is not held by another's", async () => {
-  const hourly = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
-  const quick = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
-  await env.recoveries.start({ batchId: hourly.id, ...polledEvery('1h') });
+/** The task queue's poller once it rests between cycles (its first timer). */
+async function pollerResting() {
   const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
   await eventually('the poller to rest for the hourly watch', async () =>
     ((await poller.fetchHistory()).events ?? []).some((event) => event.eventType === EventType.EVENT_TYPE_TIMER_STARTED)
       ? true
       : undefined,
   );
+  return poller;
+}
+
+test("a watch registered during the poller's rest with a shorter interval ends the rest: its recovery is not held by another's", async () => {
+  const hourly = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  const quick = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: hourly.id, ...polledEvery('1h') });
+  const poller = await pollerResting();
   await env.recoveries.start({ batchId: quick.id, ...polledEvery('500ms') });
   await eventually('the quick recovery to register', async () =>
     pollerRegistrations(await env.recoveries.handle(quick.id).fetchHistory()).length > 0 ? true : undefined,
@@ -71,12 +77,7 @@ test("a watch registered during the poller's rest with a shorter interval ends t
 test('a poll interval changed while the recovery waits for the poller reaches the poller at once', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...polledEvery('1h') });
-  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-  await eventually('the poller to rest for the hourly watch', async () =>
-    ((await poller.fetchHistory()).events ?? []).some((event) => event.eventType === EventType.EVENT_TYPE_TIMER_STARTED)
-      ? true
-      : undefined,
-  );
+  const poller = await pollerResting();
   // The maximum stays an hour: no re-registration every 15 maximum intervals comes within the test.
   await env.recoveries.updatePolicy(batch.id, { poll: { initialInterval: '500ms' } });
   env.simulator.clock.advance(ATTEMPT_MS);
