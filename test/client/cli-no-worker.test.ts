@@ -105,7 +105,7 @@ test('cancel waits at most --timeout for a recovery a worker polls for but does 
     await withStuckWorker(async () => {
       const cancelled = await cli(['cancel', batchId, '--timeout', '2s']);
 
-      expect(cancelled.code).toBe(10);
+      expect({ code: cancelled.code, stderr: cancelled.stderr }).toEqual({ code: 10, stderr: '' });
       expect(cancelled.stdout).toMatch(
         new RegExp(`^Cancel requested for the recovery of batch ${batchId}\\nIt has not ended yet \\(not within 2s\\)`),
       );
