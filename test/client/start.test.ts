@@ -39,6 +39,9 @@ test('npm start serves the Web UI, recovers the demo batch and stops everything 
   // npx itself dies of the SIGINT; what matters is that the stack below it stopped in order.
   await start.closed;
 
-  expect(start.stdout()).toMatch(/^Simulator stopped\nTemporal dev server stopped\nStopped\.$/m);
+  // With stderr: a stop cut short (CI once saw none of these lines after `Stopping…`) says why there.
+  expect({ stdout: start.stdout(), stderr: start.stderr() }).toMatchObject({
+    stdout: expect.stringMatching(/^Simulator stopped\nTemporal dev server stopped\nStopped\.$/m),
+  });
   expect(processesMatching('server start-dev', dbFilename)).toEqual([]);
 }, 240_000);
