@@ -307,6 +307,15 @@ async function cancelledWithRoundRead(): Promise<string> {
   }
 }
 
+/** Until the poller rests between cycles (its first timer). */
+async function untilPollerRests(pollerId: string): Promise<void> {
+  const resting = async () =>
+    ((await client.workflow.getHandle(pollerId).fetchHistory()).events ?? []).some(
+      (event) => event.timerStartedEventAttributes,
+    );
+  while (!(await resting())) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 /**
  * The poller resting for a recovery that polls hourly, its rest ended by a recovery that polls every 500 ms
  * registering during it; both are then woken by the list.
@@ -323,11 +332,7 @@ async function pollerRestShortened(): Promise<string> {
     const hourly = simulator.createScriptedBatch({ count: 4, script: { '1': ['fail', 'ok'] } }).id;
     const quick = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } }).id;
     await recoveries.start({ batchId: hourly, ...polledEvery('1h') });
-    const resting = async () =>
-      ((await client.workflow.getHandle(pollerId).fetchHistory()).events ?? []).some(
-        (event) => event.timerStartedEventAttributes,
-      );
-    while (!(await resting())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await untilPollerRests(pollerId);
     await recoveries.start({ batchId: quick, ...polledEvery('500ms') });
     for (const batchId of [quick, hourly]) await recoveries.result(batchId).catch(() => undefined);
   } finally {
@@ -354,11 +359,7 @@ async function pollChangedWhileWaiting(): Promise<string> {
       ...fast,
       poll: { initialInterval: '1h', backoffCoefficient: 1, maximumInterval: '1h' },
     });
-    const resting = async () =>
-      ((await client.workflow.getHandle(pollerId).fetchHistory()).events ?? []).some(
-        (event) => event.timerStartedEventAttributes,
-      );
-    while (!(await resting())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await untilPollerRests(pollerId);
     await recoveries.updatePolicy(batchId, { poll: { initialInterval: '500ms', maximumInterval: '500ms' } });
     await recoveries.result(batchId).catch(() => undefined);
   } finally {

@@ -20,8 +20,13 @@ afterEach(async () => {
 
 const cli = (args: string[]) => runCli(['--task-queue', env.taskQueue, ...args]);
 
-/** Runs `use` with a worker whose every workflow task fails: it polls the task queue, but never runs a recovery. */
-async function withStuckWorker(use: () => Promise<void>): Promise<void> {
+/**
+ * Starts a recovery and runs `use` with a worker whose every workflow task fails: it polls the task queue, but never
+ * runs the recovery, which is terminated afterwards.
+ */
+async function withStuckRecovery(use: (batchId: string) => Promise<void>): Promise<void> {
+  const batchId = randomUUID();
+  await env.recoveries.start({ batchId });
   const connection = await connectWorker();
   try {
     const worker = await Worker.create({
@@ -34,10 +39,11 @@ async function withStuckWorker(use: () => Promise<void>): Promise<void> {
       await eventually('the stuck worker among the pollers', async () =>
         (await recentPollerIdentities(env.client, env.taskQueue, 'workflow')).length > 0 ? true : undefined,
       );
-      await use();
+      await use(batchId);
     });
   } finally {
     await connection.close();
+    await env.recoveries.handle(batchId).terminate('test done');
   }
 }
 
@@ -64,21 +70,15 @@ test('policy with no worker polling is refused at once, and nothing applies when
 });
 
 test('policy that no worker takes up within --timeout says it was not confirmed and may still apply', async () => {
-  const batchId = randomUUID();
-  await env.recoveries.start({ batchId });
-  try {
-    await withStuckWorker(async () => {
-      const policy = await cli(['policy', batchId, '--max-rounds', '5', '--timeout', '2s']);
+  await withStuckRecovery(async (batchId) => {
+    const policy = await cli(['policy', batchId, '--max-rounds', '5', '--timeout', '2s']);
 
-      expect(policy.code).toBe(10);
-      expect(policy.stderr).toBe(
-        `error: The policy change for batch ${batchId} was not confirmed within 2s: no worker took it up. ` +
-          `It may still apply when a worker picks the recovery up (batch-recovery report ${batchId} shows maxRounds).\n`,
-      );
-    });
-  } finally {
-    await env.recoveries.handle(batchId).terminate('test done');
-  }
+    expect(policy.code).toBe(10);
+    expect(policy.stderr).toBe(
+      `error: The policy change for batch ${batchId} was not confirmed within 2s: no worker took it up. ` +
+        `It may still apply when a worker picks the recovery up (batch-recovery report ${batchId} shows maxRounds).\n`,
+    );
+  });
 });
 
 test('cancel with no worker polling says the cancel is recorded and the recovery has not ended, without waiting', async () => {
@@ -99,35 +99,23 @@ test('cancel with no worker polling says the cancel is recorded and the recovery
 });
 
 test('cancel waits at most --timeout for a recovery a worker polls for but does not end', async () => {
-  const batchId = randomUUID();
-  await env.recoveries.start({ batchId });
-  try {
-    await withStuckWorker(async () => {
-      const cancelled = await cli(['cancel', batchId, '--timeout', '2s']);
+  await withStuckRecovery(async (batchId) => {
+    const cancelled = await cli(['cancel', batchId, '--timeout', '2s']);
 
-      expect({ code: cancelled.code, stderr: cancelled.stderr }).toEqual({ code: 10, stderr: '' });
-      expect(cancelled.stdout).toMatch(
-        new RegExp(`^Cancel requested for the recovery of batch ${batchId}\\nIt has not ended yet \\(not within 2s\\)`),
-      );
-    });
-  } finally {
-    await env.recoveries.handle(batchId).terminate('test done');
-  }
+    expect({ code: cancelled.code, stderr: cancelled.stderr }).toEqual({ code: 10, stderr: '' });
+    expect(cancelled.stdout).toMatch(
+      new RegExp(`^Cancel requested for the recovery of batch ${batchId}\\nIt has not ended yet \\(not within 2s\\)`),
+    );
+  });
 });
 
 test('a wait for the end that reaches its deadline says so, however the call past the deadline fails', async () => {
-  const batchId = randomUUID();
-  await env.recoveries.start({ batchId });
-  try {
-    await withStuckWorker(async () => {
-      await env.recoveries.cancel(batchId);
-      // The long poll's call past the deadline failed now and then as CANCELLED, not DEADLINE_EXCEEDED: `cancel`
-      // exited 1 with `Failed to get Workflow execution history` (2 of 3 CI runs).
-      const endings = [];
-      for (let i = 0; i < 20; i += 1) endings.push(await env.recoveries.waitForEnd(batchId, 700));
-      expect(endings).toEqual(Array.from({ length: 20 }, () => ({ ended: false, reason: 'not within 700ms' })));
-    });
-  } finally {
-    await env.recoveries.handle(batchId).terminate('test done');
-  }
+  await withStuckRecovery(async (batchId) => {
+    await env.recoveries.cancel(batchId);
+    // The long poll's call past the deadline failed now and then as CANCELLED, not DEADLINE_EXCEEDED: `cancel`
+    // exited 1 with `Failed to get Workflow execution history` (2 of 3 CI runs).
+    const endings = [];
+    for (let i = 0; i < 20; i += 1) endings.push(await env.recoveries.waitForEnd(batchId, 700));
+    expect(endings).toEqual(Array.from({ length: 20 }, () => ({ ended: false, reason: 'not within 700ms' })));
+  });
 }, 90_000);
