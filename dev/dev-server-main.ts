@@ -7,6 +7,22 @@ import { startLocalDevServer } from './dev-server.js';
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
 const server = await startLocalDevServer(process.env, print);
+// Before the ready line: a parent that reads it may stop the server at once. npm relays a Ctrl-C, so it arrives
+// more than once: the first one stops the server, the copies wait.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    void server.stop().then(() => {
+      print('Temporal dev server stopped');
+      // Ended by the signal, as a shell expects of an interrupted command; npm ends the same way.
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    });
+  });
+}
+
 print(`Temporal dev server ready: address ${server.address}, namespace ${server.namespace}`);
 print(`Web UI: ${server.uiUrl ?? '(none)'}`);
 const usualPorts = server.address.endsWith(':7233');
@@ -15,16 +31,3 @@ print(
     ? 'The CLI and the worker reach it with their defaults. Ctrl-C stops it.'
     : `Set TEMPORAL_ADDRESS=${server.address} for the CLI and the worker. Ctrl-C stops it.`,
 );
-
-// npm and tsx relay a Ctrl-C, so it arrives more than once: the first one stops the server, the copies wait.
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    void server.stop().then(() => {
-      print('Temporal dev server stopped');
-      process.exit(0);
-    });
-  });
-}

@@ -48,8 +48,8 @@ const demoPolicy = (batchId: string): RecoverBatchInput => ({
 
 /**
  * A Ctrl-C reaches this process more than once: from the terminal (the whole
- * process group) and relayed by npm and tsx. Copies within this window are the
- * same press; only a later one gives up waiting for a clean stop.
+ * process group) and relayed by npm. Copies within this window are the same
+ * press; only a later one gives up waiting for a clean stop.
  */
 const SAME_PRESS_MS = 1_000;
 
@@ -62,7 +62,7 @@ function onShutdownSignals(): AbortSignal {
       if (!shutdown.signal.aborted) {
         firstAt = Date.now();
         print('Stopping (press Ctrl-C again to force)…');
-        shutdown.abort();
+        shutdown.abort(signal);
       } else if (Date.now() - firstAt > SAME_PRESS_MS) {
         process.exit(130);
       }
@@ -186,8 +186,15 @@ async function runLocalStack(env: NodeJS.ProcessEnv, signal: AbortSignal): Promi
 
 async function main(env: NodeJS.ProcessEnv): Promise<void> {
   if (env.TEMPORAL_ADDRESS && env.ANCHOR_API_KEY) return runWorker(env);
-  await runLocalStack(env, onShutdownSignals());
+  const shutdown = onShutdownSignals();
+  await runLocalStack(env, shutdown);
   print('Stopped.');
+  if (shutdown.aborted) {
+    // Ended by the signal, as a shell expects of an interrupted command; npm ends the same way.
+    const signal = shutdown.reason as NodeJS.Signals;
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  }
 }
 
 main(process.env).catch((err: unknown) => {

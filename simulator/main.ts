@@ -94,14 +94,24 @@ const simulator = await startSimulator({
   logger: flags.log,
 });
 
+// Before the URL is printed: a parent that reads it may stop the simulator at once. A Ctrl-C arrives twice (the
+// terminal's and npm's relay): the first closes the simulator, a copy must not cut that short.
+let closing = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (closing) return;
+    closing = true;
+    void simulator.close().then(() => {
+      console.log('Simulator stopped');
+      // Ended by the signal, as a shell expects of an interrupted command; npm ends the same way.
+      process.removeAllListeners(signal);
+      process.kill(process.pid, signal);
+    });
+  });
+}
+
 // First line is machine-readable so a parent process can pick the URL up from stdout.
 console.log(`SIMULATOR_URL=${simulator.url}`);
 console.log(
   `Anchor simulator listening on ${simulator.url} (admin: ${simulator.url}${ADMIN_PREFIX}, clock: ${flags.clock})`,
 );
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void simulator.close().then(() => process.exit(0));
-  });
-}

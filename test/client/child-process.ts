@@ -71,7 +71,14 @@ export async function killLeftoverChildren(): Promise<void> {
   );
 }
 
-const tsx = `${repoRoot}node_modules/.bin/tsx`;
+/**
+ * Runs a TypeScript entry point as the npm scripts do: one Node.js process with tsx's loader. Not the tsx launcher,
+ * which answers a signal its child does not acknowledge within 30 ms with SIGKILL, and leaves a second process
+ * between a kill and its target.
+ */
+export function spawnTypeScript(script: string, args: string[], options: SpawnOptions): WatchedChild {
+  return spawnWatched(process.execPath, ['--import', 'tsx', script, ...args], options);
+}
 
 export interface CliResult {
   code: number | null;
@@ -81,7 +88,7 @@ export interface CliResult {
 
 /** Runs the CLI as a user would, with the test's Temporal address unless `env` overrides it. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  const watched = spawnWatched(tsx, ['client/cli.ts', ...args], { env: { ...process.env, ...env } });
+  const watched = spawnTypeScript('client/cli.ts', args, { env: { ...process.env, ...env } });
   const { code } = await watched.closed;
   return { code, stdout: watched.stdout(), stderr: watched.stderr() };
 }

@@ -5,7 +5,7 @@ import { EXIT_CODES, EXIT_CODES_HELP } from '../../client/exit-codes.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { eventually, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
-import { killLeftoverChildren, repoRoot, runCli, spawnWatched } from './child-process.js';
+import { killLeftoverChildren, repoRoot, runCli, spawnTypeScript } from './child-process.js';
 
 // The CLI as a child process against the test dev server; one in-process worker for the file.
 
@@ -122,10 +122,9 @@ test('batch_cancelled exits 4', async () => {
 
 test('operator_cancelled exits 5 for the recover --wait that was following it', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
-  const following = spawnWatched(
-    `${repoRoot}node_modules/.bin/tsx`,
+  const following = spawnTypeScript(
+    'client/cli.ts',
     [
-      'client/cli.ts',
       ...['--task-queue', env.taskQueue, 'recover', batch.id],
       ...['--poll-interval', '50ms', '--round-backoff', '1h', '--wait', '--json'],
     ],

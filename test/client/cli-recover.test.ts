@@ -3,7 +3,7 @@ import type { SimulatorOptions } from '../../simulator/index.js';
 import { RecoveryAlreadyRunningError } from '../../client/recoveries.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
-import { killLeftoverChildren, runCli, spawnWatched, repoRoot } from './child-process.js';
+import { killLeftoverChildren, runCli, spawnTypeScript } from './child-process.js';
 
 // The CLI runs as a child process against the test dev server; the worker runs in the test.
 
@@ -76,13 +76,9 @@ test('watch shows plain progress lines when not on a terminal, then the report',
   await env.startWorker();
   expect((await cliOn(env, ['recover', batch.id, ...fastRecovery])).code).toBe(0);
 
-  const watch = spawnWatched(
-    `${repoRoot}node_modules/.bin/tsx`,
-    ['client/cli.ts', '--task-queue', env.taskQueue, 'watch', batch.id],
-    {
-      env: process.env,
-    },
-  );
+  const watch = spawnTypeScript('client/cli.ts', ['--task-queue', env.taskQueue, 'watch', batch.id], {
+    env: process.env,
+  });
   await watch.waitForOutput(/^0\/5 sessions settled, 0 failed \| round 0\/3 \| waiting for the batch to settle$/m);
   env.simulator.clock.advance(60_000);
   const { code } = await watch.closed;
@@ -191,12 +187,10 @@ test('report and watch with every worker down read the stored report and say how
     expect(JSON.parse(json.stdout)).toMatchObject({ batchId: batch.id, phase: 'backing_off', outcome: null });
     expect(json.stderr).toMatch(/^Stored report: /m);
 
-    // One process (not the tsx launcher and its child), so killing it closes its output.
-    const watch = spawnWatched(
-      process.execPath,
-      ['--import', 'tsx', 'client/cli.ts', '--task-queue', env.taskQueue, 'watch', batch.id],
-      { env: process.env },
-    );
+    // One process, so killing it closes its output.
+    const watch = spawnTypeScript('client/cli.ts', ['--task-queue', env.taskQueue, 'watch', batch.id], {
+      env: process.env,
+    });
     await watch.waitForOutput(
       /^4\/4 sessions settled, 1 failed \| round 0\/3 \| next retry at .* \| stored report of \S+ \(no worker (answered within 3000 ms|polls the task queue)(; [^)]+)?\)$/m,
     );

@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { killLeftoverChildren, repoRoot, spawnWatched } from '../client/child-process.js';
+import { killLeftoverChildren, processesMatching, repoRoot, spawnWatched } from '../client/child-process.js';
 
 // The README's entry points, run as written: `npm run dev-server`, and `batch-recovery` on the PATH after
 // `npm run build` and `npm link`.
@@ -35,6 +35,22 @@ test('npm run dev-server starts a dev server the CLI can reach, and Ctrl-C stops
   expect(server.stdout()).toContain('Temporal dev server stopped');
   await expect(Connection.connect({ address: address as string, connectTimeout: 1_000 })).rejects.toThrow();
 }, 180_000);
+
+test('npm run simulator stops on a SIGTERM sent to npm alone, as a supervisor or a container runtime sends it', async () => {
+  // A key of its own, to tell this simulator from those other test files start.
+  const apiKey = `entry-points-${randomUUID()}`;
+  // Detached only so that a failure's cleanup reaches a simulator left behind; the SIGTERM goes to npm alone.
+  const simulator = spawnWatched('npm', ['run', 'simulator', '--', '--port', '0', '--api-keys', apiKey], {
+    env: process.env,
+    detached: true,
+  });
+  await simulator.waitForOutput(/^SIMULATOR_URL=/m, 60_000);
+  expect(processesMatching('simulator/main.ts', apiKey)).toHaveLength(1);
+  simulator.child.kill('SIGTERM');
+  expect(await simulator.closed).toEqual({ code: null, signal: 'SIGTERM' });
+  expect(simulator.stdout()).toMatch(/^Simulator stopped$/m);
+  expect(processesMatching('simulator/main.ts', apiKey)).toEqual([]);
+}, 120_000);
 
 test('after npm run build and npm link, batch-recovery runs from the PATH', async () => {
   const build = spawnWatched('npm', ['run', 'build'], { env: process.env });

@@ -176,16 +176,7 @@ describe('standalone process', () => {
   it('starts from the command line, prints its URL and serves the contract', async () => {
     const child = spawn(
       process.execPath,
-      [
-        'node_modules/tsx/dist/cli.mjs',
-        'simulator/main.ts',
-        '--port',
-        '0',
-        '--api-keys',
-        'cli-key',
-        '--clock',
-        'manual',
-      ],
+      ['--import', 'tsx', 'simulator/main.ts', '--port', '0', '--api-keys', 'cli-key', '--clock', 'manual'],
       {
         cwd: fileURLToPath(new URL('../..', import.meta.url)),
         stdio: ['ignore', 'pipe', 'inherit'],
