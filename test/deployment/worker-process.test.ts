@@ -1,8 +1,9 @@
+import getPort from 'get-port';
 import type { Client } from '@temporalio/client';
 import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
-import { killLeftoverChildren } from '../client/child-process.js';
+import { killLeftoverChildren, spawnWatched } from '../client/child-process.js';
 import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from './worker-process.js';
@@ -129,4 +130,25 @@ test('SIGTERM stops the worker process cleanly', async () => {
   const { code, signal } = await worker.closed;
   expect({ code, signal }).toEqual({ code: 0, signal: null });
   expect(worker.logEntries().map((entry) => entry.msg)).toContain('Worker stopped');
+});
+
+test('npm start with an address and a key is this worker, and a SIGTERM sent to npm alone stops it cleanly', async () => {
+  // Detached only so that a failure's cleanup reaches a worker left behind; the SIGTERM goes to npm alone, as a
+  // container runtime whose command is `npm start` sends it.
+  const npmStart = spawnWatched('npm', ['start'], {
+    env: {
+      ...process.env,
+      TEMPORAL_TASK_QUEUE: uniqueTaskQueue('npm-start'),
+      ANCHOR_BASE_URL: simulator.url,
+      ANCHOR_API_KEY: TEST_API_KEY,
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+      METRICS_PORT: String(await getPort()),
+      LOG_LEVEL: 'INFO',
+    },
+    detached: true,
+  });
+  await npmStart.waitForOutput(WORKER_STARTED, 120_000);
+  npmStart.child.kill('SIGTERM');
+  expect(await npmStart.closed).toEqual({ code: 0, signal: null });
+  expect(npmStart.stdout()).toMatch(/^\{.*"msg":"Worker stopped".*\}$/m);
 });
