@@ -143,20 +143,35 @@ function turnsEvery(spacingMs: () => number): (abandoned: AbortSignal) => Promis
   };
 }
 
+/** Shorter base64 forms are left alone: taking out every `Mw` of a text for the key `3` would garble it. */
+const MIN_BASE64_FORM_CHARS = 12;
+
+/**
+ * The ways an answer may write `apiKey` back: as sent, percent-encoded (either case of hex digits), and in base64 or
+ * base64url, padded or not (an API that echoes the header it got, encoded). Longest first, as a shorter form may be
+ * part of a longer one.
+ */
+function writtenForms(apiKey: string): string[] {
+  if (apiKey === '') return [];
+  const encoded = encodeURIComponent(apiKey);
+  const base64 = Buffer.from(apiKey).toString('base64');
+  const base64Forms = [base64, base64.replace(/=+$/, ''), Buffer.from(apiKey).toString('base64url')].filter(
+    (form) => form.length >= MIN_BASE64_FORM_CHARS,
+  );
+  const forms = [apiKey, encoded, encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()), ...base64Forms];
+  return [...new Set(forms)].sort((a, b) => b.length - a.length);
+}
+
 export class AnchorApiClient {
   private readonly http: Got;
-  /** The API key as it may be written back: as sent, or percent-encoded (either case of hex digits). */
+  /** The API key as it may be written back: see writtenForms. */
   private readonly apiKeyForms: string[];
   private readonly nextTurn: ((abandoned: AbortSignal) => Promise<void>) | undefined;
   readonly timeoutMs: number;
   readonly maxResponseBytes: number;
 
   constructor(options: AnchorApiClientOptions) {
-    const encodedKey = encodeURIComponent(options.apiKey);
-    this.apiKeyForms =
-      options.apiKey === ''
-        ? []
-        : [...new Set([options.apiKey, encodedKey, encodedKey.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())])];
+    this.apiKeyForms = writtenForms(options.apiKey);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     const { callSpacingMs } = options;

@@ -160,6 +160,7 @@ async function waitFor(condition: () => boolean): Promise<void> {
 }
 
 // Keys of shapes cleanApiText cannot know for a key: a word with digits, a UUID, letters only, base64 with + and =.
+// Each is written back as sent, as JSON, percent-encoded, and in base64 and base64url (an echoed header, encoded).
 test.each([
   'anchor_live_2024',
   '9f8e7d6c-5b4a-4321-8765-0fedcba98765',
@@ -167,7 +168,9 @@ test.each([
   'k3y+b64/x=',
 ])('an API that quotes the key %s back, in an error or a session error, leaves no trace of it', async (apiKey) => {
   const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
-  const quoted = `${apiKey} (as JSON ${JSON.stringify(apiKey)}, encoded ${encodeURIComponent(apiKey)})`;
+  const base64 = Buffer.from(apiKey).toString('base64');
+  const base64url = Buffer.from(apiKey).toString('base64url');
+  const quoted = `${apiKey} (as JSON ${JSON.stringify(apiKey)}, encoded ${encodeURIComponent(apiKey)}, base64 ${base64}, base64url ${base64url})`;
   server.on('echo-401', answerWith(401, 'application/json', JSON.stringify({ error: { message: `key ${quoted}` } })));
   server.on(
     'echo-200',
@@ -179,10 +182,11 @@ test.each([
   );
   const refused = await caught(echoing.getBatch('echo-401'));
   expect(refused).toBeInstanceOf(UnauthorizedError);
+  const cleaned = 'key [redacted] (as JSON "[redacted]", encoded [redacted], base64 [redacted], base64url [redacted])';
   expect(`${refused.message} ${refused.apiMessage}`).not.toContain(apiKey);
-  expect(refused.apiMessage).toMatch(/^key \[redacted\] \(as JSON "\[redacted\]", encoded \[redacted\]\)$/);
+  expect(refused.apiMessage).toBe(cleaned);
   const read = await echoing.getBatch('echo-200');
-  expect(read.sessions?.[0]?.error).toBe(`key [redacted] (as JSON "[redacted]", encoded [redacted])`);
+  expect(read.sessions?.[0]?.error).toBe(cleaned);
 });
 
 describe('a list page past the contract', () => {
