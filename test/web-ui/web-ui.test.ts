@@ -1,3 +1,4 @@
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { Locator, Page } from 'playwright-core';
 import { describeSweepSchedule, upsertSweepSchedule, DEFAULT_SWEEP_SCHEDULE_ID } from '../../client/schedules.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
@@ -150,6 +151,14 @@ test('a recovery started from the Start Workflow form runs to completion', async
   // Leaving the editor reformats the JSON and moves the button down: blur before clicking it.
   await data.blur();
   await expect(data.textContent()).resolves.toContain(`"batchId": "${batch.id}"`);
+  // The batch id as a search attribute too, so the recovery is listed under its batch before a worker runs it. UI
+  // 2.42 keeps the section under More options.
+  const customAttributes = page.getByRole('heading', { name: 'Custom Search Attributes' });
+  if (!(await customAttributes.isVisible())) await page.getByRole('button', { name: 'More options' }).click();
+  await page.getByRole('button', { name: 'Add', exact: true }).first().click();
+  await page.getByRole('button', { name: 'Select Attribute' }).click();
+  await page.getByRole('option', { name: 'AnchorBatchId' }).click();
+  await page.getByLabel('Value', { exact: true }).fill(batch.id);
   await env.screenshot('3a-start-workflow-form');
   await page.getByTestId('start-workflow-button').click();
   const started = page.getByRole('link', { name: 'Workflow started successfully' });
@@ -162,6 +171,9 @@ test('a recovery started from the Start Workflow form runs to completion', async
   expect(report).toMatchObject({ batchId: batch.id, outcome: 'recovered', rounds: [expect.anything()] });
   const description = await env.recoveries.handle(batch.id).describe();
   expect(description).toMatchObject({ workflowId, type: 'recoverBatch', taskQueue: env.taskQueue });
+  const { events } = await env.recoveries.handle(batch.id).fetchHistory();
+  const startAttributes = events?.[0]?.workflowExecutionStartedEventAttributes?.searchAttributes?.indexedFields;
+  expect(defaultPayloadConverter.fromPayload(startAttributes?.AnchorBatchId ?? {})).toBe(batch.id);
   await showsAfterReloads(headerStatus('Completed'), 'the started recovery to show Completed');
   await env.screenshot('3c-started-recovery-completed');
 });
