@@ -148,18 +148,35 @@ const MIN_BASE64_FORM_CHARS = 12;
 
 /**
  * The ways an answer may write `apiKey` back: as sent, percent-encoded (either case of hex digits), and in base64 or
- * base64url, padded or not (an API that echoes the header it got, encoded). Longest first, as a shorter form may be
- * part of a longer one.
+ * base64url (an API that echoes the header it got, encoded). Longest first, as a shorter form may be part of a
+ * longer one.
  */
 function writtenForms(apiKey: string): string[] {
   if (apiKey === '') return [];
   const encoded = encodeURIComponent(apiKey);
-  const base64 = Buffer.from(apiKey).toString('base64');
-  const base64Forms = [base64, base64.replace(/=+$/, ''), Buffer.from(apiKey).toString('base64url')].filter(
-    (form) => form.length >= MIN_BASE64_FORM_CHARS,
-  );
+  const key = Buffer.from(apiKey);
+  const base64Forms = [
+    key.toString('base64'),
+    key.toString('base64').replace(/=+$/, ''),
+    key.toString('base64url'),
+    ...base64Cores(key, 'base64'),
+    ...base64Cores(key, 'base64url'),
+  ].filter((form) => form.length >= MIN_BASE64_FORM_CHARS);
   const forms = [apiKey, encoded, encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()), ...base64Forms];
   return [...new Set(forms)].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * The key's base64 as it shows inside the base64 of a longer text (`Basic base64("user:" + key)`, an encoded header
+ * line), for each of the 3 byte offsets it may start at: the characters only the key's bits make up. At most 2 of
+ * its bytes at each end stay, in characters shared with the text around it.
+ */
+function base64Cores(key: Buffer, encoding: 'base64' | 'base64url'): string[] {
+  return [0, 1, 2].map((offset) => {
+    const text = Buffer.concat([Buffer.alloc(offset), key]).toString(encoding);
+    // Character i holds bits 6i to 6i + 5 of the text; the first offset * 8 bits are not the key's.
+    return text.slice(Math.ceil((offset * 8) / 6), Math.floor(((offset + key.length) * 8) / 6));
+  });
 }
 
 export class AnchorApiClient {

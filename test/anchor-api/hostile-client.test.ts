@@ -189,6 +189,40 @@ test.each([
   expect(read.sessions?.[0]?.error).toBe(cleaned);
 });
 
+/**
+ * Whether `text` still holds 6 bytes in a row of `key` in base64 or base64url: every run of base64 characters is
+ * decoded from each of its first 4 characters, so a key at any offset of a longer encoded text shows.
+ */
+function holdsBase64Of(text: string, key: string): boolean {
+  const keyBytes = Buffer.from(key);
+  const windows = Array.from({ length: Math.max(0, keyBytes.length - 5) }, (_, at) => keyBytes.subarray(at, at + 6));
+  return (text.match(/[A-Za-z0-9+/_-]{8,}/g) ?? []).some((run) =>
+    [0, 1, 2, 3].some((shift) => {
+      const decoded = Buffer.from(run.slice(shift).replaceAll('-', '+').replaceAll('_', '/'), 'base64');
+      return windows.some((window) => decoded.includes(window));
+    }),
+  );
+}
+
+test.each([
+  'anchor_live_2024',
+  '9f8e7d6c-5b4a-4321-8765-0fedcba98765',
+  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef',
+  'k3y+b64/x=',
+])('an API that echoes the key %s inside a longer encoded text leaves no 6 bytes of it', async (apiKey) => {
+  const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
+  // The key at each of the 3 byte offsets of a base64 text, in both alphabets: a Basic credential, a header line.
+  const encodings = ['user:', 'x-api-key: ', 'key='].flatMap((before) =>
+    (['base64', 'base64url'] as const).map((encoding) => Buffer.from(`${before}${apiKey};`).toString(encoding)),
+  );
+  const message = `refused: ${encodings.join(' ')}`;
+  expect(holdsBase64Of(message, apiKey)).toBe(true);
+  server.on('echo-encoded', answerWith(401, 'application/json', JSON.stringify({ error: { message } })));
+  const refused = await caught(echoing.getBatch('echo-encoded'));
+  expect(refused).toBeInstanceOf(UnauthorizedError);
+  expect(holdsBase64Of(`${refused.message} ${refused.apiMessage}`, apiKey)).toBe(false);
+});
+
 describe('a list page past the contract', () => {
   let lister: HostileServer;
   let listed: unknown[] = [];
