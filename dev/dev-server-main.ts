@@ -1,4 +1,5 @@
 import { startLocalDevServer } from './dev-server.js';
+import { endBySignal } from './end-by-signal.js';
 
 // `npm run dev-server`: a Temporal dev server with the Web UI and the product's search attributes, for a
 // worker and the CLI started separately (`npm start` runs it with a worker, a simulator and a demo instead).
@@ -16,9 +17,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     stopping = true;
     void server.stop().then(() => {
       print('Temporal dev server stopped');
-      // Ended by the signal, as a shell expects of an interrupted command; npm ends the same way.
-      process.removeAllListeners(signal);
-      process.kill(process.pid, signal);
+      endBySignal(signal);
     });
   });
 }

@@ -10,6 +10,7 @@ import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { startLocalDevServer } from './dev-server.js';
+import { endBySignal } from './end-by-signal.js';
 
 // `npm start`: with TEMPORAL_ADDRESS and ANCHOR_API_KEY set, the production worker.
 // Otherwise whatever is missing runs here: a Temporal dev server with its Web UI,
@@ -156,6 +157,8 @@ async function runLocalStack(env: NodeJS.ProcessEnv, signal: AbortSignal): Promi
 
     const client = await connectTemporal({ address: temporal.address, namespace: temporal.namespace });
     cleanups.push(() => client.connection.close());
+    // A Ctrl-C during the connect: the worker below would install its own signal handlers after it and run on.
+    if (signal.aborted) return;
     const recoveries = new BatchRecoveries(client, env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE);
     // The demo ends with the worker, whether a signal or an error stopped it.
     const workerEnded = new AbortController();
@@ -189,12 +192,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   const shutdown = onShutdownSignals();
   await runLocalStack(env, shutdown);
   print('Stopped.');
-  if (shutdown.aborted) {
-    // Ended by the signal, as a shell expects of an interrupted command; npm ends the same way.
-    const signal = shutdown.reason as NodeJS.Signals;
-    process.removeAllListeners(signal);
-    process.kill(process.pid, signal);
-  }
+  if (shutdown.aborted) endBySignal(shutdown.reason as NodeJS.Signals);
 }
 
 main(process.env).catch((err: unknown) => {

@@ -102,10 +102,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (closing) return;
     closing = true;
     void simulator.close().then(() => {
-      console.log('Simulator stopped');
-      // Ended by the signal, as a shell expects of an interrupted command; npm ends the same way.
-      process.removeAllListeners(signal);
-      process.kill(process.pid, signal);
+      // Ended by the signal, as a shell expects of an interrupted command (npm then ends the same way), once the
+      // line is out: stdout to a pipe is written asynchronously.
+      process.stdout.write('Simulator stopped\n', () => {
+        process.removeAllListeners(signal);
+        process.kill(process.pid, signal);
+      });
     });
   });
 }
