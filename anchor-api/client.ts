@@ -155,9 +155,10 @@ function writtenForms(apiKey: string): string[] {
   if (apiKey === '') return [];
   const encoded = encodeURIComponent(apiKey);
   const key = Buffer.from(apiKey);
+  const base64 = key.toString('base64');
   const base64Forms = [
-    key.toString('base64'),
-    key.toString('base64').replace(/=+$/, ''),
+    base64,
+    base64.replace(/=+$/, ''),
     key.toString('base64url'),
     ...base64Cores(key, 'base64'),
     ...base64Cores(key, 'base64url'),

@@ -1,5 +1,5 @@
 import { startLocalDevServer } from './dev-server.js';
-import { endBySignal } from './end-by-signal.js';
+import { stopOnSignals } from './stop-signals.js';
 
 // `npm run dev-server`: a Temporal dev server with the Web UI and the product's search attributes, for a
 // worker and the CLI started separately (`npm start` runs it with a worker, a simulator and a demo instead).
@@ -8,19 +8,10 @@ import { endBySignal } from './end-by-signal.js';
 const print = (text: string) => process.stdout.write(`${text}\n`);
 
 const server = await startLocalDevServer(process.env, print);
-// Before the ready line: a parent that reads it may stop the server at once. npm relays a Ctrl-C, so it arrives
-// more than once: the first one stops the server, the copies wait.
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    void server.stop().then(() => {
-      print('Temporal dev server stopped');
-      endBySignal(signal);
-    });
-  });
-}
+stopOnSignals(async () => {
+  await server.stop();
+  print('Temporal dev server stopped');
+});
 
 print(`Temporal dev server ready: address ${server.address}, namespace ${server.namespace}`);
 print(`Web UI: ${server.uiUrl ?? '(none)'}`);

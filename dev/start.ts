@@ -10,7 +10,7 @@ import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { startLocalDevServer } from './dev-server.js';
-import { endBySignal } from './end-by-signal.js';
+import { endBySignal } from './stop-signals.js';
 
 // `npm start`: with TEMPORAL_ADDRESS and ANCHOR_API_KEY set, the production worker.
 // Otherwise whatever is missing runs here: a Temporal dev server with its Web UI,

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { stopOnSignals } from '../dev/stop-signals.js';
 import { ADMIN_PREFIX } from './admin-routes.js';
 import { DEFAULT_SIMULATOR_OPTIONS, startSimulator } from './server.js';
 
@@ -94,23 +95,10 @@ const simulator = await startSimulator({
   logger: flags.log,
 });
 
-// Before the URL is printed: a parent that reads it may stop the simulator at once. A Ctrl-C arrives twice (the
-// terminal's and npm's relay): the first closes the simulator, a copy must not cut that short.
-let closing = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (closing) return;
-    closing = true;
-    void simulator.close().then(() => {
-      // Ended by the signal, as a shell expects of an interrupted command (npm then ends the same way), once the
-      // line is out: stdout to a pipe is written asynchronously.
-      process.stdout.write('Simulator stopped\n', () => {
-        process.removeAllListeners(signal);
-        process.kill(process.pid, signal);
-      });
-    });
-  });
-}
+stopOnSignals(async () => {
+  await simulator.close();
+  console.log('Simulator stopped');
+});
 
 // First line is machine-readable so a parent process can pick the URL up from stdout.
 console.log(`SIMULATOR_URL=${simulator.url}`);

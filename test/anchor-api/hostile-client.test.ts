@@ -159,35 +159,41 @@ async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
-// Keys of shapes cleanApiText cannot know for a key: a word with digits, a UUID, letters only, base64 with + and =.
-// Each is written back as sent, as JSON, percent-encoded, and in base64 and base64url (an echoed header, encoded).
-test.each([
+/** Keys of shapes cleanApiText cannot know for a key: a word with digits, a UUID, letters only, base64 with + and =. */
+const KEY_SHAPES = [
   'anchor_live_2024',
   '9f8e7d6c-5b4a-4321-8765-0fedcba98765',
   'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef',
   'k3y+b64/x=',
-])('an API that quotes the key %s back, in an error or a session error, leaves no trace of it', async (apiKey) => {
-  const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
-  const base64 = Buffer.from(apiKey).toString('base64');
-  const base64url = Buffer.from(apiKey).toString('base64url');
-  const quoted = `${apiKey} (as JSON ${JSON.stringify(apiKey)}, encoded ${encodeURIComponent(apiKey)}, base64 ${base64}, base64url ${base64url})`;
-  server.on('echo-401', answerWith(401, 'application/json', JSON.stringify({ error: { message: `key ${quoted}` } })));
-  server.on(
-    'echo-200',
-    answerWith(
-      200,
-      'application/json',
-      JSON.stringify({ data: { batch_id: 'echo-200', sessions: [{ status: 'failed', error: `key ${quoted}` }] } }),
-    ),
-  );
-  const refused = await caught(echoing.getBatch('echo-401'));
-  expect(refused).toBeInstanceOf(UnauthorizedError);
-  const cleaned = 'key [redacted] (as JSON "[redacted]", encoded [redacted], base64 [redacted], base64url [redacted])';
-  expect(`${refused.message} ${refused.apiMessage}`).not.toContain(apiKey);
-  expect(refused.apiMessage).toBe(cleaned);
-  const read = await echoing.getBatch('echo-200');
-  expect(read.sessions?.[0]?.error).toBe(cleaned);
-});
+];
+
+// Each is written back as sent, as JSON, percent-encoded, and in base64 and base64url (an echoed header, encoded).
+test.each(KEY_SHAPES)(
+  'an API that quotes the key %s back, in an error or a session error, leaves no trace of it',
+  async (apiKey) => {
+    const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
+    const base64 = Buffer.from(apiKey).toString('base64');
+    const base64url = Buffer.from(apiKey).toString('base64url');
+    const quoted = `${apiKey} (as JSON ${JSON.stringify(apiKey)}, encoded ${encodeURIComponent(apiKey)}, base64 ${base64}, base64url ${base64url})`;
+    server.on('echo-401', answerWith(401, 'application/json', JSON.stringify({ error: { message: `key ${quoted}` } })));
+    server.on(
+      'echo-200',
+      answerWith(
+        200,
+        'application/json',
+        JSON.stringify({ data: { batch_id: 'echo-200', sessions: [{ status: 'failed', error: `key ${quoted}` }] } }),
+      ),
+    );
+    const refused = await caught(echoing.getBatch('echo-401'));
+    expect(refused).toBeInstanceOf(UnauthorizedError);
+    const cleaned =
+      'key [redacted] (as JSON "[redacted]", encoded [redacted], base64 [redacted], base64url [redacted])';
+    expect(`${refused.message} ${refused.apiMessage}`).not.toContain(apiKey);
+    expect(refused.apiMessage).toBe(cleaned);
+    const read = await echoing.getBatch('echo-200');
+    expect(read.sessions?.[0]?.error).toBe(cleaned);
+  },
+);
 
 /**
  * Whether `text` still holds 6 bytes in a row of `key` in base64 or base64url: every run of base64 characters is
@@ -204,24 +210,22 @@ function holdsBase64Of(text: string, key: string): boolean {
   );
 }
 
-test.each([
-  'anchor_live_2024',
-  '9f8e7d6c-5b4a-4321-8765-0fedcba98765',
-  'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef',
-  'k3y+b64/x=',
-])('an API that echoes the key %s inside a longer encoded text leaves no 6 bytes of it', async (apiKey) => {
-  const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
-  // The key at each of the 3 byte offsets of a base64 text, in both alphabets: a Basic credential, a header line.
-  const encodings = ['user:', 'x-api-key: ', 'key='].flatMap((before) =>
-    (['base64', 'base64url'] as const).map((encoding) => Buffer.from(`${before}${apiKey};`).toString(encoding)),
-  );
-  const message = `refused: ${encodings.join(' ')}`;
-  expect(holdsBase64Of(message, apiKey)).toBe(true);
-  server.on('echo-encoded', answerWith(401, 'application/json', JSON.stringify({ error: { message } })));
-  const refused = await caught(echoing.getBatch('echo-encoded'));
-  expect(refused).toBeInstanceOf(UnauthorizedError);
-  expect(holdsBase64Of(`${refused.message} ${refused.apiMessage}`, apiKey)).toBe(false);
-});
+test.each(KEY_SHAPES)(
+  'an API that echoes the key %s inside a longer encoded text leaves no 6 bytes of it',
+  async (apiKey) => {
+    const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
+    // The key at each of the 3 byte offsets of a base64 text, in both alphabets: a Basic credential, a header line.
+    const encodings = ['user:', 'x-api-key: ', 'key='].flatMap((before) =>
+      (['base64', 'base64url'] as const).map((encoding) => Buffer.from(`${before}${apiKey};`).toString(encoding)),
+    );
+    const message = `refused: ${encodings.join(' ')}`;
+    expect(holdsBase64Of(message, apiKey)).toBe(true);
+    server.on('echo-encoded', answerWith(401, 'application/json', JSON.stringify({ error: { message } })));
+    const refused = await caught(echoing.getBatch('echo-encoded'));
+    expect(refused).toBeInstanceOf(UnauthorizedError);
+    expect(holdsBase64Of(`${refused.message} ${refused.apiMessage}`, apiKey)).toBe(false);
+  },
+);
 
 describe('a list page past the contract', () => {
   let lister: HostileServer;
