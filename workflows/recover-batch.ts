@@ -62,7 +62,13 @@ import {
   type RecoveryReport,
   type RecoveryRound,
 } from './report.js';
-import { RECOVERY_MEMO_KEY, recoveryEnd, recoveryMemo, renderRecoveryDetails } from './recovery-details.js';
+import {
+  RECOVERY_MEMO_KEY,
+  recoveryEnd,
+  recoveryMemo,
+  renderRecoveryDetails,
+  type RecoveryEnd,
+} from './recovery-details.js';
 import {
   isRetrySendAnnouncement,
   LOST_AFTER_ANNOUNCING,
@@ -301,6 +307,96 @@ function listedSnapshot(listed: ListedSettle): BatchSnapshot {
   return { ...listed, processing: 0, pending: 0, settled: true, percentage: null, retryCountTotal: null, failing: [] };
 }
 
+/** What operators filter recoveries on, as the report stands. */
+function progressValues(report: RecoveryReport) {
+  return {
+    outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
+    rounds: roundsDone(report),
+    retried: report.totals.retriedSessions,
+    stillFailed: report.totals.stillFailed,
+  };
+}
+
+function progressAttributes(batchId: string, values: ReturnType<typeof progressValues>) {
+  return [
+    { key: anchorBatchIdKey, value: batchId },
+    { key: recoveryOutcomeKey, value: values.outcome },
+    { key: recoveryRoundsKey, value: values.rounds },
+    { key: retriedSessionsKey, value: values.retried },
+    { key: stillFailedSessionsKey, value: values.stillFailed },
+  ];
+}
+
+/**
+ * Tells the operators' webhook (when the worker has one) how the recovery ended; scheduled once per end, kept
+ * through a cancel, and a failing webhook never changes the outcome.
+ */
+async function notifyRecoveryEndOf(end: RecoveryEnd, onNotificationQueue: boolean): Promise<void> {
+  const { notifyRecoveryEnd } = proxyActivities<NotifyActivities>({
+    startToCloseTimeout: '2m',
+    heartbeatTimeout: '10s',
+    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
+    summary: `notify: ${end.outcome}`,
+    ...(onNotificationQueue && {
+      taskQueue: notificationTaskQueue(workflowInfo().taskQueue),
+      // Within the 5 min by which the past-deadline gauge lets a recovery outlive its deadline (its three attempts
+      // could take 6 min 15 s). Past this, a queue no worker polls (workers of an older release only) ends the
+      // wait with a logged failure, and the recovery still ends.
+      scheduleToCloseTimeout: '5m',
+    }),
+  });
+  const { batchId, outcome } = end;
+  try {
+    const result = await CancellationScope.nonCancellable(() => notifyRecoveryEnd(end));
+    log.info('Recovery end notified', { batchId, outcome, delivery: result.status });
+  } catch (err) {
+    log.warn('Recovery end notification failed', { batchId, outcome, error: String(err) });
+  }
+}
+
+/** The failure a stopped recovery ends with: its cut texts, and its report in the details for the client. */
+function stoppedFailure(report: RecoveryReport, failure: { type: string; message: string }): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: failure.type,
+    message: `Recovery of batch ${report.batchId} stopped: ${failure.message}`,
+    nonRetryable: true,
+    details: [report],
+  });
+}
+
+/**
+ * A run continued as new whose input this worker refuses (a release that tightened a bound since the chain began)
+ * stops as any other failure does: with the report it carried, its search attributes, memo and notification. Before,
+ * it failed bare, and the chain's rounds were lost to `report` and to the filters. Asked only for such a run.
+ */
+const CONTINUED_INPUT_REFUSED_PATCH = 'recovery-continued-input-refused-with-report';
+
+async function stopWithCarriedReport(report: RecoveryReport, refusal: unknown): Promise<never> {
+  const type = refusal instanceof ApplicationFailure ? (refusal.type ?? 'unknown') : (refusal as Error).name;
+  const message = refusal instanceof Error ? refusal.message : String(refusal);
+  report.phase = 'done';
+  report.nextRetryAt = null;
+  report.finishedAt = new Date().toISOString();
+  recordFailure(report, type, `this worker refuses the input the recovery continued as new with: ${message}`);
+  const failure = report.failure ?? { type, message };
+  try {
+    const deadlineAt = new Date(report.deadlineAt);
+    upsertSearchAttributes([
+      ...progressAttributes(report.batchId, progressValues(report)),
+      ...(Number.isNaN(deadlineAt.getTime()) ? [] : [{ key: recoveryDeadlineKey, value: deadlineAt }]),
+    ]);
+    upsertMemo({ [RECOVERY_MEMO_KEY]: recoveryMemo(report, new Date()) });
+    setCurrentDetails(renderRecoveryDetails(report));
+  } catch (publishFailure) {
+    log.error('Recovery report could not be rendered', { batchId: report.batchId, error: String(publishFailure) });
+  }
+  countRecovery('failed');
+  log.error('Recovery stopped', { batchId: report.batchId, ...failure });
+  const end = recoveryEnd(report);
+  if (end) await notifyRecoveryEndOf(end, true);
+  throw stoppedFailure(report, failure);
+}
+
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
   const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
   return Math.min(initialInterval * backoffCoefficient ** (round - 1), maximumInterval);
@@ -316,6 +412,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   try {
     policy = parseWorkflowInput(parseRecoverBatchInput, input, 'InvalidRecoveryInput');
   } catch (err) {
+    if (carried?.report && patched(CONTINUED_INPUT_REFUSED_PATCH))
+      return await stopWithCarriedReport(carried.report, err);
     recordInvalidInput(input);
     throw err;
   }
@@ -472,24 +570,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     setCurrentDetails(renderRecoveryDetails(report));
   };
   const storeSearchAttributes = () => {
-    const values = {
-      outcome: report.outcome ?? (report.failure ? 'failed' : 'running'),
-      rounds: roundsDone(report),
-      retried: report.totals.retriedSessions,
-      stillFailed: report.totals.stillFailed,
-    };
+    const values = progressValues(report);
     // Each upsert is a history event: only write when something changed.
     if (JSON.stringify(values) !== published) {
       published = JSON.stringify(values);
-      upsertSearchAttributes([
-        { key: anchorBatchIdKey, value: batchId },
-        { key: recoveryOutcomeKey, value: values.outcome },
-        { key: recoveryRoundsKey, value: values.rounds },
-        { key: retriedSessionsKey, value: values.retried },
-        { key: stillFailedSessionsKey, value: values.stillFailed },
-        // With the run's first write, when it was not written on its own.
-        ...deadlineToWrite,
-      ]);
+      // The deadline with the run's first write, when it was not written on its own.
+      upsertSearchAttributes([...progressAttributes(batchId, values), ...deadlineToWrite]);
       deadlineToWrite = [];
     }
   };
@@ -1013,32 +1099,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
-  /**
-   * Tells the operators' webhook (when the worker has one) how the recovery ended; scheduled once per
-   * end, kept through a cancel, and a failing webhook never changes the outcome.
-   */
-  const notifyEnd = async (): Promise<void> => {
+  /** Once per end; the recoveries from before the notifications tell none. */
+  const notifyEnd = (): Promise<void> => {
     const end = recoveryEnd(report);
-    if (!end || !applied('notify-recovery-end')) return;
-    const { notifyRecoveryEnd } = proxyActivities<NotifyActivities>({
-      startToCloseTimeout: '2m',
-      heartbeatTimeout: '10s',
-      retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
-      summary: `notify: ${end.outcome}`,
-      ...(notifiesOnOwnQueue && {
-        taskQueue: notificationTaskQueue(workflowInfo().taskQueue),
-        // Within the 5 min by which the past-deadline gauge lets a recovery outlive its deadline (its three attempts
-        // could take 6 min 15 s). Past this, a queue no worker polls (workers of an older release only) ends the
-        // wait with a logged failure, and the recovery still ends.
-        scheduleToCloseTimeout: '5m',
-      }),
-    });
-    try {
-      const result = await CancellationScope.nonCancellable(() => notifyRecoveryEnd(end));
-      log.info('Recovery end notified', { batchId, outcome: end.outcome, delivery: result.status });
-    } catch (err) {
-      log.warn('Recovery end notification failed', { batchId, outcome: end.outcome, error: String(err) });
-    }
+    return end && applied('notify-recovery-end') ? notifyRecoveryEndOf(end, notifiesOnOwnQueue) : Promise.resolve();
   };
 
   const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
@@ -1084,11 +1148,6 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     const failure = report.failure ?? { type, message };
     log.error('Recovery stopped', { batchId, ...failure });
     await notifyEnd();
-    throw ApplicationFailure.create({
-      type: failure.type,
-      message: `Recovery of batch ${batchId} stopped: ${failure.message}`,
-      nonRetryable: true,
-      details: [report],
-    });
+    throw stoppedFailure(report, failure);
   }
 }

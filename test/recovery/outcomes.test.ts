@@ -2,9 +2,9 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import { recoverBatch } from '../../workflows/recover-batch.js';
-import { newReport } from '../../workflows/report.js';
-import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
-import { FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { newReport, recordRound } from '../../workflows/report.js';
+import { anchorBatchIdKey, recoveryOutcomeKey, recoveryRoundsKey } from '../../workflows/search-attributes.js';
+import { FAST_POLICY, memoWrites, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -135,6 +135,46 @@ test('invalid input ends the workflow at once with a non-retryable error naming 
 
 test('the client rejects invalid input before starting anything, naming the field', async () => {
   await expect(env.recoveries.start({ batchId: '1234', maxRounds: 0 })).rejects.toThrow(/batchId: .*maxRounds: /s);
+});
+
+test('a run continued as new with input this release refuses stops with the report it carried, not bare', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+  const workflowId = recoveryWorkflowId(batch.id);
+  // What an earlier run of the chain carried: one round sent. The input stands for a policy a newer release's
+  // bounds refuse (no current bound was ever tightened, so an out-of-range value plays it).
+  const report = newReport(batch.id, workflowId, new Date(), new Date(Date.now() + 3_600_000), 3);
+  recordRound(report, {
+    round: 1,
+    startedAt: new Date().toISOString(),
+    retriedSessions: 1,
+    apiStatus: 200,
+    apiMessage: null,
+    failedBefore: 1,
+    failedAfter: null,
+    recovered: null,
+    reconciled: false,
+  });
+  await env.client.workflow.start(recoverBatch, {
+    taskQueue: env.taskQueue,
+    workflowId,
+    args: [{ batchId: batch.id, ...FAST_POLICY, maxRounds: 0 }, { report }],
+  });
+  const failure = await env.recoveries.result(batch.id).catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(RecoveryFailedError);
+  const stopped = (failure as RecoveryFailedError).report;
+  expect(stopped?.rounds).toHaveLength(1);
+  expect(stopped?.phase).toBe('done');
+  expect(stopped?.failure?.type).toBe('InvalidRecoveryInput');
+  expect(stopped?.failure?.message).toMatch(/continued as new with: .*maxRounds: /);
+  const handle = env.recoveries.handle(batch.id);
+  const description = await handle.describe();
+  expect(description.status.name).toBe('FAILED');
+  expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
+  expect(description.typedSearchAttributes.get(recoveryRoundsKey)).toBe(1);
+  expect(description.typedSearchAttributes.get(anchorBatchIdKey)).toBe(batch.id);
+  expect(memoWrites(await handle.fetchHistory())).toEqual([{ phase: 'done', rounds: 1 }]);
+  expect(env.retryPosts(batch.id)).toHaveLength(0);
 });
 
 test('a bug of ours (an invalid deadline carried in) ends the recovery as failed with its report, not stuck running', async () => {
