@@ -1,4 +1,4 @@
-import { countersAccountForAll, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
+import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
 import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
@@ -10,12 +10,14 @@ import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol
 export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
 
 /**
- * The API calls the batch finished either way, or its counters account for every request with nothing
- * pending or processing. A batch still `pending` or `processing` whose counters are all 0 has just been
- * created (the API works asynchronously): counters that account for nothing do not override its status.
+ * The API calls the batch finished either way; or, when it gives no status, the counters account for every request
+ * with nothing pending or processing. A `pending` or `processing` status is in flight whatever the counters say: the
+ * contract's one promise of an accepted retry call is the status going back to `processing`, and the counters may
+ * lag it, still showing the failures the call is retrying (a second call would retry them twice).
  */
 export function isSettled(batch: RecoverableBatch): boolean {
   if (isFinishedBatchStatus(batch.status)) return true;
+  if (isInFlightBatchStatus(batch.status)) return false;
   const { pending, processing } = batch.counts;
   return pending === 0 && processing === 0 && countersAccountForAll(batch.counts);
 }

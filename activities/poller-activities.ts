@@ -1,5 +1,5 @@
 import { cancellationSignal } from '@temporalio/activity';
-import { countersAccountForAll, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
+import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import type { AnchorApiClient, BatchSummary } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
 import { settledAtOf } from './batch-snapshot.js';
@@ -39,13 +39,15 @@ export interface BatchPage {
 
 /**
  * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
- * API calls the batch finished, or its counters account for every request; counters all 0 account for none (a batch
- * just created), and a batch `pending` or `processing` without counters is in flight by its status. Only a summary
- * with neither status nor counters cannot tell: its recovery reads the batch.
+ * API calls the batch finished; a batch `pending` or `processing` is in flight by its status, whatever its counters
+ * (they may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
+ * account for none (a batch just created). Only a summary with neither status nor counters cannot tell: its recovery
+ * reads the batch.
  */
 export function summarySettled(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
   if (isFinishedBatchStatus(status)) return true;
+  if (isInFlightBatchStatus(status)) return false;
   if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
   return countersAccountForAll({ total, completed, failed });
 }

@@ -183,6 +183,13 @@ export const NOTIFY_QUEUE_MARKER = 'recovery-patches-through-notify-queue';
  */
 export const LISTED_SETTLE_COUNTS_SESSIONS_PATCH = 'listed-settle-counts-sessions';
 /**
+ * Recoveries from this change on take no settle from the list while it shows the batch `pending` or `processing`,
+ * whatever its counters: they may lag an accepted retry call, still showing the failures it retries, and a round
+ * would call again (isSettled, activities/batch-snapshot.ts). Such a wake is a bare one: the recovery reads its batch.
+ * Asked only when such a settle comes (the poller sends none since this change; an older poller's could).
+ */
+export const LISTED_IN_FLIGHT_NOT_SETTLED_PATCH = 'listed-in-flight-status-not-settled';
+/**
  * Rounds from this change on try at most MAX_CALLS_SENT_PER_ROUND calls, none past the deadline or after a cancel, and
  * wait out a later call's Retry-After (cancellably) before trying again: before, a retry endpoint that kept answering
  * 5xx while the batch showed no effect had the round send again every 5 s, past the deadline, through a cancel and
@@ -269,8 +276,10 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
   if (settledAt !== undefined && typeof settledAt !== 'string') return undefined;
   const listed = { status, total, completed, failed, observedAt: observedAt.slice(0, 40) } as ListedSettle;
   // Histories from before the patch took a total of 0 for a settle (`0 + 0 >= 0`).
-  const settled = isFinishedBatchStatus(listed.status) || countersAccountForAll(listed);
-  if (!settled && (listed.total > 0 || patched(LISTED_SETTLE_COUNTS_SESSIONS_PATCH))) return undefined;
+  const finished = isFinishedBatchStatus(listed.status);
+  if (!finished && !countersAccountForAll(listed) && (listed.total > 0 || patched(LISTED_SETTLE_COUNTS_SESSIONS_PATCH)))
+    return undefined;
+  if (!finished && patched(LISTED_IN_FLIGHT_NOT_SETTLED_PATCH)) return undefined;
   // Rebuilt field by field: nothing else a sender put in the payload reaches the report.
   return settledAt === undefined ? listed : { ...listed, settledAt: settledAt.slice(0, 40) };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -19,6 +19,7 @@ import {
   answerWith,
   proxyTo,
   startHostileServer,
+  type HostileAnswer,
   type HostileServer,
 } from '../helpers/hostile-server.js';
 import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
@@ -42,10 +43,14 @@ let hostile: HostileServer;
 let client: Client;
 let recoveries: BatchRecoveries;
 let worker: WorkerProcess;
+let toSimulator: HostileAnswer;
+/** Calls on no batch registered with `hostile.on` (the list): the simulator's answers unless a test says otherwise. */
+let otherCalls: HostileAnswer = (request, response) => toSimulator(request, response);
 
 beforeAll(async () => {
   simulator = await startSimulator({ apiKeys: [TEST_API_KEY], attemptDurationMs: 40, queueDelayMs: 10 });
-  hostile = await startHostileServer(proxyTo(simulator.url));
+  toSimulator = proxyTo(simulator.url);
+  hostile = await startHostileServer((request, response) => otherCalls(request, response));
   client = await connectClient();
   const taskQueue = uniqueTaskQueue('hostile');
   recoveries = new BatchRecoveries(client, taskQueue);
@@ -192,7 +197,6 @@ test('a Retry-After of 400 digits, on a status read or a retry call, ends the re
   const onRead = randomUUID();
   hostile.on(onRead, (_request, response) => rateLimited(response));
   const onRetry = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } }).id;
-  const toSimulator = proxyTo(simulator.url);
   hostile.on(onRetry, (request, response) =>
     request.method === 'POST' ? rateLimited(response) : toSimulator(request, response),
   );
@@ -222,3 +226,69 @@ test('a Retry-After of 400 digits, on a status read or a retry call, ends the re
   expect(worker.stdout() + worker.stderr()).not.toMatch(/Worker failed|Invalid millis/);
   expect((await recoverControlBatch()).outcome).toBe('recovered');
 }, 120_000);
+
+test('counters that lag an accepted retry call, while the batch shows processing again, get no second call', async () => {
+  const batch = simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  const lagMs = 3_000;
+  let lagUntil = 0;
+  let lagged = 0;
+  const lagging = () => Date.now() < lagUntil;
+  /** The simulator's answer, as JSON, to rewrite. */
+  const simulatorJson = async (request: IncomingMessage) => {
+    const answer = await fetch(new URL(request.url ?? '/', simulator.url), {
+      headers: { 'anchor-api-key': request.headers['anchor-api-key'] as string },
+    });
+    return { status: answer.status, body: (await answer.json()) as { data?: Record<string, unknown> } };
+  };
+  const answerJson = (response: ServerResponse, status: number, body: unknown) =>
+    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  // The status read before the call, as the API goes on answering it for lagMs after the call, but `processing`.
+  let beforeCall: { data?: Record<string, unknown> } | undefined;
+  hostile.on(batch.id, (request, response) => {
+    if (request.method === 'POST') {
+      lagUntil = Date.now() + lagMs;
+      toSimulator(request, response);
+      return;
+    }
+    if (lagging() && beforeCall) {
+      lagged += 1;
+      answerJson(response, 200, { data: { ...beforeCall.data, status: 'processing' } });
+      return;
+    }
+    simulatorJson(request).then(
+      ({ status, body }) => {
+        if (status === 200) beforeCall = body;
+        answerJson(response, status, body);
+      },
+      () => response.destroy(),
+    );
+  });
+  // The list lags the same way: the batch processing, its counters as before the call (1 completed, 1 failed).
+  otherCalls = (request, response) => {
+    if (!lagging()) return toSimulator(request, response);
+    simulatorJson(request).then(
+      ({ status, body }) => {
+        const batches = (body.data?.batches ?? []) as Record<string, unknown>[];
+        const rewritten = batches.map((summary) => {
+          if (summary.batch_id !== batch.id) return summary;
+          lagged += 1;
+          return { ...summary, status: 'processing', total_requests: 2, completed_requests: 1, failed_requests: 1 };
+        });
+        answerJson(response, status, { ...body, data: { ...body.data, batches: rewritten } });
+      },
+      () => response.destroy(),
+    );
+  };
+  try {
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '1h' });
+    const report = await recoveries.result(batch.id);
+
+    expect(report.outcome).toBe('recovered');
+    expect(report.rounds).toHaveLength(1);
+    expect(callsOn(batch.id).filter((call) => call.method === 'POST')).toHaveLength(1);
+    // The lag was read, by the poller's list or the recovery's own reads, and taken for what it is.
+    expect(lagged).toBeGreaterThan(0);
+  } finally {
+    otherCalls = (request, response) => toSimulator(request, response);
+  }
+}, 60_000);

@@ -1,4 +1,8 @@
-import { LISTED_SETTLE_COUNTS_SESSIONS_PATCH, NOTIFY_QUEUE_MARKER } from '../../workflows/recover-batch.js';
+import {
+  LISTED_IN_FLIGHT_NOT_SETTLED_PATCH,
+  LISTED_SETTLE_COUNTS_SESSIONS_PATCH,
+  NOTIFY_QUEUE_MARKER,
+} from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
 import { batchSettled, batchStatusPollerWorkflowId, type ListedSettle } from '../../workflows/definitions.js';
 import {
@@ -169,6 +173,16 @@ test('a settle that counts no sessions (a batch just created, pending at 0 of 0)
   expect(woken.outcome).toBe('recovered');
   expect(woken.retries).toHaveLength(1);
   expect(patchMarkerIds(woken.history)).toContain(LISTED_SETTLE_COUNTS_SESSIONS_PATCH);
+  expect(woken.scheduled?.slice(0, 2)).toEqual(['awaitBatchSettled', 'readRetrySnapshot']);
+});
+
+test('a settle the list shows processing, with counters that account for every session, is a bare wake', async () => {
+  // Counters that may lag a retry call the batch took: taken as a settle, the recovery went on to a round at once.
+  const woken = await wakeWhilePending({ status: 'processing', total: 4, completed: 3, failed: 1, observedAt: 'now' });
+
+  expect(woken.outcome).toBe('recovered');
+  expect(woken.retries).toHaveLength(1);
+  expect(patchMarkerIds(woken.history)).toContain(LISTED_IN_FLIGHT_NOT_SETTLED_PATCH);
   expect(woken.scheduled?.slice(0, 2)).toEqual(['awaitBatchSettled', 'readRetrySnapshot']);
 });
 

@@ -16,10 +16,10 @@ const summaries = [
     failed_requests: 1,
     actual_completion_time: '2026-11-30T03:00:00.123+01:00',
   },
-  // Still processing by its status, but every session accounted for: settled, by its counters, a minute ago.
+  // Clean and settled a minute ago: recent, so the wake carries its counters.
   {
     batch_id: 'counted',
-    status: 'processing',
+    status: 'completed',
     total_requests: 2,
     completed_requests: 2,
     failed_requests: 0,
@@ -41,6 +41,8 @@ const summaries = [
   // Settled by its counters, with no status: the recovery reads it.
   { batch_id: 'no-status', total_requests: 1, completed_requests: 0, failed_requests: 1 },
   { batch_id: 'running', status: 'processing', total_requests: 5, completed_requests: 1, failed_requests: 0 },
+  // Processing again by its status, while its counters still show the failures a retry call it took is retrying.
+  { batch_id: 'lagging', status: 'processing', total_requests: 2, completed_requests: 1, failed_requests: 1 },
   // Just created: its counters are all still 0, which account for no request.
   { batch_id: 'just-created', status: 'pending', total_requests: 0, completed_requests: 0, failed_requests: 0 },
   { batch_id: 'just-created-no-status', total_requests: 0, completed_requests: 0, failed_requests: 0 },
@@ -74,7 +76,7 @@ test('a page keeps the counters of settled batches with failures or a recent set
   expect(page.listed).toEqual({
     listed: { status: 'completed', total: 4, completed: 3, failed: 1, settledAt: '2026-11-30T02:00:00.123Z' },
     counted: {
-      status: 'processing',
+      status: 'completed',
       total: 2,
       completed: 2,
       failed: 0,
@@ -82,7 +84,7 @@ test('a page keeps the counters of settled batches with failures or a recent set
     },
   });
   expect(page.settled).toEqual(['old-clean', 'undated-clean', 'no-counters', 'no-status', 'bare']);
-  expect(page.inFlight).toEqual(['running', 'just-created', 'just-created-no-status', 'uncounted']);
+  expect(page.inFlight).toEqual(['running', 'lagging', 'just-created', 'just-created-no-status', 'uncounted']);
   expect(page.readAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/));
   expect(page).toMatchObject({ hasNext: true, totalPages: 3 });
   expect(server.calls.map((call) => new URL(call.path, server.url).searchParams.get('page'))).toEqual(['2']);
