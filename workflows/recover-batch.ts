@@ -222,6 +222,20 @@ export const CANCEL_BEFORE_CALL_PATCH = 'retry-round-cancel-before-call';
  * with for up to 15 poll intervals (the next re-registration). Asked only when such an update comes.
  */
 export const POLL_CHANGE_REGISTERS_PATCH = 'recovery-poll-change-registers';
+/**
+ * Rounds from this change on heed the operator between their calls, as the backoff before a round does: a pause holds
+ * the round's first call until a resume (the batch is read again then), and ends the sending of a round whose calls
+ * had no effect, as a cancel does; a maxRounds lowered to the rounds done while a call that was not sent waits to go
+ * again sends it no more. Before, a call not sent (a 429) went again after its Retry-After while the recovery was
+ * paused. Asked only when the recovery is paused there, or its rounds used up.
+ */
+export const ROUND_HEEDS_OPERATOR_PATCH = 'retry-round-heeds-pause-and-max-rounds';
+/**
+ * Rounds from this change on take a retryNow sent while they run (their call out, or waiting to send it again): the
+ * round is the retry it asked for. Before, it was kept, and skipped the next round's backoff too. Asked only when a
+ * round ends with one.
+ */
+export const RETRY_NOW_TAKEN_BY_ROUND_PATCH = 'retry-now-taken-by-round';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -714,6 +728,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     return { snapshot: await readSettledBatch(), fromList: false };
   };
 
+  /** Holds the recovery until an operator resumes it; the deadline ends the hold, and the recovery. */
+  const holdWhilePaused = async (round: number): Promise<void> => {
+    report.phase = 'paused';
+    report.nextRetryAt = null;
+    publishProgress();
+    storeMemoAtRest();
+    const summary = `paused before round ${round}`;
+    if (!(await waitUntil(() => !report.paused, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
+  };
+
   /**
    * Waits the round backoff; operators can skip it (retryNow), hold it (pause) or change it (policy
    * update). A retryNow sent earlier (while the batch was in flight) skips this wait too.
@@ -725,12 +749,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       // A policy change may have used up the rounds: the caller ends the recovery.
       if (roundsDone(report) >= policy.maxRounds) return;
       if (report.paused) {
-        report.phase = 'paused';
-        report.nextRetryAt = null;
-        publishProgress();
-        storeMemoAtRest();
-        const summary = `paused before round ${round}`;
-        if (!(await waitUntil(() => !report.paused, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
+        await holdWhilePaused(round);
         continue;
       }
       const retryAt = waitStartedAt + roundBackoffMs(policy, round);
@@ -901,6 +920,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (remainingMs() <= waitMs)
         return { why: waitMs === 0 ? 'the deadline has passed' : 'the deadline comes first', atDeadline: true };
       if (outer.consideredCancelled) return { why: 'the recovery was cancelled', atDeadline: false };
+      if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH))
+        return { why: 'the recovery was paused', atDeadline: false };
       return undefined;
     };
     /** The round as it stands when it sends no more: every call it sent, the batch showed, had no effect. */
@@ -950,6 +971,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
           );
         report.nextRetryAt = null;
         if (!waited) return withoutEffect(`${notSent}, and the recovery was cancelled`);
+        if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH))
+          return withoutEffect(`${notSent}, and the recovery was paused`);
         continue;
       }
       if (result.kind !== 'not_sent') callsSent += 1;
@@ -1050,6 +1073,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         settleFromList = false;
         publishProgress();
       }
+      // Paused while the round waited or read: no call until a resume, and then on a fresh read.
+      if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH)) {
+        await holdWhilePaused(round);
+        continue;
+      }
       // The read answered, but a cancel came with its answer: no call is out yet, so none goes.
       if (outerScope.consideredCancelled && patched(CANCEL_BEFORE_CALL_PATCH))
         throw new CancelledFailure(`the recovery was cancelled before round ${round}'s retry call`);
@@ -1059,6 +1087,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       );
       if ('round' in outcome) {
         recordRound(report, outcome);
+        if (retryNowRequested && patched(RETRY_NOW_TAKEN_BY_ROUND_PATCH)) retryNowRequested = false;
         log.info('Retry round recorded', {
           batchId,
           round,
@@ -1076,6 +1105,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
       storeMemoAtRest();
       await sleep(waitMs, { summary: `wait before resending round ${round}` });
+      // A policy update took the rounds left: nothing was sent, and the recovery ends as the backoff's would.
+      if (roundsDone(report) >= policy.maxRounds && patched(ROUND_HEEDS_OPERATOR_PATCH)) return false;
       if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, startedAt });
     }
   };

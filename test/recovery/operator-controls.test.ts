@@ -104,6 +104,107 @@ test('a paused recovery makes no retry call until resumed', async () => {
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
 });
 
+/** A rate limit on the batch's next retry call: not sent, and sent again after the Retry-After. */
+const rateLimitNextCall = (batchId: string) =>
+  env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 5, times: 1, batchId });
+/** The round's call was not sent, and the recovery waits its Retry-After to send it again. */
+const waitingToSendAgain = (batchId: string) => async () => {
+  const report = await env.recoveries.report(batchId);
+  return report.lastError?.type === 'rate_limited' && report.nextRetryAt !== null && report.phase === 'retrying'
+    ? true
+    : undefined;
+};
+const appliedRetries = (batchId: string) => env.simulator.ledger.forBatch(batchId).retries;
+
+test('a pause while a call that was not sent waits to go again holds the call until resumed', async () => {
+  const batch = oneFailingSession();
+  rateLimitNextCall(batch.id);
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  await env.recoveries.pause(batch.id);
+  // Either end of the Retry-After: held, or sent (as it was before) without waiting out this wait's timeout.
+  const phase = await eventually('the call held or sent', async () => {
+    const { phase } = await env.recoveries.report(batch.id);
+    return phase === 'paused' || appliedRetries(batch.id).length > 0 ? phase : undefined;
+  });
+  expect(phase).toBe('paused');
+  expect(appliedRetries(batch.id)).toHaveLength(0);
+
+  await env.recoveries.resume(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toMatchObject([{ round: 1, retriedSessions: 1, callsSent: 1, callsNotSent: 1 }]);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
+test('a pause while a call whose answer was lost is out ends the round there, once the batch shows it had no effect', async () => {
+  const batch = oneFailingSession();
+  // A 5xx, after a while: not applied, but the round cannot know until it has read the batch.
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await eventually('the retry call to reach the API', () =>
+    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.path.endsWith('/retry')),
+  );
+  await env.recoveries.pause(batch.id);
+  const phase = await eventually('the recovery held, or a call applied', async () => {
+    const { phase } = await env.recoveries.report(batch.id);
+    return phase === 'paused' || appliedRetries(batch.id).length > 0 ? phase : undefined;
+  });
+  expect(phase).toBe('paused');
+  expect(appliedRetries(batch.id)).toHaveLength(0);
+  expect((await env.recoveries.report(batch.id)).rounds).toMatchObject([
+    { round: 1, callsSent: 1, reconcileEffect: 'no_effect', reconcileReason: expect.stringMatching(/paused/) },
+  ]);
+
+  await env.recoveries.resume(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toHaveLength(2);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
+test("a retryNow while a round's call waits to go again is taken by that round, not the next round's backoff", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
+  rateLimitNextCall(batch.id);
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  await env.recoveries.retryNow(batch.id);
+
+  const report = await eventually('the first round, then the second backoff or round', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.rounds.length > 1 || (report.rounds.length === 1 && report.phase === 'backing_off')
+      ? report
+      : undefined;
+  });
+  expect(report.rounds).toHaveLength(1);
+  expect(report.phase).toBe('backing_off');
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  await env.recoveries.cancel(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
+});
+
+test("lowering maxRounds to the rounds done while a round's call waits to go again sends it no more", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the first round and the second backoff', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
+  });
+  rateLimitNextCall(batch.id);
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+
+  await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('exhausted');
+  expect(report.rounds).toHaveLength(1);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
 test('a policy change applies to the rounds still to come; an invalid one is rejected naming the field', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
