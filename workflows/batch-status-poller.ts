@@ -68,6 +68,10 @@ function withWaitStart(startedAtMs: unknown): { waitStartedAt?: string } {
 }
 
 /** A page that shows no batch at all: the list ends before it. */
+function batchIdsOf(page: BatchPage): string[] {
+  return [...page.settled, ...page.inFlight, ...Object.keys(page.listed ?? {})];
+}
+
 function listsNoBatch(page: BatchPage): boolean {
   return page.settled.length === 0 && page.inFlight.length === 0 && Object.keys(page.listed ?? {}).length === 0;
 }
@@ -223,6 +227,13 @@ const REST_SHORTENED_BY_NEW_WATCH_PATCH = 'poller-rest-shortened-by-new-watch';
  * lists none.
  */
 const EMPTY_PAGE_ENDS_LIST_PATCH = 'poller-empty-page-ends-list';
+/**
+ * From this change on, a page that lists only batches an earlier page of the cycle listed ends the cycle's list: under
+ * its created_before the list is fixed, so the API is repeating itself. One that ignored `page` and said has_next for
+ * ever had the cycle read page after page, across continue-as-new, and the watches it did not show were never handed
+ * back: their recoveries waited for the poller until their deadline. Asked only when such a page comes.
+ */
+const REPEATED_PAGE_ENDS_LIST_PATCH = 'poller-repeated-page-ends-list';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -454,6 +465,13 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       for (const batchId of result.inFlight) unseen.delete(batchId);
     };
     const read = (page: number) => readBatchPage({ page, limit: BATCH_PAGE_SIZE, createdBefore });
+    const listedInCycle = new Set<string>();
+    /** Whether the page lists a batch no earlier page of this cycle (in this run) did. */
+    const listsNewBatch = (page: BatchPage) => {
+      const before = listedInCycle.size;
+      for (const batchId of batchIdsOf(page)) listedInCycle.add(batchId);
+      return listedInCycle.size > before;
+    };
     try {
       let next = carried?.nextPage ?? 1;
       let last = carried?.lastPage ?? 1;
@@ -473,6 +491,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
         last = newest.totalPages ?? (newest.hasNext ? next + batch.length : last);
         const empty = results.findIndex((page) => listsNoBatch(page));
         if (empty >= 0 && patched(EMPTY_PAGE_ENDS_LIST_PATCH)) last = Math.min(last, batch[empty]! - 1);
+        const listsNew = results.map(listsNewBatch);
+        const repeated = results.findIndex((page, i) => !listsNew[i] && !listsNoBatch(page));
+        if (repeated >= 0 && patched(REPEATED_PAGE_ENDS_LIST_PATCH)) last = Math.min(last, batch[repeated]! - 1);
         next += batch.length;
         if (continueAsNewDue()) return stopHere();
       }

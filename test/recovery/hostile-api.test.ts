@@ -292,3 +292,34 @@ test('counters that lag an accepted retry call, while the batch shows processing
     otherCalls = (request, response) => toSimulator(request, response);
   }
 }, 60_000);
+
+test('a list that repeats one page for ever ends at its first repeat: the batch it never shows is handed back', async () => {
+  const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  const elsewhere = randomUUID();
+  /** The list's pages asked for, and `read` for each read of the batch, in order. */
+  const seen: string[] = [];
+  otherCalls = (request, response) => {
+    const url = new URL(request.url ?? '/', hostile.url);
+    if (url.pathname !== '/v1/batch-sessions') {
+      if (url.pathname.includes(batch.id) && request.method === 'GET') seen.push('read');
+      return toSimulator(request, response);
+    }
+    seen.push(`list:${url.searchParams.get('page')}`);
+    // Whatever page is asked for: the same batch, in flight, and more to come.
+    const summary = { batch_id: elsewhere, status: 'processing', total_requests: 2, completed_requests: 0 };
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ data: { batches: [summary], pagination: { has_next: true } } }));
+  };
+  try {
+    // Short: before, the recovery waited for the poller until its deadline, and ended `deadline`.
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '20s' });
+    const report = await recoveries.result(batch.id);
+
+    expect(report.outcome).toBe('recovered');
+    // The first cycle read page 1, then page 2 repeated it and ended the list: the recovery read its batch itself.
+    expect(seen.slice(0, seen.indexOf('read'))).toEqual(['list:1', 'list:2']);
+  } finally {
+    otherCalls = (request, response) => toSimulator(request, response);
+  }
+}, 60_000);
