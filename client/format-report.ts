@@ -78,7 +78,10 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string, endedAs?
     '',
     `Totals: ${sessions(totals.retriedSessions)} retried, ${totals.recovered} recovered, ${totals.stillFailed} still failing`,
   );
-  if (stillFailing.total > 0) {
+  if (stillFailing.total > 0 && stillFailing.sessions.length === 0) {
+    // A settle the poller's list showed, a recovery that ended before reading the sessions, or an API that sent none.
+    lines.push(`Still failing: ${sessions(stillFailing.total)} (not read: the last status gave counts only)`);
+  } else if (stillFailing.total > 0) {
     const shown = stillFailing.sessions.slice(0, STILL_FAILING_SHOWN);
     lines.push(
       `Still failing: ${sessions(stillFailing.total)}${shown.length < stillFailing.total ? ` (first ${shown.length})` : ''}`,

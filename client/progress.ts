@@ -9,6 +9,8 @@ export interface ProgressState {
   settled: number | null;
   total: number | null;
   failed: number | null;
+  /** The recovery waits for the task queue's batch status poller, which passes on no counts before the settle. */
+  pollerWatches: boolean;
   rounds: number;
   maxRounds: number;
   activity: string;
@@ -34,7 +36,7 @@ function describeActivity(report: RecoveryReport): string {
   }
 }
 
-export function progressState({ report, poll, source }: RecoveryProgress): ProgressState {
+export function progressState({ report, poll, source, readsBatchItself }: RecoveryProgress): ProgressState {
   // The pending status read carries the batch in flight. Without one, the last settled batch is the
   // latest news, unless a retry went out since (the round is still open): then nothing is known yet.
   const retryInFlight = report.rounds.at(-1)?.failedAfter === null;
@@ -43,6 +45,8 @@ export function progressState({ report, poll, source }: RecoveryProgress): Progr
     settled: batch ? batch.completed + batch.failed : null,
     total: batch?.total ?? null,
     failed: batch?.failed ?? null,
+    // Only a live report: a stored one was written before the wait registered with the poller, or before the start.
+    pollerWatches: report.phase === 'waiting_for_batch' && !readsBatchItself && source.kind === 'live',
     rounds: roundsDone(report),
     maxRounds: report.maxRounds,
     activity: describeActivity(report),
@@ -52,7 +56,8 @@ export function progressState({ report, poll, source }: RecoveryProgress): Progr
 }
 
 function describeSessions(state: ProgressState): string {
-  if (state.total === null) return 'no status read yet';
+  if (state.total === null)
+    return state.pollerWatches ? "the task queue's status poller watches the batch" : 'no status read yet';
   return `${state.settled}/${state.total} sessions settled, ${state.failed} failed`;
 }
 

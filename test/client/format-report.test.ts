@@ -75,7 +75,14 @@ test('a long recovery shows its first and last rounds, with a line counting thos
   expect(lines[at + 1]).toMatch(new RegExp(`^ {2}${100 - lastRounds + 1} `));
   expect(
     formatProgressLine(
-      progressState({ report, running: true, poll: null, source: { kind: 'live' }, workflowTaskFailures: 0 }),
+      progressState({
+        report,
+        running: true,
+        poll: null,
+        source: { kind: 'live' },
+        workflowTaskFailures: 0,
+        readsBatchItself: false,
+      }),
     ),
   ).toMatch(/round 100\/1000/);
 });
@@ -97,10 +104,33 @@ test('progress after a retry does not show the batch from before it', () => {
   };
 
   const line = formatProgressLine(
-    progressState({ report, running: true, source: { kind: 'live' }, poll: null, workflowTaskFailures: 0 }),
+    progressState({
+      report,
+      running: true,
+      source: { kind: 'live' },
+      poll: null,
+      workflowTaskFailures: 0,
+      readsBatchItself: false,
+    }),
   );
 
-  expect(line).toBe('no status read yet | round 2/3 | waiting for the batch to settle');
+  expect(line).toBe("the task queue's status poller watches the batch | round 2/3 | waiting for the batch to settle");
+});
+
+test("progress while the task queue's poller watches the batch says so, not that no status was read", () => {
+  const report = newReport('3b8f6c1e-2f4a-4c55-9d1e-7a6b5c4d3e2f', 'recover-batch-x', new Date(0), new Date(1), 3);
+  const progress = { report, running: true, source: { kind: 'live' } as const, workflowTaskFailures: 0 };
+
+  // No awaitBatchSettled pending: the recovery left the reads to the poller (the default mode).
+  expect(formatProgressLine(progressState({ ...progress, poll: null, readsBatchItself: false }))).toBe(
+    "the task queue's status poller watches the batch | round 0/3 | waiting for the batch to settle",
+  );
+  // Its own status read is pending and has not read the batch yet: its first attempt still out, or failed unread.
+  const poll = { attempt: 2, message: 'rate limited', batch: null };
+  for (const pending of [{ poll: null }, { poll }])
+    expect(formatProgressLine(progressState({ ...progress, ...pending, readsBatchItself: true }))).toBe(
+      'no status read yet | round 0/3 | waiting for the batch to settle',
+    );
 });
 
 test('progress gives the next retry in UTC with its date, as the report does', () => {
@@ -109,9 +139,30 @@ test('progress gives the next retry in UTC with its date, as the report does', (
   report.nextRetryAt = '2026-12-05T00:30:00.000Z';
 
   const line = formatProgressLine(
-    progressState({ report, running: true, source: { kind: 'live' }, poll: null, workflowTaskFailures: 0 }),
+    progressState({
+      report,
+      running: true,
+      source: { kind: 'live' },
+      poll: null,
+      workflowTaskFailures: 0,
+      readsBatchItself: false,
+    }),
   );
 
   // Before, a local time of day ("12:30:00 AM"), with neither date nor zone.
   expect(line).toMatch(/\| next retry at 2026-12-05T00:30:00\.000Z$/);
+});
+
+test('a report whose still-failing sessions were not read gives their count and no empty table', () => {
+  const report = reportWithRounds();
+  report.phase = 'done';
+  report.outcome = 'operator_cancelled';
+  report.totals.stillFailed = 2;
+  // The settle came from the poller's list, which gives counts only, and the recovery ended before reading the batch.
+  report.stillFailing = { total: 2, sessions: [] };
+
+  const lines = formatReport(report).split('\n');
+
+  expect(lines).toContain('Still failing: 2 sessions (not read: the last status gave counts only)');
+  expect(lines.join('\n')).not.toMatch(/item_index|first 0/);
 });
