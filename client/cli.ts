@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
+import { HOST_PORT_PROBLEM, isHostPort } from '../worker/config.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
@@ -56,7 +57,8 @@ const uuid = z.uuid();
 function batchIdArgument(value: string): string {
   const result = uuid.safeParse(value);
   if (!result.success) throw new InvalidArgumentError(`batchId: ${result.error.issues[0]?.message ?? 'Invalid UUID'}`);
-  return value;
+  // The API's own form; a recovery is named by it (recoveryStartOptions).
+  return value.toLowerCase();
 }
 
 const maxRounds = bounded('maxRounds', fields.maxRounds);
@@ -142,7 +144,14 @@ export function buildCli(): Command {
   const program = new Command('batch-recovery')
     .description('Recovers AnchorBrowser batches whose sessions failed to start, with a Temporal workflow per batch')
     .addOption(
-      new Option('--address <host:port>', 'Temporal frontend').env('TEMPORAL_ADDRESS').default('localhost:7233'),
+      new Option('--address <host:port>', 'Temporal frontend')
+        .env('TEMPORAL_ADDRESS')
+        .default('localhost:7233')
+        // Checked here, so that the error names the flag (or the variable) it came from.
+        .argParser((value: string) => {
+          if (!isHostPort(value)) throw new InvalidArgumentError(HOST_PORT_PROBLEM);
+          return value;
+        }),
     )
     .addOption(new Option('--namespace <name>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
     .addOption(

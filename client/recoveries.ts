@@ -344,6 +344,8 @@ export interface RecoveryProgress {
   running: boolean;
   source: ReportSource;
   poll: { attempt: number; message: string; batch: Omit<BatchSnapshot, 'failing'> | null } | null;
+  /** The recovery reads its batch itself (a status read is pending); else, waiting, it waits for the poller. */
+  readsBatchItself: boolean;
   /** How many times in a row the recovery's pending workflow task has failed or timed out; 0 when it has none. */
   workflowTaskFailures: number;
 }
@@ -418,7 +420,8 @@ export class BatchRecoveries {
   ) {}
 
   handle(batchId: string): RecoveryHandle {
-    return this.client.workflow.getHandle<typeof recoverBatch>(recoveryWorkflowId(batchId));
+    // As recoveryStartOptions names it: a UUID is the same in either case.
+    return this.client.workflow.getHandle<typeof recoverBatch>(recoveryWorkflowId(batchId.toLowerCase()));
   }
 
   /**
@@ -426,8 +429,8 @@ export class BatchRecoveries {
    * drops a policy silently: see StartOptions.applyPolicy.
    */
   async start(input: RecoverBatchInput, { applyPolicy = false }: StartOptions = {}): Promise<StartedRecovery> {
-    const { batchId } = parseRecoverBatchInput(input);
     const options = recoveryStartOptions(input, this.taskQueue);
+    const [{ batchId }] = options.args;
     const { workflowId } = options;
     try {
       const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
@@ -439,11 +442,15 @@ export class BatchRecoveries {
     const attached = { batchId, workflowId, runId: description.runId, attached: true };
     const given = Object.keys(input).filter((key) => key !== 'batchId');
     if (given.length === 0) return { ...attached, policyApplied: false };
-    // The same input as the running recovery's start (two starts racing, a retried script) is no new policy.
-    const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
-    if (isDeepStrictEqual(parseRecoverBatchInput(input), await this.startPolicy(workflowId, firstRunId)))
-      return { ...attached, policyApplied: false };
-    if (!applyPolicy) throw new RecoveryAlreadyRunningError(batchId, workflowId);
+    if (!applyPolicy) {
+      // The same input as the running recovery's start (two starts racing, a retried script) is no new policy.
+      const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+      if (isDeepStrictEqual(parseRecoverBatchInput(options.args[0]), await this.startPolicy(workflowId, firstRunId)))
+        return { ...attached, policyApplied: false };
+      throw new RecoveryAlreadyRunningError(batchId, workflowId);
+    }
+    // Applied whatever the start was: a change since may have moved the running policy away from it, and the caller
+    // asked for this one.
     const fixed = given.filter((key) => !(CHANGEABLE_POLICY_FIELDS as readonly string[]).includes(key));
     if (fixed.length > 0) throw new RecoveryAlreadyRunningError(batchId, workflowId, fixed);
     const change = Object.fromEntries(
@@ -490,6 +497,7 @@ export class BatchRecoveries {
       running,
       source,
       workflowTaskFailures: workflowTaskFailures(description.raw.pendingWorkflowTask),
+      readsBatchItself: pending !== undefined,
       poll: failure
         ? {
             attempt: pending?.attempt ?? 0,
@@ -640,7 +648,11 @@ export class BatchRecoveries {
   ): Promise<StoredReport> {
     const memo = description.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
     const attributes = description.typedSearchAttributes;
-    if (!memo && attributes.get(recoveryOutcomeKey) === undefined) {
+    // The start sets RecoveryOutcome `running`; the first workflow task writes RecoveryRounds, or only `failed` when it
+    // refuses the input.
+    const outcome = attributes.get(recoveryOutcomeKey);
+    const untouched = attributes.get(recoveryRoundsKey) === undefined && (outcome ?? 'running') === 'running';
+    if (!memo && untouched) {
       // No workflow task has run yet (no worker has picked the recovery up): the report as it starts.
       const policy = await this.startPolicy(
         description.workflowId,

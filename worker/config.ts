@@ -33,12 +33,16 @@ const webhookUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL
   return username === '' && password === '';
 }, 'expected no user name or password in the URL (send them in its path or query, as Slack does)');
 
-const hostPort = z
-  .string()
-  .regex(
-    /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/,
-    'expected host:port, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233',
-  );
+export const HOST_PORT_PROBLEM =
+  'expected host:port with a port of 1-65535, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233';
+
+/** A Temporal frontend's address, as the worker's TEMPORAL_ADDRESS and the CLI's --address take it. */
+export function isHostPort(value: string): boolean {
+  const port = Number(/^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):(\d{1,5})$/.exec(value)?.[2]);
+  return port >= 1 && port <= 65_535;
+}
+
+const hostPort = z.string().refine(isHostPort, HOST_PORT_PROBLEM);
 
 const errorCode = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
 

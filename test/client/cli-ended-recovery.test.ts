@@ -125,6 +125,12 @@ test('report --outcome takes failed and running, the other values RecoveryOutcom
       : undefined,
   );
   await env.recoveries.handle(terminated).terminate('test done');
+  // Started where no worker polls: it has run no workflow task, and is still running.
+  const unpicked = randomUUID();
+  await env.client.workflow.start(
+    RECOVER_BATCH_WORKFLOW,
+    recoveryStartOptions({ batchId: unpicked }, uniqueTaskQueue('nobody')),
+  );
 
   try {
     const listed = async (outcome: string) => {
@@ -139,12 +145,18 @@ test('report --outcome takes failed and running, the other values RecoveryOutcom
     });
     expect(failedRows).not.toContain(running);
     // Until visibility has the terminate, the terminated one is listed as running too: wait for it to drop out.
-    const runningRows = await eventually('the running recovery listed, and not the terminated one', async () => {
+    // Before, only a recovery's first workflow task wrote RecoveryOutcome: the one no worker took was never listed.
+    const runningRows = await eventually('the running recoveries listed, and not the terminated one', async () => {
       const rows = await listed('running');
-      return rows.includes(running) && !rows.includes(terminated) ? rows : undefined;
+      return rows.includes(running) && rows.includes(unpicked) && !rows.includes(terminated) ? rows : undefined;
     });
     expect(runningRows).not.toContain(failed);
+    // And its report is still the one it starts with, not "it stores no report".
+    const report = await cli(['report', unpicked]);
+    expect(report.stdout).toMatch(/^Outcome: +running \(waiting for batch\)$/m);
+    expect(report.stdout).toMatch(/not started yet/);
   } finally {
     await env.recoveries.handle(running).terminate('test done');
+    await env.recoveries.handle(unpicked).terminate('test done');
   }
 });

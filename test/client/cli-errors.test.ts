@@ -21,6 +21,16 @@ test('a batch id that is not a uuid is refused before any connection, naming the
   expectOneLineError(result, /batchId: Invalid UUID/);
 });
 
+test('a Temporal address that is not host:port is refused before any connection, naming the flag or variable', async () => {
+  const flag = await runCli(['--address', 'not an address', 'report', randomUUID()]);
+  expectOneLineError(flag, /--address <host:port>' argument 'not an address' is invalid\. expected host:port/);
+  // Before, a port past 65535 was taken, and the CLI waited for the connect to time out (exit 7).
+  const port = await runCli(['--address', 'localhost:99999', 'report', randomUUID()]);
+  expectOneLineError(port, /argument 'localhost:99999' is invalid\. expected host:port with a port of 1-65535/);
+  const variable = await runCli(['report', randomUUID()], { TEMPORAL_ADDRESS: 'temporal' });
+  expectOneLineError(variable, /value 'temporal' from env 'TEMPORAL_ADDRESS' is invalid\. expected host:port/);
+});
+
 test('a number option that is not a number is refused', async () => {
   const result = await runCli(['recover', randomUUID(), '--max-rounds', 'three']);
   expectOneLineError(result, /--max-rounds.*'three' is invalid.*expected a whole number/);

@@ -149,11 +149,52 @@ test('recover with a policy for a running recovery is refused, or applied with -
     expect(applied.stdout).toContain(`Attached to the recovery already running for batch ${batch.id} and applied`);
     expect((await env.recoveries.report(batch.id)).maxRounds).toBe(5);
 
+    // The start's own policy again, asked to be applied: it is, though it equals what the recovery started with.
+    const back = await cliOn(env, [
+      'recover',
+      batch.id,
+      '--poll-interval',
+      '50ms',
+      '--round-backoff',
+      '1h',
+      '--max-rounds',
+      '3',
+      '--apply-policy',
+    ]);
+    expect(back.code).toBe(0);
+    expect(back.stdout).toContain('and applied');
+    expect((await env.recoveries.report(batch.id)).maxRounds).toBe(3);
+
     const fixed = await cliOn(env, ['recover', batch.id, '--deadline', '1h', '--apply-policy']);
     expect(fixed.code).toBe(1);
     expect(fixed.stderr).toMatch(/deadline cannot change after the start, so nothing was applied\. Leave it out/);
     // It was given: advising it would send the operator round in a circle.
     expect(fixed.stderr).not.toMatch(/with --apply-policy/);
+  } finally {
+    await env.recoveries.handle(batch.id).terminate('test done');
+  }
+});
+
+test('a batch id typed in upper case names the same recovery: recover attaches, report finds it', async () => {
+  const env = await recoveryEnv();
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.startWorker();
+  const upper = batch.id.toUpperCase();
+  try {
+    expect((await cliOn(env, ['recover', upper, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
+    await eventually('the recovery to back off', async () =>
+      (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+    );
+
+    const again = await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`Attached to the recovery already running for batch ${batch.id}`);
+    const report = await cliOn(env, ['report', upper]);
+    expect(report.code).toBe(0);
+    expect(report.stdout).toContain(`(workflow recover-batch-${batch.id})`);
+    expect((await env.recoveries.start({ batchId: upper })).attached).toBe(true);
+    // The API was asked about the batch by its own id: the simulator knows no other.
+    expect(env.simulator.ledger.forBatch(batch.id).calls.length).toBeGreaterThan(0);
   } finally {
     await env.recoveries.handle(batch.id).terminate('test done');
   }
