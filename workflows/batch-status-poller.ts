@@ -67,11 +67,11 @@ function withWaitStart(startedAtMs: unknown): { waitStartedAt?: string } {
   return Number.isNaN(startedAt.getTime()) ? {} : { waitStartedAt: startedAt.toISOString() };
 }
 
-/** A page that shows no batch at all: the list ends before it. */
 function batchIdsOf(page: BatchPage): string[] {
   return [...page.settled, ...page.inFlight, ...Object.keys(page.listed ?? {})];
 }
 
+/** A page that shows no batch at all: the list ends before it. */
 function listsNoBatch(page: BatchPage): boolean {
   return page.settled.length === 0 && page.inFlight.length === 0 && Object.keys(page.listed ?? {}).length === 0;
 }

@@ -226,8 +226,10 @@ export const POLL_CHANGE_REGISTERS_PATCH = 'recovery-poll-change-registers';
  * Rounds from this change on heed the operator between their calls, as the backoff before a round does: a pause holds
  * the round's first call until a resume (the batch is read again then), and ends the sending of a round whose calls
  * had no effect, as a cancel does; a maxRounds lowered to the rounds done while a call that was not sent waits to go
- * again sends it no more. Before, a call not sent (a 429) went again after its Retry-After while the recovery was
- * paused. Asked only when the recovery is paused there, or its rounds used up.
+ * again, or during the pause, sends it no more. And a recovery paused when its rounds are used up holds instead of
+ * ending `exhausted`, so that a pause that ended the last round's sending can be given more rounds. Before, a call not
+ * sent (a 429) went again after its Retry-After while the recovery was paused. Asked only when the recovery is paused
+ * there, or its rounds used up.
  */
 export const ROUND_HEEDS_OPERATOR_PATCH = 'retry-round-heeds-pause-and-max-rounds';
 /**
@@ -397,6 +399,8 @@ const CONTINUED_INPUT_REFUSED_PATCH = 'recovery-continued-input-refused-with-rep
 async function stopWithCarriedReport(report: RecoveryReport, refusal: unknown): Promise<never> {
   const type = refusal instanceof ApplicationFailure ? (refusal.type ?? 'unknown') : (refusal as Error).name;
   const message = refusal instanceof Error ? refusal.message : String(refusal);
+  // Answered while the end notification is out (up to 5 min), as any other recovery's report is.
+  setHandler(getRecoveryReport, () => report);
   report.phase = 'done';
   report.nextRetryAt = null;
   report.finishedAt = new Date().toISOString();
@@ -1046,10 +1050,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   /**
    * One round of the retry protocol (docs/retry-protocol.md): a snapshot right before the call, the
    * call, and a reconciliation when its outcome is unknown. A call that provably was not sent is never
-   * a round: it is sent again after Retry-After or a backoff. Returns false when the batch changed
-   * before the call (it is in flight again, or nothing fails any more): no call, the loop waits again.
+   * a round: it is sent again after Retry-After or a backoff. Returns `batch_changed` when the batch changed
+   * before the call (it is in flight again, or nothing fails any more): no call, the loop waits again; and
+   * `rounds_used_up` when a policy update took the rounds left before the call (ROUND_HEEDS_OPERATOR_PATCH).
    */
-  const retryRound = async (): Promise<boolean> => {
+  const retryRound = async (): Promise<'recorded' | 'batch_changed' | 'rounds_used_up'> => {
     const round = roundsDone(report) + 1;
     const startedAt = carriedRoundStartedAt ?? new Date().toISOString();
     let callsNotSent = carriedCallsNotSent;
@@ -1066,7 +1071,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       const before = read ? retrySnapshotOf(read) : await untilDeadline(() => readRetrySnapshot(batchId));
       if (!before.settled || before.failed === 0) {
         log.info('Batch changed before the retry call; waiting for it to settle again', { batchId, round });
-        return false;
+        return 'batch_changed';
       }
       if (read) {
         recordSettledBatch(report, read);
@@ -1076,6 +1081,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       // Paused while the round waited or read: no call until a resume, and then on a fresh read.
       if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH)) {
         await holdWhilePaused(round);
+        // The rounds lowered during the pause, to stop it: no call.
+        if (roundsDone(report) >= policy.maxRounds) return 'rounds_used_up';
         continue;
       }
       // The read answered, but a cancel came with its answer: no call is out yet, so none goes.
@@ -1095,7 +1102,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
           reconciled: outcome.reconciled,
         });
         publishProgress();
-        return true;
+        return 'recorded';
       }
       callsNotSent += 1;
       recordLastError(report, outcome.errorType, outcome.reason, new Date());
@@ -1106,7 +1113,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       storeMemoAtRest();
       await sleep(waitMs, { summary: `wait before resending round ${round}` });
       // A policy update took the rounds left: nothing was sent, and the recovery ends as the backoff's would.
-      if (roundsDone(report) >= policy.maxRounds && patched(ROUND_HEEDS_OPERATOR_PATCH)) return false;
+      if (roundsDone(report) >= policy.maxRounds && patched(ROUND_HEEDS_OPERATOR_PATCH)) return 'rounds_used_up';
       if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, startedAt });
     }
   };
@@ -1126,7 +1133,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
       // Failures that someone else's retry fixed were failures all the same: not `clean`.
       if (snapshot.failed === 0) return roundsDone(report) === 0 && !report.failuresSeen ? 'clean' : 'recovered';
-      if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
+      if (roundsDone(report) >= policy.maxRounds) {
+        // Paused (a pause ended its last round's sending, or came after it): held, so that an operator can give it
+        // more rounds before resuming. A resume without them ends it.
+        if (!report.paused || !patched(ROUND_HEEDS_OPERATOR_PATCH)) return 'exhausted';
+        await holdWhilePaused(roundsDone(report) + 1);
+        if (roundsDone(report) >= policy.maxRounds) return 'exhausted';
+        continue;
+      }
       if (historyDue()) return await continueAsNewNow();
       await waitBeforeRetry(roundsDone(report) + 1, snapshot);
       if (roundsDone(report) >= policy.maxRounds) {
@@ -1134,8 +1148,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         if (settleFromList) recordSettledBatch(report, await readSettledBatch());
         return 'exhausted';
       }
-      if (applied(RETRY_PROTOCOL_PATCH)) await retryRound();
-      else await legacyRetryRound(snapshot);
+      if (!applied(RETRY_PROTOCOL_PATCH)) await legacyRetryRound(snapshot);
+      else if ((await retryRound()) === 'rounds_used_up') return 'exhausted';
     }
   };
 

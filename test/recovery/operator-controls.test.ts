@@ -163,6 +163,52 @@ test('a pause while a call whose answer was lost is out ends the round there, on
   expect(appliedRetries(batch.id)).toHaveLength(1);
 });
 
+test("a pause that ends the last round's sending holds the recovery: more rounds and a resume carry it on", async () => {
+  const batch = oneFailingSession();
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  await eventually('the retry call to reach the API', () =>
+    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.path.endsWith('/retry')),
+  );
+  await env.recoveries.pause(batch.id);
+  // Before, the round that the pause ended was the last: the recovery ended `exhausted`, paused.
+  const held = await eventually('the recovery held, or ended', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.phase === 'paused' || report.phase === 'done' ? report : undefined;
+  });
+  expect(held).toMatchObject({ phase: 'paused', outcome: null, rounds: [{ reconcileEffect: 'no_effect' }] });
+
+  await env.recoveries.updatePolicy(batch.id, { maxRounds: 2 });
+  await env.recoveries.resume(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toHaveLength(2);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
+test('rounds lowered during a pause that holds a round stop it: the resume sends no call', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the first round and the second backoff', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
+  });
+  rateLimitNextCall(batch.id);
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  await env.recoveries.pause(batch.id);
+  await eventually('the round held', phaseIs(batch.id, 'paused'));
+
+  await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
+  await env.recoveries.resume(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('exhausted');
+  expect(report.rounds).toHaveLength(1);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
 test("a retryNow while a round's call waits to go again is taken by that round, not the next round's backoff", async () => {
   const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
