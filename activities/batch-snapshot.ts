@@ -1,4 +1,4 @@
-import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
+import { isFinishedBatchStatus } from '../anchor-api/batch-status.js';
 import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
 import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
@@ -10,16 +10,13 @@ import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol
 export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
 
 /**
- * The API calls the batch finished either way; or, when it gives no status, the counters account for every request
- * with nothing pending or processing. A `pending` or `processing` status is in flight whatever the counters say: the
- * contract's one promise of an accepted retry call is the status going back to `processing`, and the counters may
- * lag it, still showing the failures the call is retrying (a second call would retry them twice).
+ * The API calls the batch finished, either way. A `pending` or `processing` batch is in flight whatever its counters
+ * say: the contract's one promise of an accepted retry call is the status going back to `processing`, and the counters
+ * may lag it, still showing the failures the call is retrying (a second call would retry them twice). A status read
+ * always has a status (requireRecoverableBatch).
  */
 export function isSettled(batch: RecoverableBatch): boolean {
-  if (isFinishedBatchStatus(batch.status)) return true;
-  if (isInFlightBatchStatus(batch.status)) return false;
-  const { pending, processing } = batch.counts;
-  return pending === 0 && processing === 0 && countersAccountForAll(batch.counts);
+  return isFinishedBatchStatus(batch.status);
 }
 
 /**

@@ -163,7 +163,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
      * from the CLI: no parent, so it outlives the sweep with nothing to configure.
      */
     async startBatchRecovery({ batchId, recovery }: StartBatchRecoveryInput): Promise<StartBatchRecoveryResult> {
-      const workflowId = recoveryWorkflowId(batchId);
+      // As recoveryStartOptions names it: the API's ids are lower case, but the list is not ours to trust.
+      const workflowId = recoveryWorkflowId(batchId.toLowerCase());
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
       if (await repeatingFailureOf(client, workflowId)) return { outcome: 'permanently_failed', workflowId };

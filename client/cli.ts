@@ -57,8 +57,8 @@ const uuid = z.uuid();
 function batchIdArgument(value: string): string {
   const result = uuid.safeParse(value);
   if (!result.success) throw new InvalidArgumentError(`batchId: ${result.error.issues[0]?.message ?? 'Invalid UUID'}`);
-  // The API's own form; a recovery is named by it (recoveryStartOptions).
-  return value.toLowerCase();
+  // As typed: BatchRecoveries names the recovery by the lower-case form, and looks for one an earlier release started.
+  return value;
 }
 
 const maxRounds = bounded('maxRounds', fields.maxRounds);

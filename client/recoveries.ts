@@ -224,6 +224,11 @@ export class PolicyChangeRejectedError extends Error {
   }
 }
 
+/** The first run of a recovery's chain, where its start's input is. */
+function firstRunIdOf(description: WorkflowExecutionDescription): string {
+  return description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+}
+
 /**
  * `recover` with a policy for a batch whose recovery already runs: the running recovery keeps its
  * own policy unless the caller asks for the new one to be applied (`applyPolicy`).
@@ -235,14 +240,19 @@ export class RecoveryAlreadyRunningError extends Error {
     readonly workflowId: string,
     /** Policy fields that were to be applied but cannot change after the start; none when applying was not asked. */
     readonly fixedFields: readonly string[] = [],
+    /** It runs under the batch id as typed (an earlier release did not lower-case it): neither attached to nor doubled. */
+    readonly underTypedId = false,
   ) {
     super(
       `A recovery is already running for batch ${batchId} (workflow ${workflowId}); ` +
-        (fixedFields.length === 0
-          ? 'its policy was left unchanged. Apply the new policy to it with --apply-policy (applyPolicy: true), ' +
-            'or attach without policy options.'
-          : `${fixedFields.join(', ')} cannot change after the start, so nothing was applied. ` +
-            `Leave ${fixedFields.length === 1 ? 'it' : 'them'} out to apply the rest.`),
+        (underTypedId
+          ? 'an earlier release started it under the batch id as typed, so steer it by its workflow id (the Web UI, ' +
+            'or the temporal CLI); no second recovery of the batch was started.'
+          : fixedFields.length === 0
+            ? 'its policy was left unchanged. Apply the new policy to it with --apply-policy (applyPolicy: true), ' +
+              'or attach without policy options.'
+            : `${fixedFields.join(', ')} cannot change after the start, so nothing was applied. ` +
+              `Leave ${fixedFields.length === 1 ? 'it' : 'them'} out to apply the rest.`),
     );
   }
 }
@@ -345,7 +355,7 @@ export interface RecoveryProgress {
   source: ReportSource;
   poll: { attempt: number; message: string; batch: Omit<BatchSnapshot, 'failing'> | null } | null;
   /** The recovery reads its batch itself (a status read is pending); else, waiting, it waits for the poller. */
-  readsBatchItself: boolean;
+  readsBatchItself?: boolean;
   /** How many times in a row the recovery's pending workflow task has failed or timed out; 0 when it has none. */
   workflowTaskFailures: number;
 }
@@ -432,6 +442,7 @@ export class BatchRecoveries {
     const options = recoveryStartOptions(input, this.taskQueue);
     const [{ batchId }] = options.args;
     const { workflowId } = options;
+    if (input.batchId !== batchId) await this.refuseStartBesideUpperCaseRecovery(input.batchId);
     try {
       const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
       return { batchId, workflowId, runId: handle.firstExecutionRunId, attached: false, policyApplied: false };
@@ -444,20 +455,43 @@ export class BatchRecoveries {
     if (given.length === 0) return { ...attached, policyApplied: false };
     if (!applyPolicy) {
       // The same input as the running recovery's start (two starts racing, a retried script) is no new policy.
-      const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
-      if (isDeepStrictEqual(parseRecoverBatchInput(options.args[0]), await this.startPolicy(workflowId, firstRunId)))
+      const startPolicy = await this.startPolicy(workflowId, firstRunIdOf(description));
+      if (isDeepStrictEqual(parseRecoverBatchInput(options.args[0]), startPolicy))
         return { ...attached, policyApplied: false };
       throw new RecoveryAlreadyRunningError(batchId, workflowId);
     }
     // Applied whatever the start was: a change since may have moved the running policy away from it, and the caller
     // asked for this one.
+    // A field that cannot change is no change when it is what the recovery started with (a retried script).
     const fixed = given.filter((key) => !(CHANGEABLE_POLICY_FIELDS as readonly string[]).includes(key));
-    if (fixed.length > 0) throw new RecoveryAlreadyRunningError(batchId, workflowId, fixed);
+    const started = fixed.length > 0 ? await this.startPolicy(workflowId, firstRunIdOf(description)) : undefined;
+    const asked = parseRecoverBatchInput(options.args[0]) as Record<string, unknown>;
+    const changed = fixed.filter((key) => !isDeepStrictEqual(asked[key], (started as Record<string, unknown>)?.[key]));
+    if (changed.length > 0) throw new RecoveryAlreadyRunningError(batchId, workflowId, changed);
     const change = Object.fromEntries(
       CHANGEABLE_POLICY_FIELDS.filter((key) => input[key] !== undefined).map((key) => [key, input[key]]),
     ) as PolicyChange;
     await this.updatePolicy(batchId, change);
     return { ...attached, policyApplied: true };
+  }
+
+  /**
+   * A release before batch ids were lower-cased named a recovery by the id as typed: one of those still running for
+   * the batch is steered by its own workflow id, and a second recovery of the batch is not started beside it.
+   */
+  private async refuseStartBesideUpperCaseRecovery(typedBatchId: string): Promise<void> {
+    const workflowId = recoveryWorkflowId(typedBatchId);
+    const running = await this.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .then(
+        (description) => description.status.name === 'RUNNING',
+        (err: unknown) => {
+          if (err instanceof WorkflowNotFoundError) return false;
+          throw err;
+        },
+      );
+    if (running) throw new RecoveryAlreadyRunningError(typedBatchId, workflowId, [], true);
   }
 
   /** The policy a recovery's chain was started with: the input of its first run's first event. */
@@ -654,10 +688,7 @@ export class BatchRecoveries {
     const untouched = attributes.get(recoveryRoundsKey) === undefined && (outcome ?? 'running') === 'running';
     if (!memo && untouched) {
       // No workflow task has run yet (no worker has picked the recovery up): the report as it starts.
-      const policy = await this.startPolicy(
-        description.workflowId,
-        description.raw.workflowExecutionInfo?.firstRunId ?? description.runId,
-      );
+      const policy = await this.startPolicy(description.workflowId, firstRunIdOf(description));
       const startedAt = description.startTime;
       const report = newReport(
         batchId,

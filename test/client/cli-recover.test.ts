@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { SimulatorOptions } from '../../simulator/index.js';
 import { RecoveryAlreadyRunningError } from '../../client/recoveries.js';
 import type { RecoveryReport } from '../../workflows/report.js';
+import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { uniqueTaskQueue } from '../helpers/temporal.js';
 import { killLeftoverChildren, runCli, spawnTypeScript } from './child-process.js';
 
 // The CLI runs as a child process against the test dev server; the worker runs in the test.
@@ -165,6 +168,11 @@ test('recover with a policy for a running recovery is refused, or applied with -
     expect(back.stdout).toContain('and applied');
     expect((await env.recoveries.report(batch.id)).maxRounds).toBe(3);
 
+    // A deadline equal to the start's (the default 24h) is no change: the rest is applied.
+    const same = await cliOn(env, ['recover', batch.id, '--deadline', '24h', '--max-rounds', '4', '--apply-policy']);
+    expect(same.code).toBe(0);
+    expect((await env.recoveries.report(batch.id)).maxRounds).toBe(4);
+
     const fixed = await cliOn(env, ['recover', batch.id, '--deadline', '1h', '--apply-policy']);
     expect(fixed.code).toBe(1);
     expect(fixed.stderr).toMatch(/deadline cannot change after the start, so nothing was applied\. Leave it out/);
@@ -197,6 +205,26 @@ test('a batch id typed in upper case names the same recovery: recover attaches, 
     expect(env.simulator.ledger.forBatch(batch.id).calls.length).toBeGreaterThan(0);
   } finally {
     await env.recoveries.handle(batch.id).terminate('test done');
+  }
+});
+
+test('a recovery an earlier release started under an upper-case batch id is not doubled by a lower-case one', async () => {
+  const env = await recoveryEnv();
+  const batchId = randomUUID();
+  const upper = batchId.toUpperCase();
+  // As a release before lower-casing started it; on a queue no worker polls, so it stays running.
+  const legacy = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+    taskQueue: uniqueTaskQueue('nobody'),
+    workflowId: recoveryWorkflowId(upper),
+    args: [{ batchId: upper }],
+  });
+  try {
+    const recover = await cliOn(env, ['recover', upper]);
+    expect(recover.code).toBe(1);
+    expect(recover.stderr).toContain(`(workflow recover-batch-${upper}); an earlier release started it`);
+    await expect(env.recoveries.handle(batchId).describe()).rejects.toThrow(WorkflowNotFoundError);
+  } finally {
+    await legacy.terminate('test done');
   }
 });
 
