@@ -768,6 +768,37 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'poll-change-registers'() {
     return pollChangedWhileWaiting();
   },
+  // A call not sent (a 429): a retryNow and a pause while it waits its Retry-After; the pause holds it, and a resume
+  // sends it on a fresh read, the round taking the retryNow.
+  async 'round-heeds-pause-and-retry-now'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 3, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    for (;;) {
+      const report = await recoveries.report(batch.id);
+      if (report.lastError?.type === 'rate_limited' && report.nextRetryAt !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await recoveries.retryNow(batch.id);
+    await recoveries.pause(batch.id);
+    await waitForPhase(batch.id, 'paused');
+    await recoveries.resume(batch.id);
+    return recoveryWorkflowId(batch.id);
+  },
+  // A pause while the last round's call is out with its answer lost ends the round there, and holds the recovery; a
+  // round more and a resume carry it on.
+  async 'paused-at-last-round-holds'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 1 });
+    while (!simulator.ledger.forBatch(batch.id).calls.some((call) => call.path.endsWith('/retry')))
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    await recoveries.pause(batch.id);
+    await waitForPhase(batch.id, 'paused');
+    await recoveries.updatePolicy(batch.id, { maxRounds: 2 });
+    await recoveries.resume(batch.id);
+    return recoveryWorkflowId(batch.id);
+  },
 };
 
 /** A signal whose one argument is the payload given, past the client's payload converter. */
