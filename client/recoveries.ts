@@ -125,7 +125,8 @@ export class TemporalContact {
 export class RecoveryNotFoundError extends Error {
   override name = 'RecoveryNotFoundError';
   constructor(readonly batchId: string) {
-    super(`No recovery found for batch ${batchId} (workflow id ${recoveryWorkflowId(batchId)})`);
+    // The id looked up (handle), not the one typed: an operator goes on to search for it.
+    super(`No recovery found for batch ${batchId} (workflow id ${recoveryWorkflowId(batchId.toLowerCase())})`);
   }
 }
 

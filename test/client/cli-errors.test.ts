@@ -46,10 +46,16 @@ test('a duration outside the policy bounds is refused with the field name, befor
   expectOneLineError(result, /--deadline.*'1000000000y' is invalid.*deadline: must be at most 365d/);
 });
 
-test('a batch without a recovery is reported as such', async () => {
+test('a batch without a recovery is reported as such, with the workflow id looked up', async () => {
   const batchId = randomUUID();
   const result = await runCli(['report', batchId]);
-  expectOneLineError(result, new RegExp(`^error: No recovery found for batch ${batchId}`));
+  expectOneLineError(
+    result,
+    new RegExp(`^error: No recovery found for batch ${batchId} \\(workflow id recover-batch-${batchId}\\)`),
+  );
+  // Typed in upper case, the recovery looked up is the lower-case one, and the message names that.
+  const upper = await runCli(['report', batchId.toUpperCase()]);
+  expectOneLineError(upper, new RegExp(`\\(workflow id recover-batch-${batchId}\\)\\n$`));
 });
 
 test('an unreachable Temporal is named with its address', async () => {
