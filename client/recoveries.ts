@@ -454,10 +454,10 @@ export class BatchRecoveries {
     const attached = { batchId, workflowId, runId: description.runId, attached: true };
     const given = Object.keys(input).filter((key) => key !== 'batchId');
     if (given.length === 0) return { ...attached, policyApplied: false };
+    const asked = parseRecoverBatchInput(options.args[0]);
     if (!applyPolicy) {
       // The same input as the running recovery's start (two starts racing, a retried script) is no new policy.
-      const startPolicy = await this.startPolicy(workflowId, firstRunIdOf(description));
-      if (isDeepStrictEqual(parseRecoverBatchInput(options.args[0]), startPolicy))
+      if (isDeepStrictEqual(asked, await this.startPolicy(workflowId, firstRunIdOf(description))))
         return { ...attached, policyApplied: false };
       throw new RecoveryAlreadyRunningError(batchId, workflowId);
     }
@@ -466,8 +466,10 @@ export class BatchRecoveries {
     // A field that cannot change is no change when it is what the recovery started with (a retried script).
     const fixed = given.filter((key) => !(CHANGEABLE_POLICY_FIELDS as readonly string[]).includes(key));
     const started = fixed.length > 0 ? await this.startPolicy(workflowId, firstRunIdOf(description)) : undefined;
-    const asked = parseRecoverBatchInput(options.args[0]) as Record<string, unknown>;
-    const changed = fixed.filter((key) => !isDeepStrictEqual(asked[key], (started as Record<string, unknown>)?.[key]));
+    const changed = fixed.filter((key) => {
+      const field = key as keyof RecoveryPolicy;
+      return !isDeepStrictEqual(asked[field], started?.[field]);
+    });
     if (changed.length > 0) throw new RecoveryAlreadyRunningError(batchId, workflowId, changed);
     const change = Object.fromEntries(
       CHANGEABLE_POLICY_FIELDS.filter((key) => input[key] !== undefined).map((key) => [key, input[key]]),

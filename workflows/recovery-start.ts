@@ -18,8 +18,9 @@ import { anchorBatchIdKey, recoveryDeadlineKey, recoveryOutcomeKey } from './sea
  */
 export function recoveryStartOptions(input: RecoverBatchInput, taskQueue: string, now = new Date()) {
   // The Web UI shows these on the recovery's page and in its list: the batch and the policy in force at start.
-  const policy = parseRecoverBatchInput(input);
-  const batchId = policy.batchId.toLowerCase();
+  const parsed = parseRecoverBatchInput(input);
+  const policy = { ...parsed, batchId: parsed.batchId.toLowerCase() };
+  const { batchId } = policy;
   return {
     taskQueue,
     workflowId: recoveryWorkflowId(batchId),
@@ -29,7 +30,7 @@ export function recoveryStartOptions(input: RecoverBatchInput, taskQueue: string
       { key: recoveryDeadlineKey, value: new Date(now.getTime() + policy.deadline) },
       { key: recoveryOutcomeKey, value: 'running' },
     ]),
-    staticSummary: recoverySummary({ ...policy, batchId }),
-    staticDetails: recoveryStaticDetails({ ...policy, batchId }),
+    staticSummary: recoverySummary(policy),
+    staticDetails: recoveryStaticDetails(policy),
   };
 }

@@ -1,6 +1,19 @@
 import { formatReport } from '../../client/format-report.js';
 import { formatProgressLine, progressState } from '../../client/progress.js';
+import type { RecoveryProgress } from '../../client/recoveries.js';
 import { newReport, recordRound, REPORT_LIMITS, type RecoveryReport } from '../../workflows/report.js';
+
+/** A running recovery's progress from a worker's answer, waiting on the poller: what the tests vary starts here. */
+function liveProgress(report: RecoveryReport): RecoveryProgress {
+  return {
+    report,
+    running: true,
+    source: { kind: 'live' },
+    poll: null,
+    workflowTaskFailures: 0,
+    readsBatchItself: false,
+  };
+}
 
 function reportWithRounds(): RecoveryReport {
   const report = newReport(
@@ -73,18 +86,7 @@ test('a long recovery shows its first and last rounds, with a line counting thos
   );
   expect(lines[at - 1]).toMatch(new RegExp(`^ {2}${firstRounds} `));
   expect(lines[at + 1]).toMatch(new RegExp(`^ {2}${100 - lastRounds + 1} `));
-  expect(
-    formatProgressLine(
-      progressState({
-        report,
-        running: true,
-        poll: null,
-        source: { kind: 'live' },
-        workflowTaskFailures: 0,
-        readsBatchItself: false,
-      }),
-    ),
-  ).toMatch(/round 100\/1000/);
+  expect(formatProgressLine(progressState(liveProgress(report)))).toMatch(/round 100\/1000/);
 });
 
 test('progress after a retry does not show the batch from before it', () => {
@@ -103,26 +105,17 @@ test('progress after a retry does not show the batch from before it', () => {
     observedAt: '',
   };
 
-  const line = formatProgressLine(
-    progressState({
-      report,
-      running: true,
-      source: { kind: 'live' },
-      poll: null,
-      workflowTaskFailures: 0,
-      readsBatchItself: false,
-    }),
-  );
+  const line = formatProgressLine(progressState(liveProgress(report)));
 
   expect(line).toBe("the task queue's status poller watches the batch | round 2/3 | waiting for the batch to settle");
 });
 
 test("progress while the task queue's poller watches the batch says so, not that no status was read", () => {
   const report = newReport('3b8f6c1e-2f4a-4c55-9d1e-7a6b5c4d3e2f', 'recover-batch-x', new Date(0), new Date(1), 3);
-  const progress = { report, running: true, source: { kind: 'live' } as const, workflowTaskFailures: 0 };
+  const progress = liveProgress(report);
 
   // No awaitBatchSettled pending: the recovery left the reads to the poller (the default mode).
-  expect(formatProgressLine(progressState({ ...progress, poll: null, readsBatchItself: false }))).toBe(
+  expect(formatProgressLine(progressState(progress))).toBe(
     "the task queue's status poller watches the batch | round 0/3 | waiting for the batch to settle",
   );
   // Its own status read is pending and has not read the batch yet: its first attempt still out, or failed unread.
@@ -138,16 +131,7 @@ test('progress gives the next retry in UTC with its date, as the report does', (
   report.phase = 'backing_off';
   report.nextRetryAt = '2026-12-05T00:30:00.000Z';
 
-  const line = formatProgressLine(
-    progressState({
-      report,
-      running: true,
-      source: { kind: 'live' },
-      poll: null,
-      workflowTaskFailures: 0,
-      readsBatchItself: false,
-    }),
-  );
+  const line = formatProgressLine(progressState(liveProgress(report)));
 
   // Before, a local time of day ("12:30:00 AM"), with neither date nor zone.
   expect(line).toMatch(/\| next retry at 2026-12-05T00:30:00\.000Z$/);

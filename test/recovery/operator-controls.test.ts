@@ -1,5 +1,6 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { PolicyChangeRejectedError } from '../../client/recoveries.js';
+import type { RecoverBatchInput } from '../../workflows/input.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
@@ -116,6 +117,42 @@ const waitingToSendAgain = (batchId: string) => async () => {
 };
 const appliedRetries = (batchId: string) => env.simulator.ledger.forBatch(batchId).retries;
 
+/** An always-failing batch's recovery, once its first round is done and it backs off an hour before the second. */
+async function backingOffAfterFirstRound() {
+  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the first round and the second backoff', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
+  });
+  return batch;
+}
+
+/** The same, once its second round's call was not sent (a 429) and waits to go again. */
+async function secondCallWaitingToGoAgain() {
+  const batch = await backingOffAfterFirstRound();
+  rateLimitNextCall(batch.id);
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  return batch;
+}
+
+/**
+ * A recovery whose first retry call is out, to be answered with a 5xx after a while: not applied, but the round cannot
+ * know until it has read the batch.
+ */
+async function lostAnswerCallOut(policy: Partial<RecoverBatchInput> = {}) {
+  const batch = oneFailingSession();
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...policy });
+  await eventually('the retry call to reach the API', () =>
+    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.path.endsWith('/retry')),
+  );
+  return batch;
+}
+
 test('a pause while a call that was not sent waits to go again holds the call until resumed', async () => {
   const batch = oneFailingSession();
   rateLimitNextCall(batch.id);
@@ -138,13 +175,7 @@ test('a pause while a call that was not sent waits to go again holds the call un
 });
 
 test('a pause while a call whose answer was lost is out ends the round there, once the batch shows it had no effect', async () => {
-  const batch = oneFailingSession();
-  // A 5xx, after a while: not applied, but the round cannot know until it has read the batch.
-  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
-  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
-  await eventually('the retry call to reach the API', () =>
-    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.path.endsWith('/retry')),
-  );
+  const batch = await lostAnswerCallOut();
   await env.recoveries.pause(batch.id);
   const phase = await eventually('the recovery held, or a call applied', async () => {
     const { phase } = await env.recoveries.report(batch.id);
@@ -164,12 +195,7 @@ test('a pause while a call whose answer was lost is out ends the round there, on
 });
 
 test("a pause that ends the last round's sending holds the recovery: more rounds and a resume carry it on", async () => {
-  const batch = oneFailingSession();
-  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
-  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
-  await eventually('the retry call to reach the API', () =>
-    env.simulator.ledger.forBatch(batch.id).calls.find((call) => call.path.endsWith('/retry')),
-  );
+  const batch = await lostAnswerCallOut({ maxRounds: 1 });
   await env.recoveries.pause(batch.id);
   // Before, the round that the pause ended was the last: the recovery ended `exhausted`, paused.
   const held = await eventually('the recovery held, or ended', async () => {
@@ -187,17 +213,7 @@ test("a pause that ends the last round's sending holds the recovery: more rounds
 });
 
 test('rounds lowered during a pause that holds a round stop it: the resume sends no call', async () => {
-  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
-  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
-  await env.recoveries.retryNow(batch.id);
-  await eventually('the first round and the second backoff', async () => {
-    const report = await env.recoveries.report(batch.id);
-    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
-  });
-  rateLimitNextCall(batch.id);
-  await env.recoveries.retryNow(batch.id);
-  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  const batch = await secondCallWaitingToGoAgain();
   await env.recoveries.pause(batch.id);
   await eventually('the round held', phaseIs(batch.id, 'paused'));
 
@@ -232,17 +248,7 @@ test("a retryNow while a round's call waits to go again is taken by that round, 
 });
 
 test("lowering maxRounds to the rounds done while a round's call waits to go again sends it no more", async () => {
-  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
-  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
-  await env.recoveries.retryNow(batch.id);
-  await eventually('the first round and the second backoff', async () => {
-    const report = await env.recoveries.report(batch.id);
-    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
-  });
-  rateLimitNextCall(batch.id);
-  await env.recoveries.retryNow(batch.id);
-  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  const batch = await secondCallWaitingToGoAgain();
 
   await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
   const report = await env.recoveries.result(batch.id);
@@ -284,14 +290,7 @@ test('a policy change applies to the rounds still to come; an invalid one is rej
 });
 
 test('lowering maxRounds to the rounds already done during the backoff ends the recovery without another call', async () => {
-  const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
-  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-  await eventually('the first backoff', phaseIs(batch.id, 'backing_off'));
-  await env.recoveries.retryNow(batch.id);
-  await eventually('the first round and the second backoff', async () => {
-    const report = await env.recoveries.report(batch.id);
-    return report.rounds.length === 1 && report.phase === 'backing_off' ? true : undefined;
-  });
+  const batch = await backingOffAfterFirstRound();
 
   await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
   const report = await env.recoveries.result(batch.id);
