@@ -23,7 +23,7 @@ export const EXIT_CODES = {
   operator_cancelled: 5,
   /** The recovery stopped on a permanent error (e.g. the API refused the key, the batch does not exist). */
   failed: 6,
-  /** Temporal could not be reached, or stopped answering for 60 s while a recovery was followed. */
+  /** Temporal could not be reached, or a call went unanswered for 30 s (60 s while a recovery was followed). */
   unreachable: 7,
   /** `report`: the recovery is running, but its workflow task has failed STUCK_AFTER_TASK_FAILURES times in a row. */
   stuck: 8,
@@ -71,7 +71,7 @@ Exit codes:
   4  batch_cancelled: the batch was cancelled
   5  operator_cancelled: an operator cancelled the recovery
   6  failed: the recovery stopped on a permanent error
-  7  Temporal could not be reached, or stopped answering for 60 s (watch, recover --wait)
+  7  Temporal could not be reached, or did not answer: a call for 30 s, watch and recover --wait for 60 s
   8  stuck (report): the recovery runs, but its workflow task keeps failing (see the worker's log)
   9  terminated: the recovery's workflow was terminated or timed out; its stored report is printed
  10  no worker took it up: policy not sent (no worker polls) or not confirmed in time (it may still apply);

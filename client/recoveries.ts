@@ -3,7 +3,9 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   Client,
   Connection,
+  defaultGrpcRetryOptions,
   isGrpcServiceError,
+  makeGrpcRetryInterceptor,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -16,6 +18,7 @@ import { ApplicationFailure, defaultPayloadConverter, TerminatedFailure, Timeout
 import { optionalTsToDate } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import ms from 'ms';
+import { DEFAULT_CALL_TIMEOUT_MS, defaultCallDeadline } from './call-deadline.js';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
 import type { BatchSnapshot } from '../workflows/report.js';
@@ -52,21 +55,20 @@ export class TemporalUnreachableError extends Error {
     /** What the caller was doing when the server stopped answering, e.g. `following the recovery of batch <id>`. */
     readonly doing?: string,
   ) {
-    super(`Cannot reach Temporal at ${address}${doing ? ` while ${doing}` : ''}: ${cause.message}`, { cause });
+    super(`Cannot reach Temporal at ${address}${doing ? ` while ${doing}` : ''}: ${whyUnanswered(cause)}`, { cause });
   }
+}
+
+/** The SDK's message ("Failed to describe workflow") and what gRPC said under it ("no answer within 30s"). */
+function whyUnanswered(err: Error): string {
+  const grpcError = isGrpcServiceError(err) ? err : err.cause;
+  if (!isGrpcServiceError(grpcError) || err.message.includes(grpcError.details)) return err.message;
+  return `${err.message}: ${grpcError.details}`;
 }
 
 /** The server's address as the connection was given it, for errors that name it. */
 function addressOf(client: Client): string {
   return client.connection instanceof Connection ? client.connection.options.address : 'the Temporal server';
-}
-
-/**
- * Whether a call while following a recovery went unanswered: the server could not be reached, or did not answer
- * within the call's deadline (a network that drops packets without closing the connection holds a call for ever).
- */
-function isUnanswered(err: unknown): boolean {
-  return isTemporalUnreachable(err) || isDeadlineExceeded(err);
 }
 
 /** How long one call to Temporal may take while following a recovery: the server answers in milliseconds. */
@@ -102,7 +104,7 @@ export class TemporalContact {
       this.lostSince = undefined;
       return answer;
     } catch (err) {
-      if (!isUnanswered(err)) throw err;
+      if (!isTemporalUnreachable(err)) throw err;
       // Silent since the last answer, not since the first call that went unanswered gave up.
       this.lostSince ??= this.lastAnswerAt;
       if (Date.now() - this.lostSince < this.lostAfterMs) return undefined;
@@ -280,16 +282,21 @@ function isRecoveryReport(value: unknown): value is RecoveryReport {
   return typeof batchId === 'string' && Array.isArray(rounds);
 }
 
-/** Errors that mean Temporal itself could not be reached, as opposed to an answer it gave. */
+/**
+ * Errors that mean Temporal itself could not be reached, or did not answer within the call's deadline (a network
+ * that drops packets without closing the connection), as opposed to an answer it gave.
+ */
 export function isTemporalUnreachable(err: unknown): boolean {
   if (err instanceof TemporalUnreachableError) return true;
-  const cause = err instanceof Error && err.cause ? err.cause : err;
   const UNAVAILABLE = 14; // the gRPC status of a server that cannot be reached
-  return isGrpcServiceError(cause) && Number(cause.code) === UNAVAILABLE;
+  const code = grpcCodeOf(err);
+  return code === UNAVAILABLE || code === DEADLINE_EXCEEDED;
 }
 
 export interface ConnectOptions extends TemporalConnectionConfig {
   connectTimeoutMs?: number;
+  /** How long a call that sets no deadline of its own may go unanswered (DEFAULT_CALL_TIMEOUT_MS). */
+  callTimeoutMs?: number;
 }
 
 export async function connectTemporal({
@@ -298,9 +305,16 @@ export async function connectTemporal({
   tls,
   apiKey,
   connectTimeoutMs = 5_000,
+  callTimeoutMs = DEFAULT_CALL_TIMEOUT_MS,
 }: ConnectOptions): Promise<Client> {
   try {
-    const connection = await Connection.connect({ address, tls, apiKey, connectTimeout: connectTimeoutMs });
+    const connection = await Connection.connect({
+      address,
+      tls,
+      apiKey,
+      connectTimeout: connectTimeoutMs,
+      interceptors: [defaultCallDeadline(callTimeoutMs), makeGrpcRetryInterceptor(defaultGrpcRetryOptions())],
+    });
     return new Client({ connection, namespace });
   } catch (err) {
     throw new TemporalUnreachableError(address, err as Error);
@@ -407,10 +421,6 @@ const CANCELLED = 1;
 function grpcCodeOf(err: unknown): number | undefined {
   const cause = err instanceof Error && err.cause ? err.cause : err;
   return isGrpcServiceError(cause) ? Number(cause.code) : undefined;
-}
-
-function isDeadlineExceeded(err: unknown): boolean {
-  return grpcCodeOf(err) === DEADLINE_EXCEEDED;
 }
 
 /**

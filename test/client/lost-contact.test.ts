@@ -2,7 +2,13 @@ import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { followRecovery, lineView } from '../../client/progress.js';
-import { BatchRecoveries, connectTemporal, TemporalUnreachableError } from '../../client/recoveries.js';
+import { EXIT_CODES, exitCodeForError } from '../../client/exit-codes.js';
+import {
+  BatchRecoveries,
+  connectTemporal,
+  TemporalUnreachableError,
+  type ConnectOptions,
+} from '../../client/recoveries.js';
 import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { temporalAddress, temporalNamespace } from '../helpers/temporal.js';
 
@@ -65,11 +71,12 @@ async function startTemporalProxy(): Promise<TemporalProxy> {
  */
 async function throughProxy(
   run: (batchId: string, proxy: TemporalProxy, recoveries: BatchRecoveries) => Promise<void>,
+  { callTimeoutMs }: Pick<ConnectOptions, 'callTimeoutMs'> = {},
 ): Promise<void> {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
   const proxy = await startTemporalProxy();
-  const client = await connectTemporal({ address: proxy.address, namespace: temporalNamespace() });
+  const client = await connectTemporal({ address: proxy.address, namespace: temporalNamespace(), callTimeoutMs });
   try {
     await run(batch.id, proxy, new BatchRecoveries(client, env.taskQueue));
   } finally {
@@ -134,3 +141,37 @@ test(
     }),
   60_000,
 );
+
+test(
+  'one-shot calls through a silent server stop at the call deadline, saying so, as unreachable (exit 7)',
+  () =>
+    throughProxy(
+      async (batchId, proxy, recoveries) => {
+        await recoveries.report(batchId);
+        proxy.silence();
+
+        // Before, each waited for ever (a review's `report` hung 91 s, until the connection's keepalive gave up).
+        const unanswered = new RegExp(
+          `^Cannot reach Temporal at ${proxy.address} while reading the recovery of batch ${batchId}: ` +
+            'Failed to describe workflow: no answer within 3s \\(Deadline exceeded',
+        );
+        await expect(recoveries.report(batchId)).rejects.toThrow(unanswered);
+        for (const steer of [() => recoveries.pause(batchId), () => recoveries.cancel(batchId)]) {
+          const err = await steer().catch((error: unknown) => error);
+          expect((err as Error).message).toMatch(unanswered);
+          expect(exitCodeForError(err)).toBe(EXIT_CODES.unreachable);
+        }
+      },
+      { callTimeoutMs: 3_000 },
+    ),
+  60_000,
+);
+
+test('a call with a deadline of its own keeps it past the default one', () =>
+  throughProxy(
+    async (batchId, _proxy, recoveries) => {
+      // waitForEnd's long poll has its own 4 s: the default of 1 s would have cut it as unanswered.
+      await expect(recoveries.waitForEnd(batchId, 4_000)).resolves.toEqual({ ended: false, reason: 'not within 4s' });
+    },
+    { callTimeoutMs: 1_000 },
+  ));
