@@ -440,9 +440,17 @@ export class BatchRecoveries {
     readonly queryTimeoutMs: number = DEFAULT_QUERY_TIMEOUT_MS,
   ) {}
 
+  /**
+   * Recoveries a release before batch ids were lower-cased started under the id as typed, found by `describe` for
+   * an id typed the same way: by the lower-case batch id.
+   */
+  private readonly upperCaseWorkflowIds = new Map<string, string>();
+
   handle(batchId: string): RecoveryHandle {
     // As recoveryStartOptions names it: a UUID is the same in either case.
-    return this.client.workflow.getHandle<typeof recoverBatch>(recoveryWorkflowId(batchId.toLowerCase()));
+    const lowerCase = batchId.toLowerCase();
+    const workflowId = this.upperCaseWorkflowIds.get(lowerCase) ?? recoveryWorkflowId(lowerCase);
+    return this.client.workflow.getHandle<typeof recoverBatch>(workflowId);
   }
 
   /**
@@ -754,11 +762,11 @@ export class BatchRecoveries {
     return (await recentPollerIdentities(this.client, taskQueue, 'workflow')).length > 0;
   }
 
-  private async describe(batchId: string) {
+  private async describe(batchId: string): Promise<WorkflowExecutionDescription> {
     return this.handle(batchId)
       .describe()
       .catch((err: unknown) => {
-        if (err instanceof WorkflowNotFoundError) throw new RecoveryNotFoundError(batchId);
+        if (err instanceof WorkflowNotFoundError) return this.describeUpperCaseRecovery(batchId);
         // The bare SDK error names neither the server nor the recovery.
         if (isTemporalUnreachable(err) && !(err instanceof TemporalUnreachableError))
           throw new TemporalUnreachableError(
@@ -768,6 +776,32 @@ export class BatchRecoveries {
           );
         throw err;
       });
+  }
+
+  /**
+   * A recovery an earlier release started under the batch id as typed (docs/deployment.md's upgrade note), looked
+   * for as typed now and in upper case: found, it is the one this client steers for the batch from now on.
+   * RecoveryNotFoundError, naming the lower-case workflow id, when there is none either.
+   */
+  private async describeUpperCaseRecovery(batchId: string): Promise<WorkflowExecutionDescription> {
+    const lowerCase = batchId.toLowerCase();
+    if (!this.upperCaseWorkflowIds.has(lowerCase)) {
+      for (const spelling of new Set([batchId, batchId.toUpperCase()])) {
+        if (spelling === lowerCase) continue;
+        const workflowId = recoveryWorkflowId(spelling);
+        const description = await this.client.workflow
+          .getHandle(workflowId)
+          .describe()
+          .catch((err: unknown) => {
+            if (err instanceof WorkflowNotFoundError) return undefined;
+            throw err;
+          });
+        if (!description) continue;
+        this.upperCaseWorkflowIds.set(lowerCase, workflowId);
+        return description;
+      }
+    }
+    throw new RecoveryNotFoundError(batchId);
   }
 
   /**

@@ -228,6 +228,37 @@ test('a recovery an earlier release started under an upper-case batch id is not 
   }
 });
 
+test('a recovery an earlier release started under an upper-case batch id is found and steered by the batch id', async () => {
+  const env = await recoveryEnv();
+  const batchId = randomUUID();
+  const upper = batchId.toUpperCase();
+  // As a release before lower-casing started it; on a queue no worker polls, so it stays running.
+  const legacy = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+    taskQueue: uniqueTaskQueue('nobody'),
+    workflowId: recoveryWorkflowId(upper),
+    args: [{ batchId: upper }],
+  });
+  try {
+    // Before, each said "No recovery found for batch …" (exit 1).
+    for (const typed of [upper, batchId]) {
+      const report = await cliOn(env, ['report', typed, '--json']);
+      expect(report.code).toBe(0);
+      expect((JSON.parse(report.stdout) as RecoveryReport).batchId.toLowerCase()).toBe(batchId);
+    }
+    expect((await cliOn(env, ['pause', batchId])).code).toBe(0);
+    const cancel = await cliOn(env, ['cancel', upper, '--timeout', '1s']);
+    expect(cancel.stdout).toContain(`Cancel requested for the recovery of batch ${upper}`);
+    expect(cancel.code).toBe(10);
+    const events = (await legacy.fetchHistory()).events ?? [];
+    const signals = events.flatMap((event) => event.workflowExecutionSignaledEventAttributes?.signalName ?? []);
+    expect(signals).toEqual(['pauseRecovery']);
+    expect(events.filter((event) => event.workflowExecutionCancelRequestedEventAttributes)).toHaveLength(1);
+    await expect(env.recoveries.handle(batchId).describe()).rejects.toThrow(WorkflowNotFoundError);
+  } finally {
+    await legacy.terminate('test done');
+  }
+});
+
 test('report and watch with every worker down read the stored report and say how old it is', async () => {
   const env = await recoveryEnv();
   const batch = env.simulator.createScriptedBatch({ count: 4, script: { '1': 'always-fail' } });
