@@ -5,8 +5,10 @@ import {
   batchStatusPollerWorkflowId,
   POLLER_RESET_RUN_MEMO_KEY,
   STUCK_AFTER_TASK_FAILURES,
+  unwatchBatch,
   workflowTaskFailures,
   type ListedSettle,
+  type UnwatchBatchRequest,
   type WatchBatchRequest,
 } from '../workflows/definitions.js';
 import { createRegistrationSender } from './registration-signals.js';
@@ -16,6 +18,11 @@ export interface PollerRegistration extends WatchBatchRequest {
   taskQueue: string;
   /** Sent again during the same wait: signalled only when the poller may have lost it (chainWatchState). */
   resent?: boolean;
+}
+
+export interface PollerUnregistration extends UnwatchBatchRequest {
+  /** The recovery's task queue: the poller that watches its batch is that queue's. */
+  taskQueue: string;
 }
 
 /** What a registration sent again finds of the poller chain that took the wait's first one (chainWatchState). */
@@ -123,16 +130,16 @@ export function createPollerRegistrationActivities(client: Client) {
 
   /**
    * Whether the poller chain that took a wait's first registration still watches it. A chain (the runs of one start,
-   * through continue-as-new) carries its watches from run to run, and drops one only by waking its recovery; a chain
-   * that ended, or one started after the wait began (the poller was terminated and started again), does not have it:
-   * `lost`. One chain runs at a time, so a chain begun before the wait began and running now has run all along, and
-   * took the registration sent after the wait began. A reset since the wait began may have left out the signals after
-   * its point, the registration among them: `lost` too. A reset shows on the run it began only; the runs continued
-   * from it name that run in their memo (batch-status-poller.ts). A chain whose workflow task keeps failing (a bug, a
-   * non-determinism error after a deploy) runs, but wakes no one until a deploy mends it: `stuck`, whatever it took.
-   * The server answers from the poller's state, where a query (before wave 14) needed the poller's own worker, which
-   * answered at most one while the poller's workflow task ran: under a burst of re-registrations most waited 2 s and
-   * were signalled (docs/scaling.md).
+   * through continue-as-new) carries its watches from run to run, and drops one only by waking its recovery, or at the
+   * recovery's end (which registers no more); a chain that ended, or one started after the wait began (the poller was
+   * terminated and started again), does not have it: `lost`. One chain runs at a time, so a chain begun before the wait
+   * began and running now has run all along, and took the registration sent after the wait began. A reset since the
+   * wait began may have left out the signals after its point, the registration among them: `lost` too. A reset shows on
+   * the run it began only; the runs continued from it name that run in their memo (batch-status-poller.ts). A chain
+   * whose workflow task keeps failing (a bug, a non-determinism error after a deploy) runs, but wakes no one until a
+   * deploy mends it: `stuck`, whatever it took. The server answers from the poller's state, where a query (before wave
+   * 14) needed the poller's own worker, which answered at most one while the poller's workflow task ran: under a burst
+   * of re-registrations most waited 2 s and were signalled (docs/scaling.md).
    */
   const chainWatchState = async (pollerId: string, waitStartedAt: string): Promise<ChainWatchState> => {
     const current = await client.workflow.getHandle(pollerId).describe();
@@ -178,6 +185,20 @@ export function createPollerRegistrationActivities(client: Client) {
         }
       }
       return sendRegistration(pollerId, request);
+    },
+
+    /**
+     * Drops the watch of a wait that ended without a wake. To whichever poller run is current (the chain carries its
+     * watches from run to run); a run of older code takes it without a handler, and keeps the watch as before. A
+     * repeated signal finds no watch: a retried attempt is harmless.
+     */
+    async unwatchBatchWithPoller({ taskQueue, ...request }: PollerUnregistration): Promise<void> {
+      try {
+        await client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue)).signal(unwatchBatch, request);
+      } catch (err) {
+        // No poller runs: none watches the batch.
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
     },
 
     /**

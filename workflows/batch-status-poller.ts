@@ -26,7 +26,9 @@ import {
   recoveryWorkflowId,
   watchBatch,
   watchBatches,
+  unwatchBatch,
   type ListedSettle,
+  type UnwatchBatchRequest,
   type WatchBatchRequest,
 } from './definitions.js';
 import { pagesFrom } from './list-pages.js';
@@ -89,6 +91,12 @@ function isWatchBatchRequest(value: unknown): value is WatchBatchRequest {
     pollIntervalMs > 0 &&
     (waitStartedAt === undefined || typeof waitStartedAt === 'string')
   );
+}
+
+function isUnwatchBatchRequest(value: unknown): value is UnwatchBatchRequest {
+  if (typeof value !== 'object' || value === null) return false;
+  const { batchId, workflowId, waitStartedAt } = value as Record<string, unknown>;
+  return typeof batchId === 'string' && typeof workflowId === 'string' && typeof waitStartedAt === 'string';
 }
 
 export interface BatchStatusPollerInput {
@@ -234,6 +242,13 @@ const EMPTY_PAGE_ENDS_LIST_PATCH = 'poller-empty-page-ends-list';
  * back: their recoveries waited for the poller until their deadline. Asked only when such a page comes.
  */
 const REPEATED_PAGE_ENDS_LIST_PATCH = 'poller-repeated-page-ends-list';
+/**
+ * From this change on, a recovery that ends while its batch is in flight has its watch dropped (unwatchBatch): before,
+ * the poller kept it until the batch settled or left the list, reading the list a cycle every poll interval meanwhile
+ * (for a batch stuck in `processing`, for ever). A run of older code took the signal without a handler and kept the
+ * watch, so its history replays down that path. Asked only when the watch is the ended wait's.
+ */
+const DROPS_ENDED_WATCH_PATCH = 'poller-drops-ended-recovery-watch';
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -334,6 +349,18 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       log.warn('watchBatches signal with malformed registrations; those are left out', { taken: taken.length });
     }
     taken.forEach(takeRegistration);
+  });
+
+  setHandler(unwatchBatch, (request) => {
+    // Typed by hand (the Web UI), it could be anything: a handler that threw would fail the task at every attempt.
+    if (!isUnwatchBatchRequest(request)) {
+      log.warn('unwatchBatch signal without a wait; left out');
+      return;
+    }
+    const watch = watched.get(request.batchId);
+    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop.
+    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) return;
+    if (patched(DROPS_ENDED_WATCH_PATCH)) watched.delete(request.batchId);
   });
 
   /** A cycle's wakes not sent yet, by batch, with the watch to restore if the signal cannot be sent (wakesLocally). */

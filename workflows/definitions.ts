@@ -74,6 +74,17 @@ export const watchBatch = defineSignal<[WatchBatchRequest]>('watchBatch');
  * run of older code has no handler for it, and would drop it when it continues as new.
  */
 export const watchBatches = defineSignal<[WatchBatchRequest[]]>('watchBatches');
+/**
+ * A wait that ended without a wake (the recovery was cancelled, reached its deadline or failed while its batch was in
+ * flight): the poller drops its watch, when it is still this wait's. Before, the watch stayed until the batch settled
+ * or left the list, and the poller went on reading the list for a recovery that had ended, a cycle every poll interval.
+ */
+export interface UnwatchBatchRequest {
+  batchId: string;
+  workflowId: string;
+  waitStartedAt: string;
+}
+export const unwatchBatch = defineSignal<[UnwatchBatchRequest]>('unwatchBatch');
 /** Set (true) by each poller run whose code takes watchBatches, in its first workflow task. */
 export const POLLER_TAKES_WATCH_BATCHES_MEMO_KEY = 'takesWatchBatches';
 /**

@@ -238,6 +238,13 @@ export const ROUND_HEEDS_OPERATOR_PATCH = 'retry-round-heeds-pause-and-max-round
  * round ends with one.
  */
 export const RETRY_NOW_TAKEN_BY_ROUND_PATCH = 'retry-now-taken-by-round';
+/**
+ * Recoveries from this change on that end with a registration the poller has not answered with a wake (cancelled, at
+ * the deadline or failed while the batch was in flight) tell the poller to drop the watch: before, it stayed until the
+ * batch settled or left the list, and the poller read the list for it a cycle every poll interval meanwhile, for ever
+ * for a batch stuck in `processing`. Asked only at such an end.
+ */
+export const UNWATCH_AT_END_PATCH = 'recovery-unwatches-batch-at-end';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -476,7 +483,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     deadlineToWrite = [];
   }
 
-  const { watchBatchWithPoller } = proxyLocalActivities<PollerRegistrationActivities>({
+  const { watchBatchWithPoller, unwatchBatchWithPoller } = proxyLocalActivities<PollerRegistrationActivities>({
     startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
     retry: { initialInterval: '200ms', maximumAttempts: 3 },
   });
@@ -503,8 +510,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let waitingForPoller = false;
   /** A policy update changed that interval during the wait: the poller is to be told. */
   let pollChangeToRegister = false;
+  /** The start of the wait the poller may still watch: registered (or its registration out), not woken since. */
+  let unwokenWaitStartedAt: string | undefined;
   setHandler(getRecoveryReport, () => report);
   setHandler(batchSettled, (listed) => {
+    // The poller drops a watch as it wakes it.
+    unwokenWaitStartedAt = undefined;
     settleNoticed = true;
     listedSettle = asListedSettle(listed);
     waits.wake();
@@ -668,6 +679,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       const pollChanged = pollChangeToRegister;
       pollChangeToRegister = false;
       if (pollChanged) request = { ...request, pollIntervalMs: policy.poll.initialInterval };
+      // Before the answer: a cancel that comes while the registration is out may leave it taken.
+      unwokenWaitStartedAt = waitStartedAt;
       const registered = await watchBatchWithPoller({
         ...request,
         taskQueue,
@@ -675,6 +688,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         resent: resent && !pollChanged,
       });
       resent = true;
+      if (!registered) unwokenWaitStartedAt = undefined;
       return registered;
     };
     settleNoticed = false;
@@ -1153,10 +1167,36 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     }
   };
 
+  /**
+   * At an end with a watch the poller has not woken (UNWATCH_AT_END_PATCH): the batch is in flight, or the recovery
+   * saw it settle before the poller did. Kept through a cancel, and a failure to tell the poller changes no outcome:
+   * the watch then stays until the batch settles, as before. Undefined when there is nothing to tell.
+   */
+  const unwatchAtEnd = (): Promise<void> | undefined => {
+    const waitStartedAt = unwokenWaitStartedAt;
+    if (waitStartedAt === undefined || !patched(UNWATCH_AT_END_PATCH)) return undefined;
+    const { taskQueue } = workflowInfo();
+    return CancellationScope.nonCancellable(() =>
+      unwatchBatchWithPoller({ taskQueue, batchId, workflowId, waitStartedAt }),
+    ).catch((err: unknown) => {
+      log.warn('The poller could not be told to drop the watch', { batchId, error: String(err) });
+    });
+  };
+
   /** Once per end; the recoveries from before the notifications tell none. */
   const notifyEnd = (): Promise<void> => {
     const end = recoveryEnd(report);
     return end && applied('notify-recovery-end') ? notifyRecoveryEndOf(end, notifiesOnOwnQueue) : Promise.resolve();
+  };
+
+  /**
+   * The poller, then the webhook. With nothing for the poller, the notification is scheduled at once, in the same
+   * microtask as before: an await there would let the progress flush's search attributes go first, and recorded
+   * histories would not replay.
+   */
+  const tellEnd = (): Promise<void> => {
+    const unwatching = unwatchAtEnd();
+    return unwatching ? unwatching.then(notifyEnd) : notifyEnd();
   };
 
   const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
@@ -1168,7 +1208,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     storeMemoAtRest();
     countRecovery(outcome);
     log.info('Recovery finished', { batchId, outcome, rounds: roundsDone(report) });
-    await notifyEnd();
+    await tellEnd();
     return report;
   };
 
@@ -1201,7 +1241,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     // The cut texts of the report: the failure goes to history and logs too.
     const failure = report.failure ?? { type, message };
     log.error('Recovery stopped', { batchId, ...failure });
-    await notifyEnd();
+    await tellEnd();
     throw stoppedFailure(report, failure);
   }
 }
