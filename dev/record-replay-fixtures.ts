@@ -422,6 +422,39 @@ async function pollerEmptyPageEndsList(): Promise<string> {
   return workflowId;
 }
 
+/** Until the poller's history holds a `signalName` signal and a workflow task completed after it, which took it. */
+async function untilPollerTook(pollerId: string, signalName: string): Promise<void> {
+  const took = async () => {
+    const events = (await client.workflow.getHandle(pollerId).fetchHistory()).events ?? [];
+    const signalled = events.findIndex(
+      (event) => event.workflowExecutionSignaledEventAttributes?.signalName === signalName,
+    );
+    return signalled >= 0 && events.slice(signalled).some((event) => event.workflowTaskCompletedEventAttributes);
+  };
+  while (!(await took())) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
+/**
+ * A recovery cancelled while the poller watches its batch, which stays pending: as it ends it tells the poller to drop
+ * the watch, and the poller, which watches nothing else, then waits for registrations only. Returns the recovery's
+ * workflow id and the poller's, which is terminated once it has taken the unwatch.
+ */
+async function cancelledWhileWatched(): Promise<{ recoveryId: string; pollerId: string }> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const batchId = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } }).id;
+  try {
+    await recoveries.start({ batchId, ...fast });
+    await untilPollerTook(pollerId, 'watchBatches');
+    await recoveries.cancel(batchId);
+    await recoveries.result(batchId).catch(() => undefined);
+    await untilPollerTook(pollerId, 'unwatchBatch');
+  } finally {
+    await client.workflow.getHandle(pollerId).terminate('fixture recorded');
+  }
+  return { recoveryId: recoveryWorkflowId(batchId), pollerId };
+}
+
 /**
  * A sweep whose second list call shows the newest batch again, as an offset page does after a row came in at the top:
  * it is started once. Its recoveries wait an hour before a retry, and are cancelled once the sweep has ended.
@@ -724,6 +757,14 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A page that lists no batch ends the list, whatever total_pages says, and hands back the watches not shown.
   async 'poller-empty-page-ends-list'() {
     return pollerEmptyPageEndsList();
+  },
+  // A recovery cancelled while the poller watches its batch, in flight: it tells the poller to drop the watch.
+  async 'recovery-unwatches-batch-at-end'() {
+    return (await cancelledWhileWatched()).recoveryId;
+  },
+  // The poller taking that unwatch: it drops the watch, and reads the list no more.
+  async 'poller-drops-ended-recovery-watch'() {
+    return (await cancelledWhileWatched()).pollerId;
   },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });
