@@ -840,6 +840,28 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.resume(batch.id);
     return recoveryWorkflowId(batch.id);
   },
+  // A pause while a call not sent (a 429) waits its Retry-After, shown at once (its memo), held at the wait's end
+  // without a read, and a resume that sends it on a fresh read.
+  async 'resend-wait-shows-pause'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 2, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    for (;;) {
+      const report = await recoveries.report(batch.id);
+      if (report.lastError?.type === 'rate_limited' && report.nextRetryAt !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await recoveries.pause(batch.id);
+    const handle = client.workflow.getHandle(recoveryWorkflowId(batch.id));
+    // The hold's timer, begun at the wait's end.
+    const held = async () =>
+      ((await handle.fetchHistory()).events ?? []).some((event) =>
+        Buffer.from(event.userMetadata?.summary?.data ?? []).includes('paused before round 1'),
+      );
+    while (!(await held())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await recoveries.resume(batch.id);
+    return recoveryWorkflowId(batch.id);
+  },
 };
 
 /** A signal whose one argument is the payload given, past the client's payload converter. */

@@ -245,6 +245,15 @@ export const RETRY_NOW_TAKEN_BY_ROUND_PATCH = 'retry-now-taken-by-round';
  * for a batch stuck in `processing`. Asked only at such an end.
  */
 export const UNWATCH_AT_END_PATCH = 'recovery-unwatches-batch-at-end';
+/**
+ * Rounds from this change on show a pause taken while a call that was not sent waits out its Retry-After (or backoff)
+ * at once, as a pause during a backoff shows: `paused`, no next retry, in the memo too; and a round whose first call
+ * waited so holds at the wait's end without reading the batch first (the resume reads it). Before, they showed
+ * `retrying` and when the call was to go until the wait ended, and until the read after it, though the pause held the
+ * call. The wait itself goes on: the API's Retry-After is honoured whatever the operator does. Asked only when a pause
+ * or a resume comes during such a wait, or the recovery is paused as it begins or ends.
+ */
+export const RESEND_WAIT_SHOWS_PAUSE_PATCH = 'round-resend-wait-shows-pause';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -512,6 +521,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let pollChangeToRegister = false;
   /** The start of the wait the poller may still watch: registered (or its registration out), not woken since. */
   let unwokenWaitStartedAt: string | undefined;
+  /** When the call a round waits to send again (it was not sent) goes; null unless a round waits so. */
+  let resendAt: string | null = null;
   setHandler(getRecoveryReport, () => report);
   setHandler(batchSettled, (listed) => {
     // The poller drops a watch as it wakes it.
@@ -534,11 +545,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   setHandler(pauseRecovery, () => {
     if (ended()) return;
     report.paused = true;
+    if (resendAt !== null) showPauseInResendWait();
     waits.wake();
   });
   setHandler(resumeRecovery, () => {
     if (ended()) return;
     report.paused = false;
+    if (resendAt !== null) showPauseInResendWait();
     waits.wake();
   });
   setHandler(
@@ -589,6 +602,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const storeMemoAtRest = () => {
     if (memoAtWaits) storeMemo();
   };
+  /** The memo as it stands at the end of the workflow task: a pause and a resume in one task make no write. */
+  const storeMemoAtTaskEnd = () => {
+    if (memoFlushPending) return;
+    memoFlushPending = true;
+    void resolvedPromise.then(storeMemo);
+  };
   const publishProgress = () => {
     if (progressOncePerTask) {
       if (!progressFlushPending) {
@@ -597,10 +616,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         void resolvedPromise.then(flushProgress);
       }
     } else {
-      if (applied('recovery-memo') && !memoFlushPending) {
-        memoFlushPending = true;
-        void Promise.resolve().then(storeMemo);
-      }
+      if (applied('recovery-memo')) storeMemoAtTaskEnd();
       storeSearchAttributes();
     }
     // Shown by the Web UI while a worker answers; the memo is for when none does. Rendered last: the
@@ -616,6 +632,29 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       upsertSearchAttributes([...progressAttributes(batchId, values), ...deadlineToWrite]);
       deadlineToWrite = [];
     }
+  };
+
+  /** A round's call that was not sent waits to go again: paused while a pause holds it, as a held backoff shows. */
+  const showResendWait = () => {
+    report.phase = report.paused ? 'paused' : 'retrying';
+    report.nextRetryAt = report.paused ? null : resendAt;
+  };
+  /**
+   * A pause or a resume during that wait, shown at once: in the query and the Web UI's details (no command), and in
+   * the memo, whose write is a command that histories from before RESEND_WAIT_SHOWS_PAUSE_PATCH do not hold.
+   */
+  const showPauseInResendWait = () => {
+    showResendWait();
+    setCurrentDetails(renderRecoveryDetails(report));
+    if (patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) storeMemoAtTaskEnd();
+  };
+  /** Begins the wait before a round's call that was not sent goes again, in `waitMs`; the memo is at rest. */
+  const beginResendWait = (waitMs: number) => {
+    resendAt = new Date(Date.now() + waitMs).toISOString();
+    report.nextRetryAt = resendAt;
+    // Paused while the call was out: held from the wait's start.
+    if (report.paused && patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) showResendWait();
+    storeMemoAtRest();
   };
 
   const untilDeadline = async <T>(activity: () => Promise<T>): Promise<T> => {
@@ -975,18 +1014,22 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         }
         if (stop !== undefined) return withoutEffect(`${notSent}, and ${stop.why}`);
         log.info('Retry call not sent; sending it again', { batchId, round, errorType: result.errorType, waitMs });
-        report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
-        storeMemoAtRest();
-        // Nothing is out while it waits: the wait is the outer scope's, so a cancel ends it.
-        const waited = await outer
-          .run(() => sleep(waitMs, { summary: `wait before resending round ${round}` }))
-          .then(
-            () => true,
-            (err: unknown) => {
-              if (isCancellation(err)) return false;
-              throw err;
-            },
-          );
+        beginResendWait(waitMs);
+        let waited: boolean;
+        try {
+          // Nothing is out while it waits: the wait is the outer scope's, so a cancel ends it.
+          waited = await outer
+            .run(() => sleep(waitMs, { summary: `wait before resending round ${round}` }))
+            .then(
+              () => true,
+              (err: unknown) => {
+                if (isCancellation(err)) return false;
+                throw err;
+              },
+            );
+        } finally {
+          resendAt = null;
+        }
         report.nextRetryAt = null;
         if (!waited) return withoutEffect(`${notSent}, and the recovery was cancelled`);
         if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH))
@@ -1123,12 +1166,20 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       const waitMs = outcome.retryAfterMs ?? notSentBackoffMs(callsNotSent);
       if (waitMs >= remainingMs()) throw new DeadlineReached();
       log.info('Retry call not sent; sending it again', { batchId, round, errorType: outcome.errorType, waitMs });
-      report.nextRetryAt = new Date(Date.now() + waitMs).toISOString();
-      storeMemoAtRest();
-      await sleep(waitMs, { summary: `wait before resending round ${round}` });
+      beginResendWait(waitMs);
+      try {
+        await sleep(waitMs, { summary: `wait before resending round ${round}` });
+      } finally {
+        resendAt = null;
+      }
       // A policy update took the rounds left: nothing was sent, and the recovery ends as the backoff's would.
       if (roundsDone(report) >= policy.maxRounds && patched(ROUND_HEEDS_OPERATOR_PATCH)) return 'rounds_used_up';
       if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, startedAt });
+      // Paused during the wait (shown so since the pause): held without a read first, as the resume reads afresh.
+      if (report.paused && patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) {
+        await holdWhilePaused(round);
+        if (roundsDone(report) >= policy.maxRounds) return 'rounds_used_up';
+      }
     }
   };
 

@@ -2,7 +2,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { PolicyChangeRejectedError } from '../../client/recoveries.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, memoWrites, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -18,13 +18,13 @@ const phaseIs =
   (batchId: string, phase: string, recoveries = env.recoveries) =>
   async () =>
     (await recoveries.report(batchId)).phase === phase ? true : undefined;
-/** Whether a workflow task has completed since the recovery's `resumeRecovery` signal: the signal was handled. */
-const resumeHandled = (handle: WorkflowHandle) => async () => {
+/** Whether a workflow task has completed since the recovery's first signal of that name: the signal was handled. */
+const signalHandled = (handle: WorkflowHandle, signalName: string) => async () => {
   const events = (await handle.fetchHistory()).events ?? [];
-  const resumedAt = events.findIndex(
-    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'resumeRecovery',
+  const signalledAt = events.findIndex(
+    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === signalName,
   );
-  return resumedAt >= 0 && events.slice(resumedAt).some((event) => event.workflowTaskCompletedEventAttributes)
+  return signalledAt >= 0 && events.slice(signalledAt).some((event) => event.workflowTaskCompletedEventAttributes)
     ? true
     : undefined;
 };
@@ -49,7 +49,7 @@ test('a signal that changes nothing a wait reads leaves it waiting on the same t
 
   // Not paused: the resume wakes the backoff, whose predicate (retryNow, pause, policy change) still does not hold.
   await env.recoveries.resume(batch.id);
-  await eventually('the resume to be handled', resumeHandled(handle));
+  await eventually('the resume to be handled', signalHandled(handle, 'resumeRecovery'));
   expect((await env.recoveries.report(batch.id)).phase).toBe('backing_off');
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
 
@@ -77,7 +77,7 @@ test('a pause and a resume taken in one workflow task leave the backoff to run i
     await pausedEnv.recoveries.resume(batch.id);
     await pausedEnv.startWorker();
     const handle = pausedEnv.recoveries.handle(batch.id);
-    await eventually('the task with both signals to complete', resumeHandled(handle));
+    await eventually('the task with both signals to complete', signalHandled(handle, 'resumeRecovery'));
     // The pause woke the backoff, but nothing held by the end of the task: still backing off, no call.
     expect(await pausedEnv.recoveries.report(batch.id)).toMatchObject({ phase: 'backing_off', paused: false });
     expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
@@ -171,6 +171,107 @@ test('a pause while a call that was not sent waits to go again holds the call un
   const report = await env.recoveries.result(batch.id);
   expect(report.outcome).toBe('recovered');
   expect(report.rounds).toMatchObject([{ round: 1, retriedSessions: 1, callsSent: 1, callsNotSent: 1 }]);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
+/** A rate limit whose Retry-After outlasts the test: the round's wait to send the call again is on until its end. */
+const rateLimitNextCallForAnHour = (batchId: string) =>
+  env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 3_600, times: 1, batchId });
+/** The recovery's memo writes since the one that began the round's wait to send again, by phase. */
+const memoPhasesSinceResendWait = async (handle: WorkflowHandle) => {
+  const phases = memoWrites(await handle.fetchHistory()).map((memo) => memo.phase);
+  return phases.slice(phases.lastIndexOf('retrying'));
+};
+
+test("a pause while a round's first call waits out a 429's Retry-After shows paused at once, a resume the wait again", async () => {
+  const batch = oneFailingSession();
+  rateLimitNextCallForAnHour(batch.id);
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await eventually('the call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  const { nextRetryAt } = await env.recoveries.report(batch.id);
+  const handle = env.recoveries.handle(batch.id);
+
+  await env.recoveries.pause(batch.id);
+  await eventually('the pause to be handled', signalHandled(handle, 'pauseRecovery'));
+  // Before, `retrying` with the call's time until its Retry-After ended (an hour), though the pause held the call.
+  expect(await env.recoveries.report(batch.id)).toMatchObject({ phase: 'paused', paused: true, nextRetryAt: null });
+  expect(await memoPhasesSinceResendWait(handle)).toEqual(['retrying', 'paused']);
+
+  await env.recoveries.resume(batch.id);
+  await eventually('the resume to be handled', signalHandled(handle, 'resumeRecovery'));
+  // The Retry-After still holds: the call goes when it said, not at the resume.
+  expect(await env.recoveries.report(batch.id)).toMatchObject({ phase: 'retrying', paused: false, nextRetryAt });
+  expect(await memoPhasesSinceResendWait(handle)).toEqual(['retrying']);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+
+  await env.recoveries.cancel(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report).toMatchObject({ outcome: 'operator_cancelled', rounds: [] });
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+});
+
+test("a pause while a round's later call waits out a 429's Retry-After shows paused at once", async () => {
+  const batch = await lostAnswerCallOut();
+  // The first call is out: the rule is for the next.
+  rateLimitNextCallForAnHour(batch.id);
+  await eventually('the second call not sent, waiting to go again', waitingToSendAgain(batch.id));
+  const handle = env.recoveries.handle(batch.id);
+
+  await env.recoveries.pause(batch.id);
+  await eventually('the pause to be handled', signalHandled(handle, 'pauseRecovery'));
+  expect(await env.recoveries.report(batch.id)).toMatchObject({ phase: 'paused', nextRetryAt: null, rounds: [] });
+  expect(await memoPhasesSinceResendWait(handle)).toEqual(['retrying', 'paused']);
+
+  await env.recoveries.cancel(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('operator_cancelled');
+  expect(report.rounds).toMatchObject([{ round: 1, callsSent: 1, callsNotSent: 1, reconcileEffect: 'no_effect' }]);
+  expect(env.retryPosts(batch.id)).toHaveLength(2);
+  expect(appliedRetries(batch.id)).toHaveLength(0);
+});
+
+test('a round whose call was not sent while paused holds at once, and at the end of the wait reads nothing', async () => {
+  const batch = oneFailingSession();
+  // Answered after a while, so the pause comes while the call is out.
+  env.simulator.faults.add('retry', {
+    type: 'rate_limit',
+    retryAfterSeconds: 1,
+    latencyMs: 1_500,
+    times: 1,
+    batchId: batch.id,
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await eventually('the retry call to reach the API', () => (env.retryPosts(batch.id).length > 0 ? true : undefined));
+  await env.recoveries.pause(batch.id);
+  const waiting = await eventually('the call not sent', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.lastError?.type === 'rate_limited' ? report : undefined;
+  });
+  // Before, `retrying` with the call's time for the whole wait, and during the read after it.
+  expect(waiting).toMatchObject({ phase: 'paused', nextRetryAt: null });
+
+  const handle = env.recoveries.handle(batch.id);
+  const events = await eventually('the wait to end and its workflow task to complete', async () => {
+    const events = (await handle.fetchHistory()).events ?? [];
+    const resendTimer = events.find((event) =>
+      Buffer.from(event.userMetadata?.summary?.data ?? []).includes('wait before resending round 1'),
+    )?.timerStartedEventAttributes?.timerId;
+    const firedAt = events.findIndex((event) => event.timerFiredEventAttributes?.timerId === resendTimer);
+    return resendTimer &&
+      firedAt >= 0 &&
+      events.slice(firedAt).some((event) => event.workflowTaskCompletedEventAttributes)
+      ? events.slice(firedAt)
+      : undefined;
+  });
+  // Held with no read of the batch: the resume reads it afresh.
+  expect(events.filter((event) => event.activityTaskScheduledEventAttributes)).toHaveLength(0);
+  expect(await env.recoveries.report(batch.id)).toMatchObject({ phase: 'paused', nextRetryAt: null });
+
+  await env.recoveries.resume(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toMatchObject([{ round: 1, retriedSessions: 1, callsSent: 1, callsNotSent: 1 }]);
+  expect(env.retryPosts(batch.id)).toHaveLength(2);
   expect(appliedRetries(batch.id)).toHaveLength(1);
 });
 
