@@ -209,7 +209,7 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
 
     /**
      * The same read, failing sessions included, for a round whose settle came from the poller's list: it is
-     * the first read to show them.
+     * the first read to show them. An operator's cancel after such a settle reads them with it for the report.
      */
     async readBatchBeforeRetry(batchId: string): Promise<BatchSnapshot> {
       return toBatchSnapshot(await read(batchId), new Date());

@@ -862,6 +862,25 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.resume(batch.id);
     return recoveryWorkflowId(batch.id);
   },
+  // An operator's cancel in the backoff after a settle the poller's list showed: the failing sessions read for the
+  // report.
+  async 'cancel-reads-failing-sessions'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    await startBatchStatusPoller(client, stack.taskQueue);
+    try {
+      await recoveries.start({
+        batchId: batch.id,
+        ...fast,
+        roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+      });
+      await waitForPhase(batch.id, 'backing_off');
+      await recoveries.cancel(batch.id);
+      await recoveries.result(batch.id);
+    } finally {
+      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+    }
+    return recoveryWorkflowId(batch.id);
+  },
 };
 
 /** A signal whose one argument is the payload given, past the client's payload converter. */

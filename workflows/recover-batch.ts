@@ -254,6 +254,17 @@ export const UNWATCH_AT_END_PATCH = 'recovery-unwatches-batch-at-end';
  * or a resume comes during such a wait, or the recovery is paused as it begins or ends.
  */
 export const RESEND_WAIT_SHOWS_PAUSE_PATCH = 'round-resend-wait-shows-pause';
+/**
+ * Recoveries from this change on read their batch once when an operator's cancel ends them after a settle the poller's
+ * list showed (counters, no sessions) with sessions failing, so the report lists them, as an exhausted end's does.
+ * Before, it said `(not read: …)`. Asked only for such an end.
+ */
+export const CANCEL_READS_FAILING_PATCH = 'recovery-cancel-reads-failing-sessions';
+/**
+ * That read's whole budget, retries and time in the queue included: a cancel ends promptly, and a cancel of many
+ * recoveries at once takes at most this long of the queue's Anchor budget (the rest end with the counts).
+ */
+const CANCEL_READ_TIMEOUT_MS = 10_000;
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -1250,10 +1261,34 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     return unwatching ? unwatching.then(notifyEnd) : notifyEnd();
   };
 
+  /**
+   * The sessions a cancelled recovery's report lists when its last settle came from the list. One read, kept only
+   * when the batch is still settled: a cancel waits for no batch in flight, and a read that fails keeps the counts.
+   */
+  const readFailingAfterCancel = async (): Promise<void> => {
+    const { readBatchBeforeRetry } = proxyActivities<RetryActivities>({
+      startToCloseTimeout: CANCEL_READ_TIMEOUT_MS,
+      scheduleToCloseTimeout: CANCEL_READ_TIMEOUT_MS,
+      retry: policy.poll,
+      summary: 'status read for the report',
+    });
+    try {
+      // The workflow is cancelled: the read runs all the same.
+      const snapshot = await CancellationScope.nonCancellable(() => readBatchBeforeRetry(batchId));
+      if (snapshot.settled) recordSettledBatch(report, snapshot);
+    } catch (err) {
+      log.warn('Failing sessions not read for the cancelled recovery', { batchId, error: String(err) });
+    }
+  };
+
   const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
     report.outcome = outcome;
     report.phase = 'done';
     report.nextRetryAt = null;
+    // Once the end is set: steering is refused during the read, which may take seconds.
+    const failingNotRead = settleFromList && report.stillFailing.total > 0;
+    if (outcome === 'operator_cancelled' && failingNotRead && patched(CANCEL_READS_FAILING_PATCH))
+      await readFailingAfterCancel();
     report.finishedAt = new Date().toISOString();
     publishProgress();
     storeMemoAtRest();

@@ -425,6 +425,35 @@ test('cancelling a recovery ends it with outcome operator_cancelled and its repo
   expect((await env.recoveries.handle(batch.id).describe()).status.name).toBe('COMPLETED');
 });
 
+test("cancelling a recovery after a settle the poller's list showed reads the sessions still failing for its report", async () => {
+  const pollerEnv = await startRecoveryEnv();
+  try {
+    await pollerEnv.startPollerWorker();
+    const batch = pollerEnv.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    const statusReads = () =>
+      pollerEnv.simulator.ledger
+        .forBatch(batch.id)
+        .calls.filter((call) => call.endpoint === 'GET /v1/batch-sessions/{batch_id}');
+    await pollerEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+    const backingOff = await eventually('the recovery to back off', async () => {
+      const report = await pollerEnv.recoveries.report(batch.id);
+      return report.phase === 'backing_off' ? report : undefined;
+    });
+    // The list counted the failing session, and showed none.
+    expect(backingOff.stillFailing).toEqual({ total: 1, sessions: [] });
+    expect(statusReads()).toHaveLength(0);
+
+    await pollerEnv.recoveries.cancel(batch.id);
+    const report = await pollerEnv.recoveries.result(batch.id);
+    // Before, `(not read: the last status gave counts only)`, where an exhausted end lists them.
+    expect(report).toMatchObject({ outcome: 'operator_cancelled', rounds: [] });
+    expect(report.stillFailing).toEqual({ total: 1, sessions: [expect.objectContaining({ itemIndex: 2 })] });
+    expect(statusReads()).toHaveLength(1);
+  } finally {
+    await pollerEnv.close();
+  }
+});
+
 test('a deadline that passes before the next round ends the recovery with what still fails', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, deadline: '2s' });
