@@ -18,7 +18,7 @@ export interface NotifyConfig {
 export type DeliveryStatus =
   /** The webhook answered 2xx. */
   | 'delivered'
-  /** The webhook refused it for good (4xx) or kept failing (5xx, unreachable) through every try. */
+  /** The webhook refused it for good (4xx, a redirect: not followed) or kept failing (5xx, unreachable) to the end. */
   | 'failed'
   /** Sent, but no answer came back (or an earlier attempt was cut off mid-send): not sent again. */
   | 'unknown'

@@ -118,12 +118,15 @@ async function post(url: string, key: string, body: string, timeoutMs: number): 
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': key },
       body,
+      // Not followed: a redirect would take the message (and a 2xx from there would count as delivered) wherever the
+      // answer points, a service on the worker's network or a plain-HTTP host; a Slack webhook never redirects.
+      redirect: 'manual',
       signal: AbortSignal.timeout(timeoutMs),
     });
     await response.body?.cancel();
     if (response.ok) return { kind: 'delivered', httpStatus: response.status };
-    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service): sending it again changes
-    // nothing.
+    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service), and a 3xx says the URL is not
+    // the webhook's: sending it again changes nothing.
     if (response.status >= 500 || response.status === 408 || response.status === 429) {
       const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? undefined);
       return { kind: 'failed', httpStatus: response.status, retryAfterMs };
@@ -151,10 +154,11 @@ interface Waiting extends QueuedEnd {
  * recoveries) go out as one message, and requests go out one at a time, spaced by this worker's share of the
  * webhook's pace (`minPostIntervalMs` × the workers posting to it), so a storm of ends makes a few messages instead
  * of a storm of 429s, however many workers it falls on. A request that got an answer settles every end it carried:
- * 2xx delivered, 4xx refused; after a 5xx, 408 or 429 (or a request that never left) the same ends go out again
- * first, after a backoff or the answer's Retry-After. A request whose answer never came may have been delivered, so
- * its ends are `unknown` and not sent again. An end is never held past its activity's deadline: one that could not be
- * sent and answered in time settles `failed` unsent, so its recovery ends with the reason instead of a timeout.
+ * 2xx delivered, 3xx (not followed) or 4xx refused; after a 5xx, 408 or 429 (or a request that never left) the same
+ * ends go out again first, after a backoff or the answer's Retry-After. A request whose answer never came may have
+ * been delivered, so its ends are `unknown` and not sent again. An end is never held past its activity's deadline:
+ * one that could not be sent and answered in time settles `failed` unsent, so its recovery ends with the reason
+ * instead of a timeout.
  */
 export class WebhookDigest {
   private readonly queue: Waiting[] = [];
@@ -287,14 +291,19 @@ export class WebhookDigest {
       case 'delivered':
         this.failuresInARow = 0;
         return settleAll({ status: 'delivered', httpStatus: attempt.httpStatus, ends });
-      case 'refused':
+      case 'refused': {
         this.failuresInARow = 0;
+        const { httpStatus } = attempt;
+        const redirected = httpStatus >= 300 && httpStatus < 400;
         return settleAll({
           status: 'failed',
-          httpStatus: attempt.httpStatus,
+          httpStatus,
           ends,
-          detail: `webhook refused: HTTP ${attempt.httpStatus}`,
+          detail: redirected
+            ? `webhook redirected (HTTP ${httpStatus}): not followed`
+            : `webhook refused: HTTP ${httpStatus}`,
         });
+      }
       case 'unknown':
         return settleAll({ status: 'unknown', ends, detail: `no answer (${attempt.code}): not sent again` });
       default: {

@@ -266,3 +266,29 @@ test("a reason from the API is escaped for Slack's mrkdwn: it cannot ping the ch
   );
   expect(text).not.toMatch(/<!channel>|<mailto:/);
 });
+
+test('a redirect is not followed: the ends fail as refused, and nothing reaches where it points', async () => {
+  // Where a hostile or misconfigured webhook could point the worker: a service on its network, say.
+  const elsewhere = await startWebhookReceiver();
+  try {
+    receiver = await startWebhookReceiver([307, 308, 302, 303].map((status) => ({ status, location: elsewhere.url })));
+    const digest = digestTo(receiver.url);
+    const ends = [1, 2, 3, 4].map((index) => queuedEnd(index));
+    const deliveries = [];
+    for (const { queued } of ends) deliveries.push(await digest.deliver(queued, neverAborted()));
+
+    expect(deliveries).toEqual(
+      [307, 308, 302, 303].map((httpStatus) => ({
+        status: 'failed',
+        httpStatus,
+        ends: 1,
+        detail: `webhook redirected (HTTP ${httpStatus}): not followed`,
+      })),
+    );
+    expect(elsewhere.requests).toHaveLength(0);
+    expect(receiver.requests.map(keysIn)).toEqual(ends.map(({ queued }) => [queued.key]));
+    expect(ends.map(({ counts }) => counts.sends)).toEqual([1, 1, 1, 1]);
+  } finally {
+    await elsewhere.close();
+  }
+});

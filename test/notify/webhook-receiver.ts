@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'nod
 import type { AddressInfo } from 'node:net';
 
 export interface ReceivedRequest {
+  method: string;
   path: string;
   headers: IncomingHttpHeaders;
   body: Record<string, unknown>;
@@ -11,8 +12,11 @@ export interface ReceivedRequest {
   answeredAt: number | null;
 }
 
-/** How the receiver answers one request: an HTTP status (with a Retry-After), or `hold` (no answer until released). */
-export type Answer = number | { status: number; retryAfter: string } | 'hold';
+/**
+ * How the receiver answers one request: an HTTP status (with a Retry-After or a Location), or `hold` (no answer until
+ * released).
+ */
+export type Answer = number | { status: number; retryAfter?: string; location?: string } | 'hold';
 
 export interface WebhookReceiver {
   /** The webhook URL, with a secret path as Slack's have. */
@@ -33,20 +37,27 @@ export async function startWebhookReceiver(answers: Answer[] = []): Promise<Webh
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
       const received: ReceivedRequest = {
+        method: request.method ?? '',
         path: request.url ?? '',
         headers: request.headers,
-        body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+        // Empty for a GET: a client that follows a 302 or 303 sends one.
+        body: body === '' ? {} : (JSON.parse(body) as Record<string, unknown>),
         receivedAt: Date.now(),
         answeredAt: null,
       };
       requests.push(received);
       const answer = answers[requests.length - 1] ?? 200;
       if (answer === 'hold') return held.push({ response, request: received });
-      const { status, retryAfter } = typeof answer === 'number' ? { status: answer, retryAfter: undefined } : answer;
+      const { status, retryAfter, location } = typeof answer === 'number' ? { status: answer } : answer;
       received.answeredAt = Date.now();
       response
-        .writeHead(status, { 'content-type': 'text/plain', ...(retryAfter && { 'retry-after': retryAfter }) })
+        .writeHead(status, {
+          'content-type': 'text/plain',
+          ...(retryAfter && { 'retry-after': retryAfter }),
+          ...(location && { location }),
+        })
         .end(status === 200 ? 'ok' : 'failed');
     });
   });
