@@ -22,16 +22,23 @@ const headerKey = (required?: string) =>
     .trim()
     .regex(/^[\x21-\x7e]+$/, 'expected printable characters without spaces');
 
+/** An http(s) URL without a user name or password; the message, `why` included, does not echo the URL. */
+const urlWithoutCredentials = (why: string) =>
+  z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).refine((url) => {
+    // Zod runs this also for a value the URL check refused, which that check has named.
+    if (!URL.canParse(url)) return true;
+    const { username, password } = new URL(url);
+    return username === '' && password === '';
+  }, `expected no user name or password in the URL (${why})`);
+
+/** fetch refuses a URL with a user name or password, so every notification would fail unsent: refused at start. */
+const webhookUrl = urlWithoutCredentials('send them in its path or query, as Slack does');
+
 /**
- * fetch refuses a URL with a user name or password, so every notification would fail unsent: refused at start. The
- * message does not echo the URL, a secret.
+ * The base of the link each notification posts to the webhook's channel: a password in it would be posted with every
+ * message, to everyone who reads the channel.
  */
-const webhookUrl = z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).refine((url) => {
-  // Zod runs this also for a value the URL check refused, which that check has named.
-  if (!URL.canParse(url)) return true;
-  const { username, password } = new URL(url);
-  return username === '' && password === '';
-}, 'expected no user name or password in the URL (send them in its path or query, as Slack does)');
+const uiUrl = urlWithoutCredentials("every notification's link would show them to the webhook's channel");
 
 export const HOST_PORT_PROBLEM =
   'expected host:port with a port of 1-65535, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233';
@@ -130,7 +137,7 @@ const workerEnvSchema = z.object({
     .pipe(z.array(z.enum(NOTIFIABLE_OUTCOMES)).min(1))
     .default(['exhausted', 'deadline', 'failed']),
   /** The Temporal Web UI, for the notification's link to the recovery. */
-  TEMPORAL_UI_URL: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  TEMPORAL_UI_URL: uiUrl.optional(),
   /** A bundle from `npm run build:bundle`; without it the worker bundles the workflows at start. */
   WORKFLOW_BUNDLE_PATH: readableFile.optional(),
 });

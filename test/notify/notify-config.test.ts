@@ -39,3 +39,15 @@ test('a webhook URL with a user name or password is refused (fetch would send no
   expect(load).toThrow(/NOTIFY_WEBHOOK_URL: expected no user name or password in the URL/);
   expect(load).not.toThrow(/hunter2/);
 });
+
+test('a Web UI URL with a user name or password is refused (the link is posted to the webhook), without echoing it', () => {
+  const load = () =>
+    loadWorkerConfig({
+      ...base,
+      NOTIFY_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/secret',
+      TEMPORAL_UI_URL: 'https://ops:hunter2@temporal.example.com',
+    });
+
+  expect(load).toThrow(/TEMPORAL_UI_URL: expected no user name or password in the URL/);
+  expect(load).not.toThrow(/hunter2/);
+});
