@@ -50,8 +50,26 @@ type Attempt =
 
 /** A Retry-After longer than this is not waited: the ends fail, and their recoveries close with the reason. */
 const MAX_RETRY_AFTER_MS = 60_000;
-/** Connection errors that prove the request never reached the receiver. */
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+/**
+ * Connection errors that prove the request never reached the receiver: refused or unroutable, or a TLS handshake
+ * that failed (the port does not speak TLS, or its certificate is not to be trusted), as a request leaves only after
+ * the handshake.
+ */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+]);
 
 const OUTCOME_ICONS: Record<NotifiableOutcome, string> = {
   exhausted: ':warning:',

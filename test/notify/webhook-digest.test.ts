@@ -292,3 +292,24 @@ test('a redirect is not followed: the ends fail as refused, and nothing reaches 
     await elsewhere.close();
   }
 });
+
+test('a TLS handshake that fails sent nothing: the end goes again as after a refused connection, then fails', async () => {
+  // An https webhook URL whose port speaks plain HTTP: no request can leave before the handshake, which fails.
+  receiver = await startWebhookReceiver();
+  const { queued, counts } = queuedEnd(1);
+
+  expect(await digestTo(receiver.url.replace(/^http:/, 'https:')).deliver(queued, neverAborted())).toEqual({
+    status: 'failed',
+    httpStatus: null,
+    ends: 1,
+    detail: 'still failing: ERR_SSL_WRONG_VERSION_NUMBER',
+  });
+  expect(counts).toMatchObject({
+    sends: 3,
+    retries: [
+      { failure: 'ERR_SSL_WRONG_VERSION_NUMBER', delayMs: MIN_INTERVAL_MS },
+      { failure: 'ERR_SSL_WRONG_VERSION_NUMBER', delayMs: MIN_INTERVAL_MS },
+    ],
+  });
+  expect(receiver.requests).toHaveLength(0);
+});
