@@ -14,6 +14,7 @@ import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import type { RecoveryOverrides, SweepStatus } from '../workflows/sweep-input.js';
 import { toActivityFailure } from './failures.js';
+import { countApiError } from './metrics.js';
 
 export interface ListFailedBatchesInput {
   statuses: SweepStatus[];
@@ -131,6 +132,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
             created_before: input.createdBefore,
           });
         } catch (err) {
+          // With no recovery running, only the sweep meets a revoked key: AnchorApiAuthErrors must see it here too.
+          countApiError(err);
           throw toActivityFailure(err);
         }
         const batches = answer.batches ?? [];

@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
 import { notificationTaskQueue } from '../../workflows/definitions.js';
+import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
 import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
@@ -123,5 +124,36 @@ describe('against a worker process', () => {
         `${notificationTaskQueue(taskQueue)} PollActivityTaskQueue`,
       ]),
     );
+  });
+
+  // AnchorApiAuthErrors is the alert that says "check ANCHOR_API_KEY": with no recovery running, the sweep's
+  // listing is the only call that meets a revoked key, and it must count as every other call does.
+  test("a sweep's listing refused by the API counts in anchor_api_errors, which AnchorApiAuthErrors reads", async () => {
+    const taskQueue = uniqueTaskQueue('alerts-sweep');
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      ANCHOR_BASE_URL: simulator.url,
+      ANCHOR_API_KEY: 'a-revoked-key',
+      ANCHOR_BATCH_STATUS_POLLER: 'false',
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+    const sweep = await client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
+      taskQueue,
+      workflowId: `sweep-${randomUUID()}`,
+      args: [{}],
+    });
+    await expect(sweep.result()).rejects.toThrow(/failed/);
+
+    const errors = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+      .split('\n')
+      .filter((line) => line.startsWith('anchor_api_errors{'));
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    // unauthorized is permanent: the listing is tried once.
+    expect(errors).toEqual([
+      `anchor_api_errors{activityType="listFailedBatches",kind="unauthorized",namespace="${client.options.namespace}",taskQueue="${taskQueue}"} 1`,
+    ]);
   });
 });
