@@ -27,6 +27,15 @@ export function redactLine(line: string, secrets: readonly string[]): string {
   return withoutSecrets.replace(sessionUrl, '[redacted-url]');
 }
 
+/** A URL as a log line shows it: its user name and password (Basic auth to a proxy before the API) are secrets. */
+export function withoutCredentials(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.username === '' && parsed.password === '') return url;
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.href.replace('://', '://[redacted]@');
+}
+
 /** JSON lines on stdout. Redaction runs on the serialised line, so no field or nesting can slip past it. */
 export function createJsonLogger({ level = 'INFO', secrets = [] }: JsonLoggingOptions = {}): Logger {
   const nonEmptySecrets = secrets.filter((secret) => secret !== '');

@@ -4,6 +4,7 @@ import { notificationTaskQueue } from '../workflows/definitions.js';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { createRecoveryWorkers, type WorkflowSource } from './create-worker.js';
 import { PAST_DEADLINE_METRIC, startPastDeadlineGauge, type RunningGauge } from './past-deadline-gauge.js';
+import { withoutCredentials } from './logging.js';
 import { installWorkerRuntime } from './runtime.js';
 
 /** The prebuilt bundle the image ships (WORKFLOW_BUNDLE_PATH); else bundle at start. */
@@ -46,7 +47,7 @@ export async function runWorker(
         namespace,
         temporalAddress: address,
         tls: Boolean(tls),
-        anchorBaseUrl: config.anchor.baseUrl,
+        anchorBaseUrl: withoutCredentials(config.anchor.baseUrl),
         workflowBundle: config.workflowBundlePath ?? null,
         metricsPort: config.observability?.metricsPort ?? null,
       },

@@ -207,6 +207,30 @@ test('TEMPORAL_TLS=false keeps a connection with an API key in plaintext: the wo
   }
 });
 
+test('a user name and password in ANCHOR_BASE_URL (a proxy taking Basic auth) are kept out of the log', async () => {
+  const simulator = await startSimulator({ apiKeys: ['anchor-key'] });
+  const withCredentials = simulator.url.replace('://', '://proxy-user:proxy-password@');
+  const worker = await spawnWorkerProcess({
+    TEMPORAL_TASK_QUEUE: uniqueTaskQueue('base-url-credentials'),
+    ANCHOR_BASE_URL: withCredentials,
+    ANCHOR_API_KEY: 'anchor-key',
+    ANCHOR_BATCH_STATUS_POLLER: 'false',
+    WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+  });
+  try {
+    await worker.waitForOutput(WORKER_STARTED);
+  } finally {
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+    await simulator.close();
+  }
+  const started = worker.logEntries().filter((entry) => entry.msg === 'Worker started');
+  expect(started.map((entry) => entry.anchorBaseUrl)).toEqual([
+    simulator.url.replace('://', '://[redacted]@').replace(/\/?$/, '/'),
+  ]);
+  expect(worker.stdout() + worker.stderr()).not.toMatch(/proxy-user|proxy-password/);
+});
+
 test('a metrics port already in use stops the worker process with an error naming METRICS_PORT', async () => {
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve));
