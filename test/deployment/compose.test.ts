@@ -134,9 +134,10 @@ test('the worker gets the notification settings from the environment, empty by d
 
 test('compose passes every worker setting on to the worker, so a value set in .env takes effect', () => {
   const env = compose.services.worker?.environment as Record<string, string>;
-  // The image sets the bundle's path; everything else comes from the operator's environment.
+  // The image sets the bundle's path, and compose the metrics port (the next test); everything else comes from the
+  // operator's environment.
   const notPassed = WORKER_ENV_VARIABLES.filter(
-    (name) => name !== 'WORKFLOW_BUNDLE_PATH' && !env[name]?.startsWith(`\${${name}:`),
+    (name) => !['WORKFLOW_BUNDLE_PATH', 'METRICS_PORT'].includes(name) && !env[name]?.startsWith(`\${${name}:`),
   );
   expect(notPassed).toEqual([]);
 });
@@ -166,7 +167,12 @@ test('the monitoring profile runs Prometheus on the repository rules, scraping e
     expect.objectContaining({ names: ['worker'], type: 'A', port: 9464 }),
   ]);
   expect(worker?.expose).toEqual(['9464']);
-  expect((worker?.environment as Record<string, string>).METRICS_PORT).toBe('${METRICS_PORT:-9464}');
+  // Fixed, not read from .env: a METRICS_PORT set there moved the endpoint away from the port Prometheus scrapes, and
+  // every worker showed as down (RecoveryWorkerDown, NoRecoveryWorker). In its own container the port clashes with
+  // nothing, so there is no reason to change it.
+  expect((worker?.environment as Record<string, string>).METRICS_PORT).toBe('9464');
+  const example = await readFile(`${repoRoot}.env.example`, 'utf8');
+  expect(example).not.toMatch(/^METRICS_PORT=/m);
 
   // Grafana: the datasource points at the Prometheus service, the dashboard provider at the mounted JSON.
   const grafanaMounts = mounts(grafana);
