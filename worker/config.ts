@@ -1,4 +1,4 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import type { LogLevel } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
@@ -63,17 +63,24 @@ const pemFile = z.string().transform((file, ctx) => {
   }
 });
 
-const readableFile = z.string().refine(
-  (file) => {
-    try {
-      accessSync(file, constants.R_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { error: (issue) => `cannot read ${String(issue.input)}` },
-);
+/**
+ * A directory passes a read check too, then fails at start as a bare "EISDIR" that names neither the variable nor
+ * the path, after the worker has connected to Temporal.
+ */
+const readableFile = z.string().superRefine((file, ctx) => {
+  try {
+    accessSync(file, constants.R_OK);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `cannot read ${file}` });
+    return;
+  }
+  if (statSync(file).isDirectory()) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${file} is a directory: expected the bundle file (npm run build:bundle)`,
+    });
+  }
+});
 
 const tlsFlag = z.stringbool();
 

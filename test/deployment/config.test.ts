@@ -315,6 +315,21 @@ test('metrics port, log level and the prebuilt bundle are read for the worker pr
   ]);
 });
 
+test('a WORKFLOW_BUNDLE_PATH naming a directory stops the worker process at start, naming the variable', async () => {
+  const worker = await spawnWorkerProcess({
+    ...minimal,
+    TEMPORAL_TASK_QUEUE: uniqueTaskQueue('bundle-directory'),
+    ANCHOR_BATCH_STATUS_POLLER: 'false',
+    WORKFLOW_BUNDLE_PATH: dir,
+  });
+  const { code } = await worker.closed;
+  expect(code).toBe(1);
+  expect(worker.stderr().trim().split('\n')).toEqual([
+    'Invalid worker configuration:',
+    `  - WORKFLOW_BUNDLE_PATH: ${dir} is a directory: expected the bundle file (npm run build:bundle)`,
+  ]);
+});
+
 test('log lines lose API keys and session URLs wherever they are', () => {
   const line = JSON.stringify({
     msg: 'failed with anchor-key',
