@@ -9,6 +9,8 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { AnchorApiClient } from '../anchor-api/index.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
+import { checkField } from '../workflows/fields.js';
+import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
@@ -44,6 +46,11 @@ export interface ListFailedBatchesResult {
   scanned: number;
   noFailedSessions: number;
   otherStatus: number;
+  /**
+   * Batches with failed sessions listed without a UUID for an id (none, or one that is not): no recovery can take
+   * them. Absent from results of listings before this count.
+   */
+  invalidBatchIds?: number;
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -116,6 +123,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         scanned: 0,
         noFailedSessions: 0,
         otherStatus: 0,
+        invalidBatchIds: 0,
         nextPage: input.fromPage,
       };
       const seen = new Set(result.batchIds);
@@ -141,7 +149,10 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           result.scanned += 1;
           if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
           else if ((batch.failed_requests ?? 0) === 0) result.noFailedSessions += 1;
-          else if (batch.batch_id !== undefined && !seen.has(batch.batch_id)) {
+          // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
+          // reported as start_failed, which a later sweep would repeat.
+          else if (!isBatchId(batch.batch_id)) result.invalidBatchIds = (result.invalidBatchIds ?? 0) + 1;
+          else if (!seen.has(batch.batch_id)) {
             result.failed += 1;
             if (input.maxBatchIds > 0) {
               seen.add(batch.batch_id);
@@ -196,3 +207,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
 }
 
 export type SweepActivities = ReturnType<typeof createSweepActivities>;
+
+/** An id recoverBatch accepts: the list is not ours to trust. */
+function isBatchId(batchId: string | undefined): batchId is string {
+  return checkField(recoverBatchFields.batchId, batchId, 'batch_id').problems.length === 0;
+}

@@ -108,7 +108,13 @@ export async function sweepFailedBatches(
     createdAfter: new Date(now - policy.lookback).toISOString(),
     createdBefore: new Date(now).toISOString(),
   };
-  const result: SweepResult = { ...newSweepResult(window, policy.statuses, 0), ...carried?.result };
+  const fresh = newSweepResult(window, policy.statuses, 0);
+  // Counts one level down: a run continued from a release without a count still starts it at 0.
+  const result: SweepResult = {
+    ...fresh,
+    ...carried?.result,
+    counts: { ...fresh.counts, ...carried?.result.counts },
+  };
   const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
   // Asked once, before the run's first command: a run keeps one way of starting throughout.
   const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
@@ -150,6 +156,7 @@ export async function sweepFailedBatches(
           result.counts.scanned += chunk.scanned;
           result.counts.no_failed_sessions += chunk.noFailedSessions;
           result.counts.other_status += chunk.otherStatus;
+          result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           if (policy.maxStarts - result.counts.started > 0) {
             result.counts.over_limit += chunk.failed - chunk.batchIds.length;
             await startRecoveries(chunk.batchIds);

@@ -53,6 +53,8 @@ export interface SweepResult {
     started: number;
     /** Listed batches in a status the sweep does not scan (e.g. still processing). */
     other_status: number;
+    /** Listed batches with failed sessions but no UUID for an id (none, or another text): no recovery can take them. */
+    invalid_batch_id: number;
   } & Record<SkipReason, number>;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
@@ -69,6 +71,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
       scanned,
       started: 0,
       other_status: 0,
+      invalid_batch_id: 0,
       already_running: 0,
       already_ended: 0,
       permanently_failed: 0,

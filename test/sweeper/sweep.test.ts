@@ -76,6 +76,7 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     scanned: 7,
     started: 5,
     other_status: 0,
+    invalid_batch_id: 0,
     no_failed_sessions: 2,
     already_running: 0,
     already_ended: 0,

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import type { NativeConnection } from '@temporalio/worker';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
+import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
+import type { SweepFailedBatchesInput } from '../../workflows/sweep-input.js';
+import { proxyTo, startHostileServer, type HostileAnswer, type HostileServer } from '../helpers/hostile-server.js';
+import {
+  FAST_POLICY,
+  localActivityMarkers,
+  startRecoveryEnv,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
+
+// Sweeps over a list API of the test's own: every other call goes on to the simulator, so the recoveries the sweeps
+// start run as usual.
+
+let env: RecoveryEnv;
+let server: HostileServer;
+/** How the list endpoint answers in the running test; the simulator's list when unset. */
+let listAnswer: HostileAnswer | undefined;
+let taskQueue: string;
+let worker: { workers: RecoveryWorkers; connection: NativeConnection; running: Promise<void> } | undefined;
+
+const LIST_PATH = /^\/v1\/batch-sessions(\?|$)/;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  const simulator = proxyTo(env.simulator.url);
+  server = await startHostileServer((request, response) => {
+    const listing = request.method === 'GET' && LIST_PATH.test(request.url ?? '');
+    (listing && listAnswer ? listAnswer : simulator)(request, response);
+  });
+  taskQueue = uniqueTaskQueue('sweep-hostile');
+  const connection = await connectWorker();
+  const workers = await createRecoveryWorkers({
+    config: workerConfig(taskQueue, server.url),
+    connection,
+    workflows: workflowBundle(),
+  });
+  worker = { workers, connection, running: workers.run() };
+});
+afterAll(async () => {
+  if (worker) {
+    worker.workers.shutdown();
+    await worker.running;
+    await worker.connection.close();
+  }
+  await server?.close();
+  await env?.close();
+});
+beforeEach(() => {
+  env.simulator.reset();
+  listAnswer = undefined;
+  server.calls.length = 0;
+});
+
+const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+/** A settled batch in the simulator whose one failed session succeeds when retried. */
+const failedBatch = (minutes: number) =>
+  env.simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'ok'] }, created_at: minutesAgo(minutes) }).id;
+const answerJson =
+  (body: unknown): HostileAnswer =>
+  (_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  };
+const startSweep = (input: SweepFailedBatchesInput) =>
+  env.client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
+    taskQueue,
+    workflowId: `sweep-hostile-${randomUUID()}`,
+    args: [input],
+  });
+
+test('batches listed with failed sessions but no UUID for an id are counted as such, not started', async () => {
+  const batchId = failedBatch(5);
+  listAnswer = answerJson({
+    data: {
+      batches: [
+        // Upper case is still the batch's UUID: recovered under the lower-case id.
+        { batch_id: batchId.toUpperCase(), status: 'failed', failed_requests: 1 },
+        { batch_id: 'not-a-uuid', status: 'failed', failed_requests: 1 },
+        { status: 'failed', failed_requests: 1 },
+      ],
+      pagination: { has_next: false },
+    },
+  });
+  const handle = await startSweep({ lookback: '1h', recovery: FAST_POLICY });
+  const result = await handle.result();
+
+  expect(result.started).toEqual([{ batchId: batchId.toUpperCase(), workflowId: recoveryWorkflowId(batchId) }]);
+  expect(result.skipped).toEqual([]);
+  // Before, `not-a-uuid` was tried five times in 15 s and reported as start_failed, "a later sweep tries again",
+  // and the batch without an id was in no count.
+  expect(result.counts).toMatchObject({ scanned: 3, started: 1, invalid_batch_id: 2, start_failed: 0 });
+  expect(localActivityMarkers(await handle.fetchHistory(), 'startBatchRecovery')).toHaveLength(1);
+  expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
+});
