@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { activityInfo, heartbeat } from '@temporalio/activity';
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -55,6 +56,11 @@ export interface ListFailedBatchesResult {
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
   totalPages?: number;
+  /**
+   * For a task of one page (maxPages 1) that listed batches: a digest of their ids in order, so the sweep can tell
+   * a page that repeats one it read (an API that ignores `page`) in 16 characters.
+   */
+  pageKey?: string;
 }
 
 export interface StartBatchRecoveryInput {
@@ -145,6 +151,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           throw toActivityFailure(err);
         }
         const batches = answer.batches ?? [];
+        if (input.maxPages === 1 && batches.length > 0) result.pageKey = pageKeyOf(batches);
         for (const batch of batches) {
           result.scanned += 1;
           if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
@@ -207,6 +214,12 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
 }
 
 export type SweepActivities = ReturnType<typeof createSweepActivities>;
+
+function pageKeyOf(batches: { batch_id?: string }[]): string {
+  const hash = createHash('sha256');
+  for (const batch of batches) hash.update(`${batch.batch_id ?? ''}\n`);
+  return hash.digest('hex').slice(0, 16);
+}
 
 /** An id recoverBatch accepts: the list is not ours to trust. */
 function isBatchId(batchId: string | undefined): batchId is string {

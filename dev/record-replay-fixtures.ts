@@ -8,6 +8,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { batchStatusPoller } from '../workflows/batch-status-poller.js';
@@ -20,7 +22,7 @@ import {
 } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
-import { SWEEP_FAILED_BATCHES_WORKFLOW } from '../workflows/sweep-input.js';
+import { SWEEP_FAILED_BATCHES_WORKFLOW, type SweepResult } from '../workflows/sweep-input.js';
 import { BatchRecoveries } from '../client/recoveries.js';
 import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import {
@@ -496,6 +498,55 @@ async function sweepOverShiftedList(): Promise<string> {
   return workflowId;
 }
 
+/**
+ * A sweep at one batch a page over a list whose pages 2-4 show page 1's batch again (an API that ignores `page`): it
+ * stops at the third repeat, failed with its report.
+ */
+async function sweepOverRepeatingList(): Promise<string> {
+  const batchIds = [5, 10, 15, 20, 25].map(
+    (minutes) =>
+      simulator.createScriptedBatch({
+        count: 3,
+        script: { '0': ['fail', 'ok'] },
+        created_at: new Date(simulator.clock.now() - minutes * 60_000).toISOString(),
+      }).id,
+  );
+  simulator.faults.add('list', {
+    type: 'mistyped_field',
+    field: 'data.batches.0.batch_id',
+    value: batchIds[0],
+    after: 1,
+    times: 3,
+  });
+  const workflowId = `fixture-sweep-repeated-pages-${Date.now()}`;
+  const sweep = await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+    taskQueue: stack.taskQueue,
+    workflowId,
+    args: [
+      {
+        lookback: '1h',
+        pageSize: 1,
+        recovery: { ...fast, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } },
+      },
+    ],
+  });
+  try {
+    const failure = await sweep.result().then(
+      () => {
+        throw new Error(`${workflowId} completed: it should have stopped at the repeated pages`);
+      },
+      (err: unknown) => err,
+    );
+    const cause = failure instanceof WorkflowFailedError ? failure.cause : undefined;
+    const report = cause instanceof ApplicationFailure ? (cause.details?.[0] as SweepResult | undefined) : undefined;
+    if (report?.failure?.type !== 'list_repeats_pages') throw failure;
+    for (const { batchId } of report.started) await recoveries.cancel(batchId);
+  } finally {
+    simulator.faults.clear('list');
+  }
+  return workflowId;
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -789,6 +840,9 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A batch a shifted list shows on two pages, started and counted once.
   async 'sweep-starts-each-batch-once'() {
     return sweepOverShiftedList();
+  },
+  async 'sweep-stops-at-repeated-pages'() {
+    return sweepOverRepeatingList();
   },
   // In its backoff, a batchSettled of JSON that is not and a retryNow of an encoding no worker knows, each taken
   // without its argument (workflows/undecodable-signal-interceptor.ts): a bare wake, then the round it asked for.

@@ -81,6 +81,16 @@ const STARTS_AS_LOCAL_ACTIVITIES_PATCH = 'sweep-starts-recoveries-locally';
  */
 const STARTS_EACH_BATCH_ONCE_PATCH = 'sweep-starts-each-batch-once';
 
+/**
+ * Sweeps from this change on stop, failed with type list_repeats_pages and their report, at the third page in a row
+ * that repeats a page the run read: the window's created_before fixes the list, so the API is not paging. One that
+ * ignored `page` and said has_next for ever had the sweep read page 1 again as page 2, 3, … for ever (41 calls in
+ * 4 s in the test, across continue-as-new), and the schedule, whose overlap policy is SKIP, skipped every later
+ * sweep. One repeat alone is what a list shifted by a row shows at a page size of 1. Asked only at such a page.
+ */
+const STOPS_AT_REPEATED_PAGES_PATCH = 'sweep-stops-at-repeated-pages';
+const REPEATED_PAGES_IN_A_ROW = 3;
+
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
   window: SweepResult['window'];
@@ -134,6 +144,9 @@ export async function sweepFailedBatches(
       const onePagePerTask = patched(ONE_PAGE_PER_TASK_PATCH);
       /** From the API's total_pages: once known, the pages after the next one are read side by side. */
       let lastPage: number | null = null;
+      /** Keys of the pages this run read (16 characters a page), and how many pages in a row repeated one. */
+      const pageKeysRead = new Set<string>();
+      let pagesInARowRepeated = 0;
       for (let nextPage: number | null = carried?.nextPage ?? 1; nextPage !== null;) {
         const room = policy.maxStarts - result.counts.started;
         const from: number = nextPage;
@@ -152,7 +165,20 @@ export async function sweepFailedBatches(
           ),
         );
         // In page order, as if read one after another: newest batches first.
-        for (const chunk of chunks) {
+        for (const [index, chunk] of chunks.entries()) {
+          if (chunk.pageKey !== undefined) {
+            pagesInARowRepeated = pageKeysRead.has(chunk.pageKey) ? pagesInARowRepeated + 1 : 0;
+            pageKeysRead.add(chunk.pageKey);
+            if (pagesInARowRepeated >= REPEATED_PAGES_IN_A_ROW && patched(STOPS_AT_REPEATED_PAGES_PATCH)) {
+              const page = pages[index] as number;
+              throw ApplicationFailure.nonRetryable(
+                `pages ${page - REPEATED_PAGES_IN_A_ROW + 1}-${page} of the list each repeat a page read before (the ` +
+                  'same batches in the same order) while has_next says more come: the API is not paging, so the ' +
+                  'rest of the window cannot be read; stopped instead of reading the same pages for ever',
+                'list_repeats_pages',
+              );
+            }
+          }
           result.counts.scanned += chunk.scanned;
           result.counts.no_failed_sessions += chunk.noFailedSessions;
           result.counts.other_status += chunk.otherStatus;

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
-import type { SweepFailedBatchesInput } from '../../workflows/sweep-input.js';
+import type { SweepFailedBatchesInput, SweepResult } from '../../workflows/sweep-input.js';
 import { proxyTo, startHostileServer, type HostileAnswer, type HostileServer } from '../helpers/hostile-server.js';
 import {
+  eventually,
   FAST_POLICY,
   localActivityMarkers,
   startRecoveryEnv,
@@ -68,6 +71,7 @@ const answerJson =
   (_request, response) => {
     response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   };
+const listCalls = () => server.calls.filter((call) => LIST_PATH.test(call.path));
 const startSweep = (input: SweepFailedBatchesInput) =>
   env.client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
     taskQueue,
@@ -99,3 +103,46 @@ test('batches listed with failed sessions but no UUID for an id are counted as s
   expect(localActivityMarkers(await handle.fetchHistory(), 'startBatchRecovery')).toHaveLength(1);
   expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
 });
+
+test.each([
+  ['one page at a time', {}, 4],
+  // Pages 2-11 are read side by side; the fourth is where the sweep stops.
+  ['side by side, total_pages 1,000,000', { total_pages: 1_000_000 }, 11],
+])(
+  'a list that answers every page with the same batches and has_next stops the sweep at its third repeat (%s)',
+  async (_name, pagination, expectedCalls) => {
+    const batchIds = [failedBatch(5), failedBatch(10)];
+    // An API that ignores `page`.
+    listAnswer = answerJson({
+      data: {
+        batches: batchIds.map((batch_id) => ({ batch_id, status: 'failed', failed_requests: 1 })),
+        pagination: { has_next: true, ...pagination },
+      },
+    });
+    const handle = await startSweep({ lookback: '1h', recovery: FAST_POLICY });
+    try {
+      // Before, the sweep read page after page for ever (41 calls in 4 s).
+      await eventually('the sweep to end, or 50 list calls', async () =>
+        listCalls().length > 50 || (await handle.describe()).status.name !== 'RUNNING' ? true : undefined,
+      );
+      expect((await handle.describe()).status.name).toBe('FAILED');
+      const failure = await handle.result().catch((err: unknown) => err);
+      expect(failure).toBeInstanceOf(WorkflowFailedError);
+      const cause = (failure as WorkflowFailedError).cause as ApplicationFailure;
+      expect(cause.type).toBe('SweepFailed');
+      const report = cause.details?.[0] as SweepResult;
+      expect(report.failure).toEqual({
+        type: 'list_repeats_pages',
+        message: expect.stringMatching(/^pages 2-4 of the list each repeat a page read before/) as unknown,
+      });
+      expect(listCalls()).toHaveLength(expectedCalls);
+      // Page 1's batches are recovered once; the two repeats read before the stop are counted as read.
+      expect(report.started.map((entry) => entry.batchId).sort()).toEqual([...batchIds].sort());
+      expect(report.counts).toMatchObject({ scanned: 6, started: 2, start_failed: 0 });
+    } finally {
+      if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('test over');
+    }
+    const outcomes = await Promise.all(batchIds.map(async (batchId) => (await env.recoveries.result(batchId)).outcome));
+    expect(outcomes).toEqual(['recovered', 'recovered']);
+  },
+);
