@@ -3,6 +3,7 @@ import {
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
   type Client,
+  type ScheduleDescription,
   type ScheduleHandle,
 } from '@temporalio/client';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
@@ -22,6 +23,23 @@ export class SweepScheduleNotFoundError extends Error {
   override name = 'SweepScheduleNotFoundError';
   constructor(readonly scheduleId: string) {
     super(`No sweep schedule with id ${scheduleId}`);
+  }
+}
+
+/**
+ * The schedule exists but starts something other than the sweep: another team's schedule in the namespace, an id
+ * typed by mistake. Before, upsert replaced its action, spec and policies with the sweep's, and delete deleted it.
+ */
+export class NotASweepScheduleError extends Error {
+  override name = 'NotASweepScheduleError';
+  constructor(
+    readonly scheduleId: string,
+    readonly runs: string,
+  ) {
+    super(
+      `Schedule ${scheduleId} does not run the sweep: it ${runs}; left as it is (give the sweep schedule's --id, ` +
+        `${DEFAULT_SWEEP_SCHEDULE_ID} unless set otherwise)`,
+    );
   }
 }
 
@@ -110,12 +128,11 @@ export async function upsertSweepSchedule(
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
   await onSchedule(client, scheduleId, (handle) =>
-    handle.update((previous) => ({
-      spec,
-      action,
-      policies,
-      state: { paused: previous.state.paused, note: previous.state.note },
-    })),
+    handle.update((previous) => {
+      // Checked on the description the update itself is made against.
+      requireSweepAction(scheduleId, previous.action);
+      return { spec, action, policies, state: { paused: previous.state.paused, note: previous.state.note } };
+    }),
   );
   return { scheduleId, created: false };
 }
@@ -124,8 +141,7 @@ export async function describeSweepSchedule(
   client: Client,
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
 ): Promise<SweepScheduleSummary> {
-  const description = await onSchedule(client, scheduleId, (handle) => handle.describe());
-  const { spec, action, state, info } = description;
+  const { spec, action, state, info } = await describeSweepAction(client, scheduleId);
   return {
     scheduleId,
     everyMs: spec.intervals?.length === 1 && !spec.calendars?.length ? spec.intervals[0]!.every : null,
@@ -149,7 +165,7 @@ export function pauseSweepSchedule(
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
   note?: string,
 ): Promise<void> {
-  return onSchedule(client, scheduleId, (handle) => handle.pause(note));
+  return onSweepSchedule(client, scheduleId, (handle) => handle.pause(note));
 }
 
 export function unpauseSweepSchedule(
@@ -157,7 +173,7 @@ export function unpauseSweepSchedule(
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
   note?: string,
 ): Promise<void> {
-  return onSchedule(client, scheduleId, (handle) => handle.unpause(note));
+  return onSweepSchedule(client, scheduleId, (handle) => handle.unpause(note));
 }
 
 /**
@@ -177,7 +193,30 @@ export async function triggerSweepSchedule(
 
 /** Deletes the schedule; sweeps and recoveries already started keep running. */
 export function deleteSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<void> {
-  return onSchedule(client, scheduleId, (handle) => handle.delete());
+  return onSweepSchedule(client, scheduleId, (handle) => handle.delete());
+}
+
+/** The schedule's description, once it is known to run the sweep. */
+async function describeSweepAction(client: Client, scheduleId: string): Promise<ScheduleDescription> {
+  const description = await onSchedule(client, scheduleId, (handle) => handle.describe());
+  requireSweepAction(scheduleId, description.action);
+  return description;
+}
+
+/** Runs `operation` on the schedule once a description showed it runs the sweep. */
+async function onSweepSchedule<T>(
+  client: Client,
+  scheduleId: string,
+  operation: (handle: ScheduleHandle) => Promise<T>,
+): Promise<T> {
+  await describeSweepAction(client, scheduleId);
+  return onSchedule(client, scheduleId, operation);
+}
+
+function requireSweepAction(scheduleId: string, action: ScheduleDescription['action']): void {
+  // startWorkflow is the only action a schedule has.
+  if (action.workflowType !== SWEEP_FAILED_BATCHES_WORKFLOW)
+    throw new NotASweepScheduleError(scheduleId, `starts ${action.workflowType} workflows`);
 }
 
 async function onSchedule<T>(

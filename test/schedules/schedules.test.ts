@@ -182,3 +182,41 @@ test('a schedule whose spec was edited outside the CLI is described as such, not
     await handle.delete();
   }
 });
+
+test('the schedule commands refuse a schedule that does not run the sweep, leaving it as it was', async () => {
+  const scheduleId = newScheduleId();
+  // Another team's schedule in the namespace, whose id an operator typed by mistake.
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'nightlyReport',
+    taskQueue: 'reports',
+    workflowId: scheduleId,
+    args: [{ format: 'pdf' }],
+  };
+  await env.client.schedule.create({
+    scheduleId,
+    spec: { intervals: [{ every: '1d' }] },
+    action,
+    state: { paused: true, note: 'theirs' },
+  });
+  const { context } = testCommandContext(env.client, env.taskQueue);
+  const run = async (...args: string[]) => {
+    const program = new Command('batch-recovery').exitOverride();
+    registerScheduleCommands(program, context);
+    await program.parseAsync(['schedule', ...args, '--id', scheduleId], { from: 'user' });
+  };
+  const refusal = `Schedule ${scheduleId} does not run the sweep: it starts nightlyReport workflows`;
+
+  // Before, upsert replaced its action and spec with a sweep's, and delete deleted it.
+  for (const command of [['upsert', '--every', '1h'], ['describe'], ['pause'], ['unpause'], ['trigger'], ['delete']])
+    await expect(run(...command)).rejects.toThrow(refusal);
+  const after = await env.client.schedule.getHandle(scheduleId).describe();
+  expect(after.action).toMatchObject({
+    workflowType: 'nightlyReport',
+    taskQueue: 'reports',
+    args: [{ format: 'pdf' }],
+  });
+  expect(after.spec.intervals).toMatchObject([{ every: 86_400_000 }]);
+  expect(after.state).toMatchObject({ paused: true, note: 'theirs' });
+  expect(after.info.numActionsTaken).toBe(0);
+});
