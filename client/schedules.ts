@@ -65,6 +65,11 @@ export interface SweepScheduleSummary {
   everyMs: number | null;
   taskQueue: string;
   sweep: SweepFailedBatchesInput;
+  /**
+   * What this release's sweep refuses in `sweep` (edited in the Web UI, say, or left by a release that took other
+   * fields), naming each field: every sweep the schedule starts fails at once with InvalidSweepInput. Empty when valid.
+   */
+  inputProblems: string[];
   paused: boolean;
   note: string | null;
   nextRunsAt: Date[];
@@ -142,11 +147,13 @@ export async function describeSweepSchedule(
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
 ): Promise<SweepScheduleSummary> {
   const { spec, action, state, info } = await describeSweepAction(client, scheduleId);
+  const sweep = (action.args?.[0] ?? {}) as SweepFailedBatchesInput;
   return {
     scheduleId,
     everyMs: spec.intervals?.length === 1 && !spec.calendars?.length ? spec.intervals[0]!.every : null,
     taskQueue: action.taskQueue,
-    sweep: (action.args?.[0] ?? {}) as SweepFailedBatchesInput,
+    sweep,
+    inputProblems: sweepInputProblems(sweep),
     paused: state.paused,
     note: state.note || null,
     nextRunsAt: info.nextActionTimes,
@@ -177,7 +184,8 @@ export function unpauseSweepSchedule(
 }
 
 /**
- * Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. Named here:
+ * Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. Refused, naming
+ * the fields, when this release's sweep refuses the schedule's input: the sweep would only fail at once. Named here:
  * the SDK triggers with ALLOW_ALL by default, and pressing trigger again would start sweeps side by side, each
  * making every list call of the window again. Returns the sweeps that ran as it was sent: the server then skips it,
  * unless they ended first, and says so to no one.
@@ -186,7 +194,13 @@ export async function triggerSweepSchedule(
   client: Client,
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
 ): Promise<{ runningSweeps: string[] }> {
-  const { runningSweeps } = await describeSweepSchedule(client, scheduleId);
+  const { runningSweeps, inputProblems } = await describeSweepSchedule(client, scheduleId);
+  if (inputProblems.length > 0) {
+    throw new InvalidInputError(
+      inputProblems,
+      `sweep input of schedule ${scheduleId} (every sweep it starts fails at once; \`schedule upsert\` replaces it)`,
+    );
+  }
   await onSchedule(client, scheduleId, (handle) => handle.trigger(ScheduleOverlapPolicy.SKIP));
   return { runningSweeps };
 }
@@ -194,6 +208,16 @@ export async function triggerSweepSchedule(
 /** Deletes the schedule; sweeps and recoveries already started keep running. */
 export function deleteSweepSchedule(client: Client, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID): Promise<void> {
   return onSweepSchedule(client, scheduleId, (handle) => handle.delete());
+}
+
+function sweepInputProblems(sweep: unknown): string[] {
+  try {
+    parseSweepInput(sweep);
+    return [];
+  } catch (err) {
+    if (err instanceof InvalidInputError) return err.problems;
+    throw err;
+  }
 }
 
 /** The schedule's description, once it is known to run the sweep. */

@@ -34,6 +34,12 @@ export function formatSweepSchedule(summary: SweepScheduleSummary): string {
     `Runs: ${summary.runsTaken} taken, ${summary.runsSkippedForOverlap} skipped while a sweep was running`,
     `Next runs: ${summary.nextRunsAt.map((at) => at.toISOString()).join(', ') || 'none'}`,
   ];
+  if (summary.inputProblems.length > 0) {
+    lines.push(
+      'Sweep input refused by this release, so every sweep fails at once (InvalidSweepInput): ' +
+        `${summary.inputProblems.join('; ')}. \`schedule upsert\` replaces it`,
+    );
+  }
   if (summary.runningSweeps.length > 0) lines.push(`Running now: ${summary.runningSweeps.join(', ')}`);
   for (const run of summary.recentRuns) lines.push(`  ran ${run.scheduledAt.toISOString()}  ${run.workflowId}`);
   return lines.join('\n');

@@ -220,3 +220,29 @@ test('the schedule commands refuse a schedule that does not run the sweep, leavi
   expect(after.state).toMatchObject({ paused: true, note: 'theirs' });
   expect(after.info.numActionsTaken).toBe(0);
 });
+
+test('a schedule whose sweep input this release refuses is described as such, and not triggered', async () => {
+  const scheduleId = newScheduleId();
+  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  const handle = env.client.schedule.getHandle(scheduleId);
+  await handle.pause('only triggered sweeps in this test');
+  // As typed in the Web UI's schedule editor, or left by a release that took other fields: every sweep it starts
+  // fails at once with InvalidSweepInput.
+  await handle.update((previous) => ({
+    ...previous,
+    action: { ...previous.action, args: [{ lookback: '2h', maxStart: 5, fanOut: 500 }] },
+  }));
+
+  const summary = await describeSweepSchedule(env.client, scheduleId);
+  expect(summary.inputProblems).toEqual(['fanOut: Too big: expected number to be <=50', 'maxStart: unknown field']);
+  expect(formatSweepSchedule(summary)).toContain(
+    'Sweep input refused by this release, so every sweep fails at once (InvalidSweepInput): fanOut: Too big: ' +
+      'expected number to be <=50; maxStart: unknown field. `schedule upsert` replaces it',
+  );
+  // Before, describe printed the input as if valid, and trigger started a sweep that failed at once.
+  await expect(triggerSweepSchedule(env.client, scheduleId)).rejects.toThrow(
+    `Invalid sweep input of schedule ${scheduleId} (every sweep it starts fails at once; \`schedule upsert\` ` +
+      'replaces it): fanOut: Too big: expected number to be <=50; maxStart: unknown field',
+  );
+  expect((await handle.describe()).info.numActionsTaken).toBe(0);
+});
