@@ -18,6 +18,8 @@ import {
 } from '../workflows/sweep-input.js';
 
 export const DEFAULT_SWEEP_SCHEDULE_ID = 'anchor-batch-sweep';
+/** Far below the server's 1,000 for the ids of the sweeps it starts, which append the run's time to it. */
+const MAX_SCHEDULE_ID_CHARS = 200;
 
 export class SweepScheduleNotFoundError extends Error {
   override name = 'SweepScheduleNotFoundError';
@@ -89,12 +91,13 @@ export async function upsertSweepSchedule(
   options: SweepScheduleOptions,
 ): Promise<UpsertedSweepSchedule> {
   const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
-  const { value: everyMs, problems } = checkField(sweepScheduleFields.every, every, 'every');
+  const { value: everyMs, problems: everyProblems } = checkField(sweepScheduleFields.every, every, 'every');
+  const problems = [...scheduleIdProblems(scheduleId), ...everyProblems];
   try {
     const { lookback: lookbackMs } = parseSweepInput(sweep);
     // Each sweep scans back `lookback` from its start. One interval of it leaves batches created between two sweeps
     // in no window once a sweep is skipped (the overlap policy), or when a batch still runs at a sweep's start.
-    if (problems.length === 0 && lookbackMs < 2 * everyMs) {
+    if (everyProblems.length === 0 && lookbackMs < 2 * everyMs) {
       problems.push(
         `lookback: must be at least twice every (${every}), or batches created between two sweeps can be in no sweep's window`,
       );
@@ -243,11 +246,28 @@ function requireSweepAction(scheduleId: string, action: ScheduleDescription['act
     throw new NotASweepScheduleError(scheduleId, `starts ${action.workflowType} workflows`);
 }
 
+/**
+ * An id typed with a space around it (a shell variable, say) named a second schedule beside the sweep's: two sweeps,
+ * which the overlap policy does not keep apart. An empty one failed with the SDK's 'Missing
+ * ScheduleOptions.scheduleId', a very long one with the server's 'Failed to create schedule'.
+ */
+function scheduleIdProblems(scheduleId: string): string[] {
+  if (scheduleId === '') return ['id: must not be empty'];
+  if (/[\u0000-\u001f\u007f]/.test(scheduleId)) return ['id: must not hold control characters'];
+  if (scheduleId.length > MAX_SCHEDULE_ID_CHARS)
+    return [`id: must be at most ${MAX_SCHEDULE_ID_CHARS} characters, got ${scheduleId.length}`];
+  if (scheduleId.trim() !== scheduleId)
+    return [`id: must not begin or end with white space, got ${JSON.stringify(scheduleId)}`];
+  return [];
+}
+
 async function onSchedule<T>(
   client: Client,
   scheduleId: string,
   operation: (handle: ScheduleHandle) => Promise<T>,
 ): Promise<T> {
+  const problems = scheduleIdProblems(scheduleId);
+  if (problems.length > 0) throw new InvalidInputError(problems, 'sweep schedule');
   try {
     return await operation(client.schedule.getHandle(scheduleId));
   } catch (err) {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ScheduleNotFoundError } from '@temporalio/client';
 import { Command } from 'commander';
 import { formatSweepSchedule, registerScheduleCommands } from '../../client/commands/schedule.js';
 import {
@@ -245,4 +246,33 @@ test('a schedule whose sweep input this release refuses is described as such, an
       'replaces it): fanOut: Too big: expected number to be <=50; maxStart: unknown field',
   );
   expect((await handle.describe()).info.numActionsTaken).toBe(0);
+});
+
+test('a schedule id that is empty, padded with white space, has control characters or is too long is refused', async () => {
+  const { context } = testCommandContext(env.client, env.taskQueue);
+  const run = async (...args: string[]) => {
+    const program = new Command('batch-recovery').exitOverride();
+    registerScheduleCommands(program, context);
+    await program.parseAsync(['schedule', ...args], { from: 'user' });
+  };
+  const padded = ` ${newScheduleId()}`;
+  // Before, a padded id (a shell variable with a space, say) made a second schedule beside the sweep's: two sweeps
+  // on two schedules, which the overlap policy does not keep apart. An empty one failed with
+  // 'Missing ScheduleOptions.scheduleId', a 2,000-character one with the server's 'Failed to create schedule'.
+  const refused: [string, string][] = [
+    ['', 'id: must not be empty'],
+    [padded, `id: must not begin or end with white space, got "${padded}"`],
+    ['sweep\nnightly', 'id: must not hold control characters'],
+    ['a'.repeat(2_000), 'id: must be at most 200 characters, got 2000'],
+  ];
+  for (const [scheduleId, problem] of refused) {
+    await expect(
+      upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue }),
+    ).rejects.toThrow(`Invalid sweep schedule: ${problem}`);
+    for (const command of ['upsert', 'describe', 'pause', 'unpause', 'trigger', 'delete']) {
+      const flags = command === 'upsert' ? ['--every', '1h'] : [];
+      await expect(run(command, ...flags, '--id', scheduleId)).rejects.toThrow(`Invalid sweep schedule: ${problem}`);
+    }
+  }
+  await expect(env.client.schedule.getHandle(padded).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
 });
