@@ -101,6 +101,19 @@ async function repeatingFailureOf(client: Client, workflowId: string): Promise<s
   return type && REPEATING_FAILURES.has(type) ? type : undefined;
 }
 
+async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+  return client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then(
+      (description) => description.status.name === 'RUNNING',
+      (err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return false;
+        throw err;
+      },
+    );
+}
+
 export type StartBatchRecoveryResult =
   | { outcome: 'started'; workflowId: string }
   | { outcome: 'already_running' | 'already_ended' | 'permanently_failed'; workflowId: string };
@@ -189,6 +202,12 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
       if (await repeatingFailureOf(client, workflowId)) return { outcome: 'permanently_failed', workflowId };
+      // A release before wave 35 named a recovery by the id as typed: one typed in upper case and still running
+      // recovers the batch already, and a lower-case one beside it would send retries of the same batch too (as
+      // `recover` refuses to). Before, the sweep started it.
+      const upperCaseId = recoveryWorkflowId(batchId.toUpperCase());
+      if (upperCaseId !== workflowId && (await isRunning(client, upperCaseId)))
+        return { outcome: 'already_running', workflowId: upperCaseId };
       try {
         await client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {
           // The core's id rule: one recovery per batch, so overlapping sweeps never double up.

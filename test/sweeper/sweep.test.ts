@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
@@ -329,4 +329,29 @@ test('a batch a shifted list shows on two pages is started, and counted, once', 
   expect(new Set(started).size).toBe(started.length);
   expect(result.counts.started).toBe(started.length);
   expect(started).toContain(failed[0]);
+});
+
+test('a batch whose recovery an earlier release started under its upper-case id is skipped as running, not doubled', async () => {
+  const batchId = batchCreated(5, 1);
+  // As a release before wave 35 named a recovery started with the id typed in upper case (an API that reads UUIDs in
+  // either case recovers the batch under it); on a queue no worker polls, so it stays running.
+  const upperCase = await env.client.workflow.start('recoverBatch', {
+    taskQueue: uniqueTaskQueue('nobody'),
+    workflowId: recoveryWorkflowId(batchId.toUpperCase()),
+    args: [{ batchId: batchId.toUpperCase() }],
+  });
+  try {
+    const result = await sweep({ lookback: '1h', recovery: FAST_POLICY });
+
+    // Before, the sweep started recover-batch-<lower-case id> beside it: two recoveries sending retries of one batch.
+    expect(result.started).toEqual([]);
+    expect(result.skipped).toEqual([{ batchId, reason: 'already_running' }]);
+    expect(result.counts).toMatchObject({ started: 0, already_running: 1 });
+    await expect(env.client.workflow.getHandle(recoveryWorkflowId(batchId)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
+    expect(env.retryPosts(batchId)).toEqual([]);
+  } finally {
+    await upperCase.terminate('test over');
+  }
 });
