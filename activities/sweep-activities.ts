@@ -9,6 +9,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AnchorApiClient } from '../anchor-api/index.js';
+import type { Pagination } from '../anchor-api/schemas.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import { checkField } from '../workflows/fields.js';
 import { recoverBatchFields } from '../workflows/input-fields.js';
@@ -181,7 +182,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           }
         }
         // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
-        result.nextPage = answer.pagination?.has_next && batches.length > 0 ? page + 1 : null;
+        result.nextPage = hasNext(answer.pagination, page, batches.length, input.pageSize) ? page + 1 : null;
         if (answer.pagination?.total_pages !== undefined) result.totalPages = answer.pagination.total_pages;
         heartbeat({ ...result, batchIds: [...result.batchIds] });
       }
@@ -233,6 +234,18 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
 }
 
 export type SweepActivities = ReturnType<typeof createSweepActivities>;
+
+/**
+ * Whether a page after this one lists more. The contract does not require has_next: without it, total_pages says;
+ * without either, a full page may be followed by more (an empty page then ends the list). Before, a list that left
+ * has_next out ended at page 1, and the sweep reported the rest of the window as read.
+ */
+function hasNext(pagination: Pagination | undefined, page: number, listed: number, pageSize: number): boolean {
+  if (listed === 0) return false;
+  if (pagination?.has_next !== undefined) return pagination.has_next;
+  if (pagination?.total_pages !== undefined) return page < pagination.total_pages;
+  return listed >= pageSize;
+}
 
 function pageKeyOf(batches: { batch_id?: string }[]): string {
   const hash = createHash('sha256');

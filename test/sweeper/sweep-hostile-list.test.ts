@@ -146,3 +146,26 @@ test.each([
     expect(outcomes).toEqual(['recovered', 'recovered']);
   },
 );
+
+test.each([
+  ['total_pages only', (pages: number) => ({ total_pages: pages }), 3],
+  // Then a full page says more may come: read on to the first empty page.
+  ['no pagination', () => undefined, 4],
+])('a list whose pages leave has_next out is read to its end (%s)', async (_name, pagination, expectedCalls) => {
+  const batchIds = [failedBatch(5), failedBatch(10), failedBatch(15)];
+  // One batch a page, as the contract allows: has_next is not required.
+  listAnswer = (request, response) => {
+    const page = Number(new URL(request.url ?? '', server.url).searchParams.get('page'));
+    const batchId = batchIds[page - 1];
+    const batches = batchId === undefined ? [] : [{ batch_id: batchId, status: 'failed', failed_requests: 1 }];
+    answerJson({ data: { batches, pagination: pagination(batchIds.length) } })(request, response);
+  };
+  const result = await (await startSweep({ lookback: '1h', pageSize: 1, recovery: FAST_POLICY })).result();
+
+  // Before, the sweep read page 1 and stopped there, reporting no failure: 1 started, 1 call.
+  expect(result.started.map((entry) => entry.batchId).sort()).toEqual([...batchIds].sort());
+  expect(result.counts).toMatchObject({ scanned: 3, started: 3 });
+  expect(listCalls()).toHaveLength(expectedCalls);
+  const outcomes = await Promise.all(batchIds.map(async (batchId) => (await env.recoveries.result(batchId)).outcome));
+  expect(outcomes).toEqual(['recovered', 'recovered', 'recovered']);
+});
