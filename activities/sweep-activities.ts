@@ -53,6 +53,8 @@ export interface ListFailedBatchesResult {
    * them. Absent from results of listings before this count.
    */
   invalidBatchIds?: number;
+  /** Batches listed with a created_at outside the window asked for: an API that ignored the filter. */
+  outsideWindow?: number;
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -144,9 +146,17 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         noFailedSessions: 0,
         otherStatus: 0,
         invalidBatchIds: 0,
+        outsideWindow: 0,
         nextPage: input.fromPage,
       };
       const seen = new Set(result.batchIds);
+      const windowStart = Date.parse(input.createdAfter);
+      const windowEnd = Date.parse(input.createdBefore);
+      /** Only when the API says when: a batch without created_at is taken as listed in the window. */
+      const outsideWindow = (createdAt: string | undefined) => {
+        const at = createdAt === undefined ? NaN : Date.parse(createdAt);
+        return at < windowStart || at > windowEnd;
+      };
       const lastPage = input.maxPages === undefined ? Infinity : input.fromPage + input.maxPages - 1;
       while (result.nextPage !== null && result.nextPage <= lastPage) {
         if (input.maxBatchIds > 0 && result.batchIds.length >= input.maxBatchIds) break;
@@ -168,7 +178,10 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         if (input.maxPages === 1 && batches.length > 0) result.pageKey = pageKeyOf(batches);
         for (const batch of batches) {
           result.scanned += 1;
-          if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
+          // Counted, not handed on: an API that ignored created_after had the sweep recover batches of any age,
+          // weeks past the lookback an operator set, and read the team's whole history.
+          if (outsideWindow(batch.created_at)) result.outsideWindow = (result.outsideWindow ?? 0) + 1;
+          else if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
           else if ((batch.failed_requests ?? 0) === 0) result.noFailedSessions += 1;
           // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
           // reported as start_failed, which a later sweep would repeat.

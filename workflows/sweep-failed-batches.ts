@@ -183,6 +183,7 @@ export async function sweepFailedBatches(
           result.counts.no_failed_sessions += chunk.noFailedSessions;
           result.counts.other_status += chunk.otherStatus;
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
+          result.counts.outside_window += chunk.outsideWindow ?? 0;
           if (policy.maxStarts - result.counts.started > 0) {
             result.counts.over_limit += chunk.failed - chunk.batchIds.length;
             await startRecoveries(chunk.batchIds);

@@ -55,6 +55,8 @@ export interface SweepResult {
     other_status: number;
     /** Listed batches with failed sessions but no UUID for an id (none, or another text): no recovery can take them. */
     invalid_batch_id: number;
+    /** Listed batches created outside the window (an API that ignored the window's filter): not swept. */
+    outside_window: number;
   } & Record<SkipReason, number>;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
@@ -72,6 +74,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
       started: 0,
       other_status: 0,
       invalid_batch_id: 0,
+      outside_window: 0,
       already_running: 0,
       already_ended: 0,
       permanently_failed: 0,

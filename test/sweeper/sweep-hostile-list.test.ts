@@ -169,3 +169,27 @@ test.each([
   const outcomes = await Promise.all(batchIds.map(async (batchId) => (await env.recoveries.result(batchId)).outcome));
   expect(outcomes).toEqual(['recovered', 'recovered', 'recovered']);
 });
+
+test('batches a list shows from outside the window (an API that ignored the filter) are counted, not recovered', async () => {
+  const inside = failedBatch(5);
+  const undated = failedBatch(10);
+  const outside = failedBatch(3 * 24 * 60);
+  const listed = (batchId: string, minutes?: number) => ({
+    batch_id: batchId,
+    status: 'failed',
+    failed_requests: 1,
+    ...(minutes !== undefined && { created_at: minutesAgo(minutes) }),
+  });
+  listAnswer = answerJson({ data: { batches: [listed(inside, 5), listed(undated), listed(outside, 3 * 24 * 60)] } });
+  const result = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
+
+  // Before, the batch created three days before a sweep of the last hour got a recovery too: started 3.
+  // One listed without created_at is taken as in the window.
+  expect(result.started.map((entry) => entry.batchId).sort()).toEqual([inside, undated].sort());
+  expect(result.counts).toMatchObject({ scanned: 3, started: 2, outside_window: 1 });
+  expect(env.simulator.ledger.forBatch(outside).calls).toEqual([]);
+  const outcomes = await Promise.all(
+    [inside, undated].map(async (batchId) => (await env.recoveries.result(batchId)).outcome),
+  );
+  expect(outcomes).toEqual(['recovered', 'recovered']);
+});

@@ -77,6 +77,7 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     started: 5,
     other_status: 0,
     invalid_batch_id: 0,
+    outside_window: 0,
     no_failed_sessions: 2,
     already_running: 0,
     already_ended: 0,
