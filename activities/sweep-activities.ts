@@ -8,7 +8,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { AnchorApiClient } from '../anchor-api/index.js';
+import { RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
 import type { Pagination } from '../anchor-api/schemas.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import { checkField } from '../workflows/fields.js';
@@ -19,6 +19,13 @@ import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import type { RecoveryOverrides, SweepStatus } from '../workflows/sweep-input.js';
 import { toActivityFailure } from './failures.js';
 import { countApiError } from './metrics.js';
+
+/**
+ * The longest Retry-After a list call waits out. Waiting longer holds the sweep running (up to 24 h an attempt, four
+ * times), and the schedule, whose overlap policy is SKIP, skips every sweep due meanwhile; a sweep that stops lets the
+ * next one try on time, with a window from its own start.
+ */
+const LIST_MAX_RETRY_AFTER_MS = 5 * 60_000;
 
 export interface ListFailedBatchesInput {
   statuses: SweepStatus[];
@@ -172,6 +179,15 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         } catch (err) {
           // With no recovery running, only the sweep meets a revoked key: AnchorApiAuthErrors must see it here too.
           countApiError(err);
+          if (err instanceof RateLimitedError && (err.retryAfterMs ?? 0) > LIST_MAX_RETRY_AFTER_MS) {
+            throw ApplicationFailure.create({
+              type: err.kind,
+              message:
+                `${err.message}: longer than a sweep waits for a page (${LIST_MAX_RETRY_AFTER_MS / 60_000} min), ` +
+                'so it stops here; a later sweep reads the list again',
+              nonRetryable: true,
+            });
+          }
           throw toActivityFailure(err);
         }
         const batches = answer.batches ?? [];

@@ -193,3 +193,35 @@ test('batches a list shows from outside the window (an API that ignored the filt
   );
   expect(outcomes).toEqual(['recovered', 'recovered']);
 });
+
+test('a list call refused with a Retry-After longer than a sweep waits stops the sweep, not holds it for hours', async () => {
+  failedBatch(5);
+  listAnswer = (_request, response) => {
+    response
+      .writeHead(429, { 'content-type': 'application/json', 'retry-after': '3600' })
+      .end(JSON.stringify({ error: { code: 429, message: 'slow down' } }));
+  };
+  const handle = await startSweep({ lookback: '1h', recovery: FAST_POLICY });
+  try {
+    // Before, the listing waited the hour for its next attempt (and up to four of them), the sweep running all the
+    // while, and the schedule (overlap SKIP) skipping every sweep due meanwhile.
+    await eventually('the sweep to end, or its listing to wait for its next attempt', async () => {
+      const { status, raw } = await handle.describe();
+      const waiting = raw.pendingActivities?.some((activity) => (activity.attempt ?? 0) > 1);
+      return status.name !== 'RUNNING' || waiting ? true : undefined;
+    });
+    expect((await handle.describe()).status.name).toBe('FAILED');
+    const failure = (await handle.result().catch((err: unknown) => err)) as WorkflowFailedError;
+    const report = (failure.cause as ApplicationFailure).details?.[0] as SweepResult;
+    expect(report.failure).toEqual({
+      type: 'rate_limited',
+      message: expect.stringMatching(
+        /^Anchor API rate limit hit \(retry after 3600000 ms\).*: longer than a sweep waits for a page \(5 min\)/,
+      ) as unknown,
+    });
+    expect(report.counts).toMatchObject({ scanned: 0, started: 0 });
+    expect(listCalls()).toHaveLength(1);
+  } finally {
+    if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('test over');
+  }
+});
