@@ -62,6 +62,8 @@ export interface ListFailedBatchesResult {
   invalidBatchIds?: number;
   /** Batches listed with a created_at outside the window asked for: an API that ignored the filter. */
   outsideWindow?: number;
+  /** Repeats of a batch with failed sessions within this task's pages: taken once, its repeats counted here. */
+  listedAgain?: number;
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -154,6 +156,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         otherStatus: 0,
         invalidBatchIds: 0,
         outsideWindow: 0,
+        listedAgain: 0,
         nextPage: input.fromPage,
       };
       const seen = new Set(result.batchIds);
@@ -202,7 +205,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
           // reported as start_failed, which a later sweep would repeat.
           else if (!isBatchId(batch.batch_id)) result.invalidBatchIds = (result.invalidBatchIds ?? 0) + 1;
-          else if (!seen.has(batch.batch_id)) {
+          else if (seen.has(batch.batch_id)) result.listedAgain = (result.listedAgain ?? 0) + 1;
+          else {
             result.failed += 1;
             if (input.maxBatchIds > 0) {
               seen.add(batch.batch_id);

@@ -133,6 +133,7 @@ export async function sweepFailedBatches(
   const startRecoveries = (batchIds: string[]) => {
     const fresh = batchIds.filter((batchId) => !handed.has(batchId));
     const toStart = fresh.length < batchIds.length && patched(STARTS_EACH_BATCH_ONCE_PATCH) ? fresh : batchIds;
+    result.counts.listed_again += batchIds.length - toStart.length;
     for (const batchId of toStart) handed.add(batchId);
     return startEach(toStart, policy, result, skip, startBatchRecovery);
   };
@@ -184,6 +185,7 @@ export async function sweepFailedBatches(
           result.counts.other_status += chunk.otherStatus;
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
+          result.counts.listed_again += chunk.listedAgain ?? 0;
           if (policy.maxStarts - result.counts.started > 0) {
             result.counts.over_limit += chunk.failed - chunk.batchIds.length;
             await startRecoveries(chunk.batchIds);

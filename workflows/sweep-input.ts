@@ -57,6 +57,11 @@ export interface SweepResult {
     invalid_batch_id: number;
     /** Listed batches created outside the window (an API that ignored the window's filter): not swept. */
     outside_window: number;
+    /**
+     * Batches with failed sessions listed again in the same run (a list that shifted between page reads): each is
+     * counted once above, its repeats here, so the counts add up to scanned.
+     */
+    listed_again: number;
   } & Record<SkipReason, number>;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
@@ -75,6 +80,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
       other_status: 0,
       invalid_batch_id: 0,
       outside_window: 0,
+      listed_again: 0,
       already_running: 0,
       already_ended: 0,
       permanently_failed: 0,

@@ -86,6 +86,8 @@ test('batches listed with failed sessions but no UUID for an id are counted as s
       batches: [
         // Upper case is still the batch's UUID: recovered under the lower-case id.
         { batch_id: batchId.toUpperCase(), status: 'failed', failed_requests: 1 },
+        // Twice on one page: taken once, its repeat counted as listed again.
+        { batch_id: batchId.toUpperCase(), status: 'failed', failed_requests: 1 },
         { batch_id: 'not-a-uuid', status: 'failed', failed_requests: 1 },
         { status: 'failed', failed_requests: 1 },
       ],
@@ -99,7 +101,15 @@ test('batches listed with failed sessions but no UUID for an id are counted as s
   expect(result.skipped).toEqual([]);
   // Before, `not-a-uuid` was tried five times in 15 s and reported as start_failed, "a later sweep tries again",
   // and the batch without an id was in no count.
-  expect(result.counts).toMatchObject({ scanned: 3, started: 1, invalid_batch_id: 2, start_failed: 0 });
+  expect(result.counts).toMatchObject({
+    scanned: 4,
+    started: 1,
+    invalid_batch_id: 2,
+    listed_again: 1,
+    start_failed: 0,
+  });
+  const { scanned, ...counted } = result.counts;
+  expect(Object.values(counted).reduce((sum, count) => sum + count, 0)).toBe(scanned);
   expect(localActivityMarkers(await handle.fetchHistory(), 'startBatchRecovery')).toHaveLength(1);
   expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
 });

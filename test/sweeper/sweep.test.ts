@@ -78,6 +78,7 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     other_status: 0,
     invalid_batch_id: 0,
     outside_window: 0,
+    listed_again: 0,
     no_failed_sessions: 2,
     already_running: 0,
     already_ended: 0,
@@ -330,6 +331,10 @@ test('a batch a shifted list shows on two pages is started, and counted, once', 
   expect(new Set(started).size).toBe(started.length);
   expect(result.counts.started).toBe(started.length);
   expect(started).toContain(failed[0]);
+  // Its repeat is counted as listed again, so the counts add up to the batches scanned; before, it was in none.
+  expect(result.counts).toMatchObject({ scanned: 3, listed_again: 1 });
+  const { scanned, ...counted } = result.counts;
+  expect(Object.values(counted).reduce((sum, count) => sum + count, 0)).toBe(scanned);
 });
 
 test('a batch whose recovery an earlier release started under its upper-case id is skipped as running, not doubled', async () => {
