@@ -242,7 +242,8 @@ export const RETRY_NOW_TAKEN_BY_ROUND_PATCH = 'retry-now-taken-by-round';
  * Recoveries from this change on that end with a registration the poller has not answered with a wake (cancelled, at
  * the deadline or failed while the batch was in flight) tell the poller to drop the watch: before, it stayed until the
  * batch settled or left the list, and the poller read the list for it a cycle every poll interval meanwhile, for ever
- * for a batch stuck in `processing`. Asked only at such an end.
+ * for a batch stuck in `processing`. Asked only at an end with a registration sent and no wake since (also after a
+ * registration that failed, when the recovery read its batch itself: the signal then finds no watch, and drops none).
  */
 export const UNWATCH_AT_END_PATCH = 'recovery-unwatches-batch-at-end';
 /**
@@ -556,13 +557,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   setHandler(pauseRecovery, () => {
     if (ended()) return;
     report.paused = true;
-    if (resendAt !== null) showPauseInResendWait();
+    if (resendAt !== null && patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) showPauseInResendWait();
     waits.wake();
   });
   setHandler(resumeRecovery, () => {
     if (ended()) return;
     report.paused = false;
-    if (resendAt !== null) showPauseInResendWait();
+    if (resendAt !== null && patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) showPauseInResendWait();
     waits.wake();
   });
   setHandler(
@@ -651,13 +652,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = report.paused ? null : resendAt;
   };
   /**
-   * A pause or a resume during that wait, shown at once: in the query and the Web UI's details (no command), and in
-   * the memo, whose write is a command that histories from before RESEND_WAIT_SHOWS_PAUSE_PATCH do not hold.
+   * A pause or a resume during that wait, shown at once: in the query, the Web UI's details and the memo. Only under
+   * RESEND_WAIT_SHOWS_PAUSE_PATCH: a run from before it kept its report unchanged here, and its later memo writes,
+   * skipped when the memo is unchanged, must be decided on the same report.
    */
   const showPauseInResendWait = () => {
     showResendWait();
     setCurrentDetails(renderRecoveryDetails(report));
-    if (patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) storeMemoAtTaskEnd();
+    storeMemoAtTaskEnd();
   };
   /** Begins the wait before a round's call that was not sent goes again, in `waitMs`; the memo is at rest. */
   const beginResendWait = (waitMs: number) => {
@@ -1285,10 +1287,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.outcome = outcome;
     report.phase = 'done';
     report.nextRetryAt = null;
-    // Once the end is set: steering is refused during the read, which may take seconds.
     const failingNotRead = settleFromList && report.stillFailing.total > 0;
-    if (outcome === 'operator_cancelled' && failingNotRead && patched(CANCEL_READS_FAILING_PATCH))
+    if (outcome === 'operator_cancelled' && failingNotRead && patched(CANCEL_READS_FAILING_PATCH)) {
+      // The end stored before the read, which may take seconds: the workflow drops steering once its end is set, and
+      // a client refuses it by the stored outcome, which would otherwise say nothing yet (a pause taken, then lost).
+      publishProgress();
+      storeMemoAtRest();
       await readFailingAfterCancel();
+    }
     report.finishedAt = new Date().toISOString();
     publishProgress();
     storeMemoAtRest();

@@ -1,5 +1,5 @@
 import type { WorkflowHandle } from '@temporalio/client';
-import { PolicyChangeRejectedError } from '../../client/recoveries.js';
+import { PolicyChangeRejectedError, RecoveryEndedError } from '../../client/recoveries.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import { eventually, FAST_POLICY, memoWrites, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
@@ -425,7 +425,13 @@ test('cancelling a recovery ends it with outcome operator_cancelled and its repo
   expect((await env.recoveries.handle(batch.id).describe()).status.name).toBe('COMPLETED');
 });
 
-test("cancelling a recovery after a settle the poller's list showed reads the sessions still failing for its report", async () => {
+/**
+ * A recovery of a batch with one session failing for good, backing off after a settle the poller's list showed
+ * (counters, no sessions), on a worker that runs the poller; `check` gets it, the env is closed after.
+ */
+async function afterListedSettle(
+  check: (pollerEnv: RecoveryEnv, batchId: string, statusReads: () => unknown[]) => Promise<void>,
+): Promise<void> {
   const pollerEnv = await startRecoveryEnv();
   try {
     await pollerEnv.startPollerWorker();
@@ -442,17 +448,44 @@ test("cancelling a recovery after a settle the poller's list showed reads the se
     // The list counted the failing session, and showed none.
     expect(backingOff.stillFailing).toEqual({ total: 1, sessions: [] });
     expect(statusReads()).toHaveLength(0);
+    await check(pollerEnv, batch.id, statusReads);
+  } finally {
+    await pollerEnv.close();
+  }
+}
 
-    await pollerEnv.recoveries.cancel(batch.id);
-    const report = await pollerEnv.recoveries.result(batch.id);
+test("cancelling a recovery after a settle the poller's list showed reads the sessions still failing for its report", () =>
+  afterListedSettle(async (pollerEnv, batchId, statusReads) => {
+    await pollerEnv.recoveries.cancel(batchId);
+    const report = await pollerEnv.recoveries.result(batchId);
     // Before, `(not read: the last status gave counts only)`, where an exhausted end lists them.
     expect(report).toMatchObject({ outcome: 'operator_cancelled', rounds: [] });
     expect(report.stillFailing).toEqual({ total: 1, sessions: [expect.objectContaining({ itemIndex: 2 })] });
     expect(statusReads()).toHaveLength(1);
-  } finally {
-    await pollerEnv.close();
-  }
-});
+  }));
+
+test("a pause sent while a cancel's read is out is refused: the end is stored before the read", () =>
+  afterListedSettle(async (pollerEnv, batchId) => {
+    pollerEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 1_500, times: 1, batchId });
+    await pollerEnv.recoveries.cancel(batchId);
+    const handle = pollerEnv.recoveries.handle(batchId);
+    await eventually("the cancel's read to be out", async () => {
+      const { events } = await handle.fetchHistory();
+      const read = (event: (typeof events & object)[number]) =>
+        event.activityTaskScheduledEventAttributes?.activityType?.name === 'readBatchBeforeRetry';
+      return events?.some(read) ? true : undefined;
+    });
+
+    // Before, accepted (the memo said nothing of the end yet) and dropped by the ended workflow.
+    await expect(pollerEnv.recoveries.pause(batchId)).rejects.toThrow(RecoveryEndedError);
+    const report = await pollerEnv.recoveries.result(batchId);
+    expect(report).toMatchObject({ outcome: 'operator_cancelled', paused: false });
+    expect(report.stillFailing.sessions).toHaveLength(1);
+    const { events } = await handle.fetchHistory();
+    expect(
+      events?.filter((event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'pauseRecovery'),
+    ).toHaveLength(0);
+  }));
 
 test('a deadline that passes before the next round ends the recovery with what still fails', async () => {
   const batch = oneFailingSession();
