@@ -19,6 +19,7 @@ import { followRecovery, progressViewFor } from './progress.js';
 import {
   BatchRecoveries,
   DEFAULT_UPDATE_TIMEOUT_MS,
+  namingTheServer,
   RecoveryEndedError,
   RecoveryFailedError,
   RecoveryTerminatedError,
@@ -31,6 +32,7 @@ interface GlobalOptions {
   namespace: string;
   taskQueue: string;
   uiUrl: string;
+  callTimeout?: number;
 }
 
 interface RecoverOptions {
@@ -68,6 +70,7 @@ const pollInterval = bounded('poll.initialInterval', fields.poll.fields.initialI
 const deadline = bounded('deadline', fields.deadline);
 // A wait long enough for a worker at work, short enough that a script is never stuck on one that is gone.
 const timeout = bounded('timeout', { type: 'duration', min: '1s', max: '10m' });
+const callTimeout = bounded('callTimeout', { type: 'duration', min: '1s', max: '10m' });
 
 /** Maps the flags onto the workflow input; what is left out takes the workflow's defaults. */
 function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInput {
@@ -97,6 +100,8 @@ async function withRecoveries<T>(options: GlobalOptions, run: (recoveries: Batch
   const client = await connectWithGlobals(options);
   try {
     return await run(new BatchRecoveries(client, options.taskQueue));
+  } catch (err) {
+    throw namingTheServer(err, options.address);
   } finally {
     await client.connection.close();
   }
@@ -163,6 +168,14 @@ export function buildCli(): Command {
       new Option('--ui-url <url>', 'Temporal Web UI, for links')
         .env('TEMPORAL_UI_URL')
         .default('http://localhost:8233'),
+    )
+    .addOption(
+      new Option(
+        '--call-timeout <duration>',
+        'how long one call to Temporal may go unanswered, 1s-10m (default 30s; longer waits set their own)',
+      )
+        .env('TEMPORAL_CALL_TIMEOUT')
+        .argParser(callTimeout),
     )
     .addHelpText('after', EXIT_CODES_HELP);
 

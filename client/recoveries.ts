@@ -59,6 +59,15 @@ export class TemporalUnreachableError extends Error {
   }
 }
 
+/**
+ * A call's error as the CLI shows it: one that means Temporal did not answer names the server, and what gRPC said
+ * under the SDK's "Failed to signal Workflow" (the limit, for a call past its deadline); any other error as it is.
+ */
+export function namingTheServer(err: unknown, address: string): unknown {
+  if (!isTemporalUnreachable(err) || err instanceof TemporalUnreachableError || !(err instanceof Error)) return err;
+  return new TemporalUnreachableError(address, err);
+}
+
 /** The SDK's message ("Failed to describe workflow") and what gRPC said under it ("no answer within 30s"). */
 function whyUnanswered(err: Error): string {
   const grpcError = isGrpcServiceError(err) ? err : err.cause;

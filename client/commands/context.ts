@@ -1,12 +1,14 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { loadTemporalConnectionConfig } from '../../worker/config.js';
-import { connectTemporal } from '../recoveries.js';
+import { connectTemporal, namingTheServer } from '../recoveries.js';
 
 /** The program-wide options the commands read (defined on the root program by cli.ts). */
 export interface TemporalGlobals {
   address: string;
   namespace: string;
+  /** How long one call to Temporal may go unanswered, in ms (--call-timeout); connectTemporal's default when unset. */
+  callTimeout?: number;
   taskQueue: string;
   uiUrl: string;
 }
@@ -24,13 +26,15 @@ export interface CommandContext {
  * Connects as the global options say; TLS and the Temporal Cloud API key come
  * from the same TEMPORAL_* variables the worker reads.
  */
-export function connectWithGlobals(globals: Pick<TemporalGlobals, 'address' | 'namespace'>): Promise<Client> {
+export function connectWithGlobals(
+  globals: Pick<TemporalGlobals, 'address' | 'namespace' | 'callTimeout'>,
+): Promise<Client> {
   const connection = loadTemporalConnectionConfig({
     ...process.env,
     TEMPORAL_ADDRESS: globals.address,
     TEMPORAL_NAMESPACE: globals.namespace,
   });
-  return connectTemporal(connection);
+  return connectTemporal({ ...connection, callTimeoutMs: globals.callTimeout });
 }
 
 export function createCommandContext(): CommandContext {
@@ -40,6 +44,8 @@ export function createCommandContext(): CommandContext {
       const client = await connectWithGlobals(globals);
       try {
         return await use(client, globals);
+      } catch (err) {
+        throw namingTheServer(err, globals.address);
       } finally {
         await client.connection.close();
       }

@@ -11,6 +11,7 @@ import {
 } from '../../client/recoveries.js';
 import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { temporalAddress, temporalNamespace } from '../helpers/temporal.js';
+import { runCli } from './child-process.js';
 
 // The client between the CLI and Temporal, through a proxy of the test's own that can go silent (it keeps the
 // connections open and drops what they carry, as a partition or a load balancer with a dead backend does) or close.
@@ -32,12 +33,41 @@ interface TemporalProxy {
   close(): Promise<void>;
 }
 
-async function startTemporalProxy(): Promise<TemporalProxy> {
+/** The HTTP/2 client preface, then frames of a 9-byte header: length (24 bits), type, flags, stream id (31 bits). */
+const HTTP2_PREFACE_BYTES = 24;
+const HTTP2_FRAME_HEADER_BYTES = 9;
+const HTTP2_HEADERS_FRAME = 0x1;
+
+/**
+ * Watches what a gRPC client sends for the start of its call on HTTP/2 stream `streamId` or later (a HEADERS frame):
+ * calls take the odd stream ids 1, 3, 5, … in order, the connect's check being 1. Returns whether `chunk` holds it.
+ */
+function callStartWatcher(streamId: number): (chunk: Buffer) => boolean {
+  let pending = Buffer.alloc(0);
+  let prefaceLeft = HTTP2_PREFACE_BYTES;
+  return (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    const skipped = Math.min(prefaceLeft, pending.length);
+    pending = pending.subarray(skipped);
+    prefaceLeft -= skipped;
+    while (pending.length >= HTTP2_FRAME_HEADER_BYTES) {
+      const frameBytes = HTTP2_FRAME_HEADER_BYTES + pending.readUIntBE(0, 3);
+      if (pending[3] === HTTP2_HEADERS_FRAME && (pending.readUInt32BE(5) & 0x7fffffff) >= streamId) return true;
+      if (pending.length < frameBytes) break;
+      pending = pending.subarray(frameBytes);
+    }
+    return false;
+  };
+}
+
+/** `silentFromCall`: the proxy goes silent by itself as the client starts its call on that HTTP/2 stream. */
+async function startTemporalProxy({ silentFromCall }: { silentFromCall?: number } = {}): Promise<TemporalProxy> {
   const [host, port] = temporalAddress().split(':');
   let silent = false;
   const sockets = new Set<Socket>();
-  const forward = (from: Socket, to: Socket) => {
+  const forward = (from: Socket, to: Socket, startsWatchedCall?: (chunk: Buffer) => boolean) => {
     from.on('data', (chunk: Buffer) => {
+      if (startsWatchedCall?.(chunk)) silent = true;
       if (!silent) to.write(chunk);
     });
     from.on('close', () => to.destroy());
@@ -46,7 +76,7 @@ async function startTemporalProxy(): Promise<TemporalProxy> {
   const server = createServer((client) => {
     const upstream = connect(Number(port), host);
     for (const socket of [client, upstream]) sockets.add(socket);
-    forward(client, upstream);
+    forward(client, upstream, silentFromCall === undefined ? undefined : callStartWatcher(silentFromCall));
     forward(upstream, client);
   });
   server.listen(0, '127.0.0.1');
@@ -175,3 +205,45 @@ test('a call with a deadline of its own keeps it past the default one', () =>
     },
     { callTimeoutMs: 1_000 },
   ));
+
+test('a CLI call that goes unanswered past --call-timeout names the server, the call and the limit (exit 7)', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  const handle = env.recoveries.handle(batch.id);
+  // `cancel` reads the recovery (stream 3), then asks for the cancel (5); `report` without a batch id lists (3).
+  const runs = [
+    { call: 5, args: ['cancel', batch.id], failed: 'Failed to cancel workflow' },
+    { call: 3, args: ['report', '--since', '1h'], failed: 'Failed to list workflows' },
+  ];
+  try {
+    for (const { call, args, failed } of runs) {
+      const proxy = await startTemporalProxy({ silentFromCall: call });
+      try {
+        const cli = await runCli([
+          '--address',
+          proxy.address,
+          '--task-queue',
+          env.taskQueue,
+          '--call-timeout',
+          '2s',
+          ...args,
+        ]);
+        // Before, `error: ${failed}`, naming neither the server nor why, once a call's deadline had come at all.
+        expect(cli.stderr).toMatch(
+          new RegExp(
+            `^error: Cannot reach Temporal at ${proxy.address}: ${failed}: no answer within 2s \\(Deadline`,
+            'm',
+          ),
+        );
+        expect(cli.code).toBe(EXIT_CODES.unreachable);
+      } finally {
+        await proxy.close();
+      }
+    }
+    // The cancel went unanswered because it never reached the server.
+    const { events } = await handle.fetchHistory();
+    expect(events?.filter((event) => event.workflowExecutionCancelRequestedEventAttributes)).toHaveLength(0);
+  } finally {
+    await handle.terminate('test finished');
+  }
+});
