@@ -17,6 +17,7 @@ import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import type { RecoveryOverrides, SweepStatus } from '../workflows/sweep-input.js';
+import { describeIfStarted } from '../worker/workflow-description.js';
 import { toActivityFailure } from './failures.js';
 import { countApiError } from './metrics.js';
 
@@ -111,19 +112,6 @@ async function repeatingFailureOf(client: Client, workflowId: string): Promise<s
   );
   const type = failure instanceof ApplicationFailure ? failure.type : undefined;
   return type && REPEATING_FAILURES.has(type) ? type : undefined;
-}
-
-async function isRunning(client: Client, workflowId: string): Promise<boolean> {
-  return client.workflow
-    .getHandle(workflowId)
-    .describe()
-    .then(
-      (description) => description.status.name === 'RUNNING',
-      (err: unknown) => {
-        if (err instanceof WorkflowNotFoundError) return false;
-        throw err;
-      },
-    );
 }
 
 export type StartBatchRecoveryResult =
@@ -240,7 +228,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       // recovers the batch already, and a lower-case one beside it would send retries of the same batch too (as
       // `recover` refuses to). Before, the sweep started it.
       const upperCaseId = recoveryWorkflowId(batchId.toUpperCase());
-      if (upperCaseId !== workflowId && (await isRunning(client, upperCaseId)))
+      if (upperCaseId !== workflowId && (await describeIfStarted(client, upperCaseId))?.status.name === 'RUNNING')
         return { outcome: 'already_running', workflowId: upperCaseId };
       try {
         await client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {

@@ -21,6 +21,7 @@ import ms from 'ms';
 import { DEFAULT_CALL_TIMEOUT_MS, defaultCallDeadline } from './call-deadline.js';
 import type { TemporalConnectionConfig } from '../worker/config.js';
 import { recentPollerIdentities } from '../worker/task-queue-pollers.js';
+import { describeIfStarted } from '../worker/workflow-description.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import {
   DEFAULT_TASK_QUEUE,
@@ -511,16 +512,7 @@ export class BatchRecoveries {
    */
   private async refuseStartBesideUpperCaseRecovery(typedBatchId: string): Promise<void> {
     const workflowId = recoveryWorkflowId(typedBatchId);
-    const running = await this.client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .then(
-        (description) => description.status.name === 'RUNNING',
-        (err: unknown) => {
-          if (err instanceof WorkflowNotFoundError) return false;
-          throw err;
-        },
-      );
+    const running = (await describeIfStarted(this.client, workflowId))?.status.name === 'RUNNING';
     if (running) throw new RecoveryAlreadyRunningError(typedBatchId, workflowId, [], true);
   }
 
@@ -798,13 +790,7 @@ export class BatchRecoveries {
       for (const spelling of new Set([batchId, batchId.toUpperCase()])) {
         if (spelling === lowerCase) continue;
         const workflowId = recoveryWorkflowId(spelling);
-        const description = await this.client.workflow
-          .getHandle(workflowId)
-          .describe()
-          .catch((err: unknown) => {
-            if (err instanceof WorkflowNotFoundError) return undefined;
-            throw err;
-          });
+        const description = await describeIfStarted(this.client, workflowId);
         if (!description) continue;
         this.upperCaseWorkflowIds.set(lowerCase, workflowId);
         return description;

@@ -208,16 +208,24 @@ test('a batch id typed in upper case names the same recovery: recover attaches, 
   }
 });
 
-test('a recovery an earlier release started under an upper-case batch id is not doubled by a lower-case one', async () => {
-  const env = await recoveryEnv();
+/**
+ * A recovery of a new batch as a release before lower-casing started it, under the upper-case id; on a queue no worker
+ * polls, so it stays running.
+ */
+async function startUpperCaseRecovery(env: RecoveryEnv) {
   const batchId = randomUUID();
   const upper = batchId.toUpperCase();
-  // As a release before lower-casing started it; on a queue no worker polls, so it stays running.
   const legacy = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
     taskQueue: uniqueTaskQueue('nobody'),
     workflowId: recoveryWorkflowId(upper),
     args: [{ batchId: upper }],
   });
+  return { batchId, upper, legacy };
+}
+
+test('a recovery an earlier release started under an upper-case batch id is not doubled by a lower-case one', async () => {
+  const env = await recoveryEnv();
+  const { batchId, upper, legacy } = await startUpperCaseRecovery(env);
   try {
     const recover = await cliOn(env, ['recover', upper]);
     expect(recover.code).toBe(1);
@@ -230,14 +238,7 @@ test('a recovery an earlier release started under an upper-case batch id is not 
 
 test('a recovery an earlier release started under an upper-case batch id is found and steered by the batch id', async () => {
   const env = await recoveryEnv();
-  const batchId = randomUUID();
-  const upper = batchId.toUpperCase();
-  // As a release before lower-casing started it; on a queue no worker polls, so it stays running.
-  const legacy = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
-    taskQueue: uniqueTaskQueue('nobody'),
-    workflowId: recoveryWorkflowId(upper),
-    args: [{ batchId: upper }],
-  });
+  const { batchId, upper, legacy } = await startUpperCaseRecovery(env);
   try {
     // Before, each said "No recovery found for batch …" (exit 1).
     for (const typed of [upper, batchId]) {
