@@ -147,7 +147,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         listedAgain: 0,
         nextPage: input.fromPage,
       };
-      const seen = new Set(result.batchIds);
+      /** Lower case: the list may give one batch's UUID in either case, and its recovery is named by the lower. */
+      const seen = new Set(result.batchIds.map((batchId) => batchId.toLowerCase()));
       const windowStart = Date.parse(input.createdAfter);
       const windowEnd = Date.parse(input.createdBefore);
       /** Only when the API says when: a batch without created_at is taken as listed in the window. */
@@ -193,11 +194,11 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
           // reported as start_failed, which a later sweep would repeat.
           else if (!isBatchId(batch.batch_id)) result.invalidBatchIds = (result.invalidBatchIds ?? 0) + 1;
-          else if (seen.has(batch.batch_id)) result.listedAgain = (result.listedAgain ?? 0) + 1;
+          else if (seen.has(batch.batch_id.toLowerCase())) result.listedAgain = (result.listedAgain ?? 0) + 1;
           else {
             result.failed += 1;
             if (input.maxBatchIds > 0) {
-              seen.add(batch.batch_id);
+              seen.add(batch.batch_id.toLowerCase());
               result.batchIds.push(batch.batch_id);
             }
           }

@@ -458,10 +458,11 @@ async function cancelledWhileWatched(): Promise<{ recoveryId: string; pollerId: 
 }
 
 /**
- * A sweep whose second list call shows the newest batch again, as an offset page does after a row came in at the top:
- * it is started once. Its recoveries wait an hour before a retry, and are cancelled once the sweep has ended.
+ * A sweep whose second list call shows the newest batch again (as `repeatedAs` spells its id), as an offset page does
+ * after a row came in at the top: it is started once. Its recoveries wait an hour before a retry, and are cancelled
+ * once the sweep has ended.
  */
-async function sweepOverShiftedList(): Promise<string> {
+async function sweepOverShiftedList(repeatedAs: (batchId: string) => string = (batchId) => batchId): Promise<string> {
   const failed = [5, 10, 15].map(
     (minutes) =>
       simulator.createScriptedBatch({
@@ -473,7 +474,7 @@ async function sweepOverShiftedList(): Promise<string> {
   simulator.faults.add('list', {
     type: 'mistyped_field',
     field: 'data.batches.0.batch_id',
-    value: failed[0],
+    value: repeatedAs(failed[0] as string),
     after: 1,
     times: 1,
   });
@@ -840,6 +841,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A batch a shifted list shows on two pages, started and counted once.
   async 'sweep-starts-each-batch-once'() {
     return sweepOverShiftedList();
+  },
+  // The same, the batch shown again in upper case: started and counted once all the same.
+  async 'sweep-starts-each-batch-once-in-any-case'() {
+    return sweepOverShiftedList((batchId) => batchId.toUpperCase());
   },
   async 'sweep-stops-at-repeated-pages'() {
     return sweepOverRepeatingList();

@@ -8,6 +8,8 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // A change that would break running recoveries fails here with a determinism error.
 // poller-carried-cycle-on-older-code is poller-wakes-through-local-activity with a carried cycle in its input, which
 // the code that recorded it ignored (as it would have in a rolling deploy): such a run must replay without resuming.
+// sweep-case-repeat-on-older-code is sweep-starts-each-batch-once-in-any-case recorded on the code before that patch,
+// which started the batch listed again in upper case a second time: such a run must replay with both starts.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {

@@ -80,6 +80,13 @@ const STARTS_AS_LOCAL_ACTIVITIES_PATCH = 'sweep-starts-recoveries-locally';
  * of maxStarts. Asked only when a page repeats a batch.
  */
 const STARTS_EACH_BATCH_ONCE_PATCH = 'sweep-starts-each-batch-once';
+/**
+ * Sweeps from this change on hand a batch to startEach once per run in whichever case the list gives its UUID: a
+ * list that gave it once in upper case and once in lower had both started, and the second start found the recovery
+ * (named by the lower-case id) this run started, and counted it `started` again. Asked only when a batch comes again
+ * in another case.
+ */
+const STARTS_EACH_BATCH_ONCE_IN_ANY_CASE_PATCH = 'sweep-starts-each-batch-once-in-any-case';
 
 /**
  * Sweeps from this change on stop, failed with type list_repeats_pages and their report, at the third page in a row
@@ -128,13 +135,23 @@ export async function sweepFailedBatches(
   const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
   // Asked once, before the run's first command: a run keeps one way of starting throughout.
   const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
-  /** The batches this run has handed to startEach; a few hundred KB at most, as a run continues as new. */
+  /**
+   * The batches this run has handed to startEach, as listed and in lower case; a few hundred KB at most, as a run
+   * continues as new.
+   */
   const handed = new Set<string>();
+  const handedInLowerCase = new Set<string>();
   const startRecoveries = (batchIds: string[]) => {
     const fresh = batchIds.filter((batchId) => !handed.has(batchId));
-    const toStart = fresh.length < batchIds.length && patched(STARTS_EACH_BATCH_ONCE_PATCH) ? fresh : batchIds;
+    let toStart = fresh.length < batchIds.length && patched(STARTS_EACH_BATCH_ONCE_PATCH) ? fresh : batchIds;
+    const freshInAnyCase = withoutCaseRepeats(toStart, handed, handedInLowerCase);
+    if (freshInAnyCase.length < toStart.length && patched(STARTS_EACH_BATCH_ONCE_IN_ANY_CASE_PATCH))
+      toStart = freshInAnyCase;
     result.counts.listed_again += batchIds.length - toStart.length;
-    for (const batchId of toStart) handed.add(batchId);
+    for (const batchId of toStart) {
+      handed.add(batchId);
+      handedInLowerCase.add(batchId.toLowerCase());
+    }
     return startEach(toStart, policy, result, skip, startBatchRecovery);
   };
 
@@ -292,6 +309,22 @@ async function startEach(
   };
   await Promise.all(Array.from({ length: policy.fanOut }, startNext));
   for (const batchId of queue) skip(batchId, 'over_limit');
+}
+
+/**
+ * The batch ids but those that come again in another case (after one handed before, or one before them in the list).
+ * A repeat in the same case is left in: whether it is taken out is STARTS_EACH_BATCH_ONCE_PATCH's question.
+ */
+function withoutCaseRepeats(batchIds: string[], handed: Set<string>, handedInLowerCase: Set<string>): string[] {
+  const spellings = new Map<string, string>();
+  return batchIds.filter((batchId) => {
+    const key = batchId.toLowerCase();
+    const earlier = spellings.get(key);
+    if (earlier === undefined) spellings.set(key, batchId);
+    const caseRepeat =
+      (earlier !== undefined && earlier !== batchId) || (handedInLowerCase.has(key) && !handed.has(batchId));
+    return !caseRepeat;
+  });
 }
 
 function errorName(err: unknown): string {

@@ -114,6 +114,44 @@ test('batches listed with failed sessions but no UUID for an id are counted as s
   expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
 });
 
+/** A list of `pages` (each page's rows), one page per call; the pages' length is the page size the test asks for. */
+const answerPages =
+  (pages: { batch_id: string; status: string; failed_requests: number }[][]): HostileAnswer =>
+  (request, response) => {
+    const page = Number(new URL(request.url ?? '', server.url).searchParams.get('page'));
+    answerJson({ data: { batches: pages[page - 1] ?? [], pagination: { has_next: page < pages.length } } })(
+      request,
+      response,
+    );
+  };
+const failedRow = (batch_id: string) => ({ batch_id, status: 'failed', failed_requests: 1 });
+const sumOfCounts = ({ scanned: _scanned, ...counted }: SweepResult['counts']) =>
+  Object.values(counted).reduce((sum, count) => sum + count, 0);
+
+test.each([
+  ['on one page', 2, [['upper', 'lower']]],
+  ['on two pages', 1, [['upper'], ['lower']]],
+  ['on two pages, lower case first', 1, [['lower'], ['upper']]],
+] as const)(
+  'a batch listed in upper and in lower case %s is started and counted once',
+  async (_name, pageSize, pages) => {
+    const batchId = failedBatch(5);
+    const spelling = { upper: batchId.toUpperCase(), lower: batchId };
+    listAnswer = answerPages(pages.map((page) => page.map((inCase) => failedRow(spelling[inCase]))));
+    const handle = await startSweep({ lookback: '1h', pageSize, recovery: FAST_POLICY });
+    const result = await handle.result();
+
+    // Before, both were handed to a start, and the second found the recovery this sweep started and counted it started
+    // again: started 2, listed_again 0, two starts.
+    const first = spelling[pages[0][0]];
+    expect(result.started).toEqual([{ batchId: first, workflowId: recoveryWorkflowId(batchId) }]);
+    expect(result.counts).toMatchObject({ scanned: 2, started: 1, listed_again: 1 });
+    expect(sumOfCounts(result.counts)).toBe(2);
+    expect(localActivityMarkers(await handle.fetchHistory(), 'startBatchRecovery')).toHaveLength(1);
+    expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
+  },
+);
+
 test.each([
   ['one page at a time', {}, 4],
   // Pages 2-11 are read side by side; the fourth is where the sweep stops.
