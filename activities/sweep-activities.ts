@@ -49,7 +49,10 @@ export interface ListFailedBatchesInput {
 
 /** Counts of the pages read, and the ids of the batches with failed sessions: small however long the list is. */
 export interface ListFailedBatchesResult {
-  /** Batches in a swept status with failed sessions, newest first; empty when only counting. */
+  /**
+   * Batches in a swept status with failed sessions, newest first. When only counting (maxBatchIds 0), those of a task
+   * of one page (at most pageSize), so the sweep can tell a batch it took before; empty for a longer task.
+   */
   batchIds: string[];
   /** How many batches with failed sessions the pages held. */
   failed: number;
@@ -197,7 +200,7 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           else if (seen.has(batch.batch_id.toLowerCase())) result.listedAgain = (result.listedAgain ?? 0) + 1;
           else {
             result.failed += 1;
-            if (input.maxBatchIds > 0) {
+            if (input.maxBatchIds > 0 || input.maxPages === 1) {
               seen.add(batch.batch_id.toLowerCase());
               result.batchIds.push(batch.batch_id);
             }

@@ -154,6 +154,24 @@ export async function sweepFailedBatches(
     }
     return startEach(toStart, policy, result, skip, startBatchRecovery);
   };
+  /**
+   * Of the batch ids a page listed once maxStarts recoveries started, how many the run took before (started, or
+   * counted over_limit already); the others are taken now. Before, each listing counted over_limit again, beside the
+   * batch's `started` or first over_limit. Counts only: no recovery starts in a run past maxStarts, so what this adds
+   * to `handed` changes no command.
+   */
+  const countListedAgain = (batchIds: string[]) => {
+    let again = 0;
+    for (const batchId of batchIds) {
+      const key = batchId.toLowerCase();
+      if (handedInLowerCase.has(key)) again += 1;
+      else {
+        handed.add(batchId);
+        handedInLowerCase.add(key);
+      }
+    }
+    return again;
+  };
 
   try {
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
@@ -207,8 +225,10 @@ export async function sweepFailedBatches(
             result.counts.over_limit += chunk.failed - chunk.batchIds.length;
             await startRecoveries(chunk.batchIds);
           } else {
-            // Read side by side with a page that used up maxStarts: only counted, as a later page would be.
-            result.counts.over_limit += chunk.failed;
+            // Read side by side with a page that used up maxStarts, or later: only counted.
+            const again = countListedAgain(chunk.batchIds);
+            result.counts.listed_again += again;
+            result.counts.over_limit += chunk.failed - again;
           }
           nextPage = chunk.nextPage;
           lastPage = chunk.totalPages ?? lastPage;

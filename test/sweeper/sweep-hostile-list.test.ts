@@ -152,6 +152,28 @@ test.each([
   },
 );
 
+test('a batch listed again once maxStarts recoveries started is counted as listed again, not over_limit again', async () => {
+  const [first, second, third] = [failedBatch(5), randomUUID(), randomUUID()];
+  // A list shifted by a row between the two reads: page 2 shows page 1's last batch again.
+  listAnswer = answerPages([
+    [failedRow(first), failedRow(second)],
+    [failedRow(second), failedRow(third)],
+    [failedRow(first.toUpperCase())],
+  ]);
+  const handle = await startSweep({ lookback: '1h', pageSize: 2, maxStarts: 1, recovery: FAST_POLICY });
+  const result = await handle.result();
+
+  expect(result.started).toEqual([{ batchId: first, workflowId: recoveryWorkflowId(first) }]);
+  expect(result.skipped).toEqual([{ batchId: second, reason: 'over_limit' }]);
+  // Before, over_limit 4 for the two batches not started (`second` twice: skipped on page 1, counted on page 2) and
+  // the started one read again on page 3: listed_again 0.
+  expect(result.counts).toMatchObject({ scanned: 5, started: 1, over_limit: 2, listed_again: 2 });
+  expect(sumOfCounts(result.counts)).toBe(5);
+  expect(listCalls()).toHaveLength(3);
+  expect(localActivityMarkers(await handle.fetchHistory(), 'startBatchRecovery')).toHaveLength(1);
+  expect((await env.recoveries.result(first)).outcome).toBe('recovered');
+});
+
 test.each([
   ['one page at a time', {}, 4],
   // Pages 2-11 are read side by side; the fourth is where the sweep stops.
