@@ -20,6 +20,8 @@ import {
 export const DEFAULT_SWEEP_SCHEDULE_ID = 'anchor-batch-sweep';
 /** Far below the server's 1,000 for the ids of the sweeps it starts, which append the run's time to it. */
 const MAX_SCHEDULE_ID_CHARS = 200;
+/** The server's longest task queue name (its limit.maxIDLength). */
+const MAX_TASK_QUEUE_CHARS = 1_000;
 
 export class SweepScheduleNotFoundError extends Error {
   override name = 'SweepScheduleNotFoundError';
@@ -92,7 +94,11 @@ export async function upsertSweepSchedule(
 ): Promise<UpsertedSweepSchedule> {
   const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
   const { value: everyMs, problems: everyProblems } = checkField(sweepScheduleFields.every, every, 'every');
-  const problems = [...scheduleIdProblems(scheduleId), ...everyProblems];
+  const problems = [
+    ...scheduleIdProblems(scheduleId),
+    ...nameProblems('taskQueue', taskQueue, MAX_TASK_QUEUE_CHARS),
+    ...everyProblems,
+  ];
   try {
     const { lookback: lookbackMs } = parseSweepInput(sweep);
     // Each sweep scans back `lookback` from its start. One interval of it leaves batches created between two sweeps
@@ -252,12 +258,20 @@ function requireSweepAction(scheduleId: string, action: ScheduleDescription['act
  * ScheduleOptions.scheduleId', a very long one with the server's 'Failed to create schedule'.
  */
 function scheduleIdProblems(scheduleId: string): string[] {
-  if (scheduleId === '') return ['id: must not be empty'];
-  if (/[\u0000-\u001f\u007f]/.test(scheduleId)) return ['id: must not hold control characters'];
-  if (scheduleId.length > MAX_SCHEDULE_ID_CHARS)
-    return [`id: must be at most ${MAX_SCHEDULE_ID_CHARS} characters, got ${scheduleId.length}`];
-  if (scheduleId.trim() !== scheduleId)
-    return [`id: must not begin or end with white space, got ${JSON.stringify(scheduleId)}`];
+  return nameProblems('id', scheduleId, MAX_SCHEDULE_ID_CHARS);
+}
+
+/**
+ * A task queue typed with a space around it or a control character in it was taken: every sweep the schedule started
+ * waited for ever for a worker on a queue none polls, and the overlap policy (SKIP) skipped every later sweep. An
+ * empty one failed with the SDK's 'Missing ScheduleOptions.action.taskQueue', a very long one with the server's
+ * 'Failed to create schedule'.
+ */
+function nameProblems(field: string, name: string, maxChars: number): string[] {
+  if (name === '') return [`${field}: must not be empty`];
+  if (/[\u0000-\u001f\u007f]/.test(name)) return [`${field}: must not hold control characters`];
+  if (name.length > maxChars) return [`${field}: must be at most ${maxChars} characters, got ${name.length}`];
+  if (name.trim() !== name) return [`${field}: must not begin or end with white space, got ${JSON.stringify(name)}`];
   return [];
 }
 

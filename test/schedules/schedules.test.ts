@@ -276,3 +276,23 @@ test('a schedule id that is empty, padded with white space, has control characte
   }
   await expect(env.client.schedule.getHandle(padded).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
 });
+
+test('a task queue that is empty, padded with white space, has control characters or is too long is refused', async () => {
+  const padded = `${env.taskQueue} `;
+  // Before, the padded one and the one with a tab made schedules whose sweeps waited for ever on a queue no worker
+  // polls (the overlap policy then skipping every later sweep); an empty one failed with the SDK's 'Missing
+  // ScheduleOptions.action.taskQueue', a 2,000-character one with the server's 'Failed to create schedule'.
+  const refused: [string, string][] = [
+    ['', 'taskQueue: must not be empty'],
+    [padded, `taskQueue: must not begin or end with white space, got "${padded}"`],
+    ['sweeps\tnightly', 'taskQueue: must not hold control characters'],
+    ['q'.repeat(2_000), 'taskQueue: must be at most 1000 characters, got 2000'],
+  ];
+  for (const [taskQueue, problem] of refused) {
+    const scheduleId = newScheduleId();
+    await expect(upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue })).rejects.toThrow(
+      `Invalid sweep schedule: ${problem}`,
+    );
+    await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
+  }
+});
