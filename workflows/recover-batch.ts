@@ -1287,6 +1287,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.outcome = outcome;
     report.phase = 'done';
     report.nextRetryAt = null;
+    // When the end came: a read for the report after it completes the report, and does not move the end.
+    report.finishedAt = new Date().toISOString();
     const failingNotRead = settleFromList && report.stillFailing.total > 0;
     if (outcome === 'operator_cancelled' && failingNotRead && patched(CANCEL_READS_FAILING_PATCH)) {
       // The end stored before the read, which may take seconds: the workflow drops steering once its end is set, and
@@ -1294,8 +1296,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       publishProgress();
       storeMemoAtRest();
       await readFailingAfterCancel();
+      // The memo is written again whatever the read found: when the end time was set after the read, it always
+      // changed the memo, and the histories of then hold that write.
+      memoPublished = '';
     }
-    report.finishedAt = new Date().toISOString();
     publishProgress();
     storeMemoAtRest();
     countRecovery(outcome);

@@ -1,6 +1,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { PolicyChangeRejectedError, RecoveryEndedError } from '../../client/recoveries.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
+import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../../workflows/recovery-details.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import { eventually, FAST_POLICY, memoWrites, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
@@ -485,6 +486,30 @@ test("a pause sent while a cancel's read is out is refused: the end is stored be
     expect(
       events?.filter((event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'pauseRecovery'),
     ).toHaveLength(0);
+  }));
+
+test("a cancel's end time is in its report from the end on: in the query and the memo while its read is out", () =>
+  afterListedSettle(async (pollerEnv, batchId) => {
+    pollerEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 1_500, times: 1, batchId });
+    await pollerEnv.recoveries.cancel(batchId);
+    const handle = pollerEnv.recoveries.handle(batchId);
+    // The memo written as the end was set, before the read was scheduled.
+    const stored = await eventually('the end stored', async () => {
+      const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
+      return memo?.report.outcome ? memo.report : undefined;
+    });
+    const queried = await pollerEnv.recoveries.report(batchId);
+
+    // Before, null until the read had answered (1.5 s here), and for good if the run was terminated meanwhile.
+    expect(stored).toMatchObject({ outcome: 'operator_cancelled', finishedAt: expect.any(String) });
+    expect(queried).toMatchObject({ outcome: 'operator_cancelled', finishedAt: stored.finishedAt });
+    // Queried while the read was out: its delayed answer had not come.
+    expect(queried.stillFailing.sessions).toHaveLength(0);
+    const report = await pollerEnv.recoveries.result(batchId);
+    expect(report.finishedAt).toBe(stored.finishedAt);
+    expect(report.stillFailing.sessions).toHaveLength(1);
+    const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo;
+    expect(memo.report.finishedAt).toBe(stored.finishedAt);
   }));
 
 test('a deadline that passes before the next round ends the recovery with what still fails', async () => {
