@@ -960,6 +960,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
       await recoveries.cancel(batchId);
     });
   },
+  // A deadline in that backoff: the end stored, then the failing sessions read for the report.
+  async 'deadline-reads-failing-sessions'() {
+    return endedAfterListedSettle(() => Promise.resolve(), { deadline: '3s' });
+  },
 };
 
 /** A signal whose one argument is the payload given, past the client's payload converter. */

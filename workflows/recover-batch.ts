@@ -262,10 +262,18 @@ export const RESEND_WAIT_SHOWS_PAUSE_PATCH = 'round-resend-wait-shows-pause';
  */
 export const CANCEL_READS_FAILING_PATCH = 'recovery-cancel-reads-failing-sessions';
 /**
- * That read's whole budget, retries and time in the queue included: a cancel ends promptly, and a cancel of many
- * recoveries at once takes at most this long of the queue's Anchor budget (the rest end with the counts).
+ * Recoveries from this change on read their batch once, as a cancel's does, when their deadline ends them after such a
+ * settle with sessions failing: the end and its time are stored first, the read is the last Anchor call (a status read;
+ * steering is refused once the end is set, so no retry call can follow), and a read that fails or finds the batch in
+ * flight keeps the count. Before, the report said `(not read: …)`. Asked only for such an end.
  */
-const CANCEL_READ_TIMEOUT_MS = 10_000;
+export const DEADLINE_READS_FAILING_PATCH = 'recovery-deadline-reads-failing-sessions';
+/**
+ * That read's whole budget (a cancel's or a deadline's), retries and time in the queue included: the recovery ends
+ * promptly, and many that end at once take at most this long of the queue's Anchor budget (the rest end with the
+ * counts). At a deadline, well within the 5 min the past-deadline gauge allows.
+ */
+const END_READ_TIMEOUT_MS = 10_000;
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -1264,23 +1272,31 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   };
 
   /**
-   * The sessions a cancelled recovery's report lists when its last settle came from the list. One read, kept only
-   * when the batch is still settled: a cancel waits for no batch in flight, and a read that fails keeps the counts.
+   * The sessions the report of a recovery cancelled or at its deadline lists when its last settle came from the list.
+   * One read, kept only when the batch is still settled: the end waits for no batch in flight, and a read that fails
+   * keeps the counts.
    */
-  const readFailingAfterCancel = async (): Promise<void> => {
+  const readFailingAtEnd = async (): Promise<void> => {
     const { readBatchBeforeRetry } = proxyActivities<RetryActivities>({
-      startToCloseTimeout: CANCEL_READ_TIMEOUT_MS,
-      scheduleToCloseTimeout: CANCEL_READ_TIMEOUT_MS,
+      startToCloseTimeout: END_READ_TIMEOUT_MS,
+      scheduleToCloseTimeout: END_READ_TIMEOUT_MS,
       retry: policy.poll,
       summary: 'status read for the report',
     });
     try {
-      // The workflow is cancelled: the read runs all the same.
+      // The workflow may be cancelled: the read runs all the same.
       const snapshot = await CancellationScope.nonCancellable(() => readBatchBeforeRetry(batchId));
       if (snapshot.settled) recordSettledBatch(report, snapshot);
     } catch (err) {
-      log.warn('Failing sessions not read for the cancelled recovery', { batchId, error: String(err) });
+      log.warn('Failing sessions not read for the ended recovery', { batchId, error: String(err) });
     }
+  };
+
+  /** Whether the end reads the batch for its report: its last settle came from the list, with sessions failing. */
+  const endReadsFailing = (outcome: RecoveryOutcome): boolean => {
+    if (!settleFromList || report.stillFailing.total === 0) return false;
+    if (outcome === 'operator_cancelled') return patched(CANCEL_READS_FAILING_PATCH);
+    return outcome === 'deadline' && patched(DEADLINE_READS_FAILING_PATCH);
   };
 
   const finish = async (outcome: RecoveryOutcome): Promise<RecoveryReport> => {
@@ -1289,15 +1305,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     report.nextRetryAt = null;
     // When the end came: a read for the report after it completes the report, and does not move the end.
     report.finishedAt = new Date().toISOString();
-    const failingNotRead = settleFromList && report.stillFailing.total > 0;
-    if (outcome === 'operator_cancelled' && failingNotRead && patched(CANCEL_READS_FAILING_PATCH)) {
+    if (endReadsFailing(outcome)) {
       // The end stored before the read, which may take seconds: the workflow drops steering once its end is set, and
       // a client refuses it by the stored outcome, which would otherwise say nothing yet (a pause taken, then lost).
       publishProgress();
       storeMemoAtRest();
-      await readFailingAfterCancel();
-      // The memo is written again whatever the read found: when the end time was set after the read, it always
-      // changed the memo, and the histories of then hold that write.
+      await readFailingAtEnd();
+      // The memo is written again whatever the read found: a cancel's end time was set after the read until 9e3d22c,
+      // so it always changed the memo there, and the histories of then hold that write.
       memoPublished = '';
     }
     publishProgress();

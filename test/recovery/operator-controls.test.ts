@@ -1,4 +1,5 @@
 import type { WorkflowHandle } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
 import { PolicyChangeRejectedError, RecoveryEndedError } from '../../client/recoveries.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../../workflows/recovery-details.js';
@@ -414,6 +415,13 @@ test('a cancel during a retry call waits for it, so the call is in the report', 
   expect(report.rounds).toEqual([expect.objectContaining({ round: 1, retriedSessions: 1, apiStatus: 200 })]);
 });
 
+/** The report of each memo the events wrote, in order. */
+const memoReports = (events: temporal.api.history.v1.IHistoryEvent[]) =>
+  events.flatMap((event) => {
+    const data = event.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[RECOVERY_MEMO_KEY]?.data;
+    return data ? [(JSON.parse(Buffer.from(data).toString()) as RecoveryMemo).report] : [];
+  });
+
 test('cancelling a recovery ends it with outcome operator_cancelled and its report', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
@@ -432,6 +440,7 @@ test('cancelling a recovery ends it with outcome operator_cancelled and its repo
  */
 async function afterListedSettle(
   check: (pollerEnv: RecoveryEnv, batchId: string, statusReads: () => unknown[]) => Promise<void>,
+  input: Partial<RecoverBatchInput> = {},
 ): Promise<void> {
   const pollerEnv = await startRecoveryEnv();
   try {
@@ -441,7 +450,7 @@ async function afterListedSettle(
       pollerEnv.simulator.ledger
         .forBatch(batch.id)
         .calls.filter((call) => call.endpoint === 'GET /v1/batch-sessions/{batch_id}');
-    await pollerEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+    await pollerEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, ...input });
     const backingOff = await eventually('the recovery to back off', async () => {
       const report = await pollerEnv.recoveries.report(batch.id);
       return report.phase === 'backing_off' ? report : undefined;
@@ -511,6 +520,35 @@ test("a cancel's end time is in its report from the end on: in the query and the
     const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo;
     expect(memo.report.finishedAt).toBe(stored.finishedAt);
   }));
+
+test("a deadline after a settle the poller's list showed reads the sessions still failing, once the end is stored", () =>
+  afterListedSettle(
+    async (pollerEnv, batchId, statusReads) => {
+      const handle = pollerEnv.recoveries.handle(batchId);
+      const report = await pollerEnv.recoveries.result(batchId);
+      const events = (await handle.fetchHistory()).events ?? [];
+
+      // Before, `(not read: the last status gave counts only)` and no read at all.
+      expect(report).toMatchObject({ outcome: 'deadline', rounds: [] });
+      expect(report.stillFailing).toEqual({ total: 1, sessions: [expect.objectContaining({ itemIndex: 2 })] });
+      expect(statusReads()).toHaveLength(1);
+      // A status read only, no retry call after the deadline, and its end time is the deadline's, not the read's.
+      expect(pollerEnv.simulator.ledger.forBatch(batchId).retries).toHaveLength(0);
+      expect(Date.parse(report.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(report.deadlineAt));
+      const reads = events.filter(
+        (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'readBatchBeforeRetry',
+      );
+      expect(reads).toHaveLength(1);
+      // Bounded: 10 s in all, retries and time in the queue included.
+      expect(Number(reads[0]!.activityTaskScheduledEventAttributes!.scheduleToCloseTimeout!.seconds)).toBe(10);
+      // The end, with its time, was stored before the read was scheduled.
+      const readAt = events.indexOf(reads[0]!);
+      const storedBefore = memoReports(events.slice(0, readAt)).at(-1);
+      expect(storedBefore).toMatchObject({ outcome: 'deadline', finishedAt: report.finishedAt });
+      expect(storedBefore?.stillFailing.sessions).toHaveLength(0);
+    },
+    { deadline: '5s' },
+  ));
 
 test('a deadline that passes before the next round ends the recovery with what still fails', async () => {
   const batch = oneFailingSession();
