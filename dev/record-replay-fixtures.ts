@@ -21,6 +21,8 @@ import {
   watchBatch,
 } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
+import { recoveryStartOptions } from '../workflows/recovery-start.js';
+import { newReport } from '../workflows/report.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { SWEEP_FAILED_BATCHES_WORKFLOW, type SweepResult } from '../workflows/sweep-input.js';
 import { BatchRecoveries } from '../client/recoveries.js';
@@ -963,6 +965,27 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A deadline in that backoff: the end stored, then the failing sessions read for the report.
   async 'deadline-reads-failing-sessions'() {
     return endedAfterListedSettle(() => Promise.resolve(), { deadline: '3s' });
+  },
+  // A run continued as new in its wait for the poller (started here as continue-as-new starts it), its deadline past:
+  // it ends before it registers again, and tells the poller to drop the watch the run before registered.
+  async 'continued-run-unwatches-carried-watch'() {
+    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+    const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
+    const now = Date.now();
+    const report = newReport(batch.id, options.workflowId, new Date(now - 120_000), new Date(now - 1_000), 3);
+    report.continuedAsNew = 1;
+    const pollerWaitStartedAt = new Date(now - 60_000).toISOString();
+    await startBatchStatusPoller(client, stack.taskQueue);
+    try {
+      await client.workflow.start('recoverBatch', {
+        ...options,
+        args: [options.args[0], { report, pollerWaitStartedAt }],
+      });
+      await recoveries.result(batch.id);
+    } finally {
+      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+    }
+    return options.workflowId;
   },
 };
 

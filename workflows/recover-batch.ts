@@ -97,6 +97,12 @@ export interface CarriedRecovery {
   callsNotSent?: number;
   /** When that round began, in the run before: its first call not sent was its start. */
   roundStartedAt?: string;
+  /**
+   * The start of the wait for the poller the run before continued as new in, registered and not woken: the poller's
+   * watch is that wait's, and the next run goes on with the same wait (its registration, and its unwatch at an end,
+   * name it).
+   */
+  pollerWaitStartedAt?: string;
 }
 
 /** Recoveries started before it keep the single-activity round they recorded (retryFailedSessions). */
@@ -274,6 +280,13 @@ export const DEADLINE_READS_FAILING_PATCH = 'recovery-deadline-reads-failing-ses
  * counts). At a deadline, well within the 5 min the past-deadline gauge allows.
  */
 const END_READ_TIMEOUT_MS = 10_000;
+/**
+ * Runs continued as new in their wait for the poller from this change on go on with the wait the run before registered
+ * (CarriedRecovery.pollerWaitStartedAt), and one that ends before it registers again tells the poller to drop that
+ * watch: before, the watch stayed until the batch settled, and the poller read the list for it meanwhile. Asked only at
+ * such an end; a run that registers again first drops its watch under UNWATCH_AT_END_PATCH, as any run does.
+ */
+export const UNWATCH_CARRIED_WATCH_PATCH = 'recovery-unwatches-carried-watch';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -539,14 +552,21 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let waitingForPoller = false;
   /** A policy update changed that interval during the wait: the poller is to be told. */
   let pollChangeToRegister = false;
-  /** The start of the wait the poller may still watch: registered (or its registration out), not woken since. */
-  let unwokenWaitStartedAt: string | undefined;
+  /**
+   * The start of the wait the poller may still watch: registered (or its registration out), not woken since; at first,
+   * the one the run before continued as new in (checked: the carried input may have been typed by hand).
+   */
+  let unwokenWaitStartedAt =
+    typeof carried?.pollerWaitStartedAt === 'string' ? carried.pollerWaitStartedAt.slice(0, 40) : undefined;
+  /** The poller's watch is that carried wait's: this run has not registered since, nor been woken. */
+  let watchIsCarried = unwokenWaitStartedAt !== undefined;
   /** When the call a round waits to send again (it was not sent) goes; null unless a round waits so. */
   let resendAt: string | null = null;
   setHandler(getRecoveryReport, () => report);
   setHandler(batchSettled, (listed) => {
     // The poller drops a watch as it wakes it.
     unwokenWaitStartedAt = undefined;
+    watchIsCarried = false;
     settleNoticed = true;
     listedSettle = asListedSettle(listed);
     waits.wake();
@@ -702,14 +722,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     return info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested;
   };
   /** Hands the report and operator intent to a new run, once every handler has finished. */
-  const continueAsNewNow = async (round?: { callsNotSent: number; startedAt: string }): Promise<never> => {
+  const continueAsNewNow = async (
+    next: Pick<CarriedRecovery, 'callsNotSent' | 'roundStartedAt' | 'pollerWaitStartedAt'> = {},
+  ): Promise<never> => {
     await condition(allHandlersFinished);
     report.continuedAsNew += 1;
-    return await continueAsNew<typeof recoverBatch>(policy, {
-      report,
-      retryNowRequested,
-      ...(round && { callsNotSent: round.callsNotSent, roundStartedAt: round.startedAt }),
-    });
+    return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested, ...next });
   };
   /**
    * Between two steps of a wait that may last: whether to continue as new. A check, not an await: a step that does
@@ -726,8 +744,9 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const waitForPoller = async (): Promise<ListedSettle | undefined> => {
     const { taskQueue } = workflowInfo();
     let request = { batchId, workflowId, pollIntervalMs: policy.poll.initialInterval };
-    // The same for every registration of this wait: the poller keeps the cycle it may wake the recovery from.
-    const waitStartedAt = new Date().toISOString();
+    // The same for every registration of this wait: the poller keeps the cycle it may wake the recovery from. The
+    // wait the run before continued as new in goes on here: nothing was sent since, and its watch is the poller's.
+    const waitStartedAt = (watchIsCarried && unwokenWaitStartedAt) || new Date().toISOString();
     let resent = false;
     /** Whether the poller took the registration; false when none runs or it cannot be reached. */
     const register = async (): Promise<boolean> => {
@@ -741,6 +760,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (pollChanged) request = { ...request, pollIntervalMs: policy.poll.initialInterval };
       // Before the answer: a cancel that comes while the registration is out may leave it taken.
       unwokenWaitStartedAt = waitStartedAt;
+      watchIsCarried = false;
       const registered = await watchBatchWithPoller({
         ...request,
         taskQueue,
@@ -758,7 +778,9 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       while (!settleNoticed) {
         // A wait that ended at the deadline registers no more (before the memo at rest, it registered once more).
         if (memoAtWaits && remainingMs() <= 0) return undefined;
-        if (dueWhileWaiting()) await continueAsNewNow();
+        // The next run goes on with this wait when the poller has its registration.
+        if (dueWhileWaiting())
+          await continueAsNewNow(unwokenWaitStartedAt === waitStartedAt ? { pollerWaitStartedAt: waitStartedAt } : {});
         try {
           if (!(await register())) return undefined;
         } catch (err) {
@@ -1195,7 +1217,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       // A policy update took the rounds left: nothing was sent, and the recovery ends as the backoff's would.
       if (roundsDone(report) >= policy.maxRounds && patched(ROUND_HEEDS_OPERATOR_PATCH)) return 'rounds_used_up';
-      if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, startedAt });
+      if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, roundStartedAt: startedAt });
       // Paused during the wait (shown so since the pause): held without a read first, as the resume reads afresh.
       if (report.paused && patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) {
         await holdWhilePaused(round);
@@ -1240,13 +1262,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   };
 
   /**
-   * At an end with a watch the poller has not woken (UNWATCH_AT_END_PATCH): the batch is in flight, or the recovery
-   * saw it settle before the poller did. Kept through a cancel, and a failure to tell the poller changes no outcome:
+   * At an end with a watch the poller has not woken (UNWATCH_AT_END_PATCH; UNWATCH_CARRIED_WATCH_PATCH for the one the
+   * run before registered): the batch is in flight, or the recovery saw it settle before the poller did. Kept through a cancel, and a failure to tell the poller changes no outcome:
    * the watch then stays until the batch settles, as before. Undefined when there is nothing to tell.
    */
   const unwatchAtEnd = (): Promise<void> | undefined => {
     const waitStartedAt = unwokenWaitStartedAt;
-    if (waitStartedAt === undefined || !patched(UNWATCH_AT_END_PATCH)) return undefined;
+    if (waitStartedAt === undefined) return undefined;
+    if (!patched(watchIsCarried ? UNWATCH_CARRIED_WATCH_PATCH : UNWATCH_AT_END_PATCH)) return undefined;
     const { taskQueue } = workflowInfo();
     return CancellationScope.nonCancellable(() =>
       unwatchBatchWithPoller({ taskQueue, batchId, workflowId, waitStartedAt }),

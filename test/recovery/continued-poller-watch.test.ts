@@ -1,0 +1,119 @@
+import type { WorkflowHandle } from '@temporalio/client';
+import {
+  batchStatusPollerWorkflowId,
+  isWatchingBatch,
+  watchBatch,
+  type WatchBatchRequest,
+} from '../../workflows/definitions.js';
+import { UNWATCH_AT_END_PATCH, UNWATCH_CARRIED_WATCH_PATCH } from '../../workflows/recover-batch.js';
+import { recoveryStartOptions } from '../../workflows/recovery-start.js';
+import { newReport } from '../../workflows/report.js';
+import {
+  eventually,
+  FAST_POLICY,
+  localActivityMarkers,
+  patchMarkerIds,
+  pollerRegistrations,
+  registrationsIn,
+  signalInputs,
+  startRecoveryEnv,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+
+// A recovery that continues as new while it waits for the poller carries the wait the poller watches: the next run
+// goes on with it, and one that ends before it registers again tells the poller to drop that watch. Before, the next
+// run began a wait of its own, and one that ended first left the previous run's watch with the poller, which read the
+// list for it until the batch settled.
+
+/** A session attempt takes a minute of the simulator's clock, which no test moves: every batch stays in flight. */
+const ATTEMPT_MS = 60_000;
+
+let env: RecoveryEnv;
+
+beforeEach(async () => {
+  env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
+  await env.startPollerWorker();
+});
+afterEach(() => env.close());
+
+const poller = () => env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+const watching = (request: Omit<WatchBatchRequest, 'pollIntervalMs'>) => poller().query(isWatchingBatch, request);
+
+/** Whether a workflow task has completed since the workflow's last signal of that name: the signal was handled. */
+async function signalHandled(handle: WorkflowHandle, signalName: string): Promise<true | undefined> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const signalledAt = events
+    .map((event) => event.workflowExecutionSignaledEventAttributes?.signalName)
+    .lastIndexOf(signalName);
+  return signalledAt >= 0 && events.slice(signalledAt).some((event) => event.workflowTaskCompletedEventAttributes)
+    ? true
+    : undefined;
+}
+
+test('a continued run that reaches its deadline before it registers again has the poller drop the watch it carried', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY }, env.taskQueue);
+  const { workflowId } = options;
+  // The run before registered this wait, then continued as new; the deadline has passed when the next run begins.
+  const wait = { batchId: batch.id, workflowId, waitStartedAt: new Date(Date.now() - 60_000).toISOString() };
+  await eventually('the poller to run', () =>
+    poller()
+      .describe()
+      .then(() => true)
+      .catch(() => undefined),
+  );
+  await poller().signal(watchBatch, { ...wait, pollIntervalMs: 50 });
+  await eventually('the registration taken', () => signalHandled(poller(), 'watchBatch'));
+  expect(await watching(wait)).toBe(true);
+  const report = newReport(batch.id, workflowId, new Date(Date.now() - 120_000), new Date(Date.now() - 1_000), 3);
+  report.continuedAsNew = 1;
+
+  await env.client.workflow.start('recoverBatch', {
+    ...options,
+    args: [options.args[0], { report, pollerWaitStartedAt: wait.waitStartedAt }],
+  });
+  const ended = await env.recoveries.result(batch.id);
+  const history = await env.recoveries.handle(batch.id).fetchHistory();
+
+  expect(ended.outcome).toBe('deadline');
+  expect(pollerRegistrations(history)).toHaveLength(0);
+  // Before, no unwatch, and the poller went on watching (and reading the list for) the ended recovery.
+  expect(localActivityMarkers(history, 'unwatchBatchWithPoller')).toHaveLength(1);
+  expect(patchMarkerIds(history)).toContain(UNWATCH_CARRIED_WATCH_PATCH);
+  expect(patchMarkerIds(history)).not.toContain(UNWATCH_AT_END_PATCH);
+  await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatch'));
+  expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
+  expect(await watching(wait)).toBe(false);
+});
+
+test('a run continued as new in its wait for the poller goes on with the same wait: a cancel then drops its watch', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  // Registered again every 15 poll intervals (under 1.5 s), so the history is due within seconds.
+  const poll = { initialInterval: '100ms', backoffCoefficient: 1, maximumInterval: '100ms' };
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, poll, continueAsNewAfterEvents: 50 });
+  const handle = env.recoveries.handle(batch.id);
+  const firstRunId = (await handle.describe()).runId;
+  await eventually('a continued run to register', async () => {
+    const { runId } = await handle.describe();
+    if (runId === firstRunId) return undefined;
+    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    return pollerRegistrations(history).length > 0 ? true : undefined;
+  });
+  const registrations = await eventually('its registration taken', async () => {
+    const taken = registrationsIn(await poller().fetchHistory()).filter((request) => request.batchId === batch.id);
+    // Each run's first registration is signalled, and so is one sent again while the poller is new.
+    return taken.length >= 2 ? taken : undefined;
+  });
+
+  // Before, the continued run began a wait of its own (a later waitStartedAt), and the poller a new cycle for it.
+  expect(new Set(registrations.map((request) => request.waitStartedAt)).size).toBe(1);
+  const [{ workflowId, waitStartedAt }] = registrations as [WatchBatchRequest, ...WatchBatchRequest[]];
+  const wait = { batchId: batch.id, workflowId, waitStartedAt: waitStartedAt! };
+  expect(await watching(wait)).toBe(true);
+
+  await env.recoveries.cancel(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
+  await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatch'));
+  expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
+  expect(await watching(wait)).toBe(false);
+});
