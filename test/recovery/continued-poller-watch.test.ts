@@ -93,12 +93,17 @@ test('a run continued as new in its wait for the poller goes on with the same wa
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, poll, continueAsNewAfterEvents: 50 });
   const handle = env.recoveries.handle(batch.id);
   const firstRunId = (await handle.describe()).runId;
-  await eventually('a continued run to register', async () => {
-    const { runId } = await handle.describe();
-    if (runId === firstRunId) return undefined;
-    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
-    return pollerRegistrations(history).length > 0 ? true : undefined;
-  });
+  // About 10 s on a quiet machine.
+  await eventually(
+    'a continued run to register',
+    async () => {
+      const { runId } = await handle.describe();
+      if (runId === firstRunId) return undefined;
+      const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+      return pollerRegistrations(history).length > 0 ? true : undefined;
+    },
+    75_000,
+  );
   const registrations = await eventually('its registration taken', async () => {
     const taken = registrationsIn(await poller().fetchHistory()).filter((request) => request.batchId === batch.id);
     // Each run's first registration is signalled, and so is one sent again while the poller is new.
@@ -116,4 +121,4 @@ test('a run continued as new in its wait for the poller goes on with the same wa
   await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatch'));
   expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
-});
+}, 120_000);
