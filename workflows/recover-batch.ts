@@ -1263,8 +1263,9 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   /**
    * At an end with a watch the poller has not woken (UNWATCH_AT_END_PATCH; UNWATCH_CARRIED_WATCH_PATCH for the one the
-   * run before registered): the batch is in flight, or the recovery saw it settle before the poller did. Kept through a cancel, and a failure to tell the poller changes no outcome:
-   * the watch then stays until the batch settles, as before. Undefined when there is nothing to tell.
+   * run before registered): the batch is in flight, or the recovery saw it settle before the poller did. Kept through
+   * a cancel, and a failure to tell the poller changes no outcome: the watch then stays until the batch settles, as
+   * before. Undefined when there is nothing to tell.
    */
   const unwatchAtEnd = (): Promise<void> | undefined => {
     const waitStartedAt = unwokenWaitStartedAt;
