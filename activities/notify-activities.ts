@@ -10,7 +10,10 @@ export interface NotifyConfig {
   uiUrl?: string;
   /** Waits after failed requests within one attempt; their count + 1 is the number of tries. */
   retryDelaysMs?: readonly number[];
+  /** One request, to the answer's last byte (default 10 s). */
   requestTimeoutMs?: number;
+  /** Each step of opening its connection: DNS lookup, TCP connect, TLS handshake (default 5 s). */
+  connectTimeoutMs?: number;
   /** The least time between two messages to the webhook from all the task queue's workers (default 1 s). */
   minPostIntervalMs?: number;
 }
@@ -47,6 +50,12 @@ interface DeliveryProgress {
 
 const DEFAULT_RETRY_DELAYS_MS = [1_000, 2_000, 4_000, 8_000];
 const DEFAULT_MIN_POST_INTERVAL_MS = 1_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * A connect to Slack takes milliseconds; 5 s lets a SYN be lost twice (resent after 1 s and 3 s). Half the request's
+ * 10 s: a black-holed webhook costs each try 5 s, and an attempt's 2 min hold all five tries (about 40 s).
+ */
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 /** 20 blocks and a header: within Slack's 50 blocks, and about 12 KB of text. */
 const MAX_ENDS_PER_MESSAGE = 20;
 /** Within the 10 s heartbeat timeout; the notifications worker sends every heartbeat (no throttle), so not often. */
@@ -82,7 +91,8 @@ export function createNotifyActivities(config?: NotifyConfig, senders?: () => nu
     new WebhookDigest({
       webhookUrl: config.webhookUrl,
       retryDelaysMs: config.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS,
-      requestTimeoutMs: config.requestTimeoutMs ?? 10_000,
+      requestTimeoutMs: config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      connectTimeoutMs: config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       minPostIntervalMs: config.minPostIntervalMs ?? DEFAULT_MIN_POST_INTERVAL_MS,
       maxEndsPerMessage: MAX_ENDS_PER_MESSAGE,
       ...(senders && { senders }),
@@ -131,6 +141,12 @@ export function createNotifyActivities(config?: NotifyConfig, senders?: () => nu
               progress = { state: 'waiting', tries: progress.tries };
               context.heartbeat(progress);
               context.log.warn('Webhook failed, trying again', { batchId: end.batchId, failure, delayMs });
+            },
+            onGivenBack() {
+              // Flushed before the cancelled attempt fails: the next attempt sends the end instead of reporting it
+              // `unknown`.
+              progress = { state: 'waiting', tries: progress.tries };
+              context.heartbeat(progress);
             },
           },
           context.cancellationSignal,

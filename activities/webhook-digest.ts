@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import got, { RequestError, TimeoutError, type Response } from 'got';
 import { parseRetryAfterMs } from '../anchor-api/retry-after.js';
 import type { NotifiableOutcome, RecoveryEnd } from '../workflows/recovery-details.js';
 
@@ -8,7 +11,14 @@ export interface WebhookDigestOptions {
   /** Waits after a failed request (5xx, 408, 429, not sent), one per failure in a row; an end is sent at most
    *  their count + 1 times. The answer's Retry-After, when longer, is waited instead. */
   retryDelaysMs: readonly number[];
+  /** The whole request, from its DNS lookup to the answer's last byte. */
   requestTimeoutMs: number;
+  /**
+   * Each step of opening the connection (DNS lookup, TCP connect, TLS handshake), well below requestTimeoutMs: a
+   * request that could not connect never left, so its ends go again (a black-holed address, say), where one that
+   * connected and got no answer may have been delivered.
+   */
+  connectTimeoutMs: number;
   /**
    * The least time between two messages to the webhook from all its senders: Slack's incoming webhooks take about one
    * message a second.
@@ -34,6 +44,12 @@ export interface QueuedEnd {
   onSending(): void;
   /** Called when a request that carried the end failed and the end goes out again after `delayMs`. */
   onRetry(failure: string, delayMs: number): void;
+  /**
+   * Called when a request that carried the end did not deliver it (it never left, or the webhook answered 5xx, 408
+   * or 429) and its activity was cancelled meanwhile (a stopping worker's grace ran out): the end leaves unsettled, and
+   * a later attempt may send it.
+   */
+  onGivenBack(): void;
   /** When its activity's time is up (ms since the epoch): it is not sent unless the answer can come before. */
   deadlineAt: number;
 }
@@ -50,26 +66,16 @@ type Attempt =
 
 /** A Retry-After longer than this is not waited: the ends fail, and their recoveries close with the reason. */
 const MAX_RETRY_AFTER_MS = 60_000;
+/** got's timeouts of the steps before a request can leave, by the step that did not complete. */
+const CONNECT_STEPS = { lookup: 'DNS lookup', connect: 'connect', secureConnect: 'TLS handshake' } as const;
+
 /**
- * Connection errors that prove the request never reached the receiver: refused or unroutable, or a TLS handshake
- * that failed (the port does not speak TLS, or its certificate is not to be trusted), as a request leaves only after
- * the handshake.
+ * A connection of its own for every request: a request that failed before its connection was established provably
+ * sent nothing only on a fresh one (got dates a reused socket's connect at the request's start), and a reused socket
+ * the webhook had closed would fail a request that did leave, an end then `unknown` for nothing. One message a second
+ * at most: a handshake each costs little.
  */
-const NOT_SENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ERR_SSL_WRONG_VERSION_NUMBER',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-]);
+const AGENTS = { http: new HttpAgent({ keepAlive: false }), https: new HttpsAgent({ keepAlive: false }) };
 
 const OUTCOME_ICONS: Record<NotifiableOutcome, string> = {
   exhausted: ':warning:',
@@ -85,13 +91,50 @@ const OUTCOME_ICONS: Record<NotifiableOutcome, string> = {
  */
 const mrkdwnText = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+/** Slack refuses a message (invalid_blocks) with a section whose text is longer than this. */
+export const SECTION_TEXT_MAX = 3_000;
+
+const reasonCut = (left: number) => `… (${left} more characters of the reason left out)`;
+
+/**
+ * `Reason: ` and as much of the reason, escaped, as `budget` holds with the marker of what was left out: cut between
+ * characters, never inside an escape or a surrogate pair. At least the marker alone.
+ */
+function cutReason(reason: string, budget: number): string {
+  const characters = [...reason];
+  const shown: string[] = [];
+  let length = 'Reason: '.length;
+  for (const [index, character] of characters.entries()) {
+    const escaped = mrkdwnText(character);
+    if (length + escaped.length + reasonCut(characters.length - index - 1).length > budget) break;
+    shown.push(escaped);
+    length += escaped.length;
+  }
+  return `Reason: ${shown.join('')}${reasonCut(characters.length - shown.length)}`;
+}
+
+/**
+ * An end's lines, within SECTION_TEXT_MAX as its block's text: a reason too long (an API's error text, escaped) is cut
+ * with a marker saying how much was left out; a link too long to fit whole (a long workflow id or Web UI URL) is left
+ * out for a line saying so, as a link cut short leads nowhere. The payload's `reason` and `recoveryUrl` stay whole.
+ */
 function endLines(end: RecoveryEnd, recoveryUrl: string | null): string {
   const headline = `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${mrkdwnText(end.batchId)}\` ended *${end.outcome}*`;
   const counts = `${end.rounds} rounds · ${end.retriedSessions} sessions retried · ${end.recovered} recovered · ${end.stillFailed} still failing`;
-  const link = recoveryUrl ? `<${recoveryUrl}|Open the recovery in the Temporal Web UI>` : null;
-  return [headline, counts, ...(end.reason ? [`Reason: ${mrkdwnText(end.reason)}`] : []), ...(link ? [link] : [])].join(
-    '\n',
-  );
+  const lines = (reason: string | null, link: string | null) =>
+    [headline, counts, ...(reason === null ? [] : [reason]), ...(link === null ? [] : [link])].join('\n');
+  const reason = end.reason === null ? null : `Reason: ${mrkdwnText(end.reason)}`;
+  let link = recoveryUrl ? `<${recoveryUrl}|Open the recovery in the Temporal Web UI>` : null;
+  const whole = lines(reason, link);
+  if (whole.length <= SECTION_TEXT_MAX) return whole;
+  // The link goes only when it does not fit beside the shortest reason line, its marker alone.
+  const shortestReason = end.reason === null ? null : `Reason: ${reasonCut([...end.reason].length)}`;
+  if (link !== null && lines(shortestReason, link).length > SECTION_TEXT_MAX) {
+    link = `(The link to the recovery in the Web UI is left out: its ${recoveryUrl!.length} characters do not fit a Slack block)`;
+  }
+  if (end.reason === null || lines(reason, link).length <= SECTION_TEXT_MAX) return lines(reason, link);
+  // What the other lines leave of the block, less the reason's line break.
+  return lines(cutReason(end.reason, SECTION_TEXT_MAX - lines(null, link).length - 1), link);
 }
 
 const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
@@ -130,32 +173,85 @@ function messageKey(queued: readonly QueuedEnd[]): string {
   return `digest-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 32)}`;
 }
 
-async function post(url: string, key: string, body: string, timeoutMs: number): Promise<Attempt> {
+/**
+ * The most of an answer's body taken in: the status settles a request, and Slack's body is `ok` or an error's name.
+ * A body announced or sent longer is dropped, so a webhook that streams one cannot fill the worker's memory.
+ */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+interface PostTimeouts {
+  requestTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+async function post(url: string, key: string, body: string, timeouts: PostTimeouts): Promise<Attempt> {
+  const { requestTimeoutMs, connectTimeoutMs } = timeouts;
+  let response: Response;
+  const stop = new AbortController();
   try {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': key },
-      body,
-      // Not followed: a redirect would take the message (and a 2xx from there would count as delivered) wherever the
-      // answer points, a service on the worker's network or a plain-HTTP host; a Slack webhook never redirects.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await response.body?.cancel();
-    if (response.ok) return { kind: 'delivered', httpStatus: response.status };
-    // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service), and a 3xx says the URL is not
-    // the webhook's: sending it again changes nothing.
-    if (response.status >= 500 || response.status === 408 || response.status === 429) {
-      const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? undefined);
-      return { kind: 'failed', httpStatus: response.status, retryAfterMs };
-    }
-    return { kind: 'refused', httpStatus: response.status };
+    response = await got
+      .post(url, {
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body,
+        agent: AGENTS,
+        // Not followed: a redirect would take the message (and a 2xx from there would count as delivered) wherever the
+        // answer points, a service on the worker's network or a plain-HTTP host; a Slack webhook never redirects.
+        followRedirect: false,
+        throwHttpErrors: false,
+        retry: { limit: 0 },
+        timeout: {
+          lookup: connectTimeoutMs,
+          connect: connectTimeoutMs,
+          secureConnect: connectTimeoutMs,
+          request: requestTimeoutMs,
+        },
+        signal: stop.signal,
+      })
+      .on('downloadProgress', ({ transferred, total }) => {
+        // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
+        if (Math.max(transferred, total ?? 0) > MAX_ANSWER_BYTES) stop.abort();
+      });
   } catch (err) {
-    // Only the code: an error message may carry the host, and the URL is a secret.
-    const cause = (err as { cause?: { code?: unknown } }).cause;
-    const code = typeof cause?.code === 'string' ? cause.code : (err as Error).name;
-    return { kind: NOT_SENT_CODES.has(code) ? 'not_sent' : 'unknown', code };
+    // The answer came, its body did not (too long, or streamed past the timeout): the status settles it.
+    if (err instanceof RequestError && err.response) response = err.response;
+    else return notAnswered(err, new URL(url).protocol === 'https:');
   }
+  const status = response.statusCode;
+  if (status >= 200 && status < 300) return { kind: 'delivered', httpStatus: status };
+  // A 4xx is the receiver refusing this message (Slack: invalid_payload, no_service), and a 3xx says the URL is not
+  // the webhook's: sending it again changes nothing.
+  if (status >= 500 || status === 408 || status === 429) {
+    const retryAfterMs = parseRetryAfterMs(response.headers['retry-after']);
+    return { kind: 'failed', httpStatus: status, retryAfterMs };
+  }
+  return { kind: 'refused', httpStatus: status };
+}
+
+/**
+ * A request that got no answer: not sent when its connection was never established (refused, unroutable, a name that
+ * does not resolve, a connect or TLS handshake that failed or did not complete in time), as a request leaves only
+ * over an established connection, and over TLS only after the handshake; else it may have been delivered.
+ */
+function notAnswered(error: unknown, secure: boolean): Attempt {
+  // Not got's: nothing says how far the request went.
+  if (!(error instanceof RequestError)) return { kind: 'unknown', code: (error as Error).name };
+  const { timings } = error;
+  const connected = timings !== undefined && (secure ? timings.secureConnect : timings.connect) !== undefined;
+  // Only the code: an error message may carry the host, and the URL is a secret.
+  const code = error.code;
+  if (connected) return { kind: 'unknown', code: error instanceof TimeoutError ? 'TimeoutError' : code };
+  if (!(error instanceof TimeoutError)) {
+    // Node's https client writes before the handshake ends, so a failed one shows as that write's error (EPROTO).
+    const handshake = secure && timings?.connect !== undefined;
+    return { kind: 'not_sent', code: handshake ? `TLS handshake failed (${code})` : code };
+  }
+  // The step whose own timeout ran out; the whole request's, when the steps before took its time, names the connection.
+  const step = Object.hasOwn(CONNECT_STEPS, error.event)
+    ? (error.event as keyof typeof CONNECT_STEPS)
+    : secure && timings?.connect !== undefined
+      ? 'secureConnect'
+      : 'connect';
+  return { kind: 'not_sent', code: `${CONNECT_STEPS[step]} timed out` };
 }
 
 interface Waiting extends QueuedEnd {
@@ -293,13 +389,13 @@ export class WebhookDigest {
   }
 
   private async send(message: Waiting[]): Promise<void> {
-    const { webhookUrl, requestTimeoutMs, retryDelaysMs } = this.options;
+    const { webhookUrl, requestTimeoutMs, connectTimeoutMs, retryDelaysMs } = this.options;
     for (const waiting of message) {
       waiting.sends += 1;
       waiting.onSending();
     }
     const body = JSON.stringify(webhookMessage(message));
-    const attempt = await post(webhookUrl, messageKey(message), body, requestTimeoutMs);
+    const attempt = await post(webhookUrl, messageKey(message), body, { requestTimeoutMs, connectTimeoutMs });
     // Counted after the answer, so a count that changed during the request spaces the very next one.
     const postIntervalMs = this.postIntervalMs();
     this.nextPostAt = Date.now() + postIntervalMs;
@@ -343,9 +439,11 @@ export class WebhookDigest {
         const delayMs = Math.max(backoffMs, retryAfterMs ?? 0, postIntervalMs);
         const again: Waiting[] = [];
         for (const waiting of message) {
-          // Cancelled while its request was out, and not delivered: it goes no further.
-          if (waiting.signal.aborted) waiting.abandon();
-          else if (waiting.sends > retryDelaysMs.length)
+          // Cancelled while its request was out, and not delivered: it goes no further here.
+          if (waiting.signal.aborted) {
+            waiting.onGivenBack();
+            waiting.abandon();
+          } else if (waiting.sends > retryDelaysMs.length)
             waiting.settle({ status: 'failed', httpStatus, ends, detail: `still failing: ${what}` });
           else again.push(waiting);
         }

@@ -31,14 +31,24 @@ const urlWithoutCredentials = (why: string) =>
     return username === '' && password === '';
   }, `expected no user name or password in the URL (${why})`);
 
-/** fetch refuses a URL with a user name or password, so every notification would fail unsent: refused at start. */
+/**
+ * A webhook takes its secret in its path, as Slack's do: a user name or password is refused at start, as an operator's
+ * mistake (the worker's HTTP client would send them as a Basic authorization, which a webhook does not ask for).
+ */
 const webhookUrl = urlWithoutCredentials('send them in its path or query, as Slack does');
 
 /**
  * The base of the link each notification posts to the webhook's channel: a password in it would be posted with every
- * message, to everyone who reads the channel.
+ * message, to everyone who reads the channel. A query or fragment is refused too: each link adds its path after the
+ * whole value (`…/?x=1/namespaces/…`, a link to the UI's root or nowhere), and the Web UI's routes take none in their
+ * base; a query is also where an auth proxy's token would go, which every link would post. The message does not echo
+ * the URL, for the same reason.
  */
-const uiUrl = urlWithoutCredentials("every notification's link would show them to the webhook's channel");
+const uiUrl = urlWithoutCredentials("every notification's link would show them to the webhook's channel").refine(
+  // A `?` or `#` can only start a query or fragment here: in the path they would be percent-encoded.
+  (url) => !URL.canParse(url) || !/[?#]/.test(url),
+  'expected no query or fragment in the URL (each link adds /namespaces/<namespace>/workflows/<id> to it)',
+);
 
 export const HOST_PORT_PROBLEM =
   'expected host:port with a port of 1-65535, e.g. temporal:7233 or ns.acct.tmprl.cloud:7233';

@@ -20,6 +20,7 @@ import {
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
 import { connectWorker } from '../helpers/temporal.js';
+import { startBlackHole } from './black-hole.js';
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.js';
 
 // The notify activity against a webhook receiver of the test's own, over real HTTP.
@@ -251,6 +252,32 @@ test('a webhook that answers 500, then 200, gets the message twice with one key;
   expect(failing.requests).toHaveLength(3);
   expect(await notifyResults(other.recoveries.handle(unlucky.id))).toMatchObject([
     { status: 'failed', tries: 3, httpStatus: 500, detail: 'still failing: HTTP 500' },
+  ]);
+});
+
+test('a webhook whose connect never completes: nothing left, so the end went again and its history says failed, not unknown', async () => {
+  const hole = await startBlackHole();
+  stops.push(() => hole.close());
+  env = await startRecoveryEnv();
+  await startNotifyingWorker(env, {
+    webhookUrl: hole.url,
+    outcomes: BAD_ENDS,
+    retryDelaysMs: [50, 50],
+    connectTimeoutMs: 200,
+  });
+  const batch = alwaysFailing();
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('exhausted');
+  expect(await notifyResults(env.recoveries.handle(batch.id))).toEqual([
+    {
+      status: 'failed',
+      tries: 3,
+      httpStatus: null,
+      idempotencyKey: expect.any(String),
+      detail: 'still failing: connect timed out',
+      endsInMessage: 1,
+    },
   ]);
 });
 

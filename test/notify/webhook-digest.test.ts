@@ -1,6 +1,16 @@
-import { WebhookDigest, webhookMessage, type EndDelivery, type QueuedEnd } from '../../activities/webhook-digest.js';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  SECTION_TEXT_MAX,
+  WebhookDigest,
+  webhookMessage,
+  type EndDelivery,
+  type QueuedEnd,
+} from '../../activities/webhook-digest.js';
 import type { RecoveryEnd } from '../../workflows/recovery-details.js';
 import { eventually } from '../helpers/recovery-env.js';
+import { startBlackHole } from './black-hole.js';
 import { startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from './webhook-receiver.js';
 
 // The worker's one line to the webhook, against a receiver of the test's own over real HTTP.
@@ -19,6 +29,7 @@ function digestTo(url: string, options: Partial<ConstructorParameters<typeof Web
     webhookUrl: url,
     retryDelaysMs: [50, 50],
     requestTimeoutMs: 5_000,
+    connectTimeoutMs: 1_000,
     minPostIntervalMs: MIN_INTERVAL_MS,
     maxEndsPerMessage: 20,
     ...options,
@@ -36,7 +47,12 @@ function queuedEnd(index: number, receivedBefore?: () => number) {
     stillFailed: 1,
     reason: null,
   };
-  const counts = { sends: 0, retries: [] as { failure: string; delayMs: number }[], receivedAtSends: [] as number[] };
+  const counts = {
+    sends: 0,
+    retries: [] as { failure: string; delayMs: number }[],
+    receivedAtSends: [] as number[],
+    givenBack: 0,
+  };
   const queued: QueuedEnd = {
     end,
     key: `recover-batch-batch-${index}/run/exhausted`,
@@ -47,6 +63,7 @@ function queuedEnd(index: number, receivedBefore?: () => number) {
       if (receivedBefore) counts.receivedAtSends.push(receivedBefore());
     },
     onRetry: (failure, delayMs) => counts.retries.push({ failure, delayMs }),
+    onGivenBack: () => (counts.givenBack += 1),
   };
   return { queued, counts };
 }
@@ -139,6 +156,39 @@ test("a 429's Retry-After is waited before the same ends go again, with the same
   }
 });
 
+test('a Retry-After however long refuses ends for 24 h at most, on this worker; then the next end is sent', async () => {
+  receiver = await startWebhookReceiver([{ status: 429, retryAfter: '99999999999' }]);
+  const digest = digestTo(receiver.url);
+  const refusedAt = Date.now();
+
+  expect(await digest.deliver(queuedEnd(1).queued, neverAborted())).toEqual({
+    status: 'failed',
+    httpStatus: 429,
+    ends: 1,
+    detail: 'still failing: HTTP 429, Retry-After 86400000 ms',
+  });
+  const during = await digest.deliver(queuedEnd(2).queued, neverAborted());
+  expect(during).toMatchObject({ status: 'failed', httpStatus: 429, ends: 0 });
+  const until = Date.parse(/until (\S+)$/.exec((during as { detail: string }).detail)![1]!);
+  expect(until - refusedAt).toBeGreaterThanOrEqual(24 * 3_600_000);
+  expect(until - Date.now()).toBeLessThanOrEqual(24 * 3_600_000);
+
+  // A day on, the refusal is over: the next end goes out, and the webhook's 200 delivers it.
+  const now = Date.now;
+  Date.now = () => now() + 24 * 3_600_000 + 1_000;
+  try {
+    const next = queuedEnd(3);
+    expect(await digest.deliver({ ...next.queued, deadlineAt: Date.now() + 60_000 }, neverAborted())).toEqual({
+      status: 'delivered',
+      httpStatus: 200,
+      ends: 1,
+    });
+  } finally {
+    Date.now = now;
+  }
+  expect(receiver.requests.map(keysIn)).toEqual([[queuedEnd(1).queued.key], [queuedEnd(3).queued.key]]);
+});
+
 test('a message without an answer leaves its ends unknown, not sent again; a refusal fails them', async () => {
   receiver = await startWebhookReceiver(['hold', 'hold', 400]);
   const digest = digestTo(receiver.url, { requestTimeoutMs: 300 });
@@ -174,7 +224,8 @@ test('the "sending" callback runs before its request arrives; an end cancelled w
   const after = queuedEnd(2, received);
   expect(await digest.deliver(after.queued, neverAborted())).toMatchObject({ status: 'delivered', ends: 1 });
   expect(receiver.requests.map(keysIn)).toEqual([[cancelled.queued.key], [after.queued.key]]);
-  expect(cancelled.counts).toMatchObject({ sends: 1, retries: [], receivedAtSends: [0] });
+  // The 503 proves it was not delivered: given back, so that a later attempt sends it rather than report it unknown.
+  expect(cancelled.counts).toMatchObject({ sends: 1, retries: [], receivedAtSends: [0], givenBack: 1 });
   expect(after.counts.receivedAtSends).toEqual([1]);
 });
 
@@ -197,6 +248,59 @@ test('a webhook that refuses connections: the end is sent retryDelays + 1 times,
       { failure: 'ECONNREFUSED', delayMs: 200 },
     ],
   });
+});
+
+test('a webhook whose connect never completes sent nothing: each try ends at the connect timeout, the end goes again, then fails', async () => {
+  // A black-holed address: the SYN is dropped, so the connect hangs until a timeout ends it.
+  const hole = await startBlackHole();
+  try {
+    const { queued, counts } = queuedEnd(1);
+    const started = Date.now();
+
+    const delivery = await digestTo(hole.url, { connectTimeoutMs: 200, requestTimeoutMs: 5_000 }).deliver(
+      queued,
+      neverAborted(),
+    );
+
+    expect(delivery).toEqual({
+      status: 'failed',
+      httpStatus: null,
+      ends: 1,
+      detail: 'still failing: connect timed out',
+    });
+    expect(counts).toMatchObject({
+      sends: 3,
+      retries: [
+        { failure: 'connect timed out', delayMs: MIN_INTERVAL_MS },
+        { failure: 'connect timed out', delayMs: MIN_INTERVAL_MS },
+      ],
+    });
+    // Three tries of 200 ms and two waits of 200 ms, far within one request's 5 s.
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(3 * 200 + 2 * MIN_INTERVAL_MS);
+    expect(took).toBeLessThan(5_000);
+
+    // The whole request's timeout, run out before the connect's: not connected, so not sent either.
+    const other = queuedEnd(2);
+    expect(
+      await digestTo(hole.url, { connectTimeoutMs: 5_000, requestTimeoutMs: 300 }).deliver(
+        other.queued,
+        neverAborted(),
+      ),
+    ).toEqual({ status: 'failed', httpStatus: null, ends: 1, detail: 'still failing: connect timed out' });
+    expect(other.counts.sends).toBe(3);
+
+    // Cancelled while its connect hangs (a stopping worker's grace ran out): given back, for a later attempt to send.
+    const cancelled = queuedEnd(3);
+    const cancel = new AbortController();
+    const outcome = digestTo(hole.url, { connectTimeoutMs: 200 }).deliver(cancelled.queued, cancel.signal);
+    await eventually('the connect', () => (cancelled.counts.sends === 1 ? true : undefined));
+    cancel.abort(new Error('activity cancelled'));
+    await expect(outcome).rejects.toThrow('activity cancelled');
+    expect(cancelled.counts).toMatchObject({ sends: 1, retries: [], givenBack: 1 });
+  } finally {
+    await hole.close();
+  }
 });
 
 test("an end whose activity's time would run out before an answer fails unsent", async () => {
@@ -267,6 +371,76 @@ test("a reason from the API is escaped for Slack's mrkdwn: it cannot ping the ch
   expect(text).not.toMatch(/<!channel>|<mailto:/);
 });
 
+test("every block the sender posts is within Slack's 3,000 characters: a long reason is cut saying how much, a link too long left out", async () => {
+  receiver = await startWebhookReceiver();
+  // Spaced 1 s: the four ends queued after the first message all wait for the next.
+  const digest = digestTo(receiver.url, { minPostIntervalMs: 1_000 });
+  const ending = (index: number, reason: string, recoveryUrl: string | null) => {
+    const { queued } = queuedEnd(index);
+    return { ...queued, end: { ...queued.end, outcome: 'failed' as const, reason }, recoveryUrl };
+  };
+  const link = 'http://temporal-ui.example:8233/namespaces/default/workflows/recover-batch-batch-1';
+  const blockTexts = (request: ReceivedRequest) =>
+    (request.body.blocks as { text: { text: string } }[]).map((block) => block.text.text);
+  const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+  // One end whose reason is 5,000 plain characters: the block is filled to the character, the link kept whole.
+  const plain = 'x'.repeat(5_000);
+  expect(await digest.deliver(ending(1, plain, link), neverAborted())).toMatchObject({ status: 'delivered' });
+  const [single] = blockTexts(receiver.requests[0]!);
+  expect(single).toHaveLength(SECTION_TEXT_MAX);
+  expect(receiver.requests[0]!.body.text).toBe(single);
+  const [, shown, left] = /\nReason: (x+)… \((\d+) more characters of the reason left out\)\n/.exec(single!)!;
+  expect(shown!.length + Number(left)).toBe(5_000);
+  expect(single!.endsWith(`\n<${link}|Open the recovery in the Temporal Web UI>`)).toBe(true);
+  // The payload keeps the whole reason.
+  expect((receiver.requests[0]!.body.metadata as { event_payload: { reason: string } }).event_payload.reason).toBe(
+    plain,
+  );
+
+  // Several ends in one message: escapes and emoji cut between characters, a link too long to fit left out.
+  const escapes = '<!channel> & '.repeat(400);
+  const emoji = '😀'.repeat(2_000);
+  const longLink = `http://temporal-ui.example:8233/namespaces/default/workflows/${'w'.repeat(3_000)}`;
+  const ends = [
+    ending(2, escapes, link),
+    ending(3, emoji, null),
+    ending(4, 'unauthorized', longLink),
+    ending(5, 'short', link),
+  ];
+  const deliveries = await Promise.all(ends.map((queued) => digest.deliver(queued, neverAborted())));
+  expect(deliveries.every((delivery) => delivery.status === 'delivered')).toBe(true);
+  const digestBlocks = receiver.requests.slice(1).flatMap(blockTexts);
+  expect(digestBlocks[0]).toBe('*4 recoveries ended* (one message for ends that came together)');
+  const [, cutEscapes, cutEmoji, withoutLink, short] = digestBlocks;
+  // Each cut as long as the block allows, short of it by less than the next piece: `&amp;` (5), an emoji (2).
+  expect(cutEscapes!.length).toBeLessThanOrEqual(SECTION_TEXT_MAX);
+  expect(cutEscapes!.length).toBeGreaterThan(SECTION_TEXT_MAX - '&amp;'.length);
+  const [, escapedShown, escapedLeft] = /\nReason: (.*)… \((\d+) more characters of the reason left out\)\n/.exec(
+    cutEscapes!,
+  )!;
+  expect(escapedShown).toMatch(/^(?:[^&<>]|&lt;|&gt;|&amp;)*$/);
+  const unescaped = escapedShown!.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  expect(escapes.startsWith(unescaped)).toBe(true);
+  expect(unescaped.length + Number(escapedLeft)).toBe(escapes.length);
+  expect(cutEmoji!.length).toBeLessThanOrEqual(SECTION_TEXT_MAX);
+  expect(cutEmoji!.length).toBeGreaterThan(SECTION_TEXT_MAX - 2);
+  expect(cutEmoji).not.toMatch(loneSurrogate);
+  expect(cutEmoji).toMatch(/ \(\d+ more characters of the reason left out\)$/);
+  expect(withoutLink).toBe(
+    [
+      ':x: Recovery of batch `batch-4` ended *failed*',
+      '3 rounds · 2 sessions retried · 1 recovered · 1 still failing',
+      'Reason: unauthorized',
+      `(The link to the recovery in the Web UI is left out: its ${longLink.length} characters do not fit a Slack block)`,
+    ].join('\n'),
+  );
+  expect(short).toContain(`Reason: short\n<${link}|`);
+  // The lengths as posted: the header, the two cut, the one without its link, the short one.
+  expect(digestBlocks.map((text) => text.length)).toEqual([62, 2_998, 2_999, withoutLink!.length, 248]);
+  expect(withoutLink!.length).toBe(228);
+});
+
 test('a redirect is not followed: the ends fail as refused, and nothing reaches where it points', async () => {
   // Where a hostile or misconfigured webhook could point the worker: a service on its network, say.
   const elsewhere = await startWebhookReceiver();
@@ -293,6 +467,29 @@ test('a redirect is not followed: the ends fail as refused, and nothing reaches 
   }
 });
 
+test("an answer's status settles it without its body: one announced huge and never finished is not waited for", async () => {
+  // 1 GiB announced, 1 KiB sent, and the rest never comes.
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => response.writeHead(200, { 'content-length': String(2 ** 30) }).write('x'.repeat(1_024)));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  try {
+    const { port } = server.address() as AddressInfo;
+    const started = Date.now();
+
+    expect(
+      await digestTo(`http://127.0.0.1:${port}/services/T0000/B0000/huge`).deliver(queuedEnd(1).queued, neverAborted()),
+    ).toEqual({ status: 'delivered', httpStatus: 200, ends: 1 });
+    // Not the request's 5 s timeout: the body was dropped as the answer came.
+    expect(Date.now() - started).toBeLessThan(2_000);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 test('a TLS handshake that fails sent nothing: the end goes again as after a refused connection, then fails', async () => {
   // An https webhook URL whose port speaks plain HTTP: no request can leave before the handshake, which fails.
   receiver = await startWebhookReceiver();
@@ -302,13 +499,13 @@ test('a TLS handshake that fails sent nothing: the end goes again as after a ref
     status: 'failed',
     httpStatus: null,
     ends: 1,
-    detail: 'still failing: ERR_SSL_WRONG_VERSION_NUMBER',
+    detail: 'still failing: TLS handshake failed (EPROTO)',
   });
   expect(counts).toMatchObject({
     sends: 3,
     retries: [
-      { failure: 'ERR_SSL_WRONG_VERSION_NUMBER', delayMs: MIN_INTERVAL_MS },
-      { failure: 'ERR_SSL_WRONG_VERSION_NUMBER', delayMs: MIN_INTERVAL_MS },
+      { failure: 'TLS handshake failed (EPROTO)', delayMs: MIN_INTERVAL_MS },
+      { failure: 'TLS handshake failed (EPROTO)', delayMs: MIN_INTERVAL_MS },
     ],
   });
   expect(receiver.requests).toHaveLength(0);
