@@ -136,9 +136,13 @@ export class TemporalContact {
 
 export class RecoveryNotFoundError extends Error {
   override name = 'RecoveryNotFoundError';
-  constructor(readonly batchId: string) {
-    // The id looked up (handle), not the one typed: an operator goes on to search for it.
-    super(`No recovery found for batch ${batchId} (workflow id ${recoveryWorkflowId(batchId.toLowerCase())})`);
+  constructor(
+    readonly batchId: string,
+    /** Every workflow id looked up, in the order tried: an operator goes on to search for them. */
+    readonly workflowIds: readonly string[],
+  ) {
+    const ids = workflowIds.length === 1 ? `workflow id ${workflowIds[0]}` : `workflow ids ${workflowIds.join(', ')}`;
+    super(`No recovery found for batch ${batchId} (looked for ${ids})`);
   }
 }
 
@@ -687,7 +691,8 @@ export class BatchRecoveries {
         );
         return { report, source: { kind: 'live' } };
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError) throw new RecoveryNotFoundError(batchId);
+        if (err instanceof WorkflowNotFoundError)
+          throw new RecoveryNotFoundError(batchId, [this.handle(batchId).workflowId]);
         reason = `no worker answered within ${this.queryTimeoutMs} ms`;
       }
     }
@@ -782,21 +787,25 @@ export class BatchRecoveries {
   /**
    * A recovery an earlier release started under the batch id as typed (docs/deployment.md's upgrade note), looked
    * for as typed now and in upper case: found, it is the one this client steers for the batch from now on.
-   * RecoveryNotFoundError, naming the lower-case workflow id, when there is none either.
+   * RecoveryNotFoundError, naming every workflow id looked for, when there is none either.
    */
   private async describeUpperCaseRecovery(batchId: string): Promise<WorkflowExecutionDescription> {
     const lowerCase = batchId.toLowerCase();
+    const lookedFor = [this.handle(batchId).workflowId];
     if (!this.upperCaseWorkflowIds.has(lowerCase)) {
       for (const spelling of new Set([batchId, batchId.toUpperCase()])) {
         if (spelling === lowerCase) continue;
         const workflowId = recoveryWorkflowId(spelling);
         const description = await describeIfStarted(this.client, workflowId);
-        if (!description) continue;
+        if (!description) {
+          lookedFor.push(workflowId);
+          continue;
+        }
         this.upperCaseWorkflowIds.set(lowerCase, workflowId);
         return description;
       }
     }
-    throw new RecoveryNotFoundError(batchId);
+    throw new RecoveryNotFoundError(batchId, lookedFor);
   }
 
   /**

@@ -46,16 +46,27 @@ test('a duration outside the policy bounds is refused with the field name, befor
   expectOneLineError(result, /--deadline.*'1000000000y' is invalid.*deadline: must be at most 365d/);
 });
 
-test('a batch without a recovery is reported as such, with the workflow id looked up', async () => {
-  const batchId = randomUUID();
+test('a batch without a recovery is reported as such, with every workflow id looked up', async () => {
+  // A letter first, for a spelling in mixed case.
+  const batchId = `a${randomUUID().slice(1)}`;
+  const lowerCaseId = `recover-batch-${batchId}`;
+  const upperCaseId = `recover-batch-${batchId.toUpperCase()}`;
+  // Looked up as the lower-case batch id, then in upper case (an earlier release named recoveries as typed).
   const result = await runCli(['report', batchId]);
-  expectOneLineError(
-    result,
-    new RegExp(`^error: No recovery found for batch ${batchId} \\(workflow id recover-batch-${batchId}\\)`),
+  expectOneLineError(result, /^error: No recovery found for batch /);
+  expect(result.stderr).toBe(
+    `error: No recovery found for batch ${batchId} (looked for workflow ids ${lowerCaseId}, ${upperCaseId})\n`,
   );
-  // Typed in upper case, the recovery looked up is the lower-case one, and the message names that.
   const upper = await runCli(['report', batchId.toUpperCase()]);
-  expectOneLineError(upper, new RegExp(`\\(workflow id recover-batch-${batchId}\\)\\n$`));
+  expect(upper.stderr).toBe(
+    `error: No recovery found for batch ${batchId.toUpperCase()} (looked for workflow ids ${lowerCaseId}, ${upperCaseId})\n`,
+  );
+  // Typed in mixed case, that spelling too.
+  const mixed = `A${batchId.slice(1)}`;
+  const typed = await runCli(['report', mixed]);
+  expect(typed.stderr).toBe(
+    `error: No recovery found for batch ${mixed} (looked for workflow ids ${lowerCaseId}, recover-batch-${mixed}, ${upperCaseId})\n`,
+  );
 });
 
 test('an unreachable Temporal is named with its address', async () => {
