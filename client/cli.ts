@@ -10,7 +10,7 @@ import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
-import { bounded } from './commands/flags.js';
+import { bounded, trimmedOrDefault } from './commands/flags.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { EXIT_CODES, EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
@@ -50,6 +50,10 @@ interface RecoverOptions {
 interface PolicyOptions extends Pick<RecoverOptions, 'maxRounds' | 'maxRetries' | 'roundBackoff' | 'pollInterval'> {
   timeout?: number;
 }
+
+const DEFAULT_ADDRESS = 'localhost:7233';
+const DEFAULT_NAMESPACE = 'default';
+const DEFAULT_UI_URL = 'http://localhost:8233';
 
 /** How long `cancel` waits for the recovery to end before it says it has not yet. */
 const DEFAULT_CANCEL_WAIT_MS = 30_000;
@@ -151,23 +155,27 @@ export function buildCli(): Command {
     .addOption(
       new Option('--address <host:port>', 'Temporal frontend')
         .env('TEMPORAL_ADDRESS')
-        .default('localhost:7233')
+        .default(DEFAULT_ADDRESS)
         // Checked here, so that the error names the flag (or the variable) it came from.
         .argParser((value: string) => {
           if (!isHostPort(value)) throw new InvalidArgumentError(HOST_PORT_PROBLEM);
           return value;
         }),
     )
-    .addOption(new Option('--namespace <name>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
+    .addOption(
+      new Option('--namespace <name>', 'Temporal namespace')
+        .env('TEMPORAL_NAMESPACE')
+        .default(DEFAULT_NAMESPACE)
+        .argParser(trimmedOrDefault(DEFAULT_NAMESPACE)),
+    )
     .addOption(
       new Option('--task-queue <name>', 'task queue of the recovery workers')
         .env('TEMPORAL_TASK_QUEUE')
-        .default(DEFAULT_TASK_QUEUE),
+        .default(DEFAULT_TASK_QUEUE)
+        .argParser(trimmedOrDefault(DEFAULT_TASK_QUEUE)),
     )
     .addOption(
-      new Option('--ui-url <url>', 'Temporal Web UI, for links')
-        .env('TEMPORAL_UI_URL')
-        .default('http://localhost:8233'),
+      new Option('--ui-url <url>', 'Temporal Web UI, for links').env('TEMPORAL_UI_URL').default(DEFAULT_UI_URL),
     )
     .addOption(
       new Option(

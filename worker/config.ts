@@ -96,8 +96,12 @@ const tlsFlag = z.stringbool();
 
 const workerEnvSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
-  TEMPORAL_NAMESPACE: z.string().default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
+  /**
+   * Names lose the spaces around them (a line break from a secret file, a space after `=`): kept, a worker would poll
+   * a queue no client starts recoveries on. The CLI trims its --namespace and --task-queue alike.
+   */
+  TEMPORAL_NAMESPACE: z.string().trim().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().trim().default(DEFAULT_TASK_QUEUE),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
   TEMPORAL_API_KEY: headerKey().optional(),
   TEMPORAL_TLS: tlsFlag.optional(),
@@ -243,7 +247,7 @@ function crossVariableProblems(env: Record<string, string>): string[] {
     if (!env.TEMPORAL_API_KEY && !cert) {
       problems.push('TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY');
     }
-    if (!/^[\w-]+\.[\w-]+$/.test(env.TEMPORAL_NAMESPACE ?? '')) {
+    if (!/^[\w-]+\.[\w-]+$/.test(env.TEMPORAL_NAMESPACE?.trim() ?? '')) {
       problems.push('TEMPORAL_NAMESPACE: a Temporal Cloud namespace looks like <namespace>.<account>');
     }
   }

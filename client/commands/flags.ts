@@ -31,3 +31,12 @@ export function boundedAsTyped(field: string, rule: FieldRule & { type: 'duratio
     return value;
   };
 }
+
+/**
+ * A name (namespace, task queue) from a flag or its variable, without the spaces around it, as the worker reads
+ * TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE: " recovery" would start recoveries on a queue no worker polls. Blank
+ * (compose passes an unset variable as an empty string), it takes the default, as for the worker.
+ */
+export function trimmedOrDefault(fallback: string): (value: string) => string {
+  return (value) => value.trim() || fallback;
+}

@@ -3,9 +3,9 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { SimulatorOptions } from '../../simulator/index.js';
 import { RecoveryAlreadyRunningError } from '../../client/recoveries.js';
 import type { RecoveryReport } from '../../workflows/report.js';
-import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
+import { DEFAULT_TASK_QUEUE, RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
-import { uniqueTaskQueue } from '../helpers/temporal.js';
+import { temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 import { killLeftoverChildren, runCli, spawnTypeScript } from './child-process.js';
 
 // The CLI runs as a child process against the test dev server; the worker runs in the test.
@@ -180,6 +180,39 @@ test('recover with a policy for a running recovery is refused, or applied with -
     expect(fixed.stderr).not.toMatch(/with --apply-policy/);
   } finally {
     await env.recoveries.handle(batch.id).terminate('test done');
+  }
+});
+
+test('a namespace and task queue with spaces around them, or blank, are read as the worker reads them', async () => {
+  // No worker: the recoveries stay running until the test terminates them.
+  const env = await recoveryEnv();
+  const namespace = temporalNamespace();
+  const [spaced, blank] = [randomUUID(), randomUUID()];
+  try {
+    // Before, " default" was a namespace the server did not know (exit 1); a task queue with a line break at its end
+    // (a secret file) started the recovery on a queue no worker polls.
+    const recover = await runCli([
+      '--namespace',
+      ` ${namespace} `,
+      '--task-queue',
+      `${env.taskQueue}\n`,
+      'recover',
+      spaced,
+    ]);
+    expect(recover.code).toBe(0);
+    expect(recover.stdout).toContain(`/namespaces/${namespace}/workflows/${recoveryWorkflowId(spaced)}\n`);
+    expect((await env.recoveries.handle(spaced).describe()).taskQueue).toBe(env.taskQueue);
+    // Blank, as compose passes an unset variable: the default, as for the worker. Before, "Missing
+    // WorkflowOptions.taskQueue" (exit 1).
+    const defaults = await runCli(['recover', blank], { TEMPORAL_TASK_QUEUE: '', TEMPORAL_NAMESPACE: ' ' });
+    expect(defaults.code).toBe(0);
+    expect((await env.recoveries.handle(blank).describe()).taskQueue).toBe(DEFAULT_TASK_QUEUE);
+  } finally {
+    for (const batchId of [spaced, blank])
+      await env.recoveries
+        .handle(batchId)
+        .terminate('test done')
+        .catch(() => undefined);
   }
 });
 

@@ -269,6 +269,23 @@ test('API keys lose a line break at their end (a secret file); spaces or control
   ]);
 });
 
+test('the namespace and task queue lose the spaces around them, as the CLI drops them', () => {
+  // Before, " recovery" made the worker poll a queue no client starts recoveries on.
+  const config = loadWorkerConfig({
+    ...minimal,
+    TEMPORAL_NAMESPACE: ' recovery\n',
+    TEMPORAL_TASK_QUEUE: ' recoveries ',
+  });
+  expect(config.temporal).toMatchObject({ namespace: 'recovery', taskQueue: 'recoveries' });
+  const cloud = loadWorkerConfig({
+    ...minimal,
+    TEMPORAL_ADDRESS: 'recovery.a1b2c.tmprl.cloud:7233',
+    TEMPORAL_NAMESPACE: 'recovery.a1b2c\n',
+    TEMPORAL_API_KEY: 'cloud-key',
+  });
+  expect(cloud.temporal.namespace).toBe('recovery.a1b2c');
+});
+
 test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refused, as a longer timer fires at once', () => {
   const tooLong = String(2 ** 31);
   expect(
