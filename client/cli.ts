@@ -9,6 +9,7 @@ import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { roundsDone, type RecoveryReport } from '../workflows/report.js';
+import { DEFAULT_CALL_TIMEOUT_MS } from './call-deadline.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { bounded, trimmedOrDefault } from './commands/flags.js';
 import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
@@ -175,7 +176,10 @@ export function buildCli(): Command {
         .argParser(trimmedOrDefault(DEFAULT_TASK_QUEUE)),
     )
     .addOption(
-      new Option('--ui-url <url>', 'Temporal Web UI, for links').env('TEMPORAL_UI_URL').default(DEFAULT_UI_URL),
+      new Option('--ui-url <url>', 'Temporal Web UI, for links')
+        .env('TEMPORAL_UI_URL')
+        .default(DEFAULT_UI_URL)
+        .argParser(trimmedOrDefault(DEFAULT_UI_URL)),
     )
     .addOption(
       new Option(
@@ -183,7 +187,8 @@ export function buildCli(): Command {
         'how long one call to Temporal may go unanswered, 1s-10m (default 30s; longer waits set their own)',
       )
         .env('TEMPORAL_CALL_TIMEOUT')
-        .argParser(callTimeout),
+        // Blank (an unset variable passed on by compose): the default. Commander keeps the blank if told undefined.
+        .argParser((value: string) => (value.trim() === '' ? DEFAULT_CALL_TIMEOUT_MS : callTimeout(value))),
     )
     .addHelpText('after', EXIT_CODES_HELP);
 

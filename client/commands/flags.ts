@@ -7,6 +7,9 @@ import { checkField, type FieldRule } from '../../workflows/fields.js';
 type NumberRule = FieldRule & { type: 'integer' | 'duration' };
 
 function check(field: string, rule: NumberRule, value: string): number {
+  // ms() throws on a blank one with a message that names nothing ("val is not a non-empty string").
+  if (rule.type === 'duration' && value.trim() === '')
+    throw new InvalidArgumentError(`${field}: expected a duration like "30s", "250ms" or "2h"`);
   // Digits only: Number() also reads "0x10", "1e2" and "0b11", which nobody means as a count.
   if (rule.type === 'integer' && !/^-?\d+$/.test(value.trim()))
     throw new InvalidArgumentError(`${field}: expected a whole number`);
@@ -33,9 +36,9 @@ export function boundedAsTyped(field: string, rule: FieldRule & { type: 'duratio
 }
 
 /**
- * A name (namespace, task queue) from a flag or its variable, without the spaces around it, as the worker reads
- * TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE: " recovery" would start recoveries on a queue no worker polls. Blank
- * (compose passes an unset variable as an empty string), it takes the default, as for the worker.
+ * A name (namespace, task queue) or the Web UI from a flag or its variable, without the spaces around it, as the
+ * worker reads TEMPORAL_NAMESPACE and TEMPORAL_TASK_QUEUE: " recovery" would start recoveries on a queue no worker
+ * polls. Blank (compose passes an unset variable as an empty string), it takes the default, as for the worker.
  */
 export function trimmedOrDefault(fallback: string): (value: string) => string {
   return (value) => value.trim() || fallback;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connectClient, temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 import { killLeftoverChildren, runCli } from './child-process.js';
 
 afterEach(killLeftoverChildren);
@@ -69,6 +70,29 @@ test('a batch without a recovery is reported as such, with every workflow id loo
   );
 });
 
+test('blank TEMPORAL_UI_URL and TEMPORAL_CALL_TIMEOUT (compose passes unset variables so) take their defaults', async () => {
+  const batchId = randomUUID();
+  const result = await runCli(['--task-queue', uniqueTaskQueue('blank-variables'), 'recover', batchId], {
+    TEMPORAL_UI_URL: '',
+    TEMPORAL_CALL_TIMEOUT: '',
+  });
+  try {
+    // Before: "error: val is not a non-empty string or a valid number. val=\"\"" (exit 1), naming no variable; and
+    // the call timeout set, a link without its server ("Web UI:      /namespaces/…").
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `^Web UI: +http://localhost:8233/namespaces/${temporalNamespace()}/workflows/recover-batch-${batchId}$`,
+        'm',
+      ),
+    );
+  } finally {
+    const client = await connectClient();
+    await client.workflow.getHandle(`recover-batch-${batchId}`).terminate('test done');
+    await client.connection.close();
+  }
+});
+
 test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
@@ -109,6 +133,19 @@ describe('flags are checked before any connection, naming the flag and the field
   ])('recover %j: a duration without a unit, a count in another spelling', async (flags, message) => {
     // Before, "3600" was a deadline of 3.6 s, and "0x10" 16 rounds.
     expectOneLineError(await offline(['recover', randomUUID(), ...flags]), message);
+  });
+
+  test.each([
+    [
+      'recover --deadline',
+      ['recover', randomUUID(), '--deadline', ''],
+      /--deadline.*'' is invalid.*deadline: expected/,
+    ],
+    ['cancel --timeout', ['cancel', randomUUID(), '--timeout', ''], /--timeout.*'' is invalid.*timeout: expected/],
+    ['report --since', ['report', '--since', ''], /--since.*'' is invalid.*since: expected a duration like "30s"/],
+  ])('%s blank', async (_name, args, message) => {
+    // Before, ms()'s own "val is not a non-empty string or a valid number. val=\"\"", naming no flag.
+    expectOneLineError(await offline(args), message);
   });
 
   test('report --since', async () => {
