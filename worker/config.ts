@@ -8,6 +8,12 @@ import type { NotifyConfig } from '../activities/notify-activities.js';
 import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** One call in 1,000 s: spaced 1,111 s apart, within a Node.js timer (24.8 days) even shared by 1,000 workers. */
+const MIN_CALLS_PER_SECOND = 0.001;
+/** Worker processes on one task queue: far more than a budget of calls per second is shared among in practice. */
+const MAX_WORKERS_SHARING_BUDGET = 1_000;
+/** At 322 KiB a cached workflow (docs/scaling.md), about 31 GiB; 1e9 aborts the worker (36 GB reserved at start). */
+const MAX_CACHED_WORKFLOWS = 100_000;
 /** Node.js timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one fires after 1 ms. */
 const MAX_TIMER_MS = 2_147_483_647;
 const milliseconds = (fallback: number, min = 1) =>
@@ -114,13 +120,30 @@ const workerEnvSchema = z.object({
     .default('https://api.anchorbrowser.io'),
   ANCHOR_API_KEY: headerKey('required: the AnchorBrowser API key'),
   ANCHOR_REQUEST_TIMEOUT_MS: milliseconds(15_000),
-  /** Shared by every worker on the task queue: the server enforces it over 10 s, each worker its share of every second. */
-  ANCHOR_MAX_CALLS_PER_SECOND: z.coerce.number().positive().default(10),
+  /**
+   * Shared by every worker on the task queue: the server enforces it over 10 s, each worker its share of every second.
+   * Below MIN_CALLS_PER_SECOND a worker's calls would be spaced further apart than a Node.js timer holds, and each
+   * call waiting its turn would wake every millisecond (with a TimeoutOverflowWarning each time) instead.
+   */
+  ANCHOR_MAX_CALLS_PER_SECOND: z.coerce
+    .number()
+    .min(MIN_CALLS_PER_SECOND, `expected at least ${MIN_CALLS_PER_SECOND} (one call in 1,000 s)`)
+    .default(10),
   /**
    * How many workers on the task queue share ANCHOR_MAX_CALLS_PER_SECOND: each sends at most its share in any
-   * one second. Fewer than run keeps every 10 s within the budget, not every second: see docs/scaling.md.
+   * one second. Fewer than run keeps every 10 s within the budget, not every second: see docs/scaling.md. They pace
+   * the webhook by it too, one message in N s each: a count in the millions overflows that timer, which then fires at
+   * once.
    */
-  ANCHOR_WORKERS_SHARING_BUDGET: positiveInt(1),
+  ANCHOR_WORKERS_SHARING_BUDGET: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(
+      MAX_WORKERS_SHARING_BUDGET,
+      `expected 1-${MAX_WORKERS_SHARING_BUDGET} (the worker processes on the task queue)`,
+    )
+    .default(1),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt(20),
   /** At least 2, and at most WORKER_MAX_CACHED_WORKFLOWS: the SDK would raise or lower it with only a warning. */
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(20),
@@ -128,7 +151,15 @@ const workerEnvSchema = z.object({
    * Workflows kept in memory between their tasks. Recoveries sit idle for minutes between wakes, so
    * evicting them costs a short replay, while each cached one costs memory: see docs/scaling.md.
    */
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).default(250),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(
+      MAX_CACHED_WORKFLOWS,
+      `expected 2-${MAX_CACHED_WORKFLOWS}: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker`,
+    )
+    .default(250),
   /**
    * How long one activation may run workflow code before the SDK stops it and fails the task (the SDK's default is
    * 5 s). Ours never loops unbounded, so reaching it means a starved or paused thread, not a runaway: and on Node.js

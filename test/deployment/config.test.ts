@@ -304,6 +304,45 @@ test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refuse
   ]);
 });
 
+test('budgets, worker counts and cache sizes past what the worker can hold are refused, naming the range', () => {
+  // Before, each was taken: a budget of 1e-9 calls a second spaced a worker's calls 1.1e12 ms apart, past a Node.js
+  // timer, so each call waiting its turn woke every millisecond (1,153 TimeoutOverflowWarnings in 2 s); a cache of
+  // 1e9 workflows aborted the worker after it had logged its start (SIGABRT, "memory allocation of 36507222032 bytes
+  // failed").
+  expect(
+    problemsOf({
+      ...minimal,
+      ANCHOR_MAX_CALLS_PER_SECOND: '1e-9',
+      WORKER_MAX_CACHED_WORKFLOWS: '1000000000',
+    }),
+  ).toEqual([
+    'ANCHOR_MAX_CALLS_PER_SECOND: expected at least 0.001 (one call in 1,000 s)',
+    'WORKER_MAX_CACHED_WORKFLOWS: expected 2-100000: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker',
+  ]);
+  expect(
+    problemsOf({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '1e9', ANCHOR_WORKERS_SHARING_BUDGET: '2147484' }),
+  ).toEqual(['ANCHOR_WORKERS_SHARING_BUDGET: expected 1-1000 (the worker processes on the task queue)']);
+  const widest = loadWorkerConfig({
+    ...minimal,
+    ANCHOR_MAX_CALLS_PER_SECOND: '0.001',
+    WORKER_MAX_CACHED_WORKFLOWS: '100000',
+  }).limits;
+  expect(widest).toMatchObject({ maxCallsPerSecond: 0.001, maxCachedWorkflows: 100_000 });
+  expect(
+    loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '1000', ANCHOR_WORKERS_SHARING_BUDGET: '1000' }).limits,
+  ).toMatchObject({ maxCallsPerSecond: 1_000, workersSharingBudget: 1_000 });
+});
+
+test('a worker cache too large to allocate stops the worker process at start, naming the variable', async () => {
+  const worker = await spawnWorkerProcess({ ...minimal, WORKER_MAX_CACHED_WORKFLOWS: '1000000000' });
+  const { code } = await worker.closed;
+  expect(code).toBe(1);
+  expect(worker.stderr().trim().split('\n')).toEqual([
+    'Invalid worker configuration:',
+    '  - WORKER_MAX_CACHED_WORKFLOWS: expected 2-100000: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker',
+  ]);
+});
+
 test('metrics port, log level and the prebuilt bundle are read for the worker process', () => {
   const config = loadWorkerConfig({
     ...minimal,
