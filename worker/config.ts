@@ -7,7 +7,13 @@ import { InvalidInputError } from '../workflows/input.js';
 import type { NotifyConfig } from '../activities/notify-activities.js';
 import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
 
-const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/**
+ * A count or a time in milliseconds, in decimal digits: Number() also reads "0x10", "1e3" and "0b11", which nobody
+ * means as a count, and the CLI refuses them in its flags too.
+ */
+const wholeNumber = (rule: z.ZodNumber) =>
+  z.string().trim().regex(/^\d+$/, 'expected a whole number in decimal digits').transform(Number).pipe(rule);
+const positiveInt = (fallback: number) => wholeNumber(z.number().int().positive()).default(fallback);
 /** One call in 1,000 s: spaced 1,111 s apart, within a Node.js timer (24.8 days) even shared by 1,000 workers. */
 const MIN_CALLS_PER_SECOND = 0.001;
 /** Worker processes on one task queue: far more than a budget of calls per second is shared among in practice. */
@@ -17,7 +23,7 @@ const MAX_CACHED_WORKFLOWS = 100_000;
 /** Node.js timers hold at most 2^31 - 1 ms (about 24.8 days); a longer one fires after 1 ms. */
 const MAX_TIMER_MS = 2_147_483_647;
 const milliseconds = (fallback: number, min = 1) =>
-  z.coerce.number().int().min(min).max(MAX_TIMER_MS).default(fallback);
+  wholeNumber(z.number().int().min(min).max(MAX_TIMER_MS)).default(fallback);
 
 /**
  * A key sent in a header: a line break at its end (a key read from a secret file) is trimmed; any other space or
@@ -135,31 +141,33 @@ const workerEnvSchema = z.object({
    * the webhook by it too, one message in N s each: a count in the millions overflows that timer, which then fires at
    * once.
    */
-  ANCHOR_WORKERS_SHARING_BUDGET: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(
-      MAX_WORKERS_SHARING_BUDGET,
-      `expected 1-${MAX_WORKERS_SHARING_BUDGET} (the worker processes on the task queue)`,
-    )
-    .default(1),
+  ANCHOR_WORKERS_SHARING_BUDGET: wholeNumber(
+    z
+      .number()
+      .int()
+      .positive()
+      .max(
+        MAX_WORKERS_SHARING_BUDGET,
+        `expected 1-${MAX_WORKERS_SHARING_BUDGET} (the worker processes on the task queue)`,
+      ),
+  ).default(1),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt(20),
   /** At least 2, and at most WORKER_MAX_CACHED_WORKFLOWS: the SDK would raise or lower it with only a warning. */
-  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).default(20),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: wholeNumber(z.number().int().min(2)).default(20),
   /**
    * Workflows kept in memory between their tasks. Recoveries sit idle for minutes between wakes, so
    * evicting them costs a short replay, while each cached one costs memory: see docs/scaling.md.
    */
-  WORKER_MAX_CACHED_WORKFLOWS: z.coerce
-    .number()
-    .int()
-    .min(2)
-    .max(
-      MAX_CACHED_WORKFLOWS,
-      `expected 2-${MAX_CACHED_WORKFLOWS}: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker`,
-    )
-    .default(250),
+  WORKER_MAX_CACHED_WORKFLOWS: wholeNumber(
+    z
+      .number()
+      .int()
+      .min(2)
+      .max(
+        MAX_CACHED_WORKFLOWS,
+        `expected 2-${MAX_CACHED_WORKFLOWS}: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker`,
+      ),
+  ).default(250),
   /**
    * How long one activation may run workflow code before the SDK stops it and fails the task (the SDK's default is
    * 5 s). Ours never loops unbounded, so reaching it means a starved or paused thread, not a runaway: and on Node.js
@@ -170,7 +178,7 @@ const workerEnvSchema = z.object({
   /** One poller per task queue reads the list endpoint for every waiting recovery: see docs/scaling.md. */
   ANCHOR_BATCH_STATUS_POLLER: z.stringbool().default(true),
   /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
-  METRICS_PORT: z.coerce.number().int().min(1).max(65_535).optional(),
+  METRICS_PORT: wholeNumber(z.number().int().min(1).max(65_535)).optional(),
   /** With METRICS_PORT: how often the anchor_recoveries_past_deadline gauge counts, in milliseconds. */
   PAST_DEADLINE_CHECK_INTERVAL_MS: milliseconds(60_000),
   /** How long past its deadline a running recovery counts: a reconciliation or the end notification may outlive it. */

@@ -333,6 +333,25 @@ test('budgets, worker counts and cache sizes past what the worker can hold are r
   ).toMatchObject({ maxCallsPerSecond: 1_000, workersSharingBudget: 1_000 });
 });
 
+test('counts and milliseconds in another spelling than decimal digits are refused, as the CLI refuses them', () => {
+  // Before, Number() read them: "0x10" was 16 activities at once, "1e3" a cache of 1,000 and "0b1" a 1 ms timeout.
+  expect(
+    problemsOf({
+      ...minimal,
+      ANCHOR_REQUEST_TIMEOUT_MS: '0b1',
+      WORKER_MAX_CONCURRENT_ACTIVITIES: '0x10',
+      WORKER_MAX_CACHED_WORKFLOWS: '1e3',
+    }),
+  ).toEqual([
+    'ANCHOR_REQUEST_TIMEOUT_MS: expected a whole number in decimal digits',
+    'WORKER_MAX_CONCURRENT_ACTIVITIES: expected a whole number in decimal digits',
+    'WORKER_MAX_CACHED_WORKFLOWS: expected a whole number in decimal digits',
+  ]);
+  const config = loadWorkerConfig({ ...minimal, WORKER_MAX_CONCURRENT_ACTIVITIES: ' 16\n', METRICS_PORT: '9464' });
+  expect(config.limits.maxConcurrentActivities).toBe(16);
+  expect(config.observability?.metricsPort).toBe(9464);
+});
+
 test('a worker cache too large to allocate stops the worker process at start, naming the variable', async () => {
   const worker = await spawnWorkerProcess({ ...minimal, WORKER_MAX_CACHED_WORKFLOWS: '1000000000' });
   const { code } = await worker.closed;
