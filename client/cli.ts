@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
-import { HOST_PORT_PROBLEM, isHostPort } from '../worker/config.js';
+import { HOST_PORT_PROBLEM, UI_URL_QUERY_PROBLEM, hasQueryOrFragment, isHostPort } from '../worker/config.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
@@ -179,7 +179,12 @@ export function buildCli(): Command {
       new Option('--ui-url <url>', 'Temporal Web UI, for links')
         .env('TEMPORAL_UI_URL')
         .default(DEFAULT_UI_URL)
-        .argParser(trimmedOrDefault(DEFAULT_UI_URL)),
+        // Every link the CLI prints adds its path after the whole value: one with a query or fragment leads nowhere.
+        .argParser((value: string) => {
+          const url = trimmedOrDefault(DEFAULT_UI_URL)(value);
+          if (hasQueryOrFragment(url)) throw new InvalidArgumentError(UI_URL_QUERY_PROBLEM);
+          return url;
+        }),
     )
     .addOption(
       new Option(

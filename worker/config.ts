@@ -49,6 +49,15 @@ const urlWithoutCredentials = (why: string) =>
  */
 const webhookUrl = urlWithoutCredentials('send them in its path or query, as Slack does');
 
+export const UI_URL_QUERY_PROBLEM =
+  'expected no query or fragment in the URL (each link adds /namespaces/<namespace>/workflows/<id> to it)';
+
+/** A Web UI base URL the links cannot be built on, as the worker's TEMPORAL_UI_URL and the CLI's --ui-url take it. */
+export function hasQueryOrFragment(url: string): boolean {
+  // A `?` or `#` can only start a query or fragment here: in the path they would be percent-encoded.
+  return /[?#]/.test(url);
+}
+
 /**
  * The base of the link each notification posts to the webhook's channel: a password in it would be posted with every
  * message, to everyone who reads the channel. A query or fragment is refused too: each link adds its path after the
@@ -57,9 +66,8 @@ const webhookUrl = urlWithoutCredentials('send them in its path or query, as Sla
  * the URL, for the same reason.
  */
 const uiUrl = urlWithoutCredentials("every notification's link would show them to the webhook's channel").refine(
-  // A `?` or `#` can only start a query or fragment here: in the path they would be percent-encoded.
-  (url) => !URL.canParse(url) || !/[?#]/.test(url),
-  'expected no query or fragment in the URL (each link adds /namespaces/<namespace>/workflows/<id> to it)',
+  (url) => !URL.canParse(url) || !hasQueryOrFragment(url),
+  UI_URL_QUERY_PROBLEM,
 );
 
 export const HOST_PORT_PROBLEM =

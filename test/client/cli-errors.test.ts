@@ -93,6 +93,26 @@ test('blank TEMPORAL_UI_URL and TEMPORAL_CALL_TIMEOUT (compose passes unset vari
   }
 });
 
+test('a Web UI URL with a query or fragment is refused before any connection, naming the flag or variable', async () => {
+  // Before, taken: every link printed was `…/?token=1/namespaces/…`, the UI's root or nowhere.
+  const flag = await runCli([
+    '--address',
+    '127.0.0.1:1',
+    '--ui-url',
+    'https://ui.example/?token=1',
+    'report',
+    randomUUID(),
+  ]);
+  expectOneLineError(
+    flag,
+    /--ui-url <url>' argument 'https:\/\/ui\.example\/\?token=1' is invalid\. expected no query or fragment/,
+  );
+  const variable = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()], {
+    TEMPORAL_UI_URL: 'https://ui.example/#top',
+  });
+  expectOneLineError(variable, /from env 'TEMPORAL_UI_URL' is invalid\. expected no query or fragment/);
+});
+
 test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
