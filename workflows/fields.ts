@@ -74,8 +74,9 @@ function typeName(value: unknown): string {
 /** Milliseconds from `"30s"`, `"250ms"`, `"2h"` or a number of milliseconds; undefined when it is not a duration. */
 export function parseDuration(value: unknown): number | undefined {
   if (typeof value !== 'number' && typeof value !== 'string') return undefined;
-  // ms() throws on strings longer than 100 characters.
-  const millis = typeof value === 'number' ? value : value.length > 100 ? undefined : ms(value as StringValue);
+  // ms() throws on an empty string and on strings longer than 100 characters, with messages that name no field.
+  const millis =
+    typeof value === 'number' ? value : value === '' || value.length > 100 ? undefined : ms(value as StringValue);
   return millis === undefined || !Number.isFinite(millis) || millis < 0 ? undefined : millis;
 }
 

@@ -88,6 +88,16 @@ test('the messages name each field the way operators know them', () => {
   ]);
 });
 
+test("an empty duration is refused naming the field, as the Web UI's start form can send one", () => {
+  // Before: ms()'s own "val is not a non-empty string or a valid number", a plain error naming no field.
+  expect(problemsOf(() => parseRecoverBatchInput({ batchId, deadline: '' }))).toEqual([
+    'deadline: expected a duration like "30s", "250ms" or "2h", got ""',
+  ]);
+  expect(problemsOf(() => parseSweepInput({ lookback: '' }))).toEqual([
+    'lookback: expected a duration like "30s", "250ms" or "2h", got ""',
+  ]);
+});
+
 test('defaults apply, durations become milliseconds, and defaults are not shared between inputs', () => {
   const policy = parseRecoverBatchInput({ batchId, poll: { initialInterval: '1s' } });
   expect(policy).toEqual({

@@ -133,6 +133,23 @@ test('invalid input ends the workflow at once with a non-retryable error naming 
   expect(cause.message).toMatch(/deadline: must be at most 365d/);
 });
 
+test("an empty duration, as the Web UI's start form can send, ends the workflow naming the field", async () => {
+  // Before: ms() threw a plain error in the workflow, whose task then failed again and again: a recovery stuck
+  // running, with no report.
+  const failure = await env.client.workflow
+    .execute('recoverBatch', {
+      taskQueue: env.taskQueue,
+      workflowId: `empty-duration-${Date.now()}`,
+      args: [{ batchId: '6f1c2a9e-4b7d-4c1e-9a3f-2d5e8b7c0a14', deadline: '' }],
+    })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
+  expect(cause.type).toBe('InvalidRecoveryInput');
+  expect(cause.message).toMatch(/deadline: expected a duration like "30s", "250ms" or "2h", got ""/);
+});
+
 test('the client rejects invalid input before starting anything, naming the field', async () => {
   await expect(env.recoveries.start({ batchId: '1234', maxRounds: 0 })).rejects.toThrow(/batchId: .*maxRounds: /s);
 });
