@@ -114,6 +114,20 @@ test('batches listed with failed sessions but no UUID for an id are counted as s
   expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
 });
 
+test('a batch listed with a negative count of failed sessions is counted as having none, not recovered', async () => {
+  const batchId = failedBatch(5);
+  // The contract types failed_requests as an integer with no minimum.
+  listAnswer = answerJson({
+    data: { batches: [{ batch_id: batchId, status: 'failed', failed_requests: -1 }], pagination: { has_next: false } },
+  });
+  const result = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
+
+  // Before: started, a recovery of a batch the API says has no failed session.
+  expect(result.started).toEqual([]);
+  expect(result.counts).toMatchObject({ scanned: 1, started: 0, no_failed_sessions: 1 });
+  expect(sumOfCounts(result.counts)).toBe(1);
+});
+
 /** A list of `pages` (each page's rows), one page per call; the pages' length is the page size the test asks for. */
 const answerPages =
   (pages: { batch_id: string; status: string; failed_requests: number }[][]): HostileAnswer =>
