@@ -10,6 +10,10 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // the code that recorded it ignored (as it would have in a rolling deploy): such a run must replay without resuming.
 // sweep-case-repeat-on-older-code is sweep-starts-each-batch-once-in-any-case recorded on the code before that patch,
 // which started the batch listed again in upper case a second time: such a run must replay with both starts.
+// continued-in-poller-wait-on-older-code-run-0/-1 (a chain that continued as new in its wait for the poller, its second
+// run cancelled) and deadline-after-listed-settle-on-older-code (a deadline after a settle the poller's list showed,
+// ended without a read) were recorded on the code before recovery-unwatches-carried-watch and
+// recovery-deadline-reads-failing-sessions, by a review's probe: such runs must replay down their old paths.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {
