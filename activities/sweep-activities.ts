@@ -37,7 +37,8 @@ export interface ListFailedBatchesInput {
   fromPage: number;
   /**
    * Stop at the end of the page where this many batches with failed sessions were found (the result
-   * holds up to pageSize - 1 more). 0 reads to the end of the list and only counts them.
+   * holds up to pageSize - 1 more). 0 reads to the end of the list and only counts them, unless maxPages is 1: a
+   * one-page task returns its page's ids also then, so that the run can tell a batch listed again.
    */
   maxBatchIds: number;
   /**

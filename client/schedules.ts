@@ -96,6 +96,10 @@ export async function upsertSweepSchedule(
   const { value: everyMs, problems: everyProblems } = checkField(sweepScheduleFields.every, every, 'every');
   const problems = [
     ...scheduleIdProblems(scheduleId),
+    // One typed with a space around it or a control character in it was taken: every sweep the schedule started
+    // waited for ever for a worker on a queue none polls, and the overlap policy (SKIP) skipped every later sweep. An
+    // empty one failed with the SDK's 'Missing ScheduleOptions.action.taskQueue', a very long one with the server's
+    // 'Failed to create schedule'.
     ...nameProblems('taskQueue', taskQueue, MAX_TASK_QUEUE_CHARS),
     ...everyProblems,
   ];
@@ -261,12 +265,7 @@ function scheduleIdProblems(scheduleId: string): string[] {
   return nameProblems('id', scheduleId, MAX_SCHEDULE_ID_CHARS);
 }
 
-/**
- * A task queue typed with a space around it or a control character in it was taken: every sweep the schedule started
- * waited for ever for a worker on a queue none polls, and the overlap policy (SKIP) skipped every later sweep. An
- * empty one failed with the SDK's 'Missing ScheduleOptions.action.taskQueue', a very long one with the server's
- * 'Failed to create schedule'.
- */
+/** What makes a name unfit for a schedule id or a task queue, each problem naming the field. */
 function nameProblems(field: string, name: string, maxChars: number): string[] {
   if (name === '') return [`${field}: must not be empty`];
   if (/[\u0000-\u001f\u007f]/.test(name)) return [`${field}: must not hold control characters`];

@@ -136,8 +136,9 @@ export async function sweepFailedBatches(
   // Asked once, before the run's first command: a run keeps one way of starting throughout.
   const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
   /**
-   * The batches this run has handed to startEach, as listed and in lower case; a few hundred KB at most, as a run
-   * continues as new.
+   * The batches this run has handed to startEach or counted past maxStarts, as listed and in lower case. Bounded by
+   * continue-as-new: a run that reads pages past maxStarts until then (about 1,100 pages of 100) holds about 110,000
+   * ids, about 9 MB in the two sets.
    */
   const handed = new Set<string>();
   const handedInLowerCase = new Set<string>();
@@ -160,7 +161,7 @@ export async function sweepFailedBatches(
    * batch's `started` or first over_limit. Counts only: no recovery starts in a run past maxStarts, so what this adds
    * to `handed` changes no command.
    */
-  const countListedAgain = (batchIds: string[]) => {
+  const takeCountedOnly = (batchIds: string[]) => {
     let again = 0;
     for (const batchId of batchIds) {
       const key = batchId.toLowerCase();
@@ -226,7 +227,7 @@ export async function sweepFailedBatches(
             await startRecoveries(chunk.batchIds);
           } else {
             // Read side by side with a page that used up maxStarts, or later: only counted.
-            const again = countListedAgain(chunk.batchIds);
+            const again = takeCountedOnly(chunk.batchIds);
             result.counts.listed_again += again;
             result.counts.over_limit += chunk.failed - again;
           }
