@@ -19,6 +19,9 @@ retry() {
 
 retry temporal operator cluster health >/dev/null
 
+# Without the white space around it, as the worker and the CLI read TEMPORAL_NAMESPACE.
+TEMPORAL_NAMESPACE=$(printf '%s' "$TEMPORAL_NAMESPACE" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
+
 if temporal operator namespace describe --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
   echo "namespace $TEMPORAL_NAMESPACE exists"
 else
