@@ -877,10 +877,17 @@ export class BatchRecoveries {
     const why = `the workflow ${terminated ? 'was terminated' : 'timed out'}, so the recovery wrote no end`;
     // Described again: the memo of when it was ended, not of when the caller began to wait.
     const description = await this.describe(batchId);
-    const stored = await this.storedReport(batchId, description, why).catch((err: unknown) => {
-      if (err instanceof NoStoredReportError) return undefined;
-      throw err;
-    });
+    const stored = await this.storedReport(batchId, description, why).then(
+      // The recovery wrote no end: it ended when its workflow closed, as a refused start's report says.
+      ({ report, source }) => ({
+        report: { ...report, finishedAt: report.finishedAt ?? (description.closeTime ?? new Date()).toISOString() },
+        source,
+      }),
+      (err: unknown) => {
+        if (err instanceof NoStoredReportError) return undefined;
+        throw err;
+      },
+    );
     return new RecoveryTerminatedError(batchId, terminated ? 'terminated' : 'timed_out', reason, stored, cause);
   }
 }

@@ -59,6 +59,7 @@ test('a terminated recovery: report, watch and cancel say so, and report prints 
   const batchId = await recoveryBackingOff();
   await env.recoveries.handle(batchId).terminate('stopped by an operator');
   const said = `error: The recovery of batch ${batchId} was terminated: stopped by an operator\n`;
+  const closedAt = (await env.recoveries.handle(batchId).describe()).closeTime!.toISOString();
 
   const report = await cli(['report', batchId]);
   expect(report.code).toBe(9);
@@ -67,11 +68,18 @@ test('a terminated recovery: report, watch and cancel say so, and report prints 
     /^Stored report: the workflow was terminated, so the recovery wrote no end\. Recorded at \S+ \(.+ ago\)\.$/m,
   );
   expect(report.stdout).toMatch(/^Outcome: +terminated \(stopped by an operator\)$/m);
+  // Its end is when the workflow closed (before, no end: the deadline in its place).
+  expect(report.stdout).toMatch(new RegExp(`^Started: +\\S+ +finished: ${closedAt}$`, 'm'));
   expect(report.stdout).toMatch(/^Still failing: 1 session$/m);
 
   const json = await cli(['report', batchId, '--json']);
   expect(json.code).toBe(9);
-  expect(JSON.parse(json.stdout) as RecoveryReport).toMatchObject({ batchId, phase: 'backing_off', outcome: null });
+  expect(JSON.parse(json.stdout) as RecoveryReport).toMatchObject({
+    batchId,
+    phase: 'backing_off',
+    outcome: null,
+    finishedAt: closedAt,
+  });
   expect(json.stderr).toMatch(/^Stored report: the workflow was terminated/);
   expect(json.stderr.endsWith(said)).toBe(true);
 
@@ -108,6 +116,8 @@ test('a recovery whose workflow timed out is reported as timed out, with the rep
     `error: The recovery of batch ${batchId} timed out: its workflow execution or run timeout passed\n`,
   );
   expect(report.stdout).toMatch(/^Outcome: +timed out$/m);
+  const closedAt = (await env.recoveries.handle(batchId).describe()).closeTime!.toISOString();
+  expect(report.stdout).toMatch(new RegExp(`^Started: +\\S+ +finished: ${closedAt}$`, 'm'));
   expect(report.stdout).toMatch(/^Rounds: none$/m);
 });
 
