@@ -19,6 +19,7 @@ import {
   batchStatusPollerWorkflowId,
   recoveryWorkflowId,
   watchBatch,
+  type ListedSettle,
 } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
@@ -985,6 +986,23 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     } finally {
       await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
     }
+    return options.workflowId;
+  },
+  // A run continued as new in its wait for the poller (started here as continue-as-new starts it) whose first workflow
+  // task holds the poller's wake: it takes the settle the wake carried, and registers no more.
+  async 'carried-wait-takes-early-wake'() {
+    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+    const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
+    const now = Date.now();
+    const report = newReport(batch.id, options.workflowId, new Date(now - 60_000), new Date(now + 20_000), 3);
+    report.continuedAsNew = 1;
+    const listed = { status: 'completed', total: 2, completed: 2, failed: 0, observedAt: new Date(now).toISOString() };
+    await client.workflow.signalWithStart('recoverBatch', {
+      ...options,
+      args: [options.args[0], { report, pollerWaitStartedAt: new Date(now - 30_000).toISOString() }],
+      signal: batchSettled,
+      signalArgs: [listed as ListedSettle],
+    });
     return options.workflowId;
   },
 };

@@ -287,6 +287,13 @@ const END_READ_TIMEOUT_MS = 10_000;
  * such an end; a run that registers again first drops its watch under UNWATCH_AT_END_PATCH, as any run does.
  */
 export const UNWATCH_CARRIED_WATCH_PATCH = 'recovery-unwatches-carried-watch';
+/**
+ * Runs that go on with the wait the run before continued as new in take a wake that came before that wait goes on (a
+ * wake the poller sent as the run continued as new reaches the next run in its first workflow task, before its code
+ * waits): it is that wait's. Before, the wait began by forgetting it, and registered again: the poller, which drops a
+ * watch as it wakes it, noticed the settle once more a cycle later. Asked only when such a wake came.
+ */
+export const CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH = 'recovery-carried-wait-takes-early-wake';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -560,6 +567,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     typeof carried?.pollerWaitStartedAt === 'string' ? carried.pollerWaitStartedAt.slice(0, 40) : undefined;
   /** The poller's watch is that carried wait's: this run has not registered since, nor been woken. */
   let watchIsCarried = unwokenWaitStartedAt !== undefined;
+  /** The run's first wait for the poller goes on with that carried wait: a wake before it is the carried wait's. */
+  let carriedWaitToGoOn = watchIsCarried;
   /** When the call a round waits to send again (it was not sent) goes; null unless a round waits so. */
   let resendAt: string | null = null;
   setHandler(getRecoveryReport, () => report);
@@ -748,6 +757,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     // wait the run before continued as new in goes on here: nothing was sent since, and its watch is the poller's.
     const waitStartedAt = (watchIsCarried && unwokenWaitStartedAt) || new Date().toISOString();
     let resent = false;
+    const goesOnWithCarried = carriedWaitToGoOn;
+    carriedWaitToGoOn = false;
     /** Whether the poller took the registration; false when none runs or it cannot be reached. */
     const register = async (): Promise<boolean> => {
       if (!registersLocally) {
@@ -771,8 +782,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       if (!registered) unwokenWaitStartedAt = undefined;
       return registered;
     };
-    settleNoticed = false;
-    listedSettle = undefined;
+    // A wake taken before this wait went on (the run's first workflow task) woke the carried wait.
+    if (!(goesOnWithCarried && settleNoticed && patched(CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH))) {
+      settleNoticed = false;
+      listedSettle = undefined;
+    }
     waitingForPoller = true;
     try {
       while (!settleNoticed) {

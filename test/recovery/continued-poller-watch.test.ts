@@ -1,11 +1,16 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import {
+  batchSettled,
   batchStatusPollerWorkflowId,
   isWatchingBatch,
   watchBatch,
   type WatchBatchRequest,
 } from '../../workflows/definitions.js';
-import { UNWATCH_AT_END_PATCH, UNWATCH_CARRIED_WATCH_PATCH } from '../../workflows/recover-batch.js';
+import {
+  CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH,
+  UNWATCH_AT_END_PATCH,
+  UNWATCH_CARRIED_WATCH_PATCH,
+} from '../../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../../workflows/recovery-start.js';
 import { newReport } from '../../workflows/report.js';
 import {
@@ -122,3 +127,37 @@ test('a run continued as new in its wait for the poller goes on with the same wa
   expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
 }, 120_000);
+
+test('a wake that reaches a continued run before it goes on with its wait for the poller is taken', async () => {
+  // Listed as settled, though the simulator keeps it in flight: only the wake can end the wait before the deadline.
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY }, env.taskQueue);
+  const now = Date.now();
+  const report = newReport(batch.id, options.workflowId, new Date(now - 60_000), new Date(now + 20_000), 3);
+  report.continuedAsNew = 1;
+  const listed = {
+    status: 'completed' as const,
+    total: 2,
+    completed: 2,
+    failed: 0,
+    observedAt: new Date().toISOString(),
+  };
+
+  // The poller woke the wait as the run before continued as new: the wake is in the next run's first workflow task.
+  await env.client.workflow.signalWithStart('recoverBatch', {
+    ...options,
+    args: [options.args[0], { report, pollerWaitStartedAt: new Date(now - 30_000).toISOString() }],
+    signal: batchSettled,
+    signalArgs: [listed],
+  });
+  const ended = await env.recoveries.result(batch.id);
+  const history = await env.recoveries.handle(batch.id).fetchHistory();
+
+  // Before, the wait forgot the wake and registered again; the poller, whose list the batch is in flight in, never
+  // woke it, and the recovery ended `deadline`.
+  expect(ended.outcome).toBe('clean');
+  expect(ended.batch).toMatchObject(listed);
+  expect(pollerRegistrations(history)).toHaveLength(0);
+  expect(localActivityMarkers(history, 'unwatchBatchWithPoller')).toHaveLength(0);
+  expect(patchMarkerIds(history)).toContain(CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH);
+});
