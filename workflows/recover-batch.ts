@@ -1349,7 +1349,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       publishProgress();
       storeMemoAtRest();
       await readFailingAtEnd();
-      // The memo is written again whatever the read found: a cancel's end time was set after the read until 9e3d22c,
+      // The memo is written again whatever the read found: a cancel's end time was set after the read until 4665eba,
       // so it always changed the memo there, and the histories of then hold that write.
       memoPublished = '';
     }
