@@ -988,6 +988,31 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     }
     return options.workflowId;
   },
+  // The same run with an input this release refuses (an out-of-range value plays a bound a newer release tightened):
+  // it stops with the report it carried, and tells the poller to drop the watch the run before registered.
+  async 'continued-input-refused-unwatches-carried-watch'() {
+    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+    const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
+    const now = Date.now();
+    const report = newReport(batch.id, options.workflowId, new Date(now - 120_000), new Date(now + 3_600_000), 3);
+    report.continuedAsNew = 1;
+    const pollerWaitStartedAt = new Date(now - 60_000).toISOString();
+    await startBatchStatusPoller(client, stack.taskQueue);
+    try {
+      await client.workflow.start('recoverBatch', {
+        ...options,
+        args: [
+          { ...options.args[0], maxRounds: 0 },
+          { report, pollerWaitStartedAt },
+        ],
+      });
+      // It fails, stopped with the report: the history is the fixture.
+      await recoveries.result(batch.id).catch(() => undefined);
+    } finally {
+      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+    }
+    return options.workflowId;
+  },
   // A run continued as new in its wait for the poller (started here as continue-as-new starts it) whose first workflow
   // task holds the poller's wake: it takes the settle the wake carried, and registers no more.
   async 'carried-wait-takes-early-wake'() {

@@ -14,6 +14,8 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // run cancelled) and deadline-after-listed-settle-on-older-code (a deadline after a settle the poller's list showed,
 // ended without a read) were recorded on the code before recovery-unwatches-carried-watch and
 // recovery-deadline-reads-failing-sessions, by a review's probe: such runs must replay down their old paths.
+// continued-input-refused-on-older-code is continued-input-refused-unwatches-carried-watch recorded on the code before
+// recovery-unwatches-carried-watch reached that stop, which sent no unwatch: such a run must replay without one.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {

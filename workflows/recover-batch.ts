@@ -284,7 +284,8 @@ const END_READ_TIMEOUT_MS = 10_000;
  * Runs continued as new in their wait for the poller from this change on go on with the wait the run before registered
  * (CarriedRecovery.pollerWaitStartedAt), and one that ends before it registers again tells the poller to drop that
  * watch: before, the watch stayed until the batch settled, and the poller read the list for it meanwhile. Asked only at
- * such an end; a run that registers again first drops its watch under UNWATCH_AT_END_PATCH, as any run does.
+ * such an end (a stop for an input this worker refuses included); a run that registers again first drops its watch
+ * under UNWATCH_AT_END_PATCH, as any run does.
  */
 export const UNWATCH_CARRIED_WATCH_PATCH = 'recovery-unwatches-carried-watch';
 /**
@@ -452,7 +453,27 @@ function stoppedFailure(report: RecoveryReport, failure: { type: string; message
  */
 const CONTINUED_INPUT_REFUSED_PATCH = 'recovery-continued-input-refused-with-report';
 
-async function stopWithCarriedReport(report: RecoveryReport, refusal: unknown): Promise<never> {
+/** Registration with the poller and its end: local activities, a few quick attempts. */
+const pollerRegistration = proxyLocalActivities<PollerRegistrationActivities>({
+  startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
+  retry: { initialInterval: '200ms', maximumAttempts: 3 },
+});
+
+/**
+ * Tells the poller to drop a wait's watch. Kept through a cancel, and a failure changes no outcome: the watch then
+ * stays until the batch settles, as before.
+ */
+function unwatchWithPoller(batchId: string, waitStartedAt: string): Promise<void> {
+  const { taskQueue, workflowId } = workflowInfo();
+  return CancellationScope.nonCancellable(() =>
+    pollerRegistration.unwatchBatchWithPoller({ taskQueue, batchId, workflowId, waitStartedAt }),
+  ).catch((err: unknown) => {
+    log.warn('The poller could not be told to drop the watch', { batchId, error: String(err) });
+  });
+}
+
+async function stopWithCarriedReport(carried: CarriedRecovery, refusal: unknown): Promise<never> {
+  const { report } = carried;
   const type = refusal instanceof ApplicationFailure ? (refusal.type ?? 'unknown') : (refusal as Error).name;
   const message = refusal instanceof Error ? refusal.message : String(refusal);
   // Answered while the end notification is out (up to 5 min), as any other recovery's report is.
@@ -475,6 +496,13 @@ async function stopWithCarriedReport(report: RecoveryReport, refusal: unknown): 
   }
   countRecovery('failed');
   log.error('Recovery stopped', { batchId: report.batchId, ...failure });
+  // The poller may still watch the wait the run before continued as new in (CarriedRecovery.pollerWaitStartedAt):
+  // dropped first, as at any other end. The refused input does not name the batch; the report the run before carried
+  // does, and the watch matched is only this workflow id's.
+  const waitStartedAt =
+    typeof carried.pollerWaitStartedAt === 'string' ? carried.pollerWaitStartedAt.slice(0, 40) : undefined;
+  if (waitStartedAt !== undefined && typeof report.batchId === 'string' && patched(UNWATCH_CARRIED_WATCH_PATCH))
+    await unwatchWithPoller(report.batchId, waitStartedAt);
   const end = recoveryEnd(report);
   if (end) await notifyRecoveryEndOf(end, true);
   throw stoppedFailure(report, failure);
@@ -495,8 +523,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   try {
     policy = parseWorkflowInput(parseRecoverBatchInput, input, 'InvalidRecoveryInput');
   } catch (err) {
-    if (carried?.report && patched(CONTINUED_INPUT_REFUSED_PATCH))
-      return await stopWithCarriedReport(carried.report, err);
+    if (carried?.report && patched(CONTINUED_INPUT_REFUSED_PATCH)) return await stopWithCarriedReport(carried, err);
     recordInvalidInput(input);
     throw err;
   }
@@ -532,10 +559,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     deadlineToWrite = [];
   }
 
-  const { watchBatchWithPoller, unwatchBatchWithPoller } = proxyLocalActivities<PollerRegistrationActivities>({
-    startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
-    retry: { initialInterval: '200ms', maximumAttempts: 3 },
-  });
+  const { watchBatchWithPoller } = pollerRegistration;
   const waits = new WakeableWait();
   /**
    * Until the predicate holds (true) or the timeout (false). Only the handlers below make a wait's predicate hold,
@@ -1277,20 +1301,14 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
 
   /**
    * At an end with a watch the poller has not woken (UNWATCH_AT_END_PATCH; UNWATCH_CARRIED_WATCH_PATCH for the one the
-   * run before registered): the batch is in flight, or the recovery saw it settle before the poller did. Kept through
-   * a cancel, and a failure to tell the poller changes no outcome: the watch then stays until the batch settles, as
-   * before. Undefined when there is nothing to tell.
+   * run before registered): the batch is in flight, or the recovery saw it settle before the poller did. Undefined when
+   * there is nothing to tell.
    */
   const unwatchAtEnd = (): Promise<void> | undefined => {
     const waitStartedAt = unwokenWaitStartedAt;
     if (waitStartedAt === undefined) return undefined;
     if (!patched(watchIsCarried ? UNWATCH_CARRIED_WATCH_PATCH : UNWATCH_AT_END_PATCH)) return undefined;
-    const { taskQueue } = workflowInfo();
-    return CancellationScope.nonCancellable(() =>
-      unwatchBatchWithPoller({ taskQueue, batchId, workflowId, waitStartedAt }),
-    ).catch((err: unknown) => {
-      log.warn('The poller could not be told to drop the watch', { batchId, error: String(err) });
-    });
+    return unwatchWithPoller(batchId, waitStartedAt);
   };
 
   /** Once per end; the recoveries from before the notifications tell none. */

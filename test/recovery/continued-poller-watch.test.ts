@@ -1,4 +1,6 @@
 import type { WorkflowHandle } from '@temporalio/client';
+import proto, { type temporal } from '@temporalio/proto';
+import { RecoveryFailedError } from '../../client/recoveries.js';
 import {
   batchSettled,
   batchStatusPollerWorkflowId,
@@ -43,6 +45,29 @@ afterEach(() => env.close());
 
 const poller = () => env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
 const watching = (request: Omit<WatchBatchRequest, 'pollIntervalMs'>) => poller().query(isWatchingBatch, request);
+
+const { EventType } = proto.temporal.api.enums.v1;
+const countOf = (events: temporal.api.history.v1.IHistoryEvent[], type: temporal.api.enums.v1.EventType) =>
+  events.filter((event) => event.eventType === type).length;
+const listCalls = () => env.simulator.ledger.all().calls.filter((call) => call.endpoint === 'GET /v1/batch-sessions');
+
+/** The poller's history once it reads nothing more until a registration comes: no read or rest out, its task done. */
+function pollerIdle() {
+  return eventually('the poller to wait for registrations only', async () => {
+    const events = (await poller().fetchHistory()).events ?? [];
+    const timers =
+      countOf(events, EventType.EVENT_TYPE_TIMER_STARTED) -
+      countOf(events, EventType.EVENT_TYPE_TIMER_FIRED) -
+      countOf(events, EventType.EVENT_TYPE_TIMER_CANCELED);
+    const reads =
+      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
+      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) -
+      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) -
+      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT);
+    const lastTaskCompleted = events.at(-1)?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
+    return timers === 0 && reads === 0 && lastTaskCompleted ? events : undefined;
+  });
+}
 
 /** Whether a workflow task has completed since the workflow's last signal of that name: the signal was handled. */
 async function signalHandled(handle: WorkflowHandle, signalName: string): Promise<true | undefined> {
@@ -89,6 +114,51 @@ test('a continued run that reaches its deadline before it registers again has th
   await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatch'));
   expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
+});
+
+test('a continued run whose input this release refuses has the poller drop the watch it carried', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY }, env.taskQueue);
+  const { workflowId } = options;
+  // The run before registered this wait, then continued as new; the poller reads the list for it every 50 ms.
+  const wait = { batchId: batch.id, workflowId, waitStartedAt: new Date(Date.now() - 60_000).toISOString() };
+  await eventually('the poller to run', () =>
+    poller()
+      .describe()
+      .then(() => true)
+      .catch(() => undefined),
+  );
+  await poller().signal(watchBatch, { ...wait, pollIntervalMs: 50 });
+  await eventually('a list call', () => (listCalls().length > 0 ? true : undefined));
+  expect(await watching(wait)).toBe(true);
+  const report = newReport(batch.id, workflowId, new Date(Date.now() - 120_000), new Date(Date.now() + 3_600_000), 3);
+  report.continuedAsNew = 1;
+
+  // An input a newer release's bounds refuse (no current bound was ever tightened, so an out-of-range value plays it).
+  await env.client.workflow.start('recoverBatch', {
+    ...options,
+    args: [
+      { ...options.args[0], maxRounds: 0 },
+      { report, pollerWaitStartedAt: wait.waitStartedAt },
+    ],
+  });
+  const failure = await env.recoveries.result(batch.id).catch((err: unknown) => err);
+  const history = await env.recoveries.handle(batch.id).fetchHistory();
+
+  expect(failure).toBeInstanceOf(RecoveryFailedError);
+  expect((failure as RecoveryFailedError).report?.failure?.type).toBe('InvalidRecoveryInput');
+  // Before, no unwatch, and the poller went on watching (and reading the list for) the stopped recovery.
+  expect(localActivityMarkers(history, 'unwatchBatchWithPoller')).toHaveLength(1);
+  expect(patchMarkerIds(history)).toContain(UNWATCH_CARRIED_WATCH_PATCH);
+  const events = await pollerIdle();
+  expect(signalInputs({ events }, 'unwatchBatch')).toEqual([wait]);
+  expect(await watching(wait)).toBe(false);
+  const unwatchedAt = events.findIndex(
+    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'unwatchBatch',
+  );
+  // The read out when the unwatch came (if one was) finished; none began after it, and every list call was a read.
+  expect(countOf(events.slice(unwatchedAt), EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(0);
+  expect(listCalls()).toHaveLength(countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED));
 });
 
 test('a run continued as new in its wait for the poller goes on with the same wait: a cancel then drops its watch', async () => {
