@@ -10,7 +10,7 @@ export interface NotifyConfig {
   uiUrl?: string;
   /** Waits after failed requests within one attempt; their count + 1 is the number of tries. */
   retryDelaysMs?: readonly number[];
-  /** One request, to the answer's last byte (default 10 s). */
+  /** One request, to the answer's headers (default 10 s). */
   requestTimeoutMs?: number;
   /** Each step of opening its connection: DNS lookup, TCP connect, TLS handshake (default 5 s). */
   connectTimeoutMs?: number;

@@ -11,7 +11,7 @@ export interface WebhookDigestOptions {
   /** Waits after a failed request (5xx, 408, 429, not sent), one per failure in a row; an end is sent at most
    *  their count + 1 times. The answer's Retry-After, when longer, is waited instead. */
   retryDelaysMs: readonly number[];
-  /** The whole request, from its DNS lookup to the answer's last byte. */
+  /** The whole request, from its DNS lookup to the answer's headers (its body is not read). */
   requestTimeoutMs: number;
   /**
    * Each step of opening the connection (DNS lookup, TCP connect, TLS handshake), well below requestTimeoutMs: a
@@ -173,12 +173,6 @@ function messageKey(queued: readonly QueuedEnd[]): string {
   return `digest-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 32)}`;
 }
 
-/**
- * The most of an answer's body taken in: the status settles a request, and Slack's body is `ok` or an error's name.
- * A body announced or sent longer is dropped, so a webhook that streams one cannot fill the worker's memory.
- */
-const MAX_ANSWER_BYTES = 64 * 1024;
-
 interface PostTimeouts {
   requestTimeoutMs: number;
   connectTimeoutMs: number;
@@ -207,12 +201,12 @@ async function post(url: string, key: string, body: string, timeouts: PostTimeou
         },
         signal: stop.signal,
       })
-      .on('downloadProgress', ({ transferred, total }) => {
-        // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
-        if (Math.max(transferred, total ?? 0) > MAX_ANSWER_BYTES) stop.abort();
-      });
+      // The status and headers settle a request, and got's promise settles only after the whole body: its first
+      // progress event comes as the headers do, so the body (Slack's is `ok` or an error's name) is dropped unread,
+      // and one that trickles cannot hold the webhook's one line until the request's timeout, nor fill the memory.
+      .on('downloadProgress', () => stop.abort());
   } catch (err) {
-    // The answer came, its body did not (too long, or streamed past the timeout): the status settles it.
+    // The answer's headers came (the abort above): the status settles it.
     if (err instanceof RequestError && err.response) response = err.response;
     else return notAnswered(err, new URL(url).protocol === 'https:');
   }

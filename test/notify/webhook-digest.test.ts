@@ -9,6 +9,7 @@ import {
   type QueuedEnd,
 } from '../../activities/webhook-digest.js';
 import type { RecoveryEnd } from '../../workflows/recovery-details.js';
+import { startHostileServer } from '../helpers/hostile-server.js';
 import { eventually } from '../helpers/recovery-env.js';
 import { startBlackHole } from './black-hole.js';
 import { startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from './webhook-receiver.js';
@@ -487,6 +488,38 @@ test("an answer's status settles it without its body: one announced huge and nev
   } finally {
     server.closeAllConnections();
     server.close();
+  }
+});
+
+test("an answer settles as its headers come: a body that trickles is not waited for, a 503's Retry-After still counts", async () => {
+  // Headers at once, then a byte every 50 ms that never ends: first a 503 asking for a 1 s wait, then a 200.
+  let answered = 0;
+  const server = await startHostileServer((request, response) => {
+    request.resume();
+    answered += 1;
+    const status = answered === 1 ? 503 : 200;
+    response.writeHead(status, { 'content-type': 'text/plain', ...(status === 503 && { 'retry-after': '1' }) });
+    response.write('o');
+    const timer = setInterval(() => response.write('k'), 50);
+    response.on('close', () => clearInterval(timer));
+  });
+  try {
+    const { queued, counts } = queuedEnd(1);
+    let delivery: EndDelivery | undefined;
+    const delivering = digestTo(`${server.url}/services/T0000/B0000/trickle`, { requestTimeoutMs: 5_000 })
+      .deliver(queued, neverAborted())
+      .then((settled) => (delivery = settled));
+
+    // Both answers read to their headers, and the 1 s wait: well before one request's 5 s timeout would end the first.
+    await eventually('the delivery', () => delivery, 3_500);
+    await delivering;
+    expect(delivery).toEqual({ status: 'delivered', httpStatus: 200, ends: 1 });
+    expect(counts).toMatchObject({ sends: 2, retries: [{ failure: 'HTTP 503', delayMs: 1_000 }], givenBack: 0 });
+    // The sender hung up on each body mid-way: it never ended, so only the headers settled them.
+    await eventually('both connections closed', () => server.calls.every(({ closed }) => closed) || undefined);
+    expect(server.calls.map(({ cutByClient }) => cutByClient)).toEqual([true, true]);
+  } finally {
+    await server.close();
   }
 });
 
