@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import got, { RequestError, TimeoutError, type Response } from 'got';
 import { parseRetryAfterMs } from '../anchor-api/retry-after.js';
@@ -208,7 +209,7 @@ async function post(url: string, key: string, body: string, timeouts: PostTimeou
   } catch (err) {
     // The answer's headers came (the abort above): the status settles it.
     if (err instanceof RequestError && err.response) response = err.response;
-    else return notAnswered(err, new URL(url).protocol === 'https:');
+    else return notAnswered(err, new URL(url));
   }
   const status = response.statusCode;
   if (status >= 200 && status < 300) return { kind: 'delivered', httpStatus: status };
@@ -223,10 +224,11 @@ async function post(url: string, key: string, body: string, timeouts: PostTimeou
 
 /**
  * A request that got no answer: not sent when its connection was never established (refused, unroutable, a name that
- * does not resolve, a connect or TLS handshake that failed or did not complete in time), as a request leaves only
- * over an established connection, and over TLS only after the handshake; else it may have been delivered.
+ * does not resolve, a DNS lookup, connect or TLS handshake that failed or did not complete in time), as a request
+ * leaves only over an established connection, and over TLS only after the handshake; else it may have been delivered.
  */
-function notAnswered(error: unknown, secure: boolean): Attempt {
+function notAnswered(error: unknown, url: URL): Attempt {
+  const secure = url.protocol === 'https:';
   // Not got's: nothing says how far the request went.
   if (!(error instanceof RequestError)) return { kind: 'unknown', code: (error as Error).name };
   const { timings } = error;
@@ -239,12 +241,16 @@ function notAnswered(error: unknown, secure: boolean): Attempt {
     const handshake = secure && timings?.connect !== undefined;
     return { kind: 'not_sent', code: handshake ? `TLS handshake failed (${code})` : code };
   }
-  // The step whose own timeout ran out; the whole request's, when the steps before took its time, names the connection.
+  // The step whose own timeout ran out, or the one the whole request's timeout cut short. An IP literal is not looked
+  // up (got fills its lookup time in at the connect): a lookup time missing then does not name the DNS.
+  const hostIsName = isIP(url.hostname.replace(/^\[|\]$/g, '')) === 0;
   const step = Object.hasOwn(CONNECT_STEPS, error.event)
     ? (error.event as keyof typeof CONNECT_STEPS)
-    : secure && timings?.connect !== undefined
-      ? 'secureConnect'
-      : 'connect';
+    : hostIsName && timings?.lookup === undefined
+      ? 'lookup'
+      : timings?.connect === undefined
+        ? 'connect'
+        : 'secureConnect';
   return { kind: 'not_sent', code: `${CONNECT_STEPS[step]} timed out` };
 }
 

@@ -1,6 +1,7 @@
+import dns from 'node:dns';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import {
   SECTION_TEXT_MAX,
   WebhookDigest,
@@ -520,6 +521,61 @@ test("an answer settles as its headers come: a body that trickles is not waited 
     expect(server.calls.map(({ cutByClient }) => cutByClient)).toEqual([true, true]);
   } finally {
     await server.close();
+  }
+});
+
+test('a try that timed out before its connection was established names the step that had not completed', async () => {
+  // A DNS stub for one name: its lookup never answers, as a resolver that does not reply.
+  const lookup = dns.lookup;
+  const hung: string[] = [];
+  dns.lookup = function (this: unknown, hostname: string, ...rest: unknown[]) {
+    if (hostname === 'webhook.test') return void hung.push(hostname);
+    return Reflect.apply(lookup, this, [hostname, ...rest]) as void;
+  } as typeof dns.lookup;
+  // A TCP listener that accepts and never speaks: an https request to it connects and waits for the handshake.
+  const silent: Socket[] = [];
+  const tcp = createTcpServer((socket) => silent.push(socket));
+  tcp.listen(0, '127.0.0.1');
+  await once(tcp, 'listening');
+  const hole = await startBlackHole();
+  try {
+    const { port } = tcp.address() as AddressInfo;
+    // The whole request's timeout (300 ms) runs out within a step whose own timeout (5 s) has not.
+    const timedOut = async (url: string, timeouts: { connectTimeoutMs: number; requestTimeoutMs: number }) => {
+      const { queued, counts } = queuedEnd(1);
+      const delivery = await digestTo(url, { retryDelaysMs: [], ...timeouts }).deliver(queued, neverAborted());
+      expect(counts.sends).toBe(1);
+      return delivery;
+    };
+    const cutShort = { connectTimeoutMs: 5_000, requestTimeoutMs: 300 };
+    const failed = (step: string) => ({
+      status: 'failed',
+      httpStatus: null,
+      ends: 1,
+      detail: `still failing: ${step}`,
+    });
+
+    expect(await timedOut('http://webhook.test:9/services/T0000/B0000/dns', cutShort)).toEqual(
+      failed('DNS lookup timed out'),
+    );
+    expect(await timedOut(hole.url, cutShort)).toEqual(failed('connect timed out'));
+    expect(await timedOut(`https://127.0.0.1:${port}/services/T0000/B0000/tls`, cutShort)).toEqual(
+      failed('TLS handshake timed out'),
+    );
+    // The step's own timeout names it the same.
+    expect(
+      await timedOut('http://webhook.test:9/services/T0000/B0000/dns', {
+        connectTimeoutMs: 200,
+        requestTimeoutMs: 5_000,
+      }),
+    ).toEqual(failed('DNS lookup timed out'));
+    expect(hung).toEqual(['webhook.test', 'webhook.test']);
+    expect(silent).toHaveLength(1);
+  } finally {
+    dns.lookup = lookup;
+    for (const socket of silent) socket.destroy();
+    tcp.close();
+    await hole.close();
   }
 });
 
