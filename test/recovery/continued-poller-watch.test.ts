@@ -80,12 +80,9 @@ async function signalHandled(handle: WorkflowHandle, signalName: string): Promis
     : undefined;
 }
 
-test('a continued run that reaches its deadline before it registers again has the poller drop the watch it carried', async () => {
-  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
-  const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY }, env.taskQueue);
-  const { workflowId } = options;
-  // The run before registered this wait, then continued as new; the deadline has passed when the next run begins.
-  const wait = { batchId: batch.id, workflowId, waitStartedAt: new Date(Date.now() - 60_000).toISOString() };
+/** The wait a run registered a minute ago before it continued as new, watched by the poller, which reads every 50 ms. */
+async function watchedByPoller(batchId: string, workflowId: string) {
+  const wait = { batchId, workflowId, waitStartedAt: new Date(Date.now() - 60_000).toISOString() };
   await eventually('the poller to run', () =>
     poller()
       .describe()
@@ -93,6 +90,15 @@ test('a continued run that reaches its deadline before it registers again has th
       .catch(() => undefined),
   );
   await poller().signal(watchBatch, { ...wait, pollIntervalMs: 50 });
+  return wait;
+}
+
+test('a continued run that reaches its deadline before it registers again has the poller drop the watch it carried', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY }, env.taskQueue);
+  const { workflowId } = options;
+  // The run before registered this wait, then continued as new; the deadline has passed when the next run begins.
+  const wait = await watchedByPoller(batch.id, workflowId);
   await eventually('the registration taken', () => signalHandled(poller(), 'watchBatch'));
   expect(await watching(wait)).toBe(true);
   const report = newReport(batch.id, workflowId, new Date(Date.now() - 120_000), new Date(Date.now() - 1_000), 3);
@@ -121,14 +127,7 @@ test('a continued run whose input this release refuses has the poller drop the w
   const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY }, env.taskQueue);
   const { workflowId } = options;
   // The run before registered this wait, then continued as new; the poller reads the list for it every 50 ms.
-  const wait = { batchId: batch.id, workflowId, waitStartedAt: new Date(Date.now() - 60_000).toISOString() };
-  await eventually('the poller to run', () =>
-    poller()
-      .describe()
-      .then(() => true)
-      .catch(() => undefined),
-  );
-  await poller().signal(watchBatch, { ...wait, pollIntervalMs: 50 });
+  const wait = await watchedByPoller(batch.id, workflowId);
   await eventually('a list call', () => (listCalls().length > 0 ? true : undefined));
   expect(await watching(wait)).toBe(true);
   const report = newReport(batch.id, workflowId, new Date(Date.now() - 120_000), new Date(Date.now() + 3_600_000), 3);
