@@ -453,6 +453,11 @@ function stoppedFailure(report: RecoveryReport, failure: { type: string; message
  */
 const CONTINUED_INPUT_REFUSED_PATCH = 'recovery-continued-input-refused-with-report';
 
+/** The wait for the poller the run before continued as new in, checked: the carried input may have been typed by hand. */
+function carriedWaitStart(carried: CarriedRecovery | undefined): string | undefined {
+  return typeof carried?.pollerWaitStartedAt === 'string' ? carried.pollerWaitStartedAt.slice(0, 40) : undefined;
+}
+
 /** Registration with the poller and its end: local activities, a few quick attempts. */
 const pollerRegistration = proxyLocalActivities<PollerRegistrationActivities>({
   startToCloseTimeout: REGISTRATION_ATTEMPT_TIMEOUT_MS,
@@ -499,8 +504,7 @@ async function stopWithCarriedReport(carried: CarriedRecovery, refusal: unknown)
   // The poller may still watch the wait the run before continued as new in (CarriedRecovery.pollerWaitStartedAt):
   // dropped first, as at any other end. The refused input does not name the batch; the report the run before carried
   // does, and the watch matched is only this workflow id's.
-  const waitStartedAt =
-    typeof carried.pollerWaitStartedAt === 'string' ? carried.pollerWaitStartedAt.slice(0, 40) : undefined;
+  const waitStartedAt = carriedWaitStart(carried);
   if (waitStartedAt !== undefined && typeof report.batchId === 'string' && patched(UNWATCH_CARRIED_WATCH_PATCH))
     await unwatchWithPoller(report.batchId, waitStartedAt);
   const end = recoveryEnd(report);
@@ -587,8 +591,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
    * The start of the wait the poller may still watch: registered (or its registration out), not woken since; at first,
    * the one the run before continued as new in (checked: the carried input may have been typed by hand).
    */
-  let unwokenWaitStartedAt =
-    typeof carried?.pollerWaitStartedAt === 'string' ? carried.pollerWaitStartedAt.slice(0, 40) : undefined;
+  let unwokenWaitStartedAt = carriedWaitStart(carried);
   /** The poller's watch is that carried wait's: this run has not registered since, nor been woken. */
   let watchIsCarried = unwokenWaitStartedAt !== undefined;
   /** The run's first wait for the poller goes on with that carried wait: a wake before it is the carried wait's. */
