@@ -1,5 +1,5 @@
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
-import type proto from '@temporalio/proto';
+import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import {
@@ -216,6 +216,36 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/**
+ * A poller's history once it waits for a registration and nothing else: no activity or timer out, and no workflow task
+ * pending (one completed after the last scheduled). It reads nothing more until a registration comes. Not "the last
+ * event is a completed task": a task's commands come after it (the marker and search attributes of a patch asked for
+ * the first time), and a task that handles a signal and a fired rest's timer at once is the run's last.
+ */
+export function idlePollerHistory(handle: WorkflowHandle) {
+  const { EventType } = proto.temporal.api.enums.v1;
+  return eventually('the poller to wait for registrations only', async () => {
+    const events = (await handle.fetchHistory()).events ?? [];
+    const countOf = (...types: proto.temporal.api.enums.v1.EventType[]) =>
+      events.filter((event) => types.includes(event.eventType!)).length;
+    const lastOf = (type: proto.temporal.api.enums.v1.EventType) =>
+      events.map((event) => event.eventType).lastIndexOf(type);
+    const timers =
+      countOf(EventType.EVENT_TYPE_TIMER_STARTED) -
+      countOf(EventType.EVENT_TYPE_TIMER_FIRED, EventType.EVENT_TYPE_TIMER_CANCELED);
+    const activities =
+      countOf(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
+      countOf(
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+      );
+    const taskPending =
+      lastOf(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) > lastOf(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+    return timers === 0 && activities === 0 && !taskPending ? events : undefined;
+  });
 }
 
 /** The history length of each run of a workflow, once `runs` of them are listed, all closed (visibility lags). */

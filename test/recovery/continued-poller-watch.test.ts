@@ -17,6 +17,7 @@ import { recoveryStartOptions } from '../../workflows/recovery-start.js';
 import { newReport } from '../../workflows/report.js';
 import {
   eventually,
+  idlePollerHistory,
   FAST_POLICY,
   localActivityMarkers,
   patchMarkerIds,
@@ -50,24 +51,6 @@ const { EventType } = proto.temporal.api.enums.v1;
 const countOf = (events: temporal.api.history.v1.IHistoryEvent[], type: temporal.api.enums.v1.EventType) =>
   events.filter((event) => event.eventType === type).length;
 const listCalls = () => env.simulator.ledger.all().calls.filter((call) => call.endpoint === 'GET /v1/batch-sessions');
-
-/** The poller's history once it reads nothing more until a registration comes: no read or rest out, its task done. */
-function pollerIdle() {
-  return eventually('the poller to wait for registrations only', async () => {
-    const events = (await poller().fetchHistory()).events ?? [];
-    const timers =
-      countOf(events, EventType.EVENT_TYPE_TIMER_STARTED) -
-      countOf(events, EventType.EVENT_TYPE_TIMER_FIRED) -
-      countOf(events, EventType.EVENT_TYPE_TIMER_CANCELED);
-    const reads =
-      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
-      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) -
-      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) -
-      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT);
-    const lastTaskCompleted = events.at(-1)?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
-    return timers === 0 && reads === 0 && lastTaskCompleted ? events : undefined;
-  });
-}
 
 /** Whether a workflow task has completed since the workflow's last signal of that name: the signal was handled. */
 async function signalHandled(handle: WorkflowHandle, signalName: string): Promise<true | undefined> {
@@ -149,7 +132,7 @@ test('a continued run whose input this release refuses has the poller drop the w
   // Before, no unwatch, and the poller went on watching (and reading the list for) the stopped recovery.
   expect(localActivityMarkers(history, 'unwatchBatchWithPoller')).toHaveLength(1);
   expect(patchMarkerIds(history)).toContain(UNWATCH_CARRIED_WATCH_PATCH);
-  const events = await pollerIdle();
+  const events = await idlePollerHistory(poller());
   expect(signalInputs({ events }, 'unwatchBatch')).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
   const unwatchedAt = events.findIndex(

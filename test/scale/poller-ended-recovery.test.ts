@@ -3,6 +3,7 @@ import { batchStatusPollerWorkflowId, isWatchingBatch, unwatchBatch } from '../.
 import { UNWATCH_AT_END_PATCH } from '../../workflows/recover-batch.js';
 import {
   eventually,
+  idlePollerHistory,
   FAST_POLICY,
   localActivityMarkers,
   patchMarkerIds,
@@ -35,32 +36,9 @@ afterEach(() => env.close());
 const POLICY = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '10s' } };
 
 const poller = () => env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-const countOf = (events: temporal.api.history.v1.IHistoryEvent[], ...types: temporal.api.enums.v1.EventType[]) =>
-  events.filter((event) => types.includes(event.eventType!)).length;
+const countOf = (events: temporal.api.history.v1.IHistoryEvent[], type: temporal.api.enums.v1.EventType) =>
+  events.filter((event) => event.eventType === type).length;
 const listCalls = () => env.simulator.ledger.all().calls.filter((call) => call.endpoint === 'GET /v1/batch-sessions');
-
-/**
- * The poller's history once it waits for a registration and nothing else: no page read out, no rest's timer, its
- * last workflow task completed. It reads nothing more until a registration comes.
- */
-function pollerIdle() {
-  return eventually('the poller to wait for registrations only', async () => {
-    const events = (await poller().fetchHistory()).events ?? [];
-    const timers =
-      countOf(events, EventType.EVENT_TYPE_TIMER_STARTED) -
-      countOf(events, EventType.EVENT_TYPE_TIMER_FIRED, EventType.EVENT_TYPE_TIMER_CANCELED);
-    const reads =
-      countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) -
-      countOf(
-        events,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
-      );
-    const lastTaskCompleted = events.at(-1)?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
-    return timers === 0 && reads === 0 && lastTaskCompleted ? events : undefined;
-  });
-}
 
 /** Starts a recovery whose batch stays in flight, and waits until the poller has read the list for it. */
 async function recoveryWatchedInFlight(policy: Partial<typeof POLICY> & { deadline?: string } = {}) {
@@ -79,7 +57,7 @@ async function afterEnd(
   registration: Awaited<ReturnType<typeof recoveryWatchedInFlight>>['registration'],
 ) {
   const history = await env.recoveries.handle(batchId).fetchHistory();
-  const events = await pollerIdle();
+  const events = await idlePollerHistory(poller());
   // The recovery's unwatch is the last.
   const unwatchedAt = events
     .map((event) => event.workflowExecutionSignaledEventAttributes?.signalName)
