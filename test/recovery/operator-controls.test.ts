@@ -1,6 +1,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { PolicyChangeRejectedError, RecoveryEndedError } from '../../client/recoveries.js';
+import type { WorkerConfig } from '../../worker/config.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../../workflows/recovery-details.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
@@ -436,15 +437,17 @@ test('cancelling a recovery ends it with outcome operator_cancelled and its repo
 
 /**
  * A recovery of a batch with one session failing for good, backing off after a settle the poller's list showed
- * (counters, no sessions), on a worker that runs the poller; `check` gets it, the env is closed after.
+ * (counters, no sessions), on a worker that runs the poller (`anchor`: its API client's settings); `check` gets it,
+ * the env is closed after.
  */
 async function afterListedSettle(
   check: (pollerEnv: RecoveryEnv, batchId: string, statusReads: () => unknown[]) => Promise<void>,
   input: Partial<RecoverBatchInput> = {},
+  anchor: Partial<WorkerConfig['anchor']> = {},
 ): Promise<void> {
   const pollerEnv = await startRecoveryEnv();
   try {
-    await pollerEnv.startPollerWorker();
+    await pollerEnv.startPollerWorker(anchor);
     const batch = pollerEnv.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
     const statusReads = () =>
       pollerEnv.simulator.ledger
@@ -498,28 +501,34 @@ test("a pause sent while a cancel's read is out is refused: the end is stored be
   }));
 
 test("a cancel's end time is in its report from the end on: in the query and the memo while its read is out", () =>
-  afterListedSettle(async (pollerEnv, batchId) => {
-    pollerEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 1_500, times: 1, batchId });
-    await pollerEnv.recoveries.cancel(batchId);
-    const handle = pollerEnv.recoveries.handle(batchId);
-    // The memo written as the end was set, before the read was scheduled.
-    const stored = await eventually('the end stored', async () => {
-      const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
-      return memo?.report.outcome ? memo.report : undefined;
-    });
-    const queried = await pollerEnv.recoveries.report(batchId);
+  afterListedSettle(
+    async (pollerEnv, batchId) => {
+      // The read's answer waits 6 s (within the client's 9 s and the end read's 10 s): the test reads the memo and
+      // queries meanwhile, a few calls that take well under that on a loaded machine (1.5 s did not always do).
+      pollerEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 6_000, times: 1, batchId });
+      await pollerEnv.recoveries.cancel(batchId);
+      const handle = pollerEnv.recoveries.handle(batchId);
+      // The memo written as the end was set, before the read was scheduled.
+      const stored = await eventually('the end stored', async () => {
+        const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
+        return memo?.report.outcome ? memo.report : undefined;
+      });
+      const queried = await pollerEnv.recoveries.report(batchId);
 
-    // Before, null until the read had answered (1.5 s here), and for good if the run was terminated meanwhile.
-    expect(stored).toMatchObject({ outcome: 'operator_cancelled', finishedAt: expect.any(String) });
-    expect(queried).toMatchObject({ outcome: 'operator_cancelled', finishedAt: stored.finishedAt });
-    // Queried while the read was out: its delayed answer had not come.
-    expect(queried.stillFailing.sessions).toHaveLength(0);
-    const report = await pollerEnv.recoveries.result(batchId);
-    expect(report.finishedAt).toBe(stored.finishedAt);
-    expect(report.stillFailing.sessions).toHaveLength(1);
-    const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo;
-    expect(memo.report.finishedAt).toBe(stored.finishedAt);
-  }));
+      // Before, null until the read had answered (6 s here), and for good if the run was terminated meanwhile.
+      expect(stored).toMatchObject({ outcome: 'operator_cancelled', finishedAt: expect.any(String) });
+      expect(queried).toMatchObject({ outcome: 'operator_cancelled', finishedAt: stored.finishedAt });
+      // Queried while the read was out: its delayed answer had not come.
+      expect(queried.stillFailing.sessions).toHaveLength(0);
+      const report = await pollerEnv.recoveries.result(batchId);
+      expect(report.finishedAt).toBe(stored.finishedAt);
+      expect(report.stillFailing.sessions).toHaveLength(1);
+      const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo;
+      expect(memo.report.finishedAt).toBe(stored.finishedAt);
+    },
+    {},
+    { timeoutMs: 9_000 },
+  ));
 
 test("a deadline after a settle the poller's list showed reads the sessions still failing, once the end is stored", () =>
   afterListedSettle(
@@ -547,7 +556,8 @@ test("a deadline after a settle the poller's list showed reads the sessions stil
       expect(storedBefore).toMatchObject({ outcome: 'deadline', finishedAt: report.finishedAt });
       expect(storedBefore?.stillFailing.sessions).toHaveLength(0);
     },
-    { deadline: '5s' },
+    // Long enough for the poller's cycle and wake, and the test's look at the backoff, on a loaded machine.
+    { deadline: '10s' },
   ));
 
 test('a deadline that passes before the next round ends the recovery with what still fails', async () => {

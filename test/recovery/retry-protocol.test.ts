@@ -503,8 +503,11 @@ test("16. a cancel the worker takes in one workflow task with the answer of the 
   const client = await connectClient();
   const connection = await connectWorker();
   const recoveries = new BatchRecoveries(client, taskQueue);
+  const config = workerConfig(taskQueue, env.simulator.url);
+  // The read's 5 s latency is the window for the workflows' worker to stop: with the usual 2 s timeout, the read went
+  // again at once and answered after about 2 s.
   const activityWorkers = await createRecoveryWorkers({
-    config: workerConfig(taskQueue, env.simulator.url),
+    config: { ...config, anchor: { ...config.anchor, timeoutMs: 30_000 } },
     connection,
     workflows: {},
   });

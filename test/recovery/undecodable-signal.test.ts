@@ -110,7 +110,7 @@ test('a recovery takes a retryNow and a batchSettled it cannot decode as bare si
 test('a recovery paused by a signal it cannot decode ends at its deadline with its report', async () => {
   const batch = oneFailingSession();
   const workflowId = recoveryWorkflowId(batch.id);
-  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, deadline: '4s' });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, deadline: '8s' });
   await eventually('the recovery to back off', async () =>
     (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
   );
