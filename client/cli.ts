@@ -157,8 +157,10 @@ export function buildCli(): Command {
       new Option('--address <host:port>', 'Temporal frontend')
         .env('TEMPORAL_ADDRESS')
         .default(DEFAULT_ADDRESS)
-        // Checked here, so that the error names the flag (or the variable) it came from.
+        // Checked here, so that the error names the flag (or the variable) it came from. Blank (an unset variable
+        // passed on by compose): the default, as the worker takes it.
         .argParser((value: string) => {
+          if (value.trim() === '') return DEFAULT_ADDRESS;
           if (!isHostPort(value)) throw new InvalidArgumentError(HOST_PORT_PROBLEM);
           return value;
         }),

@@ -13,6 +13,14 @@ import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
  */
 const wholeNumber = (rule: z.ZodNumber) =>
   z.string().trim().regex(/^\d+$/, 'expected a whole number in decimal digits').transform(Number).pipe(rule);
+/** A rate, in decimal digits with an optional fraction ("2.5"): as for counts, "0x10" and "1e3" are refused. */
+const decimalNumber = (rule: z.ZodNumber) =>
+  z
+    .string()
+    .trim()
+    .regex(/^(\d+(\.\d*)?|\.\d+)$/, 'expected a number in decimal digits, like 10 or 2.5')
+    .transform(Number)
+    .pipe(rule);
 const positiveInt = (fallback: number) => wholeNumber(z.number().int().positive()).default(fallback);
 /** One call in 1,000 s: spaced 1,111 s apart, within a Node.js timer (24.8 days) even shared by 1,000 workers. */
 const MIN_CALLS_PER_SECOND = 0.001;
@@ -139,10 +147,9 @@ const workerEnvSchema = z.object({
    * Below MIN_CALLS_PER_SECOND a worker's calls would be spaced further apart than a Node.js timer holds, and each
    * call waiting its turn would wake every millisecond (with a TimeoutOverflowWarning each time) instead.
    */
-  ANCHOR_MAX_CALLS_PER_SECOND: z.coerce
-    .number()
-    .min(MIN_CALLS_PER_SECOND, `expected at least ${MIN_CALLS_PER_SECOND} (one call in 1,000 s)`)
-    .default(10),
+  ANCHOR_MAX_CALLS_PER_SECOND: decimalNumber(
+    z.number().min(MIN_CALLS_PER_SECOND, `expected at least ${MIN_CALLS_PER_SECOND} (one call in 1,000 s)`),
+  ).default(10),
   /**
    * How many workers on the task queue share ANCHOR_MAX_CALLS_PER_SECOND: each sends at most its share in any
    * one second. Fewer than run keeps every 10 s within the budget, not every second: see docs/scaling.md. They pace

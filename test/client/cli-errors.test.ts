@@ -32,6 +32,14 @@ test('a Temporal address that is not host:port is refused before any connection,
   expectOneLineError(variable, /value 'temporal' from env 'TEMPORAL_ADDRESS' is invalid\. expected host:port/);
 });
 
+test('a blank TEMPORAL_ADDRESS (compose passes unset variables so) takes the default, as the worker does', async () => {
+  // Before, refused: "value '' from env 'TEMPORAL_ADDRESS' is invalid", while the worker took localhost:7233.
+  const blank = await runCli(['--call-timeout', '1s', 'report', randomUUID()], { TEMPORAL_ADDRESS: '' });
+  expect(blank.stderr).not.toMatch(/is invalid/);
+  // Unless a server listens there, which then has no such recovery.
+  expect(blank.stderr).toMatch(/^error: (Cannot reach Temporal at localhost:7233|No recovery found)/i);
+});
+
 test('a number option that is not a number is refused', async () => {
   const result = await runCli(['recover', randomUUID(), '--max-rounds', 'three']);
   expectOneLineError(result, /--max-rounds.*'three' is invalid.*expected a whole number/);

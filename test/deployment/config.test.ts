@@ -312,7 +312,7 @@ test('budgets, worker counts and cache sizes past what the worker can hold are r
   expect(
     problemsOf({
       ...minimal,
-      ANCHOR_MAX_CALLS_PER_SECOND: '1e-9',
+      ANCHOR_MAX_CALLS_PER_SECOND: '0.000000001',
       WORKER_MAX_CACHED_WORKFLOWS: '1000000000',
     }),
   ).toEqual([
@@ -320,7 +320,7 @@ test('budgets, worker counts and cache sizes past what the worker can hold are r
     'WORKER_MAX_CACHED_WORKFLOWS: expected 2-100000: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker',
   ]);
   expect(
-    problemsOf({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '1e9', ANCHOR_WORKERS_SHARING_BUDGET: '2147484' }),
+    problemsOf({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '1000000000', ANCHOR_WORKERS_SHARING_BUDGET: '2147484' }),
   ).toEqual(['ANCHOR_WORKERS_SHARING_BUDGET: expected 1-1000 (the worker processes on the task queue)']);
   const widest = loadWorkerConfig({
     ...minimal,
@@ -347,7 +347,20 @@ test('counts and milliseconds in another spelling than decimal digits are refuse
     'WORKER_MAX_CONCURRENT_ACTIVITIES: expected a whole number in decimal digits',
     'WORKER_MAX_CACHED_WORKFLOWS: expected a whole number in decimal digits',
   ]);
-  const config = loadWorkerConfig({ ...minimal, WORKER_MAX_CONCURRENT_ACTIVITIES: ' 16\n', METRICS_PORT: '9464' });
+  // The budget, which may have a fraction, likewise: before, "0x10" was 16 calls a second and "1e1" 10.
+  for (const budget of ['0x10', '1e1', '0b1', '10 calls', '-5', '1.2.3', 'Infinity']) {
+    expect([budget, problemsOf({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: budget })]).toEqual([
+      budget,
+      ['ANCHOR_MAX_CALLS_PER_SECOND: expected a number in decimal digits, like 10 or 2.5'],
+    ]);
+  }
+  const config = loadWorkerConfig({
+    ...minimal,
+    ANCHOR_MAX_CALLS_PER_SECOND: ' 2.5\n',
+    WORKER_MAX_CONCURRENT_ACTIVITIES: ' 16\n',
+    METRICS_PORT: '9464',
+  });
+  expect(config.limits.maxCallsPerSecond).toBe(2.5);
   expect(config.limits.maxConcurrentActivities).toBe(16);
   expect(config.observability?.metricsPort).toBe(9464);
 });
