@@ -400,6 +400,33 @@ async function pollChangedWhileWaiting(): Promise<string> {
 }
 
 /**
+ * A recovery waiting for the poller, with a poll maximum of an hour (its re-registration 11.25-15 h away), and a policy
+ * update that lowers only the maximum: the recovery registers again at once, and waits 15 of the new maximum at most.
+ */
+async function pollMaximumLoweredWhileWaiting(): Promise<string> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const batchId = simulator.createScriptedBatch({
+    count: 4,
+    script: { '1': ['fail', 'ok'] },
+    pending_phase: { ms: 3_000 },
+  }).id;
+  try {
+    await recoveries.start({
+      batchId,
+      ...fast,
+      poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '1h' },
+    });
+    await untilPollerRests(pollerId);
+    await recoveries.updatePolicy(batchId, { poll: { maximumInterval: '1s' } });
+    await recoveries.result(batchId).catch(() => undefined);
+  } finally {
+    await client.workflow.getHandle(pollerId).terminate('fixture recorded');
+  }
+  return recoveryWorkflowId(batchId);
+}
+
+/**
  * A cycle longer than a run: 3,000 batches listed before a watched one, runs of 50 events. Recorded from the second
  * run, which goes on with the cycle the first stopped. The recovery is a registration of the recorder's own, woken
  * once the list shows its batch (it does not exist, so the wake goes nowhere).
@@ -896,6 +923,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A policy update shortens the poll interval while the recovery waits for the poller: it registers again at once.
   async 'poll-change-registers'() {
     return pollChangedWhileWaiting();
+  },
+  // A policy update lowers only the poll's maximum while the recovery waits for the poller: it registers again at once.
+  async 'lowered-poll-maximum-registers'() {
+    return pollMaximumLoweredWhileWaiting();
   },
   // A call not sent (a 429): a retryNow and a pause while it waits its Retry-After; the pause holds it, and a resume
   // sends it on a fresh read, the round taking the retryNow.

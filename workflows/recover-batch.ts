@@ -229,6 +229,13 @@ export const CANCEL_BEFORE_CALL_PATCH = 'retry-round-cancel-before-call';
  */
 export const POLL_CHANGE_REGISTERS_PATCH = 'recovery-poll-change-registers';
 /**
+ * Recoveries from this change on register again at once, too, when a policy update lowers only the poll's maximum
+ * interval while they wait for the poller: the wait's next re-registration (for a poller that lost its watches) is 15
+ * maximum intervals after the last, and kept the old maximum's timer, 15 h for an hourly one lowered to 5 s. Asked only
+ * when such an update comes.
+ */
+export const LOWERED_MAXIMUM_REGISTERS_PATCH = 'recovery-lowered-poll-maximum-registers';
+/**
  * Rounds from this change on heed the operator between their calls, as the backoff before a round does: a pause holds
  * the round's first call until a resume (the batch is read again then), and ends the sending of a round whose calls
  * had no effect, as a cancel does; a maxRounds lowered to the rounds done while a call that was not sent waits to go
@@ -585,8 +592,11 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   let settleFromList = false;
   /** The recovery waits for the poller, which reads at the interval it registered. */
   let waitingForPoller = false;
-  /** A policy update changed that interval during the wait: the poller is to be told. */
-  let pollChangeToRegister = false;
+  /**
+   * A policy update during the wait changed that interval (the poller is to be told), or lowered the maximum (the
+   * wait's re-registration is to come sooner: a registration sent again, checked as one).
+   */
+  let pollChangeToRegister: false | 'interval' | 'maximum' = false;
   /**
    * The start of the wait the poller may still watch: registered (or its registration out), not woken since; at first,
    * the one the run before continued as new in (checked: the carried input may have been typed by hand).
@@ -633,13 +643,18 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   setHandler(
     updateRecoveryPolicy,
     (change) => {
-      const registeredIntervalMs = policy.poll.initialInterval;
+      const { initialInterval: registeredIntervalMs, maximumInterval: maximumBeforeMs } = policy.poll;
       policy = applyPolicyChange(policy, change);
       report.maxRounds = policy.maxRounds;
       policyChanged = true;
       // Runs that register by signal keep their interval: the signal carries no wait to keep the poller's cycle for.
-      if (registersLocally && waitingForPoller && policy.poll.initialInterval !== registeredIntervalMs)
-        pollChangeToRegister = patched(POLL_CHANGE_REGISTERS_PATCH);
+      if (registersLocally && waitingForPoller) {
+        if (policy.poll.initialInterval !== registeredIntervalMs)
+          pollChangeToRegister = patched(POLL_CHANGE_REGISTERS_PATCH) && 'interval';
+        // A new interval still to be sent is sent as such.
+        else if (policy.poll.maximumInterval < maximumBeforeMs && !pollChangeToRegister)
+          pollChangeToRegister = patched(LOWERED_MAXIMUM_REGISTERS_PATCH) && 'maximum';
+      }
       waits.wake();
       return report;
     },
@@ -793,7 +808,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         return true;
       }
       // A new interval is sent as a first registration is: a re-sent one is skipped while the poller watches.
-      const pollChanged = pollChangeToRegister;
+      const pollChanged = pollChangeToRegister === 'interval';
       pollChangeToRegister = false;
       if (pollChanged) request = { ...request, pollIntervalMs: policy.poll.initialInterval };
       // Before the answer: a cancel that comes while the registration is out may leave it taken.
@@ -835,7 +850,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         const jitterMs = rewatchJitter ? Math.floor(Math.random() * REWATCH_JITTER_FRACTION * rewatchMs) : 0;
         const waitMs = Math.min(remainingMs(), rewatchMs - jitterMs);
         if (waitMs <= 0) return undefined;
-        await waitUntil(() => settleNoticed || pollChangeToRegister, waitMs);
+        await waitUntil(() => settleNoticed || pollChangeToRegister !== false, waitMs);
       }
       return listedSettle;
     } finally {
