@@ -417,7 +417,12 @@ async function pollMaximumLoweredWhileWaiting(): Promise<string> {
       ...fast,
       poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '1h' },
     });
-    await untilPollerRests(pollerId);
+    // The recovery's wait: registered, its re-registration timer started.
+    const waiting = async () =>
+      ((await recoveries.handle(batchId).fetchHistory()).events ?? []).some(
+        (event) => event.timerStartedEventAttributes,
+      );
+    while (!(await waiting())) await new Promise((resolve) => setTimeout(resolve, 50));
     await recoveries.updatePolicy(batchId, { poll: { maximumInterval: '1s' } });
     await recoveries.result(batchId).catch(() => undefined);
   } finally {

@@ -231,8 +231,8 @@ export const POLL_CHANGE_REGISTERS_PATCH = 'recovery-poll-change-registers';
 /**
  * Recoveries from this change on register again at once, too, when a policy update lowers only the poll's maximum
  * interval while they wait for the poller: the wait's next re-registration (for a poller that lost its watches) is 15
- * maximum intervals after the last, and kept the old maximum's timer, 15 h for an hourly one lowered to 5 s. Asked only
- * when such an update comes.
+ * maximum intervals after the last, less up to a quarter, and kept the old maximum's timer: 11.25-15 h for an hourly
+ * one lowered to 1 s. Asked only when such an update comes.
  */
 export const LOWERED_MAXIMUM_REGISTERS_PATCH = 'recovery-lowered-poll-maximum-registers';
 /**
@@ -843,8 +843,10 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
           if (isCancellation(err)) throw err;
           return undefined;
         }
-        // Changed while the registration was out: told at once.
-        if (pollChangeToRegister) continue;
+        // A new interval that came while the registration was out is told at once; a lowered maximum needs no telling,
+        // as the timer below is set from it.
+        if (pollChangeToRegister === 'interval') continue;
+        pollChangeToRegister = false;
         const rewatchMs = REWATCH_AFTER_POLL_INTERVALS * policy.poll.maximumInterval;
         // Math.random is the workflow's seeded generator: a replay draws the same wait.
         const jitterMs = rewatchJitter ? Math.floor(Math.random() * REWATCH_JITTER_FRACTION * rewatchMs) : 0;

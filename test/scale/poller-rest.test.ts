@@ -104,31 +104,39 @@ test("a poll's maximum lowered while the recovery waits for the poller brings it
   const policy = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '1h' } };
   await env.recoveries.start({ batchId: batch.id, ...policy });
   const handle = env.recoveries.handle(batch.id);
-  const timers = async () =>
-    ((await handle.fetchHistory()).events ?? []).flatMap((event) => {
-      const started = event.timerStartedEventAttributes;
-      return started ? [{ id: started.timerId, seconds: Number(started.startToFireTimeout?.seconds ?? 0) }] : [];
+  try {
+    const timers = async () =>
+      ((await handle.fetchHistory()).events ?? []).flatMap((event) => {
+        const started = event.timerStartedEventAttributes;
+        return started ? [{ id: started.timerId, seconds: Number(started.startToFireTimeout?.seconds ?? 0) }] : [];
+      });
+    // Registered, then waiting 15 maximum intervals less up to a quarter: at least 11.25 h.
+    const [rewatch] = await eventually('the wait for the poller', async () => {
+      const started = await timers();
+      return started.length > 0 ? started : undefined;
     });
-  // Registered, then waiting 15 maximum intervals less up to a quarter: at least 11.25 h.
-  const [rewatch] = await eventually('the wait for the poller', async () => {
-    const started = await timers();
-    return started.length > 0 ? started : undefined;
-  });
-  expect(rewatch!.seconds).toBeGreaterThanOrEqual(40_500);
+    expect(rewatch!.seconds).toBeGreaterThanOrEqual(40_500);
 
-  await env.recoveries.updatePolicy(batch.id, { poll: { maximumInterval: '1s' } });
-  // Before, the 11.25–15 h timer stayed: a poller that lost its watches learnt this one back only then.
-  const sooner = await eventually('a re-registration timer of the new maximum', async () =>
-    (await timers()).find((timer) => timer.seconds <= 15),
-  );
-  expect(sooner.id).not.toBe(rewatch!.id);
-  const history = await handle.fetchHistory();
-  expect(patchMarkerIds(history)).toContain('recovery-lowered-poll-maximum-registers');
-  const cancelled = (history.events ?? []).map((event) => event.timerCanceledEventAttributes?.timerId);
-  expect(cancelled).toContain(rewatch!.id);
-  expect(pollerRegistrations(history).length).toBeGreaterThanOrEqual(2);
-  await handle.terminate('test finished');
-});
+    await env.recoveries.updatePolicy(batch.id, { poll: { maximumInterval: '1s' } });
+    // Before, the 11.25–15 h timer stayed: a poller that lost its watches learnt this one back only then.
+    const sooner = await eventually('a re-registration timer of the new maximum', async () =>
+      (await timers()).find((timer) => timer.seconds <= 15),
+    );
+    expect(sooner.id).not.toBe(rewatch!.id);
+    const history = await handle.fetchHistory();
+    expect(patchMarkerIds(history)).toContain('recovery-lowered-poll-maximum-registers');
+    const cancelled = (history.events ?? []).map((event) => event.timerCanceledEventAttributes?.timerId);
+    expect(cancelled).toContain(rewatch!.id);
+    expect(pollerRegistrations(history).length).toBeGreaterThanOrEqual(2);
+    // The same wait at the same interval: a signal, if the check sent one, leaves the poller's cycle as it was.
+    const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+    const signalled = registrationsIn(await poller.fetchHistory()).filter((r) => r.batchId === batch.id);
+    expect(new Set(signalled.map((r) => `${r.waitStartedAt} ${r.pollIntervalMs}`)).size).toBe(1);
+    expect(signalled[0]?.pollIntervalMs).toBe(200);
+  } finally {
+    await handle.terminate('test finished');
+  }
+}, 90_000);
 
 test('a page that lists no batch ends the list, whatever total_pages says: a batch it does not show is handed back', async () => {
   // The API's clock runs 10 min ahead: the batch is dated after the cycle's created_before, so no page shows it.
