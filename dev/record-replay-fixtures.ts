@@ -373,10 +373,14 @@ async function pollerRestShortened(): Promise<string> {
 }
 
 /**
- * A recovery waiting for the poller, which rests an hour for it (the batch reads as pending at the first cycle), and a
- * policy update that shortens the poll interval: the recovery registers again at once with the new interval.
+ * A recovery waiting for the poller (the batch reads as pending at the first cycle), polled on `poll`, and a policy
+ * update of its poll once `waiting` says the wait is on; the batch then settles, and the recovery ends.
  */
-async function pollChangedWhileWaiting(): Promise<string> {
+async function pollUpdatedWhileWaiting(
+  poll: { initialInterval: string; backoffCoefficient: number; maximumInterval: string },
+  waiting: (pollerId: string, batchId: string) => Promise<void>,
+  change: Parameters<BatchRecoveries['updatePolicy']>[1],
+): Promise<string> {
   await startBatchStatusPoller(client, stack.taskQueue);
   const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
   const batchId = simulator.createScriptedBatch({
@@ -385,13 +389,9 @@ async function pollChangedWhileWaiting(): Promise<string> {
     pending_phase: { ms: 3_000 },
   }).id;
   try {
-    await recoveries.start({
-      batchId,
-      ...fast,
-      poll: { initialInterval: '1h', backoffCoefficient: 1, maximumInterval: '1h' },
-    });
-    await untilPollerRests(pollerId);
-    await recoveries.updatePolicy(batchId, { poll: { initialInterval: '500ms', maximumInterval: '500ms' } });
+    await recoveries.start({ batchId, ...fast, poll });
+    await waiting(pollerId, batchId);
+    await recoveries.updatePolicy(batchId, change);
     await recoveries.result(batchId).catch(() => undefined);
   } finally {
     await client.workflow.getHandle(pollerId).terminate('fixture recorded');
@@ -399,36 +399,11 @@ async function pollChangedWhileWaiting(): Promise<string> {
   return recoveryWorkflowId(batchId);
 }
 
-/**
- * A recovery waiting for the poller, with a poll maximum of an hour (its re-registration 11.25-15 h away), and a policy
- * update that lowers only the maximum: the recovery registers again at once, and waits 15 of the new maximum at most.
- */
-async function pollMaximumLoweredWhileWaiting(): Promise<string> {
-  await startBatchStatusPoller(client, stack.taskQueue);
-  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
-  const batchId = simulator.createScriptedBatch({
-    count: 4,
-    script: { '1': ['fail', 'ok'] },
-    pending_phase: { ms: 3_000 },
-  }).id;
-  try {
-    await recoveries.start({
-      batchId,
-      ...fast,
-      poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '1h' },
-    });
-    // The recovery's wait: registered, its re-registration timer started.
-    const waiting = async () =>
-      ((await recoveries.handle(batchId).fetchHistory()).events ?? []).some(
-        (event) => event.timerStartedEventAttributes,
-      );
-    while (!(await waiting())) await new Promise((resolve) => setTimeout(resolve, 50));
-    await recoveries.updatePolicy(batchId, { poll: { maximumInterval: '1s' } });
-    await recoveries.result(batchId).catch(() => undefined);
-  } finally {
-    await client.workflow.getHandle(pollerId).terminate('fixture recorded');
-  }
-  return recoveryWorkflowId(batchId);
+/** Until the recovery's wait for the poller is on: registered, its re-registration timer started. */
+async function untilRecoveryWaits(batchId: string): Promise<void> {
+  const waiting = async () =>
+    ((await recoveries.handle(batchId).fetchHistory()).events ?? []).some((event) => event.timerStartedEventAttributes);
+  while (!(await waiting())) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 /**
@@ -927,11 +902,22 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   // A policy update shortens the poll interval while the recovery waits for the poller: it registers again at once.
   async 'poll-change-registers'() {
-    return pollChangedWhileWaiting();
+    // The poller rests an hour for it; the update shortens the interval: registered again at once with the new one.
+    return pollUpdatedWhileWaiting(
+      { initialInterval: '1h', backoffCoefficient: 1, maximumInterval: '1h' },
+      untilPollerRests,
+      { poll: { initialInterval: '500ms', maximumInterval: '500ms' } },
+    );
   },
   // A policy update lowers only the poll's maximum while the recovery waits for the poller: it registers again at once.
   async 'lowered-poll-maximum-registers'() {
-    return pollMaximumLoweredWhileWaiting();
+    // Its re-registration 11.25-15 h away; the update lowers only the maximum: registered again at once, and the next
+    // within 15 s.
+    return pollUpdatedWhileWaiting(
+      { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '1h' },
+      (_pollerId, batchId) => untilRecoveryWaits(batchId),
+      { poll: { maximumInterval: '1s' } },
+    );
   },
   // A call not sent (a 429): a retryNow and a pause while it waits its Retry-After; the pause holds it, and a resume
   // sends it on a fresh read, the round taking the retryNow.
