@@ -4,7 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import ms from 'ms';
 import { z } from 'zod';
-import { HOST_PORT_PROBLEM, UI_URL_QUERY_PROBLEM, hasQueryOrFragment, isHostPort } from '../worker/config.js';
+import {
+  DEFAULT_NAMESPACE,
+  DEFAULT_TEMPORAL_ADDRESS,
+  HOST_PORT_PROBLEM,
+  UI_URL_QUERY_PROBLEM,
+  hasQueryOrFragment,
+  isHostPort,
+} from '../worker/config.js';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
@@ -52,8 +59,6 @@ interface PolicyOptions extends Pick<RecoverOptions, 'maxRounds' | 'maxRetries' 
   timeout?: number;
 }
 
-const DEFAULT_ADDRESS = 'localhost:7233';
-const DEFAULT_NAMESPACE = 'default';
 const DEFAULT_UI_URL = 'http://localhost:8233';
 
 /** How long `cancel` waits for the recovery to end before it says it has not yet. */
@@ -156,11 +161,11 @@ export function buildCli(): Command {
     .addOption(
       new Option('--address <host:port>', 'Temporal frontend')
         .env('TEMPORAL_ADDRESS')
-        .default(DEFAULT_ADDRESS)
+        .default(DEFAULT_TEMPORAL_ADDRESS)
         // Checked here, so that the error names the flag (or the variable) it came from. Blank (an unset variable
         // passed on by compose): the default, as the worker takes it.
         .argParser((value: string) => {
-          if (value.trim() === '') return DEFAULT_ADDRESS;
+          if (value.trim() === '') return DEFAULT_TEMPORAL_ADDRESS;
           if (!isHostPort(value)) throw new InvalidArgumentError(HOST_PORT_PROBLEM);
           return value;
         }),

@@ -22,6 +22,9 @@ const decimalNumber = (rule: z.ZodNumber) =>
     .transform(Number)
     .pipe(rule);
 const positiveInt = (fallback: number) => wholeNumber(z.number().int().positive()).default(fallback);
+/** Where the worker and the CLI find Temporal when nothing says: a local dev server. */
+export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
+export const DEFAULT_NAMESPACE = 'default';
 /** One call in 1,000 s: spaced 1,111 s apart, within a Node.js timer (24.8 days) even shared by 1,000 workers. */
 const MIN_CALLS_PER_SECOND = 0.001;
 /** Worker processes on one task queue: far more than a budget of calls per second is shared among in practice. */
@@ -123,12 +126,12 @@ const readableFile = z.string().superRefine((file, ctx) => {
 const tlsFlag = z.stringbool();
 
 const workerEnvSchema = z.object({
-  TEMPORAL_ADDRESS: hostPort.default('localhost:7233'),
+  TEMPORAL_ADDRESS: hostPort.default(DEFAULT_TEMPORAL_ADDRESS),
   /**
    * Names lose the spaces around them (a line break from a secret file, a space after `=`): kept, a worker would poll
    * a queue no client starts recoveries on. The CLI trims its --namespace and --task-queue alike.
    */
-  TEMPORAL_NAMESPACE: z.string().trim().default('default'),
+  TEMPORAL_NAMESPACE: z.string().trim().default(DEFAULT_NAMESPACE),
   TEMPORAL_TASK_QUEUE: z.string().trim().default(DEFAULT_TASK_QUEUE),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
   TEMPORAL_API_KEY: headerKey().optional(),
