@@ -584,6 +584,20 @@ async function sweepOverRepeatingList(): Promise<string> {
   return workflowId;
 }
 
+/**
+ * A recovery's second run, as continue-as-new starts one while it waits for the poller, of a batch in flight for
+ * 10 min: its start options and what it carries, a report begun `startedAgoMs` ago whose deadline is `deadlineInMs`
+ * away (past when negative), and the wait for the poller begun `waitStartedAgoMs` ago.
+ */
+function continuedRunInPollerWait(deadlineInMs: number, waitStartedAgoMs: number, startedAgoMs = 120_000) {
+  const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
+  const now = Date.now();
+  const report = newReport(batch.id, options.workflowId, new Date(now - startedAgoMs), new Date(now + deadlineInMs), 3);
+  report.continuedAsNew = 1;
+  return { batch, options, report, pollerWaitStartedAt: new Date(now - waitStartedAgoMs).toISOString(), now };
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -992,12 +1006,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A run continued as new in its wait for the poller (started here as continue-as-new starts it), its deadline past:
   // it ends before it registers again, and tells the poller to drop the watch the run before registered.
   async 'continued-run-unwatches-carried-watch'() {
-    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
-    const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
-    const now = Date.now();
-    const report = newReport(batch.id, options.workflowId, new Date(now - 120_000), new Date(now - 1_000), 3);
-    report.continuedAsNew = 1;
-    const pollerWaitStartedAt = new Date(now - 60_000).toISOString();
+    const { batch, options, report, pollerWaitStartedAt } = continuedRunInPollerWait(-1_000, 60_000);
     await startBatchStatusPoller(client, stack.taskQueue);
     try {
       await client.workflow.start('recoverBatch', {
@@ -1013,12 +1022,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // The same run with an input this release refuses (an out-of-range value plays a bound a newer release tightened):
   // it stops with the report it carried, and tells the poller to drop the watch the run before registered.
   async 'continued-input-refused-unwatches-carried-watch'() {
-    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
-    const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
-    const now = Date.now();
-    const report = newReport(batch.id, options.workflowId, new Date(now - 120_000), new Date(now + 3_600_000), 3);
-    report.continuedAsNew = 1;
-    const pollerWaitStartedAt = new Date(now - 60_000).toISOString();
+    const { batch, options, report, pollerWaitStartedAt } = continuedRunInPollerWait(3_600_000, 60_000);
     await startBatchStatusPoller(client, stack.taskQueue);
     try {
       await client.workflow.start('recoverBatch', {
@@ -1038,15 +1042,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // A run continued as new in its wait for the poller (started here as continue-as-new starts it) whose first workflow
   // task holds the poller's wake: it takes the settle the wake carried, and registers no more.
   async 'carried-wait-takes-early-wake'() {
-    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
-    const options = recoveryStartOptions({ batchId: batch.id, ...fast }, stack.taskQueue);
-    const now = Date.now();
-    const report = newReport(batch.id, options.workflowId, new Date(now - 60_000), new Date(now + 20_000), 3);
-    report.continuedAsNew = 1;
+    const { options, report, pollerWaitStartedAt, now } = continuedRunInPollerWait(20_000, 30_000, 60_000);
     const listed = { status: 'completed', total: 2, completed: 2, failed: 0, observedAt: new Date(now).toISOString() };
     await client.workflow.signalWithStart('recoverBatch', {
       ...options,
-      args: [options.args[0], { report, pollerWaitStartedAt: new Date(now - 30_000).toISOString() }],
+      args: [options.args[0], { report, pollerWaitStartedAt }],
       signal: batchSettled,
       signalArgs: [listed as ListedSettle],
     });
