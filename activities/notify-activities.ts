@@ -56,7 +56,7 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
  * 10 s: a black-holed webhook costs each try 5 s, and an attempt's 2 min hold all five tries (about 40 s).
  */
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
-/** 20 blocks and a header: within Slack's 50 blocks, and about 12 KB of text. */
+/** 20 blocks and a header: within Slack's 50 blocks (fewer when their text is long: webhook-digest.ts). */
 const MAX_ENDS_PER_MESSAGE = 20;
 /** Within the 10 s heartbeat timeout; the notifications worker sends every heartbeat (no throttle), so not often. */
 const HEARTBEAT_INTERVAL_MS = 5_000;

@@ -31,7 +31,8 @@ export interface WebhookDigestOptions {
    * Absent: this one alone.
    */
   senders?: () => number;
-  /** Ends in one message at most: each is a block of its own, and Slack takes 50 blocks. */
+  /** Ends in one message at most: each is a block of its own, and Slack takes 50 blocks. Fewer go when their text
+   *  does not fit in one message (MESSAGE_TEXT_MAX). */
   maxEndsPerMessage: number;
 }
 
@@ -95,6 +96,15 @@ const mrkdwnText = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '
 /** Slack refuses a message (invalid_blocks) with a section whose text is longer than this. */
 export const SECTION_TEXT_MAX = 3_000;
 
+/**
+ * The most text a digest's blocks hold in all. Slack refuses a message whose blocks' text is too long in all
+ * (`msg_blocks_too_long`), at about 13,200 characters and with no documented figure (slackapi/bolt-js#2509; Slack's
+ * answer there: 12,000 characters of text, with a buffer for the blocks' containers). Twenty ends with reasons of 300
+ * characters that escape to 1,500 made a message of about 35,000: Slack refused it whole, and each of the twenty ends
+ * failed as refused. Ends that do not fit go in the next message.
+ */
+export const MESSAGE_TEXT_MAX = 10_000;
+
 const reasonCut = (left: number) => `… (${left} more characters of the reason left out)`;
 
 /**
@@ -140,6 +150,24 @@ function endLines(end: RecoveryEnd, recoveryUrl: string | null): string {
 
 const section = (text: string) => ({ type: 'section', text: { type: 'mrkdwn', text } });
 
+const digestHeader = (ends: number) => `*${ends} recoveries ended* (one message for ends that came together)`;
+
+/**
+ * How many of the queued ends, from the first, one message holds: at most `maxEnds`, and blocks within
+ * MESSAGE_TEXT_MAX in all. The first end always goes: its message is its one block, within SECTION_TEXT_MAX.
+ */
+function endsThatFit(queued: readonly Pick<QueuedEnd, 'end' | 'recoveryUrl'>[], maxEnds: number): number {
+  let endsText = 0;
+  let count = 0;
+  for (const { end, recoveryUrl } of queued.slice(0, maxEnds)) {
+    const withEnd = endsText + endLines(end, recoveryUrl).length;
+    if (count > 0 && digestHeader(count + 1).length + withEnd > MESSAGE_TEXT_MAX) break;
+    endsText = withEnd;
+    count += 1;
+  }
+  return count;
+}
+
 /**
  * A Slack incoming-webhook message for the ends queued together; `metadata` carries the same facts for receivers
  * that parse JSON. One end keeps the message it always had; several make one message with a block per end.
@@ -158,10 +186,13 @@ export function webhookMessage(queued: readonly Pick<QueuedEnd, 'end' | 'key' | 
       metadata: { event_type: 'anchor_recovery_ended', event_payload: payload(queued[0]!) },
     };
   }
-  const header = `*${queued.length} recoveries ended* (one message for ends that came together)`;
+  const header = digestHeader(queued.length);
   const ends = queued.map(({ end, recoveryUrl }) => endLines(end, recoveryUrl));
+  const outcomes = new Map<NotifiableOutcome, number>();
+  for (const { end } of queued) outcomes.set(end.outcome, (outcomes.get(end.outcome) ?? 0) + 1);
   return {
-    text: [header, ...ends].join('\n\n'),
+    // The notification's line (Slack shows `text` there when a message has blocks): the blocks hold the ends.
+    text: `${header}: ${[...outcomes].map(([outcome, count]) => `${count} ${outcome}`).join(' · ')}`,
     blocks: [section(header), ...ends.map(section)],
     metadata: { event_type: 'anchor_recovery_ended_digest', event_payload: { ends: queued.map(payload) } },
   };
@@ -265,7 +296,7 @@ interface Waiting extends QueuedEnd {
 
 /**
  * A worker's one line to the webhook. Ends that come together (an Anchor outage, an operator cancelling a sweep's
- * recoveries) go out as one message, and requests go out one at a time, spaced by this worker's share of the
+ * recoveries) go out as one message (or as few as Slack's sizes allow), and requests go out one at a time, spaced by this worker's share of the
  * webhook's pace (`minPostIntervalMs` × the workers posting to it), so a storm of ends makes a few messages instead
  * of a storm of 429s, however many workers it falls on. A request that got an answer settles every end it carried:
  * 2xx delivered, 3xx (not followed) or 4xx refused; after a 5xx, 408 or 429 (or a request that never left) the same
@@ -340,7 +371,7 @@ export class WebhookDigest {
         this.failUnsendable();
         // Ends that left the queue while it waited are gone; ends that came meanwhile join this message.
         if (this.queue.length === 0) break;
-        const message = this.queue.splice(0, this.options.maxEndsPerMessage);
+        const message = this.queue.splice(0, endsThatFit(this.queue, this.options.maxEndsPerMessage));
         try {
           await this.send(message);
         } catch (err) {

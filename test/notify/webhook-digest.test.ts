@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import {
+  MESSAGE_TEXT_MAX,
   SECTION_TEXT_MAX,
   WebhookDigest,
   webhookMessage,
@@ -435,6 +436,45 @@ test("every block the sender posts is within Slack's 3,000 characters: a long re
   // The lengths as posted: the header, the two cut, the one without its link, the short one.
   expect(digestBlocks.map((text) => text.length)).toEqual([62, 2_998, 2_999, withoutLink!.length, 248]);
   expect(withoutLink!.length).toBe(228);
+});
+
+test("a digest's blocks stay within Slack's whole-message size: ends whose text does not fit go in the next message", async () => {
+  receiver = await startWebhookReceiver(['hold']);
+  const digest = digestTo(receiver.url);
+  const link = 'http://temporal-ui.example:8233/namespaces/default/workflows/recover-batch-batch-1';
+  // The longest reason a recovery reports (300 characters), every one escaped for mrkdwn: 1,500 characters. Batch
+  // ids of the same length (batch-10 to batch-30), so every end's block is as long.
+  const ends = Array.from({ length: 21 }, (_, index) => {
+    const { queued } = queuedEnd(10 + index);
+    return {
+      ...queued,
+      end: { ...queued.end, outcome: 'failed' as const, reason: '&'.repeat(300) },
+      recoveryUrl: link,
+    };
+  });
+  const first = digest.deliver(ends[0]!, neverAborted());
+  await eventually('the first request', () => (receiver!.requests.length === 1 ? true : undefined));
+  // Twenty come while the first is out: the next message would hold them all, were it not for their size.
+  const later = ends.slice(1).map((queued) => digest.deliver(queued, neverAborted()));
+  receiver.release(200);
+  const deliveries = await Promise.all([first, ...later]);
+
+  const blockTexts = (request: ReceivedRequest) =>
+    (request.body.blocks as { text: { text: string } }[]).map((block) => block.text.text);
+  const endText = blockTexts(receiver.requests[0]!)[0]!;
+  expect(endText).toHaveLength(1_744);
+  // Each end once, in order: alone, then five to a message (a sixth would make 10,526 characters).
+  expect(receiver.requests.map(keysIn)).toEqual([
+    [ends[0]!.key],
+    ...[1, 6, 11, 16].map((from) => ends.slice(from, from + 5).map(({ key }) => key)),
+  ]);
+  expect(deliveries.map((delivery) => delivery.status)).toEqual(ends.map(() => 'delivered'));
+  for (const request of receiver.requests.slice(1)) {
+    const texts = blockTexts(request);
+    expect(texts.reduce((total, text) => total + text.length, 0)).toBe(62 + 5 * endText.length);
+    expect(texts.reduce((total, text) => total + text.length, 0)).toBeLessThanOrEqual(MESSAGE_TEXT_MAX);
+    expect(request.body.text).toBe('*5 recoveries ended* (one message for ends that came together): 5 failed');
+  }
 });
 
 test('a redirect is not followed: the ends fail as refused, and nothing reaches where it points', async () => {
