@@ -12,13 +12,20 @@ const MAX_ERROR_LENGTH = 300;
 /**
  * The visibility query for recoveries still running `graceMs` after their deadline. A recovery may
  * legitimately outlive its deadline by a few minutes (a reconciliation, the end notification).
+ *
+ * And for those started `graceMs` ago without a deadline that no worker has run since: the CLI and
+ * sweeps set RecoveryDeadline at start (recovery-start.ts), the Web UI's start form and
+ * `temporal workflow start` do not, and the workflow's first task sets it. Without this, one started
+ * there on a task queue no worker polls (a name mistyped) stayed Running with no alert at all: its
+ * queue's workers are healthy, and no task of it ever fails.
  */
 export function pastDeadlineQuery(now: Date, graceMs: number): string {
   const cutoff = new Date(now.getTime() - graceMs).toISOString();
+  const deadline = recoveryDeadlineKey.name;
   return [
     `WorkflowType = "${RECOVER_BATCH_WORKFLOW}"`,
     `ExecutionStatus = "Running"`,
-    `${recoveryDeadlineKey.name} < "${cutoff}"`,
+    `(${deadline} < "${cutoff}" OR (${deadline} IS NULL AND StartTime < "${cutoff}"))`,
   ].join(' AND ');
 }
 

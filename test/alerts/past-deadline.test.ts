@@ -8,7 +8,7 @@ import {
   pastDeadlineQuery,
   startPastDeadlineGauge,
 } from '../../worker/past-deadline-gauge.js';
-import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
 import { recoveryDeadlineKey } from '../../workflows/search-attributes.js';
 import { killLeftoverChildren } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
@@ -56,6 +56,7 @@ describe('recoveries that no worker runs', () => {
   let idleQueue: string;
   let late: string;
   let onTime: string;
+  let startedWithoutDeadline: string;
 
   beforeAll(async () => {
     client = new Client({
@@ -69,24 +70,31 @@ describe('recoveries that no worker runs', () => {
     onTime = randomUUID();
     await recoveries.start({ batchId: late, deadline: '1s' });
     await recoveries.start({ batchId: onTime, deadline: '1h' });
+    // As the Web UI's start form does it: the input alone, no search attribute.
+    startedWithoutDeadline = randomUUID();
+    await client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+      taskQueue: idleQueue,
+      workflowId: recoveryWorkflowId(startedWithoutDeadline),
+      args: [{ batchId: startedWithoutDeadline, deadline: '1h' }],
+    });
   });
 
   afterAll(async () => {
-    for (const batchId of [late, onTime]) {
+    for (const batchId of [late, onTime, startedWithoutDeadline]) {
       await client?.workflow.getHandle(recoveryWorkflowId(batchId)).terminate('test over');
     }
     await client?.connection.close();
   });
 
-  test('one past its deadline counts, one within its deadline does not', async () => {
-    const counted = await eventually('the late recovery counted', async () => {
+  test('one past its deadline counts, one within its deadline does not; one started without a deadline and never run counts', async () => {
+    const counted = await eventually('the late recovery and the one without a deadline counted', async () => {
       const ids = await pastDeadlineOn(client, idleQueue);
-      return ids.length > 0 ? ids : undefined;
+      return ids.length >= 2 ? ids.sort() : undefined;
     });
 
-    expect(counted).toEqual([recoveryWorkflowId(late)]);
-    expect(await countRecoveriesPastDeadline(client, 0)).toBeGreaterThanOrEqual(1);
-    // Within the grace, the late one does not count yet: its deadline passed seconds ago.
+    expect(counted).toEqual([recoveryWorkflowId(late), recoveryWorkflowId(startedWithoutDeadline)].sort());
+    expect(await countRecoveriesPastDeadline(client, 0)).toBeGreaterThanOrEqual(2);
+    // Within the grace, neither counts yet: the deadline passed, and the start was, seconds ago.
     const withinGrace = `${pastDeadlineQuery(new Date(), 3_600_000)} AND TaskQueue = "${idleQueue}"`;
     expect((await client.workflow.count(withinGrace)).count).toBe(0);
   });
