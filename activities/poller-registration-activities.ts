@@ -5,7 +5,6 @@ import {
   batchStatusPollerWorkflowId,
   POLLER_RESET_RUN_MEMO_KEY,
   STUCK_AFTER_TASK_FAILURES,
-  unwatchBatch,
   workflowTaskFailures,
   type ListedSettle,
   type UnwatchBatchRequest,
@@ -97,7 +96,7 @@ export function createPollerRegistrationActivities(client: Client) {
    * When a closed poller run began (a chain's first run) or was begun by a reset, by run id: neither time changes.
    */
   const runTimes = new Map<string, number>();
-  const sendRegistration = createRegistrationSender(client);
+  const sender = createRegistrationSender(client);
   let retentionMs: number | undefined;
 
   /**
@@ -184,21 +183,17 @@ export function createPollerRegistrationActivities(client: Client) {
           // The server could not describe the poller, or it has none: the signal decides.
         }
       }
-      return sendRegistration(pollerId, request);
+      return sender.watch(pollerId, request);
     },
 
     /**
-     * Drops the watch of a wait that ended without a wake. To whichever poller run is current (the chain carries its
-     * watches from run to run); a run of older code takes it without a handler, and keeps the watch as before. A
-     * repeated signal finds no watch: a retried attempt is harmless.
+     * Drops the watch of a wait that ended without a wake, with this worker's other unwatches of the moment in one
+     * signal (registration-signals.ts). To the poller run that is current (the chain carries its watches from run to
+     * run); a run of older code takes it without a handler, and keeps the watch as before. A repeated signal finds no
+     * watch: a retried attempt is harmless. No poller running: none watches the batch.
      */
     async unwatchBatchWithPoller({ taskQueue, ...request }: PollerUnregistration): Promise<void> {
-      try {
-        await client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue)).signal(unwatchBatch, request);
-      } catch (err) {
-        // No poller runs: none watches the batch.
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
+      await sender.unwatch(batchStatusPollerWorkflowId(taskQueue), request);
     },
 
     /**

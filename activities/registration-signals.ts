@@ -1,9 +1,13 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import DataLoader from 'dataloader';
 import {
+  POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY,
   POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
+  unwatchBatch,
+  unwatchBatches,
   watchBatch,
   watchBatches,
+  type UnwatchBatchRequest,
   type WatchBatchRequest,
 } from '../workflows/definitions.js';
 
@@ -13,7 +17,10 @@ import {
 // registrations that come while it is out go together in the next: none waits when the server answers at once, and a
 // burst that slows the server's answers gathers more per signal (4,502 signals for that burst). A fixed 200 ms
 // window gathered more (1,238) but held each recovery's workflow task (and its slot, a local activity) 200 ms
-// longer, and the burst's first tasks ran later.
+// longer, and the burst's first tasks ran later. Unwatches (recoveries that ended while the poller watched their
+// batch: thousands at once when a sweep's recoveries reach their deadline together) go the same way, in the same
+// queue, so a recovery's unwatch goes after its registration (unless more than MAX_REGISTRATIONS_PER_SIGNAL others
+// came between them in one window: the signals of one window go side by side).
 
 /** Bounds one signal's payload: a registration is at most about 400 bytes (ids of 128 characters). */
 export const MAX_REGISTRATIONS_PER_SIGNAL = 100;
@@ -23,20 +30,46 @@ interface PollerRun {
   runId: string;
   /** Its memo says it takes `watchBatches`: its code handles them (an older run's would drop them). */
   takesBatches: boolean;
+  /** Its memo says it takes `unwatchBatches`. */
+  takesUnwatchBatches: boolean;
+}
+
+const toError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
+
+type PollerChange = { watch: WatchBatchRequest } | { unwatch: UnwatchBatchRequest };
+
+const isWatch = (change: PollerChange): change is { watch: WatchBatchRequest } => 'watch' in change;
+
+/** The changes in order, cut where the kind changes: each piece goes as one signal, after the one before. */
+function piecesByKind(changes: readonly PollerChange[]): PollerChange[][] {
+  const pieces: PollerChange[][] = [];
+  for (const change of changes) {
+    const last = pieces.at(-1);
+    if (last && isWatch(last[0]!) === isWatch(change)) last.push(change);
+    else pieces.push([change]);
+  }
+  return pieces;
+}
+
+export interface RegistrationSender {
+  /** Resolves true once the poller has the registration, false when no poller runs on the queue. */
+  watch(pollerId: string, request: WatchBatchRequest): Promise<boolean>;
+  /** Resolves once the poller has the unwatch, or when no poller runs on the queue (none watches the batch). */
+  unwatch(pollerId: string, request: UnwatchBatchRequest): Promise<void>;
 }
 
 /**
- * Sends the registrations of a worker's recoveries to their task queue's poller, gathered per poller while the
- * previous signal is out (DataLoader's batching, without its cache: each registration is sent). A batch goes as one
- * `watchBatches` signal to the run that said it takes them, by run id, so that a run which continued as new since
- * (to a worker of older code, say) is never sent one; to a poller run that does not say so, each registration goes as
- * the `watchBatch` signal every poller takes. Answers true once the poller has the registration, false when no poller
- * runs on the queue.
+ * Sends the registrations and unwatches of a worker's recoveries to their task queue's poller, gathered per poller
+ * while the previous signal is out (DataLoader's batching, without its cache: each is sent), in the order they came. A
+ * batch goes as one `watchBatches` or `unwatchBatches` signal to the run that said it takes them, by run id, so that a
+ * run which continued as new since (to a worker of older code, say) is never sent one; to a poller run that does not
+ * say so, each goes as the `watchBatch` or `unwatchBatch` signal every poller takes. A promise rejects with the error
+ * of a signal the server refused.
  */
-export function createRegistrationSender(client: Client) {
+export function createRegistrationSender(client: Client): RegistrationSender {
   /** Runs that take `watchBatches`, by poller, until one closes. */
   const runs = new Map<string, PollerRun>();
-  const batchers = new Map<string, DataLoader<WatchBatchRequest, boolean>>();
+  const batchers = new Map<string, DataLoader<PollerChange, boolean>>();
 
   /** The poller's running run, or undefined when none runs. */
   const currentRun = async (pollerId: string): Promise<PollerRun | undefined> => {
@@ -53,6 +86,7 @@ export function createRegistrationSender(client: Client) {
     const run = {
       runId: description.runId,
       takesBatches: description.memo?.[POLLER_TAKES_WATCH_BATCHES_MEMO_KEY] === true,
+      takesUnwatchBatches: description.memo?.[POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY] === true,
     };
     // A run without the memo is asked about again at the next batch: a new one (right after a continue-as-new) writes
     // it in its first workflow task, which may not even be scheduled yet; one of older code never does, and costs a
@@ -62,25 +96,32 @@ export function createRegistrationSender(client: Client) {
   };
 
   /** To whichever run is current: every poller takes it. */
-  const signalOne = async (pollerId: string, request: WatchBatchRequest): Promise<boolean | Error> => {
+  const signalOne = async (pollerId: string, change: PollerChange): Promise<boolean> => {
+    const handle = client.workflow.getHandle(pollerId);
     try {
-      await client.workflow.getHandle(pollerId).signal(watchBatch, request);
+      await (isWatch(change) ? handle.signal(watchBatch, change.watch) : handle.signal(unwatchBatch, change.unwatch));
       return true;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return false;
-      return err instanceof Error ? err : new Error(String(err));
+      throw err;
     }
   };
 
-  const signalAll = async (pollerId: string, requests: readonly WatchBatchRequest[]): Promise<(boolean | Error)[]> => {
+  /** One piece (changes of one kind) to the poller's current run. */
+  const signalPiece = async (pollerId: string, piece: readonly PollerChange[]): Promise<(boolean | Error)[]> => {
     // A second pass only after the described run closed: it continued as new, and the next run is described.
     for (let pass = 1; ; pass += 1) {
       const run = await currentRun(pollerId);
-      if (!run) return requests.map(() => false);
-      if (!run.takesBatches) return Promise.all(requests.map((request) => signalOne(pollerId, request)));
+      if (!run) return piece.map(() => false);
+      const watches = piece.flatMap((change) => (isWatch(change) ? [change.watch] : []));
+      const unwatches = piece.flatMap((change) => (isWatch(change) ? [] : [change.unwatch]));
+      if (watches.length > 0 ? !run.takesBatches : !run.takesUnwatchBatches) {
+        return Promise.all(piece.map((change) => signalOne(pollerId, change).catch((err: unknown) => toError(err))));
+      }
       try {
-        await client.workflow.getHandle(pollerId, run.runId).signal(watchBatches, [...requests]);
-        return requests.map(() => true);
+        const handle = client.workflow.getHandle(pollerId, run.runId);
+        await (watches.length > 0 ? handle.signal(watchBatches, watches) : handle.signal(unwatchBatches, unwatches));
+        return piece.map(() => true);
       } catch (err) {
         // Closed again before the signal came (a second continue-as-new within it): the local activity's next attempt
         // asks again.
@@ -90,15 +131,27 @@ export function createRegistrationSender(client: Client) {
     }
   };
 
-  /** Resolves when the registration's signal is sent; rejects with the error of a signal the server refused. */
-  return (pollerId: string, request: WatchBatchRequest): Promise<boolean> => {
+  const signalAll = async (pollerId: string, changes: readonly PollerChange[]): Promise<(boolean | Error)[]> => {
+    const answers: (boolean | Error)[] = [];
+    for (const piece of piecesByKind(changes)) {
+      try {
+        answers.push(...(await signalPiece(pollerId, piece)));
+      } catch (err) {
+        // This piece's local activities try again; the pieces before it were taken, and the next still go.
+        answers.push(...piece.map(() => toError(err)));
+      }
+    }
+    return answers;
+  };
+
+  const send = (pollerId: string, change: PollerChange): Promise<boolean> => {
     let batcher = batchers.get(pollerId);
     if (!batcher) {
       /** Settles when the signals sent last (a batch past the bound is several) have been answered. */
       let sending: Promise<unknown> = Promise.resolve();
       batcher = new DataLoader(
-        (requests) => {
-          const sent = signalAll(pollerId, requests);
+        (changes) => {
+          const sent = signalAll(pollerId, changes);
           sending = Promise.all([sending, sent.catch(() => undefined)]);
           return sent;
         },
@@ -106,11 +159,18 @@ export function createRegistrationSender(client: Client) {
           cache: false,
           maxBatchSize: MAX_REGISTRATIONS_PER_SIGNAL,
           // After the answer, and after the registrations of the same turn of the event loop.
-          batchScheduleFn: (send) => void sending.then(() => setImmediate(send)),
+          batchScheduleFn: (sendBatch) => void sending.then(() => setImmediate(sendBatch)),
         },
       );
       batchers.set(pollerId, batcher);
     }
-    return batcher.load(request);
+    return batcher.load(change);
+  };
+
+  return {
+    watch: (pollerId, request) => send(pollerId, { watch: request }),
+    unwatch: async (pollerId, request) => {
+      await send(pollerId, { unwatch: request });
+    },
   };
 }

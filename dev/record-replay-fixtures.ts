@@ -486,7 +486,7 @@ async function cancelledWhileWatched(): Promise<{ recoveryId: string; pollerId: 
     await untilPollerTook(pollerId, 'watchBatches');
     await recoveries.cancel(batchId);
     await recoveries.result(batchId).catch(() => undefined);
-    await untilPollerTook(pollerId, 'unwatchBatch');
+    await untilPollerTook(pollerId, 'unwatchBatches');
   } finally {
     await client.workflow.getHandle(pollerId).terminate('fixture recorded');
   }
@@ -866,6 +866,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   // The poller taking that unwatch: it drops the watch, and reads the list no more.
   async 'poller-drops-ended-recovery-watch'() {
+    return (await cancelledWhileWatched()).pollerId;
+  },
+  // The same, with the poller saying in its memo that it takes unwatchBatches, which the worker then sends.
+  async 'poller-takes-unwatch-batches'() {
     return (await cancelledWhileWatched()).pollerId;
   },
   async sweep() {

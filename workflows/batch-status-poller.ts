@@ -22,11 +22,13 @@ import {
   batchSettled,
   isWatchingBatch,
   POLLER_RESET_RUN_MEMO_KEY,
+  POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY,
   POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
   recoveryWorkflowId,
   watchBatch,
   watchBatches,
   unwatchBatch,
+  unwatchBatches,
   type ListedSettle,
   type UnwatchBatchRequest,
   type WatchBatchRequest,
@@ -216,6 +218,12 @@ const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
  */
 const TAKES_WATCH_BATCHES_PATCH = 'poller-takes-watch-batches';
 /**
+ * Runs from this change on take unwatchBatches (a worker's unwatches gathered into one signal), and say so in the memo
+ * they write for watchBatches: one command, as before, with one more key. Asked when a run that takes watchBatches
+ * begins.
+ */
+const TAKES_UNWATCH_BATCHES_PATCH = 'poller-takes-unwatch-batches';
+/**
  * Runs from this change on go on with the cycle the previous run stopped when it continued as new (its input's
  * resumeCycle): a run begun by older code read page 1 again, with a new list bound, so its history holds other
  * commands. Asked when a run begins with a carried cycle.
@@ -270,7 +278,12 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   const wakesLocally = patched(WAKES_THROUGH_LOCAL_ACTIVITY_PATCH);
   const restEndsAtContinueAsNew = patched(REST_ENDS_AT_CONTINUE_AS_NEW_PATCH);
   const restShortenedByNewWatch = patched(REST_SHORTENED_BY_NEW_WATCH_PATCH);
-  if (patched(TAKES_WATCH_BATCHES_PATCH)) upsertMemo({ [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true });
+  if (patched(TAKES_WATCH_BATCHES_PATCH)) {
+    upsertMemo({
+      [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true,
+      ...(patched(TAKES_UNWATCH_BATCHES_PATCH) && { [POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY]: true }),
+    });
+  }
   const { runId, originalExecutionRunId } = workflowInfo();
   /**
    * The run a reset of this chain began most recently, carried across continue-as-new in the input and the memo: a
@@ -351,16 +364,26 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     taken.forEach(takeRegistration);
   });
 
+  const dropEndedWatch = (request: UnwatchBatchRequest) => {
+    const watch = watched.get(request.batchId);
+    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop.
+    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) return;
+    if (patched(DROPS_ENDED_WATCH_PATCH)) watched.delete(request.batchId);
+  };
   setHandler(unwatchBatch, (request) => {
     // Typed by hand (the Web UI), it could be anything: a handler that threw would fail the task at every attempt.
     if (!isUnwatchBatchRequest(request)) {
       log.warn('unwatchBatch signal without a wait; left out');
       return;
     }
-    const watch = watched.get(request.batchId);
-    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop.
-    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) return;
-    if (patched(DROPS_ENDED_WATCH_PATCH)) watched.delete(request.batchId);
+    dropEndedWatch(request);
+  });
+  setHandler(unwatchBatches, (requests) => {
+    const taken = Array.isArray(requests) ? requests.filter(isUnwatchBatchRequest) : [];
+    if (taken.length < (Array.isArray(requests) ? requests.length : 1)) {
+      log.warn('unwatchBatches signal with malformed unwatches; those are left out', { taken: taken.length });
+    }
+    taken.forEach(dropEndedWatch);
   });
 
   /** A cycle's wakes not sent yet, by batch, with the watch to restore if the signal cannot be sent (wakesLocally). */

@@ -85,8 +85,17 @@ export interface UnwatchBatchRequest {
   waitStartedAt: string;
 }
 export const unwatchBatch = defineSignal<[UnwatchBatchRequest]>('unwatchBatch');
+/**
+ * Unwatches a worker gathered while its previous signal was out, as one signal, as watchBatches gathers registrations:
+ * thousands of recoveries that reach their deadline together (a sweep's, with their batches stuck in `processing`)
+ * sent as many signals, each an event in the poller's history, toward the server's limit of signals per run. Sent only
+ * to a poller run whose memo says it takes them (POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY).
+ */
+export const unwatchBatches = defineSignal<[UnwatchBatchRequest[]]>('unwatchBatches');
 /** Set (true) by each poller run whose code takes watchBatches, in its first workflow task. */
 export const POLLER_TAKES_WATCH_BATCHES_MEMO_KEY = 'takesWatchBatches';
+/** Set (true) by each poller run whose code takes unwatchBatches, in its first workflow task. */
+export const POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY = 'takesUnwatchBatches';
 /**
  * Whether the poller still watches this wait (the same batch, recovery and wait start). Workers from before wave 14
  * ask before a recovery registers again during the same wait: a poller that still has it needs no signal, which

@@ -11,7 +11,11 @@ import {
 import type { WorkerConfig } from '../../worker/config.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
-import { batchStatusPollerWorkflowId, type WatchBatchRequest } from '../../workflows/definitions.js';
+import {
+  batchStatusPollerWorkflowId,
+  type UnwatchBatchRequest,
+  type WatchBatchRequest,
+} from '../../workflows/definitions.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY } from '../../workflows/recovery-details.js';
 import type { RecoveryReport } from '../../workflows/report.js';
@@ -180,18 +184,23 @@ export function signalInputs<T>(history: proto.temporal.api.history.v1.IHistory,
     .map((signal) => JSON.parse(Buffer.from(signal?.input?.payloads?.[0]?.data ?? []).toString()) as T);
 }
 
-/**
- * The registrations a poller's history took, in order: each watchBatch signal's, and each watchBatches signal's in
- * turn.
- */
-export function registrationsIn(history: proto.temporal.api.history.v1.IHistory): WatchBatchRequest[] {
+/** The requests a poller's history took, in order: each `one` signal's, and each `many` signal's in turn. */
+function requestsIn<T>(history: proto.temporal.api.history.v1.IHistory, one: string, many: string): T[] {
   return (history.events ?? []).flatMap((event) => {
     const signal = event.workflowExecutionSignaledEventAttributes;
-    if (signal?.signalName !== 'watchBatch' && signal?.signalName !== 'watchBatches') return [];
+    if (signal?.signalName !== one && signal?.signalName !== many) return [];
     const input = JSON.parse(Buffer.from(signal.input?.payloads?.[0]?.data ?? []).toString()) as unknown;
-    return signal.signalName === 'watchBatch' ? [input as WatchBatchRequest] : (input as WatchBatchRequest[]);
+    return signal.signalName === one ? [input as T] : (input as T[]);
   });
 }
+
+/** The registrations a poller's history took, in order (watchBatch and watchBatches signals). */
+export const registrationsIn = (history: proto.temporal.api.history.v1.IHistory) =>
+  requestsIn<WatchBatchRequest>(history, 'watchBatch', 'watchBatches');
+
+/** The unwatches a poller's history took, in order (unwatchBatch and unwatchBatches signals). */
+export const unwatchesIn = (history: proto.temporal.api.history.v1.IHistory) =>
+  requestsIn<UnwatchBatchRequest>(history, 'unwatchBatch', 'unwatchBatches');
 
 /** The phase and rounds of each memo a recovery wrote, in order. */
 export function memoWrites(history: proto.temporal.api.history.v1.IHistory) {

@@ -23,8 +23,8 @@ import {
   patchMarkerIds,
   pollerRegistrations,
   registrationsIn,
-  signalInputs,
   startRecoveryEnv,
+  unwatchesIn,
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
 
@@ -100,8 +100,8 @@ test('a continued run that reaches its deadline before it registers again has th
   expect(localActivityMarkers(history, 'unwatchBatchWithPoller')).toHaveLength(1);
   expect(patchMarkerIds(history)).toContain(UNWATCH_CARRIED_WATCH_PATCH);
   expect(patchMarkerIds(history)).not.toContain(UNWATCH_AT_END_PATCH);
-  await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatch'));
-  expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
+  await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatches'));
+  expect(unwatchesIn(await poller().fetchHistory())).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
 });
 
@@ -133,10 +133,10 @@ test('a continued run whose input this release refuses has the poller drop the w
   expect(localActivityMarkers(history, 'unwatchBatchWithPoller')).toHaveLength(1);
   expect(patchMarkerIds(history)).toContain(UNWATCH_CARRIED_WATCH_PATCH);
   const events = await idlePollerHistory(poller());
-  expect(signalInputs({ events }, 'unwatchBatch')).toEqual([wait]);
+  expect(unwatchesIn({ events })).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
   const unwatchedAt = events.findIndex(
-    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'unwatchBatch',
+    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'unwatchBatches',
   );
   // The read out when the unwatch came (if one was) finished; none began after it, and every list call was a read.
   expect(countOf(events.slice(unwatchedAt), EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)).toBe(0);
@@ -175,8 +175,8 @@ test('a run continued as new in its wait for the poller goes on with the same wa
 
   await env.recoveries.cancel(batch.id);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
-  await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatch'));
-  expect(signalInputs(await poller().fetchHistory(), 'unwatchBatch')).toEqual([wait]);
+  await eventually('the unwatch taken', () => signalHandled(poller(), 'unwatchBatches'));
+  expect(unwatchesIn(await poller().fetchHistory())).toEqual([wait]);
   expect(await watching(wait)).toBe(false);
 }, 120_000);
 

@@ -8,8 +8,8 @@ import {
   localActivityMarkers,
   patchMarkerIds,
   registrationsIn,
-  signalInputs,
   startRecoveryEnv,
+  unwatchesIn,
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
 
@@ -58,14 +58,13 @@ async function afterEnd(
 ) {
   const history = await env.recoveries.handle(batchId).fetchHistory();
   const events = await idlePollerHistory(poller());
-  // The recovery's unwatch is the last.
-  const unwatchedAt = events
-    .map((event) => event.workflowExecutionSignaledEventAttributes?.signalName)
-    .lastIndexOf('unwatchBatch');
+  // The recovery's unwatch is the last (an unwatchBatches signal since the worker gathers them; unwatchBatch before).
+  const signalNames = events.map((event) => event.workflowExecutionSignaledEventAttributes?.signalName);
+  const unwatchedAt = Math.max(signalNames.lastIndexOf('unwatchBatch'), signalNames.lastIndexOf('unwatchBatches'));
   return {
     unwatches: localActivityMarkers(history, 'unwatchBatchWithPoller'),
     recoveryPatches: patchMarkerIds(history),
-    unwatchSignals: signalInputs({ events }, 'unwatchBatch').length,
+    unwatchesTaken: unwatchesIn({ events }).length,
     readsAfterUnwatch: countOf(events.slice(unwatchedAt), EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
     reads: countOf(events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
     wakes: localActivityMarkers({ events }, 'wakeRecoveries').length,
@@ -97,7 +96,7 @@ test('a recovery cancelled while its batch is in flight has the poller drop its 
   expect(ended.unwatches).toHaveLength(1);
   expect(ended.recoveryPatches).toContain(UNWATCH_AT_END_PATCH);
   // The other wait's, then the recovery's.
-  expect(ended.unwatchSignals).toBe(2);
+  expect(ended.unwatchesTaken).toBe(2);
   expect(ended.watching).toBe(false);
   expect(ended.pollerPatches).toContain('poller-drops-ended-recovery-watch');
   // The read out when the unwatch came (if one was) finished; none began after it, and every list call was a read.
@@ -112,7 +111,7 @@ test('a recovery that reaches its deadline while its batch is in flight has the 
   const ended = await afterEnd(batchId, registration);
 
   expect(ended.unwatches).toHaveLength(1);
-  expect(ended.unwatchSignals).toBe(1);
+  expect(ended.unwatchesTaken).toBe(1);
   expect(ended.watching).toBe(false);
   expect(ended.readsAfterUnwatch).toBe(0);
   expect(listCalls()).toHaveLength(ended.reads);

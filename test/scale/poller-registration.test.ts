@@ -5,6 +5,7 @@ import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
   isWatchingBatch,
+  POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY,
   POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
   recoveryWorkflowId,
   type WatchBatchRequest,
@@ -16,6 +17,7 @@ import {
   registrationsIn,
   signalInputs,
   startRecoveryEnv,
+  unwatchesIn,
 } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
@@ -27,6 +29,7 @@ beforeAll(async () => {
 afterAll(() => env.close());
 
 const { EventType } = proto.temporal.api.enums.v1;
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
 /** The batch ids the poller's history took, in order. */
 async function signalledBatchIds(): Promise<string[]> {
@@ -101,14 +104,23 @@ test("a wake reaches the recovery as the poller's batchSettled signal; a recover
   }
 });
 
-/** The name and registrations of each registration signal in a history, in order. */
-function registrationSignals(history: temporal.api.history.v1.IHistory) {
+/** The name and batch ids of each registration signal (or unwatch signal) in a history, in order. */
+function registrationSignals(history: temporal.api.history.v1.IHistory, kind: 'watch' | 'unwatch' = 'watch') {
+  const requestsIn = kind === 'watch' ? registrationsIn : unwatchesIn;
   return (history.events ?? []).flatMap((event) => {
     const signal = event.workflowExecutionSignaledEventAttributes;
-    if (!signal?.signalName?.startsWith('watchBatch')) return [];
-    return [{ name: signal.signalName, batchIds: registrationsIn({ events: [event] }).map((r) => r.batchId) }];
+    if (!signal?.signalName?.startsWith(`${kind}Batch`)) return [];
+    return [{ name: signal.signalName, batchIds: requestsIn({ events: [event] }).map((r) => r.batchId) }];
   });
 }
+
+/** The unwatch of a registration's wait, as a recovery that ended sends it. */
+const unwatchOf = ({ batchId, workflowId, waitStartedAt }: WatchBatchRequest) => ({
+  taskQueue: env.taskQueue,
+  batchId,
+  workflowId,
+  waitStartedAt: waitStartedAt!,
+});
 
 /** Registrations of one wait for batches the list shows pending for ten minutes: the poller keeps watching them. */
 function pendingRegistrations(count: number): WatchBatchRequest[] {
@@ -194,5 +206,131 @@ test('to a poller run that does not say it takes watchBatches (older code), each
     expect(signals.flatMap((signal) => signal.batchIds).sort()).toEqual(batchIds);
   } finally {
     await older.terminate('test done');
+  }
+});
+
+test("a worker's unwatches of one window reach the poller as one unwatchBatches signal, and each watch is dropped", async () => {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually('the poller to say it takes unwatchBatches', async () =>
+    (await poller.describe()).memo?.[POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY] === true ? true : undefined,
+  );
+  const requests = pendingRegistrations(MAX_REGISTRATIONS_PER_SIGNAL + 20);
+  const activities = createPollerRegistrationActivities(env.client);
+  await Promise.all(
+    requests.map((request) => activities.watchBatchWithPoller({ taskQueue: env.taskQueue, ...request })),
+  );
+  await eventually('every registration watched', async () => {
+    const answers = await Promise.all(requests.map((request) => poller.query(isWatchingBatch, request)));
+    return answers.every(Boolean) ? true : undefined;
+  });
+
+  // As many recoveries ending together (a sweep's, at their deadline): before, one unwatchBatch signal each.
+  await Promise.all(requests.map((request) => activities.unwatchBatchWithPoller(unwatchOf(request))));
+
+  const ours = new Set(requests.map((request) => request.batchId));
+  const signals = await eventually('every unwatch in the poller history', async () => {
+    const recorded = registrationSignals(await poller.fetchHistory(), 'unwatch').filter(({ batchIds }) =>
+      batchIds.some((batchId) => ours.has(batchId)),
+    );
+    return recorded.flatMap(({ batchIds }) => batchIds).length >= ours.size ? recorded : undefined;
+  });
+  // Sent side by side, so in either order.
+  expect(signals.map(({ name, batchIds }) => `${name} of ${batchIds.length}`).sort()).toEqual([
+    `unwatchBatches of ${MAX_REGISTRATIONS_PER_SIGNAL}`,
+    'unwatchBatches of 20',
+  ]);
+  expect(new Set(signals.flatMap(({ batchIds }) => batchIds))).toEqual(ours);
+  for (const request of requests) expect(await poller.query(isWatchingBatch, request)).toBe(false);
+});
+
+test("a recovery's unwatch sent as its registration is still out goes after it: the watch is dropped", async () => {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually('the poller to say it takes unwatchBatches', async () =>
+    (await poller.describe()).memo?.[POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY] === true ? true : undefined,
+  );
+  const [request] = pendingRegistrations(1) as [WatchBatchRequest];
+  const activities = createPollerRegistrationActivities(env.client);
+
+  // A cancel that ends the recovery while its registration waits for the worker's next signal.
+  const registered = activities.watchBatchWithPoller({ taskQueue: env.taskQueue, ...request });
+  await activities.unwatchBatchWithPoller(unwatchOf(request));
+
+  expect(await registered).toBe(true);
+  const carries = (requestsIn: typeof unwatchesIn | typeof registrationsIn, event: HistoryEvent) =>
+    // Signals typed by hand in the tests above may carry anything, null included.
+    requestsIn({ events: [event] }).some((taken: { batchId?: unknown } | null) => taken?.batchId === request.batchId);
+  // A signal is in history once the workflow task that takes it completes.
+  const events = await eventually('the unwatch taken', async () => {
+    const recorded = (await poller.fetchHistory()).events ?? [];
+    const at = recorded.findIndex((event) => carries(unwatchesIn, event));
+    return at >= 0 && recorded.slice(at).some((event) => event.workflowTaskCompletedEventAttributes)
+      ? recorded
+      : undefined;
+  });
+  const watchedAt = events.findIndex((event) => carries(registrationsIn, event));
+  const unwatchedAt = events.findIndex((event) => carries(unwatchesIn, event));
+  // Before, the unwatch went at once, ahead of the registration, found no watch to drop, and the watch stayed.
+  expect(watchedAt).toBeGreaterThanOrEqual(0);
+  expect(watchedAt).toBeLessThan(unwatchedAt);
+  expect(
+    [watchedAt, unwatchedAt].map((at) => events[at]?.workflowExecutionSignaledEventAttributes?.signalName),
+  ).toEqual(['watchBatches', 'unwatchBatches']);
+  expect(await poller.query(isWatchingBatch, request)).toBe(false);
+});
+
+test('unwatch signals typed by hand with malformed unwatches fail no task; the well-formed ones are taken', async () => {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  const [request] = pendingRegistrations(1) as [WatchBatchRequest];
+  const activities = createPollerRegistrationActivities(env.client);
+  await activities.watchBatchWithPoller({ taskQueue: env.taskQueue, ...request });
+  await eventually('the registration watched', async () =>
+    (await poller.query(isWatchingBatch, request)) ? true : undefined,
+  );
+  const { taskQueue: _, ...unwatch } = unwatchOf(request);
+
+  await poller.signal('unwatchBatches', 'not a list');
+  await poller.signal('unwatchBatches', [{ batchId: 7 }, null, { ...unwatch, waitStartedAt: 1 }, unwatch]);
+
+  await eventually('the well-formed unwatch to drop the watch', async () =>
+    (await poller.query(isWatchingBatch, request)) ? undefined : true,
+  );
+  const types = (await poller.fetchHistory()).events?.map((event) => event.eventType);
+  expect(types).not.toContain(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
+  expect((await poller.describe()).status.name).toBe('RUNNING');
+});
+
+test('to a poller run that takes watchBatches but does not say it takes unwatchBatches (the release before), each unwatch goes as an unwatchBatch signal', async () => {
+  const taskQueue = `${env.taskQueue}-previous-poller`;
+  // On a queue no worker polls, with the memo a run of the release before wrote: it takes watchBatches only.
+  const previous = await env.client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue,
+    workflowId: batchStatusPollerWorkflowId(taskQueue),
+    memo: { [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true },
+  });
+  try {
+    const activities = createPollerRegistrationActivities(env.client);
+    const waitStartedAt = new Date().toISOString();
+    const batchIds = ['previous-1', 'previous-2', 'previous-3'];
+    const requests = batchIds.map((batchId) => ({
+      batchId,
+      workflowId: recoveryWorkflowId(batchId),
+      pollIntervalMs: 60_000,
+      waitStartedAt,
+    }));
+
+    await Promise.all(requests.map((request) => activities.watchBatchWithPoller({ taskQueue, ...request })));
+    await Promise.all(
+      requests.map(({ batchId, workflowId }) =>
+        activities.unwatchBatchWithPoller({ taskQueue, batchId, workflowId, waitStartedAt }),
+      ),
+    );
+
+    const history = await previous.fetchHistory();
+    expect(registrationSignals(history, 'watch').map(({ name }) => name)).toEqual(['watchBatches']);
+    const unwatches = registrationSignals(history, 'unwatch');
+    expect(unwatches.map(({ name }) => name)).toEqual(['unwatchBatch', 'unwatchBatch', 'unwatchBatch']);
+    expect(unwatches.flatMap(({ batchIds }) => batchIds).sort()).toEqual(batchIds);
+  } finally {
+    await previous.terminate('test done');
   }
 });
