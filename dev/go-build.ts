@@ -21,7 +21,10 @@ export async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-export async function findGo(env: NodeJS.ProcessEnv, fallbacks: string[]): Promise<string | undefined> {
+/** Where the Go toolchain is installed when it is not on the PATH (the official tarball's place, and this machine's). */
+const GO_FALLBACKS = ['/usr/local/go/bin/go'];
+
+export async function findGo(env: NodeJS.ProcessEnv, fallbacks = GO_FALLBACKS): Promise<string | undefined> {
   const candidates = (env.PATH ?? '')
     .split(path.delimiter)
     .filter(Boolean)
@@ -31,6 +34,13 @@ export async function findGo(env: NodeJS.ProcessEnv, fallbacks: string[]): Promi
     if (await isExecutable(candidate)) return candidate;
   }
   return undefined;
+}
+
+/** The Go toolchain, or an error that says what needs it. */
+export async function requireGo(env: NodeJS.ProcessEnv, neededTo: string): Promise<string> {
+  const go = await findGo(env);
+  if (!go) throw new Error(`go is needed to ${neededTo}: not found on PATH nor in ${GO_FALLBACKS.join(', ')}`);
+  return go;
 }
 
 export interface GoInstallOptions {

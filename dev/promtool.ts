@@ -32,7 +32,7 @@ export async function resolvePromtool(
   const dir = projectCacheDir(`promtool-${PROMTOOL_MODULE_VERSION}`, env);
   const target = path.join(dir, 'promtool');
   if (await isExecutable(target)) return target;
-  const go = await findGo(env, ['/usr/local/go/bin/go']);
+  const go = await findGo(env);
   if (!go) throw new Error('promtool: not on the PATH, not cached, and no Go to build it (apt-get install prometheus)');
   return withBuildLock(dir, log, async () => {
     if (await isExecutable(target)) return target;

@@ -102,7 +102,7 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
   if (await isExecutable(cached)) return cached;
   attempts.push(`cached build ${cached}: not there`);
 
-  const go = await findGo(env, options.goFallbacks ?? ['/usr/local/go/bin/go']);
+  const go = await findGo(env, options.goFallbacks);
   if (go) {
     try {
       return await buildIntoCache(go, { env, log, heartbeatMs });

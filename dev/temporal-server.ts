@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { findGo, goInstall, isExecutable, projectCacheDir, withBuildLock, type ProvisionLog } from './go-build.js';
+import { goInstall, isExecutable, projectCacheDir, requireGo, withBuildLock, type ProvisionLog } from './go-build.js';
 
 export const TEMPORAL_SERVER_MODULE = 'go.temporal.io/server';
 export const TEMPORAL_UI_SERVER_MODULE = 'github.com/temporalio/ui-server/v2';
@@ -63,12 +63,6 @@ interface BuildOptions {
 // toolchain through the module proxy, as it does by default where GOTOOLCHAIN is not pinned to local.
 const GO_ENV = { GOTOOLCHAIN: 'auto' };
 
-async function requireGo(env: NodeJS.ProcessEnv): Promise<string> {
-  const go = await findGo(env, ['/usr/local/go/bin/go']);
-  if (!go) throw new Error('go is needed to build the Temporal server: not found on PATH nor in /usr/local/go/bin');
-  return go;
-}
-
 async function moduleDir(go: string, env: NodeJS.ProcessEnv, module: string, version: string): Promise<string> {
   const { stdout } = await promisify(execFile)(go, ['mod', 'download', '-json', `${module}@${version}`], {
     env: { ...env, ...GO_ENV },
@@ -94,7 +88,7 @@ export async function resolveTemporalServer(version: string, options: BuildOptio
     dynamicConfigFile: path.join(dist, 'dynamicconfig', 'docker.yaml'),
   };
   if (await isExecutable(build.server)) return build;
-  const go = await requireGo(env);
+  const go = await requireGo(env, 'build the Temporal server');
   return withBuildLock(dir, log, async () => {
     if (await isExecutable(build.server)) return build;
     const staging = await mkdtemp(path.join(dir, 'staging-'));
@@ -145,7 +139,7 @@ export async function resolveTemporalUiServer(version: string, options: BuildOpt
     configDir: path.join(dist, 'config'),
   };
   if (await isExecutable(build.uiServer)) return build;
-  const go = await requireGo(env);
+  const go = await requireGo(env, 'build the Temporal UI server');
   return withBuildLock(dir, log, async () => {
     if (await isExecutable(build.uiServer)) return build;
     const staging = await mkdtemp(path.join(dir, 'staging-'));

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { recoverySearchAttributes } from '../workflows/search-attributes.js';
+import { requireGo } from './go-build.js';
 
 /*
  * Checks docker-compose.yml without a Docker engine: against the Compose
@@ -47,7 +48,8 @@ export async function readCompose(file = composeFile): Promise<ComposeDocument> 
 
 /** The schema file from the Go module cache (downloaded on first use). */
 export async function composeSpecSchema(): Promise<object> {
-  const { stdout } = await run('go', ['mod', 'download', '-json', COMPOSE_GO_MODULE], {
+  const go = await requireGo(process.env, 'read the Compose Specification schema');
+  const { stdout } = await run(go, ['mod', 'download', '-json', COMPOSE_GO_MODULE], {
     env: { ...process.env, GOFLAGS: '-mod=mod' },
   });
   const { Dir } = JSON.parse(stdout) as { Dir: string };
