@@ -19,8 +19,9 @@ import {
 // window gathered more (1,238) but held each recovery's workflow task (and its slot, a local activity) 200 ms
 // longer, and the burst's first tasks ran later. Unwatches (recoveries that ended while the poller watched their
 // batch: thousands at once when a sweep's recoveries reach their deadline together) go the same way, in the same
-// queue, so a recovery's unwatch goes after its registration (unless more than MAX_REGISTRATIONS_PER_SIGNAL others
-// came between them in one window: the signals of one window go side by side).
+// queue, and a window's signals go one after another in the order their requests came: a recovery's unwatch never
+// goes ahead of a registration of its that joined the queue first. (A registration sent again joins it only after
+// the chain check of poller-registration-activities.ts, up to 2 s: an unwatch meanwhile goes first.)
 
 /** Bounds one signal's payload: a registration is at most about 400 bytes (ids of 128 characters). */
 export const MAX_REGISTRATIONS_PER_SIGNAL = 100;
@@ -40,12 +41,15 @@ type PollerChange = { watch: WatchBatchRequest } | { unwatch: UnwatchBatchReques
 
 const isWatch = (change: PollerChange): change is { watch: WatchBatchRequest } => 'watch' in change;
 
-/** The changes in order, cut where the kind changes: each piece goes as one signal, after the one before. */
-function piecesByKind(changes: readonly PollerChange[]): PollerChange[][] {
+/**
+ * The changes in order, cut where the kind changes and at MAX_REGISTRATIONS_PER_SIGNAL: each piece goes as one
+ * signal, after the one before.
+ */
+function signalPieces(changes: readonly PollerChange[]): PollerChange[][] {
   const pieces: PollerChange[][] = [];
   for (const change of changes) {
     const last = pieces.at(-1);
-    if (last && isWatch(last[0]!) === isWatch(change)) last.push(change);
+    if (last && last.length < MAX_REGISTRATIONS_PER_SIGNAL && isWatch(last[0]!) === isWatch(change)) last.push(change);
     else pieces.push([change]);
   }
   return pieces;
@@ -67,7 +71,7 @@ export interface RegistrationSender {
  * of a signal the server refused.
  */
 export function createRegistrationSender(client: Client): RegistrationSender {
-  /** Runs that take `watchBatches`, by poller, until one closes. */
+  /** Runs that take `watchBatches` and `unwatchBatches`, by poller, until one closes. */
   const runs = new Map<string, PollerRun>();
   const batchers = new Map<string, DataLoader<PollerChange, boolean>>();
 
@@ -90,8 +94,10 @@ export function createRegistrationSender(client: Client): RegistrationSender {
     };
     // A run without the memo is asked about again at the next batch: a new one (right after a continue-as-new) writes
     // it in its first workflow task, which may not even be scheduled yet; one of older code never does, and costs a
-    // describe per batch while older workers run the poller.
-    if (run.takesBatches) runs.set(pollerId, run);
+    // describe per batch while older workers run the poller. So is one that takes watchBatches only (the release
+    // before): unwatches go to it as single signals to whichever run is current, which never fail as the chain moves
+    // on, so a run kept here would be sent them after its chain had a run that takes unwatchBatches.
+    if (run.takesBatches && run.takesUnwatchBatches) runs.set(pollerId, run);
     return run;
   };
 
@@ -133,7 +139,7 @@ export function createRegistrationSender(client: Client): RegistrationSender {
 
   const signalAll = async (pollerId: string, changes: readonly PollerChange[]): Promise<(boolean | Error)[]> => {
     const answers: (boolean | Error)[] = [];
-    for (const piece of piecesByKind(changes)) {
+    for (const piece of signalPieces(changes)) {
       try {
         answers.push(...(await signalPiece(pollerId, piece)));
       } catch (err) {
@@ -147,7 +153,7 @@ export function createRegistrationSender(client: Client): RegistrationSender {
   const send = (pollerId: string, change: PollerChange): Promise<boolean> => {
     let batcher = batchers.get(pollerId);
     if (!batcher) {
-      /** Settles when the signals sent last (a batch past the bound is several) have been answered. */
+      /** Settles when the signals sent last have been answered. */
       let sending: Promise<unknown> = Promise.resolve();
       batcher = new DataLoader(
         (changes) => {
@@ -157,7 +163,8 @@ export function createRegistrationSender(client: Client): RegistrationSender {
         },
         {
           cache: false,
-          maxBatchSize: MAX_REGISTRATIONS_PER_SIGNAL,
+          // Unbounded: one window is one call, whose pieces go in order (DataLoader sends a bounded window's parts
+          // side by side, where an unwatch could overtake its registration).
           // After the answer, and after the registrations of the same turn of the event loop.
           batchScheduleFn: (sendBatch) => void sending.then(() => setImmediate(sendBatch)),
         },

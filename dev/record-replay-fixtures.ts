@@ -864,11 +864,9 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'recovery-unwatches-batch-at-end'() {
     return (await cancelledWhileWatched()).recoveryId;
   },
-  // The poller taking that unwatch: it drops the watch, and reads the list no more.
-  async 'poller-drops-ended-recovery-watch'() {
-    return (await cancelledWhileWatched()).pollerId;
-  },
-  // The same, with the poller saying in its memo that it takes unwatchBatches, which the worker then sends.
+  // The poller taking that unwatch, as an unwatchBatches signal (its memo says it takes them): it drops the watch, and
+  // reads the list no more. The fixture poller-drops-ended-recovery-watch holds the same, as the unwatchBatch signal
+  // the code before sent.
   async 'poller-takes-unwatch-batches'() {
     return (await cancelledWhileWatched()).pollerId;
   },

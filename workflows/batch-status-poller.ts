@@ -101,6 +101,18 @@ function isUnwatchBatchRequest(value: unknown): value is UnwatchBatchRequest {
   return typeof batchId === 'string' && typeof workflowId === 'string' && typeof waitStartedAt === 'string';
 }
 
+/**
+ * A list signal's well-formed requests. Workers send only those; what else comes (a signal typed in the Web UI) is
+ * left out, as a handler that threw would fail the poller's task again at every attempt.
+ */
+function wellFormed<T>(requests: unknown, isRequest: (value: unknown) => value is T, signalName: string): T[] {
+  const taken = Array.isArray(requests) ? requests.filter(isRequest) : [];
+  if (taken.length < (Array.isArray(requests) ? requests.length : 1)) {
+    log.warn(`${signalName} signal with malformed requests; those are left out`, { taken: taken.length });
+  }
+  return taken;
+}
+
 export interface BatchStatusPollerInput {
   watched?: WatchedBatch[];
   /** History events after which a run continues as new; 50 to 5,000 (the default). Tests set it low. */
@@ -219,8 +231,9 @@ const CUT_STEP_PATCH = 'poller-cuts-step-near-signal-limit';
 const TAKES_WATCH_BATCHES_PATCH = 'poller-takes-watch-batches';
 /**
  * Runs from this change on take unwatchBatches (a worker's unwatches gathered into one signal), and say so in the memo
- * they write for watchBatches: one command, as before, with one more key. Asked when a run that takes watchBatches
- * begins.
+ * they write for watchBatches: one command, as before, with one more key. So here it is the patch's marker, not the
+ * command, that a worker of the release before cannot replay: it never goes on with such a run, and never leaves an
+ * unwatchBatches signal without a handler. Asked when a run that takes watchBatches begins.
  */
 const TAKES_UNWATCH_BATCHES_PATCH = 'poller-takes-unwatch-batches';
 /**
@@ -354,15 +367,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     }
     takeRegistration(request);
   });
-  setHandler(watchBatches, (requests) => {
-    // Workers send well-formed ones; what else comes (a signal typed in the Web UI) is left out, as a handler that
-    // threw would fail the poller's task again at every attempt.
-    const taken = Array.isArray(requests) ? requests.filter(isWatchBatchRequest) : [];
-    if (taken.length < (Array.isArray(requests) ? requests.length : 1)) {
-      log.warn('watchBatches signal with malformed registrations; those are left out', { taken: taken.length });
-    }
-    taken.forEach(takeRegistration);
-  });
+  setHandler(watchBatches, (requests) =>
+    wellFormed(requests, isWatchBatchRequest, 'watchBatches').forEach(takeRegistration),
+  );
 
   const dropEndedWatch = (request: UnwatchBatchRequest) => {
     const watch = watched.get(request.batchId);
@@ -378,13 +385,9 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     }
     dropEndedWatch(request);
   });
-  setHandler(unwatchBatches, (requests) => {
-    const taken = Array.isArray(requests) ? requests.filter(isUnwatchBatchRequest) : [];
-    if (taken.length < (Array.isArray(requests) ? requests.length : 1)) {
-      log.warn('unwatchBatches signal with malformed unwatches; those are left out', { taken: taken.length });
-    }
-    taken.forEach(dropEndedWatch);
-  });
+  setHandler(unwatchBatches, (requests) =>
+    wellFormed(requests, isUnwatchBatchRequest, 'unwatchBatches').forEach(dropEndedWatch),
+  );
 
   /** A cycle's wakes not sent yet, by batch, with the watch to restore if the signal cannot be sent (wakesLocally). */
   const due = new Map<string, { watch: Watch; listed?: ListedSettle }>();
