@@ -118,16 +118,51 @@ function registrationSignals(history: temporal.api.history.v1.IHistory, kind: 'w
   });
 }
 
-/** The registration (or unwatch) signals that carried the requests' batches, once the poller has taken them all. */
-function signalsCarrying(requests: readonly WatchBatchRequest[], kind: 'watch' | 'unwatch') {
+/**
+ * Checks that a worker sent 120 registrations (or unwatches) as two list signals, of 100 and then 20, in the order
+ * they came; answers, once the poller has taken them all, whether it watches each batch.
+ */
+async function sentAsTwoSignals(requests: readonly WatchBatchRequest[], kind: 'watch' | 'unwatch') {
   const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
   const ours = new Set(requests.map((request) => request.batchId));
   // A signal that comes while the poller's workflow task runs is written to history once the task completes.
-  return eventually(`every ${kind} in the poller history`, async () => {
+  const signals = await eventually(`every ${kind} in the poller history`, async () => {
     const recorded = registrationSignals(await poller.fetchHistory(), kind).filter(({ batchIds }) =>
       batchIds.some((batchId) => ours.has(batchId)),
     );
     return recorded.flatMap(({ batchIds }) => batchIds).length >= ours.size ? recorded : undefined;
+  });
+  expect(signals.map(({ name, batchIds }) => `${name} of ${batchIds.length}`)).toEqual([
+    `${kind}Batches of ${MAX_REGISTRATIONS_PER_SIGNAL}`,
+    `${kind}Batches of 20`,
+  ]);
+  expect(signals.flatMap(({ batchIds }) => batchIds)).toEqual(requests.map((request) => request.batchId));
+  return Promise.all(requests.map((request) => poller.query(isWatchingBatch, request)));
+}
+
+/** The queue's poller, once its memo says it takes a list signal (written in its first workflow task). */
+async function pollerThatSays(memoKey: string) {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually(`the poller's memo to say ${memoKey}`, async () =>
+    (await poller.describe()).memo?.[memoKey] === true ? true : undefined,
+  );
+  return poller;
+}
+
+/** The poller's tasks all completed: none failed on what the test sent it, and it runs on. */
+async function expectPollerUnharmed() {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  const types = (await poller.fetchHistory()).events?.map((event) => event.eventType);
+  expect(types).not.toContain(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
+  expect((await poller.describe()).status.name).toBe('RUNNING');
+}
+
+/** A poller run on a queue no worker polls: it keeps the memo it starts with, as a run of older code wrote it. */
+function startUnpolledPoller(taskQueue: string, memo?: Record<string, unknown>) {
+  return env.client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue,
+    workflowId: batchStatusPollerWorkflowId(taskQueue),
+    ...(memo && { memo }),
   });
 }
 
@@ -149,10 +184,7 @@ function pendingRegistrations(count: number): WatchBatchRequest[] {
 }
 
 test("a worker's registrations of one window reach the poller as one watchBatches signal, and each is watched", async () => {
-  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-  await eventually('the poller to say it takes watchBatches', async () =>
-    (await poller.describe()).memo?.[POLLER_TAKES_WATCH_BATCHES_MEMO_KEY] === true ? true : undefined,
-  );
+  const poller = await pollerThatSays(POLLER_TAKES_WATCH_BATCHES_MEMO_KEY);
   // More than one signal holds: the registrations past the first signal's bound go in a second one.
   const requests = pendingRegistrations(MAX_REGISTRATIONS_PER_SIGNAL + 20);
   const activities = createPollerRegistrationActivities(env.client);
@@ -162,14 +194,7 @@ test("a worker's registrations of one window reach the poller as one watchBatche
   );
 
   expect(registered.every((answer) => answer)).toBe(true);
-  const signals = await signalsCarrying(requests, 'watch');
-  // One after the other, in the order the registrations came.
-  expect(signals.map(({ name, batchIds }) => `${name} of ${batchIds.length}`)).toEqual([
-    `watchBatches of ${MAX_REGISTRATIONS_PER_SIGNAL}`,
-    'watchBatches of 20',
-  ]);
-  expect(signals.flatMap(({ batchIds }) => batchIds)).toEqual(requests.map((request) => request.batchId));
-  const watching = await Promise.all(requests.map((request) => poller.query(isWatchingBatch, request)));
+  const watching = await sentAsTwoSignals(requests, 'watch');
   expect(watching.every((answer) => answer)).toBe(true);
 });
 
@@ -184,18 +209,13 @@ test('registration signals typed by hand with malformed registrations fail no ta
   await eventually('the well-formed registration to be watched', async () =>
     (await poller.query(isWatchingBatch, request!)) ? true : undefined,
   );
-  const types = (await poller.fetchHistory()).events?.map((event) => event.eventType);
-  expect(types).not.toContain(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
-  expect((await poller.describe()).status.name).toBe('RUNNING');
+  await expectPollerUnharmed();
 });
 
 test('to a poller run that does not say it takes watchBatches (older code), each registration goes as a watchBatch signal', async () => {
   const taskQueue = `${env.taskQueue}-older-poller`;
-  // On a queue no worker polls, the run never writes its memo, as a run of code from before watchBatches would not.
-  const older = await env.client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
-    taskQueue,
-    workflowId: batchStatusPollerWorkflowId(taskQueue),
-  });
+  // The run never writes its memo, as a run of code from before watchBatches would not.
+  const older = await startUnpolledPoller(taskQueue);
   try {
     const activities = createPollerRegistrationActivities(env.client);
     const batchIds = ['older-1', 'older-2', 'older-3'];
@@ -221,10 +241,7 @@ test('to a poller run that does not say it takes watchBatches (older code), each
 });
 
 test("a worker's unwatches of one window reach the poller as one unwatchBatches signal, and each watch is dropped", async () => {
-  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-  await eventually('the poller to say it takes unwatchBatches', async () =>
-    (await poller.describe()).memo?.[POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY] === true ? true : undefined,
-  );
+  const poller = await pollerThatSays(POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY);
   const requests = pendingRegistrations(MAX_REGISTRATIONS_PER_SIGNAL + 20);
   const activities = createPollerRegistrationActivities(env.client);
   await Promise.all(
@@ -238,21 +255,12 @@ test("a worker's unwatches of one window reach the poller as one unwatchBatches 
   // As many recoveries ending together (a sweep's, at their deadline): before, one unwatchBatch signal each.
   await Promise.all(requests.map((request) => activities.unwatchBatchWithPoller(unwatchOf(request))));
 
-  const signals = await signalsCarrying(requests, 'unwatch');
-  expect(signals.map(({ name, batchIds }) => `${name} of ${batchIds.length}`)).toEqual([
-    `unwatchBatches of ${MAX_REGISTRATIONS_PER_SIGNAL}`,
-    'unwatchBatches of 20',
-  ]);
-  expect(signals.flatMap(({ batchIds }) => batchIds)).toEqual(requests.map((request) => request.batchId));
-  const watching = await Promise.all(requests.map((request) => poller.query(isWatchingBatch, request)));
+  const watching = await sentAsTwoSignals(requests, 'unwatch');
   expect(watching.some((answer) => answer)).toBe(false);
 });
 
 test("a recovery's unwatch sent as its registration is still out goes after it: the watch is dropped", async () => {
-  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-  await eventually('the poller to say it takes unwatchBatches', async () =>
-    (await poller.describe()).memo?.[POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY] === true ? true : undefined,
-  );
+  const poller = await pollerThatSays(POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY);
   const [request] = pendingRegistrations(1) as [WatchBatchRequest];
   const activities = createPollerRegistrationActivities(env.client);
 
@@ -299,19 +307,13 @@ test('unwatch signals typed by hand with malformed unwatches fail no task; the w
   await eventually('the well-formed unwatch to drop the watch', async () =>
     (await poller.query(isWatchingBatch, request)) ? undefined : true,
   );
-  const types = (await poller.fetchHistory()).events?.map((event) => event.eventType);
-  expect(types).not.toContain(EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED);
-  expect((await poller.describe()).status.name).toBe('RUNNING');
+  await expectPollerUnharmed();
 });
 
 test('to a poller run that takes watchBatches but does not say it takes unwatchBatches (the release before), each unwatch goes as an unwatchBatch signal', async () => {
   const taskQueue = `${env.taskQueue}-previous-poller`;
-  // On a queue no worker polls, with the memo a run of the release before wrote: it takes watchBatches only.
-  const previous = await env.client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
-    taskQueue,
-    workflowId: batchStatusPollerWorkflowId(taskQueue),
-    memo: { [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true },
-  });
+  // With the memo a run of the release before wrote: it takes watchBatches only.
+  const previous = await startUnpolledPoller(taskQueue, { [POLLER_TAKES_WATCH_BATCHES_MEMO_KEY]: true });
   try {
     const activities = createPollerRegistrationActivities(env.client);
     const waitStartedAt = new Date().toISOString();
