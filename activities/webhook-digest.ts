@@ -124,13 +124,17 @@ function cutReason(reason: string, budget: number): string {
   return `Reason: ${shown.join('')}${reasonCut(characters.length - shown.length)}`;
 }
 
+/** An end's first line: its batch and outcome. */
+const endHeadline = (end: RecoveryEnd) =>
+  `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${mrkdwnText(end.batchId)}\` ended *${end.outcome}*`;
+
 /**
  * An end's lines, within SECTION_TEXT_MAX as its block's text: a reason too long (an API's error text, escaped) is cut
  * with a marker saying how much was left out; a link too long to fit whole (a long workflow id or Web UI URL) is left
  * out for a line saying so, as a link cut short leads nowhere. The payload's `reason` and `recoveryUrl` stay whole.
  */
 function endLines(end: RecoveryEnd, recoveryUrl: string | null): string {
-  const headline = `${OUTCOME_ICONS[end.outcome]} Recovery of batch \`${mrkdwnText(end.batchId)}\` ended *${end.outcome}*`;
+  const headline = endHeadline(end);
   const counts = `${end.rounds} rounds · ${end.retriedSessions} sessions retried · ${end.recovered} recovered · ${end.stillFailed} still failing`;
   const lines = (reason: string | null, link: string | null) =>
     [headline, counts, ...(reason === null ? [] : [reason]), ...(link === null ? [] : [link])].join('\n');
@@ -188,11 +192,10 @@ export function webhookMessage(queued: readonly Pick<QueuedEnd, 'end' | 'key' | 
   }
   const header = digestHeader(queued.length);
   const ends = queued.map(({ end, recoveryUrl }) => endLines(end, recoveryUrl));
-  const outcomes = new Map<NotifiableOutcome, number>();
-  for (const { end } of queued) outcomes.set(end.outcome, (outcomes.get(end.outcome) ?? 0) + 1);
   return {
-    // The notification's line (Slack shows `text` there when a message has blocks): the blocks hold the ends.
-    text: `${header}: ${[...outcomes].map(([outcome, count]) => `${count} ${outcome}`).join(' · ')}`,
+    // Slack shows `text` in a notification when a message has blocks, and a receiver that reads no blocks shows only
+    // it: the header and each end's batch and outcome (a batch id is a UUID), the rest being in the blocks.
+    text: [header, ...queued.map(({ end }) => endHeadline(end))].join('\n'),
     blocks: [section(header), ...ends.map(section)],
     metadata: { event_type: 'anchor_recovery_ended_digest', event_payload: { ends: queued.map(payload) } },
   };

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
 import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
-import { recoveryDeadlineKey } from '../workflows/search-attributes.js';
+import { anchorBatchIdKey, recoveryDeadlineKey } from '../workflows/search-attributes.js';
 
 /** The gauge's name on /metrics; deploy/prometheus/alerts.yml alerts on it (RecoveryPastDeadline). */
 export const PAST_DEADLINE_METRIC = 'anchor_recoveries_past_deadline';
@@ -13,19 +13,21 @@ const MAX_ERROR_LENGTH = 300;
  * The visibility query for recoveries still running `graceMs` after their deadline. A recovery may
  * legitimately outlive its deadline by a few minutes (a reconciliation, the end notification).
  *
- * And for those started `graceMs` ago without a deadline that no worker has run since: the CLI and
- * sweeps set RecoveryDeadline at start (recovery-start.ts), the Web UI's start form and
- * `temporal workflow start` do not, and the workflow's first task sets it. Without this, one started
- * there on a task queue no worker polls (a name mistyped) stayed Running with no alert at all: its
- * queue's workers are healthy, and no task of it ever fails.
+ * And for those started `graceMs` ago that no workflow task of ours has completed since: the CLI
+ * and sweeps set RecoveryDeadline and AnchorBatchId at start (recovery-start.ts); the Web UI's
+ * start form and `temporal workflow start` set neither, and the first task sets both. Without
+ * this, one started there on a task queue no worker polls (a name mistyped) stayed Running with no
+ * alert at all: its queue's workers are healthy, and no task of it ever fails. AnchorBatchId, which
+ * every release's first task writes, keeps out the runs of releases from before RecoveryDeadline.
  */
 export function pastDeadlineQuery(now: Date, graceMs: number): string {
   const cutoff = new Date(now.getTime() - graceMs).toISOString();
   const deadline = recoveryDeadlineKey.name;
+  const neverRun = `${deadline} IS NULL AND ${anchorBatchIdKey.name} IS NULL AND StartTime < "${cutoff}"`;
   return [
     `WorkflowType = "${RECOVER_BATCH_WORKFLOW}"`,
     `ExecutionStatus = "Running"`,
-    `(${deadline} < "${cutoff}" OR (${deadline} IS NULL AND StartTime < "${cutoff}"))`,
+    `(${deadline} < "${cutoff}" OR (${neverRun}))`,
   ].join(' AND ');
 }
 

@@ -473,7 +473,13 @@ test("a digest's blocks stay within Slack's whole-message size: ends whose text 
     const texts = blockTexts(request);
     expect(texts.reduce((total, text) => total + text.length, 0)).toBe(62 + 5 * endText.length);
     expect(texts.reduce((total, text) => total + text.length, 0)).toBeLessThanOrEqual(MESSAGE_TEXT_MAX);
-    expect(request.body.text).toBe('*5 recoveries ended* (one message for ends that came together): 5 failed');
+    // The notification's text: the header and each end's first line, without the reasons the blocks hold.
+    expect(request.body.text).toBe(
+      [
+        '*5 recoveries ended* (one message for ends that came together)',
+        ...keysIn(request).map((key) => `:x: Recovery of batch \`${/batch-\d+/.exec(key)![0]}\` ended *failed*`),
+      ].join('\n'),
+    );
   }
 });
 

@@ -184,7 +184,7 @@ function pendingRegistrations(count: number): WatchBatchRequest[] {
 }
 
 test("a worker's registrations of one window reach the poller as one watchBatches signal, and each is watched", async () => {
-  const poller = await pollerThatSays(POLLER_TAKES_WATCH_BATCHES_MEMO_KEY);
+  await pollerThatSays(POLLER_TAKES_WATCH_BATCHES_MEMO_KEY);
   // More than one signal holds: the registrations past the first signal's bound go in a second one.
   const requests = pendingRegistrations(MAX_REGISTRATIONS_PER_SIGNAL + 20);
   const activities = createPollerRegistrationActivities(env.client);
