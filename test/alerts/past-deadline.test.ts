@@ -51,6 +51,36 @@ test('the workflow sets RecoveryDeadline to the deadline of its report', async (
   }
 });
 
+test('a recovery started without search attributes counts until a worker runs its first task, and not after', async () => {
+  const env = await startRecoveryEnv();
+  try {
+    // In flight for ten minutes: the recovery stays Running, waiting for its batch.
+    const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+    const handle = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+      taskQueue: env.taskQueue,
+      workflowId: recoveryWorkflowId(batch.id),
+      args: [{ batchId: batch.id, ...FAST_POLICY, deadline: '1h' }],
+    });
+    try {
+      // No worker yet: counted, as the Web UI's start on a queue no worker polls.
+      await eventually('the recovery counted', async () =>
+        (await pastDeadlineOn(env.client, env.taskQueue)).length === 1 ? true : undefined,
+      );
+      await env.startWorker();
+
+      // Its first task writes RecoveryDeadline and AnchorBatchId.
+      await eventually('the recovery no longer counted', async () =>
+        (await pastDeadlineOn(env.client, env.taskQueue)).length === 0 ? true : undefined,
+      );
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+    } finally {
+      await handle.terminate('test over');
+    }
+  } finally {
+    await env.close();
+  }
+});
+
 describe('recoveries that no worker runs', () => {
   let client: Client;
   let idleQueue: string;

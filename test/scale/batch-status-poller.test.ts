@@ -89,6 +89,7 @@ test('the poller reads the list a page per call, and a settle it shows costs its
     'poller-rest-ends-at-continue-as-new',
     'poller-rest-shortened-by-new-watch',
     'poller-takes-watch-batches',
+    'poller-takes-unwatch-batches',
   ]);
 
   // Every cycle reads page 1, then pages 2 and 3 side by side, and stops once it has seen every watched batch.

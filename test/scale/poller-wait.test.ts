@@ -146,6 +146,7 @@ test("registrations signalled again during the same wait (by an older worker) ke
     'poller-rest-ends-at-continue-as-new',
     'poller-rest-shortened-by-new-watch',
     'poller-takes-watch-batches',
+    'poller-takes-unwatch-batches',
     'poller-rewatch-keeps-cycle',
   ]);
 }, 120_000);
