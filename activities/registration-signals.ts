@@ -163,9 +163,9 @@ export function createRegistrationSender(client: Client): RegistrationSender {
         },
         {
           cache: false,
-          // Unbounded: one window is one call, whose pieces go in order (DataLoader sends a bounded window's parts
-          // side by side, where an unwatch could overtake its registration).
-          // After the answer, and after the registrations of the same turn of the event loop.
+          // After the answer, and after the registrations of the same turn of the event loop. No maxBatchSize: a
+          // window is one call whose pieces go in order, where DataLoader sends a bounded window's parts side by side
+          // (an unwatch could then overtake its registration).
           batchScheduleFn: (sendBatch) => void sending.then(() => setImmediate(sendBatch)),
         },
       );
