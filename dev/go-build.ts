@@ -21,8 +21,8 @@ export async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-/** Where the Go toolchain is installed when it is not on the PATH (the official tarball's place, and this machine's). */
-const GO_FALLBACKS = ['/usr/local/go/bin/go'];
+/** Where the Go toolchain is when it is not on the PATH: the official tarball's place, and this machine's. */
+export const GO_FALLBACKS = ['/usr/local/go/bin/go'];
 
 export async function findGo(env: NodeJS.ProcessEnv, fallbacks = GO_FALLBACKS): Promise<string | undefined> {
   const candidates = (env.PATH ?? '')

@@ -2,7 +2,15 @@ import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { findGo, goInstall, isExecutable, projectCacheDir, withBuildLock, type ProvisionLog } from './go-build.js';
+import {
+  findGo,
+  GO_FALLBACKS,
+  goInstall,
+  isExecutable,
+  projectCacheDir,
+  withBuildLock,
+  type ProvisionLog,
+} from './go-build.js';
 
 /** The one place the pinned Temporal CLI version lives. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -102,7 +110,8 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
   if (await isExecutable(cached)) return cached;
   attempts.push(`cached build ${cached}: not there`);
 
-  const go = await findGo(env, options.goFallbacks);
+  const goFallbacks = options.goFallbacks ?? GO_FALLBACKS;
+  const go = await findGo(env, goFallbacks);
   if (go) {
     try {
       return await buildIntoCache(go, { env, log, heartbeatMs });
@@ -110,7 +119,7 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
       attempts.push(`go install with ${go}: ${(err as Error).message.split('\n')[0]}`);
     }
   } else {
-    attempts.push('go: not found on PATH nor in /usr/local/go/bin');
+    attempts.push(`go: not found on PATH nor in ${goFallbacks.join(', ') || 'any other place'}`);
   }
 
   if (options.allowSdkDownload ?? true) {

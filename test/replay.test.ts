@@ -17,7 +17,8 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // continued-input-refused-on-older-code is continued-input-refused-unwatches-carried-watch recorded on the code before
 // recovery-unwatches-carried-watch reached that stop, which sent no unwatch: such a run must replay without one.
 // lowered-poll-maximum-on-older-code is lowered-poll-maximum-registers recorded on the code before
-// recovery-lowered-poll-maximum-registers, which kept the wait's long timer: such a run must replay without registering.
+// recovery-lowered-poll-maximum-registers, which kept the wait's long timer: such a run must replay without
+// registering.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {
