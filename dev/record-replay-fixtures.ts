@@ -18,7 +18,9 @@ import {
   batchSettled,
   batchStatusPollerWorkflowId,
   recoveryWorkflowId,
+  unwatchBatches,
   watchBatch,
+  watchBatches,
   type ListedSettle,
 } from '../workflows/definitions.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
@@ -494,6 +496,28 @@ async function cancelledWhileWatched(): Promise<{ recoveryId: string; pollerId: 
 }
 
 /**
+ * The queue's poller, sent by hand what two workers would send for one recovery whose end ran on one while its
+ * registration, sent again, waited for the chain check on the other: the unwatch, then the registration. Terminated
+ * once it has taken the registration.
+ */
+async function registrationAfterItsUnwatch(): Promise<string> {
+  await startBatchStatusPoller(client, stack.taskQueue);
+  const pollerId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const poller = client.workflow.getHandle(pollerId);
+  const { id: batchId } = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  const wait = { batchId, workflowId: recoveryWorkflowId(batchId), waitStartedAt: new Date().toISOString() };
+  try {
+    await poller.signal(unwatchBatches, [wait]);
+    await untilPollerTook(pollerId, 'unwatchBatches');
+    await poller.signal(watchBatches, [{ ...wait, pollIntervalMs: 500 }]);
+    await untilPollerTook(pollerId, 'watchBatches');
+  } finally {
+    await poller.terminate('fixture recorded');
+  }
+  return pollerId;
+}
+
+/**
  * A sweep whose second list call shows the newest batch again (as `repeatedAs` spells its id), as an offset page does
  * after a row came in at the top: it is started once. Its recoveries wait an hour before a retry, and are cancelled
  * once the sweep has ended.
@@ -869,6 +893,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // the code before sent.
   async 'poller-takes-unwatch-batches'() {
     return (await cancelledWhileWatched()).pollerId;
+  },
+  // An unwatch that reaches the poller before its wait's registration (another worker's), then that registration:
+  // left out, so the poller never watches the batch.
+  async 'poller-leaves-out-ended-wait-registration'() {
+    return registrationAfterItsUnwatch();
   },
   async sweep() {
     simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] } });

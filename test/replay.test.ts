@@ -19,6 +19,9 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // lowered-poll-maximum-on-older-code is lowered-poll-maximum-registers recorded on the code before
 // recovery-lowered-poll-maximum-registers, which kept the wait's long timer: such a run must replay without
 // registering.
+// ended-wait-registration-on-older-code is poller-leaves-out-ended-wait-registration recorded on the code before that
+// patch, which took the registration that came after its unwatch and read the list for it: such a run must replay
+// with the watch.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {

@@ -270,8 +270,26 @@ const REPEATED_PAGE_ENDS_LIST_PATCH = 'poller-repeated-page-ends-list';
  * watch, so its history replays down that path. Asked only when the watch is the ended wait's.
  */
 const DROPS_ENDED_WATCH_PATCH = 'poller-drops-ended-recovery-watch';
+/**
+ * From this change on, a registration that comes after its own wait's unwatch is left out: a recovery's registration
+ * can reach the poller behind the unwatch its end sent (one sent again waits up to 2 s for its chain check before it
+ * joins the worker's queue; one from another worker shares no queue with it), and it set up the watch again for good.
+ * For a batch stuck in `processing` (the usual cause of those ends: the deadline), the poller read the list every poll
+ * interval for an ended recovery until the batch left it. Asked only when such a registration comes.
+ */
+const LEAVES_OUT_ENDED_WAIT_REGISTRATION_PATCH = 'poller-leaves-out-ended-wait-registration';
+/**
+ * The most ended waits a run keeps whose unwatch found no watch (the oldest go first): their registration comes seconds
+ * behind, if at all, and most unwatches find their watch and need no keeping. About 150 KB at the most.
+ */
+export const MAX_ENDED_WAITS_KEPT = 1_000;
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
+
+/** A wait's identity: its batch, its recovery and its start. */
+function waitKey({ batchId, workflowId, waitStartedAt }: UnwatchBatchRequest): string {
+  return JSON.stringify([batchId, workflowId, waitStartedAt]);
+}
 
 /**
  * One per task queue. Recoveries waiting for their batch to settle register with it (watchBatch);
@@ -336,10 +354,27 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     wakes.add(sent);
   };
 
+  /**
+   * Ended waits whose unwatch came before their registration, by waitKey, oldest first. Not carried across
+   * continue-as-new: a registration that late is as rare as it is harmless to the recovery, which has ended.
+   */
+  const endedWaits = new Set<string>();
   /** The shortest poll interval of the registrations taken since the current cycle began. */
   let shortestIntervalSinceCycle = Infinity;
   /** A watch for the batch, or a wake straight back when the watch is full. */
   const takeRegistration = (request: WatchBatchRequest) => {
+    const { waitStartedAt } = request;
+    if (
+      waitStartedAt !== undefined &&
+      endedWaits.has(waitKey({ ...request, waitStartedAt })) &&
+      patched(LEAVES_OUT_ENDED_WAIT_REGISTRATION_PATCH)
+    ) {
+      log.info('Registration of a wait that has ended left out: its unwatch came first', {
+        batchId: request.batchId,
+        workflowId: request.workflowId,
+      });
+      return;
+    }
     shortestIntervalSinceCycle = Math.min(shortestIntervalSinceCycle, request.pollIntervalMs);
     if (watched.size >= maxWatchedBatches && !watched.has(request.batchId)) {
       wake(request.batchId, request.workflowId);
@@ -373,8 +408,13 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
 
   const dropEndedWatch = (request: UnwatchBatchRequest) => {
     const watch = watched.get(request.batchId);
-    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop.
-    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) return;
+    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop. Or
+    // the wait's registration has not come yet, and is to be left out when it does.
+    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) {
+      endedWaits.add(waitKey(request));
+      if (endedWaits.size > MAX_ENDED_WAITS_KEPT) endedWaits.delete(endedWaits.values().next().value!);
+      return;
+    }
     if (patched(DROPS_ENDED_WATCH_PATCH)) watched.delete(request.batchId);
   };
   setHandler(unwatchBatch, (request) => {

@@ -1,6 +1,7 @@
 import proto, { type temporal } from '@temporalio/proto';
 import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import { MAX_REGISTRATIONS_PER_SIGNAL } from '../../activities/registration-signals.js';
+import { MAX_ENDED_WAITS_KEPT } from '../../workflows/batch-status-poller.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
@@ -13,6 +14,7 @@ import {
 import {
   eventually,
   FAST_POLICY,
+  patchMarkerIds,
   type RecoveryEnv,
   registrationsIn,
   signalInputs,
@@ -289,6 +291,66 @@ test("a recovery's unwatch sent as its registration is still out goes after it: 
     [watchedAt, unwatchedAt].map((at) => events[at]?.workflowExecutionSignaledEventAttributes?.signalName),
   ).toEqual(['watchBatches', 'unwatchBatches']);
   expect(await poller.query(isWatchingBatch, request)).toBe(false);
+});
+
+test("a registration that reaches the poller after its wait's unwatch (another worker's) is left out; a new wait's is taken", async () => {
+  const poller = await pollerThatSays(POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY);
+  const [request] = pendingRegistrations(1) as [WatchBatchRequest];
+  // Two workers' queues: the recovery's end ran on one, its registration (sent again after the chain check) on the
+  // other, so nothing orders the two.
+  const registeringWorker = createPollerRegistrationActivities(env.client);
+  const endingWorker = createPollerRegistrationActivities(env.client);
+
+  await endingWorker.unwatchBatchWithPoller(unwatchOf(request));
+  expect(await registeringWorker.watchBatchWithPoller({ taskQueue: env.taskQueue, ...request })).toBe(true);
+
+  const events = await eventually('the registration taken', async () => {
+    const recorded = (await poller.fetchHistory()).events ?? [];
+    const at = recorded.findIndex((event) =>
+      // Signals typed by hand in the tests may carry anything, null included.
+      registrationsIn({ events: [event] }).some(
+        (taken: { batchId?: unknown } | null) => taken?.batchId === request.batchId,
+      ),
+    );
+    return at >= 0 && recorded.slice(at).some((event) => event.workflowTaskCompletedEventAttributes)
+      ? recorded
+      : undefined;
+  });
+  // Before, the registration set the watch up again, and the poller read the list for the ended recovery until its
+  // batch left the pending phase.
+  expect(await poller.query(isWatchingBatch, request)).toBe(false);
+  expect(patchMarkerIds({ events }).filter((id) => id === 'poller-leaves-out-ended-wait-registration')).toHaveLength(1);
+
+  // The same recovery's next wait is another wait: taken.
+  const nextWait = { ...request, waitStartedAt: new Date(Date.parse(request.waitStartedAt!) + 1).toISOString() };
+  await registeringWorker.watchBatchWithPoller({ taskQueue: env.taskQueue, ...nextWait });
+  await eventually('the next wait watched', async () =>
+    (await poller.query(isWatchingBatch, nextWait)) ? true : undefined,
+  );
+  await expectPollerUnharmed();
+});
+
+test(`the poller keeps the last ${MAX_ENDED_WAITS_KEPT} ended waits whose unwatch came first: an older one's registration is taken`, async () => {
+  const poller = await pollerThatSays(POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY);
+  const waitStartedAt = new Date().toISOString();
+  // Batches no watch has: each unwatch finds none, and is kept.
+  const requests = Array.from({ length: MAX_ENDED_WAITS_KEPT + 1 }, (_, i) => {
+    const batchId = `ended-wait-${i}-${waitStartedAt}`;
+    return { batchId, workflowId: recoveryWorkflowId(batchId), pollIntervalMs: 60_000, waitStartedAt };
+  });
+  const [oldest, second] = requests as [WatchBatchRequest, WatchBatchRequest];
+  await poller.signal(
+    'unwatchBatches',
+    requests.map(({ batchId, workflowId }) => ({ batchId, workflowId, waitStartedAt })),
+  );
+
+  await poller.signal('watchBatches', [oldest, second]);
+
+  await eventually("the oldest wait's registration watched", async () =>
+    (await poller.query(isWatchingBatch, oldest)) ? true : undefined,
+  );
+  expect(await poller.query(isWatchingBatch, second)).toBe(false);
+  await expectPollerUnharmed();
 });
 
 test('unwatch signals typed by hand with malformed unwatches fail no task; the well-formed ones are taken', async () => {
