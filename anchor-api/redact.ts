@@ -20,11 +20,20 @@ const SECRET_PATTERNS: [RegExp, string][] = [
   // escape its slashes (`wss:\/\/`, `\u002f`), a query string percent-encode them (once or more: `%253A`), a word
   // run into it (`proxy_wss://`). A DevTools front end (`devtools://…?ws=…`) carries a session's CDP URL.
   [/(?:wss?|https?|chrome-devtools|devtools)(?::|%(?:25)*3a)(?:\\*\/|\\u002f|%(?:25)*2f){2}\S+/gi, '[url removed]'],
+  // A URL without its scheme: a host (a name with a dot and a top-level domain, an IPv4 address, localhost), maybe a
+  // port, then a path or a query, its separator escaped or encoded as above. A session's URL quoted so
+  // (`connect.anchorbrowser.io/devtools/browser/<id>`, by another session's error or an error message) still hands the
+  // browser over. A host alone names a service, and stays; so does an address in an email.
+  [
+    /(?<![\w.@%-])(?:(?:[a-z0-9-]+\.)+[a-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}|localhost)(?::\d{1,5})?(?:[/?]|\\+\/|\\+u002f|%(?:25)*(?:2f|3f))\S+/gi,
+    '[url removed]',
+  ],
   // A CDP URL handed to a DevTools front end as its `ws=`/`wss=` query value, without a scheme.
   [/(?<![A-Za-z0-9])(wss?)=[^\s&"',;]+/gi, '$1=[url removed]'],
   // An authorization scheme and its credentials (a credential has a digit; "Basic setup" stays).
   [/\b(Bearer|Basic)\s+(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
-  [new RegExp(`\\b(${SECRET_NAMES})(["']?\\s*[=:]\\s*["']?)[^\\s&"',;}]+`, 'gi'), `$1$2${REDACTED}`],
+  // After any character but a letter: `\u0026token=…` (an `&` escaped in quoted JSON) and `my_token=…` included.
+  [new RegExp(`(?<![A-Za-z])(${SECRET_NAMES})(["']?\\s*[=:]\\s*["']?)[^\\s&"',;}]+`, 'gi'), `$1$2${REDACTED}`],
   // JSON Web Tokens.
   [/\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, REDACTED],
   // Prefixed keys such as sk-live-…, sk_test_….

@@ -55,12 +55,43 @@ test.each([
   expect(cleaned).toContain('[url removed]');
 });
 
+// Any session's URL, without its scheme: another session's quoted in an error, one under a field name the code does
+// not know (`cdpUrl`), or one in an error message. Before wave 40 each of these stayed whole but for its scheme.
+test.each([
+  ['a host and path', `pod shared with connect.anchorbrowser.io/devtools/browser/${SESSION_ID} was evicted`],
+  ['a host and query, its token short', `attach to connect.anchorbrowser.io?sessionId=${SESSION_ID}&t=Zx81mQp0aLk2`],
+  ['a port', `upstream cdp.anchorbrowser.io:9222/devtools/browser/${SESSION_ID} unavailable`],
+  ['an IPv4 address', `upstream 10.1.2.3:9222/devtools/browser/${SESSION_ID} unavailable`],
+  ['localhost', `proxy to localhost:9222/devtools/browser/${SESSION_ID} refused`],
+  ['a percent-encoded slash', `next=connect.anchorbrowser.io%2Fdevtools%2Fbrowser%2F${SESSION_ID}`],
+  ['a slash encoded twice', `next=connect.anchorbrowser.io%252Fdevtools%252Fbrowser%252F${SESSION_ID}`],
+  ['JSON-escaped slashes', String.raw`said {"at":"connect.anchorbrowser.io\/devtools\/browser\/${SESSION_ID}"}`],
+])('removes a session URL without its scheme: %s', (_how, text) => {
+  const cleaned = redactSecrets(text);
+  expect(cleaned).not.toContain(SESSION_ID);
+  expect(cleaned).not.toMatch(/devtools|Zx81mQp0aLk2/);
+  expect(cleaned).toContain('[url removed]');
+});
+
+test('keeps a host alone, an email address, paths without a host and numbers with dots', () => {
+  const text =
+    'GET /v1/batch-sessions/{batch_id} answered 503: live.anchorbrowser.io is down, write to ops@anchorbrowser.io ' +
+    'or retry in 1.5s/2.5s (v1.2/v1.3)';
+  expect(redactSecrets(text)).toBe(text);
+});
+
+test('a credential after an escaped ampersand goes too', () => {
+  const cleaned = redactSecrets(String.raw`next hop said sessionId=${SESSION_ID}\u0026token=letterslettersletters`);
+  expect(cleaned).not.toContain('letterslettersletters');
+  expect(cleaned).toContain('token=[redacted]');
+});
+
 describe("a session's own URLs in its error", () => {
   const cdpUrl = `wss://connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`;
   const liveViewUrl = `https://live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}`;
   const clean = (text: string) => cleanApiText(text, [cdpUrl, liveViewUrl]);
 
-  // No pattern knows these for URLs: without a scheme, a UUID is all that is left, and ids are kept.
+  // Quoted as these, its own URLs go whole (before wave 40 no pattern knew a URL without a scheme).
   test.each([
     ['the CDP URL without its scheme', `connect.anchorbrowser.io/devtools/browser/${SESSION_ID}`],
     ['the live view URL without its scheme', `live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}`],

@@ -248,6 +248,52 @@ test("a session error quoting the session's own URLs without a scheme or encoded
   }
 });
 
+test("session URLs without a scheme that are not the session's own fields (another session's, a field name the code does not know, an error message's) reach neither history nor the report", async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail', '2': 'always-fail' } });
+  const [sibling, camelCased, unavailable] = [randomUUID(), randomUUID(), randomUUID()];
+  const cdpUrlOf = (sessionId: string) => `wss://connect.anchorbrowser.io/devtools/browser/${sessionId}`;
+  const sessions = [
+    { item_index: 0, status: 'completed', retry_count: 0, session_id: sibling, cdp_url: cdpUrlOf(sibling) },
+    {
+      item_index: 1,
+      status: 'failed',
+      retry_count: 0,
+      cdpUrl: cdpUrlOf(camelCased),
+      error: `CDP handshake failed at connect.anchorbrowser.io/devtools/browser/${camelCased}`,
+    },
+    {
+      item_index: 2,
+      status: 'failed',
+      retry_count: 0,
+      error: `pod shared with connect.anchorbrowser.io/devtools/browser/${sibling} was evicted`,
+    },
+  ];
+  env.simulator.faults.add('status', {
+    type: 'mistyped_field',
+    field: 'data.sessions',
+    value: sessions,
+    batchId: batch.id,
+  });
+  // The retry call's error message quotes a third one.
+  env.simulator.faults.add('retry', {
+    type: 'error',
+    statusCode: 503,
+    message: `upstream connect.anchorbrowser.io/devtools/browser/${unavailable} unavailable`,
+    batchId: batch.id,
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '3s' });
+  const report = await env.recoveries.result(batch.id);
+
+  expect(report.stillFailing.sessions.map((session) => session.error)).toEqual([
+    'CDP handshake failed at [url removed]',
+    'pod shared with [url removed] was evicted',
+  ]);
+  const handle = env.recoveries.handle(batch.id);
+  const texts = [historyText(await handle.fetchHistory()), historyText((await handle.describe()).raw)];
+  expect(texts[0]).toContain('upstream [url removed]');
+  for (const text of texts) expect(text).not.toMatch(new RegExp(`${sibling}|${camelCased}|${unavailable}|devtools`));
+});
+
 test('a deadline reached while the API keeps failing says which error it waited out', async () => {
   const batch = oneFailingSession();
   env.simulator.faults.add('status', { type: 'error', statusCode: 500, batchId: batch.id });
