@@ -140,8 +140,10 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
     }
     // Dated when the request leaves, after its turn: the reconcile read waits out the request from then.
     let sentAt: string | undefined;
+    let sentAtMonotonic = 0;
     const onSend = () => {
       sentAt = new Date().toISOString();
+      sentAtMonotonic = performance.now();
     };
     try {
       const answer = await withHeartbeats(
@@ -190,13 +192,16 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
       log.warn('Retry call outcome unknown; the workflow reconciles before any new call', { batchId, errorType });
       // An answer (a 5xx) ended the request; otherwise it may have lasted until its timeout.
       const answered = err instanceof AnchorApiError && err.statusCode !== undefined;
+      if (answered || sentAt === undefined) return { kind: 'unknown', errorType, reason };
+      const requestTimeoutMs = Math.min(timeoutMs ?? Infinity, api.timeoutMs);
       return {
         kind: 'unknown',
         errorType,
         reason,
-        ...(answered || sentAt === undefined
-          ? {}
-          : { sentAt, requestTimeoutMs: Math.min(timeoutMs ?? Infinity, api.timeoutMs) }),
+        // sentAt for workflows of the release before, which compare it with their own (the server's) clock.
+        sentAt,
+        requestTimeoutMs,
+        requestMayLastMs: Math.max(0, Math.ceil(requestTimeoutMs - (performance.now() - sentAtMonotonic))),
       };
     }
   };

@@ -662,6 +662,14 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.start({ batchId: batch.id, ...fast });
     return recoveryWorkflowId(batch.id);
   },
+  // The same, its wait before the reconciliation measured by the worker's monotonic clock (requestMayLastMs) and
+  // counted from the result.
+  async 'round-reconcile-wait-on-one-clock'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'protocol-not-sent-then-resent'() {
     // The retry protocol: a 429 and a 5xx before the call is applied; neither is a round.
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });

@@ -296,6 +296,15 @@ const END_READ_TIMEOUT_MS = 10_000;
  */
 export const UNWATCH_CARRIED_WATCH_PATCH = 'recovery-unwatches-carried-watch';
 /**
+ * Rounds from this change on wait before a reconciliation for what the request could still last when the call's
+ * activity returned (requestMayLastMs, measured on the worker's monotonic clock) and RECONCILE_GRACE_MS, counted from
+ * the result. Before, the wait ran to the request's start by the worker's wall clock (sentAt), plus its timeout and
+ * the grace, by workflow time, which is the server's clock: a worker 5 s behind the server read the batch as the
+ * request timed out, before an API that applies calls late had applied it, found no effect, and sent the call again,
+ * which the API then applied twice. Asked only for an outcome unknown from an activity that measured it.
+ */
+export const RECONCILE_WAIT_ON_ONE_CLOCK_PATCH = 'round-reconcile-wait-on-one-clock';
+/**
  * Runs that go on with the wait the run before continued as new in take a wake that came before that wait goes on (a
  * wake the poller sent as the run continued as new reaches the next run in its first workflow task, before its code
  * waits): it is that wait's. Before, the wait began by forgetting it, and registered again: the poller, which drops a
@@ -1155,11 +1164,17 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       }
       // Outcome unknown. A resend that was refused is reconciled too: the batch shows it had no effect,
       // and the call goes out again, compared against the same snapshot.
-      const requestEnds =
-        result.kind === 'unknown' && result.sentAt !== undefined
-          ? Date.parse(result.sentAt) + (result.requestTimeoutMs ?? 0)
-          : Date.now();
-      const graceMs = Math.max(0, requestEnds + RECONCILE_GRACE_MS - Date.now());
+      const requestMayLastMs = result.kind === 'unknown' ? result.requestMayLastMs : undefined;
+      let graceMs: number;
+      if (requestMayLastMs !== undefined && patched(RECONCILE_WAIT_ON_ONE_CLOCK_PATCH)) {
+        graceMs = requestMayLastMs + RECONCILE_GRACE_MS;
+      } else {
+        const requestEnds =
+          result.kind === 'unknown' && result.sentAt !== undefined
+            ? Date.parse(result.sentAt) + (result.requestTimeoutMs ?? 0)
+            : Date.now();
+        graceMs = Math.max(0, requestEnds + RECONCILE_GRACE_MS - Date.now());
+      }
       await sleep(graceMs, { summary: `wait before reconciling round ${round}` });
       lost = `answer lost (${result.errorType}: ${result.reason})`;
       let verdict;

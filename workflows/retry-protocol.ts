@@ -66,6 +66,12 @@ export type SendRetryResult =
       /** When the request started and how long it could last; absent when the worker was lost mid-call. */
       sentAt?: string;
       requestTimeoutMs?: number;
+      /**
+       * How much longer the request could have lasted when the activity returned (its timeout less the time it took,
+       * on the worker's monotonic clock); absent as sentAt is, and from workers before it. The workflow counts it from
+       * the result, so no two machines' clocks are compared.
+       */
+      requestMayLastMs?: number;
     };
 
 export interface RetryEffect {

@@ -339,6 +339,35 @@ test('8. a worker lost after taking the call and before announcing it sent nothi
   }
 }, 90_000);
 
+test("8b. on a worker whose clock runs 6 s behind the server's, a call the API applies late is still reconciled, not sent again", async () => {
+  // Session 1 fails again on its first retry: a second call would be applied, and seen, as a second retry.
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+  // Applied 5 s after it arrived: after the client's 2 s timeout, within the 2 s + 5 s before the reconcile read.
+  env.simulator.faults.add('retry', { type: 'latency', latencyMs: 5_000, times: 1, batchId: batch.id });
+  const report = await withOwnWorker(
+    (activities) => ({
+      // The one value of the outcome the worker's wall clock dates: what `new Date()` gives on a clock 6 s behind.
+      announceAndSendRetry: async (input: SendRetryInput) => {
+        const result = await activities.announceAndSendRetry(input);
+        if (result.kind !== 'unknown' || result.sentAt === undefined) return result;
+        return { ...result, sentAt: new Date(Date.parse(result.sentAt) - 6_000).toISOString() };
+      },
+    }),
+    async (recoveries) => {
+      await recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+      return recoveries.result(batch.id);
+    },
+  );
+
+  // Before, the reconcile read came as the request timed out (3 s after the call, by the API's ledger), found no
+  // effect, and the call went again: two calls, both applied.
+  expect(retryPosts(batch.id)).toHaveLength(1);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ reconciled: true, reconcileEffect: 'took_effect', retriedSessions: 1, callsSent: 1 }),
+  ]);
+}, 90_000);
+
 test('9. an announcement confirmed too late to leave the request its time sends nothing, and the call goes again', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   let announcements = 0;
