@@ -90,7 +90,13 @@ export type BatchSummary = z.infer<typeof BatchSummarySchema>;
 
 export const PaginationSchema = z.looseObject({
   current_page: z.int().optional(),
-  total_pages: z.int().optional(),
+  // A negative count (an API's -1 for "unknown") is read as absent, so the list follows has_next. Taken as it came,
+  // a poller that continued as new in the cycle it was in carried -1 as the cycle's last page, the next run refused
+  // its input, and the queue had no poller until a worker started.
+  total_pages: z
+    .int()
+    .transform((pages) => (pages < 0 ? undefined : pages))
+    .optional(),
   total_records: z.int().optional(),
   has_next: z.boolean().optional(),
   has_prev: z.boolean().optional(),
