@@ -89,7 +89,8 @@ export interface StartBatchRecoveryInput {
  * Failures of an earlier recovery that a new one would repeat: the sweep skips
  * such a batch instead of starting a failing workflow every sweep. A wrong key
  * or missing credits are not here: an operator fixes those, and the next sweep
- * should then recover the batch.
+ * should then recover the batch. InvalidRecoveryInput counts only for a recovery
+ * a sweep started (repeatingFailureOf).
  */
 const REPEATING_FAILURES = new Set([
   'batch_not_found',
@@ -115,7 +116,30 @@ async function repeatingFailureOf(client: Client, workflowId: string): Promise<s
     (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
   );
   const type = failure instanceof ApplicationFailure ? failure.type : undefined;
-  return type && REPEATING_FAILURES.has(type) ? type : undefined;
+  if (!type || !REPEATING_FAILURES.has(type)) return undefined;
+  // A sweep starts with input its own run checked: an input refused at another start (the Web UI's form sent an empty
+  // duration) says nothing of the sweep's. Before, such a batch was skipped by every sweep, and never recovered.
+  if (type === 'InvalidRecoveryInput') {
+    const memo = (await handle.describe()).memo as Partial<SweepMemo> | undefined;
+    if (memo?.startedBySweep === undefined) return undefined;
+  }
+  return type;
+}
+
+/**
+ * What a recovery of the batch under another workflow id (an earlier release's, by the id in upper case) says of
+ * starting one: the same as the id reuse policy and repeatingFailureOf say of the batch's own id. Running, or ended
+ * with an outcome (completed), it recovers or recovered the batch: a new one would send its retries again.
+ */
+async function otherRecoveryOutcome(
+  client: Client,
+  workflowId: string,
+): Promise<'already_running' | 'already_ended' | 'permanently_failed' | undefined> {
+  const status = (await describeIfStarted(client, workflowId))?.status.name;
+  if (status === 'RUNNING') return 'already_running';
+  if (status === 'COMPLETED') return 'already_ended';
+  if (status === 'FAILED' && (await repeatingFailureOf(client, workflowId))) return 'permanently_failed';
+  return undefined;
 }
 
 export type StartBatchRecoveryResult =
@@ -230,12 +254,12 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
       if (await repeatingFailureOf(client, workflowId)) return { outcome: 'permanently_failed', workflowId };
-      // A release before wave 35 named a recovery by the id as typed: one typed in upper case and still running
-      // recovers the batch already, and a lower-case one beside it would send retries of the same batch too (as
-      // `recover` refuses to). Before, the sweep started it.
+      // A release before wave 35 named a recovery by the id as typed: one typed in upper case that still runs, or
+      // that ended with an outcome, recovers or recovered the batch, and a lower-case one would send retries of the
+      // same batch again. Before, the sweep started it after an ended one.
       const upperCaseId = recoveryWorkflowId(batchId.toUpperCase());
-      if (upperCaseId !== workflowId && (await describeIfStarted(client, upperCaseId))?.status.name === 'RUNNING')
-        return { outcome: 'already_running', workflowId: upperCaseId };
+      const upperCaseOutcome = upperCaseId === workflowId ? undefined : await otherRecoveryOutcome(client, upperCaseId);
+      if (upperCaseOutcome) return { outcome: upperCaseOutcome, workflowId: upperCaseId };
       try {
         await client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {
           // The core's id rule: one recovery per batch, so overlapping sweeps never double up.

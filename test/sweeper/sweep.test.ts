@@ -165,6 +165,30 @@ test('a batch whose last recovery failed in a way a new one would repeat is skip
   expect((await env.recoveries.handle(batchId).describe()).runId).toBe(failedRun);
 });
 
+test('a batch whose recovery was refused for its input at a start of its own (the Web UI) is recovered by the sweep; one a sweep started is not', async () => {
+  const [typedBadly, sweptBadly] = [batchCreated(5, 1), batchCreated(6, 1)];
+  // The Web UI's form can send an empty duration; a sweep's own input is checked by its run, so its recovery is
+  // refused only by workers of another release, which would refuse it again.
+  const refused = async (batchId: string, memo?: Record<string, unknown>) => {
+    const handle = await env.client.workflow.start('recoverBatch', {
+      taskQueue: env.taskQueue,
+      workflowId: recoveryWorkflowId(batchId),
+      args: [{ batchId, deadline: '' }],
+      ...(memo && { memo }),
+    });
+    await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+  };
+  await refused(typedBadly);
+  await refused(sweptBadly, { startedBySweep: 'an-earlier-sweep-run' });
+
+  const result = await sweep({ lookback: '1h', recovery: FAST_POLICY });
+
+  // Before, both were skipped as permanently_failed, by every sweep: the first batch was never recovered.
+  expect(ids(result.started)).toEqual([typedBadly]);
+  expect(result.skipped).toEqual([{ batchId: sweptBadly, reason: 'permanently_failed' }]);
+  expect(await outcomesOf([typedBadly])).toEqual(['recovered']);
+});
+
 test('a sweep starts at most maxStarts recoveries, newest batches first, with at most fanOut starts in flight', async () => {
   const newestFirst = [5, 10, 15, 20, 25].map((minutes) => batchCreated(minutes, 1));
   // A worker of this test's own, whose start activity counts the starts in flight: a local activity leaves only
@@ -335,6 +359,33 @@ test('a batch a shifted list shows on two pages is started, and counted, once', 
   expect(result.counts).toMatchObject({ scanned: 3, listed_again: 1 });
   const { scanned, ...counted } = result.counts;
   expect(Object.values(counted).reduce((sum, count) => sum + count, 0)).toBe(scanned);
+});
+
+test('a batch whose recovery an earlier release started under its upper-case id, ended with its outcome, is skipped as ended, not retried again', async () => {
+  const batchId = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '0': 'always-fail' },
+    created_at: minutesAgo(5),
+  }).id;
+  // Named by the id in upper case, as a release before wave 35 did; the simulator reads ids in lower case only.
+  const upperCase = await env.client.workflow.start('recoverBatch', {
+    taskQueue: env.taskQueue,
+    workflowId: recoveryWorkflowId(batchId.toUpperCase()),
+    args: [{ batchId, ...FAST_POLICY, maxRounds: 1 }],
+  });
+  expect(await upperCase.result()).toMatchObject({ outcome: 'exhausted' });
+  const retriesBefore = env.retryPosts(batchId).length;
+
+  const result = await sweep({ lookback: '1h', recovery: FAST_POLICY });
+
+  // Before, the sweep started recover-batch-<lower-case id>, which sent the batch's retries again.
+  expect(result.started).toEqual([]);
+  expect(result.skipped).toEqual([{ batchId, reason: 'already_ended' }]);
+  await expect(env.client.workflow.getHandle(recoveryWorkflowId(batchId)).describe()).rejects.toBeInstanceOf(
+    WorkflowNotFoundError,
+  );
+  expect(retriesBefore).toBe(1);
+  expect(env.retryPosts(batchId)).toHaveLength(retriesBefore);
 });
 
 test('a batch whose recovery an earlier release started under its upper-case id is skipped as running, not doubled', async () => {
