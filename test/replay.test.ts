@@ -22,6 +22,8 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // ended-wait-registration-on-older-code is poller-leaves-out-ended-wait-registration recorded on the code before that
 // patch, which took the registration that came after its unwatch and read the list for it: such a run must replay
 // with the watch.
+// recovery-refused-resend-keeps-watch was written by test/scale/poller-stuck.test.ts (a recovery that found its poller
+// stuck, then cancelled), which no recorder scenario can stage without a poller whose workflow tasks keep failing.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
 
 test('recorded recovery histories replay on the current workflow code', async () => {

@@ -305,6 +305,15 @@ export const UNWATCH_CARRIED_WATCH_PATCH = 'recovery-unwatches-carried-watch';
  */
 export const RECONCILE_WAIT_ON_ONE_CLOCK_PATCH = 'round-reconcile-wait-on-one-clock';
 /**
+ * Waits from this change on whose registration the poller took, and whose registration sent again found the poller
+ * stuck (its workflow tasks failing), keep that watch as the poller's: the recovery reads its batch itself for the rest
+ * of the wait, and an end before a wake tells the poller to drop it (UNWATCH_AT_END_PATCH). Before, the recovery
+ * forgot it, and the poller, once fixed, took up the registration its history held and read the list for the ended
+ * recovery until the batch settled, for ever for a batch stuck in `processing`. Asked only when a registration sent
+ * again is refused after one was taken.
+ */
+export const REFUSED_RESEND_KEEPS_WATCH_PATCH = 'recovery-refused-resend-keeps-watch';
+/**
  * Runs that go on with the wait the run before continued as new in take a wake that came before that wait goes on (a
  * wake the poller sent as the run continued as new reaches the next run in its first workflow task, before its code
  * waits): it is that wait's. Before, the wait began by forgetting it, and registered again: the poller, which drops a
@@ -808,6 +817,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     // wait the run before continued as new in goes on here: nothing was sent since, and its watch is the poller's.
     const waitStartedAt = (watchIsCarried && unwokenWaitStartedAt) || new Date().toISOString();
     let resent = false;
+    /** The poller took a registration of this wait: it holds the watch in its history, even once found stuck. */
+    let taken = false;
     const goesOnWithCarried = carriedWaitToGoOn;
     carriedWaitToGoOn = false;
     /** Whether the poller took the registration; false when none runs or it cannot be reached. */
@@ -830,7 +841,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         resent: resent && !pollChanged,
       });
       resent = true;
-      if (!registered) unwokenWaitStartedAt = undefined;
+      if (registered) taken = true;
+      else if (!(taken && patched(REFUSED_RESEND_KEEPS_WATCH_PATCH))) unwokenWaitStartedAt = undefined;
       return registered;
     };
     // A wake taken before this wait went on (the run's first workflow task) woke the carried wait.
