@@ -132,10 +132,10 @@ export async function upsertSweepSchedule(
     // A sweep still running when the next is due (a slow API, many pages) would only rescan the
     // same window: the one-recovery-per-batch id rule already stops double starts, so a second
     // sweep at once only doubles the list calls. Skip it rather than buffer it: the next
-    // interval's sweep covers everything anyway.
+    // interval's sweep covers what the skipped one would have, as long as lookback spans the gap.
     overlap: ScheduleOverlapPolicy.SKIP,
-    // After an outage one sweep covers all that was missed (it scans the whole lookback), so
-    // only a run missed within the last interval is made up.
+    // After an outage one sweep covers what was missed within its lookback (it scans the whole of it), so
+    // only a run missed within the last interval is made up. Batches created longer ago than that are in no window.
     catchupWindow: everyMs,
   };
 
