@@ -21,7 +21,8 @@ import {
 // batch: thousands at once when a sweep's recoveries reach their deadline together) go the same way, in the same
 // queue, and a window's signals go one after another in the order their requests came: a recovery's unwatch never
 // goes ahead of a registration of its that joined the queue first. (A registration sent again joins it only after
-// the chain check of poller-registration-activities.ts, up to 2 s: an unwatch meanwhile goes first.)
+// the chain check of poller-registration-activities.ts, up to 2 s: an unwatch meanwhile goes first, and the poller
+// leaves out a registration that comes after its wait's unwatch.)
 
 /** Bounds one signal's payload: a registration is at most about 400 bytes (ids of 128 characters). */
 export const MAX_REGISTRATIONS_PER_SIGNAL = 100;

@@ -23,9 +23,10 @@ const SECRET_PATTERNS: [RegExp, string][] = [
   // A URL without its scheme: a host (a name with a dot and a top-level domain, an IPv4 address, localhost), maybe a
   // port, then a path or a query, its separator escaped or encoded as above. A session's URL quoted so
   // (`connect.anchorbrowser.io/devtools/browser/<id>`, by another session's error or an error message) still hands the
-  // browser over. A host alone names a service, and stays; so does an address in an email.
+  // browser over. A host alone names a service, and stays; so does an address in an email. It ends at a quote, as
+  // such text is often a JSON answer quoted whole, and this matches far more ordinary text than a URL with a scheme.
   [
-    /(?<![\w.@%-])(?:(?:[a-z0-9-]+\.)+[a-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}|localhost)(?::\d{1,5})?(?:[/?]|\\+\/|\\+u002f|%(?:25)*(?:2f|3f))\S+/gi,
+    /(?<![\w.@%-])(?:(?:[a-z0-9-]+\.)+[a-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}|localhost)(?::\d{1,5})?(?:[/?]|\\+\/|\\+u002f|%(?:25)*(?:2f|3f))[^\s"']+/gi,
     '[url removed]',
   ],
   // A CDP URL handed to a DevTools front end as its `ws=`/`wss=` query value, without a scheme.

@@ -273,16 +273,20 @@ const DROPS_ENDED_WATCH_PATCH = 'poller-drops-ended-recovery-watch';
 /**
  * From this change on, a registration that comes after its own wait's unwatch is left out: a recovery's registration
  * can reach the poller behind the unwatch its end sent (one sent again waits up to 2 s for its chain check before it
- * joins the worker's queue; one from another worker shares no queue with it), and it set up the watch again for good.
+ * joins the worker's queue, after the unwatch dropped the watch; one from another worker shares no queue with it),
+ * and it set up the watch again for good.
  * For a batch stuck in `processing` (the usual cause of those ends: the deadline), the poller read the list every poll
  * interval for an ended recovery until the batch left it. Asked only when such a registration comes.
  */
 const LEAVES_OUT_ENDED_WAIT_REGISTRATION_PATCH = 'poller-leaves-out-ended-wait-registration';
 /**
- * The most ended waits a run keeps whose unwatch found no watch (the oldest go first): their registration comes seconds
- * behind, if at all, and most unwatches find their watch and need no keeping. About 150 KB at the most.
+ * The most ended waits a run keeps (the latest unwatches; the oldest go first): a registration of an ended wait comes
+ * seconds behind its unwatch, if at all. With MAX_ENDED_WAIT_KEY_CHARS, at most about 0.5 MB of the worker's memory
+ * per poller run, and none of its history.
  */
 export const MAX_ENDED_WAITS_KEPT = 1_000;
+/** Workers send ids of at most 64 characters and ISO times; a longer key (an unwatch typed by hand) is not kept. */
+const MAX_ENDED_WAIT_KEY_CHARS = 256;
 /** Bounds one local activity's input and the marker that records its answer. */
 const MAX_WAKES_PER_ACTIVITY = 500;
 
@@ -355,8 +359,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   };
 
   /**
-   * Ended waits whose unwatch came before their registration, by waitKey, oldest first. Not carried across
-   * continue-as-new: a registration that late is as rare as it is harmless to the recovery, which has ended.
+   * The waits whose unwatch came, by waitKey, oldest first. Not carried across continue-as-new: a registration that
+   * late is as rare as it is harmless to the recovery, which has ended.
    */
   const endedWaits = new Set<string>();
   /** The shortest poll interval of the registrations taken since the current cycle began. */
@@ -407,14 +411,16 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   );
 
   const dropEndedWatch = (request: UnwatchBatchRequest) => {
-    const watch = watched.get(request.batchId);
-    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop. Or
-    // the wait's registration has not come yet, and is to be left out when it does.
-    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) {
-      endedWaits.add(waitKey(request));
+    // Whether or not it finds the watch: a registration of the wait may still come (not yet here, or sent again).
+    const key = waitKey(request);
+    if (key.length <= MAX_ENDED_WAIT_KEY_CHARS) {
+      endedWaits.delete(key);
+      endedWaits.add(key);
       if (endedWaits.size > MAX_ENDED_WAITS_KEPT) endedWaits.delete(endedWaits.values().next().value!);
-      return;
     }
+    const watch = watched.get(request.batchId);
+    // A registration of another wait, or of another recovery of the batch, replaced it: not this end's to drop.
+    if (watch?.workflowId !== request.workflowId || watch.waitStartedAt !== request.waitStartedAt) return;
     if (patched(DROPS_ENDED_WATCH_PATCH)) watched.delete(request.batchId);
   };
   setHandler(unwatchBatch, (request) => {

@@ -80,6 +80,13 @@ test('keeps a host alone, an email address, paths without a host and numbers wit
   expect(redactSecrets(text)).toBe(text);
 });
 
+test('a URL without a scheme in a JSON answer quoted whole ends at its quote: the fields after it stay', () => {
+  const text = `{"error":"quota exceeded for api.anchorbrowser.io/v1/batches","code":"E42","detail":"retry in 30 s"}`;
+  expect(redactSecrets(text)).toBe(
+    '{"error":"quota exceeded for [url removed]","code":"E42","detail":"retry in 30 s"}',
+  );
+});
+
 test('a credential after an escaped ampersand goes too', () => {
   const cleaned = redactSecrets(String.raw`next hop said sessionId=${SESSION_ID}\u0026token=letterslettersletters`);
   expect(cleaned).not.toContain('letterslettersletters');

@@ -330,6 +330,41 @@ test("a registration that reaches the poller after its wait's unwatch (another w
   await expectPollerUnharmed();
 });
 
+test("a registration sent again that reaches the poller after its wait's unwatch dropped the watch is left out", async () => {
+  const poller = await pollerThatSays(POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY);
+  const [request] = pendingRegistrations(1) as [WatchBatchRequest];
+  const activities = createPollerRegistrationActivities(env.client);
+  await activities.watchBatchWithPoller({ taskQueue: env.taskQueue, ...request });
+  await eventually('the registration watched', async () =>
+    (await poller.query(isWatchingBatch, request)) ? true : undefined,
+  );
+  await activities.unwatchBatchWithPoller(unwatchOf(request));
+  await eventually('the watch dropped', async () =>
+    (await poller.query(isWatchingBatch, request)) ? undefined : true,
+  );
+
+  // Sent again as its chain check timed out (up to 2 s), after the recovery's end had sent its unwatch.
+  await createPollerRegistrationActivities(env.client).watchBatchWithPoller({ taskQueue: env.taskQueue, ...request });
+
+  await eventually('the registration sent again taken', async () => {
+    const events = (await poller.fetchHistory()).events ?? [];
+    const registered = events.flatMap((event, at) =>
+      // Signals typed by hand in the tests may carry anything, null included.
+      registrationsIn({ events: [event] }).some(
+        (taken: { batchId?: unknown } | null) => taken?.batchId === request.batchId,
+      )
+        ? [at]
+        : [],
+    );
+    return registered.length === 2 &&
+      events.slice(registered[1]).some((event) => event.workflowTaskCompletedEventAttributes)
+      ? true
+      : undefined;
+  });
+  // Before, watched again for good.
+  expect(await poller.query(isWatchingBatch, request)).toBe(false);
+});
+
 test(`the poller keeps the last ${MAX_ENDED_WAITS_KEPT} ended waits whose unwatch came first: an older one's registration is taken`, async () => {
   const poller = await pollerThatSays(POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY);
   const waitStartedAt = new Date().toISOString();

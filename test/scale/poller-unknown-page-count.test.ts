@@ -25,7 +25,7 @@ test('a list whose total_pages is -1, read as a run comes due mid-cycle: the nex
     type: 'mistyped_field',
     field: 'data.pagination',
     value: { current_page: 1, total_pages: -1, has_next: true },
-    latencyMs: 8_000,
+    latencyMs: 20_000,
     times: 1,
   });
   // A batch in flight for the first page to list, and a watch the cycle begins with of a batch no page lists: unseen
@@ -38,7 +38,7 @@ test('a list whose total_pages is -1, read as a run comes due mid-cycle: the nex
   });
   const firstRun = env.client.workflow.getHandle(pollerId, first.firstExecutionRunId);
   // The held read is not ended by the client's own timeout, and tried again unheld.
-  await env.startPollerWorker({ timeoutMs: 30_000 });
+  await env.startPollerWorker({ timeoutMs: 60_000 });
   await eventually('the first page read to be held', () =>
     env.simulator.ledger.all().calls.some((call) => call.outcome === 'in_flight') ? true : undefined,
   );
