@@ -4,8 +4,8 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowIdReusePolicy,
-  WorkflowNotFoundError,
   type Client,
+  type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
@@ -100,29 +100,28 @@ const REPEATING_FAILURES = new Set([
   'InvalidRecoveryInput',
 ]);
 
-/** The failure type of the batch's last recovery when it failed in a way a new one would repeat. */
-async function repeatingFailureOf(client: Client, workflowId: string): Promise<string | undefined> {
-  const handle = client.workflow.getHandle(workflowId);
-  const status = await handle.describe().then(
-    (description) => description.status.name,
-    (err: unknown) => {
-      if (err instanceof WorkflowNotFoundError) return undefined;
-      throw err;
-    },
-  );
-  if (status !== 'FAILED') return undefined;
-  const failure = await handle.result().then(
-    () => undefined,
-    (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
-  );
+/** The failure type of a recovery (its description) when it failed in a way a new one would repeat. */
+async function repeatingFailureOf(
+  client: Client,
+  description: WorkflowExecutionDescription | undefined,
+): Promise<string | undefined> {
+  if (description?.status.name !== 'FAILED') return undefined;
+  const failure = await client.workflow
+    .getHandle(description.workflowId, description.runId)
+    .result()
+    .then(
+      () => undefined,
+      (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
+    );
   const type = failure instanceof ApplicationFailure ? failure.type : undefined;
   if (!type || !REPEATING_FAILURES.has(type)) return undefined;
   // A sweep starts with input its own run checked: an input refused at another start (the Web UI's form sent an empty
   // duration) says nothing of the sweep's. Before, such a batch was skipped by every sweep, and never recovered.
-  if (type === 'InvalidRecoveryInput') {
-    const memo = (await handle.describe()).memo as Partial<SweepMemo> | undefined;
-    if (memo?.startedBySweep === undefined) return undefined;
-  }
+  if (
+    type === 'InvalidRecoveryInput' &&
+    (description.memo as Partial<SweepMemo> | undefined)?.startedBySweep === undefined
+  )
+    return undefined;
   return type;
 }
 
@@ -135,10 +134,10 @@ async function otherRecoveryOutcome(
   client: Client,
   workflowId: string,
 ): Promise<'already_running' | 'already_ended' | 'permanently_failed' | undefined> {
-  const status = (await describeIfStarted(client, workflowId))?.status.name;
-  if (status === 'RUNNING') return 'already_running';
-  if (status === 'COMPLETED') return 'already_ended';
-  if (status === 'FAILED' && (await repeatingFailureOf(client, workflowId))) return 'permanently_failed';
+  const description = await describeIfStarted(client, workflowId);
+  if (description?.status.name === 'RUNNING') return 'already_running';
+  if (description?.status.name === 'COMPLETED') return 'already_ended';
+  if (await repeatingFailureOf(client, description)) return 'permanently_failed';
   return undefined;
 }
 
@@ -253,7 +252,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       const workflowId = recoveryWorkflowId(batchId.toLowerCase());
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
-      if (await repeatingFailureOf(client, workflowId)) return { outcome: 'permanently_failed', workflowId };
+      if (await repeatingFailureOf(client, await describeIfStarted(client, workflowId)))
+        return { outcome: 'permanently_failed', workflowId };
       // A release before wave 35 named a recovery by the id as typed: one typed in upper case that still runs, or
       // that ended with an outcome, recovers or recovered the batch, and a lower-case one would send retries of the
       // same batch again. Before, the sweep started it after an ended one.

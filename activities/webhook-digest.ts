@@ -303,12 +303,12 @@ interface Waiting extends QueuedEnd {
  * A worker's one line to the webhook. Ends that come together (an Anchor outage, an operator cancelling a sweep's
  * recoveries) go out as one message (or as few as Slack's sizes allow), and requests go out one at a time, spaced by
  * this worker's share of the webhook's pace (`minPostIntervalMs` × the workers posting to it), so a storm of ends makes
- * a few messages instead of a storm of 429s, however many workers it falls on. A request that got an answer settles every end it carried:
- * 2xx delivered, 3xx (not followed) or 4xx refused; after a 5xx, 408 or 429 (or a request that never left) the same
- * ends go out again first, after a backoff or the answer's Retry-After. A request whose answer never came may have
- * been delivered, so its ends are `unknown` and not sent again. An end is never held past its activity's deadline:
- * one that could not be sent and answered in time settles `failed` unsent, so its recovery ends with the reason
- * instead of a timeout.
+ * a few messages instead of a storm of 429s, however many workers it falls on. A request that got an answer settles
+ * every end it carried: 2xx delivered, 3xx (not followed) or 4xx refused; after a 5xx, 408 or 429 (or a request that
+ * never left) the same ends go out again first, after a backoff or the answer's Retry-After. A request whose answer
+ * never came may have been delivered, so its ends are `unknown` and not sent again. An end is never held past its
+ * activity's deadline: one that could not be sent and answered in time settles `failed` unsent, so its recovery ends
+ * with the reason instead of a timeout.
  */
 export class WebhookDigest {
   private readonly queue: Waiting[] = [];

@@ -370,6 +370,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     const { waitStartedAt } = request;
     if (
       waitStartedAt !== undefined &&
+      // No key to build for a registration while no wait has ended: most of them.
+      endedWaits.size > 0 &&
       endedWaits.has(waitKey({ ...request, waitStartedAt })) &&
       patched(LEAVES_OUT_ENDED_WAIT_REGISTRATION_PATCH)
     ) {
