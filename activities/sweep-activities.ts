@@ -16,7 +16,13 @@ import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
-import type { RecoveryOverrides, SweepStatus } from '../workflows/sweep-input.js';
+import {
+  SWEEP_FAILED_BATCHES_WORKFLOW,
+  type CompletedSweep,
+  type RecoveryOverrides,
+  type SweepResult,
+  type SweepStatus,
+} from '../workflows/sweep-input.js';
 import { describeIfStarted } from '../worker/workflow-description.js';
 import { toActivityFailure } from './failures.js';
 import { countApiError } from './metrics.js';
@@ -141,6 +147,15 @@ async function otherRecoveryOutcome(
   return undefined;
 }
 
+/**
+ * Completed sweeps of one schedule a lookup reads the close times of. Visibility lists closed runs newest first (SQL
+ * and Elasticsearch alike); a few more than one guard against an order the store does not promise.
+ */
+const COMPLETED_SWEEPS_READ = 10;
+
+/** A string literal of Temporal's visibility query language: a schedule id may hold a quote. */
+const queryString = (text: string) => `'${text.replace(/[\\']/g, (char) => `\\${char}`)}'`;
+
 export type StartBatchRecoveryResult =
   | { outcome: 'started'; workflowId: string }
   | { outcome: 'already_running' | 'already_ended' | 'permanently_failed'; workflowId: string };
@@ -237,6 +252,30 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         heartbeat({ ...result, batchIds: [...result.batchIds] });
       }
       return result;
+    },
+
+    /**
+     * The schedule's last completed sweep, by close time, or null when none of its sweeps completed (a new schedule,
+     * or one whose sweeps all failed: their windows are not known to be read). Only a completed sweep read its whole
+     * window; one that failed or was terminated says nothing of the batches it did not reach.
+     */
+    async findLastCompletedSweep({ scheduleId }: { scheduleId: string }): Promise<CompletedSweep | null> {
+      const query =
+        `WorkflowType = ${queryString(SWEEP_FAILED_BATCHES_WORKFLOW)} AND ` +
+        `TemporalScheduledById = ${queryString(scheduleId)} AND ExecutionStatus = 'Completed'`;
+      let last: { workflowId: string; runId: string; closedAt: number } | undefined;
+      let read = 0;
+      for await (const execution of client.workflow.list({ query, pageSize: COMPLETED_SWEEPS_READ })) {
+        const closedAt = execution.closeTime?.getTime() ?? 0;
+        if (last === undefined || closedAt > last.closedAt)
+          last = { workflowId: execution.workflowId, runId: execution.runId, closedAt };
+        if (++read >= COMPLETED_SWEEPS_READ) break;
+      }
+      if (last === undefined) return null;
+      const result = (await client.workflow.getHandle(last.workflowId, last.runId).result()) as Partial<SweepResult>;
+      // A result without a window (edited history, another workflow of that name) says nothing of one: not retried.
+      const windowEnd = result?.window?.createdBefore;
+      return typeof windowEnd === 'string' ? { workflowId: last.workflowId, windowEnd } : null;
     },
 
     /**

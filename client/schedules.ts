@@ -105,8 +105,9 @@ export async function upsertSweepSchedule(
   ];
   try {
     const { lookback: lookbackMs } = parseSweepInput(sweep);
-    // Each sweep scans back `lookback` from its start. One interval of it leaves batches created between two sweeps
-    // in no window once a sweep is skipped (the overlap policy), or when a batch still runs at a sweep's start.
+    // A batch still running at a sweep's start is listed by a later sweep only within its lookback (the window
+    // reaches back to the last completed sweep's end, not to its start): one interval of it misses those created
+    // just before a sweep.
     if (everyProblems.length === 0 && lookbackMs < 2 * everyMs) {
       problems.push(
         `lookback: must be at least twice every (${every}), or batches created between two sweeps can be in no sweep's window`,
@@ -132,10 +133,10 @@ export async function upsertSweepSchedule(
     // A sweep still running when the next is due (a slow API, many pages) would only rescan the
     // same window: the one-recovery-per-batch id rule already stops double starts, so a second
     // sweep at once only doubles the list calls. Skip it rather than buffer it: the next
-    // interval's sweep covers what the skipped one would have, as long as lookback spans the gap.
+    // interval's sweep covers what the skipped one would have (its window reaches back to the last completed one).
     overlap: ScheduleOverlapPolicy.SKIP,
-    // After an outage one sweep covers what was missed within its lookback (it scans the whole of it), so
-    // only a run missed within the last interval is made up. Batches created longer ago than that are in no window.
+    // After an outage one sweep covers what was missed, back to where the last completed sweep's window ended (at
+    // most 90 days), so only a run missed within the last interval is made up.
     catchupWindow: everyMs,
   };
 

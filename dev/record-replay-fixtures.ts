@@ -622,6 +622,51 @@ function continuedRunInPollerWait(deadlineInMs: number, waitStartedAgoMs: number
   return { batch, options, report, pollerWaitStartedAt: new Date(now - waitStartedAgoMs).toISOString(), now };
 }
 
+/** Two sweeps of a schedule, triggered over a minute apart; returns the second, whose window reaches back. */
+async function sweepReachingBack(): Promise<string> {
+  const scheduleId = `fixture-sweep-schedule-${Date.now()}`;
+  const schedule = await client.schedule.create({
+    scheduleId,
+    spec: { intervals: [{ every: '1h' }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: SWEEP_FAILED_BATCHES_WORKFLOW,
+      taskQueue: stack.taskQueue,
+      workflowId: scheduleId,
+      args: [{ lookback: '1m', recovery: { ...fast } }],
+    },
+    state: { paused: true },
+  });
+  const sweepsTaken = async (count: number) => {
+    for (;;) {
+      const { recentActions } = (await schedule.describe()).info;
+      const last = recentActions[count - 1]?.action.workflow.workflowId;
+      if (last !== undefined) return last;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  try {
+    await schedule.trigger();
+    const first = await sweepsTaken(1);
+    const { window } = (await client.workflow.getHandle(first).result()) as SweepResult;
+    simulator.createScriptedBatch({
+      count: 2,
+      script: { '0': ['fail', 'ok'] },
+      created_at: new Date(Date.parse(window.createdBefore) + 1).toISOString(),
+    });
+    // Past the lookback of a minute, so that only a window reaching back lists the batch.
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(window.createdBefore) + 62_000 - Date.now()));
+    await schedule.trigger();
+    const second = await sweepsTaken(2);
+    const { reachedBack } = (await client.workflow.getHandle(second).result()) as SweepResult;
+    if (reachedBack?.workflowId !== first)
+      throw new Error(`the second sweep did not reach back: ${JSON.stringify(reachedBack)}`);
+    return second;
+  } finally {
+    await schedule.delete();
+  }
+}
+
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
@@ -917,6 +962,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
       args: [{ lookback: '1h', recovery: { ...fast } }],
     });
     return workflowId;
+  },
+  // A schedule's second sweep, a minute and more after the first (lookback 1m): it looks up the first and scans back
+  // to where its window ended.
+  async 'sweep-window-from-last-completed-sweep'() {
+    return sweepReachingBack();
   },
   /** The paged listing: chunks of batch ids, skips of running recoveries, a continue-as-new, count-only paging. */
   async 'sweep-paged'() {

@@ -10,6 +10,9 @@ export const stillFailedSessionsKey = defineSearchAttributeKey('StillFailedSessi
 /** When the recovery must have ended: visibility finds the ones still running past it (worker/past-deadline-gauge.ts). */
 export const recoveryDeadlineKey = defineSearchAttributeKey('RecoveryDeadline', SearchAttributeType.DATETIME);
 
+/** Set by the server on each workflow a schedule starts (not registered by us): which schedule started it. */
+export const scheduledByIdKey = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
+
 export const recoverySearchAttributes = [
   anchorBatchIdKey,
   recoveryOutcomeKey,

@@ -29,7 +29,9 @@ import {
   type SweepPolicy,
   type SweepResult,
   type SweepStatus,
+  sweepWindow,
 } from './sweep-input.js';
+import { scheduledByIdKey } from './search-attributes.js';
 
 const { listFailedBatches } = proxyActivities<SweepActivities>({
   startToCloseTimeout: '10m',
@@ -58,7 +60,8 @@ const START_OPTIONS = {
 } as const;
 /** Sweeps started before STARTS_AS_LOCAL_ACTIVITIES_PATCH start each recovery in an activity task. */
 const { startBatchRecovery: startInActivityTask } = proxyActivities<SweepActivities>(START_OPTIONS);
-const { startBatchRecovery: startInLocalActivity } = proxyLocalActivities<SweepActivities>(START_OPTIONS);
+const { startBatchRecovery: startInLocalActivity, findLastCompletedSweep } =
+  proxyLocalActivities<SweepActivities>(START_OPTIONS);
 
 /** Batch ids one listing call hands the workflow at most (plus the rest of its last page). */
 export const SWEEP_CHUNK_BATCHES = 500;
@@ -97,12 +100,21 @@ const STARTS_EACH_BATCH_ONCE_IN_ANY_CASE_PATCH = 'sweep-starts-each-batch-once-i
  */
 const STOPS_AT_REPEATED_PAGES_PATCH = 'sweep-stops-at-repeated-pages';
 const REPEATED_PAGES_IN_A_ROW = 3;
+/**
+ * Sweeps a schedule starts from this change on scan back to where the window of its last completed sweep ended, when
+ * that is before their lookback (sweepWindow). Before, each scanned its lookback alone, and batches created while
+ * sweeps were skipped or failing for longer than lookback less the interval were in no window: never recovered, never
+ * reported. Asked in the first run of a sweep a schedule started; the lookup is a local activity, as it reads
+ * Temporal, not Anchor.
+ */
+const WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH = 'sweep-window-from-last-completed-sweep';
 
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
   window: SweepResult['window'];
   nextPage: number;
-  result: Pick<SweepResult, 'started' | 'skipped' | 'counts'>;
+  /** reachedBack is absent from what runs of a release before it carried. */
+  result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> & Partial<Pick<SweepResult, 'reachedBack'>>;
 }
 
 /**
@@ -121,11 +133,7 @@ export async function sweepFailedBatches(
   const policy = parseWorkflowInput(parseSweepInput, input, 'InvalidSweepInput');
   // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();
-  const window = carried?.window ?? {
-    createdAfter: new Date(now - policy.lookback).toISOString(),
-    createdBefore: new Date(now).toISOString(),
-  };
-  const fresh = newSweepResult(window, policy.statuses, 0);
+  const fresh = newSweepResult(carried?.window ?? sweepWindow(now, policy.lookback, null).window, policy.statuses, 0);
   // Counts one level down: a run continued from a release without a count still starts it at 0.
   const result: SweepResult = {
     ...fresh,
@@ -175,6 +183,14 @@ export async function sweepFailedBatches(
   };
 
   try {
+    const scheduleId = workflowInfo().typedSearchAttributes.get(scheduledByIdKey);
+    if (carried === undefined && scheduleId !== undefined && patched(WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH)) {
+      const lastCompleted = await findLastCompletedSweep({ scheduleId });
+      Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
+      if (result.reachedBack)
+        log.info('Sweep window reaches back to the last completed sweep', { ...result.reachedBack });
+    }
+    const { window } = result;
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
       await listAllBatches(policy, window, result, startRecoveries);
     } else {
@@ -240,11 +256,11 @@ export async function sweepFailedBatches(
           nextPage !== null &&
           (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
         ) {
-          const { started, skipped, counts } = result;
+          const { started, skipped, counts, reachedBack } = result;
           await continueAsNew<typeof sweepFailedBatches>(input, {
             window,
             nextPage,
-            result: { started, skipped, counts },
+            result: { started, skipped, counts, reachedBack },
           });
         }
       }

@@ -1,5 +1,5 @@
 import type { BatchStatus } from '../anchor-api/schemas.js';
-import { validateInput, type Typeable, type Validated } from './fields.js';
+import { parseDuration, validateInput, type Typeable, type Validated } from './fields.js';
 import { sweepFields } from './input-fields.js';
 import { cutText } from './report.js';
 
@@ -63,8 +63,48 @@ export interface SweepResult {
      */
     listed_again: number;
   } & Record<SkipReason, number>;
+  /**
+   * Set when the window reaches back past the lookback, to where the window of the schedule's last completed sweep
+   * (its workflow id; the server keeps ids within 1,000 characters) ended: the sweeps between were skipped, failed
+   * or not run. `cut` when that was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a
+   * window of the lookback alone.
+   */
+  reachedBack: (CompletedSweep & { cut: boolean }) | null;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
+}
+
+/** The sweep of a schedule that last completed, and where its window ended: every batch before that was listed. */
+export interface CompletedSweep {
+  workflowId: string;
+  windowEnd: string;
+}
+
+/** The longest window a sweep scans, also when it reaches back to the last completed sweep: the longest lookback. */
+export const SWEEP_MAX_WINDOW_MS = parseDuration(sweepFields.lookback.max) as number;
+
+/**
+ * The window a sweep scans from `now` (workflow time): the lookback, or from where the window of the schedule's last
+ * completed sweep ended when that is earlier. A window of the lookback alone leaves the batches created between that
+ * end and the lookback in no sweep's window, once sweeps were skipped (a slow one holds the schedule, whose overlap
+ * policy is SKIP), failed, or did not run (no worker) for longer than lookback less the interval.
+ */
+export function sweepWindow(
+  now: number,
+  lookbackMs: number,
+  lastCompleted: CompletedSweep | null,
+): Pick<SweepResult, 'window' | 'reachedBack'> {
+  const createdBefore = new Date(now).toISOString();
+  const lookbackStart = now - lookbackMs;
+  const lastEnd = lastCompleted === null ? NaN : Date.parse(lastCompleted.windowEnd);
+  // A window that ended in the lookback, or a result with no readable end (none known), leaves no gap to cover.
+  if (!(lastEnd < lookbackStart) || lastCompleted === null)
+    return { window: { createdAfter: new Date(lookbackStart).toISOString(), createdBefore }, reachedBack: null };
+  const cut = lastEnd < now - SWEEP_MAX_WINDOW_MS;
+  return {
+    window: { createdAfter: new Date(cut ? now - SWEEP_MAX_WINDOW_MS : lastEnd).toISOString(), createdBefore },
+    reachedBack: { ...lastCompleted, cut },
+  };
 }
 
 export function newSweepResult(window: SweepResult['window'], statuses: SweepStatus[], scanned: number): SweepResult {
@@ -73,6 +113,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
     statuses,
     started: [],
     skipped: [],
+    reachedBack: null,
     failure: null,
     counts: {
       scanned,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ScheduleNotFoundError } from '@temporalio/client';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError } from '@temporalio/client';
 import { Command } from 'commander';
 import { formatSweepSchedule, registerScheduleCommands } from '../../client/commands/schedule.js';
 import {
@@ -296,3 +296,73 @@ test('a task queue that is empty, padded with white space, has control character
     await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
   }
 });
+
+test('a scheduled sweep after failed ones scans back to where the last completed sweep of its schedule ended', async () => {
+  // A quote in the id: the lookup's visibility query takes it as typed.
+  const scheduleId = `${newScheduleId()}'s`;
+  created.push(scheduleId);
+  // The shortest lookback, under twice the interval (upsert refuses that): each sweep is triggered.
+  await env.client.schedule.create({
+    scheduleId,
+    spec: { intervals: [{ every: '1h' }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'sweepFailedBatches',
+      taskQueue: env.taskQueue,
+      workflowId: scheduleId,
+      args: [{ lookback: '1m', recovery: FAST_POLICY }],
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    state: { paused: true },
+  });
+  const seen = new Set<string>();
+  let triggeredInSecond = 0;
+  const triggerSweep = async () => {
+    // A schedule starts one workflow a second: a second trigger within it starts none (temporalio/temporal#3614).
+    await eventually('the next second', () => Math.floor(Date.now() / 1_000) > triggeredInSecond || undefined);
+    triggeredInSecond = Math.floor(Date.now() / 1_000);
+    await env.client.schedule.getHandle(scheduleId).trigger();
+    const workflowId = await eventually('the triggered sweep', async () => {
+      const { recentRuns } = await describeSweepSchedule(env.client, scheduleId);
+      return recentRuns.find((run) => !seen.has(run.workflowId))?.workflowId;
+    });
+    seen.add(workflowId);
+    return env.client.workflow.getHandle(workflowId);
+  };
+
+  const firstSweep = await triggerSweep();
+  const first = (await firstSweep.result()) as SweepResult;
+  expect(first.reachedBack).toBeNull();
+  const firstEnd = Date.parse(first.window.createdBefore);
+  expect(firstEnd - Date.parse(first.window.createdAfter)).toBe(60_000);
+  // Created just after the first sweep's window: in no window but a later sweep's.
+  const batch = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(firstEnd + 1).toISOString(),
+  });
+  env.simulator.faults.add('list', { type: 'error', statusCode: 401 });
+  try {
+    await expect((await triggerSweep()).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+  } finally {
+    env.simulator.faults.clear('list');
+  }
+  // Time has to pass here: the batch must be older than the shortest lookback, a minute, when the next sweep starts.
+  await eventually(
+    'the batch to be older than the lookback',
+    () => Date.now() > firstEnd + 62_000 || undefined,
+    90_000,
+  );
+
+  const result = (await (await triggerSweep()).result()) as SweepResult;
+
+  // Before, its window was its lookback alone: the batch was in none, and no sweep recovered or reported it.
+  expect(result.window.createdAfter).toBe(first.window.createdBefore);
+  expect(result.reachedBack).toEqual({
+    workflowId: firstSweep.workflowId,
+    windowEnd: first.window.createdBefore,
+    cut: false,
+  });
+  expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+}, 150_000);
