@@ -187,7 +187,11 @@ export async function sweepFailedBatches(
     if (carried === undefined && scheduleId !== undefined && patched(WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH)) {
       const lastCompleted = await findLastCompletedSweep({ scheduleId });
       Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
-      if (result.reachedBack)
+      if (result.reachedBack?.cut)
+        log.warn('Last completed sweep ended over 90 days ago: batches created before the window are not swept', {
+          ...result.reachedBack,
+        });
+      else if (result.reachedBack)
         log.info('Sweep window reaches back to the last completed sweep', { ...result.reachedBack });
     }
     const { window } = result;
