@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { parse } from 'yaml';
@@ -31,11 +33,20 @@ async function alertRules(): Promise<Rule[]> {
   return file.groups.flatMap((group) => group.rules);
 }
 
-async function dashboardExpressions(): Promise<string[]> {
+interface Panel {
+  title: string;
+  targets: { expr: string }[];
+}
+
+async function dashboardPanels(): Promise<Panel[]> {
   const dashboard = JSON.parse(await readFile(`${repoRoot}deploy/grafana/anchor-batch-recovery.json`, 'utf8')) as {
-    panels: { targets: { expr: string }[] }[];
+    panels: Panel[];
   };
-  return dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr));
+  return dashboard.panels;
+}
+
+async function dashboardExpressions(): Promise<string[]> {
+  return (await dashboardPanels()).flatMap((panel) => panel.targets.map((target) => target.expr));
 }
 
 const metricNames = (expr: string) => expr.match(/\b(?:anchor|temporal)_[a-z_]+\b/g) ?? [];
@@ -64,6 +75,68 @@ test('promtool unit tests pass, with a test case for every alert', async () => {
 
   expect(result.stdout).toContain('SUCCESS');
   expect([...firingCases].sort()).toEqual((await alertRules()).map((rule) => rule.alert).sort());
+});
+
+// Grafana's range variables as the panel would be viewed: the last hour, at one point a minute.
+const GRAFANA_RANGE = { $__range: '1h', $__rate_interval: '1m' };
+
+/** Runs a promtool test of `expr`, with the range variables set, against `series`, where `exp_samples` expect. */
+async function promqlTest(
+  expr: string,
+  series: { series: string; values: string }[],
+  evalTime: string,
+  expected: unknown,
+) {
+  const resolved = Object.entries(GRAFANA_RANGE).reduce((text, [name, value]) => text.replaceAll(name, value), expr);
+  const dir = await mkdtemp(path.join(tmpdir(), 'dashboard-promql-'));
+  try {
+    const file = path.join(dir, 'panel.test.yml');
+    const test = {
+      rule_files: [],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: series,
+          promql_expr_test: [{ expr: resolved, eval_time: evalTime, exp_samples: expected }],
+        },
+      ],
+    };
+    await writeFile(file, JSON.stringify(test));
+    // promtool says what failed on stderr.
+    return await run(promtool, ['test', 'rules', file]).then(
+      (result) => result.stdout,
+      (err: { stdout: string; stderr: string }) => `${err.stdout}${err.stderr}`,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// The SDK's counters start at 1 in a fresh worker process: increase() alone sees no change in a series whose first
+// sample is already the first event (alerts.yml says how RecoveryEndedBadly counts them).
+test("the dashboard's recoveries ended and bad ends count a fresh worker's first ends, as RecoveryEndedBadly does", async () => {
+  const panels = await dashboardPanels();
+  const expr = (title: string) => panels.find((panel) => panel.title.startsWith(title))!.targets[0]!.expr;
+  const labels = 'namespace="default",taskQueue="q",workflowType="recoverBatch"';
+  const series = [
+    // A worker started 5 minutes in: its first recovery ended exhausted, the next two failed, the others recovered.
+    { series: `anchor_recoveries{${labels},outcome="exhausted"}`, values: '_x5 1x25' },
+    { series: `anchor_recoveries{${labels},outcome="failed"}`, values: '_x6 2x24' },
+    { series: `anchor_recoveries{${labels},outcome="recovered"}`, values: '_x7 1+1x23' },
+  ];
+
+  // The minute after the exhausted end: it is out of the interval, the failed ends just in.
+  const ended = await promqlTest(expr('Recoveries ended, by outcome'), series, '6m', [
+    { labels: '{outcome="exhausted"}', value: 0 },
+    { labels: '{outcome="failed"}', value: 2 },
+  ]);
+  const badEnds = await promqlTest(expr('Bad ends in the range'), series, '30m', [
+    { labels: '{outcome="exhausted"}', value: 1 },
+    { labels: '{outcome="failed"}', value: 2 },
+  ]);
+
+  expect([ended, badEnds]).toEqual([expect.stringContaining('SUCCESS'), expect.stringContaining('SUCCESS')]);
 });
 
 describe('against a worker process', () => {
