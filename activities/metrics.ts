@@ -1,5 +1,6 @@
 import { metricMeter } from '@temporalio/activity';
 import { AnchorApiError } from '../anchor-api/index.js';
+import type { DeliveryStatus } from './notify-activities.js';
 
 // Emitted through the SDK runtime, so they reach the same Prometheus endpoint as the SDK's own metrics.
 
@@ -15,4 +16,14 @@ export function countRetryCall(retriedSessions: number, reconciled: boolean): vo
   metricMeter
     .createCounter('anchor_retried_sessions', 'sessions', 'Sessions the retry endpoint retried')
     .add(retriedSessions);
+}
+
+/**
+ * Every end notification, by how it ended: a webhook that refuses them all (a Slack webhook revoked) loses every one,
+ * which only the recoveries' histories would show (NotificationsFailing alerts on `failed`).
+ */
+export function countNotification(status: DeliveryStatus): void {
+  metricMeter
+    .createCounter('anchor_notifications', 'notifications', 'Recovery end notifications, by how they ended')
+    .add(1, { status });
 }

@@ -1,5 +1,6 @@
 import { Context, type Info } from '@temporalio/activity';
 import { workflowUiUrl, type NotifiableOutcome, type RecoveryEnd } from '../workflows/recovery-details.js';
+import { countNotification } from './metrics.js';
 import { WebhookDigest } from './webhook-digest.js';
 
 /** Where and what to notify; from the worker's environment only, so the URL never reaches history or logs. */
@@ -112,6 +113,8 @@ export function createNotifyActivities(config?: NotifyConfig, senders?: () => nu
       ) => {
         const value = { status, tries, httpStatus, idempotencyKey: key, detail, endsInMessage };
         context.log.info('Recovery end notification', { ...value, batchId: end.batchId, outcome: end.outcome });
+        // Once per end: an attempt that returns completes the activity, and only a failed attempt is retried.
+        countNotification(status);
         return value;
       };
       if (!config || !digest) return result('skipped', 0, null, 'no webhook configured (NOTIFY_WEBHOOK_URL)');

@@ -14,6 +14,7 @@ import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
 import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
+import { startWebhookReceiver } from '../notify/webhook-receiver.js';
 
 // The alert rules and the dashboard: checked and unit-tested with promtool (Debian's `prometheus` package, or
 // the pinned build test/global-setup.js makes), and every metric they name is one a real worker process exports.
@@ -197,6 +198,40 @@ describe('against a worker process', () => {
         `${notificationTaskQueue(taskQueue)} PollActivityTaskQueue`,
       ]),
     );
+  });
+
+  // A webhook that refuses every message (a Slack webhook revoked answers 404) loses every notification: the recovery's
+  // history says so, and only NotificationsFailing tells the operators who wait for those messages.
+  test('a notification the webhook refuses counts in anchor_notifications, which NotificationsFailing reads', async () => {
+    const taskQueue = uniqueTaskQueue('alerts-notify');
+    const receiver = await startWebhookReceiver([404]);
+    try {
+      const worker = await spawnWorkerProcess({
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        ANCHOR_BASE_URL: simulator.url,
+        ANCHOR_API_KEY: TEST_API_KEY,
+        WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+        NOTIFY_WEBHOOK_URL: receiver.url,
+      });
+      await worker.waitForOutput(WORKER_STARTED);
+      const recoveries = new BatchRecoveries(client, taskQueue);
+      const missing = randomUUID();
+      await recoveries.start({ batchId: missing, ...FAST_POLICY });
+      await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
+
+      const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+        .split('\n')
+        .filter((line) => line.startsWith('anchor_notifications{'));
+      worker.child.kill('SIGTERM');
+      await worker.closed;
+
+      expect(receiver.requests).toHaveLength(1);
+      expect(counted).toEqual([
+        `anchor_notifications{activityType="notifyRecoveryEnd",namespace="${client.options.namespace}",status="failed",taskQueue="${notificationTaskQueue(taskQueue)}"} 1`,
+      ]);
+    } finally {
+      await receiver.close();
+    }
   });
 
   // AnchorApiAuthErrors is the alert that says "check ANCHOR_API_KEY": with no recovery running, the sweep's
