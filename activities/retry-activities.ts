@@ -258,7 +258,9 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
     async reconcileRetry(input: ReconcileRetryInput): Promise<ReconcileRetryResult> {
       const now = toRetrySnapshot(await read(input.batchId), new Date());
       const verdict = retryEffect(input.before, now);
-      if (verdict.effect !== 'no_effect') countRetryCall(0, true);
+      // As the workflow records the round: a call that took effect retried the sessions that had failed before it.
+      if (verdict.effect !== 'no_effect')
+        countRetryCall(verdict.effect === 'took_effect' ? input.before.failed : 0, true);
       return { ...verdict, snapshot: now };
     },
   };

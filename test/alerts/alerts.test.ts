@@ -234,6 +234,41 @@ describe('against a worker process', () => {
     }
   });
 
+  // The report counts what a round whose answer was lost retried from the batch (the sessions that had failed, when
+  // the batch shows the call took effect): the dashboard's sessions retried must count the same.
+  test('a round reconciled from the batch counts in anchor_retried_sessions the sessions its report says it retried', async () => {
+    const taskQueue = uniqueTaskQueue('alerts-reconciled');
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      ANCHOR_BASE_URL: simulator.url,
+      ANCHOR_API_KEY: TEST_API_KEY,
+      ANCHOR_REQUEST_TIMEOUT_MS: '2000',
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+    const recoveries = new BatchRecoveries(client, taskQueue);
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    // Applied 3 s after it arrived: after the worker's 2 s request timeout, before the reconcile read.
+    simulator.faults.add('retry', { type: 'latency', latencyMs: 3_000, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+    const report = await recoveries.result(batch.id);
+
+    const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+      .split('\n')
+      .filter((line) => /^anchor_(retry_calls|retried_sessions)\{/.test(line));
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    expect(report.rounds).toEqual([
+      expect.objectContaining({ reconciled: true, reconcileEffect: 'took_effect', retriedSessions: 1 }),
+    ]);
+    const labels = `activityType="reconcileRetry",namespace="${client.options.namespace}"`;
+    expect(counted.sort()).toEqual([
+      `anchor_retried_sessions{${labels},taskQueue="${taskQueue}"} 1`,
+      `anchor_retry_calls{${labels},reconciled="true",taskQueue="${taskQueue}"} 1`,
+    ]);
+  });
+
   // AnchorApiAuthErrors is the alert that says "check ANCHOR_API_KEY": with no recovery running, the sweep's
   // listing is the only call that meets a revoked key, and it must count as every other call does.
   test("a sweep's listing refused by the API counts in anchor_api_errors, which AnchorApiAuthErrors reads", async () => {
