@@ -140,6 +140,22 @@ test("the dashboard's recoveries ended and bad ends count a fresh worker's first
   expect([ended, badEnds]).toEqual([expect.stringContaining('SUCCESS'), expect.stringContaining('SUCCESS')]);
 });
 
+test("the dashboard's workflow task failures count a fresh worker's first one, as RecoveryStuckRunning does", async () => {
+  const failures = (await dashboardPanels()).find((panel) => panel.title.startsWith('Workflow task failures'))!;
+  const labels = 'namespace="default",task_queue="q",workflow_type="recoverBatch"';
+  const series = [
+    // After a deploy, a stuck recovery's next attempt fails on a worker that had none yet; the old worker is gone.
+    { series: `temporal_workflow_task_execution_failed{${labels},instance="old"}`, values: '3x5' },
+    { series: `temporal_workflow_task_execution_failed{${labels},instance="new"}`, values: '_x6 1x24' },
+  ];
+
+  const result = await promqlTest(failures.targets[0]!.expr, series, '6m', [
+    { labels: '{workflow_type="recoverBatch"}', value: 1 },
+  ]);
+
+  expect(result).toContain('SUCCESS');
+});
+
 describe('against a worker process', () => {
   let simulator: RunningSimulator;
   let client: Client;
