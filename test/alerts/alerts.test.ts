@@ -202,6 +202,17 @@ describe('against a worker process', () => {
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
+    // The gauges carry one label each, as docs/deployment.md says: every worker counts the namespace's recoveries past
+    // their deadline (RecoveryPastDeadline takes the max), and its share of its own queue's budget.
+    expect(
+      samples.filter((line) => /^anchor_(recoveries_past_deadline|workers_sharing_budget)\{/.test(line)).sort(),
+    ).toEqual([
+      expect.stringMatching(
+        new RegExp(`^anchor_recoveries_past_deadline\\{namespace="${client.options.namespace}"\\} \\d+$`),
+      ),
+      `anchor_workers_sharing_budget{taskQueue="${taskQueue}"} 1`,
+    ]);
+
     // WorkerNotPolling sums these by task queue: each queue the worker polls has its own series, the notifications
     // queue's included, so a worker that stops polling either one is caught.
     const polled = samples
