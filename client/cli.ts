@@ -128,11 +128,13 @@ async function showReport(
 ) {
   let report: RecoveryReport;
   let workflowTaskFailures = 0;
+  let storedRoundsOmitted = 0;
   try {
     const got = await getReport();
     if ('source' in got) {
       report = got.report;
       workflowTaskFailures = got.workflowTaskFailures;
+      if (got.source.kind === 'stored') storedRoundsOmitted = got.source.roundsOmitted;
       // Where the report comes from is not part of it: in JSON mode it goes to stderr.
       const note = describeSource(got.source);
       if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
@@ -142,17 +144,26 @@ async function showReport(
     if (err instanceof RecoveryTerminatedError && err.stored) {
       const note = describeSource(err.stored.source);
       if (note) (json ? (text: string) => process.stderr.write(`${text}\n`) : print)(note);
-      printReport(options, json, err.stored.report, err.end);
+      printReport(options, json, err.stored.report, err.end, err.stored.source.roundsOmitted);
     }
     throw err;
   }
-  printReport(options, json, report);
+  printReport(options, json, report, undefined, storedRoundsOmitted);
   process.exitCode = exitCodeForReport(report, workflowTaskFailures);
 }
 
-function printReport(options: GlobalOptions, json: boolean | undefined, report: RecoveryReport, endedAs?: string) {
+function printReport(
+  options: GlobalOptions,
+  json: boolean | undefined,
+  report: RecoveryReport,
+  endedAs?: string,
+  storedRoundsOmitted?: number,
+) {
   if (json) printJson(report);
-  else print(formatReport(report, workflowUiUrl(options.uiUrl, options.namespace, report.workflowId), endedAs));
+  else {
+    const url = workflowUiUrl(options.uiUrl, options.namespace, report.workflowId);
+    print(formatReport(report, url, endedAs, storedRoundsOmitted));
+  }
 }
 
 export function buildCli(): Command {

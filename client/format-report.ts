@@ -41,10 +41,24 @@ function describeState(report: RecoveryReport): string {
 }
 
 /**
+ * Rounds done. `storedRoundsOmitted`: the oldest rounds a stored report leaves out of `rounds` (ReportSource), its
+ * `omittedRounds` among them.
+ */
+export function roundsDoneOf(report: RecoveryReport, storedRoundsOmitted = 0): number {
+  return storedRoundsOmitted > 0 ? storedRoundsOmitted + report.rounds.length : roundsDone(report);
+}
+
+/**
  * The report as an operator reads it in a terminal. `endedAs` is how a recovery ended that could not write its end
  * into the report (terminated, timed out): shown as its outcome instead of the state the report was stored in.
+ * `storedRoundsOmitted`: the oldest rounds a stored report leaves out (ReportSource).
  */
-export function formatReport(report: RecoveryReport, webUiUrl?: string, endedAs?: string): string {
+export function formatReport(
+  report: RecoveryReport,
+  webUiUrl?: string,
+  endedAs?: string,
+  storedRoundsOmitted = 0,
+): string {
   const lines = [
     `Recovery of batch ${report.batchId} (workflow ${report.workflowId})`,
     `Outcome:  ${endedAs ?? describeState(report)}`,
@@ -59,12 +73,19 @@ export function formatReport(report: RecoveryReport, webUiUrl?: string, endedAs?
     const ended = endedAs !== undefined || report.phase === 'done';
     lines.push(ended ? 'Rounds: none' : `Rounds: none yet (at most ${report.maxRounds})`);
   } else {
-    lines.push(`Rounds: ${roundsDone(report)} of at most ${report.maxRounds}`);
+    lines.push(`Rounds: ${roundsDoneOf(report, storedRoundsOmitted)} of at most ${report.maxRounds}`);
     const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];
     const table = formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`);
     const omitted = report.omittedRounds;
+    // A stored report keeps the latest rounds only: its own `omittedRounds` are among the older ones it leaves out.
+    if (storedRoundsOmitted > 0)
+      table.splice(
+        1,
+        0,
+        `  … rounds 1-${storedRoundsOmitted} left out: the stored report keeps the latest ${report.rounds.length}`,
+      );
     // The report keeps the first and the last rounds in full; those between are counted.
-    if (omitted)
+    else if (omitted)
       table.splice(
         1 + REPORT_LIMITS.firstRounds,
         0,

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
 import { TemporalContact, type BatchRecoveries, type RecoveryProgress } from './recoveries.js';
-import { roundsDone, type RecoveryReport } from '../workflows/report.js';
+import type { RecoveryReport } from '../workflows/report.js';
+import { roundsDoneOf } from './format-report.js';
 
 /** One reading of a running recovery, as the progress bar and the plain lines show it. */
 export interface ProgressState {
@@ -47,7 +48,7 @@ export function progressState({ report, poll, source, readsBatchItself }: Recove
     failed: batch?.failed ?? null,
     // Only a live report: a stored one was written before the wait registered with the poller, or before the start.
     pollerWatches: report.phase === 'waiting_for_batch' && !readsBatchItself && source.kind === 'live',
-    rounds: roundsDone(report),
+    rounds: roundsDoneOf(report, source.kind === 'stored' ? source.roundsOmitted : 0),
     maxRounds: report.maxRounds,
     activity: describeActivity(report),
     // The time it was recorded, not its age: the plain view prints a line per change.

@@ -354,7 +354,10 @@ export interface StartOptions {
   applyPolicy?: boolean;
 }
 
-/** Where a report comes from: a worker's answer to the query, or what the server stored (no worker answered). */
+/**
+ * Where a report comes from: a worker's answer to the query, or what the server stored (no worker answered). A stored
+ * one lists the latest rounds only: `roundsOmitted` counts the rounds before them, its own `omittedRounds` among them.
+ */
 export type ReportSource =
   { kind: 'live' } | { kind: 'final' } | { kind: 'stored'; recordedAt: string; reason: string; roundsOmitted: number };
 
@@ -743,10 +746,9 @@ export class BatchRecoveries {
       ];
       throw new NoStoredReportError(batchId, reason, facts.join(', '));
     }
-    return {
-      report: memo.report,
-      source: { kind: 'stored', recordedAt: memo.recordedAt, reason, roundsOmitted: memo.roundsOmitted },
-    };
+    // The memo keeps the report's latest rounds: past its rounds kept in full, the ones it left out are older still.
+    const roundsOmitted = memo.roundsOmitted > 0 ? memo.roundsOmitted + (memo.report.omittedRounds?.count ?? 0) : 0;
+    return { report: memo.report, source: { kind: 'stored', recordedAt: memo.recordedAt, reason, roundsOmitted } };
   }
 
   /**
