@@ -620,11 +620,11 @@ export class BatchRecoveries {
 
   /**
    * Asks the recovery to stop; it ends with outcome `operator_cancelled` and its report once a worker runs it. The
-   * server records the request at once, worker or not. RecoveryEndedError when it has already ended.
+   * server records the request at once, worker or not. RecoveryEndedError when it has already ended, or has decided
+   * its end and is notifying it: a cancel would change nothing, and the recovery would not end operator_cancelled.
    */
   async cancel(batchId: string): Promise<void> {
-    const description = await this.describe(batchId);
-    if (description.status.name !== 'RUNNING') throw new RecoveryEndedError(batchId, await this.endOf(batchId));
+    await this.steerable(batchId);
     await this.handle(batchId).cancel().catch(this.notFoundOrEnded(batchId));
   }
 
