@@ -2,6 +2,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import { validateInput, type Typeable } from '../workflows/fields.js';
 import { recoveryListFields } from '../workflows/input-fields.js';
+import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
 import {
   anchorBatchIdKey,
   recoveryOutcomeKey,
@@ -20,7 +21,7 @@ export interface RecoveryRow {
   retriedSessions: number;
   stillFailedSessions: number;
   startedAt: Date;
-  /** Until now while the recovery runs. */
+  /** From the recovery's start, across its continues-as-new; until now while it runs. */
   durationMs: number;
 }
 
@@ -70,6 +71,10 @@ export async function listRecoveries(client: Client, options: ListRecoveriesOpti
 export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): RecoveryRow {
   const attributes = execution.typedSearchAttributes;
   const status = execution.status.name;
+  // Visibility lists a recovery by its latest run, which a continue-as-new started later than the recovery; the
+  // report in its memo has the recovery's start. Without a memo (not run yet, or from before memos), the run's.
+  const memo = execution.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
+  const startedAt = memo ? new Date(memo.report.startedAt) : execution.startTime;
   return {
     batchId: attributes.get(anchorBatchIdKey) ?? '',
     workflowId: execution.workflowId,
@@ -77,7 +82,7 @@ export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): Reco
     rounds: attributes.get(recoveryRoundsKey) ?? 0,
     retriedSessions: attributes.get(retriedSessionsKey) ?? 0,
     stillFailedSessions: attributes.get(stillFailedSessionsKey) ?? 0,
-    startedAt: execution.startTime,
-    durationMs: (execution.closeTime ?? now).getTime() - execution.startTime.getTime(),
+    startedAt,
+    durationMs: (execution.closeTime ?? now).getTime() - startedAt.getTime(),
   };
 }
