@@ -102,6 +102,9 @@ function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInp
   };
 }
 
+/** Aborted once the reader of stdout has closed it (`watch … | head`): a follower has no one to show its lines to. */
+const outputClosed = new AbortController();
+
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
 
@@ -278,7 +281,10 @@ export function buildCli(): Command {
           await showReport(global, options.json, () =>
             options.json
               ? recoveries.result(batchId)
-              : followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout) }),
+              : followRecovery(recoveries, batchId, {
+                  view: progressViewFor(process.stdout),
+                  signal: outputClosed.signal,
+                }),
           );
         } else if (options.json) {
           await showReport(global, true, () => recoveries.progress(batchId));
@@ -295,7 +301,9 @@ export function buildCli(): Command {
     .action(async (batchId: string, _options, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, (recoveries) =>
-        showReport(global, false, () => followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout) })),
+        showReport(global, false, () =>
+          followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout), signal: outputClosed.signal }),
+        ),
       );
     });
 
@@ -421,6 +429,8 @@ export async function runCli(argv: string[] = process.argv): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
+    // A follower stopped as no one reads its output any more: nothing went wrong, and there is no one to tell.
+    if (outputClosed.signal.aborted && err instanceof Error && err.name === 'AbortError') return;
     process.stderr.write(`error: ${describeError(err)}\n`);
     process.exitCode = exitCodeForError(err);
   }
@@ -428,5 +438,12 @@ export async function runCli(argv: string[] = process.argv): Promise<void> {
 
 // Run when executed (also through the npm bin symlink), not when imported by tests.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // A reader that closed the output (`report … | head`) took what it wanted: the rest is dropped, with no stack trace,
+  // and the command ends as it would have, with its exit code; `watch` and `recover --wait` stop following. Later
+  // writes to the closed stream fail silently.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    outputClosed.abort();
+  });
   await runCli();
 }
