@@ -15,7 +15,10 @@ import {
 export interface RecoveryRow {
   batchId: string;
   workflowId: string;
-  /** The recovery's outcome once it has one; otherwise the workflow's status (running, failed, terminated, …). */
+  /**
+   * The recovery's outcome once it has one (also while it notifies its end); otherwise the workflow's status (running,
+   * failed, terminated, …).
+   */
   outcome: string;
   rounds: number;
   retriedSessions: number;
@@ -71,6 +74,9 @@ export async function listRecoveries(client: Client, options: ListRecoveriesOpti
 export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): RecoveryRow {
   const attributes = execution.typedSearchAttributes;
   const status = execution.status.name;
+  const outcome = attributes.get(recoveryOutcomeKey);
+  // Running, its end decided and being notified (up to 5 min): ended, as steering says, and --outcome finds it so.
+  const ended = status === 'RUNNING' && outcome !== undefined && outcome !== 'running';
   // Visibility lists a recovery by its latest run, which a continue-as-new started later than the recovery; the
   // report in its memo has the recovery's start. Without a memo (not run yet, or from before memos), the run's.
   const memo = execution.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
@@ -78,7 +84,7 @@ export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): Reco
   return {
     batchId: attributes.get(anchorBatchIdKey) ?? '',
     workflowId: execution.workflowId,
-    outcome: status === 'COMPLETED' ? (attributes.get(recoveryOutcomeKey) ?? 'completed') : status.toLowerCase(),
+    outcome: status === 'COMPLETED' || ended ? (outcome ?? 'completed') : status.toLowerCase(),
     rounds: attributes.get(recoveryRoundsKey) ?? 0,
     retriedSessions: attributes.get(retriedSessionsKey) ?? 0,
     stillFailedSessions: attributes.get(stillFailedSessionsKey) ?? 0,

@@ -1,3 +1,4 @@
+import { listRecoveries } from '../../client/recovery-list.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import {
@@ -61,4 +62,19 @@ test('cancel of a recovery notifying its end says it has ended, with its outcome
   expect(events.filter((event) => event.workflowExecutionCancelRequestedEventAttributes)).toHaveLength(0);
   receiver.release();
   expect(await env.recoveries.result(batch.id)).toMatchObject({ outcome: 'exhausted' });
+});
+
+test('the cross-batch report lists a recovery notifying its end with that end, as --outcome selects it', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '0': 'always-fail' } });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  await eventually('the end notification, held', () => (receiver.requests.length === 1 ? true : undefined));
+
+  // Visibility is seconds behind: the row once it has the outcome the recovery decided.
+  const rows = await eventually('the recovery listed under --outcome exhausted', async () => {
+    const { rows } = await listRecoveries(env.client, { since: '1h', outcome: 'exhausted' });
+    return rows.some((row) => row.batchId === batch.id) ? rows : undefined;
+  });
+
+  expect(rows.find((row) => row.batchId === batch.id)?.outcome).toBe('exhausted');
+  expect((await env.recoveries.handle(batch.id).describe()).status.name).toBe('RUNNING');
 });
