@@ -78,9 +78,10 @@ export function toRecoveryRow(execution: WorkflowExecutionInfo, now: Date): Reco
   // Running, its end decided and being notified (up to 5 min): ended, as steering says, and --outcome finds it so.
   const ended = status === 'RUNNING' && outcome !== undefined && outcome !== 'running';
   // Visibility lists a recovery by its latest run, which a continue-as-new started later than the recovery; the
-  // report in its memo has the recovery's start. Without a memo (not run yet, or from before memos), the run's.
-  const memo = execution.memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
-  const startedAt = memo ? new Date(memo.report.startedAt) : execution.startTime;
+  // report in its memo has the recovery's start. Without one (not run yet, from before memos, unreadable), the run's.
+  const memo = execution.memo?.[RECOVERY_MEMO_KEY] as Partial<RecoveryMemo> | undefined;
+  const memoStart = memo?.report?.startedAt === undefined ? NaN : Date.parse(memo.report.startedAt);
+  const startedAt = Number.isNaN(memoStart) ? execution.startTime : new Date(memoStart);
   return {
     batchId: attributes.get(anchorBatchIdKey) ?? '',
     workflowId: execution.workflowId,
