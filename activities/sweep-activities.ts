@@ -3,6 +3,7 @@ import { activityInfo, heartbeat } from '@temporalio/activity';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowNotFoundError,
   WorkflowIdReusePolicy,
   type Client,
   type WorkflowExecutionDescription,
@@ -255,27 +256,43 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
     },
 
     /**
-     * The schedule's last completed sweep, by close time, or null when none of its sweeps completed (a new schedule,
-     * or one whose sweeps all failed: their windows are not known to be read). Only a completed sweep read its whole
-     * window; one that failed or was terminated says nothing of the batches it did not reach.
+     * The schedule's last completed sweep whose window can be read, by close time, or null when none of its sweeps
+     * completed (a new schedule, or one whose sweeps all failed: their windows are not known to be read). Only a
+     * completed sweep read its whole window; one that failed or was terminated says nothing of the batches it did not
+     * reach. A sweep gone from history, or whose result has no window, is passed over for the one before it; when
+     * every one listed is, the lookup fails rather than take the lookback alone for a window that reached back.
      */
     async findLastCompletedSweep({ scheduleId }: { scheduleId: string }): Promise<CompletedSweep | null> {
       const query =
         `WorkflowType = ${queryString(SWEEP_FAILED_BATCHES_WORKFLOW)} AND ` +
         `TemporalScheduledById = ${queryString(scheduleId)} AND ExecutionStatus = 'Completed'`;
-      let last: { workflowId: string; runId: string; closedAt: number } | undefined;
-      let read = 0;
+      const completed: { workflowId: string; runId: string; closedAt: number }[] = [];
       for await (const execution of client.workflow.list({ query, pageSize: COMPLETED_SWEEPS_READ })) {
-        const closedAt = execution.closeTime?.getTime() ?? 0;
-        if (last === undefined || closedAt > last.closedAt)
-          last = { workflowId: execution.workflowId, runId: execution.runId, closedAt };
-        if (++read >= COMPLETED_SWEEPS_READ) break;
+        const { workflowId, runId } = execution;
+        completed.push({ workflowId, runId, closedAt: execution.closeTime?.getTime() ?? 0 });
+        if (completed.length >= COMPLETED_SWEEPS_READ) break;
       }
-      if (last === undefined) return null;
-      const result = (await client.workflow.getHandle(last.workflowId, last.runId).result()) as Partial<SweepResult>;
-      // A result without a window (edited history, another workflow of that name) says nothing of one: not retried.
-      const windowEnd = result?.window?.createdBefore;
-      return typeof windowEnd === 'string' ? { workflowId: last.workflowId, windowEnd } : null;
+      completed.sort((a, b) => b.closedAt - a.closedAt);
+      for (const { workflowId, runId } of completed) {
+        const result: unknown = await client.workflow
+          .getHandle(workflowId, runId)
+          .result()
+          .catch((err: unknown) => {
+            // Deleted (retention, an operator) after visibility listed it: the one before it may still say.
+            if (err instanceof WorkflowNotFoundError) return undefined;
+            throw err;
+          });
+        const windowEnd = (result as Partial<SweepResult> | undefined)?.window?.createdBefore;
+        // Only a date goes into the marker: a result edited by hand, or another workflow of that name, says nothing.
+        if (typeof windowEnd === 'string' && windowEnd.length <= 40 && Number.isFinite(Date.parse(windowEnd)))
+          return { workflowId, windowEnd };
+      }
+      if (completed.length === 0) return null;
+      throw ApplicationFailure.create({
+        type: 'last_sweep_unreadable',
+        message: `none of the ${completed.length} completed sweeps of schedule ${scheduleId} listed has a window to read`,
+        nonRetryable: true,
+      });
     },
 
     /**

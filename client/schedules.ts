@@ -136,7 +136,7 @@ export async function upsertSweepSchedule(
     // interval's sweep covers what the skipped one would have (its window reaches back to the last completed one).
     overlap: ScheduleOverlapPolicy.SKIP,
     // After an outage one sweep covers what was missed, back to where the last completed sweep's window ended (at
-    // most 90 days), so only a run missed within the last interval is made up.
+    // most 90 days, and within the namespace's retention), so only a run missed within the last interval is made up.
     catchupWindow: everyMs,
   };
 

@@ -638,12 +638,13 @@ async function sweepReachingBack(): Promise<string> {
     state: { paused: true },
   });
   const sweepsTaken = async (count: number) => {
-    for (;;) {
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
       const { recentActions } = (await schedule.describe()).info;
       const last = recentActions[count - 1]?.action.workflow.workflowId;
       if (last !== undefined) return last;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+    throw new Error(`the schedule took no sweep ${count} in 30 s`);
   };
   try {
     await schedule.trigger();

@@ -115,6 +115,8 @@ export interface CarriedSweep {
   nextPage: number;
   /** reachedBack is absent from what runs of a release before it carried. */
   result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> & Partial<Pick<SweepResult, 'reachedBack'>>;
+  /** Why the first run could not find where the schedule's last completed sweep ended: the chain fails at its end. */
+  lookupFailure?: string;
 }
 
 /**
@@ -182,17 +184,28 @@ export async function sweepFailedBatches(
     return again;
   };
 
+  /**
+   * A lookup that failed (visibility down, no completed sweep readable) leaves the run its lookback: it sweeps that,
+   * so recoveries still start, then fails, so that no later sweep takes it for one whose window reached back.
+   */
+  let lookupFailure = carried?.lookupFailure;
   try {
     const scheduleId = workflowInfo().typedSearchAttributes.get(scheduledByIdKey);
     if (carried === undefined && scheduleId !== undefined && patched(WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH)) {
-      const lastCompleted = await findLastCompletedSweep({ scheduleId });
-      Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
-      if (result.reachedBack?.cut)
-        log.warn('Last completed sweep ended over 90 days ago: batches created before the window are not swept', {
-          ...result.reachedBack,
-        });
-      else if (result.reachedBack)
-        log.info('Sweep window reaches back to the last completed sweep', { ...result.reachedBack });
+      try {
+        const lastCompleted = await findLastCompletedSweep({ scheduleId });
+        Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
+        if (result.reachedBack?.cut)
+          log.warn('Last completed sweep ended over 90 days ago: batches created before the window are not swept', {
+            ...result.reachedBack,
+          });
+        else log.info('Sweep window', { ...result.window, reachedBackTo: result.reachedBack?.workflowId ?? null });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+        lookupFailure = cleanApiText(cause instanceof Error ? cause.message : String(cause));
+        log.warn('Last completed sweep not found: sweeping the lookback, then failing', { error: lookupFailure });
+      }
     }
     const { window } = result;
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
@@ -265,9 +278,17 @@ export async function sweepFailedBatches(
             window,
             nextPage,
             result: { started, skipped, counts, reachedBack },
+            ...(lookupFailure !== undefined && { lookupFailure }),
           });
         }
       }
+    }
+    if (lookupFailure !== undefined) {
+      throw ApplicationFailure.nonRetryable(
+        `could not find where the window of the schedule's last completed sweep ended (${lookupFailure}): swept ` +
+          'the lookback alone, and batches created before it since that sweep may be in no window yet',
+        'last_sweep_unknown',
+      );
     }
   } catch (err) {
     if (err instanceof ContinueAsNew || isCancellation(err)) throw err;

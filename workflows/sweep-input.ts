@@ -65,7 +65,7 @@ export interface SweepResult {
   } & Record<SkipReason, number>;
   /**
    * Set when the window reaches back past the lookback, to where the window of the schedule's last completed sweep
-   * (its workflow id; the server keeps ids within 1,000 characters) ended: the sweeps between were skipped, failed
+   * (its workflow id, cut as the other ids) ended: the sweeps between were skipped, failed
    * or not run. `cut` when that was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a
    * window of the lookback alone.
    */
@@ -103,7 +103,7 @@ export function sweepWindow(
   const cut = lastEnd < now - SWEEP_MAX_WINDOW_MS;
   return {
     window: { createdAfter: new Date(cut ? now - SWEEP_MAX_WINDOW_MS : lastEnd).toISOString(), createdBefore },
-    reachedBack: { ...lastCompleted, cut },
+    reachedBack: { workflowId: id(lastCompleted.workflowId), windowEnd: lastCompleted.windowEnd, cut },
   };
 }
 

@@ -9,6 +9,7 @@ import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { parseSweepInput, type SweepFailedBatchesInput, type SweepResult } from '../../workflows/sweep-input.js';
 import {
+  eventually,
   FAST_POLICY,
   localActivityMarkers,
   startRecoveryEnv,
@@ -295,6 +296,59 @@ test('a sweep whose listing fails for good ends with its report in the failure',
   expect(
     env.simulator.ledger.all().calls.filter((call) => call.endpoint === ANCHOR_ENDPOINTS.listBatches),
   ).toHaveLength(1);
+});
+
+test('a scheduled sweep that cannot find its last completed sweep sweeps its lookback, then fails saying so', async () => {
+  const batchId = batchCreated(5, 1);
+  // Visibility down, as the lookup meets it: its own worker, so the rest of the suite looks up as usual.
+  const taskQueue = uniqueTaskQueue('sweep-lookup-fails');
+  const connection = await connectWorker();
+  const workers = await createRecoveryWorkers({
+    config: workerConfig(taskQueue, env.simulator.url),
+    connection,
+    workflows: workflowBundle(),
+    replaceActivities: () => ({
+      findLastCompletedSweep: () =>
+        Promise.reject(ApplicationFailure.nonRetryable('visibility is down', 'Unavailable')),
+    }),
+  });
+  ownWorkers.push({ workers, connection, running: workers.run() });
+  const schedule = await env.client.schedule.create({
+    scheduleId: `sweep-test-${randomUUID()}`,
+    spec: { intervals: [{ every: '1h' }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'sweepFailedBatches',
+      taskQueue,
+      workflowId: `sweep-lookup-fails-${randomUUID()}`,
+      args: [{ lookback: '1h', recovery: FAST_POLICY }],
+    },
+    state: { paused: true },
+  });
+  try {
+    await schedule.trigger();
+    const sweepId = await eventually('the triggered sweep', async () => {
+      const { recentActions } = (await schedule.describe()).info;
+      return recentActions[0]?.action.workflow.workflowId;
+    });
+    const failure = await env.client.workflow
+      .getHandle(sweepId)
+      .result()
+      .catch((err: unknown) => err);
+
+    // Before, the sweep failed at the lookup and started nothing.
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const report = ((failure as WorkflowFailedError).cause as ApplicationFailure).details?.[0] as SweepResult;
+    expect(report.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+    expect(report.reachedBack).toBeNull();
+    expect(report.failure).toEqual({
+      type: 'last_sweep_unknown',
+      message: expect.stringMatching(/^could not find .*\(visibility is down\): swept the lookback alone/) as unknown,
+    });
+    expect(await outcomesOf([batchId])).toEqual(['recovered']);
+  } finally {
+    await schedule.delete();
+  }
 });
 
 test('a listing that fails mid-way resumes from the last page it read', async () => {
