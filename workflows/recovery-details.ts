@@ -1,5 +1,5 @@
 import type { RecoveryPolicy } from './input.js';
-import type { FailingSession, RecoveryReport, RecoveryRound } from './report.js';
+import { roundsDone, type FailingSession, type RecoveryReport, type RecoveryRound } from './report.js';
 
 // What the Web UI shows on a recovery's page (Temporal user metadata) and what the memo keeps for
 // reads without a worker. Pure and dependency-free: it runs in the workflow sandbox and in clients.
@@ -87,7 +87,7 @@ const orDash = (value: number | null) => (value === null ? '-' : String(value));
 function describePhase(report: RecoveryReport): string {
   if (report.outcome) return `**Outcome: ${report.outcome}** (finished ${at(report.finishedAt)})`;
   if (report.failure) return `**Failed: ${cell(report.failure.type)}**: ${cell(report.failure.message)}`;
-  const next = report.rounds.length + 1;
+  const next = roundsDone(report) + 1;
   if (report.paused) return `**Paused** before round ${next}: no retry until resumed`;
   switch (report.phase) {
     case 'waiting_for_batch':
@@ -95,7 +95,7 @@ function describePhase(report: RecoveryReport): string {
     case 'backing_off':
       return `**Backing off**: retry round ${next} at ${at(report.nextRetryAt)}`;
     case 'retrying':
-      return `**Sending retry round ${report.rounds.length || next}**`;
+      return `**Sending retry round ${roundsDone(report) || next}**`;
     default:
       return `**${report.phase}**`;
   }
@@ -137,7 +137,7 @@ export function renderRecoveryDetails(report: RecoveryReport): string {
       `- Last API error: ${cell(report.lastError.type)} at ${at(report.lastError.at)}: ${cell(report.lastError.message)}`,
     );
   }
-  lines.push('', `### Rounds (${report.rounds.length} of at most ${report.maxRounds})`, '');
+  lines.push('', `### Rounds (${roundsDone(report)} of at most ${report.maxRounds})`, '');
   if (report.rounds.length === 0) lines.push('No retry round yet.');
   else {
     const shown = report.rounds.slice(-ROUNDS_SHOWN);
@@ -211,7 +211,8 @@ export function recoveryEnd(report: RecoveryReport): RecoveryEnd | null {
   return {
     batchId: report.batchId,
     outcome: notifiable,
-    rounds: report.rounds.length,
+    // Past the rounds the report keeps in full, those between are counted only.
+    rounds: roundsDone(report),
     retriedSessions: report.totals.retriedSessions,
     recovered: report.totals.recovered,
     stillFailed: report.totals.stillFailed,

@@ -1,3 +1,4 @@
+import { recoveryEnd, renderRecoveryDetails } from '../../workflows/recovery-details.js';
 import { REPORT_LIMITS, roundsDone } from '../../workflows/report.js';
 import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
@@ -31,4 +32,7 @@ test('a recovery past the rounds the report keeps makes exactly maxRounds retry 
   ]);
   expect(report.omittedRounds).toMatchObject({ count: 5, firstRound: firstRounds + 1, lastRound: firstRounds + 5 });
   expect(report.totals.retriedSessions).toBe(maxRounds);
+  // The end notification and the Web UI's details count every round, not those the report keeps in full (30).
+  expect(recoveryEnd(report)?.rounds).toBe(maxRounds);
+  expect(renderRecoveryDetails(report)).toContain(`### Rounds (${maxRounds} of at most ${maxRounds})`);
 }, 240_000);
