@@ -65,9 +65,9 @@ export interface SweepResult {
   } & Record<SkipReason, number>;
   /**
    * Set when the window reaches back past the lookback, to where the window of the schedule's last completed sweep
-   * (its workflow id, cut as the other ids) ended: the sweeps between were skipped, failed
-   * or not run. `cut` when that was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a
-   * window of the lookback alone.
+   * (its workflow id, cut as the other ids) ended: the sweeps between were skipped, failed or not run. `cut` when
+   * that was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback
+   * alone.
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
@@ -97,8 +97,8 @@ export function sweepWindow(
   const createdBefore = new Date(now).toISOString();
   const lookbackStart = now - lookbackMs;
   const lastEnd = lastCompleted === null ? NaN : Date.parse(lastCompleted.windowEnd);
-  // A window that ended in the lookback, or a result with no readable end (none known), leaves no gap to cover.
-  if (!(lastEnd < lookbackStart) || lastCompleted === null)
+  // A window that ended in the lookback, or none known (no sweep, or no readable end), leaves no gap to cover.
+  if (lastCompleted === null || !(lastEnd < lookbackStart))
     return { window: { createdAfter: new Date(lookbackStart).toISOString(), createdBefore }, reachedBack: null };
   const cut = lastEnd < now - SWEEP_MAX_WINDOW_MS;
   return {
