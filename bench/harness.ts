@@ -163,6 +163,8 @@ export interface BenchWorkerOptions {
   checkout?: string;
   /** The Node.js that runs the worker (workerNodeArg); absent: this process's. */
   node?: NodeRuntime;
+  /** Worker variables (worker/config.ts) the product worker reads over the benchmark's own settings. */
+  productEnv?: Record<string, string>;
 }
 
 /**
@@ -209,6 +211,7 @@ export async function startBenchWorker(options: BenchWorkerOptions): Promise<Ben
     ...(options.maxCachedWorkflows ? { BENCH_MAX_CACHED_WORKFLOWS: String(options.maxCachedWorkflows) } : {}),
     ...(options.poller ? { BENCH_POLLER: options.poller } : {}),
     ...(options.notifyWebhookUrl ? { BENCH_NOTIFY_WEBHOOK_URL: options.notifyWebhookUrl } : {}),
+    ...(options.productEnv ? { BENCH_PRODUCT_ENV: JSON.stringify(options.productEnv) } : {}),
   };
   const heap = options.heapMiB ? [`--max-old-space-size=${options.heapMiB}`] : [];
   const script = options.checkout ? path.join(options.checkout, 'bench', 'worker-process.ts') : workerScript;
@@ -383,6 +386,19 @@ export function numberArg(name: string, fallback: number): number {
   const value = Number(process.argv[index + 1]);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name}: expected a positive number`);
   return value;
+}
+
+/**
+ * `--compare-worker-env NAME=VALUE[,NAME=VALUE…]`: worker variables (worker/config.ts) for a product worker run beside
+ * this code's with its settings, to measure a setting in the same run; absent: undefined.
+ */
+export function compareWorkerEnvArg(): Record<string, string> | undefined {
+  const index = process.argv.indexOf('--compare-worker-env');
+  if (index === -1) return undefined;
+  const pairs = (process.argv[index + 1] ?? '').split(',').map((pair) => pair.split('='));
+  if (pairs.some(([name, value]) => !name || value === undefined))
+    throw new Error('--compare-worker-env: expected NAME=VALUE[,NAME=VALUE…]');
+  return Object.fromEntries(pairs) as Record<string, string>;
 }
 
 /**

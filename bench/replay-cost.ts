@@ -3,7 +3,8 @@
  * times in this process: the part of the worker's CPU that our workflow code decides, without the server,
  * the activities or the network, so it moves little between runs. Each variant is also replayed with the SDK's
  * per-promise stack-trace hook off, side by side, to show what a fix of temporalio/sdk-typescript#1587 would
- * leave of the gap. Usage:
+ * leave of the gap, and with the hook's stack traces at V8's default of 10 frames as well as at the worker's
+ * WORKER_WORKFLOW_STACK_TRACE_FRAMES, to show what that setting saves. Usage:
  *   npm run bench:replay-cost -- [--replays 300] [--repeats 3]
  */
 import { createHook } from 'node:async_hooks';
@@ -13,6 +14,8 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 // is the instance they use.
 import { globalHandlers } from '@temporalio/worker/lib/workflow/vm-shared.js';
 import type { temporal } from '@temporalio/proto';
+import { loadWorkerConfig } from '../worker/config.js';
+import { limitWorkflowStackTraces } from '../worker/node-runtime.js';
 import {
   buildBenchBundles,
   formatSummary,
@@ -28,6 +31,10 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const replays = numberArg('replays', 300);
 const repeats = numberArg('repeats', 3);
+/** The frames V8 keeps in a stack trace unless told otherwise: what a worker without the setting runs with. */
+const V8_DEFAULT_FRAMES = 10;
+/** What the product worker sets by default (WORKER_WORKFLOW_STACK_TRACE_FRAMES). */
+const workerFrames = loadWorkerConfig({ ANCHOR_API_KEY: 'bench' }).limits.workflowStackTraceFrames!;
 
 async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.api.history.v1.IHistory> {
   const taskQueue = `bench-replay-${variant}-${randomUUID().slice(0, 8)}`;
@@ -70,7 +77,9 @@ async function replayAll(variant: Variant, count: number): Promise<void> {
   }
 }
 
-async function replayCpuMs(variant: Variant): Promise<number> {
+/** Replays run with the hook's stack traces cut at `frames`: each replay worker's sandbox takes the limit set now. */
+async function replayCpuMs(variant: Variant, frames = V8_DEFAULT_FRAMES): Promise<number> {
+  limitWorkflowStackTraces(frames);
   const before = process.cpuUsage();
   await replayAll(variant, replays);
   const used = process.cpuUsage(before);
@@ -115,31 +124,77 @@ async function sandboxPromisesPerRecovery(variant: Variant): Promise<number> {
   return promises / count;
 }
 
+/**
+ * Stack frames the SDK's hook maps through the bundle's source map per recovery, an exact count, with its stack
+ * traces cut at `frames`: the hook's cost grows with them.
+ */
+async function mappedFramesPerRecovery(variant: Variant, frames: number): Promise<number> {
+  const count = 10;
+  let mapped = 0;
+  const consumers = globalHandlers.bundleFilenameToSourceMapConsumer;
+  const get = consumers.get.bind(consumers);
+  consumers.get = (filename: string) => {
+    const consumer = get(filename);
+    if (!consumer) return consumer;
+    return Object.assign(Object.create(consumer) as typeof consumer, {
+      originalPositionFor: (...args: Parameters<typeof consumer.originalPositionFor>) => {
+        mapped += 1;
+        return consumer.originalPositionFor(...args);
+      },
+    });
+  };
+  limitWorkflowStackTraces(frames);
+  try {
+    await replayAll(variant, count);
+  } finally {
+    // The instance's own property goes, and Map's method shows through again.
+    delete (consumers as Partial<typeof consumers>).get;
+  }
+  return mapped / count;
+}
+
 const results = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
+const resultsAtWorkerFrames = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 const resultsWithoutHook = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 const promises = new Map<Variant, number>();
+const mappedFrames = new Map<Variant, { atDefault: number; atWorker: number }>();
 try {
   for (let repeat = 1; repeat <= repeats; repeat += 1) {
     for (const variant of VARIANTS) {
       results.get(variant)!.push(await replayCpuMs(variant));
+      resultsAtWorkerFrames.get(variant)!.push(await replayCpuMs(variant, workerFrames));
       resultsWithoutHook.get(variant)!.push(await replayCpuMsWithoutStackTraceHook(variant));
     }
   }
-  for (const variant of VARIANTS) promises.set(variant, await sandboxPromisesPerRecovery(variant));
+  for (const variant of VARIANTS) {
+    promises.set(variant, await sandboxPromisesPerRecovery(variant));
+    mappedFrames.set(variant, {
+      atDefault: await mappedFramesPerRecovery(variant, V8_DEFAULT_FRAMES),
+      atWorker: await mappedFramesPerRecovery(variant, workerFrames),
+    });
+  }
 } finally {
   await bundles.remove();
 }
 for (const variant of VARIANTS) {
   const events = histories.get(variant)!.events?.length ?? 0;
+  const frames = mappedFrames.get(variant)!;
   console.log(
     `${variant.padEnd(13)} ${events} events | replay CPU/recovery ${formatSummary(results.get(variant)!, 2)} ms | ` +
+      `at ${workerFrames} frames ${formatSummary(resultsAtWorkerFrames.get(variant)!, 2)} ms | ` +
       `without the stack-trace hook ${formatSummary(resultsWithoutHook.get(variant)!, 2)} ms | ` +
-      `workflow promises/recovery ${promises.get(variant)!.toFixed(1)}`,
+      `workflow promises/recovery ${promises.get(variant)!.toFixed(1)} | frames source-mapped/recovery ` +
+      `${frames.atDefault.toFixed(1)} (at ${workerFrames} frames ${frames.atWorker.toFixed(1)})`,
   );
 }
 const ratioToNaive = (cpu: Map<Variant, number[]>) =>
   cpu.get('recoverBatch')!.map((ms, i) => ms / cpu.get('naive')![i]!);
 console.log(`recoverBatch/naive replay CPU ${formatSummary(ratioToNaive(results))}`);
+console.log(
+  `recoverBatch/naive replay CPU at ${workerFrames} frames for both ${formatSummary(ratioToNaive(resultsAtWorkerFrames))}` +
+    `; recoverBatch at ${workerFrames} frames / at ${V8_DEFAULT_FRAMES} ` +
+    formatSummary(resultsAtWorkerFrames.get('recoverBatch')!.map((ms, i) => ms / results.get('recoverBatch')![i]!)),
+);
 console.log(
   `recoverBatch/naive replay CPU without the stack-trace hook ${formatSummary(ratioToNaive(resultsWithoutHook))}`,
 );

@@ -3,7 +3,7 @@
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
  *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>] [--own-polling]
- *                               [--worker-node <version>|image]
+ *                               [--compare-worker-env NAME=VALUE[,NAME=VALUE…]] [--worker-node <version>|image]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
  * `--own-polling` adds the variant `ownPolling`: recoverBatch on a worker without the batch status poller, so each
  * recovery reads its own batch on its poll schedule, as the naive workflow does. It has every feature of the product
@@ -11,6 +11,8 @@
  * poller's.
  * `--compare-bundle` adds a fourth variant, `compared`: recoverBatch from a bundle built of other code (an earlier
  * commit's `npm run build:bundle -- <file>`), so a change is measured against its baseline in the same run.
+ * `--compare-worker-env` adds it too, or sets its worker's variables: recoverBatch on a worker with other settings
+ * (e.g. `WORKER_WORKFLOW_STACK_TRACE_FRAMES=10`, V8's default), so a setting is measured in the same run.
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -18,6 +20,7 @@ import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
   compareBundleArg,
+  compareWorkerEnvArg,
   countWorkflowTasks,
   cpuSeconds,
   inspectHistories,
@@ -47,6 +50,8 @@ const pollerOff = process.argv.includes('--poller') && process.argv[process.argv
  */
 const sessionMs = numberArg('session-ms', 500);
 const compareBundle = compareBundleArg();
+const compareWorkerEnv = compareWorkerEnvArg();
+const compared = compareBundle !== undefined || compareWorkerEnv !== undefined;
 const ownPolling = process.argv.includes('--own-polling');
 /** Every variant's worker runs on this Node.js binary (`--worker-node`), so the ratios compare like with like. */
 const workerNode = workerNodeArg();
@@ -57,7 +62,7 @@ const workerNode = workerNodeArg();
 type Run = Variant | 'compared' | 'ownPolling';
 const RUNS: Run[] = [
   ...VARIANTS,
-  ...(compareBundle === undefined ? [] : ['compared' as const]),
+  ...(compared ? ['compared' as const] : []),
   ...(ownPolling ? ['ownPolling' as const] : []),
 ];
 const POLL_MS = 1_000;
@@ -101,7 +106,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
   const withoutPoller = pollerOff || run === 'ownPolling';
   const worker = await startBenchWorker({
     kind: workerKind(variant),
-    ...(run === 'compared' ? { bundlePath: compareBundle } : {}),
+    ...(run === 'compared' ? { bundlePath: compareBundle, productEnv: compareWorkerEnv } : {}),
     stack,
     taskQueue,
     maxCallsPerSecond,
@@ -213,9 +218,13 @@ console.log(
   `recoverBatch throughput vs noop ${formatSummary(ratio('recoverBatch', 'noop', 'recoveriesPerSecond'))}; ` +
     `vs naive ${formatSummary(ratio('recoverBatch', 'naive', 'recoveriesPerSecond'))}`,
 );
-if (compareBundle !== undefined) {
+if (compared) {
+  const what = [
+    ...(compareBundle === undefined ? [] : [path.basename(compareBundle)]),
+    ...Object.entries(compareWorkerEnv ?? {}).map(([name, value]) => `${name}=${value}`),
+  ].join(' ');
   console.log(
-    `recoverBatch/compared (${path.basename(compareBundle)}) worker CPU per recovery ` +
+    `recoverBatch/compared (${what}) worker CPU per recovery ` +
       `${formatSummary(ratio('recoverBatch', 'compared', 'cpuMsPerRecovery'))}; sandboxes ` +
       `${formatSummary(ratio('recoverBatch', 'compared', 'sandboxThreadsMs'))}; dev server ` +
       `${formatSummary(ratio('recoverBatch', 'compared', 'serverCpuMs'))}; throughput ` +

@@ -25,6 +25,8 @@ export interface BenchWorkerEnv {
   BENCH_POLLER?: string;
   /** The product's NOTIFY_WEBHOOK_URL, with every bad end notified, operators' cancels included. */
   BENCH_NOTIFY_WEBHOOK_URL?: string;
+  /** Worker variables, as JSON, that the product worker reads over those above (`--compare-worker-env`). */
+  BENCH_PRODUCT_ENV?: string;
   /** Set by hand, not by the harness: the SDK's log level in the bench worker (ERROR by default). */
   BENCH_WORKER_LOG_LEVEL?: LogLevel;
   /**
@@ -117,6 +119,7 @@ async function main() {
         NOTIFY_WEBHOOK_URL: env.BENCH_NOTIFY_WEBHOOK_URL,
         NOTIFY_OUTCOMES: 'exhausted,deadline,failed,batch_cancelled,operator_cancelled',
       }),
+      ...(JSON.parse(env.BENCH_PRODUCT_ENV ?? '{}') as Record<string, string>),
     });
   const worker =
     env.BENCH_WORKER_KIND === 'product'

@@ -22,6 +22,9 @@ const decimalNumber = (rule: z.ZodNumber) =>
     .transform(Number)
     .pipe(rule);
 const positiveInt = (fallback: number) => wholeNumber(z.number().int().positive()).default(fallback);
+/** Far more than a workflow's stack is deep: the worker's own frames above it are cut off anyway. */
+const MAX_STACK_TRACE_FRAMES = 100;
+const STACK_TRACE_FRAMES_RANGE = `expected 1-${MAX_STACK_TRACE_FRAMES}`;
 /** Where the worker and the CLI find Temporal when nothing says: a local dev server. */
 export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
 export const DEFAULT_NAMESPACE = 'default';
@@ -193,6 +196,14 @@ const workerEnvSchema = z.object({
    * (worker/node-runtime.ts).
    */
   WORKER_ISOLATE_EXECUTION_TIMEOUT_MS: milliseconds(30_000),
+  /**
+   * Frames kept in each stack trace taken inside workflow code (V8's default is 10). The SDK takes one for every
+   * promise a workflow creates, for the Web UI's stack trace view, and pays for each frame: see
+   * worker/node-runtime.ts.
+   */
+  WORKER_WORKFLOW_STACK_TRACE_FRAMES: wholeNumber(
+    z.number().int().min(1, STACK_TRACE_FRAMES_RANGE).max(MAX_STACK_TRACE_FRAMES, STACK_TRACE_FRAMES_RANGE),
+  ).default(6),
   /** One poller per task queue reads the list endpoint for every waiting recovery: see docs/scaling.md. */
   ANCHOR_BATCH_STATUS_POLLER: z.stringbool().default(true),
   /** Opt-in: the SDK runtime serves Prometheus metrics on this port. */
@@ -260,6 +271,8 @@ export interface WorkerConfig {
     maxCachedWorkflows?: number;
     /** Absent: the SDK's default (5 s). */
     isolateExecutionTimeoutMs?: number;
+    /** Absent: V8's default (10), or what an earlier worker in the process set. */
+    workflowStackTraceFrames?: number;
   };
   /** Start the task queue's batch status poller; without it each recovery polls its batch on its own. */
   batchStatusPoller?: boolean;
@@ -377,6 +390,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxConcurrentWorkflowTasks: e.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxCachedWorkflows: e.WORKER_MAX_CACHED_WORKFLOWS,
       isolateExecutionTimeoutMs: e.WORKER_ISOLATE_EXECUTION_TIMEOUT_MS,
+      workflowStackTraceFrames: e.WORKER_WORKFLOW_STACK_TRACE_FRAMES,
     },
     batchStatusPoller: e.ANCHOR_BATCH_STATUS_POLLER,
     observability: {

@@ -18,7 +18,7 @@ import {
 } from '../workflows/definitions.js';
 import { followWorkersSharingBudget, WORKERS_SHARING_BUDGET_METRIC } from './budget-share.js';
 import type { WorkerConfig } from './config.js';
-import { isolateTimeoutAbortsWorker } from './node-runtime.js';
+import { isolateTimeoutAbortsWorker, limitWorkflowStackTraces } from './node-runtime.js';
 import { RecoveryWorkers } from './recovery-workers.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
@@ -123,6 +123,9 @@ export async function createRecoveryWorkers({
   // One for both queues, so the worker has one line to the webhook.
   const notify = createNotifyActivities(config.notify, () => workersSharing);
   const activities = createWorkerActivities(api, client, notify);
+  // Before the worker creates its workflow thread and sandboxes, which take the limit as they are created.
+  if (config.limits.workflowStackTraceFrames !== undefined)
+    limitWorkflowStackTraces(config.limits.workflowStackTraceFrames);
   const recoveries = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+
 /**
  * Whether this Node.js survives a workflow activation stopped by the SDK's isolateExecutionTimeout.
  *
@@ -26,4 +28,18 @@ export function isolateTimeoutAbortsWorker(nodeVersion = process.versions.node, 
     `process instead of failing the task: run the worker on Node.js 24 (as the image does), or on 22 with ` +
     `--experimental-async-context-frame (docs/deployment.md)`
   );
+}
+
+/**
+ * Caps the frames of the stack traces taken in workflow sandboxes created from now on. For every promise a workflow
+ * creates, the SDK takes a stack trace and maps each of its frames through the bundle's source map, for the Web UI's
+ * stack trace view (temporalio/sdk-typescript#1587): the more frames, the more CPU per promise. V8 gives each new
+ * context, and each new thread, its Error.stackTraceLimit from this flag; the contexts that exist already (this
+ * thread's, where activities run and the worker logs) keep theirs, and so their full stacks. The innermost frames,
+ * where a workflow waits, are the ones kept: the view still shows each waiting promise and the call that made it.
+ * Node.js warns that a V8 flag changed at run time may do nothing: V8 reads this one as it creates a context, which
+ * test/deployment/node-runtime.test.ts checks on the Node.js it runs on.
+ */
+export function limitWorkflowStackTraces(frames: number): void {
+  setFlagsFromString(`--stack-trace-limit=${frames}`);
 }

@@ -48,6 +48,7 @@ test('defaults give a plaintext connection to a local server and keep the existi
       maxConcurrentWorkflowTasks: 20,
       maxCachedWorkflows: 250,
       isolateExecutionTimeoutMs: 30_000,
+      workflowStackTraceFrames: 6,
     },
     batchStatusPoller: true,
     observability: { logLevel: 'INFO' },
@@ -314,10 +315,12 @@ test('budgets, worker counts and cache sizes past what the worker can hold are r
       ...minimal,
       ANCHOR_MAX_CALLS_PER_SECOND: '0.000000001',
       WORKER_MAX_CACHED_WORKFLOWS: '1000000000',
+      WORKER_WORKFLOW_STACK_TRACE_FRAMES: '0',
     }),
   ).toEqual([
     'ANCHOR_MAX_CALLS_PER_SECOND: expected at least 0.001 (one call in 1,000 s)',
     'WORKER_MAX_CACHED_WORKFLOWS: expected 2-100000: the SDK reserves memory for the whole cache at start, and 1e9 aborts the worker',
+    'WORKER_WORKFLOW_STACK_TRACE_FRAMES: expected 1-100',
   ]);
   expect(
     problemsOf({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '1000000000', ANCHOR_WORKERS_SHARING_BUDGET: '2147484' }),
@@ -326,8 +329,13 @@ test('budgets, worker counts and cache sizes past what the worker can hold are r
     ...minimal,
     ANCHOR_MAX_CALLS_PER_SECOND: '0.001',
     WORKER_MAX_CACHED_WORKFLOWS: '100000',
+    WORKER_WORKFLOW_STACK_TRACE_FRAMES: '100',
   }).limits;
-  expect(widest).toMatchObject({ maxCallsPerSecond: 0.001, maxCachedWorkflows: 100_000 });
+  expect(widest).toMatchObject({
+    maxCallsPerSecond: 0.001,
+    maxCachedWorkflows: 100_000,
+    workflowStackTraceFrames: 100,
+  });
   expect(
     loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '1000', ANCHOR_WORKERS_SHARING_BUDGET: '1000' }).limits,
   ).toMatchObject({ maxCallsPerSecond: 1_000, workersSharingBudget: 1_000 });
