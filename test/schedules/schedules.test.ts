@@ -10,7 +10,7 @@ import {
   upsertSweepSchedule,
 } from '../../client/schedules.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
-import type { SweepResult } from '../../workflows/sweep-input.js';
+import type { SweepFailedBatchesInput, SweepResult } from '../../workflows/sweep-input.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { testCommandContext } from '../helpers/sweep-env.js';
 
@@ -297,11 +297,11 @@ test('a task queue that is empty, padded with white space, has control character
   }
 });
 
-test('a scheduled sweep after failed ones scans back to where the last completed sweep of its schedule ended', async () => {
-  // A quote in the id: the lookup's visibility query takes it as typed.
-  const scheduleId = `${newScheduleId()}'s`;
-  created.push(scheduleId);
-  // The shortest lookback, under twice the interval (upsert refuses that): each sweep is triggered.
+/**
+ * A paused schedule of sweeps with this input, each started by the returned trigger, which hands back the sweep it
+ * started. Not through upsert: the shortest lookback, a minute, is under twice any interval it takes.
+ */
+async function triggeredSweepSchedule(scheduleId: string, sweepInput: SweepFailedBatchesInput) {
   await env.client.schedule.create({
     scheduleId,
     spec: { intervals: [{ every: '1h' }] },
@@ -310,14 +310,14 @@ test('a scheduled sweep after failed ones scans back to where the last completed
       workflowType: 'sweepFailedBatches',
       taskQueue: env.taskQueue,
       workflowId: scheduleId,
-      args: [{ lookback: '1m', recovery: FAST_POLICY }],
+      args: [sweepInput],
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP },
     state: { paused: true },
   });
   const seen = new Set<string>();
   let triggeredInSecond = 0;
-  const triggerSweep = async () => {
+  return async () => {
     // A schedule starts one workflow a second: a second trigger within it starts none (temporalio/temporal#3614).
     await eventually('the next second', () => Math.floor(Date.now() / 1_000) > triggeredInSecond || undefined);
     triggeredInSecond = Math.floor(Date.now() / 1_000);
@@ -329,6 +329,13 @@ test('a scheduled sweep after failed ones scans back to where the last completed
     seen.add(workflowId);
     return env.client.workflow.getHandle(workflowId);
   };
+}
+
+test('a scheduled sweep after failed ones scans back to where the last completed sweep of its schedule ended', async () => {
+  // A quote in the id: the lookup's visibility query takes it as typed.
+  const scheduleId = `${newScheduleId()}'s`;
+  created.push(scheduleId);
+  const triggerSweep = await triggeredSweepSchedule(scheduleId, { lookback: '1m', recovery: FAST_POLICY });
 
   const firstSweep = await triggerSweep();
   const first = (await firstSweep.result()) as SweepResult;
