@@ -18,10 +18,10 @@ import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import {
+  completedSweepEnd,
   SWEEP_FAILED_BATCHES_WORKFLOW,
   type CompletedSweep,
   type RecoveryOverrides,
-  type SweepResult,
   type SweepStatus,
 } from '../workflows/sweep-input.js';
 import { describeIfStarted } from '../worker/workflow-description.js';
@@ -62,6 +62,11 @@ export interface ListFailedBatchesResult {
    * of one page (at most pageSize), so the sweep can tell a batch it took before; empty for a longer task.
    */
   batchIds: string[];
+  /**
+   * When each of batchIds was created (ISO), in the same order; null for one listed without a readable created_at.
+   * The sweep records the oldest it leaves over_limit or start_failed. Absent from results of listings before it.
+   */
+  createdAt?: (string | null)[];
   /** How many batches with failed sessions the pages held. */
   failed: number;
   scanned: number;
@@ -179,17 +184,22 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
     async listFailedBatches(input: ListFailedBatchesInput): Promise<ListFailedBatchesResult> {
       const swept = new Set<string>(input.statuses);
       const resumed = activityInfo().heartbeatDetails as ListFailedBatchesResult | undefined;
-      const result: ListFailedBatchesResult = resumed ?? {
-        batchIds: [],
-        failed: 0,
-        scanned: 0,
-        noFailedSessions: 0,
-        otherStatus: 0,
-        invalidBatchIds: 0,
-        outsideWindow: 0,
-        listedAgain: 0,
-        nextPage: input.fromPage,
-      };
+      // A heartbeat of a worker before createdAt: its ids' creation times unknown, as the list had not given them.
+      const createdAt = resumed ? (resumed.createdAt ?? resumed.batchIds.map(() => null)) : [];
+      const result: ListFailedBatchesResult = resumed
+        ? { ...resumed, createdAt }
+        : {
+            batchIds: [],
+            createdAt,
+            failed: 0,
+            scanned: 0,
+            noFailedSessions: 0,
+            otherStatus: 0,
+            invalidBatchIds: 0,
+            outsideWindow: 0,
+            listedAgain: 0,
+            nextPage: input.fromPage,
+          };
       /** Lower case: the list may give one batch's UUID in either case, and its recovery is named by the lower. */
       const seen = new Set(result.batchIds.map((batchId) => batchId.toLowerCase()));
       const windowStart = Date.parse(input.createdAfter);
@@ -244,13 +254,14 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
             if (input.maxBatchIds > 0 || input.maxPages === 1) {
               seen.add(batch.batch_id.toLowerCase());
               result.batchIds.push(batch.batch_id);
+              createdAt.push(isoDateOf(batch.created_at));
             }
           }
         }
         // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
         result.nextPage = hasNext(answer.pagination, page, batches.length, input.pageSize) ? page + 1 : null;
         if (answer.pagination?.total_pages !== undefined) result.totalPages = answer.pagination.total_pages;
-        heartbeat({ ...result, batchIds: [...result.batchIds] });
+        heartbeat({ ...result, batchIds: [...result.batchIds], createdAt: [...createdAt] });
       }
       return result;
     },
@@ -259,8 +270,12 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
      * The schedule's last completed sweep whose window can be read, by close time, or null when none of its sweeps
      * completed (a new schedule, or one whose sweeps all failed: their windows are not known to be read). Only a
      * completed sweep read its whole window; one that failed or was terminated says nothing of the batches it did not
-     * reach. A sweep gone from history, or whose result has no window, is passed over for the one before it; when
-     * every one listed is, the lookup fails rather than take the lookback alone for a window that reached back.
+     * reach. Its windowEnd is where the window ended or, when earlier, just before the oldest batch it left
+     * over_limit or start_failed was created: before, a sweep that left batches out counted as having covered its
+     * whole window, and a backlog over maxStarts for longer than the lookback left them in no later window. A sweep
+     * gone from history, or whose result has no window (or no date where the oldest batch left out goes), is passed
+     * over for the one before it; when every one listed is, the lookup fails rather than take the lookback alone for
+     * a window that reached back.
      */
     async findLastCompletedSweep({ scheduleId }: { scheduleId: string }): Promise<CompletedSweep | null> {
       const query =
@@ -282,10 +297,8 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
             if (err instanceof WorkflowNotFoundError) return undefined;
             throw err;
           });
-        const windowEnd = (result as Partial<SweepResult> | undefined)?.window?.createdBefore;
-        // Only a date goes into the marker: a result edited by hand, or another workflow of that name, says nothing.
-        if (typeof windowEnd === 'string' && windowEnd.length <= 40 && Number.isFinite(Date.parse(windowEnd)))
-          return { workflowId, windowEnd };
+        const windowEnd = completedSweepEnd(result);
+        if (windowEnd !== null) return { workflowId, windowEnd };
       }
       if (completed.length === 0) return null;
       throw ApplicationFailure.create({
@@ -358,6 +371,12 @@ function pageKeyOf(batches: { batch_id?: string }[]): string {
   const hash = createHash('sha256');
   for (const batch of batches) hash.update(`${batch.batch_id ?? ''}\n`);
   return hash.digest('hex').slice(0, 16);
+}
+
+/** A batch's created_at as an ISO date, or null when the list gave none that reads as a date. */
+function isoDateOf(createdAt: string | undefined): string | null {
+  const at = createdAt === undefined ? NaN : Date.parse(createdAt);
+  return Number.isFinite(at) ? new Date(at).toISOString() : null;
 }
 
 /** An id recoverBatch accepts: the list is not ours to trust. */

@@ -113,8 +113,9 @@ const WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH = 'sweep-window-from-last-completed
 export interface CarriedSweep {
   window: SweepResult['window'];
   nextPage: number;
-  /** reachedBack is absent from what runs of a release before it carried. */
-  result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> & Partial<Pick<SweepResult, 'reachedBack'>>;
+  /** reachedBack and oldestLeftCreatedAt are absent from what runs of a release before each carried. */
+  result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> &
+    Partial<Pick<SweepResult, 'reachedBack' | 'oldestLeftCreatedAt'>>;
   /** Why the first run could not find where the schedule's last completed sweep ended: the chain fails at its end. */
   lookupFailure?: string;
 }
@@ -142,7 +143,28 @@ export async function sweepFailedBatches(
     ...carried?.result,
     counts: { ...fresh.counts, ...carried?.result.counts },
   };
-  const skip = (batchId: string, reason: SkipReason) => recordSkipped(result, batchId, reason);
+  /**
+   * Records a batch left over_limit or start_failed, by when it was created (unknown: the window's start), so that
+   * the result says where the next sweep reaches back to. Values only: no command depends on it, so no patch.
+   */
+  const leaveOut = (createdAt: string | null | undefined) => {
+    const at = createdAt ?? result.window.createdAfter;
+    if (result.oldestLeftCreatedAt === null || Date.parse(at) < Date.parse(result.oldestLeftCreatedAt))
+      result.oldestLeftCreatedAt = at;
+  };
+  // A run continued from a release before oldestLeftCreatedAt that left batches out: when they were created is lost.
+  if (
+    carried !== undefined &&
+    carried.result.oldestLeftCreatedAt === undefined &&
+    result.counts.over_limit + result.counts.start_failed > 0
+  )
+    leaveOut(null);
+  /** When each batch of the chunk being started was listed as created. */
+  let createdAtOfListed = new Map<string, string | null>();
+  const skip = (batchId: string, reason: SkipReason) => {
+    recordSkipped(result, batchId, reason);
+    if (reason === 'over_limit' || reason === 'start_failed') leaveOut(createdAtOfListed.get(batchId));
+  };
   // Asked once, before the run's first command: a run keeps one way of starting throughout.
   const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
   /**
@@ -166,22 +188,21 @@ export async function sweepFailedBatches(
     return startEach(toStart, policy, result, skip, startBatchRecovery);
   };
   /**
-   * Of the batch ids a page listed once maxStarts recoveries started, how many the run took before (started, or
-   * counted over_limit already); the others are taken now. Before, each listing counted over_limit again, beside the
-   * batch's `started` or first over_limit. Counts only: no recovery starts in a run past maxStarts, so what this adds
-   * to `handed` changes no command.
+   * Of the batch ids a page listed once maxStarts recoveries started, those the run did not take before (started, or
+   * counted over_limit already), taken now. Before, each listing counted over_limit again, beside the batch's
+   * `started` or first over_limit. Counts only: no recovery starts in a run past maxStarts, so what this adds to
+   * `handed` changes no command.
    */
   const takeCountedOnly = (batchIds: string[]) => {
-    let again = 0;
+    const taken: string[] = [];
     for (const batchId of batchIds) {
       const key = batchId.toLowerCase();
-      if (handedInLowerCase.has(key)) again += 1;
-      else {
-        handed.add(batchId);
-        handedInLowerCase.add(key);
-      }
+      if (handedInLowerCase.has(key)) continue;
+      handed.add(batchId);
+      handedInLowerCase.add(key);
+      taken.push(batchId);
     }
-    return again;
+    return taken;
   };
 
   /**
@@ -196,9 +217,7 @@ export async function sweepFailedBatches(
         const lastCompleted = await findLastCompletedSweep({ scheduleId });
         Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
         if (result.reachedBack?.cut)
-          log.warn('Last completed sweep ended over 90 days ago: batches created before the window are not swept', {
-            ...result.reachedBack,
-          });
+          log.warn('Window cut at 90 days back: batches created before it are not swept', { ...result.reachedBack });
         else log.info('Sweep window', { ...result.window, reachedBackTo: result.reachedBack?.workflowId ?? null });
       } catch (err) {
         if (isCancellation(err)) throw err;
@@ -254,14 +273,19 @@ export async function sweepFailedBatches(
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
           result.counts.listed_again += chunk.listedAgain ?? 0;
+          createdAtOfListed = new Map(chunk.batchIds.map((batchId, at) => [batchId, chunk.createdAt?.[at] ?? null]));
+          // Counted without their ids (a task of several pages, only counting): when they were created is unknown.
+          if (chunk.failed > chunk.batchIds.length) leaveOut(null);
           if (policy.maxStarts - result.counts.started > 0) {
             result.counts.over_limit += chunk.failed - chunk.batchIds.length;
             await startRecoveries(chunk.batchIds);
           } else {
             // Read side by side with a page that used up maxStarts, or later: only counted.
-            const again = takeCountedOnly(chunk.batchIds);
+            const taken = takeCountedOnly(chunk.batchIds);
+            const again = chunk.batchIds.length - taken.length;
             result.counts.listed_again += again;
             result.counts.over_limit += chunk.failed - again;
+            for (const batchId of taken) leaveOut(createdAtOfListed.get(batchId));
           }
           nextPage = chunk.nextPage;
           lastPage = chunk.totalPages ?? lastPage;
@@ -272,11 +296,11 @@ export async function sweepFailedBatches(
           nextPage !== null &&
           (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
         ) {
-          const { started, skipped, counts, reachedBack } = result;
+          const { started, skipped, counts, reachedBack, oldestLeftCreatedAt } = result;
           await continueAsNew<typeof sweepFailedBatches>(input, {
             window,
             nextPage,
-            result: { started, skipped, counts, reachedBack },
+            result: { started, skipped, counts, reachedBack, oldestLeftCreatedAt },
             ...(lookupFailure !== undefined && { lookupFailure }),
           });
         }

@@ -29,9 +29,9 @@ export type SkipReason =
   /** The batch's last recovery failed in a way a new one would repeat (e.g. batch_not_found). */
   | 'permanently_failed'
   | 'no_failed_sessions'
-  /** The sweep reached maxStarts; a later sweep picks the batch up. */
+  /** The sweep reached maxStarts; a later sweep picks the batch up (the next of its schedule reaches back to it). */
   | 'over_limit'
-  /** Starting the recovery kept failing; a later sweep tries again. */
+  /** Starting the recovery kept failing; a later sweep tries again (as for over_limit). */
   | 'start_failed';
 
 /** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
@@ -65,19 +65,49 @@ export interface SweepResult {
   } & Record<SkipReason, number>;
   /**
    * Set when the window reaches back past the lookback, to where the window of the schedule's last completed sweep
-   * (its workflow id, cut as the other ids) ended: the sweeps between were skipped, failed or not run. `cut` when
-   * that was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback
-   * alone.
+   * (its workflow id, cut as the other ids) ended, or to just before the oldest batch that sweep left out: the sweeps
+   * between were skipped, failed or not run, or that sweep left batches over_limit or start_failed. `cut` when that
+   * was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback alone.
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
+  /**
+   * When the oldest batch this sweep left `over_limit` or `start_failed` was created (the window's start for one
+   * listed without a readable created_at), or null when it left none: the next sweep of its schedule reaches back to
+   * it, so that a batch left out is in a later window however long the backlog lasts. One date, however many were
+   * left. Absent from the results of sweeps before it, which read as having left none.
+   */
+  oldestLeftCreatedAt: string | null;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
 }
 
-/** The sweep of a schedule that last completed, and where its window ended: every batch before that was listed. */
+/**
+ * The sweep of a schedule that last completed, and where its window ended, or, when earlier, just before the oldest
+ * batch it left over_limit or start_failed was created: every batch before that was listed and taken.
+ */
 export interface CompletedSweep {
   workflowId: string;
   windowEnd: string;
+}
+
+/**
+ * Where the window of a completed sweep, given its result, got to: its end or, when earlier, just before the oldest
+ * batch it left over_limit or start_failed was created (the list's created_after may leave out a batch created at
+ * that very millisecond). A result of a sweep before oldestLeftCreatedAt reads as leaving none. Null when the result
+ * gives no date for either (edited by hand, another workflow of that name): only a date goes into the lookup's marker.
+ */
+export function completedSweepEnd(result: unknown): string | null {
+  const swept = result as Partial<SweepResult> | null | undefined;
+  const windowEnd = swept?.window?.createdBefore;
+  const oldestLeft = swept?.oldestLeftCreatedAt ?? null;
+  if (!isDateText(windowEnd) || (oldestLeft !== null && !isDateText(oldestLeft))) return null;
+  if (oldestLeft === null) return windowEnd;
+  return new Date(Math.min(Date.parse(windowEnd), Date.parse(oldestLeft) - 1)).toISOString();
+}
+
+/** A string no longer than an ISO date with an offset, that Date.parse reads. */
+function isDateText(text: unknown): text is string {
+  return typeof text === 'string' && text.length <= 40 && Number.isFinite(Date.parse(text));
 }
 
 /** The longest window a sweep scans, also when it reaches back to the last completed sweep: the longest lookback. */
@@ -114,6 +144,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
     started: [],
     skipped: [],
     reachedBack: null,
+    oldestLeftCreatedAt: null,
     failure: null,
     counts: {
       scanned,

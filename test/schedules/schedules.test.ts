@@ -373,3 +373,48 @@ test('a scheduled sweep after failed ones scans back to where the last completed
   expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
 }, 150_000);
+
+test('a scheduled sweep reaches back to the oldest batch the last completed sweep left over its maxStarts', async () => {
+  const scheduleId = newScheduleId();
+  const triggerSweep = await triggeredSweepSchedule(scheduleId, {
+    lookback: '1m',
+    maxStarts: 1,
+    recovery: FAST_POLICY,
+  });
+  const failedBatchCreated = (msAgo: number) =>
+    env.simulator.createScriptedBatch({
+      count: 2,
+      script: { '1': ['fail', 'ok'] },
+      created_at: new Date(Date.now() - msAgo).toISOString(),
+    });
+  const older = failedBatchCreated(20_000);
+  const newer = failedBatchCreated(10_000);
+
+  const firstSweep = await triggerSweep();
+  const first = (await firstSweep.result()) as SweepResult;
+  expect(first.started).toEqual([{ batchId: newer.id, workflowId: recoveryWorkflowId(newer.id) }]);
+  expect(first.skipped).toEqual([{ batchId: older.id, reason: 'over_limit' }]);
+  expect(first.oldestLeftCreatedAt).toBe(new Date(older.createdAt).toISOString());
+  expect((await env.recoveries.result(newer.id)).outcome).toBe('recovered');
+  // Time has to pass here: the batch left out must be older than the shortest lookback when the next sweep starts.
+  const leftAt = older.createdAt;
+  await eventually(
+    'the batch left out to be older than the lookback',
+    () => Date.now() > leftAt + 62_000 || undefined,
+    90_000,
+  );
+
+  const secondSweep = await triggerSweep();
+  const second = (await secondSweep.result()) as SweepResult;
+
+  // Before, the first sweep counted as having covered its whole window: the second scanned its lookback alone, the
+  // batch left out was in no window, and no sweep recovered or reported it.
+  const justBefore = new Date(leftAt - 1).toISOString();
+  expect(second.window.createdAfter).toBe(justBefore);
+  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: justBefore, cut: false });
+  expect(second.started).toEqual([{ batchId: older.id, workflowId: recoveryWorkflowId(older.id) }]);
+  expect(second.skipped).toEqual([]);
+  expect(second.counts).toMatchObject({ scanned: 2, started: 1, no_failed_sessions: 1, over_limit: 0 });
+  expect(second.oldestLeftCreatedAt).toBeNull();
+  expect((await env.recoveries.result(older.id)).outcome).toBe('recovered');
+}, 150_000);

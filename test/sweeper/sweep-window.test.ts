@@ -1,4 +1,4 @@
-import { SWEEP_MAX_WINDOW_MS, sweepWindow } from '../../workflows/sweep-input.js';
+import { completedSweepEnd, SWEEP_MAX_WINDOW_MS, sweepWindow } from '../../workflows/sweep-input.js';
 
 const now = Date.parse('2026-12-05T12:00:00.000Z');
 const hour = 3_600_000;
@@ -24,5 +24,45 @@ test('a sweep reaches back to where the last completed window ended, at most the
   expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-b', windowEnd: longAgo })).toEqual({
     window: { createdAfter: iso(now - SWEEP_MAX_WINDOW_MS), createdBefore: iso(now) },
     reachedBack: { workflowId: 'sweep-b', windowEnd: longAgo, cut: true },
+  });
+});
+
+test('a completed sweep got to its window end, or to just before the oldest batch it left out when that is earlier', () => {
+  const window = { createdAfter: iso(now - 24 * hour), createdBefore: iso(now) };
+  // A sweep recorded before oldestLeftCreatedAt, and one that left no batch out: its window's end, as it reads.
+  expect(completedSweepEnd({ window })).toBe(iso(now));
+  expect(completedSweepEnd({ window: { ...window, createdBefore: '2026-12-05T13:00:00+01:00' } })).toBe(
+    '2026-12-05T13:00:00+01:00',
+  );
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: null })).toBe(iso(now));
+  // Before, a sweep that left batches over_limit or start_failed got to its window's end all the same.
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now - 20 * hour) })).toBe(iso(now - 20 * hour - 1));
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now) })).toBe(iso(now - 1));
+  // A batch the list dated after the window's end (its clock ahead) does not move the end forward.
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now + hour) })).toBe(iso(now));
+  // No date, where a window's end or the oldest batch left out goes: the lookup passes the sweep over.
+  expect(completedSweepEnd(undefined)).toBeNull();
+  expect(completedSweepEnd({ window: { ...window, createdBefore: 'soon' } })).toBeNull();
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: 'yesterday' })).toBeNull();
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: `${iso(now)}${' '.repeat(40)}` })).toBeNull();
+});
+
+test('a sweep reaches back to just before the oldest batch its last completed sweep left out, at most 90 days', () => {
+  // The sweep an hour ago reached back itself, and left out a batch created 30 hours ago.
+  const lastWindow = { createdAfter: iso(now - 40 * hour), createdBefore: iso(now - hour) };
+  const reachedTo = completedSweepEnd({ window: lastWindow, oldestLeftCreatedAt: iso(now - 30 * hour) }) as string;
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: reachedTo })).toEqual({
+    window: { createdAfter: iso(now - 30 * hour - 1), createdBefore: iso(now) },
+    reachedBack: { workflowId: 'sweep-a', windowEnd: iso(now - 30 * hour - 1), cut: false },
+  });
+  // A backlog left out for longer than the longest lookback: the window stops there.
+  const longAgo = now - SWEEP_MAX_WINDOW_MS - hour;
+  const cutAt = completedSweepEnd({
+    window: { createdAfter: iso(longAgo - hour), createdBefore: iso(now - hour) },
+    oldestLeftCreatedAt: iso(longAgo),
+  }) as string;
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-b', windowEnd: cutAt })).toEqual({
+    window: { createdAfter: iso(now - SWEEP_MAX_WINDOW_MS), createdBefore: iso(now) },
+    reachedBack: { workflowId: 'sweep-b', windowEnd: iso(longAgo - 1), cut: true },
   });
 });

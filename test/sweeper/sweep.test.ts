@@ -230,6 +230,27 @@ test('a sweep starts at most maxStarts recoveries, newest batches first, with at
   expect(mostInFlight).toBe(2);
 });
 
+test('a sweep that continues as new carries when the oldest batch it left over maxStarts was created', async () => {
+  const failedBatchCreated = (minutes: number) =>
+    env.simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] }, created_at: minutesAgo(minutes) });
+  const started = failedBatchCreated(1);
+  const left = [failedBatchCreated(2), failedBatchCreated(3)];
+  // Older and without failed sessions: read after the continue-as-new, by a run that leaves no batch out.
+  for (let minutes = 10; minutes < 50; minutes += 1) batchCreated(minutes, 0);
+
+  const handle = await startSweep({ pageSize: 1, maxStarts: 1, continueAsNewAfterEvents: 50, recovery: FAST_POLICY });
+  const result = await handle.result();
+
+  expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
+  expect(result.started).toEqual([{ batchId: started.id, workflowId: recoveryWorkflowId(started.id) }]);
+  // Listed on pages read once maxStarts recoveries started: counted, not listed in `skipped`.
+  expect(result.skipped).toEqual([]);
+  expect(result.counts).toMatchObject({ scanned: 43, started: 1, over_limit: 2, no_failed_sessions: 40 });
+  // Before, no result said where the batches left out were: a later sweep's window could leave them behind.
+  expect(result.oldestLeftCreatedAt).toBe(new Date(Math.min(...left.map((batch) => batch.createdAt))).toISOString());
+  expect(await outcomesOf([started.id])).toEqual(['recovered']);
+});
+
 test('invalid sweep input ends the sweep at once with a non-retryable error naming each field', async () => {
   const failure = await env.client.workflow
     .execute('sweepFailedBatches', {
