@@ -146,6 +146,8 @@ test('a sweep of any size lists its first items and counts them all', () => {
   const hostileId = (i: number) => hostileIds[i % hostileIds.length] as string;
   for (let i = 0; i < 1_000; i += 1) recordStarted(result, hostileId(i), hostileId(i + 1));
   for (let i = 0; i < 100_000; i += 1) recordSkipped(result, hostileId(i), i % 2 ? 'no_failed_sessions' : 'over_limit');
+  // One date however many were left out: the longest an ISO date gets.
+  result.oldestLeftCreatedAt = new Date(-8.64e15).toISOString();
   expect(result.started).toHaveLength(SWEEP_RESULT_ITEMS);
   expect(result.skipped).toHaveLength(SWEEP_RESULT_ITEMS);
   expect(result.counts).toMatchObject({ started: 1_000, no_failed_sessions: 50_000, over_limit: 50_000 });
