@@ -91,18 +91,20 @@ export interface CompletedSweep {
 }
 
 /**
- * Where the window of a completed sweep, given its result, got to: its end or, when earlier, just before the oldest
- * batch it left over_limit or start_failed was created (the list's created_after may leave out a batch created at
- * that very millisecond). A result of a sweep before oldestLeftCreatedAt reads as leaving none. Null when the result
- * gives no date for either (edited by hand, another workflow of that name): only a date goes into the lookup's marker.
+ * Where the window of a completed sweep, given its result, got to, one millisecond early: its end or, when earlier,
+ * the oldest batch it left over_limit or start_failed. The contract does not say whether the list's created_after and
+ * created_before take a batch created at that very millisecond (the simulator takes neither): one millisecond early,
+ * the next window takes it, where starting at the end left a batch created as one window ended in neither. A result
+ * of a sweep before oldestLeftCreatedAt reads as leaving none. Null when the result gives no date for either (edited
+ * by hand, another workflow of that name): only a date goes into the lookup's marker.
  */
 export function completedSweepEnd(result: unknown): string | null {
   const swept = result as Partial<SweepResult> | null | undefined;
   const windowEnd = swept?.window?.createdBefore;
   const oldestLeft = swept?.oldestLeftCreatedAt ?? null;
   if (!isDateText(windowEnd) || (oldestLeft !== null && !isDateText(oldestLeft))) return null;
-  if (oldestLeft === null) return windowEnd;
-  return new Date(Math.min(Date.parse(windowEnd), Date.parse(oldestLeft) - 1)).toISOString();
+  const reached = oldestLeft === null ? Date.parse(windowEnd) : Math.min(Date.parse(windowEnd), Date.parse(oldestLeft));
+  return new Date(reached - 1).toISOString();
 }
 
 /** A string no longer than an ISO date with an offset, that Date.parse reads. */

@@ -342,11 +342,12 @@ test('a scheduled sweep after failed ones scans back to where the last completed
   expect(first.reachedBack).toBeNull();
   const firstEnd = Date.parse(first.window.createdBefore);
   expect(firstEnd - Date.parse(first.window.createdAfter)).toBe(60_000);
-  // Created just after the first sweep's window: in no window but a later sweep's.
+  // Created as the first sweep's window ended, at its very millisecond, which the list's bounds both leave out: in no
+  // window but a later sweep's.
   const batch = env.simulator.createScriptedBatch({
     count: 2,
     script: { '1': ['fail', 'ok'] },
-    created_at: new Date(firstEnd + 1).toISOString(),
+    created_at: new Date(firstEnd).toISOString(),
   });
   env.simulator.faults.add('list', { type: 'error', statusCode: 401 });
   try {
@@ -363,13 +364,11 @@ test('a scheduled sweep after failed ones scans back to where the last completed
 
   const result = (await (await triggerSweep()).result()) as SweepResult;
 
-  // Before, its window was its lookback alone: the batch was in none, and no sweep recovered or reported it.
-  expect(result.window.createdAfter).toBe(first.window.createdBefore);
-  expect(result.reachedBack).toEqual({
-    workflowId: firstSweep.workflowId,
-    windowEnd: first.window.createdBefore,
-    cut: false,
-  });
+  // Before, its window was its lookback alone: the batch was in none, and no sweep recovered or reported it. And a
+  // window that started where the first one ended left out a batch created at that millisecond.
+  const justBeforeFirstEnd = new Date(firstEnd - 1).toISOString();
+  expect(result.window.createdAfter).toBe(justBeforeFirstEnd);
+  expect(result.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: justBeforeFirstEnd, cut: false });
   expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
 }, 150_000);

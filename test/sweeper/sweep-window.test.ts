@@ -27,19 +27,20 @@ test('a sweep reaches back to where the last completed window ended, at most the
   });
 });
 
-test('a completed sweep got to its window end, or to just before the oldest batch it left out when that is earlier', () => {
+test('a completed sweep got to just before its window end, or the oldest batch it left out when that is earlier', () => {
   const window = { createdAfter: iso(now - 24 * hour), createdBefore: iso(now) };
-  // A sweep recorded before oldestLeftCreatedAt, and one that left no batch out: its window's end, as it reads.
-  expect(completedSweepEnd({ window })).toBe(iso(now));
+  // A sweep recorded before oldestLeftCreatedAt, and one that left no batch out: a millisecond before its window's end,
+  // as the list's bounds may both leave out a batch created at it.
+  expect(completedSweepEnd({ window })).toBe(iso(now - 1));
   expect(completedSweepEnd({ window: { ...window, createdBefore: '2026-12-05T13:00:00+01:00' } })).toBe(
-    '2026-12-05T13:00:00+01:00',
+    '2026-12-05T11:59:59.999Z',
   );
-  expect(completedSweepEnd({ window, oldestLeftCreatedAt: null })).toBe(iso(now));
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: null })).toBe(iso(now - 1));
   // Before, a sweep that left batches over_limit or start_failed got to its window's end all the same.
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now - 20 * hour) })).toBe(iso(now - 20 * hour - 1));
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now) })).toBe(iso(now - 1));
   // A batch the list dated after the window's end (its clock ahead) does not move the end forward.
-  expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now + hour) })).toBe(iso(now));
+  expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now + hour) })).toBe(iso(now - 1));
   // No date, where a window's end or the oldest batch left out goes: the lookup passes the sweep over.
   expect(completedSweepEnd(undefined)).toBeNull();
   expect(completedSweepEnd({ window: { ...window, createdBefore: 'soon' } })).toBeNull();
