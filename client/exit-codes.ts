@@ -7,6 +7,7 @@ import {
   RecoveryFailedError,
   RecoveryTerminatedError,
 } from './recoveries.js';
+import { SweepNotStartedError, TRIGGER_CONFIRM_MS } from './schedules.js';
 
 /**
  * What the commands exit with, so a script or a cron job can tell the ends apart (like `terraform plan
@@ -34,6 +35,11 @@ export const EXIT_CODES = {
    * confirmed in time (it may still apply); `cancel` requested, but the recovery had not ended within its wait.
    */
   no_worker: 10,
+  /**
+   * `schedule trigger` started no sweep: the schedule skipped it, as a sweep still ran (overlap policy SKIP), or
+   * started none within TRIGGER_CONFIRM_MS.
+   */
+  not_started: 11,
 } as const;
 
 // Shared with the poller registrations, so it lives below client/; re-exported for the library's users.
@@ -57,6 +63,7 @@ export function exitCodeForError(err: unknown): number {
   if (err instanceof RecoveryFailedError) return EXIT_CODES.failed;
   if (err instanceof RecoveryTerminatedError) return EXIT_CODES.terminated;
   if (err instanceof NoWorkerPollingError || err instanceof PolicyChangeNotConfirmedError) return EXIT_CODES.no_worker;
+  if (err instanceof SweepNotStartedError) return EXIT_CODES.not_started;
   if (isTemporalUnreachable(err)) return EXIT_CODES.unreachable;
   return EXIT_CODES.error;
 }
@@ -75,4 +82,5 @@ Exit codes:
   8  stuck (report): the recovery runs, but its workflow task keeps failing (see the worker's log)
   9  terminated: the recovery's workflow was terminated or timed out; its stored report is printed
  10  no worker took it up: policy not sent (no worker polls) or not confirmed in time (it may still apply);
-     cancel requested, but the recovery has not ended yet (it ends when a worker runs it)`;
+     cancel requested, but the recovery has not ended yet (it ends when a worker runs it)
+ 11  schedule trigger started no sweep: one still ran (skipped), or none started in ${TRIGGER_CONFIRM_MS / 1_000} s`;

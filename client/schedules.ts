@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
@@ -6,6 +7,7 @@ import {
   type ScheduleDescription,
   type ScheduleHandle,
 } from '@temporalio/client';
+import ms from 'ms';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { checkField } from '../workflows/fields.js';
 import { sweepScheduleFields } from '../workflows/input-fields.js';
@@ -198,25 +200,71 @@ export function unpauseSweepSchedule(
 }
 
 /**
- * Runs a sweep now, also when the schedule is paused; skipped (the overlap policy) while a sweep runs. Refused, naming
- * the fields, when this release's sweep refuses the schedule's input: the sweep would only fail at once. Named here:
- * the SDK triggers with ALLOW_ALL by default, and pressing trigger again would start sweeps side by side, each
- * making every list call of the window again. Returns the sweeps that ran as it was sent: the server then skips it,
- * unless they ended first, and says so to no one.
+ * How long a trigger waits for the schedule to start the sweep, or to skip it: the server acts on it within a second
+ * or so, and says nothing when it starts none.
+ */
+export const TRIGGER_CONFIRM_MS = 5_000;
+/** Between two looks at the schedule while a trigger waits for it. */
+const TRIGGER_CHECK_INTERVAL_MS = 200;
+
+/**
+ * The schedule started no sweep on a trigger: it skipped it as a sweep still ran (the overlap policy, SKIP), or
+ * started none within TRIGGER_CONFIRM_MS, as when it started a sweep earlier in the same second (a schedule starts
+ * one workflow a second, temporalio/temporal#3614) or the start failed.
+ */
+export class SweepNotStartedError extends Error {
+  override name = 'SweepNotStartedError';
+  constructor(
+    readonly scheduleId: string,
+    readonly why: { skippedFor: string[] } | { waitedMs: number },
+  ) {
+    super(
+      'skippedFor' in why
+        ? `Schedule ${scheduleId} started no sweep: it skipped the trigger, as a sweep was still running (overlap ` +
+            `policy SKIP)${why.skippedFor.length > 0 ? `: ${why.skippedFor.join(', ')}` : ''}; ` +
+            '`schedule describe` counts it under skipped'
+        : `Schedule ${scheduleId} started no sweep within ${ms(why.waitedMs)} of the trigger; ` +
+            '`schedule describe` shows whether one has started since',
+    );
+  }
+}
+
+/**
+ * Runs a sweep now, also when the schedule is paused, and returns the id of the sweep it started once the schedule
+ * shows it; SweepNotStartedError when it skipped the trigger (a sweep still runs) or started none within
+ * TRIGGER_CONFIRM_MS. Refused, naming the fields, when this release's sweep refuses the schedule's input: the sweep
+ * would only fail at once. The overlap policy is named here: the SDK triggers with ALLOW_ALL by default, and pressing
+ * trigger again would start sweeps side by side, each making every list call of the window again.
  */
 export async function triggerSweepSchedule(
   client: Client,
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
-): Promise<{ runningSweeps: string[] }> {
-  const { runningSweeps, inputProblems } = await describeSweepSchedule(client, scheduleId);
-  if (inputProblems.length > 0) {
+): Promise<{ workflowId: string }> {
+  const before = await describeSweepSchedule(client, scheduleId);
+  if (before.inputProblems.length > 0) {
     throw new InvalidInputError(
-      inputProblems,
+      before.inputProblems,
       `sweep input of schedule ${scheduleId} (every sweep it starts fails at once; \`schedule upsert\` replaces it)`,
     );
   }
+  // A trigger in the second of the schedule's last start starts nothing (the sweep's id is the schedule's with the
+  // time in seconds), and the server says so to no one.
+  const lastStart = Math.max(0, ...before.recentRuns.map((run) => run.scheduledAt.getTime()));
+  const nextSecond = (Math.floor(lastStart / 1_000) + 1) * 1_000;
+  if (Date.now() < nextSecond) await sleep(nextSecond - Date.now());
   await onSchedule(client, scheduleId, (handle) => handle.trigger(ScheduleOverlapPolicy.SKIP));
-  return { runningSweeps };
+
+  const earlier = new Set(before.recentRuns.map((run) => run.workflowId));
+  const deadline = Date.now() + TRIGGER_CONFIRM_MS;
+  for (;;) {
+    const now = await describeSweepSchedule(client, scheduleId);
+    const started = now.recentRuns.find((run) => !earlier.has(run.workflowId));
+    if (started) return { workflowId: started.workflowId };
+    if (now.runsSkippedForOverlap > before.runsSkippedForOverlap)
+      throw new SweepNotStartedError(scheduleId, { skippedFor: now.runningSweeps });
+    if (Date.now() >= deadline) throw new SweepNotStartedError(scheduleId, { waitedMs: TRIGGER_CONFIRM_MS });
+    await sleep(TRIGGER_CHECK_INTERVAL_MS);
+  }
 }
 
 /** Deletes the schedule; sweeps and recoveries already started keep running. */

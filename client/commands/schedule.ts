@@ -116,15 +116,10 @@ export function registerScheduleCommands(program: Command, context: CommandConte
     });
 
   withId(schedule.command('trigger'))
-    .description('sweep now (skipped if a sweep is already running)')
+    .description('sweep now, and name the sweep started (none while a sweep is already running: exit 11)')
     .action(async (options: { id: string }, command: Command) => {
-      const { runningSweeps } = await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
-      context.print(
-        runningSweeps.length === 0
-          ? `Triggered a sweep of schedule ${options.id}`
-          : `A sweep of schedule ${options.id} was running (${runningSweeps.join(', ')}): the trigger is skipped unless ` +
-              'it ended first (overlap policy SKIP); `schedule describe` counts it under skipped',
-      );
+      const { workflowId } = await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
+      context.print(`Triggered schedule ${options.id}: started sweep ${workflowId}`);
     });
 
   withId(schedule.command('delete'))

@@ -5,6 +5,7 @@ import { formatSweepSchedule, registerScheduleCommands } from '../../client/comm
 import {
   deleteSweepSchedule,
   describeSweepSchedule,
+  SweepNotStartedError,
   SweepScheduleNotFoundError,
   triggerSweepSchedule,
   upsertSweepSchedule,
@@ -13,6 +14,7 @@ import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { SweepFailedBatchesInput, SweepResult } from '../../workflows/sweep-input.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { testCommandContext } from '../helpers/sweep-env.js';
+import { killLeftoverChildren, runCli } from '../client/child-process.js';
 
 let env: RecoveryEnv;
 const created: string[] = [];
@@ -22,6 +24,7 @@ beforeAll(async () => {
   await env.startWorker();
 });
 afterAll(async () => {
+  await killLeftoverChildren();
   for (const scheduleId of created) await deleteSweepSchedule(env.client, scheduleId).catch(() => undefined);
   await env.close();
 });
@@ -101,12 +104,10 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
   expect((await describeSweepSchedule(env.client, scheduleId)).paused).toBe(false);
 
   // The sweep input has no recovery policy, so the started recovery waits the default 30s before retrying: cancelled below.
-  await run('trigger');
-  const sweepId = await eventually('the triggered sweep', async () => {
-    const { recentRuns } = await describeSweepSchedule(env.client, scheduleId);
-    return recentRuns[0]?.workflowId;
-  });
+  const triggered = await run('trigger');
+  const sweepId = (await describeSweepSchedule(env.client, scheduleId)).recentRuns[0]?.workflowId ?? '';
   expect(sweepId.startsWith(scheduleId)).toBe(true);
+  expect(triggered).toBe(`Triggered schedule ${scheduleId}: started sweep ${sweepId}`);
   const result = (await env.client.workflow.getHandle(sweepId).result()) as SweepResult;
   expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   await env.recoveries.cancel(batch.id);
@@ -147,22 +148,86 @@ test('a trigger while a sweep runs is skipped, as the overlap policy says, not r
   try {
     await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
     await env.client.schedule.getHandle(scheduleId).pause('only triggered sweeps in this test');
-    expect(await triggerSweepSchedule(env.client, scheduleId)).toEqual({ runningSweeps: [] });
+    const { workflowId } = await triggerSweepSchedule(env.client, scheduleId);
+    expect(workflowId.startsWith(`${scheduleId}-`)).toBe(true);
     await eventually('the first sweep to run', async () =>
       (await describeSweepSchedule(env.client, scheduleId)).runningSweeps.length === 1 ? true : undefined,
     );
-    // Said to the caller, who was told "Triggered" before.
-    expect((await triggerSweepSchedule(env.client, scheduleId)).runningSweeps).toHaveLength(1);
-    const summary = await eventually('the second trigger to be skipped', async () => {
-      const described = await describeSweepSchedule(env.client, scheduleId);
-      return described.runsSkippedForOverlap === 1 ? described : undefined;
-    });
 
-    expect(summary.runsTaken).toBe(1);
-    expect(summary.runningSweeps).toHaveLength(1);
-    await env.client.workflow.getHandle(summary.runningSweeps[0]!).terminate('test finished');
+    // Said to the caller, who was told "Triggered" before, and then that it was skipped only if it was.
+    await expect(triggerSweepSchedule(env.client, scheduleId)).rejects.toThrow(
+      new SweepNotStartedError(scheduleId, { skippedFor: [workflowId] }).message,
+    );
+    expect(new SweepNotStartedError(scheduleId, { skippedFor: [workflowId] }).message).toBe(
+      `Schedule ${scheduleId} started no sweep: it skipped the trigger, as a sweep was still running (overlap ` +
+        `policy SKIP): ${workflowId}; \`schedule describe\` counts it under skipped`,
+    );
+    const summary = await describeSweepSchedule(env.client, scheduleId);
+    expect(summary).toMatchObject({ runsTaken: 1, runsSkippedForOverlap: 1, runningSweeps: [workflowId] });
+    await env.client.workflow.getHandle(workflowId).terminate('test finished');
   } finally {
     env.simulator.faults.clear('list');
+  }
+});
+
+test('a trigger in the second of the last start names the sweep it started, never one that did not start', async () => {
+  const scheduleId = newScheduleId();
+  // On a queue no worker polls: the sweeps stay running, and start no recovery of another test's batches.
+  const taskQueue = `${env.taskQueue}-unpolled`;
+  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue, lookback: '2h' });
+  const handle = env.client.schedule.getHandle(scheduleId);
+  await handle.pause('only triggered sweeps in this test');
+  const { context, printed } = testCommandContext(env.client, env.taskQueue);
+  const program = new Command('batch-recovery').exitOverride();
+  registerScheduleCommands(program, context);
+  // Early in a second, so that both triggers fall in it: a schedule starts one workflow a second, and the server
+  // drops the second start (temporalio/temporal#3614). Before, the CLI said "Triggered" all the same.
+  await eventually('the start of a second', () => (Date.now() % 1_000 < 100 ? true : undefined));
+  // ALLOW_ALL: the schedule does not count the first sweep as running, so the overlap policy does not skip the second,
+  // as when the first ended within the second.
+  await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+  await eventually('the first sweep to start', async () =>
+    (await describeSweepSchedule(env.client, scheduleId)).runsTaken === 1 ? true : undefined,
+  );
+  await program.parseAsync(['schedule', 'trigger', '--id', scheduleId], { from: 'user' });
+
+  const { recentRuns, runsTaken } = await describeSweepSchedule(env.client, scheduleId);
+  const sweepIds = recentRuns.map((run) => run.workflowId);
+  expect(runsTaken).toBe(2);
+  expect(new Set(sweepIds).size).toBe(2);
+  expect(printed).toEqual([`Triggered schedule ${scheduleId}: started sweep ${sweepIds[1]}`]);
+  for (const sweepId of sweepIds) await env.client.workflow.getHandle(sweepId).terminate('test finished');
+});
+
+test('a trigger the schedule starts no sweep for says so on stderr and exits 11', async () => {
+  const scheduleId = newScheduleId();
+  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  await env.client.schedule.getHandle(scheduleId).pause('only triggered sweeps in this test');
+  // Workflows under the ids the schedule gives its sweeps in the coming minute: every start it makes fails, as the
+  // start of a trigger within the second of its last one does.
+  const firstSecond = Math.floor(Date.now() / 1_000);
+  const occupying = await Promise.all(
+    Array.from({ length: 60 }, (_, i) =>
+      env.client.workflow.start('occupiesTheSweepId', {
+        taskQueue: `${env.taskQueue}-unpolled`,
+        workflowId: `${scheduleId}-${new Date((firstSecond + i) * 1_000).toISOString().replace('.000Z', 'Z')}`,
+      }),
+    ),
+  );
+  try {
+    const triggered = await runCli(['--task-queue', env.taskQueue, 'schedule', 'trigger', '--id', scheduleId]);
+
+    // Before: "Triggered a sweep of schedule …", exit 0.
+    expect(triggered).toEqual({
+      code: 11,
+      stdout: '',
+      stderr:
+        `error: Schedule ${scheduleId} started no sweep within 5s of the trigger; \`schedule describe\` shows ` +
+        'whether one has started since\n',
+    });
+    expect((await describeSweepSchedule(env.client, scheduleId)).runsTaken).toBe(0);
+  } finally {
+    await Promise.all(occupying.map((handle) => handle.terminate('test finished')));
   }
 });
 
