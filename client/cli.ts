@@ -23,7 +23,7 @@ import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from 
 import { registerScheduleCommands } from './commands/schedule.js';
 import { EXIT_CODES, EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
 import { describeSource, formatReport } from './format-report.js';
-import { followRecovery, progressViewFor } from './progress.js';
+import { followRecovery, notLiveView, progressViewFor } from './progress.js';
 import {
   BatchRecoveries,
   DEFAULT_UPDATE_TIMEOUT_MS,
@@ -279,12 +279,11 @@ export function buildCli(): Command {
         say(`Web UI:      ${workflowUiUrl(global.uiUrl, global.namespace, started.workflowId)}`);
         if (options.wait) {
           await showReport(global, options.json, () =>
-            options.json
-              ? recoveries.result(batchId)
-              : followRecovery(recoveries, batchId, {
-                  view: progressViewFor(process.stdout),
-                  signal: outputClosed.signal,
-                }),
+            followRecovery(recoveries, batchId, {
+              // With --json, why the progress is not live goes to stderr: before, a wait no worker could end was silent.
+              view: options.json ? notLiveView(process.stderr) : progressViewFor(process.stdout),
+              signal: outputClosed.signal,
+            }),
           );
         } else if (options.json) {
           await showReport(global, true, () => recoveries.progress(batchId));

@@ -111,6 +111,22 @@ export function lineView(stream: NodeJS.WritableStream): ProgressView {
   };
 }
 
+/**
+ * For `recover --wait --json`, whose stdout is the final report alone: on `stream` (stderr), the progress line each
+ * time it says why the progress is not live (no worker polls the task queue, none answered, Temporal does not
+ * answer), so that a wait no one can end is not a silent one. Quiet while the progress is live.
+ */
+export function notLiveView(stream: NodeJS.WritableStream): ProgressView {
+  let lastNote: string | null = null;
+  return {
+    show(state) {
+      if (state.note !== null && state.note !== lastNote) stream.write(`${formatProgressLine(state)}\n`);
+      lastNote = state.note;
+    },
+    stop() {},
+  };
+}
+
 export function progressViewFor(stream: NodeJS.WriteStream): ProgressView {
   return stream.isTTY ? barView(stream) : lineView(stream);
 }

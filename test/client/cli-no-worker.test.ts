@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
+import { formatProgressLine, progressState } from '../../client/progress.js';
+import { workflowUiUrl } from '../../client/recoveries.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { RecoveryReport } from '../../workflows/report.js';
 import { recentPollerIdentities } from '../../worker/task-queue-pollers.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { connectWorker, temporalNamespace } from '../helpers/temporal.js';
-import { killLeftoverChildren, runCli } from './child-process.js';
+import { killLeftoverChildren, runCli, spawnTypeScript } from './child-process.js';
 
 // `policy` and `cancel` need a worker to take them up: without one they must end, and say what became of the request.
+// A wait for the end says that no worker runs the recovery, also with --json.
 
 let env: RecoveryEnv;
 
@@ -119,3 +124,37 @@ test('a wait for the end that reaches its deadline says so, however the call pas
     expect(endings).toEqual(Array.from({ length: 20 }, () => ({ ended: false, reason: 'not within 700ms' })));
   });
 }, 90_000);
+
+test('recover --wait --json with no worker polling says so on stderr, and its stdout stays the report alone', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  const workflowId = recoveryWorkflowId(batch.id);
+  const following = spawnTypeScript(
+    'client/cli.ts',
+    [
+      ...['--task-queue', env.taskQueue, '--ui-url', 'http://ui.test', 'recover', batch.id],
+      ...['--poll-interval', '50ms', '--round-backoff', '100ms', '--wait', '--json'],
+    ],
+    { env: process.env },
+  );
+  const started = [
+    `Started the recovery of batch ${batch.id}`,
+    `Workflow id: ${workflowId}`,
+    `Web UI:      ${workflowUiUrl('http://ui.test', temporalNamespace(), workflowId)}`,
+  ];
+  // Before, nothing past these lines: the wait was a silent one. The CLI's cold start can take most of a minute.
+  const stderr = await eventually(
+    'the CLI to say why the progress is not live',
+    () => (following.stderr().split('\n').length > started.length + 1 ? following.stderr() : undefined),
+    90_000,
+  );
+  const notLive = formatProgressLine(progressState(await env.recoveries.progress(batch.id)));
+  expect(notLive).toMatch(/\| stored report of .* \(no worker polls the task queue; .*; not started yet\)$/);
+  expect(stderr).toBe([...started, notLive, ''].join('\n'));
+  expect(following.stdout()).toBe('');
+
+  await env.startWorker();
+  const { code } = await following.closed;
+
+  expect(code).toBe(0);
+  expect(JSON.parse(following.stdout()) as RecoveryReport).toMatchObject({ batchId: batch.id, outcome: 'recovered' });
+}, 150_000);
