@@ -1,6 +1,6 @@
 import ms from 'ms';
 import { REPORT_LIMITS, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
-import type { ReportSource } from './recoveries.js';
+import { MAX_ROUNDS_UNKNOWN, type ReportSource } from './recoveries.js';
 
 /** The report lists at most this many failing sessions; the total is always shown. */
 export const STILL_FAILING_SHOWN = 10;
@@ -69,9 +69,11 @@ export function formatReport(
     '',
   ];
   if (report.rounds.length === 0) {
-    // An ended recovery will run none: a refused start has no policy, so no "at most" to give.
+    // An ended recovery will run none: a refused start has no policy, so no "at most" to give. Nor has one not started
+    // yet whose input cannot be read (before, `at most 0`).
     const ended = endedAs !== undefined || report.phase === 'done';
-    lines.push(ended ? 'Rounds: none' : `Rounds: none yet (at most ${report.maxRounds})`);
+    const atMost = report.maxRounds === MAX_ROUNDS_UNKNOWN ? '' : ` (at most ${report.maxRounds})`;
+    lines.push(ended ? 'Rounds: none' : `Rounds: none yet${atMost}`);
   } else {
     lines.push(`Rounds: ${roundsDoneOf(report, storedRoundsOmitted)} of at most ${report.maxRounds}`);
     const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
-import { TemporalContact, type BatchRecoveries, type RecoveryProgress } from './recoveries.js';
+import { MAX_ROUNDS_UNKNOWN, TemporalContact, type BatchRecoveries, type RecoveryProgress } from './recoveries.js';
 import type { RecoveryReport } from '../workflows/report.js';
 import { roundsDoneOf } from './format-report.js';
 
@@ -13,7 +13,8 @@ export interface ProgressState {
   /** The recovery waits for the task queue's batch status poller, which passes on no counts before the settle. */
   pollerWatches: boolean;
   rounds: number;
-  maxRounds: number;
+  /** Null when the policy is not known (MAX_ROUNDS_UNKNOWN). */
+  maxRounds: number | null;
   activity: string;
   /**
    * Set when the reading is not live: a stored report (when it was recorded, and why no worker answered), or no
@@ -49,7 +50,7 @@ export function progressState({ report, poll, source, readsBatchItself }: Recove
     // Only a live report: a stored one was written before the wait registered with the poller, or before the start.
     pollerWatches: report.phase === 'waiting_for_batch' && !readsBatchItself && source.kind === 'live',
     rounds: roundsDoneOf(report, source.kind === 'stored' ? source.roundsOmitted : 0),
-    maxRounds: report.maxRounds,
+    maxRounds: report.maxRounds === MAX_ROUNDS_UNKNOWN ? null : report.maxRounds,
     activity: describeActivity(report),
     // The time it was recorded, not its age: the plain view prints a line per change.
     note: source.kind === 'stored' ? `stored report of ${source.recordedAt} (${source.reason})` : null,
@@ -62,8 +63,13 @@ function describeSessions(state: ProgressState): string {
   return `${state.settled}/${state.total} sessions settled, ${state.failed} failed`;
 }
 
+/** Rounds done, of at most how many when that is known. */
+function describeRounds(state: ProgressState): string {
+  return state.maxRounds === null ? String(state.rounds) : `${state.rounds}/${state.maxRounds}`;
+}
+
 export function formatProgressLine(state: ProgressState): string {
-  const line = `${describeSessions(state)} | round ${state.rounds}/${state.maxRounds} | ${state.activity}`;
+  const line = `${describeSessions(state)} | round ${describeRounds(state)} | ${state.activity}`;
   return state.note ? `${line} | ${state.note}` : line;
 }
 
@@ -75,14 +81,14 @@ export interface ProgressView {
 /** A live bar for terminals. */
 export function barView(stream: NodeJS.WriteStream): ProgressView {
   const bar = new cliProgress.SingleBar(
-    { stream, format: '{bar} {sessions} | round {rounds}/{maxRounds} | {activity}', hideCursor: false },
+    { stream, format: '{bar} {sessions} | round {rounds} | {activity}', hideCursor: false },
     cliProgress.Presets.shades_classic,
   );
   let started = false;
   return {
     show(state) {
       const activity = state.note ? `${state.activity} | ${state.note}` : state.activity;
-      const payload = { ...state, activity, sessions: describeSessions(state) };
+      const payload = { ...state, activity, sessions: describeSessions(state), rounds: describeRounds(state) };
       // Before the first status read the total is unknown: an empty bar of 1 reads as "nothing settled yet".
       const total = state.total || 1;
       if (!started) bar.start(total, state.settled ?? 0, payload);

@@ -418,6 +418,12 @@ export function pendingWorkflowTaskFact(
     : `its workflow task has waited for a worker since ${since(optionalTsToDate(task.scheduledTime))}`;
 }
 
+/**
+ * A report's maxRounds when the recovery's policy is not known: this client made the report from a start whose input
+ * cannot be read (one not started yet, or refused). No policy allows fewer than 1 round.
+ */
+export const MAX_ROUNDS_UNKNOWN = 0;
+
 /** Between calls that went unanswered: a refused connection fails at once. */
 const NO_ANSWER_PAUSE_MS = 1_000;
 /** How long `result` waits for the end in one long poll, before it asks the server again how the recovery stands. */
@@ -725,7 +731,7 @@ export class BatchRecoveries {
         description.workflowId,
         startedAt,
         new Date(startedAt.getTime() + (policy?.deadline ?? 0)),
-        policy?.maxRounds ?? 0,
+        policy?.maxRounds ?? MAX_ROUNDS_UNKNOWN,
       );
       return {
         report,
@@ -863,7 +869,7 @@ export class BatchRecoveries {
    */
   private async reportOfRefusedStart(batchId: string, failure: ApplicationFailure): Promise<RecoveryReport> {
     const { workflowId, startTime, closeTime } = await this.describe(batchId);
-    const report = newReport(batchId, workflowId, startTime, startTime, 0);
+    const report = newReport(batchId, workflowId, startTime, startTime, MAX_ROUNDS_UNKNOWN);
     recordFailure(report, failure.type ?? 'unknown', failure.message);
     report.phase = 'done';
     report.finishedAt = (closeTime ?? startTime).toISOString();

@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { formatProgressLine, progressState } from '../../client/progress.js';
+import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
 import { RECOVERY_MEMO_KEY, ROUNDS_SHOWN, type RecoveryMemo } from '../../workflows/recovery-details.js';
 import { REPORT_LIMITS } from '../../workflows/report.js';
 import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
@@ -63,3 +65,29 @@ test('a stored report of a recovery past the rounds the memo keeps counts every 
     await env.recoveries.handle(batch.id).terminate('test done');
   }
 }, 180_000);
+
+test('a stored report of a recovery not started yet, whose input cannot be read, gives no maximum of rounds', async () => {
+  // As the Web UI starts one: the input is checked by the workflow's first task, which no worker has run.
+  const batchId = randomUUID();
+  const handle = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+    taskQueue: env.taskQueue,
+    workflowId: recoveryWorkflowId(batchId),
+    args: [{ batchId, maxRounds: 'five' }],
+  });
+  try {
+    const report = await runCli(['--task-queue', env.taskQueue, 'report', batchId]);
+
+    expect(report.code).toBe(0);
+    const lines = report.stdout.split('\n');
+    // Before, `Rounds: none yet (at most 0)`, and watch's line `round 0/0`.
+    expect(lines.filter((line) => line.startsWith('Rounds:'))).toEqual(['Rounds: none yet']);
+    expect(report.stdout).not.toContain('at most');
+    const progress = await env.recoveries.progress(batchId);
+    expect(progress.source).toMatchObject({ kind: 'stored' });
+    expect(formatProgressLine(progressState(progress))).toMatch(
+      /^no status read yet \| round 0 \| waiting for the batch to settle \| stored report of /,
+    );
+  } finally {
+    await handle.terminate('test done');
+  }
+});
