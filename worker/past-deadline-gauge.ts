@@ -6,6 +6,12 @@ import { anchorBatchIdKey, recoveryDeadlineKey } from '../workflows/search-attri
 /** The gauge's name on /metrics; deploy/prometheus/alerts.yml alerts on it (RecoveryPastDeadline). */
 export const PAST_DEADLINE_METRIC = 'anchor_recoveries_past_deadline';
 
+/**
+ * When the count last succeeded, in Unix seconds (0 until the first success): the gauge above keeps its last value
+ * while counts fail, and alerts.yml alerts on this one growing old (PastDeadlineCountFailing).
+ */
+export const PAST_DEADLINE_COUNTED_AT_METRIC = 'anchor_recoveries_past_deadline_counted_at_seconds';
+
 /** A failing count's error, as much of it as a log line needs. */
 const MAX_ERROR_LENGTH = 300;
 
@@ -40,6 +46,8 @@ export async function countRecoveriesPastDeadline(client: Client, graceMs: numbe
 export interface PastDeadlineGaugeOptions {
   client: Client;
   gauge: MetricGauge;
+  /** Set to the time of every successful count (PAST_DEADLINE_COUNTED_AT_METRIC). */
+  countedAtGauge: MetricGauge;
   logger: { warn(fields: object, message: string): void };
   intervalMs: number;
   graceMs: number;
@@ -50,23 +58,28 @@ export interface RunningGauge {
 }
 
 /**
- * Sets the gauge now and every `intervalMs`, one count at a time. A failing count keeps the last
- * value and logs why; it never stops the worker. Every worker of a namespace reports the same count.
+ * Sets the gauge now and every `intervalMs`, one count at a time, and `countedAtGauge` to when it succeeded. A failing
+ * count keeps the last value and logs why; it never stops the worker. Every worker of a namespace reports the same
+ * count.
  */
 export function startPastDeadlineGauge({
   client,
   gauge,
+  countedAtGauge,
   logger,
   intervalMs,
   graceMs,
 }: PastDeadlineGaugeOptions): RunningGauge {
   const namespace = client.options.namespace;
+  // Exported from the start: a worker whose counts fail from the first one must not leave the alert without a series.
+  countedAtGauge.set(0, { namespace });
   let counting = false;
   const update = async () => {
     if (counting) return;
     counting = true;
     try {
       gauge.set(await countRecoveriesPastDeadline(client, graceMs), { namespace });
+      countedAtGauge.set(Math.floor(Date.now() / 1000), { namespace });
     } catch (err) {
       const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);
       logger.warn({ metric: PAST_DEADLINE_METRIC, error }, 'Counting recoveries past their deadline failed');

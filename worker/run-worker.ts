@@ -3,7 +3,12 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { notificationTaskQueue } from '../workflows/definitions.js';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { createRecoveryWorkers, type WorkflowSource } from './create-worker.js';
-import { PAST_DEADLINE_METRIC, startPastDeadlineGauge, type RunningGauge } from './past-deadline-gauge.js';
+import {
+  PAST_DEADLINE_COUNTED_AT_METRIC,
+  PAST_DEADLINE_METRIC,
+  startPastDeadlineGauge,
+  type RunningGauge,
+} from './past-deadline-gauge.js';
 import { withoutCredentials } from './logging.js';
 import { installWorkerRuntime } from './runtime.js';
 
@@ -55,13 +60,21 @@ export async function runWorker(
     );
     const pastDeadline = config.observability?.pastDeadline;
     if (pastDeadline) {
+      const { metricMeter } = Runtime.instance();
       pastDeadlineGauge = startPastDeadlineGauge({
         client: new Client({ connection, namespace }),
-        gauge: Runtime.instance().metricMeter.createGauge(
+        gauge: metricMeter.createGauge(
           PAST_DEADLINE_METRIC,
           'int',
           'recoveries',
           'Recoveries still running past their deadline (and its grace)',
+        ),
+        // Whole seconds: the alert's threshold is minutes, and the SDK's int gauge is a u64.
+        countedAtGauge: metricMeter.createGauge(
+          PAST_DEADLINE_COUNTED_AT_METRIC,
+          'int',
+          'seconds',
+          'When the count of recoveries past their deadline last succeeded, in Unix seconds (0: not yet)',
         ),
         logger,
         ...pastDeadline,

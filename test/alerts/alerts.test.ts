@@ -203,10 +203,15 @@ describe('against a worker process', () => {
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
     // The gauges carry one label each, as docs/deployment.md says: every worker counts the namespace's recoveries past
-    // their deadline (RecoveryPastDeadline takes the max), and its share of its own queue's budget.
-    expect(
-      samples.filter((line) => /^anchor_(recoveries_past_deadline|workers_sharing_budget)\{/.test(line)).sort(),
-    ).toEqual([
+    // their deadline (RecoveryPastDeadline takes the max) and says when it last did (PastDeadlineCountFailing), and its
+    // share of its own queue's budget.
+    const gauges = /^anchor_(recoveries_past_deadline(_counted_at_seconds)?|workers_sharing_budget)\{/;
+    expect(samples.filter((line) => gauges.test(line)).sort()).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^anchor_recoveries_past_deadline_counted_at_seconds\\{namespace="${client.options.namespace}"\\} \\d+$`,
+        ),
+      ),
       expect.stringMatching(
         new RegExp(`^anchor_recoveries_past_deadline\\{namespace="${client.options.namespace}"\\} \\d+$`),
       ),

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import type { MetricGauge, MetricTags } from '@temporalio/common';
 import { Runtime } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import {
   countRecoveriesPastDeadline,
+  PAST_DEADLINE_COUNTED_AT_METRIC,
   PAST_DEADLINE_METRIC,
   pastDeadlineQuery,
   startPastDeadlineGauge,
@@ -26,11 +28,24 @@ async function pastDeadlineOn(client: Client, taskQueue: string): Promise<string
   return ids;
 }
 
-/** The gauge's value on a worker's /metrics; undefined until it is exported. */
-async function scrapedGauge(metricsPort: number): Promise<number | undefined> {
+/** A gauge's value on a worker's /metrics; undefined until it is exported. */
+async function scrapedGauge(metricsPort: number, metric: string): Promise<number | undefined> {
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${PAST_DEADLINE_METRIC}{`));
+  const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${metric}{`));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** A gauge that keeps what it is set to: the runtime's own cannot be read back outside /metrics. */
+function recordingGauge(name: string): { gauge: MetricGauge; sets: { value: number; tags?: MetricTags }[] } {
+  const sets: { value: number; tags?: MetricTags }[] = [];
+  const gauge: MetricGauge = {
+    name,
+    kind: 'gauge',
+    valueType: 'int',
+    set: (value, tags) => void sets.push({ value, tags }),
+    withTags: () => gauge,
+  };
+  return { gauge, sets };
 }
 
 afterAll(killLeftoverChildren);
@@ -139,15 +154,20 @@ describe('recoveries that no worker runs', () => {
       PAST_DEADLINE_GRACE_MS: '0',
     });
     await worker.waitForOutput(WORKER_STARTED);
+    const startedAt = Math.floor(Date.now() / 1000);
 
     const value = await eventually('the gauge counting the late recovery', async () => {
-      const scraped = await scrapedGauge(worker.metricsPort);
+      const scraped = await scrapedGauge(worker.metricsPort, PAST_DEADLINE_METRIC);
       return scraped !== undefined && scraped >= 1 ? scraped : undefined;
     });
+    const countedAt = await scrapedGauge(worker.metricsPort, PAST_DEADLINE_COUNTED_AT_METRIC);
     worker.child.kill('SIGTERM');
     const { code } = await worker.closed;
 
     expect(value).toBeGreaterThanOrEqual(1);
+    // In Unix seconds, as PastDeadlineCountFailing reads it against time().
+    expect(countedAt).toBeGreaterThanOrEqual(startedAt);
+    expect(countedAt).toBeLessThanOrEqual(Date.now() / 1000);
     expect(code).toBe(0);
   });
 });
@@ -158,9 +178,11 @@ test('a count that fails is logged, cut short, and keeps the gauge going', async
   await connection.close();
   const warnings: { error: string }[] = [];
   const logger = { warn: (fields: object) => void warnings.push(fields as { error: string }) };
-  const gauge = Runtime.instance().metricMeter.createGauge('test_past_deadline', 'int');
+  const { metricMeter } = Runtime.instance();
+  const gauge = metricMeter.createGauge('test_past_deadline', 'int');
+  const countedAtGauge = metricMeter.createGauge('test_past_deadline_counted_at', 'int');
 
-  const running = startPastDeadlineGauge({ client, gauge, logger, intervalMs: 20, graceMs: 0 });
+  const running = startPastDeadlineGauge({ client, gauge, countedAtGauge, logger, intervalMs: 20, graceMs: 0 });
   try {
     await eventually('two failed counts logged', () => (warnings.length >= 2 ? warnings : undefined));
   } finally {
@@ -169,4 +191,47 @@ test('a count that fails is logged, cut short, and keeps the gauge going', async
 
   expect(warnings[0]?.error.length).toBeGreaterThan(0);
   expect(warnings[0]?.error.length).toBeLessThanOrEqual(300);
+});
+
+// A failing count keeps the gauge's last value, so RecoveryPastDeadline alone would go blind: PastDeadlineCountFailing
+// reads when the count last succeeded.
+test('a successful count sets the time it succeeded; counts that fail leave that time as it was', async () => {
+  const connection = await Connection.connect({ address: temporalAddress() });
+  const client = new Client({ connection, namespace: temporalNamespace() });
+  const warnings: object[] = [];
+  const logger = { warn: (fields: object) => void warnings.push(fields) };
+  const counted = recordingGauge('test_past_deadline');
+  const countedAt = recordingGauge('test_past_deadline_counted_at');
+  const startedAt = Math.floor(Date.now() / 1000);
+
+  const running = startPastDeadlineGauge({
+    client,
+    gauge: counted.gauge,
+    countedAtGauge: countedAt.gauge,
+    logger,
+    intervalMs: 20,
+    graceMs: 0,
+  });
+  let setBeforeFailing: number;
+  try {
+    await eventually('a successful count', () => (countedAt.sets.length >= 2 ? true : undefined));
+    await connection.close();
+    // A count already under way when the connection closed may still succeed; every one after it fails.
+    await eventually('a failed count', () => (warnings.length >= 1 ? true : undefined));
+    setBeforeFailing = countedAt.sets.length;
+    await eventually('two more failed counts', () => (warnings.length >= 3 ? true : undefined));
+  } finally {
+    running.stop();
+  }
+
+  const namespace = temporalNamespace();
+  // 0 from the start, so a worker whose every count fails still has a series for the alert to read.
+  expect(countedAt.sets[0]).toEqual({ value: 0, tags: { namespace } });
+  expect(countedAt.sets[1]?.tags).toEqual({ namespace });
+  expect(countedAt.sets[1]?.value).toBeGreaterThanOrEqual(startedAt);
+  expect(countedAt.sets[1]?.value).toBeLessThanOrEqual(Date.now() / 1000);
+  expect(Number.isInteger(countedAt.sets[1]?.value)).toBe(true);
+  expect(countedAt.sets).toHaveLength(setBeforeFailing);
+  // Set with every count the gauge beside it is set to, and only then.
+  expect(countedAt.sets.length - 1).toBe(counted.sets.length);
 });
