@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
+import ms from 'ms';
 import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import { anchorBatchIdKey, recoveryDeadlineKey } from '../workflows/search-attributes.js';
 
@@ -43,6 +44,26 @@ export async function countRecoveriesPastDeadline(client: Client, graceMs: numbe
   return count;
 }
 
+/**
+ * Counts as countRecoveriesPastDeadline does, but fails with no answer within `timeoutMs` and cancels the call then:
+ * a count that never returns (a connection gone silent, a server that holds the call) would hold up every later one.
+ */
+async function countWithin(client: Client, graceMs: number, timeoutMs: number): Promise<number> {
+  const cancel = new AbortController();
+  const unanswered = new Promise<never>((_resolve, reject) => {
+    cancel.signal.addEventListener('abort', () => reject(new Error(`no answer within ${ms(timeoutMs)}`)));
+  });
+  const timer = setTimeout(() => cancel.abort(), timeoutMs);
+  try {
+    return await Promise.race([
+      client.withAbortSignal(cancel.signal, () => countRecoveriesPastDeadline(client, graceMs)),
+      unanswered,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export interface PastDeadlineGaugeOptions {
   client: Client;
   gauge: MetricGauge;
@@ -58,9 +79,9 @@ export interface RunningGauge {
 }
 
 /**
- * Sets the gauge now and every `intervalMs`, one count at a time, and `countedAtGauge` to when it succeeded. A failing
- * count keeps the last value and logs why; it never stops the worker. Every worker of a namespace reports the same
- * count.
+ * Sets the gauge now and every `intervalMs`, one count at a time, each given until the next is due, and
+ * `countedAtGauge` to when it succeeded. A failing count, or one with no answer in `intervalMs`, keeps the last value
+ * and logs why; it never stops the worker. Every worker of a namespace reports the same count.
  */
 export function startPastDeadlineGauge({
   client,
@@ -78,7 +99,7 @@ export function startPastDeadlineGauge({
     if (counting) return;
     counting = true;
     try {
-      gauge.set(await countRecoveriesPastDeadline(client, graceMs), { namespace });
+      gauge.set(await countWithin(client, graceMs, intervalMs), { namespace });
       countedAtGauge.set(Math.floor(Date.now() / 1000), { namespace });
     } catch (err) {
       const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);

@@ -235,3 +235,34 @@ test('a successful count sets the time it succeeded; counts that fail leave that
   // Set with every count the gauge beside it is set to, and only then.
   expect(countedAt.sets.length - 1).toBe(counted.sets.length);
 });
+
+// A count that never returns (a connection gone silent, a server that holds the call) held the one-at-a-time guard
+// for good: no count after it ran, and the time of the last one stood still without a warning logged.
+test('a count with no answer fails once the interval passes, and the counts after it go on', async () => {
+  const connection = await Connection.connect({ address: temporalAddress() });
+  const client = new Client({ connection, namespace: temporalNamespace() });
+  const count = client.workflow.count.bind(client.workflow);
+  let counts = 0;
+  client.workflow.count = (query) => (++counts === 1 ? new Promise(() => undefined) : count(query));
+  const warnings: { error: string }[] = [];
+  const logger = { warn: (fields: object) => void warnings.push(fields as { error: string }) };
+  const countedAt = recordingGauge('test_past_deadline_counted_at');
+
+  const running = startPastDeadlineGauge({
+    client,
+    gauge: recordingGauge('test_past_deadline').gauge,
+    countedAtGauge: countedAt.gauge,
+    logger,
+    intervalMs: 200,
+    graceMs: 0,
+  });
+  try {
+    await eventually('a count after the one with no answer', () => (countedAt.sets.length >= 2 ? true : undefined));
+  } finally {
+    running.stop();
+    await connection.close();
+  }
+
+  expect(warnings[0]).toEqual(expect.objectContaining({ error: 'no answer within 200ms' }));
+  expect(counts).toBeGreaterThanOrEqual(2);
+});
