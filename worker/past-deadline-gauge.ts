@@ -13,6 +13,9 @@ export const PAST_DEADLINE_METRIC = 'anchor_recoveries_past_deadline';
  */
 export const PAST_DEADLINE_COUNTED_AT_METRIC = 'anchor_recoveries_past_deadline_counted_at_seconds';
 
+/** The least a count is given to answer, however short the interval (tests set one of 200 ms). */
+const MIN_COUNT_TIMEOUT_MS = 10_000;
+
 /** A failing count's error, as much of it as a log line needs. */
 const MAX_ERROR_LENGTH = 300;
 
@@ -72,6 +75,11 @@ export interface PastDeadlineGaugeOptions {
   logger: { warn(fields: object, message: string): void };
   intervalMs: number;
   graceMs: number;
+  /**
+   * How long a count may go unanswered before it fails and the next may run. Absent: the interval, and at least
+   * MIN_COUNT_TIMEOUT_MS, as a visibility store under load can take seconds to answer a count that is not stuck.
+   */
+  countTimeoutMs?: number;
 }
 
 export interface RunningGauge {
@@ -79,9 +87,9 @@ export interface RunningGauge {
 }
 
 /**
- * Sets the gauge now and every `intervalMs`, one count at a time, each given until the next is due, and
- * `countedAtGauge` to when it succeeded. A failing count, or one with no answer in `intervalMs`, keeps the last value
- * and logs why; it never stops the worker. Every worker of a namespace reports the same count.
+ * Sets the gauge now and every `intervalMs`, one count at a time, each given `countTimeoutMs`, and `countedAtGauge`
+ * to when it succeeded. A failing count, or one with no answer in time, keeps the last value and logs why; it never
+ * stops the worker. Every worker of a namespace reports the same count.
  */
 export function startPastDeadlineGauge({
   client,
@@ -90,6 +98,7 @@ export function startPastDeadlineGauge({
   logger,
   intervalMs,
   graceMs,
+  countTimeoutMs = Math.max(intervalMs, MIN_COUNT_TIMEOUT_MS),
 }: PastDeadlineGaugeOptions): RunningGauge {
   const namespace = client.options.namespace;
   // Exported from the start: a worker whose counts fail from the first one must not leave the alert without a series.
@@ -99,7 +108,7 @@ export function startPastDeadlineGauge({
     if (counting) return;
     counting = true;
     try {
-      gauge.set(await countWithin(client, graceMs, intervalMs), { namespace });
+      gauge.set(await countWithin(client, graceMs, countTimeoutMs), { namespace });
       countedAtGauge.set(Math.floor(Date.now() / 1000), { namespace });
     } catch (err) {
       const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);

@@ -255,6 +255,7 @@ test('a count with no answer fails once the interval passes, and the counts afte
     logger,
     intervalMs: 200,
     graceMs: 0,
+    countTimeoutMs: 200,
   });
   try {
     await eventually('a count after the one with no answer', () => (countedAt.sets.length >= 2 ? true : undefined));
