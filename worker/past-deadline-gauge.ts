@@ -48,18 +48,19 @@ export async function countRecoveriesPastDeadline(client: Client, graceMs: numbe
 }
 
 /**
- * Counts as countRecoveriesPastDeadline does, but fails with no answer within `timeoutMs` and cancels the call then:
- * a count that never returns (a connection gone silent, a server that holds the call) would hold up every later one.
+ * Counts as countRecoveriesPastDeadline does, but fails with no answer within `timeoutMs`: a count that never returns
+ * (a connection gone silent, a server that holds the call) would hold up every later one. The call goes with that
+ * deadline, which ends it on the worker's NativeConnection too (it ignores an abort signal in SDK 1.24, and sends no
+ * deadline of its own), and the count fails at the deadline whatever the call does.
  */
 async function countWithin(client: Client, graceMs: number, timeoutMs: number): Promise<number> {
-  const cancel = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
   const unanswered = new Promise<never>((_resolve, reject) => {
-    cancel.signal.addEventListener('abort', () => reject(new Error(`no answer within ${ms(timeoutMs)}`)));
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms(timeoutMs)}`)), timeoutMs);
   });
-  const timer = setTimeout(() => cancel.abort(), timeoutMs);
   try {
     return await Promise.race([
-      client.withAbortSignal(cancel.signal, () => countRecoveriesPastDeadline(client, graceMs)),
+      client.withDeadline(Date.now() + timeoutMs, () => countRecoveriesPastDeadline(client, graceMs)),
       unanswered,
     ]);
   } finally {
