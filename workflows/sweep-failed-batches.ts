@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   ContinueAsNew,
   condition,
@@ -24,6 +23,7 @@ import {
   parseSweepInput,
   recordSkipped,
   recordStarted,
+  sweepFailureOf,
   type SkipReason,
   type SweepFailedBatchesInput,
   type SweepPolicy,
@@ -221,7 +221,7 @@ export async function sweepFailedBatches(
         else log.info('Sweep window', { ...result.window, reachedBackTo: result.reachedBack?.workflowId ?? null });
       } catch (err) {
         if (isCancellation(err)) throw err;
-        lookupFailure = failureOf(err).message;
+        lookupFailure = sweepFailureOf(err).message;
         log.warn('Last completed sweep not found: sweeping the lookback, then failing', { error: lookupFailure });
       }
     }
@@ -315,7 +315,7 @@ export async function sweepFailedBatches(
     }
   } catch (err) {
     if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
-    result.failure = failureOf(err);
+    result.failure = sweepFailureOf(err);
     log.error('Sweep failed', { ...result.counts, failure: result.failure });
     // Failed, so a Schedule shows it; the details carry the sweep's report.
     throw ApplicationFailure.create({
@@ -405,18 +405,4 @@ function withoutCaseRepeats(batchIds: string[], handed: Set<string>, handedInLow
       (earlier !== undefined && earlier !== batchId) || (handedInLowerCase.has(key) && !handed.has(batchId));
     return !caseRepeat;
   });
-}
-
-/** What stopped the sweep, as its report gives it: an activity's own failure rather than its wrapper. */
-function failureOf(err: unknown): { type: string; message: string } {
-  const failure = err instanceof ActivityFailure && err.cause ? err.cause : err;
-  return {
-    type: failure instanceof ApplicationFailure ? (failure.type ?? 'ApplicationFailure') : errorName(failure),
-    // An activity's message may quote the API; a bug's may quote anything: cut and cleaned either way.
-    message: cleanApiText(failure instanceof Error ? failure.message : String(failure)),
-  };
-}
-
-function errorName(err: unknown): string {
-  return err instanceof Error ? err.name : typeof err;
 }

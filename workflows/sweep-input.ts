@@ -1,3 +1,5 @@
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { cleanApiText } from '../anchor-api/redact.js';
 import type { BatchStatus } from '../anchor-api/schemas.js';
 import { parseDuration, validateInput, type Typeable, type Validated } from './fields.js';
 import { sweepFields } from './input-fields.js';
@@ -178,4 +180,24 @@ export function recordStarted(result: SweepResult, batchId: string, workflowId: 
 export function recordSkipped(result: SweepResult, batchId: string, reason: SkipReason): void {
   result.counts[reason] += 1;
   if (result.skipped.length < SWEEP_RESULT_ITEMS) result.skipped.push({ batchId: id(batchId), reason });
+}
+
+/**
+ * What stopped the sweep, as its result gives it: an activity's own failure rather than its wrapper. Both texts are
+ * cut, so the result stays within SWEEP_RESULT_MAX_BYTES whatever failed: a type comes from the activity's failure,
+ * and an error of another library names itself.
+ */
+export function sweepFailureOf(err: unknown): { type: string; message: string } {
+  const failure = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  const type =
+    failure instanceof ApplicationFailure
+      ? (failure.type ?? 'ApplicationFailure')
+      : failure instanceof Error
+        ? failure.name
+        : typeof failure;
+  return {
+    type: cutText(type, SWEEP_RESULT_ID_CHARS),
+    // An activity's message may quote the API; a bug's may quote anything: cut and cleaned either way.
+    message: cleanApiText(failure instanceof Error ? failure.message : String(failure)),
+  };
 }

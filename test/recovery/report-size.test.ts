@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import {
   cutText,
@@ -18,6 +19,8 @@ import {
   recordStarted,
   SWEEP_RESULT_ITEMS,
   SWEEP_RESULT_MAX_BYTES,
+  sweepFailureOf,
+  sweepWindow,
 } from '../../workflows/sweep-input.js';
 import { FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 
@@ -148,6 +151,21 @@ test('a sweep of any size lists its first items and counts them all', () => {
   for (let i = 0; i < 100_000; i += 1) recordSkipped(result, hostileId(i), i % 2 ? 'no_failed_sessions' : 'over_limit');
   // One date however many were left out: the longest an ISO date gets.
   result.oldestLeftCreatedAt = new Date(-8.64e15).toISOString();
+  // Reaching back past the lookback, to a sweep of a hostile id, as far as a date goes, and stopped by a failure of
+  // hostile type and message: the largest over every mix of the costly characters.
+  const longestDate = new Date(-8.64e15).toISOString();
+  const variants = HOSTILE_TEXTS.flatMap((idText) =>
+    HOSTILE_TEXTS.flatMap((typeText) =>
+      HOSTILE_TEXTS.map((messageText) => ({
+        ...sweepWindow(8.64e15, 60_000, { workflowId: idText, windowEnd: longestDate }),
+        failure: sweepFailureOf(ApplicationFailure.create({ type: typeText, message: messageText })),
+      })),
+    ),
+  );
+  const largest = variants.reduce((a, b) => (jsonBytes({ ...result, ...a }) >= jsonBytes({ ...result, ...b }) ? a : b));
+  Object.assign(result, largest);
+  expect(result.reachedBack).toMatchObject({ cut: true, windowEnd: longestDate });
+  expect(result.failure).not.toBeNull();
   expect(result.started).toHaveLength(SWEEP_RESULT_ITEMS);
   expect(result.skipped).toHaveLength(SWEEP_RESULT_ITEMS);
   expect(result.counts).toMatchObject({ started: 1_000, no_failed_sessions: 50_000, over_limit: 50_000 });
