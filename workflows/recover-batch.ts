@@ -448,7 +448,7 @@ async function notifyRecoveryEndOf(end: RecoveryEnd, onNotificationQueue: boolea
       taskQueue: notificationTaskQueue(workflowInfo().taskQueue),
       // Within the 5 min by which the past-deadline gauge lets a recovery outlive its deadline (its three attempts
       // could take 6 min 15 s). Past this, a queue no worker polls (workers of an older release only) ends the
-      // wait with a logged failure, and the recovery still ends.
+      // wait with a logged failure, counted (countNotificationNotCompleted), and the recovery still ends.
       scheduleToCloseTimeout: '5m',
     }),
   });
@@ -458,7 +458,26 @@ async function notifyRecoveryEndOf(end: RecoveryEnd, onNotificationQueue: boolea
     log.info('Recovery end notified', { batchId, outcome, delivery: result.status });
   } catch (err) {
     log.warn('Recovery end notification failed', { batchId, outcome, error: String(err) });
+    const { taskQueue } = workflowInfo();
+    countNotificationNotCompleted(onNotificationQueue ? notificationTaskQueue(taskQueue) : taskQueue);
   }
+}
+
+/**
+ * An end notification whose activity never completed: no worker took it (none polls its queue, or only workers of a
+ * release without it) or every attempt crashed or timed out. The activity counts in anchor_notifications only the
+ * status it returns, so without this such an end would be counted nowhere. Its own metric, not a status of that one:
+ * a workflow's metrics carry other labels (workflowType, the recovery's taskQueue) than an activity's, and a Prometheus
+ * registry takes one set of label names per metric name.
+ */
+function countNotificationNotCompleted(notificationQueue: string): void {
+  metricMeter
+    .createCounter(
+      'anchor_notifications_not_completed',
+      'notifications',
+      'Recovery end notifications whose activity never completed: no worker took it, or every attempt failed',
+    )
+    .add(1, { notificationTaskQueue: notificationQueue });
 }
 
 /** The failure a stopped recovery ends with: its cut texts, and its report in the details for the client. */

@@ -199,6 +199,8 @@ describe('against a worker process', () => {
     );
     // Emitted only once a workflow task fails; the name is the SDK's (temporal_workflow_task_execution_failed).
     named.delete('temporal_workflow_task_execution_failed');
+    // Emitted only once an end notification's activity fails for good; a test below has the worker export it.
+    named.delete('anchor_notifications_not_completed');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
@@ -253,13 +255,64 @@ describe('against a worker process', () => {
 
       const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
         .split('\n')
-        .filter((line) => line.startsWith('anchor_notifications{'));
+        .filter((line) => line.startsWith('anchor_notifications'));
       worker.child.kill('SIGTERM');
       await worker.closed;
 
       expect(receiver.requests).toHaveLength(1);
+      // The activity returned its status: the workflow counts no notification that did not complete.
       expect(counted).toEqual([
         `anchor_notifications{activityType="notifyRecoveryEnd",namespace="${client.options.namespace}",status="failed",taskQueue="${notificationTaskQueue(taskQueue)}"} 1`,
+      ]);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  // The activity counts only the status it returns: one that never returns one (no worker polls its queue, every
+  // attempt crashes) was counted nowhere, and no alert told the operators who wait for those messages.
+  test('a notification whose activity never completes counts once in anchor_notifications_not_completed', async () => {
+    const taskQueue = uniqueTaskQueue('alerts-not-completed');
+    const receiver = await startWebhookReceiver([]);
+    try {
+      const worker = await spawnWorkerProcess(
+        {
+          TEMPORAL_TASK_QUEUE: taskQueue,
+          ANCHOR_BASE_URL: simulator.url,
+          ANCHOR_API_KEY: TEST_API_KEY,
+          WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+          NOTIFY_WEBHOOK_URL: receiver.url,
+        },
+        './test/crashing-notifications.js',
+      );
+      await worker.waitForOutput(WORKER_STARTED);
+      const recoveries = new BatchRecoveries(client, taskQueue);
+      const missing = randomUUID();
+      await recoveries.start({ batchId: missing, ...FAST_POLICY });
+      await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
+
+      const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+        .split('\n')
+        .filter((line) => line.startsWith('anchor_notifications'));
+      worker.child.kill('SIGTERM');
+      await worker.closed;
+
+      const events = (await recoveries.handle(missing).fetchHistory()).events ?? [];
+      const notify = events.find(
+        (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'notifyRecoveryEnd',
+      )!;
+      const ofNotify = <T extends { scheduledEventId?: unknown }>(attributes?: T | null): T[] =>
+        attributes && Number(attributes.scheduledEventId) === Number(notify.eventId) ? [attributes] : [];
+      const started = events.flatMap((event) => ofNotify(event.activityTaskStartedEventAttributes));
+      const failed = events.flatMap((event) => ofNotify(event.activityTaskFailedEventAttributes));
+      expect(receiver.requests).toHaveLength(0);
+      // Failed on its third and last attempt, with the crash: it never returned a status.
+      expect(started.map((attributes) => attributes.attempt)).toEqual([3]);
+      expect(failed.map((attributes) => attributes.failure?.message)).toEqual([
+        'notifyRecoveryEnd crashed before it returned a status',
+      ]);
+      expect(counted).toEqual([
+        `anchor_notifications_not_completed{namespace="${client.options.namespace}",notificationTaskQueue="${notificationTaskQueue(taskQueue)}",taskQueue="${taskQueue}",workflowType="recoverBatch"} 1`,
       ]);
     } finally {
       await receiver.close();
