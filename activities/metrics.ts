@@ -9,10 +9,16 @@ export function countApiError(err: unknown): void {
   metricMeter.createCounter('anchor_api_errors', 'errors', 'Anchor API errors by class').add(1, { kind: err.kind });
 }
 
-export function countRetryCall(retriedSessions: number, reconciled: boolean): void {
+/**
+ * A retry round, and the sessions it retried when they are known (`null` when not: an answer that could not be read
+ * or that did not say, a batch that could not show whether the call took effect). Such a round counts with
+ * sessionsCounted="false" and adds nothing to anchor_retried_sessions: counted as 0 retried, the unknown looked known.
+ */
+export function countRetryCall(retriedSessions: number | null, reconciled: boolean): void {
   metricMeter
     .createCounter('anchor_retry_calls', 'calls', 'Retry rounds, by whether the answer came from reconciling')
-    .add(1, { reconciled: String(reconciled) });
+    .add(1, { reconciled: String(reconciled), sessionsCounted: String(retriedSessions !== null) });
+  if (retriedSessions === null) return;
   metricMeter
     .createCounter('anchor_retried_sessions', 'sessions', 'Sessions the retry endpoint retried')
     .add(retriedSessions);

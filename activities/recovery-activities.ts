@@ -98,7 +98,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
           const { effect } = retryEffect(before, now);
           if (effect !== 'no_effect') {
             log.warn('An earlier retry call may have taken effect; not sending another', { batchId, attempt, effect });
-            countRetryCall(0, true);
+            countRetryCall(effect === 'took_effect' ? before.failed : null, true);
             return {
               // The API's answer was lost; what it would have said under retry_failed_only.
               retriedSessions: effect === 'took_effect' ? before.failed : 0,
@@ -118,7 +118,7 @@ export function createRecoveryActivities(api: AnchorApiClient) {
           api.retryFailedSessions(batchId, { retry_failed_only: retryFailedOnly, max_retries: maxRetries }),
           before,
         );
-        countRetryCall(answer.retried_sessions ?? 0, false);
+        countRetryCall(answer.retried_sessions ?? null, false);
         return {
           retriedSessions: answer.retried_sessions ?? 0,
           apiStatus: 200,

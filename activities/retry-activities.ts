@@ -161,7 +161,7 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
         ),
         announcement,
       );
-      countRetryCall(answer.retried_sessions ?? 0, false);
+      countRetryCall(answer.retried_sessions ?? null, false);
       return {
         kind: 'applied',
         retriedSessions: answer.retried_sessions ?? null,
@@ -175,7 +175,7 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
       countApiError(err);
       // A 2xx whose body is unreadable: the API took the call.
       if (err instanceof MalformedResponseError && err.outcomeUnknown) {
-        countRetryCall(0, false);
+        countRetryCall(null, false);
         return { kind: 'applied', retriedSessions: null, apiMessage: `answer unreadable (${err.problem})` };
       }
       if (err instanceof AnchorApiError && isPermanent(err)) throw toActivityFailure(err);
@@ -260,7 +260,7 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
       const verdict = retryEffect(input.before, now);
       // As the workflow records the round: a call that took effect retried the sessions that had failed before it.
       if (verdict.effect !== 'no_effect')
-        countRetryCall(verdict.effect === 'took_effect' ? input.before.failed : 0, true);
+        countRetryCall(verdict.effect === 'took_effect' ? input.before.failed : null, true);
       return { ...verdict, snapshot: now };
     },
   };

@@ -350,7 +350,43 @@ describe('against a worker process', () => {
     const labels = `activityType="reconcileRetry",namespace="${client.options.namespace}"`;
     expect(counted.sort()).toEqual([
       `anchor_retried_sessions{${labels},taskQueue="${taskQueue}"} 1`,
-      `anchor_retry_calls{${labels},reconciled="true",taskQueue="${taskQueue}"} 1`,
+      `anchor_retry_calls{${labels},reconciled="true",sessionsCounted="true",taskQueue="${taskQueue}"} 1`,
+    ]);
+  });
+
+  // The API took the call but its answer could not be read: how many sessions it retried is unknown. Counted as 0 in
+  // anchor_retried_sessions it looked known, and the dashboard's sessions retried showed nothing of the round.
+  test('a round whose answer is unreadable counts as a call with sessions not counted, and no sessions', async () => {
+    const taskQueue = uniqueTaskQueue('alerts-unreadable');
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      ANCHOR_BASE_URL: simulator.url,
+      ANCHOR_API_KEY: TEST_API_KEY,
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+    const recoveries = new BatchRecoveries(client, taskQueue);
+    const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'mistyped_field', times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+    const report = await recoveries.result(batch.id);
+
+    const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+      .split('\n')
+      .filter((line) => /^anchor_(retry_calls|retried_sessions)\{/.test(line));
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    expect(report.rounds).toEqual([
+      // The report takes the sessions that had failed: the API retried them, it did not say how many.
+      expect.objectContaining({
+        retriedSessions: 1,
+        apiStatus: 200,
+        apiMessage: expect.stringMatching(/^answer unreadable/),
+      }),
+    ]);
+    expect(counted).toEqual([
+      `anchor_retry_calls{activityType="announceAndSendRetry",namespace="${client.options.namespace}",reconciled="false",sessionsCounted="false",taskQueue="${taskQueue}"} 1`,
     ]);
   });
 
