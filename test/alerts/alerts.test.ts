@@ -12,7 +12,7 @@ import { notificationTaskQueue } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
-import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 import { startWebhookReceiver } from '../notify/webhook-receiver.js';
 
@@ -156,6 +156,23 @@ test("the dashboard's workflow task failures count a fresh worker's first one, a
   expect(result).toContain('SUCCESS');
 });
 
+test("the dashboard's batches sweeps left count a fresh worker's first sweep, as SweepsKeepLeavingBatches does", async () => {
+  const left = (await dashboardPanels()).find((panel) => panel.title.startsWith('Batches sweeps left'))!;
+  const labels = 'namespace="default",taskQueue="q",workflowType="sweepFailedBatches"';
+  const series = [
+    // A worker started 5 minutes in: its first sweep, the run that ended it, left 3 batches over maxStarts.
+    { series: `anchor_sweep_batches_left{${labels},reason="over_limit"}`, values: '_x5 3x25' },
+    { series: `anchor_sweep_batches_left{${labels},reason="start_failed"}`, values: '_x5 0x25' },
+  ];
+
+  const result = await promqlTest(left.targets[0]!.expr, series, '5m', [
+    { labels: '{reason="over_limit"}', value: 3 },
+    { labels: '{reason="start_failed"}', value: 0 },
+  ]);
+
+  expect(result).toContain('SUCCESS');
+});
+
 describe('against a worker process', () => {
   let simulator: RunningSimulator;
   let client: Client;
@@ -201,6 +218,8 @@ describe('against a worker process', () => {
     named.delete('temporal_workflow_task_execution_failed');
     // Emitted only once an end notification's activity fails for good; a test below has the worker export it.
     named.delete('anchor_notifications_not_completed');
+    // Emitted only once a sweep ends: the test of SweepsKeepLeavingBatches below reads it from a worker process.
+    named.delete('anchor_sweep_batches_left');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
@@ -418,6 +437,62 @@ describe('against a worker process', () => {
     // unauthorized is permanent: the listing is tried once.
     expect(errors).toEqual([
       `anchor_api_errors{activityType="listFailedBatches",kind="unauthorized",namespace="${client.options.namespace}",taskQueue="${taskQueue}"} 1`,
+    ]);
+  });
+
+  // SweepsKeepLeavingBatches reads what the run that ends a sweep counts: each batch the sweep left once, however often
+  // it continued as new (the runs before carry their counts to it and count nothing).
+  test('a sweep that continued as new counts the batches it left over maxStarts once, in anchor_sweep_batches_left', async () => {
+    simulator.reset();
+    const taskQueue = uniqueTaskQueue('alerts-sweep-left');
+    const worker = await spawnWorkerProcess({
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      ANCHOR_BASE_URL: simulator.url,
+      ANCHOR_API_KEY: TEST_API_KEY,
+      ANCHOR_BATCH_STATUS_POLLER: 'false',
+      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+    });
+    await worker.waitForOutput(WORKER_STARTED);
+    const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+    const failedBatch = (minutes: number, failing: number) =>
+      simulator.createScriptedBatch({
+        count: 3,
+        script: Object.fromEntries(Array.from({ length: failing }, (_, at) => [String(at), ['fail', 'ok']])),
+        created_at: minutesAgo(minutes),
+      });
+    const started = failedBatch(1, 1);
+    failedBatch(2, 1);
+    failedBatch(3, 1);
+    // Older and without failed sessions: read after the sweep continued as new, by a run that leaves no batch out.
+    for (let minutes = 10; minutes < 50; minutes += 1) failedBatch(minutes, 0);
+    const sweep = await client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
+      taskQueue,
+      workflowId: `sweep-${randomUUID()}`,
+      args: [{ pageSize: 1, maxStarts: 1, continueAsNewAfterEvents: 50, recovery: FAST_POLICY }],
+    });
+    const result = await sweep.result();
+    const runId = (await sweep.describe()).runId;
+    expect((await new BatchRecoveries(client, taskQueue).result(started.id)).outcome).toBe('recovered');
+
+    const readLeft = async () =>
+      (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
+        .split('\n')
+        .filter((line) => line.startsWith('anchor_sweep_batches_left{'));
+    // The workflow's metrics reach the exporter after its task: wait for them, then read them once more.
+    await eventually('the sweep to count the batches it left', async () =>
+      (await readLeft()).length === 2 ? true : undefined,
+    );
+    const counted = await readLeft();
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    expect(runId).not.toBe(sweep.firstExecutionRunId);
+    expect(result.counts).toMatchObject({ started: 1, over_limit: 2, start_failed: 0 });
+    const labels = `namespace="${client.options.namespace}"`;
+    const queue = `taskQueue="${taskQueue}",workflowType="sweepFailedBatches"`;
+    expect(counted.sort()).toEqual([
+      `anchor_sweep_batches_left{${labels},reason="over_limit",${queue}} 2`,
+      `anchor_sweep_batches_left{${labels},reason="start_failed",${queue}} 0`,
     ]);
   });
 });
