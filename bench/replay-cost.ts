@@ -7,8 +7,9 @@
  * WORKER_WORKFLOW_STACK_TRACE_FRAMES, to show what that setting saves. Usage:
  *   npm run bench:replay-cost -- [--replays 300] [--repeats 3]
  */
-import { createHook } from 'node:async_hooks';
+import { AsyncLocalStorage, createHook } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import vm from 'node:vm';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 // Not a public API: the holder of the hook, which no worker option turns off. Replays run in this thread, so this
 // is the instance they use.
@@ -153,11 +154,64 @@ async function mappedFramesPerRecovery(variant: Variant, frames: number): Promis
   return mapped / count;
 }
 
+/**
+ * Calls into the workflow sandbox per recovery, an exact count: the SDK runs each with its isolate watchdog
+ * (`isolateExecutionTimeout`), for which Node.js starts and joins a thread, whatever the call does. Counted as the
+ * difference between replays of 20 copies and of 10, which leaves out the calls each replay worker makes once.
+ */
+async function sandboxCallsPerRecovery(variant: Variant): Promise<number> {
+  let calls = 0;
+  const original = Object.getOwnPropertyDescriptor(vm.Script.prototype, 'runInContext')!;
+  const counted = new Proxy(original.value as (...args: unknown[]) => unknown, {
+    apply(target, thisArg, args) {
+      calls += 1;
+      return Reflect.apply(target, thisArg, args);
+    },
+  });
+  Object.defineProperty(vm.Script.prototype, 'runInContext', { ...original, value: counted });
+  try {
+    await replayAll(variant, 10);
+    const forTen = calls;
+    calls = 0;
+    await replayAll(variant, 20);
+    return (calls - forTen) / 10;
+  } finally {
+    Object.defineProperty(vm.Script.prototype, 'runInContext', original);
+  }
+}
+
+/**
+ * What a promise costs without the SDK's hook, and what a call into a sandbox costs with the watchdog, in µs: awaits
+ * and calls in a context set up as the SDK sets up the sandbox's (its microtasks run as each call ends; an
+ * AsyncLocalStorage in use, as the SDK's cancellation scopes keep one, so Node.js tracks every promise).
+ */
+function sandboxUnitCostsUs(): { await: number; watchdog: number } {
+  const storage = new AsyncLocalStorage<object>();
+  return storage.run({}, () => {
+    const context = vm.createContext({}, { microtaskMode: 'afterEvaluate' });
+    vm.runInContext('globalThis.awaitMany = async (n) => { for (let i = 0; i < n; i += 1) await null; }', context);
+    const awaits = 1_000;
+    const calls = 2_000;
+    const script = new vm.Script(`awaitMany(${awaits})`);
+    const cpuUsPerCall = (options: vm.RunningScriptOptions) => {
+      const before = process.cpuUsage();
+      for (let i = 0; i < calls; i += 1) script.runInContext(context, options);
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / calls;
+    };
+    const bare = cpuUsPerCall({});
+    const watched = cpuUsPerCall({ timeout: 5_000 });
+    return { await: bare / awaits, watchdog: watched - bare };
+  });
+}
+
 const results = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 const resultsAtWorkerFrames = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 const resultsWithoutHook = new Map<Variant, number[]>(VARIANTS.map((variant) => [variant, []]));
 const promises = new Map<Variant, number>();
 const mappedFrames = new Map<Variant, { atDefault: number; atWorker: number }>();
+const sandboxCalls = new Map<Variant, number>();
+const unitCosts: { await: number; watchdog: number }[] = [];
 try {
   for (let repeat = 1; repeat <= repeats; repeat += 1) {
     for (const variant of VARIANTS) {
@@ -165,9 +219,11 @@ try {
       resultsAtWorkerFrames.get(variant)!.push(await replayCpuMs(variant, workerFrames));
       resultsWithoutHook.get(variant)!.push(await replayCpuMsWithoutStackTraceHook(variant));
     }
+    unitCosts.push(sandboxUnitCostsUs());
   }
   for (const variant of VARIANTS) {
     promises.set(variant, await sandboxPromisesPerRecovery(variant));
+    sandboxCalls.set(variant, await sandboxCallsPerRecovery(variant));
     mappedFrames.set(variant, {
       atDefault: await mappedFramesPerRecovery(variant, V8_DEFAULT_FRAMES),
       atWorker: await mappedFramesPerRecovery(variant, workerFrames),
@@ -184,7 +240,8 @@ for (const variant of VARIANTS) {
       `at ${workerFrames} frames ${formatSummary(resultsAtWorkerFrames.get(variant)!, 2)} ms | ` +
       `without the stack-trace hook ${formatSummary(resultsWithoutHook.get(variant)!, 2)} ms | ` +
       `workflow promises/recovery ${promises.get(variant)!.toFixed(1)} | frames source-mapped/recovery ` +
-      `${frames.atDefault.toFixed(1)} (at ${workerFrames} frames ${frames.atWorker.toFixed(1)})`,
+      `${frames.atDefault.toFixed(1)} (at ${workerFrames} frames ${frames.atWorker.toFixed(1)}) | ` +
+      `calls into the sandbox/recovery ${sandboxCalls.get(variant)!.toFixed(2)}`,
   );
 }
 const ratioToNaive = (cpu: Map<Variant, number[]>) =>
@@ -197,4 +254,15 @@ console.log(
 );
 console.log(
   `recoverBatch/naive replay CPU without the stack-trace hook ${formatSummary(ratioToNaive(resultsWithoutHook))}`,
+);
+console.log(
+  `without the stack-trace hook, an await in a sandbox-like context ` +
+    `${formatSummary(
+      unitCosts.map((cost) => cost.await),
+      3,
+    )} µs; ` +
+    `the isolate watchdog per call into it ${formatSummary(
+      unitCosts.map((cost) => cost.watchdog),
+      1,
+    )} µs`,
 );
