@@ -77,6 +77,8 @@ test('compose ships what the cluster target tests: one Temporal release, a UI no
     '${SWEEP_EVERY:-15m}',
     '--lookback',
     '${SWEEP_LOOKBACK:-24h}',
+    '--max-starts',
+    '${SWEEP_MAX_STARTS:-200}',
   ]);
   expect(sweep.restart).toBe('no');
   expect(sweep.depends_on).toEqual({ 'temporal-bootstrap': { condition: 'service_completed_successfully' } });
