@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { status } from '@grpc/grpc-js';
 import {
+  isGrpcServiceError,
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
@@ -7,6 +10,8 @@ import {
   type ScheduleDescription,
   type ScheduleHandle,
 } from '@temporalio/client';
+import { msNumberToTs } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
 import ms from 'ms';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { checkField } from '../workflows/fields.js';
@@ -230,8 +235,8 @@ export class SweepNotStartedError extends Error {
 }
 
 /**
- * Runs a sweep now, also when the schedule is paused, and returns the id of the sweep it started once the schedule
- * shows it; SweepNotStartedError when it skipped the trigger (a sweep still runs) or started none within
+ * Runs a sweep now, also when the schedule is paused, and returns the id of the sweep this trigger started once the
+ * schedule shows it; SweepNotStartedError when it skipped the trigger (a sweep still runs) or started none within
  * TRIGGER_CONFIRM_MS. Refused, naming the fields, when this release's sweep refuses the schedule's input: the sweep
  * would only fail at once. The overlap policy is named here: the SDK triggers with ALLOW_ALL by default, and pressing
  * trigger again would start sweeps side by side, each making every list call of the window again.
@@ -253,18 +258,48 @@ export async function triggerSweepSchedule(
   const lastStart = Math.max(0, ...before.recentRuns.map((run) => run.scheduledAt.getTime()));
   const nextSecond = (Math.floor(lastStart / 1_000) + 1) * 1_000;
   if (Date.now() < nextSecond) await sleep(Math.min(nextSecond - Date.now(), 1_000));
-  await onSchedule(client, scheduleId, (handle) => handle.trigger(ScheduleOverlapPolicy.SKIP));
+  // The sweep this trigger starts is known by this time, which the schedule records as the run's scheduledAt. Before,
+  // any run missing from the first read was taken for it: a trigger sent a moment earlier (the Web UI, a second
+  // operator) and not yet recorded then was named as started by this one, which the schedule had skipped or dropped.
+  const scheduledAt = new Date(Math.max(Date.now(), nextSecond));
+  await triggerAt(client, scheduleId, scheduledAt);
 
-  const earlier = new Set(before.recentRuns.map((run) => run.workflowId));
   const deadline = Date.now() + TRIGGER_CONFIRM_MS;
   for (;;) {
     const now = await describeSweepSchedule(client, scheduleId);
-    const started = now.recentRuns.find((run) => !earlier.has(run.workflowId));
+    const started = now.recentRuns.find((run) => run.scheduledAt.getTime() === scheduledAt.getTime());
     if (started) return { workflowId: started.workflowId };
-    if (now.runsSkippedForOverlap > before.runsSkippedForOverlap)
+    // A skip with no sweep running is not this trigger's: the schedule counts the skip of a trigger buffered behind
+    // another before it records the sweep that other one starts.
+    if (now.runsSkippedForOverlap > before.runsSkippedForOverlap && now.runningSweeps.length > 0)
       throw new SweepNotStartedError(scheduleId, { skippedFor: now.runningSweeps });
     if (Date.now() >= deadline) throw new SweepNotStartedError(scheduleId, { waitedMs: TRIGGER_CONFIRM_MS });
     await sleep(TRIGGER_CHECK_INTERVAL_MS);
+  }
+}
+
+/**
+ * Triggers the schedule with overlap policy SKIP, its run dated `scheduledAt`: the sweep's id and its scheduledAt
+ * among the schedule's recent runs. The SDK's trigger sends no time (the server takes its own).
+ */
+async function triggerAt(client: Client, scheduleId: string, scheduledAt: Date): Promise<void> {
+  try {
+    await client.workflowService.patchSchedule({
+      namespace: client.options.namespace,
+      scheduleId,
+      identity: client.options.identity,
+      requestId: randomUUID(),
+      patch: {
+        triggerImmediately: {
+          overlapPolicy: proto.temporal.api.enums.v1.ScheduleOverlapPolicy.SCHEDULE_OVERLAP_POLICY_SKIP,
+          scheduledTime: msNumberToTs(scheduledAt.getTime()),
+        },
+      },
+    });
+  } catch (err) {
+    // Deleted since it was read.
+    if (isGrpcServiceError(err) && err.code === status.NOT_FOUND) throw new SweepScheduleNotFoundError(scheduleId);
+    throw err;
   }
 }
 

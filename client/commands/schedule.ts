@@ -116,7 +116,10 @@ export function registerScheduleCommands(program: Command, context: CommandConte
     });
 
   withId(schedule.command('trigger'))
-    .description('sweep now, and name the sweep started (none while a sweep is already running: exit 11)')
+    .description(
+      'sweep now, and name the sweep this trigger started (exit 11 when it started none within 5s: a sweep still ' +
+        "ran, or another trigger's took the same second)",
+    )
     .action(async (options: { id: string }, command: Command) => {
       const { workflowId } = await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
       context.print(`Triggered schedule ${options.id}: started sweep ${workflowId}`);

@@ -7,6 +7,7 @@ import {
   describeSweepSchedule,
   SweepNotStartedError,
   SweepScheduleNotFoundError,
+  TRIGGER_CONFIRM_MS,
   triggerSweepSchedule,
   upsertSweepSchedule,
 } from '../../client/schedules.js';
@@ -197,6 +198,55 @@ test('a trigger in the second of the last start names the sweep it started, neve
   expect(new Set(sweepIds).size).toBe(2);
   expect(printed).toEqual([`Triggered schedule ${scheduleId}: started sweep ${sweepIds[1]}`]);
   for (const sweepId of sweepIds) await env.client.workflow.getHandle(sweepId).terminate('test finished');
+});
+
+test('of two triggers at once, the one the schedule skipped says so, and only the other names the sweep', async () => {
+  const scheduleId = newScheduleId();
+  // On a queue no worker polls: the sweeps stay running, and start no recovery of another test's batches.
+  const taskQueue = `${env.taskQueue}-unpolled`;
+  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue, lookback: '2h' });
+  const handle = env.client.schedule.getHandle(scheduleId);
+  await handle.pause('only triggered sweeps in this test');
+  // A start early in a second, which the schedule does not count as running (ALLOW_ALL): both triggers below read it
+  // and wait for the next second, so that each reads the schedule before the other's trigger reaches it.
+  await eventually('the start of a second', () => (Date.now() % 1_000 < 100 ? true : undefined));
+  await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
+  const earlierSweepId = await eventually(
+    'the earlier sweep to start',
+    async () => (await describeSweepSchedule(env.client, scheduleId)).recentRuns[0]?.workflowId,
+  );
+
+  // Two operators, or a script run twice. Before, each took the run missing from its first read for its own: both
+  // said "started sweep" of the one sweep, one of them of a trigger the schedule had skipped.
+  const outcomes = await Promise.allSettled([
+    triggerSweepSchedule(env.client, scheduleId),
+    triggerSweepSchedule(env.client, scheduleId),
+  ]);
+
+  const summary = await describeSweepSchedule(env.client, scheduleId);
+  const sweepIds = summary.recentRuns.map((run) => run.workflowId);
+  try {
+    expect(summary.runsTaken).toBe(2);
+    expect(sweepIds).toHaveLength(2);
+    const sweepId = sweepIds[1];
+    const started = outcomes.filter((outcome) => outcome.status === 'fulfilled').map((outcome) => outcome.value);
+    const refused = outcomes
+      .filter((outcome) => outcome.status === 'rejected')
+      .map((outcome): unknown => outcome.reason);
+    expect(started).toEqual([{ workflowId: sweepId }]);
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toBeInstanceOf(SweepNotStartedError);
+    // Both triggers fall in one second: the schedule skips the later one (overlap policy SKIP), or drops it, as its
+    // sweep would have the same id; it counts a skip only.
+    const skipped = summary.runsSkippedForOverlap;
+    expect(skipped).toBeLessThanOrEqual(1);
+    expect(refused[0]).toMatchObject({
+      why: skipped === 1 ? { skippedFor: [sweepId] } : { waitedMs: TRIGGER_CONFIRM_MS },
+    });
+  } finally {
+    for (const sweepId of new Set([earlierSweepId, ...sweepIds]))
+      await env.client.workflow.getHandle(sweepId).terminate('test finished');
+  }
 });
 
 test('a trigger the schedule starts no sweep for says so on stderr and exits 11', async () => {
