@@ -15,7 +15,7 @@ import {
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
-import { roundsDone, type RecoveryReport } from '../workflows/report.js';
+import { roundsDone } from '../workflows/report.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from './call-deadline.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { bounded, trimmedOrDefault } from './commands/flags.js';
@@ -32,6 +32,7 @@ import {
   RecoveryFailedError,
   RecoveryTerminatedError,
   workflowUiUrl,
+  type ClientRecoveryReport,
   type RecoveryProgress,
 } from './recoveries.js';
 
@@ -127,9 +128,9 @@ async function withRecoveries<T>(options: GlobalOptions, run: (recoveries: Batch
 async function showReport(
   options: GlobalOptions,
   json: boolean | undefined,
-  getReport: () => Promise<RecoveryReport | RecoveryProgress>,
+  getReport: () => Promise<ClientRecoveryReport | RecoveryProgress>,
 ) {
-  let report: RecoveryReport;
+  let report: ClientRecoveryReport;
   let workflowTaskFailures = 0;
   let storedRoundsOmitted = 0;
   try {
@@ -158,7 +159,7 @@ async function showReport(
 function printReport(
   options: GlobalOptions,
   json: boolean | undefined,
-  report: RecoveryReport,
+  report: ClientRecoveryReport,
   endedAs?: string,
   storedRoundsOmitted?: number,
 ) {

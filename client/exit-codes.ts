@@ -1,8 +1,8 @@
 import { STUCK_AFTER_TASK_FAILURES } from '../workflows/definitions.js';
-import type { RecoveryReport } from '../workflows/report.js';
 import {
   isTemporalUnreachable,
   NoWorkerPollingError,
+  type ClientRecoveryReport,
   PolicyChangeNotConfirmedError,
   RecoveryFailedError,
   RecoveryTerminatedError,
@@ -46,7 +46,7 @@ export const EXIT_CODES = {
 export { STUCK_AFTER_TASK_FAILURES };
 
 /** `workflowTaskFailures`: how many times in a row the pending workflow task of a running recovery has failed. */
-export function exitCodeForReport(report: RecoveryReport, workflowTaskFailures = 0): number {
+export function exitCodeForReport(report: ClientRecoveryReport, workflowTaskFailures = 0): number {
   if (report.failure) return EXIT_CODES.failed;
   if (report.outcome === null && workflowTaskFailures >= STUCK_AFTER_TASK_FAILURES) return EXIT_CODES.stuck;
   switch (report.outcome) {

@@ -1,6 +1,6 @@
 import ms from 'ms';
-import { REPORT_LIMITS, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
-import { MAX_ROUNDS_UNKNOWN, type ReportSource } from './recoveries.js';
+import { REPORT_LIMITS, roundsDone, type RecoveryRound } from '../workflows/report.js';
+import type { ClientRecoveryReport, ReportSource } from './recoveries.js';
 
 /** The report lists at most this many failing sessions; the total is always shown. */
 export const STILL_FAILING_SHOWN = 10;
@@ -33,7 +33,7 @@ function roundRow(round: RecoveryRound): string[] {
   ];
 }
 
-function describeState(report: RecoveryReport): string {
+function describeState(report: ClientRecoveryReport): string {
   if (report.outcome) return report.outcome;
   if (report.failure) return `failed (${report.failure.type}): ${report.failure.message}`;
   const phase = report.paused ? 'paused' : report.phase.replaceAll('_', ' ');
@@ -44,7 +44,7 @@ function describeState(report: RecoveryReport): string {
  * Rounds done. `storedRoundsOmitted`: the oldest rounds a stored report leaves out of `rounds` (ReportSource), its
  * `omittedRounds` among them.
  */
-export function roundsDoneOf(report: RecoveryReport, storedRoundsOmitted = 0): number {
+export function roundsDoneOf(report: ClientRecoveryReport, storedRoundsOmitted = 0): number {
   return storedRoundsOmitted > 0 ? storedRoundsOmitted + report.rounds.length : roundsDone(report);
 }
 
@@ -54,28 +54,31 @@ export function roundsDoneOf(report: RecoveryReport, storedRoundsOmitted = 0): n
  * `storedRoundsOmitted`: the oldest rounds a stored report leaves out (ReportSource).
  */
 export function formatReport(
-  report: RecoveryReport,
+  report: ClientRecoveryReport,
   webUiUrl?: string,
   endedAs?: string,
   storedRoundsOmitted = 0,
 ): string {
+  // A start whose input cannot be read has no deadline to give (before, its start time).
+  const deadline = report.deadlineAt ?? 'unknown (its input cannot be read)';
   const lines = [
     `Recovery of batch ${report.batchId} (workflow ${report.workflowId})`,
     `Outcome:  ${endedAs ?? describeState(report)}`,
     ...(report.lastError
       ? [`Last API error: ${report.lastError.type} at ${report.lastError.at}: ${report.lastError.message}`]
       : []),
-    `Started:  ${report.startedAt}${report.finishedAt ? `   finished: ${report.finishedAt}` : `   deadline: ${report.deadlineAt}`}`,
+    `Started:  ${report.startedAt}   ${report.finishedAt ? `finished: ${report.finishedAt}` : `deadline: ${deadline}`}`,
     '',
   ];
   if (report.rounds.length === 0) {
     // An ended recovery will run none: a refused start has no policy, so no "at most" to give. Nor has one not started
     // yet whose input cannot be read (before, `at most 0`).
     const ended = endedAs !== undefined || report.phase === 'done';
-    const atMost = report.maxRounds === MAX_ROUNDS_UNKNOWN ? '' : ` (at most ${report.maxRounds})`;
+    const atMost = report.maxRounds === null ? '' : ` (at most ${report.maxRounds})`;
     lines.push(ended ? 'Rounds: none' : `Rounds: none yet${atMost}`);
   } else {
-    lines.push(`Rounds: ${roundsDoneOf(report, storedRoundsOmitted)} of at most ${report.maxRounds}`);
+    const atMost = report.maxRounds === null ? '' : ` of at most ${report.maxRounds}`;
+    lines.push(`Rounds: ${roundsDoneOf(report, storedRoundsOmitted)}${atMost}`);
     const header = ['round', 'startedAt', 'retried', 'apiStatus', 'failed before→after', 'recovered', 'reconciled'];
     const table = formatTable([header, ...report.rounds.map(roundRow)]).map((line) => `  ${line}`);
     const omitted = report.omittedRounds;

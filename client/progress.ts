@@ -1,7 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
-import { MAX_ROUNDS_UNKNOWN, TemporalContact, type BatchRecoveries, type RecoveryProgress } from './recoveries.js';
-import type { RecoveryReport } from '../workflows/report.js';
+import {
+  TemporalContact,
+  type BatchRecoveries,
+  type ClientRecoveryReport,
+  type RecoveryProgress,
+} from './recoveries.js';
 import { roundsDoneOf } from './format-report.js';
 
 /** One reading of a running recovery, as the progress bar and the plain lines show it. */
@@ -13,7 +17,7 @@ export interface ProgressState {
   /** The recovery waits for the task queue's batch status poller, which passes on no counts before the settle. */
   pollerWatches: boolean;
   rounds: number;
-  /** Null when the policy is not known (MAX_ROUNDS_UNKNOWN). */
+  /** Null when the policy is not known (ClientRecoveryReport). */
   maxRounds: number | null;
   activity: string;
   /**
@@ -23,7 +27,7 @@ export interface ProgressState {
   note: string | null;
 }
 
-function describeActivity(report: RecoveryReport): string {
+function describeActivity(report: ClientRecoveryReport): string {
   if (report.paused) return 'paused';
   switch (report.phase) {
     case 'waiting_for_batch':
@@ -50,7 +54,7 @@ export function progressState({ report, poll, source, readsBatchItself }: Recove
     // Only a live report: a stored one was written before the wait registered with the poller, or before the start.
     pollerWatches: report.phase === 'waiting_for_batch' && !readsBatchItself && source.kind === 'live',
     rounds: roundsDoneOf(report, source.kind === 'stored' ? source.roundsOmitted : 0),
-    maxRounds: report.maxRounds === MAX_ROUNDS_UNKNOWN ? null : report.maxRounds,
+    maxRounds: report.maxRounds,
     activity: describeActivity(report),
     // The time it was recorded, not its age: the plain view prints a line per change.
     note: source.kind === 'stored' ? `stored report of ${source.recordedAt} (${source.reason})` : null,
@@ -153,7 +157,7 @@ export async function followRecovery(
   recoveries: BatchRecoveries,
   batchId: string,
   { view, intervalMs = 1_000, signal, lostContactAfterMs }: FollowOptions,
-): Promise<RecoveryReport> {
+): Promise<ClientRecoveryReport> {
   const contact = new TemporalContact(recoveries, batchId, lostContactAfterMs);
   let last: ProgressState | undefined;
   try {

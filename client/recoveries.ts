@@ -151,7 +151,7 @@ export class RecoveryFailedError extends Error {
   override name = 'RecoveryFailedError';
   constructor(
     readonly batchId: string,
-    readonly report: RecoveryReport | undefined,
+    readonly report: ClientRecoveryReport | undefined,
     cause: Error,
   ) {
     super(`Recovery of batch ${batchId} failed: ${cause.message}`, { cause });
@@ -361,9 +361,19 @@ export interface StartOptions {
 export type ReportSource =
   { kind: 'live' } | { kind: 'final' } | { kind: 'stored'; recordedAt: string; reason: string; roundsOmitted: number };
 
+/**
+ * A report as this client hands it out: the recovery's own, or one made here of a start whose input cannot be read
+ * (one not started yet, or refused), whose maximum of rounds and deadline are not known: null. Before, `0` rounds
+ * and the start time.
+ */
+export type ClientRecoveryReport = Omit<RecoveryReport, 'maxRounds' | 'deadlineAt'> & {
+  maxRounds: number | null;
+  deadlineAt: string | null;
+};
+
 /** The report a recovery stored in its memo, for when no worker can answer or none ever will. */
 export interface StoredReport {
-  report: RecoveryReport;
+  report: ClientRecoveryReport;
   source: Extract<ReportSource, { kind: 'stored' }>;
 }
 
@@ -382,7 +392,7 @@ export interface UpdatePolicyOptions {
 
 /** Where a recovery stands while the batch is in flight: the pending status read's last answer. */
 export interface RecoveryProgress {
-  report: RecoveryReport;
+  report: ClientRecoveryReport;
   running: boolean;
   source: ReportSource;
   poll: { attempt: number; message: string; batch: Omit<BatchSnapshot, 'failing'> | null } | null;
@@ -418,12 +428,6 @@ export function pendingWorkflowTaskFact(
     : `its workflow task has waited for a worker since ${since(optionalTsToDate(task.scheduledTime))}`;
 }
 
-/**
- * A report's maxRounds when the recovery's policy is not known: this client made the report from a start whose input
- * cannot be read (one not started yet, or refused). No policy allows fewer than 1 round.
- */
-export const MAX_ROUNDS_UNKNOWN = 0;
-
 /** Between calls that went unanswered: a refused connection fails at once. */
 const NO_ANSWER_PAUSE_MS = 1_000;
 /** How long `result` waits for the end in one long poll, before it asks the server again how the recovery stands. */
@@ -453,6 +457,14 @@ function grpcCodeOf(err: unknown): number | undefined {
 function endedByDeadline(err: unknown, deadline: number): boolean {
   const code = grpcCodeOf(err);
   return code === DEADLINE_EXCEEDED || (code === CANCELLED && Date.now() >= deadline);
+}
+
+/**
+ * A report made here of a start whose input cannot be read: its maximum of rounds and its deadline are not known,
+ * whatever `report` was made with.
+ */
+function reportWithoutPolicy(report: RecoveryReport): ClientRecoveryReport {
+  return { ...report, maxRounds: null, deadlineAt: null };
 }
 
 /** The client's operations on recoveries, one per batch; the CLI is a thin layer over this. */
@@ -546,7 +558,7 @@ export class BatchRecoveries {
   }
 
   /** The live report of a running recovery, or the final one of a finished recovery. */
-  async report(batchId: string): Promise<RecoveryReport> {
+  async report(batchId: string): Promise<ClientRecoveryReport> {
     return (await this.progress(batchId)).report;
   }
 
@@ -691,7 +703,7 @@ export class BatchRecoveries {
   private async liveOrStoredReport(
     batchId: string,
     description: WorkflowExecutionDescription,
-  ): Promise<{ report: RecoveryReport; source: ReportSource }> {
+  ): Promise<{ report: ClientRecoveryReport; source: ReportSource }> {
     let reason = 'no worker polls the task queue';
     if (await this.hasLivePollers(description.taskQueue)) {
       try {
@@ -726,13 +738,15 @@ export class BatchRecoveries {
       // No workflow task has run yet (no worker has picked the recovery up): the report as it starts.
       const policy = await this.startPolicy(description.workflowId, firstRunIdOf(description));
       const startedAt = description.startTime;
-      const report = newReport(
-        batchId,
-        description.workflowId,
-        startedAt,
-        new Date(startedAt.getTime() + (policy?.deadline ?? 0)),
-        policy?.maxRounds ?? MAX_ROUNDS_UNKNOWN,
-      );
+      const report = policy
+        ? newReport(
+            batchId,
+            description.workflowId,
+            startedAt,
+            new Date(startedAt.getTime() + policy.deadline),
+            policy.maxRounds,
+          )
+        : reportWithoutPolicy(newReport(batchId, description.workflowId, startedAt, startedAt, 1));
       return {
         report,
         source: {
@@ -867,13 +881,13 @@ export class BatchRecoveries {
    * A recovery that failed without a report of its own: its input was refused (typed into the Web UI), and the
    * failure's details are the problems. The report says so, so that every failed recovery prints alike.
    */
-  private async reportOfRefusedStart(batchId: string, failure: ApplicationFailure): Promise<RecoveryReport> {
+  private async reportOfRefusedStart(batchId: string, failure: ApplicationFailure): Promise<ClientRecoveryReport> {
     const { workflowId, startTime, closeTime } = await this.describe(batchId);
-    const report = newReport(batchId, workflowId, startTime, startTime, MAX_ROUNDS_UNKNOWN);
+    const report = newReport(batchId, workflowId, startTime, startTime, 1);
     recordFailure(report, failure.type ?? 'unknown', failure.message);
     report.phase = 'done';
     report.finishedAt = (closeTime ?? startTime).toISOString();
-    return report;
+    return reportWithoutPolicy(report);
   }
 
   private async endedFromOutside(

@@ -142,7 +142,7 @@ function cutSession(session: FailingSession): FailingSession {
 }
 
 /** Rounds done so far, including those folded into `omittedRounds`. */
-export function roundsDone(report: RecoveryReport): number {
+export function roundsDone(report: Pick<RecoveryReport, 'rounds' | 'omittedRounds'>): number {
   return report.rounds.length + (report.omittedRounds?.count ?? 0);
 }
 

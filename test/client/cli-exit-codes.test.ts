@@ -82,6 +82,9 @@ test('a recovery refused for its input exits 6 from report and watch, with the p
     batchId,
     failure: { type: 'InvalidRecoveryInput' },
     phase: 'done',
+    // Not known: before, `0` and the start time.
+    maxRounds: null,
+    deadlineAt: null,
   });
   // Found by outcome, with its batch id: before, it had no search attribute at all.
   await eventually('the listing of failed recoveries to show it', async () => {

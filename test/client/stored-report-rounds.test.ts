@@ -76,12 +76,25 @@ test('a stored report of a recovery not started yet, whose input cannot be read,
   });
   try {
     const report = await runCli(['--task-queue', env.taskQueue, 'report', batchId]);
+    const json = await runCli(['--task-queue', env.taskQueue, 'report', batchId, '--json']);
 
     expect(report.code).toBe(0);
     const lines = report.stdout.split('\n');
     // Before, `Rounds: none yet (at most 0)`, and watch's line `round 0/0`.
     expect(lines.filter((line) => line.startsWith('Rounds:'))).toEqual(['Rounds: none yet']);
     expect(report.stdout).not.toContain('at most');
+    // Before, the start time as its deadline, and in JSON `maxRounds: 0` with that deadline.
+    const { startTime } = await handle.describe();
+    expect(lines.filter((line) => line.startsWith('Started:'))).toEqual([
+      `Started:  ${startTime.toISOString()}   deadline: unknown (its input cannot be read)`,
+    ]);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      batchId,
+      startedAt: startTime.toISOString(),
+      maxRounds: null,
+      deadlineAt: null,
+    });
     const progress = await env.recoveries.progress(batchId);
     expect(progress.source).toMatchObject({ kind: 'stored' });
     expect(formatProgressLine(progressState(progress))).toMatch(

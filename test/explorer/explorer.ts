@@ -2,10 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
-import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
+import { BatchRecoveries, RecoveryFailedError, type ClientRecoveryReport } from '../../client/recoveries.js';
 import { startSimulator, type LedgerCall, type RunningSimulator } from '../../simulator/index.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
-import type { RecoveryReport } from '../../workflows/report.js';
 import { recoveryOutcomeKey } from '../../workflows/search-attributes.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
 import { FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
@@ -231,7 +230,7 @@ export async function startExplorer(options: ExplorerOptions): Promise<Explorer>
       if (result === 'cap') return { kind: 'still_running', waitedMs: Date.now() - startedAt };
       if ('report' in result) return { kind: 'completed', report: result.report, searchOutcome: await searchOutcome() };
       const error = result.error;
-      const report: RecoveryReport | undefined = error instanceof RecoveryFailedError ? error.report : undefined;
+      const report: ClientRecoveryReport | undefined = error instanceof RecoveryFailedError ? error.report : undefined;
       return {
         kind: 'stopped',
         report,

@@ -1,4 +1,5 @@
 import type { BatchLedger, LedgerCall, LedgerRetry } from '../../simulator/index.js';
+import type { ClientRecoveryReport } from '../../client/recoveries.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { LOST_AFTER_ANNOUNCING } from '../../workflows/retry-protocol.js';
 import type { ExplorerTimings, Scenario } from './scenario.js';
@@ -24,7 +25,7 @@ export interface Violation {
 /** How a recovery ended, as its caller sees it. */
 export type RecoveryEnd =
   | { kind: 'completed'; report: RecoveryReport; searchOutcome: string | undefined }
-  | { kind: 'stopped'; report: RecoveryReport | undefined; searchOutcome: string | undefined; message: string }
+  | { kind: 'stopped'; report: ClientRecoveryReport | undefined; searchOutcome: string | undefined; message: string }
   | { kind: 'still_running'; waitedMs: number };
 
 /** What the batch ends as once every scheduled attempt has run. */
@@ -192,7 +193,7 @@ export function checkInvariants(observation: Observation): Verdict {
     (retry) => report.finishedAt === null || retry.appliedAtMs > Date.parse(report.finishedAt),
   );
   if (end.kind === 'completed' && !lateAfterEnd) {
-    const mismatch = outcomeMismatch(report, scenario, finalBatch, applies.length);
+    const mismatch = outcomeMismatch(end.report, scenario, finalBatch, applies.length);
     if (mismatch !== undefined) violate('outcome_matches_batch', mismatch);
   }
   return { violations, notices };
