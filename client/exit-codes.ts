@@ -7,7 +7,7 @@ import {
   RecoveryFailedError,
   RecoveryTerminatedError,
 } from './recoveries.js';
-import { SweepNotStartedError, TRIGGER_CONFIRM_MS } from './schedules.js';
+import { SweepNotStartedError, SweepStartUnconfirmedError, TRIGGER_CONFIRM_MS } from './schedules.js';
 
 /**
  * What the commands exit with, so a script or a cron job can tell the ends apart (like `terraform plan
@@ -37,7 +37,7 @@ export const EXIT_CODES = {
   no_worker: 10,
   /**
    * `schedule trigger` started no sweep: the schedule skipped it, as a sweep still ran (overlap policy SKIP), or
-   * started none within TRIGGER_CONFIRM_MS.
+   * started none within TRIGGER_CONFIRM_MS; or it cannot tell whether one of the sweeps started since is its own.
    */
   not_started: 11,
 } as const;
@@ -63,7 +63,7 @@ export function exitCodeForError(err: unknown): number {
   if (err instanceof RecoveryFailedError) return EXIT_CODES.failed;
   if (err instanceof RecoveryTerminatedError) return EXIT_CODES.terminated;
   if (err instanceof NoWorkerPollingError || err instanceof PolicyChangeNotConfirmedError) return EXIT_CODES.no_worker;
-  if (err instanceof SweepNotStartedError) return EXIT_CODES.not_started;
+  if (err instanceof SweepNotStartedError || err instanceof SweepStartUnconfirmedError) return EXIT_CODES.not_started;
   if (isTemporalUnreachable(err)) return EXIT_CODES.unreachable;
   return EXIT_CODES.error;
 }
@@ -83,4 +83,5 @@ Exit codes:
   9  terminated: the recovery's workflow was terminated or timed out; its stored report is printed
  10  no worker took it up: policy not sent (no worker polls) or not confirmed in time (it may still apply);
      cancel requested, but the recovery has not ended yet (it ends when a worker runs it)
- 11  schedule trigger started no sweep: one still ran (skipped), or none started in ${TRIGGER_CONFIRM_MS / 1_000} s`;
+ 11  schedule trigger started no sweep: one still ran (skipped), or none started in ${TRIGGER_CONFIRM_MS / 1_000} s;
+     or sweeps started it cannot tell for its own`;

@@ -235,11 +235,31 @@ export class SweepNotStartedError extends Error {
 }
 
 /**
+ * The schedule started sweeps around a trigger, but none under the time the trigger sent: another trigger's sweep took
+ * its second (and the schedule dropped this one), or the server dates a trigger's sweep by its own clock (its newer
+ * scheduler does, temporalio/temporal#11568) and one of them is this trigger's. Which, if any, cannot be told.
+ */
+export class SweepStartUnconfirmedError extends Error {
+  override name = 'SweepStartUnconfirmedError';
+  constructor(
+    readonly scheduleId: string,
+    readonly startedSince: string[],
+  ) {
+    super(
+      `Schedule ${scheduleId} started ${startedSince.join(', ')} around the trigger, none under the time the trigger ` +
+        "sent: another trigger's sweep took its second, or the server dates sweeps by its own clock; whether this " +
+        'trigger started one cannot be told (`schedule describe` lists the sweeps)',
+    );
+  }
+}
+
+/**
  * Runs a sweep now, also when the schedule is paused, and returns the id of the sweep this trigger started once the
  * schedule shows it; SweepNotStartedError when it skipped the trigger (a sweep still runs) or started none within
- * TRIGGER_CONFIRM_MS. Refused, naming the fields, when this release's sweep refuses the schedule's input: the sweep
- * would only fail at once. The overlap policy is named here: the SDK triggers with ALLOW_ALL by default, and pressing
- * trigger again would start sweeps side by side, each making every list call of the window again.
+ * TRIGGER_CONFIRM_MS; SweepStartUnconfirmedError when only sweeps it cannot tell for its own started. Refused,
+ * naming the fields, when this release's sweep refuses the schedule's input: the sweep would only fail at once. The
+ * overlap policy is named here: the SDK triggers with ALLOW_ALL by default, and pressing trigger again would start
+ * sweeps side by side, each making every list call of the window again.
  */
 export async function triggerSweepSchedule(
   client: Client,
@@ -264,6 +284,7 @@ export async function triggerSweepSchedule(
   const scheduledAt = new Date(Math.max(Date.now(), nextSecond));
   await triggerAt(client, scheduleId, scheduledAt);
 
+  const earlier = new Set(before.recentRuns.map((run) => run.workflowId));
   const deadline = Date.now() + TRIGGER_CONFIRM_MS;
   for (;;) {
     const now = await describeSweepSchedule(client, scheduleId);
@@ -273,7 +294,11 @@ export async function triggerSweepSchedule(
     // another before it records the sweep that other one starts.
     if (now.runsSkippedForOverlap > before.runsSkippedForOverlap && now.runningSweeps.length > 0)
       throw new SweepNotStartedError(scheduleId, { skippedFor: now.runningSweeps });
-    if (Date.now() >= deadline) throw new SweepNotStartedError(scheduleId, { waitedMs: TRIGGER_CONFIRM_MS });
+    if (Date.now() >= deadline) {
+      const startedSince = now.recentRuns.filter((run) => !earlier.has(run.workflowId)).map((run) => run.workflowId);
+      if (startedSince.length > 0) throw new SweepStartUnconfirmedError(scheduleId, startedSince);
+      throw new SweepNotStartedError(scheduleId, { waitedMs: TRIGGER_CONFIRM_MS });
+    }
     await sleep(TRIGGER_CHECK_INTERVAL_MS);
   }
 }
