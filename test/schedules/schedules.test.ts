@@ -200,7 +200,7 @@ test('a trigger in the second of the last start names the sweep it started, neve
   for (const sweepId of sweepIds) await env.client.workflow.getHandle(sweepId).terminate('test finished');
 });
 
-test('of two triggers at once, the one the schedule skipped says so, and only the other names the sweep', async () => {
+test('of two triggers at once, only the one that started the sweep names it, the other claims no start', async () => {
   const scheduleId = newScheduleId();
   // On a queue no worker polls: the sweeps stay running, and start no recovery of another test's batches.
   const taskQueue = `${env.taskQueue}-unpolled`;
