@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status } from '@grpc/grpc-js';
 import {
@@ -235,9 +235,9 @@ export class SweepNotStartedError extends Error {
 }
 
 /**
- * The schedule started sweeps around a trigger, but none under the time the trigger sent: another trigger's sweep took
- * its second (and the schedule dropped this one), or the server dates a trigger's sweep by its own clock (its newer
- * scheduler does, temporalio/temporal#11568) and one of them is this trigger's. Which, if any, cannot be told.
+ * The schedule started sweeps around a trigger, but none under the time the trigger sent: another start took its second
+ * (and the schedule dropped this one), or the server dates a trigger's sweep by its own clock (its newer scheduler does,
+ * until temporalio/temporal#11568) and one of them is this trigger's. Which, if any, cannot be told.
  */
 export class SweepStartUnconfirmedError extends Error {
   override name = 'SweepStartUnconfirmedError';
@@ -247,7 +247,7 @@ export class SweepStartUnconfirmedError extends Error {
   ) {
     super(
       `Schedule ${scheduleId} started ${startedSince.join(', ')} around the trigger, none under the time the trigger ` +
-        "sent: another trigger's sweep took its second, or the server dates sweeps by its own clock; whether this " +
+        'sent: another start took its second, or the server dates sweeps by its own clock; whether this ' +
         'trigger started one cannot be told (`schedule describe` lists the sweeps)',
     );
   }
@@ -274,14 +274,19 @@ export async function triggerSweepSchedule(
   }
   // A trigger in the second of the schedule's last start starts nothing (the sweep's id is the schedule's with the
   // time in seconds), and the server says so to no one.
-  // The server's clock dates the last start: a second at most, however far ahead of this machine's it runs.
+  // The last start is dated by the server's clock or by the one of the client that triggered it (this one sends its
+  // own time): a second at most, however far ahead that clock runs.
   const lastStart = Math.max(0, ...before.recentRuns.map((run) => run.scheduledAt.getTime()));
   const nextSecond = (Math.floor(lastStart / 1_000) + 1) * 1_000;
   if (Date.now() < nextSecond) await sleep(Math.min(nextSecond - Date.now(), 1_000));
   // The sweep this trigger starts is known by this time, which the schedule records as the run's scheduledAt. Before,
   // any run missing from the first read was taken for it: a trigger sent a moment earlier (the Web UI, a second
   // operator) and not yet recorded then was named as started by this one, which the schedule had skipped or dropped.
-  const scheduledAt = new Date(Math.max(Date.now(), nextSecond));
+  // Its millisecond is drawn at random: two triggers that waited for the same second (two CLIs at once) would
+  // otherwise send the same time and both name the one sweep it started, and a whole second is a time the schedule
+  // may start a run of its own at.
+  const second = Math.floor(Math.max(Date.now(), nextSecond) / 1_000) * 1_000;
+  const scheduledAt = new Date(second + randomInt(1, 1_000));
   await triggerAt(client, scheduleId, scheduledAt);
 
   const earlier = new Set(before.recentRuns.map((run) => run.workflowId));

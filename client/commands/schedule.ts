@@ -117,8 +117,8 @@ export function registerScheduleCommands(program: Command, context: CommandConte
 
   withId(schedule.command('trigger'))
     .description(
-      'sweep now, and name the sweep this trigger started (exit 11 when it started none within 5s: a sweep still ' +
-        "ran, or another trigger's took the same second)",
+      'sweep now, and name the sweep this trigger started (exit 11 when it started none: a sweep still ran, or none ' +
+        'started within 5s, or it cannot tell which sweep started is its own)',
     )
     .action(async (options: { id: string }, command: Command) => {
       const { workflowId } = await context.withClient(command, (client) => triggerSweepSchedule(client, options.id));
