@@ -11,7 +11,7 @@ import { startSimulator, type RunningSimulator } from '../../simulator/index.js'
 import { notificationTaskQueue } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
-import { spawnWorkerProcess, WORKER_STARTED } from '../deployment/worker-process.js';
+import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
 import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
 import { startWebhookReceiver } from '../notify/webhook-receiver.js';
@@ -48,6 +48,28 @@ async function dashboardPanels(): Promise<Panel[]> {
 
 async function dashboardExpressions(): Promise<string[]> {
   return (await dashboardPanels()).flatMap((panel) => panel.targets.map((target) => target.expr));
+}
+
+/** The query of the dashboard's panel whose title starts with `title`. */
+async function panelExpr(title: string): Promise<string> {
+  return (await dashboardPanels()).find((panel) => panel.title.startsWith(title))!.targets[0]!.expr;
+}
+
+/** The lines of a worker's metrics endpoint that match `pattern`. */
+async function metricSamples(worker: WorkerProcess, pattern: RegExp): Promise<string[]> {
+  const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+  return text.split('\n').filter((line) => pattern.test(line));
+}
+
+/**
+ * The samples of a metric workflow code counts, once there are `count`: the SDK hands a workflow's metrics to the
+ * exporter after its task, so they may come after the workflow's end that the test waited for.
+ */
+async function workflowMetricSamples(worker: WorkerProcess, pattern: RegExp, count: number): Promise<string[]> {
+  await eventually(`${count} samples matching ${pattern}`, async () =>
+    (await metricSamples(worker, pattern)).length === count ? true : undefined,
+  );
+  return metricSamples(worker, pattern);
 }
 
 const metricNames = (expr: string) => expr.match(/\b(?:anchor|temporal)_[a-z_]+\b/g) ?? [];
@@ -117,8 +139,6 @@ async function promqlTest(
 // The SDK's counters start at 1 in a fresh worker process: increase() alone sees no change in a series whose first
 // sample is already the first event (alerts.yml says how RecoveryEndedBadly counts them).
 test("the dashboard's recoveries ended and bad ends count a fresh worker's first ends, as RecoveryEndedBadly does", async () => {
-  const panels = await dashboardPanels();
-  const expr = (title: string) => panels.find((panel) => panel.title.startsWith(title))!.targets[0]!.expr;
   const labels = 'namespace="default",taskQueue="q",workflowType="recoverBatch"';
   const series = [
     // A worker started 5 minutes in: its first recovery ended exhausted, the next two failed, the others recovered.
@@ -128,11 +148,11 @@ test("the dashboard's recoveries ended and bad ends count a fresh worker's first
   ];
 
   // The minute after the exhausted end: it is out of the interval, the failed ends just in.
-  const ended = await promqlTest(expr('Recoveries ended, by outcome'), series, '6m', [
+  const ended = await promqlTest(await panelExpr('Recoveries ended, by outcome'), series, '6m', [
     { labels: '{outcome="exhausted"}', value: 0 },
     { labels: '{outcome="failed"}', value: 2 },
   ]);
-  const badEnds = await promqlTest(expr('Bad ends in the range'), series, '30m', [
+  const badEnds = await promqlTest(await panelExpr('Bad ends in the range'), series, '30m', [
     { labels: '{outcome="exhausted"}', value: 1 },
     { labels: '{outcome="failed"}', value: 2 },
   ]);
@@ -141,7 +161,6 @@ test("the dashboard's recoveries ended and bad ends count a fresh worker's first
 });
 
 test("the dashboard's workflow task failures count a fresh worker's first one, as RecoveryStuckRunning does", async () => {
-  const failures = (await dashboardPanels()).find((panel) => panel.title.startsWith('Workflow task failures'))!;
   const labels = 'namespace="default",task_queue="q",workflow_type="recoverBatch"';
   const series = [
     // After a deploy, a stuck recovery's next attempt fails on a worker that had none yet; the old worker is gone.
@@ -149,7 +168,7 @@ test("the dashboard's workflow task failures count a fresh worker's first one, a
     { series: `temporal_workflow_task_execution_failed{${labels},instance="new"}`, values: '_x6 1x24' },
   ];
 
-  const result = await promqlTest(failures.targets[0]!.expr, series, '6m', [
+  const result = await promqlTest(await panelExpr('Workflow task failures'), series, '6m', [
     { labels: '{workflow_type="recoverBatch"}', value: 1 },
   ]);
 
@@ -157,7 +176,6 @@ test("the dashboard's workflow task failures count a fresh worker's first one, a
 });
 
 test("the dashboard's batches sweeps left count a fresh worker's first sweep, as SweepsKeepLeavingBatches does", async () => {
-  const left = (await dashboardPanels()).find((panel) => panel.title.startsWith('Batches sweeps left'))!;
   const labels = 'namespace="default",taskQueue="q",workflowType="sweepFailedBatches"';
   const series = [
     // A worker started 5 minutes in: its first sweep, the run that ended it, left 3 batches over maxStarts.
@@ -165,7 +183,7 @@ test("the dashboard's batches sweeps left count a fresh worker's first sweep, as
     { series: `anchor_sweep_batches_left{${labels},reason="start_failed"}`, values: '_x5 0x25' },
   ];
 
-  const result = await promqlTest(left.targets[0]!.expr, series, '5m', [
+  const result = await promqlTest(await panelExpr('Batches sweeps left'), series, '5m', [
     { labels: '{reason="over_limit"}', value: 3 },
     { labels: '{reason="start_failed"}', value: 0 },
   ]);
@@ -186,15 +204,25 @@ describe('against a worker process', () => {
     await simulator?.close();
   });
 
+  /** A worker process on `taskQueue` against the simulator, once it polls: `env` on top of the usual settings. */
+  async function startWorker(taskQueue: string, env: NodeJS.ProcessEnv = {}, preload?: string) {
+    const worker = await spawnWorkerProcess(
+      {
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        ANCHOR_BASE_URL: simulator.url,
+        ANCHOR_API_KEY: TEST_API_KEY,
+        WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
+        ...env,
+      },
+      preload,
+    );
+    await worker.waitForOutput(WORKER_STARTED);
+    return worker;
+  }
+
   test('every metric the rules and the dashboard name is one the worker exports; its polls of both queues counted', async () => {
     const taskQueue = uniqueTaskQueue('alerts');
-    const worker = await spawnWorkerProcess({
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      ANCHOR_BASE_URL: simulator.url,
-      ANCHOR_API_KEY: TEST_API_KEY,
-      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
-    });
-    await worker.waitForOutput(WORKER_STARTED);
+    const worker = await startWorker(taskQueue);
     const recoveries = new BatchRecoveries(client, taskQueue);
     // A recovery with a round, and one that fails on an API error: every product counter gets a sample.
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
@@ -204,9 +232,7 @@ describe('against a worker process', () => {
     expect((await recoveries.result(batch.id)).outcome).toBe('recovered');
     await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
 
-    const samples = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-      .split('\n')
-      .filter((line) => /^[a-z]/.test(line));
+    const samples = await metricSamples(worker, /^[a-z]/);
     worker.child.kill('SIGTERM');
     await worker.closed;
     const exported = new Set(samples.map((line) => line.split(/[{ ]/)[0]));
@@ -259,22 +285,13 @@ describe('against a worker process', () => {
     const taskQueue = uniqueTaskQueue('alerts-notify');
     const receiver = await startWebhookReceiver([404]);
     try {
-      const worker = await spawnWorkerProcess({
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        ANCHOR_BASE_URL: simulator.url,
-        ANCHOR_API_KEY: TEST_API_KEY,
-        WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
-        NOTIFY_WEBHOOK_URL: receiver.url,
-      });
-      await worker.waitForOutput(WORKER_STARTED);
+      const worker = await startWorker(taskQueue, { NOTIFY_WEBHOOK_URL: receiver.url });
       const recoveries = new BatchRecoveries(client, taskQueue);
       const missing = randomUUID();
       await recoveries.start({ batchId: missing, ...FAST_POLICY });
       await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
 
-      const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-        .split('\n')
-        .filter((line) => line.startsWith('anchor_notifications'));
+      const counted = await metricSamples(worker, /^anchor_notifications/);
       worker.child.kill('SIGTERM');
       await worker.closed;
 
@@ -294,25 +311,17 @@ describe('against a worker process', () => {
     const taskQueue = uniqueTaskQueue('alerts-not-completed');
     const receiver = await startWebhookReceiver([]);
     try {
-      const worker = await spawnWorkerProcess(
-        {
-          TEMPORAL_TASK_QUEUE: taskQueue,
-          ANCHOR_BASE_URL: simulator.url,
-          ANCHOR_API_KEY: TEST_API_KEY,
-          WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
-          NOTIFY_WEBHOOK_URL: receiver.url,
-        },
+      const worker = await startWorker(
+        taskQueue,
+        { NOTIFY_WEBHOOK_URL: receiver.url },
         './test/crashing-notifications.js',
       );
-      await worker.waitForOutput(WORKER_STARTED);
       const recoveries = new BatchRecoveries(client, taskQueue);
       const missing = randomUUID();
       await recoveries.start({ batchId: missing, ...FAST_POLICY });
       await expect(recoveries.result(missing)).rejects.toThrow(/failed/);
 
-      const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-        .split('\n')
-        .filter((line) => line.startsWith('anchor_notifications'));
+      const counted = await workflowMetricSamples(worker, /^anchor_notifications/, 1);
       worker.child.kill('SIGTERM');
       await worker.closed;
 
@@ -342,14 +351,7 @@ describe('against a worker process', () => {
   // the batch shows the call took effect): the dashboard's sessions retried must count the same.
   test('a round reconciled from the batch counts in anchor_retried_sessions the sessions its report says it retried', async () => {
     const taskQueue = uniqueTaskQueue('alerts-reconciled');
-    const worker = await spawnWorkerProcess({
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      ANCHOR_BASE_URL: simulator.url,
-      ANCHOR_API_KEY: TEST_API_KEY,
-      ANCHOR_REQUEST_TIMEOUT_MS: '2000',
-      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
-    });
-    await worker.waitForOutput(WORKER_STARTED);
+    const worker = await startWorker(taskQueue, { ANCHOR_REQUEST_TIMEOUT_MS: '2000' });
     const recoveries = new BatchRecoveries(client, taskQueue);
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
     // Applied 3 s after it arrived: after the worker's 2 s request timeout, before the reconcile read.
@@ -357,9 +359,7 @@ describe('against a worker process', () => {
     await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
     const report = await recoveries.result(batch.id);
 
-    const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-      .split('\n')
-      .filter((line) => /^anchor_(retry_calls|retried_sessions)\{/.test(line));
+    const counted = await metricSamples(worker, /^anchor_(retry_calls|retried_sessions)\{/);
     worker.child.kill('SIGTERM');
     await worker.closed;
 
@@ -377,22 +377,14 @@ describe('against a worker process', () => {
   // anchor_retried_sessions it looked known, and the dashboard's sessions retried showed nothing of the round.
   test('a round whose answer is unreadable counts as a call with sessions not counted, and no sessions', async () => {
     const taskQueue = uniqueTaskQueue('alerts-unreadable');
-    const worker = await spawnWorkerProcess({
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      ANCHOR_BASE_URL: simulator.url,
-      ANCHOR_API_KEY: TEST_API_KEY,
-      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
-    });
-    await worker.waitForOutput(WORKER_STARTED);
+    const worker = await startWorker(taskQueue);
     const recoveries = new BatchRecoveries(client, taskQueue);
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
     simulator.faults.add('retry', { type: 'mistyped_field', times: 1, batchId: batch.id });
     await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
     const report = await recoveries.result(batch.id);
 
-    const counted = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-      .split('\n')
-      .filter((line) => /^anchor_(retry_calls|retried_sessions)\{/.test(line));
+    const counted = await metricSamples(worker, /^anchor_(retry_calls|retried_sessions)\{/);
     worker.child.kill('SIGTERM');
     await worker.closed;
 
@@ -413,14 +405,10 @@ describe('against a worker process', () => {
   // listing is the only call that meets a revoked key, and it must count as every other call does.
   test("a sweep's listing refused by the API counts in anchor_api_errors, which AnchorApiAuthErrors reads", async () => {
     const taskQueue = uniqueTaskQueue('alerts-sweep');
-    const worker = await spawnWorkerProcess({
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      ANCHOR_BASE_URL: simulator.url,
+    const worker = await startWorker(taskQueue, {
       ANCHOR_API_KEY: 'a-revoked-key',
       ANCHOR_BATCH_STATUS_POLLER: 'false',
-      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
     });
-    await worker.waitForOutput(WORKER_STARTED);
     const sweep = await client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
       taskQueue,
       workflowId: `sweep-${randomUUID()}`,
@@ -428,9 +416,7 @@ describe('against a worker process', () => {
     });
     await expect(sweep.result()).rejects.toThrow(/failed/);
 
-    const errors = (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-      .split('\n')
-      .filter((line) => line.startsWith('anchor_api_errors{'));
+    const errors = await metricSamples(worker, /^anchor_api_errors\{/);
     worker.child.kill('SIGTERM');
     await worker.closed;
 
@@ -445,14 +431,7 @@ describe('against a worker process', () => {
   test('a sweep that continued as new counts the batches it left over maxStarts once, in anchor_sweep_batches_left', async () => {
     simulator.reset();
     const taskQueue = uniqueTaskQueue('alerts-sweep-left');
-    const worker = await spawnWorkerProcess({
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      ANCHOR_BASE_URL: simulator.url,
-      ANCHOR_API_KEY: TEST_API_KEY,
-      ANCHOR_BATCH_STATUS_POLLER: 'false',
-      WORKFLOW_BUNDLE_PATH: process.env.TEST_WORKFLOW_BUNDLE,
-    });
-    await worker.waitForOutput(WORKER_STARTED);
+    const worker = await startWorker(taskQueue, { ANCHOR_BATCH_STATUS_POLLER: 'false' });
     const minutesAgo = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
     const failedBatch = (minutes: number, failing: number) =>
       simulator.createScriptedBatch({
@@ -474,15 +453,7 @@ describe('against a worker process', () => {
     const runId = (await sweep.describe()).runId;
     expect((await new BatchRecoveries(client, taskQueue).result(started.id)).outcome).toBe('recovered');
 
-    const readLeft = async () =>
-      (await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text())
-        .split('\n')
-        .filter((line) => line.startsWith('anchor_sweep_batches_left{'));
-    // The workflow's metrics reach the exporter after its task: wait for them, then read them once more.
-    await eventually('the sweep to count the batches it left', async () =>
-      (await readLeft()).length === 2 ? true : undefined,
-    );
-    const counted = await readLeft();
+    const counted = await workflowMetricSamples(worker, /^anchor_sweep_batches_left\{/, 2);
     worker.child.kill('SIGTERM');
     await worker.closed;
 

@@ -172,12 +172,7 @@ test('a trigger while a sweep runs is skipped, as the overlap policy says, not r
 });
 
 test('a trigger in the second of the last start names the sweep it started, never one that did not start', async () => {
-  const scheduleId = newScheduleId();
-  // On a queue no worker polls: the sweeps stay running, and start no recovery of another test's batches.
-  const taskQueue = `${env.taskQueue}-unpolled`;
-  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue, lookback: '2h' });
-  const handle = env.client.schedule.getHandle(scheduleId);
-  await handle.pause('only triggered sweeps in this test');
+  const { scheduleId, handle } = await pausedUnpolledSchedule();
   const { context, printed } = testCommandContext(env.client, env.taskQueue);
   const program = new Command('batch-recovery').exitOverride();
   registerScheduleCommands(program, context);
@@ -201,12 +196,7 @@ test('a trigger in the second of the last start names the sweep it started, neve
 });
 
 test('of two triggers at once, only the one that started the sweep names it, the other claims no start', async () => {
-  const scheduleId = newScheduleId();
-  // On a queue no worker polls: the sweeps stay running, and start no recovery of another test's batches.
-  const taskQueue = `${env.taskQueue}-unpolled`;
-  await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue, lookback: '2h' });
-  const handle = env.client.schedule.getHandle(scheduleId);
-  await handle.pause('only triggered sweeps in this test');
+  const { scheduleId, handle } = await pausedUnpolledSchedule();
   // A start early in a second, which the schedule does not count as running (ALLOW_ALL): both triggers below read it
   // and wait for the next second, so that each reads the schedule before the other's trigger reaches it.
   await eventually('the start of a second', () => (Date.now() % 1_000 < 100 ? true : undefined));
@@ -418,6 +408,23 @@ test('a task queue that is empty, padded with white space, has control character
  * A paused schedule of sweeps with this input, each started by the returned trigger, which hands back the sweep it
  * started. Not through upsert: the shortest lookback, a minute, is under twice any interval it takes.
  */
+/**
+ * A paused sweep schedule of a queue no worker polls, for tests of triggers alone: its sweeps stay running, and start
+ * no recovery of another test's batches.
+ */
+async function pausedUnpolledSchedule() {
+  const scheduleId = newScheduleId();
+  await upsertSweepSchedule(env.client, {
+    scheduleId,
+    every: '1h',
+    taskQueue: `${env.taskQueue}-unpolled`,
+    lookback: '2h',
+  });
+  const handle = env.client.schedule.getHandle(scheduleId);
+  await handle.pause('only triggered sweeps in this test');
+  return { scheduleId, handle };
+}
+
 async function triggeredSweepSchedule(scheduleId: string, sweepInput: SweepFailedBatchesInput) {
   await env.client.schedule.create({
     scheduleId,
