@@ -10,14 +10,15 @@ import {
 } from '../anchor-api/index.js';
 import { isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import type { BatchSnapshot } from '../workflows/report.js';
-import type {
-  ReconcileRetryInput,
-  ReconcileRetryResult,
-  RetryEffect,
-  RetrySendAnnouncement,
-  RetrySnapshot,
-  SendRetryInput,
-  SendRetryResult,
+import {
+  SCHEDULED_BEFORE_RESET,
+  type ReconcileRetryInput,
+  type ReconcileRetryResult,
+  type RetryEffect,
+  type RetrySendAnnouncement,
+  type RetrySnapshot,
+  type SendRetryInput,
+  type SendRetryResult,
 } from '../workflows/retry-protocol.js';
 import { toBatchSnapshot, toRetrySnapshot } from './batch-snapshot.js';
 import { isPermanent, toActivityFailure } from './failures.js';
@@ -206,6 +207,23 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
     }
   };
 
+  /**
+   * The attempt the server hands the run a reset began, of a call the run before scheduled and may have sent: sent
+   * again, it could be applied twice. Its outcome is unknown, and the workflow reconciles once that run's attempt,
+   * which the reset does not stop, is past its heartbeat window.
+   */
+  const scheduledBeforeReset = (input: SendRetryInput): SendRetryResult | undefined => {
+    const { workflowExecution, heartbeatTimeoutMs } = activityInfo();
+    if (input.scheduledByRunId === undefined || input.scheduledByRunId === workflowExecution?.runId) return undefined;
+    log.warn('Retry call not sent: the recovery was reset while it was out', { batchId: input.batchId });
+    return {
+      kind: 'unknown',
+      errorType: 'reset',
+      reason: SCHEDULED_BEFORE_RESET,
+      requestMayLastMs: heartbeatTimeoutMs ?? 0,
+    };
+  };
+
   return {
     /** The batch right before a retry call: the call is sent only from a settled batch with failures. */
     async readRetrySnapshot(batchId: string): Promise<RetrySnapshot> {
@@ -226,6 +244,8 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
      * refuses (the attempt already timed out, the server unreachable) sends nothing.
      */
     async announceAndSendRetry(input: SendRetryInput): Promise<SendRetryResult> {
+      const resetWhileOut = scheduledBeforeReset(input);
+      if (resetWhileOut) return resetWhileOut;
       const windowStartedAt = performance.now();
       const announcement: RetrySendAnnouncement = { retryCallMayBeSent: true, announcedAt: new Date().toISOString() };
       try {
@@ -252,7 +272,8 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
      * The retry call of recoveries started before the announced send, kept for the calls their histories schedule:
      * a timeout of it is always an unknown outcome.
      */
-    sendRetry: (input: SendRetryInput): Promise<SendRetryResult> => send(input, performance.now()),
+    sendRetry: async (input: SendRetryInput): Promise<SendRetryResult> =>
+      scheduledBeforeReset(input) ?? send(input, performance.now()),
 
     /** After an unknown outcome: reads the batch and compares it with the snapshot taken before the call. */
     async reconcileRetry(input: ReconcileRetryInput): Promise<ReconcileRetryResult> {

@@ -73,6 +73,7 @@ import {
   isRetrySendAnnouncement,
   LOST_AFTER_ANNOUNCING,
   LOST_BEFORE_ANNOUNCING,
+  SENT_BEFORE_RESET,
   retrySnapshotOf,
   type RetrySnapshot,
   type SendRetryResult,
@@ -320,6 +321,15 @@ export const REFUSED_RESEND_KEEPS_WATCH_PATCH = 'recovery-refused-resend-keeps-w
  * watch as it wakes it, noticed the settle once more a cycle later. Asked only when such a wake came.
  */
 export const CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH = 'recovery-carried-wait-takes-early-wake';
+/**
+ * A run begun by a reset of the recovery reconciles before the first call it would send after a read of the batch
+ * taken before the reset point: the run the reset ended may have sent that call after it, and the history the reset
+ * copied holds the read and not the call (docs/retry-protocol.md, "Reset"). Before, the new run sent it on that read,
+ * and a call the run before had sent was applied twice. Asked only in runs begun by a reset, with the run's id in the
+ * marker's: false in the history the reset copied (a reset of a reset run copies the marker of the run before it,
+ * which names that run), true from the reset point on.
+ */
+export const RESET_RUN_RECONCILES_FIRST_PATCH = 'recovery-reset-run-reconciles-first';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -593,6 +603,16 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   const registersLocally = memoAtWaits || patched(LOCAL_REGISTRATION_MARKER);
   const allPatchesApplied = registersLocally || patched(ALL_PATCHES_MARKER);
   const applied = (patchId: string) => allPatchesApplied || patched(patchId);
+  const { runId, originalExecutionRunId } = workflowInfo();
+  // A reset run keeps the original run's started event, and so its run id there (a server that sends none leaves it
+  // empty). A replay tool runs a history under that id, so it cannot replay a reset run that reconciled first.
+  const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
+  const pastResetPoint = () => patched(`${RESET_RUN_RECONCILES_FIRST_PATCH}:${runId}`);
+  /** A read a call may follow was asked for before the reset point (RESET_RUN_RECONCILES_FIRST_PATCH). */
+  let readBeforeReset = false;
+  const noteRead = () => {
+    if (begunByReset) readBeforeReset = !pastResetPoint();
+  };
   /**
    * Recoveries from this change on write their search attributes and memo once per workflow task, after
    * its last change: one event each instead of one per change.
@@ -1048,7 +1068,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       retry: { maximumAttempts: 1 },
       summary: `retry round ${round}`,
     });
-    const input = { batchId, maxRetries: policy.maxRetries, retryFailedOnly: policy.retryFailedOnly };
+    const input = {
+      batchId,
+      maxRetries: policy.maxRetries,
+      retryFailedOnly: policy.retryFailedOnly,
+      scheduledByRunId: runId,
+    };
     try {
       return await (announcedSend ? announceAndSendRetry(input) : sendRetry(input));
     } catch (err) {
@@ -1076,6 +1101,21 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
         reason: announcedSend ? `${LOST_AFTER_ANNOUNCING} (${reason})` : reason,
       };
     }
+  };
+
+  /**
+   * The call the run a reset ended may have sent after the read this one would follow: an outcome unknown, whose
+   * request may last as long as an attempt's heartbeat window from the reset (that run's attempt is not stopped by
+   * it), and which the round reconciles before it sends.
+   */
+  const callBeforeReset = (): SendRetryResult => {
+    readBeforeReset = false;
+    return {
+      kind: 'unknown',
+      errorType: 'reset',
+      reason: SENT_BEFORE_RESET,
+      requestMayLastMs: SEND_HEARTBEAT_TIMEOUT_MS,
+    };
   };
 
   /** The wait before sending again the n-th call in a row that was not sent, when the API gave no Retry-After. */
@@ -1131,7 +1171,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     for (;;) {
       let result: SendRetryResult;
       try {
-        result = await sendOnce(round);
+        result = readBeforeReset && pastResetPoint() ? callBeforeReset() : await sendOnce(round);
       } catch (err) {
         // Refused for good after calls went out: the round is in the report the recovery stops with.
         if (callsSent > 0 && patched(BOUNDED_SENDS_PATCH)) {
@@ -1211,6 +1251,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       let verdict;
       try {
         const { reconcileRetry } = readActivity(`reconcile round ${round}`, RECONCILE_MIN_BUDGET_MS);
+        noteRead();
         verdict = await reconcileRetry({ batchId, before });
       } catch (err) {
         const readFailure = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
@@ -1270,6 +1311,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.phase = 'retrying';
       report.nextRetryAt = null;
       const { readRetrySnapshot, readBatchBeforeRetry } = readActivity(`status read before retry round ${round}`);
+      noteRead();
       // After a settle from the list, this read is the first to show the failing sessions: it records them.
       const read = settleFromList ? await untilDeadline(() => readBatchBeforeRetry(batchId)) : undefined;
       const before = read ? retrySnapshotOf(read) : await untilDeadline(() => readRetrySnapshot(batchId));

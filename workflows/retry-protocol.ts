@@ -21,6 +21,12 @@ export interface SendRetryInput {
   batchId: string;
   maxRetries: number;
   retryFailedOnly: boolean;
+  /**
+   * The run that scheduled the call. A reset of the recovery while the call is out leaves it scheduled in the history
+   * it copies, and the server hands it to the run the reset began: that run's attempt sends nothing, as the attempt of
+   * the run before may have sent it (SCHEDULED_BEFORE_RESET). Absent from the calls of recoveries before it.
+   */
+  scheduledByRunId?: string;
 }
 
 /**
@@ -37,6 +43,14 @@ export interface RetrySendAnnouncement {
 /** How a send lost with its worker is told in the report: the round's `apiMessage` or the recovery's `lastError`. */
 export const LOST_BEFORE_ANNOUNCING = 'the worker was lost before announcing the call';
 export const LOST_AFTER_ANNOUNCING = 'the worker was lost after announcing the call';
+/**
+ * How a call that the run a reset ended may have sent is told in the round's `apiMessage` (docs/retry-protocol.md,
+ * "Reset"): after the read it would follow, which the history the reset copied holds, and not the call (the round
+ * reconciles before it sends); or while the call was out, which the history holds with no outcome (the server hands
+ * it to the new run, whose attempt sends nothing).
+ */
+export const SENT_BEFORE_RESET = 'the recovery was reset after its last read: the run before may have sent the call';
+export const SCHEDULED_BEFORE_RESET = 'the recovery was reset while the call was out: the run before may have sent it';
 
 export function isRetrySendAnnouncement(details: unknown): details is RetrySendAnnouncement {
   return (

@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import proto from '@temporalio/proto';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { Worker } from '@temporalio/worker';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
+import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
+import {
+  eventually,
+  FAST_POLICY,
+  patchMarkerIds,
+  startRecoveryEnv,
+  workerConfig,
+  workflowBundle,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
+import { connectClient, connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
+
+// An operator's reset of a recovery (the Web UI's Reset, `temporal workflow reset`) runs its code again from a
+// workflow task of its history: the run it ends may have sent a retry call after that point, which the new run's
+// history does not hold (docs/retry-protocol.md, "Reset"). Each test counts what reached the simulator.
+
+let env: RecoveryEnv;
+
+beforeAll(async () => {
+  env = await startRecoveryEnv();
+  await env.startWorker();
+});
+afterAll(() => env.close());
+afterEach(() => env.simulator.faults.clear());
+
+const appliedRetries = (batchId: string) => env.simulator.ledger.forBatch(batchId).retries;
+
+const { EventType } = proto.temporal.api.enums.v1;
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+
+const isSendScheduled = (event: HistoryEvent) =>
+  event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
+  event.activityTaskScheduledEventAttributes?.activityType?.name === 'announceAndSendRetry';
+
+async function resetRecovery(
+  client: RecoveryEnv['client'],
+  batchId: string,
+  workflowTaskFinishEventId: HistoryEvent['eventId'],
+) {
+  const workflowId = recoveryWorkflowId(batchId);
+  const { runId } = await client.workflow.getHandle(workflowId).describe();
+  const reset = await client.workflowService.resetWorkflowExecution({
+    namespace: client.options.namespace,
+    workflowExecution: { workflowId, runId },
+    reason: 'test: an operator resets the recovery',
+    workflowTaskFinishEventId,
+    requestId: randomUUID(),
+  });
+  return { baseRunId: runId, resetRunId: reset.runId ?? '' };
+}
+
+async function historyEvents(client: RecoveryEnv['client'], batchId: string, runId?: string) {
+  const history = await client.workflow.getHandle(recoveryWorkflowId(batchId), runId).fetchHistory();
+  return { history, events: history.events ?? [] };
+}
+
+test('a reset to the task that scheduled an applied call reconciles first: the call is not sent again', async () => {
+  // The retried session fails again at once: only its retry count shows the call was applied.
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  const first = await env.recoveries.result(batch.id);
+  expect(first.rounds).toEqual([expect.objectContaining({ apiStatus: 200, reconciled: false, callsSent: 1 })]);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+
+  const { events } = await historyEvents(env.client, batch.id);
+  const scheduled = events.find(isSendScheduled);
+  const taskThatSent = scheduled?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId;
+  expect(taskThatSent).toBeDefined();
+  const { baseRunId, resetRunId } = await resetRecovery(env.client, batch.id, taskThatSent);
+  expect(resetRunId).not.toBe(baseRunId);
+
+  const report = await env.recoveries.result(batch.id);
+  // Before, the new run sent the call again on the read its history held, and the API applied it: two retries.
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({
+      reconciled: true,
+      reconcileEffect: 'took_effect',
+      retriedSessions: 1,
+      callsSent: 1,
+      apiMessage: expect.stringContaining('reset after its last read'),
+    }),
+  ]);
+  expect(report.outcome).toBe('exhausted');
+  const resetRun = await historyEvents(env.client, batch.id, resetRunId);
+  expect(resetRun.events.filter(isSendScheduled)).toHaveLength(0);
+  expect(patchMarkerIds(resetRun.history)).toContain(`recovery-reset-run-reconciles-first:${resetRunId}`);
+  // The rollback runbook's query for runs that recorded it (docs/deployment.md).
+  const query =
+    `WorkflowId = "${recoveryWorkflowId(batch.id)}" AND ` +
+    'TemporalChangeVersion STARTS_WITH "recovery-reset-run-reconciles-first:"';
+  const listedRuns = await eventually('the reset run listed by its marker', async () => {
+    const runIds: string[] = [];
+    for await (const execution of env.client.workflow.list({ query })) runIds.push(execution.runId);
+    return runIds.length > 0 ? runIds : undefined;
+  });
+  expect(listedRuns).toEqual([resetRunId]);
+  // A replay tool runs the history under the original run's id, where the run was not begun by a reset.
+  await expect(Worker.runReplayHistory(workflowBundle(), resetRun.history)).rejects.toThrow(
+    DeterminismViolationError,
+  );
+}, 90_000);
+
+test('a reset while the call is out leaves the new run nothing to send: it reconciles the call of the run before', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+  const taskQueue = uniqueTaskQueue('reset-while-out');
+  const client = await connectClient();
+  const connection = await connectWorker();
+  const sendInputs: SendRetryInput[] = [];
+  let callSent!: () => void;
+  const sent = new Promise<void>((resolve) => (callSent = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let secondOutcome: Promise<SendRetryResult> | undefined;
+  const replace: NonNullable<RecoveryWorkerOptions['replaceActivities']> = (activities) => ({
+    /** The first attempt sends its call, then holds its outcome until the test has reset the recovery. */
+    announceAndSendRetry: async (input: SendRetryInput) => {
+      sendInputs.push(input);
+      if (sendInputs.length > 1) return (secondOutcome = activities.announceAndSendRetry(input));
+      const outcome = await activities.announceAndSendRetry(input);
+      callSent();
+      await released;
+      return outcome;
+    },
+  });
+  try {
+    const workers = await createRecoveryWorkers({
+      config: workerConfig(taskQueue, env.simulator.url),
+      connection,
+      workflows: workflowBundle(),
+      replaceActivities: replace,
+    });
+    const report = await workers.runUntil(async () => {
+      const recoveries = new BatchRecoveries(client, taskQueue);
+      await recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+      await sent;
+      // A workflow task after the call was scheduled, while it is out: a reset to it keeps the call scheduled.
+      await recoveries.retryNow(batch.id);
+      const taskAfterCall = await eventually('a workflow task to complete after the call was scheduled', async () => {
+        const { events } = await historyEvents(client, batch.id);
+        const scheduledAt = events.findIndex(isSendScheduled);
+        if (scheduledAt < 0) return undefined;
+        return events
+          .slice(scheduledAt)
+          .find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)?.eventId;
+      });
+      await resetRecovery(client, batch.id, taskAfterCall);
+      release();
+      return recoveries.result(batch.id);
+    });
+
+    // The server handed the call the reset left scheduled to the new run, whose attempt sent nothing.
+    expect(sendInputs).toHaveLength(2);
+    await expect(secondOutcome).resolves.toEqual(expect.objectContaining({ kind: 'unknown', errorType: 'reset' }));
+    expect(appliedRetries(batch.id)).toHaveLength(1);
+    expect(env.retryPosts(batch.id)).toHaveLength(1);
+    expect(report.rounds).toEqual([
+      expect.objectContaining({
+        reconciled: true,
+        reconcileEffect: 'took_effect',
+        callsSent: 1,
+        apiMessage: expect.stringContaining('reset while the call was out'),
+      }),
+    ]);
+    expect(report.outcome).toBe('exhausted');
+  } finally {
+    release();
+    await connection.close();
+    await client.connection.close();
+  }
+}, 120_000);
