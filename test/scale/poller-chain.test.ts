@@ -111,13 +111,16 @@ test('a registration sent again is not signalled while the chain that took it ru
 
   // Reset to its first workflow task, leaving out the signals after it: the chain is the same, its watches may not be.
   const baseRunId = await currentRunId();
-  const history = await env.client.workflow.getHandle(poller().workflowId, baseRunId).fetchHistory();
-  const firstTask = history.events?.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+  // The run may have begun a moment ago: its first workflow task is the reset point once it has completed.
+  const firstTask = await eventually("the poller run's first workflow task to complete", async () => {
+    const history = await env.client.workflow.getHandle(poller().workflowId, baseRunId).fetchHistory();
+    return history.events?.find((event) => event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+  });
   const { runId: resetRunId } = await env.client.workflowService.resetWorkflowExecution({
     namespace: env.client.options.namespace,
     workflowExecution: { workflowId: poller().workflowId, runId: baseRunId },
     reason: 'test: a reset that leaves out signals',
-    workflowTaskFinishEventId: firstTask?.eventId,
+    workflowTaskFinishEventId: firstTask.eventId,
     requestId: randomUUID(),
     resetReapplyExcludeTypes: [ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL],
   });
