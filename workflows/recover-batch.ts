@@ -325,9 +325,9 @@ export const CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH = 'recovery-carried-wait-takes-
  * A run begun by a reset of the recovery reconciles before the first call it would send after a read of the batch
  * taken before the reset point: the run the reset ended may have sent that call after it, and the history the reset
  * copied holds the read and not the call (docs/retry-protocol.md, "Reset"). Before, the new run sent it on that read,
- * and a call the run before had sent was applied twice. Asked only in runs begun by a reset, with the run's id in the
- * marker's: false in the history the reset copied (a reset of a reset run copies the marker of the run before it,
- * which names that run), true from the reset point on.
+ * and a call the run before had sent was applied twice. Asked only in runs begun by a reset (a run that is not never
+ * records it, so a first reset copies no marker): false in the history the reset copied, true from the reset point on.
+ * A reset of a reset run to a point past that run's marker finds it true there: its copied reads count as its own.
  */
 export const RESET_RUN_RECONCILES_FIRST_PATCH = 'recovery-reset-run-reconciles-first';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
@@ -607,7 +607,7 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   // A reset run keeps the original run's started event, and so its run id there (a server that sends none leaves it
   // empty). A replay tool runs a history under that id, so it cannot replay a reset run that reconciled first.
   const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
-  const pastResetPoint = () => patched(`${RESET_RUN_RECONCILES_FIRST_PATCH}:${runId}`);
+  const pastResetPoint = () => patched(RESET_RUN_RECONCILES_FIRST_PATCH);
   /** A read a call may follow was asked for before the reset point (RESET_RUN_RECONCILES_FIRST_PATCH). */
   let readBeforeReset = false;
   const noteRead = () => {

@@ -5,6 +5,7 @@ import { Worker } from '@temporalio/worker';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { RESET_RUN_RECONCILES_FIRST_PATCH } from '../../workflows/recover-batch.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
   eventually,
@@ -92,11 +93,11 @@ test('a reset to the task that scheduled an applied call reconciles first: the c
   expect(report.outcome).toBe('exhausted');
   const resetRun = await historyEvents(env.client, batch.id, resetRunId);
   expect(resetRun.events.filter(isSendScheduled)).toHaveLength(0);
-  expect(patchMarkerIds(resetRun.history)).toContain(`recovery-reset-run-reconciles-first:${resetRunId}`);
-  // The rollback runbook's query for runs that recorded it (docs/deployment.md).
+  expect(patchMarkerIds(resetRun.history)).toContain(RESET_RUN_RECONCILES_FIRST_PATCH);
+  // The rollback runbook's query for runs that recorded it (docs/deployment.md), narrowed to this recovery.
   const query =
     `WorkflowId = "${recoveryWorkflowId(batch.id)}" AND ` +
-    'TemporalChangeVersion STARTS_WITH "recovery-reset-run-reconciles-first:"';
+    `TemporalChangeVersion IN ("${RESET_RUN_RECONCILES_FIRST_PATCH}")`;
   const listedRuns = await eventually('the reset run listed by its marker', async () => {
     const runIds: string[] = [];
     for await (const execution of env.client.workflow.list({ query })) runIds.push(execution.runId);
