@@ -20,11 +20,16 @@ export function isSettled(batch: RecoverableBatch): boolean {
 }
 
 /**
- * Sum of the sessions' retry_count, or null when it cannot show a retry: no sessions sent, or a session
- * without retry_count (counting a missing one as 0 would hide a retry whose sessions failed again at once).
+ * Sum of the sessions' retry_count, or null when it cannot show a retry: no sessions sent, a list that leaves out
+ * some of the batch's requests, or a session without retry_count (counting a missing one as 0 would hide a retry
+ * whose sessions failed again at once). The contract never says `sessions` lists every session: summed over part of
+ * them, an applied call whose retried sessions are not listed looks like no effect, and the call is sent again. The
+ * list is measured against the API's total_requests, not counts.total, which is the list's own length without it.
  */
 function retryCountTotalOf(batch: RecoverableBatch): number | null {
-  if (batch.sessions === undefined) return null;
+  const requests = batch.detail.total_requests;
+  if (batch.sessions === undefined || requests === undefined || requests === 0) return null;
+  if (batch.sessions.length !== requests) return null;
   let total = 0;
   for (const session of batch.sessions) {
     if (session.retry_count === undefined) return null;

@@ -46,8 +46,8 @@ const HEARTBEAT_INTERVAL_MS = 2_000;
 /**
  * What the batch says about a retry call sent after `before` was taken. Sessions in flight again, the batch back in
  * flight (the contract's one promise of an accepted call), fewer failed, or retry counts up mean it was applied. Only
- * unchanged retry counts that every session carries prove it was not: without them (counters only, or a session
- * lacking retry_count) a retry whose sessions failed again at once leaves no trace.
+ * unchanged retry counts of every session of the batch prove it was not: without them (counters only, a list that
+ * leaves sessions out, or a session lacking retry_count) a retry whose sessions failed again at once leaves no trace.
  */
 export function retryEffect(
   before: Pick<BatchSnapshot, 'failed' | 'retryCountTotal'> & Partial<Pick<BatchSnapshot, 'status'>>,

@@ -54,7 +54,10 @@ export interface BatchSnapshot {
   pending: number;
   settled: boolean;
   percentage: number | null;
-  /** Sum of the sessions' retry_count; null when the API sent no sessions. Reconciles unknown retry outcomes. */
+  /**
+   * Sum of the sessions' retry_count; null unless the API listed every session, each with its retry_count.
+   * Reconciles unknown retry outcomes.
+   */
   retryCountTotal: number | null;
   failing: FailingSession[];
   observedAt: string;

@@ -86,6 +86,35 @@ test('2. sessions without retry_count cannot prove a lost call had no effect: no
   expect(report.outcome).toBe('exhausted');
 });
 
+// The contract never says `sessions` lists every session. Summed over part of them, the retry counts "proved" that a
+// lost call had no effect when the sessions it retried were simply not listed, and the call went again: applied twice.
+test.each([
+  ['no session', []],
+  ['only sessions the call leaves alone', [{ item_index: 0, status: 'completed', retry_count: 0 }]],
+])(
+  '2b. a status read that lists %s cannot prove a lost call had no effect: no second call',
+  async (_what, sessions) => {
+    // As in 2, the retried session fails again at once: the counters cannot show the call either.
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+    env.simulator.faults.add('status', {
+      type: 'mistyped_field',
+      field: 'data.sessions',
+      value: sessions,
+      batchId: batch.id,
+    });
+    env.simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
+    await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+    const report = await env.recoveries.result(batch.id);
+
+    expect(retryPosts(batch.id)).toHaveLength(1);
+    expect(appliedRetries(batch.id)).toHaveLength(1);
+    expect(report.rounds).toEqual([
+      expect.objectContaining({ reconciled: true, reconcileEffect: 'unknown', callsSent: 1, retriedSessions: 0 }),
+    ]);
+    expect(report.outcome).toBe('exhausted');
+  },
+);
+
 test('3. with counters only, failures that provably sent nothing never use up the round', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   env.simulator.faults.add('status', { type: 'omit_field', field: 'data.sessions', batchId: batch.id });
