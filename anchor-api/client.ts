@@ -443,11 +443,21 @@ export class AnchorApiClient {
   private transportError(error: unknown, call: Call<z.ZodType>): AnchorApiError {
     const context = { endpoint: call.endpoint, batchId: call.batchId };
     // An error status had come before the body broke off: it decides, as it would have whole (a 429 cut short is
-    // still not sent, with its Retry-After). A 2xx cut short is not: it falls to the cases below.
+    // still not sent, with its Retry-After).
     const response = error instanceof RequestError ? error.response : undefined;
     if (response !== undefined && (response.statusCode < 200 || response.statusCode >= 300)) {
       const cut = `(answer cut off before its end: ${this.redact((error as RequestError).message)})`;
       return this.statusError({ statusCode: response.statusCode, headers: response.headers, body: '' }, call, cut);
+    }
+    // A 2xx to a mutating call says the API acted on it, however its body ends (reset, or trickling past the
+    // timeout): an unreadable answer, as one too large is. A read cut short falls to the cases below and is read again.
+    if (response !== undefined && call.mutating) {
+      return new MalformedResponseError({
+        ...context,
+        statusCode: response.statusCode,
+        outcomeUnknown: true,
+        problem: `body cut off before its end: ${this.redact((error as RequestError).message)}`,
+      });
     }
     if (error instanceof TimeoutError) {
       return new AnchorTimeoutError({

@@ -1,6 +1,7 @@
 import {
   AnchorApiClient,
   AnchorApiError,
+  AnchorNetworkError,
   AnchorTimeoutError,
   API_TEXT_MAX_CHARS,
   BatchNotFoundError,
@@ -286,6 +287,25 @@ test('an error status whose body breaks off still decides: a 429 cut short was n
   const failed = await caught(retry('cut-503'));
   expect(failed).toBeInstanceOf(ServerError);
   expect(failed).toMatchObject({ outcomeUnknown: true, statusCode: 503 });
+});
+
+test("a retry POST's 2xx whose body breaks off or trickles past the timeout is unreadable: applied", async () => {
+  server.on('cut-200', cutOff(200));
+  server.on('trickle-200', answerTrickle(50));
+  for (const batchId of ['cut-200', 'trickle-200']) {
+    const error = await caught(retry(batchId));
+    // As for a body too large: the activity records the round applied, its sessions not counted.
+    expect(error).toBeInstanceOf(MalformedResponseError);
+    expect(error).toMatchObject({ outcomeUnknown: true, statusCode: 200, batchId });
+    expect((error as MalformedResponseError).problem).toMatch(/^body cut off before its end: /);
+  }
+});
+
+test('a 2xx whose body breaks off after a read is a network failure, which is read again', async () => {
+  server.on('cut-read', cutOff(200));
+  const error = await caught(client.getBatch('cut-read'));
+  expect(error).toBeInstanceOf(AnchorNetworkError);
+  expect(error.statusCode).toBeUndefined();
 });
 
 test('taking the key out of an answer changes no number or field name, even for a key that is one', async () => {

@@ -151,20 +151,34 @@ test('4. a call in flight when the deadline passes is still in the report', asyn
   expect(report.outcome).toBe('deadline');
 });
 
-/** A batch API of the test's own: `answer` gets the status read's number (from 1) and how many calls were applied. */
+/** How the API answers a retry call it applied. */
+type RetryAnswer = (response: ServerResponse) => void;
+
+const answerRetried: RetryAnswer = (response) =>
+  response
+    .writeHead(200, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ data: { retried_sessions: 1, message: null, status: null } }));
+
+/**
+ * A batch API of the test's own: `answer` gets the status read's number (from 1) and how many calls were applied;
+ * every retry call is applied, and answered by `answerRetry`.
+ */
 async function withScriptedApi(
   answer: (read: number, applied: number) => unknown,
   run: (recoveries: BatchRecoveries, posts: () => number) => Promise<void>,
+  answerRetry = answerRetried,
 ): Promise<void> {
   let reads = 0;
   let applied = 0;
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     request.resume();
     request.on('end', () => {
-      const isRetry = request.method === 'POST' && request.url?.endsWith('/retry');
-      if (isRetry) applied += 1;
-      const body = isRetry ? { data: { retried_sessions: 1, message: null, status: null } } : answer(++reads, applied);
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (request.method === 'POST' && request.url?.endsWith('/retry')) {
+        applied += 1;
+        answerRetry(response);
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer(++reads, applied)));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -256,6 +270,37 @@ test('6. nulls for absent fields and timestamps in other formats are read, not f
       expect(report.outcome).toBe('recovered');
       expect(report.rounds).toEqual([expect.objectContaining({ retriedSessions: 1, apiMessage: null })]);
       expect(posts()).toBe(1);
+    },
+  );
+});
+
+test('6b. a 2xx whose body breaks off was applied: the round is recorded from the call, not reconciled', async () => {
+  const batchId = crypto.randomUUID();
+  await withScriptedApi(
+    (_read, applied) => ({
+      data: { batch_id: batchId, ...(applied === 0 ? counters('failed', 2, 1, 1) : counters('completed', 2, 2, 0)) },
+    }),
+    async (recoveries, posts) => {
+      await recoveries.start({ batchId, ...FAST_POLICY });
+      const report = await recoveries.result(batchId);
+
+      // Before, the reset after the 2xx was an unknown outcome: the round was reconciled from a read of the batch.
+      expect(posts()).toBe(1);
+      expect(report.rounds).toEqual([
+        expect.objectContaining({
+          apiStatus: 200,
+          reconciled: false,
+          retriedSessions: 1,
+          apiMessage: expect.stringMatching(/^answer unreadable \(body cut off before its end/),
+        }),
+      ]);
+      expect(report.outcome).toBe('recovered');
+    },
+    // The headers announce a longer body than comes before the connection breaks.
+    (response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      response.write('{"data":{"retried_sessions":');
+      setImmediate(() => response.socket?.destroy());
     },
   );
 });
