@@ -105,9 +105,7 @@ test('a reset to the task that scheduled an applied call reconciles first: the c
   });
   expect(listedRuns).toEqual([resetRunId]);
   // A replay tool runs the history under the original run's id, where the run was not begun by a reset.
-  await expect(Worker.runReplayHistory(workflowBundle(), resetRun.history)).rejects.toThrow(
-    DeterminismViolationError,
-  );
+  await expect(Worker.runReplayHistory(workflowBundle(), resetRun.history)).rejects.toThrow(DeterminismViolationError);
 }, 90_000);
 
 test('a reset while the call is out leaves the new run nothing to send: it reconciles the call of the run before', async () => {
