@@ -322,12 +322,13 @@ export const REFUSED_RESEND_KEEPS_WATCH_PATCH = 'recovery-refused-resend-keeps-w
  */
 export const CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH = 'recovery-carried-wait-takes-early-wake';
 /**
- * A run begun by a reset of the recovery reconciles before the first call it would send after a read of the batch
- * taken before the reset point: the run the reset ended may have sent that call after it, and the history the reset
- * copied holds the read and not the call (docs/retry-protocol.md, "Reset"). Before, the new run sent it on that read,
- * and a call the run before had sent was applied twice. Asked only in runs begun by a reset (a run that is not never
- * records it, so a first reset copies no marker): false in the history the reset copied, true from the reset point on.
- * A reset of a reset run to a point past that run's marker finds it true there: its copied reads count as its own.
+ * A run begun by a reset of the recovery reconciles before the first call it would send past the reset point: the run
+ * the reset ended may have sent one after that point, which the history the reset copied does not hold, and may still
+ * have it out while the new run reads the batch (docs/retry-protocol.md, "Reset"). Before, the new run sent the call on
+ * the read it had, and a call the run before had sent was applied twice. Asked only at the calls of runs begun by a
+ * reset (a run that is not never records it, so a first reset copies no marker): false in the history the reset
+ * copied, true from the reset point on. A reset of a reset run to a point past that run's first call finds it true
+ * there, and reconciles no call of its own first.
  */
 export const RESET_RUN_RECONCILES_FIRST_PATCH = 'recovery-reset-run-reconciles-first';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
@@ -607,12 +608,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   // A reset run keeps the original run's started event, and so its run id there (a server that sends none leaves it
   // empty). A replay tool runs a history under that id, so it cannot replay a reset run that reconciled first.
   const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
-  const pastResetPoint = () => patched(RESET_RUN_RECONCILES_FIRST_PATCH);
-  /** A read a call may follow was asked for before the reset point (RESET_RUN_RECONCILES_FIRST_PATCH). */
-  let readBeforeReset = false;
-  const noteRead = () => {
-    if (begunByReset) readBeforeReset = !pastResetPoint();
-  };
+  /** The run's first call past the reset point is reconciled first (RESET_RUN_RECONCILES_FIRST_PATCH). */
+  let resetReconciled = !begunByReset;
   /**
    * Recoveries from this change on write their search attributes and memo once per workflow task, after
    * its last change: one event each instead of one per change.
@@ -1104,12 +1101,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   };
 
   /**
-   * The call the run a reset ended may have sent after the read this one would follow: an outcome unknown, whose
-   * request may last as long as an attempt's heartbeat window from the reset (that run's attempt is not stopped by
-   * it), and which the round reconciles before it sends.
+   * The call the run a reset ended may have sent past the reset point: an outcome unknown, whose request may last as
+   * long as an attempt's heartbeat window (the reset does not stop that run's attempt), and which the round reconciles
+   * before it sends.
    */
   const callBeforeReset = (): SendRetryResult => {
-    readBeforeReset = false;
+    resetReconciled = true;
     return {
       kind: 'unknown',
       errorType: 'reset',
@@ -1171,7 +1168,8 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
     for (;;) {
       let result: SendRetryResult;
       try {
-        result = readBeforeReset && pastResetPoint() ? callBeforeReset() : await sendOnce(round);
+        result =
+          !resetReconciled && patched(RESET_RUN_RECONCILES_FIRST_PATCH) ? callBeforeReset() : await sendOnce(round);
       } catch (err) {
         // Refused for good after calls went out: the round is in the report the recovery stops with.
         if (callsSent > 0 && patched(BOUNDED_SENDS_PATCH)) {
@@ -1251,7 +1249,6 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       let verdict;
       try {
         const { reconcileRetry } = readActivity(`reconcile round ${round}`, RECONCILE_MIN_BUDGET_MS);
-        noteRead();
         verdict = await reconcileRetry({ batchId, before });
       } catch (err) {
         const readFailure = err instanceof ActivityFailure ? (err.cause?.message ?? err.message) : String(err);
@@ -1311,7 +1308,6 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
       report.phase = 'retrying';
       report.nextRetryAt = null;
       const { readRetrySnapshot, readBatchBeforeRetry } = readActivity(`status read before retry round ${round}`);
-      noteRead();
       // After a settle from the list, this read is the first to show the failing sessions: it records them.
       const read = settleFromList ? await untilDeadline(() => readBatchBeforeRetry(batchId)) : undefined;
       const before = read ? retrySnapshotOf(read) : await untilDeadline(() => readRetrySnapshot(batchId));

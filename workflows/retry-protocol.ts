@@ -45,11 +45,11 @@ export const LOST_BEFORE_ANNOUNCING = 'the worker was lost before announcing the
 export const LOST_AFTER_ANNOUNCING = 'the worker was lost after announcing the call';
 /**
  * How a call that the run a reset ended may have sent is told in the round's `apiMessage` (docs/retry-protocol.md,
- * "Reset"): after the read it would follow, which the history the reset copied holds, and not the call (the round
- * reconciles before it sends); or while the call was out, which the history holds with no outcome (the server hands
+ * "Reset"): past the reset point, which the history the reset copied does not hold (the new run's first call is
+ * reconciled before it is sent); or while the call was out, which the history holds with no outcome (the server hands
  * it to the new run, whose attempt sends nothing).
  */
-export const SENT_BEFORE_RESET = 'the recovery was reset after its last read: the run before may have sent the call';
+export const SENT_BEFORE_RESET = 'the recovery was reset: the run before may have sent a call past the reset point';
 export const SCHEDULED_BEFORE_RESET = 'the recovery was reset while the call was out: the run before may have sent it';
 
 export function isRetrySendAnnouncement(details: unknown): details is RetrySendAnnouncement {

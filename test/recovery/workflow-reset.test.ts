@@ -40,6 +40,12 @@ const isSendScheduled = (event: HistoryEvent) =>
   event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
   event.activityTaskScheduledEventAttributes?.activityType?.name === 'announceAndSendRetry';
 
+const isStatusReadScheduled = (event: HistoryEvent) =>
+  event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED &&
+  ['readRetrySnapshot', 'readBatchBeforeRetry'].includes(
+    event.activityTaskScheduledEventAttributes?.activityType?.name ?? '',
+  );
+
 async function resetRecovery(
   client: RecoveryEnv['client'],
   batchId: string,
@@ -87,7 +93,7 @@ test('a reset to the task that scheduled an applied call reconciles first: the c
       reconcileEffect: 'took_effect',
       retriedSessions: 1,
       callsSent: 1,
-      apiMessage: expect.stringContaining('reset after its last read'),
+      apiMessage: expect.stringContaining('reset: the run before may have sent'),
     }),
   ]);
   expect(report.outcome).toBe('exhausted');
@@ -175,4 +181,34 @@ test('a reset while the call is out leaves the new run nothing to send: it recon
     await connection.close();
     await client.connection.close();
   }
+}, 120_000);
+
+test('a reset to the task that read the batch, while the API has not applied the call yet, reconciles first', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+  await env.recoveries.start({
+    batchId: batch.id,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    maxRounds: 1,
+  });
+  await eventually('the recovery to back off before its retry', async () =>
+    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
+  );
+  // The API applies the call 8 s after it arrives: the new run's read of the batch comes before that.
+  env.simulator.faults.add('retry', { type: 'latency', latencyMs: 8_000, times: 1, batchId: batch.id });
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the call to reach the API', () => (env.retryPosts(batch.id).length > 0 ? true : undefined));
+  const { events } = await historyEvents(env.client, batch.id);
+  const taskThatRead = events.filter(isStatusReadScheduled).at(-1)
+    ?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId;
+  expect(taskThatRead).toBeDefined();
+  await resetRecovery(env.client, batch.id, taskThatRead);
+
+  const report = await env.recoveries.result(batch.id);
+  // Before, the new run read the batch still failed and sent the call at once: the API applied both.
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+  expect(report.rounds).toEqual([
+    expect.objectContaining({ reconciled: true, reconcileEffect: 'took_effect', retriedSessions: 1, callsSent: 1 }),
+  ]);
 }, 120_000);
