@@ -76,7 +76,9 @@ test('a reset to the task that scheduled an applied call reconciles first: the c
   expect(first.rounds).toEqual([expect.objectContaining({ apiStatus: 200, reconciled: false, callsSent: 1 })]);
   expect(appliedRetries(batch.id)).toHaveLength(1);
 
-  const { events } = await historyEvents(env.client, batch.id);
+  const { history, events } = await historyEvents(env.client, batch.id);
+  // A run no reset began never asks for the patch.
+  expect(patchMarkerIds(history)).not.toContain(RESET_RUN_RECONCILES_FIRST_PATCH);
   const scheduled = events.find(isSendScheduled);
   const taskThatSent = scheduled?.activityTaskScheduledEventAttributes?.workflowTaskCompletedEventId;
   expect(taskThatSent).toBeDefined();
