@@ -104,6 +104,11 @@ export interface CarriedRecovery {
    * name it).
    */
   pollerWaitStartedAt?: string;
+  /**
+   * The run before was begun by a reset and continued as new before its first call (RESET_RUN_RECONCILES_FIRST_PATCH):
+   * this run, which no reset began, reconciles its first call in its stead. Only `true` counts.
+   */
+  resetToReconcile?: boolean;
 }
 
 /** Recoveries started before it keep the single-activity round they recorded (retryFailedSessions). */
@@ -326,9 +331,9 @@ export const CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH = 'recovery-carried-wait-takes-
  * the reset ended may have sent one after that point, which the history the reset copied does not hold, and may still
  * have it out while the new run reads the batch (docs/retry-protocol.md, "Reset"). Before, the new run sent the call on
  * the read it had, and a call the run before had sent was applied twice. Asked only at the calls of runs begun by a
- * reset (a run that is not never records it, so a first reset copies no marker): false in the history the reset
- * copied, true from the reset point on. A reset of a reset run to a point past that run's first call finds it true
- * there, and reconciles no call of its own first.
+ * reset, or continued as new from one before its first call (any other run never records it, so a first reset copies
+ * no marker): false in the history the reset copied, true from the reset point on. A reset of a reset run to a point
+ * past that run's first call finds it true there, and reconciles no call of its own first.
  */
 export const RESET_RUN_RECONCILES_FIRST_PATCH = 'recovery-reset-run-reconciles-first';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
@@ -608,8 +613,12 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   // A reset run keeps the original run's started event, and so its run id there (a server that sends none leaves it
   // empty). A replay tool runs a history under that id, so it cannot replay a reset run that reconciled first.
   const begunByReset = originalExecutionRunId !== '' && runId !== originalExecutionRunId;
-  /** The run's first call past the reset point is reconciled first (RESET_RUN_RECONCILES_FIRST_PATCH). */
-  let resetReconciled = !begunByReset;
+  /**
+   * The run's first call past the reset point is reconciled first (RESET_RUN_RECONCILES_FIRST_PATCH), in this run or,
+   * when a reset run continued as new before it, in the next: that run was not begun by a reset, and the input says.
+   * It records the marker too (it has no copied history), so the rollback runbook's query lists it.
+   */
+  let resetReconciled = !begunByReset && carried?.resetToReconcile !== true;
   /**
    * Recoveries from this change on write their search attributes and memo once per workflow task, after
    * its last change: one event each instead of one per change.
@@ -832,7 +841,13 @@ export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRe
   ): Promise<never> => {
     await condition(allHandlersFinished);
     report.continuedAsNew += 1;
-    return await continueAsNew<typeof recoverBatch>(policy, { report, retryNowRequested, ...next });
+    const resetToReconcile = resetReconciled ? {} : { resetToReconcile: true };
+    return await continueAsNew<typeof recoverBatch>(policy, {
+      report,
+      retryNowRequested,
+      ...resetToReconcile,
+      ...next,
+    });
   };
   /**
    * Between two steps of a wait that may last: whether to continue as new. A check, not an await: a step that does

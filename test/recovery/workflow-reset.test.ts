@@ -6,12 +6,15 @@ import { BatchRecoveries } from '../../client/recoveries.js';
 import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import { RESET_RUN_RECONCILES_FIRST_PATCH } from '../../workflows/recover-batch.js';
+import { recoveryStartOptions } from '../../workflows/recovery-start.js';
+import { newReport } from '../../workflows/report.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
   eventually,
   FAST_POLICY,
   patchMarkerIds,
   startRecoveryEnv,
+  TEST_API_KEY,
   workerConfig,
   workflowBundle,
   type RecoveryEnv,
@@ -213,4 +216,39 @@ test('a reset to the task that read the batch, while the API has not applied the
   expect(report.rounds).toEqual([
     expect.objectContaining({ reconciled: true, reconcileEffect: 'took_effect', retriedSessions: 1, callsSent: 1 }),
   ]);
+}, 120_000);
+
+test('a run continued as new from a reset run before its first call reconciles that call first', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
+  await eventually('the batch to settle with a failure', () =>
+    batch.status(Date.now()) === 'failed' ? true : undefined,
+  );
+  // The call of the run the reset ended, which the API applies 8 s after it arrives.
+  env.simulator.faults.add('retry', { type: 'latency', latencyMs: 8_000, times: 1, batchId: batch.id });
+  const oldRunsCall = fetch(`${env.simulator.url}/v1/batch-sessions/${batch.id}/retry`, {
+    method: 'POST',
+    headers: { 'anchor-api-key': TEST_API_KEY, 'content-type': 'application/json' },
+    body: JSON.stringify({ retry_failed_only: true, max_retries: 1 }),
+  });
+  await eventually('the call to reach the API', () => (env.retryPosts(batch.id).length > 0 ? true : undefined));
+  // The reset run continued as new before its first call: the run it started is no reset run, and its input says.
+  const options = recoveryStartOptions({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 }, env.taskQueue);
+  const report = newReport(batch.id, options.workflowId, new Date(), new Date(Date.now() + 3_600_000), 1);
+  report.continuedAsNew = 1;
+  await env.client.workflow.start('recoverBatch', {
+    ...options,
+    args: [options.args[0], { report, resetToReconcile: true }],
+  });
+
+  const ended = await env.recoveries.result(batch.id);
+  expect((await oldRunsCall).status).toBe(200);
+  // Without it, the run read the batch still failed and sent at once: the API applied both.
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(env.retryPosts(batch.id)).toHaveLength(1);
+  expect(ended.rounds).toEqual([
+    expect.objectContaining({ reconciled: true, reconcileEffect: 'took_effect', callsSent: 1 }),
+  ]);
+  // Recorded, so that the rollback runbook's query lists the run.
+  const { history } = await historyEvents(env.client, batch.id);
+  expect(patchMarkerIds(history)).toContain(RESET_RUN_RECONCILES_FIRST_PATCH);
 }, 120_000);
