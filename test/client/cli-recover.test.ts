@@ -4,7 +4,7 @@ import type { SimulatorOptions } from '../../simulator/index.js';
 import { RecoveryAlreadyRunningError } from '../../client/recoveries.js';
 import type { RecoveryReport } from '../../workflows/report.js';
 import { DEFAULT_TASK_QUEUE, RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../../workflows/definitions.js';
-import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { eventually, reachesPhase, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 import { killLeftoverChildren, runCli, spawnTypeScript } from './child-process.js';
 
@@ -135,9 +135,7 @@ test('recover with a policy for a running recovery is refused, or applied with -
   await env.startWorker();
   try {
     expect((await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
-    await eventually('the recovery to back off', async () =>
-      (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
-    );
+    await reachesPhase(env.recoveries, batch.id, 'backing_off');
 
     const refused = await cliOn(env, ['recover', batch.id, '--max-rounds', '5']);
     expect(refused.code).toBe(1);
@@ -223,9 +221,7 @@ test('a batch id typed in upper case names the same recovery: recover attaches, 
   const upper = batch.id.toUpperCase();
   try {
     expect((await cliOn(env, ['recover', upper, '--poll-interval', '50ms', '--round-backoff', '1h'])).code).toBe(0);
-    await eventually('the recovery to back off', async () =>
-      (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
-    );
+    await reachesPhase(env.recoveries, batch.id, 'backing_off');
 
     const again = await cliOn(env, ['recover', batch.id, '--poll-interval', '50ms', '--round-backoff', '1h']);
     expect(again.code).toBe(0);

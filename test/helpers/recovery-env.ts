@@ -9,7 +9,7 @@ import {
   type SimulatorOptions,
 } from '../../simulator/index.js';
 import type { WorkerConfig } from '../../worker/config.js';
-import { createRecoveryWorkers } from '../../worker/create-worker.js';
+import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import {
   batchStatusPollerWorkflowId,
@@ -224,6 +224,38 @@ export async function eventually<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Waits until the recovery's report shows `phase`. In backing_off, its next status read is the one right before its call. */
+export const reachesPhase = (recoveries: BatchRecoveries, batchId: string, phase: RecoveryReport['phase']) =>
+  eventually(`the recovery to reach ${phase}`, async () =>
+    (await recoveries.report(batchId)).phase === phase ? true : undefined,
+  );
+
+/**
+ * Runs `run` beside a worker of the test's own, on a task queue of its own, against the API at `anchorBaseUrl`: the
+ * product's workflows and activities, with those `replace` returns (if given) in place of the product's.
+ */
+export async function withOwnWorker<T>(
+  anchorBaseUrl: string,
+  replace: RecoveryWorkerOptions['replaceActivities'],
+  run: (recoveries: BatchRecoveries, client: Client) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uniqueTaskQueue('own-worker');
+  const client = await connectClient();
+  const connection = await connectWorker();
+  try {
+    const workers = await createRecoveryWorkers({
+      config: workerConfig(taskQueue, anchorBaseUrl),
+      connection,
+      workflows: workflowBundle(),
+      replaceActivities: replace,
+    });
+    return await workers.runUntil(() => run(new BatchRecoveries(client, taskQueue), client));
+  } finally {
+    await connection.close();
+    await client.connection.close();
   }
 }
 

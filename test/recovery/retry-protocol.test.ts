@@ -4,13 +4,15 @@ import { Worker } from '@temporalio/worker';
 import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import { createRetryActivities, type RecordedHeartbeat } from '../../activities/retry-activities.js';
 import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js';
-import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
+import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
   closedRunHistoryLengths,
   eventually,
   FAST_POLICY,
+  reachesPhase,
   startRecoveryEnv,
+  withOwnWorker,
   workerConfig,
   workflowBundle,
   type RecoveryEnv,
@@ -32,18 +34,12 @@ afterEach(() => env.simulator.faults.clear());
 const retryPosts = (batchId: string) => env.retryPosts(batchId);
 const appliedRetries = (batchId: string) => env.simulator.ledger.forBatch(batchId).retries;
 
-/** Waits until the recovery is in its round backoff: the next status read is the one right before the call. */
-const backingOff = (recoveries: BatchRecoveries, batchId: string) =>
-  eventually('the recovery to back off before its retry', async () =>
-    (await recoveries.report(batchId)).phase === 'backing_off' ? true : undefined,
-  );
-
 const LONG_BACKOFF = { roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } };
 
 test('1. a status read slower than the client timeout right before the call never leads to a second call', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF });
-  await backingOff(env.recoveries, batch.id);
+  await reachesPhase(env.recoveries, batch.id, 'backing_off');
   // The read right before the call outlasts the worker's 2 s request timeout, twice.
   env.simulator.faults.add('status', { type: 'latency', latencyMs: 3_000, times: 2, batchId: batch.id });
   await env.recoveries.retryNow(batch.id);
@@ -119,7 +115,7 @@ test('3. with counters only, failures that provably sent nothing never use up th
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   env.simulator.faults.add('status', { type: 'omit_field', field: 'data.sessions', batchId: batch.id });
   await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF, maxRounds: 1 });
-  await backingOff(env.recoveries, batch.id);
+  await reachesPhase(env.recoveries, batch.id, 'backing_off');
   // A 503 on the read right before the call, then a 429 without Retry-After on the call itself.
   env.simulator.faults.add('status', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
   env.simulator.faults.add('retry', { type: 'rate_limit', times: 1, batchId: batch.id });
@@ -183,19 +179,9 @@ async function withScriptedApi(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const taskQueue = uniqueTaskQueue('scripted-api');
-  const client = await connectClient();
-  const connection = await connectWorker();
   try {
-    const workers = await createRecoveryWorkers({
-      config: workerConfig(taskQueue, url),
-      connection,
-      workflows: workflowBundle(),
-    });
-    await workers.runUntil(() => run(new BatchRecoveries(client, taskQueue), () => applied));
+    await withOwnWorker(url, undefined, (recoveries) => run(recoveries, () => applied));
   } finally {
-    await connection.close();
-    await client.connection.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
@@ -318,7 +304,7 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
       maxRounds: 3,
       continueAsNewAfterEvents: 50,
     });
-    await backingOff(slow.recoveries, batch.id);
+    await reachesPhase(slow.recoveries, batch.id, 'backing_off');
     // Signals grow the history past 50 events, so the next settle continues as new.
     for (let pair = 0; pair < 7; pair += 1) {
       await slow.recoveries.pause(batch.id);
@@ -342,31 +328,6 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
   }
 });
 
-/**
- * Runs `run` beside a worker of the test's own, on a task queue of its own: the product's workflows and activities,
- * with those `replace` returns in place of the product's.
- */
-async function withOwnWorker<T>(
-  replace: NonNullable<RecoveryWorkerOptions['replaceActivities']>,
-  run: (recoveries: BatchRecoveries) => Promise<T>,
-): Promise<T> {
-  const taskQueue = uniqueTaskQueue('own-worker');
-  const client = await connectClient();
-  const connection = await connectWorker();
-  try {
-    const workers = await createRecoveryWorkers({
-      config: workerConfig(taskQueue, env.simulator.url),
-      connection,
-      workflows: workflowBundle(),
-      replaceActivities: replace,
-    });
-    return await workers.runUntil(() => run(new BatchRecoveries(client, taskQueue)));
-  } finally {
-    await connection.close();
-    await client.connection.close();
-  }
-}
-
 test('8. a worker lost after taking the call and before announcing it sent nothing: the call goes out again', async () => {
   // Counters only: a lost call could not be reconciled, so only the missing announcement proves nothing was sent.
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
@@ -377,6 +338,7 @@ test('8. a worker lost after taking the call and before announcing it sent nothi
   let lateOutcome: Promise<SendRetryResult> | undefined;
   try {
     const report = await withOwnWorker(
+      env.simulator.url,
       (activities) => ({
         /** The first call stalls with no heartbeat, as a frozen worker would, past its heartbeat timeout, then wakes. */
         announceAndSendRetry: (input: SendRetryInput) => {
@@ -419,6 +381,7 @@ test("8b. on a worker whose clock runs 6 s behind the server's, a call the API a
   // Applied 5 s after it arrived: after the client's 2 s timeout, within the 2 s + 5 s before the reconcile read.
   env.simulator.faults.add('retry', { type: 'latency', latencyMs: 5_000, times: 1, batchId: batch.id });
   const report = await withOwnWorker(
+    env.simulator.url,
     (activities) => ({
       // The one value of the outcome the worker's wall clock dates: what `new Date()` gives on a clock 6 s behind.
       announceAndSendRetry: async (input: SendRetryInput) => {
@@ -446,6 +409,7 @@ test('9. an announcement confirmed too late to leave the request its time sends 
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
   let announcements = 0;
   const report = await withOwnWorker(
+    env.simulator.url,
     (_activities, api, client) => {
       // The first confirmation takes 15.5 s of the 20 s heartbeat window, as from a slow server: 3 s are kept for
       // the turn and 2 s as margin, so less than the 1 s a request needs is left.
@@ -631,7 +595,7 @@ test("16. a cancel the worker takes in one workflow task with the answer of the 
   try {
     const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
     await recoveries.start({ batchId: batch.id, ...FAST_POLICY, ...LONG_BACKOFF });
-    await backingOff(recoveries, batch.id);
+    await reachesPhase(recoveries, batch.id, 'backing_off');
     const callsBefore = env.simulator.ledger.forBatch(batch.id).calls.length;
     // Long enough for the workflows' worker to stop (well under a second here) before the read's answer comes.
     env.simulator.faults.add('status', { type: 'latency', latencyMs: 5_000, times: 1, batchId: batch.id });

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import proto from '@temporalio/proto';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { Worker } from '@temporalio/worker';
-import { BatchRecoveries } from '../../client/recoveries.js';
-import { createRecoveryWorkers, type RecoveryWorkerOptions } from '../../worker/create-worker.js';
+import type { RecoveryWorkerOptions } from '../../worker/create-worker.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import { RESET_RUN_RECONCILES_FIRST_PATCH } from '../../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../../workflows/recovery-start.js';
@@ -13,13 +12,13 @@ import {
   eventually,
   FAST_POLICY,
   patchMarkerIds,
+  reachesPhase,
   startRecoveryEnv,
   TEST_API_KEY,
-  workerConfig,
+  withOwnWorker,
   workflowBundle,
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
-import { connectClient, connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
 
 // An operator's reset of a recovery (the Web UI's Reset, `temporal workflow reset`) runs its code again from a
 // workflow task of its history: the run it ends may have sent a retry call after that point, which the new run's
@@ -121,9 +120,6 @@ test('a reset to the task that scheduled an applied call reconciles first: the c
 
 test('a reset while the call is out leaves the new run nothing to send: it reconciles the call of the run before', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'fail', 'ok'] } });
-  const taskQueue = uniqueTaskQueue('reset-while-out');
-  const client = await connectClient();
-  const connection = await connectWorker();
   const sendInputs: SendRetryInput[] = [];
   let callSent!: () => void;
   const sent = new Promise<void>((resolve) => (callSent = resolve));
@@ -142,14 +138,7 @@ test('a reset while the call is out leaves the new run nothing to send: it recon
     },
   });
   try {
-    const workers = await createRecoveryWorkers({
-      config: workerConfig(taskQueue, env.simulator.url),
-      connection,
-      workflows: workflowBundle(),
-      replaceActivities: replace,
-    });
-    const report = await workers.runUntil(async () => {
-      const recoveries = new BatchRecoveries(client, taskQueue);
+    const report = await withOwnWorker(env.simulator.url, replace, async (recoveries, client) => {
       await recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
       await sent;
       // A workflow task after the call was scheduled, while it is out: a reset to it keeps the call scheduled.
@@ -183,8 +172,6 @@ test('a reset while the call is out leaves the new run nothing to send: it recon
     expect(report.outcome).toBe('exhausted');
   } finally {
     release();
-    await connection.close();
-    await client.connection.close();
   }
 }, 120_000);
 
@@ -196,9 +183,7 @@ test('a reset to the task that read the batch, while the API has not applied the
     roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
     maxRounds: 1,
   });
-  await eventually('the recovery to back off before its retry', async () =>
-    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
-  );
+  await reachesPhase(env.recoveries, batch.id, 'backing_off');
   // The API applies the call 8 s after it arrives: the new run's read of the batch comes before that.
   env.simulator.faults.add('retry', { type: 'latency', latencyMs: 8_000, times: 1, batchId: batch.id });
   await env.recoveries.retryNow(batch.id);

@@ -15,6 +15,7 @@ import {
   eventually,
   FAST_POLICY,
   patchMarkerIds,
+  reachesPhase,
   type RecoveryEnv,
   registrationsIn,
   signalInputs,
@@ -81,9 +82,7 @@ test("a wake reaches the recovery as the poller's batchSettled signal; a recover
   });
   const handle = env.recoveries.handle(batch.id);
   try {
-    await eventually('the recovery to back off', async () =>
-      (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
-    );
+    await reachesPhase(env.recoveries, batch.id, 'backing_off');
     const listed = { status: 'failed' as const, total: 2, completed: 1, failed: 1, observedAt: 'the test wake' };
     const activities = createPollerRegistrationActivities(env.client);
     const unsent = await activities.wakeRecoveries([

@@ -3,7 +3,7 @@ import type { Locator, Page } from 'playwright-core';
 import { describeSweepSchedule, upsertSweepSchedule, DEFAULT_SWEEP_SCHEDULE_ID } from '../../client/schedules.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { SweepResult } from '../../workflows/sweep-input.js';
-import { eventually, FAST_POLICY } from '../helpers/recovery-env.js';
+import { eventually, FAST_POLICY, reachesPhase } from '../helpers/recovery-env.js';
 import { startUiEnv, type UiEnv } from './ui-env.js';
 
 // The real Temporal Web UI (2.42.1 served by the dev server; on the cluster target, the version
@@ -93,9 +93,7 @@ test('recoveries are listed, filtered by AnchorBatchId, and a recovery opens wit
 test('"Send a Signal" retryNow skips the long round backoff of a running recovery', async () => {
   const batch = oneFailingSession();
   const started = await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-  await eventually('the recovery to back off', async () =>
-    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
-  );
+  await reachesPhase(env.recoveries, batch.id, 'backing_off');
 
   await page.goto(`/namespaces/${env.namespace}/workflows/${started.workflowId}/${started.runId}/history`);
   await headerStatus('Running').waitFor();
@@ -233,9 +231,7 @@ test('the sweep schedule is paused (with a reason) and triggered from the Schedu
 test('a recovery page reads without JSON: summary, live details with the rounds table, labelled activities and timers', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
   const started = await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-  await eventually('the recovery to back off before round 1', async () =>
-    (await env.recoveries.report(batch.id)).phase === 'backing_off' ? true : undefined,
-  );
+  await reachesPhase(env.recoveries, batch.id, 'backing_off');
   await env.recoveries.retryNow(batch.id);
   await eventually('round 1 to be sent and the recovery to back off before round 2', async () => {
     const report = await env.recoveries.report(batch.id);
