@@ -26,7 +26,10 @@ export const EXIT_CODES = {
   failed: 6,
   /** Temporal could not be reached, or a call went unanswered for 30 s (60 s while a recovery was followed). */
   unreachable: 7,
-  /** `report`: the recovery is running, but its workflow task has failed STUCK_AFTER_TASK_FAILURES times in a row. */
+  /**
+   * `report`, `watch`, `recover --wait`: the recovery is running, but its workflow task has failed
+   * STUCK_AFTER_TASK_FAILURES times in a row.
+   */
   stuck: 8,
   /** The recovery's workflow was terminated or timed out: it wrote no end, and its stored report is printed. */
   terminated: 9,
@@ -79,7 +82,7 @@ Exit codes:
   5  operator_cancelled: an operator cancelled the recovery
   6  failed: the recovery stopped on a permanent error
   7  Temporal could not be reached, or did not answer: a call for 30 s, watch and recover --wait for 60 s
-  8  stuck (report): the recovery runs, but its workflow task keeps failing (see the worker's log)
+  8  stuck (report, watch, recover --wait): the recovery runs, but its workflow task keeps failing (worker's log)
   9  terminated: the recovery's workflow was terminated or timed out; its stored report is printed
  10  no worker took it up: policy not sent (no worker polls) or not confirmed in time (it may still apply);
      cancel requested, but the recovery has not ended yet (it ends when a worker runs it)

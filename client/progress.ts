@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import cliProgress from 'cli-progress';
+import { STUCK_AFTER_TASK_FAILURES } from '../workflows/definitions.js';
 import {
   TemporalContact,
   type BatchRecoveries,
@@ -150,20 +151,24 @@ export interface FollowOptions {
 }
 
 /**
- * Shows the recovery's progress until it ends and returns its final report. While Temporal does not answer, the
- * last reading is shown with since when; past `lostContactAfterMs`, TemporalUnreachableError.
+ * Shows the recovery's progress until it ends, and returns its last reading: the final report, or the stored one of a
+ * recovery whose workflow task has failed STUCK_AFTER_TASK_FAILURES times in a row. No wait ends such a recovery (a
+ * bug, a non-determinism error after a deploy: only a deploy mends it), and a script waiting on it would hang until
+ * then; its exit code says `stuck`, as `report`'s does. While Temporal does not answer, the last reading is shown with
+ * since when; past `lostContactAfterMs`, TemporalUnreachableError.
  */
 export async function followRecovery(
   recoveries: BatchRecoveries,
   batchId: string,
   { view, intervalMs = 1_000, signal, lostContactAfterMs }: FollowOptions,
-): Promise<ClientRecoveryReport> {
+): Promise<RecoveryProgress> {
   const contact = new TemporalContact(recoveries, batchId, lostContactAfterMs);
   let last: ProgressState | undefined;
   try {
     for (;;) {
       const progress = await contact.ask(() => recoveries.progress(batchId));
-      if (progress && !progress.running) return progress.report;
+      if (progress && (!progress.running || progress.workflowTaskFailures >= STUCK_AFTER_TASK_FAILURES))
+        return progress;
       if (progress) last = progressState(progress);
       const silentSince = contact.silentSince;
       if (last)

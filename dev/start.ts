@@ -106,7 +106,7 @@ async function runDemo(
   const started = await recoveries.start(demoPolicy(batch.id));
   const url = workflowUiUrl(temporal.uiUrl, temporal.namespace, started.workflowId);
   print(`Recovery workflow ${started.workflowId}: ${url}`);
-  const report = await followRecovery(recoveries, batch.id, { view: progressViewFor(process.stdout), signal });
+  const { report } = await followRecovery(recoveries, batch.id, { view: progressViewFor(process.stdout), signal });
   print(`\n${formatReport(report, url)}\n`);
   // On the usual ports the CLI's defaults (localhost:7233, :8233) already point here.
   const usualPorts = temporal.address.endsWith(':7233') && temporal.uiUrl.endsWith(':8233');

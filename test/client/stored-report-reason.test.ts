@@ -8,7 +8,7 @@ import { pendingWorkflowTaskFact } from '../../client/recoveries.js';
 import { formatProgressLine, progressState } from '../../client/progress.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { connectWorker, temporalNamespace } from '../helpers/temporal.js';
-import { runCli } from './child-process.js';
+import { killLeftoverChildren, runCli } from './child-process.js';
 
 const { PENDING_WORKFLOW_TASK_STATE_SCHEDULED, PENDING_WORKFLOW_TASK_STATE_STARTED } =
   proto.temporal.api.enums.v1.PendingWorkflowTaskState;
@@ -59,6 +59,8 @@ describe('a stored report says why no worker answered', () => {
     env = await startRecoveryEnv();
   });
   afterEach(async () => {
+    // A wait that does not end (before this change, on a stuck recovery) leaves its CLI process to kill.
+    await killLeftoverChildren();
     await env.close();
   });
 
@@ -117,10 +119,21 @@ describe('a stored report says why no worker answered', () => {
         expect(report.stdout).toMatch(
           /^Stored report: .*its workflow task has failed or timed out \d+ times in a row/m,
         );
+        // Those that wait for the end stop waiting, with the same exit code: before, they waited until a deploy.
+        for (const waiting of [
+          ['watch', batchId],
+          ['recover', batchId, '--wait'],
+        ]) {
+          const ended = await runCli(['--task-queue', env.taskQueue, ...waiting]);
+          expect({ command: waiting[0], code: ended.code }).toEqual({ command: waiting[0], code: EXIT_CODES.stuck });
+          expect(ended.stdout).toMatch(
+            /^Stored report: .*its workflow task has failed or timed out \d+ times in a row/m,
+          );
+        }
       } finally {
         await env.recoveries.handle(batchId).terminate('test done');
       }
     });
     await connection.close();
-  });
+  }, 120_000);
 });
