@@ -86,21 +86,23 @@ export interface CallOptions {
   onSend?: () => void;
 }
 
-/** Got error codes meaning the request never left this machine, so the server cannot have acted on it. */
+/**
+ * Error codes meaning a request never left this machine, for an error that came before got set the request up (it
+ * has no timings then). On a request that has timings the code proves nothing: a route lost after the request left
+ * fails with EHOSTUNREACH or ENETUNREACH on the established connection too.
+ */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
  * Whether a failed request may have reached the server whole. Got records `timings.upload` when the
  * last byte of the request was handed to the operating system: before that (a connect that never
  * completed, a timeout or an abort while writing) the server cannot hold the whole call, so it cannot
- * have acted on it.
+ * have acted on it; after it, whatever the error, it may have.
  */
 function mayHaveBeenReceived(error: RequestError): boolean {
-  // An abort before got even set up the request leaves no timings at all.
-  const started = error.timings !== undefined || error.code !== 'ERR_ABORTED';
-  if (!started || (error.timings !== undefined && error.timings.upload === undefined)) return false;
-  // Only the whole-request timeout is set, so a timeout names no phase: whether the request had left is in `upload`.
-  if (error instanceof TimeoutError) return true;
+  if (error.timings !== undefined) return error.timings.upload !== undefined;
+  // An abort before got even set up the request.
+  if (error.code === 'ERR_ABORTED') return false;
   return !NOT_SENT_CODES.has(error.code);
 }
 

@@ -1,3 +1,5 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { ClientRequest } from 'node:http';
 import {
   AnchorApiClient,
   AnchorApiError,
@@ -306,6 +308,59 @@ test('a 2xx whose body breaks off after a read is a network failure, which is re
   const error = await caught(client.getBatch('cut-read'));
   expect(error).toBeInstanceOf(AnchorNetworkError);
   expect(error.statusCode).toBeUndefined();
+});
+
+describe('a route lost mid-call (EHOSTUNREACH on the connection)', () => {
+  /** Each request to the server as Node creates it, by batch id: its socket is the client's end of the connection. */
+  const requests = new Map<string, ClientRequest>();
+  /** Told of each such request as Node starts it: it has its socket, a new one still connecting. */
+  let onRequest: ((request: ClientRequest) => void) | undefined;
+  const onRequestStart = (message: unknown) => {
+    const { request } = message as { request: ClientRequest };
+    const batchId = /^\/v1\/batch-sessions\/([^/?]+)/.exec(request.path)?.[1];
+    if (request.getHeader('host') !== new URL(server.url).host || batchId === undefined) return;
+    requests.set(batchId, request);
+    onRequest?.(request);
+  };
+  beforeAll(() => subscribe('http.client.request.start', onRequestStart));
+  afterAll(() => unsubscribe('http.client.request.start', onRequestStart));
+  afterEach(() => (onRequest = undefined));
+  const unreachable = () => Object.assign(new Error('EHOSTUNREACH (route lost)'), { code: 'EHOSTUNREACH' });
+
+  test('after the server had the whole retry POST, the outcome is unknown', async () => {
+    let received = false;
+    server.on('unreachable-after', (request) => {
+      request.on('end', () => (received = true)).resume();
+    });
+    const pending = caught(retry('unreachable-after'));
+    await waitFor(() => received);
+    const socket = requests.get('unreachable-after')?.socket;
+    expect(socket?.connecting).toBe(false);
+    socket?.destroy(unreachable());
+    const error = await pending;
+    expect(error).toBeInstanceOf(AnchorNetworkError);
+    expect(error).toMatchObject({ outcomeUnknown: true, cause: { code: 'EHOSTUNREACH' } });
+  });
+
+  test('before the request left (the connection not yet made, or refused), nothing was sent', async () => {
+    let wasConnecting: boolean | undefined;
+    onRequest = (request) => {
+      wasConnecting = request.socket?.connecting;
+      request.socket?.destroy(unreachable());
+    };
+    const error = await caught(retry('unreachable-before'));
+    expect(wasConnecting).toBe(true);
+    expect(server.calls).toEqual([]);
+    expect(error).toBeInstanceOf(AnchorNetworkError);
+    expect(error).toMatchObject({ outcomeUnknown: false, cause: { code: 'EHOSTUNREACH' } });
+
+    const closed = await startHostileServer();
+    await closed.close();
+    const offline = new AnchorApiClient({ baseUrl: closed.url, apiKey: API_KEY, timeoutMs: TIMEOUT_MS });
+    const refused = await caught(offline.retryFailedSessions('refused', { max_retries: 1 }));
+    expect(refused).toBeInstanceOf(AnchorNetworkError);
+    expect(refused).toMatchObject({ outcomeUnknown: false, cause: { code: 'ECONNREFUSED' } });
+  });
 });
 
 test('taking the key out of an answer changes no number or field name, even for a key that is one', async () => {
