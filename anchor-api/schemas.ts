@@ -77,12 +77,19 @@ export type BatchStatusDetail = z.infer<typeof BatchStatusDetailSchema>;
  */
 export const MAX_LISTED_BATCH_ID_CHARS = 64;
 
+/**
+ * A list item's id, status and counters are each read as absent when they break the contract (a status the API added
+ * later, a counter sent as text), not the page: one such item failed the whole page as malformed, which is permanent,
+ * so the sweep stopped at that page on every run and the poller could not read its list. Absent, the sweep counts the
+ * batch under another status, never as failed; the poller wakes no recovery with a status it did not read, at most
+ * has it read the batch itself, and that read (BatchStatusDetailSchema) stays strict.
+ */
 export const BatchSummarySchema = z.looseObject({
   batch_id: z.string().max(MAX_LISTED_BATCH_ID_CHARS).optional().catch(undefined),
-  status: BatchStatusSchema.optional(),
-  total_requests: z.int().optional(),
-  completed_requests: z.int().optional(),
-  failed_requests: z.int().optional(),
+  status: BatchStatusSchema.optional().catch(undefined),
+  total_requests: z.int().optional().catch(undefined),
+  completed_requests: z.int().optional().catch(undefined),
+  failed_requests: z.int().optional().catch(undefined),
   created_at: answerTimestamp.optional(),
   actual_completion_time: answerTimestamp.optional(),
 });

@@ -268,6 +268,25 @@ describe('a list page past the contract', () => {
     ]);
     expect(page.batches?.map((batch) => batch.batch_id)).toEqual([undefined, 'x'.repeat(64), undefined]);
   });
+
+  test('a status past the contract or a counter that is no integer is read as absent, not the page', async () => {
+    const page = await listFrom([
+      { batch_id: 'expired', status: 'expired', total_requests: 2, failed_requests: 1 },
+      { batch_id: 'text', status: 'failed', total_requests: '3', completed_requests: 1.5, failed_requests: 2 },
+      { batch_id: 'fine', status: 'failed', total_requests: 3, completed_requests: 1, failed_requests: 2 },
+    ]);
+    expect(page.batches).toEqual([
+      { batch_id: 'expired', status: undefined, total_requests: 2, failed_requests: 1 },
+      {
+        batch_id: 'text',
+        status: 'failed',
+        total_requests: undefined,
+        completed_requests: undefined,
+        failed_requests: 2,
+      },
+      { batch_id: 'fine', status: 'failed', total_requests: 3, completed_requests: 1, failed_requests: 2 },
+    ]);
+  });
 });
 
 /** Sends the status line and the start of a body announced longer, then breaks the connection. */

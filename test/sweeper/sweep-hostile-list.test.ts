@@ -128,6 +128,28 @@ test('a batch listed with a negative count of failed sessions is counted as havi
   expect(sumOfCounts(result.counts)).toBe(1);
 });
 
+test('a batch listed with a status past the contract or a counter as text is counted, and the page read', async () => {
+  const batchId = failedBatch(5);
+  const [expired, textCount] = [randomUUID(), randomUUID()];
+  listAnswer = answerJson({
+    data: {
+      batches: [
+        { batch_id: expired, status: 'expired', failed_requests: 1 },
+        { batch_id: textCount, status: 'failed', failed_requests: '2' },
+        { batch_id: batchId, status: 'failed', failed_requests: 1 },
+      ],
+      pagination: { has_next: false },
+    },
+  });
+  const result = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
+
+  // Before, the whole page was a malformed response: the sweep failed at it, as it would on every run.
+  expect(result.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+  expect(result.counts).toMatchObject({ scanned: 3, started: 1, other_status: 1, no_failed_sessions: 1 });
+  expect(sumOfCounts(result.counts)).toBe(3);
+  expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
+});
+
 /** A list of `pages` (each page's rows), one page per call; the pages' length is the page size the test asks for. */
 const answerPages =
   (pages: { batch_id: string; status: string; failed_requests: number }[][]): HostileAnswer =>
