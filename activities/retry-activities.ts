@@ -87,9 +87,17 @@ async function withHeartbeats<T>(work: Promise<T>, details?: RetrySendAnnounceme
   }
 }
 
+/**
+ * The text of an error that is no Anchor API error, for the result (history) and the worker's log: cut and cleaned as
+ * the API's text is, since nothing did so before and it may run to any length or quote a URL or a token.
+ */
+function errorText(err: unknown): string {
+  return cleanApiText(String(err));
+}
+
 function describeFailure(err: unknown): { errorType: string; reason: string } {
   if (err instanceof AnchorApiError) return { errorType: err.kind, reason: err.message };
-  return { errorType: err instanceof Error ? err.name : 'unknown', reason: String(err) };
+  return { errorType: err instanceof Error ? err.name : 'unknown', reason: errorText(err) };
 }
 
 /**
@@ -254,14 +262,15 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
         );
       } catch (err) {
         // Refused (the attempt timed out, or was cancelled, paused or reset) or not confirmed in time.
+        const error = errorText(err);
         log.warn('Retry call not sent: its announcement was refused or not confirmed', {
           batchId: input.batchId,
-          error: String(err),
+          error,
         });
         return {
           kind: 'not_sent',
           errorType: 'announcement_refused',
-          reason: `the call's announcement was refused or not confirmed (${String(err)})`,
+          reason: `the call's announcement was refused or not confirmed (${error})`,
           retryAfterMs: null,
         };
       }
