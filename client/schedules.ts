@@ -29,6 +29,15 @@ export const DEFAULT_SWEEP_SCHEDULE_ID = 'anchor-batch-sweep';
 const MAX_SCHEDULE_ID_CHARS = 200;
 /** The server's longest task queue name (its limit.maxIDLength). */
 const MAX_TASK_QUEUE_CHARS = 1_000;
+/**
+ * The longest one run of a scheduled sweep may take. A run goes on as new after continueAsNewAfterEvents (10,000
+ * events by default: about 1,500 pages, minutes at the call budget; a page that keeps failing gives up within the
+ * hour), so a run still going after hours is stuck: a workflow task failing on every attempt after a bad deploy holds
+ * it open for ever, and the overlap policy (SKIP) skipped every later sweep meanwhile. A sweep ended so records no
+ * result, so the next one reaches back to where the last completed sweep's window ended: no batch is left out, and
+ * the recoveries it started run on, as they have no parent.
+ */
+export const SWEEP_RUN_TIMEOUT_MS = 6 * 3_600_000;
 
 export class SweepScheduleNotFoundError extends Error {
   override name = 'SweepScheduleNotFoundError';
@@ -135,6 +144,7 @@ export async function upsertSweepSchedule(
     // The server appends each run's time, e.g. anchor-batch-sweep-2025-01-01T00:15:00Z.
     workflowId: scheduleId,
     args: [sweep] as Parameters<typeof sweepFailedBatches>,
+    workflowRunTimeout: SWEEP_RUN_TIMEOUT_MS,
   };
   const policies = {
     // A sweep still running when the next is due (a slow API, many pages) would only rescan the

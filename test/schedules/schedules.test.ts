@@ -8,6 +8,7 @@ import {
   SweepNotStartedError,
   SweepScheduleNotFoundError,
   SweepStartUnconfirmedError,
+  SWEEP_RUN_TIMEOUT_MS,
   triggerSweepSchedule,
   upsertSweepSchedule,
 } from '../../client/schedules.js';
@@ -71,6 +72,28 @@ test('upserting twice keeps one schedule and updates it in place', async () => {
     return matching.length > 0 ? matching : undefined;
   });
   expect(listed).toHaveLength(1);
+});
+
+test('the sweeps a schedule starts have a run timeout, also once an upsert updates a schedule made without one', async () => {
+  // Before, none: a sweep whose workflow tasks kept failing (a bad deploy) ran for ever, and the overlap policy
+  // (SKIP) skipped every later sweep.
+  const created = newScheduleId();
+  await upsertSweepSchedule(env.client, { scheduleId: created, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  const { action } = await env.client.schedule.getHandle(created).describe();
+  expect(action).toMatchObject({ workflowType: 'sweepFailedBatches', workflowRunTimeout: SWEEP_RUN_TIMEOUT_MS });
+  expect(SWEEP_RUN_TIMEOUT_MS).toBe(6 * 3_600_000);
+
+  // A schedule an earlier release made, without a timeout: the next upsert (compose runs one at every `up`) sets it.
+  const earlier = newScheduleId();
+  const handle = await env.client.schedule.create({
+    scheduleId: earlier,
+    spec: { intervals: [{ every: '1h' }] },
+    action: { type: 'startWorkflow', workflowType: 'sweepFailedBatches', taskQueue: env.taskQueue, args: [{}] },
+    state: { paused: true },
+  });
+  expect((await handle.describe()).action).not.toHaveProperty('workflowRunTimeout', SWEEP_RUN_TIMEOUT_MS);
+  await upsertSweepSchedule(env.client, { scheduleId: earlier, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  expect((await handle.describe()).action).toMatchObject({ workflowRunTimeout: SWEEP_RUN_TIMEOUT_MS });
 });
 
 test('the schedule commands create, pause, unpause, trigger, describe and delete the sweep schedule', async () => {
