@@ -243,8 +243,10 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           // weeks past the lookback an operator set, and read the team's whole history.
           if (outsideWindow(batch.created_at)) result.outsideWindow = (result.outsideWindow ?? 0) + 1;
           else if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
-          // At most 0: the contract sets no minimum, and a negative count is no failed session to retry.
-          else if ((batch.failed_requests ?? 0) <= 0) result.noFailedSessions += 1;
+          // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
+          // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
+          // failed. Before, such a batch was counted as having none, and never recovered.
+          else if (batch.failed_requests !== undefined && batch.failed_requests <= 0) result.noFailedSessions += 1;
           // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
           // reported as start_failed, which a later sweep would repeat.
           else if (!isBatchId(batch.batch_id)) result.invalidBatchIds = (result.invalidBatchIds ?? 0) + 1;

@@ -251,6 +251,21 @@ test('a sweep that continues as new carries when the oldest batch it left over m
   expect(await outcomesOf([started.id])).toEqual(['recovered']);
 });
 
+test('a batch listed without its count of failed sessions is handed to a recovery, which reads the batch', async () => {
+  const failed = batchCreated(5, 1);
+  const clean = batchCreated(10, 0);
+  // The contract requires no field of a listed batch. One batch a page, so that the fault takes it from each.
+  env.simulator.faults.add('list', { type: 'omit_field', field: 'data.batches.0.failed_requests' });
+
+  const result = await sweep({ lookback: '1h', pageSize: 1, recovery: FAST_POLICY });
+
+  // Before, both were counted as having no failed session, and the failed one was never recovered.
+  expect(ids(result.started)).toEqual([failed, clean].sort());
+  expect(result.counts).toMatchObject({ scanned: 2, started: 2, no_failed_sessions: 0 });
+  expect(await outcomesOf([failed, clean])).toEqual(['recovered', 'clean']);
+  expect(env.simulator.ledger.forBatch(clean).retries).toEqual([]);
+});
+
 test('invalid sweep input ends the sweep at once with a non-retryable error naming each field', async () => {
   const failure = await env.client.workflow
     .execute('sweepFailedBatches', {
