@@ -9,6 +9,7 @@ import {
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
 import type { Pagination } from '../anchor-api/schemas.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
@@ -23,6 +24,7 @@ import {
   type CompletedSweep,
   type RecoveryOverrides,
   type SweepStatus,
+  SWEEP_RESULT_ITEMS,
 } from '../workflows/sweep-input.js';
 import { describeIfStarted } from '../worker/workflow-description.js';
 import { toActivityFailure } from './failures.js';
@@ -34,6 +36,15 @@ import { countApiError } from './metrics.js';
  * next one try on time, with a window from its own start.
  */
 const LIST_MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/**
+ * How far inside the namespace's retention a batch must have been created for the sweep to start its recovery. A
+ * recovery closes after its batch was created and Temporal deletes it a retention later, so one of a batch created
+ * within the retention is still there for startBatchRecovery to find; past it, a recovery that ended (exhausted, say)
+ * may be gone, and a new one would send its retries again. The margin covers the clocks of the API, the workers and
+ * the server, and the time from a page's read to the starts of its batches (seconds, unless no worker runs then).
+ */
+const RETENTION_MARGIN_MS = 10 * 60_000;
 
 export interface ListFailedBatchesInput {
   statuses: SweepStatus[];
@@ -81,6 +92,14 @@ export interface ListFailedBatchesResult {
   outsideWindow?: number;
   /** Repeats of a batch with failed sessions within this task's pages: taken once, its repeats counted here. */
   listedAgain?: number;
+  /**
+   * Batches with failed sessions created before the namespace's retention (less RETENTION_MARGIN_MS; the window's
+   * start for one without a readable created_at): a recovery of theirs that ended may be gone from Temporal, so none
+   * is started. Absent from results of listings before this count.
+   */
+  pastRetention?: number;
+  /** The first SWEEP_RESULT_ITEMS of them, for the sweep's `skipped`; kept as batchIds are. */
+  pastRetentionIds?: string[];
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -198,12 +217,21 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
             invalidBatchIds: 0,
             outsideWindow: 0,
             listedAgain: 0,
+            pastRetention: 0,
+            pastRetentionIds: [],
             nextPage: input.fromPage,
           };
+
       /** Lower case: the list may give one batch's UUID in either case, and its recovery is named by the lower. */
       const seen = new Set(result.batchIds.map((batchId) => batchId.toLowerCase()));
       const windowStart = Date.parse(input.createdAfter);
       const windowEnd = Date.parse(input.createdBefore);
+      const pastRetentionIds = result.pastRetentionIds ?? [];
+      result.pastRetentionIds = pastRetentionIds;
+      const startableFrom = await startableSince(client);
+      /** A batch without a readable created_at is taken as created at the window's start: the API filtered on it. */
+      const pastRetention = (createdAt: string | undefined) =>
+        Date.parse(isoDateOf(createdAt) ?? input.createdAfter) < startableFrom;
       /** Only when the API says when: a batch without created_at is taken as listed in the window. */
       const outsideWindow = (createdAt: string | undefined) => {
         const at = createdAt === undefined ? NaN : Date.parse(createdAt);
@@ -251,7 +279,14 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
           // reported as start_failed, which a later sweep would repeat.
           else if (!isBatchId(batch.batch_id)) result.invalidBatchIds = (result.invalidBatchIds ?? 0) + 1;
           else if (seen.has(batch.batch_id.toLowerCase())) result.listedAgain = (result.listedAgain ?? 0) + 1;
-          else {
+          // Before, the only guard was the recovery's record: once retention deleted it, a sweep reaching that far
+          // back (a 90-day lookback, a window pinned by a backlog) started a recovery of a batch recovered weeks ago.
+          else if (pastRetention(batch.created_at)) {
+            seen.add(batch.batch_id.toLowerCase());
+            result.pastRetention = (result.pastRetention ?? 0) + 1;
+            if ((input.maxBatchIds > 0 || input.maxPages === 1) && pastRetentionIds.length < SWEEP_RESULT_ITEMS)
+              pastRetentionIds.push(batch.batch_id);
+          } else {
             result.failed += 1;
             if (input.maxBatchIds > 0 || input.maxPages === 1) {
               seen.add(batch.batch_id.toLowerCase());
@@ -263,7 +298,12 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
         // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
         result.nextPage = hasNext(answer.pagination, page, batches.length, input.pageSize) ? page + 1 : null;
         if (answer.pagination?.total_pages !== undefined) result.totalPages = answer.pagination.total_pages;
-        heartbeat({ ...result, batchIds: [...result.batchIds], createdAt: [...createdAt] });
+        heartbeat({
+          ...result,
+          batchIds: [...result.batchIds],
+          createdAt: [...createdAt],
+          pastRetentionIds: [...pastRetentionIds],
+        });
       }
       return result;
     },
@@ -356,6 +396,22 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
 }
 
 export type SweepActivities = ReturnType<typeof createSweepActivities>;
+
+/**
+ * The earliest creation time of a batch whose recovery the sweep may start, from the namespace's retention as the
+ * server says now (an operator may change it).
+ */
+async function startableSince(client: Client): Promise<number> {
+  const { config } = await client.workflowService.describeNamespace({ namespace: client.options.namespace });
+  const retentionMs = optionalTsToMs(config?.workflowExecutionRetentionTtl);
+  // None would leave no bound: fail the task (retried) rather than start recoveries that may be repeats.
+  if (retentionMs === undefined || retentionMs <= 0)
+    throw ApplicationFailure.create({
+      type: 'retention_unknown',
+      message: `namespace ${client.options.namespace} has no retention the sweep can read`,
+    });
+  return Date.now() - retentionMs + RETENTION_MARGIN_MS;
+}
 
 /**
  * Whether a page after this one lists more. The contract does not require has_next: without it, total_pages says;

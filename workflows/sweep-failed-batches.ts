@@ -274,6 +274,10 @@ export async function sweepFailedBatches(
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
           result.counts.listed_again += chunk.listedAgain ?? 0;
+          // Values only, as no start is asked for them: not left out either, so no later window reaches back to them.
+          const pastRetentionIds = chunk.pastRetentionIds ?? [];
+          for (const batchId of pastRetentionIds) recordSkipped(result, batchId, 'past_retention');
+          result.counts.past_retention += (chunk.pastRetention ?? 0) - pastRetentionIds.length;
           createdAtOfListed = new Map(chunk.batchIds.map((batchId, at) => [batchId, chunk.createdAt?.[at] ?? null]));
           // Counted without their ids (a task of several pages, only counting): when they were created is unknown.
           if (chunk.failed > chunk.batchIds.length) leaveOut(null);

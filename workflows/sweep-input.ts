@@ -34,7 +34,12 @@ export type SkipReason =
   /** The sweep reached maxStarts; a later sweep picks the batch up (the next of its schedule reaches back to it). */
   | 'over_limit'
   /** Starting the recovery kept failing; a later sweep tries again (as for over_limit). */
-  | 'start_failed';
+  | 'start_failed'
+  /**
+   * Created before the namespace's retention (less 10 minutes): a recovery of it that ended may be gone from Temporal,
+   * so a new one could send its retries again. Never started by a sweep, and no later window reaches back to it.
+   */
+  | 'past_retention';
 
 /** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
 export const SWEEP_RESULT_ITEMS = 100;
@@ -163,6 +168,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
       no_failed_sessions: 0,
       over_limit: 0,
       start_failed: 0,
+      past_retention: 0,
     },
   };
 }

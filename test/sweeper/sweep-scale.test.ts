@@ -171,6 +171,7 @@ test('sweeps over 100,000 listed batches start every failed batch exactly once, 
     permanently_failed: 0,
     over_limit: FAILED - MAX_STARTS,
     start_failed: 0,
+    past_retention: 0,
   });
   // Newest first: the first sweep took the newest MAX_STARTS; its result lists the first 100 started.
   const newest = new Set(failedIds.slice(0, MAX_STARTS));

@@ -86,6 +86,7 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     permanently_failed: 0,
     over_limit: 0,
     start_failed: 0,
+    past_retention: 0,
   });
   expect(Date.parse(result.window.createdBefore) - Date.parse(result.window.createdAfter)).toBe(2 * 3_600_000);
 
@@ -249,6 +250,30 @@ test('a sweep that continues as new carries when the oldest batch it left over m
   // Before, no result said where the batches left out were: a later sweep's window could leave them behind.
   expect(result.oldestLeftCreatedAt).toBe(new Date(Math.min(...left.map((batch) => batch.createdAt))).toISOString());
   expect(await outcomesOf([started.id])).toEqual(['recovered']);
+});
+
+test('a batch created before the namespace retention is reported, not recovered, nor reached back to; one within is', async () => {
+  const { config } = await env.client.workflowService.describeNamespace({ namespace: env.client.options.namespace });
+  const retentionHours = Number(config?.workflowExecutionRetentionTtl?.seconds ?? 0) / 3_600;
+  // 24 h on the dev server, the suite's usual one.
+  expect(retentionHours).toBeGreaterThan(3);
+  const recent = batchCreated(5, 1);
+  const withinRetention = batchCreated((retentionHours - 2) * 60, 1);
+  // A recovery of it may have ended (exhausted, say) and been deleted by retention since: the sweep would find no
+  // record of it and send its retries again. The sweep keeps a margin of minutes.
+  const pastRetention = batchCreated((retentionHours + 2) * 60, 1);
+
+  const result = await sweep({ lookback: `${Math.ceil(retentionHours) + 3}h`, recovery: FAST_POLICY });
+
+  // Before, all three were started.
+  expect(ids(result.started)).toEqual([recent, withinRetention].sort());
+  expect(result.skipped).toEqual([{ batchId: pastRetention, reason: 'past_retention' }]);
+  expect(result.counts).toMatchObject({ scanned: 3, started: 2, past_retention: 1 });
+  // Not left out as over_limit or start_failed are: the next sweep of its schedule does not reach back to it.
+  expect(result.oldestLeftCreatedAt).toBeNull();
+  expect(await outcomesOf([recent, withinRetention])).toEqual(['recovered', 'recovered']);
+  await expect(env.recoveries.handle(pastRetention).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  expect(env.simulator.ledger.forBatch(pastRetention).retries).toEqual([]);
 });
 
 test('a batch listed without its count of failed sessions is handed to a recovery, which reads the batch', async () => {
