@@ -130,7 +130,8 @@ test('a batch listed with a negative count of failed sessions is counted as havi
 
 test('a batch listed with a status past the contract or a counter as text is counted, and the page read', async () => {
   const batchId = failedBatch(5);
-  const [expired, textCount] = [randomUUID(), randomUUID()];
+  const textCount = failedBatch(5);
+  const expired = randomUUID();
   listAnswer = answerJson({
     data: {
       batches: [
@@ -143,10 +144,15 @@ test('a batch listed with a status past the contract or a counter as text is cou
   });
   const result = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
 
-  // Before, the whole page was a malformed response: the sweep failed at it, as it would on every run.
-  expect(result.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
-  expect(result.counts).toMatchObject({ scanned: 3, started: 1, other_status: 1, no_failed_sessions: 1 });
+  // Before, the whole page was a malformed response: the sweep failed at it, as it would on every run. A failed batch
+  // whose count is unreadable is handed on, as one listed without a count: its recovery reads the batch itself.
+  expect(result.started).toEqual([
+    { batchId: textCount, workflowId: recoveryWorkflowId(textCount) },
+    { batchId, workflowId: recoveryWorkflowId(batchId) },
+  ]);
+  expect(result.counts).toMatchObject({ scanned: 3, started: 2, other_status: 1 });
   expect(sumOfCounts(result.counts)).toBe(3);
+  expect((await env.recoveries.result(textCount)).outcome).toBe('recovered');
   expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
 });
 
