@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
 import ms from 'ms';
 import { RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
-import { anchorBatchIdKey, recoveryDeadlineKey } from '../workflows/search-attributes.js';
+import { recoveryDeadlineKey, recoveryRoundsKey } from '../workflows/search-attributes.js';
 
 /** The gauge's name on /metrics; deploy/prometheus/alerts.yml alerts on it (RecoveryPastDeadline). */
 export const PAST_DEADLINE_METRIC = 'anchor_recoveries_past_deadline';
@@ -23,17 +23,17 @@ const MAX_ERROR_LENGTH = 300;
  * The visibility query for recoveries still running `graceMs` after their deadline. A recovery may
  * legitimately outlive its deadline by a few minutes (a reconciliation, the end notification).
  *
- * And for those started `graceMs` ago that no workflow task of ours has completed since: the CLI
- * and sweeps set RecoveryDeadline and AnchorBatchId at start (recovery-start.ts); the Web UI's
- * start form and `temporal workflow start` set neither, and the first task sets both. Without
- * this, one started there on a task queue no worker polls (a name mistyped) stayed Running with no
- * alert at all: its queue's workers are healthy, and no task of it ever fails. AnchorBatchId, which
- * every release's first task writes, keeps out the runs of releases from before RecoveryDeadline.
+ * And for those started `graceMs` ago that no workflow task of ours has completed since: every
+ * release's first task writes RecoveryRounds (0 before a round), which no start sets. The CLI and
+ * sweeps set RecoveryDeadline and AnchorBatchId at start (recovery-start.ts), so a start of theirs
+ * on a task queue no worker polls (a name mistyped) was found only past its deadline, a day later
+ * by default; the Web UI's start form and `temporal workflow start` set neither. Such a recovery
+ * stays Running with no other alert: its queue's workers are healthy, and no task of it ever fails.
  */
 export function pastDeadlineQuery(now: Date, graceMs: number): string {
   const cutoff = new Date(now.getTime() - graceMs).toISOString();
   const deadline = recoveryDeadlineKey.name;
-  const neverRun = `${deadline} IS NULL AND ${anchorBatchIdKey.name} IS NULL AND StartTime < "${cutoff}"`;
+  const neverRun = `${recoveryRoundsKey.name} IS NULL AND StartTime < "${cutoff}"`;
   return [
     `WorkflowType = "${RECOVER_BATCH_WORKFLOW}"`,
     `ExecutionStatus = "Running"`,
