@@ -208,3 +208,23 @@ test('the project rules catch a monitoring UI published beyond loopback', () => 
     ]),
   );
 });
+
+// `docker compose run` starts the service's dependencies first, and starts again a one-shot one that has exited:
+// each command the docs gave ran temporal-bootstrap again before it. The docs run them with the stack up.
+test('every `docker compose run` in the README and docs names a compose service, and one with dependencies --no-deps', async () => {
+  const docs = ['README.md', 'docs/deployment.md', 'docs/scaling.md'];
+  const commands: { doc: string; flags: string[]; service: string }[] = [];
+  for (const doc of docs) {
+    const text = await readFile(`${repoRoot}${doc}`, 'utf8');
+    for (const [, flags, service] of text.matchAll(/docker compose run((?:\s+--?[\w-]+)*)\s+([\w-]+)/g))
+      commands.push({ doc, flags: flags!.trim().split(/\s+/), service: service! });
+  }
+
+  expect(commands.length).toBeGreaterThan(0);
+  for (const { doc, flags, service } of commands) {
+    const definition = compose.services[service];
+    expect({ doc, service, defined: definition !== undefined }).toEqual({ doc, service, defined: true });
+    if (definition?.depends_on !== undefined)
+      expect({ doc, service, flags }).toEqual({ doc, service, flags: expect.arrayContaining(['--no-deps']) });
+  }
+});
