@@ -285,8 +285,11 @@ export interface WorkerConfig {
 
 const isTemporalCloud = (address: string) => /\.tmprl\.cloud:\d+$/.test(address);
 
-/** Rules that span several variables; checked on the raw values so they are reported alongside the per-variable ones. */
-function crossVariableProblems(env: Record<string, string>): string[] {
+/**
+ * Rules that span several of the variables saying how to reach Temporal; checked on the raw values so they are
+ * reported alongside the per-variable ones.
+ */
+function temporalCrossVariableProblems(env: Record<string, string>): string[] {
   const problems: string[] = [];
   const { TEMPORAL_TLS_CERT: cert, TEMPORAL_TLS_KEY: key, TEMPORAL_ADDRESS: address = '' } = env;
   if (cert && !key)
@@ -297,6 +300,23 @@ function crossVariableProblems(env: Record<string, string>): string[] {
   if (tlsFlag.safeParse(env.TEMPORAL_TLS).data === false && tlsFiles.length > 0) {
     problems.push(`TEMPORAL_TLS: is false, but ${tlsFiles.join(', ')} ${tlsFiles.length > 1 ? 'are' : 'is'} set`);
   }
+  if (isTemporalCloud(address)) {
+    if (!env.TEMPORAL_API_KEY && !cert) {
+      problems.push('TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY');
+    }
+    if (!/^[\w-]+\.[\w-]+$/.test(env.TEMPORAL_NAMESPACE?.trim() ?? '')) {
+      problems.push('TEMPORAL_NAMESPACE: a Temporal Cloud namespace looks like <namespace>.<account>');
+    }
+  }
+  return problems;
+}
+
+/**
+ * The worker's rules across variables: those of the connection, and of the settings only the worker reads, which the
+ * CLI, sharing the environment, does not check (a conflict among them does not stop `batch-recovery report`).
+ */
+function workerCrossVariableProblems(env: Record<string, string>): string[] {
+  const problems = temporalCrossVariableProblems(env);
   const budget = workerEnvSchema.shape.ANCHOR_MAX_CALLS_PER_SECOND.safeParse(env.ANCHOR_MAX_CALLS_PER_SECOND).data;
   const sharing = workerEnvSchema.shape.ANCHOR_WORKERS_SHARING_BUDGET.safeParse(env.ANCHOR_WORKERS_SHARING_BUDGET).data;
   if (budget !== undefined && sharing !== undefined && sharing > 1 && sharing > budget) {
@@ -312,14 +332,6 @@ function crossVariableProblems(env: Record<string, string>): string[] {
     problems.push(
       `WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: ${tasks} is more than WORKER_MAX_CACHED_WORKFLOWS=${cached}: a workflow task needs its workflow in the cache`,
     );
-  }
-  if (isTemporalCloud(address)) {
-    if (!env.TEMPORAL_API_KEY && !cert) {
-      problems.push('TEMPORAL_API_KEY: Temporal Cloud needs an API key, or TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY');
-    }
-    if (!/^[\w-]+\.[\w-]+$/.test(env.TEMPORAL_NAMESPACE?.trim() ?? '')) {
-      problems.push('TEMPORAL_NAMESPACE: a Temporal Cloud namespace looks like <namespace>.<account>');
-    }
   }
   return problems;
 }
@@ -353,11 +365,19 @@ function setVariables(env: NodeJS.ProcessEnv): Record<string, string> {
   );
 }
 
-/** Validates `env` with `schema`, reporting every problem, per variable and across variables, at once. */
-function parseEnv<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv, what: string): z.output<T> {
+/**
+ * Validates `env` with `schema`, reporting every problem, per variable and across variables (`crossProblems`, the
+ * rules of the variables the schema reads), at once.
+ */
+function parseEnv<T extends z.ZodType>(
+  schema: T,
+  crossProblems: (env: Record<string, string>) => string[],
+  env: NodeJS.ProcessEnv,
+  what: string,
+): z.output<T> {
   const set = setVariables(env);
   const result = schema.safeParse(set);
-  const problems = [...(result.success ? [] : describeIssues(result.error)), ...crossVariableProblems(set)];
+  const problems = [...(result.success ? [] : describeIssues(result.error)), ...crossProblems(set)];
   if (!result.success || problems.length > 0) throw new InvalidInputError(problems, what);
   return result.data;
 }
@@ -374,12 +394,14 @@ function temporalConnection(e: TemporalEnv): TemporalConnectionConfig {
 
 /** How to reach Temporal (address, namespace, TLS, Cloud API key), for the CLI and other clients. */
 export function loadTemporalConnectionConfig(env: NodeJS.ProcessEnv = process.env): TemporalConnectionConfig {
-  return temporalConnection(parseEnv(temporalEnvSchema, env, 'Temporal connection configuration'));
+  return temporalConnection(
+    parseEnv(temporalEnvSchema, temporalCrossVariableProblems, env, 'Temporal connection configuration'),
+  );
 }
 
 /** Reads the worker's configuration from the environment, reporting every problem at once. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const e = parseEnv(workerEnvSchema, env, 'worker configuration');
+  const e = parseEnv(workerEnvSchema, workerCrossVariableProblems, env, 'worker configuration');
   return {
     temporal: { ...temporalConnection(e), taskQueue: e.TEMPORAL_TASK_QUEUE },
     anchor: { baseUrl: e.ANCHOR_BASE_URL, apiKey: e.ANCHOR_API_KEY, timeoutMs: e.ANCHOR_REQUEST_TIMEOUT_MS },

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadWorkerConfig } from '../../worker/config.js';
+import { loadTemporalConnectionConfig, loadWorkerConfig } from '../../worker/config.js';
 import { callSpacingOfShare } from '../../worker/create-worker.js';
 import { redactLine } from '../../worker/logging.js';
 import { InvalidInputError } from '../../workflows/input.js';
@@ -83,6 +83,32 @@ test('workers sharing the call budget each need at least one call a second', () 
   ]);
   // One worker may have a budget below one call a second: it sends one call per 1 / budget seconds.
   expect(loadWorkerConfig({ ...minimal, ANCHOR_MAX_CALLS_PER_SECOND: '0.5' }).limits.maxCallsPerSecond).toBe(0.5);
+});
+
+// The CLI reads the worker's environment too (a shared .env, the compose service): a conflict among settings only the
+// worker reads stopped every CLI command with "Invalid Temporal connection configuration".
+test("the CLI's connection ignores conflicts among worker-only settings, and still refuses the connection's own", () => {
+  const workerOnlyConflicts = {
+    ...minimal,
+    ANCHOR_MAX_CALLS_PER_SECOND: '2',
+    ANCHOR_WORKERS_SHARING_BUDGET: '3',
+    WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: '100',
+    WORKER_MAX_CACHED_WORKFLOWS: '50',
+  };
+
+  expect(loadTemporalConnectionConfig(workerOnlyConflicts)).toEqual({
+    address: 'localhost:7233',
+    namespace: 'default',
+  });
+  expect(problemsOf(workerOnlyConflicts)).toEqual([
+    expect.stringMatching(/^ANCHOR_WORKERS_SHARING_BUDGET: /),
+    expect.stringMatching(/^WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: /),
+  ]);
+  expect(() => loadTemporalConnectionConfig({ ...workerOnlyConflicts, TEMPORAL_TLS_KEY: keyFile })).toThrow(
+    expect.objectContaining({
+      problems: ['TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY (the key needs its client certificate)'],
+    }),
+  );
 });
 
 test("a worker sends its share's whole calls evenly spaced, at 0.9 of their rate", () => {
