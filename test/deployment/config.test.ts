@@ -104,11 +104,16 @@ test("the CLI's connection ignores conflicts among worker-only settings, and sti
     expect.stringMatching(/^ANCHOR_WORKERS_SHARING_BUDGET: /),
     expect.stringMatching(/^WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: /),
   ]);
-  expect(() => loadTemporalConnectionConfig({ ...workerOnlyConflicts, TEMPORAL_TLS_KEY: keyFile })).toThrow(
-    expect.objectContaining({
-      problems: ['TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY (the key needs its client certificate)'],
-    }),
-  );
+  let refused: unknown;
+  try {
+    loadTemporalConnectionConfig({ ...workerOnlyConflicts, TEMPORAL_TLS_KEY: keyFile });
+  } catch (err) {
+    refused = err;
+  }
+  expect(refused).toBeInstanceOf(InvalidInputError);
+  expect((refused as InvalidInputError).problems).toEqual([
+    'TEMPORAL_TLS_CERT: required with TEMPORAL_TLS_KEY (the key needs its client certificate)',
+  ]);
 });
 
 test("a worker sends its share's whole calls evenly spaced, at 0.9 of their rate", () => {
