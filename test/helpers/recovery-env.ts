@@ -51,6 +51,13 @@ export function workerConfig(
   };
 }
 
+/**
+ * The poller worker's check, later than any test ends (the longest a Node.js timer holds): tests terminate the
+ * poller to see what recoveries do without one, and a check would start a new one while they look
+ * (test/scale/poller-restart.test.ts tests the check).
+ */
+const POLLER_NOT_RESTARTED_MS = 2 ** 31 - 1;
+
 export interface RecoveryEnv {
   simulator: RunningSimulator;
   client: Client;
@@ -86,9 +93,14 @@ export async function startRecoveryEnv(
   const taskQueue = uniqueTaskQueue('recovery');
   const running: { workers: RecoveryWorkers; done: Promise<void>; connection: NativeConnection }[] = [];
   let pollerStarted = false;
-  const startWorker = async (config: WorkerConfig) => {
+  const startWorker = async (config: WorkerConfig, pollerCheckIntervalMs?: number) => {
     const connection = await connectWorker(temporal);
-    const workers = await createRecoveryWorkers({ config, connection, workflows: workflowBundle() });
+    const workers = await createRecoveryWorkers({
+      config,
+      connection,
+      workflows: workflowBundle(),
+      pollerCheckIntervalMs,
+    });
     running.push({ workers, connection, done: workers.run() });
     return workers;
   };
@@ -106,12 +118,15 @@ export async function startRecoveryEnv(
     startPollerWorker(anchor = {}, limits = {}) {
       pollerStarted = true;
       const config = workerConfig(taskQueue, simulator.url, TEST_API_KEY, temporal);
-      return startWorker({
-        ...config,
-        anchor: { ...config.anchor, ...anchor },
-        limits: { ...config.limits, ...limits },
-        batchStatusPoller: true,
-      });
+      return startWorker(
+        {
+          ...config,
+          anchor: { ...config.anchor, ...anchor },
+          limits: { ...config.limits, ...limits },
+          batchStatusPoller: true,
+        },
+        POLLER_NOT_RESTARTED_MS,
+      );
     },
     async close() {
       for (const { workers, done, connection } of running) {
