@@ -28,14 +28,6 @@ export const workflowInterceptorModules = [
   fileURLToPath(new URL(`../workflows/failure-log-interceptor${moduleExtension}`, import.meta.url)),
   fileURLToPath(new URL(`../workflows/undecodable-signal-interceptor${moduleExtension}`, import.meta.url)),
 ];
-/**
- * Loaded once into the worker's shared sandbox context, not once per workflow: without this, every workflow the worker
- * creates (each start, and each one evicted from the cache and replayed) ran the module code of all our workflow
- * files again. They may do so because their module scope builds only constants, signal and query definitions and
- * activity proxies, and keeps no state of one workflow: the SDK freezes what they export, so a write to it fails
- * loudly instead of leaking into another workflow.
- */
-export const workflowPreloadModules = [workflowsPath, ...workflowInterceptorModules];
 
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
 
@@ -143,11 +135,7 @@ export async function createRecoveryWorkers({
     taskQueue: config.temporal.taskQueue,
     // A prebuilt bundle has the interceptors built in (worker/bundle.ts); naming them again draws the SDK's warning
     // that they are ignored, at every start.
-    ...(workflows ?? {
-      workflowsPath,
-      interceptors: { workflowModules: workflowInterceptorModules },
-      bundlerOptions: { preloadModules: workflowPreloadModules },
-    }),
+    ...(workflows ?? { workflowsPath, interceptors: { workflowModules: workflowInterceptorModules } }),
     activities: { ...activities, ...replaceActivities?.(activities, api, client) },
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
