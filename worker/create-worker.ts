@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, WorkflowNotFoundError } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
 import { createNotifyActivities, type NotifyActivities } from '../activities/notify-activities.js';
@@ -19,6 +19,7 @@ import {
 import { followWorkersSharingBudget, WORKERS_SHARING_BUDGET_METRIC } from './budget-share.js';
 import type { WorkerConfig } from './config.js';
 import { isolateTimeoutAbortsWorker, limitWorkflowStackTraces } from './node-runtime.js';
+import { keepBatchStatusPollerRunning, POLLER_CHECK_INTERVAL_MS } from './poller-keeper.js';
 import { RecoveryWorkers } from './recovery-workers.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
@@ -167,6 +168,10 @@ export async function createRecoveryWorkers({
     identity,
   });
   const { logger, metricMeter } = Runtime.instance();
+  const workerState = () => {
+    const state = recoveries.getState();
+    return state === 'INITIALIZED' ? 'before' : state === 'RUNNING' ? 'running' : 'after';
+  };
   const runtimeRisk = isolateTimeoutAbortsWorker();
   if (runtimeRisk) logger.warn(runtimeRisk, { isolateExecutionTimeoutMs: config.limits.isolateExecutionTimeoutMs });
   followWorkersSharingBudget({
@@ -190,16 +195,20 @@ export async function createRecoveryWorkers({
       'Workers this one counts as sharing the Anchor budget: ANCHOR_WORKERS_SHARING_BUDGET, or more when more take the task queue',
     ),
     logger,
-    state: () => {
-      const state = recoveries.getState();
-      return state === 'INITIALIZED' ? 'before' : state === 'RUNNING' ? 'running' : 'after';
-    },
+    state: workerState,
   });
-  const { taskQueue } = config.temporal;
-  const keepPoller = config.batchStatusPoller
-    ? () => keepBatchStatusPollerRunning({ client, taskQueue, intervalMs: pollerCheckIntervalMs, logger })
-    : undefined;
-  return new RecoveryWorkers(recoveries, notifications, keepPoller);
+  if (config.batchStatusPoller) {
+    const { taskQueue } = config.temporal;
+    keepBatchStatusPollerRunning({
+      client,
+      taskQueue,
+      intervalMs: pollerCheckIntervalMs,
+      logger,
+      state: workerState,
+      start: () => startBatchStatusPoller(client, taskQueue),
+    });
+  }
+  return new RecoveryWorkers(recoveries, notifications);
 }
 
 /** Every worker of the queue asks for the same poller; the first start creates it, the others find it running. */
@@ -212,64 +221,4 @@ export async function startBatchStatusPoller(client: Client, taskQueue: string):
     // Its workflow tasks go ahead of the recoveries' (its page reads set their own, lowest, priority).
     priority: { priorityKey: 1 },
   });
-}
-
-/**
- * How often a worker with the poller checks that it runs, and starts it when it does not: an operator restarts a
- * stuck poller by terminating it (docs/deployment.md), and until a new one runs a recovery that registers finds none
- * and reads its batch itself, one status read per poll interval. A minute keeps that window short against the
- * registrations' 15 poll intervals, for one describe a minute per worker.
- */
-const POLLER_CHECK_INTERVAL_MS = 60_000;
-
-/** A failing check's error, as much of it as a log line needs. */
-const MAX_CHECK_ERROR_LENGTH = 300;
-
-interface KeepPollerOptions {
-  client: Client;
-  taskQueue: string;
-  intervalMs: number;
-  logger: {
-    info(message: string, meta?: Record<string, unknown>): void;
-    warn(message: string, meta?: Record<string, unknown>): void;
-  };
-}
-
-/**
- * Checks every `intervalMs` that the task queue's poller runs, and starts a new one when it does not (terminated,
- * failed, or gone from visibility), one check at a time; returns what stops the checks. Every worker checks: the
- * start finds a running poller, so two workers that start one at once start one.
- */
-function keepBatchStatusPollerRunning({ client, taskQueue, intervalMs, logger }: KeepPollerOptions): () => void {
-  const handle = client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue));
-  let checking = false;
-  let stopped = false;
-  const check = async () => {
-    if (checking) return;
-    checking = true;
-    try {
-      const status = await handle.describe().then(
-        (description) => description.status.name,
-        (err: unknown) => {
-          if (err instanceof WorkflowNotFoundError) return 'NOT_FOUND';
-          throw err;
-        },
-      );
-      if (status === 'RUNNING' || stopped) return;
-      await startBatchStatusPoller(client, taskQueue);
-      logger.info('Batch status poller was not running; started it again', { taskQueue, previousStatus: status });
-    } catch (err) {
-      // A check cut off by the worker's own shutdown (its connection closing) is no news.
-      if (stopped) return;
-      const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_CHECK_ERROR_LENGTH);
-      logger.warn('Checking that the batch status poller runs failed; checking again later', { taskQueue, error });
-    } finally {
-      checking = false;
-    }
-  };
-  const timer = setInterval(() => void check(), intervalMs);
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
 }

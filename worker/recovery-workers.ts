@@ -13,8 +13,6 @@ export class RecoveryWorkers {
     readonly recoveries: Worker,
     /** The end-of-recovery webhook, on the queue of notifications (notificationTaskQueue): no share of the budget. */
     readonly notifications: Worker,
-    /** Begins what runs beside the workers (the poller's check) and returns what ends it once both have stopped. */
-    private readonly whileRunning?: () => () => void,
   ) {}
 
   private get all(): Worker[] {
@@ -31,9 +29,7 @@ export class RecoveryWorkers {
     // Each worker is RUNNING once its run() returns its promise, so a shutdown asked before this takes effect now.
     const runs = this.all.map((worker) => worker.run().finally(() => this.shutdown()));
     if (this.stopRequested) this.shutdown();
-    const stopBeside = this.whileRunning?.();
     const stopped = await Promise.allSettled(runs);
-    stopBeside?.();
     const failed = stopped.find((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed) throw failed.reason;
   }
