@@ -322,7 +322,7 @@ export async function sweepFailedBatches(
     if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
     result.failure = sweepFailureOf(err);
     log.error('Sweep failed', { ...result.counts, failure: result.failure });
-    countLeft(result.counts);
+    countNotStarted(result.counts);
     // Failed, so a Schedule shows it; the details carry the sweep's report.
     throw ApplicationFailure.create({
       type: 'SweepFailed',
@@ -332,24 +332,33 @@ export async function sweepFailedBatches(
     });
   }
   log.info('Sweep finished', result.counts);
-  countLeft(result.counts);
+  countNotStarted(result.counts);
   return result;
 }
 
 /**
- * Counts the batches the sweep left for a later one, as its result counts them, in the run that ends it, completed or
- * failed: its counts hold those of the runs before it, which count nothing, so a sweep that continued as new counts
- * its batches once. A batch every sweep leaves (a start that always fails, a window pinned at maxStarts) counts once a
- * sweep. Both reasons are added, 0 too, so each has a series once a sweep ended. Metrics only: no command depends on
- * it, and the SDK adds nothing on replay.
+ * Counts the failed batches the sweep did not start, as its result counts them, in the run that ends it, completed or
+ * failed: those it left for a later one, and those past the retention. Its counts hold those of the runs before it,
+ * which count nothing, so a sweep that continued as new counts its batches once. A batch every sweep leaves (a start
+ * that always fails, a window pinned at maxStarts) counts once a sweep. Every reason is added, 0 too, so each has a
+ * series once a sweep ended. Metrics only: no command depends on it, and the SDK adds nothing on replay.
  */
-function countLeft(counts: SweepResult['counts']): void {
+function countNotStarted(counts: SweepResult['counts']): void {
   const left = metricMeter.createCounter(
     'anchor_sweep_batches_left',
     'batches',
     'Batches sweeps left to a later sweep, by reason',
   );
   for (const reason of ['over_limit', 'start_failed'] as const) left.add(counts[reason], { reason });
+  // Apart from those left: no later sweep reaches back to a batch past the retention, so only this count, and the
+  // alert on it, tell an operator that failed batches went unrecovered for good (0 too, so the series exists).
+  metricMeter
+    .createCounter(
+      'anchor_sweep_batches_past_retention',
+      'batches',
+      'Failed batches sweeps did not recover, as created before the namespace retention',
+    )
+    .add(counts.past_retention);
 }
 
 /** The sweep as it was before the paged listing: one activity listed every batch. Kept for replay. */

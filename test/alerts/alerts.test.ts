@@ -244,8 +244,10 @@ describe('against a worker process', () => {
     named.delete('temporal_workflow_task_execution_failed');
     // Emitted only once an end notification's activity fails for good; a test below has the worker export it.
     named.delete('anchor_notifications_not_completed');
-    // Emitted only once a sweep ends: the test of SweepsKeepLeavingBatches below reads it from a worker process.
+    // Emitted only once a sweep ends: the tests of SweepsKeepLeavingBatches and SweepsSkippedPastRetention below read
+    // them from a worker process.
     named.delete('anchor_sweep_batches_left');
+    named.delete('anchor_sweep_batches_past_retention');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
@@ -465,5 +467,35 @@ describe('against a worker process', () => {
       `anchor_sweep_batches_left{${labels},reason="over_limit",${queue}} 2`,
       `anchor_sweep_batches_left{${labels},reason="start_failed",${queue}} 0`,
     ]);
+  });
+
+  // No later sweep reaches back to a batch past the retention: before, only the sweep's result told that a failed
+  // batch was given up on for good.
+  test('a failed batch past the retention counts in anchor_sweep_batches_past_retention, which SweepsSkippedPastRetention reads', async () => {
+    simulator.reset();
+    const taskQueue = uniqueTaskQueue('alerts-sweep-retention');
+    const { config } = await client.workflowService.describeNamespace({ namespace: client.options.namespace });
+    const retentionHours = Number(config?.workflowExecutionRetentionTtl?.seconds ?? 0) / 3_600;
+    expect(retentionHours).toBeGreaterThan(0);
+    const hoursAgo = (hours: number) => new Date(Date.now() - hours * 3_600_000).toISOString();
+    const failedBatch = (hours: number) =>
+      simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'ok'] }, created_at: hoursAgo(hours) });
+    const pastRetention = [failedBatch(retentionHours + 1), failedBatch(retentionHours + 2)];
+    const worker = await startWorker(taskQueue, { ANCHOR_BATCH_STATUS_POLLER: 'false' });
+    const sweep = await client.workflow.start<typeof sweepFailedBatches>('sweepFailedBatches', {
+      taskQueue,
+      workflowId: `sweep-${randomUUID()}`,
+      args: [{ lookback: `${Math.ceil(retentionHours) + 3}h`, recovery: FAST_POLICY }],
+    });
+    const result = await sweep.result();
+
+    const counted = await workflowMetricSamples(worker, /^anchor_sweep_batches_past_retention\{/, 1);
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    expect(result.counts).toMatchObject({ scanned: 2, started: 0, past_retention: 2 });
+    expect(result.skipped.map((entry) => entry.batchId).sort()).toEqual(pastRetention.map((batch) => batch.id).sort());
+    const labels = `namespace="${client.options.namespace}",taskQueue="${taskQueue}"`;
+    expect(counted).toEqual([`anchor_sweep_batches_past_retention{${labels},workflowType="sweepFailedBatches"} 2`]);
   });
 });
