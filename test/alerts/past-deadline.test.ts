@@ -149,6 +149,8 @@ describe('recoveries that no worker runs', () => {
   });
 
   test('a worker process exports the count on /metrics as the gauge the alert reads', async () => {
+    // Before the spawn: the worker counts as it starts, which can be before this process reads its start line.
+    const startedAt = Math.floor(Date.now() / 1000);
     const worker = await spawnWorkerProcess({
       TEMPORAL_TASK_QUEUE: uniqueTaskQueue('past-deadline-worker'),
       ANCHOR_BASE_URL: 'http://127.0.0.1:9',
@@ -158,7 +160,6 @@ describe('recoveries that no worker runs', () => {
       PAST_DEADLINE_GRACE_MS: '0',
     });
     await worker.waitForOutput(WORKER_STARTED);
-    const startedAt = Math.floor(Date.now() / 1000);
 
     const value = await eventually('the gauge counting the late recovery', async () => {
       const scraped = await scrapedGauge(worker.metricsPort, PAST_DEADLINE_METRIC);
