@@ -27,7 +27,7 @@ import type { RecoverBatchInput } from '../workflows/input.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import { newReport } from '../workflows/report.js';
 import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
-import { SWEEP_FAILED_BATCHES_WORKFLOW, type SweepResult } from '../workflows/sweep-input.js';
+import { newSweepResult, SWEEP_FAILED_BATCHES_WORKFLOW, type SweepResult } from '../workflows/sweep-input.js';
 import { BatchRecoveries } from '../client/recoveries.js';
 import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import {
@@ -669,6 +669,31 @@ async function sweepReachingBack(): Promise<string> {
 }
 
 /** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
+/** A sweep's run as continued as new, carrying a window and a result, with an input this release refuses. */
+async function sweepWithRefusedContinuedInput(workflowId: string): Promise<string> {
+  const window = {
+    createdAfter: new Date(Date.now() - 3_600_000).toISOString(),
+    createdBefore: new Date().toISOString(),
+  };
+  await client.workflow.start<typeof sweepFailedBatches>(SWEEP_FAILED_BATCHES_WORKFLOW, {
+    taskQueue: stack.taskQueue,
+    workflowId,
+    args: [
+      { lookback: '1h', pageSize: 500 },
+      {
+        window,
+        nextPage: 3,
+        result: {
+          started: [],
+          skipped: [{ batchId: randomUUID(), reason: 'over_limit' }],
+          counts: { ...newSweepResult(window, ['failed', 'completed'], 2).counts, over_limit: 2 },
+        },
+      },
+    ],
+  });
+  return workflowId;
+}
+
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
     const batch = simulator.createScriptedBatch({ count: 6, script: { '1': ['fail', 'ok'], '4': ['fail', 'ok'] } });
@@ -988,6 +1013,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   async 'sweep-stops-at-repeated-pages'() {
     return sweepOverRepeatingList();
+  },
+  // A run continued as new whose input this release refuses: it fails with the report its runs before carried.
+  async 'sweep-continued-input-refused'() {
+    return sweepWithRefusedContinuedInput('fixture-sweep-continued-input-refused');
   },
   // In its backoff, a batchSettled of JSON that is not and a retryNow of an encoding no worker knows, each taken
   // without its argument (workflows/undecodable-signal-interceptor.ts): a bare wake, then the round it asked for.

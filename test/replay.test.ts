@@ -22,6 +22,9 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // ended-wait-registration-on-older-code is poller-leaves-out-ended-wait-registration recorded on the code before that
 // patch, which took the registration that came after its unwatch and read the list for it: such a run must replay
 // with the watch.
+// sweep-continued-input-refused-on-older-code is sweep-continued-input-refused recorded on the code before such a run
+// failed with its carried report (it failed with the refusal alone): such a run must replay, as the failure is one
+// command either way.
 // recovery-refused-resend-keeps-watch was written by test/scale/poller-stuck.test.ts (a recovery that found its poller
 // stuck, then cancelled), which no recorder scenario can stage without a poller whose workflow tasks keep failing.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));

@@ -134,7 +134,7 @@ export async function sweepFailedBatches(
   input: SweepFailedBatchesInput = {},
   carried?: CarriedSweep,
 ): Promise<SweepResult> {
-  const policy = parseWorkflowInput(parseSweepInput, input, 'InvalidSweepInput');
+  const policy = parseSweepPolicy(input, carried);
   // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();
   const fresh = newSweepResult(carried?.window ?? sweepWindow(now, policy.lookback, null).window, policy.statuses, 0);
@@ -334,6 +334,46 @@ export async function sweepFailedBatches(
   log.info('Sweep finished', result.counts);
   countNotStarted(result.counts);
   return result;
+}
+
+/**
+ * The sweep's policy. A run continued from an earlier one whose input this release refuses (a bound tightened since
+ * the sweep began) fails as a sweep that fails later does: type SweepFailed, the result the runs before it carried in
+ * its details, and the batches they left counted. Before, it failed with the refusal alone, and their report and
+ * counts were lost. No patch: the run fails either way, in its first task, and a replay compares neither the failure's
+ * type nor its details.
+ */
+function parseSweepPolicy(input: SweepFailedBatchesInput, carried: CarriedSweep | undefined): SweepPolicy {
+  try {
+    return parseWorkflowInput(parseSweepInput, input, 'InvalidSweepInput');
+  } catch (err) {
+    if (carried === undefined || !(err instanceof ApplicationFailure)) throw err;
+    const fresh = newSweepResult(carried.window, sweptStatuses(input), 0);
+    const failure = sweepFailureOf(err);
+    const result: SweepResult = {
+      ...fresh,
+      ...carried.result,
+      counts: { ...fresh.counts, ...carried.result.counts },
+      failure,
+    };
+    log.error('Sweep failed', { ...result.counts, failure });
+    countNotStarted(result.counts);
+    throw ApplicationFailure.create({
+      type: 'SweepFailed',
+      message: `Sweep stopped: ${failure.type}: ${failure.message}`,
+      nonRetryable: true,
+      details: [result],
+    });
+  }
+}
+
+/** The statuses a refused input names, as the runs before took them; none when those are refused too. */
+function sweptStatuses(input: SweepFailedBatchesInput): SweepStatus[] {
+  try {
+    return parseSweepInput({ statuses: input?.statuses }).statuses;
+  } catch {
+    return [];
+  }
 }
 
 /**

@@ -6,8 +6,13 @@ import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
-import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
-import { parseSweepInput, type SweepFailedBatchesInput, type SweepResult } from '../../workflows/sweep-input.js';
+import type { CarriedSweep, sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
+import {
+  newSweepResult,
+  parseSweepInput,
+  type SweepFailedBatchesInput,
+  type SweepResult,
+} from '../../workflows/sweep-input.js';
 import {
   eventually,
   FAST_POLICY,
@@ -318,6 +323,48 @@ test('invalid sweep input ends the sweep at once with a non-retryable error nami
   expect(cause.message).toMatch(/fanOut: /);
   expect(cause.message).toMatch(/recovery\.maxRounds: /);
   expect(cause.message).toMatch(/recovery\.maxRound: unknown field/);
+  expect(env.simulator.ledger.all().calls).toEqual([]);
+});
+
+// A run continued as new gets the input the sweep began with; a release that tightened a bound since refuses it.
+test('a continued run whose input this release refuses fails with the report the runs before carried', async () => {
+  const window = { createdAfter: minutesAgo(60), createdBefore: minutesAgo(0) };
+  const carried: CarriedSweep = {
+    window,
+    nextPage: 3,
+    result: {
+      started: [{ batchId: randomUUID(), workflowId: 'recover-batch-earlier' }],
+      skipped: [{ batchId: randomUUID(), reason: 'over_limit' }],
+      counts: { ...newSweepResult(window, ['failed'], 4).counts, started: 1, over_limit: 3 },
+      oldestLeftCreatedAt: minutesAgo(50),
+    },
+  };
+  const failure = await env.client.workflow
+    .execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+      taskQueue: env.taskQueue,
+      workflowId: `sweep-refused-continued-${randomUUID()}`,
+      args: [{ lookback: '1h', pageSize: 500, statuses: ['failed'] }, carried],
+    })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as ApplicationFailure;
+  // Before: InvalidSweepInput with no details, so the runs' report and the batches they left were lost.
+  expect(cause.type).toBe('SweepFailed');
+  expect(cause.nonRetryable).toBe(true);
+  const report = cause.details?.[0] as SweepResult;
+  expect(report.failure).toEqual({
+    type: 'InvalidSweepInput',
+    message: expect.stringMatching(/pageSize: /) as unknown,
+  });
+  expect(report).toMatchObject({
+    window: carried.window,
+    statuses: ['failed'],
+    started: carried.result.started,
+    skipped: carried.result.skipped,
+    oldestLeftCreatedAt: carried.result.oldestLeftCreatedAt,
+    counts: { scanned: 4, started: 1, over_limit: 3 },
+  });
   expect(env.simulator.ledger.all().calls).toEqual([]);
 });
 
