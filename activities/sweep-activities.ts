@@ -131,12 +131,25 @@ const REPEATING_FAILURES = new Set([
   'InvalidRecoveryInput',
 ]);
 
-/** The failure type of a recovery (its description) when it failed in a way a new one would repeat. */
+/**
+ * How long after a recovery failed in a way a new one would repeat the sweeps skip its batch. Past it, a sweep starts
+ * a new recovery, which reads the batch again: such a failure may come of a short incident (a 404, a redirect or an
+ * HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later sweep. A batch that
+ * keeps failing so costs a status read, and a failed recovery, every hold at most while it is in the sweeps' window.
+ */
+export const REPEATING_FAILURE_HOLD_MS = 6 * 3_600_000;
+
+/**
+ * The failure type of a recovery (its description) when it failed in a way a new one would repeat, less than
+ * `holdMs` ago.
+ */
 async function repeatingFailureOf(
   client: Client,
   description: WorkflowExecutionDescription | undefined,
+  holdMs: number,
 ): Promise<string | undefined> {
   if (description?.status.name !== 'FAILED') return undefined;
+  if (description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs) return undefined;
   const failure = await client.workflow
     .getHandle(description.workflowId, description.runId)
     .result()
@@ -164,11 +177,12 @@ async function repeatingFailureOf(
 async function otherRecoveryOutcome(
   client: Client,
   workflowId: string,
+  holdMs: number,
 ): Promise<'already_running' | 'already_ended' | 'permanently_failed' | undefined> {
   const description = await describeIfStarted(client, workflowId);
   if (description?.status.name === 'RUNNING') return 'already_running';
   if (description?.status.name === 'COMPLETED') return 'already_ended';
-  if (await repeatingFailureOf(client, description)) return 'permanently_failed';
+  if (await repeatingFailureOf(client, description, holdMs)) return 'permanently_failed';
   return undefined;
 }
 
@@ -190,7 +204,16 @@ interface SweepMemo {
   startedBySweep: string;
 }
 
-export function createSweepActivities(api: AnchorApiClient, client: Client) {
+export interface SweepActivityOptions {
+  /** REPEATING_FAILURE_HOLD_MS unless a test sets it shorter. */
+  repeatingFailureHoldMs?: number;
+}
+
+export function createSweepActivities(
+  api: AnchorApiClient,
+  client: Client,
+  { repeatingFailureHoldMs = REPEATING_FAILURE_HOLD_MS }: SweepActivityOptions = {},
+) {
   return {
     /**
      * Pages through the batches created in the window, keeping only the ids of
@@ -363,13 +386,16 @@ export function createSweepActivities(api: AnchorApiClient, client: Client) {
       const workflowId = recoveryWorkflowId(batchId.toLowerCase());
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
-      if (await repeatingFailureOf(client, await describeIfStarted(client, workflowId)))
+      if (await repeatingFailureOf(client, await describeIfStarted(client, workflowId), repeatingFailureHoldMs))
         return { outcome: 'permanently_failed', workflowId };
       // A release before wave 35 named a recovery by the id as typed: one typed in upper case that still runs, or
       // that ended with an outcome, recovers or recovered the batch, and a lower-case one would send retries of the
       // same batch again. Before, the sweep started it after an ended one.
       const upperCaseId = recoveryWorkflowId(batchId.toUpperCase());
-      const upperCaseOutcome = upperCaseId === workflowId ? undefined : await otherRecoveryOutcome(client, upperCaseId);
+      const upperCaseOutcome =
+        upperCaseId === workflowId
+          ? undefined
+          : await otherRecoveryOutcome(client, upperCaseId, repeatingFailureHoldMs);
       if (upperCaseOutcome) return { outcome: upperCaseOutcome, workflowId: upperCaseId };
       try {
         await client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, {

@@ -3,6 +3,8 @@ import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
+import { createSweepActivities } from '../../activities/sweep-activities.js';
+import { BatchRecoveries } from '../../client/recoveries.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
@@ -170,6 +172,46 @@ test('a batch whose last recovery failed in a way a new one would repeat is skip
   expect(result.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
   expect(result.counts.permanently_failed).toBe(1);
   expect((await env.recoveries.handle(batchId).describe()).runId).toBe(failedRun);
+});
+
+test('a batch whose recovery failed in a way a new one would repeat is started again once the hold has passed', async () => {
+  const taskQueue = uniqueTaskQueue('sweep-hold');
+  const holdMs = 2_000;
+  const connection = await connectWorker();
+  const workers = await createRecoveryWorkers({
+    config: workerConfig(taskQueue, env.simulator.url),
+    connection,
+    workflows: workflowBundle(),
+    // The product's sweep activities, with a hold of seconds in place of hours.
+    replaceActivities: (_activities, api, client) =>
+      createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs }),
+  });
+  ownWorkers.push({ workers, connection, running: workers.run() });
+  const recoveries = new BatchRecoveries(env.client, taskQueue);
+  const sweepHere = () =>
+    env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+      taskQueue,
+      workflowId: `sweep-test-${randomUUID()}`,
+      args: [{ lookback: '1h', recovery: FAST_POLICY }],
+    });
+  const batchId = batchCreated(5, 1);
+  // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found.
+  env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
+  await recoveries.start({ batchId, ...FAST_POLICY });
+  await expect(recoveries.result(batchId)).rejects.toThrow(/Batch not found/);
+  const failed = await recoveries.handle(batchId).describe();
+  const within = await sweepHere();
+  env.simulator.faults.clear('status');
+  await eventually('the hold to pass', () => Date.now() > (failed.closeTime?.getTime() ?? 0) + holdMs || undefined);
+
+  const past = await sweepHere();
+
+  expect(within.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
+  // Before, every later sweep skipped it as permanently_failed, and the batch was never recovered.
+  expect(past.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+  expect(past.counts).toMatchObject({ started: 1, permanently_failed: 0 });
+  expect((await recoveries.result(batchId)).outcome).toBe('recovered');
+  expect((await recoveries.handle(batchId).describe()).runId).not.toBe(failed.runId);
 });
 
 test('a batch whose recovery was refused for its input at a start of its own (the Web UI) is recovered by the sweep; one a sweep started is not', async () => {
