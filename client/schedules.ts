@@ -289,28 +289,36 @@ export async function triggerSweepSchedule(
   const lastStart = Math.max(0, ...before.recentRuns.map((run) => run.scheduledAt.getTime()));
   const nextSecond = (Math.floor(lastStart / 1_000) + 1) * 1_000;
   if (Date.now() < nextSecond) await sleep(Math.min(nextSecond - Date.now(), 1_000));
-  // The sweep this trigger starts is known by this time, which the schedule records as the run's scheduledAt. Before,
+  // The sweep this trigger starts is known by this time, which the schedule records as the run's scheduleTime. Before,
   // any run missing from the first read was taken for it: a trigger sent a moment earlier (the Web UI, a second
   // operator) and not yet recorded then was named as started by this one, which the schedule had skipped or dropped.
-  // Its millisecond is drawn at random: two triggers that waited for the same second (two CLIs at once) would
-  // otherwise send the same time and both name the one sweep it started, and a whole second is a time the schedule
-  // may start a run of its own at.
-  const second = Math.floor(Math.max(Date.now(), nextSecond) / 1_000) * 1_000;
-  const scheduledAt = new Date(second + randomInt(1, 1_000));
-  await triggerAt(client, scheduleId, scheduledAt);
+  // Its nanosecond is drawn at random: two triggers that waited for the same second (two CLIs at once) would otherwise
+  // send the same time and both name the one sweep it started, and a whole second is a time the schedule may start a
+  // run of its own at. Before, a millisecond was drawn, and one pair of triggers in 999 drew the same one.
+  const scheduledTime = {
+    seconds: Math.floor(Math.max(Date.now(), nextSecond) / 1_000),
+    nanos: randomInt(1, 1_000_000_000),
+  };
+  await triggerAt(client, scheduleId, scheduledTime);
 
   const earlier = new Set(before.recentRuns.map((run) => run.workflowId));
   const deadline = Date.now() + TRIGGER_CONFIRM_MS;
   for (;;) {
-    const now = await describeSweepSchedule(client, scheduleId);
-    const started = now.recentRuns.find((run) => run.scheduledAt.getTime() === scheduledAt.getTime());
-    if (started) return { workflowId: started.workflowId };
+    // Read as the server sends it: the SDK's describe rounds the runs' times to the millisecond, which two triggers
+    // may share.
+    const now = await scheduleInfo(client, scheduleId);
+    const recentRuns = now.recentActions ?? [];
+    const started = recentRuns.find((run) => sameTime(run.scheduleTime, scheduledTime));
+    if (started) return { workflowId: started.startWorkflowResult?.workflowId ?? '' };
     // A skip with no sweep running is not this trigger's: the schedule counts the skip of a trigger buffered behind
     // another before it records the sweep that other one starts.
-    if (now.runsSkippedForOverlap > before.runsSkippedForOverlap && now.runningSweeps.length > 0)
-      throw new SweepNotStartedError(scheduleId, { skippedFor: now.runningSweeps });
+    const runningSweeps = (now.runningWorkflows ?? []).map((run) => run.workflowId ?? '');
+    if ((now.overlapSkipped?.toNumber() ?? 0) > before.runsSkippedForOverlap && runningSweeps.length > 0)
+      throw new SweepNotStartedError(scheduleId, { skippedFor: runningSweeps });
     if (Date.now() >= deadline) {
-      const startedSince = now.recentRuns.filter((run) => !earlier.has(run.workflowId)).map((run) => run.workflowId);
+      const startedSince = recentRuns
+        .map((run) => run.startWorkflowResult?.workflowId ?? '')
+        .filter((workflowId) => !earlier.has(workflowId));
       if (startedSince.length > 0) throw new SweepStartUnconfirmedError(scheduleId, startedSince);
       throw new SweepNotStartedError(scheduleId, { waitedMs: TRIGGER_CONFIRM_MS });
     }
@@ -318,11 +326,34 @@ export async function triggerSweepSchedule(
   }
 }
 
+/** A time to the nanosecond, as a trigger sends it. */
+interface TriggerTime {
+  seconds: number;
+  nanos: number;
+}
+
+function sameTime(time: proto.google.protobuf.ITimestamp | null | undefined, { seconds, nanos }: TriggerTime): boolean {
+  return String(time?.seconds) === String(seconds) && (time?.nanos ?? 0) === nanos;
+}
+
+/** The schedule's info as the server sends it, its times to the nanosecond. */
+async function scheduleInfo(client: Client, scheduleId: string): Promise<proto.temporal.api.schedule.v1.IScheduleInfo> {
+  try {
+    const { info } = await client.workflowService.describeSchedule({ namespace: client.options.namespace, scheduleId });
+    return info ?? {};
+  } catch (err) {
+    // Deleted since it was read.
+    if (isGrpcServiceError(err) && err.code === status.NOT_FOUND) throw new SweepScheduleNotFoundError(scheduleId);
+    throw err;
+  }
+}
+
 /**
- * Triggers the schedule with overlap policy SKIP, its run dated `scheduledAt`: the sweep's id and its scheduledAt
- * among the schedule's recent runs. The SDK's trigger sends no time (the server takes its own).
+ * Triggers the schedule with overlap policy SKIP, its run dated `scheduledTime`: the sweep's id (to the second) and
+ * its scheduleTime among the schedule's recent runs (to the nanosecond). The SDK's trigger sends no time (the server
+ * takes its own).
  */
-async function triggerAt(client: Client, scheduleId: string, scheduledAt: Date): Promise<void> {
+async function triggerAt(client: Client, scheduleId: string, scheduledTime: TriggerTime): Promise<void> {
   try {
     await client.workflowService.patchSchedule({
       namespace: client.options.namespace,
@@ -332,7 +363,7 @@ async function triggerAt(client: Client, scheduleId: string, scheduledAt: Date):
       patch: {
         triggerImmediately: {
           overlapPolicy: proto.temporal.api.enums.v1.ScheduleOverlapPolicy.SCHEDULE_OVERLAP_POLICY_SKIP,
-          scheduledTime: msNumberToTs(scheduledAt.getTime()),
+          scheduledTime: { ...msNumberToTs(scheduledTime.seconds * 1_000), nanos: scheduledTime.nanos },
         },
       },
     });

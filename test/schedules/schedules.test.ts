@@ -264,6 +264,60 @@ test('of two triggers at once, only the one that started the sweep names it, the
   }
 });
 
+test('a trigger names no sweep that another trigger, sending a time in the same millisecond, started', async () => {
+  const { scheduleId } = await pausedUnpolledSchedule();
+  // Another trigger (a second CLI at once) reaches the schedule just before this one's, with a time in the same
+  // second and millisecond, as one pair of triggers in 999 drew when the time sent was drawn to the millisecond: the
+  // schedule starts the other's sweep, and skips or drops this one (the same second). Before, this trigger named that
+  // sweep as its own. The other trigger is sent to the server like any, only timed by this seam.
+  const service = env.client.workflowService;
+  let sentMs: number | undefined;
+  const client = Object.create(env.client, {
+    workflowService: {
+      value: {
+        ...service,
+        patchSchedule: async (request: Parameters<typeof service.patchSchedule>[0]) => {
+          const trigger = request.patch?.triggerImmediately;
+          const time = trigger?.scheduledTime;
+          if (trigger && time && sentMs === undefined) {
+            const nanos = time.nanos ?? 0;
+            const withinMs = nanos % 1_000_000;
+            sentMs = Number(time.seconds?.toString()) * 1_000 + (nanos - withinMs) / 1_000_000;
+            // The same millisecond, not the same nanosecond.
+            const otherNanos = nanos - withinMs + ((withinMs + 1) % 1_000_000);
+            await service.patchSchedule({
+              ...request,
+              requestId: randomUUID(),
+              patch: { triggerImmediately: { ...trigger, scheduledTime: { ...time, nanos: otherNanos } } },
+            });
+          }
+          return service.patchSchedule(request);
+        },
+      },
+    },
+  }) as typeof env.client;
+
+  const outcome = await triggerSweepSchedule(client, scheduleId).catch((err: unknown) => err);
+
+  const summary = await describeSweepSchedule(env.client, scheduleId);
+  const sweepIds = summary.recentRuns.map((run) => run.workflowId);
+  try {
+    expect(summary.runsTaken).toBe(1);
+    expect(summary.recentRuns[0]?.scheduledAt.getTime()).toBe(sentMs);
+    const sweepId = sweepIds[0]!;
+    expect(outcome).toEqual(
+      summary.runsSkippedForOverlap === 1
+        ? new SweepNotStartedError(scheduleId, { skippedFor: [sweepId] })
+        : new SweepStartUnconfirmedError(scheduleId, [sweepId]),
+    );
+    expect(outcome).toBeInstanceOf(
+      summary.runsSkippedForOverlap === 1 ? SweepNotStartedError : SweepStartUnconfirmedError,
+    );
+  } finally {
+    for (const sweepId of sweepIds) await env.client.workflow.getHandle(sweepId).terminate('test finished');
+  }
+});
+
 test('a trigger the schedule starts no sweep for says so on stderr and exits 11', async () => {
   const scheduleId = newScheduleId();
   await upsertSweepSchedule(env.client, { scheduleId, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
