@@ -10,6 +10,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
+import { isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import { RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
 import type { Pagination } from '../anchor-api/schemas.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
@@ -100,6 +101,13 @@ export interface ListFailedBatchesResult {
   pastRetention?: number;
   /** The first SWEEP_RESULT_ITEMS of them, for the sweep's `skipped`; kept as batchIds are. */
   pastRetentionIds?: string[];
+  /**
+   * When the oldest batch the pages listed in the window still pending or processing was created (the window's start
+   * for one without a readable created_at), or null for none; one past the retention as pastRetention reads it is
+   * left out, as no sweep would start its recovery. Counted in otherStatus too. The sweep's next window reaches back
+   * to it (SweepResult's oldestUnsettledCreatedAt). Absent from results of listings before it.
+   */
+  oldestUnsettledCreatedAt?: string | null;
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -242,6 +250,7 @@ export function createSweepActivities(
             listedAgain: 0,
             pastRetention: 0,
             pastRetentionIds: [],
+            oldestUnsettledCreatedAt: null,
             nextPage: input.fromPage,
           };
 
@@ -259,6 +268,15 @@ export function createSweepActivities(
       const outsideWindow = (createdAt: string | undefined) => {
         const at = createdAt === undefined ? NaN : Date.parse(createdAt);
         return at < windowStart || at > windowEnd;
+      };
+      /**
+       * Records a batch listed still pending or processing, by when it was created. A heartbeat of a worker before
+       * the field carries none: the unsettled batches of the pages it read are not known, and only later ones count.
+       */
+      const noteUnsettled = (createdAt: string | undefined) => {
+        const at = isoDateOf(createdAt) ?? input.createdAfter;
+        const oldest = result.oldestUnsettledCreatedAt ?? null;
+        if (oldest === null || Date.parse(at) < Date.parse(oldest)) result.oldestUnsettledCreatedAt = at;
       };
       const lastPage = input.maxPages === undefined ? Infinity : input.fromPage + input.maxPages - 1;
       while (result.nextPage !== null && result.nextPage <= lastPage) {
@@ -293,7 +311,12 @@ export function createSweepActivities(
           // Counted, not handed on: an API that ignored created_after had the sweep recover batches of any age,
           // weeks past the lookback an operator set, and read the team's whole history.
           if (outsideWindow(batch.created_at)) result.outsideWindow = (result.outsideWindow ?? 0) + 1;
-          else if (batch.status === undefined || !swept.has(batch.status)) result.otherStatus += 1;
+          else if (batch.status === undefined || !swept.has(batch.status)) {
+            result.otherStatus += 1;
+            // Before, a batch still running when it dropped out of every later window was never swept.
+            if (isInFlightBatchStatus(batch.status) && !pastRetention(batch.created_at))
+              noteUnsettled(batch.created_at);
+          }
           // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
           // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
           // failed. Before, such a batch was counted as having none, and never recovered.
@@ -336,8 +359,9 @@ export function createSweepActivities(
      * completed (a new schedule, or one whose sweeps all failed: their windows are not known to be read). Only a
      * completed sweep read its whole window; one that failed or was terminated says nothing of the batches it did not
      * reach. Its windowEnd is where the window ended or, when earlier, just before the oldest batch it left
-     * over_limit or start_failed was created: before, a sweep that left batches out counted as having covered its
-     * whole window, and a backlog over maxStarts for longer than the lookback left them in no later window. A sweep
+     * over_limit or start_failed, or listed still pending or processing, was created: before, a sweep that left
+     * batches out counted as having covered its whole window, and a backlog over maxStarts for longer than the
+     * lookback left them in no later window, as a batch still running when it dropped out of the lookback was. A sweep
      * gone from history, or whose result has no window (or no date where the oldest batch left out goes), is passed
      * over for the one before it; when every one listed is, the lookup fails rather than take the lookback alone for
      * a window that reached back.

@@ -53,6 +53,14 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     }
   });
 
+  app.post<{ Params: { batch_id: string } }>('/batches/:batch_id/release', (request, reply) => {
+    const batch = store.get(request.params.batch_id);
+    if (batch === undefined)
+      return reply.code(404).send({ error: { code: 404, message: `No batch ${request.params.batch_id}` } });
+    const released = batch.release(clock.now());
+    return { data: { ...batch.summary(clock.now()), released_sessions: released } };
+  });
+
   app.post('/batches/seed', (request, reply) => {
     const spec = SeedSpecSchema.safeParse(request.body);
     if (!spec.success) return reply.code(400).send(invalid(spec.error));

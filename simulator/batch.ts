@@ -115,6 +115,8 @@ export class SimulatedBatch {
     metadata?: Record<string, unknown> | undefined;
     answer?: AnswerShape | undefined;
     pendingPhase?: PendingPhase | undefined;
+    /** The first attempts end only once released (`release`): see `hold` in scripts.ts. */
+    hold?: boolean | undefined;
   }) {
     this.id = init.id;
     this.createdAt = init.createdAt;
@@ -130,6 +132,8 @@ export class SimulatedBatch {
     this.sessions = Array.from({ length: init.count }, (_, index) =>
       this.scheduleRound(index, this.pendingPhaseEndsAt, 1, 1),
     );
+    // An attempt that never ends is processing at every read after its start; release() gives it an end.
+    if (init.hold) for (const [first] of this.sessions) if (first !== undefined) first.endAt = Infinity;
   }
 
   get size(): number {
@@ -165,6 +169,17 @@ export class SimulatedBatch {
       this.version += 1;
     }
     return failed;
+  }
+
+  /**
+   * Lets the first attempts of a held batch end, an attempt's duration after `now` (or after their start, when
+   * later), with their scripted outcomes. Returns how many were held.
+   */
+  release(now: number): number {
+    const held = this.sessions.flatMap(([first]) => (first?.endAt === Infinity ? [first] : []));
+    for (const attempt of held) attempt.endAt = Math.max(now, attempt.startAt) + this.timing.attemptDurationMs;
+    if (held.length > 0) this.version += 1;
+    return held.length;
   }
 
   /** Unsettled sessions become cancelled; settled ones keep their outcome. Returns how many were cancelled. */

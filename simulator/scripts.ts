@@ -35,6 +35,12 @@ export const ScriptedBatchSpecSchema = z.object({
    * `ms`: for this long after creation, and sessions start only after it; `reads`: for this many status reads.
    */
   pending_phase: z.strictObject({ ms: z.int().min(0).default(0), reads: z.int().min(0).default(0) }).prefault({}),
+  /**
+   * true: the sessions start but none ends until the batch is released (`SimulatedBatch.release`, or
+   * `POST /_simulator/batches/:batch_id/release`), so the batch reads as `processing` for as long as a test needs,
+   * however the clock moves; released, each ends an attempt's duration later as scripted.
+   */
+  hold: z.boolean().default(false),
 });
 export type ScriptedBatchSpec = z.input<typeof ScriptedBatchSpecSchema>;
 

@@ -90,6 +90,7 @@ export class BatchStore {
       metadata: parsed.metadata,
       answer: { sessions: parsed.answer.sessions, retryCount: parsed.answer.retry_count, nulls: parsed.answer.nulls },
       pendingPhase: parsed.pending_phase,
+      hold: parsed.hold,
     });
   }
 
@@ -210,6 +211,7 @@ export class BatchStore {
     metadata?: Record<string, unknown> | undefined;
     answer?: AnswerShape | undefined;
     pendingPhase?: PendingPhase | undefined;
+    hold?: boolean | undefined;
   }): SimulatedBatch {
     const random = this.options.random;
     const batch = new SimulatedBatch({

@@ -114,9 +114,12 @@ const WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH = 'sweep-window-from-last-completed
 export interface CarriedSweep {
   window: SweepResult['window'];
   nextPage: number;
-  /** reachedBack and oldestLeftCreatedAt are absent from what runs of a release before each carried. */
+  /**
+   * reachedBack, oldestLeftCreatedAt and oldestUnsettledCreatedAt are absent from what runs of a release before each
+   * carried: a run continued from one before oldestUnsettledCreatedAt starts it at null.
+   */
   result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> &
-    Partial<Pick<SweepResult, 'reachedBack' | 'oldestLeftCreatedAt'>>;
+    Partial<Pick<SweepResult, 'reachedBack' | 'oldestLeftCreatedAt' | 'oldestUnsettledCreatedAt'>>;
   /** Why the first run could not find where the schedule's last completed sweep ended: the chain fails at its end. */
   lookupFailure?: string;
 }
@@ -271,6 +274,15 @@ export async function sweepFailedBatches(
           result.counts.scanned += chunk.scanned;
           result.counts.no_failed_sessions += chunk.noFailedSessions;
           result.counts.other_status += chunk.otherStatus;
+          // Values only, as no command depends on it (it goes into the result and what continue-as-new carries): no
+          // patch. A listing before the field (a recorded history) reads as having listed no batch still unsettled.
+          const unsettledAt = chunk.oldestUnsettledCreatedAt ?? null;
+          const oldestUnsettled = result.oldestUnsettledCreatedAt;
+          if (
+            unsettledAt !== null &&
+            (oldestUnsettled === null || Date.parse(unsettledAt) < Date.parse(oldestUnsettled))
+          )
+            result.oldestUnsettledCreatedAt = unsettledAt;
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
           result.counts.listed_again += chunk.listedAgain ?? 0;
@@ -301,11 +313,11 @@ export async function sweepFailedBatches(
           nextPage !== null &&
           (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
         ) {
-          const { started, skipped, counts, reachedBack, oldestLeftCreatedAt } = result;
+          const { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt } = result;
           await continueAsNew<typeof sweepFailedBatches>(input, {
             window,
             nextPage,
-            result: { started, skipped, counts, reachedBack, oldestLeftCreatedAt },
+            result: { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt },
             ...(lookupFailure !== undefined && { lookupFailure }),
           });
         }

@@ -72,9 +72,10 @@ export interface SweepResult {
   } & Record<SkipReason, number>;
   /**
    * Set when the window reaches back past the lookback, to where the window of the schedule's last completed sweep
-   * (its workflow id, cut as the other ids) ended, or to just before the oldest batch that sweep left out: the sweeps
-   * between were skipped, failed or not run, or that sweep left batches over_limit or start_failed. `cut` when that
-   * was longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback alone.
+   * (its workflow id, cut as the other ids) ended, or to just before the oldest batch that sweep left out or listed
+   * still unsettled: the sweeps between were skipped, failed or not run, that sweep left batches over_limit or
+   * start_failed, or it listed a batch still pending or processing. `cut` when that was longer ago than
+   * SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback alone.
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
   /**
@@ -84,13 +85,25 @@ export interface SweepResult {
    * left. Absent from the results of sweeps before it, which read as having left none.
    */
   oldestLeftCreatedAt: string | null;
+  /**
+   * When the oldest batch this sweep listed in its window still `pending` or `processing` was created (the window's
+   * start for one listed without a readable created_at), or null when it listed none; one created before the
+   * namespace's retention (less 10 minutes) is passed over, as no sweep would start its recovery. Such a batch is
+   * counted `other_status`, and the next sweep of its schedule reaches back to it, so that one still running when it
+   * drops out of the lookback is swept once it settles. Before, it was in no later window: never recovered, never
+   * reported. The trade: a batch that stays unsettled for ever pins the window of every later sweep back to it until
+   * it is past the retention, as a start that always fails does. One date, however many were listed. Absent from the
+   * results of sweeps before it, which read as having listed none.
+   */
+  oldestUnsettledCreatedAt: string | null;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
 }
 
 /**
  * The sweep of a schedule that last completed, and where its window ended, or, when earlier, just before the oldest
- * batch it left over_limit or start_failed was created: every batch before that was listed and taken.
+ * batch it left over_limit or start_failed, or listed still unsettled, was created: every batch before that was
+ * listed and taken.
  */
 export interface CompletedSweep {
   workflowId: string;
@@ -99,18 +112,19 @@ export interface CompletedSweep {
 
 /**
  * Where the window of a completed sweep, given its result, got to, one millisecond early: its end or, when earlier,
- * the oldest batch it left over_limit or start_failed. The contract does not say whether the list's created_after and
- * created_before take a batch created at that very millisecond (the simulator takes neither): one millisecond early,
- * the next window takes it, where starting at the end left a batch created as one window ended in neither. A result
- * of a sweep before oldestLeftCreatedAt reads as leaving none. Null when the result gives no date for either (edited
- * by hand, another workflow of that name): only a date goes into the lookup's marker.
+ * the oldest batch it left over_limit or start_failed, or listed still pending or processing. The contract does not
+ * say whether the list's created_after and created_before take a batch created at that very millisecond (the
+ * simulator takes neither): one millisecond early, the next window takes it, where starting at the end left a batch
+ * created as one window ended in neither. A result of a sweep before oldestLeftCreatedAt or oldestUnsettledCreatedAt
+ * reads as leaving, or listing, none. Null when the result gives no date where one of them goes (edited by hand,
+ * another workflow of that name): only a date goes into the lookup's marker.
  */
 export function completedSweepEnd(result: unknown): string | null {
   const swept = result as Partial<SweepResult> | null | undefined;
   const windowEnd = swept?.window?.createdBefore;
-  const oldestLeft = swept?.oldestLeftCreatedAt ?? null;
-  if (!isDateText(windowEnd) || (oldestLeft !== null && !isDateText(oldestLeft))) return null;
-  const reached = oldestLeft === null ? Date.parse(windowEnd) : Math.min(Date.parse(windowEnd), Date.parse(oldestLeft));
+  const earlier = [swept?.oldestLeftCreatedAt ?? null, swept?.oldestUnsettledCreatedAt ?? null];
+  if (!isDateText(windowEnd) || !earlier.every((at) => at === null || isDateText(at))) return null;
+  const reached = Math.min(Date.parse(windowEnd), ...earlier.flatMap((at) => (at === null ? [] : [Date.parse(at)])));
   return new Date(reached - 1).toISOString();
 }
 
@@ -154,6 +168,7 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
     skipped: [],
     reachedBack: null,
     oldestLeftCreatedAt: null,
+    oldestUnsettledCreatedAt: null,
     failure: null,
     counts: {
       scanned,

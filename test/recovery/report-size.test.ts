@@ -149,9 +149,10 @@ test('a sweep of any size lists its first items and counts them all', () => {
   const hostileId = (i: number) => hostileIds[i % hostileIds.length] as string;
   for (let i = 0; i < 1_000; i += 1) recordStarted(result, hostileId(i), hostileId(i + 1));
   for (let i = 0; i < 100_000; i += 1) recordSkipped(result, hostileId(i), i % 2 ? 'no_failed_sessions' : 'over_limit');
-  // One date however many were left out: the longest an ISO date gets.
+  // One date however many were left out, or listed still unsettled: the longest an ISO date gets.
   const longestDate = new Date(-8.64e15).toISOString();
   result.oldestLeftCreatedAt = longestDate;
+  result.oldestUnsettledCreatedAt = longestDate;
   // Reaching back past the lookback, to a sweep of a hostile id, as far as a date goes, and stopped by a failure of
   // hostile type and message: the largest over every mix of the costly characters.
   const variants = HOSTILE_TEXTS.flatMap((idText) =>

@@ -622,3 +622,46 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
   expect(second.oldestLeftCreatedAt).toBeNull();
   expect((await env.recoveries.result(older.id)).outcome).toBe('recovered');
 }, 150_000);
+
+test('a scheduled sweep reaches back to the oldest batch the last completed sweep listed still processing', async () => {
+  const scheduleId = newScheduleId();
+  const triggerSweep = await triggeredSweepSchedule(scheduleId, { lookback: '1m', recovery: FAST_POLICY });
+  // Held: still processing at the first sweep, as a batch of thousands of sessions is for 20 minutes.
+  const batch = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(Date.now() - 10_000).toISOString(),
+    hold: true,
+  });
+  const createdAt = new Date(batch.createdAt).toISOString();
+
+  const firstSweep = await triggerSweep();
+  const first = (await firstSweep.result()) as SweepResult;
+  expect(first.reachedBack).toBeNull();
+  expect(first.oldestUnsettledCreatedAt).toBe(createdAt);
+  expect(first.counts.other_status).toBeGreaterThanOrEqual(1);
+  expect([...first.started, ...first.skipped].map((item) => item.batchId)).not.toContain(batch.id);
+  expect(batch.release(env.simulator.clock.now())).toBe(2);
+  await eventually(
+    'the batch to settle failed',
+    () => batch.status(env.simulator.clock.now()) === 'failed' || undefined,
+  );
+  // Time has to pass here: the batch must be older than the shortest lookback when the next sweep starts.
+  await eventually(
+    'the batch to be older than the lookback',
+    () => Date.now() > batch.createdAt + 62_000 || undefined,
+    90_000,
+  );
+
+  const secondSweep = await triggerSweep();
+  const second = (await secondSweep.result()) as SweepResult;
+
+  // Before, the first sweep counted as having covered its whole window: the second scanned its lookback alone, the
+  // batch, which settled after it dropped out of every later window, was in none, and no sweep recovered or reported it.
+  const justBefore = new Date(batch.createdAt - 1).toISOString();
+  expect(second.window.createdAfter).toBe(justBefore);
+  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: justBefore, cut: false });
+  expect(second.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
+  expect(second.oldestUnsettledCreatedAt).toBeNull();
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+}, 150_000);

@@ -106,6 +106,27 @@ describe('pending phase', () => {
   });
 });
 
+describe('hold', () => {
+  it('keeps a held batch processing however the clock moves, until it is released', async () => {
+    const batch = simulator.createScriptedBatch({ count: 2, script: { '0': 'always-fail' }, hold: true });
+    const listed = async () =>
+      ((await user('GET', '/v1/batch-sessions?limit=100')).json.data.batches as { batch_id: string }[]).find(
+        (summary) => summary.batch_id === batch.id,
+      );
+    simulator.clock.advance(3_600_000);
+    expect(await readStatus(batch.id)).toMatchObject({ status: 'processing', processing_requests: 2 });
+    expect(await listed()).toMatchObject({ status: 'processing', failed_requests: 0 });
+
+    const released = await user('POST', `/_simulator/batches/${batch.id}/release`);
+    expect(released.json.data).toMatchObject({ batch_id: batch.id, released_sessions: 2 });
+    expect(await settled(batch.id)).toMatchObject({ status: 'failed', failed_requests: 1, completed_requests: 1 });
+    expect(await listed()).toMatchObject({ status: 'failed', failed_requests: 1 });
+    // Released once: a second release has nothing to let go of, and an unknown batch is not found.
+    expect(batch.release(simulator.clock.now())).toBe(0);
+    expect((await user('POST', '/_simulator/batches/no-such-batch/release')).status).toBe(404);
+  });
+});
+
 describe('fault timing and the ledger', () => {
   it('lets a fault aim at the Nth call with `after`', async () => {
     const batch = simulator.createScriptedBatch({ count: 1 });

@@ -41,11 +41,23 @@ test('a completed sweep got to just before its window end, or the oldest batch i
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now) })).toBe(iso(now - 1));
   // A batch the list dated after the window's end (its clock ahead) does not move the end forward.
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: iso(now + hour) })).toBe(iso(now - 1));
-  // No date, where a window's end or the oldest batch left out goes: the lookup passes the sweep over.
+  // Before, a sweep that listed a batch still processing got to its window's end all the same: a batch that ran past
+  // the lookback was in no later window. The earliest of the three counts.
+  expect(completedSweepEnd({ window, oldestUnsettledCreatedAt: null })).toBe(iso(now - 1));
+  expect(completedSweepEnd({ window, oldestUnsettledCreatedAt: iso(now - 20 * hour) })).toBe(iso(now - 20 * hour - 1));
+  expect(
+    completedSweepEnd({ window, oldestLeftCreatedAt: iso(now - 2 * hour), oldestUnsettledCreatedAt: iso(now - hour) }),
+  ).toBe(iso(now - 2 * hour - 1));
+  expect(
+    completedSweepEnd({ window, oldestLeftCreatedAt: iso(now - hour), oldestUnsettledCreatedAt: iso(now - 2 * hour) }),
+  ).toBe(iso(now - 2 * hour - 1));
+  expect(completedSweepEnd({ window, oldestUnsettledCreatedAt: iso(now + hour) })).toBe(iso(now - 1));
+  // No date, where a window's end or the oldest batch left out or unsettled goes: the lookup passes the sweep over.
   expect(completedSweepEnd(undefined)).toBeNull();
   expect(completedSweepEnd({ window: { ...window, createdBefore: 'soon' } })).toBeNull();
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: 'yesterday' })).toBeNull();
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: `${iso(now)}${' '.repeat(40)}` })).toBeNull();
+  expect(completedSweepEnd({ window, oldestUnsettledCreatedAt: 'yesterday' })).toBeNull();
 });
 
 test('a sweep reaches back to just before the oldest batch its last completed sweep left out, at most 90 days', () => {

@@ -283,6 +283,8 @@ test('a sweep that continues as new carries when the oldest batch it left over m
     env.simulator.createScriptedBatch({ count: 3, script: { '0': ['fail', 'ok'] }, created_at: minutesAgo(minutes) });
   const started = failedBatchCreated(1);
   const left = [failedBatchCreated(2), failedBatchCreated(3)];
+  // The newest, on the first page: listed by the first run only, still processing.
+  const unsettled = env.simulator.createScriptedBatch({ count: 1, created_at: minutesAgo(0.5), hold: true });
   // Older and without failed sessions: read after the continue-as-new, by a run that leaves no batch out.
   for (let minutes = 10; minutes < 50; minutes += 1) batchCreated(minutes, 0);
 
@@ -293,9 +295,16 @@ test('a sweep that continues as new carries when the oldest batch it left over m
   expect(result.started).toEqual([{ batchId: started.id, workflowId: recoveryWorkflowId(started.id) }]);
   // Listed on pages read once maxStarts recoveries started: counted, not listed in `skipped`.
   expect(result.skipped).toEqual([]);
-  expect(result.counts).toMatchObject({ scanned: 43, started: 1, over_limit: 2, no_failed_sessions: 40 });
+  expect(result.counts).toMatchObject({
+    scanned: 44,
+    started: 1,
+    over_limit: 2,
+    no_failed_sessions: 40,
+    other_status: 1,
+  });
   // Before, no result said where the batches left out were: a later sweep's window could leave them behind.
   expect(result.oldestLeftCreatedAt).toBe(new Date(Math.min(...left.map((batch) => batch.createdAt))).toISOString());
+  expect(result.oldestUnsettledCreatedAt).toBe(new Date(unsettled.createdAt).toISOString());
   expect(await outcomesOf([started.id])).toEqual(['recovered']);
 });
 
@@ -309,15 +318,22 @@ test('a batch created before the namespace retention is reported, not recovered,
   // A recovery of it may have ended (exhausted, say) and been deleted by retention since: the sweep would find no
   // record of it and send its retries again. The sweep keeps a margin of minutes.
   const pastRetention = batchCreated((retentionHours + 2) * 60, 1);
+  // Still processing: the one within the retention is reached back to, the one past it is not, as no sweep would
+  // start its recovery.
+  const heldFor = (minutes: number) =>
+    env.simulator.createScriptedBatch({ count: 1, created_at: minutesAgo(minutes), hold: true });
+  const unsettledWithin = heldFor((retentionHours - 1) * 60);
+  heldFor((retentionHours + 1) * 60);
 
   const result = await sweep({ lookback: `${Math.ceil(retentionHours) + 3}h`, recovery: FAST_POLICY });
 
   // Before, all three were started.
   expect(ids(result.started)).toEqual([recent, withinRetention].sort());
   expect(result.skipped).toEqual([{ batchId: pastRetention, reason: 'past_retention' }]);
-  expect(result.counts).toMatchObject({ scanned: 3, started: 2, past_retention: 1 });
+  expect(result.counts).toMatchObject({ scanned: 5, started: 2, past_retention: 1, other_status: 2 });
   // Not left out as over_limit or start_failed are: the next sweep of its schedule does not reach back to it.
   expect(result.oldestLeftCreatedAt).toBeNull();
+  expect(result.oldestUnsettledCreatedAt).toBe(new Date(unsettledWithin.createdAt).toISOString());
   expect(await outcomesOf([recent, withinRetention])).toEqual(['recovered', 'recovered']);
   await expect(env.recoveries.handle(pastRetention).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
   expect(env.simulator.ledger.forBatch(pastRetention).retries).toEqual([]);
