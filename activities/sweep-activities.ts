@@ -19,6 +19,7 @@ import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
+import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import {
   completedSweepEnd,
   SWEEP_FAILED_BATCHES_WORKFLOW,
@@ -140,16 +141,18 @@ const REPEATING_FAILURES = new Set([
 ]);
 
 /**
- * How long after a recovery failed in a way a new one would repeat the sweeps skip its batch. Past it, a sweep starts
- * a new recovery, which reads the batch again: such a failure may come of a short incident (a 404, a redirect or an
- * HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later sweep. A batch that
- * keeps failing so costs a status read, and a failed recovery, every hold at most while it is in the sweeps' window.
+ * How long after a recovery that sent no retry call failed in a way a new one would repeat the sweeps skip its batch.
+ * Past it, a sweep starts a new recovery, which reads the batch again: such a failure may come of a short incident (a
+ * 404, a redirect or an HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later
+ * sweep. A batch that keeps failing so costs a status read, and a failed recovery, every hold at most while it is in
+ * the sweeps' window. A recovery whose report holds a round, or that left no report to read, is held for good: a call
+ * of its may have been applied, and a new recovery would send the batch's retries again.
  */
 export const REPEATING_FAILURE_HOLD_MS = 6 * 3_600_000;
 
 /**
- * The failure type of a recovery (its description) when it failed in a way a new one would repeat, less than
- * `holdMs` ago.
+ * The failure type of a recovery (its description) when it failed in a way a new one would repeat: for good when it
+ * may have sent a retry call, for `holdMs` after it closed when its report shows none.
  */
 async function repeatingFailureOf(
   client: Client,
@@ -157,7 +160,6 @@ async function repeatingFailureOf(
   holdMs: number,
 ): Promise<string | undefined> {
   if (description?.status.name !== 'FAILED') return undefined;
-  if (description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs) return undefined;
   const failure = await client.workflow
     .getHandle(description.workflowId, description.runId)
     .result()
@@ -174,7 +176,17 @@ async function repeatingFailureOf(
     (description.memo as Partial<SweepMemo> | undefined)?.startedBySweep === undefined
   )
     return undefined;
+  const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
+  if (heldLongEnough && sentNoRetryCall(failure)) return undefined;
   return type;
+}
+
+/** Whether a recovery's failure carries its report (stoppedFailure's details), and the report holds no round. */
+function sentNoRetryCall(failure: unknown): boolean {
+  const report = failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<RecoveryReport>) : undefined;
+  return (
+    Array.isArray(report?.rounds) && roundsDone({ rounds: report.rounds, omittedRounds: report.omittedRounds }) === 0
+  );
 }
 
 /**

@@ -307,18 +307,20 @@ export async function triggerSweepSchedule(
     // Read as the server sends it: the SDK's describe rounds the runs' times to the millisecond, which two triggers
     // may share.
     const now = await scheduleInfo(client, scheduleId);
-    const recentRuns = now.recentActions ?? [];
+    // Only runs that name the workflow they started: a trigger names a sweep, never an empty id.
+    const recentRuns = (now.recentActions ?? []).flatMap((run) => {
+      const workflowId = run.startWorkflowResult?.workflowId;
+      return workflowId ? [{ workflowId, scheduleTime: run.scheduleTime }] : [];
+    });
     const started = recentRuns.find((run) => sameTime(run.scheduleTime, scheduledTime));
-    if (started) return { workflowId: started.startWorkflowResult?.workflowId ?? '' };
+    if (started) return { workflowId: started.workflowId };
     // A skip with no sweep running is not this trigger's: the schedule counts the skip of a trigger buffered behind
     // another before it records the sweep that other one starts.
-    const runningSweeps = (now.runningWorkflows ?? []).map((run) => run.workflowId ?? '');
+    const runningSweeps = (now.runningWorkflows ?? []).flatMap((run) => (run.workflowId ? [run.workflowId] : []));
     if ((now.overlapSkipped?.toNumber() ?? 0) > before.runsSkippedForOverlap && runningSweeps.length > 0)
       throw new SweepNotStartedError(scheduleId, { skippedFor: runningSweeps });
     if (Date.now() >= deadline) {
-      const startedSince = recentRuns
-        .map((run) => run.startWorkflowResult?.workflowId ?? '')
-        .filter((workflowId) => !earlier.has(workflowId));
+      const startedSince = recentRuns.map((run) => run.workflowId).filter((workflowId) => !earlier.has(workflowId));
       if (startedSince.length > 0) throw new SweepStartUnconfirmedError(scheduleId, startedSince);
       throw new SweepNotStartedError(scheduleId, { waitedMs: TRIGGER_CONFIRM_MS });
     }

@@ -668,7 +668,6 @@ async function sweepReachingBack(): Promise<string> {
   }
 }
 
-/** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 /** A sweep's run as continued as new, carrying a window and a result, with an input this release refuses. */
 async function sweepWithRefusedContinuedInput(workflowId: string): Promise<string> {
   const window = {
@@ -694,6 +693,7 @@ async function sweepWithRefusedContinuedInput(workflowId: string): Promise<strin
   return workflowId;
 }
 
+/** Each scenario starts a workflow and returns its id, and the run to record when it is not the chain's first. */
 const scenarios: Record<string, () => Promise<string | { workflowId: string; runId: string }>> = {
   async 'recovered-one-round'() {
     const batch = simulator.createScriptedBatch({ count: 6, script: { '1': ['fail', 'ok'], '4': ['fail', 'ok'] } });

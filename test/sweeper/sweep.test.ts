@@ -174,7 +174,7 @@ test('a batch whose last recovery failed in a way a new one would repeat is skip
   expect((await env.recoveries.handle(batchId).describe()).runId).toBe(failedRun);
 });
 
-test('a batch whose recovery failed in a way a new one would repeat is started again once the hold has passed', async () => {
+test('a batch whose recovery failed in a way a new one would repeat before any retry call is started again once the hold has passed; one after a call is not', async () => {
   const taskQueue = uniqueTaskQueue('sweep-hold');
   const holdMs = 2_000;
   const connection = await connectWorker();
@@ -194,24 +194,47 @@ test('a batch whose recovery failed in a way a new one would repeat is started a
       workflowId: `sweep-test-${randomUUID()}`,
       args: [{ lookback: '1h', recovery: FAST_POLICY }],
     });
-  const batchId = batchCreated(5, 1);
-  // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found.
-  env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
-  await recoveries.start({ batchId, ...FAST_POLICY });
-  await expect(recoveries.result(batchId)).rejects.toThrow(/Batch not found/);
-  const failed = await recoveries.handle(batchId).describe();
+  const notFound = (batchId: string) => env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
+  // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found
+  // before it sent a retry call.
+  const beforeAnyCall = batchCreated(5, 1);
+  notFound(beforeAnyCall);
+  await recoveries.start({ batchId: beforeAnyCall, ...FAST_POLICY });
+  // The same incident after the recovery's first retry call: that call was applied, and a new recovery would send
+  // the batch's retries again.
+  const afterACall = env.simulator.createScriptedBatch({
+    count: 3,
+    script: { '0': ['fail', 'fail', 'ok'] },
+    created_at: minutesAgo(6),
+  }).id;
+  await recoveries.start({
+    batchId: afterACall,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '1s', maximumInterval: '1s' },
+  });
+  await eventually(
+    'the first retry call',
+    () => env.simulator.ledger.forBatch(afterACall).retries.length > 0 || undefined,
+  );
+  notFound(afterACall);
+  for (const batchId of [beforeAnyCall, afterACall])
+    await expect(recoveries.result(batchId)).rejects.toThrow(/Batch not found/);
+  const failed = await Promise.all([beforeAnyCall, afterACall].map((batchId) => recoveries.handle(batchId).describe()));
   const within = await sweepHere();
   env.simulator.faults.clear('status');
-  await eventually('the hold to pass', () => Date.now() > (failed.closeTime?.getTime() ?? 0) + holdMs || undefined);
+  const lastClosed = Math.max(...failed.map((description) => description.closeTime?.getTime() ?? Infinity));
+  await eventually('the hold to pass', () => Date.now() > lastClosed + holdMs || undefined);
 
   const past = await sweepHere();
 
-  expect(within.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
-  // Before, every later sweep skipped it as permanently_failed, and the batch was never recovered.
-  expect(past.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
-  expect(past.counts).toMatchObject({ started: 1, permanently_failed: 0 });
-  expect((await recoveries.result(batchId)).outcome).toBe('recovered');
-  expect((await recoveries.handle(batchId).describe()).runId).not.toBe(failed.runId);
+  expect(ids(within.skipped)).toEqual([beforeAnyCall, afterACall].sort());
+  expect(within.counts).toMatchObject({ started: 0, permanently_failed: 2 });
+  // Before, every later sweep skipped both as permanently_failed, and the first batch was never recovered.
+  expect(past.started).toEqual([{ batchId: beforeAnyCall, workflowId: recoveryWorkflowId(beforeAnyCall) }]);
+  expect(past.skipped).toEqual([{ batchId: afterACall, reason: 'permanently_failed' }]);
+  expect((await recoveries.result(beforeAnyCall)).outcome).toBe('recovered');
+  expect((await recoveries.handle(beforeAnyCall).describe()).runId).not.toBe(failed[0]?.runId);
+  expect(env.simulator.ledger.forBatch(afterACall).retries).toHaveLength(1);
 });
 
 test('a batch whose recovery was refused for its input at a start of its own (the Web UI) is recovered by the sweep; one a sweep started is not', async () => {
