@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { MetricGauge } from '@temporalio/common';
 import { recentPollerIdentities } from './task-queue-pollers.js';
+import { everyWhileRunning, type WorkerLifeState } from './while-running.js';
 
 /** The gauge's name on /metrics: how many workers this one counts as sharing the Anchor budget. */
 export const WORKERS_SHARING_BUDGET_METRIC = 'anchor_workers_sharing_budget';
@@ -57,7 +58,7 @@ export interface WorkersSharingBudgetOptions {
   gauge: MetricGauge;
   logger: { warn(message: string, meta?: Record<string, unknown>): void };
   /** The worker's state: counted once at creation, then while it runs; counting stops for good after. */
-  state: () => 'before' | 'running' | 'after';
+  state: () => WorkerLifeState;
 }
 
 /**
@@ -70,13 +71,10 @@ export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions)
   const { client, taskQueue, identity, configured, onChange, gauge, logger, state } = options;
   const workers = new WorkersSharingBudget(configured, identity);
   let current = configured;
-  let counting = false;
   /** Logged once while counts keep failing alike (a role without DescribeTaskQueue would fail every one). */
   let lastError: string | undefined;
   gauge.set(current, { taskQueue });
   const count = async () => {
-    if (counting) return;
-    counting = true;
     try {
       const counted = workers.count(await recentPollerIdentities(client, taskQueue, 'activity'), Date.now());
       lastError = undefined;
@@ -95,15 +93,7 @@ export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions)
         workers: current,
         error,
       });
-    } finally {
-      counting = false;
     }
   };
-  const timer = setInterval(() => {
-    const now = state();
-    if (now === 'running') void count();
-    else if (now === 'after') clearInterval(timer);
-  }, WORKER_COUNT_INTERVAL_MS);
-  timer.unref();
-  void count();
+  void everyWhileRunning(state, WORKER_COUNT_INTERVAL_MS, count)();
 }

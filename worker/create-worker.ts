@@ -21,6 +21,7 @@ import type { WorkerConfig } from './config.js';
 import { isolateTimeoutAbortsWorker, limitWorkflowStackTraces } from './node-runtime.js';
 import { keepBatchStatusPollerRunning, POLLER_CHECK_INTERVAL_MS } from './poller-keeper.js';
 import { RecoveryWorkers } from './recovery-workers.js';
+import { workerLifeState } from './while-running.js';
 
 // `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
 const moduleExtension = path.extname(fileURLToPath(import.meta.url));
@@ -168,10 +169,7 @@ export async function createRecoveryWorkers({
     identity,
   });
   const { logger, metricMeter } = Runtime.instance();
-  const workerState = () => {
-    const state = recoveries.getState();
-    return state === 'INITIALIZED' ? 'before' : state === 'RUNNING' ? 'running' : 'after';
-  };
+  const workerState = () => workerLifeState(recoveries);
   const runtimeRisk = isolateTimeoutAbortsWorker();
   if (runtimeRisk) logger.warn(runtimeRisk, { isolateExecutionTimeoutMs: config.limits.isolateExecutionTimeoutMs });
   followWorkersSharingBudget({

@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
+import { everyWhileRunning, type WorkerLifeState } from './while-running.js';
 
 /**
  * How often a worker with the poller checks that it runs, and starts it when it does not: an operator restarts a
@@ -21,7 +22,7 @@ interface KeepPollerOptions {
     warn(message: string, meta?: Record<string, unknown>): void;
   };
   /** The worker's state: checks run while it runs, and stop for good after. */
-  state: () => 'before' | 'running' | 'after';
+  state: () => WorkerLifeState;
   /** Starts the task queue's poller, or finds the one running. */
   start: () => Promise<void>;
 }
@@ -40,10 +41,7 @@ export function keepBatchStatusPollerRunning({
   start,
 }: KeepPollerOptions): void {
   const handle = client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue));
-  let checking = false;
   const check = async () => {
-    if (checking) return;
-    checking = true;
     try {
       const status = await handle.describe().then(
         (description) => description.status.name,
@@ -60,14 +58,7 @@ export function keepBatchStatusPollerRunning({
       if (state() === 'after') return;
       const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_CHECK_ERROR_LENGTH);
       logger.warn('Checking that the batch status poller runs failed; checking again later', { taskQueue, error });
-    } finally {
-      checking = false;
     }
   };
-  const timer = setInterval(() => {
-    const now = state();
-    if (now === 'running') void check();
-    else if (now === 'after') clearInterval(timer);
-  }, intervalMs);
-  timer.unref();
+  everyWhileRunning(state, intervalMs, check);
 }
