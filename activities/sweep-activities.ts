@@ -22,6 +22,7 @@ import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import { roundsDone, type RecoveryReport } from '../workflows/report.js';
 import {
   completedSweepEnd,
+  earlierDate,
   SWEEP_FAILED_BATCHES_WORKFLOW,
   type CompletedSweep,
   type RecoveryOverrides,
@@ -286,9 +287,10 @@ export function createSweepActivities(
        * the field carries none: the unsettled batches of the pages it read are not known, and only later ones count.
        */
       const noteUnsettled = (createdAt: string | undefined) => {
-        const at = isoDateOf(createdAt) ?? input.createdAfter;
-        const oldest = result.oldestUnsettledCreatedAt ?? null;
-        if (oldest === null || Date.parse(at) < Date.parse(oldest)) result.oldestUnsettledCreatedAt = at;
+        result.oldestUnsettledCreatedAt = earlierDate(
+          result.oldestUnsettledCreatedAt ?? null,
+          isoDateOf(createdAt) ?? input.createdAfter,
+        );
       };
       const lastPage = input.maxPages === undefined ? Infinity : input.fromPage + input.maxPages - 1;
       while (result.nextPage !== null && result.nextPage <= lastPage) {

@@ -20,6 +20,7 @@ import { cleanApiText } from '../anchor-api/redact.js';
 import { parseWorkflowInput } from './input.js';
 import { pagesFrom } from './list-pages.js';
 import {
+  earlierDate,
   newSweepResult,
   parseSweepInput,
   recordSkipped,
@@ -141,20 +142,13 @@ export async function sweepFailedBatches(
   // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();
   const fresh = newSweepResult(carried?.window ?? sweepWindow(now, policy.lookback, null).window, policy.statuses, 0);
-  // Counts one level down: a run continued from a release without a count still starts it at 0.
-  const result: SweepResult = {
-    ...fresh,
-    ...carried?.result,
-    counts: { ...fresh.counts, ...carried?.result.counts },
-  };
+  const result = withCarriedResult(fresh, carried);
   /**
    * Records a batch left over_limit or start_failed, by when it was created (unknown: the window's start), so that
    * the result says where the next sweep reaches back to. Values only: no command depends on it, so no patch.
    */
   const leaveOut = (createdAt: string | null | undefined) => {
-    const at = createdAt ?? result.window.createdAfter;
-    if (result.oldestLeftCreatedAt === null || Date.parse(at) < Date.parse(result.oldestLeftCreatedAt))
-      result.oldestLeftCreatedAt = at;
+    result.oldestLeftCreatedAt = earlierDate(result.oldestLeftCreatedAt, createdAt ?? result.window.createdAfter);
   };
   // A run continued from a release before oldestLeftCreatedAt that left batches out: when they were created is lost.
   if (
@@ -276,13 +270,10 @@ export async function sweepFailedBatches(
           result.counts.other_status += chunk.otherStatus;
           // Values only, as no command depends on it (it goes into the result and what continue-as-new carries): no
           // patch. A listing before the field (a recorded history) reads as having listed no batch still unsettled.
-          const unsettledAt = chunk.oldestUnsettledCreatedAt ?? null;
-          const oldestUnsettled = result.oldestUnsettledCreatedAt;
-          if (
-            unsettledAt !== null &&
-            (oldestUnsettled === null || Date.parse(unsettledAt) < Date.parse(oldestUnsettled))
-          )
-            result.oldestUnsettledCreatedAt = unsettledAt;
+          result.oldestUnsettledCreatedAt = earlierDate(
+            result.oldestUnsettledCreatedAt,
+            chunk.oldestUnsettledCreatedAt ?? null,
+          );
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
           result.counts.listed_again += chunk.listedAgain ?? 0;
@@ -332,20 +323,34 @@ export async function sweepFailedBatches(
     }
   } catch (err) {
     if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
-    result.failure = sweepFailureOf(err);
-    log.error('Sweep failed', { ...result.counts, failure: result.failure });
-    countNotStarted(result.counts);
-    // Failed, so a Schedule shows it; the details carry the sweep's report.
-    throw ApplicationFailure.create({
-      type: 'SweepFailed',
-      message: `Sweep stopped: ${result.failure.type}: ${result.failure.message}`,
-      nonRetryable: true,
-      details: [result],
-    });
+    throw sweepFailed(result, err);
   }
   log.info('Sweep finished', result.counts);
   countNotStarted(result.counts);
   return result;
+}
+
+/** A run's result, begun `fresh`, with what the runs before it carried. */
+function withCarriedResult(fresh: SweepResult, carried: CarriedSweep | undefined): SweepResult {
+  // Counts one level down: a run continued from a release without a count still starts it at 0.
+  return { ...fresh, ...carried?.result, counts: { ...fresh.counts, ...carried?.result.counts } };
+}
+
+/**
+ * Ends the sweep on `err` with its result so far: logged, its batches not started counted, and failed, so a Schedule
+ * shows it, with the sweep's report in the failure's details.
+ */
+function sweepFailed(result: SweepResult, err: unknown): ApplicationFailure {
+  const failure = sweepFailureOf(err);
+  result.failure = failure;
+  log.error('Sweep failed', { ...result.counts, failure });
+  countNotStarted(result.counts);
+  return ApplicationFailure.create({
+    type: 'SweepFailed',
+    message: `Sweep stopped: ${failure.type}: ${failure.message}`,
+    nonRetryable: true,
+    details: [result],
+  });
 }
 
 /**
@@ -360,22 +365,7 @@ function parseSweepPolicy(input: SweepFailedBatchesInput, carried: CarriedSweep 
     return parseWorkflowInput(parseSweepInput, input, 'InvalidSweepInput');
   } catch (err) {
     if (carried === undefined || !(err instanceof ApplicationFailure)) throw err;
-    const fresh = newSweepResult(carried.window, sweptStatuses(input), 0);
-    const failure = sweepFailureOf(err);
-    const result: SweepResult = {
-      ...fresh,
-      ...carried.result,
-      counts: { ...fresh.counts, ...carried.result.counts },
-      failure,
-    };
-    log.error('Sweep failed', { ...result.counts, failure });
-    countNotStarted(result.counts);
-    throw ApplicationFailure.create({
-      type: 'SweepFailed',
-      message: `Sweep stopped: ${failure.type}: ${failure.message}`,
-      nonRetryable: true,
-      details: [result],
-    });
+    throw sweepFailed(withCarriedResult(newSweepResult(carried.window, sweptStatuses(input), 0), carried), err);
   }
 }
 

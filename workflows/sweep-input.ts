@@ -128,6 +128,12 @@ export function completedSweepEnd(result: unknown): string | null {
   return new Date(reached - 1).toISOString();
 }
 
+/** The earlier of two dates of the list, either of which may be none. */
+export function earlierDate(current: string | null, candidate: string | null): string | null {
+  if (current === null || candidate === null) return current ?? candidate;
+  return Date.parse(candidate) < Date.parse(current) ? candidate : current;
+}
+
 /** A string no longer than an ISO date with an offset, that Date.parse reads. */
 function isDateText(text: unknown): text is string {
   return typeof text === 'string' && text.length <= 40 && Number.isFinite(Date.parse(text));
