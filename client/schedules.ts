@@ -338,16 +338,22 @@ function sameTime(time: proto.google.protobuf.ITimestamp | null | undefined, { s
   return String(time?.seconds) === String(seconds) && (time?.nanos ?? 0) === nanos;
 }
 
-/** The schedule's info as the server sends it, its times to the nanosecond. */
-async function scheduleInfo(client: Client, scheduleId: string): Promise<proto.temporal.api.schedule.v1.IScheduleInfo> {
+/** A call of the schedule service on a schedule read before: NOT_FOUND means it was deleted since. */
+async function onScheduleService<T>(scheduleId: string, call: () => Promise<T>): Promise<T> {
   try {
-    const { info } = await client.workflowService.describeSchedule({ namespace: client.options.namespace, scheduleId });
-    return info ?? {};
+    return await call();
   } catch (err) {
-    // Deleted since it was read.
     if (isGrpcServiceError(err) && err.code === status.NOT_FOUND) throw new SweepScheduleNotFoundError(scheduleId);
     throw err;
   }
+}
+
+/** The schedule's info as the server sends it, its times to the nanosecond. */
+async function scheduleInfo(client: Client, scheduleId: string): Promise<proto.temporal.api.schedule.v1.IScheduleInfo> {
+  const { info } = await onScheduleService(scheduleId, () =>
+    client.workflowService.describeSchedule({ namespace: client.options.namespace, scheduleId }),
+  );
+  return info ?? {};
 }
 
 /**
@@ -356,8 +362,8 @@ async function scheduleInfo(client: Client, scheduleId: string): Promise<proto.t
  * takes its own).
  */
 async function triggerAt(client: Client, scheduleId: string, scheduledTime: TriggerTime): Promise<void> {
-  try {
-    await client.workflowService.patchSchedule({
+  await onScheduleService(scheduleId, () =>
+    client.workflowService.patchSchedule({
       namespace: client.options.namespace,
       scheduleId,
       identity: client.options.identity,
@@ -368,12 +374,8 @@ async function triggerAt(client: Client, scheduleId: string, scheduledTime: Trig
           scheduledTime: { ...msNumberToTs(scheduledTime.seconds * 1_000), nanos: scheduledTime.nanos },
         },
       },
-    });
-  } catch (err) {
-    // Deleted since it was read.
-    if (isGrpcServiceError(err) && err.code === status.NOT_FOUND) throw new SweepScheduleNotFoundError(scheduleId);
-    throw err;
-  }
+    }),
+  );
 }
 
 /** Deletes the schedule; sweeps and recoveries already started keep running. */
