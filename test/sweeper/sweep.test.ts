@@ -4,7 +4,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
 import { createSweepActivities } from '../../activities/sweep-activities.js';
-import { BatchRecoveries } from '../../client/recoveries.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
@@ -23,6 +22,7 @@ import {
   workerConfig,
   workflowBundle,
   type RecoveryEnv,
+  withOwnWorker,
 } from '../helpers/recovery-env.js';
 import { connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
 
@@ -175,66 +175,62 @@ test('a batch whose last recovery failed in a way a new one would repeat is skip
 });
 
 test('a batch whose recovery failed in a way a new one would repeat before any retry call is started again once the hold has passed; one after a call is not', async () => {
-  const taskQueue = uniqueTaskQueue('sweep-hold');
   const holdMs = 2_000;
-  const connection = await connectWorker();
-  const workers = await createRecoveryWorkers({
-    config: workerConfig(taskQueue, env.simulator.url),
-    connection,
-    workflows: workflowBundle(),
-    // The product's sweep activities, with a hold of seconds in place of hours.
-    replaceActivities: (_activities, api, client) =>
-      createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs }),
-  });
-  ownWorkers.push({ workers, connection, running: workers.run() });
-  const recoveries = new BatchRecoveries(env.client, taskQueue);
-  const sweepHere = () =>
-    env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
-      taskQueue,
-      workflowId: `sweep-test-${randomUUID()}`,
-      args: [{ lookback: '1h', recovery: FAST_POLICY }],
+  // The product's sweep activities, with a hold of seconds in place of hours.
+  const shortHold: Parameters<typeof withOwnWorker>[1] = (_activities, api, client) =>
+    createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs });
+  await withOwnWorker(env.simulator.url, shortHold, async (recoveries) => {
+    const sweepHere = () =>
+      env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+        taskQueue: recoveries.taskQueue,
+        workflowId: `sweep-test-${randomUUID()}`,
+        args: [{ lookback: '1h', recovery: FAST_POLICY }],
+      });
+    const notFound = (batchId: string) =>
+      env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
+    // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found
+    // before it sent a retry call.
+    const beforeAnyCall = batchCreated(5, 1);
+    notFound(beforeAnyCall);
+    await recoveries.start({ batchId: beforeAnyCall, ...FAST_POLICY });
+    // The same incident after the recovery's first retry call: that call was applied, and a new recovery would send
+    // the batch's retries again.
+    const afterACall = env.simulator.createScriptedBatch({
+      count: 3,
+      script: { '0': ['fail', 'fail', 'ok'] },
+      created_at: minutesAgo(6),
+    }).id;
+    await recoveries.start({
+      batchId: afterACall,
+      ...FAST_POLICY,
+      roundBackoff: { initialInterval: '1s', maximumInterval: '1s' },
     });
-  const notFound = (batchId: string) => env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
-  // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found
-  // before it sent a retry call.
-  const beforeAnyCall = batchCreated(5, 1);
-  notFound(beforeAnyCall);
-  await recoveries.start({ batchId: beforeAnyCall, ...FAST_POLICY });
-  // The same incident after the recovery's first retry call: that call was applied, and a new recovery would send
-  // the batch's retries again.
-  const afterACall = env.simulator.createScriptedBatch({
-    count: 3,
-    script: { '0': ['fail', 'fail', 'ok'] },
-    created_at: minutesAgo(6),
-  }).id;
-  await recoveries.start({
-    batchId: afterACall,
-    ...FAST_POLICY,
-    roundBackoff: { initialInterval: '1s', maximumInterval: '1s' },
+    await eventually(
+      'the first retry call',
+      () => env.simulator.ledger.forBatch(afterACall).retries.length > 0 || undefined,
+    );
+    notFound(afterACall);
+    for (const batchId of [beforeAnyCall, afterACall])
+      await expect(recoveries.result(batchId)).rejects.toThrow(/Batch not found/);
+    const failed = await Promise.all(
+      [beforeAnyCall, afterACall].map((batchId) => recoveries.handle(batchId).describe()),
+    );
+    const within = await sweepHere();
+    env.simulator.faults.clear('status');
+    const lastClosed = Math.max(...failed.map((description) => description.closeTime?.getTime() ?? Infinity));
+    await eventually('the hold to pass', () => Date.now() > lastClosed + holdMs || undefined);
+
+    const past = await sweepHere();
+
+    expect(ids(within.skipped)).toEqual([beforeAnyCall, afterACall].sort());
+    expect(within.counts).toMatchObject({ started: 0, permanently_failed: 2 });
+    // Before, every later sweep skipped both as permanently_failed, and the first batch was never recovered.
+    expect(past.started).toEqual([{ batchId: beforeAnyCall, workflowId: recoveryWorkflowId(beforeAnyCall) }]);
+    expect(past.skipped).toEqual([{ batchId: afterACall, reason: 'permanently_failed' }]);
+    expect((await recoveries.result(beforeAnyCall)).outcome).toBe('recovered');
+    expect((await recoveries.handle(beforeAnyCall).describe()).runId).not.toBe(failed[0]?.runId);
+    expect(env.simulator.ledger.forBatch(afterACall).retries).toHaveLength(1);
   });
-  await eventually(
-    'the first retry call',
-    () => env.simulator.ledger.forBatch(afterACall).retries.length > 0 || undefined,
-  );
-  notFound(afterACall);
-  for (const batchId of [beforeAnyCall, afterACall])
-    await expect(recoveries.result(batchId)).rejects.toThrow(/Batch not found/);
-  const failed = await Promise.all([beforeAnyCall, afterACall].map((batchId) => recoveries.handle(batchId).describe()));
-  const within = await sweepHere();
-  env.simulator.faults.clear('status');
-  const lastClosed = Math.max(...failed.map((description) => description.closeTime?.getTime() ?? Infinity));
-  await eventually('the hold to pass', () => Date.now() > lastClosed + holdMs || undefined);
-
-  const past = await sweepHere();
-
-  expect(ids(within.skipped)).toEqual([beforeAnyCall, afterACall].sort());
-  expect(within.counts).toMatchObject({ started: 0, permanently_failed: 2 });
-  // Before, every later sweep skipped both as permanently_failed, and the first batch was never recovered.
-  expect(past.started).toEqual([{ batchId: beforeAnyCall, workflowId: recoveryWorkflowId(beforeAnyCall) }]);
-  expect(past.skipped).toEqual([{ batchId: afterACall, reason: 'permanently_failed' }]);
-  expect((await recoveries.result(beforeAnyCall)).outcome).toBe('recovered');
-  expect((await recoveries.handle(beforeAnyCall).describe()).runId).not.toBe(failed[0]?.runId);
-  expect(env.simulator.ledger.forBatch(afterACall).retries).toHaveLength(1);
 });
 
 test('a batch whose recovery was refused for its input at a start of its own (the Web UI) is recovered by the sweep; one a sweep started is not', async () => {
