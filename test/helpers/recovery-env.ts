@@ -66,7 +66,11 @@ export interface RecoveryEnv {
   /** The retry POSTs the simulator received for a batch, in order. */
   retryPosts(batchId: string): LedgerCall[];
   /** Starts an in-process worker on the env's task queue; stopped by close(). */
-  startWorker(apiKey?: string, limits?: Partial<WorkerConfig['limits']>): Promise<RecoveryWorkers>;
+  startWorker(
+    apiKey?: string,
+    limits?: Partial<WorkerConfig['limits']>,
+    anchor?: Partial<WorkerConfig['anchor']>,
+  ): Promise<RecoveryWorkers>;
   /**
    * Starts a worker that also starts the task queue's batch status poller; close() terminates the poller. `anchor`
    * overrides its API client's settings (a test that holds a call open sets a longer timeout), `limits` its limits.
@@ -111,9 +115,13 @@ export async function startRecoveryEnv(
     recoveries: new BatchRecoveries(client, taskQueue),
     retryPosts: (batchId) =>
       simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'POST' && call.path.endsWith('/retry')),
-    startWorker(apiKey = TEST_API_KEY, limits = {}) {
+    startWorker(apiKey = TEST_API_KEY, limits = {}, anchor = {}) {
       const config = workerConfig(taskQueue, simulator.url, apiKey, temporal);
-      return startWorker({ ...config, limits: { ...config.limits, ...limits } });
+      return startWorker({
+        ...config,
+        anchor: { ...config.anchor, ...anchor },
+        limits: { ...config.limits, ...limits },
+      });
     },
     startPollerWorker(anchor = {}, limits = {}) {
       pollerStarted = true;

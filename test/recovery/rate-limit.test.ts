@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DEFAULT_TIMEOUT_MS } from '../../anchor-api/client.js';
 import { recordHttpRequests } from '../../dev/http-requests.js';
 import { mostWithinWindow } from '../../simulator/ledger.js';
 import { WORKERS_SHARING_BUDGET_METRIC } from '../../worker/budget-share.js';
@@ -27,14 +28,18 @@ interface Workers {
   stop(): Promise<void>;
 }
 
-/** Workers in the test's own process: its HTTP requests are theirs. */
+/**
+ * Workers in the test's own process: its HTTP requests are theirs. They wait for an answer as long as the product
+ * does, not the tests' 2 s: on CI's saturated machine the simulator, in the test's process, once held three status
+ * reads past 2 s, and their retried attempts made 43 calls where the test counts 40.
+ */
 function inProcessWorkers(count: number, limits: Partial<WorkerConfig['limits']>): Workers {
   const sentAt: number[] = [];
   let stopRecording = () => {};
   return {
     async start(env) {
       stopRecording = recordHttpRequests(env.simulator.url, (at) => sentAt.push(at));
-      for (let i = 0; i < count; i += 1) await env.startWorker(undefined, limits);
+      for (let i = 0; i < count; i += 1) await env.startWorker(undefined, limits, { timeoutMs: DEFAULT_TIMEOUT_MS });
     },
     sentAt: () => sentAt,
     stop() {
