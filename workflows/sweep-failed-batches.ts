@@ -17,14 +17,17 @@ import type {
   SweepActivities,
 } from '../activities/sweep-activities.js';
 import { cleanApiText } from '../anchor-api/redact.js';
-import { parseWorkflowInput } from './input.js';
+import { InvalidInputError, parseWorkflowInput } from './input.js';
 import { pagesFrom } from './list-pages.js';
 import {
   earlierDate,
+  isDateText,
   newSweepResult,
   parseSweepInput,
   recordSkipped,
   recordStarted,
+  SWEEP_RESULT_ID_CHARS,
+  SWEEP_RESULT_ITEMS,
   sweepFailureOf,
   type SkipReason,
   type SweepFailedBatchesInput,
@@ -125,6 +128,88 @@ export interface CarriedSweep {
   lookupFailure?: string;
 }
 
+/** The longest lookupFailure a run takes: what sweepFailureOf gives is shorter. */
+const LOOKUP_FAILURE_MAX_CHARS = 1_000;
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * What the run before handed this one, checked before the run reads any of it: the Web UI's start form takes a
+ * second argument, typed by hand. Before, a `carried` without its `result` threw a TypeError in every workflow task,
+ * and the sweep stayed running with no report. Now it fails at once as an invalid input does, naming each field. Null
+ * reads as none. Only what a run reads or passes on is checked; a field left out of an earlier release's runs may be
+ * left out here.
+ */
+function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const problems: string[] = [];
+  const check = (ok: boolean, field: string, expected: string) => {
+    if (!ok) problems.push(`carried${field && `.${field}`}: expected ${expected}`);
+  };
+  const absentOr = (value: unknown, isValid: (value: unknown) => boolean) =>
+    value === undefined || value === null || isValid(value);
+  const items = (value: unknown, field: string, keys: string[]) => {
+    const ok =
+      Array.isArray(value) &&
+      value.length <= SWEEP_RESULT_ITEMS &&
+      value.every(
+        (item) =>
+          isRecord(item) &&
+          keys.every((key) => typeof item[key] === 'string' && item[key].length <= SWEEP_RESULT_ID_CHARS),
+      );
+    check(ok, field, `a list of at most ${SWEEP_RESULT_ITEMS} objects, each with ${keys.join(' and ')}`);
+  };
+  if (!isRecord(raw)) {
+    check(false, '', 'an object: what one run of a sweep hands the next');
+  } else {
+    const { window, nextPage, result, lookupFailure } = raw;
+    check(
+      isRecord(window) && isDateText(window.createdAfter) && isDateText(window.createdBefore),
+      'window',
+      'an object with createdAfter and createdBefore, dates',
+    );
+    check(Number.isSafeInteger(nextPage) && (nextPage as number) >= 1, 'nextPage', 'an integer of 1 or more');
+    check(
+      absentOr(lookupFailure, (text) => typeof text === 'string' && text.length <= LOOKUP_FAILURE_MAX_CHARS),
+      'lookupFailure',
+      `a text of at most ${LOOKUP_FAILURE_MAX_CHARS} characters`,
+    );
+    if (!isRecord(result)) {
+      check(false, 'result', 'an object: the result so far');
+    } else {
+      items(result.started, 'result.started', ['batchId', 'workflowId']);
+      items(result.skipped, 'result.skipped', ['batchId', 'reason']);
+      const known = newSweepResult({ createdAfter: '', createdBefore: '' }, [], 0).counts;
+      check(
+        isRecord(result.counts) &&
+          Object.entries(result.counts).every(
+            ([key, count]) => Object.hasOwn(known, key) && Number.isSafeInteger(count) && (count as number) >= 0,
+          ),
+        'result.counts',
+        `an object of counts of 0 or more, each one of ${Object.keys(known).join(', ')}`,
+      );
+      for (const field of ['oldestLeftCreatedAt', 'oldestUnsettledCreatedAt'] as const)
+        check(absentOr(result[field], isDateText), `result.${field}`, 'a date or null');
+      check(
+        absentOr(
+          result.reachedBack,
+          (reached) =>
+            isRecord(reached) &&
+            typeof reached.workflowId === 'string' &&
+            reached.workflowId.length <= SWEEP_RESULT_ID_CHARS &&
+            isDateText(reached.windowEnd) &&
+            typeof reached.cut === 'boolean',
+        ),
+        'result.reachedBack',
+        'null or an object with workflowId, windowEnd (a date) and cut (true or false)',
+      );
+    }
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems, 'carried state (the second argument)');
+  return raw as CarriedSweep;
+}
+
 /**
  * Finds the batches created within the lookback that have failed sessions and
  * starts a recoverBatch for each that has none yet, newest first, up to
@@ -136,8 +221,9 @@ export interface CarriedSweep {
  */
 export async function sweepFailedBatches(
   input: SweepFailedBatchesInput = {},
-  carried?: CarriedSweep,
+  carriedAsGiven?: CarriedSweep,
 ): Promise<SweepResult> {
+  const carried = parseWorkflowInput(parseCarriedSweep, carriedAsGiven, 'InvalidSweepInput');
   const policy = parseSweepPolicy(input, carried);
   // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();

@@ -135,7 +135,7 @@ export function earlierDate(current: string | null, candidate: string | null): s
 }
 
 /** A string no longer than an ISO date with an offset, that Date.parse reads. */
-function isDateText(text: unknown): text is string {
+export function isDateText(text: unknown): text is string {
   return typeof text === 'string' && text.length <= 40 && Number.isFinite(Date.parse(text));
 }
 

@@ -445,6 +445,44 @@ test('a continued run whose input this release refuses fails with the report the
   expect(env.simulator.ledger.all().calls).toEqual([]);
 });
 
+// The Web UI's start form takes a second argument: what one run of a sweep hands the next, typed by hand.
+test('a carried state typed by hand that a run cannot read fails the sweep at once, naming each field', async () => {
+  const startWith = (carried: unknown) =>
+    env.client.workflow
+      .execute('sweepFailedBatches', {
+        taskQueue: env.taskQueue,
+        workflowId: `sweep-carried-typed-${randomUUID()}`,
+        args: [{ lookback: '1h' }, carried],
+      })
+      .catch((err: unknown) => err);
+  const window = { createdAfter: minutesAgo(60), createdBefore: minutesAgo(0) };
+
+  // Before: every workflow task threw a TypeError on the missing result, and the sweep stayed running.
+  const withoutResult = await startWith({ window, nextPage: 2 });
+  const garbled = await startWith({
+    window: { createdAfter: 'yesterday' },
+    nextPage: 0,
+    result: { started: 'none', skipped: [], counts: { scanned: -1, retried: 2 }, reachedBack: { cut: 'no' } },
+  });
+
+  const causeOf = (failure: unknown) => {
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    return (failure as WorkflowFailedError).cause as ApplicationFailure;
+  };
+  expect(causeOf(withoutResult)).toMatchObject({ type: 'InvalidSweepInput', nonRetryable: true });
+  expect(causeOf(withoutResult).message).toBe(
+    'Invalid carried state (the second argument): carried.result: expected an object: the result so far',
+  );
+  const problems = causeOf(garbled).message;
+  expect(problems).toMatch(/carried\.window: expected an object with createdAfter and createdBefore, dates/);
+  expect(problems).toMatch(/carried\.nextPage: expected an integer of 1 or more/);
+  expect(problems).toMatch(/carried\.result\.started: expected a list of at most 100 objects/);
+  expect(problems).toMatch(/carried\.result\.counts: expected an object of counts of 0 or more/);
+  expect(problems).toMatch(/carried\.result\.reachedBack: expected null or an object/);
+  expect(problems).not.toMatch(/skipped/);
+  expect(env.simulator.ledger.all().calls).toEqual([]);
+});
+
 test('left-out sweep input takes the defaults', () => {
   const policy = parseSweepInput({});
   expect(policy).toMatchObject({
