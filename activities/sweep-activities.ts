@@ -19,7 +19,7 @@ import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
-import { roundsDone, type RecoveryReport } from '../workflows/report.js';
+import { roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
 import {
   completedSweepEnd,
   earlierDate,
@@ -127,11 +127,11 @@ export interface StartBatchRecoveryInput {
 }
 
 /**
- * Failures of an earlier recovery that a new one would repeat: the sweep skips
- * such a batch instead of starting a failing workflow every sweep. A wrong key
- * or missing credits are not here: an operator fixes those, and the next sweep
- * should then recover the batch. InvalidRecoveryInput counts only for a recovery
- * a sweep started (repeatingFailureOf).
+ * Failures of an earlier recovery that a new one would repeat: the sweep skips such a batch instead of starting a
+ * failing workflow every sweep. A wrong key or missing credits are not here: an operator fixes those, and the next
+ * sweep should then recover the batch, at once unless the failed recovery left a retry call of unknown outcome (then
+ * after REPEATING_FAILURE_HOLD_MS). InvalidRecoveryInput counts only for a recovery a sweep started
+ * (repeatingFailureOf).
  */
 const REPEATING_FAILURES = new Set([
   'batch_not_found',
@@ -153,7 +153,8 @@ export const REPEATING_FAILURE_HOLD_MS = 6 * 3_600_000;
 
 /**
  * The failure type of a recovery (its description) when it failed in a way a new one would repeat: for good when it
- * may have sent a retry call, for `holdMs` after it closed when its report shows none.
+ * may have sent a retry call, for `holdMs` after it closed when its report shows none. A failure a new one would not
+ * repeat counts for `holdMs` when its report holds a call of unknown outcome, which a late apply could make a second.
  */
 async function repeatingFailureOf(
   client: Client,
@@ -169,7 +170,10 @@ async function repeatingFailureOf(
       (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
     );
   const type = failure instanceof ApplicationFailure ? failure.type : undefined;
-  if (!type || !REPEATING_FAILURES.has(type)) return undefined;
+  if (!type) return undefined;
+  const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
+  // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown.
+  if (!REPEATING_FAILURES.has(type)) return !heldLongEnough && leftCallOfUnknownOutcome(failure) ? type : undefined;
   // A sweep starts with input its own run checked: an input refused at another start (the Web UI's form sent an empty
   // duration) says nothing of the sweep's. Before, such a batch was skipped by every sweep, and never recovered.
   if (
@@ -177,14 +181,35 @@ async function repeatingFailureOf(
     (description.memo as Partial<SweepMemo> | undefined)?.startedBySweep === undefined
   )
     return undefined;
-  const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
   if (heldLongEnough && sentNoRetryCall(failure)) return undefined;
   return type;
 }
 
+/**
+ * Whether a recovery's report holds a round whose call's outcome it could not reconcile (reconciled, and neither shown
+ * to have taken effect nor to have had none): the API may apply such a call late. A recovery that failed just after
+ * one (a key revoked while the call's answer was lost, so the reconciling read was refused too) was redone by the
+ * next sweep once the key was fixed; a new recovery that read the batch before such a late apply would retry the same
+ * sessions a second time. Hours later, no apply is still to come.
+ */
+function leftCallOfUnknownOutcome(failure: unknown): boolean {
+  const report = reportOf(failure);
+  return (
+    Array.isArray(report?.rounds) &&
+    report.rounds.some(
+      (round: Partial<RecoveryRound> | null) =>
+        round?.reconciled === true && round.reconcileEffect !== 'took_effect' && round.reconcileEffect !== 'no_effect',
+    )
+  );
+}
+
+/** The report a recovery's failure carries (stoppedFailure's details), unchecked: it may be of any release. */
+const reportOf = (failure: unknown) =>
+  failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<RecoveryReport> | undefined) : undefined;
+
 /** Whether a recovery's failure carries its report (stoppedFailure's details), and the report holds no round. */
 function sentNoRetryCall(failure: unknown): boolean {
-  const report = failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<RecoveryReport>) : undefined;
+  const report = reportOf(failure);
   return (
     Array.isArray(report?.rounds) && roundsDone({ rounds: report.rounds, omittedRounds: report.omittedRounds }) === 0
   );

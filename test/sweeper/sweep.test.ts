@@ -8,6 +8,7 @@ import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { CarriedSweep, sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
+import type { RecoveryReport } from '../../workflows/report.js';
 import {
   newSweepResult,
   parseSweepInput,
@@ -230,6 +231,55 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
     expect((await recoveries.result(beforeAnyCall)).outcome).toBe('recovered');
     expect((await recoveries.handle(beforeAnyCall).describe()).runId).not.toBe(failed[0]?.runId);
     expect(env.simulator.ledger.forBatch(afterACall).retries).toHaveLength(1);
+  });
+});
+
+test('a batch whose recovery failed on a revoked key right after a retry call of unknown outcome is started again only once the hold has passed', async () => {
+  const holdMs = 2_000;
+  const shortHold: Parameters<typeof withOwnWorker>[1] = (_activities, api, client) =>
+    createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs });
+  await withOwnWorker(env.simulator.url, shortHold, async (recoveries) => {
+    const sweepHere = () =>
+      env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+        taskQueue: recoveries.taskQueue,
+        workflowId: `sweep-test-${randomUUID()}`,
+        args: [{ lookback: '1h', recovery: FAST_POLICY }],
+      });
+    // The retried session fails again, so the batch still has a failed session for the sweeps to see.
+    const batchId = env.simulator.createScriptedBatch({
+      count: 3,
+      script: { '0': ['fail', 'fail', 'ok'] },
+      created_at: minutesAgo(5),
+    }).id;
+    // The API applies the retry call and the answer is lost; the key is revoked before the recovery reads the batch
+    // to reconcile, so the call's outcome stays unknown and the recovery fails as unauthorized.
+    env.simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId });
+    await recoveries.start({ batchId, ...FAST_POLICY });
+    await eventually('the retry call', () => env.simulator.ledger.forBatch(batchId).retries.length > 0 || undefined);
+    env.simulator.faults.add('status', { type: 'error', statusCode: 401, batchId });
+    const failure = await recoveries.result(batchId).catch((err: unknown) => err);
+    expect(((failure as WorkflowFailedError).cause as ApplicationFailure).type).toBe('unauthorized');
+    const report = ((failure as WorkflowFailedError).cause as ApplicationFailure).details?.[0] as RecoveryReport;
+    expect(report.rounds).toEqual([expect.objectContaining({ reconciled: true, reconcileEffect: 'unknown' })]);
+    const failedRun = await recoveries.handle(batchId).describe();
+    // The operator fixes the key.
+    env.simulator.faults.clear('status');
+
+    const within = await sweepHere();
+    await eventually(
+      'the hold to pass',
+      () => Date.now() > (failedRun.closeTime?.getTime() ?? Infinity) + holdMs || undefined,
+    );
+    const past = await sweepHere();
+
+    // Before, the first sweep after the fix started a new recovery at once.
+    expect(within.started).toEqual([]);
+    expect(within.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
+    expect(past.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+    expect((await recoveries.result(batchId)).outcome).toBe('recovered');
+    expect((await recoveries.handle(batchId).describe()).runId).not.toBe(failedRun.runId);
+    // The lost call, and the new recovery's one.
+    expect(env.simulator.ledger.forBatch(batchId).retries).toHaveLength(2);
   });
 });
 
