@@ -19,13 +19,15 @@ import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
-import { roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
+import { cutText, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
 import {
   completedSweepEnd,
   earlierDate,
   SWEEP_FAILED_BATCHES_WORKFLOW,
+  SWEEP_RESULT_ID_CHARS,
   type CompletedSweep,
   type RecoveryOverrides,
+  type SweepResult,
   type SweepStatus,
   SWEEP_RESULT_ITEMS,
 } from '../workflows/sweep-input.js';
@@ -110,6 +112,11 @@ export interface ListFailedBatchesResult {
    * to it (SweepResult's oldestUnsettledCreatedAt). Absent from results of listings before it.
    */
   oldestUnsettledCreatedAt?: string | null;
+  /**
+   * The id of that batch as listed, cut as the sweep's result cuts ids; null when the list gave none. Absent from
+   * results of listings before it.
+   */
+  oldestUnsettledBatchId?: string | null;
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -289,6 +296,7 @@ export function createSweepActivities(
             pastRetention: 0,
             pastRetentionIds: [],
             oldestUnsettledCreatedAt: null,
+            oldestUnsettledBatchId: null,
             nextPage: input.fromPage,
           };
 
@@ -311,11 +319,12 @@ export function createSweepActivities(
        * Records a batch listed still pending or processing, by when it was created. A heartbeat of a worker before
        * the field carries none: the unsettled batches of the pages it read are not known, and only later ones count.
        */
-      const noteUnsettled = (createdAt: string | undefined) => {
-        result.oldestUnsettledCreatedAt = earlierDate(
-          result.oldestUnsettledCreatedAt ?? null,
-          isoDateOf(createdAt) ?? input.createdAfter,
-        );
+      const noteUnsettled = (createdAt: string | undefined, batchId: unknown) => {
+        const oldest = result.oldestUnsettledCreatedAt ?? null;
+        const earlier = earlierDate(oldest, isoDateOf(createdAt) ?? input.createdAfter);
+        if (earlier === oldest) return;
+        result.oldestUnsettledCreatedAt = earlier;
+        result.oldestUnsettledBatchId = typeof batchId === 'string' ? cutText(batchId, SWEEP_RESULT_ID_CHARS) : null;
       };
       const lastPage = input.maxPages === undefined ? Infinity : input.fromPage + input.maxPages - 1;
       while (result.nextPage !== null && result.nextPage <= lastPage) {
@@ -354,7 +363,7 @@ export function createSweepActivities(
             result.otherStatus += 1;
             // Before, a batch still running when it dropped out of every later window was never swept.
             if (isInFlightBatchStatus(batch.status) && !pastRetention(batch.created_at))
-              noteUnsettled(batch.created_at);
+              noteUnsettled(batch.created_at, batch.batch_id);
           }
           // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
           // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
@@ -403,7 +412,8 @@ export function createSweepActivities(
      * lookback left them in no later window, as a batch still running when it dropped out of the lookback was. A sweep
      * gone from history, or whose result has no window (or no date where the oldest batch left out goes), is passed
      * over for the one before it; when every one listed is, the lookup fails rather than take the lookback alone for
-     * a window that reached back.
+     * a window that reached back. endWithoutUnsettled is where the window got to without the batch listed still
+     * unsettled, when that batch held it back further: where the next window ends once it gives up waiting for it.
      */
     async findLastCompletedSweep({ scheduleId }: { scheduleId: string }): Promise<CompletedSweep | null> {
       const query =
@@ -426,7 +436,12 @@ export function createSweepActivities(
             throw err;
           });
         const windowEnd = completedSweepEnd(result);
-        if (windowEnd !== null) return { workflowId, windowEnd };
+        const endWithoutUnsettled = completedSweepEnd(result, false);
+        if (windowEnd === null || endWithoutUnsettled === null) continue;
+        if (endWithoutUnsettled === windowEnd) return { workflowId, windowEnd };
+        const listed = (result as Partial<SweepResult>).oldestUnsettledBatchId;
+        const unsettledBatchId = typeof listed === 'string' ? cutText(listed, SWEEP_RESULT_ID_CHARS) : null;
+        return { workflowId, windowEnd, endWithoutUnsettled, unsettledBatchId };
       }
       if (completed.length === 0) return null;
       throw ApplicationFailure.create({

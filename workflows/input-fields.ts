@@ -49,6 +49,13 @@ export const sweepFields = {
   /** Batches created within this long before the sweep are scanned. */
   lookback: { type: 'duration', min: '1m', max: '90d', default: '24h' },
   /**
+   * How long after its creation a batch listed still pending or processing holds back the window of its schedule's
+   * next sweep. Past it, that sweep gives up waiting for the batch (its result's unsettledGivenUpCreatedAt, counted in
+   * anchor_sweep_unsettled_waits_given_up): a batch stuck for good pinned every sweep's window back to it until it
+   * was past the retention, each sweep reading every page since.
+   */
+  unsettledWait: { type: 'duration', min: '1m', max: '90d', default: '7d' },
+  /**
    * Settled statuses a batch with failed sessions can have. The simulator reports such a batch as
    * `failed`; the contract also allows `completed` with failed_requests > 0, so both are scanned by default.
    */

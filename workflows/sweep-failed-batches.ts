@@ -114,16 +114,25 @@ const REPEATED_PAGES_IN_A_ROW = 3;
  */
 const WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH = 'sweep-window-from-last-completed-sweep';
 
+/** The result's fields a run hands the next beside started, skipped and counts, each added by a later release. */
+const RESULT_FIELDS_CARRIED = [
+  'reachedBack',
+  'oldestLeftCreatedAt',
+  'oldestUnsettledCreatedAt',
+  'oldestUnsettledBatchId',
+  'unsettledGivenUp',
+] as const;
+
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
   window: SweepResult['window'];
   nextPage: number;
   /**
-   * reachedBack, oldestLeftCreatedAt and oldestUnsettledCreatedAt are absent from what runs of a release before each
-   * carried: a run continued from one before oldestUnsettledCreatedAt starts it at null.
+   * The result's fields after counts are absent from what runs of a release before each carried: a run continued
+   * from one before oldestUnsettledCreatedAt starts it at null.
    */
   result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> &
-    Partial<Pick<SweepResult, 'reachedBack' | 'oldestLeftCreatedAt' | 'oldestUnsettledCreatedAt'>>;
+    Partial<Pick<SweepResult, (typeof RESULT_FIELDS_CARRIED)[number]>>;
   /** Why the first run could not find where the schedule's last completed sweep ended: the chain fails at its end. */
   lookupFailure?: string;
 }
@@ -133,6 +142,7 @@ const LOOKUP_FAILURE_MAX_CHARS = 1_000;
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
+const isResultId = (value: unknown) => typeof value === 'string' && value.length <= SWEEP_RESULT_ID_CHARS;
 
 /**
  * What the run before handed this one, checked before the run reads any of it: the Web UI's start form takes a
@@ -153,11 +163,7 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
     const ok =
       Array.isArray(value) &&
       value.length <= SWEEP_RESULT_ITEMS &&
-      value.every(
-        (item) =>
-          isRecord(item) &&
-          keys.every((key) => typeof item[key] === 'string' && item[key].length <= SWEEP_RESULT_ID_CHARS),
-      );
+      value.every((item) => isRecord(item) && keys.every((key) => isResultId(item[key])));
     check(ok, field, `a list of at most ${SWEEP_RESULT_ITEMS} objects, each with ${keys.join(' and ')}`);
   };
   if (!isRecord(raw)) {
@@ -192,12 +198,28 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
       for (const field of ['oldestLeftCreatedAt', 'oldestUnsettledCreatedAt'] as const)
         check(absentOr(result[field], isDateText), `result.${field}`, 'a date or null');
       check(
+        absentOr(result.oldestUnsettledBatchId, isResultId),
+        'result.oldestUnsettledBatchId',
+        `null or a text of at most ${SWEEP_RESULT_ID_CHARS} characters`,
+      );
+      check(
+        absentOr(
+          result.unsettledGivenUp,
+          (givenUp) =>
+            isRecord(givenUp) &&
+            (givenUp.batchId === null || isResultId(givenUp.batchId)) &&
+            isDateText(givenUp.createdAt) &&
+            isResultId(givenUp.listedBy),
+        ),
+        'result.unsettledGivenUp',
+        'null or an object with batchId (null or a text), createdAt (a date) and listedBy (a text)',
+      );
+      check(
         absentOr(
           result.reachedBack,
           (reached) =>
             isRecord(reached) &&
-            typeof reached.workflowId === 'string' &&
-            reached.workflowId.length <= SWEEP_RESULT_ID_CHARS &&
+            isResultId(reached.workflowId) &&
             isDateText(reached.windowEnd) &&
             typeof reached.cut === 'boolean',
         ),
@@ -227,7 +249,11 @@ export async function sweepFailedBatches(
   const policy = parseSweepPolicy(input, carried);
   // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();
-  const fresh = newSweepResult(carried?.window ?? sweepWindow(now, policy.lookback, null).window, policy.statuses, 0);
+  const fresh = newSweepResult(
+    carried?.window ?? sweepWindow(now, policy.lookback, null, policy.unsettledWait).window,
+    policy.statuses,
+    0,
+  );
   const result = withCarriedResult(fresh, carried);
   /**
    * Records a batch left over_limit or start_failed, by when it was created (unknown: the window's start), so that
@@ -299,7 +325,8 @@ export async function sweepFailedBatches(
     if (carried === undefined && scheduleId !== undefined && patched(WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH)) {
       try {
         const lastCompleted = await findLastCompletedSweep({ scheduleId });
-        Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
+        Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted, policy.unsettledWait));
+        if (result.unsettledGivenUp !== null) giveUpOnUnsettled(result.unsettledGivenUp);
         if (result.reachedBack?.cut)
           log.warn('Window cut at 90 days back: batches created before it are not swept', { ...result.reachedBack });
         else log.info('Sweep window', { ...result.window, reachedBackTo: result.reachedBack?.workflowId ?? null });
@@ -356,10 +383,11 @@ export async function sweepFailedBatches(
           result.counts.other_status += chunk.otherStatus;
           // Values only, as no command depends on it (it goes into the result and what continue-as-new carries): no
           // patch. A listing before the field (a recorded history) reads as having listed no batch still unsettled.
-          result.oldestUnsettledCreatedAt = earlierDate(
-            result.oldestUnsettledCreatedAt,
-            chunk.oldestUnsettledCreatedAt ?? null,
-          );
+          const oldestUnsettled = earlierDate(result.oldestUnsettledCreatedAt, chunk.oldestUnsettledCreatedAt ?? null);
+          if (oldestUnsettled !== result.oldestUnsettledCreatedAt) {
+            result.oldestUnsettledCreatedAt = oldestUnsettled;
+            result.oldestUnsettledBatchId = chunk.oldestUnsettledBatchId ?? null;
+          }
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
           result.counts.listed_again += chunk.listedAgain ?? 0;
@@ -390,11 +418,12 @@ export async function sweepFailedBatches(
           nextPage !== null &&
           (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
         ) {
-          const { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt } = result;
+          const { started, skipped, counts } = result;
+          const later = Object.fromEntries(RESULT_FIELDS_CARRIED.map((field) => [field, result[field]]));
           await continueAsNew<typeof sweepFailedBatches>(input, {
             window,
             nextPage,
-            result: { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt },
+            result: { started, skipped, counts, ...later },
             ...(lookupFailure !== undefined && { lookupFailure }),
           });
         }
@@ -462,6 +491,25 @@ function sweptStatuses(input: SweepFailedBatchesInput): SweepStatus[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Tells that the sweep gave up waiting for a batch its schedule's last completed sweep listed still pending or
+ * processing (sweepWindow): logged, and counted once a sweep, in its first run, so that an alert can tell an operator
+ * that the batch, should it settle with failed sessions, is in no later window. Metrics only: the SDK adds nothing on
+ * replay.
+ */
+function giveUpOnUnsettled(givenUp: NonNullable<SweepResult['unsettledGivenUp']>): void {
+  log.warn('Gave up waiting for a batch listed still pending or processing: no sweep reaches back to it any more', {
+    ...givenUp,
+  });
+  metricMeter
+    .createCounter(
+      'anchor_sweep_unsettled_waits_given_up',
+      'sweeps',
+      'Sweeps that gave up waiting for a batch listed still pending or processing past unsettledWait',
+    )
+    .add(1);
 }
 
 /**

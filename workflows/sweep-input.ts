@@ -44,7 +44,7 @@ export type SkipReason =
 /** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
 export const SWEEP_RESULT_ITEMS = 100;
 /** The largest SweepResult, in bytes of JSON (UTF-8), however many batches the sweep scanned. */
-export const SWEEP_RESULT_MAX_BYTES = 90_000;
+export const SWEEP_RESULT_MAX_BYTES = 92_000;
 
 export interface SweepResult {
   /** The creation window scanned, from the sweep's (workflow) time. */
@@ -96,6 +96,18 @@ export interface SweepResult {
    * results of sweeps before it, which read as having listed none.
    */
   oldestUnsettledCreatedAt: string | null;
+  /**
+   * The id of that batch, as listed (cut as the other ids), or null when it listed none, or the list gave no id.
+   * Absent from the results of sweeps before it.
+   */
+  oldestUnsettledBatchId: string | null;
+  /**
+   * The oldest batch the schedule's last completed sweep (listedBy) listed still pending or processing, when it was
+   * created longer than unsettledWait before this sweep and before its lookback: this sweep gave up waiting for it,
+   * and its window does not reach back to it. No later sweep does either: should the batch settle with failed
+   * sessions, recover it by hand. Null when it gave up on none; absent from the results of sweeps before it.
+   */
+  unsettledGivenUp: { batchId: string | null; createdAt: string; listedBy: string } | null;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
 }
@@ -108,6 +120,14 @@ export interface SweepResult {
 export interface CompletedSweep {
   workflowId: string;
   windowEnd: string;
+  /**
+   * Where the window got to leaving out the oldest batch the sweep listed still pending or processing, when that batch
+   * alone held windowEnd further back: the next sweep's window ends there once it gives up waiting for the batch
+   * (unsettledWait). Absent from the lookups of releases before it, whose sweeps wait for such a batch for ever.
+   */
+  endWithoutUnsettled?: string;
+  /** The id of that batch, as its result gives it, when endWithoutUnsettled is set. */
+  unsettledBatchId?: string | null;
 }
 
 /**
@@ -117,12 +137,16 @@ export interface CompletedSweep {
  * simulator takes neither): one millisecond early, the next window takes it, where starting at the end left a batch
  * created as one window ended in neither. A result of a sweep before oldestLeftCreatedAt or oldestUnsettledCreatedAt
  * reads as leaving, or listing, none. Null when the result gives no date where one of them goes (edited by hand,
- * another workflow of that name): only a date goes into the lookup's marker.
+ * another workflow of that name): only a date goes into the lookup's marker. `withUnsettled` false leaves the batches
+ * listed still unsettled out (CompletedSweep's endWithoutUnsettled).
  */
-export function completedSweepEnd(result: unknown): string | null {
+export function completedSweepEnd(result: unknown, withUnsettled = true): string | null {
   const swept = result as Partial<SweepResult> | null | undefined;
   const windowEnd = swept?.window?.createdBefore;
-  const earlier = [swept?.oldestLeftCreatedAt ?? null, swept?.oldestUnsettledCreatedAt ?? null];
+  const earlier = [
+    swept?.oldestLeftCreatedAt ?? null,
+    withUnsettled ? (swept?.oldestUnsettledCreatedAt ?? null) : null,
+  ];
   if (!isDateText(windowEnd) || !earlier.every((at) => at === null || isDateText(at))) return null;
   const reached = Math.min(Date.parse(windowEnd), ...earlier.flatMap((at) => (at === null ? [] : [Date.parse(at)])));
   return new Date(reached - 1).toISOString();
@@ -152,17 +176,36 @@ export function sweepWindow(
   now: number,
   lookbackMs: number,
   lastCompleted: CompletedSweep | null,
-): Pick<SweepResult, 'window' | 'reachedBack'> {
+  unsettledWaitMs: number,
+): Pick<SweepResult, 'window' | 'reachedBack' | 'unsettledGivenUp'> {
   const createdBefore = new Date(now).toISOString();
   const lookbackStart = now - lookbackMs;
-  const lastEnd = lastCompleted === null ? NaN : Date.parse(lastCompleted.windowEnd);
+  const heldBackTo = lastCompleted === null ? NaN : Date.parse(lastCompleted.windowEnd);
+  // Held back, past the lookback, by a batch listed unsettled longer ago than the wait: the window ends where it would
+  // without that batch, and the result says when it was created (windowEnd is a millisecond before).
+  const givenUp =
+    lastCompleted?.endWithoutUnsettled !== undefined && heldBackTo < Math.min(now - unsettledWaitMs, lookbackStart);
+  const unsettledGivenUp = givenUp
+    ? {
+        batchId: typeof lastCompleted.unsettledBatchId === 'string' ? id(lastCompleted.unsettledBatchId) : null,
+        createdAt: new Date(heldBackTo + 1).toISOString(),
+        listedBy: id(lastCompleted.workflowId),
+      }
+    : null;
+  const end = givenUp ? lastCompleted?.endWithoutUnsettled : lastCompleted?.windowEnd;
+  const lastEnd = end === undefined ? NaN : Date.parse(end);
   // A window that ended in the lookback, or none known (no sweep, or no readable end), leaves no gap to cover.
-  if (lastCompleted === null || !(lastEnd < lookbackStart))
-    return { window: { createdAfter: new Date(lookbackStart).toISOString(), createdBefore }, reachedBack: null };
+  if (lastCompleted === null || end === undefined || !(lastEnd < lookbackStart))
+    return {
+      window: { createdAfter: new Date(lookbackStart).toISOString(), createdBefore },
+      reachedBack: null,
+      unsettledGivenUp,
+    };
   const cut = lastEnd < now - SWEEP_MAX_WINDOW_MS;
   return {
     window: { createdAfter: new Date(cut ? now - SWEEP_MAX_WINDOW_MS : lastEnd).toISOString(), createdBefore },
-    reachedBack: { workflowId: id(lastCompleted.workflowId), windowEnd: lastCompleted.windowEnd, cut },
+    reachedBack: { workflowId: id(lastCompleted.workflowId), windowEnd: end, cut },
+    unsettledGivenUp,
   };
 }
 
@@ -175,6 +218,8 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
     reachedBack: null,
     oldestLeftCreatedAt: null,
     oldestUnsettledCreatedAt: null,
+    oldestUnsettledBatchId: null,
+    unsettledGivenUp: null,
     failure: null,
     counts: {
       scanned,

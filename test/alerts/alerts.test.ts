@@ -248,6 +248,8 @@ describe('against a worker process', () => {
     // them from a worker process.
     named.delete('anchor_sweep_batches_left');
     named.delete('anchor_sweep_batches_past_retention');
+    // Emitted only once a scheduled sweep gives up waiting for a batch: read by a test of SweepsGaveUpOnUnsettledBatch.
+    named.delete('anchor_sweep_unsettled_waits_given_up');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
@@ -498,4 +500,60 @@ describe('against a worker process', () => {
     const labels = `namespace="${client.options.namespace}",taskQueue="${taskQueue}"`;
     expect(counted).toEqual([`anchor_sweep_batches_past_retention{${labels},workflowType="sweepFailedBatches"} 2`]);
   });
+
+  // Until then, every sweep of the schedule read the list back to such a batch, however long it stayed unsettled.
+  test('a scheduled sweep that gives up waiting for a batch still processing counts in anchor_sweep_unsettled_waits_given_up, which SweepsGaveUpOnUnsettledBatch reads', async () => {
+    simulator.reset();
+    const taskQueue = uniqueTaskQueue('alerts-sweep-unsettled');
+    const worker = await startWorker(taskQueue, { ANCHOR_BATCH_STATUS_POLLER: 'false' });
+    // Held: processing at both sweeps, as a batch the API never settles.
+    const stuck = simulator.createScriptedBatch({
+      count: 2,
+      script: { '1': ['fail', 'ok'] },
+      created_at: new Date(Date.now() - 40_000).toISOString(),
+      hold: true,
+    });
+    const scheduleId = `alerts-unsettled-${randomUUID()}`;
+    const schedule = await client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: '1h' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'sweepFailedBatches',
+        taskQueue,
+        workflowId: scheduleId,
+        args: [{ lookback: '1m', unsettledWait: '1m', recovery: FAST_POLICY }],
+      },
+      state: { paused: true },
+    });
+    const swept = new Set<string>();
+    const sweepNow = async () => {
+      await schedule.trigger();
+      const workflowId = await eventually('the triggered sweep', async () =>
+        (await schedule.describe()).info.recentActions
+          .map((action) => action.action.workflow.workflowId)
+          .find((id) => !swept.has(id)),
+      );
+      swept.add(workflowId);
+      return await client.workflow.getHandle<typeof sweepFailedBatches>(workflowId).result();
+    };
+    try {
+      expect((await sweepNow()).oldestUnsettledBatchId).toBe(stuck.id);
+      await eventually(
+        'the batch to be older than the wait',
+        () => Date.now() > stuck.createdAt + 62_000 || undefined,
+        90_000,
+      );
+      const second = await sweepNow();
+      const counted = await workflowMetricSamples(worker, /^anchor_sweep_unsettled_waits_given_up\{/, 1);
+
+      expect(second.unsettledGivenUp?.batchId).toBe(stuck.id);
+      const labels = `namespace="${client.options.namespace}",taskQueue="${taskQueue}"`;
+      expect(counted).toEqual([`anchor_sweep_unsettled_waits_given_up{${labels},workflowType="sweepFailedBatches"} 1`]);
+    } finally {
+      await schedule.delete();
+      worker.child.kill('SIGTERM');
+      await worker.closed;
+    }
+  }, 150_000);
 });

@@ -112,13 +112,18 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
     return printed.join('\n');
   };
 
-  expect(await run('upsert', '--every', '1h', '--lookback', '2h', '--max-starts', '5', '--fan-out', '2')).toMatch(
+  const upserted = await run(
+    'upsert',
+    ...['--every', '1h', '--lookback', '2h', '--max-starts', '5', '--fan-out', '2', '--unsettled-wait', '3d'],
+  );
+  expect(upserted).toMatch(
     new RegExp(`Created schedule ${scheduleId}.*\\nWeb UI: http://ui.test/namespaces/.+/schedules/${scheduleId}`),
   );
   expect((await describeSweepSchedule(env.client, scheduleId)).sweep).toEqual({
     lookback: '2h',
     maxStarts: 5,
     fanOut: 2,
+    unsettledWait: '3d',
   });
 
   await run('pause', '--note', 'maintenance');
@@ -677,4 +682,42 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
   expect(second.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   expect(second.oldestUnsettledCreatedAt).toBeNull();
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+}, 150_000);
+
+test('a scheduled sweep gives up waiting for a batch listed still processing once it is older than unsettledWait', async () => {
+  const scheduleId = newScheduleId();
+  const triggerSweep = await triggeredSweepSchedule(scheduleId, {
+    lookback: '1m',
+    unsettledWait: '1m',
+    recovery: FAST_POLICY,
+  });
+  // Stuck: still processing at both sweeps, as a batch the API never settles.
+  const batch = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(Date.now() - 40_000).toISOString(),
+    hold: true,
+  });
+  const createdAt = new Date(batch.createdAt).toISOString();
+
+  const firstSweep = await triggerSweep();
+  const first = (await firstSweep.result()) as SweepResult;
+  expect(first.oldestUnsettledCreatedAt).toBe(createdAt);
+  expect(first.oldestUnsettledBatchId).toBe(batch.id);
+  // Time has to pass here: the batch must be older than the shortest wait, and the lookback, at the next sweep.
+  await eventually(
+    'the batch to be older than the wait',
+    () => Date.now() > batch.createdAt + 62_000 || undefined,
+    90_000,
+  );
+
+  const secondSweep = await triggerSweep();
+  const second = (await secondSweep.result()) as SweepResult;
+
+  // Before, every later sweep reached back to the batch until it was past the retention, reading every page since.
+  expect(second.unsettledGivenUp).toEqual({ batchId: batch.id, createdAt, listedBy: firstSweep.workflowId });
+  expect(second.reachedBack).toBeNull();
+  expect(Date.parse(second.window.createdAfter)).toBe(Date.parse(second.window.createdBefore) - 60_000);
+  expect(second.oldestUnsettledCreatedAt).toBeNull();
+  expect(batch.status(env.simulator.clock.now())).toBe('processing');
 }, 150_000);
