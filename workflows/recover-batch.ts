@@ -79,6 +79,7 @@ import {
   type SendRetryResult,
 } from './retry-protocol.js';
 import { WakeableWait } from './wakeable-wait.js';
+import { parseCarriedRecovery } from './carried-recovery.js';
 import { checkField } from './fields.js';
 import {
   anchorBatchIdKey,
@@ -572,6 +573,30 @@ async function stopWithCarriedReport(carried: CarriedRecovery, refusal: unknown)
   throw stoppedFailure(report, failure);
 }
 
+/**
+ * Recoveries from this change on check the state the run before handed them (CarriedRecovery) before reading any of
+ * it, and fail at once when it cannot be read, as InvalidRecoveryInput naming each field (`carried.report.rounds:
+ * expected …`): the Web UI's start form takes that second argument typed by hand, or copied from a continued run with
+ * "start workflow like this one" and its batchId edited. Before, a report the run could not read (`{}`, a text, rounds
+ * that are no list) threw a TypeError in every workflow task, before or after a refused input reached
+ * stopWithCarriedReport, and the recovery stayed running with no report; a report of another batch was taken for this
+ * one. Checked first, so a refused input's stop never reads a garbled report. Asked only for a state refused: a valid
+ * one takes the same commands as before. A refused state that threw in the first workflow task left no completed task
+ * to replay; one the code before went on with (another batch's report, say) replays down that path, as given.
+ */
+export const CARRIED_STATE_CHECKED_PATCH = 'recovery-carried-state-checked';
+
+function checkedCarried(input: unknown, carried: unknown): CarriedRecovery | undefined {
+  const inputBatchId = typeof input === 'object' && input !== null ? (input as { batchId?: unknown }).batchId : null;
+  try {
+    return parseWorkflowInput((raw) => parseCarriedRecovery(raw, inputBatchId), carried, 'InvalidRecoveryInput');
+  } catch (err) {
+    if (!patched(CARRIED_STATE_CHECKED_PATCH)) return carried as CarriedRecovery | undefined;
+    recordInvalidInput(input);
+    throw err;
+  }
+}
+
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
   const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
   return Math.min(initialInterval * backoffCoefficient ** (round - 1), maximumInterval);
@@ -582,7 +607,11 @@ function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
  * its failed sessions with backoff, round after round within maxRounds and the
  * deadline, and records every round in the report it returns.
  */
-export async function recoverBatch(input: RecoverBatchInput, carried?: CarriedRecovery): Promise<RecoveryReport> {
+export async function recoverBatch(
+  input: RecoverBatchInput,
+  carriedAsGiven?: CarriedRecovery,
+): Promise<RecoveryReport> {
+  const carried = checkedCarried(input, carriedAsGiven);
   let policy: RecoveryPolicy;
   try {
     policy = parseWorkflowInput(parseRecoverBatchInput, input, 'InvalidRecoveryInput');

@@ -37,6 +37,13 @@ export const REPORT_MAX_BYTES = 120_000;
 
 /** Where the loop is; `running` is the outcome search attribute's value until one is known. */
 export type RecoveryPhase = 'waiting_for_batch' | 'backing_off' | 'paused' | 'retrying' | 'done';
+export const RECOVERY_PHASES: readonly RecoveryPhase[] = [
+  'waiting_for_batch',
+  'backing_off',
+  'paused',
+  'retrying',
+  'done',
+];
 
 export interface FailingSession {
   itemIndex: number;

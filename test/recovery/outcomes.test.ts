@@ -1,8 +1,9 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
-import { recoverBatch } from '../../workflows/recover-batch.js';
-import { newReport, recordRound } from '../../workflows/report.js';
+import { recoverBatch, type CarriedRecovery } from '../../workflows/recover-batch.js';
+import type { RecoverBatchInput } from '../../workflows/input.js';
+import { newReport, recordRound, roundsDone } from '../../workflows/report.js';
 import { anchorBatchIdKey, recoveryOutcomeKey, recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import { FAST_POLICY, memoWrites, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
@@ -194,23 +195,125 @@ test('a run continued as new with input this release refuses stops with the repo
   expect(env.retryPosts(batch.id)).toHaveLength(0);
 });
 
-test('a bug of ours (an invalid deadline carried in) ends the recovery as failed with its report, not stuck running', async () => {
-  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
-  const workflowId = recoveryWorkflowId(batch.id);
-  // A carried report whose deadline is not a date: the activity time limits computed from it are invalid and the
-  // SDK throws in the workflow, as a year-long deadline once made the report throw. Nothing an operator types can do
-  // this any more (inputs are bounded); it stands for any bug in the workflow's own code.
-  const report = { ...newReport(batch.id, workflowId, new Date(), new Date(), 3), deadlineAt: 'not a date' };
-  await env.client.workflow.start(recoverBatch, {
-    taskQueue: env.taskQueue,
-    workflowId,
-    args: [{ batchId: batch.id, ...FAST_POLICY }, { report }],
-  });
-  const failure = await env.recoveries.result(batch.id).catch((err: unknown) => err);
+describe("a carried state typed by hand in the Web UI's start form (recoverBatch's second argument)", () => {
+  // Before, a report the run could not read threw a TypeError in every workflow task: the recovery stayed running, its
+  // task failing, with no report. A carried deadline that is not a date once stood in this file for a bug of ours (the
+  // SDK threw on the time limits computed from it); it is now refused here with the rest.
+  const refusedAtOnce = async (batchId: string, carried: unknown) => {
+    const workflowId = `carried-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const failure = await env.client.workflow
+      .execute('recoverBatch', { taskQueue: env.taskQueue, workflowId, args: [{ batchId, ...FAST_POLICY }, carried] })
+      .catch((err: unknown) => err);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string; nonRetryable?: boolean };
+    expect(cause.type).toBe('InvalidRecoveryInput');
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toMatch(/^Invalid carried state \(the second argument\): /);
+    const description = await env.client.workflow.getHandle(workflowId).describe();
+    expect(description.status.name).toBe('FAILED');
+    expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
+    expect(description.typedSearchAttributes.get(anchorBatchIdKey)).toBe(batchId);
+    // Nothing of the batch was read or retried.
+    expect(env.simulator.ledger.forBatch(batchId).calls).toHaveLength(0);
+    return cause.message;
+  };
 
-  expect(failure).toBeInstanceOf(RecoveryFailedError);
-  expect((failure as RecoveryFailedError).report?.failure).toMatchObject({ type: 'ValueError' });
-  const description = await env.recoveries.handle(batch.id).describe();
-  expect(description.status.name).toBe('FAILED');
-  expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
+  test('a report with no fields fails the recovery at once, naming each field it lacks', async () => {
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    const message = await refusedAtOnce(batch.id, { report: {} });
+
+    for (const field of [
+      'batchId',
+      'workflowId',
+      'phase',
+      'paused',
+      'startedAt',
+      'deadlineAt',
+      'maxRounds',
+      'continuedAsNew',
+      'rounds',
+      'totals',
+      'stillFailing',
+    ])
+      expect(message).toContain(`carried.report.${field}: expected `);
+  });
+
+  test("another batch's report fails the recovery at once, naming the batchId", async () => {
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    const other = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    const report = newReport(other.id, recoveryWorkflowId(other.id), new Date(), new Date(Date.now() + 3_600_000), 3);
+    const message = await refusedAtOnce(batch.id, { report });
+
+    expect(message).toBe(
+      "Invalid carried state (the second argument): carried.report.batchId: expected the input's batchId: a report " +
+        'of the batch this recovery recovers',
+    );
+    expect(env.simulator.ledger.forBatch(other.id).calls).toHaveLength(0);
+  });
+
+  test('a garbled report fails the recovery at once, naming each bad field and no good one', async () => {
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    const good = newReport(batch.id, recoveryWorkflowId(batch.id), new Date(), new Date(Date.now() + 3_600_000), 3);
+    const report = {
+      ...good,
+      phase: 'sleeping',
+      deadlineAt: 'not a date',
+      rounds: 'x',
+      totals: { retriedSessions: 1, recovered: '1', stillFailed: 0 },
+      stillFailing: {
+        sessions: Array.from({ length: 26 }, (_, i) => ({ itemIndex: i, error: null, retryCount: 0 })),
+        total: 26,
+      },
+      batch: { status: 'failed', total: 3, completed: 2, failed: 1, observedAt: 7, failing: [] },
+      lastError: 'rate limited',
+    };
+    const message = await refusedAtOnce(batch.id, { report, roundStartedAt: 12 });
+
+    const named = [...message.matchAll(/(carried[\w.]*): expected/g)].map(([, field]) => field);
+    expect(named).toEqual([
+      'carried.roundStartedAt',
+      'carried.report.phase',
+      'carried.report.deadlineAt',
+      'carried.report.rounds',
+      'carried.report.totals',
+      'carried.report.stillFailing',
+      'carried.report.batch',
+      'carried.report.lastError',
+    ]);
+    expect(message).toContain(
+      'carried.report.stillFailing: expected an object with total (an integer) and sessions: ' +
+        'a list of at most 25 sessions',
+    );
+  });
+
+  test('what a continued run hands the next still starts a recovery', async () => {
+    const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
+    const workflowId = recoveryWorkflowId(batch.id);
+    const roundBackoff = { initialInterval: '10ms', backoffCoefficient: 1, maximumInterval: '10ms' };
+    const chain = await env.client.workflow.start(recoverBatch, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{ batchId: batch.id, ...FAST_POLICY, roundBackoff, maxRounds: 6, continueAsNewAfterEvents: 50 }],
+    });
+    expect((await env.recoveries.result(batch.id)).continuedAsNew).toBeGreaterThan(0);
+    const firstRun = await env.client.workflow.getHandle(workflowId, chain.firstExecutionRunId).fetchHistory();
+    const continued = firstRun.events?.find(
+      (event) => event.workflowExecutionContinuedAsNewEventAttributes,
+    )?.workflowExecutionContinuedAsNewEventAttributes;
+    const [input, carried] = (continued?.input?.payloads ?? []).map(
+      (payload) => JSON.parse(Buffer.from(payload.data ?? []).toString()) as unknown,
+    ) as [RecoverBatchInput, CarriedRecovery];
+    expect(carried.report.rounds.length).toBeGreaterThan(0);
+
+    // The same state, as an operator copies it into a new start: the recovery goes on with the rounds it carried.
+    const copy = await env.client.workflow.execute(recoverBatch, {
+      taskQueue: env.taskQueue,
+      workflowId: `${workflowId}-copy`,
+      args: [{ ...input, maxRounds: carried.report.rounds.length + 1 }, carried],
+    });
+    expect(copy.outcome).toBe('exhausted');
+    const roundsOf = (rounds: CarriedRecovery['report']['rounds']) => rounds.map((r) => [r.round, r.startedAt]);
+    expect(roundsOf(copy.rounds.slice(0, carried.report.rounds.length))).toEqual(roundsOf(carried.report.rounds));
+    expect(roundsDone(copy)).toBe(carried.report.rounds.length + 1);
+  });
 });
