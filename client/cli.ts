@@ -429,8 +429,11 @@ export async function runCli(argv: string[] = process.argv): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
-    // A follower stopped as no one reads its output any more: nothing went wrong, and there is no one to tell.
-    if (outputClosed.signal.aborted && err instanceof Error && err.name === 'AbortError') return;
+    // A follower stopped as no one reads its output any more: there is no one to tell, and no end it saw to exit with.
+    if (outputClosed.signal.aborted && err instanceof Error && err.name === 'AbortError') {
+      process.exitCode = EXIT_CODES.output_closed;
+      return;
+    }
     process.stderr.write(`error: ${describeError(err)}\n`);
     process.exitCode = exitCodeForError(err);
   }
@@ -439,8 +442,8 @@ export async function runCli(argv: string[] = process.argv): Promise<void> {
 // Run when executed (also through the npm bin symlink), not when imported by tests.
 if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   // A reader that closed the output (`report … | head`) took what it wanted: the rest is dropped, with no stack trace,
-  // and the command ends as it would have, with its exit code; `watch` and `recover --wait` stop following. Later
-  // writes to the closed stream fail silently.
+  // and the command ends as it would have, with its exit code; `watch` and `recover --wait` stop following, and exit
+  // with output_closed. Later writes to the closed stream fail silently.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
     outputClosed.abort();

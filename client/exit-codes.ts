@@ -43,6 +43,12 @@ export const EXIT_CODES = {
    * started none within TRIGGER_CONFIRM_MS; or it cannot tell whether one of the sweeps started since is its own.
    */
   not_started: 11,
+  /**
+   * `watch`, `recover --wait`: the reader closed the output (`| head`) before the recovery ended, so the command
+   * stopped following it and cannot say how it ended. 128 + SIGPIPE, as a shell reports a command a closed pipe
+   * stopped. Before, it exited 0, and a script under `set -o pipefail` took the recovery for recovered.
+   */
+  output_closed: 141,
 } as const;
 
 // Shared with the poller registrations, so it lives below client/; re-exported for the library's users.
@@ -87,4 +93,5 @@ Exit codes:
  10  no worker took it up: policy not sent (no worker polls) or not confirmed in time (it may still apply);
      cancel requested, but the recovery has not ended yet (it ends when a worker runs it)
  11  schedule trigger started no sweep: one still ran (skipped), or none started in ${TRIGGER_CONFIRM_MS / 1_000} s;
-     or sweeps started it cannot tell for its own`;
+     or sweeps started it cannot tell for its own
+141  output closed (watch, recover --wait): the reader closed it (| head) before the recovery ended`;

@@ -27,7 +27,7 @@ test('a CLI whose output is closed by its reader ends quietly with the exit code
   expect({ code, signal }).toEqual({ code: EXIT_CODES.exhausted, signal: null });
 });
 
-test('watch whose output is closed by its reader stops following, quietly', async () => {
+test('watch whose output is closed by its reader stops following, quietly, saying it saw no end', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
   await env.recoveries.start({
     batchId: batch.id,
@@ -45,7 +45,8 @@ test('watch whose output is closed by its reader stops following, quietly', asyn
     await eventually('watch to end', () => ended, 20_000);
 
     expect(watch.stderr()).toBe('');
-    expect(ended).toEqual({ code: 0, signal: null });
+    // Before, 0: a script under `set -o pipefail` took the recovery, still backing off, for recovered.
+    expect(ended).toEqual({ code: EXIT_CODES.output_closed, signal: null });
   } finally {
     await env.recoveries.handle(batch.id).terminate('test done');
   }
