@@ -19,15 +19,13 @@ import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
-import { cutText, roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
+import { roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
 import {
   completedSweepEnd,
   earlierDate,
   SWEEP_FAILED_BATCHES_WORKFLOW,
-  SWEEP_RESULT_ID_CHARS,
   type CompletedSweep,
   type RecoveryOverrides,
-  type SweepResult,
   type SweepStatus,
   SWEEP_RESULT_ITEMS,
 } from '../workflows/sweep-input.js';
@@ -69,6 +67,12 @@ export interface ListFailedBatchesInput {
    * limit is the call budget; absent (sweeps that scheduled it before), it reads to maxBatchIds or the end.
    */
   maxPages?: number;
+  /**
+   * A batch listed still pending or processing created before this is given up on (unsettledGivenUp) rather than
+   * waited for (oldestUnsettledCreatedAt): the sweep's unsettledWait, or its lookback if longer, before it began.
+   * Absent from the tasks of sweeps before it, which wait for every such batch.
+   */
+  unsettledSince?: string;
 }
 
 /** Counts of the pages read, and the ids of the batches with failed sessions: small however long the list is. */
@@ -113,10 +117,12 @@ export interface ListFailedBatchesResult {
    */
   oldestUnsettledCreatedAt?: string | null;
   /**
-   * The id of that batch as listed, cut as the sweep's result cuts ids; null when the list gave none. Absent from
-   * results of listings before it.
+   * Batches listed still pending or processing created before unsettledSince (and not past the retention): not
+   * counted in otherStatus, nor waited for. Absent from results of listings before it.
    */
-  oldestUnsettledBatchId?: string | null;
+  unsettledGivenUp?: number;
+  /** The first SWEEP_RESULT_ITEMS of them, for the sweep's `skipped`; kept as batchIds are. */
+  unsettledGivenUpIds?: string[];
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -138,7 +144,7 @@ export interface StartBatchRecoveryInput {
  * failing workflow every sweep. A wrong key or missing credits are not here: an operator fixes those, and the next
  * sweep should then recover the batch, at once unless the failed recovery left a retry call of unknown outcome (then
  * after REPEATING_FAILURE_HOLD_MS). InvalidRecoveryInput counts only for a recovery a sweep started
- * (repeatingFailureOf).
+ * (skipAfterFailedRecovery).
  */
 const REPEATING_FAILURES = new Set([
   'batch_not_found',
@@ -149,25 +155,27 @@ const REPEATING_FAILURES = new Set([
 ]);
 
 /**
- * How long after a recovery that sent no retry call failed in a way a new one would repeat the sweeps skip its batch.
- * Past it, a sweep starts a new recovery, which reads the batch again: such a failure may come of a short incident (a
+ * How long after a failed recovery closed the sweeps hold its batch (`held`) when a new one may start later: one that
+ * sent no retry call and failed in a way a new one would repeat, as such a failure may come of a short incident (a
  * 404, a redirect or an HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later
- * sweep. A batch that keeps failing so costs a status read, and a failed recovery, every hold at most while it is in
- * the sweeps' window. A recovery whose report holds a round, or that left no report to read, is held for good: a call
- * of its may have been applied, and a new recovery would send the batch's retries again.
+ * sweep; and one that failed on a wrong key or missing credits with a retry call of unknown outcome in its report,
+ * as the API may still apply that call. Past it, a sweep starts a new recovery, which reads the batch again. A held
+ * batch is left to a later sweep (the next of its schedule reaches back to it), so the hold cannot outlast its window.
+ * A batch that keeps failing so costs a status read, and a failed recovery, every hold at most while it is in the
+ * sweeps' window. A recovery that failed in a way a new one would repeat after a round, or left no report to read, is
+ * skipped for good: a call of its may have been applied, and a new recovery would send the batch's retries again.
  */
 export const REPEATING_FAILURE_HOLD_MS = 6 * 3_600_000;
 
 /**
- * The failure type of a recovery (its description) when it failed in a way a new one would repeat: for good when it
- * may have sent a retry call, for `holdMs` after it closed when its report shows none. A failure a new one would not
- * repeat counts for `holdMs` when its report holds a call of unknown outcome, which a late apply could make a second.
+ * What a failed recovery (its description) says of starting a new one: `permanently_failed` for good, `held` until
+ * `holdMs` after it closed, or nothing (start one).
  */
-async function repeatingFailureOf(
+async function skipAfterFailedRecovery(
   client: Client,
   description: WorkflowExecutionDescription | undefined,
   holdMs: number,
-): Promise<string | undefined> {
+): Promise<'permanently_failed' | 'held' | undefined> {
   if (description?.status.name !== 'FAILED') return undefined;
   const failure = await client.workflow
     .getHandle(description.workflowId, description.runId)
@@ -180,7 +188,7 @@ async function repeatingFailureOf(
   if (!type) return undefined;
   const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
   // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown.
-  if (!REPEATING_FAILURES.has(type)) return !heldLongEnough && leftCallOfUnknownOutcome(failure) ? type : undefined;
+  if (!REPEATING_FAILURES.has(type)) return !heldLongEnough && leftCallOfUnknownOutcome(failure) ? 'held' : undefined;
   // A sweep starts with input its own run checked: an input refused at another start (the Web UI's form sent an empty
   // duration) says nothing of the sweep's. Before, such a batch was skipped by every sweep, and never recovered.
   if (
@@ -188,25 +196,24 @@ async function repeatingFailureOf(
     (description.memo as Partial<SweepMemo> | undefined)?.startedBySweep === undefined
   )
     return undefined;
-  if (heldLongEnough && sentNoRetryCall(failure)) return undefined;
-  return type;
+  if (!sentNoRetryCall(failure)) return 'permanently_failed';
+  return heldLongEnough ? undefined : 'held';
 }
 
 /**
  * Whether a recovery's report holds a round whose call's outcome it could not reconcile (reconciled, and neither shown
- * to have taken effect nor to have had none): the API may apply such a call late. A recovery that failed just after
- * one (a key revoked while the call's answer was lost, so the reconciling read was refused too) was redone by the
- * next sweep once the key was fixed; a new recovery that read the batch before such a late apply would retry the same
- * sessions a second time. Hours later, no apply is still to come.
+ * to have taken effect nor to have had none), or reconciled rounds folded into omittedRounds, whose effect it no longer
+ * keeps: the API may apply such a call late. A recovery that failed just after one (a key revoked while the call's
+ * answer was lost, so the reconciling read was refused too) was redone by the next sweep once the key was fixed; a new
+ * recovery that read the batch before such a late apply would retry the same sessions a second time. Hours later, no
+ * apply is still to come.
  */
 function leftCallOfUnknownOutcome(failure: unknown): boolean {
   const report = reportOf(failure);
+  const unknownRound = (round: Partial<RecoveryRound> | null) =>
+    round?.reconciled === true && round.reconcileEffect !== 'took_effect' && round.reconcileEffect !== 'no_effect';
   return (
-    Array.isArray(report?.rounds) &&
-    report.rounds.some(
-      (round: Partial<RecoveryRound> | null) =>
-        round?.reconciled === true && round.reconcileEffect !== 'took_effect' && round.reconcileEffect !== 'no_effect',
-    )
+    (Array.isArray(report?.rounds) && report.rounds.some(unknownRound)) || (report?.omittedRounds?.reconciled ?? 0) > 0
   );
 }
 
@@ -224,19 +231,18 @@ function sentNoRetryCall(failure: unknown): boolean {
 
 /**
  * What a recovery of the batch under another workflow id (an earlier release's, by the id in upper case) says of
- * starting one: the same as the id reuse policy and repeatingFailureOf say of the batch's own id. Running, or ended
+ * starting one: the same as the id reuse policy and skipAfterFailedRecovery say of the batch's own id. Running, or ended
  * with an outcome (completed), it recovers or recovered the batch: a new one would send its retries again.
  */
 async function otherRecoveryOutcome(
   client: Client,
   workflowId: string,
   holdMs: number,
-): Promise<'already_running' | 'already_ended' | 'permanently_failed' | undefined> {
+): Promise<'already_running' | 'already_ended' | 'permanently_failed' | 'held' | undefined> {
   const description = await describeIfStarted(client, workflowId);
   if (description?.status.name === 'RUNNING') return 'already_running';
   if (description?.status.name === 'COMPLETED') return 'already_ended';
-  if (await repeatingFailureOf(client, description, holdMs)) return 'permanently_failed';
-  return undefined;
+  return skipAfterFailedRecovery(client, description, holdMs);
 }
 
 /**
@@ -250,7 +256,7 @@ const queryString = (text: string) => `'${text.replace(/[\\']/g, (char) => `\\${
 
 export type StartBatchRecoveryResult =
   | { outcome: 'started'; workflowId: string }
-  | { outcome: 'already_running' | 'already_ended' | 'permanently_failed'; workflowId: string };
+  | { outcome: 'already_running' | 'already_ended' | 'permanently_failed' | 'held'; workflowId: string };
 
 /** Memo on recoveries a sweep starts: which sweep run started it (also shown in the Web UI). */
 interface SweepMemo {
@@ -296,7 +302,8 @@ export function createSweepActivities(
             pastRetention: 0,
             pastRetentionIds: [],
             oldestUnsettledCreatedAt: null,
-            oldestUnsettledBatchId: null,
+            unsettledGivenUp: 0,
+            unsettledGivenUpIds: [],
             nextPage: input.fromPage,
           };
 
@@ -306,6 +313,10 @@ export function createSweepActivities(
       const windowEnd = Date.parse(input.createdBefore);
       const pastRetentionIds = result.pastRetentionIds ?? [];
       result.pastRetentionIds = pastRetentionIds;
+      // A heartbeat of a worker before unsettledGivenUp: none given up on in the pages it read.
+      const unsettledGivenUpIds = result.unsettledGivenUpIds ?? [];
+      result.unsettledGivenUpIds = unsettledGivenUpIds;
+      const givenUpBefore = input.unsettledSince === undefined ? -Infinity : Date.parse(input.unsettledSince);
       const startableFrom = await startableSince(client);
       /** A batch without a readable created_at is taken as created at the window's start: the API filtered on it. */
       const pastRetention = (createdAt: string | undefined) =>
@@ -319,12 +330,11 @@ export function createSweepActivities(
        * Records a batch listed still pending or processing, by when it was created. A heartbeat of a worker before
        * the field carries none: the unsettled batches of the pages it read are not known, and only later ones count.
        */
-      const noteUnsettled = (createdAt: string | undefined, batchId: unknown) => {
-        const oldest = result.oldestUnsettledCreatedAt ?? null;
-        const earlier = earlierDate(oldest, isoDateOf(createdAt) ?? input.createdAfter);
-        if (earlier === oldest) return;
-        result.oldestUnsettledCreatedAt = earlier;
-        result.oldestUnsettledBatchId = typeof batchId === 'string' ? cutText(batchId, SWEEP_RESULT_ID_CHARS) : null;
+      const noteUnsettled = (createdAt: string | undefined) => {
+        result.oldestUnsettledCreatedAt = earlierDate(
+          result.oldestUnsettledCreatedAt ?? null,
+          isoDateOf(createdAt) ?? input.createdAfter,
+        );
       };
       const lastPage = input.maxPages === undefined ? Infinity : input.fromPage + input.maxPages - 1;
       while (result.nextPage !== null && result.nextPage <= lastPage) {
@@ -360,10 +370,18 @@ export function createSweepActivities(
           // weeks past the lookback an operator set, and read the team's whole history.
           if (outsideWindow(batch.created_at)) result.outsideWindow = (result.outsideWindow ?? 0) + 1;
           else if (batch.status === undefined || !swept.has(batch.status)) {
-            result.otherStatus += 1;
-            // Before, a batch still running when it dropped out of every later window was never swept.
-            if (isInFlightBatchStatus(batch.status) && !pastRetention(batch.created_at))
-              noteUnsettled(batch.created_at, batch.batch_id);
+            const waitedFor = isInFlightBatchStatus(batch.status) && !pastRetention(batch.created_at);
+            if (waitedFor && Date.parse(isoDateOf(batch.created_at) ?? input.createdAfter) < givenUpBefore) {
+              // Before, one stuck for good held every later window back to it until it was past the retention.
+              result.unsettledGivenUp = (result.unsettledGivenUp ?? 0) + 1;
+              const listIds = input.maxBatchIds > 0 || input.maxPages === 1;
+              if (listIds && typeof batch.batch_id === 'string' && unsettledGivenUpIds.length < SWEEP_RESULT_ITEMS)
+                unsettledGivenUpIds.push(batch.batch_id);
+            } else {
+              result.otherStatus += 1;
+              // Before, a batch still running when it dropped out of every later window was never swept.
+              if (waitedFor) noteUnsettled(batch.created_at);
+            }
           }
           // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
           // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
@@ -397,6 +415,7 @@ export function createSweepActivities(
           batchIds: [...result.batchIds],
           createdAt: [...createdAt],
           pastRetentionIds: [...pastRetentionIds],
+          unsettledGivenUpIds: [...unsettledGivenUpIds],
         });
       }
       return result;
@@ -412,8 +431,7 @@ export function createSweepActivities(
      * lookback left them in no later window, as a batch still running when it dropped out of the lookback was. A sweep
      * gone from history, or whose result has no window (or no date where the oldest batch left out goes), is passed
      * over for the one before it; when every one listed is, the lookup fails rather than take the lookback alone for
-     * a window that reached back. endWithoutUnsettled is where the window got to without the batch listed still
-     * unsettled, when that batch held it back further: where the next window ends once it gives up waiting for it.
+     * a window that reached back.
      */
     async findLastCompletedSweep({ scheduleId }: { scheduleId: string }): Promise<CompletedSweep | null> {
       const query =
@@ -436,12 +454,7 @@ export function createSweepActivities(
             throw err;
           });
         const windowEnd = completedSweepEnd(result);
-        const endWithoutUnsettled = completedSweepEnd(result, false);
-        if (windowEnd === null || endWithoutUnsettled === null) continue;
-        if (endWithoutUnsettled === windowEnd) return { workflowId, windowEnd };
-        const listed = (result as Partial<SweepResult>).oldestUnsettledBatchId;
-        const unsettledBatchId = typeof listed === 'string' ? cutText(listed, SWEEP_RESULT_ID_CHARS) : null;
-        return { workflowId, windowEnd, endWithoutUnsettled, unsettledBatchId };
+        if (windowEnd !== null) return { workflowId, windowEnd };
       }
       if (completed.length === 0) return null;
       throw ApplicationFailure.create({
@@ -464,8 +477,12 @@ export function createSweepActivities(
       const workflowId = recoveryWorkflowId(batchId.toLowerCase());
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
-      if (await repeatingFailureOf(client, await describeIfStarted(client, workflowId), repeatingFailureHoldMs))
-        return { outcome: 'permanently_failed', workflowId };
+      const skip = await skipAfterFailedRecovery(
+        client,
+        await describeIfStarted(client, workflowId),
+        repeatingFailureHoldMs,
+      );
+      if (skip) return { outcome: skip, workflowId };
       // A release before wave 35 named a recovery by the id as typed: one typed in upper case that still runs, or
       // that ended with an outcome, recovers or recovered the batch, and a lower-case one would send retries of the
       // same batch again. Before, the sweep started it after an ended one.

@@ -49,10 +49,10 @@ export const sweepFields = {
   /** Batches created within this long before the sweep are scanned. */
   lookback: { type: 'duration', min: '1m', max: '90d', default: '24h' },
   /**
-   * How long after its creation a batch listed still pending or processing holds back the window of its schedule's
-   * next sweep. Past it, that sweep gives up waiting for the batch (its result's unsettledGivenUpCreatedAt, counted in
-   * anchor_sweep_unsettled_waits_given_up): a batch stuck for good pinned every sweep's window back to it until it
-   * was past the retention, each sweep reading every page since.
+   * How long after its creation a batch listed still pending or processing is waited for: the next sweep of its
+   * schedule reaches back to it until then (or the lookback, if longer), and a sweep that lists it after gives it up
+   * (`unsettled_given_up`, counted in anchor_sweep_batches_unsettled_given_up). Before, a batch stuck for good pinned
+   * every sweep's window back to it until it was past the retention, each sweep reading every page since.
    */
   unsettledWait: { type: 'duration', min: '1m', max: '90d', default: '7d' },
   /**

@@ -17,6 +17,7 @@ import type {
   SweepActivities,
 } from '../activities/sweep-activities.js';
 import { cleanApiText } from '../anchor-api/redact.js';
+import { cutText } from './report.js';
 import { InvalidInputError, parseWorkflowInput } from './input.js';
 import { pagesFrom } from './list-pages.js';
 import {
@@ -114,25 +115,16 @@ const REPEATED_PAGES_IN_A_ROW = 3;
  */
 const WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH = 'sweep-window-from-last-completed-sweep';
 
-/** The result's fields a run hands the next beside started, skipped and counts, each added by a later release. */
-const RESULT_FIELDS_CARRIED = [
-  'reachedBack',
-  'oldestLeftCreatedAt',
-  'oldestUnsettledCreatedAt',
-  'oldestUnsettledBatchId',
-  'unsettledGivenUp',
-] as const;
-
 /** What one run hands the next across continue-as-new. */
 export interface CarriedSweep {
   window: SweepResult['window'];
   nextPage: number;
   /**
-   * The result's fields after counts are absent from what runs of a release before each carried: a run continued
-   * from one before oldestUnsettledCreatedAt starts it at null.
+   * reachedBack, oldestLeftCreatedAt and oldestUnsettledCreatedAt are absent from what runs of a release before each
+   * carried: a run continued from one before oldestUnsettledCreatedAt starts it at null.
    */
   result: Pick<SweepResult, 'started' | 'skipped' | 'counts'> &
-    Partial<Pick<SweepResult, (typeof RESULT_FIELDS_CARRIED)[number]>>;
+    Partial<Pick<SweepResult, 'reachedBack' | 'oldestLeftCreatedAt' | 'oldestUnsettledCreatedAt'>>;
   /** Why the first run could not find where the schedule's last completed sweep ended: the chain fails at its end. */
   lookupFailure?: string;
 }
@@ -142,14 +134,17 @@ const LOOKUP_FAILURE_MAX_CHARS = 1_000;
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
-const isResultId = (value: unknown) => typeof value === 'string' && value.length <= SWEEP_RESULT_ID_CHARS;
+const isText = (value: unknown): value is string => typeof value === 'string';
+/** An id as a result keeps it: cut, as an earlier release may have kept a longer one. */
+const resultId = (text: string) => cutText(text, SWEEP_RESULT_ID_CHARS);
 
 /**
  * What the run before handed this one, checked before the run reads any of it: the Web UI's start form takes a
  * second argument, typed by hand. Before, a `carried` without its `result` threw a TypeError in every workflow task,
- * and the sweep stayed running with no report. Now it fails at once as an invalid input does, naming each field. Null
- * reads as none. Only what a run reads or passes on is checked; a field left out of an earlier release's runs may be
- * left out here.
+ * and the sweep stayed running with no report; other fields out of shape reached the result. Now such a state fails
+ * the sweep at once as an invalid input does, naming each field. Null reads as none. What a run of this release or an
+ * earlier one hands on passes: the result's fields after counts may be absent, ids longer than the result keeps are
+ * cut, and a count of a reason no longer kept is dropped. The run goes on with what was checked, no other field.
  */
 function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
   if (raw === undefined || raw === null) return undefined;
@@ -159,77 +154,100 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
   };
   const absentOr = (value: unknown, isValid: (value: unknown) => boolean) =>
     value === undefined || value === null || isValid(value);
-  const items = (value: unknown, field: string, keys: string[]) => {
-    const ok =
-      Array.isArray(value) &&
-      value.length <= SWEEP_RESULT_ITEMS &&
-      value.every((item) => isRecord(item) && keys.every((key) => isResultId(item[key])));
-    check(ok, field, `a list of at most ${SWEEP_RESULT_ITEMS} objects, each with ${keys.join(' and ')}`);
-  };
+  const isItemList = (value: unknown, keys: string[]): value is Record<string, string>[] =>
+    Array.isArray(value) &&
+    value.length <= SWEEP_RESULT_ITEMS &&
+    value.every((item) => isRecord(item) && keys.every((key) => isText(item[key])));
+  const items = (value: unknown, field: string, keys: string[]) =>
+    check(
+      isItemList(value, keys),
+      field,
+      `a list of at most ${SWEEP_RESULT_ITEMS} objects, each with ${keys.join(' and ')} (texts)`,
+    );
   if (!isRecord(raw)) {
     check(false, '', 'an object: what one run of a sweep hands the next');
-  } else {
-    const { window, nextPage, result, lookupFailure } = raw;
-    check(
-      isRecord(window) && isDateText(window.createdAfter) && isDateText(window.createdBefore),
-      'window',
-      'an object with createdAfter and createdBefore, dates',
-    );
-    check(Number.isSafeInteger(nextPage) && (nextPage as number) >= 1, 'nextPage', 'an integer of 1 or more');
-    check(
-      absentOr(lookupFailure, (text) => typeof text === 'string' && text.length <= LOOKUP_FAILURE_MAX_CHARS),
-      'lookupFailure',
-      `a text of at most ${LOOKUP_FAILURE_MAX_CHARS} characters`,
-    );
-    if (!isRecord(result)) {
-      check(false, 'result', 'an object: the result so far');
-    } else {
-      items(result.started, 'result.started', ['batchId', 'workflowId']);
-      items(result.skipped, 'result.skipped', ['batchId', 'reason']);
-      const known = newSweepResult({ createdAfter: '', createdBefore: '' }, [], 0).counts;
-      check(
-        isRecord(result.counts) &&
-          Object.entries(result.counts).every(
-            ([key, count]) => Object.hasOwn(known, key) && Number.isSafeInteger(count) && (count as number) >= 0,
-          ),
-        'result.counts',
-        `an object of counts of 0 or more, each one of ${Object.keys(known).join(', ')}`,
-      );
-      for (const field of ['oldestLeftCreatedAt', 'oldestUnsettledCreatedAt'] as const)
-        check(absentOr(result[field], isDateText), `result.${field}`, 'a date or null');
-      check(
-        absentOr(result.oldestUnsettledBatchId, isResultId),
-        'result.oldestUnsettledBatchId',
-        `null or a text of at most ${SWEEP_RESULT_ID_CHARS} characters`,
-      );
-      check(
-        absentOr(
-          result.unsettledGivenUp,
-          (givenUp) =>
-            isRecord(givenUp) &&
-            (givenUp.batchId === null || isResultId(givenUp.batchId)) &&
-            isDateText(givenUp.createdAt) &&
-            isResultId(givenUp.listedBy),
-        ),
-        'result.unsettledGivenUp',
-        'null or an object with batchId (null or a text), createdAt (a date) and listedBy (a text)',
-      );
-      check(
-        absentOr(
-          result.reachedBack,
-          (reached) =>
-            isRecord(reached) &&
-            isResultId(reached.workflowId) &&
-            isDateText(reached.windowEnd) &&
-            typeof reached.cut === 'boolean',
-        ),
-        'result.reachedBack',
-        'null or an object with workflowId, windowEnd (a date) and cut (true or false)',
-      );
-    }
+    throw new InvalidInputError(problems, CARRIED_STATE);
   }
-  if (problems.length > 0) throw new InvalidInputError(problems, 'carried state (the second argument)');
-  return raw as CarriedSweep;
+  const { window, nextPage, result, lookupFailure } = raw;
+  check(
+    isRecord(window) && isDateText(window.createdAfter) && isDateText(window.createdBefore),
+    'window',
+    'an object with createdAfter and createdBefore, dates',
+  );
+  check(Number.isSafeInteger(nextPage) && (nextPage as number) >= 1, 'nextPage', 'an integer of 1 or more');
+  check(
+    lookupFailure === undefined || (isText(lookupFailure) && lookupFailure.length <= LOOKUP_FAILURE_MAX_CHARS),
+    'lookupFailure',
+    `absent, or a text of at most ${LOOKUP_FAILURE_MAX_CHARS} characters`,
+  );
+  const known = newSweepResult({ createdAfter: '', createdBefore: '' }, [], 0).counts;
+  if (!isRecord(result)) {
+    check(false, 'result', 'an object: the result so far');
+  } else {
+    items(result.started, 'result.started', ['batchId', 'workflowId']);
+    items(result.skipped, 'result.skipped', ['batchId', 'reason']);
+    check(
+      isRecord(result.counts) &&
+        Object.entries(result.counts).every(
+          ([key, count]) => !Object.hasOwn(known, key) || (Number.isSafeInteger(count) && (count as number) >= 0),
+        ),
+      'result.counts',
+      `an object of counts of 0 or more (${Object.keys(known).join(', ')})`,
+    );
+    for (const field of ['oldestLeftCreatedAt', 'oldestUnsettledCreatedAt'] as const)
+      check(absentOr(result[field], isDateText), `result.${field}`, 'a date or null');
+    check(
+      absentOr(
+        result.reachedBack,
+        (reached) =>
+          isRecord(reached) &&
+          isText(reached.workflowId) &&
+          isDateText(reached.windowEnd) &&
+          typeof reached.cut === 'boolean',
+      ),
+      'result.reachedBack',
+      'null or an object with workflowId (a text), windowEnd (a date) and cut (true or false)',
+    );
+  }
+  if (problems.length > 0) throw new InvalidInputError(problems, CARRIED_STATE);
+  const checked = raw as unknown as CarriedSweep;
+  const { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt } = checked.result;
+  return {
+    window: { createdAfter: checked.window.createdAfter, createdBefore: checked.window.createdBefore },
+    nextPage: checked.nextPage,
+    result: {
+      started: started.map((item) => ({ batchId: resultId(item.batchId), workflowId: resultId(item.workflowId) })),
+      skipped: skipped.map((item) => ({ batchId: resultId(item.batchId), reason: item.reason })),
+      counts: Object.fromEntries(
+        Object.entries(counts).filter(([key]) => Object.hasOwn(known, key)),
+      ) as SweepResult['counts'],
+      ...(reachedBack !== undefined && {
+        reachedBack: reachedBack && { ...reachedBack, workflowId: resultId(reachedBack.workflowId) },
+      }),
+      ...(oldestLeftCreatedAt !== undefined && { oldestLeftCreatedAt }),
+      ...(oldestUnsettledCreatedAt !== undefined && { oldestUnsettledCreatedAt }),
+    },
+    ...(checked.lookupFailure !== undefined && { lookupFailure: checked.lookupFailure }),
+  };
+}
+
+const CARRIED_STATE = 'carried state (the second argument)';
+
+/**
+ * Sweeps from this change on check the state the run before handed them (parseCarriedSweep), and fail at once on one
+ * they cannot read. Asked only for a state refused: a valid one takes the same commands as before. A state refused
+ * that a sweep before this change went on with (a `result` of `{}` that started no recovery, say) replays down that
+ * path, as given.
+ */
+const CARRIED_STATE_CHECKED_PATCH = 'sweep-carried-state-checked';
+
+function checkedCarried(raw: CarriedSweep | undefined): CarriedSweep | undefined {
+  try {
+    return parseWorkflowInput(parseCarriedSweep, raw, 'InvalidSweepInput');
+  } catch (err) {
+    if (!patched(CARRIED_STATE_CHECKED_PATCH)) return raw;
+    throw err;
+  }
 }
 
 /**
@@ -245,19 +263,16 @@ export async function sweepFailedBatches(
   input: SweepFailedBatchesInput = {},
   carriedAsGiven?: CarriedSweep,
 ): Promise<SweepResult> {
-  const carried = parseWorkflowInput(parseCarriedSweep, carriedAsGiven, 'InvalidSweepInput');
+  const carried = checkedCarried(carriedAsGiven);
   const policy = parseSweepPolicy(input, carried);
   // Workflow time: the same window on every replay, and the same for every run of one sweep.
   const now = Date.now();
-  const fresh = newSweepResult(
-    carried?.window ?? sweepWindow(now, policy.lookback, null, policy.unsettledWait).window,
-    policy.statuses,
-    0,
-  );
+  const fresh = newSweepResult(carried?.window ?? sweepWindow(now, policy.lookback, null).window, policy.statuses, 0);
   const result = withCarriedResult(fresh, carried);
   /**
-   * Records a batch left over_limit or start_failed, by when it was created (unknown: the window's start), so that
-   * the result says where the next sweep reaches back to. Values only: no command depends on it, so no patch.
+   * Records a batch left over_limit, start_failed or held, by when it was created (unknown: the window's start), so
+   * that the result says where the next sweep reaches back to. Values only: no command depends on it, so no patch.
+   * Before, a batch held (6 h) longer than it stayed in the lookback was in no later window once the hold had passed.
    */
   const leaveOut = (createdAt: string | null | undefined) => {
     result.oldestLeftCreatedAt = earlierDate(result.oldestLeftCreatedAt, createdAt ?? result.window.createdAfter);
@@ -273,7 +288,8 @@ export async function sweepFailedBatches(
   let createdAtOfListed = new Map<string, string | null>();
   const skip = (batchId: string, reason: SkipReason) => {
     recordSkipped(result, batchId, reason);
-    if (reason === 'over_limit' || reason === 'start_failed') leaveOut(createdAtOfListed.get(batchId));
+    if (reason === 'over_limit' || reason === 'start_failed' || reason === 'held')
+      leaveOut(createdAtOfListed.get(batchId));
   };
   // Asked once, before the run's first command: a run keeps one way of starting throughout.
   const startBatchRecovery = patched(STARTS_AS_LOCAL_ACTIVITIES_PATCH) ? startInLocalActivity : startInActivityTask;
@@ -325,8 +341,7 @@ export async function sweepFailedBatches(
     if (carried === undefined && scheduleId !== undefined && patched(WINDOW_FROM_LAST_COMPLETED_SWEEP_PATCH)) {
       try {
         const lastCompleted = await findLastCompletedSweep({ scheduleId });
-        Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted, policy.unsettledWait));
-        if (result.unsettledGivenUp !== null) giveUpOnUnsettled(result.unsettledGivenUp);
+        Object.assign(result, sweepWindow(now, policy.lookback, lastCompleted));
         if (result.reachedBack?.cut)
           log.warn('Window cut at 90 days back: batches created before it are not swept', { ...result.reachedBack });
         else log.info('Sweep window', { ...result.window, reachedBackTo: result.reachedBack?.workflowId ?? null });
@@ -337,6 +352,14 @@ export async function sweepFailedBatches(
       }
     }
     const { window } = result;
+    /**
+     * Batches listed still unsettled that were created before it are given up on, not waited for: unsettledWait, or
+     * the lookback if longer, before the sweep began (the window's end, the same in every run). Only a window that
+     * reaches back lists such a batch. Values only, in the listing's input: no patch.
+     */
+    const unsettledSince = new Date(
+      Date.parse(window.createdBefore) - Math.max(policy.unsettledWait, policy.lookback),
+    ).toISOString();
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
       await listAllBatches(policy, window, result, startRecoveries);
     } else {
@@ -360,6 +383,7 @@ export async function sweepFailedBatches(
               // Once maxStarts recoveries started, the rest of the list is only counted.
               maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
               ...(onePagePerTask && { maxPages: 1 }),
+              unsettledSince,
             }),
           ),
         );
@@ -383,11 +407,10 @@ export async function sweepFailedBatches(
           result.counts.other_status += chunk.otherStatus;
           // Values only, as no command depends on it (it goes into the result and what continue-as-new carries): no
           // patch. A listing before the field (a recorded history) reads as having listed no batch still unsettled.
-          const oldestUnsettled = earlierDate(result.oldestUnsettledCreatedAt, chunk.oldestUnsettledCreatedAt ?? null);
-          if (oldestUnsettled !== result.oldestUnsettledCreatedAt) {
-            result.oldestUnsettledCreatedAt = oldestUnsettled;
-            result.oldestUnsettledBatchId = chunk.oldestUnsettledBatchId ?? null;
-          }
+          result.oldestUnsettledCreatedAt = earlierDate(
+            result.oldestUnsettledCreatedAt,
+            chunk.oldestUnsettledCreatedAt ?? null,
+          );
           result.counts.invalid_batch_id += chunk.invalidBatchIds ?? 0;
           result.counts.outside_window += chunk.outsideWindow ?? 0;
           result.counts.listed_again += chunk.listedAgain ?? 0;
@@ -395,6 +418,10 @@ export async function sweepFailedBatches(
           const pastRetentionIds = chunk.pastRetentionIds ?? [];
           for (const batchId of pastRetentionIds) recordSkipped(result, batchId, 'past_retention');
           result.counts.past_retention += (chunk.pastRetention ?? 0) - pastRetentionIds.length;
+          // As past_retention: values only. A listing before the field (a recorded history) gave up on none.
+          const givenUpIds = chunk.unsettledGivenUpIds ?? [];
+          for (const batchId of givenUpIds) recordSkipped(result, batchId, 'unsettled_given_up');
+          result.counts.unsettled_given_up += (chunk.unsettledGivenUp ?? 0) - givenUpIds.length;
           createdAtOfListed = new Map(chunk.batchIds.map((batchId, at) => [batchId, chunk.createdAt?.[at] ?? null]));
           // Counted without their ids (a task of several pages, only counting): when they were created is unknown.
           if (chunk.failed > chunk.batchIds.length) leaveOut(null);
@@ -418,12 +445,11 @@ export async function sweepFailedBatches(
           nextPage !== null &&
           (info.historyLength >= policy.continueAsNewAfterEvents || info.continueAsNewSuggested)
         ) {
-          const { started, skipped, counts } = result;
-          const later = Object.fromEntries(RESULT_FIELDS_CARRIED.map((field) => [field, result[field]]));
+          const { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt } = result;
           await continueAsNew<typeof sweepFailedBatches>(input, {
             window,
             nextPage,
-            result: { started, skipped, counts, ...later },
+            result: { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt },
             ...(lookupFailure !== undefined && { lookupFailure }),
           });
         }
@@ -494,27 +520,9 @@ function sweptStatuses(input: SweepFailedBatchesInput): SweepStatus[] {
 }
 
 /**
- * Tells that the sweep gave up waiting for a batch its schedule's last completed sweep listed still pending or
- * processing (sweepWindow): logged, and counted once a sweep, in its first run, so that an alert can tell an operator
- * that the batch, should it settle with failed sessions, is in no later window. Metrics only: the SDK adds nothing on
- * replay.
- */
-function giveUpOnUnsettled(givenUp: NonNullable<SweepResult['unsettledGivenUp']>): void {
-  log.warn('Gave up waiting for a batch listed still pending or processing: no sweep reaches back to it any more', {
-    ...givenUp,
-  });
-  metricMeter
-    .createCounter(
-      'anchor_sweep_unsettled_waits_given_up',
-      'sweeps',
-      'Sweeps that gave up waiting for a batch listed still pending or processing past unsettledWait',
-    )
-    .add(1);
-}
-
-/**
  * Counts the failed batches the sweep did not start, as its result counts them, in the run that ends it, completed or
- * failed: those it left for a later one, and those past the retention. Its counts hold those of the runs before it,
+ * failed: those it left for a later one, those past the retention, and those given up on while unsettled. Its
+ * counts hold those of the runs before it,
  * which count nothing, so a sweep that continued as new counts its batches once. A batch every sweep leaves (a start
  * that always fails, a window pinned at maxStarts) counts once a sweep. Every reason is added, 0 too, so each has a
  * series once a sweep ended. Metrics only: no command depends on it, and the SDK adds nothing on replay.
@@ -535,6 +543,15 @@ function countNotStarted(counts: SweepResult['counts']): void {
       'Failed batches sweeps did not recover, as created before the namespace retention',
     )
     .add(counts.past_retention);
+  // Nor does one to a batch listed unsettled past unsettledWait: should it settle with failed sessions, only this
+  // count and its alert tell an operator to recover it by hand.
+  metricMeter
+    .createCounter(
+      'anchor_sweep_batches_unsettled_given_up',
+      'batches',
+      'Batches sweeps listed still pending or processing past unsettledWait, and no longer wait for',
+    )
+    .add(counts.unsettled_given_up);
 }
 
 /** The sweep as it was before the paged listing: one activity listed every batch. Kept for replay. */

@@ -28,8 +28,15 @@ export type SkipReason =
   | 'already_running'
   /** A recovery for the batch already ended with an outcome; a sweep does not redo it. */
   | 'already_ended'
-  /** The batch's last recovery failed in a way a new one would repeat (e.g. batch_not_found). */
+  /** The batch's last recovery failed in a way a new one would repeat (e.g. batch_not_found), after a retry call. */
   | 'permanently_failed'
+  /**
+   * The batch's last recovery failed, and a new one waits until REPEATING_FAILURE_HOLD_MS after it closed: it failed in
+   * a way a new one would repeat before any retry call (a short incident may have caused it), or on a wrong key or
+   * missing credits with a retry call of unknown outcome in its report (the API may still apply that call). Left to a
+   * later sweep, as over_limit is: the next sweep of its schedule reaches back to it until the hold has passed.
+   */
+  | 'held'
   | 'no_failed_sessions'
   /** The sweep reached maxStarts; a later sweep picks the batch up (the next of its schedule reaches back to it). */
   | 'over_limit'
@@ -39,12 +46,18 @@ export type SkipReason =
    * Created before the namespace's retention (less 10 minutes): a recovery of it that ended may be gone from Temporal,
    * so a new one could send its retries again. Never started by a sweep, and no later window reaches back to it.
    */
-  | 'past_retention';
+  | 'past_retention'
+  /**
+   * Listed still pending or processing, created before both the sweep's unsettledWait and its lookback: the sweep no
+   * longer waits for it, and no later window reaches back to it for its sake. Should it settle with failed sessions,
+   * recover it by hand. Listed in `skipped` though it may have no failed session yet.
+   */
+  | 'unsettled_given_up';
 
 /** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
 export const SWEEP_RESULT_ITEMS = 100;
 /** The largest SweepResult, in bytes of JSON (UTF-8), however many batches the sweep scanned. */
-export const SWEEP_RESULT_MAX_BYTES = 92_000;
+export const SWEEP_RESULT_MAX_BYTES = 90_000;
 
 export interface SweepResult {
   /** The creation window scanned, from the sweep's (workflow) time. */
@@ -52,13 +65,16 @@ export interface SweepResult {
   statuses: SweepStatus[];
   /** The first SWEEP_RESULT_ITEMS recoveries started. */
   started: { batchId: string; workflowId: string }[];
-  /** The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why. */
+  /**
+   * The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why, and those given up on
+   * while unsettled.
+   */
   skipped: { batchId: string; reason: SkipReason }[];
   counts: {
     /** Batches listed in the window, whatever their status. */
     scanned: number;
     started: number;
-    /** Listed batches in a status the sweep does not scan (e.g. still processing). */
+    /** Listed batches in a status the sweep does not scan (e.g. still processing), but those given up on. */
     other_status: number;
     /** Listed batches with failed sessions but no UUID for an id (none, or another text): no recovery can take them. */
     invalid_batch_id: number;
@@ -79,7 +95,7 @@ export interface SweepResult {
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
   /**
-   * When the oldest batch this sweep left `over_limit` or `start_failed` was created (the window's start for one
+   * When the oldest batch this sweep left `over_limit`, `start_failed` or `held` was created (the window's start for one
    * listed without a readable created_at), or null when it left none: the next sweep of its schedule reaches back to
    * it, so that a batch left out is in a later window however long the backlog lasts. One date, however many were
    * left. Absent from the results of sweeps before it, which read as having left none.
@@ -91,23 +107,12 @@ export interface SweepResult {
    * namespace's retention (less 10 minutes) is passed over, as no sweep would start its recovery. Such a batch is
    * counted `other_status`, and the next sweep of its schedule reaches back to it, so that one still running when it
    * drops out of the lookback is swept once it settles. Before, it was in no later window: never recovered, never
-   * reported. The trade: a batch that stays unsettled for ever pins the window of every later sweep back to it until
-   * it is past the retention, as a start that always fails does. One date, however many were listed. Absent from the
+   * reported. The trade is bounded by unsettledWait: one created before it (and before the lookback) is given up on
+   * (`unsettled_given_up`) rather than waited for. Before, a batch that stayed unsettled for ever pinned the window of
+   * every later sweep back to it until it was past the retention. One date, however many were listed. Absent from the
    * results of sweeps before it, which read as having listed none.
    */
   oldestUnsettledCreatedAt: string | null;
-  /**
-   * The id of that batch, as listed (cut as the other ids), or null when it listed none, or the list gave no id.
-   * Absent from the results of sweeps before it.
-   */
-  oldestUnsettledBatchId: string | null;
-  /**
-   * The oldest batch the schedule's last completed sweep (listedBy) listed still pending or processing, when it was
-   * created longer than unsettledWait before this sweep and before its lookback: this sweep gave up waiting for it,
-   * and its window does not reach back to it. No later sweep does either: should the batch settle with failed
-   * sessions, recover it by hand. Null when it gave up on none; absent from the results of sweeps before it.
-   */
-  unsettledGivenUp: { batchId: string | null; createdAt: string; listedBy: string } | null;
   /** Why the sweep stopped early (a listing that kept failing, a bug); the counts say how far it got. */
   failure: { type: string; message: string } | null;
 }
@@ -120,14 +125,6 @@ export interface SweepResult {
 export interface CompletedSweep {
   workflowId: string;
   windowEnd: string;
-  /**
-   * Where the window got to leaving out the oldest batch the sweep listed still pending or processing, when that batch
-   * alone held windowEnd further back: the next sweep's window ends there once it gives up waiting for the batch
-   * (unsettledWait). Absent from the lookups of releases before it, whose sweeps wait for such a batch for ever.
-   */
-  endWithoutUnsettled?: string;
-  /** The id of that batch, as its result gives it, when endWithoutUnsettled is set. */
-  unsettledBatchId?: string | null;
 }
 
 /**
@@ -137,16 +134,12 @@ export interface CompletedSweep {
  * simulator takes neither): one millisecond early, the next window takes it, where starting at the end left a batch
  * created as one window ended in neither. A result of a sweep before oldestLeftCreatedAt or oldestUnsettledCreatedAt
  * reads as leaving, or listing, none. Null when the result gives no date where one of them goes (edited by hand,
- * another workflow of that name): only a date goes into the lookup's marker. `withUnsettled` false leaves the batches
- * listed still unsettled out (CompletedSweep's endWithoutUnsettled).
+ * another workflow of that name): only a date goes into the lookup's marker.
  */
-export function completedSweepEnd(result: unknown, withUnsettled = true): string | null {
+export function completedSweepEnd(result: unknown): string | null {
   const swept = result as Partial<SweepResult> | null | undefined;
   const windowEnd = swept?.window?.createdBefore;
-  const earlier = [
-    swept?.oldestLeftCreatedAt ?? null,
-    withUnsettled ? (swept?.oldestUnsettledCreatedAt ?? null) : null,
-  ];
+  const earlier = [swept?.oldestLeftCreatedAt ?? null, swept?.oldestUnsettledCreatedAt ?? null];
   if (!isDateText(windowEnd) || !earlier.every((at) => at === null || isDateText(at))) return null;
   const reached = Math.min(Date.parse(windowEnd), ...earlier.flatMap((at) => (at === null ? [] : [Date.parse(at)])));
   return new Date(reached - 1).toISOString();
@@ -176,36 +169,17 @@ export function sweepWindow(
   now: number,
   lookbackMs: number,
   lastCompleted: CompletedSweep | null,
-  unsettledWaitMs: number,
-): Pick<SweepResult, 'window' | 'reachedBack' | 'unsettledGivenUp'> {
+): Pick<SweepResult, 'window' | 'reachedBack'> {
   const createdBefore = new Date(now).toISOString();
   const lookbackStart = now - lookbackMs;
-  const heldBackTo = lastCompleted === null ? NaN : Date.parse(lastCompleted.windowEnd);
-  // Held back, past the lookback, by a batch listed unsettled longer ago than the wait: the window ends where it would
-  // without that batch, and the result says when it was created (windowEnd is a millisecond before).
-  const givenUp =
-    lastCompleted?.endWithoutUnsettled !== undefined && heldBackTo < Math.min(now - unsettledWaitMs, lookbackStart);
-  const unsettledGivenUp = givenUp
-    ? {
-        batchId: typeof lastCompleted.unsettledBatchId === 'string' ? id(lastCompleted.unsettledBatchId) : null,
-        createdAt: new Date(heldBackTo + 1).toISOString(),
-        listedBy: id(lastCompleted.workflowId),
-      }
-    : null;
-  const end = givenUp ? lastCompleted?.endWithoutUnsettled : lastCompleted?.windowEnd;
-  const lastEnd = end === undefined ? NaN : Date.parse(end);
+  const lastEnd = lastCompleted === null ? NaN : Date.parse(lastCompleted.windowEnd);
   // A window that ended in the lookback, or none known (no sweep, or no readable end), leaves no gap to cover.
-  if (lastCompleted === null || end === undefined || !(lastEnd < lookbackStart))
-    return {
-      window: { createdAfter: new Date(lookbackStart).toISOString(), createdBefore },
-      reachedBack: null,
-      unsettledGivenUp,
-    };
+  if (lastCompleted === null || !(lastEnd < lookbackStart))
+    return { window: { createdAfter: new Date(lookbackStart).toISOString(), createdBefore }, reachedBack: null };
   const cut = lastEnd < now - SWEEP_MAX_WINDOW_MS;
   return {
     window: { createdAfter: new Date(cut ? now - SWEEP_MAX_WINDOW_MS : lastEnd).toISOString(), createdBefore },
-    reachedBack: { workflowId: id(lastCompleted.workflowId), windowEnd: end, cut },
-    unsettledGivenUp,
+    reachedBack: { workflowId: id(lastCompleted.workflowId), windowEnd: lastCompleted.windowEnd, cut },
   };
 }
 
@@ -218,8 +192,6 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
     reachedBack: null,
     oldestLeftCreatedAt: null,
     oldestUnsettledCreatedAt: null,
-    oldestUnsettledBatchId: null,
-    unsettledGivenUp: null,
     failure: null,
     counts: {
       scanned,
@@ -235,6 +207,8 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
       over_limit: 0,
       start_failed: 0,
       past_retention: 0,
+      held: 0,
+      unsettled_given_up: 0,
     },
   };
 }

@@ -3,35 +3,27 @@ import { completedSweepEnd, SWEEP_MAX_WINDOW_MS, sweepWindow } from '../../workf
 const now = Date.parse('2026-12-05T12:00:00.000Z');
 const hour = 3_600_000;
 const iso = (at: number) => new Date(at).toISOString();
-/** unsettledWait's default. */
-const WAIT = 7 * 24 * hour;
 
 test('a sweep with no completed sweep before it, or one whose window ended within its lookback, scans its lookback', () => {
-  const lookbackWindow = {
-    window: { createdAfter: iso(now - 24 * hour), createdBefore: iso(now) },
-    reachedBack: null,
-    unsettledGivenUp: null,
-  };
-  expect(sweepWindow(now, 24 * hour, null, WAIT)).toEqual(lookbackWindow);
-  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: iso(now - 15 * 60_000) }, WAIT)).toEqual(
+  const lookbackWindow = { window: { createdAfter: iso(now - 24 * hour), createdBefore: iso(now) }, reachedBack: null };
+  expect(sweepWindow(now, 24 * hour, null)).toEqual(lookbackWindow);
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: iso(now - 15 * 60_000) })).toEqual(
     lookbackWindow,
   );
   // An end no date can be read from says nothing of a gap.
-  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: 'soon' }, WAIT)).toEqual(lookbackWindow);
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: 'soon' })).toEqual(lookbackWindow);
 });
 
 test('a sweep reaches back to where the last completed window ended, at most the longest lookback', () => {
   const ended = iso(now - 30 * hour);
-  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: ended }, WAIT)).toEqual({
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: ended })).toEqual({
     window: { createdAfter: ended, createdBefore: iso(now) },
     reachedBack: { workflowId: 'sweep-a', windowEnd: ended, cut: false },
-    unsettledGivenUp: null,
   });
   const longAgo = iso(now - SWEEP_MAX_WINDOW_MS - hour);
-  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-b', windowEnd: longAgo }, WAIT)).toEqual({
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-b', windowEnd: longAgo })).toEqual({
     window: { createdAfter: iso(now - SWEEP_MAX_WINDOW_MS), createdBefore: iso(now) },
     reachedBack: { workflowId: 'sweep-b', windowEnd: longAgo, cut: true },
-    unsettledGivenUp: null,
   });
 });
 
@@ -72,10 +64,9 @@ test('a sweep reaches back to just before the oldest batch its last completed sw
   // The sweep an hour ago reached back itself, and left out a batch created 30 hours ago.
   const lastWindow = { createdAfter: iso(now - 40 * hour), createdBefore: iso(now - hour) };
   const reachedTo = completedSweepEnd({ window: lastWindow, oldestLeftCreatedAt: iso(now - 30 * hour) }) as string;
-  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: reachedTo }, WAIT)).toEqual({
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-a', windowEnd: reachedTo })).toEqual({
     window: { createdAfter: iso(now - 30 * hour - 1), createdBefore: iso(now) },
     reachedBack: { workflowId: 'sweep-a', windowEnd: iso(now - 30 * hour - 1), cut: false },
-    unsettledGivenUp: null,
   });
   // A backlog left out for longer than the longest lookback: the window stops there.
   const longAgo = now - SWEEP_MAX_WINDOW_MS - hour;
@@ -83,55 +74,8 @@ test('a sweep reaches back to just before the oldest batch its last completed sw
     window: { createdAfter: iso(longAgo - hour), createdBefore: iso(now - hour) },
     oldestLeftCreatedAt: iso(longAgo),
   }) as string;
-  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-b', windowEnd: cutAt }, WAIT)).toEqual({
+  expect(sweepWindow(now, 24 * hour, { workflowId: 'sweep-b', windowEnd: cutAt })).toEqual({
     window: { createdAfter: iso(now - SWEEP_MAX_WINDOW_MS), createdBefore: iso(now) },
     reachedBack: { workflowId: 'sweep-b', windowEnd: iso(longAgo - 1), cut: true },
-    unsettledGivenUp: null,
   });
-});
-
-test('a sweep held back by a batch listed still unsettled gives up waiting for it once it is older than unsettledWait', () => {
-  // The sweep an hour ago listed a batch created 30 hours ago still processing.
-  const lastWindow = { createdAfter: iso(now - 40 * hour), createdBefore: iso(now - hour) };
-  const listed = { window: lastWindow, oldestUnsettledCreatedAt: iso(now - 30 * hour) };
-  const lastCompleted = {
-    workflowId: 'sweep-a',
-    windowEnd: completedSweepEnd(listed) as string,
-    endWithoutUnsettled: completedSweepEnd(listed, false) as string,
-    unsettledBatchId: 'b-stuck',
-  };
-  expect(lastCompleted).toMatchObject({
-    windowEnd: iso(now - 30 * hour - 1),
-    endWithoutUnsettled: iso(now - hour - 1),
-  });
-  const heldBack = {
-    window: { createdAfter: iso(now - 30 * hour - 1), createdBefore: iso(now) },
-    reachedBack: { workflowId: 'sweep-a', windowEnd: iso(now - 30 * hour - 1), cut: false },
-    unsettledGivenUp: null,
-  };
-  expect(sweepWindow(now, 24 * hour, lastCompleted, WAIT)).toEqual(heldBack);
-  // Before, every later sweep reached back to it until it was past the retention, reading every page since.
-  expect(sweepWindow(now, 24 * hour, lastCompleted, 20 * hour)).toEqual({
-    window: { createdAfter: iso(now - 24 * hour), createdBefore: iso(now) },
-    reachedBack: null,
-    unsettledGivenUp: { batchId: 'b-stuck', createdAt: iso(now - 30 * hour), listedBy: 'sweep-a' },
-  });
-  // Within the lookback, the window takes it anyway: nothing is given up.
-  expect(sweepWindow(now, 48 * hour, lastCompleted, 20 * hour)).toMatchObject({ unsettledGivenUp: null });
-  // Given up, the window still reaches back to a batch the sweep left out.
-  const leftOutToo = { ...listed, oldestLeftCreatedAt: iso(now - 26 * hour) };
-  const alsoLeft = {
-    workflowId: 'sweep-a',
-    windowEnd: completedSweepEnd(leftOutToo) as string,
-    endWithoutUnsettled: completedSweepEnd(leftOutToo, false) as string,
-    unsettledBatchId: 'b-stuck',
-  };
-  expect(sweepWindow(now, 24 * hour, alsoLeft, 20 * hour)).toEqual({
-    window: { createdAfter: iso(now - 26 * hour - 1), createdBefore: iso(now) },
-    reachedBack: { workflowId: 'sweep-a', windowEnd: iso(now - 26 * hour - 1), cut: false },
-    unsettledGivenUp: { batchId: 'b-stuck', createdAt: iso(now - 30 * hour), listedBy: 'sweep-a' },
-  });
-  // A lookup recorded by a release before endWithoutUnsettled (a history replayed) waits, as that release did.
-  const recorded = { workflowId: 'sweep-a', windowEnd: lastCompleted.windowEnd };
-  expect(sweepWindow(now, 24 * hour, recorded, 20 * hour)).toEqual(heldBack);
 });

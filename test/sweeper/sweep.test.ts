@@ -95,6 +95,8 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     over_limit: 0,
     start_failed: 0,
     past_retention: 0,
+    held: 0,
+    unsettled_given_up: 0,
   });
   expect(Date.parse(result.window.createdBefore) - Date.parse(result.window.createdAfter)).toBe(2 * 3_600_000);
 
@@ -161,7 +163,7 @@ test('overlapping sweeps start one recovery per batch; later sweeps skip running
   expect(runIdsAfter).toEqual(runIds);
 });
 
-test('a batch whose last recovery failed in a way a new one would repeat is skipped, not restarted', async () => {
+test('a batch whose last recovery failed in a way a new one would repeat is held, not restarted', async () => {
   const batchId = batchCreated(5, 1);
   // The status endpoint denies the batch, so its recovery fails with batch_not_found.
   env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
@@ -170,13 +172,15 @@ test('a batch whose last recovery failed in a way a new one would repeat is skip
   const failedRun = (await env.recoveries.handle(batchId).describe()).runId;
 
   const result = await sweep({ lookback: '1h' });
-  expect(result.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
-  expect(result.counts.permanently_failed).toBe(1);
+  // It sent no retry call: held for REPEATING_FAILURE_HOLD_MS, left to a later sweep.
+  expect(result.skipped).toEqual([{ batchId, reason: 'held' }]);
+  expect(result.counts.held).toBe(1);
   expect((await env.recoveries.handle(batchId).describe()).runId).toBe(failedRun);
 });
 
 test('a batch whose recovery failed in a way a new one would repeat before any retry call is started again once the hold has passed; one after a call is not', async () => {
-  const holdMs = 2_000;
+  // Long enough that the first sweep, right after the failure, runs within it on a loaded machine.
+  const holdMs = 15_000;
   // The product's sweep activities, with a hold of seconds in place of hours.
   const shortHold: Parameters<typeof withOwnWorker>[1] = (_activities, api, client) =>
     createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs });
@@ -191,7 +195,12 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
       env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
     // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found
     // before it sent a retry call.
-    const beforeAnyCall = batchCreated(5, 1);
+    const beforeAnyCallCreatedAt = minutesAgo(5);
+    const beforeAnyCall = env.simulator.createScriptedBatch({
+      count: 3,
+      script: { '0': ['fail', 'ok'] },
+      created_at: beforeAnyCallCreatedAt,
+    }).id;
     notFound(beforeAnyCall);
     await recoveries.start({ batchId: beforeAnyCall, ...FAST_POLICY });
     // The same incident after the recovery's first retry call: that call was applied, and a new recovery would send
@@ -223,8 +232,16 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
 
     const past = await sweepHere();
 
-    expect(ids(within.skipped)).toEqual([beforeAnyCall, afterACall].sort());
-    expect(within.counts).toMatchObject({ started: 0, permanently_failed: 2 });
+    expect(within.skipped).toEqual(
+      expect.arrayContaining([
+        { batchId: beforeAnyCall, reason: 'held' },
+        { batchId: afterACall, reason: 'permanently_failed' },
+      ]),
+    );
+    expect(within.counts).toMatchObject({ started: 0, held: 1, permanently_failed: 1 });
+    // Held, it is left to a later sweep: the next of the schedule reaches back to it, so the hold cannot outlast the
+    // window. Before, a batch held past its lookback was in no later window once the hold had passed.
+    expect(within.oldestLeftCreatedAt).toBe(beforeAnyCallCreatedAt);
     // Before, every later sweep skipped both as permanently_failed, and the first batch was never recovered.
     expect(past.started).toEqual([{ batchId: beforeAnyCall, workflowId: recoveryWorkflowId(beforeAnyCall) }]);
     expect(past.skipped).toEqual([{ batchId: afterACall, reason: 'permanently_failed' }]);
@@ -235,7 +252,8 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
 });
 
 test('a batch whose recovery failed on a revoked key right after a retry call of unknown outcome is started again only once the hold has passed', async () => {
-  const holdMs = 2_000;
+  // Long enough that the first sweep, right after the failure, runs within it on a loaded machine.
+  const holdMs = 15_000;
   const shortHold: Parameters<typeof withOwnWorker>[1] = (_activities, api, client) =>
     createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs });
   await withOwnWorker(env.simulator.url, shortHold, async (recoveries) => {
@@ -274,7 +292,7 @@ test('a batch whose recovery failed on a revoked key right after a retry call of
 
     // Before, the first sweep after the fix started a new recovery at once.
     expect(within.started).toEqual([]);
-    expect(within.skipped).toEqual([{ batchId, reason: 'permanently_failed' }]);
+    expect(within.skipped).toEqual([{ batchId, reason: 'held' }]);
     expect(past.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
     expect((await recoveries.result(batchId)).outcome).toBe('recovered');
     expect((await recoveries.handle(batchId).describe()).runId).not.toBe(failedRun.runId);
