@@ -67,12 +67,6 @@ export interface ListFailedBatchesInput {
    * limit is the call budget; absent (sweeps that scheduled it before), it reads to maxBatchIds or the end.
    */
   maxPages?: number;
-  /**
-   * A batch listed still pending or processing created before this is given up on (unsettledGivenUp) rather than
-   * waited for (oldestUnsettledCreatedAt): the sweep's unsettledWait, or its lookback if longer, before it began.
-   * Absent from the tasks of sweeps before it, which wait for every such batch.
-   */
-  unsettledSince?: string;
 }
 
 /** Counts of the pages read, and the ids of the batches with failed sessions: small however long the list is. */
@@ -84,7 +78,7 @@ export interface ListFailedBatchesResult {
   batchIds: string[];
   /**
    * When each of batchIds was created (ISO), in the same order; null for one listed without a readable created_at.
-   * The sweep records the oldest it leaves over_limit or start_failed. Absent from results of listings before it.
+   * The sweep records the oldest it leaves over_limit, start_failed or held. Absent from results of listings before it.
    */
   createdAt?: (string | null)[];
   /** How many batches with failed sessions the pages held. */
@@ -116,13 +110,6 @@ export interface ListFailedBatchesResult {
    * to it (SweepResult's oldestUnsettledCreatedAt). Absent from results of listings before it.
    */
   oldestUnsettledCreatedAt?: string | null;
-  /**
-   * Batches listed still pending or processing created before unsettledSince (and not past the retention): not
-   * counted in otherStatus, nor waited for. Absent from results of listings before it.
-   */
-  unsettledGivenUp?: number;
-  /** The first SWEEP_RESULT_ITEMS of them, for the sweep's `skipped`; kept as batchIds are. */
-  unsettledGivenUpIds?: string[];
   /** Where to go on, or null at the end of the list. */
   nextPage: number | null;
   /** The list's last page, when the API says: lets the sweep read the following pages side by side. */
@@ -160,7 +147,8 @@ const REPEATING_FAILURES = new Set([
  * 404, a redirect or an HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later
  * sweep; and one that failed on a wrong key or missing credits with a retry call of unknown outcome in its report,
  * as the API may still apply that call. Past it, a sweep starts a new recovery, which reads the batch again. A held
- * batch is left to a later sweep (the next of its schedule reaches back to it), so the hold cannot outlast its window.
+ * batch is left to a later sweep (the next of its schedule reaches back to it), so the hold cannot outlast its window;
+ * a sweep run by hand reaches back to nothing, so run one again once the hold has passed.
  * A batch that keeps failing so costs a status read, and a failed recovery, every hold at most while it is in the
  * sweeps' window. A recovery that failed in a way a new one would repeat after a round, or left no report to read, is
  * skipped for good: a call of its may have been applied, and a new recovery would send the batch's retries again.
@@ -231,8 +219,8 @@ function sentNoRetryCall(failure: unknown): boolean {
 
 /**
  * What a recovery of the batch under another workflow id (an earlier release's, by the id in upper case) says of
- * starting one: the same as the id reuse policy and skipAfterFailedRecovery say of the batch's own id. Running, or ended
- * with an outcome (completed), it recovers or recovered the batch: a new one would send its retries again.
+ * starting one: the same as the id reuse policy and skipAfterFailedRecovery say of the batch's own id. Running, or
+ * ended with an outcome (completed), it recovers or recovered the batch: a new one would send its retries again.
  */
 async function otherRecoveryOutcome(
   client: Client,
@@ -302,8 +290,6 @@ export function createSweepActivities(
             pastRetention: 0,
             pastRetentionIds: [],
             oldestUnsettledCreatedAt: null,
-            unsettledGivenUp: 0,
-            unsettledGivenUpIds: [],
             nextPage: input.fromPage,
           };
 
@@ -313,10 +299,6 @@ export function createSweepActivities(
       const windowEnd = Date.parse(input.createdBefore);
       const pastRetentionIds = result.pastRetentionIds ?? [];
       result.pastRetentionIds = pastRetentionIds;
-      // A heartbeat of a worker before unsettledGivenUp: none given up on in the pages it read.
-      const unsettledGivenUpIds = result.unsettledGivenUpIds ?? [];
-      result.unsettledGivenUpIds = unsettledGivenUpIds;
-      const givenUpBefore = input.unsettledSince === undefined ? -Infinity : Date.parse(input.unsettledSince);
       const startableFrom = await startableSince(client);
       /** A batch without a readable created_at is taken as created at the window's start: the API filtered on it. */
       const pastRetention = (createdAt: string | undefined) =>
@@ -370,18 +352,10 @@ export function createSweepActivities(
           // weeks past the lookback an operator set, and read the team's whole history.
           if (outsideWindow(batch.created_at)) result.outsideWindow = (result.outsideWindow ?? 0) + 1;
           else if (batch.status === undefined || !swept.has(batch.status)) {
-            const waitedFor = isInFlightBatchStatus(batch.status) && !pastRetention(batch.created_at);
-            if (waitedFor && Date.parse(isoDateOf(batch.created_at) ?? input.createdAfter) < givenUpBefore) {
-              // Before, one stuck for good held every later window back to it until it was past the retention.
-              result.unsettledGivenUp = (result.unsettledGivenUp ?? 0) + 1;
-              const listIds = input.maxBatchIds > 0 || input.maxPages === 1;
-              if (listIds && typeof batch.batch_id === 'string' && unsettledGivenUpIds.length < SWEEP_RESULT_ITEMS)
-                unsettledGivenUpIds.push(batch.batch_id);
-            } else {
-              result.otherStatus += 1;
-              // Before, a batch still running when it dropped out of every later window was never swept.
-              if (waitedFor) noteUnsettled(batch.created_at);
-            }
+            result.otherStatus += 1;
+            // Before, a batch still running when it dropped out of every later window was never swept.
+            if (isInFlightBatchStatus(batch.status) && !pastRetention(batch.created_at))
+              noteUnsettled(batch.created_at);
           }
           // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
           // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
@@ -415,7 +389,6 @@ export function createSweepActivities(
           batchIds: [...result.batchIds],
           createdAt: [...createdAt],
           pastRetentionIds: [...pastRetentionIds],
-          unsettledGivenUpIds: [...unsettledGivenUpIds],
         });
       }
       return result;
@@ -426,7 +399,7 @@ export function createSweepActivities(
      * completed (a new schedule, or one whose sweeps all failed: their windows are not known to be read). Only a
      * completed sweep read its whole window; one that failed or was terminated says nothing of the batches it did not
      * reach. Its windowEnd is where the window ended or, when earlier, just before the oldest batch it left
-     * over_limit or start_failed, or listed still pending or processing, was created: before, a sweep that left
+     * over_limit, start_failed or held, or listed still pending or processing, was created: before, a sweep that left
      * batches out counted as having covered its whole window, and a backlog over maxStarts for longer than the
      * lookback left them in no later window, as a batch still running when it dropped out of the lookback was. A sweep
      * gone from history, or whose result has no window (or no date where the oldest batch left out goes), is passed

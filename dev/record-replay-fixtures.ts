@@ -668,53 +668,6 @@ async function sweepReachingBack(): Promise<string> {
   }
 }
 
-/**
- * Two sweeps of a schedule (lookback and unsettledWait 1m), the first listing a batch held processing, the second
- * over a minute on; returns the second, which gives up waiting for the batch.
- */
-async function sweepGivingUpOnUnsettled(): Promise<string> {
-  const scheduleId = `fixture-sweep-unsettled-${Date.now()}`;
-  const schedule = await client.schedule.create({
-    scheduleId,
-    spec: { intervals: [{ every: '1h' }] },
-    action: {
-      type: 'startWorkflow',
-      workflowType: SWEEP_FAILED_BATCHES_WORKFLOW,
-      taskQueue: stack.taskQueue,
-      workflowId: scheduleId,
-      args: [{ lookback: '1m', unsettledWait: '1m', recovery: { ...fast } }],
-    },
-    state: { paused: true },
-  });
-  const sweepTaken = async (count: number) => {
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
-      const last = (await schedule.describe()).info.recentActions[count - 1]?.action.workflow.workflowId;
-      if (last !== undefined) return last;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`the schedule took no sweep ${count} in 30 s`);
-  };
-  const stuck = simulator.createScriptedBatch({
-    count: 2,
-    script: { '1': ['fail', 'ok'] },
-    created_at: new Date(Date.now() - 40_000).toISOString(),
-    hold: true,
-  });
-  try {
-    await schedule.trigger();
-    await client.workflow.getHandle(await sweepTaken(1)).result();
-    await new Promise((resolve) => setTimeout(resolve, stuck.createdAt + 62_000 - Date.now()));
-    await schedule.trigger();
-    const second = await sweepTaken(2);
-    const { skipped } = (await client.workflow.getHandle(second).result()) as SweepResult;
-    if (!skipped.some((item) => item.batchId === stuck.id && item.reason === 'unsettled_given_up'))
-      throw new Error(`the second sweep did not give up on the batch: ${JSON.stringify(skipped)}`);
-    return second;
-  } finally {
-    await schedule.delete();
-  }
-}
-
 /** A sweep's run as continued as new, carrying a window and a result, with an input this release refuses. */
 async function sweepWithRefusedContinuedInput(workflowId: string): Promise<string> {
   const window = {
@@ -1072,9 +1025,15 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     return sweepOverRepeatingList();
   },
   // A run continued as new whose input this release refuses: it fails with the report its runs before carried.
-  // A schedule's second sweep gives up waiting for a batch the first listed still processing (unsettledWait 1m).
-  async 'sweep-gives-up-unsettled'() {
-    return sweepGivingUpOnUnsettled();
+  // A second argument typed by hand that no run can read: refused at once, the patch marker recorded.
+  async 'sweep-carried-state-refused'() {
+    const workflowId = `fixture-sweep-carried-state-refused-${Date.now()}`;
+    await client.workflow.start(SWEEP_FAILED_BATCHES_WORKFLOW, {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ lookback: '1h' }, { window: { createdAfter: 'yesterday' }, nextPage: 2 }],
+    });
+    return workflowId;
   },
   async 'sweep-continued-input-refused'() {
     return sweepWithRefusedContinuedInput('fixture-sweep-continued-input-refused');

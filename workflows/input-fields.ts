@@ -49,13 +49,6 @@ export const sweepFields = {
   /** Batches created within this long before the sweep are scanned. */
   lookback: { type: 'duration', min: '1m', max: '90d', default: '24h' },
   /**
-   * How long after its creation a batch listed still pending or processing is waited for: the next sweep of its
-   * schedule reaches back to it until then (or the lookback, if longer), and a sweep that lists it after gives it up
-   * (`unsettled_given_up`, counted in anchor_sweep_batches_unsettled_given_up). Before, a batch stuck for good pinned
-   * every sweep's window back to it until it was past the retention, each sweep reading every page since.
-   */
-  unsettledWait: { type: 'duration', min: '1m', max: '90d', default: '7d' },
-  /**
    * Settled statuses a batch with failed sessions can have. The simulator reports such a batch as
    * `failed`; the contract also allows `completed` with failed_requests > 0, so both are scanned by default.
    */

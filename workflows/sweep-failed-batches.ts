@@ -144,7 +144,8 @@ const resultId = (text: string) => cutText(text, SWEEP_RESULT_ID_CHARS);
  * and the sweep stayed running with no report; other fields out of shape reached the result. Now such a state fails
  * the sweep at once as an invalid input does, naming each field. Null reads as none. What a run of this release or an
  * earlier one hands on passes: the result's fields after counts may be absent, ids longer than the result keeps are
- * cut, and a count of a reason no longer kept is dropped. The run goes on with what was checked, no other field.
+ * cut, and a count of a reason no longer kept is dropped (a skip of one is refused, as no count would hold it). The
+ * run goes on with what was checked, no other field.
  */
 function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
   if (raw === undefined || raw === null) return undefined;
@@ -187,6 +188,12 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
     items(result.started, 'result.started', ['batchId', 'workflowId']);
     items(result.skipped, 'result.skipped', ['batchId', 'reason']);
     check(
+      !isItemList(result.skipped, ['reason']) ||
+        result.skipped.every((item) => Object.hasOwn(known, item.reason ?? '')),
+      'result.skipped',
+      `reasons each one of ${Object.keys(known).join(', ')}`,
+    );
+    check(
       isRecord(result.counts) &&
         Object.entries(result.counts).every(
           ([key, count]) => !Object.hasOwn(known, key) || (Number.isSafeInteger(count) && (count as number) >= 0),
@@ -222,7 +229,11 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
         Object.entries(counts).filter(([key]) => Object.hasOwn(known, key)),
       ) as SweepResult['counts'],
       ...(reachedBack !== undefined && {
-        reachedBack: reachedBack && { ...reachedBack, workflowId: resultId(reachedBack.workflowId) },
+        reachedBack: reachedBack && {
+          workflowId: resultId(reachedBack.workflowId),
+          windowEnd: reachedBack.windowEnd,
+          cut: reachedBack.cut,
+        },
       }),
       ...(oldestLeftCreatedAt !== undefined && { oldestLeftCreatedAt }),
       ...(oldestUnsettledCreatedAt !== undefined && { oldestUnsettledCreatedAt }),
@@ -352,14 +363,6 @@ export async function sweepFailedBatches(
       }
     }
     const { window } = result;
-    /**
-     * Batches listed still unsettled that were created before it are given up on, not waited for: unsettledWait, or
-     * the lookback if longer, before the sweep began (the window's end, the same in every run). Only a window that
-     * reaches back lists such a batch. Values only, in the listing's input: no patch.
-     */
-    const unsettledSince = new Date(
-      Date.parse(window.createdBefore) - Math.max(policy.unsettledWait, policy.lookback),
-    ).toISOString();
     if (carried === undefined && !patched(PAGED_LISTING_PATCH)) {
       await listAllBatches(policy, window, result, startRecoveries);
     } else {
@@ -383,7 +386,6 @@ export async function sweepFailedBatches(
               // Once maxStarts recoveries started, the rest of the list is only counted.
               maxBatchIds: room > 0 ? Math.min(SWEEP_CHUNK_BATCHES, room) : 0,
               ...(onePagePerTask && { maxPages: 1 }),
-              unsettledSince,
             }),
           ),
         );
@@ -418,10 +420,6 @@ export async function sweepFailedBatches(
           const pastRetentionIds = chunk.pastRetentionIds ?? [];
           for (const batchId of pastRetentionIds) recordSkipped(result, batchId, 'past_retention');
           result.counts.past_retention += (chunk.pastRetention ?? 0) - pastRetentionIds.length;
-          // As past_retention: values only. A listing before the field (a recorded history) gave up on none.
-          const givenUpIds = chunk.unsettledGivenUpIds ?? [];
-          for (const batchId of givenUpIds) recordSkipped(result, batchId, 'unsettled_given_up');
-          result.counts.unsettled_given_up += (chunk.unsettledGivenUp ?? 0) - givenUpIds.length;
           createdAtOfListed = new Map(chunk.batchIds.map((batchId, at) => [batchId, chunk.createdAt?.[at] ?? null]));
           // Counted without their ids (a task of several pages, only counting): when they were created is unknown.
           if (chunk.failed > chunk.batchIds.length) leaveOut(null);
@@ -521,8 +519,7 @@ function sweptStatuses(input: SweepFailedBatchesInput): SweepStatus[] {
 
 /**
  * Counts the failed batches the sweep did not start, as its result counts them, in the run that ends it, completed or
- * failed: those it left for a later one, those past the retention, and those given up on while unsettled. Its
- * counts hold those of the runs before it,
+ * failed: those it left for a later one, and those past the retention. Its counts hold those of the runs before it,
  * which count nothing, so a sweep that continued as new counts its batches once. A batch every sweep leaves (a start
  * that always fails, a window pinned at maxStarts) counts once a sweep. Every reason is added, 0 too, so each has a
  * series once a sweep ended. Metrics only: no command depends on it, and the SDK adds nothing on replay.
@@ -543,15 +540,6 @@ function countNotStarted(counts: SweepResult['counts']): void {
       'Failed batches sweeps did not recover, as created before the namespace retention',
     )
     .add(counts.past_retention);
-  // Nor does one to a batch listed unsettled past unsettledWait: should it settle with failed sessions, only this
-  // count and its alert tell an operator to recover it by hand.
-  metricMeter
-    .createCounter(
-      'anchor_sweep_batches_unsettled_given_up',
-      'batches',
-      'Batches sweeps listed still pending or processing past unsettledWait, and no longer wait for',
-    )
-    .add(counts.unsettled_given_up);
 }
 
 /** The sweep as it was before the paged listing: one activity listed every batch. Kept for replay. */

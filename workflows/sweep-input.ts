@@ -28,7 +28,10 @@ export type SkipReason =
   | 'already_running'
   /** A recovery for the batch already ended with an outcome; a sweep does not redo it. */
   | 'already_ended'
-  /** The batch's last recovery failed in a way a new one would repeat (e.g. batch_not_found), after a retry call. */
+  /**
+   * The batch's last recovery failed in a way a new one would repeat (e.g. batch_not_found), and its report shows a
+   * retry call, or cannot be read: a new one could send the batch's retries again. For good.
+   */
   | 'permanently_failed'
   /**
    * The batch's last recovery failed, and a new one waits until REPEATING_FAILURE_HOLD_MS after it closed: it failed in
@@ -46,13 +49,7 @@ export type SkipReason =
    * Created before the namespace's retention (less 10 minutes): a recovery of it that ended may be gone from Temporal,
    * so a new one could send its retries again. Never started by a sweep, and no later window reaches back to it.
    */
-  | 'past_retention'
-  /**
-   * Listed still pending or processing, created before both the sweep's unsettledWait and its lookback: the sweep no
-   * longer waits for it, and no later window reaches back to it for its sake. Should it settle with failed sessions,
-   * recover it by hand. Listed in `skipped` though it may have no failed session yet.
-   */
-  | 'unsettled_given_up';
+  | 'past_retention';
 
 /** Batches listed in `started` and in `skipped`, each; `counts` counts them all, so the result is bounded. */
 export const SWEEP_RESULT_ITEMS = 100;
@@ -65,16 +62,13 @@ export interface SweepResult {
   statuses: SweepStatus[];
   /** The first SWEEP_RESULT_ITEMS recoveries started. */
   started: { batchId: string; workflowId: string }[];
-  /**
-   * The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why, and those given up on
-   * while unsettled.
-   */
+  /** The first SWEEP_RESULT_ITEMS batches with failed sessions that got no new recovery, and why. */
   skipped: { batchId: string; reason: SkipReason }[];
   counts: {
     /** Batches listed in the window, whatever their status. */
     scanned: number;
     started: number;
-    /** Listed batches in a status the sweep does not scan (e.g. still processing), but those given up on. */
+    /** Listed batches in a status the sweep does not scan (e.g. still processing). */
     other_status: number;
     /** Listed batches with failed sessions but no UUID for an id (none, or another text): no recovery can take them. */
     invalid_batch_id: number;
@@ -95,9 +89,9 @@ export interface SweepResult {
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
   /**
-   * When the oldest batch this sweep left `over_limit`, `start_failed` or `held` was created (the window's start for one
-   * listed without a readable created_at), or null when it left none: the next sweep of its schedule reaches back to
-   * it, so that a batch left out is in a later window however long the backlog lasts. One date, however many were
+   * When the oldest batch this sweep left `over_limit`, `start_failed` or `held` was created (the window's start for
+   * one listed without a readable created_at), or null when it left none: the next sweep of its schedule reaches back
+   * to it, so that a batch left out is in a later window however long the backlog lasts. One date, however many were
    * left. Absent from the results of sweeps before it, which read as having left none.
    */
   oldestLeftCreatedAt: string | null;
@@ -107,9 +101,8 @@ export interface SweepResult {
    * namespace's retention (less 10 minutes) is passed over, as no sweep would start its recovery. Such a batch is
    * counted `other_status`, and the next sweep of its schedule reaches back to it, so that one still running when it
    * drops out of the lookback is swept once it settles. Before, it was in no later window: never recovered, never
-   * reported. The trade is bounded by unsettledWait: one created before it (and before the lookback) is given up on
-   * (`unsettled_given_up`) rather than waited for. Before, a batch that stayed unsettled for ever pinned the window of
-   * every later sweep back to it until it was past the retention. One date, however many were listed. Absent from the
+   * reported. The trade: a batch that stays unsettled for ever pins the window of every later sweep back to it until
+   * it is past the retention, as a start that always fails does. One date, however many were listed. Absent from the
    * results of sweeps before it, which read as having listed none.
    */
   oldestUnsettledCreatedAt: string | null;
@@ -119,7 +112,7 @@ export interface SweepResult {
 
 /**
  * The sweep of a schedule that last completed, and where its window ended, or, when earlier, just before the oldest
- * batch it left over_limit or start_failed, or listed still unsettled, was created: every batch before that was
+ * batch it left over_limit, start_failed or held, or listed still unsettled, was created: every batch before that was
  * listed and taken.
  */
 export interface CompletedSweep {
@@ -129,8 +122,8 @@ export interface CompletedSweep {
 
 /**
  * Where the window of a completed sweep, given its result, got to, one millisecond early: its end or, when earlier,
- * the oldest batch it left over_limit or start_failed, or listed still pending or processing. The contract does not
- * say whether the list's created_after and created_before take a batch created at that very millisecond (the
+ * the oldest batch it left over_limit, start_failed or held, or listed still pending or processing. The contract does
+ * not say whether the list's created_after and created_before take a batch created at that very millisecond (the
  * simulator takes neither): one millisecond early, the next window takes it, where starting at the end left a batch
  * created as one window ended in neither. A result of a sweep before oldestLeftCreatedAt or oldestUnsettledCreatedAt
  * reads as leaving, or listing, none. Null when the result gives no date where one of them goes (edited by hand,
@@ -208,7 +201,6 @@ export function newSweepResult(window: SweepResult['window'], statuses: SweepSta
       start_failed: 0,
       past_retention: 0,
       held: 0,
-      unsettled_given_up: 0,
     },
   };
 }

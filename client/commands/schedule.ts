@@ -20,7 +20,6 @@ interface UpsertOptions {
   lookback?: string;
   maxStarts?: number;
   fanOut?: number;
-  unsettledWait?: string;
 }
 
 export function scheduleUiUrl(uiBaseUrl: string, namespace: string, scheduleId: string): string {
@@ -75,11 +74,6 @@ export function registerScheduleCommands(program: Command, context: CommandConte
       'recovery starts in flight at once, 1-50 (default 10)',
       bounded('fanOut', sweepFields.fanOut),
     )
-    .option(
-      '--unsettled-wait <duration>',
-      'how long after its creation a batch still pending or processing holds sweeps back to it, 1m-90d (default 7d)',
-      boundedAsTyped('unsettledWait', sweepFields.unsettledWait),
-    )
     .action(async (options: UpsertOptions, command: Command) => {
       await context.withClient(command, async (client, globals) => {
         const { created } = await upsertSweepSchedule(client, {
@@ -89,7 +83,6 @@ export function registerScheduleCommands(program: Command, context: CommandConte
           ...(options.lookback !== undefined && { lookback: options.lookback }),
           ...(options.maxStarts !== undefined && { maxStarts: options.maxStarts }),
           ...(options.fanOut !== undefined && { fanOut: options.fanOut }),
-          ...(options.unsettledWait !== undefined && { unsettledWait: options.unsettledWait }),
         });
         context.print(`${created ? 'Created' : 'Updated'} schedule ${options.id}, sweeping every ${options.every}`);
         context.print(`Web UI: ${scheduleUiUrl(globals.uiUrl, globals.namespace, options.id)}`);

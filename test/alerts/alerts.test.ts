@@ -244,11 +244,10 @@ describe('against a worker process', () => {
     named.delete('temporal_workflow_task_execution_failed');
     // Emitted only once an end notification's activity fails for good; a test below has the worker export it.
     named.delete('anchor_notifications_not_completed');
-    // Emitted only once a sweep ends: the tests of SweepsKeepLeavingBatches, SweepsSkippedPastRetention and
-    // SweepsGaveUpOnUnsettledBatch below read them from a worker process.
+    // Emitted only once a sweep ends: the tests of SweepsKeepLeavingBatches and SweepsSkippedPastRetention below read
+    // them from a worker process.
     named.delete('anchor_sweep_batches_left');
     named.delete('anchor_sweep_batches_past_retention');
-    named.delete('anchor_sweep_batches_unsettled_given_up');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
 
@@ -499,64 +498,4 @@ describe('against a worker process', () => {
     const labels = `namespace="${client.options.namespace}",taskQueue="${taskQueue}"`;
     expect(counted).toEqual([`anchor_sweep_batches_past_retention{${labels},workflowType="sweepFailedBatches"} 2`]);
   });
-
-  // Until then, every sweep of the schedule read the list back to such a batch, however long it stayed unsettled.
-  test('a scheduled sweep that gives up waiting for a batch still processing counts it in anchor_sweep_batches_unsettled_given_up, which SweepsGaveUpOnUnsettledBatch reads', async () => {
-    simulator.reset();
-    const taskQueue = uniqueTaskQueue('alerts-sweep-unsettled');
-    const worker = await startWorker(taskQueue, { ANCHOR_BATCH_STATUS_POLLER: 'false' });
-    // Held: processing at both sweeps, as a batch the API never settles.
-    const stuck = simulator.createScriptedBatch({
-      count: 2,
-      script: { '1': ['fail', 'ok'] },
-      created_at: new Date(Date.now() - 40_000).toISOString(),
-      hold: true,
-    });
-    const scheduleId = `alerts-unsettled-${randomUUID()}`;
-    const schedule = await client.schedule.create({
-      scheduleId,
-      spec: { intervals: [{ every: '1h' }] },
-      action: {
-        type: 'startWorkflow',
-        workflowType: 'sweepFailedBatches',
-        taskQueue,
-        workflowId: scheduleId,
-        args: [{ lookback: '1m', unsettledWait: '1m', recovery: FAST_POLICY }],
-      },
-      state: { paused: true },
-    });
-    const swept = new Set<string>();
-    const sweepNow = async () => {
-      await schedule.trigger();
-      const workflowId = await eventually('the triggered sweep', async () =>
-        (await schedule.describe()).info.recentActions
-          .map((action) => action.action.workflow.workflowId)
-          .find((id) => !swept.has(id)),
-      );
-      swept.add(workflowId);
-      return await client.workflow.getHandle<typeof sweepFailedBatches>(workflowId).result();
-    };
-    try {
-      expect((await sweepNow()).oldestUnsettledCreatedAt).toBe(new Date(stuck.createdAt).toISOString());
-      await eventually(
-        'the batch to be older than the wait',
-        () => Date.now() > stuck.createdAt + 62_000 || undefined,
-        90_000,
-      );
-      const second = await sweepNow();
-      // The first sweep added 0 (each sweep adds its count): the sample is there before the second's 1.
-      const labels = `namespace="${client.options.namespace}",taskQueue="${taskQueue}"`;
-      const sample = `anchor_sweep_batches_unsettled_given_up{${labels},workflowType="sweepFailedBatches"}`;
-      const counted = await eventually(`${sample} to count 1`, async () =>
-        (await metricSamples(worker, /^anchor_sweep_batches_unsettled_given_up\{/)).find((line) => line.endsWith(' 1')),
-      );
-
-      expect(second.skipped).toEqual([{ batchId: stuck.id, reason: 'unsettled_given_up' }]);
-      expect(counted).toBe(`${sample} 1`);
-    } finally {
-      await schedule.delete();
-      worker.child.kill('SIGTERM');
-      await worker.closed;
-    }
-  }, 150_000);
 });

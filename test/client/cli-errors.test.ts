@@ -148,10 +148,6 @@ describe('flags are checked before any connection, naming the flag and the field
     [['--every', '15m', '--fan-out', '51'], /--fan-out.*'51' is invalid.*fanOut: Too big: expected number to be <=50/],
     [['--every', '10s'], /--every.*'10s' is invalid.*every: must be at least 1m/],
     [['--every', '15m', '--lookback', 'soon'], /--lookback.*'soon' is invalid.*lookback: expected a duration/],
-    [
-      ['--every', '15m', '--unsettled-wait', '91d'],
-      /--unsettled-wait.*'91d' is invalid.*unsettledWait: must be at most 90d/,
-    ],
     [['--every', '900'], /--every.*'900' is invalid.*every: add a unit/],
   ])('schedule upsert %j', async (flags, message) => {
     expectOneLineError(await offline(['schedule', 'upsert', ...flags]), message);

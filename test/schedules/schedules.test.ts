@@ -112,18 +112,13 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
     return printed.join('\n');
   };
 
-  const upserted = await run(
-    'upsert',
-    ...['--every', '1h', '--lookback', '2h', '--max-starts', '5', '--fan-out', '2', '--unsettled-wait', '3d'],
-  );
-  expect(upserted).toMatch(
+  expect(await run('upsert', '--every', '1h', '--lookback', '2h', '--max-starts', '5', '--fan-out', '2')).toMatch(
     new RegExp(`Created schedule ${scheduleId}.*\\nWeb UI: http://ui.test/namespaces/.+/schedules/${scheduleId}`),
   );
   expect((await describeSweepSchedule(env.client, scheduleId)).sweep).toEqual({
     lookback: '2h',
     maxStarts: 5,
     fanOut: 2,
-    unsettledWait: '3d',
   });
 
   await run('pause', '--note', 'maintenance');
@@ -682,47 +677,4 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
   expect(second.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   expect(second.oldestUnsettledCreatedAt).toBeNull();
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
-}, 150_000);
-
-test('a scheduled sweep gives up waiting for a batch listed still processing once it is older than unsettledWait', async () => {
-  const scheduleId = newScheduleId();
-  const triggerSweep = await triggeredSweepSchedule(scheduleId, {
-    lookback: '1m',
-    unsettledWait: '1m',
-    recovery: FAST_POLICY,
-  });
-  // Stuck: still processing at every sweep, as a batch the API never settles.
-  const batch = env.simulator.createScriptedBatch({
-    count: 2,
-    script: { '1': ['fail', 'ok'] },
-    created_at: new Date(Date.now() - 40_000).toISOString(),
-    hold: true,
-  });
-  const createdAt = new Date(batch.createdAt).toISOString();
-
-  const firstSweep = await triggerSweep();
-  const first = (await firstSweep.result()) as SweepResult;
-  expect(first.oldestUnsettledCreatedAt).toBe(createdAt);
-  // Time has to pass here: the batch must be older than the shortest wait, and the lookback, at the next sweep.
-  await eventually(
-    'the batch to be older than the wait',
-    () => Date.now() > batch.createdAt + 62_000 || undefined,
-    90_000,
-  );
-
-  const second = (await (await triggerSweep()).result()) as SweepResult;
-  const third = (await (await triggerSweep()).result()) as SweepResult;
-
-  // The second sweep reached back to the batch, as the first listed it, and gave it up: no later one reaches back.
-  // Before, every later sweep reached back to it until it was past the retention, reading every page since.
-  expect(second.reachedBack).toMatchObject({
-    workflowId: firstSweep.workflowId,
-    windowEnd: new Date(batch.createdAt - 1).toISOString(),
-  });
-  expect(second.skipped).toEqual([{ batchId: batch.id, reason: 'unsettled_given_up' }]);
-  expect(second.counts).toMatchObject({ unsettled_given_up: 1, other_status: 0 });
-  expect(second.oldestUnsettledCreatedAt).toBeNull();
-  expect(third.reachedBack).toBeNull();
-  expect(Date.parse(third.window.createdAfter)).toBeGreaterThan(batch.createdAt);
-  expect(batch.status(env.simulator.clock.now())).toBe('processing');
 }, 150_000);

@@ -173,7 +173,6 @@ test('sweeps over 100,000 listed batches start every failed batch exactly once, 
     start_failed: 0,
     past_retention: 0,
     held: 0,
-    unsettled_given_up: 0,
   });
   // Newest first: the first sweep took the newest MAX_STARTS; its result lists the first 100 started.
   const newest = new Set(failedIds.slice(0, MAX_STARTS));

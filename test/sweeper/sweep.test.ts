@@ -96,7 +96,6 @@ test('a sweep recovers the batches with failed sessions created within the lookb
     start_failed: 0,
     past_retention: 0,
     held: 0,
-    unsettled_given_up: 0,
   });
   expect(Date.parse(result.window.createdBefore) - Date.parse(result.window.createdAfter)).toBe(2 * 3_600_000);
 
@@ -548,6 +547,13 @@ test('a carried state typed by hand that a run cannot read fails the sweep at on
   expect(problems).toMatch(/carried\.result\.counts: expected an object of counts of 0 or more/);
   expect(problems).toMatch(/carried\.result\.reachedBack: expected null or an object/);
   expect(problems).not.toMatch(/skipped/);
+  // A skip of a reason no count holds: before, it reached the result as given.
+  const unknownReason = await startWith({
+    window,
+    nextPage: 2,
+    result: { started: [], skipped: [{ batchId: randomUUID(), reason: 'retried_twice' }], counts: {} },
+  });
+  expect(causeOf(unknownReason).message).toMatch(/carried\.result\.skipped: expected reasons each one of/);
   expect(env.simulator.ledger.all().calls).toEqual([]);
 });
 
