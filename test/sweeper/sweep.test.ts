@@ -3,6 +3,7 @@ import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
+import type { BatchRecoveries } from '../../client/recoveries.js';
 import { createSweepActivities } from '../../activities/sweep-activities.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
@@ -177,19 +178,28 @@ test('a batch whose last recovery failed in a way a new one would repeat is held
   expect((await env.recoveries.handle(batchId).describe()).runId).toBe(failedRun);
 });
 
-test('a batch whose recovery failed in a way a new one would repeat before any retry call is started again once the hold has passed; one after a call is not', async () => {
-  // Long enough that the first sweep, right after the failure, runs within it on a loaded machine.
-  const holdMs = 15_000;
-  // The product's sweep activities, with a hold of seconds in place of hours.
+/** The tests' hold: long enough that the first sweep, right after a failure, runs within it on a loaded machine. */
+const TEST_HOLD_MS = 15_000;
+
+/** Runs `test` on a worker of the product's sweep activities with a hold of TEST_HOLD_MS in place of hours. */
+function withShortHold(
+  test: (recoveries: BatchRecoveries, sweepHere: () => Promise<SweepResult>) => Promise<void>,
+): Promise<void> {
   const shortHold: Parameters<typeof withOwnWorker>[1] = (_activities, api, client) =>
-    createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs });
-  await withOwnWorker(env.simulator.url, shortHold, async (recoveries) => {
-    const sweepHere = () =>
+    createSweepActivities(api, client, { repeatingFailureHoldMs: TEST_HOLD_MS });
+  return withOwnWorker(env.simulator.url, shortHold, (recoveries) =>
+    test(recoveries, () =>
       env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
         taskQueue: recoveries.taskQueue,
         workflowId: `sweep-test-${randomUUID()}`,
         args: [{ lookback: '1h', recovery: FAST_POLICY }],
-      });
+      }),
+    ),
+  );
+}
+
+test('a batch whose recovery failed in a way a new one would repeat before any retry call is started again once the hold has passed; one after a call is not', async () => {
+  await withShortHold(async (recoveries, sweepHere) => {
     const notFound = (batchId: string) =>
       env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId });
     // A short incident: the status endpoint answers 404 for the batch, and its recovery fails with batch_not_found
@@ -227,7 +237,7 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
     const within = await sweepHere();
     env.simulator.faults.clear('status');
     const lastClosed = Math.max(...failed.map((description) => description.closeTime?.getTime() ?? Infinity));
-    await eventually('the hold to pass', () => Date.now() > lastClosed + holdMs || undefined);
+    await eventually('the hold to pass', () => Date.now() > lastClosed + TEST_HOLD_MS || undefined);
 
     const past = await sweepHere();
 
@@ -251,17 +261,7 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
 });
 
 test('a batch whose recovery failed on a revoked key right after a retry call of unknown outcome is started again only once the hold has passed', async () => {
-  // Long enough that the first sweep, right after the failure, runs within it on a loaded machine.
-  const holdMs = 15_000;
-  const shortHold: Parameters<typeof withOwnWorker>[1] = (_activities, api, client) =>
-    createSweepActivities(api, client, { repeatingFailureHoldMs: holdMs });
-  await withOwnWorker(env.simulator.url, shortHold, async (recoveries) => {
-    const sweepHere = () =>
-      env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
-        taskQueue: recoveries.taskQueue,
-        workflowId: `sweep-test-${randomUUID()}`,
-        args: [{ lookback: '1h', recovery: FAST_POLICY }],
-      });
+  await withShortHold(async (recoveries, sweepHere) => {
     // The retried session fails again, so the batch still has a failed session for the sweeps to see.
     const batchId = env.simulator.createScriptedBatch({
       count: 3,
@@ -285,7 +285,7 @@ test('a batch whose recovery failed on a revoked key right after a retry call of
     const within = await sweepHere();
     await eventually(
       'the hold to pass',
-      () => Date.now() > (failedRun.closeTime?.getTime() ?? Infinity) + holdMs || undefined,
+      () => Date.now() > (failedRun.closeTime?.getTime() ?? Infinity) + TEST_HOLD_MS || undefined,
     );
     const past = await sweepHere();
 
