@@ -1,18 +1,11 @@
 import { BATCH_STATUSES } from '../anchor-api/batch-status.js';
-import { InvalidInputError } from './fields.js';
+import { absentOr, CarriedStateProblems, isRecord, isText } from './carried-state.js';
 import { recoveryPolicyFields } from './input-fields.js';
 import type { CarriedRecovery } from './recover-batch.js';
 import { RECOVERY_OUTCOMES, RECOVERY_PHASES, REPORT_LIMITS } from './report.js';
 
 // What one run of a recovery hands the next (CarriedRecovery), checked before the run reads any of it: the Web UI's
-// start form takes a second argument, typed by hand or copied from a run with "start workflow like this one". Plain
-// code, no schema library: it runs in the workflow sandbox.
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-const absentOr = (value: unknown, isValid: (value: unknown) => boolean) =>
-  value === undefined || value === null || isValid(value);
-const isText = (value: unknown): value is string => typeof value === 'string';
+// start form takes a second argument, typed by hand or copied from a run with "start workflow like this one".
 /** A count the API gave (or a sum of them): an integer, of any sign (an API may send -1, and a report keeps it). */
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
 /** A count of the workflow's own: rounds, runs, a maximum. */
@@ -71,14 +64,10 @@ const isRound = (value: unknown) =>
  */
 export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): CarriedRecovery | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const problems: string[] = [];
-  const check = (ok: boolean, field: string, expected: string) => {
-    if (!ok) problems.push(`carried${field && `.${field}`}: expected ${expected}`);
-  };
-  if (!isRecord(raw)) {
-    check(false, '', 'an object: what one run of a recovery hands the next');
-    throw new InvalidInputError(problems, 'carried state (the second argument)');
-  }
+  // Typed, so that the compiler takes refuse() for the end it is.
+  const problems: CarriedStateProblems = new CarriedStateProblems();
+  const check = problems.check.bind(problems);
+  if (!isRecord(raw)) problems.refuse('', 'an object: what one run of a recovery hands the next');
   check(absentOr(raw.roundStartedAt, isText), 'roundStartedAt', 'a text or null');
   const { report } = raw;
   if (report !== undefined && report !== null && !isRecord(report)) {
@@ -179,6 +168,6 @@ export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): Carri
       'true, false or null',
     );
   }
-  if (problems.length > 0) throw new InvalidInputError(problems, 'carried state (the second argument)');
+  problems.throwIfAny();
   return raw as unknown as CarriedRecovery;
 }

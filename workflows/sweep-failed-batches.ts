@@ -18,7 +18,8 @@ import type {
 } from '../activities/sweep-activities.js';
 import { cleanApiText } from '../anchor-api/redact.js';
 import { cutText } from './report.js';
-import { InvalidInputError, parseWorkflowInput } from './input.js';
+import { absentOr, CarriedStateProblems, isRecord, isText } from './carried-state.js';
+import { parseWorkflowInput } from './input.js';
 import { pagesFrom } from './list-pages.js';
 import {
   earlierDate,
@@ -132,9 +133,6 @@ export interface CarriedSweep {
 /** The longest lookupFailure a run takes: what sweepFailureOf gives is shorter. */
 const LOOKUP_FAILURE_MAX_CHARS = 1_000;
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
-const isText = (value: unknown): value is string => typeof value === 'string';
 /** An id as a result keeps it: cut, as an earlier release may have kept a longer one. */
 const resultId = (text: string) => cutText(text, SWEEP_RESULT_ID_CHARS);
 
@@ -149,12 +147,9 @@ const resultId = (text: string) => cutText(text, SWEEP_RESULT_ID_CHARS);
  */
 function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const problems: string[] = [];
-  const check = (ok: boolean, field: string, expected: string) => {
-    if (!ok) problems.push(`carried${field && `.${field}`}: expected ${expected}`);
-  };
-  const absentOr = (value: unknown, isValid: (value: unknown) => boolean) =>
-    value === undefined || value === null || isValid(value);
+  // Typed, so that the compiler takes refuse() for the end it is.
+  const problems: CarriedStateProblems = new CarriedStateProblems();
+  const check = problems.check.bind(problems);
   const isItemList = (value: unknown, keys: string[]): value is Record<string, string>[] =>
     Array.isArray(value) &&
     value.length <= SWEEP_RESULT_ITEMS &&
@@ -165,10 +160,7 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
       field,
       `a list of at most ${SWEEP_RESULT_ITEMS} objects, each with ${keys.join(' and ')} (texts)`,
     );
-  if (!isRecord(raw)) {
-    check(false, '', 'an object: what one run of a sweep hands the next');
-    throw new InvalidInputError(problems, CARRIED_STATE);
-  }
+  if (!isRecord(raw)) problems.refuse('', 'an object: what one run of a sweep hands the next');
   const { window, nextPage, result, lookupFailure } = raw;
   check(
     isRecord(window) && isDateText(window.createdAfter) && isDateText(window.createdBefore),
@@ -216,7 +208,7 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
       'null or an object with workflowId (a text), windowEnd (a date) and cut (true or false)',
     );
   }
-  if (problems.length > 0) throw new InvalidInputError(problems, CARRIED_STATE);
+  problems.throwIfAny();
   const checked = raw as unknown as CarriedSweep;
   const { started, skipped, counts, reachedBack, oldestLeftCreatedAt, oldestUnsettledCreatedAt } = checked.result;
   return {
@@ -241,8 +233,6 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
     ...(checked.lookupFailure !== undefined && { lookupFailure: checked.lookupFailure }),
   };
 }
-
-const CARRIED_STATE = 'carried state (the second argument)';
 
 /**
  * Sweeps from this change on check the state the run before handed them (parseCarriedSweep), and fail at once on one
