@@ -30,6 +30,9 @@ afterAll(async () => {
   for (const scheduleId of created) await deleteSweepSchedule(env.client, scheduleId).catch(() => undefined);
   await env.close();
 });
+// Each test starts from an empty team: before, a batch a failed test left failed was in the next test's window, and
+// failed it too.
+beforeEach(() => env.simulator.reset());
 
 function newScheduleId(): string {
   const scheduleId = `sweep-test-${randomUUID()}`;
@@ -534,18 +537,22 @@ async function triggeredSweepSchedule(scheduleId: string, sweepInput: SweepFaile
     state: { paused: true },
   });
   const seen = new Set<string>();
-  let triggeredInSecond = 0;
+  let lastScheduledAt = 0;
   return async () => {
     // A schedule starts one workflow a second: a second trigger within it starts none (temporalio/temporal#3614).
-    await eventually('the next second', () => Math.floor(Date.now() / 1_000) > triggeredInSecond || undefined);
-    triggeredInSecond = Math.floor(Date.now() / 1_000);
+    // The second is the one the server dated the last run by, not the one this trigger was sent in: before, a trigger
+    // sent in a second's last milliseconds was dated the next one, and a sweep that ended within it left the next
+    // trigger in the same second, which started nothing.
+    const nextSecond = (Math.floor(lastScheduledAt / 1_000) + 1) * 1_000;
+    await eventually('the next second', () => Date.now() >= nextSecond || undefined);
     await env.client.schedule.getHandle(scheduleId).trigger();
-    const workflowId = await eventually('the triggered sweep', async () => {
+    const run = await eventually('the triggered sweep', async () => {
       const { recentRuns } = await describeSweepSchedule(env.client, scheduleId);
-      return recentRuns.find((run) => !seen.has(run.workflowId))?.workflowId;
+      return recentRuns.find((recent) => !seen.has(recent.workflowId));
     });
-    seen.add(workflowId);
-    return env.client.workflow.getHandle(workflowId);
+    seen.add(run.workflowId);
+    lastScheduledAt = run.scheduledAt.getTime();
+    return env.client.workflow.getHandle(run.workflowId);
   };
 }
 
