@@ -5,7 +5,14 @@ import { recoverBatch, type CarriedRecovery } from '../../workflows/recover-batc
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { newReport, recordRound, roundsDone } from '../../workflows/report.js';
 import { anchorBatchIdKey, recoveryOutcomeKey, recoveryRoundsKey } from '../../workflows/search-attributes.js';
-import { FAST_POLICY, memoWrites, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  FAST_POLICY,
+  memoWrites,
+  startRecoveryEnv,
+  TEST_API_KEY,
+  withOwnWorker,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -103,6 +110,31 @@ test('an unknown batch fails the recovery at once as batch_not_found', async () 
   expect((failure as RecoveryFailedError).message).toContain(batchId);
   expect(((failure as RecoveryFailedError).cause as { type?: string }).type).toBe('batch_not_found');
   expect(env.simulator.ledger.forBatch(batchId).calls).toHaveLength(1);
+});
+
+test('a bug in workflow code ends the recovery failed, with its report, not running', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  // An answer the workflow cannot read, as a bug of ours would leave it: reading its outcome throws a TypeError in
+  // workflow code. Left to fail the workflow task, that error would retry for ever with the recovery `running`.
+  const unreadable = () => Promise.resolve(null as never);
+  const failure = await withOwnWorker(
+    env.simulator.url,
+    () => ({ sendRetry: unreadable, announceAndSendRetry: unreadable }),
+    async (recoveries) => {
+      await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+      return recoveries.result(batch.id).catch((err: unknown) => err);
+    },
+  );
+
+  expect(failure).toBeInstanceOf(RecoveryFailedError);
+  const { report } = failure as RecoveryFailedError;
+  // A report that stopped on a failure keeps its outcome null; the search attribute says failed.
+  expect(report).toMatchObject({ outcome: null, phase: 'done', failure: { type: 'TypeError' } });
+  expect(report?.finishedAt).not.toBeNull();
+  const description = await env.client.workflow.getHandle(recoveryWorkflowId(batch.id)).describe();
+  expect(description.status.name).toBe('FAILED');
+  expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
+  expect(env.retryPosts(batch.id)).toHaveLength(0);
 });
 
 test('invalid input ends the workflow at once with a non-retryable error naming the field', async () => {
