@@ -1,6 +1,7 @@
 import { Client, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { NativeConnection } from '@temporalio/worker';
+import { DEFAULT_TIMEOUT_MS } from '../../anchor-api/client.js';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import {
   startSimulator,
@@ -37,6 +38,13 @@ export function workflowBundle() {
     );
   return { workflowBundle: { codePath } };
 }
+
+/**
+ * The product's API timeout, for a worker whose test counts calls exactly. The tests' usual 2 s ends a call that a
+ * stall of a loaded machine holds past it, and its retried attempt is one call more than the test counts (43 where 40
+ * were expected on CI, in 62618f9).
+ */
+export const PRODUCT_API_TIMEOUT = { timeoutMs: DEFAULT_TIMEOUT_MS };
 
 export function workerConfig(
   taskQueue: string,

@@ -26,6 +26,7 @@ import {
   startRecoveryEnv,
   unwatchesIn,
   type RecoveryEnv,
+  PRODUCT_API_TIMEOUT,
 } from '../helpers/recovery-env.js';
 
 // A recovery that continues as new while it waits for the poller carries the wait the poller watches: the next run
@@ -40,7 +41,7 @@ let env: RecoveryEnv;
 
 beforeEach(async () => {
   env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
-  await env.startPollerWorker();
+  await env.startPollerWorker(PRODUCT_API_TIMEOUT);
 });
 afterEach(() => env.close());
 

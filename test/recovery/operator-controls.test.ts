@@ -9,9 +9,16 @@ import { eventually, FAST_POLICY, memoWrites, startRecoveryEnv, type RecoveryEnv
 
 let env: RecoveryEnv;
 
+/**
+ * The workers' API timeout here: answers held 1.5 s (and one 6 s) keep a call out while the test steers. The tests'
+ * usual 2 s left 0.5 s, and a stall of the loaded machine turned a held answer into a timeout, a call of unknown
+ * outcome the test did not expect.
+ */
+const HELD_ANSWER_TIMEOUT = { timeoutMs: 9_000 };
+
 beforeAll(async () => {
   env = await startRecoveryEnv();
-  await env.startWorker();
+  await env.startWorker(undefined, {}, HELD_ANSWER_TIMEOUT);
 });
 afterAll(() => env.close());
 
@@ -443,7 +450,7 @@ test('cancelling a recovery ends it with outcome operator_cancelled and its repo
 async function afterListedSettle(
   check: (pollerEnv: RecoveryEnv, batchId: string, statusReads: () => unknown[]) => Promise<void>,
   input: Partial<RecoverBatchInput> = {},
-  anchor: Partial<WorkerConfig['anchor']> = {},
+  anchor: Partial<WorkerConfig['anchor']> = HELD_ANSWER_TIMEOUT,
 ): Promise<void> {
   const pollerEnv = await startRecoveryEnv();
   try {
@@ -501,34 +508,30 @@ test("a pause sent while a cancel's read is out is refused: the end is stored be
   }));
 
 test("a cancel's end time is in its report from the end on: in the query and the memo while its read is out", () =>
-  afterListedSettle(
-    async (pollerEnv, batchId) => {
-      // The read's answer waits 6 s (within the client's 9 s and the end read's 10 s): the test reads the memo and
-      // queries meanwhile, a few calls that take well under that on a loaded machine (1.5 s did not always do).
-      pollerEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 6_000, times: 1, batchId });
-      await pollerEnv.recoveries.cancel(batchId);
-      const handle = pollerEnv.recoveries.handle(batchId);
-      // The memo written as the end was set, before the read was scheduled.
-      const stored = await eventually('the end stored', async () => {
-        const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
-        return memo?.report.outcome ? memo.report : undefined;
-      });
-      const queried = await pollerEnv.recoveries.report(batchId);
+  afterListedSettle(async (pollerEnv, batchId) => {
+    // The read's answer waits 6 s (within the client's 9 s and the end read's 10 s): the test reads the memo and
+    // queries meanwhile, a few calls that take well under that on a loaded machine (1.5 s did not always do).
+    pollerEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 6_000, times: 1, batchId });
+    await pollerEnv.recoveries.cancel(batchId);
+    const handle = pollerEnv.recoveries.handle(batchId);
+    // The memo written as the end was set, before the read was scheduled.
+    const stored = await eventually('the end stored', async () => {
+      const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo | undefined;
+      return memo?.report.outcome ? memo.report : undefined;
+    });
+    const queried = await pollerEnv.recoveries.report(batchId);
 
-      // Before, null until the read had answered (6 s here), and for good if the run was terminated meanwhile.
-      expect(stored).toMatchObject({ outcome: 'operator_cancelled', finishedAt: expect.any(String) });
-      expect(queried).toMatchObject({ outcome: 'operator_cancelled', finishedAt: stored.finishedAt });
-      // Queried while the read was out: its delayed answer had not come.
-      expect(queried.stillFailing.sessions).toHaveLength(0);
-      const report = await pollerEnv.recoveries.result(batchId);
-      expect(report.finishedAt).toBe(stored.finishedAt);
-      expect(report.stillFailing.sessions).toHaveLength(1);
-      const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo;
-      expect(memo.report.finishedAt).toBe(stored.finishedAt);
-    },
-    {},
-    { timeoutMs: 9_000 },
-  ));
+    // Before, null until the read had answered (6 s here), and for good if the run was terminated meanwhile.
+    expect(stored).toMatchObject({ outcome: 'operator_cancelled', finishedAt: expect.any(String) });
+    expect(queried).toMatchObject({ outcome: 'operator_cancelled', finishedAt: stored.finishedAt });
+    // Queried while the read was out: its delayed answer had not come.
+    expect(queried.stillFailing.sessions).toHaveLength(0);
+    const report = await pollerEnv.recoveries.result(batchId);
+    expect(report.finishedAt).toBe(stored.finishedAt);
+    expect(report.stillFailing.sessions).toHaveLength(1);
+    const memo = (await handle.describe()).memo?.[RECOVERY_MEMO_KEY] as RecoveryMemo;
+    expect(memo.report.finishedAt).toBe(stored.finishedAt);
+  }));
 
 test("a deadline after a settle the poller's list showed reads the sessions still failing, once the end is stored", () =>
   afterListedSettle(

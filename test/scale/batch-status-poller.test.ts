@@ -14,6 +14,7 @@ import {
   pollerRegistrations,
   startRecoveryEnv,
   type RecoveryEnv,
+  PRODUCT_API_TIMEOUT,
 } from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
@@ -21,7 +22,7 @@ let env: RecoveryEnv;
 beforeAll(async () => {
   // Sessions take a second: a recovery polling on its own would read each batch many times.
   env = await startRecoveryEnv({ attemptDurationMs: 1_000 });
-  await env.startPollerWorker();
+  await env.startPollerWorker(PRODUCT_API_TIMEOUT);
 });
 afterAll(() => env.close());
 

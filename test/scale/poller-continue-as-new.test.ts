@@ -14,6 +14,7 @@ import {
   registrationsIn,
   startRecoveryEnv,
   type RecoveryEnv,
+  PRODUCT_API_TIMEOUT,
 } from '../helpers/recovery-env.js';
 
 const { EventType } = proto.temporal.api.enums.v1;
@@ -31,7 +32,7 @@ beforeAll(async () => {
     workflowId: batchStatusPollerWorkflowId(env.taskQueue),
     args: [{ continueAsNewAfterEvents: 50 }],
   });
-  await env.startPollerWorker();
+  await env.startPollerWorker(PRODUCT_API_TIMEOUT);
 });
 afterAll(() => env.close());
 

@@ -11,6 +11,7 @@ import {
   startRecoveryEnv,
   unwatchesIn,
   type RecoveryEnv,
+  PRODUCT_API_TIMEOUT,
 } from '../helpers/recovery-env.js';
 
 // A recovery that ends while its batch is in flight (an operator's cancel, its deadline) tells the poller to drop its
@@ -28,7 +29,7 @@ let env: RecoveryEnv;
 // A simulator of its own for each test, so its list calls are the test's.
 beforeEach(async () => {
   env = await startRecoveryEnv({ attemptDurationMs: ATTEMPT_MS, queueDelayMs: 0 });
-  await env.startPollerWorker();
+  await env.startPollerWorker(PRODUCT_API_TIMEOUT);
 });
 afterEach(() => env.close());
 

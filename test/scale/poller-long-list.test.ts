@@ -16,6 +16,7 @@ import {
   workerConfig,
   workflowBundle,
   type RecoveryEnv,
+  PRODUCT_API_TIMEOUT,
 } from '../helpers/recovery-env.js';
 import { connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
 
@@ -41,7 +42,7 @@ beforeAll(async () => {
     workflowId: batchStatusPollerWorkflowId(env.taskQueue),
     args: [{ continueAsNewAfterEvents: 50 }],
   });
-  await env.startPollerWorker();
+  await env.startPollerWorker(PRODUCT_API_TIMEOUT);
 });
 afterAll(() => env.close());
 

@@ -79,7 +79,9 @@ describe('answer shapes', () => {
 
 describe('pending phase', () => {
   it('reads as pending with every counter 0 for its time, then the sessions start', async () => {
-    const batch = simulator.createScriptedBatch({ count: 3, pending_phase: { ms: 300 } });
+    // A phase longer than any stall of a loaded machine, ended by the clock: before, 300 ms of real time had to cover
+    // the read and the retry below.
+    const batch = simulator.createScriptedBatch({ count: 3, pending_phase: { ms: 60_000 } });
     expect(await readStatus(batch.id)).toMatchObject({
       status: 'pending',
       total_requests: 0,
@@ -90,9 +92,10 @@ describe('pending phase', () => {
       sessions: [],
     });
     expect((await retry(batch.id)).status).toBe(400);
+    simulator.clock.advance(60_000);
     const detail = await settled(batch.id);
     expect(detail).toMatchObject({ status: 'completed', total_requests: 3, completed_requests: 3 });
-    expect(Date.parse(detail.actual_completion_time as string) - batch.createdAt).toBeGreaterThanOrEqual(300);
+    expect(Date.parse(detail.actual_completion_time as string) - batch.createdAt).toBeGreaterThanOrEqual(60_000);
   });
 
   it('answers the first N status reads with the all-zero answer', async () => {
