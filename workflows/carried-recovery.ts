@@ -10,6 +10,7 @@ import { RECOVERY_OUTCOMES, RECOVERY_PHASES, REPORT_LIMITS } from './report.js';
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
 /** A count of the workflow's own: rounds, runs, a maximum. */
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const isBoolean = (value: unknown): value is boolean => typeof value === 'boolean';
 
 /** The last instant of the year 9999: a later date is no RFC 3339 text, and the server refuses it as the deadline. */
 const LATEST_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -51,7 +52,7 @@ const isRound = (value: unknown) =>
   isInteger(value.failedBefore) &&
   absentOr(value.failedAfter, isInteger) &&
   absentOr(value.recovered, isInteger) &&
-  typeof value.reconciled === 'boolean';
+  isBoolean(value.reconciled);
 
 /**
  * The carried state checked, or undefined for none (null); a state without a report starts one, as before. Every
@@ -59,8 +60,8 @@ const isRound = (value: unknown) =>
  * checked, and what a real run of this release or an earlier one hands on passes: fields added to the report since
  * its first release (lastError, failure, failuresSeen, omittedRounds, a round's reconcileEffect,
  * reconcileReason, callsSent and callsNotSent, the batch's settledAt) may be absent, and API counts may be negative.
- * The scalar fields beside the report (retryNowRequested, callsNotSent, pollerWaitStartedAt, resetToReconcile) are
- * read defensively where they are used, as before; `roundStartedAt` is checked as a text.
+ * The fields beside the report are checked too, each may be absent: before, `callsNotSent: 'abc'` went into the
+ * round's report as 'abc1' and its wait to send again as NaN.
  */
 export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): CarriedRecovery | undefined {
   if (raw === undefined || raw === null) return undefined;
@@ -69,6 +70,10 @@ export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): Carri
   const check = problems.check.bind(problems);
   if (!isRecord(raw)) problems.refuse('', 'an object: what one run of a recovery hands the next');
   check(absentOr(raw.roundStartedAt, isText), 'roundStartedAt', 'a text or null');
+  check(absentOr(raw.callsNotSent, isCount), 'callsNotSent', 'an integer of 0 or more, or null');
+  check(absentOr(raw.pollerWaitStartedAt, isText), 'pollerWaitStartedAt', 'a text or null');
+  for (const flag of ['retryNowRequested', 'resetToReconcile'] as const)
+    check(absentOr(raw[flag], isBoolean), flag, 'true, false or null');
   const { report } = raw;
   if (report !== undefined && report !== null && !isRecord(report)) {
     check(false, 'report', 'an object: the report of the run before');
@@ -86,7 +91,7 @@ export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): Carri
       `null or one of ${RECOVERY_OUTCOMES.join(', ')}`,
     );
     field('phase', RECOVERY_PHASES.includes(report.phase as never), `one of ${RECOVERY_PHASES.join(', ')}`);
-    field('paused', typeof report.paused === 'boolean', 'true or false');
+    field('paused', isBoolean(report.paused), 'true or false');
     field('startedAt', isDate(report.startedAt), 'a date');
     field('deadlineAt', isDate(report.deadlineAt), 'a date');
     field('finishedAt', absentOr(report.finishedAt, isDate), 'a date or null');
@@ -162,11 +167,7 @@ export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): Carri
       absentOr(report.failure, (f) => isRecord(f) && isText(f.type) && isText(f.message)),
       'null or an object with type and message (texts)',
     );
-    field(
-      'failuresSeen',
-      absentOr(report.failuresSeen, (seen) => typeof seen === 'boolean'),
-      'true, false or null',
-    );
+    field('failuresSeen', absentOr(report.failuresSeen, isBoolean), 'true, false or null');
   }
   problems.throwIfAny();
   return raw as unknown as CarriedRecovery;

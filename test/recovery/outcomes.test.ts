@@ -318,6 +318,27 @@ describe("a carried state typed by hand in the Web UI's start form (recoverBatch
     );
   });
 
+  test('garbled fields beside a good report fail the recovery at once, naming each', async () => {
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    const report = newReport(batch.id, recoveryWorkflowId(batch.id), new Date(), new Date(Date.now() + 3_600_000), 3);
+    // Before, the run went on with them: `callsNotSent: 'abc'` became 'abc1' in the round's report, and its wait to
+    // send again NaN.
+    const message = await refusedAtOnce(batch.id, {
+      report,
+      callsNotSent: 'abc',
+      pollerWaitStartedAt: 5,
+      retryNowRequested: 'yes',
+      resetToReconcile: 1,
+    });
+
+    expect(message).toBe(
+      'Invalid carried state (the second argument): carried.callsNotSent: expected an integer of 0 or more, or null; ' +
+        'carried.pollerWaitStartedAt: expected a text or null; ' +
+        'carried.retryNowRequested: expected true, false or null; ' +
+        'carried.resetToReconcile: expected true, false or null',
+    );
+  });
+
   test('what a continued run hands the next still starts a recovery', async () => {
     const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
     const workflowId = recoveryWorkflowId(batch.id);
