@@ -82,6 +82,9 @@ test('the sweeps a schedule starts have a run timeout, also once an upsert updat
   // (SKIP) skipped every later sweep.
   const created = newScheduleId();
   await upsertSweepSchedule(env.client, { scheduleId: created, every: '1h', taskQueue: env.taskQueue, lookback: '2h' });
+  // Paused: left active on its hourly interval on the suite's queue, it would start a sweep of its own if the file's
+  // minutes crossed hh:00:00, and that sweep would take the failed batches of the tests after this one.
+  await env.client.schedule.getHandle(created).pause('only described in this test');
   const { action } = await env.client.schedule.getHandle(created).describe();
   expect(action).toMatchObject({ workflowType: 'sweepFailedBatches', workflowRunTimeout: SWEEP_RUN_TIMEOUT_MS });
   expect(SWEEP_RUN_TIMEOUT_MS).toBe(6 * 3_600_000);
