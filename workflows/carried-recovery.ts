@@ -1,5 +1,5 @@
 import { BATCH_STATUSES } from '../anchor-api/batch-status.js';
-import { absentOr, CarriedStateProblems, isRecord, isText } from './carried-state.js';
+import { absentOr, CarriedStateProblems, isBoolean, isRecord, isText } from './carried-state.js';
 import { recoveryPolicyFields } from './input-fields.js';
 import type { CarriedRecovery } from './recover-batch.js';
 import { RECOVERY_OUTCOMES, RECOVERY_PHASES, REPORT_LIMITS } from './report.js';
@@ -10,7 +10,6 @@ import { RECOVERY_OUTCOMES, RECOVERY_PHASES, REPORT_LIMITS } from './report.js';
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
 /** A count of the workflow's own: rounds, runs, a maximum. */
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
-const isBoolean = (value: unknown): value is boolean => typeof value === 'boolean';
 
 /** The last instant of the year 9999: a later date is no RFC 3339 text, and the server refuses it as the deadline. */
 const LATEST_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);

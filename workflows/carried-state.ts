@@ -7,6 +7,7 @@ import { InvalidInputError } from './fields.js';
 export const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 export const isText = (value: unknown): value is string => typeof value === 'string';
+export const isBoolean = (value: unknown): value is boolean => typeof value === 'boolean';
 export const absentOr = (value: unknown, isValid: (value: unknown) => boolean) =>
   value === undefined || value === null || isValid(value);
 

@@ -18,7 +18,7 @@ import type {
 } from '../activities/sweep-activities.js';
 import { cleanApiText } from '../anchor-api/redact.js';
 import { cutText } from './report.js';
-import { absentOr, CarriedStateProblems, isRecord, isText } from './carried-state.js';
+import { absentOr, CarriedStateProblems, isBoolean, isRecord, isText } from './carried-state.js';
 import { parseWorkflowInput } from './input.js';
 import { pagesFrom } from './list-pages.js';
 import {
@@ -199,10 +199,7 @@ function parseCarriedSweep(raw: unknown): CarriedSweep | undefined {
       absentOr(
         result.reachedBack,
         (reached) =>
-          isRecord(reached) &&
-          isText(reached.workflowId) &&
-          isDateText(reached.windowEnd) &&
-          typeof reached.cut === 'boolean',
+          isRecord(reached) && isText(reached.workflowId) && isDateText(reached.windowEnd) && isBoolean(reached.cut),
       ),
       'result.reachedBack',
       'null or an object with workflowId (a text), windowEnd (a date) and cut (true or false)',

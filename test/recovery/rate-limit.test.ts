@@ -1,14 +1,19 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DEFAULT_TIMEOUT_MS } from '../../anchor-api/client.js';
 import { recordHttpRequests } from '../../dev/http-requests.js';
 import { mostWithinWindow } from '../../simulator/ledger.js';
 import { WORKERS_SHARING_BUDGET_METRIC } from '../../worker/budget-share.js';
 import type { WorkerConfig } from '../../worker/config.js';
 import { killLeftoverChildren } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
-import { eventually, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  startRecoveryEnv,
+  TEST_API_KEY,
+  type RecoveryEnv,
+  PRODUCT_API_TIMEOUT,
+} from '../helpers/recovery-env.js';
 
 /*
  * The calls are counted as the workers send them (dev/http-requests.ts), in whole seconds. Counted as they arrive,
@@ -28,18 +33,14 @@ interface Workers {
   stop(): Promise<void>;
 }
 
-/**
- * Workers in the test's own process: its HTTP requests are theirs. They wait for an answer as long as the product
- * does, not the tests' 2 s: on CI's saturated machine the simulator, in the test's process, once held three status
- * reads past 2 s, and their retried attempts made 43 calls where the test counts 40.
- */
+/** Workers in the test's own process: its HTTP requests are theirs. The test counts calls: PRODUCT_API_TIMEOUT. */
 function inProcessWorkers(count: number, limits: Partial<WorkerConfig['limits']>): Workers {
   const sentAt: number[] = [];
   let stopRecording = () => {};
   return {
     async start(env) {
       stopRecording = recordHttpRequests(env.simulator.url, (at) => sentAt.push(at));
-      for (let i = 0; i < count; i += 1) await env.startWorker(undefined, limits, { timeoutMs: DEFAULT_TIMEOUT_MS });
+      for (let i = 0; i < count; i += 1) await env.startWorker(undefined, limits, PRODUCT_API_TIMEOUT);
     },
     sentAt: () => sentAt,
     stop() {
