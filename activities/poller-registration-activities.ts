@@ -1,5 +1,6 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
 import {
   batchSettled,
   batchStatusPollerWorkflowId,
@@ -52,6 +53,22 @@ const RUN_TIMES_KEPT = 16;
  * which is harmless; a wait begun within it after a poller restart is signalled at every re-registration.
  */
 export const CLOCK_MARGIN_MS = 1_000;
+
+const { WorkflowTaskFailedCause } = proto.temporal.api.enums.v1;
+/**
+ * Failed workflow tasks that the poller's own code failed (a bug, a non-determinism error after a deploy), not the
+ * server (a signal that came while it completed, a reset, its sticky queue reset).
+ */
+const CODE_TASK_FAILURES = new Set<number>([
+  WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+  WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR,
+]);
+const RESET_WORKFLOW_CAUSE = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW;
+/**
+ * The newest events of the poller's run that stuckByHistory reads: those since its last completed task, unless more
+ * signals than this came while it failed, of which each failed attempt 1 takes all that came during the attempt before.
+ */
+const STUCK_HISTORY_EVENTS = 200;
 
 /** When a reset began the run, in epoch ms; undefined for a run no reset began. */
 function resetTime(run: WorkflowExecutionDescription): number | undefined {
@@ -128,6 +145,30 @@ export function createPollerRegistrationActivities(client: Client) {
   };
 
   /**
+   * Whether the run's history holds STUCK_AFTER_TASK_FAILURES failures of its own code since its last completed task.
+   * A signal that comes while the task keeps failing is written when the failing attempt times out, with a new task at
+   * attempt 1: that one fails at once, and its retry shows one failure for the next 10 s (the task timeout; the
+   * server's describe, measured on 1.29 and 1.32). Every signal, a recovery's first registration among them, so made a
+   * stuck poller look working for 10 s, and a steady stream of them for good. Each such attempt 1 records its failure.
+   */
+  const stuckByHistory = async (pollerId: string, runId: string): Promise<boolean> => {
+    const { history } = await client.workflowService.getWorkflowExecutionHistoryReverse({
+      namespace: client.options.namespace,
+      execution: { workflowId: pollerId, runId },
+      maximumPageSize: STUCK_HISTORY_EVENTS,
+    });
+    let failures = 0;
+    for (const event of history?.events ?? []) {
+      const cause = event.workflowTaskFailedEventAttributes?.cause ?? 0;
+      // A reset run holds its base run's events up to the reset point, failures after its last completed task among
+      // them: the reset's own failed task ends the count too.
+      if (event.workflowTaskCompletedEventAttributes || cause === RESET_WORKFLOW_CAUSE) break;
+      if (CODE_TASK_FAILURES.has(cause)) failures += 1;
+    }
+    return failures >= STUCK_AFTER_TASK_FAILURES;
+  };
+
+  /**
    * Whether the poller chain that took a wait's first registration still watches it. A chain (the runs of one start,
    * through continue-as-new) carries its watches from run to run, and drops one only by waking its recovery, or at the
    * recovery's end (which registers no more); a chain that ended, or one started after the wait began (the poller was
@@ -143,7 +184,10 @@ export function createPollerRegistrationActivities(client: Client) {
   const chainWatchState = async (pollerId: string, waitStartedAt: string): Promise<ChainWatchState> => {
     const current = await client.workflow.getHandle(pollerId).describe();
     if (current.status.name !== 'RUNNING') return 'lost';
-    if (workflowTaskFailures(current.raw.pendingWorkflowTask) >= STUCK_AFTER_TASK_FAILURES) return 'stuck';
+    const failures = workflowTaskFailures(current.raw.pendingWorkflowTask);
+    if (failures >= STUCK_AFTER_TASK_FAILURES) return 'stuck';
+    // Read only for a task failing now: a working poller's history is not read at each registration.
+    if (failures > 0 && (await stuckByHistory(pollerId, current.runId))) return 'stuck';
     const waitStartedAtMs = Date.parse(waitStartedAt);
     if (Number.isNaN(waitStartedAtMs)) return 'lost';
     const resetSinceWait = (resetAt: number) => resetAt >= waitStartedAtMs - CLOCK_MARGIN_MS;

@@ -1,10 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type proto from '@temporalio/proto';
 import { type NativeConnection, Worker } from '@temporalio/worker';
+import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
+  recoveryWorkflowId,
   STUCK_AFTER_TASK_FAILURES,
   workflowTaskFailures,
 } from '../../workflows/definitions.js';
@@ -35,6 +38,33 @@ let pollerQueue: string;
 const ATTEMPT_MS = 60_000;
 /** Registrations with the poller are sent again within 15 poll maximum intervals: 2.25–3 s here. */
 const POLICY = { ...FAST_POLICY, poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '200ms' } };
+
+/**
+ * Waits until the registration of `batchId` is written into the stuck poller's history, and the task that began with
+ * it (at attempt 1) has failed: from then on the server counts one failure, not the failures before the signal.
+ */
+async function registrationWrittenAndFailed(batchId: string): Promise<void> {
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
+  await eventually(
+    `the registration of ${batchId} written, and the task it began failed`,
+    async () => {
+      const events = (await poller.fetchHistory()).events ?? [];
+      const registration = events.find((event) =>
+        (event.workflowExecutionSignaledEventAttributes?.input?.payloads ?? []).some((payload) =>
+          Buffer.from(payload.data ?? []).toString().includes(batchId),
+        ),
+      );
+      if (!registration) return undefined;
+      const failedAfter = events.some(
+        (event) => event.workflowTaskFailedEventAttributes && Number(event.eventId) > Number(registration.eventId),
+      );
+      return failedAfter && workflowTaskFailures((await poller.describe()).raw.pendingWorkflowTask) > 0
+        ? true
+        : undefined;
+    },
+    60_000,
+  );
+}
 
 /** What each of a recovery's registrations answered, from their local activities' markers, in order. */
 function registrationAnswers(history: proto.temporal.api.history.v1.IHistory): unknown[] {
@@ -101,10 +131,31 @@ test('a recovery whose poller keeps failing its workflow tasks reads its batch o
   expect(report.outcome).toBe('recovered');
   expect(env.retryPosts(batch.id)).toHaveLength(1);
   const history = await env.recoveries.handle(batch.id).fetchHistory();
-  // Each of the two waits: the first registration, signalled (the server buffers the signal until the poller's task
-  // completes, so it is not in the poller's history), then the one sent again, which found the poller stuck.
+  // Each of the two waits: the first registration, signalled (the server holds the signal until the failing attempt
+  // times out, then writes it with a new task at attempt 1), then the one sent again, which found the poller stuck.
   expect(registrationAnswers(history)).toEqual([true, false, true, false]);
 }, 90_000);
+
+test('a stuck poller is found stuck in the 10 s after a signal restarted its failing task at attempt 1', async () => {
+  const registrations = createPollerRegistrationActivities(env.client);
+  const batchId = randomUUID();
+  const request = {
+    taskQueue: env.taskQueue,
+    batchId,
+    workflowId: recoveryWorkflowId(batchId),
+    pollIntervalMs: 1_000,
+    waitStartedAt: new Date().toISOString(),
+  };
+  // A first registration is signalled: the server holds the signal until the failing attempt times out.
+  expect(await registrations.watchBatchWithPoller(request)).toBe(true);
+  await registrationWrittenAndFailed(batchId);
+
+  // The server's count shows one failure for the next 10 s (attempt 2); the poller's history shows it still stuck.
+  // Before, the registration sent again took the poller for a working one within those 10 s, and signalled it.
+  expect(await registrations.watchBatchWithPoller({ ...request, resent: true })).toBe(false);
+  // As the recovery's end would: the poller, once fixed (the next test), drops the watch with the registration.
+  await registrations.unwatchBatchWithPoller(request);
+});
 
 // Last in this file: the poller is fixed in it.
 test('a recovery that found its poller stuck tells it to drop the watch as it ends: the poller, once fixed, does not keep it', async () => {
@@ -117,19 +168,12 @@ test('a recovery that found its poller stuck tells it to drop the watch as it en
     poll: { initialInterval: '200ms', backoffCoefficient: 1, maximumInterval: '1h' },
   });
   const handle = env.recoveries.handle(batch.id);
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
   await eventually('the registration taken', async () =>
     registrationAnswers(await handle.fetchHistory()).length === 1 ? true : undefined,
   );
-  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-  // The registration's signal began a new workflow task; stuck again once that one has failed as often.
-  await eventually(
-    'the poller stuck again',
-    async () =>
-      workflowTaskFailures((await poller.describe()).raw.pendingWorkflowTask) >= STUCK_AFTER_TASK_FAILURES
-        ? true
-        : undefined,
-    60_000,
-  );
+  // The registration's signal, written once the failing attempt timed out, began a new task at attempt 1, which failed.
+  await registrationWrittenAndFailed(batch.id);
   await env.recoveries.updatePolicy(batch.id, { poll: { maximumInterval: '1s' } });
   await eventually('the registration sent again to find the poller stuck', async () =>
     registrationAnswers(await handle.fetchHistory()).length === 2 ? true : undefined,
