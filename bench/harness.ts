@@ -433,4 +433,14 @@ export function compareCheckoutArg(): string | undefined {
   return checkout;
 }
 
+/** Builds the product bundle of the checkout `checkout` (compareCheckoutArg) into `output`, with its own bundler. */
+export async function buildCheckoutBundle(checkout: string, output: string): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/build-bundle.ts', output], {
+    cwd: checkout,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`building the bundle of ${checkout} failed (exit ${code})`);
+}
+
 export const MIB = 1024 * 1024;

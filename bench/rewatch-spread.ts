@@ -13,7 +13,6 @@
  *   - how long a re-registration held its recovery: from the timer firing to the next wait's timer starting, a
  *     workflow task that waits for a free slot on the worker and for the registration's answer.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -22,6 +21,7 @@ import { recoveryStartOptions } from '../client/recoveries.js';
 import { batchStatusPollerWorkflowId, RECOVER_BATCH_WORKFLOW } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
+  buildCheckoutBundle,
   compareCheckoutArg,
   countEvents,
   forEachLimit,
@@ -42,15 +42,6 @@ const repeats = numberArg('repeats', 2);
 const compareCheckout = compareCheckoutArg();
 if (compareCheckout === undefined) throw new Error('--compare-checkout <dir>: the checkout to compare with');
 
-/** The checkout's own workflow bundle, built by its own code. */
-async function buildCheckoutBundle(checkout: string, output: string): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/build-bundle.ts', output], {
-    cwd: checkout,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`building the bundle of ${checkout} failed (exit ${code})`);
-}
 /** The recoveries' wait for the poller, before any jitter (REWATCH_AFTER_POLL_INTERVALS in workflows/recover-batch.ts). */
 const rewatchMs = 15 * pollMs;
 

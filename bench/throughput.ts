@@ -3,6 +3,7 @@
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
  *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>] [--own-polling]
+ *                               [--compare-checkout <dir>] [--busy-cores <n>]
  *                               [--compare-worker-env NAME=VALUE[,NAME=VALUE…]] [--worker-node <version>|image]
  * Every batch has one session that fails once, so each recovery needs exactly one retry.
  * `--own-polling` adds the variant `ownPolling`: recoverBatch on a worker without the batch status poller, so each
@@ -11,15 +12,22 @@
  * poller's.
  * `--compare-bundle` adds a fourth variant, `compared`: recoverBatch from a bundle built of other code (an earlier
  * commit's `npm run build:bundle -- <file>`), so a change is measured against its baseline in the same run.
+ * `--compare-checkout` adds it too, run by the checkout's own worker, activities and poller wiring, from a bundle that
+ * checkout builds: for a change outside the workflow code (a worker's wiring, a queue of its own).
  * `--compare-worker-env` adds it too, or sets its worker's variables: recoverBatch on a worker with other settings
  * (e.g. `WORKER_WORKFLOW_STACK_TRACE_FRAMES=10`, V8's default), so a setting is measured in the same run.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { batchStatusPollerWorkflowId } from '../workflows/definitions.js';
 import {
   buildBenchBundles,
+  buildCheckoutBundle,
   compareBundleArg,
+  compareCheckoutArg,
   compareWorkerEnvArg,
   countWorkflowTasks,
   cpuSeconds,
@@ -49,10 +57,21 @@ const pollerOff = process.argv.includes('--poller') && process.argv[process.argv
  * workflow's second read; longer ones show what per-batch polling costs while batches run.
  */
 const sessionMs = numberArg('session-ms', 500);
-const compareBundle = compareBundleArg();
+const compareCheckout = compareCheckoutArg();
+/** The compared checkout, and the file its own bundle is built into for this run. */
+const checkout =
+  compareCheckout === undefined
+    ? undefined
+    : { dir: compareCheckout, bundle: path.join(tmpdir(), `checkout-bundle-${randomUUID()}.js`) };
+const compareBundle = checkout?.bundle ?? compareBundleArg();
 const compareWorkerEnv = compareWorkerEnvArg();
 const compared = compareBundle !== undefined || compareWorkerEnv !== undefined;
 const ownPolling = process.argv.includes('--own-polling');
+/**
+ * `--busy-cores <n>`: n processes that spin while each run measures, as other work on a shared host would; their CPU
+ * is not the worker's, so it is in no figure, but the worker gets less of the machine.
+ */
+const busyCores = numberArg('busy-cores', 0);
 /** Every variant's worker runs on this Node.js binary (`--worker-node`), so the ratios compare like with like. */
 const workerNode = workerNodeArg();
 /**
@@ -93,9 +112,13 @@ interface Measurement {
  */
 async function runOnce(bundles: BenchBundles, variant: Run, repeat: number): Promise<Measurement> {
   const stack = await startBenchStack({ attemptDurationMs: sessionMs, queueDelayMs: 0 }, bundles);
+  const busy = Array.from({ length: busyCores }, () =>
+    spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }),
+  );
   try {
     return await measure(stack, variant, repeat);
   } finally {
+    for (const loop of busy) loop.kill('SIGKILL');
     await stack.stop();
   }
 }
@@ -106,7 +129,9 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
   const withoutPoller = pollerOff || run === 'ownPolling';
   const worker = await startBenchWorker({
     kind: workerKind(variant),
-    ...(run === 'compared' ? { bundlePath: compareBundle, productEnv: compareWorkerEnv } : {}),
+    ...(run === 'compared'
+      ? { bundlePath: compareBundle, productEnv: compareWorkerEnv, checkout: compareCheckout }
+      : {}),
     stack,
     taskQueue,
     maxCallsPerSecond,
@@ -165,6 +190,7 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
 }
 
 const bundles = await buildBenchBundles();
+if (checkout) await buildCheckoutBundle(checkout.dir, checkout.bundle);
 const results = new Map<Run, Measurement[]>(RUNS.map((run) => [run, []]));
 try {
   for (let repeat = 1; repeat <= repeats; repeat += 1) {
@@ -178,6 +204,7 @@ try {
   }
 } finally {
   await bundles.remove();
+  if (checkout) rmSync(checkout.bundle, { force: true });
 }
 
 const of = (run: Run, key: keyof Measurement) => results.get(run)!.map((m) => m[key]);
@@ -187,7 +214,8 @@ const ratio = (a: Run, b: Run, key: keyof Measurement) => of(a, key).map((value,
 console.log(
   `\n${recoveries} one-round recoveries per run, ${repeats} repeats, budget ${maxCallsPerSecond} calls/s, ` +
     `workflow cache ${maxCachedWorkflows} per worker, sessions of ${sessionMs} ms, ` +
-    `recoverBatch with the batch status poller ${pollerOff ? 'off' : 'on'}`,
+    `recoverBatch with the batch status poller ${pollerOff ? 'off' : 'on'}` +
+    (busyCores > 0 ? `, ${busyCores} busy loop(s) beside each run` : ''),
 );
 console.log('median (min, max) over repeats');
 for (const variant of RUNS) {
@@ -220,7 +248,11 @@ console.log(
 );
 if (compared) {
   const what = [
-    ...(compareBundle === undefined ? [] : [path.basename(compareBundle)]),
+    ...(compareCheckout !== undefined
+      ? [path.basename(compareCheckout)]
+      : compareBundle === undefined
+        ? []
+        : [path.basename(compareBundle)]),
     ...Object.entries(compareWorkerEnv ?? {}).map(([name, value]) => `${name}=${value}`),
   ].join(' ');
   console.log(

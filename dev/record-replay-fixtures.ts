@@ -30,12 +30,8 @@ import type { sweepFailedBatches } from '../workflows/sweep-failed-batches.js';
 import { newSweepResult, SWEEP_FAILED_BATCHES_WORKFLOW, type SweepResult } from '../workflows/sweep-input.js';
 import { BatchRecoveries } from '../client/recoveries.js';
 import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
-import {
-  createRecoveryWorkers,
-  startBatchStatusPoller,
-  workflowInterceptorModules,
-  workflowsPath,
-} from '../worker/create-worker.js';
+import { workflowInterceptorModules, workflowsPath } from '../worker/bundle.js';
+import { createRecoveryWorkers, startBatchStatusPoller } from '../worker/create-worker.js';
 import type { SendRetryInput } from '../workflows/retry-protocol.js';
 import { startLocalStack } from './local-stack.js';
 
@@ -946,6 +942,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   // A rest between cycles that ends when the run is due to continue as new.
   async 'poller-rest-ends-at-continue-as-new'() {
+    return pollerRestEndedAtContinueAsNew();
+  },
+  // A run on the recoveries' queue, as a release before the poller's own queue started it, continuing as new onto
+  // its own queue.
+  async 'poller-moves-to-own-task-queue'() {
     return pollerRestEndedAtContinueAsNew();
   },
   // A page read the API holds, cancelled when the run nears the signal limit.

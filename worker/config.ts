@@ -2,7 +2,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import type { LogLevel } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
+import { DEFAULT_TASK_QUEUE, POLLER_TASK_QUEUE_SUFFIX } from '../workflows/definitions.js';
 import { InvalidInputError } from '../workflows/input.js';
 import type { NotifyConfig } from '../activities/notify-activities.js';
 import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
@@ -135,7 +135,15 @@ const workerEnvSchema = z.object({
    * a queue no client starts recoveries on. The CLI trims its --namespace and --task-queue alike.
    */
   TEMPORAL_NAMESPACE: z.string().trim().default(DEFAULT_NAMESPACE),
-  TEMPORAL_TASK_QUEUE: z.string().trim().default(DEFAULT_TASK_QUEUE),
+  /** Its poller's queue is this name and POLLER_TASK_QUEUE_SUFFIX; a queue that ends so is taken for a poller's. */
+  TEMPORAL_TASK_QUEUE: z
+    .string()
+    .trim()
+    .default(DEFAULT_TASK_QUEUE)
+    .refine(
+      (queue) => !queue.endsWith(POLLER_TASK_QUEUE_SUFFIX),
+      `must not end in ${POLLER_TASK_QUEUE_SUFFIX}: the batch status poller's queue beside each task queue ends so`,
+    ),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
   TEMPORAL_API_KEY: headerKey().optional(),
   TEMPORAL_TLS: tlsFlag.optional(),

@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import { AnchorApiClient } from '../anchor-api/index.js';
@@ -13,6 +11,7 @@ import { createPollerActivities } from '../activities/poller-activities.js';
 import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
+  batchStatusPollerTaskQueue,
   batchStatusPollerWorkflowId,
   notificationTaskQueue,
 } from '../workflows/definitions.js';
@@ -21,15 +20,9 @@ import type { WorkerConfig } from './config.js';
 import { isolateTimeoutAbortsWorker, limitWorkflowStackTraces } from './node-runtime.js';
 import { keepBatchStatusPollerRunning, POLLER_CHECK_INTERVAL_MS } from './poller-keeper.js';
 import { RecoveryWorkers } from './recovery-workers.js';
+import { bundleRecoveryWorkflows } from './bundle.js';
 import { workerLifeState } from './while-running.js';
 
-// `.ts` when run from source (tsx, jest), `.js` when run from the compiled build.
-const moduleExtension = path.extname(fileURLToPath(import.meta.url));
-export const workflowsPath = fileURLToPath(new URL(`../workflows/index${moduleExtension}`, import.meta.url));
-export const workflowInterceptorModules = [
-  fileURLToPath(new URL(`../workflows/failure-log-interceptor${moduleExtension}`, import.meta.url)),
-  fileURLToPath(new URL(`../workflows/undecodable-signal-interceptor${moduleExtension}`, import.meta.url)),
-];
 
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
 
@@ -80,6 +73,12 @@ function uniqueWorkerIdentity(): string {
 const CONCURRENT_NOTIFICATIONS = 100;
 
 /**
+ * The poller's worker keeps its queue's poller cached, and a run it continued as new while the old one leaves: none
+ * else runs there.
+ */
+const POLLER_WORKER_CACHED_WORKFLOWS = 4;
+
+/**
  * Every activity the recoveries' task queue hosts, for the workflows of this release and the calls older histories
  * still schedule: their end notification included, which recoveries from before the queue of notifications schedule
  * here.
@@ -98,8 +97,9 @@ export function createWorkerActivities(api: AnchorApiClient, client: Client, not
 export type WorkerActivities = ReturnType<typeof createWorkerActivities>;
 
 /**
- * A worker process's two workers: the recoveries' task queue (workflows and every Anchor call, its task rate the
- * Anchor budget) and the queue of their end notifications, which calls no Anchor endpoint and takes none of it.
+ * A worker process's three workers: the recoveries' task queue (workflows and every Anchor call, its task rate the
+ * Anchor budget), the batch status poller's (batchStatusPollerTaskQueue) and the queue of the recoveries' end
+ * notifications, which calls no Anchor endpoint and takes none of it.
  */
 export async function createRecoveryWorkers({
   config,
@@ -127,18 +127,20 @@ export async function createRecoveryWorkers({
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
   // One for both queues, so the worker has one line to the webhook.
   const notify = createNotifyActivities(config.notify, () => workersSharing);
-  const activities = createWorkerActivities(api, client, notify);
+  const created = createWorkerActivities(api, client, notify);
+  const activities = { ...created, ...replaceActivities?.(created, api, client) };
   // Before the worker creates its workflow thread and sandboxes, which take the limit as they are created.
   if (config.limits.workflowStackTraceFrames !== undefined)
     limitWorkflowStackTraces(config.limits.workflowStackTraceFrames);
+  // Bundled once for both workers that run workflows, when no prebuilt bundle is given. A prebuilt bundle has the
+  // interceptors built in (worker/bundle.ts); naming them again draws the SDK's warning that they are ignored.
+  const workflowSource = workflows ?? { workflowBundle: { code: await bundleRecoveryWorkflows() } };
   const recoveries = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    // A prebuilt bundle has the interceptors built in (worker/bundle.ts); naming them again draws the SDK's warning
-    // that they are ignored, at every start.
-    ...(workflows ?? { workflowsPath, interceptors: { workflowModules: workflowInterceptorModules } }),
-    activities: { ...activities, ...replaceActivities?.(activities, api, client) },
+    ...workflowSource,
+    activities,
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
@@ -152,6 +154,24 @@ export async function createRecoveryWorkers({
     // more of the queue's rate than its share and leave the calls waiting here. While it counts more workers than
     // configured, it sends slower than this, and the queue's rate is shared among more takers.
     maxActivitiesPerSecond: callsPerSecondHere,
+    shutdownGraceTime: '30s',
+    identity,
+  });
+  // The poller's own cache and workflow thread, whatever the recoveries do (batchStatusPollerTaskQueue). Only the
+  // wakes' local activity: its page reads go to the recoveries' queue, whose task rate is the budget, and no page read
+  // could run here outside it.
+  const poller = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: batchStatusPollerTaskQueue(config.temporal.taskQueue),
+    ...workflowSource,
+    activities: { wakeRecoveries: activities.wakeRecoveries },
+    maxCachedWorkflows: POLLER_WORKER_CACHED_WORKFLOWS,
+    // The SDK's least with a cache: one poller's task at a time, and a run it continued as new.
+    maxConcurrentWorkflowTaskExecutions: 2,
+    ...(config.limits.isolateExecutionTimeoutMs === undefined
+      ? {}
+      : { isolateExecutionTimeout: config.limits.isolateExecutionTimeoutMs }),
     shutdownGraceTime: '30s',
     identity,
   });
@@ -206,17 +226,15 @@ export async function createRecoveryWorkers({
       start: () => startBatchStatusPoller(client, taskQueue),
     });
   }
-  return new RecoveryWorkers(recoveries, notifications);
+  return new RecoveryWorkers(recoveries, poller, notifications);
 }
 
 /** Every worker of the queue asks for the same poller; the first start creates it, the others find it running. */
 export async function startBatchStatusPoller(client: Client, taskQueue: string): Promise<void> {
   await client.workflow.start(BATCH_STATUS_POLLER_WORKFLOW, {
-    taskQueue,
+    taskQueue: batchStatusPollerTaskQueue(taskQueue),
     workflowId: batchStatusPollerWorkflowId(taskQueue),
     args: [{}],
     workflowIdConflictPolicy: 'USE_EXISTING',
-    // Its workflow tasks go ahead of the recoveries' (its page reads set their own, lowest, priority).
-    priority: { priorityKey: 1 },
   });
 }

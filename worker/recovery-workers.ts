@@ -1,8 +1,8 @@
 import type { Worker } from '@temporalio/worker';
 
 /**
- * The two workers of a recovery worker process, run and stopped as one: a process that polled only one of the two
- * queues would leave the other's tasks waiting with nothing to show for it.
+ * The three workers of a recovery worker process, run and stopped as one: a process that polled only some of the
+ * queues would leave the others' tasks waiting with nothing to show for it.
  */
 export class RecoveryWorkers {
   private started = false;
@@ -11,17 +11,19 @@ export class RecoveryWorkers {
   constructor(
     /** Workflows and every Anchor call, on the task queue whose task rate is the Anchor budget. */
     readonly recoveries: Worker,
+    /** The task queue's batch status poller, on its own queue (batchStatusPollerTaskQueue): no share of the budget. */
+    readonly poller: Worker,
     /** The end-of-recovery webhook, on the queue of notifications (notificationTaskQueue): no share of the budget. */
     readonly notifications: Worker,
   ) {}
 
   private get all(): Worker[] {
-    return [this.recoveries, this.notifications];
+    return [this.recoveries, this.poller, this.notifications];
   }
 
   /**
-   * Runs both until they are shut down: by shutdown(), or by the SDK's runtime on SIGINT/SIGTERM. One that stops
-   * for any reason (a fatal error too) stops the other; the first failure is thrown once both have stopped.
+   * Runs all until they are shut down: by shutdown(), or by the SDK's runtime on SIGINT/SIGTERM. One that stops
+   * for any reason (a fatal error too) stops the others; the first failure is thrown once all have stopped.
    */
   async run(): Promise<void> {
     if (this.started) throw new Error('The recovery workers run once');
@@ -35,7 +37,7 @@ export class RecoveryWorkers {
   }
 
   /**
-   * Runs both while `work` runs, then stops them: its result, or its failure. When the workers stop first, their
+   * Runs them all while `work` runs, then stops them: its result, or its failure. When the workers stop first, their
    * failure, or an error that says so.
    */
   async runUntil<T>(work: () => Promise<T>): Promise<T> {
@@ -57,13 +59,13 @@ export class RecoveryWorkers {
     return result;
   }
 
-  /** Asks both to stop: they stop polling and give their tasks in flight the grace time to finish. */
+  /** Asks all to stop: they stop polling and give their tasks in flight the grace time to finish. */
   shutdown(): void {
     this.stopRequested = true;
     for (const worker of this.all) if (worker.getState() === 'RUNNING') worker.shutdown();
   }
 
-  /** Both have stopped: finished, or handed back, their tasks, or failed. */
+  /** All have stopped: finished, or handed back, their tasks, or failed. */
   get stopped(): boolean {
     return this.all.every((worker) => worker.getState() === 'STOPPED' || worker.getState() === 'FAILED');
   }

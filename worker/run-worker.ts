@@ -1,6 +1,6 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
-import { notificationTaskQueue } from '../workflows/definitions.js';
+import { batchStatusPollerTaskQueue, notificationTaskQueue } from '../workflows/definitions.js';
 import { loadWorkerConfig, type WorkerConfig } from './config.js';
 import { createRecoveryWorkers, type WorkflowSource } from './create-worker.js';
 import {
@@ -49,6 +49,7 @@ export async function runWorker(
       {
         taskQueue,
         notificationTaskQueue: notificationTaskQueue(taskQueue),
+        batchStatusPollerTaskQueue: batchStatusPollerTaskQueue(taskQueue),
         namespace,
         temporalAddress: address,
         tls: Boolean(tls),
@@ -80,7 +81,7 @@ export async function runWorker(
         ...pastDeadline,
       });
     }
-    // run() has started both workers' poll loops by the time it returns its promise.
+    // run() has started every worker's poll loops by the time it returns its promise.
     const running = workers.run();
     onPolling?.();
     await running;

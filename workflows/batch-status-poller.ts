@@ -20,10 +20,12 @@ import type { BatchPage, PollerActivities } from '../activities/poller-activitie
 import type { PollerRegistrationActivities } from '../activities/poller-registration-activities.js';
 import {
   batchSettled,
+  batchStatusPollerTaskQueue,
   isWatchingBatch,
   POLLER_RESET_RUN_MEMO_KEY,
   POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY,
   POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
+  recoveriesTaskQueueOfPoller,
   recoveryWorkflowId,
   watchBatch,
   watchBatches,
@@ -280,6 +282,13 @@ const DROPS_ENDED_WATCH_PATCH = 'poller-drops-ended-recovery-watch';
  */
 const LEAVES_OUT_ENDED_WAIT_REGISTRATION_PATCH = 'poller-leaves-out-ended-wait-registration';
 /**
+ * From this change on, a poller that runs on its recoveries' queue (where releases before it started it) continues as
+ * new on a queue of its own (batchStatusPollerTaskQueue), which every worker process polls: a run of older code
+ * continued on the same queue, so its history replays down that path. Decided by the run's task queue, which a replay
+ * keeps, not by its workflow id, which a replay tool may not.
+ */
+const MOVES_TO_OWN_TASK_QUEUE_PATCH = 'poller-moves-to-own-task-queue';
+/**
  * The most ended waits a run keeps (the latest unwatches; the oldest go first): a registration of an ended wait comes
  * seconds behind its unwatch, if at all. With MAX_ENDED_WAIT_KEY_CHARS, at most about 0.5 MB of the worker's memory
  * per poller run, and none of its history.
@@ -482,6 +491,8 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   });
 
   const { readBatchPage } = proxyActivities<PollerActivities>({
+    // The recoveries' queue, whose task rate is the Anchor budget, wherever the poller's own tasks run.
+    taskQueue: recoveriesTaskQueueOfPoller(workflowInfo().taskQueue),
     startToCloseTimeout: '1m',
     retry: { maximumAttempts: 3 },
     // Polls go after the reads and retry calls of batches that have settled.
@@ -616,10 +627,14 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     if (continueAsNewDue()) {
       await Promise.all(wakes);
       await condition(allHandlersFinished);
+      const { taskQueue } = workflowInfo();
+      const movesToOwnQueue =
+        recoveriesTaskQueueOfPoller(taskQueue) === taskQueue && patched(MOVES_TO_OWN_TASK_QUEUE_PATCH);
       // Never with takesWatchBatches: the next run says so itself, in a task only code that takes them can run.
-      const continueAsNew = makeContinueAsNewFunc<typeof batchStatusPoller>(
-        resetRunId === undefined ? {} : { memo: { [POLLER_RESET_RUN_MEMO_KEY]: resetRunId } },
-      );
+      const continueAsNew = makeContinueAsNewFunc<typeof batchStatusPoller>({
+        ...(resetRunId === undefined ? {} : { memo: { [POLLER_RESET_RUN_MEMO_KEY]: resetRunId } }),
+        ...(movesToOwnQueue && { taskQueue: batchStatusPollerTaskQueue(taskQueue) }),
+      });
       // The watches the unfinished cycle has not seen go first, so that the next run knows them by their count. A
       // watch registered for a new wait since the cycle began is not the cycle's to wake.
       const unseenByCycle = ([batchId, watch]: [string, Watch]) =>

@@ -129,3 +129,27 @@ export const POLLER_RESET_RUN_MEMO_KEY = 'resetRunId';
 export function batchStatusPollerWorkflowId(taskQueue: string): string {
   return `batch-status-poller/${taskQueue}`;
 }
+
+export const POLLER_TASK_QUEUE_SUFFIX = '-batch-status-poller';
+
+/**
+ * The task queue the poller's workflow tasks run on, beside its recoveries' queue; its page reads, Anchor calls, still
+ * go to theirs. Every worker process polls it with a worker of its own, whose cache and workflow thread the poller
+ * shares with no recovery: on the recoveries' queue, a burst of recoveries evicted it from the worker's cache, and each
+ * of its tasks then replayed its history, hundreds of activations each queued behind theirs, past the workflow task
+ * timeout (docs/scaling.md).
+ */
+export function batchStatusPollerTaskQueue(taskQueue: string): string {
+  return `${taskQueue}${POLLER_TASK_QUEUE_SUFFIX}`;
+}
+
+/**
+ * The recoveries' task queue of a poller that runs on `pollerTaskQueue`: the queue before the poller's suffix, or, for
+ * a poller on a queue without it (started before the poller had a queue of its own, or by hand), that queue itself.
+ * So no recoveries' queue may end in the suffix (worker/config.ts refuses one).
+ */
+export function recoveriesTaskQueueOfPoller(pollerTaskQueue: string): string {
+  return pollerTaskQueue.endsWith(POLLER_TASK_QUEUE_SUFFIX)
+    ? pollerTaskQueue.slice(0, -POLLER_TASK_QUEUE_SUFFIX.length)
+    : pollerTaskQueue;
+}

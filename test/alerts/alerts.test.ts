@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { parse } from 'yaml';
 import { BatchRecoveries } from '../../client/recoveries.js';
 import { startSimulator, type RunningSimulator } from '../../simulator/index.js';
-import { notificationTaskQueue } from '../../workflows/definitions.js';
+import { batchStatusPollerTaskQueue, notificationTaskQueue } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
@@ -267,8 +267,8 @@ describe('against a worker process', () => {
       `anchor_workers_sharing_budget{taskQueue="${taskQueue}"} 1`,
     ]);
 
-    // WorkerNotPolling sums these by task queue: each queue the worker polls has its own series, the notifications
-    // queue's included, so a worker that stops polling either one is caught.
+    // WorkerNotPolling sums these by task queue: each queue the worker polls has its own series, the poller's and the
+    // notifications' included, so a worker that stops polling any one is caught.
     const polled = samples
       .filter((line) => line.startsWith('temporal_long_request{'))
       .map((line) => `${/task_queue="([^"]+)"/.exec(line)?.[1]} ${/operation="([^"]+)"/.exec(line)?.[1]}`);
@@ -276,6 +276,7 @@ describe('against a worker process', () => {
       expect.arrayContaining([
         `${taskQueue} PollWorkflowTaskQueue`,
         `${taskQueue} PollActivityTaskQueue`,
+        `${batchStatusPollerTaskQueue(taskQueue)} PollWorkflowTaskQueue`,
         `${notificationTaskQueue(taskQueue)} PollActivityTaskQueue`,
       ]),
     );

@@ -318,6 +318,16 @@ test('the namespace and task queue lose the spaces around them, as the CLI drops
   expect(cloud.temporal.namespace).toBe('recovery.a1b2c');
 });
 
+test("a task queue named as a batch status poller's queue is refused, naming the variable", () => {
+  // Its poller's queue would end twice in the suffix, and the poller would send its page reads to the wrong queue.
+  expect(problemsOf({ ...minimal, TEMPORAL_TASK_QUEUE: 'recoveries-batch-status-poller' })).toEqual([
+    "TEMPORAL_TASK_QUEUE: must not end in -batch-status-poller: the batch status poller's queue beside each task queue ends so",
+  ]);
+  expect(
+    loadWorkerConfig({ ...minimal, TEMPORAL_TASK_QUEUE: 'batch-status-poller-recoveries' }).temporal.taskQueue,
+  ).toBe('batch-status-poller-recoveries');
+});
+
 test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refused, as a longer timer fires at once', () => {
   const tooLong = String(2 ** 31);
   expect(

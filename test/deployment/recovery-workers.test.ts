@@ -4,7 +4,8 @@ import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
 import { workerConfig, workflowBundle } from '../helpers/recovery-env.js';
 import { connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
 
-// A worker process's two workers, the recoveries' queue and the notifications', run and stop as one. No activity
+// A worker process's three workers, the recoveries' queue, the poller's and the notifications', run and stop as
+// one. No activity
 // runs here, so the API's address is never called.
 
 let connection: NativeConnection;
@@ -23,7 +24,7 @@ const recoveryWorkers = (): Promise<RecoveryWorkers> =>
     workflows: workflowBundle(),
   });
 
-test("the recoveries' worker stopping stops the notifications' worker, and run() ends once both have", async () => {
+test("the recoveries' worker stopping stops the poller's and the notifications' workers, and run() ends once all have", async () => {
   const workers = await recoveryWorkers();
   const running = workers.run();
 
@@ -31,10 +32,22 @@ test("the recoveries' worker stopping stops the notifications' worker, and run()
   await running;
 
   expect(workers.recoveries.getState()).toBe('STOPPED');
+  expect(workers.poller.getState()).toBe('STOPPED');
   expect(workers.notifications.getState()).toBe('STOPPED');
 });
 
-test('runUntil gives the work its result or its failure, and leaves both workers stopped', async () => {
+test("the poller's worker stopping stops the others", async () => {
+  const workers = await recoveryWorkers();
+  const running = workers.run();
+
+  workers.poller.shutdown();
+  await running;
+
+  expect(workers.recoveries.getState()).toBe('STOPPED');
+  expect(workers.notifications.getState()).toBe('STOPPED');
+});
+
+test('runUntil gives the work its result or its failure, and leaves every worker stopped', async () => {
   const succeeding = await recoveryWorkers();
   await expect(succeeding.runUntil(() => Promise.resolve('done'))).resolves.toBe('done');
   expect(succeeding.stopped).toBe(true);
@@ -44,7 +57,7 @@ test('runUntil gives the work its result or its failure, and leaves both workers
   expect(failing.stopped).toBe(true);
 });
 
-test('a shutdown asked before run() stops both as soon as they start; a second run() is refused', async () => {
+test('a shutdown asked before run() stops all as soon as they start; a second run() is refused', async () => {
   const workers = await recoveryWorkers();
   workers.shutdown();
 

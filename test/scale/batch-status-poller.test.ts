@@ -4,7 +4,12 @@ import {
   NOTIFY_QUEUE_MARKER,
 } from '../../workflows/recover-batch.js';
 import { BATCH_PAGE_SIZE } from '../../workflows/batch-status-poller.js';
-import { batchSettled, batchStatusPollerWorkflowId, type ListedSettle } from '../../workflows/definitions.js';
+import {
+  batchSettled,
+  batchStatusPollerTaskQueue,
+  batchStatusPollerWorkflowId,
+  type ListedSettle,
+} from '../../workflows/definitions.js';
 import {
   eventually,
   FAST_POLICY,
@@ -83,6 +88,15 @@ test('the poller reads the list a page per call, and a settle it shows costs its
   // would cost it two events and one more workflow task per wake.
   const poller = await env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue)).fetchHistory();
   const pollerEvents = poller.events ?? [];
+  // Its workflow tasks run on its own queue, its page reads on the recoveries', whose task rate is the budget.
+  expect(pollerEvents[0]?.workflowExecutionStartedEventAttributes?.taskQueue?.name).toBe(
+    batchStatusPollerTaskQueue(env.taskQueue),
+  );
+  const pageReadQueues = pollerEvents
+    .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'readBatchPage')
+    .map((event) => event.activityTaskScheduledEventAttributes?.taskQueue?.name);
+  expect(pageReadQueues.length).toBeGreaterThanOrEqual(pagesPerCycle * 2);
+  expect(new Set(pageReadQueues)).toEqual(new Set([env.taskQueue]));
   expect(pollerEvents.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes)).toHaveLength(0);
   expect(localActivityMarkers(poller, 'wakeRecoveries').length).toBeGreaterThanOrEqual(2);
   expect(patchMarkerIds(poller)).toEqual([

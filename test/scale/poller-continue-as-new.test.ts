@@ -4,6 +4,7 @@ import { createPollerRegistrationActivities } from '../../activities/poller-regi
 import type { BatchStatusPollerInput, batchStatusPoller } from '../../workflows/batch-status-poller.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
+  batchStatusPollerTaskQueue,
   batchStatusPollerWorkflowId,
   POLLER_TAKES_WATCH_BATCHES_MEMO_KEY,
   recoveryWorkflowId,
@@ -11,6 +12,7 @@ import {
 import {
   eventually,
   FAST_POLICY,
+  patchMarkerIds,
   registrationsIn,
   startRecoveryEnv,
   type RecoveryEnv,
@@ -41,21 +43,25 @@ const POLICY = { ...FAST_POLICY, poll: { ...FAST_POLICY.poll, maximumInterval: '
 const STATUS = 'GET /v1/batch-sessions/{batch_id}';
 const RETRY = 'POST /v1/batch-sessions/{batch_id}/retry';
 
-/** The poller's runs, newest first, with the input each began with: walked back through each run's first event. */
-async function pollerRuns(): Promise<BatchStatusPollerInput[]> {
+/** The poller's runs, newest first, with their histories: walked back through each run's first event. */
+async function pollerHistories(): Promise<temporal.api.history.v1.IHistory[]> {
   const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
-  const inputs: BatchStatusPollerInput[] = [];
+  const histories: temporal.api.history.v1.IHistory[] = [];
   let runId: string | undefined = (await poller.describe()).runId;
   while (runId) {
-    const history: temporal.api.history.v1.IHistory = await env.client.workflow
-      .getHandle(poller.workflowId, runId)
-      .fetchHistory();
-    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    const data = started?.input?.payloads?.[0]?.data;
-    inputs.push(data ? (JSON.parse(Buffer.from(data).toString()) as BatchStatusPollerInput) : {});
-    runId = started?.continuedExecutionRunId ?? undefined;
+    const history = await env.client.workflow.getHandle(poller.workflowId, runId).fetchHistory();
+    histories.push(history);
+    runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId ?? undefined;
   }
-  return inputs;
+  return histories;
+}
+
+/** The poller's runs, newest first, with the input each began with. */
+async function pollerRuns(): Promise<BatchStatusPollerInput[]> {
+  return (await pollerHistories()).map((history) => {
+    const data = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+    return data ? (JSON.parse(Buffer.from(data).toString()) as BatchStatusPollerInput) : {};
+  });
 }
 
 test('the poller continues as new with its watched batches: every recovery is woken once per settle, none lost', async () => {
@@ -82,6 +88,21 @@ test('the poller continues as new with its watched batches: every recovery is wo
   for (const watch of carried) expect(watch).toEqual([expect.any(String), 50, null, expect.any(Number)]);
   // Every run carries the threshold it was started with.
   for (const input of runs) expect(input.continueAsNewAfterEvents).toBe(50);
+  // Started on the recoveries' queue, as by a release before the poller's own, it moved to its own at its first
+  // continue-as-new and stayed there; every run's page reads went to the recoveries' queue, the budget's.
+  const histories = await pollerHistories();
+  const runQueues = histories.map(
+    (history) => history.events?.[0]?.workflowExecutionStartedEventAttributes?.taskQueue?.name,
+  );
+  expect(runQueues.at(-1)).toBe(env.taskQueue);
+  expect(new Set(runQueues.slice(0, -1))).toEqual(new Set([batchStatusPollerTaskQueue(env.taskQueue)]));
+  expect(patchMarkerIds(histories.at(-1)!)).toContain('poller-moves-to-own-task-queue');
+  const pageReadQueues = histories.flatMap((history) =>
+    (history.events ?? [])
+      .filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'readBatchPage')
+      .map((event) => event.activityTaskScheduledEventAttributes?.taskQueue?.name),
+  );
+  expect(new Set(pageReadQueues)).toEqual(new Set([env.taskQueue]));
   for (const batch of batches) {
     // Both settles came from the list: the round's snapshot read and the retry call, nothing else.
     expect(env.simulator.ledger.forBatch(batch.id).calls.map((call) => call.endpoint)).toEqual([STATUS, RETRY]);
