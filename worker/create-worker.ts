@@ -23,7 +23,6 @@ import { RecoveryWorkers } from './recovery-workers.js';
 import { bundleRecoveryWorkflows } from './bundle.js';
 import { workerLifeState } from './while-running.js';
 
-
 export type WorkflowSource = Pick<WorkerOptions, 'workflowsPath' | 'workflowBundle'>;
 
 export interface RecoveryWorkerOptions {

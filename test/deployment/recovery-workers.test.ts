@@ -24,28 +24,20 @@ const recoveryWorkers = (): Promise<RecoveryWorkers> =>
     workflows: workflowBundle(),
   });
 
-test("the recoveries' worker stopping stops the poller's and the notifications' workers, and run() ends once all have", async () => {
-  const workers = await recoveryWorkers();
-  const running = workers.run();
+test.each(['recoveries', 'poller', 'notifications'] as const)(
+  'the %s worker stopping stops the others, and run() ends once all have',
+  async (which) => {
+    const workers = await recoveryWorkers();
+    const running = workers.run();
 
-  workers.recoveries.shutdown();
-  await running;
+    workers[which].shutdown();
+    await running;
 
-  expect(workers.recoveries.getState()).toBe('STOPPED');
-  expect(workers.poller.getState()).toBe('STOPPED');
-  expect(workers.notifications.getState()).toBe('STOPPED');
-});
-
-test("the poller's worker stopping stops the others", async () => {
-  const workers = await recoveryWorkers();
-  const running = workers.run();
-
-  workers.poller.shutdown();
-  await running;
-
-  expect(workers.recoveries.getState()).toBe('STOPPED');
-  expect(workers.notifications.getState()).toBe('STOPPED');
-});
+    expect(workers.recoveries.getState()).toBe('STOPPED');
+    expect(workers.poller.getState()).toBe('STOPPED');
+    expect(workers.notifications.getState()).toBe('STOPPED');
+  },
+);
 
 test('runUntil gives the work its result or its failure, and leaves every worker stopped', async () => {
   const succeeding = await recoveryWorkers();

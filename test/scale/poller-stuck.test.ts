@@ -51,7 +51,9 @@ async function registrationWrittenAndFailed(batchId: string): Promise<void> {
       const events = (await poller.fetchHistory()).events ?? [];
       const registration = events.find((event) =>
         (event.workflowExecutionSignaledEventAttributes?.input?.payloads ?? []).some((payload) =>
-          Buffer.from(payload.data ?? []).toString().includes(batchId),
+          Buffer.from(payload.data ?? [])
+            .toString()
+            .includes(batchId),
         ),
       );
       if (!registration) return undefined;
