@@ -2,7 +2,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import type { LogLevel } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE, POLLER_TASK_QUEUE_SUFFIX } from '../workflows/definitions.js';
+import { DEFAULT_TASK_QUEUE, isPollerTaskQueue, POLLER_TASK_QUEUE_SUFFIX } from '../workflows/definitions.js';
 import { InvalidInputError } from '../workflows/input.js';
 import type { NotifyConfig } from '../activities/notify-activities.js';
 import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
@@ -141,7 +141,7 @@ const workerEnvSchema = z.object({
     .trim()
     .default(DEFAULT_TASK_QUEUE)
     .refine(
-      (queue) => !queue.endsWith(POLLER_TASK_QUEUE_SUFFIX),
+      (queue) => !isPollerTaskQueue(queue),
       `must not end in ${POLLER_TASK_QUEUE_SUFFIX}: the batch status poller's queue beside each task queue ends so`,
     ),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */

@@ -134,18 +134,24 @@ export async function createRecoveryWorkers({
   // Bundled once for both workers that run workflows, when no prebuilt bundle is given. A prebuilt bundle has the
   // interceptors built in (worker/bundle.ts); naming them again draws the SDK's warning that they are ignored.
   const workflowSource = workflows ?? { workflowBundle: { code: await bundleRecoveryWorkflows() } };
-  const recoveries = await Worker.create({
+  /** What the two workers that run workflows share. */
+  const workflowWorkerOptions = {
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
     ...workflowSource,
+    ...(config.limits.isolateExecutionTimeoutMs === undefined
+      ? {}
+      : { isolateExecutionTimeout: config.limits.isolateExecutionTimeoutMs }),
+    shutdownGraceTime: '30s',
+    identity,
+  } satisfies Partial<WorkerOptions>;
+  const recoveries = await Worker.create({
+    ...workflowWorkerOptions,
+    taskQueue: config.temporal.taskQueue,
     activities,
     maxConcurrentActivityTaskExecutions: config.limits.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: config.limits.maxConcurrentWorkflowTasks,
     ...(config.limits.maxCachedWorkflows === undefined ? {} : { maxCachedWorkflows: config.limits.maxCachedWorkflows }),
-    ...(config.limits.isolateExecutionTimeoutMs === undefined
-      ? {}
-      : { isolateExecutionTimeout: config.limits.isolateExecutionTimeoutMs }),
     // Every activity task makes at most one Anchor call, so this server-side limit caps the calls over any 10 s
     // across all workers on the queue, more workers than workersSharingBudget included (docs/scaling.md).
     maxTaskQueueActivitiesPerSecond: callsPerSecondHere * configuredWorkers,
@@ -153,26 +159,17 @@ export async function createRecoveryWorkers({
     // more of the queue's rate than its share and leave the calls waiting here. While it counts more workers than
     // configured, it sends slower than this, and the queue's rate is shared among more takers.
     maxActivitiesPerSecond: callsPerSecondHere,
-    shutdownGraceTime: '30s',
-    identity,
   });
   // The poller's own cache and workflow thread, whatever the recoveries do (batchStatusPollerTaskQueue). Only the
   // wakes' local activity: its page reads go to the recoveries' queue, whose task rate is the budget, and no page read
   // could run here outside it.
   const poller = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
+    ...workflowWorkerOptions,
     taskQueue: batchStatusPollerTaskQueue(config.temporal.taskQueue),
-    ...workflowSource,
     activities: { wakeRecoveries: activities.wakeRecoveries },
     maxCachedWorkflows: POLLER_WORKER_CACHED_WORKFLOWS,
     // The SDK's least with a cache: one poller's task at a time, and a run it continued as new.
     maxConcurrentWorkflowTaskExecutions: 2,
-    ...(config.limits.isolateExecutionTimeoutMs === undefined
-      ? {}
-      : { isolateExecutionTimeout: config.limits.isolateExecutionTimeoutMs }),
-    shutdownGraceTime: '30s',
-    identity,
   });
   const notifications = await Worker.create({
     connection,

@@ -132,6 +132,11 @@ export function batchStatusPollerWorkflowId(taskQueue: string): string {
 
 export const POLLER_TASK_QUEUE_SUFFIX = '-batch-status-poller';
 
+/** Whether `taskQueue` is a poller's own queue: it ends in POLLER_TASK_QUEUE_SUFFIX. */
+export function isPollerTaskQueue(taskQueue: string): boolean {
+  return taskQueue.endsWith(POLLER_TASK_QUEUE_SUFFIX);
+}
+
 /**
  * The task queue the poller's workflow tasks run on, beside its recoveries' queue; its page reads, Anchor calls, still
  * go to theirs. Every worker process polls it with a worker of its own, whose cache and workflow thread the poller
@@ -149,7 +154,7 @@ export function batchStatusPollerTaskQueue(taskQueue: string): string {
  * So no recoveries' queue may end in the suffix (worker/config.ts refuses one).
  */
 export function recoveriesTaskQueueOfPoller(pollerTaskQueue: string): string {
-  return pollerTaskQueue.endsWith(POLLER_TASK_QUEUE_SUFFIX)
+  return isPollerTaskQueue(pollerTaskQueue)
     ? pollerTaskQueue.slice(0, -POLLER_TASK_QUEUE_SUFFIX.length)
     : pollerTaskQueue;
 }
