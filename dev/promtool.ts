@@ -21,7 +21,6 @@ export async function resolvePromtool(
   options: { env?: NodeJS.ProcessEnv; log?: ProvisionLog; heartbeatMs?: number } = {},
 ): Promise<string> {
   const env = options.env ?? process.env;
-  const log = options.log ?? ((message) => console.error(message));
   if (env.PROMTOOL_PATH) {
     if (await isExecutable(env.PROMTOOL_PATH)) return env.PROMTOOL_PATH;
     throw new Error(`PROMTOOL_PATH=${env.PROMTOOL_PATH}: not an executable file`);
@@ -29,6 +28,18 @@ export async function resolvePromtool(
   for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
     if (await isExecutable(path.join(dir, 'promtool'))) return path.join(dir, 'promtool');
   }
+  return provisionPinnedPromtool(options);
+}
+
+/**
+ * promtool of the Prometheus compose pins, from the cache or built into it with Go. CI checks the rules and the
+ * dashboard with it too: Debian's (2.42) and compose's (3.5) evaluate some ranges differently (test/alerts).
+ */
+export async function provisionPinnedPromtool(
+  options: { env?: NodeJS.ProcessEnv; log?: ProvisionLog; heartbeatMs?: number } = {},
+): Promise<string> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? ((message) => console.error(message));
   const dir = projectCacheDir(`promtool-${PROMTOOL_MODULE_VERSION}`, env);
   const target = path.join(dir, 'promtool');
   if (await isExecutable(target)) return target;

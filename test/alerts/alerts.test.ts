@@ -103,6 +103,12 @@ test('promtool unit tests pass, with a test case for every alert', async () => {
 // Grafana's range variables as the panel would be viewed: the last hour, at one point a minute.
 const GRAFANA_RANGE = { $__range: '1h', $__rate_interval: '1m' };
 
+/**
+ * A sample every 15 s, as prometheus.yml scrapes. At one a minute, a panel's [1m] range held two samples on Debian's
+ * Prometheus 2 and one on compose's 3, whose ranges leave out their start: too few for increase() there.
+ */
+const SAMPLE_INTERVAL = '15s';
+
 /** Runs a promtool test of `expr`, with the range variables set, against `series`, where `exp_samples` expect. */
 async function promqlTest(
   expr: string,
@@ -119,7 +125,7 @@ async function promqlTest(
       evaluation_interval: '1m',
       tests: [
         {
-          interval: '1m',
+          interval: SAMPLE_INTERVAL,
           input_series: series,
           promql_expr_test: [{ expr: resolved, eval_time: evalTime, exp_samples: expected }],
         },
@@ -142,9 +148,9 @@ test("the dashboard's recoveries ended and bad ends count a fresh worker's first
   const labels = 'namespace="default",taskQueue="q",workflowType="recoverBatch"';
   const series = [
     // A worker started 5 minutes in: its first recovery ended exhausted, the next two failed, the others recovered.
-    { series: `anchor_recoveries{${labels},outcome="exhausted"}`, values: '_x5 1x25' },
-    { series: `anchor_recoveries{${labels},outcome="failed"}`, values: '_x6 2x24' },
-    { series: `anchor_recoveries{${labels},outcome="recovered"}`, values: '_x7 1+1x23' },
+    { series: `anchor_recoveries{${labels},outcome="exhausted"}`, values: '_x20 1x100' },
+    { series: `anchor_recoveries{${labels},outcome="failed"}`, values: '_x24 2x96' },
+    { series: `anchor_recoveries{${labels},outcome="recovered"}`, values: '_x28 1+0.25x92' },
   ];
 
   // The minute after the exhausted end: it is out of the interval, the failed ends just in.
@@ -164,8 +170,8 @@ test("the dashboard's workflow task failures count a fresh worker's first one, a
   const labels = 'namespace="default",task_queue="q",workflow_type="recoverBatch"';
   const series = [
     // After a deploy, a stuck recovery's next attempt fails on a worker that had none yet; the old worker is gone.
-    { series: `temporal_workflow_task_execution_failed{${labels},instance="old"}`, values: '3x5' },
-    { series: `temporal_workflow_task_execution_failed{${labels},instance="new"}`, values: '_x6 1x24' },
+    { series: `temporal_workflow_task_execution_failed{${labels},instance="old"}`, values: '3x20' },
+    { series: `temporal_workflow_task_execution_failed{${labels},instance="new"}`, values: '_x24 1x96' },
   ];
 
   const result = await promqlTest(await panelExpr('Workflow task failures'), series, '6m', [
@@ -179,8 +185,8 @@ test("the dashboard's batches sweeps left count a fresh worker's first sweep, as
   const labels = 'namespace="default",taskQueue="q",workflowType="sweepFailedBatches"';
   const series = [
     // A worker started 5 minutes in: its first sweep, the run that ended it, left 3 batches over maxStarts.
-    { series: `anchor_sweep_batches_left{${labels},reason="over_limit"}`, values: '_x5 3x25' },
-    { series: `anchor_sweep_batches_left{${labels},reason="start_failed"}`, values: '_x5 0x25' },
+    { series: `anchor_sweep_batches_left{${labels},reason="over_limit"}`, values: '_x20 3x100' },
+    { series: `anchor_sweep_batches_left{${labels},reason="start_failed"}`, values: '_x20 0x100' },
   ];
 
   const result = await promqlTest(await panelExpr('Batches sweeps left'), series, '5m', [
