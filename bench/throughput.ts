@@ -247,12 +247,9 @@ console.log(
     `vs naive ${formatSummary(ratio('recoverBatch', 'naive', 'recoveriesPerSecond'))}`,
 );
 if (compared) {
+  const comparedSource = compareCheckout ?? compareBundle;
   const what = [
-    ...(compareCheckout !== undefined
-      ? [path.basename(compareCheckout)]
-      : compareBundle === undefined
-        ? []
-        : [path.basename(compareBundle)]),
+    ...(comparedSource === undefined ? [] : [path.basename(comparedSource)]),
     ...Object.entries(compareWorkerEnv ?? {}).map(([name, value]) => `${name}=${value}`),
   ].join(' ');
   console.log(

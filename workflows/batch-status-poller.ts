@@ -21,6 +21,7 @@ import type { PollerRegistrationActivities } from '../activities/poller-registra
 import {
   batchSettled,
   batchStatusPollerTaskQueue,
+  isPollerTaskQueue,
   isWatchingBatch,
   POLLER_RESET_RUN_MEMO_KEY,
   POLLER_TAKES_UNWATCH_BATCHES_MEMO_KEY,
@@ -628,8 +629,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       await Promise.all(wakes);
       await condition(allHandlersFinished);
       const { taskQueue } = workflowInfo();
-      const movesToOwnQueue =
-        recoveriesTaskQueueOfPoller(taskQueue) === taskQueue && patched(MOVES_TO_OWN_TASK_QUEUE_PATCH);
+      const movesToOwnQueue = !isPollerTaskQueue(taskQueue) && patched(MOVES_TO_OWN_TASK_QUEUE_PATCH);
       // Never with takesWatchBatches: the next run says so itself, in a task only code that takes them can run.
       const continueAsNew = makeContinueAsNewFunc<typeof batchStatusPoller>({
         ...(resetRunId === undefined ? {} : { memo: { [POLLER_RESET_RUN_MEMO_KEY]: resetRunId } }),
