@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { AnchorApiClient } from '../anchor-api/index.js';
 import { isSettled } from '../activities/batch-snapshot.js';
 
@@ -12,9 +13,15 @@ export function createBenchActivities(api: AnchorApiClient) {
       const answer = await api.retryFailedSessions(batchId, { retry_failed_only: true, max_retries: 1 });
       return answer.retried_sessions ?? 0;
     },
-    async noopAwaitBatchSettled(_batchId: string): Promise<void> {},
+    /** Waits, idle, until the batch's sessions end (epoch ms), as a wait for the batch to settle would. */
+    async noopAwaitBatchSettled(settlesAt: number): Promise<void> {
+      await delay(Math.max(0, settlesAt - Date.now()));
+    },
     async noopReadRetrySnapshot(_batchId: string): Promise<void> {},
-    async noopSendRetry(_batchId: string): Promise<void> {},
+    /** Returns when the retried session would end (epoch ms). */
+    noopSendRetry(sessionMs: number): Promise<number> {
+      return Promise.resolve(Date.now() + sessionMs);
+    },
   };
 }
 

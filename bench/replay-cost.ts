@@ -37,6 +37,9 @@ const V8_DEFAULT_FRAMES = 10;
 /** What the product worker sets by default (WORKER_WORKFLOW_STACK_TRACE_FRAMES). */
 const workerFrames = loadWorkerConfig({ ANCHOR_API_KEY: 'bench' }).limits.workflowStackTraceFrames!;
 
+/** Sessions that end before the naive workflow's second read: the histories every earlier replay figure used. */
+const SESSION_MS = 500;
+
 async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.api.history.v1.IHistory> {
   const taskQueue = `bench-replay-${variant}-${randomUUID().slice(0, 8)}`;
   const worker = await startBenchWorker({
@@ -47,9 +50,10 @@ async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.
   });
   try {
     const batch = stack.simulator.createScriptedBatch({ count: 5, script: { '2': ['fail', 'ok'] } });
-    const workflowId = await startVariant(stack.client, variant, taskQueue, batch.id, {
+    const workflowId = await startVariant(stack.client, variant, taskQueue, batch, {
       pollMs: 1_000,
       backoffMs: 1_000,
+      sessionMs: SESSION_MS,
     });
     const handle = stack.client.workflow.getHandle(workflowId);
     await handle.result();
@@ -61,7 +65,7 @@ async function recordOne(stack: BenchStack, variant: Variant): Promise<temporal.
 
 // The replays below run after the stack has stopped, on the same bundles.
 const bundles = await buildBenchBundles();
-const stack = await startBenchStack({ attemptDurationMs: 500, queueDelayMs: 0 }, bundles);
+const stack = await startBenchStack({ attemptDurationMs: SESSION_MS, queueDelayMs: 0 }, bundles);
 const histories = new Map<Variant, temporal.api.history.v1.IHistory>();
 try {
   for (const variant of VARIANTS) histories.set(variant, await recordOne(stack, variant));

@@ -2,10 +2,15 @@
  * One-round recoveries on one worker process: recoverBatch beside the same-shape no-op (the
  * ceiling) and the naive workflow (the baseline), in one run, repeated. Usage:
  *   npm run bench:throughput -- [--recoveries 300] [--repeats 3] [--max-calls-per-second 1000] [--poller off]
- *                               [--max-cached 250] [--session-ms 500] [--compare-bundle <file>] [--own-polling]
- *                               [--compare-checkout <dir>] [--busy-cores <n>]
+ *                               [--max-cached <recoveries>] [--session-ms 10000] [--compare-bundle <file>]
+ *                               [--own-polling] [--compare-checkout <dir>] [--busy-cores <n>]
  *                               [--compare-worker-env NAME=VALUE[,NAME=VALUE…]] [--worker-node <version>|image]
- * Every batch has one session that fails once, so each recovery needs exactly one retry.
+ * Every batch has one session that fails once, so each recovery needs exactly one retry. By default its sessions run
+ * 10 s and every worker caches as many workflows as the run starts: batches of browser sessions run for seconds to
+ * minutes, and docs/scaling.md's sizing rule sets the cache to the recoveries active at once, here all of them.
+ * `--session-ms 500` is the poller's worst case (a batch that settles before the naive workflow's second read), and
+ * `--max-cached 250` the product's default cache, under which 1,000 recoveries open at once are evicted between tasks.
+ * The no-op's waits last, idle, until its batch's sessions end, so that it stays a ceiling with long batches too.
  * `--own-polling` adds the variant `ownPolling`: recoverBatch on a worker without the batch status poller, so each
  * recovery reads its own batch on its poll schedule, as the naive workflow does. It has every feature of the product
  * and the naive workflow's polling: beside the naive workflow it gives the features' cost, beside recoverBatch the
@@ -48,15 +53,15 @@ import { startVariant, VARIANTS, workerKind, type Variant } from './variants.js'
 const recoveries = numberArg('recoveries', 300);
 const repeats = numberArg('repeats', 3);
 const maxCallsPerSecond = numberArg('max-calls-per-second', 1_000);
-/** Every variant's worker keeps this many workflows cached: the product's default, so all pay the same evictions. */
-const maxCachedWorkflows = numberArg('max-cached', 250);
+/** Every variant's worker keeps this many workflows cached, so all pay the same evictions, if any. */
+const maxCachedWorkflows = numberArg('max-cached', recoveries);
 /** `--poller off`: recoverBatch reads its batch on its own, as without the batch status poller. */
 const pollerOff = process.argv.includes('--poller') && process.argv[process.argv.indexOf('--poller') + 1] === 'off';
 /**
- * How long each session attempt takes on the simulator. At the default, a batch settles before the naive
- * workflow's second read; longer ones show what per-batch polling costs while batches run.
+ * How long each session attempt takes on the simulator. At the default the naive workflow reads each batch about
+ * ten times while it runs; at 500 ms a batch settles before its second read.
  */
-const sessionMs = numberArg('session-ms', 500);
+const sessionMs = numberArg('session-ms', 10_000);
 const compareCheckout = compareCheckoutArg();
 /** The compared checkout, and the file its own bundle is built into for this run. */
 const checkout =
@@ -150,7 +155,11 @@ async function measure(stack: BenchStack, run: Run, repeat: number): Promise<Mea
     const startedAt = Date.now();
     await forEachLimit(batches, 50, async (batch) => {
       workflowIds.push(
-        await startVariant(stack.client, variant, taskQueue, batch.id, { pollMs: POLL_MS, backoffMs: BACKOFF_MS }),
+        await startVariant(stack.client, variant, taskQueue, batch, {
+          pollMs: POLL_MS,
+          backoffMs: BACKOFF_MS,
+          sessionMs,
+        }),
       );
     });
     await forEachLimit(workflowIds, 50, async (workflowId) => {

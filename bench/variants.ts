@@ -3,6 +3,7 @@ import { recoveryStartOptions } from '../client/recoveries.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import type { BenchWorkerOptions } from './harness.js';
 import type { BenchRecoveryInput } from './workflows/naive-recovery.js';
+import type { NoopRecoveryInput } from './workflows/noop-recovery.js';
 
 /** The product's workflow, its same-shape no-op (the ceiling) and the naive workflow (the baseline). */
 export type Variant = 'recoverBatch' | 'noop' | 'naive';
@@ -14,17 +15,18 @@ export function workerKind(variant: Variant): BenchWorkerOptions['kind'] {
 }
 
 /**
- * Starts one recovery of `batchId` as `variant`, with a fixed poll interval and round backoff; returns its
- * workflow id.
+ * Starts one recovery of `batch` (created by the simulator, whose sessions each run `timing.sessionMs`) as
+ * `variant`, with a fixed poll interval and round backoff; returns its workflow id.
  */
 export async function startVariant(
   client: Client,
   variant: Variant,
   taskQueue: string,
-  batchId: string,
-  timing: { pollMs: number; backoffMs: number },
+  batch: { id: string; createdAt: number },
+  timing: { pollMs: number; backoffMs: number; sessionMs: number },
 ): Promise<string> {
-  const { pollMs, backoffMs } = timing;
+  const { pollMs, backoffMs, sessionMs } = timing;
+  const batchId = batch.id;
   if (variant === 'recoverBatch') {
     const options = recoveryStartOptions(
       {
@@ -39,10 +41,11 @@ export async function startVariant(
   }
   const workflowId = `${variant}-${recoveryWorkflowId(batchId)}`;
   const input: BenchRecoveryInput = { batchId, pollIntervalMs: pollMs, roundBackoffMs: backoffMs };
+  const noopInput: NoopRecoveryInput = { ...input, settle: { firstAt: batch.createdAt + sessionMs, sessionMs } };
   await client.workflow.start(variant === 'noop' ? 'noopRecovery' : 'naiveRecovery', {
     taskQueue,
     workflowId,
-    args: [input],
+    args: [variant === 'noop' ? noopInput : input],
   });
   return workflowId;
 }
