@@ -60,6 +60,13 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
   const { store, clock, faults, ledger } = deps;
   const calls = new WeakMap<FastifyRequest, LedgerCall>();
   const entryOf = (request: FastifyRequest) => calls.get(request);
+  // close() ends the latency waits too. A waiting call would otherwise hold a timer that keeps the process alive
+  // after close, and then apply its effect (a retry, say) to a simulator that has stopped.
+  const closing = new AbortController();
+  app.addHook('preClose', (done) => {
+    closing.abort();
+    done();
+  });
 
   app.addHook('onRequest', (request, reply, done) => {
     const route = ROUTE_BY_METHOD_AND_URL.get(`${request.method} ${request.routeOptions.url ?? ''}`);
@@ -107,7 +114,11 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
     const entry = entryOf(request);
     const fault = faults.pick(route.target, entry?.batchId);
     if (entry !== undefined && fault !== undefined) entry.fault = fault.type;
-    if (fault?.latencyMs !== undefined) await delay(fault.latencyMs);
+    if (fault?.latencyMs !== undefined) {
+      const waited = await delay(fault.latencyMs, true, { signal: closing.signal }).catch(() => false);
+      // Closing: the call is not applied, and close() ends its connection, as it ends a hung one.
+      if (!waited) return reply.hijack();
+    }
 
     if (fault?.type === 'error')
       return send(reply, apiError(fault.statusCode, fault.message ?? defaultErrorMessage(fault.statusCode)));

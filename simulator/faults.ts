@@ -24,7 +24,8 @@ const firing = {
  * the call is handled (a retry applied) once the delay is over, even if the client timed out in
  * between, as a slow server would. The others apply the call first, then spoil the answer:
  * commit_then_drop is the case the core must reconcile (the retry happened, the client never hears
- * about it). `latencyMs` on any rule delays its effect the same way.
+ * about it). `latencyMs` on any rule delays its effect the same way. A call still delayed when the
+ * simulator closes is never handled: close() ends it as it ends a hung one.
  */
 export const FaultRuleSchema = z.discriminatedUnion('type', [
   z.object({

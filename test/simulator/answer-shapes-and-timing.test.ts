@@ -187,3 +187,31 @@ describe('fault timing and the ledger', () => {
     expect(ledger.calls.at(-1)).toMatchObject({ outcome: 'dropped', answeredAtMs: expect.any(Number) });
   });
 });
+
+describe('close', () => {
+  const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+
+  it('ends the calls it is delaying: none is applied, and no timer of theirs outlives it', async () => {
+    const closing = await startSimulator({ apiKeys: [API_KEY], queueDelayMs: 0, attemptDurationMs: 10 });
+    const batch = closing.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
+    const retryUrl = `${closing.url}/v1/batch-sessions/${batch.id}/retry`;
+    await eventually('the batch to settle', () => {
+      const settledBatch = closing.store.get(batch.id)?.snapshot(closing.clock.now());
+      return settledBatch?.detail.status === 'failed' ? true : undefined;
+    });
+    const timersBefore = timers();
+    closing.faults.add('retry', { type: 'latency', latencyMs: 600_000, times: 1, batchId: batch.id });
+    const delayed = fetch(retryUrl, {
+      method: 'POST',
+      headers: { 'anchor-api-key': API_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ max_retries: 1 }),
+    });
+    await eventually("the retry's delay to start", () => (timers() === timersBefore + 1 ? true : undefined));
+    expect(closing.ledger.forBatch(batch.id).calls).toMatchObject([{ method: 'POST', outcome: 'in_flight' }]);
+
+    await closing.close();
+    await expect(delayed).rejects.toThrow();
+    expect(timers()).toBe(timersBefore);
+    expect(closing.ledger.forBatch(batch.id).retries).toEqual([]);
+  });
+});
