@@ -11,8 +11,13 @@ beforeAll(async () => {
 afterEach(() => simulator.reset());
 afterAll(() => simulator.close());
 
-async function user(method: string, path: string, options: { body?: unknown; timeoutMs?: number } = {}) {
-  const response = await fetch(`${simulator.url}${path}`, {
+/** A call as a user makes it, to the shared simulator unless `on` names another. */
+async function user(
+  method: string,
+  path: string,
+  options: { body?: unknown; timeoutMs?: number; on?: RunningSimulator } = {},
+) {
+  const response = await fetch(`${(options.on ?? simulator).url}${path}`, {
     method,
     headers: {
       'anchor-api-key': API_KEY,
@@ -24,15 +29,17 @@ async function user(method: string, path: string, options: { body?: unknown; tim
   return { status: response.status, json: (await response.json()) as { data: Record<string, unknown> } };
 }
 
-const readStatus = async (batchId: string) => (await user('GET', `/v1/batch-sessions/${batchId}`)).json.data;
-const retry = (batchId: string, timeoutMs?: number) =>
+const readStatus = async (batchId: string, on?: RunningSimulator) =>
+  (await user('GET', `/v1/batch-sessions/${batchId}`, { on })).json.data;
+const retry = (batchId: string, timeoutMs?: number, on?: RunningSimulator) =>
   user('POST', `/v1/batch-sessions/${batchId}/retry`, {
     body: { max_retries: 1 },
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    on,
   });
-const settled = (batchId: string) =>
+const settled = (batchId: string, on?: RunningSimulator) =>
   eventually('the batch to settle', async () => {
-    const detail = await readStatus(batchId);
+    const detail = await readStatus(batchId, on);
     return detail.status === 'failed' || detail.status === 'completed' ? detail : undefined;
   });
 
@@ -194,20 +201,12 @@ describe('close', () => {
   it('ends the calls it is delaying: none is applied, and no timer of theirs outlives it', async () => {
     const closing = await startSimulator({ apiKeys: [API_KEY], queueDelayMs: 0, attemptDurationMs: 10 });
     const batch = closing.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
-    const retryUrl = `${closing.url}/v1/batch-sessions/${batch.id}/retry`;
-    await eventually('the batch to settle', () => {
-      const settledBatch = closing.store.get(batch.id)?.snapshot(closing.clock.now());
-      return settledBatch?.detail.status === 'failed' ? true : undefined;
-    });
+    await settled(batch.id, closing);
     const timersBefore = timers();
     closing.faults.add('retry', { type: 'latency', latencyMs: 600_000, times: 1, batchId: batch.id });
-    const delayed = fetch(retryUrl, {
-      method: 'POST',
-      headers: { 'anchor-api-key': API_KEY, 'content-type': 'application/json' },
-      body: JSON.stringify({ max_retries: 1 }),
-    });
+    const delayed = retry(batch.id, undefined, closing);
     await eventually("the retry's delay to start", () => (timers() === timersBefore + 1 ? true : undefined));
-    expect(closing.ledger.forBatch(batch.id).calls).toMatchObject([{ method: 'POST', outcome: 'in_flight' }]);
+    expect(closing.ledger.forBatch(batch.id).calls.at(-1)).toMatchObject({ method: 'POST', outcome: 'in_flight' });
 
     await closing.close();
     await expect(delayed).rejects.toThrow();
