@@ -706,6 +706,18 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     });
     return recoveryWorkflowId(batchId);
   },
+  // A start under another workflow id than the batch's recovery id, as the Web UI's form lets an operator type one:
+  // refused at once, before any call to Anchor, the patch marker and the input recorded.
+  async 'recovery-own-workflow-id-required'() {
+    const batch = simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+    const workflowId = `typed-by-hand-${batch.id}`;
+    await client.workflow.start('recoverBatch', {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ batchId: batch.id, ...fast }],
+    });
+    return workflowId;
+  },
   // A second argument typed by hand that no run can read: refused at once, the patch marker and the input recorded.
   async 'recovery-carried-state-refused'() {
     const batchId = randomUUID();

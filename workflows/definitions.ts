@@ -47,6 +47,17 @@ export function recoveryWorkflowId(batchId: string): string {
 }
 
 /**
+ * The ids a recovery of the batch may run under, the ones a sweep looks under before it starts one: the batch's
+ * recovery id with the batch id in lower case, as the CLI, the library and the sweeps name it, or in upper case, as a
+ * release before wave 35 named one typed so. A recovery under any other id is one a sweep cannot see.
+ */
+export function isRecoveryWorkflowIdOf(workflowId: string, batchId: string): boolean {
+  return (
+    workflowId === recoveryWorkflowId(batchId.toLowerCase()) || workflowId === recoveryWorkflowId(batchId.toUpperCase())
+  );
+}
+
+/**
  * The task queue of the recoveries' end notifications, beside theirs: the webhook is no Anchor call, so it takes no
  * share of the recoveries' queue, whose task rate is the Anchor budget.
  */

@@ -33,9 +33,11 @@ import {
   batchSettled,
   batchStatusPollerWorkflowId,
   getRecoveryReport,
+  isRecoveryWorkflowIdOf,
   notificationTaskQueue,
   RECOVERY_ENDED,
   pauseRecovery,
+  recoveryWorkflowId,
   resumeRecovery,
   retryNow,
   updateRecoveryPolicy,
@@ -597,6 +599,16 @@ function checkedCarried(input: unknown, carried: unknown): CarriedRecovery | und
   }
 }
 
+/**
+ * Recoveries from this change on refuse to start under a workflow id other than the batch's recovery id
+ * (isRecoveryWorkflowIdOf), failing at once as InvalidRecoveryInput naming `workflowId`, before any call to Anchor.
+ * The Web UI's start form does not derive the id from the input: one kept as the form filled it, or mistyped, started
+ * a recovery no sweep could see, and a sweep then started a second recovery of the same batch, whose retries went out
+ * twice. The first run of a chain only: a continued run keeps the id its chain began with, accepted then or begun by
+ * an earlier release. Asked only for an id refused: a recovery under its own id takes the same commands as before.
+ */
+export const OWN_WORKFLOW_ID_REQUIRED_PATCH = 'recovery-own-workflow-id-required';
+
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
   const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
   return Math.min(initialInterval * backoffCoefficient ** (round - 1), maximumInterval);
@@ -622,7 +634,19 @@ export async function recoverBatch(
   }
   const { batchId } = policy;
   // The deadline counts from the start of the whole chain, so continue-as-new does not extend it.
-  const { startTime, workflowId } = workflowInfo();
+  const { startTime, workflowId, continuedFromExecutionRunId } = workflowInfo();
+  if (
+    continuedFromExecutionRunId === undefined &&
+    !isRecoveryWorkflowIdOf(workflowId, batchId) &&
+    patched(OWN_WORKFLOW_ID_REQUIRED_PATCH)
+  ) {
+    recordInvalidInput(input);
+    throw ApplicationFailure.nonRetryable(
+      `workflowId: expected "${recoveryWorkflowId(batchId.toLowerCase())}", the batch's recovery id (one recovery ` +
+        `per batch: a sweep looks for a batch's recovery under that id only), got "${workflowId}"`,
+      'InvalidRecoveryInput',
+    );
+  }
   const report =
     carried?.report ??
     newReport(batchId, workflowId, startTime, new Date(startTime.getTime() + policy.deadline), policy.maxRounds);

@@ -166,6 +166,34 @@ test('invalid input ends the workflow at once with a non-retryable error naming 
   expect(cause.message).toMatch(/deadline: must be at most 365d/);
 });
 
+test("a start under another workflow id than the batch's recovery id ends at once naming workflowId, calling no API", async () => {
+  // Before: the Web UI's start form took any id, and a sweep, which looks for a batch's recovery under that id only,
+  // started a second recovery of the batch beside it: the batch's retries went out twice.
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  const typedByHand = `typed-by-hand-${batch.id}`;
+  const failure = await env.client.workflow
+    .execute(recoverBatch, { taskQueue: env.taskQueue, workflowId: typedByHand, args: [{ batchId: batch.id }] })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string; nonRetryable?: boolean };
+  expect(cause.type).toBe('InvalidRecoveryInput');
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toBe(
+    `workflowId: expected "${recoveryWorkflowId(batch.id)}", the batch's recovery id (one recovery per batch: a ` +
+      `sweep looks for a batch's recovery under that id only), got "${typedByHand}"`,
+  );
+  expect(env.simulator.ledger.forBatch(batch.id).calls).toEqual([]);
+  const refused = await env.client.workflow.getHandle(typedByHand).describe();
+  expect(refused.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
+  expect(refused.typedSearchAttributes.get(anchorBatchIdKey)).toBe(batch.id);
+
+  // The batch's own recovery, under its id, then recovers it with one retry.
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  expect(await env.recoveries.result(batch.id)).toMatchObject({ outcome: 'recovered' });
+  expect(retryCalls(batch.id)).toHaveLength(1);
+});
+
 test("an empty duration, as the Web UI's start form can send, ends the workflow naming the field", async () => {
   // Before: ms() threw a plain error in the workflow, whose task then failed again and again: a recovery stuck
   // running, with no report.
@@ -358,10 +386,11 @@ describe("a carried state typed by hand in the Web UI's start form (recoverBatch
     ) as [RecoverBatchInput, CarriedRecovery];
     expect(carried.report.rounds.length).toBeGreaterThan(0);
 
-    // The same state, as an operator copies it into a new start: the recovery goes on with the rounds it carried.
+    // The same state, as an operator copies it into a new start of the batch's recovery, once the chain has ended:
+    // the recovery goes on with the rounds it carried.
     const copy = await env.client.workflow.execute(recoverBatch, {
       taskQueue: env.taskQueue,
-      workflowId: `${workflowId}-copy`,
+      workflowId,
       args: [{ ...input, maxRounds: carried.report.rounds.length + 1 }, carried],
     });
     expect(copy.outcome).toBe('exhausted');
