@@ -13,12 +13,15 @@ export function countApiError(err: unknown): void {
  * A retry round, and the sessions it retried when they are known (`null` when not: an answer that could not be read
  * or that did not say, a batch that could not show whether the call took effect). Such a round counts with
  * sessionsCounted="false" and adds nothing to anchor_retried_sessions: counted as 0 retried, the unknown looked known.
+ * So does a negative count (an API's -1 for one it does not know), which the SDK's counter would also refuse by
+ * throwing.
  */
 export function countRetryCall(retriedSessions: number | null, reconciled: boolean): void {
+  const counted = retriedSessions !== null && retriedSessions >= 0;
   metricMeter
     .createCounter('anchor_retry_calls', 'calls', 'Retry rounds, by whether the answer came from reconciling')
-    .add(1, { reconciled: String(reconciled), sessionsCounted: String(retriedSessions !== null) });
-  if (retriedSessions === null) return;
+    .add(1, { reconciled: String(reconciled), sessionsCounted: String(counted) });
+  if (!counted) return;
   metricMeter
     .createCounter('anchor_retried_sessions', 'sessions', 'Sessions the retry endpoint retried')
     .add(retriedSessions);

@@ -410,6 +410,32 @@ describe('against a worker process', () => {
     ]);
   });
 
+  // An API may send -1 for a count it does not know. Added to anchor_retried_sessions, it made the SDK's counter throw
+  // inside the call's classification, and the call the API took was recorded as outcome unknown, then reconciled.
+  test('a retry answer with a negative retried_sessions is applied, and counts as a call with sessions not counted', async () => {
+    const taskQueue = uniqueTaskQueue('alerts-negative-count');
+    const worker = await startWorker(taskQueue);
+    const recoveries = new BatchRecoveries(client, taskQueue);
+    const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    const field = 'data.retried_sessions';
+    simulator.faults.add('retry', { type: 'mistyped_field', field, value: -1, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+    const report = await recoveries.result(batch.id);
+
+    const counted = await metricSamples(worker, /^anchor_(retry_calls|retried_sessions)\{/);
+    worker.child.kill('SIGTERM');
+    await worker.closed;
+
+    expect(report.outcome).toBe('recovered');
+    expect(report.rounds).toEqual([
+      expect.objectContaining({ retriedSessions: -1, apiStatus: 200, reconciled: false }),
+    ]);
+    expect(simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+    expect(counted).toEqual([
+      `anchor_retry_calls{activityType="announceAndSendRetry",namespace="${client.options.namespace}",reconciled="false",sessionsCounted="false",taskQueue="${taskQueue}"} 1`,
+    ]);
+  });
+
   // AnchorApiAuthErrors is the alert that says "check ANCHOR_API_KEY": with no recovery running, the sweep's
   // listing is the only call that meets a revoked key, and it must count as every other call does.
   test("a sweep's listing refused by the API counts in anchor_api_errors, which AnchorApiAuthErrors reads", async () => {
