@@ -379,7 +379,7 @@ export class AnchorApiClient {
         stop.abort();
       });
     } catch (error) {
-      if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response?.statusCode ?? 0);
+      if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response);
       throw this.transportError(error, call);
     }
   }
@@ -481,7 +481,8 @@ export class AnchorApiClient {
     return new AnchorNetworkError({ ...context, apiMessage: this.redact(message), outcomeUnknown: true });
   }
 
-  private tooLargeError(call: Call<z.ZodType>, statusCode: number): never {
+  private tooLargeError(call: Call<z.ZodType>, response: Pick<Response, 'statusCode' | 'headers'> | undefined): never {
+    const statusCode = response?.statusCode ?? 0;
     const context = { endpoint: call.endpoint, batchId: call.batchId, statusCode };
     if (statusCode >= 200 && statusCode < 300) {
       throw new ResponseTooLargeError({
@@ -491,7 +492,8 @@ export class AnchorApiClient {
       });
     }
     const unread = `(error body longer than ${this.maxResponseBytes} bytes, not read)`;
-    throw this.statusError({ statusCode, headers: {}, body: '' }, call, unread);
+    // The headers still count: a 429's Retry-After says when the call may go out again, whatever its body.
+    throw this.statusError({ statusCode, headers: response?.headers ?? {}, body: '' }, call, unread);
   }
 
   private sanitizedCause(error: RequestError): Error {

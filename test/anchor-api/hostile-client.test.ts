@@ -312,6 +312,25 @@ test('an error status whose body breaks off still decides: a 429 cut short was n
   expect(failed).toMatchObject({ outcomeUnknown: true, statusCode: 503 });
 });
 
+test('a 429 whose body is over the limit was not sent, and keeps its Retry-After, declared or streamed', async () => {
+  // Before, the error built for a body too large dropped the headers: the call went out again at the next poll.
+  const tooLarge = Buffer.alloc(2 * MB, ' ');
+  server.on('declared-429', answerWith429(tooLarge, { 'content-length': String(tooLarge.length) }));
+  server.on('streamed-429', answerWith429(tooLarge));
+  for (const batchId of ['declared-429', 'streamed-429']) {
+    const limited = await caught(retry(batchId));
+    expect(limited).toBeInstanceOf(RateLimitedError);
+    expect(limited).toMatchObject({ outcomeUnknown: false, retryAfterMs: 30_000, statusCode: 429, batchId });
+    expect(limited.apiMessage).toBe(`(error body longer than ${MAX_RESPONSE_BYTES} bytes, not read)`);
+  }
+});
+
+function answerWith429(body: Buffer, headers: Record<string, string> = {}): HostileAnswer {
+  return (_request, response) => {
+    response.writeHead(429, { 'content-type': 'application/json', 'retry-after': '30', ...headers }).end(body);
+  };
+}
+
 test("a retry POST's 2xx whose body breaks off or trickles past the timeout is unreadable: applied", async () => {
   server.on('cut-200', cutOff(200));
   server.on('trickle-200', answerTrickle(50));
