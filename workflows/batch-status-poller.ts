@@ -36,6 +36,7 @@ import {
   type UnwatchBatchRequest,
   type WatchBatchRequest,
 } from './definitions.js';
+import { quoted } from './fields.js';
 import { pagesFrom } from './list-pages.js';
 
 /** The contract's largest page: 10,000 batches in flight are 100 list calls per cycle. */
@@ -147,7 +148,7 @@ function resumedCycle(input: BatchStatusPollerInput): ResumedCycle | undefined {
   if (cycle === undefined) return undefined;
   const invalid = (field: string, expected: string, value: unknown) =>
     ApplicationFailure.nonRetryable(
-      `resumeCycle.${field}: expected ${expected}, got ${JSON.stringify(value)}`,
+      `resumeCycle.${field}: expected ${expected}, got ${quoted(value)}`,
       'InvalidPollerInput',
     );
   if (typeof cycle !== 'object' || cycle === null) throw invalid('', 'an object', cycle);
@@ -173,7 +174,7 @@ function boundedSetting(
   if (value === undefined) return max;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw ApplicationFailure.nonRetryable(
-      `${field}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`,
+      `${field}: expected an integer from ${min} to ${max}, got ${quoted(value)}`,
       'InvalidPollerInput',
     );
   }

@@ -64,6 +64,11 @@ function cut(text: string): string {
   return text.length > MAX_QUOTED_CHARS ? `${text.slice(0, MAX_QUOTED_CHARS)}…` : text;
 }
 
+/** What was typed, as JSON, cut for a problem's message. */
+export function quoted(raw: unknown): string {
+  return cut(JSON.stringify(raw) ?? String(raw));
+}
+
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
@@ -107,8 +112,7 @@ class Checker {
       case 'duration': {
         const value = parseDuration(raw);
         if (value === undefined) {
-          const got = cut(JSON.stringify(raw) ?? String(raw));
-          return this.problem(path, `expected a duration like "30s", "250ms" or "2h", got ${got}`);
+          return this.problem(path, `expected a duration like "30s", "250ms" or "2h", got ${quoted(raw)}`);
         }
         if (value < millis(rule.min)) return this.problem(path, `must be at least ${rule.min}`);
         if (value > millis(rule.max)) return this.problem(path, `must be at most ${rule.max}`);

@@ -127,6 +127,20 @@ test('a poller started with a threshold out of range fails at once, naming the f
   );
 });
 
+test('a poller started with a huge value where a number goes fails at once, quoting only its start', async () => {
+  // Before, the message quoted the whole value: a failure as large as the input, which may be near 2 MB.
+  const handle = await env.client.workflow.start<typeof batchStatusPoller>(BATCH_STATUS_POLLER_WORKFLOW, {
+    taskQueue: env.taskQueue,
+    workflowId: `${batchStatusPollerWorkflowId(env.taskQueue)}-huge-invalid`,
+    args: [{ maxWatchedBatches: 'x'.repeat(100_000) as unknown as number }],
+  });
+  const failure = await handle.result().catch((err: unknown) => err);
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  expect((failure as WorkflowFailedError).cause?.message).toBe(
+    `maxWatchedBatches: expected an integer from 1 to 20000, got "${'x'.repeat(63)}…`,
+  );
+});
+
 test('a poller resting between cycles continues as new once due, without waiting out its rest', async () => {
   const activities = createPollerRegistrationActivities(env.client);
   const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(env.taskQueue));
