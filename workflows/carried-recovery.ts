@@ -2,7 +2,7 @@ import { BATCH_STATUSES } from '../anchor-api/batch-status.js';
 import { absentOr, CarriedStateProblems, isBoolean, isRecord, isText } from './carried-state.js';
 import { recoveryPolicyFields } from './input-fields.js';
 import type { CarriedRecovery } from './recover-batch.js';
-import { RECOVERY_OUTCOMES, RECOVERY_PHASES, REPORT_LIMITS } from './report.js';
+import { RECOVERY_OUTCOMES, RECOVERY_PHASES, REPORT_LIMITS, REPORT_MAX_BYTES } from './report.js';
 
 // What one run of a recovery hands the next (CarriedRecovery), checked before the run reads any of it: the Web UI's
 // start form takes a second argument, typed by hand or copied from a run with "start workflow like this one".
@@ -26,6 +26,14 @@ function isDate(value: unknown): value is string {
  */
 const ROUNDS_LISTED_MAX = REPORT_LIMITS.firstRounds + REPORT_LIMITS.lastRounds;
 const ROUNDS_MAX = recoveryPolicyFields.maxRounds.max;
+
+/**
+ * The longest carried state taken, in characters of JSON: four times the largest report this release hands on, which
+ * leaves room for one of a release before the report's bound. The report goes into every memo write, update result
+ * and continue-as-new: a state typed by hand far past that would be written to history again and again. Fields the
+ * run does not read are not refused, as a later release may hand them on; this bounds them too.
+ */
+const CARRIED_MAX_CHARS = 4 * REPORT_MAX_BYTES;
 
 /** A failing session; `itemIndex` is -1 for a session the API gave no index. */
 const isSession = (value: unknown) =>
@@ -68,6 +76,8 @@ export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): Carri
   const problems: CarriedStateProblems = new CarriedStateProblems();
   const check = problems.check.bind(problems);
   if (!isRecord(raw)) problems.refuse('', 'an object: what one run of a recovery hands the next');
+  if (JSON.stringify(raw).length > CARRIED_MAX_CHARS)
+    problems.refuse('', `at most ${CARRIED_MAX_CHARS} characters of JSON, as one run of a recovery hands the next`);
   check(absentOr(raw.roundStartedAt, isText), 'roundStartedAt', 'a text or null');
   check(absentOr(raw.callsNotSent, isCount), 'callsNotSent', 'an integer of 0 or more, or null');
   check(absentOr(raw.pollerWaitStartedAt, isText), 'pollerWaitStartedAt', 'a text or null');

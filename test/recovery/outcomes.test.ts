@@ -298,6 +298,19 @@ describe("a carried state typed by hand in the Web UI's start form (recoverBatch
       expect(message).toContain(`carried.report.${field}: expected `);
   });
 
+  test('a state far larger than any a run hands on fails the recovery at once, whatever field holds it', async () => {
+    // Before, a field the run does not read, or a text, was taken at any length, and the report that held it went
+    // into every memo write and update result of the recovery.
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
+    const report = newReport(batch.id, recoveryWorkflowId(batch.id), new Date(), new Date(Date.now() + 3_600_000), 3);
+    const message = await refusedAtOnce(batch.id, { report: { ...report, notes: 'x'.repeat(500_000) } });
+
+    expect(message).toBe(
+      'Invalid carried state (the second argument): carried: expected at most 480000 characters of JSON, as one ' +
+        'run of a recovery hands the next',
+    );
+  });
+
   test("another batch's report fails the recovery at once, naming the batchId", async () => {
     const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
     const other = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
