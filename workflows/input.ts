@@ -1,5 +1,13 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { InvalidInputError, validateChange, validateInput, type Typeable, type Validated } from './fields.js';
+import {
+  InvalidInputError,
+  validateChange,
+  validateInput,
+  type Fields,
+  type Typeable,
+  type Validated,
+} from './fields.js';
+import { isRecord } from './carried-state.js';
 import { policyChangeFields, recoverBatchFields } from './input-fields.js';
 import { formatDuration } from './recovery-details.js';
 
@@ -29,17 +37,35 @@ export function parseRecoverBatchInput(raw: unknown): RecoveryPolicy {
   return validateInput(recoverBatchFields, raw);
 }
 
-/** A change of nothing (`null`, `{}`, typed in the Web UI) would come back as a success that changed nothing. */
+/**
+ * A change of nothing (`null`, `{}`, `{"roundBackoff": {}}`, typed in the Web UI) would come back as a success that
+ * changed nothing: refused, naming each group left empty.
+ */
 export function requirePolicyChange(rawChange: unknown): void {
-  const empty =
-    rawChange === null ||
-    rawChange === undefined ||
-    (typeof rawChange === 'object' && !Array.isArray(rawChange) && Object.keys(rawChange).length === 0);
-  if (empty)
-    throw new InvalidInputError(
-      [`give at least one of ${Object.keys(policyChangeFields).join(', ')}`],
-      'policy change',
-    );
+  const change = rawChange ?? {};
+  // Not an object: the validation after this names it.
+  if (!isRecord(change)) return;
+  const problems = unsetProblems(policyChangeFields, change, '');
+  if (problems.length > 0) throw new InvalidInputError(problems, 'policy change');
+}
+
+/**
+ * Why a change (at `path`) sets no field at any depth, one problem per group left empty; none once it sets one. A
+ * field these fields do not have, or a value of the wrong type, counts as set: the validation after this names it.
+ */
+function unsetProblems(fields: Fields, change: Record<string, unknown>, path: string): string[] {
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(change)) {
+    if (value === undefined) continue;
+    const rule = Object.hasOwn(fields, key) ? fields[key] : undefined;
+    if (rule?.type !== 'object' || !isRecord(value)) return [];
+    const inGroup = unsetProblems(rule.fields, value, path === '' ? key : `${path}.${key}`);
+    if (inGroup.length === 0) return [];
+    problems.push(...inGroup);
+  }
+  if (problems.length > 0) return problems;
+  const wanted = `give at least one of ${Object.keys(fields).join(', ')}`;
+  return [path === '' ? wanted : `${path}: ${wanted}`];
 }
 
 /** Merges an operator's change into the running policy; the merged policy is validated as a whole. */

@@ -6,7 +6,7 @@ import {
   sweepFields,
   sweepScheduleFields,
 } from '../../workflows/input-fields.js';
-import { applyPolicyChange, parseRecoverBatchInput } from '../../workflows/input.js';
+import { applyPolicyChange, parseRecoverBatchInput, requirePolicyChange } from '../../workflows/input.js';
 import { parseSweepInput } from '../../workflows/sweep-input.js';
 
 const batchId = '6f1c2a9e-4b7d-4c1e-9a3f-2d5e8b7c0a14';
@@ -141,6 +141,34 @@ test('a policy change is bounded like the input, naming the field', () => {
     backoffCoefficient: 2,
     maximumInterval: 600_000,
   });
+});
+
+test('a policy change that sets no field at any depth is refused, naming each group left empty', () => {
+  const groupFields = 'initialInterval, backoffCoefficient, maximumInterval';
+  for (const nothing of [null, undefined, {}, { maxRounds: undefined }]) {
+    expect(problemsOf(() => requirePolicyChange(nothing))).toEqual([
+      'give at least one of maxRounds, maxRetries, retryFailedOnly, roundBackoff, poll',
+    ]);
+  }
+  // Before, taken: a success that changed nothing.
+  expect(problemsOf(() => requirePolicyChange({ roundBackoff: {} }))).toEqual([
+    `roundBackoff: give at least one of ${groupFields}`,
+  ]);
+  expect(problemsOf(() => requirePolicyChange({ roundBackoff: { initialInterval: undefined }, poll: {} }))).toEqual([
+    `roundBackoff: give at least one of ${groupFields}`,
+    `poll: give at least one of ${groupFields}`,
+  ]);
+  // A field set anywhere is a change; what is wrong with the rest is for the validation that follows to name.
+  for (const change of [
+    { roundBackoff: {}, maxRounds: 5 },
+    { poll: { maximumInterval: '1m' } },
+    { roundBackoff: null },
+    { roundBackoff: { initialInteval: '1s' } },
+    { roundBackof: {} },
+    'five',
+  ]) {
+    expect(() => requirePolicyChange(change)).not.toThrow();
+  }
 });
 
 test('the sweep input is bounded, including the recovery policy it applies', () => {
