@@ -19,7 +19,12 @@ import { roundsDone } from '../workflows/report.js';
 import { DEFAULT_CALL_TIMEOUT_MS } from './call-deadline.js';
 import { connectWithGlobals, createCommandContext } from './commands/context.js';
 import { bounded, trimmedOrDefault } from './commands/flags.js';
-import { addReportAllOptions, reportAllRecoveries, type ReportAllOptions } from './commands/report-all.js';
+import {
+  addReportAllOptions,
+  refuseListOptionsWithBatchId,
+  reportAllRecoveries,
+  type ReportAllOptions,
+} from './commands/report-all.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { EXIT_CODES, EXIT_CODES_HELP, exitCodeForError, exitCodeForReport } from './exit-codes.js';
 import { describeSource, formatReport } from './format-report.js';
@@ -316,6 +321,7 @@ export function buildCli(): Command {
       .addHelpText('after', EXIT_CODES_HELP),
   ).action(async (batchId: string | undefined, options: ReportAllOptions, command: Command) => {
     if (batchId === undefined) return reportAllRecoveries(commandContext, command, options);
+    refuseListOptionsWithBatchId(options);
     const global = globals(command);
     await withRecoveries(global, (recoveries) => showReport(global, options.json, () => recoveries.progress(batchId)));
   });

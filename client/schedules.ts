@@ -99,15 +99,19 @@ export interface SweepScheduleSummary {
   runsSkippedForOverlap: number;
 }
 
+/** upsertSweepSchedule's options once checked, with their defaults. */
+export interface CheckedSweepScheduleOptions {
+  scheduleId: string;
+  everyMs: number;
+  taskQueue: string;
+  sweep: SweepFailedBatchesInput;
+}
+
 /**
- * Creates the sweep schedule, or replaces its spec and input when it exists (its paused state and note are kept):
- * the options declare the whole sweep, and a setting left out takes its default. Inputs are validated first, naming
- * the field.
+ * Checks upsertSweepSchedule's options without a connection (the CLI does before it connects); InvalidInputError
+ * naming each field.
  */
-export async function upsertSweepSchedule(
-  client: Client,
-  options: SweepScheduleOptions,
-): Promise<UpsertedSweepSchedule> {
+export function checkSweepScheduleOptions(options: SweepScheduleOptions): CheckedSweepScheduleOptions {
   const { every, scheduleId = DEFAULT_SWEEP_SCHEDULE_ID, taskQueue = DEFAULT_TASK_QUEUE, ...sweep } = options;
   const { value: everyMs, problems: everyProblems } = checkField(sweepScheduleFields.every, every, 'every');
   const problems = [
@@ -134,7 +138,19 @@ export async function upsertSweepSchedule(
     problems.push(...err.problems);
   }
   if (problems.length > 0) throw new InvalidInputError(problems, 'sweep schedule');
+  return { scheduleId, everyMs, taskQueue, sweep };
+}
 
+/**
+ * Creates the sweep schedule, or replaces its spec and input when it exists (its paused state and note are kept):
+ * the options declare the whole sweep, and a setting left out takes its default. Inputs are validated first, naming
+ * the field.
+ */
+export async function upsertSweepSchedule(
+  client: Client,
+  options: SweepScheduleOptions,
+): Promise<UpsertedSweepSchedule> {
+  const { scheduleId, everyMs, taskQueue, sweep } = checkSweepScheduleOptions(options);
   const spec = { intervals: [{ every: everyMs }] };
   // The operator's input as typed ("24h", not milliseconds), so the Web UI shows it that way.
   const action = {
@@ -421,7 +437,7 @@ function requireSweepAction(scheduleId: string, action: ScheduleDescription['act
  * which the overlap policy does not keep apart. An empty one failed with the SDK's 'Missing
  * ScheduleOptions.scheduleId', a very long one with the server's 'Failed to create schedule'.
  */
-function scheduleIdProblems(scheduleId: string): string[] {
+export function scheduleIdProblems(scheduleId: string): string[] {
   return nameProblems('id', scheduleId, MAX_SCHEDULE_ID_CHARS);
 }
 

@@ -50,6 +50,20 @@ export function addReportAllOptions(report: Command): Command {
     );
 }
 
+/**
+ * `report <batchId>` refuses the options of the list, naming each: they filter nothing in one batch's report, and
+ * were ignored without a word.
+ */
+export function refuseListOptionsWithBatchId(options: ReportAllOptions): void {
+  const flags = (['since', 'outcome', 'limit'] as const).filter((key) => options[key] !== undefined);
+  if (flags.length === 0) return;
+  const one = flags.length === 1;
+  throw new Error(
+    `${flags.map((key) => `--${key}`).join(', ')} ${one ? 'applies' : 'apply'} only without a batch id, to the ` +
+      `table of all recent recoveries: leave ${one ? 'it' : 'them'} out, or leave out the batch id`,
+  );
+}
+
 /** `report` without a batch id: every recovery in the window, from Temporal visibility. */
 export async function reportAllRecoveries(
   context: CommandContext,

@@ -1,17 +1,19 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import ms from 'ms';
 import { sweepFields, sweepScheduleFields } from '../../workflows/input-fields.js';
 import {
+  checkSweepScheduleOptions,
   DEFAULT_SWEEP_SCHEDULE_ID,
   deleteSweepSchedule,
   describeSweepSchedule,
   pauseSweepSchedule,
+  scheduleIdProblems,
   triggerSweepSchedule,
   unpauseSweepSchedule,
   upsertSweepSchedule,
   type SweepScheduleSummary,
 } from '../schedules.js';
-import type { CommandContext } from './context.js';
+import type { CommandContext, TemporalGlobals } from './context.js';
 import { bounded, boundedAsTyped } from './flags.js';
 
 interface UpsertOptions {
@@ -24,6 +26,13 @@ interface UpsertOptions {
 
 export function scheduleUiUrl(uiBaseUrl: string, namespace: string, scheduleId: string): string {
   return `${uiBaseUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/schedules/${encodeURIComponent(scheduleId)}`;
+}
+
+/** An --id is checked as it is parsed, so a bad one is refused before connecting, naming the flag and the field. */
+function scheduleIdArgument(value: string): string {
+  const problems = scheduleIdProblems(value);
+  if (problems.length > 0) throw new InvalidArgumentError(problems.join('; '));
+  return value;
 }
 
 /** The schedule as an operator reads it in a terminal. */
@@ -50,7 +59,8 @@ export function registerScheduleCommands(program: Command, context: CommandConte
   const schedule = program
     .command('schedule')
     .description('manage the schedule that sweeps for failed batches and recovers them');
-  const withId = (command: Command) => command.option('--id <scheduleId>', 'schedule id', DEFAULT_SWEEP_SCHEDULE_ID);
+  const withId = (command: Command) =>
+    command.option('--id <scheduleId>', 'schedule id', scheduleIdArgument, DEFAULT_SWEEP_SCHEDULE_ID);
 
   withId(schedule.command('upsert'))
     .description('create the sweep schedule, or replace its input with these options (its paused state is kept)')
@@ -75,15 +85,19 @@ export function registerScheduleCommands(program: Command, context: CommandConte
       bounded('fanOut', sweepFields.fanOut),
     )
     .action(async (options: UpsertOptions, command: Command) => {
+      const scheduleOptions = {
+        scheduleId: options.id,
+        every: options.every,
+        taskQueue: command.optsWithGlobals<TemporalGlobals>().taskQueue,
+        ...(options.lookback !== undefined && { lookback: options.lookback }),
+        ...(options.maxStarts !== undefined && { maxStarts: options.maxStarts }),
+        ...(options.fanOut !== undefined && { fanOut: options.fanOut }),
+      };
+      // Refused before connecting, as each flag is: checked once connected, a lookback under twice --every or a task
+      // queue with control characters exited 7 against an unreachable server, not 1.
+      checkSweepScheduleOptions(scheduleOptions);
       await context.withClient(command, async (client, globals) => {
-        const { created } = await upsertSweepSchedule(client, {
-          scheduleId: options.id,
-          every: options.every,
-          taskQueue: globals.taskQueue,
-          ...(options.lookback !== undefined && { lookback: options.lookback }),
-          ...(options.maxStarts !== undefined && { maxStarts: options.maxStarts }),
-          ...(options.fanOut !== undefined && { fanOut: options.fanOut }),
-        });
+        const { created } = await upsertSweepSchedule(client, scheduleOptions);
         context.print(`${created ? 'Created' : 'Updated'} schedule ${options.id}, sweeping every ${options.every}`);
         context.print(`Web UI: ${scheduleUiUrl(globals.uiUrl, globals.namespace, options.id)}`);
       });

@@ -153,6 +153,33 @@ describe('flags are checked before any connection, naming the flag and the field
     expectOneLineError(await offline(['schedule', 'upsert', ...flags]), message);
   });
 
+  test('schedule upsert with a lookback under twice --every, or a task queue no worker can poll', async () => {
+    // Before, checked once connected: exit 7, Temporal unreachable.
+    expectOneLineError(
+      await offline(['schedule', 'upsert', '--every', '15m', '--lookback', '20m']),
+      /^error: Invalid sweep schedule: lookback: must be at least twice every \(15m\)/,
+    );
+    expectOneLineError(
+      await runCli(['--address', '127.0.0.1:1', 'schedule', 'upsert', '--every', '15m'], {
+        TEMPORAL_TASK_QUEUE: 'sweeps\tnightly',
+      }),
+      /^error: Invalid sweep schedule: taskQueue: must not hold control characters$/m,
+    );
+  });
+
+  test.each([
+    ['upsert', 'empty', '', /'' is invalid\. id: must not be empty/],
+    ['describe', 'padded', ' sweep', /' sweep' is invalid\. id: must not begin or end with white space/],
+    ['pause', 'too long', 'a'.repeat(201), /is invalid\. id: must be at most 200 characters, got 201/],
+    ['unpause', 'with a tab', 'sweep\tnightly', /is invalid\. id: must not hold control characters/],
+    ['trigger', 'empty', '', /'' is invalid\. id: must not be empty/],
+    ['delete', 'empty', '', /'' is invalid\. id: must not be empty/],
+  ])('schedule %s --id %s', async (subcommand, _name, id, message) => {
+    // Before, checked once connected: exit 7, Temporal unreachable.
+    const every = subcommand === 'upsert' ? ['--every', '15m'] : [];
+    expectOneLineError(await offline(['schedule', subcommand, '--id', id, ...every]), message);
+  });
+
   test.each([
     [['--deadline', '3600'], /--deadline.*'3600' is invalid.*deadline: add a unit, e.g. "3600s" or "3600ms"/],
     [['--round-backoff', '30'], /--round-backoff.*'30' is invalid.*roundBackoff.initialInterval: add a unit/],
@@ -178,6 +205,15 @@ describe('flags are checked before any connection, naming the flag and the field
 
   test('report --since', async () => {
     expectOneLineError(await offline(['report', '--since', 'recently']), /--since.*'recently' is invalid.*since: /);
+  });
+
+  test.each([
+    [['--outcome', 'exhausted'], /^error: --outcome applies only without a batch id, to the table of all recent/],
+    [['--since', '1h'], /^error: --since applies only without a batch id/],
+    [['--limit', '5', '--since', '1h'], /^error: --since, --limit apply only without a batch id.*leave them out/],
+  ])('report <batchId> %j', async (flags, message) => {
+    // Before, taken and ignored: the report of the batch, whatever the filter.
+    expectOneLineError(await offline(['report', randomUUID(), ...flags]), message);
   });
 
   test('policy --timeout', async () => {
