@@ -85,19 +85,20 @@ export function registerScheduleCommands(program: Command, context: CommandConte
       bounded('fanOut', sweepFields.fanOut),
     )
     .action(async (options: UpsertOptions, command: Command) => {
-      const scheduleOptions = {
+      const scheduleOptions = (taskQueue: string | undefined) => ({
         scheduleId: options.id,
         every: options.every,
-        taskQueue: command.optsWithGlobals<TemporalGlobals>().taskQueue,
+        taskQueue,
         ...(options.lookback !== undefined && { lookback: options.lookback }),
         ...(options.maxStarts !== undefined && { maxStarts: options.maxStarts }),
         ...(options.fanOut !== undefined && { fanOut: options.fanOut }),
-      };
+      });
       // Refused before connecting, as each flag is: checked once connected, a lookback under twice --every or a task
-      // queue with control characters exited 7 against an unreachable server, not 1.
-      checkSweepScheduleOptions(scheduleOptions);
+      // queue with control characters exited 7 against an unreachable server, not 1. The queue as the program's
+      // option holds it; the upsert takes it from the globals the connection was made with.
+      checkSweepScheduleOptions(scheduleOptions(command.optsWithGlobals<Partial<TemporalGlobals>>().taskQueue));
       await context.withClient(command, async (client, globals) => {
-        const { created } = await upsertSweepSchedule(client, scheduleOptions);
+        const { created } = await upsertSweepSchedule(client, scheduleOptions(globals.taskQueue));
         context.print(`${created ? 'Created' : 'Updated'} schedule ${options.id}, sweeping every ${options.every}`);
         context.print(`Web UI: ${scheduleUiUrl(globals.uiUrl, globals.namespace, options.id)}`);
       });
