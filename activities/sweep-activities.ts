@@ -170,7 +170,13 @@ async function skipAfterFailedRecovery(
     .result()
     .then(
       () => undefined,
-      (err: unknown) => (err instanceof WorkflowFailedError ? err.cause : undefined),
+      (err: unknown) => {
+        if (err instanceof WorkflowFailedError) return err.cause;
+        // The failure could not be read (the server slow or unreachable): what it says of a new recovery is unknown,
+        // and one started now could send the batch's retries again. Thrown, the batch is left start_failed, and a
+        // later sweep reads it again. Before, it was taken as no failure, and a new recovery started.
+        throw err;
+      },
     );
   const type = failure instanceof ApplicationFailure ? failure.type : undefined;
   if (!type) return undefined;
@@ -450,11 +456,11 @@ export function createSweepActivities(
       const workflowId = recoveryWorkflowId(batchId.toLowerCase());
       const sweepRun = activityInfo().workflowExecution?.runId;
       const input: RecoverBatchInput = { ...recovery, batchId };
-      const skip = await skipAfterFailedRecovery(
-        client,
-        await describeIfStarted(client, workflowId),
-        repeatingFailureHoldMs,
-      );
+      const before = await describeIfStarted(client, workflowId);
+      // Never a start beside a running recovery, counting on the server to refuse it: were that recovery to fail in
+      // between, ALLOW_DUPLICATE_FAILED_ONLY would take the start, whatever its failure says of a new one.
+      if (before?.status.name === 'RUNNING') return runningRecoveryOutcome(before, sweepRun);
+      const skip = await skipAfterFailedRecovery(client, before, repeatingFailureHoldMs);
       if (skip) return { outcome: skip, workflowId };
       // A release before wave 35 named a recovery by the id as typed: one typed in upper case that still runs, or
       // that ended with an outcome, recovers or recovered the batch, and a lower-case one would send retries of the
@@ -479,17 +485,25 @@ export function createSweepActivities(
       }
       const description = await client.workflow.getHandle(workflowId).describe();
       if (description.status.name !== 'RUNNING') return { outcome: 'already_ended', workflowId };
-      // An earlier attempt of this activity may have started it before its answer was lost.
-      const memo = description.memo as Partial<SweepMemo> | undefined;
-      return {
-        outcome: sweepRun !== undefined && memo?.startedBySweep === sweepRun ? 'started' : 'already_running',
-        workflowId,
-      };
+      return runningRecoveryOutcome(description, sweepRun);
     },
   };
 }
 
 export type SweepActivities = ReturnType<typeof createSweepActivities>;
+
+/** A running recovery of the batch: `started` when an earlier attempt of this sweep's activity started it. */
+function runningRecoveryOutcome(
+  description: WorkflowExecutionDescription,
+  sweepRun: string | undefined,
+): StartBatchRecoveryResult {
+  // That attempt's answer was lost: the recovery is this sweep's own start.
+  const memo = description.memo as Partial<SweepMemo> | undefined;
+  return {
+    outcome: sweepRun !== undefined && memo?.startedBySweep === sweepRun ? 'started' : 'already_running',
+    workflowId: description.workflowId,
+  };
+}
 
 /**
  * The earliest creation time of a batch whose recovery the sweep may start, from the namespace's retention as the

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { InterceptingCall, ListenerBuilder, RequesterBuilder, status, type Interceptor } from '@grpc/grpc-js';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { ANCHOR_ENDPOINTS } from '../../anchor-api/endpoints.js';
@@ -20,6 +21,7 @@ import {
   eventually,
   FAST_POLICY,
   localActivityMarkers,
+  reachesPhase,
   startRecoveryEnv,
   workerConfig,
   workflowBundle,
@@ -27,7 +29,7 @@ import {
   withOwnWorker,
   PRODUCT_API_TIMEOUT,
 } from '../helpers/recovery-env.js';
-import { connectWorker, uniqueTaskQueue } from '../helpers/temporal.js';
+import { connectWorker, temporalAddress, temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 
 let env: RecoveryEnv;
 
@@ -198,6 +200,90 @@ function withShortHold(
     ),
   );
 }
+
+/**
+ * A client of the suite's server that records the calls it makes, and answers a read of a workflow's result or history
+ * with INTERNAL while `failHistory` holds: a server failing one kind of call.
+ */
+async function clientWithFailingHistory() {
+  const calls: string[] = [];
+  const state = { failHistory: false };
+  // The answer still goes through (a listener that held it back would hold the status too): the status fails it.
+  const failed = new ListenerBuilder()
+    .withOnReceiveStatus((received, next) =>
+      next({ ...received, code: status.INTERNAL, details: 'failed by the test' }),
+    )
+    .build();
+  const failing = new RequesterBuilder().withStart((metadata, _listener, next) => next(metadata, failed)).build();
+  const interceptor: Interceptor = (options, nextCall) => {
+    const method = options.method_definition.path.split('/').pop() ?? '';
+    calls.push(method);
+    const fails = state.failHistory && method === 'GetWorkflowExecutionHistory';
+    return new InterceptingCall(nextCall(options), fails ? failing : undefined);
+  };
+  const connection = await Connection.connect({ address: temporalAddress(), interceptors: [interceptor] });
+  return { client: new Client({ connection, namespace: temporalNamespace() }), calls, state };
+}
+
+test('a sweep starts no recovery beside one it finds running, or one whose failure it cannot read', async () => {
+  // Before, a failure that could not be read was taken as none, and a recovery started beside one that had failed
+  // after a retry call, sending the batch's retries again; and the sweep started one beside a running recovery,
+  // counting on the server to refuse it, which it does not once that recovery has failed.
+  const faulty = await clientWithFailingHistory();
+  try {
+    await withOwnWorker(
+      env.simulator.url,
+      (_activities, api) => createSweepActivities(api, faulty.client),
+      async (recoveries) => {
+        const failedAfterACall = env.simulator.createScriptedBatch({
+          count: 3,
+          script: { '0': ['fail', 'fail', 'ok'] },
+          created_at: minutesAgo(6),
+        }).id;
+        await recoveries.start({
+          batchId: failedAfterACall,
+          ...FAST_POLICY,
+          roundBackoff: { initialInterval: '1s', maximumInterval: '1s' },
+        });
+        await eventually(
+          'the first retry call',
+          () => env.simulator.ledger.forBatch(failedAfterACall).retries.length > 0 || undefined,
+        );
+        env.simulator.faults.add('status', { type: 'error', statusCode: 404, batchId: failedAfterACall });
+        await expect(recoveries.result(failedAfterACall)).rejects.toThrow(/Batch not found/);
+        const running = batchCreated(5, 1);
+        await recoveries.start({
+          batchId: running,
+          ...FAST_POLICY,
+          roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+        });
+        await reachesPhase(recoveries, running, 'backing_off');
+        faulty.state.failHistory = true;
+        faulty.calls.splice(0);
+
+        const result = await env.client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+          taskQueue: recoveries.taskQueue,
+          workflowId: `sweep-test-${randomUUID()}`,
+          args: [{ lookback: '1h', recovery: FAST_POLICY }],
+        });
+        await recoveries.handle(running).terminate('test over');
+
+        expect(result.started).toEqual([]);
+        expect(result.skipped).toEqual(
+          expect.arrayContaining([
+            { batchId: failedAfterACall, reason: 'start_failed' },
+            { batchId: running, reason: 'already_running' },
+          ]),
+        );
+        expect(faulty.calls).not.toContain('StartWorkflowExecution');
+        expect(faulty.calls).toContain('GetWorkflowExecutionHistory');
+        expect(env.simulator.ledger.forBatch(failedAfterACall).retries).toHaveLength(1);
+      },
+    );
+  } finally {
+    await faulty.client.connection.close();
+  }
+});
 
 test('a batch whose recovery failed in a way a new one would repeat before any retry call is started again once the hold has passed; one after a call is not', async () => {
   await withShortHold(async (recoveries, sweepHere) => {
