@@ -162,7 +162,9 @@ export function createRegistrationSender(client: Client): RegistrationSender {
       batcher = new DataLoader(
         (changes) => {
           const sent = signalAll(pollerId, changes);
-          sending = Promise.all([sending, sent.catch(() => undefined)]);
+          // Settles to nothing: a value of the answers would hold every window's answers, and their errors, for as
+          // long as the worker runs, each window's value holding the one's before it.
+          sending = Promise.all([sending, sent.catch(() => undefined)]).then(() => undefined);
           return sent;
         },
         {
