@@ -127,6 +127,41 @@ async function startShortPoller(pollIntervalMs: number) {
 }
 
 /**
+ * The task queue's poller, its watch capped at one, taking three registrations past the cap in one signal: handed back
+ * at once through a local activity, to recoveries that do not exist. Recorded from its first run.
+ */
+async function pollerPastCap(): Promise<{ workflowId: string; runId: string }> {
+  const workflowId = batchStatusPollerWorkflowId(stack.taskQueue);
+  const { firstExecutionRunId: runId } = await client.workflow.start<typeof batchStatusPoller>(
+    BATCH_STATUS_POLLER_WORKFLOW,
+    { taskQueue: stack.taskQueue, workflowId, args: [{ maxWatchedBatches: 1 }] },
+  );
+  const poller = client.workflow.getHandle(workflowId, runId);
+  const request = (batchId: string) => ({
+    batchId,
+    workflowId: recoveryWorkflowId(batchId),
+    pollIntervalMs: 60_000,
+    waitStartedAt: new Date().toISOString(),
+  });
+  try {
+    await poller.signal(watchBatch, request(randomUUID()));
+    await poller.signal(watchBatches, [randomUUID(), randomUUID(), randomUUID()].map(request));
+    // The local activity's marker, whose type is in its encoded details.
+    const handedBack = async () =>
+      ((await poller.fetchHistory()).events ?? []).some((event) => {
+        const data = event.markerRecordedEventAttributes?.details?.['data']?.payloads?.[0]?.data;
+        return Buffer.from(data ?? [])
+          .toString()
+          .includes('"wakeRecoveries"');
+      });
+    while (!(await handedBack())) await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    await poller.terminate('fixture recorded');
+  }
+  return { workflowId, runId };
+}
+
+/**
  * The task queue's poller reset to its first workflow task, leaving out the signals after it, and continued as new
  * from the reset run: the run that names itself to the next one. Watches of batches the list does not show, handed
  * back to recoveries that do not exist, fill the run. Recorded from the reset run.
@@ -981,6 +1016,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // Registrations as watchBatches signals (a worker's, gathered while its last was out), to a run that takes them.
   async 'poller-takes-watch-batches'() {
     return pollerHistory();
+  },
+  // Registrations past the cap, handed back at once through a local activity.
+  async 'poller-hands-back-past-cap-locally'() {
+    return pollerPastCap();
   },
   // A page that lists no batch ends the list, whatever total_pages says, and hands back the watches not shown.
   async 'poller-empty-page-ends-list'() {

@@ -212,6 +212,13 @@ const WAKES_THROUGH_LOCAL_ACTIVITY_PATCH = 'poller-wakes-through-local-activity'
  */
 const UNSENT_WAKES_PAST_CAP_PATCH = 'poller-keeps-unsent-wakes-past-cap';
 /**
+ * From this change on, a registration past the cap is handed back through the local activity, as a cycle's wakes are,
+ * up to MAX_WAKES_PER_ACTIVITY at once: each was a signal sent from workflow code, and a workflow task that would
+ * leave more of them pending than the server allows (2,000 by default), as a burst of registrations past the cap
+ * taken in one task did, failed at every attempt, and the poller was stuck. Asked only where the answer matters.
+ */
+const PAST_CAP_HANDED_BACK_LOCALLY_PATCH = 'poller-hands-back-past-cap-locally';
+/**
  * From this change on, a rest between cycles ends once the run is due to continue as new: before, a run that came
  * due while resting (as long as the shortest poll interval among its watches) took every registration sent until
  * the rest was over, past the threshold. Asked when a run begins, as WAKES_THROUGH_LOCAL_ACTIVITY_PATCH is: every
@@ -376,6 +383,10 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
   const endedWaits = new Set<string>();
   /** The shortest poll interval of the registrations taken since the current cycle began. */
   let shortestIntervalSinceCycle = Infinity;
+  /** Registrations past the cap, by batch, to hand back straight away (PAST_CAP_HANDED_BACK_LOCALLY_PATCH). */
+  const pastCap = new Map<string, WatchBatchRequest>();
+  /** A hand-back of registrations past the cap is out. */
+  let handingBack = false;
   /** A watch for the batch, or a wake straight back when the watch is full. */
   const takeRegistration = (request: WatchBatchRequest) => {
     const { waitStartedAt } = request;
@@ -394,9 +405,11 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     }
     shortestIntervalSinceCycle = Math.min(shortestIntervalSinceCycle, request.pollIntervalMs);
     if (watched.size >= maxWatchedBatches && !watched.has(request.batchId)) {
-      wake(request.batchId, request.workflowId);
+      if (wakesLocally && patched(PAST_CAP_HANDED_BACK_LOCALLY_PATCH)) pastCap.set(request.batchId, request);
+      else wake(request.batchId, request.workflowId);
       return;
     }
+    pastCap.delete(request.batchId);
     const current = watched.get(request.batchId);
     const sameWait =
       current !== undefined &&
@@ -486,6 +499,42 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
       }
     }
   };
+
+  /**
+   * Hands back the registrations past the cap as they come. One that could not be told is watched, past the cap, as
+   * an unsent wake of a cycle is: its recovery, registering again, asks only whether the poller's chain runs.
+   */
+  const handBackPastCap = async () => {
+    for (;;) {
+      await condition(() => pastCap.size > 0);
+      const chunk = [...pastCap.values()].slice(0, MAX_WAKES_PER_ACTIVITY);
+      for (const { batchId } of chunk) pastCap.delete(batchId);
+      handingBack = true;
+      let unsent: Set<string>;
+      try {
+        unsent = new Set(await wakeRecoveries(chunk.map(({ workflowId }) => ({ workflowId }))));
+      } catch (err) {
+        log.warn('Registrations past the cap could not be handed back; watching them', {
+          recoveries: chunk.length,
+          error: String(err),
+        });
+        unsent = new Set(chunk.map(({ workflowId }) => workflowId));
+      } finally {
+        handingBack = false;
+      }
+      for (const { batchId, workflowId, pollIntervalMs, waitStartedAt } of chunk) {
+        if (!unsent.has(workflowId) || watched.has(batchId)) continue;
+        watched.set(batchId, {
+          pollIntervalMs,
+          workflowId,
+          fromCycle: cycles + 1,
+          ...(waitStartedAt === undefined ? {} : { waitStartedAt }),
+        });
+      }
+    }
+  };
+  // A cancel of the poller ends its wait too, and the main loop, which ends the run on it, reports the cancel.
+  void handBackPastCap().catch(() => undefined);
 
   setHandler(isWatchingBatch, ({ batchId, workflowId, waitStartedAt }) => {
     const watch = watched.get(batchId);
@@ -628,6 +677,7 @@ export async function batchStatusPoller(input: BatchStatusPollerInput = {}): Pro
     await condition(() => watched.size > 0 || continueAsNewDue());
     if (continueAsNewDue()) {
       await Promise.all(wakes);
+      await condition(() => pastCap.size === 0 && !handingBack);
       await condition(allHandlersFinished);
       const { taskQueue } = workflowInfo();
       const movesToOwnQueue = !isPollerTaskQueue(taskQueue) && patched(MOVES_TO_OWN_TASK_QUEUE_PATCH);

@@ -8,6 +8,7 @@ import {
   watchBatch,
 } from '../../workflows/definitions.js';
 import { eventually, localActivityMarkers, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { uniqueTaskQueue } from '../helpers/temporal.js';
 
 // The cap on a poller's watches (20,000, lowered here through the input): a registration past it is handed back to
 // its recovery at once, and a wake that could not be sent is watched again even when the watch is full.
@@ -76,26 +77,32 @@ test('a poller at its cap hands a new registration back at once, and keeps a wak
   };
   expect(await poller().query(isWatchingBatch, inFlightWatch)).toBe(true);
 
-  // A new registration past the cap: woken at once (here by a signal of the poller's own), not watched.
+  // A new registration past the cap: woken at once, through the poller's local activity (before
+  // poller-hands-back-past-cap-locally, by a signal of its own), not watched. Its recovery runs on a queue no worker
+  // polls, so that its history shows the wake.
   const { id: lateBatchId } = env.simulator.createScriptedBatch({ count: 2 });
+  const lateRecovery = await env.client.workflow.start('recoverBatch', {
+    taskQueue: uniqueTaskQueue('nobody'),
+    workflowId: recoveryWorkflowId(lateBatchId),
+    args: [{ batchId: lateBatchId }],
+  });
   const lateWatch = {
     ...inFlightWatch,
     batchId: lateBatchId,
-    workflowId: recoveryWorkflowId(lateBatchId),
+    workflowId: lateRecovery.workflowId,
     waitStartedAt: new Date().toISOString(),
   };
   await poller().signal(watchBatch, lateWatch);
   await eventually('the late registration handed back', async () => {
-    const events = (await poller().fetchHistory()).events ?? [];
-    return events.some(
-      (event) =>
-        event.signalExternalWorkflowExecutionInitiatedEventAttributes?.workflowExecution?.workflowId ===
-        lateWatch.workflowId,
-    )
+    const events = (await lateRecovery.fetchHistory()).events ?? [];
+    return events.some((event) => event.workflowExecutionSignaledEventAttributes?.signalName === 'batchSettled')
       ? true
       : undefined;
   });
+  const pollerEvents = (await poller().fetchHistory()).events ?? [];
+  expect(pollerEvents.filter((event) => event.signalExternalWorkflowExecutionInitiatedEventAttributes)).toEqual([]);
   expect(await poller().query(isWatchingBatch, lateWatch)).toBe(false);
+  await lateRecovery.terminate('test done');
   await poller().terminate('test done');
 });
 
