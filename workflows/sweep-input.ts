@@ -81,10 +81,10 @@ export interface SweepResult {
     listed_again: number;
   } & Record<SkipReason, number>;
   /**
-   * Set when the window reaches back past the lookback, to where the window of the schedule's last completed sweep
-   * (its workflow id, cut as the other ids) ended, or to just before the oldest batch that sweep left out or listed
-   * still unsettled: the sweeps between were skipped, failed or not run, that sweep left batches over_limit or
-   * start_failed, or it listed a batch still pending or processing. `cut` when that was longer ago than
+   * Set when the window reaches back past the lookback, to a minute (SWEEP_REACH_BACK_OVERLAP_MS) before where the
+   * window of the schedule's last completed sweep (its workflow id, cut as the other ids) ended, or before the oldest
+   * batch that sweep left out or listed still unsettled: the sweeps between were skipped, failed or not run, that sweep
+   * left batches over_limit or start_failed, or it listed a batch still pending or processing. `cut` when that was longer ago than
    * SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback alone.
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
@@ -121,13 +121,23 @@ export interface CompletedSweep {
 }
 
 /**
- * Where the window of a completed sweep, given its result, got to, one millisecond early: its end or, when earlier,
- * the oldest batch it left over_limit, start_failed or held, or listed still pending or processing. The contract does
- * not say whether the list's created_after and created_before take a batch created at that very millisecond (the
- * simulator takes neither): one millisecond early, the next window takes it, where starting at the end left a batch
- * created as one window ended in neither. A result of a sweep before oldestLeftCreatedAt or oldestUnsettledCreatedAt
- * reads as leaving, or listing, none. Null when the result gives no date where one of them goes (edited by hand,
- * another workflow of that name): only a date goes into the lookup's marker.
+ * How far before where the last completed sweep got to the next sweep's window starts, when it reaches back. A window
+ * of the lookback overlaps the one before it by the lookback less the interval, at least the interval; before, one that
+ * reached back started a millisecond before where the last one ended, so a batch the API dates just before that end
+ * but lists only after that sweep read its page (the API's clock behind Temporal's, or its list behind its writes) was
+ * in no window: never recovered, never reported. A minute, the shortest lookback, so that a schedule sweeping every
+ * interval never reaches back for it (its lookback is at least twice the interval). It also takes a batch created at
+ * that very millisecond, which the contract does not say the list's created_after and created_before take (the
+ * simulator takes neither).
+ */
+export const SWEEP_REACH_BACK_OVERLAP_MS = 60_000;
+
+/**
+ * Where the window of a completed sweep, given its result, got to, SWEEP_REACH_BACK_OVERLAP_MS early: its end or, when
+ * earlier, the oldest batch it left over_limit, start_failed or held, or listed still pending or processing. A result
+ * of a sweep before oldestLeftCreatedAt or oldestUnsettledCreatedAt reads as leaving, or listing, none. Null when the
+ * result gives no date where one of them goes (edited by hand, another workflow of that name): only a date goes into
+ * the lookup's marker. Read by an activity, so a change here needs no patch: a replay reads the recorded end.
  */
 export function completedSweepEnd(result: unknown): string | null {
   const swept = result as Partial<SweepResult> | null | undefined;
@@ -135,7 +145,7 @@ export function completedSweepEnd(result: unknown): string | null {
   const earlier = [swept?.oldestLeftCreatedAt ?? null, swept?.oldestUnsettledCreatedAt ?? null];
   if (!isDateText(windowEnd) || !earlier.every((at) => at === null || isDateText(at))) return null;
   const reached = Math.min(Date.parse(windowEnd), ...earlier.flatMap((at) => (at === null ? [] : [Date.parse(at)])));
-  return new Date(reached - 1).toISOString();
+  return new Date(reached - SWEEP_REACH_BACK_OVERLAP_MS).toISOString();
 }
 
 /** The earlier of two dates of the list, either of which may be none. */

@@ -578,6 +578,13 @@ test('a scheduled sweep after failed ones scans back to where the last completed
     script: { '1': ['fail', 'ok'] },
     created_at: new Date(firstEnd).toISOString(),
   });
+  // Dated within the first sweep's window but listed only after that sweep read it, as when the API's clock is behind
+  // Temporal's, or its list behind its writes: in the first window, not in its listing.
+  const listedLate = env.simulator.createScriptedBatch({
+    count: 2,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(firstEnd - 30_000).toISOString(),
+  });
   env.simulator.faults.add('list', { type: 'error', statusCode: 401 });
   try {
     await expect((await triggerSweep()).result()).rejects.toBeInstanceOf(WorkflowFailedError);
@@ -593,13 +600,25 @@ test('a scheduled sweep after failed ones scans back to where the last completed
 
   const result = (await (await triggerSweep()).result()) as SweepResult;
 
-  // Before, its window was its lookback alone: the batch was in none, and no sweep recovered or reported it. And a
-  // window that started where the first one ended left out a batch created at that millisecond.
-  const justBeforeFirstEnd = new Date(firstEnd - 1).toISOString();
-  expect(result.window.createdAfter).toBe(justBeforeFirstEnd);
-  expect(result.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: justBeforeFirstEnd, cut: false });
-  expect(result.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
+  // Before, its window was its lookback alone: the batch was in none, and no sweep recovered or reported it. Then a
+  // window that started where the first one ended left out a batch created at that millisecond, and then one that
+  // started a millisecond before it left out the batch listed late. It starts a minute before.
+  const aMinuteBeforeFirstEnd = new Date(firstEnd - 60_000).toISOString();
+  expect(result.window.createdAfter).toBe(aMinuteBeforeFirstEnd);
+  expect(result.reachedBack).toEqual({
+    workflowId: firstSweep.workflowId,
+    windowEnd: aMinuteBeforeFirstEnd,
+    cut: false,
+  });
+  expect(result.started).toEqual(
+    expect.arrayContaining([
+      { batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) },
+      { batchId: listedLate.id, workflowId: recoveryWorkflowId(listedLate.id) },
+    ]),
+  );
+  expect(result.started).toHaveLength(2);
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+  expect((await env.recoveries.result(listedLate.id)).outcome).toBe('recovered');
 }, 150_000);
 
 test('a scheduled sweep reaches back to the oldest batch the last completed sweep left over its maxStarts', async () => {
@@ -637,12 +656,25 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
 
   // Before, the first sweep counted as having covered its whole window: the second scanned its lookback alone, the
   // batch left out was in no window, and no sweep recovered or reported it.
-  const justBefore = new Date(leftAt - 1).toISOString();
-  expect(second.window.createdAfter).toBe(justBefore);
-  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: justBefore, cut: false });
+  const aMinuteBefore = new Date(leftAt - 60_000).toISOString();
+  expect(second.window.createdAfter).toBe(aMinuteBefore);
+  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: aMinuteBefore, cut: false });
   expect(second.started).toEqual([{ batchId: older.id, workflowId: recoveryWorkflowId(older.id) }]);
   expect(second.skipped).toEqual([]);
-  expect(second.counts).toMatchObject({ scanned: 2, started: 1, no_failed_sessions: 1, over_limit: 0 });
+  // The batches of the test before this one created in the minute the window starts before the batch left out: listed
+  // too, and recovered already.
+  const earlier = env.simulator.store.list({
+    created_after: second.window.createdAfter,
+    created_before: new Date(older.createdAt).toISOString(),
+    page: 1,
+    limit: 100,
+  }).batches.length;
+  expect(second.counts).toMatchObject({
+    scanned: 2 + earlier,
+    started: 1,
+    no_failed_sessions: 1 + earlier,
+    over_limit: 0,
+  });
   expect(second.oldestLeftCreatedAt).toBeNull();
   expect((await env.recoveries.result(older.id)).outcome).toBe('recovered');
 }, 150_000);
@@ -682,9 +714,9 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
 
   // Before, the first sweep counted as having covered its whole window: the second scanned its lookback alone, the
   // batch, which settled after it dropped out of every later window, was in none, and no sweep recovered or reported it.
-  const justBefore = new Date(batch.createdAt - 1).toISOString();
-  expect(second.window.createdAfter).toBe(justBefore);
-  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: justBefore, cut: false });
+  const aMinuteBefore = new Date(batch.createdAt - 60_000).toISOString();
+  expect(second.window.createdAfter).toBe(aMinuteBefore);
+  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: aMinuteBefore, cut: false });
   expect(second.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   expect(second.oldestUnsettledCreatedAt).toBeNull();
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
