@@ -848,6 +848,25 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.cancel(batch.id);
     return recoveryWorkflowId(batch.id);
   },
+  // The batch cancelled during the backoff: the round's read before its call shows it, and no call goes out
+  // (retry-round-rechecks-after-read); the recovery ends batch_cancelled.
+  async 'round-read-shows-batch-cancelled'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
+    await waitForPhase(batch.id, 'backing_off');
+    const cancelled = await fetch(`${simulator.url}/v1/batch-sessions/${batch.id}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', 'anchor-api-key': stack.apiKey },
+      body: JSON.stringify({ status: 'cancelled' }),
+    });
+    if (!cancelled.ok) throw new Error(`the simulator refused the batch's cancel: ${cancelled.status}`);
+    await recoveries.retryNow(batch.id);
+    return recoveryWorkflowId(batch.id);
+  },
   async 'continued-as-new'() {
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
     await recoveries.start({

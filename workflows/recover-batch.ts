@@ -232,6 +232,14 @@ export const CONTINUE_AS_NEW_IN_WAITS_PATCH = 'recovery-continues-as-new-while-w
  */
 export const CANCEL_BEFORE_CALL_PATCH = 'retry-round-cancel-before-call';
 /**
+ * Rounds from this change on check, once the status read before a call has answered, what the waits before it check:
+ * before, the read's answer let the round go on to its call whatever had changed while the read was out, and the call
+ * went out for a batch the operator had cancelled during the backoff (a cancelled batch is settled, its failures
+ * left), past a maxRounds an operator had lowered to stop the recovery, or past the deadline (the answer's workflow
+ * task ran late: workers restarting, a busy worker). Asked only when one of them holds.
+ */
+export const ROUND_RECHECKS_AFTER_READ_PATCH = 'retry-round-rechecks-after-read';
+/**
  * Recoveries from this change on register again at once when a policy update changes the poll interval while they
  * wait for the poller: the poller reads at the shortest interval among its watches, and kept the one the wait began
  * with for up to 15 poll intervals (the next re-registration). Asked only when such an update comes.
@@ -1398,6 +1406,10 @@ export async function recoverBatch(
       // The read answered, but a cancel came with its answer: no call is out yet, so none goes.
       if (outerScope.consideredCancelled && patched(CANCEL_BEFORE_CALL_PATCH))
         throw new CancelledFailure(`the recovery was cancelled before round ${round}'s retry call`);
+      // The batch cancelled: the recovery ends as at a settle (batch_cancelled), on a fresh read.
+      if (before.status === 'cancelled' && patched(ROUND_RECHECKS_AFTER_READ_PATCH)) return 'batch_changed';
+      if (roundsDone(report) >= policy.maxRounds && patched(ROUND_RECHECKS_AFTER_READ_PATCH)) return 'rounds_used_up';
+      if (remainingMs() <= 0 && patched(ROUND_RECHECKS_AFTER_READ_PATCH)) throw new DeadlineReached();
       // From here on a call may be out: a cancel waits for its outcome, so the round is always in the report.
       const outcome = await CancellationScope.nonCancellable(() =>
         callUntilKnown(round, before, startedAt, callsNotSent, outerScope),

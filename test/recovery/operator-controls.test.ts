@@ -5,7 +5,14 @@ import type { WorkerConfig } from '../../worker/config.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../../workflows/recovery-details.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
-import { eventually, FAST_POLICY, memoWrites, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  eventually,
+  FAST_POLICY,
+  memoWrites,
+  startRecoveryEnv,
+  TEST_API_KEY,
+  type RecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 let env: RecoveryEnv;
 
@@ -407,6 +414,82 @@ test('lowering maxRounds to the rounds already done during the backoff ends the 
   const report = await env.recoveries.result(batch.id);
   expect(report.outcome).toBe('exhausted');
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+});
+
+/** Status reads of the batch the simulator has taken so far, answered or not. */
+const statusReads = (batchId: string) =>
+  env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.method === 'GET').length;
+/** Retry calls the simulator has taken for the batch, applied or refused. */
+const retryCalls = (batchId: string) =>
+  env.simulator.ledger.forBatch(batchId).calls.filter((call) => call.path.endsWith('/retry')).length;
+
+test("lowering maxRounds to the rounds done while a round's status read is out sends no call", async () => {
+  const batch = await backingOffAfterFirstRound();
+  const readsBefore = statusReads(batch.id);
+  env.simulator.faults.add('status', { type: 'latency', latencyMs: 3_000, times: 1, batchId: batch.id });
+  await env.recoveries.retryNow(batch.id);
+  await eventually("round 2's status read to be out", () => statusReads(batch.id) > readsBefore || undefined);
+
+  await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+  // Before, the read's answer let the round go on to its call: a second call, past the rounds the operator had left.
+  expect(report.outcome).toBe('exhausted');
+  expect(report.rounds).toHaveLength(1);
+  expect(retryCalls(batch.id)).toBe(1);
+});
+
+test('a round whose status read answers in a task run past the deadline sends no call: it ends at the deadline', async () => {
+  // Its own task queue: its workers stop while the read is out, so the task with its answer runs past the deadline.
+  const lateEnv = await startRecoveryEnv();
+  try {
+    const workers = await lateEnv.startWorker();
+    const batch = lateEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    await lateEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, deadline: '8s' });
+    await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', lateEnv.recoveries));
+    const deadlineAt = Date.parse((await lateEnv.recoveries.report(batch.id)).deadlineAt ?? '');
+    expect(deadlineAt).toBeGreaterThan(Date.now());
+    const reads = () => lateEnv.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.method === 'GET');
+    const readsBefore = reads().length;
+    lateEnv.simulator.faults.add('status', { type: 'latency', latencyMs: 1_000, times: 1, batchId: batch.id });
+    await lateEnv.recoveries.retryNow(batch.id);
+    await eventually("the round's status read to be out", () => reads().length > readsBefore || undefined);
+    // A graceful stop lets the read's attempt finish: its answer is in the history, its workflow task not yet run.
+    workers.shutdown();
+    await eventually('the workers to stop', () => (workers.stopped ? true : undefined));
+    expect(reads().at(-1)?.statusCode).toBe(200);
+    await eventually('the deadline to pass', () => Date.now() > deadlineAt + 500 || undefined, 20_000);
+
+    await lateEnv.startWorker();
+    const report = await lateEnv.recoveries.result(batch.id);
+    // Before, the answer let the round go on to its call, past the deadline.
+    expect(report.outcome).toBe('deadline');
+    expect(report.rounds).toHaveLength(0);
+    expect(lateEnv.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.path.endsWith('/retry'))).toEqual(
+      [],
+    );
+  } finally {
+    await lateEnv.close();
+  }
+});
+
+test('a batch cancelled during the backoff gets no retry call: the recovery ends batch_cancelled', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+  const cancelled = await fetch(`${env.simulator.url}/v1/batch-sessions/${batch.id}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', 'anchor-api-key': TEST_API_KEY },
+    body: JSON.stringify({ status: 'cancelled' }),
+  });
+  expect(cancelled.status).toBe(200);
+
+  await env.recoveries.retryNow(batch.id);
+  const report = await env.recoveries.result(batch.id);
+  // Before, a cancelled batch read before the call was settled with failures: the call went out (the simulator
+  // refuses it; the contract does not say the API would).
+  expect(report.outcome).toBe('batch_cancelled');
+  expect(report.rounds).toHaveLength(0);
+  expect(retryCalls(batch.id)).toBe(0);
 });
 
 test('a cancel during a retry call waits for it, so the call is in the report', async () => {
