@@ -345,6 +345,16 @@ export class AnchorApiClient {
     }
     const parsed = call.schema.safeParse(json);
     if (!parsed.success) throw new MalformedResponseError({ ...context, problem: describeSchemaError(parsed.error) });
+    // An answer about another batch (a cache's or a misrouted one) would drive the decisions taken for this one. The
+    // API's ids are lower-case UUIDs; the id asked for may not be. After a mutating call the server still acted on
+    // something: outcome unknown, as for any answer that cannot be read, and its figures are not taken.
+    const answeredBatchId = call.batchId === undefined ? undefined : batchIdOf(parsed.data);
+    if (answeredBatchId !== undefined && answeredBatchId.toLowerCase() !== call.batchId?.toLowerCase()) {
+      throw new MalformedResponseError({
+        ...context,
+        problem: `data.batch_id ${JSON.stringify(answeredBatchId)} is not the batch asked for`,
+      });
+    }
     return parsed.data;
   }
 
@@ -371,6 +381,10 @@ export class AnchorApiClient {
         signal: signal === undefined ? stop.signal : AbortSignal.any([stop.signal, signal]),
         ...(call.json === undefined ? {} : { json: call.json }),
         ...(call.searchParams === undefined ? {} : { searchParams: call.searchParams }),
+        // A kept-alive connection the server has just closed fails after the write (ECONNRESET): for a mutating call
+        // an outcome unknown, which costs a reconciliation and may cost a round. A connection of its own (got's
+        // `false`: an agent for this request alone) cannot be stale; reads keep the global agent's pool.
+        ...(call.mutating ? { agent: { http: false, https: false } } : {}),
         timeout: { request: timeoutMs },
       }).on('downloadProgress', ({ transferred, total }) => {
         // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
@@ -512,6 +526,12 @@ export class AnchorApiClient {
       text,
     );
   }
+}
+
+/** The batch an answer names itself (`data.batch_id`), once its schema has read it as a string or absent. */
+function batchIdOf(body: unknown): string | undefined {
+  const batchId = (body as { data?: { batch_id?: unknown } }).data?.batch_id;
+  return typeof batchId === 'string' ? batchId : undefined;
 }
 
 /** `application/json`, `application/problem+json` and the like, with or without parameters. */

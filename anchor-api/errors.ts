@@ -158,9 +158,9 @@ export class AnchorNetworkError extends AnchorApiError {
 }
 
 /**
- * A 2xx whose body is not JSON, is not declared as JSON, breaks the schema, is too large or (after a mutating call)
- * breaks off, or a batch lacking what recovery needs. For a mutating call a 2xx means the server acted, yet we cannot
- * tell what it did: outcome unknown.
+ * A 2xx whose body is not JSON, is not declared as JSON, breaks the schema, is too large, names another batch than the
+ * one asked for or (after a mutating call) breaks off, or a batch lacking what recovery needs. For a mutating call a
+ * 2xx means the server acted, yet we cannot tell what it did: outcome unknown.
  */
 export class MalformedResponseError extends AnchorApiError {
   readonly kind = 'malformed_response';

@@ -78,11 +78,12 @@ export type BatchStatusDetail = z.infer<typeof BatchStatusDetailSchema>;
 export const MAX_LISTED_BATCH_ID_CHARS = 64;
 
 /**
- * A list item's id, status and counters are each read as absent when they break the contract (a status the API added
- * later, a counter sent as text), not the page: one such item failed the whole page as malformed, which is permanent,
- * so the sweep stopped at that page on every run and the poller could not read its list. Absent, the sweep counts the
- * batch under another status, never as failed; the poller wakes no recovery with a status it did not read, at most
- * has it read the batch itself, and that read (BatchStatusDetailSchema) stays strict.
+ * A list item's id, status, counters and timestamps are each read as absent when they break the contract (a status
+ * the API added later, a counter sent as text, a time sent as a number), not the page: one such item failed the whole
+ * page as malformed, which is permanent, so the sweep stopped at that page on every run and the poller could not read
+ * its list. Absent, the sweep counts the batch under another status, never as failed, and takes one without a creation
+ * time as created at its window's start; the poller wakes no recovery with a status it did not read, at most has it
+ * read the batch itself, and that read (BatchStatusDetailSchema) stays strict.
  */
 export const BatchSummarySchema = z.looseObject({
   batch_id: z.string().max(MAX_LISTED_BATCH_ID_CHARS).optional().catch(undefined),
@@ -90,8 +91,8 @@ export const BatchSummarySchema = z.looseObject({
   total_requests: z.int().optional().catch(undefined),
   completed_requests: z.int().optional().catch(undefined),
   failed_requests: z.int().optional().catch(undefined),
-  created_at: answerTimestamp.optional(),
-  actual_completion_time: answerTimestamp.optional(),
+  created_at: answerTimestamp.optional().catch(undefined),
+  actual_completion_time: answerTimestamp.optional().catch(undefined),
 });
 export type BatchSummary = z.infer<typeof BatchSummarySchema>;
 

@@ -271,6 +271,17 @@ describe('a list page past the contract', () => {
     expect(page.batches?.map((batch) => batch.batch_id)).toEqual([undefined, 'x'.repeat(64), undefined]);
   });
 
+  test('a timestamp that is no string is read as absent, not the page', async () => {
+    const page = await listFrom([
+      { batch_id: 'epoch', status: 'failed', created_at: 1735689600, actual_completion_time: { at: 1 } },
+      { batch_id: 'fine', status: 'failed', created_at: '2025-01-01T00:00:00Z' },
+    ]);
+    expect(page.batches).toEqual([
+      { batch_id: 'epoch', status: 'failed', created_at: undefined, actual_completion_time: undefined },
+      { batch_id: 'fine', status: 'failed', created_at: '2025-01-01T00:00:00Z' },
+    ]);
+  });
+
   test('a status past the contract or a counter that is no integer is read as absent, not the page', async () => {
     const page = await listFrom([
       { batch_id: 'expired', status: 'expired', total_requests: 2, failed_requests: 1 },
@@ -343,6 +354,37 @@ test("a retry POST's 2xx whose body breaks off or trickles past the timeout is u
   }
 });
 
+describe('an answer about another batch than the one asked for', () => {
+  const about = (batchId: string) =>
+    answerWith(200, 'application/json', JSON.stringify({ data: { batch_id: batchId, status: 'failed' } }));
+
+  test('a read is refused as malformed, naming the batch it is about', async () => {
+    server.on('asked', about('f0e1d2c3-other'));
+    const error = await caught(client.getBatch('asked'));
+    expect(error).toBeInstanceOf(MalformedResponseError);
+    expect(error).toMatchObject({ batchId: 'asked', statusCode: 200, outcomeUnknown: false });
+    expect((error as MalformedResponseError).problem).toBe('data.batch_id "f0e1d2c3-other" is not the batch asked for');
+  });
+
+  test('a read whose batch_id differs only in case, or is absent, is the batch asked for', async () => {
+    server.on('A1B2-Mixed', about('a1b2-mixed'));
+    server.on('unnamed', answerWith(200, 'application/json', '{"data":{"status":"failed"}}'));
+    expect(await client.getBatch('A1B2-Mixed')).toEqual({ batch_id: 'a1b2-mixed', status: 'failed' });
+    expect(await client.getBatch('unnamed')).toEqual({ status: 'failed' });
+  });
+
+  test("a retry POST's 2xx about another batch was sent: its outcome is unknown, its count not taken", async () => {
+    server.on('retried', (_request, response) => {
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ data: { batch_id: 'f0e1d2c3-other', retried_sessions: 7 } }));
+    });
+    const error = await caught(retry('retried'));
+    expect(error).toBeInstanceOf(MalformedResponseError);
+    expect(error).toMatchObject({ batchId: 'retried', statusCode: 200, outcomeUnknown: true });
+  });
+});
+
 test('a 2xx whose body breaks off after a read is a network failure, which is read again', async () => {
   server.on('cut-read', cutOff(200));
   const error = await caught(client.getBatch('cut-read'));
@@ -401,6 +443,24 @@ describe('a route lost mid-call (EHOSTUNREACH on the connection)', () => {
     expect(refused).toBeInstanceOf(AnchorNetworkError);
     expect(refused).toMatchObject({ outcomeUnknown: false, cause: { code: 'ECONNREFUSED' } });
   });
+});
+
+test('a retry POST goes out on a connection of its own, never one a read left open; reads share theirs', async () => {
+  const requests: ClientRequest[] = [];
+  const onRequestStart = (message: unknown) => requests.push((message as { request: ClientRequest }).request);
+  server.on('fresh', answerWith(200, 'application/json', '{"data":{"batch_id":"fresh","status":"failed"}}'));
+  subscribe('http.client.request.start', onRequestStart);
+  try {
+    await client.getBatch('fresh');
+    await retry('fresh');
+    await client.getBatch('fresh');
+  } finally {
+    unsubscribe('http.client.request.start', onRequestStart);
+  }
+  // A kept-alive socket the server had closed gives ECONNRESET after the write: an outcome unknown, for nothing.
+  expect(requests.map((request) => request.method)).toEqual(['GET', 'POST', 'GET']);
+  expect(requests[1]?.reusedSocket).toBe(false);
+  expect(requests[2]?.reusedSocket).toBe(true);
 });
 
 test('taking the key out of an answer changes no number or field name, even for a key that is one', async () => {

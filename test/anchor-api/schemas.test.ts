@@ -217,6 +217,31 @@ describe('parseRetryAfterMs', () => {
     expect(parseRetryAfterMs(undefined, now)).toBeUndefined();
     expect(parseRetryAfterMs('soon', now)).toBeUndefined();
   });
+  it('reads the obsolete HTTP-date forms, and delta-seconds with whitespace around', () => {
+    expect(parseRetryAfterMs(' 5\t', now)).toBe(5000);
+    expect(parseRetryAfterMs('Wednesday, 01-Jan-25 00:00:05 GMT', now)).toBe(5000);
+    expect(parseRetryAfterMs('Wed Jan  1 00:00:05 2025', now)).toBe(5000);
+    expect(parseRetryAfterMs('Thu Jan 16 00:00:05 2025', Date.parse('2025-01-16T00:00:00Z'))).toBe(5000);
+    // RFC 9110 §5.6.7: a two-digit year more than 50 years ahead is the last such year in the past.
+    expect(parseRetryAfterMs('Thursday, 01-Jan-76 00:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfterMs('Wednesday, 01-Jan-70 00:00:05 GMT', Date.parse('2069-12-31T00:00:00Z'))).toBe(
+      RETRY_AFTER_MAX_MS,
+    );
+  });
+  // Date.parse read each of these as a date in the past, a wait of 0: the call went out again at once.
+  it.each(['1.5', '2.5', '-1', '+5', '5s', '1e3', '0x10', 'Jan 1 2025', '2025-01-01T00:00:05Z'])(
+    'gives undefined for %j, which is neither delta-seconds nor an HTTP-date',
+    (header) => expect(parseRetryAfterMs(header, now)).toBeUndefined(),
+  );
+  it.each([
+    'Wed, 1 Jan 2025 00:00:05 GMT',
+    'Wed, 01 Jan 2025 00:00:05 UTC',
+    'Wed, 01 Jan 2025 00:00:05 +0000',
+    'Wed, 01 jan 2025 00:00:05 GMT',
+    'Wed, 31 Feb 2025 00:00:05 GMT',
+    'Wed, 01 Jan 2025 24:00:05 GMT',
+    'Wed, 01 Jan 2025 00:00 GMT',
+  ])('gives undefined for the near-HTTP-date %j', (header) => expect(parseRetryAfterMs(header, now)).toBeUndefined());
   it('caps at a day whatever the server says, so the delay is always finite', () => {
     expect(RETRY_AFTER_MAX_MS).toBe(86_400_000);
     expect(parseRetryAfterMs('9'.repeat(400), now)).toBe(RETRY_AFTER_MAX_MS);
