@@ -16,12 +16,15 @@ export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
  * always has a status (requireRecoverableBatch).
  */
 export function isSettled(batch: RecoverableBatch): boolean {
-  return isFinishedBatchStatus(batch.status);
+  if (!isFinishedBatchStatus(batch.status)) return false;
+  // Ended before its counters caught up: the failures they show may not be all of them, and a recovery that took
+  // them ended `clean` with sessions failing. A cancelled batch ends the recovery whatever its counters say.
+  return batch.status === 'cancelled' || batch.countsDescribeBatch;
 }
 
 /**
  * Sum of the sessions' retry_count, or null when it cannot show a retry: no sessions sent, a list that leaves out
- * some of the batch's requests, or a session without retry_count (counting a missing one as 0 would hide a retry
+ * some of the batch's requests (or lists one twice), or a session without retry_count (counting a missing one as 0 would hide a retry
  * whose sessions failed again at once). The contract never says `sessions` lists every session: summed over part of
  * them, an applied call whose retried sessions are not listed looks like no effect, and the call is sent again. The
  * list is measured against the API's total_requests, not counts.total, which is the list's own length without it.
@@ -31,8 +34,14 @@ function retryCountTotalOf(batch: RecoverableBatch): number | null {
   if (batch.sessions === undefined || requests === undefined || requests === 0) return null;
   if (batch.sessions.length !== requests) return null;
   let total = 0;
+  const listed = new Set<number>();
   for (const session of batch.sessions) {
     if (session.retry_count === undefined) return null;
+    // One session listed twice stands in for one left out, whose retry would not show.
+    if (session.item_index !== undefined) {
+      if (listed.has(session.item_index)) return null;
+      listed.add(session.item_index);
+    }
     total += session.retry_count;
   }
   return total;

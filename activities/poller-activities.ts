@@ -1,6 +1,6 @@
 import { cancellationSignal } from '@temporalio/activity';
 import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
-import type { AnchorApiClient, BatchSummary } from '../anchor-api/index.js';
+import { listHasNext, type AnchorApiClient, type BatchSummary, type Pagination } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
 import { settledAtOf } from './batch-snapshot.js';
 import { countApiError } from './metrics.js';
@@ -33,23 +33,45 @@ export interface BatchPage {
   readAt?: string;
   inFlight: string[];
   hasNext: boolean;
-  /** From the pagination, when the API sends it: lets the poller read the remaining pages side by side. */
+  /**
+   * From the pagination's total_pages, when the API sends one that agrees with hasNext (see lastPageOf): lets the
+   * poller read the remaining pages side by side.
+   */
   totalPages: number | null;
 }
 
 /**
  * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
- * API calls the batch finished; a batch `pending` or `processing` is in flight by its status, whatever its counters
+ * API calls the batch finished, and its counters, when it sends them, account for every request; a batch `pending` or `processing` is in flight by its status, whatever its counters
  * (they may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
  * account for none (a batch just created). Only a summary with neither status nor counters cannot tell: its recovery
  * reads the batch.
  */
 export function summarySettled(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
-  if (isFinishedBatchStatus(status)) return true;
+  // Finished before its counters account for every request (cancelled sessions are in none): the failures they
+  // show may not be all of them, and a recovery woken with them ended `clean` with sessions failing.
+  if (isFinishedBatchStatus(status)) {
+    if (status === 'cancelled' || total === undefined || completed === undefined || failed === undefined) return true;
+    return completed + failed >= total;
+  }
   if (isInFlightBatchStatus(status)) return false;
   if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
   return countersAccountForAll({ total, completed, failed });
+}
+
+/**
+ * total_pages as far as it agrees with `hasNext` (listHasNext), for the poller takes it for the cycle's last page
+ * whatever hasNext says: where has_next (or an empty page) says the list ends before total_pages does, this page;
+ * where has_next says more come past total_pages, none (the poller follows hasNext, a page at a time), as the sweep
+ * reads on while has_next says more whatever total_pages said. An activity result: the poller's recorded histories
+ * replay the value they recorded, so this needs no workflow patch.
+ */
+function lastPageOf(pagination: Pagination | undefined, page: number, hasNext: boolean): number | null {
+  const totalPages = pagination?.total_pages;
+  if (totalPages === undefined) return null;
+  if (!hasNext) return Math.min(totalPages, page);
+  return page < totalPages ? totalPages : null;
 }
 
 export function createPollerActivities(api: AnchorApiClient) {
@@ -97,9 +119,9 @@ export function createPollerActivities(api: AnchorApiClient) {
           else page.settled.push(batchId);
         }
       }
-      const { has_next: hasNext, total_pages: totalPages } = result.pagination ?? {};
-      page.hasNext = hasNext ?? (totalPages !== undefined && request.page < totalPages);
-      page.totalPages = totalPages ?? null;
+      const listedCount = result.batches?.length ?? 0;
+      page.hasNext = listHasNext(result.pagination, request.page, listedCount, request.limit);
+      page.totalPages = lastPageOf(result.pagination, request.page, page.hasNext);
       return page;
     },
   };

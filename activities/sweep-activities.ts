@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { activityInfo, heartbeat } from '@temporalio/activity';
+import { activityInfo, cancellationSignal, heartbeat } from '@temporalio/activity';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
@@ -11,8 +11,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { isInFlightBatchStatus } from '../anchor-api/batch-status.js';
-import { RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
-import type { Pagination } from '../anchor-api/schemas.js';
+import { listHasNext, RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
 import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
 import { checkField } from '../workflows/fields.js';
 import { recoverBatchFields } from '../workflows/input-fields.js';
@@ -330,12 +329,16 @@ export function createSweepActivities(
         const page = result.nextPage;
         let answer;
         try {
-          answer = await api.listBatches({
-            page,
-            limit: input.pageSize,
-            created_after: input.createdAfter,
-            created_before: input.createdBefore,
-          });
+          // Cancelled, the read ends at once: a stopping worker is not held past its grace by a list that stalls.
+          answer = await api.listBatches(
+            {
+              page,
+              limit: input.pageSize,
+              created_after: input.createdAfter,
+              created_before: input.createdBefore,
+            },
+            { signal: cancellationSignal() },
+          );
         } catch (err) {
           // With no recovery running, only the sweep meets a revoked key: AnchorApiAuthErrors must see it here too.
           countApiError(err);
@@ -388,7 +391,7 @@ export function createSweepActivities(
           }
         }
         // An empty page ends the scan even if the API claims more, so a wrong has_next cannot loop forever.
-        result.nextPage = hasNext(answer.pagination, page, batches.length, input.pageSize) ? page + 1 : null;
+        result.nextPage = listHasNext(answer.pagination, page, batches.length, input.pageSize) ? page + 1 : null;
         if (answer.pagination?.total_pages !== undefined) result.totalPages = answer.pagination.total_pages;
         heartbeat({
           ...result,
@@ -519,18 +522,6 @@ async function startableSince(client: Client): Promise<number> {
       message: `namespace ${client.options.namespace} has no retention the sweep can read`,
     });
   return Date.now() - retentionMs + RETENTION_MARGIN_MS;
-}
-
-/**
- * Whether a page after this one lists more. The contract does not require has_next: without it, total_pages says;
- * without either, a full page may be followed by more (an empty page then ends the list). Before, a list that left
- * has_next out ended at page 1, and the sweep reported the rest of the window as read.
- */
-function hasNext(pagination: Pagination | undefined, page: number, listed: number, pageSize: number): boolean {
-  if (listed === 0) return false;
-  if (pagination?.has_next !== undefined) return pagination.has_next;
-  if (pagination?.total_pages !== undefined) return page < pagination.total_pages;
-  return listed >= pageSize;
 }
 
 function pageKeyOf(batches: { batch_id?: string }[]): string {

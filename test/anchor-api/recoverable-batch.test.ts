@@ -1,0 +1,79 @@
+import { MalformedResponseError, requireRecoverableBatch } from '../../anchor-api/index.js';
+import type { BatchStatusDetail } from '../../anchor-api/index.js';
+import { isSettled, toBatchSnapshot } from '../../activities/batch-snapshot.js';
+
+const read = (detail: BatchStatusDetail) => requireRecoverableBatch(detail, 'b1');
+const sessions = (statuses: ('completed' | 'failed')[]) =>
+  statuses.map((status, index) => ({ item_index: index, status, retry_count: 0 }));
+
+describe('the counts of a finished batch', () => {
+  test('a counter left out at 0 is 0 when the others account for every request', () => {
+    const batch = read({ status: 'failed', total_requests: 10, completed_requests: 8, failed_requests: 2 });
+    expect(batch.counts).toEqual({ total: 10, completed: 8, failed: 2, pending: 0, processing: 0 });
+    expect(isSettled(batch)).toBe(true);
+  });
+
+  test('a list of part of the requests, with no counters to go by, is refused: it took a failing batch for clean', () => {
+    // Before: 0 failed, counted from the one session listed, and the recovery ended `clean`.
+    const partial = () =>
+      read({ status: 'completed', total_requests: 10, failed_requests: 2, sessions: sessions(['completed']) });
+    expect(partial).toThrow(MalformedResponseError);
+    expect(partial).toThrow(/data\.sessions: lists 1 of the batch's 10 requests/);
+  });
+
+  test('a list of part of the requests while the batch runs, or once cancelled, gives the counts it shows', () => {
+    for (const status of ['processing', 'cancelled'] as const) {
+      const batch = read({ status, total_requests: 10, sessions: sessions(['failed', 'completed']) });
+      expect(batch).toMatchObject({ countsSource: 'sessions', countsDescribeBatch: false });
+      expect(batch.counts.failed).toBe(1);
+    }
+  });
+
+  test('counters that do not account for every request leave a finished batch unsettled, or give way to a full list', () => {
+    const behind = {
+      status: 'failed',
+      total_requests: 4,
+      completed_requests: 0,
+      failed_requests: 0,
+      pending_requests: 0,
+      processing_requests: 0,
+    } as const;
+    // Before: settled with 0 failed, and the recovery ended `clean`.
+    const counted = read(behind);
+    expect(counted.countsDescribeBatch).toBe(false);
+    expect(isSettled(counted)).toBe(false);
+    const listed = read({ ...behind, sessions: sessions(['failed', 'completed', 'failed', 'completed']) });
+    expect(listed).toMatchObject({ countsSource: 'sessions', countsDescribeBatch: true });
+    expect(listed.counts).toEqual({ total: 4, completed: 2, failed: 2, pending: 0, processing: 0 });
+    expect(isSettled(listed)).toBe(true);
+    // Cancelled sessions are in no counter: a cancelled batch is settled all the same.
+    expect(isSettled(read({ ...behind, status: 'cancelled' }))).toBe(true);
+  });
+
+  test("a negative counter, an API's unknown, is absent: not a failure to retry", () => {
+    // Before: -1 failed, a batch with failures, and a retry call each round answered 400.
+    const unknown = { status: 'completed', failed_requests: -1, pending_requests: 0, processing_requests: 0 } as const;
+    expect(() => read(unknown)).toThrow(MalformedResponseError);
+    const batch = read({ ...unknown, sessions: sessions(['completed', 'completed']) });
+    expect(batch).toMatchObject({ countsSource: 'sessions', counts: { failed: 0, total: 2 } });
+  });
+});
+
+test("a session listed twice hides the one left out: the sessions' retry counts then show no retry", () => {
+  const detail: BatchStatusDetail = {
+    status: 'failed',
+    total_requests: 2,
+    completed_requests: 1,
+    failed_requests: 1,
+    pending_requests: 0,
+    processing_requests: 0,
+    sessions: [
+      { item_index: 0, status: 'failed', retry_count: 0 },
+      { item_index: 1, status: 'completed', retry_count: 1 },
+    ],
+  };
+  expect(toBatchSnapshot(read(detail), new Date()).retryCountTotal).toBe(1);
+  // Before: 0, a total as if no session had been retried, and a call that had been applied was sent again.
+  const twice = { ...detail, sessions: [detail.sessions![0]!, detail.sessions![0]!] };
+  expect(toBatchSnapshot(read(twice), new Date()).retryCountTotal).toBeNull();
+});
