@@ -54,7 +54,10 @@ export interface QueuedEnd {
    * a later attempt may send it.
    */
   onGivenBack(): void;
-  /** When its activity's time is up (ms since the epoch): it is not sent unless the answer can come before. */
+  /**
+   * When its activity's time is up (ms since the epoch): it is not sent unless the answer can come before. Read once,
+   * as deliver() takes the end, as that much time from then (Waiting.deadline).
+   */
   deadlineAt: number;
 }
 
@@ -291,6 +294,11 @@ function notAnswered(error: unknown, url: URL): Attempt {
 }
 
 interface Waiting extends QueuedEnd {
+  /**
+   * `deadlineAt` on this process's monotonic clock (performance.now()), taken once as the end arrives: what was left
+   * of its time by the wall clock then, from then on. A step of the wall clock after that neither ends nor stretches it.
+   */
+  deadline: number;
   sends: number;
   signal: AbortSignal;
   /** Each settles the end once; later calls do nothing. */
@@ -313,6 +321,7 @@ interface Waiting extends QueuedEnd {
 export class WebhookDigest {
   private readonly queue: Waiting[] = [];
   private draining = false;
+  /** When the next request may leave, by performance.now(): a step of the wall clock must not pace the webhook. */
   private nextPostAt = 0;
   private failuresInARow = 0;
   /** A Retry-After too long to wait: until then, ends fail unsent rather than each draw the same answer. */
@@ -327,6 +336,7 @@ export class WebhookDigest {
       let settled = false;
       const waiting: Waiting = {
         ...queued,
+        deadline: performance.now() + (queued.deadlineAt - Date.now()),
         sends: 0,
         signal,
         settle(delivery) {
@@ -370,7 +380,7 @@ export class WebhookDigest {
       while (this.queue.length > 0) {
         // Before the wait too: an end that cannot be sent and answered after it fails now, not at its timeout.
         this.failUnsendable();
-        const wait = this.nextPostAt - Date.now();
+        const wait = this.nextPostAt - performance.now();
         // Unreferenced: a stopping worker whose notifications were all cancelled need not wait out a Retry-After.
         if (wait > 0) await sleep(wait, undefined, { ref: false });
         this.failUnsendable();
@@ -396,14 +406,13 @@ export class WebhookDigest {
    * time would be up before the answer.
    */
   private unsendable(waiting: Waiting): EndDelivery | undefined {
-    const now = Date.now();
     const again = waiting.sends > 0 ? 'not sent again' : 'not sent';
-    if (this.refusal && now < this.refusal.until) {
+    if (this.refusal && Date.now() < this.refusal.until) {
       const until = new Date(this.refusal.until).toISOString();
       const detail = `${again}: the webhook asked to wait until ${until}`;
       return { status: 'failed', httpStatus: this.refusal.httpStatus, ends: 0, detail };
     }
-    if (waiting.deadlineAt < Math.max(now, this.nextPostAt) + this.options.requestTimeoutMs) {
+    if (waiting.deadline < Math.max(performance.now(), this.nextPostAt) + this.options.requestTimeoutMs) {
       return { status: 'failed', httpStatus: null, ends: 0, detail: `${again}: its attempt's time ran out` };
     }
     return undefined;
@@ -434,7 +443,7 @@ export class WebhookDigest {
     const attempt = await post(webhookUrl, messageKey(message), body, { requestTimeoutMs, connectTimeoutMs });
     // Counted after the answer, so a count that changed during the request spaces the very next one.
     const postIntervalMs = this.postIntervalMs();
-    this.nextPostAt = Date.now() + postIntervalMs;
+    this.nextPostAt = performance.now() + postIntervalMs;
     const ends = message.length;
     const settleAll = (delivery: EndDelivery) => message.forEach((waiting) => waiting.settle(delivery));
     switch (attempt.kind) {
@@ -484,7 +493,7 @@ export class WebhookDigest {
           else again.push(waiting);
         }
         for (const waiting of again) waiting.onRetry(what, delayMs);
-        this.nextPostAt = Date.now() + delayMs;
+        this.nextPostAt = performance.now() + delayMs;
         this.queue.unshift(...again);
       }
     }

@@ -30,7 +30,7 @@ const MAX_ERROR_LENGTH = 300;
  * that names it, and one that is no longer listed until DEPARTED_WORKER_HOLD_MS after the last list that did.
  */
 export class WorkersSharingBudget {
-  /** When each other worker was last listed, by this worker's clock. */
+  /** When each other worker was last listed, by this worker's monotonic clock (performance.now()). */
   private readonly lastListedAt = new Map<string, number>();
 
   constructor(
@@ -46,6 +46,21 @@ export class WorkersSharingBudget {
   }
 }
 
+/**
+ * Why `workers` sharing a budget of `budgetPerSecond` calls a second can exceed it, if they can. Each sends one call
+ * per N / B s, more than 1 s apart when N > ⌊B⌋, yet each may send one within any given second: N calls can land in
+ * one second. Below one call a second, one worker alone sends at most one a second, and the server holds the rest.
+ */
+export function budgetOverrunWarning(workers: number, budgetPerSecond: number): string | undefined {
+  const wholeCalls = Math.max(1, Math.floor(budgetPerSecond));
+  if (workers <= wholeCalls) return undefined;
+  return (
+    `${workers} workers share ANCHOR_MAX_CALLS_PER_SECOND=${budgetPerSecond}, more than its ${wholeCalls} whole ` +
+    `calls a second: each may send a call in the same second, so one second can hold ${workers} calls. Run at ` +
+    `most ${wholeCalls} workers on the task queue, or raise the budget if Anchor allows it`
+  );
+}
+
 export interface WorkersSharingBudgetOptions {
   client: Client;
   taskQueue: string;
@@ -56,6 +71,8 @@ export interface WorkersSharingBudgetOptions {
   /** Told the count when it changes; first when the first count differs from `configured`. */
   onChange: (workers: number) => void;
   gauge: MetricGauge;
+  /** ANCHOR_MAX_CALLS_PER_SECOND: a count past its whole calls is warned of (budgetOverrunWarning). */
+  budgetPerSecond: number;
   logger: { warn(message: string, meta?: Record<string, unknown>): void };
   /** The worker's state: counted once at creation, then while it runs; counting stops for good after. */
   state: () => WorkerLifeState;
@@ -68,7 +85,7 @@ export interface WorkersSharingBudgetOptions {
  * worker. A worker that is created and never run asks the server only once.
  */
 export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions): void {
-  const { client, taskQueue, identity, configured, onChange, gauge, logger, state } = options;
+  const { client, taskQueue, identity, configured, onChange, gauge, budgetPerSecond, logger, state } = options;
   const workers = new WorkersSharingBudget(configured, identity);
   let current = configured;
   /** Logged once while counts keep failing alike (a role without DescribeTaskQueue would fail every one). */
@@ -76,12 +93,16 @@ export function followWorkersSharingBudget(options: WorkersSharingBudgetOptions)
   gauge.set(current, { taskQueue });
   const count = async () => {
     try {
-      const counted = workers.count(await recentPollerIdentities(client, taskQueue, 'activity'), Date.now());
+      // Monotonic: a step of the wall clock (an NTP correction, a VM resumed) would end or stretch the hold.
+      const listed = await recentPollerIdentities(client, taskQueue, 'activity');
+      const counted = workers.count(listed, performance.now());
       lastError = undefined;
       if (counted !== current && state() !== 'after') {
+        const overrun = budgetOverrunWarning(counted, budgetPerSecond);
         current = counted;
         gauge.set(counted, { taskQueue });
         onChange(counted);
+        if (overrun) logger.warn(overrun, { workers: counted, budgetPerSecond });
       }
     } catch (err) {
       // A count cut off by the worker's own shutdown (its connection closing) is no news.

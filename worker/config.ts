@@ -38,6 +38,12 @@ const MAX_CACHED_WORKFLOWS = 100_000;
 const MAX_TIMER_MS = 2_147_483_647;
 const milliseconds = (fallback: number, min = 1) =>
   wholeNumber(z.number().int().min(min).max(MAX_TIMER_MS)).default(fallback);
+/**
+ * A call waits for its turn under the budget up to its request timeout, then sends for up to as long again: 2 × 25 s
+ * leaves 10 s of the 1 min start-to-close of the reads' activities (awaitBatchSettled, readBatchPage) for the rest of
+ * the attempt. An unannounced retry call (3 s turn, 30 s start-to-close) fits too.
+ */
+const MAX_REQUEST_TIMEOUT_MS = 25_000;
 
 /**
  * A key sent in a header: a line break at its end (a key read from a secret file) is trimmed; any other space or
@@ -155,7 +161,16 @@ const workerEnvSchema = z.object({
     .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
     .default('https://api.anchorbrowser.io'),
   ANCHOR_API_KEY: headerKey('required: the AnchorBrowser API key'),
-  ANCHOR_REQUEST_TIMEOUT_MS: milliseconds(15_000),
+  ANCHOR_REQUEST_TIMEOUT_MS: wholeNumber(
+    z
+      .number()
+      .int()
+      .min(1)
+      .max(
+        MAX_REQUEST_TIMEOUT_MS,
+        `expected at most ${MAX_REQUEST_TIMEOUT_MS} (a read waits its turn up to its request timeout, then sends: both within the 1 min of its attempt)`,
+      ),
+  ).default(15_000),
   /**
    * Shared by every worker on the task queue: the server enforces it over 10 s, each worker its share of every second.
    * Below MIN_CALLS_PER_SECOND a worker's calls would be spaced further apart than a Node.js timer holds, and each

@@ -193,6 +193,7 @@ export async function createRecoveryWorkers({
     taskQueue: config.temporal.taskQueue,
     identity,
     configured: configuredWorkers,
+    budgetPerSecond: config.limits.maxCallsPerSecond,
     onChange: (workers) => {
       workersSharing = workers;
       logger.info('Anchor budget shared by a new number of workers', {

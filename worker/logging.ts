@@ -21,9 +21,13 @@ export interface JsonLoggingOptions {
   secrets?: string[];
 }
 
-/** Removes secrets and session URLs from a line about to be written. */
+/**
+ * Removes secrets and session URLs from a line about to be written. The line is JSON, where a secret with a `"`, a `\`
+ * or a control character is written escaped: that form goes first, before the bare one could cut it apart.
+ */
 export function redactLine(line: string, secrets: readonly string[]): string {
-  const withoutSecrets = secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), line);
+  const forms = secrets.flatMap((secret) => [JSON.stringify(secret).slice(1, -1), secret]);
+  const withoutSecrets = forms.reduce((text, form) => text.split(form).join('[redacted]'), line);
   return withoutSecrets.replace(sessionUrl, '[redacted-url]');
 }
 

@@ -12,6 +12,9 @@ import {
 import { withoutCredentials } from './logging.js';
 import { installWorkerRuntime } from './runtime.js';
 
+/** The gauge's name on /metrics: the Anchor budget, ANCHOR_MAX_CALLS_PER_SECOND, its workers share. */
+export const CALLS_PER_SECOND_BUDGET_METRIC = 'anchor_calls_per_second_budget';
+
 /** The prebuilt bundle the image ships (WORKFLOW_BUNDLE_PATH); else bundle at start. */
 function workflowSource(config: WorkerConfig): WorkflowSource | undefined {
   return config.workflowBundlePath ? { workflowBundle: { codePath: config.workflowBundlePath } } : undefined;
@@ -60,6 +63,18 @@ export async function runWorker(
       'Worker started',
     );
     const pastDeadline = config.observability?.pastDeadline;
+    if (config.observability?.metricsPort) {
+      // Beside anchor_workers_sharing_budget, for AnchorBudgetSharedByTooManyWorkers: more workers than its whole
+      // calls a second can send more than it in one second.
+      Runtime.instance()
+        .metricMeter.createGauge(
+          CALLS_PER_SECOND_BUDGET_METRIC,
+          'float',
+          'calls',
+          'ANCHOR_MAX_CALLS_PER_SECOND: the Anchor calls a second all workers on the task queue share',
+        )
+        .set(config.limits.maxCallsPerSecond, { taskQueue });
+    }
     if (pastDeadline) {
       const { metricMeter } = Runtime.instance();
       pastDeadlineGauge = startPastDeadlineGauge({

@@ -228,3 +228,9 @@ test('every `docker compose run` in the README and docs names a compose service,
       expect({ doc, service, flags }).toEqual({ doc, service, flags: expect.arrayContaining(['--no-deps']) });
   }
 });
+
+test('.env.example documents every variable the worker reads, as a line of its own, set or commented out', async () => {
+  const example = await readFile(`${repoRoot}.env.example`, 'utf8');
+  const documented = new Set([...example.matchAll(/^(?:# )?([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]));
+  expect(WORKER_ENV_VARIABLES.filter((name) => !documented.has(name))).toEqual([]);
+});

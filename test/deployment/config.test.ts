@@ -346,6 +346,14 @@ test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refuse
   ]);
 });
 
+test("an Anchor request timeout a read's turn and request could not both fit in its 1 min attempt is refused", () => {
+  expect(problemsOf({ ...minimal, ANCHOR_REQUEST_TIMEOUT_MS: '25001' })).toEqual([
+    'ANCHOR_REQUEST_TIMEOUT_MS: expected at most 25000 (a read waits its turn up to its request timeout, then sends: ' +
+      'both within the 1 min of its attempt)',
+  ]);
+  expect(loadWorkerConfig({ ...minimal, ANCHOR_REQUEST_TIMEOUT_MS: '25000' }).anchor.timeoutMs).toBe(25_000);
+});
+
 test('budgets, worker counts and cache sizes past what the worker can hold are refused, naming the range', () => {
   // Before, each was taken: a budget of 1e-9 calls a second spaced a worker's calls 1.1e12 ms apart, past a Node.js
   // timer, so each call waiting its turn woke every millisecond (1,153 TimeoutOverflowWarnings in 2 s); a cache of
@@ -482,6 +490,13 @@ test('log lines lose API keys and session URLs wherever they are', () => {
     live: '[redacted-url]',
     api: 'https://api.anchorbrowser.io/v1/batch-sessions/b1',
   });
+});
+
+test('log lines lose a secret with a quote or a backslash, which the serialised line holds escaped', () => {
+  const secret = String.raw`k"e\y`;
+  const line = JSON.stringify({ msg: `failed with ${secret}`, url: `https://hooks.example/${secret}` });
+  const redacted = redactLine(line, [secret]);
+  expect(JSON.parse(redacted)).toEqual({ msg: 'failed with [redacted]', url: 'https://hooks.example/[redacted]' });
 });
 
 test('log lines lose session URLs written with escaped slashes or in capitals', () => {

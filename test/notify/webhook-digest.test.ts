@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import dns from 'node:dns';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -312,6 +313,24 @@ test("an end whose activity's time would run out before an answer fails unsent",
   });
   expect(receiver.requests).toHaveLength(0);
   expect(counts.sends).toBe(0);
+});
+
+test('a step back of the wall clock neither delays the next message nor runs its end out of time', async () => {
+  receiver = await startWebhookReceiver();
+  const digest = digestTo(receiver.url);
+  expect(await digest.deliver(queuedEnd(1).queued, neverAborted())).toMatchObject({ status: 'delivered' });
+
+  const now = Date.now.bind(Date);
+  jest.spyOn(Date, 'now').mockImplementation(() => now() - 3_600_000);
+  try {
+    // Its deadline as the activity gives it: by the wall clock, which is now an hour behind.
+    const { queued } = queuedEnd(2);
+    const delivery = await digest.deliver({ ...queued, deadlineAt: Date.now() + 120_000 }, neverAborted());
+    expect(delivery).toMatchObject({ status: 'delivered' });
+  } finally {
+    jest.restoreAllMocks();
+  }
+  expect(receiver.requests).toHaveLength(2);
 });
 
 test('an end that would have to wait out a Retry-After past its time fails at once, not at its timeout', async () => {

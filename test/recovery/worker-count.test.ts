@@ -99,6 +99,7 @@ test('a count that keeps failing is logged once, and again when it fails after a
       taskQueue: env.taskQueue,
       identity: 'this-worker',
       configured: 1,
+      budgetPerSecond: 10,
       onChange: () => {},
       gauge: { set: (value: number) => gauged.push(value) } as unknown as MetricGauge,
       logger: { warn: (_message, meta) => warnings.push(meta ?? {}) },
