@@ -867,6 +867,42 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.retryNow(batch.id);
     return recoveryWorkflowId(batch.id);
   },
+  // Pauses sent to a paused recovery until its history is due: the hold continues as new
+  // (recovery-continues-as-new-in-holds), and the next run holds on until a resume and a retryNow.
+  async 'hold-continued-as-new'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '3': ['fail', 'ok'] } });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+      continueAsNewAfterEvents: 50,
+    });
+    await waitForPhase(batch.id, 'backing_off');
+    await recoveries.pause(batch.id);
+    await waitForPhase(batch.id, 'paused');
+    while ((await recoveries.report(batch.id)).continuedAsNew === 0) await recoveries.pause(batch.id);
+    await waitForPhase(batch.id, 'paused');
+    await recoveries.resume(batch.id);
+    await recoveries.retryNow(batch.id);
+    return recoveryWorkflowId(batch.id);
+  },
+  // Calls not sent again and again until the round's history is due in its wait to send again: the next run goes on
+  // with the round without waiting its backoff again (recovery-carried-round-skips-backoff). Recorded from the last run.
+  async 'carried-round-skips-backoff'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
+    await recoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+      continueAsNewAfterEvents: 50,
+    });
+    await waitForPhase(batch.id, 'backing_off');
+    await recoveries.retryNow(batch.id);
+    const workflowId = recoveryWorkflowId(batch.id);
+    await client.workflow.getHandle(workflowId).result();
+    return { workflowId, runId: (await client.workflow.getHandle(workflowId).describe()).runId };
+  },
   async 'continued-as-new'() {
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
     await recoveries.start({

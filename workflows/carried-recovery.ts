@@ -81,6 +81,7 @@ export function parseCarriedRecovery(raw: unknown, inputBatchId: unknown): Carri
   check(absentOr(raw.roundStartedAt, isText), 'roundStartedAt', 'a text or null');
   check(absentOr(raw.callsNotSent, isCount), 'callsNotSent', 'an integer of 0 or more, or null');
   check(absentOr(raw.pollerWaitStartedAt, isText), 'pollerWaitStartedAt', 'a text or null');
+  check(absentOr(raw.backoffStartedAt, isDate), 'backoffStartedAt', 'a date or null');
   for (const flag of ['retryNowRequested', 'resetToReconcile'] as const)
     check(absentOr(raw[flag], isBoolean), flag, 'true, false or null');
   const { report } = raw;

@@ -108,6 +108,12 @@ export interface CarriedRecovery {
    */
   pollerWaitStartedAt?: string;
   /**
+   * When the backoff the run before continued as new in was counted from (HOLDS_CONTINUE_AS_NEW_PATCH): this run's
+   * backoff before the same round goes on from it, not from a settle the list may not date (then from this run's
+   * start, a whole backoff again).
+   */
+  backoffStartedAt?: string;
+  /**
    * The run before was begun by a reset and continued as new before its first call (RESET_RUN_RECONCILES_FIRST_PATCH):
    * this run, which no reset began, reconciles its first call in its stead. Only `true` counts.
    */
@@ -239,6 +245,19 @@ export const CANCEL_BEFORE_CALL_PATCH = 'retry-round-cancel-before-call';
  * task ran late: workers restarting, a busy worker). Asked only when one of them holds.
  */
 export const ROUND_RECHECKS_AFTER_READ_PATCH = 'retry-round-rechecks-after-read';
+/**
+ * Recoveries from this change on continue as new from a pause's hold and from a round's backoff, as they do from the
+ * waits for the batch, once their history is due: each signal and update taken there adds to it (an update's result
+ * carries the whole report), and a hold lasts up to the deadline, so an automation steering a recovery could grow it
+ * to the server's limits, where the server ends the run with no report. Asked only once the history is due there.
+ */
+export const HOLDS_CONTINUE_AS_NEW_PATCH = 'recovery-continues-as-new-in-holds';
+/**
+ * Recoveries from this change on go on with a round the run before continued as new in (its call not sent, waiting
+ * to go again) without waiting its backoff again: before, the new run waited it anew, a whole backoff when the list
+ * gave no settle time, and a retryNow the operator had sent to skip it was spent. Asked only for such a round.
+ */
+export const CARRIED_ROUND_SKIPS_BACKOFF_PATCH = 'recovery-carried-round-skips-backoff';
 /**
  * Recoveries from this change on register again at once when a policy update changes the poll interval while they
  * wait for the poller: the poller reads at the shortest interval among its watches, and kept the one the wait began
@@ -709,6 +728,7 @@ export async function recoverBatch(
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let carriedCallsNotSent = carried?.callsNotSent ?? 0;
   let carriedRoundStartedAt = carried?.roundStartedAt;
+  let carriedBackoffStartedAt = carried?.backoffStartedAt;
   let policyChanged = false;
   let settleNoticed = false;
   let listedSettle: ListedSettle | undefined;
@@ -898,7 +918,7 @@ export async function recoverBatch(
   };
   /** Hands the report and operator intent to a new run, once every handler has finished. */
   const continueAsNewNow = async (
-    next: Pick<CarriedRecovery, 'callsNotSent' | 'roundStartedAt' | 'pollerWaitStartedAt'> = {},
+    next: Pick<CarriedRecovery, 'callsNotSent' | 'roundStartedAt' | 'pollerWaitStartedAt' | 'backoffStartedAt'> = {},
   ): Promise<never> => {
     await condition(allHandlersFinished);
     report.continuedAsNew += 1;
@@ -1019,14 +1039,22 @@ export async function recoverBatch(
     return { snapshot: await readSettledBatch(), fromList: false };
   };
 
-  /** Holds the recovery until an operator resumes it; the deadline ends the hold, and the recovery. */
-  const holdWhilePaused = async (round: number): Promise<void> => {
+  /** Whether a hold or a backoff continues as new: its history is due (HOLDS_CONTINUE_AS_NEW_PATCH). */
+  const dueInHold = () => historyDue() && patched(HOLDS_CONTINUE_AS_NEW_PATCH);
+
+  /**
+   * Holds the recovery until an operator resumes it; the deadline ends the hold, and the recovery. A hold whose history
+   * comes due continues as new, handing on `next`: the new run holds again where this one held.
+   */
+  const holdWhilePaused = async (round: number, next: Parameters<typeof continueAsNewNow>[0] = {}): Promise<void> => {
     report.phase = 'paused';
     report.nextRetryAt = null;
     publishProgress();
     storeMemoAtRest();
     const summary = `paused before round ${round}`;
-    if (!(await waitUntil(() => !report.paused, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
+    const held = () => !report.paused || dueInHold();
+    if (!(await waitUntil(held, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
+    if (report.paused) await continueAsNewNow(next);
   };
 
   /**
@@ -1034,15 +1062,19 @@ export async function recoverBatch(
    * update). A retryNow sent earlier (while the batch was in flight) skips this wait too.
    */
   const waitBeforeRetry = async (round: number, settled: BatchSnapshot): Promise<void> => {
-    const waitStartedAt = backoffStart(settled);
+    const carriedStart = Date.parse(carriedBackoffStartedAt ?? '');
+    carriedBackoffStartedAt = undefined;
+    const waitStartedAt = Number.isNaN(carriedStart) ? backoffStart(settled) : carriedStart;
+    const goesOn = { backoffStartedAt: new Date(waitStartedAt).toISOString() };
     for (;;) {
       policyChanged = false;
       // A policy change may have used up the rounds: the caller ends the recovery.
       if (roundsDone(report) >= policy.maxRounds) return;
       if (report.paused) {
-        await holdWhilePaused(round);
+        await holdWhilePaused(round, goesOn);
         continue;
       }
+      if (dueInHold()) await continueAsNewNow(goesOn);
       const retryAt = waitStartedAt + roundBackoffMs(policy, round);
       report.phase = 'backing_off';
       report.nextRetryAt = new Date(retryAt).toISOString();
@@ -1051,7 +1083,7 @@ export async function recoverBatch(
       if (waitMs > 0) {
         storeMemoAtRest();
         const woken = await waitUntil(
-          () => retryNowRequested || report.paused || policyChanged,
+          () => retryNowRequested || report.paused || policyChanged || dueInHold(),
           waitMs,
           `backoff before round ${round}`,
         );
@@ -1398,7 +1430,7 @@ export async function recoverBatch(
       }
       // Paused while the round waited or read: no call until a resume, and then on a fresh read.
       if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH)) {
-        await holdWhilePaused(round);
+        await holdWhilePaused(round, { callsNotSent, roundStartedAt: startedAt });
         // The rounds lowered during the pause, to stop it: no call.
         if (roundsDone(report) >= policy.maxRounds) return 'rounds_used_up';
         continue;
@@ -1442,7 +1474,7 @@ export async function recoverBatch(
       if (dueWhileWaiting()) await continueAsNewNow({ callsNotSent, roundStartedAt: startedAt });
       // Paused during the wait (shown so since the pause): held without a read first, as the resume reads afresh.
       if (report.paused && patched(RESEND_WAIT_SHOWS_PAUSE_PATCH)) {
-        await holdWhilePaused(round);
+        await holdWhilePaused(round, { callsNotSent, roundStartedAt: startedAt });
         if (roundsDone(report) >= policy.maxRounds) return 'rounds_used_up';
       }
     }
@@ -1472,7 +1504,9 @@ export async function recoverBatch(
         continue;
       }
       if (historyDue()) return await continueAsNewNow();
-      await waitBeforeRetry(roundsDone(report) + 1, snapshot);
+      // A round the run before continued as new in goes on: its backoff is behind it.
+      const roundUnderway = carriedRoundStartedAt !== undefined && patched(CARRIED_ROUND_SKIPS_BACKOFF_PATCH);
+      if (!roundUnderway) await waitBeforeRetry(roundsDone(report) + 1, snapshot);
       if (roundsDone(report) >= policy.maxRounds) {
         // A policy update took the rounds left: the same read for the report as above.
         if (settleFromList) recordSettledBatch(report, await readSettledBatch());

@@ -492,6 +492,91 @@ test('a batch cancelled during the backoff gets no retry call: the recovery ends
   expect(retryCalls(batch.id)).toBe(0);
 });
 
+/** The recovery's report once its run has continued as new at least once. */
+const continuedAsNew = (batchId: string) => async () => {
+  const report = await env.recoveries.report(batchId);
+  return report.continuedAsNew >= 1 ? report : undefined;
+};
+
+test('signals to a paused recovery continue it as new once its history is due: it holds on in the next run', async () => {
+  const batch = oneFailingSession();
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, continueAsNewAfterEvents: 50 });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+  await env.recoveries.pause(batch.id);
+  await eventually('the recovery to hold', phaseIs(batch.id, 'paused'));
+
+  // Each pause wakes the hold and adds to its history. Before, the hold never continued as new: an automation
+  // steering it could grow its history to the server's limits, where the server ends the run with no report.
+  const report = await eventually(
+    'the hold to continue as new',
+    async () => {
+      await env.recoveries.pause(batch.id);
+      return await continuedAsNew(batch.id)();
+    },
+    60_000,
+  );
+  expect(report).toMatchObject({ paused: true });
+  await eventually('the next run to hold', phaseIs(batch.id, 'paused'));
+  expect(appliedRetries(batch.id)).toHaveLength(0);
+
+  await env.recoveries.resume(batch.id);
+  await env.recoveries.retryNow(batch.id);
+  const ended = await env.recoveries.result(batch.id);
+  expect(ended.outcome).toBe('recovered');
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
+test('signals during a backoff continue it as new once its history is due: the next run keeps its retry time', async () => {
+  const batch = oneFailingSession();
+  // No settle time from the API: the next run cannot date the backoff from the settle, only from what it is handed.
+  env.simulator.faults.add('status', { type: 'omit_field', field: 'data.actual_completion_time', batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, continueAsNewAfterEvents: 50 });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+  const { nextRetryAt } = await env.recoveries.report(batch.id);
+  expect(nextRetryAt).not.toBeNull();
+
+  // A resume of a recovery not paused wakes the backoff and changes nothing else.
+  await eventually(
+    'the backoff to continue as new',
+    async () => {
+      await env.recoveries.resume(batch.id);
+      return await continuedAsNew(batch.id)();
+    },
+    60_000,
+  );
+  // Before, the wait never continued as new; dated from the next run's start, its retry would have moved on.
+  const next = await eventually('the next run to back off', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.phase === 'backing_off' ? report : undefined;
+  });
+  expect(next.nextRetryAt).toBe(nextRetryAt);
+  expect(appliedRetries(batch.id)).toHaveLength(0);
+
+  await env.recoveries.retryNow(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
+test('a round continued as new while its call waits to go again goes on in the next run, without a second backoff', async () => {
+  const batch = oneFailingSession();
+  // Calls not sent again and again: the round's history comes due in its wait to send again.
+  env.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
+  await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS, continueAsNewAfterEvents: 50 });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
+  await env.recoveries.retryNow(batch.id);
+
+  // Before, the next run waited the round's backoff again (the hour the retryNow had skipped), and the call with it.
+  const applied = await eventually('the round to go on in the next run', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return appliedRetries(batch.id).length > 0 ? report : undefined;
+  });
+  expect(applied.continuedAsNew).toBeGreaterThanOrEqual(1);
+  const report = await env.recoveries.result(batch.id);
+  expect(report.outcome).toBe('recovered');
+  expect(report.rounds).toMatchObject([{ round: 1, callsNotSent: 12, callsSent: 1 }]);
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+});
+
 test('a cancel during a retry call waits for it, so the call is in the report', async () => {
   const batch = oneFailingSession();
   env.simulator.faults.add('retry', { type: 'latency', latencyMs: 1_500, times: 1, batchId: batch.id });
