@@ -81,11 +81,11 @@ export interface SweepResult {
     listed_again: number;
   } & Record<SkipReason, number>;
   /**
-   * Set when the window reaches back past the lookback, to a minute (SWEEP_REACH_BACK_OVERLAP_MS) before where the
+   * Set when the window reaches back past the lookback, to 30 s (SWEEP_REACH_BACK_OVERLAP_MS) before where the
    * window of the schedule's last completed sweep (its workflow id, cut as the other ids) ended, or before the oldest
    * batch that sweep left out or listed still unsettled: the sweeps between were skipped, failed or not run, that sweep
-   * left batches over_limit or start_failed, or it listed a batch still pending or processing. `cut` when that was longer ago than
-   * SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback alone.
+   * left batches over_limit or start_failed, or it listed a batch still pending or processing. `cut` when that was
+   * longer ago than SWEEP_MAX_WINDOW_MS, where the window then starts. Null for a window of the lookback alone.
    */
   reachedBack: (CompletedSweep & { cut: boolean }) | null;
   /**
@@ -125,12 +125,12 @@ export interface CompletedSweep {
  * of the lookback overlaps the one before it by the lookback less the interval, at least the interval; before, one that
  * reached back started a millisecond before where the last one ended, so a batch the API dates just before that end
  * but lists only after that sweep read its page (the API's clock behind Temporal's, or its list behind its writes) was
- * in no window: never recovered, never reported. A minute, the shortest lookback, so that a schedule sweeping every
- * interval never reaches back for it (its lookback is at least twice the interval). It also takes a batch created at
- * that very millisecond, which the contract does not say the list's created_after and created_before take (the
- * simulator takes neither).
+ * in no window: never recovered, never reported. Half the shortest interval (1 min), so that a schedule whose sweeps
+ * all complete does not reach back for it, a sweep started up to 30 s late included (its lookback is at least twice
+ * the interval). It also takes a batch created at that very millisecond, which the contract does not say the list's
+ * created_after and created_before take (the simulator takes neither).
  */
-export const SWEEP_REACH_BACK_OVERLAP_MS = 60_000;
+export const SWEEP_REACH_BACK_OVERLAP_MS = 30_000;
 
 /**
  * Where the window of a completed sweep, given its result, got to, SWEEP_REACH_BACK_OVERLAP_MS early: its end or, when

@@ -583,7 +583,7 @@ test('a scheduled sweep after failed ones scans back to where the last completed
   const listedLate = env.simulator.createScriptedBatch({
     count: 2,
     script: { '1': ['fail', 'ok'] },
-    created_at: new Date(firstEnd - 30_000).toISOString(),
+    created_at: new Date(firstEnd - 10_000).toISOString(),
   });
   env.simulator.faults.add('list', { type: 'error', statusCode: 401 });
   try {
@@ -602,12 +602,12 @@ test('a scheduled sweep after failed ones scans back to where the last completed
 
   // Before, its window was its lookback alone: the batch was in none, and no sweep recovered or reported it. Then a
   // window that started where the first one ended left out a batch created at that millisecond, and then one that
-  // started a millisecond before it left out the batch listed late. It starts a minute before.
-  const aMinuteBeforeFirstEnd = new Date(firstEnd - 60_000).toISOString();
-  expect(result.window.createdAfter).toBe(aMinuteBeforeFirstEnd);
+  // started a millisecond before it left out the batch listed late. It starts 30 s before.
+  const overlapBeforeFirstEnd = new Date(firstEnd - 30_000).toISOString();
+  expect(result.window.createdAfter).toBe(overlapBeforeFirstEnd);
   expect(result.reachedBack).toEqual({
     workflowId: firstSweep.workflowId,
-    windowEnd: aMinuteBeforeFirstEnd,
+    windowEnd: overlapBeforeFirstEnd,
     cut: false,
   });
   expect(result.started).toEqual(
@@ -656,12 +656,12 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
 
   // Before, the first sweep counted as having covered its whole window: the second scanned its lookback alone, the
   // batch left out was in no window, and no sweep recovered or reported it.
-  const aMinuteBefore = new Date(leftAt - 60_000).toISOString();
-  expect(second.window.createdAfter).toBe(aMinuteBefore);
-  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: aMinuteBefore, cut: false });
+  const overlapBefore = new Date(leftAt - 30_000).toISOString();
+  expect(second.window.createdAfter).toBe(overlapBefore);
+  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: overlapBefore, cut: false });
   expect(second.started).toEqual([{ batchId: older.id, workflowId: recoveryWorkflowId(older.id) }]);
   expect(second.skipped).toEqual([]);
-  // The batches of the test before this one created in the minute the window starts before the batch left out: listed
+  // The batches of the test before this one created in the 30 s the window starts before the batch left out: listed
   // too, and recovered already.
   const earlier = env.simulator.store.list({
     created_after: second.window.createdAfter,
@@ -714,9 +714,9 @@ test('a scheduled sweep reaches back to the oldest batch the last completed swee
 
   // Before, the first sweep counted as having covered its whole window: the second scanned its lookback alone, the
   // batch, which settled after it dropped out of every later window, was in none, and no sweep recovered or reported it.
-  const aMinuteBefore = new Date(batch.createdAt - 60_000).toISOString();
-  expect(second.window.createdAfter).toBe(aMinuteBefore);
-  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: aMinuteBefore, cut: false });
+  const overlapBefore = new Date(batch.createdAt - 30_000).toISOString();
+  expect(second.window.createdAfter).toBe(overlapBefore);
+  expect(second.reachedBack).toEqual({ workflowId: firstSweep.workflowId, windowEnd: overlapBefore, cut: false });
   expect(second.started).toEqual([{ batchId: batch.id, workflowId: recoveryWorkflowId(batch.id) }]);
   expect(second.oldestUnsettledCreatedAt).toBeNull();
   expect((await env.recoveries.result(batch.id)).outcome).toBe('recovered');

@@ -32,15 +32,15 @@ test('a sweep reaches back to where the last completed window ended, at most the
   });
 });
 
-test('a completed sweep got to a minute before its window end, or the oldest batch it left out when that is earlier', () => {
+test('a completed sweep got to 30 s before its window end, or the oldest batch it left out when that is earlier', () => {
   // Before, a millisecond: a batch the API dated just before a window's end, but listed only after that sweep read it,
   // was in no window once the next sweep reached back.
-  expect(SWEEP_REACH_BACK_OVERLAP_MS).toBe(60_000);
+  expect(SWEEP_REACH_BACK_OVERLAP_MS).toBe(30_000);
   const window = { createdAfter: iso(now - 24 * hour), createdBefore: iso(now) };
-  // A sweep recorded before oldestLeftCreatedAt, and one that left no batch out: a minute before its window's end.
+  // A sweep recorded before oldestLeftCreatedAt, and one that left no batch out: 30 s before its window's end.
   expect(completedSweepEnd({ window })).toBe(iso(now - SWEEP_REACH_BACK_OVERLAP_MS));
   expect(completedSweepEnd({ window: { ...window, createdBefore: '2026-12-05T13:00:00+01:00' } })).toBe(
-    '2026-12-05T11:59:00.000Z',
+    '2026-12-05T11:59:30.000Z',
   );
   expect(completedSweepEnd({ window, oldestLeftCreatedAt: null })).toBe(iso(now - SWEEP_REACH_BACK_OVERLAP_MS));
   // Before, a sweep that left batches over_limit or start_failed got to its window's end all the same.
@@ -79,16 +79,18 @@ test('a schedule whose sweeps all complete never reaches back for the overlap, e
   // Every minute, a lookback of two (at least twice the interval): the last sweep's window ended a minute ago.
   const lastEnd = completedSweepEnd({
     window: { createdAfter: iso(now - 3 * 60_000), createdBefore: iso(now - 60_000) },
-  });
-  expect(sweepWindow(now, 2 * 60_000, { workflowId: 'sweep-a', windowEnd: lastEnd as string }).reachedBack).toBeNull();
-  // A sweep a second late reaches back by that second, and by the overlap before it.
-  expect(sweepWindow(now + 1_000, 2 * 60_000, { workflowId: 'sweep-a', windowEnd: lastEnd as string })).toEqual({
-    window: { createdAfter: iso(now - 2 * 60_000), createdBefore: iso(now + 1_000) },
-    reachedBack: { workflowId: 'sweep-a', windowEnd: iso(now - 2 * 60_000), cut: false },
+  }) as string;
+  expect(sweepWindow(now, 2 * 60_000, { workflowId: 'sweep-a', windowEnd: lastEnd }).reachedBack).toBeNull();
+  // Started up to 30 s late (a busy worker, a slow first task), it does not reach back either.
+  expect(sweepWindow(now + 30_000, 2 * 60_000, { workflowId: 'sweep-a', windowEnd: lastEnd }).reachedBack).toBeNull();
+  // After a sweep skipped, it reaches back past the last one's end by the overlap.
+  expect(sweepWindow(now + 60_000, 2 * 60_000, { workflowId: 'sweep-a', windowEnd: lastEnd })).toEqual({
+    window: { createdAfter: iso(now - 90_000), createdBefore: iso(now + 60_000) },
+    reachedBack: { workflowId: 'sweep-a', windowEnd: iso(now - 90_000), cut: false },
   });
 });
 
-test('a sweep reaches back to a minute before the oldest batch its last completed sweep left out, at most 90 days', () => {
+test('a sweep reaches back to 30 s before the oldest batch its last completed sweep left out, at most 90 days', () => {
   // The sweep an hour ago reached back itself, and left out a batch created 30 hours ago.
   const lastWindow = { createdAfter: iso(now - 40 * hour), createdBefore: iso(now - hour) };
   const reachedTo = completedSweepEnd({ window: lastWindow, oldestLeftCreatedAt: iso(now - 30 * hour) }) as string;
