@@ -1,4 +1,4 @@
-import { isFinishedBatchStatus } from '../anchor-api/batch-status.js';
+import { countersMayCatchUp, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
 import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
 import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
@@ -15,17 +15,18 @@ export const FAILING_SESSIONS_CAP = REPORT_LIMITS.failingSessions;
  * may lag it, still showing the failures the call is retrying (a second call would retry them twice). A status read
  * always has a status (requireRecoverableBatch).
  */
-export function isSettled(batch: RecoverableBatch): boolean {
+export function isSettled(batch: RecoverableBatch, now: number): boolean {
   if (!isFinishedBatchStatus(batch.status)) return false;
   // Ended before its counters caught up: the failures they show may not be all of them, and a recovery that took
   // them ended `clean` with sessions failing. A cancelled batch ends the recovery whatever its counters say.
-  return batch.status === 'cancelled' || batch.countsDescribeBatch;
+  if (batch.status === 'cancelled' || batch.countsDescribeBatch) return true;
+  return !countersMayCatchUp(batch.detail.actual_completion_time, now);
 }
 
 /**
  * Sum of the sessions' retry_count, or null when it cannot show a retry: no sessions sent, a list that leaves out
- * some of the batch's requests (or lists one twice), or a session without retry_count (counting a missing one as 0 would hide a retry
- * whose sessions failed again at once). The contract never says `sessions` lists every session: summed over part of
+ * some of the batch's requests (or lists one twice), or a session without retry_count (counting a missing one as 0
+ * would hide a retry whose sessions failed again at once). The contract never says `sessions` lists every session: summed over part of
  * them, an applied call whose retried sessions are not listed looks like no effect, and the call is sent again. The
  * list is measured against the API's total_requests, not counts.total, which is the list's own length without it.
  */
@@ -67,7 +68,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
   return {
     status: batch.status,
     ...batch.counts,
-    settled: isSettled(batch),
+    settled: isSettled(batch, observedAt.getTime()),
     percentage: batch.detail.progress?.percentage ?? null,
     retryCountTotal: retryCountTotalOf(batch),
     failing,

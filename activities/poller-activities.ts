@@ -1,5 +1,10 @@
 import { cancellationSignal } from '@temporalio/activity';
-import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
+import {
+  countersAccountForAll,
+  countersMayCatchUp,
+  isFinishedBatchStatus,
+  isInFlightBatchStatus,
+} from '../anchor-api/batch-status.js';
 import { listHasNext, type AnchorApiClient, type BatchSummary, type Pagination } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
 import { settledAtOf } from './batch-snapshot.js';
@@ -42,18 +47,19 @@ export interface BatchPage {
 
 /**
  * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
- * API calls the batch finished, and its counters, when it sends them, account for every request; a batch `pending` or `processing` is in flight by its status, whatever its counters
- * (they may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
+ * API calls the batch finished, and its counters, when it sends them, account for every request (or have had
+ * COUNTERS_CATCH_UP_MS to); a batch `pending` or `processing` is in flight by its status, whatever its counters (they
+ * may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
  * account for none (a batch just created). Only a summary with neither status nor counters cannot tell: its recovery
  * reads the batch.
  */
-export function summarySettled(summary: BatchSummary): boolean {
+export function summarySettled(summary: BatchSummary, now: number): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
   // Finished before its counters account for every request (cancelled sessions are in none): the failures they
   // show may not be all of them, and a recovery woken with them ended `clean` with sessions failing.
   if (isFinishedBatchStatus(status)) {
     if (status === 'cancelled' || total === undefined || completed === undefined || failed === undefined) return true;
-    return completed + failed >= total;
+    return completed + failed >= total || !countersMayCatchUp(summary.actual_completion_time, now);
   }
   if (isInFlightBatchStatus(status)) return false;
   if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
@@ -108,7 +114,7 @@ export function createPollerActivities(api: AnchorApiClient) {
           failed_requests: failed,
         } = summary;
         if (batchId === undefined) continue;
-        if (!summarySettled(summary)) page.inFlight.push(batchId);
+        if (!summarySettled(summary, readAt)) page.inFlight.push(batchId);
         else if (status === undefined || total === undefined || completed === undefined || failed === undefined)
           page.settled.push(batchId);
         else {

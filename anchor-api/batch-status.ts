@@ -26,3 +26,22 @@ export interface RequestCounters {
 export function countersAccountForAll({ total, completed, failed }: RequestCounters): boolean {
   return total > 0 && completed + failed >= total;
 }
+
+/**
+ * How long after the API dated a batch's completion its counters are taken to be catching up when they account for
+ * fewer requests than it has: a finished batch is not settled until they account for all, or until this has passed.
+ * Past it, they stay as they are (sessions in no counter: cancelled ones of a batch that finished otherwise), and
+ * waiting on would hold its recovery until its deadline.
+ */
+export const COUNTERS_CATCH_UP_MS = 5 * 60_000;
+
+/**
+ * Whether a finished batch whose counters account for fewer requests than it has may still be catching up: completed
+ * less than COUNTERS_CATCH_UP_MS before `now`, or not dated by the API (then nothing bounds the wait but the
+ * recovery's deadline, which ends it with a report, where taking the counters as they are could end it `clean` with
+ * sessions failing).
+ */
+export function countersMayCatchUp(completedAt: string | undefined, now: number): boolean {
+  const at = completedAt === undefined ? NaN : Date.parse(completedAt);
+  return Number.isNaN(at) || now - at < COUNTERS_CATCH_UP_MS;
+}

@@ -99,25 +99,26 @@ function countersOf(detail: BatchStatusDetail): Counters {
 
 /**
  * The counts the counters give, or undefined when they give no failed, pending and processing counts. An API may
- * leave out a counter at 0: pending and processing missing are 0 when the others account for every request. Whether
- * they account for all is known only with a total and a completed count; without, they are taken as they are.
+ * leave out a counter at 0: those missing are 0 when the others account for every request. Whether they account for
+ * all is known only with a total and a completed count; without, they are taken as they are. More than the total
+ * (a session counted twice while it moves) accounts for all.
  */
 function countsFromCounters(
   counters: Counters,
   sessions: BatchSessionItem[] | undefined,
 ): { counts: SessionCounts; accountForAll: boolean } | undefined {
-  const { total, completed, failed } = counters;
-  if (failed === undefined) return undefined;
-  let { pending, processing } = counters;
-  if (pending === undefined || processing === undefined) {
+  const { total, completed } = counters;
+  let { failed, pending, processing } = counters;
+  if (failed === undefined || pending === undefined || processing === undefined) {
     if (total === undefined || completed === undefined) return undefined;
-    if (completed + failed + (pending ?? 0) + (processing ?? 0) !== total) return undefined;
+    if (completed + (failed ?? 0) + (pending ?? 0) + (processing ?? 0) !== total) return undefined;
+    failed ??= 0;
     pending ??= 0;
     processing ??= 0;
   }
   const knownTotal = total ?? sessions?.length ?? (completed ?? 0) + failed + pending + processing;
   const accountForAll =
-    total === undefined || completed === undefined || completed + failed + pending + processing === total;
+    total === undefined || completed === undefined || completed + failed + pending + processing >= total;
   return {
     counts: {
       total: knownTotal,

@@ -7,7 +7,7 @@ export function createBenchActivities(api: AnchorApiClient) {
   return {
     async readBatchStatus(batchId: string): Promise<{ settled: boolean; failed: number }> {
       const batch = await api.getRecoverableBatch(batchId);
-      return { settled: isSettled(batch), failed: batch.counts.failed };
+      return { settled: isSettled(batch, Date.now()), failed: batch.counts.failed };
     },
     async sendRetry(batchId: string): Promise<number> {
       const answer = await api.retryFailedSessions(batchId, { retry_failed_only: true, max_retries: 1 });

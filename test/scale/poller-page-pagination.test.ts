@@ -4,8 +4,9 @@ import { createPollerActivities, type BatchPage, type BatchPageRequest } from '.
 import { startHostileServer, type HostileServer } from '../helpers/hostile-server.js';
 
 // Whether the poller's page read says more pages follow, for the pagination the contract leaves optional: it decides
-// as the sweep does (has_next, else total_pages, else a full page may be followed by more; an empty page ends the list),
-// and reports the page count only as far as it agrees, since the poller takes that count for the cycle's last page.
+// as the sweep does (has_next, else total_pages, else a full page may be followed by more; an empty page ends the
+// list), and reports the page count only as far as it agrees, since the poller takes that count for the cycle's last
+// page.
 let server: HostileServer;
 /** What the server answers the next list call with: `listed` summaries, and the pagination (left out if undefined). */
 let answer: { listed: number; pagination?: Record<string, unknown>; batches?: object[] } = { listed: 0 };
@@ -100,11 +101,13 @@ test('a batch listed finished before its counters account for every request is s
       { batch_id: 'done', status: 'failed', ...counters, completed_requests: 3 },
       // Cancelled sessions are in no counter.
       { batch_id: 'cancelled', status: 'cancelled', ...counters },
+      // Finished long enough ago that its counters are as they will stay.
+      { batch_id: 'long-done', status: 'failed', ...counters, actual_completion_time: '2026-01-01T00:00:00.000Z' },
       { batch_id: 'no-counters', status: 'completed' },
     ],
   };
   const result = await readPage(1, 10);
   expect(result.inFlight).toEqual(['behind']);
-  expect(Object.keys(result.listed ?? {}).sort()).toEqual(['cancelled', 'done']);
+  expect(Object.keys(result.listed ?? {}).sort()).toEqual(['cancelled', 'done', 'long-done']);
   expect(result.settled).toEqual(['no-counters']);
 });
