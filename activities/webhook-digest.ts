@@ -296,7 +296,8 @@ function notAnswered(error: unknown, url: URL): Attempt {
 interface Waiting extends QueuedEnd {
   /**
    * `deadlineAt` on this process's monotonic clock (performance.now()), taken once as the end arrives: what was left
-   * of its time by the wall clock then, from then on. A step of the wall clock after that neither ends nor stretches it.
+   * of its time by the wall clock then, from then on. A step of the wall clock after that neither ends nor stretches
+   * it.
    */
   deadline: number;
   sends: number;

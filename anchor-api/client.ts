@@ -347,7 +347,8 @@ export class AnchorApiClient {
     if (!parsed.success) throw new MalformedResponseError({ ...context, problem: describeSchemaError(parsed.error) });
     // An answer about another batch (a cache's or a misrouted one) would drive the decisions taken for this one. The
     // API's ids are lower-case UUIDs; the id asked for may not be. After a mutating call the server still acted on
-    // something: outcome unknown, as for any answer that cannot be read, and its figures are not taken.
+    // something, as for any 2xx that cannot be read (the retry round takes it as applied), and its figures are not
+    // taken.
     const answeredBatchId = call.batchId === undefined ? undefined : batchIdOf(parsed.data);
     if (answeredBatchId !== undefined && answeredBatchId.toLowerCase() !== call.batchId?.toLowerCase()) {
       throw new MalformedResponseError({

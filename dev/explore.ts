@@ -6,11 +6,20 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatSummary, startExplorer, summarize, type SeedResult } from '../test/explorer/explorer.js';
 import { describeScenario } from '../test/explorer/scenario.js';
 import { bundleRecoveryWorkflows } from '../worker/bundle.js';
+import { MAX_REQUEST_TIMEOUT_MS } from '../worker/config.js';
 import { startDevServer } from './dev-server.js';
 
 function positiveInteger(value: string): number {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return parsed;
+}
+
+/** As the workers it spawns take ANCHOR_REQUEST_TIMEOUT_MS: past its bound they would refuse to start. */
+function requestTimeout(value: string): number {
+  const parsed = positiveInteger(value);
+  if (parsed < 1 || parsed > MAX_REQUEST_TIMEOUT_MS)
+    throw new InvalidArgumentError(`expected 1 to ${MAX_REQUEST_TIMEOUT_MS}, as ANCHOR_REQUEST_TIMEOUT_MS`);
   return parsed;
 }
 
@@ -39,7 +48,7 @@ const program = new Command('explore')
   )
   .addOption(
     new Option('--client-timeout-ms <ms>', "the workers' Anchor request timeout")
-      .argParser(positiveInteger)
+      .argParser(requestTimeout)
       .default(2_000),
   )
   .option('--verbose', 'print what each failing seed drew and each violation', false);

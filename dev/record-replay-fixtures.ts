@@ -887,7 +887,8 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     return recoveryWorkflowId(batch.id);
   },
   // Calls not sent again and again until the round's history is due in its wait to send again: the next run goes on
-  // with the round without waiting its backoff again (recovery-carried-round-skips-backoff). Recorded from the last run.
+  // with the round without waiting its backoff again (recovery-carried-round-skips-backoff). Recorded from the last
+  // run.
   async 'carried-round-skips-backoff'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
     simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });

@@ -43,7 +43,7 @@ const milliseconds = (fallback: number, min = 1) =>
  * leaves 10 s of the 1 min start-to-close of the reads' activities (awaitBatchSettled, readBatchPage) for the rest of
  * the attempt. An unannounced retry call (3 s turn, 30 s start-to-close) fits too.
  */
-const MAX_REQUEST_TIMEOUT_MS = 25_000;
+export const MAX_REQUEST_TIMEOUT_MS = 25_000;
 
 /**
  * A key sent in a header: a line break at its end (a key read from a secret file) is trimmed; any other space or

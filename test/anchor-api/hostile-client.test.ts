@@ -373,7 +373,7 @@ describe('an answer about another batch than the one asked for', () => {
     expect(await client.getBatch('unnamed')).toEqual({ status: 'failed' });
   });
 
-  test("a retry POST's 2xx about another batch was sent: its outcome is unknown, its count not taken", async () => {
+  test("a retry POST's 2xx about another batch was sent: taken as one the API took, its count not taken", async () => {
     server.on('retried', (_request, response) => {
       response
         .writeHead(200, { 'content-type': 'application/json' })
