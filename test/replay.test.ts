@@ -25,6 +25,9 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // sweep-continued-input-refused-on-older-code is sweep-continued-input-refused recorded on the code before such a run
 // failed with its carried report (it failed with the refusal alone): such a run must replay, as the failure is one
 // command either way.
+// signals-in-holds-with-history-due-on-older-code was recorded on the code before recovery-continues-as-new-in-holds:
+// resumes during a backoff and pauses during a hold after the history was due, and an update, with no continue-as-new
+// until the round after them: such a run must replay without continuing as new in the holds.
 // recovery-refused-resend-keeps-watch was written by test/scale/poller-stuck.test.ts (a recovery that found its poller
 // stuck, then cancelled), which no recorder scenario can stage without a poller whose workflow tasks keep failing.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));

@@ -292,8 +292,8 @@ test('6b. a 2xx whose body breaks off was applied: the round is recorded from th
 });
 
 test('7. a retryNow sent while the batch is in flight survives continue-as-new', async () => {
-  // Attempts take 3 s, so the batch is in flight long enough to send retryNow then.
-  const slow = await startRecoveryEnv({ attemptDurationMs: 3_000, queueDelayMs: 10 });
+  // Attempts take 6 s, so the batch is in flight long enough to send retryNow and the signals below then.
+  const slow = await startRecoveryEnv({ attemptDurationMs: 6_000, queueDelayMs: 10 });
   try {
     await slow.startWorker();
     const batch = slow.simulator.createScriptedBatch({ count: 2, script: { '0': ['fail', 'fail', 'ok'] } });
@@ -305,11 +305,6 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
       continueAsNewAfterEvents: 50,
     });
     await reachesPhase(slow.recoveries, batch.id, 'backing_off');
-    // Signals grow the history past 50 events, so the next settle continues as new.
-    for (let pair = 0; pair < 7; pair += 1) {
-      await slow.recoveries.pause(batch.id);
-      await slow.recoveries.resume(batch.id);
-    }
     await slow.recoveries.retryNow(batch.id);
     await eventually('round 1 to be sent and the batch in flight again', async () => {
       const report = await slow.recoveries.report(batch.id);
@@ -317,6 +312,15 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
     });
     // Without it, the next run would wait out the 1 h backoff.
     await slow.recoveries.retryNow(batch.id);
+    // Signals grow the history past 50 events while the batch is in flight, so its settle continues as new. Sent
+    // during a backoff, they would continue it as new there, before any retryNow (recovery-continues-as-new-in-holds).
+    const handle = slow.recoveries.handle(batch.id);
+    await eventually('the history to be due', async () => {
+      if (((await handle.fetchHistory()).events?.length ?? 0) >= 50) return true;
+      await slow.recoveries.resume(batch.id);
+      return undefined;
+    });
+    expect((await slow.recoveries.report(batch.id)).phase).toBe('waiting_for_batch');
     const report = await slow.recoveries.result(batch.id);
 
     expect(report.continuedAsNew).toBe(1);
