@@ -245,6 +245,17 @@ async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/** Starts the batch's recovery with a round backoff of an hour, and waits until it backs off. */
+async function backingOffAnHour(batchId: string, input: Partial<RecoverBatchInput> = {}) {
+  await recoveries.start({
+    batchId,
+    ...fast,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    ...input,
+  });
+  await waitForPhase(batchId, 'backing_off');
+}
+
 /**
  * A recovery of a batch with a session failing for good, backing off an hour after a settle the poller's list showed
  * (counters, no sessions), ended by `end` (or its deadline, given in `input`), after which the poller is stopped.
@@ -839,12 +850,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   async 'operator-cancelled'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
-    await recoveries.start({
-      batchId: batch.id,
-      ...fast,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-    });
-    await waitForPhase(batch.id, 'backing_off');
+    await backingOffAnHour(batch.id);
     await recoveries.cancel(batch.id);
     return recoveryWorkflowId(batch.id);
   },
@@ -852,12 +858,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // (retry-round-rechecks-after-read); the recovery ends batch_cancelled.
   async 'round-read-shows-batch-cancelled'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
-    await recoveries.start({
-      batchId: batch.id,
-      ...fast,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-    });
-    await waitForPhase(batch.id, 'backing_off');
+    await backingOffAnHour(batch.id);
     const cancelled = await fetch(`${simulator.url}/v1/batch-sessions/${batch.id}`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json', 'anchor-api-key': stack.apiKey },
@@ -871,13 +872,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // (recovery-continues-as-new-in-holds), and the next run holds on until a resume and a retryNow.
   async 'hold-continued-as-new'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': ['fail', 'ok'] } });
-    await recoveries.start({
-      batchId: batch.id,
-      ...fast,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-      continueAsNewAfterEvents: 50,
-    });
-    await waitForPhase(batch.id, 'backing_off');
+    await backingOffAnHour(batch.id, { continueAsNewAfterEvents: 50 });
     await recoveries.pause(batch.id);
     await waitForPhase(batch.id, 'paused');
     while ((await recoveries.report(batch.id)).continuedAsNew === 0) await recoveries.pause(batch.id);
@@ -892,13 +887,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'carried-round-skips-backoff'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
     simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 0, times: 12, batchId: batch.id });
-    await recoveries.start({
-      batchId: batch.id,
-      ...fast,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-      continueAsNewAfterEvents: 50,
-    });
-    await waitForPhase(batch.id, 'backing_off');
+    await backingOffAnHour(batch.id, { continueAsNewAfterEvents: 50 });
     await recoveries.retryNow(batch.id);
     const workflowId = recoveryWorkflowId(batch.id);
     await client.workflow.getHandle(workflowId).result();
@@ -1150,12 +1139,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   // without its argument (workflows/undecodable-signal-interceptor.ts): a bare wake, then the round it asked for.
   async 'undecodable-signals-recovered'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
-    await recoveries.start({
-      batchId: batch.id,
-      ...fast,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-    });
-    await waitForPhase(batch.id, 'backing_off');
+    await backingOffAnHour(batch.id);
     const workflowId = recoveryWorkflowId(batch.id);
     await signalWithPayload(workflowId, 'batchSettled', { encoding: 'json/plain', data: '{"status": "cut short' });
     await signalWithPayload(workflowId, 'retryNow', { encoding: 'binary/encrypted', data: 'sealed-by-a-codec' });

@@ -7,6 +7,7 @@ import {
   startSimulator,
   type LedgerCall,
   type RunningSimulator,
+  type SimulatedBatch,
   type SimulatorOptions,
 } from '../../simulator/index.js';
 import type { WorkerConfig } from '../../worker/config.js';
@@ -330,4 +331,24 @@ export function closedRunHistoryLengths(client: Client, workflowId: string, runs
     }
     return lengths.length === runs ? lengths : undefined;
   });
+}
+
+/**
+ * A batch of one session that fails once, created a day ago, under `newer` settled batches created in the last hour:
+ * deep in the list, which is newest first.
+ */
+export function batchDeepInList(simulator: RunningSimulator, newer: number): SimulatedBatch {
+  const now = simulator.clock.now();
+  const batch = simulator.createScriptedBatch({
+    count: 3,
+    script: { '1': ['fail', 'ok'] },
+    created_at: new Date(now - 86_400_000).toISOString(),
+  });
+  simulator.store.seed({
+    total: newer,
+    fail_every: 0,
+    created_from: new Date(now - 3_600_000).toISOString(),
+    created_to: new Date(now - 60_000).toISOString(),
+  });
+  return batch;
 }

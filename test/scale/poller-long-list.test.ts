@@ -10,6 +10,7 @@ import {
   watchBatch,
 } from '../../workflows/definitions.js';
 import {
+  batchDeepInList,
   eventually,
   FAST_POLICY,
   startRecoveryEnv,
@@ -58,18 +59,7 @@ async function pollerRunCount(): Promise<number> {
 }
 
 test('a cycle longer than a run goes on in the next run where it stopped: a batch deep in the list is woken', async () => {
-  const now = env.simulator.clock.now();
-  const batch = env.simulator.createScriptedBatch({
-    count: 3,
-    script: { '1': ['fail', 'ok'] },
-    created_at: new Date(now - 86_400_000).toISOString(),
-  });
-  env.simulator.store.seed({
-    total: NEWER_BATCHES,
-    fail_every: 0,
-    created_from: new Date(now - 3_600_000).toISOString(),
-    created_to: new Date(now - 60_000).toISOString(),
-  });
+  const batch = batchDeepInList(env.simulator, NEWER_BATCHES);
   // Settled before the recovery registers: the first cycle that reaches its page wakes it.
   env.simulator.clock.advance(ATTEMPT_MS);
   await env.recoveries.start({

@@ -1,4 +1,10 @@
-import { eventually, FAST_POLICY, type RecoveryEnv, startRecoveryEnv } from '../helpers/recovery-env.js';
+import {
+  batchDeepInList,
+  eventually,
+  FAST_POLICY,
+  type RecoveryEnv,
+  startRecoveryEnv,
+} from '../helpers/recovery-env.js';
 
 // A list that sends no pagination, as the contract allows: the poller reads on while pages are full, and an empty page
 // ends its cycle. Before, the cycle ended at page 1, so a watched batch further down was handed back every cycle and
@@ -30,18 +36,7 @@ const pagesOf = (calls: { endpoint: string; path: string }[]) =>
     .map((call) => Number(new URL(call.path, 'http://list').searchParams.get('page')));
 
 test('with no pagination, full pages are read on to an empty one: a batch on page 2 is woken from the list', async () => {
-  const now = env.simulator.clock.now();
-  const deep = env.simulator.createScriptedBatch({
-    count: 3,
-    script: { '1': ['fail', 'ok'] },
-    created_at: new Date(now - 86_400_000).toISOString(),
-  });
-  env.simulator.store.seed({
-    total: NEWER_BATCHES,
-    fail_every: 0,
-    created_from: new Date(now - 3_600_000).toISOString(),
-    created_to: new Date(now - 60_000).toISOString(),
-  });
+  const deep = batchDeepInList(env.simulator, NEWER_BATCHES);
   env.simulator.faults.add('list', { type: 'omit_field', field: 'data.pagination' });
   // Settles the deep batch; and the API's clock now runs 10 min ahead, so a batch created next is dated after the
   // cycle's created_before: no page shows it.
