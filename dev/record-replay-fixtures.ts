@@ -245,6 +245,22 @@ async function waitForPhase(batchId: string, phase: string) {
   while ((await recoveries.report(batchId)).phase !== phase) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/** Cancels a batch through the API, as someone at Anchor would: its failed sessions stay failed. */
+async function cancelBatchAtAnchor(batchId: string) {
+  const cancelled = await fetch(`${simulator.url}/v1/batch-sessions/${batchId}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', 'anchor-api-key': stack.apiKey },
+    body: JSON.stringify({ status: 'cancelled' }),
+  });
+  if (!cancelled.ok) throw new Error(`the simulator refused the batch's cancel: ${cancelled.status}`);
+}
+
+/** Waits until the batch's first retry call has reached the simulator. */
+async function untilRetryCallSent(batchId: string) {
+  while (!simulator.ledger.forBatch(batchId).calls.some((call) => call.path.endsWith('/retry')))
+    await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 /** Starts the batch's recovery with a round backoff of an hour, and waits until it backs off. */
 async function backingOffAnHour(batchId: string, input: Partial<RecoverBatchInput> = {}) {
   await recoveries.start({
@@ -859,13 +875,19 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'round-read-shows-batch-cancelled'() {
     const batch = simulator.createScriptedBatch({ count: 4, script: { '3': 'always-fail' } });
     await backingOffAnHour(batch.id);
-    const cancelled = await fetch(`${simulator.url}/v1/batch-sessions/${batch.id}`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json', 'anchor-api-key': stack.apiKey },
-      body: JSON.stringify({ status: 'cancelled' }),
-    });
-    if (!cancelled.ok) throw new Error(`the simulator refused the batch's cancel: ${cancelled.status}`);
+    await cancelBatchAtAnchor(batch.id);
     await recoveries.retryNow(batch.id);
+    return recoveryWorkflowId(batch.id);
+  },
+  // A call's answer lost (a 503) and the batch cancelled before the round's reconcile read: the read proves no effect,
+  // and no call goes out again for the cancelled batch (retry-resend-heeds-batch-cancel); the recovery ends
+  // batch_cancelled.
+  async 'resend-sees-batch-cancelled'() {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 1 });
+    await untilRetryCallSent(batch.id);
+    await cancelBatchAtAnchor(batch.id);
     return recoveryWorkflowId(batch.id);
   },
   // Pauses sent to a paused recovery until its history is due: the hold continues as new
@@ -1187,8 +1209,7 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
     simulator.faults.add('retry', { type: 'error', statusCode: 503, latencyMs: 1_500, times: 1, batchId: batch.id });
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 1 });
-    while (!simulator.ledger.forBatch(batch.id).calls.some((call) => call.path.endsWith('/retry')))
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await untilRetryCallSent(batch.id);
     await recoveries.pause(batch.id);
     await waitForPhase(batch.id, 'paused');
     await recoveries.updatePolicy(batch.id, { maxRounds: 2 });

@@ -259,6 +259,13 @@ export const HOLDS_CONTINUE_AS_NEW_PATCH = 'recovery-continues-as-new-in-holds';
  */
 export const CARRIED_ROUND_SKIPS_BACKOFF_PATCH = 'recovery-carried-round-skips-backoff';
 /**
+ * Rounds from this change on send no call again once the read that proved a call had no effect shows the batch
+ * cancelled (by someone at Anchor, in the seconds the round waited to reconcile): before, a proof of no effect sent
+ * the call again whatever the batch's status, and it went out for a cancelled batch. The round is recorded, and the
+ * recovery's next read of the batch ends it `batch_cancelled`. Asked only for such a read.
+ */
+export const RESEND_HEEDS_BATCH_CANCEL_PATCH = 'retry-resend-heeds-batch-cancel';
+/**
  * Recoveries from this change on register again at once when a policy update changes the poll interval while they
  * wait for the poller: the poller reads at the shortest interval among its watches, and kept the one the wait began
  * with for up to 15 poll intervals (the next re-registration). Asked only when such an update comes.
@@ -1373,6 +1380,10 @@ export async function recoverBatch(
         if (stop !== undefined && patched(BOUNDED_SENDS_PATCH)) {
           log.warn('Retry calls had no effect; the round sends no more', { batchId, round, callsSent, stop: stop.why });
           return withoutEffect(`no more were sent: ${stop.why}`);
+        }
+        if (verdict.snapshot.status === 'cancelled' && patched(RESEND_HEEDS_BATCH_CANCEL_PATCH)) {
+          log.warn('Retry call had no effect and the batch was cancelled; the round sends no more', { batchId, round });
+          return withoutEffect('no more were sent: the batch was cancelled');
         }
         log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
         before = verdict.snapshot;

@@ -352,3 +352,13 @@ export function batchDeepInList(simulator: RunningSimulator, newer: number): Sim
   });
   return batch;
 }
+
+/** Cancels a batch through the API, as someone at Anchor would: its failed sessions stay failed. */
+export async function cancelBatchAtAnchor(simulator: RunningSimulator, batchId: string): Promise<void> {
+  const answer = await fetch(`${simulator.url}/v1/batch-sessions/${batchId}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json', 'anchor-api-key': TEST_API_KEY },
+    body: JSON.stringify({ status: 'cancelled' }),
+  });
+  if (answer.status !== 200) throw new Error(`the simulator refused the batch's cancel: ${answer.status}`);
+}

@@ -6,11 +6,11 @@ import type { RecoverBatchInput } from '../../workflows/input.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../../workflows/recovery-details.js';
 import { recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import {
+  cancelBatchAtAnchor,
   eventually,
   FAST_POLICY,
   memoWrites,
   startRecoveryEnv,
-  TEST_API_KEY,
   type RecoveryEnv,
 } from '../helpers/recovery-env.js';
 
@@ -476,12 +476,7 @@ test('a batch cancelled during the backoff gets no retry call: the recovery ends
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
   await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off'));
-  const cancelled = await fetch(`${env.simulator.url}/v1/batch-sessions/${batch.id}`, {
-    method: 'PATCH',
-    headers: { 'content-type': 'application/json', 'anchor-api-key': TEST_API_KEY },
-    body: JSON.stringify({ status: 'cancelled' }),
-  });
-  expect(cancelled.status).toBe(200);
+  await cancelBatchAtAnchor(env.simulator, batch.id);
 
   await env.recoveries.retryNow(batch.id);
   const report = await env.recoveries.result(batch.id);

@@ -7,6 +7,7 @@ import { BatchRecoveries, RecoveryFailedError } from '../../client/recoveries.js
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { SendRetryInput, SendRetryResult } from '../../workflows/retry-protocol.js';
 import {
+  cancelBatchAtAnchor,
   closedRunHistoryLengths,
   eventually,
   FAST_POLICY,
@@ -637,4 +638,19 @@ test("16. a cancel the worker takes in one workflow task with the answer of the 
     await connection.close();
     await client.connection.close();
   }
+}, 90_000);
+
+test('17. a batch cancelled while the round waited to reconcile gets no call again, though the call had no effect', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, batchId: batch.id, times: 1 });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, maxRounds: 1 });
+  // The round's reconcile read comes 5 s after the answer: someone at Anchor cancels the batch in between.
+  await eventually('the first call', () => (retryPosts(batch.id).length > 0 ? true : undefined));
+  await cancelBatchAtAnchor(env.simulator, batch.id);
+  const report = await env.recoveries.result(batch.id);
+
+  // Before, the proof of no effect sent the call again, for the cancelled batch: the simulator answered 400.
+  expect(retryPosts(batch.id).map((call) => call.statusCode)).toEqual([503]);
+  expect(report.rounds).toEqual([endedWithoutEffect(1, 'the batch was cancelled')]);
+  expect(report.outcome).toBe('batch_cancelled');
 }, 90_000);
