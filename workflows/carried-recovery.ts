@@ -21,6 +21,15 @@ function isDate(value: unknown): value is string {
 }
 
 /**
+ * A time handed to the next run as a date it takes (isDate). A backoff dated from an API's settle time may begin before
+ * 1970 (a Go zero time, `0001-01-01T00:00:00Z`): long past either way, so 1970 waits no more, and the next run goes on
+ * instead of refusing its own carried state.
+ */
+export function carriedDate(millis: number): string {
+  return new Date(Math.min(Math.max(millis, 0), LATEST_DATE_MS)).toISOString();
+}
+
+/**
  * The most rounds a report lists. A release from before the report's bound (c93648d) kept every round, at most
  * maxRounds' maximum, and a run of a later release goes on with that list, folding one round per round it adds.
  */

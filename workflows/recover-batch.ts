@@ -81,7 +81,7 @@ import {
   type SendRetryResult,
 } from './retry-protocol.js';
 import { WakeableWait } from './wakeable-wait.js';
-import { parseCarriedRecovery } from './carried-recovery.js';
+import { carriedDate, parseCarriedRecovery } from './carried-recovery.js';
 import { checkField } from './fields.js';
 import {
   anchorBatchIdKey,
@@ -442,15 +442,18 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
  */
 const INVALID_INPUT_RECORDED_PATCH = 'recovery-invalid-input-recorded';
 
+/** A batch id fit for a search attribute: what was typed may be anything, and the server bounds a value's size. */
+function isWellFormedBatchId(batchId: unknown): batchId is string {
+  return checkField({ type: 'uuid' }, batchId, 'batchId').problems.length === 0;
+}
+
 function recordInvalidInput(input: unknown): void {
   if (!patched(INVALID_INPUT_RECORDED_PATCH)) return;
   const batchId: unknown =
     typeof input === 'object' && input !== null ? (input as { batchId?: unknown }).batchId : null;
-  // Only a well-formed id: a search attribute is bounded, and what was typed may be anything.
-  const validBatchId = checkField({ type: 'uuid' }, batchId, 'batchId').problems.length === 0;
   upsertSearchAttributes([
     { key: recoveryOutcomeKey, value: 'failed' },
-    ...(validBatchId ? [{ key: anchorBatchIdKey, value: batchId as string }] : []),
+    ...(isWellFormedBatchId(batchId) ? [{ key: anchorBatchIdKey, value: batchId }] : []),
   ]);
   countRecovery('failed');
 }
@@ -587,8 +590,13 @@ async function stopWithCarriedReport(carried: CarriedRecovery, refusal: unknown)
   const failure = report.failure ?? { type, message };
   try {
     const deadlineAt = new Date(report.deadlineAt);
+    // The carried report's batch id is the refused input's: typed by hand, it may be anything. Past the server's size
+    // of a value, the server refused the upsert and terminated the run, which ended with no report.
+    const attributes = progressAttributes(report.batchId, progressValues(report)).filter(
+      ({ key }) => key !== anchorBatchIdKey || isWellFormedBatchId(report.batchId),
+    );
     upsertSearchAttributes([
-      ...progressAttributes(report.batchId, progressValues(report)),
+      ...attributes,
       ...(Number.isNaN(deadlineAt.getTime()) ? [] : [{ key: recoveryDeadlineKey, value: deadlineAt }]),
     ]);
     upsertMemo({ [RECOVERY_MEMO_KEY]: recoveryMemo(report, new Date()) });
@@ -1061,7 +1069,9 @@ export async function recoverBatch(
     const summary = `paused before round ${round}`;
     const held = () => !report.paused || dueInHold();
     if (!(await waitUntil(held, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
-    if (report.paused) await continueAsNewNow(next);
+    // Paused again after a resume woke the hold (both in one workflow task): the caller holds again. Continuing as new
+    // there, its history not due, was a command the releases before the hold's continue-as-new never sent.
+    if (report.paused && dueInHold()) await continueAsNewNow(next);
   };
 
   /**
@@ -1072,7 +1082,7 @@ export async function recoverBatch(
     const carriedStart = Date.parse(carriedBackoffStartedAt ?? '');
     carriedBackoffStartedAt = undefined;
     const waitStartedAt = Number.isNaN(carriedStart) ? backoffStart(settled) : carriedStart;
-    const goesOn = { backoffStartedAt: new Date(waitStartedAt).toISOString() };
+    const goesOn = { backoffStartedAt: carriedDate(waitStartedAt) };
     for (;;) {
       policyChanged = false;
       // A policy change may have used up the rounds: the caller ends the recovery.

@@ -1,5 +1,12 @@
 import type { RecoveryPolicy } from './input.js';
-import { roundsDone, type FailingSession, type RecoveryReport, type RecoveryRound } from './report.js';
+import {
+  cutText,
+  REPORT_LIMITS,
+  roundsDone,
+  type FailingSession,
+  type RecoveryReport,
+  type RecoveryRound,
+} from './report.js';
 
 // What the Web UI shows on a recovery's page (Temporal user metadata) and what the memo keeps for
 // reads without a worker. Pure and dependency-free: it runs in the workflow sandbox and in clients.
@@ -174,13 +181,6 @@ export function recoveryMemo(report: RecoveryReport, recordedAt: Date): Recovery
   };
 }
 
-/** The one line a notification or a log states a recovery's end with. */
-export function describeEnd(report: RecoveryReport): string {
-  const outcome = report.outcome ?? (report.failure ? 'failed' : 'running');
-  const { totals } = report;
-  return `Recovery of batch ${report.batchId} ended ${outcome}: ${plural(report.rounds.length, 'round')}, ${totals.retriedSessions} retried, ${totals.recovered} recovered, ${totals.stillFailed} still failing`;
-}
-
 /** The ends a notification may be sent for; the worker's NOTIFY_OUTCOMES picks among them. */
 export const NOTIFIABLE_OUTCOMES = [
   'exhausted',
@@ -199,7 +199,10 @@ export interface RecoveryEnd {
   retriedSessions: number;
   recovered: number;
   stillFailed: number;
-  /** The failure or last API error, one line. */
+  /**
+   * The failure, one line; else the last API error the recovery waited out, with when, as it may be from long before
+   * the end (a 429 of the first round, before rounds that went well).
+   */
   reason: string | null;
 }
 
@@ -207,16 +210,22 @@ export function recoveryEnd(report: RecoveryReport): RecoveryEnd | null {
   const outcome = report.outcome ?? (report.failure ? 'failed' : null);
   const notifiable = NOTIFIABLE_OUTCOMES.find((candidate) => candidate === outcome);
   if (!notifiable) return null;
-  const problem = report.failure ?? report.lastError;
+  const { failure, lastError } = report;
+  const reason = failure
+    ? `${failure.type}: ${failure.message}`
+    : lastError
+      ? `last API error, at ${lastError.at}: ${lastError.type}: ${lastError.message}`
+      : null;
   return {
-    batchId: report.batchId,
+    // A UUID, but a refused input carried from a run before may be anything typed by hand: a notification is bounded.
+    batchId: cutText(report.batchId, REPORT_LIMITS.shortTextChars),
     outcome: notifiable,
     // Past the rounds the report keeps in full, those between are counted only.
     rounds: roundsDone(report),
     retriedSessions: report.totals.retriedSessions,
     recovered: report.totals.recovered,
     stillFailed: report.totals.stillFailed,
-    reason: problem ? `${problem.type}: ${problem.message}`.slice(0, 300) : null,
+    reason: reason?.slice(0, 300) ?? null,
   };
 }
 

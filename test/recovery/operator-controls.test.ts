@@ -38,9 +38,8 @@ const phaseIs =
 /** Whether a workflow task has completed since the recovery's first signal of that name: the signal was handled. */
 const signalHandled = (handle: WorkflowHandle, signalName: string) => async () => {
   const events = (await handle.fetchHistory()).events ?? [];
-  const signalledAt = events.findIndex(
-    (event) => event.workflowExecutionSignaledEventAttributes?.signalName === signalName,
-  );
+  const signals = events.map((event) => event.workflowExecutionSignaledEventAttributes?.signalName);
+  const signalledAt = signals.lastIndexOf(signalName);
   return signalledAt >= 0 && events.slice(signalledAt).some((event) => event.workflowTaskCompletedEventAttributes)
     ? true
     : undefined;
@@ -99,6 +98,41 @@ test('a pause and a resume taken in one workflow task leave the backoff to run i
     expect(await pausedEnv.recoveries.report(batch.id)).toMatchObject({ phase: 'backing_off', paused: false });
     expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
 
+    await pausedEnv.recoveries.retryNow(batch.id);
+    expect((await pausedEnv.recoveries.result(batch.id)).outcome).toBe('recovered');
+    expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  } finally {
+    await pausedEnv.close();
+  }
+});
+
+test('a resume and a pause taken in one workflow task during a hold hold on, in the same run', async () => {
+  const pausedEnv = await startRecoveryEnv();
+  try {
+    const workers = await pausedEnv.startWorker();
+    const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+    await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', pausedEnv.recoveries));
+    await pausedEnv.recoveries.pause(batch.id);
+    await eventually('the recovery to hold', phaseIs(batch.id, 'paused', pausedEnv.recoveries));
+    workers.shutdown();
+    await eventually('the workers to stop', () => (workers.stopped ? true : undefined));
+
+    const handle = pausedEnv.recoveries.handle(batch.id);
+    const { runId } = await handle.describe();
+    await pausedEnv.recoveries.resume(batch.id);
+    await pausedEnv.recoveries.pause(batch.id);
+    await pausedEnv.startWorker();
+    const run = pausedEnv.client.workflow.getHandle(handle.workflowId, runId);
+    await eventually('the task with both signals to complete', signalHandled(run, 'pauseRecovery'));
+    // Before, the resume ended the hold's wait and the pause made it continue as new, its history far from due: a
+    // command the releases before never sent, so their histories of this failed to replay.
+    const events = (await run.fetchHistory()).events ?? [];
+    expect(events.filter((event) => event.workflowExecutionContinuedAsNewEventAttributes)).toHaveLength(0);
+    expect(await pausedEnv.recoveries.report(batch.id)).toMatchObject({ phase: 'paused', continuedAsNew: 0 });
+    expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(0);
+
+    await pausedEnv.recoveries.resume(batch.id);
     await pausedEnv.recoveries.retryNow(batch.id);
     expect((await pausedEnv.recoveries.result(batch.id)).outcome).toBe('recovered');
     expect(pausedEnv.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);

@@ -1,11 +1,13 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { recoveryEnd } from '../../workflows/recovery-details.js';
 import { recoverBatch, type CarriedRecovery } from '../../workflows/recover-batch.js';
 import type { RecoverBatchInput } from '../../workflows/input.js';
 import { newReport, recordRound, roundsDone } from '../../workflows/report.js';
 import { anchorBatchIdKey, recoveryOutcomeKey, recoveryRoundsKey } from '../../workflows/search-attributes.js';
 import {
+  eventually,
   FAST_POLICY,
   memoWrites,
   startRecoveryEnv,
@@ -253,6 +255,33 @@ test('a run continued as new with input this release refuses stops with the repo
   expect(description.typedSearchAttributes.get(anchorBatchIdKey)).toBe(batch.id);
   expect(memoWrites(await handle.fetchHistory())).toEqual([{ phase: 'done', rounds: 1 }]);
   expect(env.retryPosts(batch.id)).toHaveLength(0);
+});
+
+test('a run continued as new with a refused batch id of 3,000 characters typed by hand stops with its report', async () => {
+  // Past the server's size of a search attribute's value (2 KB): before, the server refused the report's upsert and
+  // terminated the run, which ended with no report.
+  const batchId = 'x'.repeat(3_000);
+  const workflowId = `carried-long-batch-id-${Date.now()}`;
+  const report = newReport(batchId, workflowId, new Date(), new Date(Date.now() + 3_600_000), 3);
+  const handle = await env.client.workflow.start(recoverBatch, {
+    taskQueue: env.taskQueue,
+    workflowId,
+    args: [{ batchId, ...FAST_POLICY }, { report }],
+  });
+  const description = await eventually('the run to fail', async () => {
+    const described = await handle.describe();
+    return described.status.name === 'RUNNING' ? undefined : described;
+  });
+
+  expect(description.status.name).toBe('FAILED');
+  expect(description.typedSearchAttributes.get(recoveryOutcomeKey)).toBe('failed');
+  expect(description.typedSearchAttributes.get(anchorBatchIdKey)).toBeUndefined();
+  const failure = await handle.result().catch((err: unknown) => err);
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  expect(memoWrites(await handle.fetchHistory())).toEqual([{ phase: 'done', rounds: 0 }]);
+  // The end a notification is sent for is bounded too.
+  const stopped = { ...report, failure: { type: 'InvalidRecoveryInput', message: 'refused' } };
+  expect(recoveryEnd(stopped)?.batchId).toHaveLength(200);
 });
 
 describe("a carried state typed by hand in the Web UI's start form (recoverBatch's second argument)", () => {
