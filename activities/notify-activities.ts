@@ -83,8 +83,9 @@ function attemptDeadline(info: Info): number {
  * it). The activity heartbeats `sending` before each request that carries its end: when the worker dies mid-request,
  * the next attempt finds that and reports `unknown` instead of sending a second message. Each end's key
  * (`Idempotency-Key` of a message of one end; in a message of several, in its metadata) is the same for every request
- * that carries it, so a receiver that dedupes ends by it is safe even in the one window this cannot close (a crash
- * after the request left but before its heartbeat reached the server).
+ * that carries it, so a receiver that dedupes ends by it is safe even in the windows this cannot close: a crash
+ * after the request left but before its heartbeat reached the server, and a retry on another worker of an attempt
+ * whose `sending` heartbeat was lost (a retry on the same worker finds the end among those the digest sent).
  */
 export function createNotifyActivities(config?: NotifyConfig, senders?: () => number): NotifyActivities {
   const digest =

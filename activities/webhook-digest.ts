@@ -73,6 +73,13 @@ type Attempt =
 
 /** A Retry-After longer than this is not waited: the ends fail, and their recoveries close with the reason. */
 const MAX_RETRY_AFTER_MS = 60_000;
+/**
+ * How long a worker remembers an end a request carried out (delivered, or its answer lost): past the notify
+ * activity's 5 min schedule-to-close, so no later attempt of it on this worker sends it again.
+ */
+const SENT_ENDS_KEPT_MS = 10 * 60_000;
+/** Ends remembered at most: about 100 bytes each. More in 10 min than this are forgotten oldest first. */
+const MAX_SENT_ENDS_KEPT = 20_000;
 /** got's timeouts of the steps before a request can leave, by the step that did not complete. */
 const CONNECT_STEPS = { lookup: 'DNS lookup', connect: 'connect', secureConnect: 'TLS handshake' } as const;
 
@@ -327,6 +334,12 @@ export class WebhookDigest {
   private failuresInARow = 0;
   /** A Retry-After too long to wait: until then, ends fail unsent rather than each draw the same answer. */
   private refusal: { until: number; httpStatus: number } | undefined;
+  /**
+   * The ends requests carried out, by key, with when (performance.now()), oldest first. An attempt whose `sending`
+   * heartbeat never reached the server (Temporal unreachable, an event loop stalled past the heartbeat timeout) times
+   * out though its end went out, and the server retries it: on this worker it is not sent again.
+   */
+  private readonly sentEnds = new Map<string, { delivery: EndDelivery; at: number }>();
 
   constructor(private readonly options: WebhookDigestOptions) {}
 
@@ -361,6 +374,8 @@ export class WebhookDigest {
         waiting.abandon();
       };
       signal.addEventListener('abort', leave);
+      const sent = this.sentEnd(queued.key);
+      if (sent) return waiting.settle(sent);
       const unsendable = this.unsendable(waiting);
       if (unsendable) return waiting.settle(unsendable);
       this.queue.push(waiting);
@@ -419,6 +434,28 @@ export class WebhookDigest {
     return undefined;
   }
 
+  /** What the request that carried out the end with this key settled it as; undefined if none did. */
+  private sentEnd(key: string): EndDelivery | undefined {
+    const now = performance.now();
+    for (const [oldest, { at }] of this.sentEnds) {
+      if (now - at <= SENT_ENDS_KEPT_MS) break;
+      this.sentEnds.delete(oldest);
+    }
+    return this.sentEnds.get(key)?.delivery;
+  }
+
+  private rememberSent(message: readonly Waiting[], delivery: EndDelivery): void {
+    const at = performance.now();
+    for (const { key } of message) {
+      this.sentEnds.delete(key);
+      this.sentEnds.set(key, { delivery, at });
+    }
+    for (const oldest of this.sentEnds.keys()) {
+      if (this.sentEnds.size <= MAX_SENT_ENDS_KEPT) break;
+      this.sentEnds.delete(oldest);
+    }
+  }
+
   /** Settles, unsent, the queued ends that cannot go out in the next request. */
   private failUnsendable(): void {
     for (const waiting of [...this.queue]) {
@@ -448,9 +485,12 @@ export class WebhookDigest {
     const ends = message.length;
     const settleAll = (delivery: EndDelivery) => message.forEach((waiting) => waiting.settle(delivery));
     switch (attempt.kind) {
-      case 'delivered':
+      case 'delivered': {
         this.failuresInARow = 0;
-        return settleAll({ status: 'delivered', httpStatus: attempt.httpStatus, ends });
+        const delivery: EndDelivery = { status: 'delivered', httpStatus: attempt.httpStatus, ends };
+        this.rememberSent(message, delivery);
+        return settleAll(delivery);
+      }
       case 'refused': {
         this.failuresInARow = 0;
         const { httpStatus } = attempt;
@@ -464,8 +504,15 @@ export class WebhookDigest {
             : `webhook refused: HTTP ${httpStatus}`,
         });
       }
-      case 'unknown':
-        return settleAll({ status: 'unknown', ends, detail: `no answer (${attempt.code}): not sent again` });
+      case 'unknown': {
+        const delivery: EndDelivery = {
+          status: 'unknown',
+          ends,
+          detail: `no answer (${attempt.code}): not sent again`,
+        };
+        this.rememberSent(message, delivery);
+        return settleAll(delivery);
+      }
       default: {
         const httpStatus = attempt.kind === 'failed' ? attempt.httpStatus : null;
         const what = attempt.kind === 'failed' ? `HTTP ${attempt.httpStatus}` : attempt.code;

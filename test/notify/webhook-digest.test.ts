@@ -213,6 +213,25 @@ test('a message without an answer leaves its ends unknown, not sent again; a ref
   expect([one, two, three].map((end) => end!.counts.sends)).toEqual([1, 1, 1]);
 });
 
+test('an end a request carried out is not sent again by a later attempt on the same worker, delivered or its answer lost', async () => {
+  receiver = await startWebhookReceiver([200, 'hold', 200]);
+  const digest = digestTo(receiver.url, { requestTimeoutMs: 300 });
+  const [delivered, lost, other] = [1, 2, 3].map((index) => queuedEnd(index));
+  const deliveredOnce = { status: 'delivered', httpStatus: 200, ends: 1 };
+  const lostOnce = { status: 'unknown', ends: 1, detail: 'no answer (TimeoutError): not sent again' };
+  expect(await digest.deliver(delivered!.queued, neverAborted())).toEqual(deliveredOnce);
+  expect(await digest.deliver(lost!.queued, neverAborted())).toEqual(lostOnce);
+
+  // The next attempts of both activities, as after a heartbeat timeout: the attempts' `sending` heartbeats never
+  // reached the server (Temporal unreachable while the requests were out), so it retried them.
+  const again = [delivered, lost].map((end) => digest.deliver(end!.queued, neverAborted()));
+  expect(await Promise.all(again)).toEqual([deliveredOnce, lostOnce]);
+  expect(await digest.deliver(other!.queued, neverAborted())).toEqual(deliveredOnce);
+  // Before, each went out a second time.
+  expect(receiver.requests.map(keysIn)).toEqual([[delivered!.queued.key], [lost!.queued.key], [other!.queued.key]]);
+  expect([delivered, lost].map((end) => end!.counts.sends)).toEqual([1, 1]);
+});
+
 test('the "sending" callback runs before its request arrives; an end cancelled while out and not delivered stops there', async () => {
   receiver = await startWebhookReceiver(['hold']);
   const digest = digestTo(receiver.url);
