@@ -2,7 +2,12 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import type { LogLevel } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/worker';
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE, isPollerTaskQueue, POLLER_TASK_QUEUE_SUFFIX } from '../workflows/definitions.js';
+import {
+  DEFAULT_TASK_QUEUE,
+  isPollerTaskQueue,
+  NOTIFICATION_TASK_QUEUE_SUFFIX,
+  POLLER_TASK_QUEUE_SUFFIX,
+} from '../workflows/definitions.js';
 import { InvalidInputError } from '../workflows/input.js';
 import type { NotifyConfig } from '../activities/notify-activities.js';
 import { NOTIFIABLE_OUTCOMES } from '../workflows/recovery-details.js';
@@ -141,7 +146,12 @@ const workerEnvSchema = z.object({
    * a queue no client starts recoveries on. The CLI trims its --namespace and --task-queue alike.
    */
   TEMPORAL_NAMESPACE: z.string().trim().default(DEFAULT_NAMESPACE),
-  /** Its poller's queue is this name and POLLER_TASK_QUEUE_SUFFIX; a queue that ends so is taken for a poller's. */
+  /**
+   * Its poller's queue is this name and POLLER_TASK_QUEUE_SUFFIX; a queue that ends so is taken for a poller's. Its
+   * notifications' queue ends in NOTIFICATION_TASK_QUEUE_SUFFIX: a deployment on `acme-notifications` beside one on
+   * `acme` would take the other's notifications (posting them to its own webhook) and leave its own Anchor tasks to
+   * workers that cannot run them.
+   */
   TEMPORAL_TASK_QUEUE: z
     .string()
     .trim()
@@ -149,6 +159,10 @@ const workerEnvSchema = z.object({
     .refine(
       (queue) => !isPollerTaskQueue(queue),
       `must not end in ${POLLER_TASK_QUEUE_SUFFIX}: the batch status poller's queue beside each task queue ends so`,
+    )
+    .refine(
+      (queue) => !queue.endsWith(NOTIFICATION_TASK_QUEUE_SUFFIX),
+      `must not end in ${NOTIFICATION_TASK_QUEUE_SUFFIX}: the notifications' queue beside each task queue ends so`,
     ),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
   TEMPORAL_API_KEY: headerKey().optional(),

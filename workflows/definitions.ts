@@ -62,8 +62,10 @@ export function isRecoveryWorkflowIdOf(workflowId: string, batchId: string): boo
  * share of the recoveries' queue, whose task rate is the Anchor budget.
  */
 export function notificationTaskQueue(taskQueue: string): string {
-  return `${taskQueue}-notifications`;
+  return `${taskQueue}${NOTIFICATION_TASK_QUEUE_SUFFIX}`;
 }
+
+export const NOTIFICATION_TASK_QUEUE_SUFFIX = '-notifications';
 
 /** What a recovery tells its task queue's batch status poller: wake me when this batch settles. */
 export interface WatchBatchRequest {

@@ -328,6 +328,16 @@ test("a task queue named as a batch status poller's queue is refused, naming the
   ).toBe('batch-status-poller-recoveries');
 });
 
+test("a task queue named as another's notifications' queue is refused, naming the variable", () => {
+  // Beside a deployment on `recoveries`, its workers would take that one's notifications and post them to their webhook.
+  expect(problemsOf({ ...minimal, TEMPORAL_TASK_QUEUE: 'recoveries-notifications' })).toEqual([
+    "TEMPORAL_TASK_QUEUE: must not end in -notifications: the notifications' queue beside each task queue ends so",
+  ]);
+  expect(loadWorkerConfig({ ...minimal, TEMPORAL_TASK_QUEUE: 'notifications-recoveries' }).temporal.taskQueue).toBe(
+    'notifications-recoveries',
+  );
+});
+
 test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refused, as a longer timer fires at once', () => {
   const tooLong = String(2 ** 31);
   expect(
