@@ -47,18 +47,9 @@ import {
   stillFailedSessionsKey,
 } from '../workflows/search-attributes.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
+import { TemporalUnreachableError } from '../worker/temporal-unreachable.js';
 
-export class TemporalUnreachableError extends Error {
-  override name = 'TemporalUnreachableError';
-  constructor(
-    readonly address: string,
-    cause: Error,
-    /** What the caller was doing when the server stopped answering, e.g. `following the recovery of batch <id>`. */
-    readonly doing?: string,
-  ) {
-    super(`Cannot reach Temporal at ${address}${doing ? ` while ${doing}` : ''}: ${whyUnanswered(cause)}`, { cause });
-  }
-}
+export { TemporalUnreachableError };
 
 /**
  * A call's error as the CLI shows it: one that means Temporal did not answer names the server, and what gRPC said
@@ -67,13 +58,6 @@ export class TemporalUnreachableError extends Error {
 export function namingTheServer(err: unknown, address: string): unknown {
   if (!isTemporalUnreachable(err) || err instanceof TemporalUnreachableError || !(err instanceof Error)) return err;
   return new TemporalUnreachableError(address, err);
-}
-
-/** The SDK's message ("Failed to describe workflow") and what gRPC said under it ("no answer within 30s"). */
-function whyUnanswered(err: Error): string {
-  const grpcError = isGrpcServiceError(err) ? err : err.cause;
-  if (!isGrpcServiceError(grpcError) || err.message.includes(grpcError.details)) return err.message;
-  return `${err.message}: ${grpcError.details}`;
 }
 
 /** The server's address as the connection was given it, for errors that name it. */

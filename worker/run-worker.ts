@@ -11,6 +11,7 @@ import {
 } from './past-deadline-gauge.js';
 import { withoutCredentials } from './logging.js';
 import { installWorkerRuntime } from './runtime.js';
+import { TemporalUnreachableError } from './temporal-unreachable.js';
 
 /** The gauge's name on /metrics: the Anchor budget, ANCHOR_MAX_CALLS_PER_SECOND, its workers share. */
 export const CALLS_PER_SECOND_BUDGET_METRIC = 'anchor_calls_per_second_budget';
@@ -42,7 +43,7 @@ export async function runWorker(
   });
   const { address, namespace, taskQueue, tls, apiKey } = config.temporal;
   const connection = await NativeConnection.connect({ address, tls, apiKey }).catch((err: Error) => {
-    throw new Error(`Cannot reach Temporal at ${address}: ${err.message}`);
+    throw new TemporalUnreachableError(address, err);
   });
   let pastDeadlineGauge: RunningGauge | undefined;
   try {

@@ -126,6 +126,13 @@ test('an unreachable Temporal is named with its address', async () => {
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
 });
 
+test('a worker that cannot reach Temporal at start exits 7, as every other command does', async () => {
+  // Before, its error was a plain one: exit 1, which the README gives to invalid input.
+  const result = await runCli(['worker', '--address', '127.0.0.1:1'], { ANCHOR_API_KEY: 'worker-key' });
+  expect(result.code).toBe(7);
+  expect(result.stderr).toMatch(/Cannot reach Temporal at 127\.0\.0\.1:1/);
+});
+
 test('the CLI reads TLS and Temporal Cloud settings like the worker, and names what is wrong with them', async () => {
   const result = await runCli(['report', randomUUID()], {
     TEMPORAL_ADDRESS: 'acme.a1b2c.tmprl.cloud:7233',
