@@ -325,14 +325,19 @@ async function operateThroughBackoffs(batchId: string, { resumeUnpausedFirst = f
   await recoveries.retryNow(batchId);
 }
 
+/** A recovery queue of its own, whose workflows' worker a scenario stops and starts again (`restartWorkflows`). */
+interface OwnQueue {
+  recoveries: BatchRecoveries;
+  /** Stops the workflows' worker, runs `meanwhile` (what the next worker's first task is to bring), starts one again. */
+  restartWorkflows: (meanwhile: () => Promise<void>) => Promise<void>;
+}
+
 /**
- * A cancel the worker takes in one workflow task with the answer of the round's status read. The workflows and the
- * activities run on workers of their own, on a queue of their own, and the workflows' worker stops while the read is
- * out: the read's answer and the cancel wait in the server for the next one.
+ * Runs `scenario` on a queue of its own (`name`), with the workflows and the activities on workers of their own, so
+ * that what it does while the workflows' worker is stopped waits in the server for one workflow task.
  */
-async function cancelledWithRoundRead(): Promise<string> {
-  const taskQueue = `${stack.taskQueue}-cancel-with-read`;
-  const queueRecoveries = new BatchRecoveries(client, taskQueue);
+async function onOwnQueue<T>(name: string, scenario: (queue: OwnQueue) => Promise<T>): Promise<T> {
+  const taskQueue = `${stack.taskQueue}-${name}`;
   const connection = await NativeConnection.connect({ address: stack.server.address });
   const activityWorkers = await createRecoveryWorkers({
     connection,
@@ -358,6 +363,29 @@ async function cancelledWithRoundRead(): Promise<string> {
   };
   let workflowWorker = await startWorkflowWorker();
   try {
+    return await scenario({
+      recoveries: new BatchRecoveries(client, taskQueue),
+      restartWorkflows: async (meanwhile) => {
+        workflowWorker.worker.shutdown();
+        await workflowWorker.done;
+        await meanwhile();
+        workflowWorker = await startWorkflowWorker();
+      },
+    });
+  } finally {
+    workflowWorker.worker.shutdown();
+    activityWorkers.shutdown();
+    await Promise.all([workflowWorker.done, activitiesDone]);
+    await connection.close();
+  }
+}
+
+/**
+ * A cancel the worker takes in one workflow task with the answer of the round's status read: the workflows' worker
+ * stops while the read is out, and the read's answer and the cancel wait in the server for the next one.
+ */
+function cancelledWithRoundRead(): Promise<string> {
+  return onOwnQueue('cancel-with-read', async ({ recoveries: queueRecoveries, restartWorkflows }) => {
     const batch = simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
     await queueRecoveries.start({
       batchId: batch.id,
@@ -371,8 +399,6 @@ async function cancelledWithRoundRead(): Promise<string> {
     await queueRecoveries.retryNow(batch.id);
     while (simulator.ledger.forBatch(batch.id).calls.length === callsBefore)
       await new Promise((resolve) => setTimeout(resolve, 50));
-    workflowWorker.worker.shutdown();
-    await workflowWorker.done;
     const handle = queueRecoveries.handle(batch.id);
     const readCompleted = async () => {
       const events = (await handle.fetchHistory()).events ?? [];
@@ -385,17 +411,53 @@ async function cancelledWithRoundRead(): Promise<string> {
           event.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === read.eventId?.toString(),
       );
     };
-    while (!(await readCompleted())) await new Promise((resolve) => setTimeout(resolve, 50));
-    await queueRecoveries.cancel(batch.id);
-    workflowWorker = await startWorkflowWorker();
+    await restartWorkflows(async () => {
+      while (!(await readCompleted())) await new Promise((resolve) => setTimeout(resolve, 50));
+      await queueRecoveries.cancel(batch.id);
+    });
     await queueRecoveries.result(batch.id);
     return recoveryWorkflowId(batch.id);
-  } finally {
-    workflowWorker.worker.shutdown();
-    activityWorkers.shutdown();
-    await Promise.all([workflowWorker.done, activitiesDone]);
-    await connection.close();
-  }
+  });
+}
+
+/**
+ * A resume and a pause the worker takes in one workflow task while the recovery holds in its backoff: it holds on in
+ * the same run, its history far from due, as the releases before the hold's continue-as-new did; then a resume and a
+ * retryNow end it.
+ */
+function resumeAndPauseInHold(): Promise<string> {
+  return onOwnQueue('resume-pause-in-hold', async ({ recoveries: queueRecoveries, restartWorkflows }) => {
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+    await queueRecoveries.start({
+      batchId: batch.id,
+      ...fast,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
+    const phaseIs = async (phase: string) => {
+      while ((await queueRecoveries.report(batch.id)).phase !== phase)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    await phaseIs('backing_off');
+    await queueRecoveries.pause(batch.id);
+    await phaseIs('paused');
+    await restartWorkflows(async () => {
+      await queueRecoveries.resume(batch.id);
+      await queueRecoveries.pause(batch.id);
+    });
+    const handle = queueRecoveries.handle(batch.id);
+    const signalsTaken = async () => {
+      const events = (await handle.fetchHistory()).events ?? [];
+      const signals = events.map((event) => event.workflowExecutionSignaledEventAttributes?.signalName);
+      return events
+        .slice(signals.lastIndexOf('pauseRecovery'))
+        .some((event) => event.workflowTaskCompletedEventAttributes);
+    };
+    while (!(await signalsTaken())) await new Promise((resolve) => setTimeout(resolve, 50));
+    await queueRecoveries.resume(batch.id);
+    await queueRecoveries.retryNow(batch.id);
+    await queueRecoveries.result(batch.id);
+    return recoveryWorkflowId(batch.id);
+  });
 }
 
 /** Until the poller rests between cycles (its first timer). */
@@ -858,6 +920,10 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     // The retry protocol: a cancel taken with the answer of the round's status read; no call goes out
     // (retry-round-cancel-before-call).
     return cancelledWithRoundRead();
+  },
+  // A resume and a pause in one workflow task during a hold: it holds on in the same run (no continue-as-new).
+  async 'resume-and-pause-in-one-task-in-hold'() {
+    return resumeAndPauseInHold();
   },
   async 'operator-controls'() {
     const batchId = await startOperatedRecovery();

@@ -28,6 +28,9 @@ import { workflowBundle } from './helpers/recovery-env.js';
 // signals-in-holds-with-history-due-on-older-code was recorded on the code before recovery-continues-as-new-in-holds:
 // resumes during a backoff and pauses during a hold after the history was due, and an update, with no continue-as-new
 // until the round after them: such a run must replay without continuing as new in the holds.
+// resume-and-pause-in-one-task-in-hold was recorded on code that holds on in the same run, as the code before
+// recovery-continues-as-new-in-holds did: the release with that patch continued as new there, its history not due,
+// and failed to replay such runs of the releases before it.
 // recovery-refused-resend-keeps-watch was written by test/scale/poller-stuck.test.ts (a recovery that found its poller
 // stuck, then cancelled), which no recorder scenario can stage without a poller whose workflow tasks keep failing.
 const fixturesDir = fileURLToPath(new URL('./fixtures/histories/', import.meta.url));
