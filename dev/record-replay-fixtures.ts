@@ -1108,6 +1108,26 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
       await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
     }
   },
+  // A settle listed `processing` with counters that account for every session, as an operator could send one: a bare
+  // wake (listed-in-flight-status-not-settled), and the recovery reads its batch, still in flight.
+  async 'listed-in-flight-status-not-settled'() {
+    const batch = simulator.createScriptedBatch({
+      count: 4,
+      script: { '1': ['fail', 'ok'] },
+      pending_phase: { ms: 3_000 },
+    });
+    await startBatchStatusPoller(client, stack.taskQueue);
+    try {
+      await recoveries.start({ batchId: batch.id, ...fast });
+      await waitForPhase(batch.id, 'waiting_for_batch');
+      const settle = { status: 'processing', total: 4, completed: 3, failed: 1, observedAt: 'now' } as const;
+      await recoveries.handle(batch.id).signal(batchSettled, settle);
+      await recoveries.result(batch.id).catch(() => undefined);
+      return recoveryWorkflowId(batch.id);
+    } finally {
+      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+    }
+  },
   // The poller waking its recoveries with a signal of its own each (recorded before the wakes went through a local activity).
   async 'poller-wakes-by-signal'() {
     return pollerHistory();
