@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +15,7 @@ import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
 import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
-import { connectClient, uniqueTaskQueue } from '../helpers/temporal.js';
+import { connectClient, temporalAddress, uniqueTaskQueue } from '../helpers/temporal.js';
 import { startWebhookReceiver } from '../notify/webhook-receiver.js';
 
 // The alert rules and the dashboard: checked and unit-tested with promtool (Debian's `prometheus` package, or
@@ -70,6 +72,34 @@ async function workflowMetricSamples(worker: WorkerProcess, pattern: RegExp, cou
     (await metricSamples(worker, pattern)).length === count ? true : undefined,
   );
   return metricSamples(worker, pattern);
+}
+
+/** A TCP proxy to the suite's Temporal server; once closed, the connections through it end and new ones are refused. */
+async function startTemporalProxy(): Promise<{ address: string; close(): Promise<void> }> {
+  const [host, port] = temporalAddress().split(':');
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), host);
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(from);
+      from.pipe(to);
+      from.on('close', () => to.destroy());
+      from.on('error', () => to.destroy());
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      const closed = new Promise((resolve) => server.close(resolve));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
 }
 
 const metricNames = (expr: string) => expr.match(/\b(?:anchor|temporal)_[a-z_]+\b/g) ?? [];
@@ -197,6 +227,27 @@ test("the dashboard's batches sweeps left count a fresh worker's first sweep, as
   expect(result).toContain('SUCCESS');
 });
 
+// A worker whose counts fail keeps its last value: the panel showed a stale count long after the recoveries had ended,
+// where RecoveryPastDeadline leaves it out.
+test("the dashboard's recoveries past their deadline leave out a worker whose counts fail, as RecoveryPastDeadline does", async () => {
+  const worker = (instance: string) => `instance="${instance}",job="anchor-recovery-worker",namespace="default"`;
+  const series = [
+    // worker-1 counted 1 until 5m, then its counts fail; worker-2 counts 0 throughout.
+    { series: `anchor_recoveries_past_deadline{${worker('worker-1:9464')}}`, values: '1x160' },
+    {
+      series: `anchor_recoveries_past_deadline_counted_at_seconds{${worker('worker-1:9464')}}`,
+      values: '0+15x20 300x140',
+    },
+    { series: `anchor_recoveries_past_deadline{${worker('worker-2:9464')}}`, values: '0x160' },
+    { series: `anchor_recoveries_past_deadline_counted_at_seconds{${worker('worker-2:9464')}}`, values: '0+15x160' },
+  ];
+
+  const panel = await panelExpr('Recoveries running past their deadline');
+  const result = await promqlTest(panel, series, '25m', [{ labels: '{namespace="default"}', value: 0 }]);
+
+  expect(result).toContain('SUCCESS');
+});
+
 describe('against a worker process', () => {
   let simulator: RunningSimulator;
   let client: Client;
@@ -228,6 +279,7 @@ describe('against a worker process', () => {
 
   test('every metric the rules and the dashboard name is one the worker exports; its polls of both queues counted', async () => {
     const taskQueue = uniqueTaskQueue('alerts');
+    const startedAfter = Math.floor(Date.now() / 1000);
     const worker = await startWorker(taskQueue);
     const recoveries = new BatchRecoveries(client, taskQueue);
     // A recovery with a round, and one that fails on an API error: every product counter gets a sample.
@@ -254,8 +306,15 @@ describe('against a worker process', () => {
     // them from a worker process.
     named.delete('anchor_sweep_batches_left');
     named.delete('anchor_sweep_batches_past_retention');
+    // Emitted only once a poll fails: a test below has the worker lose Temporal.
+    named.delete('temporal_long_request_failure');
     expect(named.size).toBeGreaterThan(10);
     expect([...named].filter((name) => !exported.has(name))).toEqual([]);
+
+    // The rules count a series new since the last window only in a worker that started within it (or was scraped then).
+    const startTime = samples.find((line) => line.startsWith('anchor_worker_start_time_seconds'));
+    expect(startTime).toMatch(/^anchor_worker_start_time_seconds \d+$/);
+    expect(Number(startTime!.split(' ')[1])).toBeGreaterThanOrEqual(startedAfter);
 
     // The gauges carry one label each, as docs/deployment.md says: every worker counts the namespace's recoveries past
     // their deadline (RecoveryPastDeadline takes the max) and says when it last did (PastDeadlineCountFailing), and its
@@ -286,6 +345,43 @@ describe('against a worker process', () => {
         `${notificationTaskQueue(taskQueue)} PollActivityTaskQueue`,
       ]),
     );
+  });
+
+  // The SDK counts a poll when it sends it and retries a failed one for as long as the worker runs, so a worker that
+  // lost Temporal went on counting polls, and WorkerNotPolling never fired. Each failed poll counts in the failures too.
+  test('a worker that loses Temporal counts its polls failing, over the share TemporalPollsFailing fires at', async () => {
+    const taskQueue = uniqueTaskQueue('alerts-lost-temporal');
+    const proxy = await startTemporalProxy();
+    const worker = await startWorker(taskQueue, { TEMPORAL_ADDRESS: proxy.address });
+    const polls = async () => {
+      const lines = await metricSamples(worker, /^temporal_long_request(_failure)?\{.*operation="Poll/);
+      const total = (name: string) =>
+        lines.filter((line) => line.startsWith(`${name}{`)).reduce((sum, line) => sum + Number(line.split(' ')[1]), 0);
+      const codes = lines.filter((line) => line.startsWith('temporal_long_request_failure{'));
+      return {
+        sent: total('temporal_long_request'),
+        failed: total('temporal_long_request_failure'),
+        codes: new Set(codes.map((line) => /status_code="([^"]+)"/.exec(line)?.[1])),
+      };
+    };
+    const before = await polls();
+    await proxy.close();
+
+    // From its first failure on, as the alert sees an outage: the polls in flight when Temporal went away are behind.
+    const failing = await eventually('a failed poll', async () => {
+      const now = await polls();
+      return now.failed > 0 ? now : undefined;
+    });
+    const after = await eventually('20 more failed polls', async () => {
+      const now = await polls();
+      return now.failed >= failing.failed + 20 ? now : undefined;
+    });
+    worker.child.kill('SIGKILL');
+    await worker.closed;
+
+    expect(before.failed).toBe(0);
+    expect((after.failed - failing.failed) / (after.sent - failing.sent)).toBeGreaterThan(0.5);
+    expect([...after.codes].every((code) => code === 'TRANSPORT_ERROR' || code === 'UNAVAILABLE')).toBe(true);
   });
 
   // A webhook that refuses every message (a Slack webhook revoked answers 404) loses every notification: the recovery's
