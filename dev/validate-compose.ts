@@ -131,9 +131,10 @@ export function projectProblems(compose: ComposeDocument): string[] {
   const problems: string[] = [];
   const services = compose.services ?? {};
   problems.push(...temporalProblems(services));
-  // Web UIs without a login of their own (Grafana's is admin/admin until changed).
-  for (const name of ['temporal-ui', 'prometheus', 'grafana']) {
-    for (const port of services[name]?.ports ?? []) {
+  // Nothing published has a login that holds: the Web UIs have none of their own (Grafana's is admin/admin until
+  // changed), the simulator's admin paths no token. An override file opens one on purpose.
+  for (const [name, service] of Object.entries(services)) {
+    for (const port of service.ports ?? []) {
       if (typeof port !== 'string' || !withDefaults(port).startsWith('127.0.0.1:')) {
         problems.push(`${name}: port ${JSON.stringify(port)} is not bound to 127.0.0.1 by default`);
       }

@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { postgresBinDir } from '../../dev/postgres.js';
 import { composePins } from '../../dev/temporal-server.js';
 import {
   compareVersions,
@@ -197,16 +201,26 @@ test('the monitoring profile runs Prometheus on the repository rules, scraping e
   ]);
 });
 
-test('the project rules catch a monitoring UI published beyond loopback', () => {
+// The simulator's admin paths take no token under compose, and it was published on every interface.
+test('the project rules catch any port published beyond loopback: a monitoring UI, the simulator', () => {
+  expect(compose.services.simulator?.ports).toEqual(['127.0.0.1:${SIMULATOR_PORT:-4010}:4010']);
   const broken = structuredClone(compose);
   broken.services.prometheus = { ...broken.services.prometheus, ports: ['9090:9090'] };
   broken.services.grafana = { ...broken.services.grafana, ports: ['0.0.0.0:3000:3000'] };
-  expect(projectProblems(broken)).toEqual(
-    expect.arrayContaining([
-      'prometheus: port "9090:9090" is not bound to 127.0.0.1 by default',
-      'grafana: port "0.0.0.0:3000:3000" is not bound to 127.0.0.1 by default',
-    ]),
-  );
+  broken.services.simulator = { ...broken.services.simulator, ports: ['${SIMULATOR_PORT:-4010}:4010'] };
+  expect(projectProblems(broken).sort()).toEqual([
+    'grafana: port "0.0.0.0:3000:3000" is not bound to 127.0.0.1 by default',
+    'prometheus: port "9090:9090" is not bound to 127.0.0.1 by default',
+    'simulator: port "${SIMULATOR_PORT:-4010}:4010" is not bound to 127.0.0.1 by default',
+  ]);
+});
+
+// Compose shipped PostgreSQL 16 while the suite ran on Debian's 15: the pin said it was what the tests run.
+test("compose's PostgreSQL is the major version `npm run test:cluster` runs the suite on", async () => {
+  const { stdout } = await promisify(execFile)(path.join(await postgresBinDir(), 'postgres'), ['--version']);
+  const tested = /\(PostgreSQL\) (\d+)\./.exec(stdout)?.[1];
+  expect(tested).toMatch(/^\d+$/);
+  expect(compose.services.postgresql?.image).toMatch(new RegExp(`^postgres:${tested}\\.\\d+(-|$)`));
 });
 
 // `docker compose run` starts the service's dependencies first, and starts again a one-shot one that has exited:
