@@ -108,7 +108,18 @@ const WAKES_IN_FLIGHT = 20;
  * one was out (registration-signals.ts). So pollers and recoveries run by older and newer workers take both. No
  * Anchor call, so no share of the budget.
  */
-export function createPollerRegistrationActivities(client: Client) {
+export interface PollerRegistrationOptions {
+  /**
+   * False on a worker whose ANCHOR_BATCH_STATUS_POLLER is false: its recoveries register with no poller (one that
+   * still runs on the queue, started before, included), and read their batches themselves.
+   */
+  registers?: boolean;
+}
+
+export function createPollerRegistrationActivities(
+  client: Client,
+  { registers = true }: PollerRegistrationOptions = {},
+) {
   /**
    * When a closed poller run began (a chain's first run) or was begun by a reset, by run id: neither time changes.
    */
@@ -208,12 +219,14 @@ export function createPollerRegistrationActivities(client: Client) {
 
   return {
     /**
-     * True once the poller has the registration; false when no poller runs on the queue, or, found when the
+     * True once the poller has the registration; false when this worker registers with none, when no poller runs on
+     * the queue, or, found when the
      * registration is sent again, the poller's workflow task keeps failing: the recovery then reads its batch itself
      * for the rest of this wait. A repeated registration only sets the same entry again: a retried attempt is
      * harmless.
      */
     async watchBatchWithPoller({ taskQueue, resent, ...request }: PollerRegistration): Promise<boolean> {
+      if (!registers) return false;
       const pollerId = batchStatusPollerWorkflowId(taskQueue);
       // Registrations sent again within every 15 poll intervals are there for a poller that lost its state: one that
       // has not lost it takes none, so they never fill its history (each continue-as-new restarts its list cycle).

@@ -311,7 +311,11 @@ export interface WorkerConfig {
     /** Absent: V8's default (10), or what an earlier worker in the process set. */
     workflowStackTraceFrames?: number;
   };
-  /** Start the task queue's batch status poller; without it each recovery polls its batch on its own. */
+  /**
+   * true: start the task queue's batch status poller and keep it running. false: its recoveries register with no
+   * poller and poll their batches on their own. Absent (in-process workers, tests): it starts none, and its recoveries
+   * register with one that runs.
+   */
   batchStatusPoller?: boolean;
   /** Read by the worker process only; in-process workers (tests) leave it out. */
   observability?: { logLevel: LogLevel; metricsPort?: number; pastDeadline?: { intervalMs: number; graceMs: number } };

@@ -8,7 +8,10 @@ import { createRecoveryActivities } from '../activities/recovery-activities.js';
 import { createRetryActivities } from '../activities/retry-activities.js';
 import { createSweepActivities } from '../activities/sweep-activities.js';
 import { createPollerActivities } from '../activities/poller-activities.js';
-import { createPollerRegistrationActivities } from '../activities/poller-registration-activities.js';
+import {
+  createPollerRegistrationActivities,
+  type PollerRegistrationOptions,
+} from '../activities/poller-registration-activities.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerTaskQueue,
@@ -82,13 +85,18 @@ const POLLER_WORKER_CACHED_WORKFLOWS = 4;
  * still schedule: their end notification included, which recoveries from before the queue of notifications schedule
  * here.
  */
-export function createWorkerActivities(api: AnchorApiClient, client: Client, notify: NotifyActivities) {
+export function createWorkerActivities(
+  api: AnchorApiClient,
+  client: Client,
+  notify: NotifyActivities,
+  registration?: PollerRegistrationOptions,
+) {
   return {
     ...createRecoveryActivities(api),
     ...createRetryActivities(api, client.activity),
     ...createSweepActivities(api, client),
     ...createPollerActivities(api),
-    ...createPollerRegistrationActivities(client),
+    ...createPollerRegistrationActivities(client, registration),
     ...notify,
   };
 }
@@ -126,7 +134,9 @@ export async function createRecoveryWorkers({
   if (config.batchStatusPoller) await startBatchStatusPoller(client, config.temporal.taskQueue);
   // One for both queues, so the worker has one line to the webhook.
   const notify = createNotifyActivities(config.notify, () => workersSharing);
-  const created = createWorkerActivities(api, client, notify);
+  // Switched off explicitly (ANCHOR_BATCH_STATUS_POLLER=false), not merely left unset: a poller started before, still
+  // running, would otherwise keep taking this worker's recoveries.
+  const created = createWorkerActivities(api, client, notify, { registers: config.batchStatusPoller !== false });
   const activities = { ...created, ...replaceActivities?.(created, api, client) };
   // Before the worker creates its workflow thread and sandboxes, which take the limit as they are created.
   if (config.limits.workflowStackTraceFrames !== undefined)

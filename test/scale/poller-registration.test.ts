@@ -2,6 +2,8 @@ import proto, { type temporal } from '@temporalio/proto';
 import { createPollerRegistrationActivities } from '../../activities/poller-registration-activities.js';
 import { MAX_REGISTRATIONS_PER_SIGNAL } from '../../activities/registration-signals.js';
 import { MAX_ENDED_WAITS_KEPT } from '../../workflows/batch-status-poller.js';
+import { BatchRecoveries } from '../../client/recoveries.js';
+import { createRecoveryWorkers, startBatchStatusPoller } from '../../worker/create-worker.js';
 import {
   BATCH_STATUS_POLLER_WORKFLOW,
   batchStatusPollerWorkflowId,
@@ -21,7 +23,10 @@ import {
   signalInputs,
   startRecoveryEnv,
   unwatchesIn,
+  workerConfig,
+  workflowBundle,
 } from '../helpers/recovery-env.js';
+import { connectWorker } from '../helpers/temporal.js';
 
 let env: RecoveryEnv;
 
@@ -435,5 +440,34 @@ test('to a poller run that takes watchBatches but does not say it takes unwatchB
     expect(unwatches.flatMap(({ batchIds }) => batchIds).sort()).toEqual(batchIds);
   } finally {
     await previous.terminate('test done');
+  }
+});
+
+test('a worker with ANCHOR_BATCH_STATUS_POLLER=false registers its recoveries with no poller, one still running included', async () => {
+  // The poller of a queue whose workers were switched to false after it started: it runs on.
+  const taskQueue = `${env.taskQueue}-poller-off`;
+  await startBatchStatusPoller(env.client, taskQueue);
+  const poller = env.client.workflow.getHandle(batchStatusPollerWorkflowId(taskQueue));
+  const connection = await connectWorker();
+  try {
+    const workers = await createRecoveryWorkers({
+      config: { ...workerConfig(taskQueue, env.simulator.url), batchStatusPoller: false },
+      connection,
+      workflows: workflowBundle(),
+    });
+    const recoveries = new BatchRecoveries(env.client, taskQueue);
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    const report = await workers.runUntil(async () => {
+      await recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+      return recoveries.result(batch.id);
+    });
+
+    expect(report.outcome).toBe('recovered');
+    // Before, the recovery registered with the running poller, though the README says each polls its own batch.
+    expect(registrationsIn(await poller.fetchHistory())).toEqual([]);
+    expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+  } finally {
+    await poller.terminate('test done');
+    await connection.close();
   }
 });
