@@ -400,6 +400,7 @@ export class WebhookDigest {
         // Unreferenced: a stopping worker whose notifications were all cancelled need not wait out a Retry-After.
         if (wait > 0) await sleep(wait, undefined, { ref: false });
         this.failUnsendable();
+        this.settleSent();
         // Ends that left the queue while it waited are gone; ends that came meanwhile join this message.
         if (this.queue.length === 0) break;
         const message = this.queue.splice(0, endsThatFit(this.queue, this.options.maxEndsPerMessage));
@@ -453,6 +454,19 @@ export class WebhookDigest {
     for (const oldest of this.sentEnds.keys()) {
       if (this.sentEnds.size <= MAX_SENT_ENDS_KEPT) break;
       this.sentEnds.delete(oldest);
+    }
+  }
+
+  /**
+   * Settles, unsent, the queued ends a request carried out since they came: a retried attempt that arrived while the
+   * request of the attempt before it was still out.
+   */
+  private settleSent(): void {
+    for (const waiting of [...this.queue]) {
+      const sent = this.sentEnd(waiting.key);
+      if (!sent) continue;
+      this.queue.splice(this.queue.indexOf(waiting), 1);
+      waiting.settle(sent);
     }
   }
 

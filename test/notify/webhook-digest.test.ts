@@ -232,6 +232,22 @@ test('an end a request carried out is not sent again by a later attempt on the s
   expect([delivered, lost].map((end) => end!.counts.sends)).toEqual([1, 1]);
 });
 
+test("an end's next attempt that comes while the request of the one before is still out is not sent after it", async () => {
+  receiver = await startWebhookReceiver(['hold']);
+  const digest = digestTo(receiver.url);
+  const { queued } = queuedEnd(1);
+  const first = digest.deliver(queued, neverAborted());
+  await eventually('the first request', () => (receiver!.requests.length === 1 ? true : undefined));
+  // The next attempt, on this worker, while the first attempt's request waits for its answer.
+  const again = digest.deliver(queued, neverAborted());
+  receiver.release(200);
+
+  const delivered = { status: 'delivered', httpStatus: 200, ends: 1 };
+  expect(await Promise.all([first, again])).toEqual([delivered, delivered]);
+  // Before, the second waited in the queue and went out once the first was answered.
+  expect(receiver.requests).toHaveLength(1);
+});
+
 test('the "sending" callback runs before its request arrives; an end cancelled while out and not delivered stops there', async () => {
   receiver = await startWebhookReceiver(['hold']);
   const digest = digestTo(receiver.url);
