@@ -146,12 +146,7 @@ const workerEnvSchema = z.object({
    * a queue no client starts recoveries on. The CLI trims its --namespace and --task-queue alike.
    */
   TEMPORAL_NAMESPACE: z.string().trim().default(DEFAULT_NAMESPACE),
-  /**
-   * Its poller's queue is this name and POLLER_TASK_QUEUE_SUFFIX; a queue that ends so is taken for a poller's. Its
-   * notifications' queue ends in NOTIFICATION_TASK_QUEUE_SUFFIX: a deployment on `acme-notifications` beside one on
-   * `acme` would take the other's notifications (posting them to its own webhook) and leave its own Anchor tasks to
-   * workers that cannot run them.
-   */
+  /** Its poller's queue is this name and POLLER_TASK_QUEUE_SUFFIX; a queue that ends so is taken for a poller's. */
   TEMPORAL_TASK_QUEUE: z
     .string()
     .trim()
@@ -159,10 +154,6 @@ const workerEnvSchema = z.object({
     .refine(
       (queue) => !isPollerTaskQueue(queue),
       `must not end in ${POLLER_TASK_QUEUE_SUFFIX}: the batch status poller's queue beside each task queue ends so`,
-    )
-    .refine(
-      (queue) => !queue.endsWith(NOTIFICATION_TASK_QUEUE_SUFFIX),
-      `must not end in ${NOTIFICATION_TASK_QUEUE_SUFFIX}: the notifications' queue beside each task queue ends so`,
     ),
   /** Temporal Cloud API key; turns TLS on unless TEMPORAL_TLS=false. */
   TEMPORAL_API_KEY: headerKey().optional(),
@@ -437,6 +428,23 @@ function temporalConnection(e: TemporalEnv): TemporalConnectionConfig {
 export function loadTemporalConnectionConfig(env: NodeJS.ProcessEnv = process.env): TemporalConnectionConfig {
   return temporalConnection(
     parseEnv(temporalEnvSchema, temporalCrossVariableProblems, env, 'Temporal connection configuration'),
+  );
+}
+
+/**
+ * Why a task queue named so may take another deployment's work, if it may: the notifications' queue beside each task
+ * queue ends in NOTIFICATION_TASK_QUEUE_SUFFIX, so a deployment on `acme-notifications` beside one on `acme` in the
+ * same namespace takes that one's notifications (posting them to its own webhook), and that one's workers take its
+ * Anchor tasks, which they cannot run. Warned of, not refused: a deployment already running on such a queue has
+ * recoveries that no other queue's workers can take.
+ */
+export function taskQueueCollisionWarning(taskQueue: string): string | undefined {
+  if (!taskQueue.endsWith(NOTIFICATION_TASK_QUEUE_SUFFIX)) return undefined;
+  const other = taskQueue.slice(0, -NOTIFICATION_TASK_QUEUE_SUFFIX.length);
+  return (
+    `TEMPORAL_TASK_QUEUE=${taskQueue} is also the notifications' queue of a deployment on ${other}: if one runs in ` +
+    `this namespace, each takes the other's tasks. Move new deployments to a queue not ending in ` +
+    `${NOTIFICATION_TASK_QUEUE_SUFFIX}`
   );
 }
 

@@ -1,7 +1,7 @@
 import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { batchStatusPollerTaskQueue, notificationTaskQueue } from '../workflows/definitions.js';
-import { loadWorkerConfig, type WorkerConfig } from './config.js';
+import { loadWorkerConfig, taskQueueCollisionWarning, type WorkerConfig } from './config.js';
 import { createRecoveryWorkers, type WorkflowSource } from './create-worker.js';
 import {
   PAST_DEADLINE_COUNTED_AT_METRIC,
@@ -63,6 +63,8 @@ export async function runWorker(
       },
       'Worker started',
     );
+    const collision = taskQueueCollisionWarning(taskQueue);
+    if (collision) logger.warn({ taskQueue }, collision);
     const pastDeadline = config.observability?.pastDeadline;
     if (config.observability?.metricsPort) {
       // Beside anchor_workers_sharing_budget, for AnchorBudgetSharedByTooManyWorkers: more workers than its whole

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadTemporalConnectionConfig, loadWorkerConfig } from '../../worker/config.js';
+import { loadTemporalConnectionConfig, loadWorkerConfig, taskQueueCollisionWarning } from '../../worker/config.js';
 import { callSpacingOfShare } from '../../worker/create-worker.js';
 import { redactLine } from '../../worker/logging.js';
 import { InvalidInputError } from '../../workflows/input.js';
@@ -328,14 +328,18 @@ test("a task queue named as a batch status poller's queue is refused, naming the
   ).toBe('batch-status-poller-recoveries');
 });
 
-test("a task queue named as another's notifications' queue is refused, naming the variable", () => {
-  // Beside a deployment on `recoveries`, its workers would take that one's notifications and post them to their webhook.
-  expect(problemsOf({ ...minimal, TEMPORAL_TASK_QUEUE: 'recoveries-notifications' })).toEqual([
-    "TEMPORAL_TASK_QUEUE: must not end in -notifications: the notifications' queue beside each task queue ends so",
-  ]);
-  expect(loadWorkerConfig({ ...minimal, TEMPORAL_TASK_QUEUE: 'notifications-recoveries' }).temporal.taskQueue).toBe(
-    'notifications-recoveries',
+test("a task queue named as another's notifications' queue is warned of, naming both queues", () => {
+  // Beside a deployment on `recoveries`, its workers would take that one's notifications and post them to their
+  // webhook. Taken all the same: a deployment already on such a queue has recoveries no other queue's workers take.
+  expect(loadWorkerConfig({ ...minimal, TEMPORAL_TASK_QUEUE: 'recoveries-notifications' }).temporal.taskQueue).toBe(
+    'recoveries-notifications',
   );
+  expect(taskQueueCollisionWarning('recoveries-notifications')).toBe(
+    "TEMPORAL_TASK_QUEUE=recoveries-notifications is also the notifications' queue of a deployment on recoveries: if " +
+      "one runs in this namespace, each takes the other's tasks. Move new deployments to a queue not ending in " +
+      '-notifications',
+  );
+  expect(taskQueueCollisionWarning('notifications-recoveries')).toBeUndefined();
 });
 
 test('millisecond settings past what a Node.js timer holds (2^31 - 1) are refused, as a longer timer fires at once', () => {
