@@ -1069,8 +1069,9 @@ export async function recoverBatch(
     const summary = `paused before round ${round}`;
     const held = () => !report.paused || dueInHold();
     if (!(await waitUntil(held, Math.max(1, remainingMs()), summary))) throw new DeadlineReached();
-    // Paused again after a resume woke the hold (both in one workflow task): the caller holds again. Continuing as new
-    // there, its history not due, was a command the releases before the hold's continue-as-new never sent.
+    // Paused again after a resume woke the hold (both in one workflow task): back to the caller, as the releases
+    // before the hold's continue-as-new did (a round's wait holds again; the hold after the last round ends the
+    // recovery exhausted). Continuing as new there, its history not due, was a command those releases never sent.
     if (report.paused && dueInHold()) await continueAsNewNow(next);
   };
 
