@@ -261,6 +261,28 @@ async function untilRetryCallSent(batchId: string) {
     await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/**
+ * A recovery of a batch in flight for 3 s, its poller running, sent `settle` by hand as it waits for the batch (as an
+ * operator could send one from the Web UI), then run to its end.
+ */
+async function settledByHand(settle: ListedSettle): Promise<string> {
+  const batch = simulator.createScriptedBatch({
+    count: 4,
+    script: { '1': ['fail', 'ok'] },
+    pending_phase: { ms: 3_000 },
+  });
+  await startBatchStatusPoller(client, stack.taskQueue);
+  try {
+    await recoveries.start({ batchId: batch.id, ...fast });
+    await waitForPhase(batch.id, 'waiting_for_batch');
+    await recoveries.handle(batch.id).signal(batchSettled, settle);
+    await recoveries.result(batch.id).catch(() => undefined);
+    return recoveryWorkflowId(batch.id);
+  } finally {
+    await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
+  }
+}
+
 /** Starts the batch's recovery with a round backoff of an hour, and waits until it backs off. */
 async function backingOffAnHour(batchId: string, input: Partial<RecoverBatchInput> = {}) {
   await recoveries.start({
@@ -1091,42 +1113,12 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   },
   // A settle that counts no sessions (pending, 0 of 0), as an operator could send one: a bare wake, and its patch.
   async 'listed-settle-counts-sessions'() {
-    const batch = simulator.createScriptedBatch({
-      count: 4,
-      script: { '1': ['fail', 'ok'] },
-      pending_phase: { ms: 3_000 },
-    });
-    await startBatchStatusPoller(client, stack.taskQueue);
-    try {
-      await recoveries.start({ batchId: batch.id, ...fast });
-      const handle = recoveries.handle(batch.id);
-      await waitForPhase(batch.id, 'waiting_for_batch');
-      await handle.signal(batchSettled, { status: 'pending', total: 0, completed: 0, failed: 0, observedAt: 'now' });
-      await recoveries.result(batch.id).catch(() => undefined);
-      return recoveryWorkflowId(batch.id);
-    } finally {
-      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
-    }
+    return settledByHand({ status: 'pending', total: 0, completed: 0, failed: 0, observedAt: 'now' });
   },
   // A settle listed `processing` with counters that account for every session, as an operator could send one: a bare
   // wake (listed-in-flight-status-not-settled), and the recovery reads its batch, still in flight.
   async 'listed-in-flight-status-not-settled'() {
-    const batch = simulator.createScriptedBatch({
-      count: 4,
-      script: { '1': ['fail', 'ok'] },
-      pending_phase: { ms: 3_000 },
-    });
-    await startBatchStatusPoller(client, stack.taskQueue);
-    try {
-      await recoveries.start({ batchId: batch.id, ...fast });
-      await waitForPhase(batch.id, 'waiting_for_batch');
-      const settle = { status: 'processing', total: 4, completed: 3, failed: 1, observedAt: 'now' } as const;
-      await recoveries.handle(batch.id).signal(batchSettled, settle);
-      await recoveries.result(batch.id).catch(() => undefined);
-      return recoveryWorkflowId(batch.id);
-    } finally {
-      await client.workflow.getHandle(batchStatusPollerWorkflowId(stack.taskQueue)).terminate('fixture recorded');
-    }
+    return settledByHand({ status: 'processing', total: 4, completed: 3, failed: 1, observedAt: 'now' });
   },
   // The poller waking its recoveries with a signal of its own each (recorded before the wakes went through a local activity).
   async 'poller-wakes-by-signal'() {

@@ -78,14 +78,22 @@ test('a signal that changes nothing a wait reads leaves it waiting on the same t
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
 });
 
+/**
+ * A recovery backing off an hour on a task queue of its own, whose worker a test stops while signals arrive, so that
+ * one workflow task brings them all.
+ */
+async function backingOffOnOwnQueue(pausedEnv: RecoveryEnv) {
+  const workers = await pausedEnv.startWorker();
+  const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
+  await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
+  await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', pausedEnv.recoveries));
+  return { workers, batch };
+}
+
 test('a pause and a resume taken in one workflow task leave the backoff to run its course', async () => {
-  // Its own task queue: its worker is stopped while the two signals arrive, so one task brings both.
   const pausedEnv = await startRecoveryEnv();
   try {
-    const workers = await pausedEnv.startWorker();
-    const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
-    await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-    await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', pausedEnv.recoveries));
+    const { workers, batch } = await backingOffOnOwnQueue(pausedEnv);
     workers.shutdown();
     await eventually('the workers to stop', () => (workers.stopped ? true : undefined));
 
@@ -109,10 +117,7 @@ test('a pause and a resume taken in one workflow task leave the backoff to run i
 test('a resume and a pause taken in one workflow task during a hold hold on, in the same run', async () => {
   const pausedEnv = await startRecoveryEnv();
   try {
-    const workers = await pausedEnv.startWorker();
-    const batch = pausedEnv.simulator.createScriptedBatch({ count: 4, script: { '2': ['fail', 'ok'] } });
-    await pausedEnv.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
-    await eventually('the recovery to back off', phaseIs(batch.id, 'backing_off', pausedEnv.recoveries));
+    const { workers, batch } = await backingOffOnOwnQueue(pausedEnv);
     await pausedEnv.recoveries.pause(batch.id);
     await eventually('the recovery to hold', phaseIs(batch.id, 'paused', pausedEnv.recoveries));
     workers.shutdown();
