@@ -374,8 +374,6 @@ export class WebhookDigest {
         waiting.abandon();
       };
       signal.addEventListener('abort', leave);
-      const sent = this.sentEnd(queued.key);
-      if (sent) return waiting.settle(sent);
       const unsendable = this.unsendable(waiting);
       if (unsendable) return waiting.settle(unsendable);
       this.queue.push(waiting);
@@ -400,7 +398,6 @@ export class WebhookDigest {
         // Unreferenced: a stopping worker whose notifications were all cancelled need not wait out a Retry-After.
         if (wait > 0) await sleep(wait, undefined, { ref: false });
         this.failUnsendable();
-        this.settleSent();
         // Ends that left the queue while it waited are gone; ends that came meanwhile join this message.
         if (this.queue.length === 0) break;
         const message = this.queue.splice(0, endsThatFit(this.queue, this.options.maxEndsPerMessage));
@@ -419,10 +416,13 @@ export class WebhookDigest {
   }
 
   /**
-   * Why an end cannot go out in the next request, if it cannot: the webhook asked for a long wait, or its activity's
-   * time would be up before the answer.
+   * Why an end cannot go out in the next request, if it cannot: a request carried it out already (an attempt retried
+   * while, or after, the one before it sent it: how that request settled it), the webhook asked for a long wait, or
+   * its activity's time would be up before the answer.
    */
   private unsendable(waiting: Waiting): EndDelivery | undefined {
+    const sent = this.sentEnd(waiting.key);
+    if (sent) return sent;
     const again = waiting.sends > 0 ? 'not sent again' : 'not sent';
     if (this.refusal && Date.now() < this.refusal.until) {
       const until = new Date(this.refusal.until).toISOString();
@@ -457,20 +457,7 @@ export class WebhookDigest {
     }
   }
 
-  /**
-   * Settles, unsent, the queued ends a request carried out since they came: a retried attempt that arrived while the
-   * request of the attempt before it was still out.
-   */
-  private settleSent(): void {
-    for (const waiting of [...this.queue]) {
-      const sent = this.sentEnd(waiting.key);
-      if (!sent) continue;
-      this.queue.splice(this.queue.indexOf(waiting), 1);
-      waiting.settle(sent);
-    }
-  }
-
-  /** Settles, unsent, the queued ends that cannot go out in the next request. */
+  /** Settles, unsent, the queued ends that cannot go out in the next request (unsendable). */
   private failUnsendable(): void {
     for (const waiting of [...this.queue]) {
       const unsendable = this.unsendable(waiting);
