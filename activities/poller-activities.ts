@@ -120,7 +120,9 @@ export function createPollerActivities(api: AnchorApiClient) {
         else {
           const { settledAt } = settledAtOf(summary.actual_completion_time);
           const recent = settledAt !== undefined && readAt - Date.parse(settledAt) <= RECENT_SETTLE_MS;
-          if (failed > 0 || recent)
+          // A batch `failed` with no failed session goes to a read of its own, whose recovery reports it (taken from
+          // the list, its 0 failed ended the recovery `clean`).
+          if (failed > 0 || (recent && status !== 'failed'))
             listed[batchId] = { status, total, completed, failed, ...(settledAt && { settledAt }) };
           else page.settled.push(batchId);
         }

@@ -439,7 +439,9 @@ export class AnchorApiClient {
     };
     const status = response.statusCode;
     if (status === 400) {
-      return call.endpoint === ANCHOR_ENDPOINTS.retryFailedSessions
+      // Only the API's own answer, the contract's JSON error, says the batch has nothing to retry. A proxy's 400 (an
+      // HTML page: a header too large) says nothing of the batch, and taken so it used up a round that retried nothing.
+      return call.endpoint === ANCHOR_ENDPOINTS.retryFailedSessions && isErrorResponse(response.body)
         ? new NoFailedSessionsError(context)
         : new BadRequestError(context);
     }
@@ -538,10 +540,21 @@ function batchIdOf(body: unknown): string | undefined {
 /** `application/json`, `application/problem+json` and the like, with or without parameters. */
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 
+/** The body is the contract's JSON error, whatever fields it leaves out. */
+function isErrorResponse(body: string): boolean {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return typeof parsed === 'object' && parsed !== null && ErrorResponseSchema.safeParse(parsed).success;
+  } catch {
+    return false;
+  }
+}
+
 /** The error's message, if the body is the contract's JSON error; cleaned later, when the error is built. */
 function readApiMessage(body: string): string | undefined {
   try {
-    const parsed = ErrorResponseSchema.safeParse(JSON.parse(body));
+    // A null is absent here too: `{ "code": null, "message": … }` keeps its message.
+    const parsed = ErrorResponseSchema.safeParse(JSON.parse(body, (_key, value: unknown) => value ?? undefined));
     return parsed.success ? parsed.data.error?.message : undefined;
   } catch {
     return undefined;

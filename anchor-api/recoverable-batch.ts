@@ -1,4 +1,4 @@
-import { isFinishedBatchStatus } from './batch-status.js';
+import { isFinishedBatchStatus, isInFlightBatchStatus } from './batch-status.js';
 import { ANCHOR_ENDPOINTS } from './endpoints.js';
 import { MalformedResponseError } from './errors.js';
 import type { BatchSessionItem, BatchStatus, BatchStatusDetail } from './schemas.js';
@@ -80,7 +80,23 @@ export function requireRecoverableBatch(detail: BatchStatusDetail, batchId: stri
         'do not give the failed, pending and processing ones',
     );
   }
+  // In flight by its status, which alone says it is not settled (the contract: right after creation its counters may
+  // all still be 0, and any may be absent). Refused, the read failed its recovery for good while the batch still ran.
+  if (isInFlightBatchStatus(detail.status)) {
+    return { ...base, countsSource: 'counters', counts: inFlightCounts(counters), countsDescribeBatch: false };
+  }
   throw missing('data.failed_requests, data.pending_requests and data.processing_requests, or data.sessions: required');
+}
+
+/**
+ * The counts of a batch in flight whose counters do not give them all: those sent, 0 for the others, and the requests
+ * in none of them still processing, as the status says. Shown, and compared by a reconciliation, which takes a batch
+ * back in flight after a call as the call's effect whatever its counts.
+ */
+function inFlightCounts(counters: Counters): SessionCounts {
+  const { completed = 0, failed = 0, pending = 0 } = counters;
+  const processing = counters.processing ?? Math.max(0, (counters.total ?? 0) - completed - failed - pending);
+  return { total: counters.total ?? completed + failed + pending + processing, completed, failed, processing, pending };
 }
 
 type Counters = Partial<Record<'total' | 'completed' | 'failed' | 'pending' | 'processing', number>>;

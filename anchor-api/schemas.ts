@@ -49,9 +49,14 @@ export const BatchSessionItemSchema = z.looseObject({
 });
 export type BatchSessionItem = z.infer<typeof BatchSessionItemSchema>;
 
+/**
+ * Only shown to operators (the percentage), never part of a decision: a value the contract does not list (a new phase,
+ * a percentage past 100) is read as absent, where a rejected field fails the whole status read, and with it the
+ * recovery, for good.
+ */
 export const BatchProgressSchema = z.looseObject({
-  percentage: z.number().min(0).max(100).optional(),
-  current_phase: ProgressPhaseSchema.optional(),
+  percentage: z.number().min(0).max(100).optional().catch(undefined),
+  current_phase: ProgressPhaseSchema.optional().catch(undefined),
 });
 export type BatchProgress = z.infer<typeof BatchProgressSchema>;
 
@@ -67,7 +72,7 @@ export const BatchStatusDetailSchema = z.looseObject({
   actual_completion_time: answerTimestamp.optional(),
   error: z.string().optional(),
   sessions: z.array(BatchSessionItemSchema).optional(),
-  progress: BatchProgressSchema.optional(),
+  progress: BatchProgressSchema.optional().catch(undefined),
 });
 export type BatchStatusDetail = z.infer<typeof BatchStatusDetailSchema>;
 
@@ -136,7 +141,8 @@ export type CancelBatchResult = z.infer<typeof CancelBatchResultSchema>;
 export const RetryResultSchema = z.looseObject({
   batch_id: z.string().optional(),
   status: BatchStatusSchema.optional(),
-  retried_sessions: z.int().optional(),
+  // A negative count is no count: the answer is then unreadable, which the retry round takes as applied, count unknown.
+  retried_sessions: z.int().min(0).optional(),
   message: z.string().optional(),
 });
 export type RetryResult = z.infer<typeof RetryResultSchema>;

@@ -21,6 +21,11 @@ export const updateRecoveryPolicy = defineUpdate<RecoveryReport, [PolicyChange]>
 export const RECOVER_BATCH_WORKFLOW = 'recoverBatch';
 /** The failure type of a status read that found the batch in flight; its retry policy is the poll schedule. */
 export const BATCH_NOT_SETTLED = 'BatchNotSettled';
+/**
+ * The failure type of a status read that found the batch `failed` with no failed session to retry (one that failed as a
+ * whole, say): the recovery stops with a report, as it must not end `clean`.
+ */
+export const BATCH_FAILED_WITHOUT_FAILED_SESSIONS = 'batch_failed_without_failed_sessions';
 export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
 
 /**

@@ -6,8 +6,10 @@ import {
   AnchorNetworkError,
   AnchorTimeoutError,
   API_TEXT_MAX_CHARS,
+  BadRequestError,
   BatchNotFoundError,
   MalformedResponseError,
+  NoFailedSessionsError,
   RateLimitedError,
   ResponseTooLargeError,
   ServerError,
@@ -119,6 +121,27 @@ test('a body that trickles, and one that never ends, are cut by the request time
   }
   await waitFor(() => server.calls.every((call) => call.closed));
   expect(server.calls.map((call) => call.cutByClient)).toEqual([true, true]);
+});
+
+test("an error body's null code is absent, as any null in an answer: the message is still read", async () => {
+  server.on('null-code', answerWith(404, 'application/json', '{"error":{"code":null,"message":"Batch not found"}}'));
+  const error = await caught(client.getBatch('null-code'));
+  expect(error).toBeInstanceOf(BatchNotFoundError);
+  expect(error.apiMessage).toBe('Batch not found');
+});
+
+test("a retry POST's 400 that is no JSON error (a proxy's page) is a bad request, not a batch with nothing to retry", async () => {
+  server.on('proxied', answerWith(400, 'text/html', '<html><body>Request Header Or Cookie Too Large</body></html>'));
+  server.on('answered', answerWith(400, 'application/json', '{"error":{"code":400}}'));
+  expect(await caught(retry('proxied'))).toBeInstanceOf(BadRequestError);
+  expect(await caught(retry('answered'))).toBeInstanceOf(NoFailedSessionsError);
+});
+
+test("a retry POST's 2xx with a negative retried_sessions is unreadable: applied, its count not taken", async () => {
+  server.on('negative', answerWith(200, 'application/json', '{"data":{"retried_sessions":-2}}'));
+  const error = await caught(retry('negative'));
+  expect(error).toBeInstanceOf(MalformedResponseError);
+  expect(error).toMatchObject({ statusCode: 200, outcomeUnknown: true });
 });
 
 test('a multi-MB error message: a 404 and a 401 still fail as such, with the message cut and cleaned', async () => {

@@ -122,6 +122,15 @@ describe('response schemas', () => {
       );
   });
 
+  it('read a progress the contract does not list as absent: it is only shown, never decides', () => {
+    const parsed = BatchStatusDetailSchema.parse({
+      status: 'processing',
+      progress: { percentage: 140, current_phase: 'finalizing' },
+    });
+    expect(parsed.progress).toEqual({ percentage: undefined, current_phase: undefined });
+    expect(BatchStatusDetailSchema.parse({ status: 'processing', progress: 'half' }).progress).toBeUndefined();
+  });
+
   it('accept timestamps in any format: the product never reads them', () => {
     const result = BatchStatusDetailSchema.safeParse({
       status: 'completed',
@@ -196,10 +205,22 @@ describe('requireRecoverableBatch', () => {
     expect(withoutStatus).toThrow('data.status: required');
   });
 
-  it('rejects a batch with neither counters nor sessions', () => {
+  it('rejects a finished batch with neither counters nor sessions', () => {
     expect(() => requireRecoverableBatch({ status: 'failed', failed_requests: 2 }, 'b1')).toThrow(
       MalformedResponseError,
     );
+  });
+
+  it('takes a batch in flight by its status, whatever counters it leaves out', () => {
+    // The contract: every field optional, and a batch just created may have its counters all 0.
+    const justCreated = requireRecoverableBatch({ status: 'pending' }, 'b1');
+    expect(justCreated.counts).toEqual({ total: 0, completed: 0, failed: 0, processing: 0, pending: 0 });
+    expect(justCreated.countsDescribeBatch).toBe(false);
+    const partly = requireRecoverableBatch(
+      { status: 'processing', total_requests: 3, completed_requests: 1, failed_requests: 0 },
+      'b1',
+    );
+    expect(partly.counts).toEqual({ total: 3, completed: 1, failed: 0, processing: 2, pending: 0 });
   });
 
   it('rejects a session without status when counting from sessions', () => {

@@ -25,6 +25,16 @@ const summaries = [
     failed_requests: 0,
     actual_completion_time: new Date(Date.now() - 60_000).toISOString(),
   },
+  // Failed with no failed session (failed as a whole), settled a minute ago: its id only, so its recovery reads it and
+  // reports it, where the counters' 0 failed ended it `clean`.
+  {
+    batch_id: 'failed-whole',
+    status: 'failed',
+    total_requests: 0,
+    completed_requests: 0,
+    failed_requests: 0,
+    actual_completion_time: new Date(Date.now() - 60_000).toISOString(),
+  },
   // Clean and settled long ago, like most of a team's list: its id only.
   {
     batch_id: 'old-clean',
@@ -83,7 +93,7 @@ test('a page keeps the counters of settled batches with failures or a recent set
       settledAt: expect.stringMatching(/Z$/),
     },
   });
-  expect(page.settled).toEqual(['old-clean', 'undated-clean', 'no-counters', 'no-status', 'bare']);
+  expect(page.settled).toEqual(['failed-whole', 'old-clean', 'undated-clean', 'no-counters', 'no-status', 'bare']);
   expect(page.inFlight).toEqual(['running', 'lagging', 'just-created', 'just-created-no-status', 'uncounted']);
   expect(page.readAt).toEqual(expect.stringMatching(/^\d{4}-\d\d-\d\dT.*Z$/));
   expect(page).toMatchObject({ hasNext: true, totalPages: 3 });
