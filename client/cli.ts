@@ -175,6 +175,21 @@ function printReport(
   }
 }
 
+/**
+ * A Web UI URL with a user name or password would be printed in every `Web UI:` line, as the worker refuses it for
+ * its links. Checked once parsed, not by the option's parser: commander's message for a refused value echoes it.
+ */
+function refuseUiUrlWithCredentials(program: Command): void {
+  const { uiUrl } = program.opts<GlobalOptions>();
+  if (!URL.canParse(uiUrl)) return;
+  const { username, password } = new URL(uiUrl);
+  if (username === '' && password === '') return;
+  const source = program.getOptionValueSource('uiUrl') === 'env' ? 'TEMPORAL_UI_URL' : '--ui-url';
+  throw new Error(
+    `${source}: expected no user name or password in the URL (every Web UI link printed would show them)`,
+  );
+}
+
 export function buildCli(): Command {
   const program = new Command('batch-recovery')
     .description('Recovers AnchorBrowser batches whose sessions failed to start, with a Temporal workflow per batch')
@@ -222,7 +237,8 @@ export function buildCli(): Command {
         // Blank (an unset variable passed on by compose): the default. Commander keeps the blank if told undefined.
         .argParser((value: string) => (value.trim() === '' ? DEFAULT_CALL_TIMEOUT_MS : callTimeout(value))),
     )
-    .addHelpText('after', EXIT_CODES_HELP);
+    .addHelpText('after', EXIT_CODES_HELP)
+    .hook('preAction', refuseUiUrlWithCredentials);
 
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
 
@@ -283,6 +299,13 @@ export function buildCli(): Command {
         );
         say(`Workflow id: ${started.workflowId}`);
         say(`Web UI:      ${workflowUiUrl(global.uiUrl, global.namespace, started.workflowId)}`);
+        // Before, a start on a queue no worker polls (a mistyped --task-queue) exited 0 with nothing said. `--wait`
+        // says it as it follows.
+        if (!started.attached && !options.wait && !(await recoveries.hasLivePollers(global.taskQueue)))
+          process.stderr.write(
+            `warning: no worker polls task queue ${global.taskQueue}: the recovery waits until one does ` +
+              '(batch-recovery worker, with the same --task-queue)\n',
+          );
         if (options.wait) {
           await showReport(global, options.json, () =>
             followRecovery(recoveries, batchId, {

@@ -770,7 +770,8 @@ export class BatchRecoveries {
     return description;
   }
 
-  private async hasLivePollers(taskQueue: string): Promise<boolean> {
+  /** Whether a worker polled the task queue's workflow tasks within the server's memory of pollers (5 min). */
+  async hasLivePollers(taskQueue: string): Promise<boolean> {
     return (await recentPollerIdentities(this.client, taskQueue, 'workflow')).length > 0;
   }
 

@@ -76,6 +76,11 @@ export interface UpsertedSweepSchedule {
   scheduleId: string;
   /** False when an existing schedule was updated. */
   created: boolean;
+  /**
+   * The task queue an updated schedule ran its sweeps on, set only when the upsert moved them to another: a queue
+   * left out of the options is the default one, which may be a queue no worker polls.
+   */
+  movedFromTaskQueue?: string;
 }
 
 /** What an operator wants to know about the sweep schedule, without the SDK's raw response. */
@@ -179,14 +184,21 @@ export async function upsertSweepSchedule(
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
+  let previousTaskQueue: string | undefined;
   await onSchedule(client, scheduleId, (handle) =>
     handle.update((previous) => {
       // Checked on the description the update itself is made against.
       requireSweepAction(scheduleId, previous.action);
+      previousTaskQueue = previous.action.taskQueue;
       return { spec, action, policies, state: { paused: previous.state.paused, note: previous.state.note } };
     }),
   );
-  return { scheduleId, created: false };
+  return {
+    scheduleId,
+    created: false,
+    ...(previousTaskQueue !== undefined &&
+      previousTaskQueue !== taskQueue && { movedFromTaskQueue: previousTaskQueue }),
+  };
 }
 
 export async function describeSweepSchedule(
@@ -214,20 +226,35 @@ export async function describeSweepSchedule(
   };
 }
 
+/**
+ * The note a pause or unpause without one leaves. The SDK's own ('Paused via TypeScript SDK"', stray quote included)
+ * replaced the operator's.
+ */
+export const DEFAULT_PAUSE_NOTE = 'paused with batch-recovery schedule pause';
+export const DEFAULT_UNPAUSE_NOTE = 'unpaused with batch-recovery schedule unpause';
+
+/** Pauses the schedule; without a note, one already paused is left as it is, so the note saying why is kept. */
 export function pauseSweepSchedule(
   client: Client,
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
   note?: string,
 ): Promise<void> {
-  return onSweepSchedule(client, scheduleId, (handle) => handle.pause(note));
+  return onSweepSchedule(client, scheduleId, async (handle, { state }) => {
+    if (note === undefined && state.paused) return;
+    await handle.pause(note ?? DEFAULT_PAUSE_NOTE);
+  });
 }
 
+/** Unpauses the schedule; without a note, one already active is left as it is, its note kept. */
 export function unpauseSweepSchedule(
   client: Client,
   scheduleId = DEFAULT_SWEEP_SCHEDULE_ID,
   note?: string,
 ): Promise<void> {
-  return onSweepSchedule(client, scheduleId, (handle) => handle.unpause(note));
+  return onSweepSchedule(client, scheduleId, async (handle, { state }) => {
+    if (note === undefined && !state.paused) return;
+    await handle.unpause(note ?? DEFAULT_UNPAUSE_NOTE);
+  });
 }
 
 /**
@@ -416,14 +443,14 @@ async function describeSweepAction(client: Client, scheduleId: string): Promise<
   return description;
 }
 
-/** Runs `operation` on the schedule once a description showed it runs the sweep. */
+/** Runs `operation` on the schedule once a description showed it runs the sweep; `operation` is given it. */
 async function onSweepSchedule<T>(
   client: Client,
   scheduleId: string,
-  operation: (handle: ScheduleHandle) => Promise<T>,
+  operation: (handle: ScheduleHandle, description: ScheduleDescription) => Promise<T>,
 ): Promise<T> {
-  await describeSweepAction(client, scheduleId);
-  return onSchedule(client, scheduleId, operation);
+  const description = await describeSweepAction(client, scheduleId);
+  return onSchedule(client, scheduleId, (handle) => operation(handle, description));
 }
 
 function requireSweepAction(scheduleId: string, action: ScheduleDescription['action']): void {

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import ms from 'ms';
+import { recentPollerIdentities } from '../../worker/task-queue-pollers.js';
 import { sweepFields, sweepScheduleFields } from '../../workflows/input-fields.js';
 import {
   checkSweepScheduleOptions,
@@ -98,8 +99,18 @@ export function registerScheduleCommands(program: Command, context: CommandConte
       // option holds it; the upsert takes it from the globals the connection was made with.
       checkSweepScheduleOptions(scheduleOptions(command.optsWithGlobals<Partial<TemporalGlobals>>().taskQueue));
       await context.withClient(command, async (client, globals) => {
-        const { created } = await upsertSweepSchedule(client, scheduleOptions(globals.taskQueue));
+        const { created, movedFromTaskQueue } = await upsertSweepSchedule(client, scheduleOptions(globals.taskQueue));
         context.print(`${created ? 'Created' : 'Updated'} schedule ${options.id}, sweeping every ${options.every}`);
+        // An upsert without --task-queue takes the default queue: a schedule set up on another moved silently, and
+        // its sweeps waited for a worker there, while SKIP skipped every later one.
+        if (movedFromTaskQueue !== undefined) {
+          context.print(`Moved its sweeps from task queue ${movedFromTaskQueue} to task queue ${globals.taskQueue}`);
+          if ((await recentPollerIdentities(client, globals.taskQueue, 'workflow')).length === 0)
+            context.note(
+              `warning: no worker polls task queue ${globals.taskQueue}: the schedule's sweeps wait there until one ` +
+                `does (give --task-queue ${movedFromTaskQueue} to move them back)`,
+            );
+        }
         context.print(`Web UI: ${scheduleUiUrl(globals.uiUrl, globals.namespace, options.id)}`);
       });
     });

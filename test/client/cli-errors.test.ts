@@ -121,6 +121,24 @@ test('a Web UI URL with a query or fragment is refused before any connection, na
   expectOneLineError(variable, /from env 'TEMPORAL_UI_URL' is invalid\. expected no query or fragment/);
 });
 
+test('a Web UI URL with a user name or password is refused, naming the flag or variable, without echoing it', async () => {
+  // Before, taken and printed in every `Web UI:` line, while the worker refuses it.
+  const flag = await runCli([
+    '--address',
+    '127.0.0.1:1',
+    '--ui-url',
+    'https://operator:s3cret-pw@ui.example',
+    'report',
+    randomUUID(),
+  ]);
+  expectOneLineError(flag, /^error: --ui-url: expected no user name or password in the URL/);
+  const variable = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()], {
+    TEMPORAL_UI_URL: 'https://:s3cret-pw@ui.example/',
+  });
+  expectOneLineError(variable, /^error: TEMPORAL_UI_URL: expected no user name or password in the URL/);
+  for (const refused of [flag, variable]) expect(refused.stderr).not.toMatch(/s3cret-pw|operator/);
+});
+
 test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
