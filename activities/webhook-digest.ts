@@ -4,6 +4,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import got, { RequestError, TimeoutError, type Response } from 'got';
+import { closeOnUpgrade } from '../anchor-api/close-on-upgrade.js';
 import { parseRetryAfterMs } from '../anchor-api/retry-after.js';
 import type { NotifiableOutcome, RecoveryEnd } from '../workflows/recovery-details.js';
 
@@ -248,6 +249,10 @@ async function post(url: string, key: string, body: string, timeouts: PostTimeou
         },
         signal: stop.signal,
       })
+      .on(
+        'request',
+        closeOnUpgrade(() => stop.abort()),
+      )
       // The status and headers settle a request, and got's promise settles only after the whole body: its first
       // progress event comes as the headers do, so the body (Slack's is `ok` or an error's name) is dropped unread,
       // and one that trickles cannot hold the webhook's one line until the request's timeout, nor fill the memory.

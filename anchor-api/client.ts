@@ -19,6 +19,7 @@ import {
   type AnchorApiError,
   type AnchorApiErrorContext,
 } from './errors.js';
+import { closeOnUpgrade } from './close-on-upgrade.js';
 import { requireRecoverableBatch, type RecoverableBatch } from './recoverable-batch.js';
 import { parseRetryAfterMs } from './retry-after.js';
 import {
@@ -376,6 +377,7 @@ export class AnchorApiClient {
     onSend?.();
     const stop = new AbortController();
     let tooLarge = false;
+    let upgraded = false;
     try {
       return await this.http(call.path, {
         method: call.method,
@@ -387,13 +389,23 @@ export class AnchorApiClient {
         // `false`: an agent for this request alone) cannot be stale; reads keep the global agent's pool.
         ...(call.mutating ? { agent: { http: false, https: false } } : {}),
         timeout: { request: timeoutMs },
-      }).on('downloadProgress', ({ transferred, total }) => {
-        // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
-        if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
-        tooLarge = true;
-        stop.abort();
-      });
+      })
+        .on(
+          'request',
+          closeOnUpgrade(() => {
+            upgraded = true;
+            stop.abort();
+          }),
+        )
+        .on('downloadProgress', ({ transferred, total }) => {
+          // `total` is the declared Content-Length: a body announced too long is not downloaded at all.
+          if (tooLarge || Math.max(transferred, total ?? 0) <= this.maxResponseBytes) return;
+          tooLarge = true;
+          stop.abort();
+        });
     } catch (error) {
+      // Answered, though not in HTTP: a status the contract does not define, as a redirect is.
+      if (upgraded) throw this.statusError({ statusCode: 101, headers: {}, body: '' }, call);
       if (tooLarge && error instanceof RequestError) return this.tooLargeError(call, error.response);
       throw this.transportError(error, call);
     }

@@ -18,6 +18,7 @@ import {
 import {
   answerHuge,
   answerHugeError,
+  answerSwitchingProtocols,
   answerNeverEnding,
   answerTrickle,
   answerWith,
@@ -121,6 +122,16 @@ test('a body that trickles, and one that never ends, are cut by the request time
   }
   await waitFor(() => server.calls.every((call) => call.closed));
   expect(server.calls.map((call) => call.cutByClient)).toEqual([true, true]);
+});
+
+test('a 101 (Switching Protocols) fails a read or a retry POST at once as an unexpected status, its connection closed', async () => {
+  server.on('switched', answerSwitchingProtocols);
+  // Before, Node handed the connection over, got's timeout no longer applied, and the call never settled.
+  const read = await caught(client.getBatch('switched'));
+  const call = await caught(retry('switched'));
+  for (const error of [read, call]) expect(error).toMatchObject({ kind: 'unexpected_status', statusCode: 101 });
+  await waitFor(() => server.calls.every((exchange) => exchange.closed));
+  expect(server.calls.map((exchange) => exchange.cutByClient)).toEqual([true, true]);
 });
 
 test("an error body's null code is absent, as any null in an answer: the message is still read", async () => {

@@ -69,6 +69,14 @@ const notFound: HostileAnswer = (_request, response) => {
   response.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":404,"message":"no route"}}');
 };
 
+/**
+ * 101 Switching Protocols, written on the socket as a server that takes the connection over would, and left open: the
+ * exchange ends when the client closes it.
+ */
+export const answerSwitchingProtocols: HostileAnswer = (_request, response) => {
+  response.socket?.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+};
+
 /** A fixed answer. */
 export function answerWith(statusCode: number, contentType: string, body: string | Buffer): HostileAnswer {
   return (_request, response) => {

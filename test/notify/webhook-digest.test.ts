@@ -12,7 +12,7 @@ import {
   type QueuedEnd,
 } from '../../activities/webhook-digest.js';
 import type { RecoveryEnd } from '../../workflows/recovery-details.js';
-import { startHostileServer } from '../helpers/hostile-server.js';
+import { answerSwitchingProtocols, startHostileServer } from '../helpers/hostile-server.js';
 import { eventually } from '../helpers/recovery-env.js';
 import { startBlackHole } from './black-hole.js';
 import { startWebhookReceiver, type ReceivedRequest, type WebhookReceiver } from './webhook-receiver.js';
@@ -534,6 +534,21 @@ test("a digest's blocks stay within Slack's whole-message size: ends whose text 
         ...keysIn(request).map((key) => `:x: Recovery of batch \`${/batch-\d+/.exec(key)![0]}\` ended *failed*`),
       ].join('\n'),
     );
+  }
+});
+
+test('a 101 (Switching Protocols) leaves the end unknown at once, its connection closed; the next end still goes', async () => {
+  const switching = await startHostileServer(answerSwitchingProtocols);
+  try {
+    const digest = digestTo(switching.url);
+    const [one, two] = [1, 2].map((index) => queuedEnd(index));
+    // Before, Node handed the connection over, got's timeout no longer applied, and the sender waited for good.
+    expect(await digest.deliver(one!.queued, neverAborted())).toMatchObject({ status: 'unknown', ends: 1 });
+    expect(await digest.deliver(two!.queued, neverAborted())).toMatchObject({ status: 'unknown', ends: 1 });
+    await eventually('the connections closed', () => (switching.calls.every((call) => call.closed) ? true : undefined));
+    expect(switching.calls).toHaveLength(2);
+  } finally {
+    await switching.close();
   }
 });
 

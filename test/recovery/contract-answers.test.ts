@@ -59,6 +59,8 @@ test('a batch in flight whose reads leave out its pending and processing counter
   expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
 }, 60_000);
 
+const SESSION_URL = 'wss://connect.anchorbrowser.io/devtools/browser/7d0f4f3c-6c0e-4a57-9b5e-0f1c2a3b4c5d';
+
 /** A batch the API reports `failed`, with the given counters, and 400 (nothing to retry) to any retry call. */
 function failedAsAWhole(
   counters: Record<string, number>,
@@ -73,7 +75,9 @@ function failedAsAWhole(
           batch_id: batchId,
           status: 'failed',
           ...counters,
-          error: 'Batch failed: browser configuration rejected',
+          error: `Batch failed: browser configuration rejected (proxy_${SESSION_URL.slice('wss://'.length)} reset)`,
+          // Its one session's URL, which the error quotes without its scheme: no pattern recognises it there.
+          sessions: [{ item_index: 0, status: 'completed', cdp_url: SESSION_URL }],
           actual_completion_time: new Date(Date.now() - completedAgoMs).toISOString(),
         },
       });
@@ -97,7 +101,8 @@ test.each([
       failure: {
         type: BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
         message:
-          'The API reports the batch failed, and no failed session to retry: Batch failed: browser configuration rejected',
+          'The API reports the batch failed, and no failed session to retry: Batch failed: browser configuration ' +
+          'rejected (proxy_[url removed] reset)',
       },
     });
     expect(posts()).toBe(0);
