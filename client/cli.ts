@@ -110,6 +110,29 @@ function recoverInput(batchId: string, options: RecoverOptions): RecoverBatchInp
 
 /** Aborted once the reader of stdout has closed it (`watch … | head`): a follower has no one to show its lines to. */
 const outputClosed = new AbortController();
+/**
+ * Follows a recovery until it ends. An operator's Ctrl-C (or a SIGTERM) stops the command, not the recovery, which
+ * someone who meant to stop it must know: it is told so, with how to stop it. Before, the process died by the signal
+ * and said nothing. Only while following: the worker command's own handlers drain it on these signals.
+ */
+async function following<T>(batchId: string, follow: () => Promise<T>): Promise<T> {
+  const stop = (exitCode: number) => () => {
+    process.stderr.write(
+      `\nStopped following; the recovery of batch ${batchId} goes on (batch-recovery cancel ${batchId} stops it)\n`,
+    );
+    process.exit(exitCode);
+  };
+  const onInterrupt = stop(EXIT_CODES.interrupted);
+  const onTerminate = stop(EXIT_CODES.terminated_by_signal);
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onTerminate);
+  try {
+    return await follow();
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onTerminate);
+  }
+}
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
@@ -308,11 +331,14 @@ export function buildCli(): Command {
           );
         if (options.wait) {
           await showReport(global, options.json, () =>
-            followRecovery(recoveries, batchId, {
-              // With --json, why the progress is not live goes to stderr: before, a wait no worker could end was silent.
-              view: options.json ? notLiveView(process.stderr) : progressViewFor(process.stdout),
-              signal: outputClosed.signal,
-            }),
+            following(batchId, () =>
+              followRecovery(recoveries, batchId, {
+                // With --json, why the progress is not live goes to stderr: before, a wait no worker could end was
+                // silent.
+                view: options.json ? notLiveView(process.stderr) : progressViewFor(process.stdout),
+                signal: outputClosed.signal,
+              }),
+            ),
           );
         } else if (options.json) {
           await showReport(global, true, () => recoveries.progress(batchId));
@@ -330,7 +356,9 @@ export function buildCli(): Command {
       const global = globals(command);
       await withRecoveries(global, (recoveries) =>
         showReport(global, false, () =>
-          followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout), signal: outputClosed.signal }),
+          following(batchId, () =>
+            followRecovery(recoveries, batchId, { view: progressViewFor(process.stdout), signal: outputClosed.signal }),
+          ),
         ),
       );
     });

@@ -49,6 +49,12 @@ export const EXIT_CODES = {
    * stopped. Before, it exited 0, and a script under `set -o pipefail` took the recovery for recovered.
    */
   output_closed: 141,
+  /**
+   * `watch`, `recover --wait` stopped by Ctrl-C (SIGINT) or SIGTERM: they say on stderr that the recovery goes on. 128 +
+   * the signal's number, as a shell reports a command a signal stopped (other commands die by the signal).
+   */
+  interrupted: 130,
+  terminated_by_signal: 143,
 } as const;
 
 // Shared with the poller registrations, so it lives below client/; re-exported for the library's users.
@@ -94,4 +100,6 @@ Exit codes:
      cancel requested, but the recovery has not ended yet (it ends when a worker runs it)
  11  schedule trigger started no sweep: one still ran (skipped), or none started in ${TRIGGER_CONFIRM_MS / 1_000} s;
      or sweeps started it cannot tell for its own
-141  output closed (watch, recover --wait): the reader closed it (| head) before the recovery ended`;
+130  watch or recover --wait interrupted (Ctrl-C): it says the recovery goes on (cancel stops it)
+141  output closed (watch, recover --wait): the reader closed it (| head) before the recovery ended
+143  watch or recover --wait stopped by SIGTERM: it says the recovery goes on (cancel stops it)`;

@@ -3,6 +3,7 @@ import { eventually, FAST_POLICY, startRecoveryEnv, type RecoveryEnv } from '../
 import { killLeftoverChildren, spawnTypeScript } from './child-process.js';
 
 // `batch-recovery report --since 7d | head`: the reader takes what it wants and closes the pipe while the CLI writes.
+// And an operator's Ctrl-C, which stops the command but not the recovery it follows.
 
 let env: RecoveryEnv;
 beforeAll(async () => {
@@ -51,3 +52,34 @@ test('watch whose output is closed by its reader stops following, quietly, sayin
     await env.recoveries.handle(batch.id).terminate('test done');
   }
 });
+
+test.each([
+  ['SIGINT', EXIT_CODES.interrupted],
+  ['SIGTERM', EXIT_CODES.terminated_by_signal],
+] as const)(
+  'watch stopped by %s says the recovery goes on, and how to stop it; the recovery runs on',
+  async (signal, code) => {
+    const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
+    await env.recoveries.start({
+      batchId: batch.id,
+      ...FAST_POLICY,
+      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+    });
+    try {
+      const watch = spawnTypeScript('client/cli.ts', ['--task-queue', env.taskQueue, 'watch', batch.id], {
+        env: process.env,
+      });
+      await watch.waitForOutput(/round/);
+      watch.child.kill(signal);
+
+      // Before, the process died by the signal, saying nothing.
+      expect(await watch.closed).toEqual({ code, signal: null });
+      expect(watch.stderr()).toContain(
+        `Stopped following; the recovery of batch ${batch.id} goes on (batch-recovery cancel ${batch.id} stops it)`,
+      );
+      expect((await env.recoveries.progress(batch.id)).running).toBe(true);
+    } finally {
+      await env.recoveries.handle(batch.id).terminate('test done');
+    }
+  },
+);
