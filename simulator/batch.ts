@@ -149,26 +149,34 @@ export class SimulatedBatch {
     return this.sessions.flatMap((attempts, index) => (this.view(attempts, now).status === 'failed' ? [index] : []));
   }
 
+  private finishedItems(now: number): number[] {
+    return this.sessions.flatMap((attempts, index) => {
+      const { status } = this.view(attempts, now);
+      return status === 'failed' || status === 'completed' ? [index] : [];
+    });
+  }
+
   status(now: number): BatchStatus {
     return this.summarize(now).status;
   }
 
   /**
-   * Starts a retry round at `now` for every failed session: up to `maxRetries` attempts each,
-   * stopping at the first success. Returns the retried item indexes.
+   * Starts a retry round at `now`: up to `maxRetries` attempts for each session it retries, stopping at the first
+   * success. `failedOnly` (the contract's retry_failed_only, true by default) retries the failed sessions; false, every
+   * session that has finished, completed ones too, whose browsers are replaced. Returns the retried item indexes.
    */
-  retryFailed(now: number, maxRetries: number): number[] {
-    const failed = this.failedItems(now);
-    for (const index of failed) {
+  retry(now: number, maxRetries: number, failedOnly: boolean): number[] {
+    const retried = failedOnly ? this.failedItems(now) : this.finishedItems(now);
+    for (const index of retried) {
       const attempts = this.sessions[index] ?? [];
       const nextNumber = attempts.length + 1;
       attempts.push(...this.scheduleRound(index, now, nextNumber, maxRetries));
     }
-    if (failed.length > 0) {
+    if (retried.length > 0) {
       this.retried = true;
       this.version += 1;
     }
-    return failed;
+    return retried;
   }
 
   /**

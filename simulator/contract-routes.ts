@@ -226,7 +226,7 @@ export function registerContractRoutes(app: FastifyInstance, deps: ContractDeps)
       if (!body.success) return apiError(400, describeSchemaError(body.error));
       const now = clock.now();
       if (batch.isCancelled(now)) return apiError(400, 'No failed sessions to retry: batch is cancelled');
-      const retried = batch.retryFailed(now, body.data.max_retries);
+      const retried = batch.retry(now, body.data.max_retries, body.data.retry_failed_only);
       if (retried.length === 0) return apiError(400, 'No failed sessions to retry');
       const entry = entryOf(request);
       ledger.recordRetry({

@@ -52,6 +52,21 @@ test('recover --wait --json follows the recovery and prints only the report; rep
   expect(reread.rounds).toEqual(report.rounds);
 });
 
+test('recover --retry-all asks the API to retry every session, and the report gives what the API retried', async () => {
+  const env = await recoveryEnv();
+  const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+  await env.startWorker();
+
+  const recovered = await cliOn(env, ['recover', batch.id, ...fastRecovery, '--retry-all', '--wait', '--json']);
+
+  expect(recovered.code).toBe(0);
+  const report = JSON.parse(recovered.stdout) as RecoveryReport;
+  // The simulator took retry_failed_only only for true before: it retried the failed session alone.
+  expect(report.rounds[0]).toMatchObject({ retriedSessions: 3, failedBefore: 1, failedAfter: 0 });
+  const retries = env.simulator.ledger.forBatch(batch.id).retries;
+  expect(retries.map((retry) => [retry.body.retry_failed_only, retry.retriedItems])).toEqual([[false, [0, 1, 2]]]);
+});
+
 test('recover for a batch whose recovery is running attaches to it', async () => {
   // No worker: the recovery stays running for as long as the test needs.
   const env = await recoveryEnv();
