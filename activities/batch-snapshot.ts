@@ -74,7 +74,20 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     failing,
     observedAt: observedAt.toISOString(),
     ...settledAtOf(batch.detail.actual_completion_time),
+    ...failedAsAWhole(batch),
   };
+}
+
+/**
+ * The API's `error` of a batch it calls failed with no failed session, for the report that stops such a recovery
+ * (it ended `clean` before): why it failed as a whole, cut and cleaned, also of its sessions' URLs, which it may quote
+ * in ways no pattern recognises. Only then: a batch with failed sessions says why in theirs.
+ */
+function failedAsAWhole(batch: RecoverableBatch): { batchError?: string } {
+  const { error } = batch.detail;
+  if (batch.status !== 'failed' || batch.counts.failed > 0 || error === undefined) return {};
+  const sessionUrls = (batch.sessions ?? []).flatMap((session) => [session.cdp_url, session.live_view_url]);
+  return { batchError: cleanApiText(error, sessionUrls) };
 }
 
 /** Re-printed from a parsed date, so whatever the API sent, what reaches history is one short timestamp. */

@@ -7,7 +7,7 @@ import {
   type AnchorApiClient,
   type RecoverableBatch,
 } from '../anchor-api/index.js';
-import { BATCH_FAILED_WITHOUT_FAILED_SESSIONS, BATCH_NOT_SETTLED } from '../workflows/definitions.js';
+import { BATCH_NOT_SETTLED } from '../workflows/definitions.js';
 import type { BatchSnapshot } from '../workflows/report.js';
 import { describeProgress, toBatchSnapshot, toRetrySnapshot } from './batch-snapshot.js';
 import { toActivityFailure } from './failures.js';
@@ -66,18 +66,6 @@ export function createRecoveryActivities(api: AnchorApiClient) {
         throw toActivityFailure(err);
       }
       const snapshot = toBatchSnapshot(batch, new Date());
-      if (snapshot.settled && snapshot.status === 'failed' && snapshot.failed === 0) {
-        // The API says the batch failed, and shows no session the retry endpoint could retry: taken as 0 failed, it
-        // ended its recovery `clean`, and no one was told. The batch's own error says why, cut and cleaned, also of its
-        // sessions' URLs, which it may quote in ways no pattern recognises.
-        const sessionUrls = (batch.sessions ?? []).flatMap((session) => [session.cdp_url, session.live_view_url]);
-        const why = batch.detail.error === undefined ? '' : `: ${cleanApiText(batch.detail.error, sessionUrls)}`;
-        throw ApplicationFailure.create({
-          type: BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
-          message: `The API reports the batch failed, and no failed session to retry${why}`,
-          nonRetryable: true,
-        });
-      }
       if (snapshot.settled) return snapshot;
       const { failing, ...progress } = snapshot;
       throw ApplicationFailure.create({

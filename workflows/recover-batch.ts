@@ -29,6 +29,7 @@ import type { PollerRegistrationActivities } from '../activities/poller-registra
 import type { RecoveryActivities } from '../activities/recovery-activities.js';
 import type { RetryActivities } from '../activities/retry-activities.js';
 import {
+  BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
   BATCH_NOT_SETTLED,
   batchSettled,
   batchStatusPollerWorkflowId,
@@ -265,6 +266,8 @@ export const CARRIED_ROUND_SKIPS_BACKOFF_PATCH = 'recovery-carried-round-skips-b
  * recovery's next read of the batch ends it `batch_cancelled`. Asked only for such a read.
  */
 export const RESEND_HEEDS_BATCH_CANCEL_PATCH = 'retry-resend-heeds-batch-cancel';
+/** A batch the API calls failed, with no failed session to retry, stops its recovery with a report; it ended `clean`. */
+export const FAILED_BATCH_NOT_CLEAN_PATCH = 'recovery-failed-batch-not-clean';
 /**
  * Recoveries from this change on register again at once when a policy update changes the poll interval while they
  * wait for the poller: the poller reads at the shortest interval among its watches, and kept the one the wait began
@@ -1516,7 +1519,18 @@ export async function recoverBatch(
       publishProgress();
       if (snapshot.status === 'cancelled') return 'batch_cancelled';
       // Failures that someone else's retry fixed were failures all the same: not `clean`.
-      if (snapshot.failed === 0) return roundsDone(report) === 0 && !report.failuresSeen ? 'clean' : 'recovered';
+      if (snapshot.failed === 0 && (roundsDone(report) > 0 || report.failuresSeen)) return 'recovered';
+      if (snapshot.failed === 0) {
+        // Failed as a whole (say its configuration was refused): no session the retry endpoint could retry, and
+        // `clean` told no one.
+        if (snapshot.status === 'failed' && patched(FAILED_BATCH_NOT_CLEAN_PATCH))
+          throw ApplicationFailure.nonRetryable(
+            'The API reports the batch failed, and no failed session to retry' +
+              (snapshot.batchError === undefined ? '' : `: ${snapshot.batchError}`),
+            BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
+          );
+        return 'clean';
+      }
       if (roundsDone(report) >= policy.maxRounds) {
         // Paused (a pause ended its last round's sending, or came after it): held, so that an operator can give it
         // more rounds before resuming. A resume without them ends it.

@@ -70,6 +70,8 @@ export interface BatchSnapshot {
   observedAt: string;
   /** When the batch last settled, by the API's clock (actual_completion_time); absent when it did not say. */
   settledAt?: string;
+  /** Why the API says a batch failed that has no failed session (its `error`, cut and cleaned); absent otherwise. */
+  batchError?: string;
 }
 
 export interface RecoveryRound {

@@ -109,3 +109,20 @@ test.each([
   },
   60_000,
 );
+
+test('a recovery whose round fixed every session ends `recovered`, though the API keeps calling the batch failed', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  // The contract does not say a batch that failed goes back to `completed` once a retry fixed it.
+  hostile.on(batch.id, (request, response) => {
+    if (request.method !== 'GET') return proxyTo(env.simulator.url)(request, response);
+    void fetch(`${env.simulator.url}${request.url}`, { headers: { 'anchor-api-key': TEST_API_KEY } })
+      .then((answer) => answer.json() as Promise<{ data: Record<string, unknown> }>)
+      .then(({ data }) => {
+        if (data.status === 'completed') data.status = 'failed';
+        json(response, 200, { data });
+      });
+  });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  expect(await endOf(batch.id)).toEqual({ outcome: 'recovered', failure: undefined });
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
+}, 60_000);
