@@ -368,7 +368,8 @@ export function createSweepActivities(
           }
           // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
           // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
-          // failed. Before, such a batch was counted as having none, and never recovered.
+          // failed (stops, if the batch is `failed`). Before, such a batch was counted as having none, and never
+          // recovered.
           else if (batch.failed_requests !== undefined && batch.failed_requests <= 0) result.noFailedSessions += 1;
           // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
           // reported as start_failed, which a later sweep would repeat.

@@ -38,6 +38,7 @@ import {
   type CancelBatchResult,
   type CreateBatchRequest,
   type CreateBatchResult,
+  type ErrorResponse,
   type ListBatchesQuery,
   type RetryRequest,
   type RetryResult,
@@ -552,23 +553,22 @@ function batchIdOf(body: unknown): string | undefined {
 /** `application/json`, `application/problem+json` and the like, with or without parameters. */
 const JSON_CONTENT_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
 
-/** The body is the contract's JSON error, whatever fields it leaves out. */
+/** The body is the contract's JSON error: an object with an `error` object, whatever fields that leaves out. */
 function isErrorResponse(body: string): boolean {
+  return parseErrorResponse(body)?.error !== undefined;
+}
+
+/** The contract's JSON error, its nulls absent (`{ "code": null, … }` is one); undefined for any other body. */
+function parseErrorResponse(body: string): ErrorResponse | undefined {
   try {
-    const parsed: unknown = JSON.parse(body);
-    return typeof parsed === 'object' && parsed !== null && ErrorResponseSchema.safeParse(parsed).success;
+    const parsed = ErrorResponseSchema.safeParse(JSON.parse(body, (_key, value: unknown) => value ?? undefined));
+    return parsed.success ? parsed.data : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /** The error's message, if the body is the contract's JSON error; cleaned later, when the error is built. */
 function readApiMessage(body: string): string | undefined {
-  try {
-    // A null is absent here too: `{ "code": null, "message": … }` keeps its message.
-    const parsed = ErrorResponseSchema.safeParse(JSON.parse(body, (_key, value: unknown) => value ?? undefined));
-    return parsed.success ? parsed.data.error?.message : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseErrorResponse(body)?.error?.message;
 }

@@ -324,7 +324,9 @@ export function buildCli(): Command {
         say(`Web UI:      ${workflowUiUrl(global.uiUrl, global.namespace, started.workflowId)}`);
         // Before, a start on a queue no worker polls (a mistyped --task-queue) exited 0 with nothing said. `--wait`
         // says it as it follows.
-        if (!started.attached && !options.wait && !(await recoveries.hasLivePollers(global.taskQueue)))
+        // A check that cannot be made warns of nothing: the start went through, and the command has done its work.
+        const unpolled = async () => !(await recoveries.hasLivePollers(global.taskQueue).catch(() => true));
+        if (!started.attached && !options.wait && (await unpolled()))
           process.stderr.write(
             `warning: no worker polls task queue ${global.taskQueue}: the recovery waits until one does ` +
               '(batch-recovery worker, with the same --task-queue)\n',

@@ -105,7 +105,9 @@ export function registerScheduleCommands(program: Command, context: CommandConte
         // its sweeps waited for a worker there, while SKIP skipped every later one.
         if (movedFromTaskQueue !== undefined) {
           context.print(`Moved its sweeps from task queue ${movedFromTaskQueue} to task queue ${globals.taskQueue}`);
-          if ((await recentPollerIdentities(client, globals.taskQueue, 'workflow')).length === 0)
+          // A check that cannot be made warns of nothing: the update went through.
+          const pollers = await recentPollerIdentities(client, globals.taskQueue, 'workflow').catch(() => undefined);
+          if (pollers?.length === 0)
             context.note(
               `warning: no worker polls task queue ${globals.taskQueue}: the schedule's sweeps wait there until one ` +
                 `does (give --task-queue ${movedFromTaskQueue} to move them back)`,

@@ -143,9 +143,15 @@ test("an error body's null code is absent, as any null in an answer: the message
 
 test("a retry POST's 400 that is no JSON error (a proxy's page) is a bad request, not a batch with nothing to retry", async () => {
   server.on('proxied', answerWith(400, 'text/html', '<html><body>Request Header Or Cookie Too Large</body></html>'));
-  server.on('answered', answerWith(400, 'application/json', '{"error":{"code":400}}'));
+  // A gateway's JSON that is not the contract's error says nothing of the batch either.
+  server.on('gateway', answerWith(400, 'application/json', '{"message":"Bad Request"}'));
+  // The contract's error, its code null (absent, as any null in an answer) or left out.
+  server.on('answered', answerWith(400, 'application/json', '{"error":{"code":null,"message":"No failed sessions"}}'));
+  server.on('uncoded', answerWith(400, 'application/json', '{"error":{}}'));
   expect(await caught(retry('proxied'))).toBeInstanceOf(BadRequestError);
+  expect(await caught(retry('gateway'))).toBeInstanceOf(BadRequestError);
   expect(await caught(retry('answered'))).toBeInstanceOf(NoFailedSessionsError);
+  expect(await caught(retry('uncoded'))).toBeInstanceOf(NoFailedSessionsError);
 });
 
 test("a retry POST's 2xx with a negative retried_sessions is unreadable: applied, its count not taken", async () => {

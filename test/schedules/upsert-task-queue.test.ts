@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { deleteSweepSchedule, describeSweepSchedule, upsertSweepSchedule } from '../../client/schedules.js';
 import { recentPollerIdentities } from '../../worker/task-queue-pollers.js';
-import { DEFAULT_TASK_QUEUE } from '../../workflows/definitions.js';
+import { uniqueTaskQueue } from '../helpers/temporal.js';
 import { eventually, startRecoveryEnv, type RecoveryEnv } from '../helpers/recovery-env.js';
 import { killLeftoverChildren, runCli } from '../client/child-process.js';
 
-// An upsert without --task-queue takes the default queue: before, it moved a schedule set up on another queue there
-// without a word, and `trigger` then started a sweep no worker ran.
+// An upsert without --task-queue takes the shell's TEMPORAL_TASK_QUEUE, or the default queue: before, it moved a schedule
+// set up on another queue there without a word, and `trigger` then started a sweep no worker ran.
 
 let env: RecoveryEnv;
 const scheduleId = `sweep-test-${randomUUID()}`;
@@ -26,17 +26,17 @@ test('an upsert that moves the schedule to another task queue names both, and wa
   await env.client.schedule.getHandle(scheduleId).pause('only upserted in this test');
   const upsert = ['schedule', 'upsert', '--id', scheduleId, '--every', '1h', '--lookback', '2h'];
 
-  const moved = await runCli(upsert, { TEMPORAL_TASK_QUEUE: undefined });
+  // A queue of this test's own, which no worker polls: the default one may be polled by another test's worker.
+  const unpolled = uniqueTaskQueue('unpolled');
+  const moved = await runCli(upsert, { TEMPORAL_TASK_QUEUE: unpolled });
 
   expect(moved.code).toBe(0);
-  expect(moved.stdout).toContain(
-    `Moved its sweeps from task queue ${env.taskQueue} to task queue ${DEFAULT_TASK_QUEUE}`,
-  );
+  expect(moved.stdout).toContain(`Moved its sweeps from task queue ${env.taskQueue} to task queue ${unpolled}`);
   expect(moved.stderr).toBe(
-    `warning: no worker polls task queue ${DEFAULT_TASK_QUEUE}: the schedule's sweeps wait there until one does ` +
+    `warning: no worker polls task queue ${unpolled}: the schedule's sweeps wait there until one does ` +
       `(give --task-queue ${env.taskQueue} to move them back)\n`,
   );
-  expect((await describeSweepSchedule(env.client, scheduleId)).taskQueue).toBe(DEFAULT_TASK_QUEUE);
+  expect((await describeSweepSchedule(env.client, scheduleId)).taskQueue).toBe(unpolled);
 
   await env.startWorker();
   await eventually('the worker among the pollers', async () =>
@@ -45,9 +45,7 @@ test('an upsert that moves the schedule to another task queue names both, and wa
   const back = await runCli(['--task-queue', env.taskQueue, ...upsert]);
 
   expect(back.code).toBe(0);
-  expect(back.stdout).toContain(
-    `Moved its sweeps from task queue ${DEFAULT_TASK_QUEUE} to task queue ${env.taskQueue}`,
-  );
+  expect(back.stdout).toContain(`Moved its sweeps from task queue ${unpolled} to task queue ${env.taskQueue}`);
   expect(back.stderr).toBe('');
 
   const kept = await runCli(['--task-queue', env.taskQueue, ...upsert]);
