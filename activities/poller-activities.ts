@@ -120,8 +120,8 @@ export function createPollerActivities(api: AnchorApiClient) {
         else {
           const { settledAt } = settledAtOf(summary.actual_completion_time);
           const recent = settledAt !== undefined && readAt - Date.parse(settledAt) <= RECENT_SETTLE_MS;
-          // A batch `failed` with no failed session goes to a read of its own, whose recovery reports it (taken from
-          // the list, its 0 failed ended the recovery `clean`).
+          // A batch `failed` with no failed session goes to a read of its own: its recovery stops, and the read gives
+          // its report the batch's error, which the list does not carry.
           if (failed > 0 || (recent && status !== 'failed'))
             listed[batchId] = { status, total, completed, failed, ...(settledAt && { settledAt }) };
           else page.settled.push(batchId);

@@ -22,8 +22,8 @@ export const RECOVER_BATCH_WORKFLOW = 'recoverBatch';
 /** The failure type of a status read that found the batch in flight; its retry policy is the poll schedule. */
 export const BATCH_NOT_SETTLED = 'BatchNotSettled';
 /**
- * The failure type of a status read that found the batch `failed` with no failed session to retry (one that failed as a
- * whole, say): the recovery stops with a report, as it must not end `clean`.
+ * The failure type a recovery stops with, its report and the batch's error in it, when the API calls the batch `failed`
+ * with no failed session to retry (one that failed as a whole, say): `clean` told no one.
  */
 export const BATCH_FAILED_WITHOUT_FAILED_SESSIONS = 'batch_failed_without_failed_sessions';
 export const DEFAULT_TASK_QUEUE = 'anchor-batch-recovery';
