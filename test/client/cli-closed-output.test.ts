@@ -28,17 +28,23 @@ test('a CLI whose output is closed by its reader ends quietly with the exit code
   expect({ code, signal }).toEqual({ code: EXIT_CODES.exhausted, signal: null });
 });
 
-test('watch whose output is closed by its reader stops following, quietly, saying it saw no end', async () => {
+/** `watch` of a recovery that backs off for an hour after its first round: it follows it until stopped. */
+async function watchBackingOff() {
   const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
   await env.recoveries.start({
     batchId: batch.id,
     ...FAST_POLICY,
     roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
   });
+  const watch = spawnTypeScript('client/cli.ts', ['--task-queue', env.taskQueue, 'watch', batch.id], {
+    env: process.env,
+  });
+  return { batch, watch };
+}
+
+test('watch whose output is closed by its reader stops following, quietly, saying it saw no end', async () => {
+  const { batch, watch } = await watchBackingOff();
   try {
-    const watch = spawnTypeScript('client/cli.ts', ['--task-queue', env.taskQueue, 'watch', batch.id], {
-      env: process.env,
-    });
     watch.child.stdout?.destroy();
     let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     void watch.closed.then((result) => (ended = result));
@@ -59,16 +65,8 @@ test.each([
 ] as const)(
   'watch stopped by %s says the recovery goes on, and how to stop it; the recovery runs on',
   async (signal, code) => {
-    const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } });
-    await env.recoveries.start({
-      batchId: batch.id,
-      ...FAST_POLICY,
-      roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
-    });
+    const { batch, watch } = await watchBackingOff();
     try {
-      const watch = spawnTypeScript('client/cli.ts', ['--task-queue', env.taskQueue, 'watch', batch.id], {
-        env: process.env,
-      });
       await watch.waitForOutput(/round/);
       watch.child.kill(signal);
 
