@@ -260,7 +260,6 @@ export function buildCli(): Command {
         // Blank (an unset variable passed on by compose): the default. Commander keeps the blank if told undefined.
         .argParser((value: string) => (value.trim() === '' ? DEFAULT_CALL_TIMEOUT_MS : callTimeout(value))),
     )
-    .addHelpText('after', EXIT_CODES_HELP)
     .hook('preAction', refuseUiUrlWithCredentials);
 
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
@@ -304,7 +303,6 @@ export function buildCli(): Command {
       '--apply-policy',
       'when a recovery already runs for the batch, apply the policy options to it (without this, policy options are refused there)',
     )
-    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, async (recoveries) => {
@@ -353,7 +351,6 @@ export function buildCli(): Command {
     .command('watch')
     .description('show the live progress of a recovery until it ends, then its report')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, _options, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, (recoveries) =>
@@ -370,8 +367,7 @@ export function buildCli(): Command {
       .command('report')
       .description('print the report of a recovery; without a batch id, a table of all recent recoveries')
       .argument('[batchId]', 'AnchorBrowser batch id (uuid); omit it for every recovery', batchIdArgument)
-      .option('--json', 'print the report as JSON')
-      .addHelpText('after', EXIT_CODES_HELP),
+      .option('--json', 'print the report as JSON'),
   ).action(async (batchId: string | undefined, options: ReportAllOptions, command: Command) => {
     if (batchId === undefined) return reportAllRecoveries(commandContext, command, options);
     refuseListOptionsWithBatchId(options);
@@ -384,7 +380,6 @@ export function buildCli(): Command {
     .description('cancel a recovery; it stops after the call in flight and keeps its report')
     .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
     .option('--timeout <duration>', 'how long to wait for the recovery to end, 1s-10m (default 30s)', timeout)
-    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, options: { timeout?: number }, command: Command) => {
       await withRecoveries(globals(command), async (recoveries) => {
         try {
@@ -420,7 +415,6 @@ export function buildCli(): Command {
       .command(name)
       .description(description)
       .argument('<batchId>', 'AnchorBrowser batch id (uuid)', batchIdArgument)
-      .addHelpText('after', EXIT_CODES_HELP)
       .action(async (batchId: string, _options, command: Command) => {
         await withRecoveries(globals(command), (recoveries) => send(recoveries, batchId));
         print(`${done} (batch ${batchId})`);
@@ -455,7 +449,6 @@ export function buildCli(): Command {
       `how long to wait for a worker to apply the change, 1s-10m (default ${ms(DEFAULT_UPDATE_TIMEOUT_MS)})`,
       timeout,
     )
-    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (batchId: string, options: PolicyOptions, command: Command) => {
       const { roundBackoff, poll, maxRounds, maxRetries } = recoverInput(batchId, options);
       const change = { maxRounds, maxRetries, roundBackoff, poll };
@@ -475,6 +468,12 @@ export function buildCli(): Command {
   const commandContext = createCommandContext();
   registerScheduleCommands(program, commandContext);
 
+  // Every command's --help ends with the exit codes, as the README says: the schedule's and the worker's had none.
+  const withExitCodes = (command: Command): void => {
+    command.addHelpText('after', EXIT_CODES_HELP);
+    command.commands.forEach(withExitCodes);
+  };
+  withExitCodes(program);
   return program;
 }
 

@@ -315,9 +315,20 @@ export async function connectTemporal({
     });
     return new Client({ connection, namespace });
   } catch (err) {
+    // A refused key or certificate is no outage: the server's own words, exit 1, where 7 (unreachable) is what a
+    // script may wait out and try again, and the message sent an operator to the network.
+    const code = grpcCodeOf(err);
+    if (code === UNAUTHENTICATED || code === PERMISSION_DENIED) {
+      const refusal = err instanceof Error && err.cause instanceof Error ? err.cause : (err as Error);
+      throw new Error(`Temporal at ${address} refused this client's credentials: ${refusal.message}`, { cause: err });
+    }
     throw new TemporalUnreachableError(address, err as Error);
   }
 }
+
+/** The gRPC statuses of a server that refuses who the client is, or what it may do. */
+const UNAUTHENTICATED = 16;
+const PERMISSION_DENIED = 7;
 
 export interface StartedRecovery {
   batchId: string;

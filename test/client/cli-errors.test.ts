@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { connectClient, temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 import { killLeftoverChildren, runCli } from './child-process.js';
 
@@ -142,6 +144,29 @@ test('a Web UI URL with a user name or password is refused, naming the flag or v
 test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
+});
+
+test('a Temporal that refuses the credentials is no outage: exit 1 with its words, not 7', async () => {
+  // Every call answered as Temporal Cloud answers a wrong API key: gRPC status 16, in a trailers-only answer.
+  const server = createServer();
+  server.on('stream', (stream) =>
+    stream.respond(
+      { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '16', 'grpc-message': 'invalid API key' },
+      { endStream: true },
+    ),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const result = await runCli(['--address', address, 'report', randomUUID()]);
+    // Before: `Cannot reach Temporal at …` and exit 7, which a script may wait out and try again.
+    expectOneLineError(
+      result,
+      new RegExp(`^error: Temporal at ${address} refused this client's credentials: .*invalid API key`),
+    );
+  } finally {
+    server.close();
+  }
 });
 
 test('a worker that cannot reach Temporal at start exits 7, as every other command does', async () => {

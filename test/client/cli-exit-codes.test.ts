@@ -175,7 +175,7 @@ test('an unreachable Temporal exits 7 from every command', async () => {
   expect(results.map((result) => result.code)).toEqual([7, 7, 7]);
 });
 
-test('--help lists the exit codes', async () => {
+test('--help lists the exit codes, of every command', async () => {
   const help = await runCli(['recover', '--help']);
 
   expect(help.code).toBe(0);
@@ -183,6 +183,11 @@ test('--help lists the exit codes', async () => {
   expect(help.stdout).toMatch(/^ {2}7 {2}Temporal could not be reached/m);
   expect(help.stdout).toMatch(/^ {2}9 {2}terminated/m);
   expect(help.stdout).toMatch(/^ 10 {2}no worker took it up/m);
+  // Before, the schedule's commands and the worker's listed none, and the root's once only.
+  for (const command of [[], ['worker'], ['schedule'], ['schedule', 'upsert'], ['schedule', 'trigger']]) {
+    const { code, stdout } = await runCli([...command, '--help']);
+    expect({ command, code, lists: stdout.match(/^Exit codes:$/gm)?.length }).toEqual({ command, code: 0, lists: 1 });
+  }
 });
 
 test("the README's exit-code table and --help list the same codes, every one there is", () => {
