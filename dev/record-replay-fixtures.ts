@@ -1120,6 +1120,11 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
   async 'listed-in-flight-status-not-settled'() {
     return settledByHand({ status: 'processing', total: 4, completed: 3, failed: 1, observedAt: 'now' });
   },
+  // A settle listed `failed` with no failed session, as an older poller or an operator could send one: the recovery
+  // stops with its report (recovery-failed-batch-not-clean), where it ended `clean`.
+  async 'failed-batch-not-clean'() {
+    return settledByHand({ status: 'failed', total: 4, completed: 4, failed: 0, observedAt: 'now' });
+  },
   // The poller waking its recoveries with a signal of its own each (recorded before the wakes went through a local activity).
   async 'poller-wakes-by-signal'() {
     return pollerHistory();
