@@ -507,7 +507,9 @@ describe('against a worker process', () => {
   });
 
   // An API may send -1 for a count it does not know. Added to anchor_retried_sessions, it made the SDK's counter throw
-  // inside the call's classification, and the call the API took was recorded as outcome unknown, then reconciled.
+  // inside the call's classification, and the call the API took was recorded as outcome unknown, then reconciled. The
+  // answer is now unreadable, so applied with its count not taken (the round's failed sessions, as for any unreadable
+  // answer), where the report took the -1 and lowered its totals.
   test('a retry answer with a negative retried_sessions is applied, and counts as a call with sessions not counted', async () => {
     const taskQueue = uniqueTaskQueue('alerts-negative-count');
     const worker = await startWorker(taskQueue);
@@ -524,7 +526,12 @@ describe('against a worker process', () => {
 
     expect(report.outcome).toBe('recovered');
     expect(report.rounds).toEqual([
-      expect.objectContaining({ retriedSessions: -1, apiStatus: 200, reconciled: false }),
+      expect.objectContaining({
+        retriedSessions: 1,
+        apiStatus: 200,
+        apiMessage: expect.stringContaining('answer unreadable (data.retried_sessions: '),
+        reconciled: false,
+      }),
     ]);
     expect(simulator.ledger.forBatch(batch.id).retries).toHaveLength(1);
     expect(counted).toEqual([
