@@ -9,6 +9,7 @@ import {
   DEFAULT_TEMPORAL_ADDRESS,
   HOST_PORT_PROBLEM,
   UI_URL_QUERY_PROBLEM,
+  hasCredentials,
   hasQueryOrFragment,
   isHostPort,
 } from '../worker/config.js';
@@ -204,9 +205,7 @@ function printReport(
  */
 function refuseUiUrlWithCredentials(program: Command): void {
   const { uiUrl } = program.opts<GlobalOptions>();
-  if (!URL.canParse(uiUrl)) return;
-  const { username, password } = new URL(uiUrl);
-  if (username === '' && password === '') return;
+  if (!URL.canParse(uiUrl) || !hasCredentials(uiUrl)) return;
   const source = program.getOptionValueSource('uiUrl') === 'env' ? 'TEMPORAL_UI_URL' : '--ui-url';
   throw new Error(
     `${source}: expected no user name or password in the URL (every Web UI link printed would show them)`,

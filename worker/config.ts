@@ -63,10 +63,14 @@ const headerKey = (required?: string) =>
 const urlWithoutCredentials = (why: string) =>
   z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).refine((url) => {
     // Zod runs this also for a value the URL check refused, which that check has named.
-    if (!URL.canParse(url)) return true;
-    const { username, password } = new URL(url);
-    return username === '' && password === '';
+    return !URL.canParse(url) || !hasCredentials(url);
   }, `expected no user name or password in the URL (${why})`);
+
+/** The URL names a user or a password, which every link or log line made of it would show. */
+export function hasCredentials(url: string): boolean {
+  const { username, password } = new URL(url);
+  return username !== '' || password !== '';
+}
 
 /**
  * A webhook takes its secret in its path, as Slack's do: a user name or password is refused at start, as an operator's
