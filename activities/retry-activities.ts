@@ -187,7 +187,10 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
         countRetryCall(null, false);
         return { kind: 'applied', retriedSessions: null, apiMessage: `answer unreadable (${err.problem})` };
       }
-      if (err instanceof AnchorApiError && isPermanent(err)) throw toActivityFailure(err);
+      // Refused for good, so nothing was applied. A permanent answer that may come after the API acted on the call (a
+      // redirect) is an outcome unknown like any other: the workflow reconciles it, and stops rather than resend.
+      const permanent = err instanceof AnchorApiError && isPermanent(err);
+      if (permanent && !err.outcomeUnknown) throw toActivityFailure(err);
       const { errorType, reason } = describeFailure(err);
       if (err instanceof AnchorApiError && !err.outcomeUnknown) {
         log.info('Retry call not sent', { batchId, errorType });
@@ -201,6 +204,7 @@ export function createRetryActivities(api: AnchorApiClient, recordedHeartbeat: R
       log.warn('Retry call outcome unknown; the workflow reconciles before any new call', { batchId, errorType });
       // An answer (a 5xx) ended the request; otherwise it may have lasted until its timeout.
       const answered = err instanceof AnchorApiError && err.statusCode !== undefined;
+      if (permanent) return { kind: 'unknown', errorType, reason, permanent };
       if (answered || sentAt === undefined) return { kind: 'unknown', errorType, reason };
       const requestTimeoutMs = Math.min(timeoutMs ?? Infinity, api.timeoutMs);
       return {

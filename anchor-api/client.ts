@@ -468,7 +468,8 @@ export class AnchorApiClient {
     }
     // A 5xx to a mutating call may come after the server acted on it.
     if (status >= 500) return new ServerError({ ...context, outcomeUnknown: call.mutating });
-    return new UnexpectedStatusError(context);
+    // Below 400 here, a 1xx or a 3xx: the server read the request, and may have acted on it.
+    return new UnexpectedStatusError({ ...context, outcomeUnknown: call.mutating && status < 400 });
   }
 
   /** Rebuilds got's failure without got's objects: they hold the request options, API key header included. */

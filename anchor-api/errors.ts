@@ -122,11 +122,15 @@ export class ServerError extends AnchorApiError {
   }
 }
 
-/** A status the contract does not define for this endpoint (e.g. a 3xx or 418). */
+/**
+ * A status the contract does not define for this endpoint (e.g. a 3xx or 418). A redirect or a 101 to a mutating call
+ * comes from a server that read the request and may have acted on it (a 303 See Other says it did): its outcome is
+ * unknown. A 4xx refuses the request.
+ */
 export class UnexpectedStatusError extends AnchorApiError {
   readonly kind = 'unexpected_status';
-  constructor(context: AnchorApiErrorContext) {
-    super('Anchor API answered with an unexpected status', context, false);
+  constructor(context: AnchorApiErrorContext & { outcomeUnknown: boolean }) {
+    super('Anchor API answered with an unexpected status', context, context.outcomeUnknown);
   }
 }
 

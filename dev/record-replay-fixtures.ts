@@ -921,6 +921,14 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.start({ batchId: batch.id, ...fast, maxRounds: 1 });
     return recoveryWorkflowId(batch.id);
   },
+  async 'protocol-redirect-stops-without-effect'() {
+    // The retry protocol: the call answered 307, an outcome unknown that no resend fixes; once the batch shows it had
+    // no effect, the recovery stops with that answer and the round (retry-round-stops-at-permanent-unknown).
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '0': ['fail', 'ok'] } });
+    simulator.faults.add('retry', { type: 'error', statusCode: 307, times: 1, batchId: batch.id });
+    await recoveries.start({ batchId: batch.id, ...fast });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'protocol-later-call-waits-retry-after'() {
     // The retry protocol: the round's first call answered 503 and shown to have had no effect, the next answered 429;
     // the round waits its Retry-After and sends again (retry-round-sends-bounded).

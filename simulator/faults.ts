@@ -30,7 +30,8 @@ const firing = {
 export const FaultRuleSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('error'),
-    statusCode: z.int().min(400).max(599).default(500),
+    /** A 3xx answers as a proxy that redirects the call would: the API never sees it. */
+    statusCode: z.int().min(300).max(599).default(500),
     message: z.string().optional(),
     ...firing,
   }),

@@ -376,6 +376,12 @@ export const CARRIED_WAIT_TAKES_EARLY_WAKE_PATCH = 'recovery-carried-wait-takes-
  * past that run's first call finds it true there, and reconciles no call of its own first.
  */
 export const RESET_RUN_RECONCILES_FIRST_PATCH = 'recovery-reset-run-reconciles-first';
+/**
+ * A call answered with a redirect or a 101, which the API may have acted on, is reconciled; once the batch shows it had
+ * no effect, the recovery stops with that answer instead of sending the call again for the same answer. Before, such an
+ * answer stopped the recovery at once, with no round in its report, though the call may have been applied.
+ */
+export const PERMANENT_UNKNOWN_STOPS_PATCH = 'retry-round-stops-at-permanent-unknown';
 /** Per attempt to register; after three failed attempts the recovery polls its batch itself. */
 const REGISTRATION_ATTEMPT_TIMEOUT_MS = 10_000;
 
@@ -1398,6 +1404,12 @@ export async function recoverBatch(
         if (verdict.snapshot.status === 'cancelled' && patched(RESEND_HEEDS_BATCH_CANCEL_PATCH)) {
           log.warn('Retry call had no effect and the batch was cancelled; the round sends no more', { batchId, round });
           return withoutEffect('no more were sent: the batch was cancelled');
+        }
+        if (result.kind === 'unknown' && result.permanent && patched(PERMANENT_UNKNOWN_STOPS_PATCH)) {
+          log.warn('Retry call had no effect, and its answer does not change; the recovery stops', { batchId, round });
+          recordRound(report, withoutEffect(`no more were sent: its answer (${result.errorType}) does not change`));
+          publishProgress();
+          throw ApplicationFailure.create({ type: result.errorType, message: result.reason, nonRetryable: true });
         }
         log.warn('Retry call had no effect; sending it again', { batchId, round, reason: verdict.reason });
         before = verdict.snapshot;

@@ -67,7 +67,8 @@ export function isRetrySendAnnouncement(details: unknown): details is RetrySendA
  * - `not_sent`: the call provably did not reach the API or was refused before being handled
  *   (connection refused, DNS, connect timeout, 429, a worker lost before announcing it): never a round, the call is
  *   sent again;
- * - `unknown`: the request may have been applied (timeout after sending, reset, 5xx): reconcile, never resend blindly.
+ * - `unknown`: the request may have been applied (timeout after sending, reset, 5xx, a redirect): reconcile, never
+ *   resend blindly.
  */
 export type SendRetryResult =
   | { kind: 'applied'; retriedSessions: number | null; apiMessage: string | null }
@@ -86,6 +87,11 @@ export type SendRetryResult =
        * the result, so no two machines' clocks are compared.
        */
       requestMayLastMs?: number;
+      /**
+       * The answer was one no resend fixes (a redirect, a 101): once the batch shows the call had no effect, the
+       * recovery stops with it instead of sending the call again. Absent from workers before it.
+       */
+      permanent?: true;
     };
 
 export interface RetryEffect {
