@@ -12,7 +12,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import { listHasNext, RateLimitedError, type AnchorApiClient } from '../anchor-api/index.js';
-import { RECOVER_BATCH_WORKFLOW, recoveryWorkflowId } from '../workflows/definitions.js';
+import {
+  BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
+  RECOVER_BATCH_WORKFLOW,
+  recoveryWorkflowId,
+} from '../workflows/definitions.js';
 import { checkField } from '../workflows/fields.js';
 import { recoverBatchFields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
@@ -179,6 +183,8 @@ async function skipAfterFailedRecovery(
     );
   const type = failure instanceof ApplicationFailure ? failure.type : undefined;
   if (!type) return undefined;
+  // Its batch failed as a whole, which no retry changes: a new recovery would read the same batch and tell it again.
+  if (type === BATCH_FAILED_WITHOUT_FAILED_SESSIONS) return 'permanently_failed';
   const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
   // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown.
   if (!REPEATING_FAILURES.has(type)) return !heldLongEnough && leftCallOfUnknownOutcome(failure) ? 'held' : undefined;
@@ -369,8 +375,10 @@ export function createSweepActivities(
           // At most 0: the contract sets no minimum, and a negative count is no failed session to retry. A count the
           // list left out (the contract requires none) is not 0: the recovery reads the batch, and ends clean if none
           // failed (stops, if the batch is `failed`). Before, such a batch was counted as having none, and never
-          // recovered.
-          else if (batch.failed_requests !== undefined && batch.failed_requests <= 0) result.noFailedSessions += 1;
+          // recovered. A batch listed `failed` with none failed failed as a whole: its recovery reads it and stops with
+          // a report that says so, which notifies. Before, the sweep only counted it, and no one was told.
+          else if (batch.failed_requests !== undefined && batch.failed_requests <= 0 && batch.status !== 'failed')
+            result.noFailedSessions += 1;
           // Counted, not handed on: its start was refused five times over, took a start slot for 15 s and was
           // reported as start_failed, which a later sweep would repeat.
           else if (!isBatchId(batch.batch_id)) result.invalidBatchIds = (result.invalidBatchIds ?? 0) + 1;

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
+import { RecoveryFailedError } from '../../client/recoveries.js';
 import { createRecoveryWorkers } from '../../worker/create-worker.js';
 import type { RecoveryWorkers } from '../../worker/recovery-workers.js';
-import { recoveryWorkflowId } from '../../workflows/definitions.js';
+import { BATCH_FAILED_WITHOUT_FAILED_SESSIONS, recoveryWorkflowId } from '../../workflows/definitions.js';
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import type { SweepFailedBatchesInput, SweepResult } from '../../workflows/sweep-input.js';
 import { proxyTo, startHostileServer, type HostileAnswer, type HostileServer } from '../helpers/hostile-server.js';
@@ -114,11 +115,14 @@ test('batches listed with failed sessions but no UUID for an id are counted as s
   expect((await env.recoveries.result(batchId)).outcome).toBe('recovered');
 });
 
-test('a batch listed with a negative count of failed sessions is counted as having none, not recovered', async () => {
+test('a batch listed completed with a negative count of failed sessions is counted as having none, not recovered', async () => {
   const batchId = failedBatch(5);
   // The contract types failed_requests as an integer with no minimum.
   listAnswer = answerJson({
-    data: { batches: [{ batch_id: batchId, status: 'failed', failed_requests: -1 }], pagination: { has_next: false } },
+    data: {
+      batches: [{ batch_id: batchId, status: 'completed', failed_requests: -1 }],
+      pagination: { has_next: false },
+    },
   });
   const result = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
 
@@ -126,6 +130,44 @@ test('a batch listed with a negative count of failed sessions is counted as havi
   expect(result.started).toEqual([]);
   expect(result.counts).toMatchObject({ scanned: 1, started: 0, no_failed_sessions: 1 });
   expect(sumOfCounts(result.counts)).toBe(1);
+});
+
+test('a batch listed failed with no failed session is recovered, which reports it; a later sweep does not start it again', async () => {
+  const batchId = randomUUID();
+  const failedAsAWhole = { batch_id: batchId, status: 'failed', total_requests: 2, failed_requests: 0 };
+  // Its counters behind its total past their catch-up: final.
+  const counters = {
+    completed_requests: 0,
+    pending_requests: 0,
+    processing_requests: 0,
+    actual_completion_time: minutesAgo(10),
+  };
+  listAnswer = answerJson({
+    data: { batches: [failedAsAWhole], pagination: { has_next: false } },
+  });
+  server.on(batchId, (request, response) => {
+    if (request.method !== 'GET') return response.writeHead(400).end();
+    response
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ data: { ...failedAsAWhole, ...counters, error: 'Batch failed: invalid profile' } }));
+  });
+  const first = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
+
+  // Before: counted as having no failed session, and no one was told.
+  expect(first.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+  expect(first.counts).toMatchObject({ scanned: 1, started: 1, no_failed_sessions: 0 });
+  const failure = await env.recoveries.result(batchId).then(
+    () => undefined,
+    (err: unknown) => (err as RecoveryFailedError).report?.failure,
+  );
+  expect(failure).toEqual({
+    type: BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
+    message: expect.stringContaining('Batch failed: invalid profile') as unknown,
+  });
+  const second = await (await startSweep({ lookback: '1h', recovery: FAST_POLICY })).result();
+  expect(second.started).toEqual([]);
+  expect(second.counts).toMatchObject({ scanned: 1, started: 0, permanently_failed: 1 });
+  expect(server.calls.filter((call) => call.method === 'POST' && call.path.includes(batchId))).toEqual([]);
 });
 
 test('a batch listed with a status past the contract or a counter as text is counted, and the page read', async () => {
