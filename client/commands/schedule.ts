@@ -9,6 +9,7 @@ import {
   describeSweepSchedule,
   pauseSweepSchedule,
   scheduleIdProblems,
+  SweepScheduleNotFoundError,
   triggerSweepSchedule,
   unpauseSweepSchedule,
   upsertSweepSchedule,
@@ -155,9 +156,18 @@ export function registerScheduleCommands(program: Command, context: CommandConte
 
   withId(schedule.command('delete'))
     .description('delete the schedule; sweeps and recoveries already started keep running')
-    .action(async (options: { id: string }, command: Command) => {
-      await context.withClient(command, (client) => deleteSweepSchedule(client, options.id));
-      context.print(`Deleted schedule ${options.id}`);
+    .option('--if-exists', 'exit 0 when there is no such schedule, as a teardown script that may run twice needs')
+    .action(async (options: { id: string; ifExists?: boolean }, command: Command) => {
+      const deleted = await context.withClient(command, (client) =>
+        deleteSweepSchedule(client, options.id).then(
+          () => true,
+          (err: unknown) => {
+            if (options.ifExists && err instanceof SweepScheduleNotFoundError) return false;
+            throw err;
+          },
+        ),
+      );
+      context.print(deleted ? `Deleted schedule ${options.id}` : `No schedule ${options.id} to delete`);
     });
 
   return schedule;

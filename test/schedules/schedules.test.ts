@@ -157,6 +157,9 @@ test('the schedule commands create, pause, unpause, trigger, describe and delete
   expect(await run('delete')).toBe(`Deleted schedule ${scheduleId}`);
   await expect(describeSweepSchedule(env.client, scheduleId)).rejects.toBeInstanceOf(SweepScheduleNotFoundError);
   await expect(run('pause')).rejects.toThrow(`No sweep schedule with id ${scheduleId}`);
+  // A teardown run twice: the second finds nothing, which --if-exists takes as done.
+  await expect(run('delete')).rejects.toThrow(`No sweep schedule with id ${scheduleId}`);
+  expect(await run('delete', '--if-exists')).toBe(`No schedule ${scheduleId} to delete`);
 });
 
 test('an invalid schedule is refused before anything is created, naming each field', async () => {
@@ -416,7 +419,8 @@ test('the schedule commands refuse a schedule that does not run the sweep, leavi
   const refusal = `Schedule ${scheduleId} does not run the sweep: it starts nightlyReport workflows`;
 
   // Before, upsert replaced its action and spec with a sweep's, and delete deleted it.
-  for (const command of [['upsert', '--every', '1h'], ['describe'], ['pause'], ['unpause'], ['trigger'], ['delete']])
+  const commands = [['upsert', '--every', '1h'], ['describe'], ['pause'], ['unpause'], ['trigger'], ['delete']];
+  for (const command of [...commands, ['delete', '--if-exists']])
     await expect(run(...command)).rejects.toThrow(refusal);
   const after = await env.client.schedule.getHandle(scheduleId).describe();
   expect(after.action).toMatchObject({
