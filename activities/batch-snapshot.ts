@@ -1,6 +1,6 @@
 import { countersMayCatchUp, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
-import { cleanApiText, type RecoverableBatch } from '../anchor-api/index.js';
-import { REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
+import { API_TEXT_MAX_CHARS, cleanApiText, UrlSecrets, type RecoverableBatch } from '../anchor-api/index.js';
+import { cutText, REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
 
 /**
@@ -54,13 +54,19 @@ function retryCountTotalOf(batch: RecoverableBatch): number | null {
  */
 export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): BatchSnapshot {
   const failing: FailingSession[] = [];
+  let urlSecrets: UrlSecrets | undefined;
+  // The API may quote a session's URLs in an error, its own or another's, written in ways no pattern recognises.
+  const cleanError = (error: string, ownUrls: (string | undefined)[]) => {
+    urlSecrets ??= new UrlSecrets(
+      (batch.sessions ?? []).flatMap((session) => [session.cdp_url, session.live_view_url]),
+    );
+    return cleanApiText(error, ownUrls, API_TEXT_MAX_CHARS, urlSecrets);
+  };
   for (const session of batch.sessions ?? []) {
     if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
       failing.push({
         itemIndex: session.item_index ?? -1,
-        // The API may quote the session's own URLs in its error, written in ways no pattern recognises.
-        error:
-          session.error === undefined ? null : cleanApiText(session.error, [session.cdp_url, session.live_view_url]),
+        error: session.error === undefined ? null : cleanError(session.error, [session.cdp_url, session.live_view_url]),
         retryCount: session.retry_count ?? 0,
       });
     }
@@ -74,20 +80,22 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     failing,
     observedAt: observedAt.toISOString(),
     ...settledAtOf(batch.detail.actual_completion_time),
-    ...failedAsAWhole(batch),
+    ...failedAsAWhole(batch, cleanError),
   };
 }
 
 /**
  * The API's `error` of a batch it calls failed with no failed session, for the report that stops such a recovery
- * (it ended `clean` before): why it failed as a whole, cut and cleaned, also of its sessions' URLs, which it may quote
- * in ways no pattern recognises. Only then: a batch with failed sessions says why in theirs.
+ * (it ended `clean` before): why it failed as a whole, cut and cleaned, also of its sessions' URLs. Only then: a batch
+ * with failed sessions says why in theirs. Cut as the report cuts every text, so it costs the report no more than one.
  */
-function failedAsAWhole(batch: RecoverableBatch): { batchError?: string } {
+function failedAsAWhole(
+  batch: RecoverableBatch,
+  cleanError: (error: string, ownUrls: (string | undefined)[]) => string,
+): { batchError?: string } {
   const { error } = batch.detail;
   if (batch.status !== 'failed' || batch.counts.failed > 0 || error === undefined) return {};
-  const sessionUrls = (batch.sessions ?? []).flatMap((session) => [session.cdp_url, session.live_view_url]);
-  return { batchError: cleanApiText(error, sessionUrls) };
+  return { batchError: cutText(cleanError(error, [])) };
 }
 
 /** Re-printed from a parsed date, so whatever the API sent, what reaches history is one short timestamp. */

@@ -63,6 +63,8 @@ export function redactSecrets(text: string): string {
  * (`devtools://…?ws=<it>`) is still removed whole, not up to a `[url removed]` of its own.
  */
 const QUOTED_URL_MARK = '\u{E000}';
+/** Where a secret of a session URL was taken out: it goes as `[redacted]`, and a URL around it is still removed whole. */
+const URL_SECRET_MARK = '\u{E001}';
 
 /** Shorter quotes of a URL are left to the patterns: taking out every `a.io/x` would garble the text around it. */
 const MIN_QUOTED_URL_CHARS = 12;
@@ -102,15 +104,67 @@ function percentEncoded(text: string): string | undefined {
   }
 }
 
+/** Shortest run of a session URL taken as its secret: a browser id (a UUID has 36) or a token, not `devtools`. */
+const URL_SECRET_RUN = /[A-Za-z0-9_-]{16,}/g;
+const URL_SECRET_MIN_CHARS = 16;
+/** How much of one URL is read for its secrets: the API writes the URL, and a longer one is no session's. */
+const URL_SECRET_SCAN_CHARS = 2_048;
+
+/**
+ * The secrets of session URLs, lower-cased: each run of 16 or more letters, digits, `-` and `_` after the host (a
+ * browser id, a token). No escaping changes such a run (percent-encoding, JSON, HTML entities leave its characters as
+ * they are), so a text that quotes a URL in any form, whole or in pieces, holds it as it is. Made once per status read
+ * from every session's URLs: another session's error may quote a live session's URL, which quotedFormsOf derives only
+ * in a few forms, and at a cost per session.
+ */
+export class UrlSecrets {
+  /** By their first URL_SECRET_MIN_CHARS characters: a text costs one lookup a position, however many there are. */
+  private readonly byHead = new Map<string, string[]>();
+
+  constructor(urls: Iterable<string | undefined>) {
+    for (const url of urls) {
+      const host = url === undefined ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
+      if (url === undefined || host === undefined) continue;
+      for (const [run] of url.slice(host.length, URL_SECRET_SCAN_CHARS).matchAll(URL_SECRET_RUN)) {
+        const secret = run.toLowerCase();
+        const head = secret.slice(0, URL_SECRET_MIN_CHARS);
+        const same = this.byHead.get(head);
+        if (same === undefined) this.byHead.set(head, [secret]);
+        // Longest first: one may begin another (`<id>-1` and `<id>-19`), and the whole of it goes.
+        else if (!same.includes(secret))
+          same.splice(same.findIndex((other) => other.length < secret.length) >>> 0, 0, secret);
+      }
+    }
+  }
+
+  /** `text` with every secret in it, in either case and whatever runs into it, replaced by `mark`. */
+  removeFrom(text: string, mark: string): string {
+    if (this.byHead.size === 0 || text.length < URL_SECRET_MIN_CHARS) return text;
+    const lower = text.toLowerCase();
+    let cleaned = '';
+    let copiedTo = 0;
+    for (let at = 0; at + URL_SECRET_MIN_CHARS <= text.length; at += 1) {
+      const candidates = this.byHead.get(lower.slice(at, at + URL_SECRET_MIN_CHARS));
+      const secret = candidates?.find((candidate) => lower.startsWith(candidate, at));
+      if (secret === undefined) continue;
+      if (at >= copiedTo) cleaned += text.slice(copiedTo, at) + mark;
+      copiedTo = Math.max(copiedTo, at + secret.length);
+    }
+    return cleaned + text.slice(copiedTo);
+  }
+}
+
 /**
  * API text as it may be stored: cleaned of `quotedUrls` (the session's own URLs, in every form quotedFormsOf
- * derives), redacted, then cut to `maxChars` (API_TEXT_MAX_CHARS by default) with a note of how much was cut. Only a
- * bounded prefix is ever scanned, so a multi-megabyte text costs little.
+ * derives) and of `urlSecrets` (the batch's session URLs', in any form), redacted, then cut to `maxChars`
+ * (API_TEXT_MAX_CHARS by default) with a note of how much was cut. Only a bounded prefix is ever scanned, so a
+ * multi-megabyte text costs little.
  */
 export function cleanApiText(
   text: string,
   quotedUrls: readonly (string | undefined)[] = [],
   maxChars = API_TEXT_MAX_CHARS,
+  urlSecrets?: UrlSecrets,
 ): string {
   // Redaction only shortens text, so a prefix somewhat longer than the limit is all that can survive.
   const scanChars = maxChars * 2 + 200;
@@ -131,7 +185,10 @@ export function cleanApiText(
   // it. A longer remnant still matches the patterns (a bare token is 24 characters or more).
   if (text.length > scanChars) prefix = prefix.replace(/(?<!\S)\S{1,63}$/, '');
   for (const form of forms) prefix = prefix.split(form).join(QUOTED_URL_MARK);
-  const cleaned = redactSecrets(prefix).replaceAll(QUOTED_URL_MARK, '[url removed]');
+  if (urlSecrets !== undefined) prefix = urlSecrets.removeFrom(prefix, URL_SECRET_MARK);
+  const cleaned = redactSecrets(prefix)
+    .replaceAll(QUOTED_URL_MARK, '[url removed]')
+    .replaceAll(URL_SECRET_MARK, REDACTED);
   if (cleaned.length <= maxChars && text.length <= scanChars) return cleaned;
   const note = ` … [cut at ${maxChars} of ${text.length} chars]`;
   return cleaned.slice(0, Math.max(0, maxChars - note.length)) + note;

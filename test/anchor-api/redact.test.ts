@@ -1,4 +1,4 @@
-import { API_TEXT_MAX_CHARS, cleanApiText, redactSecrets } from '../../anchor-api/index.js';
+import { API_TEXT_MAX_CHARS, cleanApiText, redactSecrets, UrlSecrets } from '../../anchor-api/index.js';
 
 // A session token as the simulator makes them (40 hex digits) and a session id (a UUID, kept: it is an id).
 const TOKEN = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b';
@@ -127,6 +127,42 @@ describe("a session's own URLs in its error", () => {
   test('a placeholder instead of a URL, or a host alone, takes nothing out of the words', () => {
     const text = 'live view not available: live.anchorbrowser.io is down';
     expect(cleanApiText(text, ['live view not available', 'https://live.anchorbrowser.io'])).toBe(text);
+  });
+});
+
+describe("another session's URLs, in any form", () => {
+  // A live session's URLs, quoted in a failed session's error: a path that holds the browser's id, a query its token.
+  const BROWSER_ID = '7d0f4f3c-6c0e-4a57-9b5e-0f1c2a3b4c5d';
+  const cdpUrl = `wss://connect.anchorbrowser.io/devtools/browser/${BROWSER_ID}`;
+  const liveViewUrl = `https://live.anchorbrowser.io/inspector.html?sessionId=${SESSION_ID}&token=${TOKEN}`;
+  const secrets = new UrlSecrets([cdpUrl, undefined, liveViewUrl, 'not a url']);
+  const clean = (text: string) => cleanApiText(text, [], API_TEXT_MAX_CHARS, secrets);
+
+  // Each passed every pattern before (the security review's cases), the session's own URLs not being these.
+  test.each([
+    ['percent-encoded, after an encoded space', `Could%20not%20attach%20to%20${encodeURIComponent(cdpUrl.slice(6))}`],
+    ['run into a word', `proxy_connect.anchorbrowser.io/devtools/browser/${BROWSER_ID} reset`],
+    ['with HTML-escaped slashes', cdpUrl.replaceAll('/', '&#x2F;')],
+    ['its id in upper case', `browser ${BROWSER_ID.toUpperCase()} is gone`],
+    ['as host and path in two fields', `{"host":"connect.anchorbrowser.io","path":"/devtools/browser/${BROWSER_ID}"}`],
+    ['its token percent-encoded as a value', `seen token%3D${TOKEN}%26x%3D1`],
+  ])('takes out a URL quoted %s', (_how, quoted) => {
+    const cleaned = clean(`attach failed: ${quoted}`).toLowerCase();
+    for (const secret of [BROWSER_ID, TOKEN, SESSION_ID]) expect(cleaned).not.toContain(secret);
+    expect(cleaned).toMatch(/\[redacted\]|\[url removed\]/);
+  });
+
+  test('keeps a text that quotes none of them, and the short parts of a URL', () => {
+    const text = 'pod devtools browser inspector failed for session 3b241101-e2bb-4255-8caf-000000000000';
+    expect(clean(text)).toBe(text);
+  });
+
+  test("of a batch of 20,000 sessions' URLs, the one quoted goes whole, not the shorter one it begins with", () => {
+    const many = new UrlSecrets(Array.from({ length: 20_000 }, (_, i) => `${cdpUrl}-${i}`));
+    const quoted = encodeURIComponent(`connect.anchorbrowser.io/devtools/browser/${BROWSER_ID}-19999`);
+    expect(cleanApiText(`lost%20${quoted} x`, [], API_TEXT_MAX_CHARS, many)).toBe(
+      `lost%20${encodeURIComponent('connect.anchorbrowser.io/devtools/browser/')}[redacted] x`,
+    );
   });
 });
 
