@@ -204,12 +204,16 @@ async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
-/** Keys of shapes cleanApiText cannot know for a key: a word with digits, a UUID, letters only, base64 with + and =. */
+/**
+ * Keys of shapes cleanApiText cannot know for a key: a word with digits, a UUID, letters only, base64 with + and =, and
+ * one with a quote and a backslash, which JSON escapes (the worker takes any visible ASCII; its JSON form went through).
+ */
 const KEY_SHAPES = [
   'anchor_live_2024',
   '9f8e7d6c-5b4a-4321-8765-0fedcba98765',
   'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdef',
   'k3y+b64/x=',
+  String.raw`Zq"7\Kp2/Lm9xR4tW`,
 ];
 
 // Each is written back as sent, as JSON, percent-encoded, and in base64 and base64url (an echoed header, encoded).
