@@ -17,8 +17,7 @@ import {
   RECOVER_BATCH_WORKFLOW,
   recoveryWorkflowId,
 } from '../workflows/definitions.js';
-import { checkField } from '../workflows/fields.js';
-import { recoverBatchFields } from '../workflows/input-fields.js';
+import { isBatchId } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
@@ -543,9 +542,4 @@ function pageKeyOf(batches: { batch_id?: string }[]): string {
 function isoDateOf(createdAt: string | undefined): string | null {
   const at = createdAt === undefined ? NaN : Date.parse(createdAt);
   return Number.isFinite(at) ? new Date(at).toISOString() : null;
-}
-
-/** An id recoverBatch accepts: the list is not ours to trust. */
-function isBatchId(batchId: string | undefined): batchId is string {
-  return checkField(recoverBatchFields.batchId, batchId, 'batch_id').problems.length === 0;
 }

@@ -1,4 +1,4 @@
-import type { Fields } from './fields.js';
+import { checkField, type Fields } from './fields.js';
 import { RECOVERY_OUTCOMES } from './report.js';
 
 // Every field an operator can set, with its sane range and its default: the one place they are defined.
@@ -35,6 +35,14 @@ export const recoveryPolicyFields = {
 } as const satisfies Fields;
 
 export const recoverBatchFields = { batchId: { type: 'uuid' }, ...recoveryPolicyFields } as const satisfies Fields;
+
+/**
+ * A batch id recoverBatch accepts. Checked wherever one comes from outside: a list is not ours to trust, and an id
+ * typed in the Web UI may be anything, while a search attribute or a history bounds a value's size.
+ */
+export function isBatchId(batchId: unknown): batchId is string {
+  return checkField(recoverBatchFields.batchId, batchId, 'batchId').problems.length === 0;
+}
 
 /** What the updateRecoveryPolicy update may change while a recovery runs. */
 export const policyChangeFields = {

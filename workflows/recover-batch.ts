@@ -83,7 +83,7 @@ import {
 } from './retry-protocol.js';
 import { WakeableWait } from './wakeable-wait.js';
 import { carriedDate, parseCarriedRecovery } from './carried-recovery.js';
-import { checkField } from './fields.js';
+import { isBatchId } from './input-fields.js';
 import {
   anchorBatchIdKey,
   recoveryDeadlineKey,
@@ -451,18 +451,13 @@ function asListedSettle(value: unknown): ListedSettle | undefined {
  */
 const INVALID_INPUT_RECORDED_PATCH = 'recovery-invalid-input-recorded';
 
-/** A batch id fit for a search attribute: what was typed may be anything, and the server bounds a value's size. */
-function isWellFormedBatchId(batchId: unknown): batchId is string {
-  return checkField({ type: 'uuid' }, batchId, 'batchId').problems.length === 0;
-}
-
 function recordInvalidInput(input: unknown): void {
   if (!patched(INVALID_INPUT_RECORDED_PATCH)) return;
   const batchId: unknown =
     typeof input === 'object' && input !== null ? (input as { batchId?: unknown }).batchId : null;
   upsertSearchAttributes([
     { key: recoveryOutcomeKey, value: 'failed' },
-    ...(isWellFormedBatchId(batchId) ? [{ key: anchorBatchIdKey, value: batchId }] : []),
+    ...(isBatchId(batchId) ? [{ key: anchorBatchIdKey, value: batchId }] : []),
   ]);
   countRecovery('failed');
 }
@@ -602,7 +597,7 @@ async function stopWithCarriedReport(carried: CarriedRecovery, refusal: unknown)
     // The carried report's batch id is the refused input's: typed by hand, it may be anything. Past the server's size
     // of a value, the server refused the upsert and terminated the run, which ended with no report.
     const attributes = progressAttributes(report.batchId, progressValues(report)).filter(
-      ({ key }) => key !== anchorBatchIdKey || isWellFormedBatchId(report.batchId),
+      ({ key }) => key !== anchorBatchIdKey || isBatchId(report.batchId),
     );
     upsertSearchAttributes([
       ...attributes,
