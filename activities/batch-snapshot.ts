@@ -53,24 +53,29 @@ function retryCountTotalOf(batch: RecoverableBatch): number | null {
  * `live_view_url`, which hand over a live browser: they must never reach history.
  */
 export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): BatchSnapshot {
-  const failing: FailingSession[] = [];
-  let urlSecrets: UrlSecrets | undefined;
+  const sessions = batch.sessions ?? [];
+  const failed = sessions.filter((session) => session.status === 'failed').slice(0, FAILING_SESSIONS_CAP);
+  const batchError = errorOfBatchFailedAsAWhole(batch);
   // The API may quote a session's URLs in an error, its own or another's, written in ways no pattern recognises.
-  const cleanError = (error: string, ownUrls: (string | undefined)[]) => {
-    urlSecrets ??= new UrlSecrets(
-      (batch.sessions ?? []).flatMap((session) => [session.cdp_url, session.live_view_url]),
-    );
-    return cleanApiText(error, ownUrls, API_TEXT_MAX_CHARS, urlSecrets);
-  };
-  for (const session of batch.sessions ?? []) {
-    if (session.status === 'failed' && failing.length < FAILING_SESSIONS_CAP) {
-      failing.push({
-        itemIndex: session.item_index ?? -1,
-        error: session.error === undefined ? null : cleanError(session.error, [session.cdp_url, session.live_view_url]),
-        retryCount: session.retry_count ?? 0,
-      });
-    }
-  }
+  const texts = [
+    ...failed.flatMap((session) => session.error ?? []),
+    ...(batchError === undefined ? [] : [batchError]),
+  ];
+  const urlSecrets =
+    texts.length === 0
+      ? undefined
+      : new UrlSecrets(
+          sessions.flatMap((session) => [session.cdp_url, session.live_view_url]),
+          texts,
+        );
+  const failing: FailingSession[] = failed.map((session) => ({
+    itemIndex: session.item_index ?? -1,
+    error:
+      session.error === undefined
+        ? null
+        : cleanApiText(session.error, [session.cdp_url, session.live_view_url], API_TEXT_MAX_CHARS, urlSecrets),
+    retryCount: session.retry_count ?? 0,
+  }));
   return {
     status: batch.status,
     ...batch.counts,
@@ -80,22 +85,20 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     failing,
     observedAt: observedAt.toISOString(),
     ...settledAtOf(batch.detail.actual_completion_time),
-    ...failedAsAWhole(batch, cleanError),
+    // Cut as the report cuts every text, so it costs the report no more than one.
+    ...(batchError !== undefined && {
+      batchError: cutText(cleanApiText(batchError, [], API_TEXT_MAX_CHARS, urlSecrets)),
+    }),
   };
 }
 
 /**
  * The API's `error` of a batch it calls failed with no failed session, for the report that stops such a recovery
- * (it ended `clean` before): why it failed as a whole, cut and cleaned, also of its sessions' URLs. Only then: a batch
- * with failed sessions says why in theirs. Cut as the report cuts every text, so it costs the report no more than one.
+ * (it ended `clean` before): why it failed as a whole. Only then: a batch with failed sessions says why in theirs.
  */
-function failedAsAWhole(
-  batch: RecoverableBatch,
-  cleanError: (error: string, ownUrls: (string | undefined)[]) => string,
-): { batchError?: string } {
+function errorOfBatchFailedAsAWhole(batch: RecoverableBatch): string | undefined {
   const { error } = batch.detail;
-  if (batch.status !== 'failed' || batch.counts.failed > 0 || error === undefined) return {};
-  return { batchError: cutText(cleanError(error, [])) };
+  return batch.status === 'failed' && batch.counts.failed === 0 ? error : undefined;
 }
 
 /** Re-printed from a parsed date, so whatever the API sent, what reaches history is one short timestamp. */

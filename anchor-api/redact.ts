@@ -104,6 +104,12 @@ function percentEncoded(text: string): string | undefined {
   }
 }
 
+/** Redaction only shortens text, so a prefix somewhat longer than the limit is all that can survive. */
+function scanCharsFor(maxChars: number): number {
+  return maxChars * 2 + 200;
+}
+const API_TEXT_SCAN_CHARS = scanCharsFor(API_TEXT_MAX_CHARS);
+
 /** Shortest run of a session URL taken as its secret: a browser id (a UUID has 36) or a token, not `devtools`. */
 const URL_SECRET_RUN = /[A-Za-z0-9_-]{16,}/g;
 const URL_SECRET_MIN_CHARS = 16;
@@ -121,13 +127,25 @@ export class UrlSecrets {
   /** By their first URL_SECRET_MIN_CHARS characters: a text costs one lookup a position, however many there are. */
   private readonly byHead = new Map<string, string[]>();
 
-  constructor(urls: Iterable<string | undefined>) {
+  /**
+   * Only the secrets whose first 16 characters one of `texts` holds, in the part of it cleanApiText scans: a batch of
+   * thousands of sessions costs one pass over its URLs, and none when no text has 16 such characters in a row.
+   */
+  constructor(urls: Iterable<string | undefined>, texts: Iterable<string>) {
+    const heads = new Set<string>();
+    for (const text of texts) {
+      for (const [run] of text.slice(0, API_TEXT_SCAN_CHARS).toLowerCase().matchAll(URL_SECRET_RUN))
+        for (let at = 0; at + URL_SECRET_MIN_CHARS <= run.length; at += 1)
+          heads.add(run.slice(at, at + URL_SECRET_MIN_CHARS));
+    }
+    if (heads.size === 0) return;
     for (const url of urls) {
       const host = url === undefined ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
       if (url === undefined || host === undefined) continue;
       for (const [run] of url.slice(host.length, URL_SECRET_SCAN_CHARS).matchAll(URL_SECRET_RUN)) {
+        const head = run.slice(0, URL_SECRET_MIN_CHARS).toLowerCase();
+        if (!heads.has(head)) continue;
         const secret = run.toLowerCase();
-        const head = secret.slice(0, URL_SECRET_MIN_CHARS);
         const same = this.byHead.get(head);
         if (same === undefined) this.byHead.set(head, [secret]);
         // Longest first: one may begin another (`<id>-1` and `<id>-19`), and the whole of it goes.
@@ -166,8 +184,7 @@ export function cleanApiText(
   maxChars = API_TEXT_MAX_CHARS,
   urlSecrets?: UrlSecrets,
 ): string {
-  // Redaction only shortens text, so a prefix somewhat longer than the limit is all that can survive.
-  const scanChars = maxChars * 2 + 200;
+  const scanChars = scanCharsFor(maxChars);
   // A longer URL is matched by its head, which is all of it a scan can hold; the longest forms go first, as a
   // shorter one may be part of a longer.
   const forms = quotedUrls
