@@ -21,7 +21,12 @@ import { isBatchId } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
-import { roundsDone, type RecoveryReport, type RecoveryRound } from '../workflows/report.js';
+import {
+  leftCallOfUnknownOutcome,
+  roundsDone,
+  UNKNOWN_OUTCOME_HOLD_MS,
+  type RecoveryReport,
+} from '../workflows/report.js';
 import {
   completedSweepEnd,
   earlierDate,
@@ -155,7 +160,7 @@ const REPEATING_FAILURES = new Set([
  * sweeps' window. A recovery that failed in a way a new one would repeat after a round, or left no report to read, is
  * skipped for good: a call of its may have been applied, and a new recovery would send the batch's retries again.
  */
-export const REPEATING_FAILURE_HOLD_MS = 6 * 3_600_000;
+export const REPEATING_FAILURE_HOLD_MS = UNKNOWN_OUTCOME_HOLD_MS;
 
 /**
  * What a failed recovery (its description) says of starting a new one: `permanently_failed` for good, `held` until
@@ -186,7 +191,11 @@ async function skipAfterFailedRecovery(
   if (type === BATCH_FAILED_WITHOUT_FAILED_SESSIONS) return 'permanently_failed';
   const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
   // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown.
-  if (!REPEATING_FAILURES.has(type)) return !heldLongEnough && leftCallOfUnknownOutcome(failure) ? 'held' : undefined;
+  // The API may apply such a call late: a new recovery that read the batch before would retry the same sessions again.
+  // A recovery that failed just after one (a key revoked while the call's answer was lost, so the reconciling read was
+  // refused too) was redone by the next sweep once the key was fixed.
+  if (!REPEATING_FAILURES.has(type))
+    return !heldLongEnough && leftCallOfUnknownOutcome(reportOf(failure)) ? 'held' : undefined;
   // A sweep starts with input its own run checked: an input refused at another start (the Web UI's form sent an empty
   // duration) says nothing of the sweep's. Before, such a batch was skipped by every sweep, and never recovered.
   if (
@@ -196,23 +205,6 @@ async function skipAfterFailedRecovery(
     return undefined;
   if (!sentNoRetryCall(failure)) return 'permanently_failed';
   return heldLongEnough ? undefined : 'held';
-}
-
-/**
- * Whether a recovery's report holds a round whose call's outcome it could not reconcile (reconciled, and neither shown
- * to have taken effect nor to have had none), or reconciled rounds folded into omittedRounds, whose effect it no longer
- * keeps: the API may apply such a call late. A recovery that failed just after one (a key revoked while the call's
- * answer was lost, so the reconciling read was refused too) was redone by the next sweep once the key was fixed; a new
- * recovery that read the batch before such a late apply would retry the same sessions a second time. Hours later, no
- * apply is still to come.
- */
-function leftCallOfUnknownOutcome(failure: unknown): boolean {
-  const report = reportOf(failure);
-  const unknownRound = (round: Partial<RecoveryRound> | null) =>
-    round?.reconciled === true && round.reconcileEffect !== 'took_effect' && round.reconcileEffect !== 'no_effect';
-  return (
-    (Array.isArray(report?.rounds) && report.rounds.some(unknownRound)) || (report?.omittedRounds?.reconciled ?? 0) > 0
-  );
 }
 
 /** The report a recovery's failure carries (stoppedFailure's details), unchecked: it may be of any release. */

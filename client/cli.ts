@@ -60,6 +60,7 @@ interface RecoverOptions {
   wait?: boolean;
   json?: boolean;
   applyPolicy?: boolean;
+  force?: boolean;
 }
 
 interface PolicyOptions extends Pick<RecoverOptions, 'maxRounds' | 'maxRetries' | 'roundBackoff' | 'pollInterval'> {
@@ -302,11 +303,17 @@ export function buildCli(): Command {
       '--apply-policy',
       'when a recovery already runs for the batch, apply the policy options to it (without this, policy options are refused there)',
     )
+    .option(
+      '--force',
+      "start even though the batch's last recovery left a retry call of unknown outcome less than 6h ago (refused " +
+        'without this: the API may still apply that call); give it once the batch shows that call was not applied',
+    )
     .action(async (batchId: string, options: RecoverOptions, command: Command) => {
       const global = globals(command);
       await withRecoveries(global, async (recoveries) => {
         const started = await recoveries.start(recoverInput(batchId, options), {
           applyPolicy: options.applyPolicy === true,
+          force: options.force === true,
         });
         // In JSON mode stdout carries the report only; the human summary goes to stderr.
         const say = options.json ? (text: string) => process.stderr.write(`${text}\n`) : print;

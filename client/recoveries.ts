@@ -39,7 +39,13 @@ import {
 import { parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
-import { newReport, recordFailure, type RecoveryReport } from '../workflows/report.js';
+import {
+  leftCallOfUnknownOutcome,
+  newReport,
+  recordFailure,
+  UNKNOWN_OUTCOME_HOLD_MS,
+  type RecoveryReport,
+} from '../workflows/report.js';
 import {
   recoveryOutcomeKey,
   recoveryRoundsKey,
@@ -231,6 +237,25 @@ function firstRunIdOf(description: WorkflowExecutionDescription): string {
 }
 
 /**
+ * The batch's last recovery closed less than UNKNOWN_OUTCOME_HOLD_MS ago with a retry call it could not reconcile: the
+ * API may still apply it, and a new recovery, reading the batch before, would retry the same sessions a second time.
+ */
+export class UnknownOutcomeHoldError extends Error {
+  override name = 'UnknownOutcomeHoldError';
+  constructor(
+    readonly batchId: string,
+    readonly closedAt: Date,
+    readonly holdUntil: Date,
+  ) {
+    super(
+      `The last recovery of batch ${batchId}, closed at ${closedAt.toISOString()}, left a retry call whose outcome ` +
+        'it could not reconcile: the API may still apply it, and a new recovery would retry the same sessions again. ' +
+        `Check the batch at Anchor; start one after ${holdUntil.toISOString()}, or now with force (--force)`,
+    );
+  }
+}
+
+/**
  * `recover` with a policy for a batch whose recovery already runs: the running recovery keeps its
  * own policy unless the caller asks for the new one to be applied (`applyPolicy`).
  */
@@ -347,6 +372,11 @@ export interface StartOptions {
    * the start is refused with RecoveryAlreadyRunningError. Without policy fields the call attaches either way.
    */
   applyPolicy?: boolean;
+  /**
+   * Starts a new recovery even when the batch's last one closed less than UNKNOWN_OUTCOME_HOLD_MS ago with a retry call
+   * of unknown outcome (otherwise UnknownOutcomeHoldError): once the batch shows that call was not applied.
+   */
+  force?: boolean;
 }
 
 /**
@@ -487,11 +517,15 @@ export class BatchRecoveries {
    * Starts a recovery, or attaches to the one already running for the batch. Attaching never
    * drops a policy silently: see StartOptions.applyPolicy.
    */
-  async start(input: RecoverBatchInput, { applyPolicy = false }: StartOptions = {}): Promise<StartedRecovery> {
+  async start(
+    input: RecoverBatchInput,
+    { applyPolicy = false, force = false }: StartOptions = {},
+  ): Promise<StartedRecovery> {
     const options = recoveryStartOptions(input, this.taskQueue);
     const [{ batchId }] = options.args;
     const { workflowId } = options;
     if (input.batchId !== batchId) await this.refuseStartBesideUpperCaseRecovery(input.batchId);
+    if (!force) await this.refuseStartAfterUnknownOutcome(batchId);
     try {
       const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
       return { batchId, workflowId, runId: handle.firstExecutionRunId, attached: false, policyApplied: false };
@@ -524,6 +558,28 @@ export class BatchRecoveries {
     ) as PolicyChange;
     await this.updatePolicy(batchId, change);
     return { ...attached, policyApplied: true };
+  }
+
+  /**
+   * Before, a recovery started again by hand (after an `exhausted` one, with more rounds; after a failed one, its key
+   * fixed) read the batch at once, and retried again sessions a call of the last one still being applied would retry.
+   * The sweeps hold such a batch as long (`held`).
+   */
+  private async refuseStartAfterUnknownOutcome(batchId: string): Promise<void> {
+    const description = await this.describe(batchId).catch((err: unknown) => {
+      if (err instanceof RecoveryNotFoundError) return undefined;
+      throw err;
+    });
+    const closedAt = description?.closeTime;
+    if (description === undefined || description.status.name === 'RUNNING' || closedAt === undefined) return;
+    const holdUntil = new Date(closedAt.getTime() + UNKNOWN_OUTCOME_HOLD_MS);
+    if (Date.now() >= holdUntil.getTime()) return;
+    const report = await this.finalReport(batchId).catch((err: unknown) => {
+      if (err instanceof RecoveryFailedError) return err.report;
+      if (err instanceof RecoveryTerminatedError) return err.stored?.report;
+      throw err;
+    });
+    if (leftCallOfUnknownOutcome(report)) throw new UnknownOutcomeHoldError(batchId, closedAt, holdUntil);
   }
 
   /**

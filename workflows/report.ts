@@ -153,6 +153,30 @@ function cutSession(session: FailingSession): FailingSession {
   return { ...session, error: session.error === null ? null : cutText(session.error) };
 }
 
+/**
+ * How long after a recovery closed a retry call it could not reconcile is taken as one the API may still apply: hours
+ * later, no apply is still to come. Until then a new recovery of the batch, which would read it before such a late
+ * apply, could retry the same sessions a second time.
+ */
+export const UNKNOWN_OUTCOME_HOLD_MS = 6 * 3_600_000;
+
+/**
+ * Whether a report holds a round whose call's outcome it could not reconcile (reconciled, and neither shown to have
+ * taken effect nor to have had none), or reconciled rounds folded into omittedRounds, whose effect it no longer keeps.
+ * The report may be of any release, or a stored one: unchecked.
+ */
+export function leftCallOfUnknownOutcome(
+  report: { rounds?: unknown; omittedRounds?: { reconciled?: number } | null } | undefined,
+): boolean {
+  const unknownRound = (round: Partial<RecoveryRound> | null) =>
+    round?.reconciled === true && round.reconcileEffect !== 'took_effect' && round.reconcileEffect !== 'no_effect';
+  const rounds = report?.rounds;
+  return (
+    (Array.isArray(rounds) && (rounds as (Partial<RecoveryRound> | null)[]).some(unknownRound)) ||
+    (report?.omittedRounds?.reconciled ?? 0) > 0
+  );
+}
+
 /** Rounds done so far, including those folded into `omittedRounds`. */
 export function roundsDone(report: Pick<RecoveryReport, 'rounds' | 'omittedRounds'>): number {
   return report.rounds.length + (report.omittedRounds?.count ?? 0);
