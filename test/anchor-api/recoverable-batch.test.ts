@@ -77,19 +77,22 @@ describe('the counts of a finished batch', () => {
   });
 });
 
+/** A settled batch of two sessions, one failed, listed as given. */
+const failedOneOfTwo = (sessions: NonNullable<BatchStatusDetail['sessions']>): BatchStatusDetail => ({
+  status: 'failed',
+  total_requests: 2,
+  completed_requests: 1,
+  failed_requests: 1,
+  pending_requests: 0,
+  processing_requests: 0,
+  sessions,
+});
+
 test("a session listed twice hides the one left out: the sessions' retry counts then show no retry", () => {
-  const detail: BatchStatusDetail = {
-    status: 'failed',
-    total_requests: 2,
-    completed_requests: 1,
-    failed_requests: 1,
-    pending_requests: 0,
-    processing_requests: 0,
-    sessions: [
-      { item_index: 0, status: 'failed', retry_count: 0 },
-      { item_index: 1, status: 'completed', retry_count: 1 },
-    ],
-  };
+  const detail = failedOneOfTwo([
+    { item_index: 0, status: 'failed', retry_count: 0 },
+    { item_index: 1, status: 'completed', retry_count: 1 },
+  ]);
   expect(toBatchSnapshot(read(detail), new Date()).retryCountTotal).toBe(1);
   // Before: 0, a total as if no session had been retried, and a call that had been applied was sent again.
   const twice = { ...detail, sessions: [detail.sessions![0]!, detail.sessions![0]!] };
@@ -98,18 +101,10 @@ test("a session listed twice hides the one left out: the sessions' retry counts 
 
 test("a failed session's error that quotes another session's URL, in a form no pattern knows, keeps none of it", () => {
   const cdpUrl = 'wss://connect.anchorbrowser.io/devtools/browser/7d0f4f3c-6c0e-4a57-9b5e-0f1c2a3b4c5d';
-  const detail: BatchStatusDetail = {
-    status: 'failed',
-    total_requests: 2,
-    completed_requests: 1,
-    failed_requests: 1,
-    pending_requests: 0,
-    processing_requests: 0,
-    sessions: [
-      { item_index: 0, status: 'failed', error: `lost%20${encodeURIComponent(cdpUrl.slice(6))}`, retry_count: 0 },
-      { item_index: 1, status: 'completed', cdp_url: cdpUrl, retry_count: 0 },
-    ],
-  };
+  const detail = failedOneOfTwo([
+    { item_index: 0, status: 'failed', error: `lost%20${encodeURIComponent(cdpUrl.slice(6))}`, retry_count: 0 },
+    { item_index: 1, status: 'completed', cdp_url: cdpUrl, retry_count: 0 },
+  ]);
   const [failing] = toBatchSnapshot(read(detail), new Date()).failing;
   // Before, cleaned of its own URLs only: the live session's browser id went to history.
   expect(failing?.error).toBe(`lost%20${encodeURIComponent('connect.anchorbrowser.io/devtools/browser/')}[redacted]`);
