@@ -1,5 +1,11 @@
 import { countersMayCatchUp, isFinishedBatchStatus } from '../anchor-api/batch-status.js';
-import { API_TEXT_MAX_CHARS, cleanApiText, UrlSecrets, type RecoverableBatch } from '../anchor-api/index.js';
+import {
+  API_TEXT_MAX_CHARS,
+  cleanApiText,
+  UrlSecrets,
+  urlsQuotedIn,
+  type RecoverableBatch,
+} from '../anchor-api/index.js';
 import { cutText, REPORT_LIMITS, type BatchSnapshot, type FailingSession } from '../workflows/report.js';
 import { retrySnapshotOf, type RetrySnapshot } from '../workflows/retry-protocol.js';
 
@@ -61,13 +67,8 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     ...failed.flatMap((session) => session.error ?? []),
     ...(batchError === undefined ? [] : [batchError]),
   ];
-  const urlSecrets =
-    texts.length === 0
-      ? undefined
-      : new UrlSecrets(
-          sessions.flatMap((session) => [session.cdp_url, session.live_view_url]),
-          texts,
-        );
+  const urls = sessions.flatMap((session) => [session.cdp_url, session.live_view_url]);
+  const urlSecrets = texts.length === 0 ? undefined : new UrlSecrets(urls, texts);
   const failing: FailingSession[] = failed.map((session) => ({
     itemIndex: session.item_index ?? -1,
     error:
@@ -87,7 +88,7 @@ export function toBatchSnapshot(batch: RecoverableBatch, observedAt: Date): Batc
     ...settledAtOf(batch.detail.actual_completion_time),
     // Cut as the report cuts every text, so it costs the report no more than one.
     ...(batchError !== undefined && {
-      batchError: cutText(cleanApiText(batchError, [], API_TEXT_MAX_CHARS, urlSecrets)),
+      batchError: cutText(cleanApiText(batchError, urlsQuotedIn(batchError, urls), API_TEXT_MAX_CHARS, urlSecrets)),
     }),
   };
 }

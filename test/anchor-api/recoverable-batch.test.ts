@@ -109,3 +109,19 @@ test("a failed session's error that quotes another session's URL, in a form no p
   // Before, cleaned of its own URLs only: the live session's browser id went to history.
   expect(failing?.error).toBe(`lost%20${encodeURIComponent('connect.anchorbrowser.io/devtools/browser/')}[redacted]`);
 });
+
+test("a batch's error that quotes one of its thousand sessions' URLs, whose parts are all short, keeps none of it", () => {
+  const cdpUrl = (i: number) => `wss://cdp.anchorbrowser.io/s/Ab3dE9fG/Hj2kL4mN/Pq${i}rS8tU`;
+  const detail: BatchStatusDetail = {
+    status: 'failed',
+    total_requests: 1_000,
+    completed_requests: 1_000,
+    failed_requests: 0,
+    pending_requests: 0,
+    processing_requests: 0,
+    error: `proxy_${encodeURIComponent(cdpUrl(999).slice(6))} reset`,
+    sessions: Array.from({ length: 1_000 }, (_, i) => ({ item_index: i, status: 'completed', cdp_url: cdpUrl(i) })),
+  };
+  // No run of 16 characters to take as a secret: the URL goes by the forms it may be quoted in, found among them all.
+  expect(toBatchSnapshot(read(detail), new Date()).batchError).toBe('proxy_[url removed] reset');
+});

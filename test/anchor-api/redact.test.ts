@@ -152,6 +152,11 @@ describe("another session's URLs, in any form", () => {
     expect(cleaned).toMatch(/\[redacted\]|\[url removed\]/);
   });
 
+  test('a character whose lower case is longer moves no secret out of place', () => {
+    const cleaned = clean(`err ${'İ'.repeat(40)} id ${BROWSER_ID} end`);
+    expect(cleaned).toBe(`err ${'İ'.repeat(40)} id [redacted] end`);
+  });
+
   test('keeps a text that quotes none of them, and the short parts of a URL', () => {
     const text = 'pod devtools browser inspector failed for session 3b241101-e2bb-4255-8caf-000000000000';
     expect(clean(text)).toBe(text);

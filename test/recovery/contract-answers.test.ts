@@ -76,8 +76,7 @@ function failedAsAWhole(
           status: 'failed',
           ...counters,
           error: `Batch failed: browser configuration rejected (proxy_${SESSION_URL.slice('wss://'.length)} reset)`,
-          // Its one session's URL, which the error quotes without its scheme: no pattern recognises it there, and its
-          // browser id, the URL's secret, goes.
+          // Its one session's URL, which the error quotes without its scheme: no pattern recognises it there.
           sessions: [{ item_index: 0, status: 'completed', cdp_url: SESSION_URL }],
           actual_completion_time: new Date(Date.now() - completedAgoMs).toISOString(),
         },
@@ -103,7 +102,7 @@ test.each([
         type: BATCH_FAILED_WITHOUT_FAILED_SESSIONS,
         message:
           'The API reports the batch failed, and no failed session to retry: Batch failed: browser configuration ' +
-          'rejected (proxy_connect.anchorbrowser.io/devtools/browser/[redacted] reset)',
+          'rejected (proxy_[url removed] reset)',
       },
     });
     expect(posts()).toBe(0);
