@@ -23,9 +23,9 @@ import type { recoverBatch } from '../workflows/recover-batch.js';
 import { recoveryStartOptions } from '../workflows/recovery-start.js';
 import {
   leftCallOfUnknownOutcome,
-  roundsDone,
   UNKNOWN_OUTCOME_HOLD_MS,
   type RecoveryReport,
+  type RecoveryRound,
 } from '../workflows/report.js';
 import {
   completedSweepEnd,
@@ -150,27 +150,33 @@ const REPEATING_FAILURES = new Set([
 
 /**
  * How long after a failed recovery closed the sweeps hold its batch (`held`) when a new one may start later: one that
- * sent no retry call and failed in a way a new one would repeat, as such a failure may come of a short incident (a
+ * sent no retry call that took effect and failed in a way a new one would repeat, as such a failure may come of a short incident (a
  * 404, a redirect or an HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later
  * sweep; and one that failed on a wrong key or missing credits with a retry call of unknown outcome in its report,
  * as the API may still apply that call. Past it, a sweep starts a new recovery, which reads the batch again. A held
  * batch is left to a later sweep (the next of its schedule reaches back to it), so the hold cannot outlast its window;
  * a sweep run by hand reaches back to nothing, so run one again once the hold has passed.
  * A batch that keeps failing so costs a status read, and a failed recovery, every hold at most while it is in the
- * sweeps' window. A recovery that failed in a way a new one would repeat after a round, or left no report to read, is
- * skipped for good: a call of its may have been applied, and a new recovery would send the batch's retries again.
+ * sweeps' window. A recovery that failed in a way a new one would repeat after a round that may have taken effect, or
+ * left no report to read, is skipped for good: a call of its may have been applied, and a new recovery would send the
+ * batch's retries again.
  */
 export const REPEATING_FAILURE_HOLD_MS = UNKNOWN_OUTCOME_HOLD_MS;
 
 /**
- * What a failed recovery (its description) says of starting a new one: `permanently_failed` for good, `held` until
- * `holdMs` after it closed, or nothing (start one).
+ * What a failed, terminated or timed-out recovery (its description) says of starting a new one: `permanently_failed`
+ * for good, `held` until `holdMs` after it closed, or nothing (start one).
  */
 async function skipAfterFailedRecovery(
   client: Client,
   description: WorkflowExecutionDescription | undefined,
   holdMs: number,
 ): Promise<'permanently_failed' | 'held' | undefined> {
+  const heldLongEnough = description?.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
+  // Ended from outside: a call out then is in no report (its memo is written at rests only), and the API may still
+  // apply it. Before, the next sweep redid it at once, as `recover` did.
+  if (description?.status.name === 'TERMINATED' || description?.status.name === 'TIMED_OUT')
+    return heldLongEnough ? undefined : 'held';
   if (description?.status.name !== 'FAILED') return undefined;
   const failure = await client.workflow
     .getHandle(description.workflowId, description.runId)
@@ -189,7 +195,6 @@ async function skipAfterFailedRecovery(
   if (!type) return undefined;
   // Its batch failed as a whole, which no retry changes: a new recovery would read the same batch and tell it again.
   if (type === BATCH_FAILED_WITHOUT_FAILED_SESSIONS) return 'permanently_failed';
-  const heldLongEnough = description.closeTime !== undefined && Date.now() - description.closeTime.getTime() >= holdMs;
   // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown.
   // The API may apply such a call late: a new recovery that read the batch before would retry the same sessions again.
   // A recovery that failed just after one (a key revoked while the call's answer was lost, so the reconciling read was
@@ -203,7 +208,7 @@ async function skipAfterFailedRecovery(
     (description.memo as Partial<SweepMemo> | undefined)?.startedBySweep === undefined
   )
     return undefined;
-  if (!sentNoRetryCall(failure)) return 'permanently_failed';
+  if (!noRetryCallTookEffect(failure)) return 'permanently_failed';
   return heldLongEnough ? undefined : 'held';
 }
 
@@ -211,12 +216,16 @@ async function skipAfterFailedRecovery(
 const reportOf = (failure: unknown) =>
   failure instanceof ApplicationFailure ? (failure.details?.[0] as Partial<RecoveryReport> | undefined) : undefined;
 
-/** Whether a recovery's failure carries its report (stoppedFailure's details), and the report holds no round. */
-function sentNoRetryCall(failure: unknown): boolean {
+/**
+ * Whether a recovery's failure carries its report (stoppedFailure's details), and no retry call of it took effect: the
+ * report holds no round, or only rounds the batch showed had no effect (a redirect to the call stops the recovery so,
+ * since retry-round-stops-at-permanent-unknown; before, with no round, and a proxy's short incident left the batch to
+ * no later sweep once it recorded one).
+ */
+function noRetryCallTookEffect(failure: unknown): boolean {
   const report = reportOf(failure);
-  return (
-    Array.isArray(report?.rounds) && roundsDone({ rounds: report.rounds, omittedRounds: report.omittedRounds }) === 0
-  );
+  if (!Array.isArray(report?.rounds) || (report.omittedRounds?.count ?? 0) > 0) return false;
+  return (report.rounds as (Partial<RecoveryRound> | null)[]).every((round) => round?.reconcileEffect === 'no_effect');
 }
 
 /**

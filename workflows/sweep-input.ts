@@ -35,9 +35,10 @@ export type SkipReason =
   | 'permanently_failed'
   /**
    * The batch's last recovery failed, and a new one waits until REPEATING_FAILURE_HOLD_MS after it closed: it failed in
-   * a way a new one would repeat before any retry call (a short incident may have caused it), or on a wrong key or
-   * missing credits with a retry call of unknown outcome in its report (the API may still apply that call). Left to a
-   * later sweep, as over_limit is: the next sweep of its schedule reaches back to it until the hold has passed.
+   * a way a new one would repeat before any retry call that took effect (a short incident may have caused it), or on a
+   * wrong key or missing credits with a retry call of unknown outcome in its report (the API may still apply that
+   * call); or it was terminated or timed out (a call out then is in no report). Left to a later sweep, as over_limit
+   * is: the next sweep of its schedule reaches back to it until the hold has passed.
    */
   | 'held'
   | 'no_failed_sessions'

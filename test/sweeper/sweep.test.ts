@@ -348,6 +348,61 @@ test('a batch whose recovery failed in a way a new one would repeat before any r
   });
 });
 
+test('a batch whose recovery stopped at a redirect to its retry call, shown to have had no effect, is held, then started again', async () => {
+  await withShortHold(async (recoveries, sweepHere) => {
+    const createdAt = minutesAgo(5);
+    const batchId = env.simulator.createScriptedBatch({
+      count: 3,
+      script: { '0': ['fail', 'ok'] },
+      created_at: createdAt,
+    }).id;
+    env.simulator.faults.add('retry', { type: 'error', statusCode: 307, times: 1, batchId });
+    await recoveries.start({ batchId, ...FAST_POLICY });
+    await expect(recoveries.result(batchId)).rejects.toThrow(/unexpected status \(HTTP 307\)/);
+    const failed = await recoveries.handle(batchId).describe();
+    const within = await sweepHere();
+    await eventually(
+      'the hold to pass',
+      () => Date.now() > (failed.closeTime?.getTime() ?? Infinity) + TEST_HOLD_MS || undefined,
+    );
+
+    const past = await sweepHere();
+
+    // Before, its round (no effect) made it permanently_failed: a proxy's short incident left it to no later sweep.
+    expect(within.skipped).toEqual([{ batchId, reason: 'held' }]);
+    expect(past.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+    expect((await recoveries.result(batchId)).outcome).toBe('recovered');
+    expect(env.simulator.ledger.forBatch(batchId).retries).toHaveLength(1);
+  });
+});
+
+test('a batch whose recovery was terminated, which may have had a call out then, is held, then started again', async () => {
+  await withShortHold(async (recoveries, sweepHere) => {
+    const batchId = env.simulator.createScriptedBatch({
+      count: 3,
+      script: { '0': ['fail', 'ok'] },
+      created_at: minutesAgo(5),
+    }).id;
+    await recoveries.start({ batchId, ...FAST_POLICY, roundBackoff: { initialInterval: '1h', maximumInterval: '1h' } });
+    await eventually('the round waiting its backoff', async () =>
+      (await recoveries.report(batchId)).phase === 'backing_off' ? true : undefined,
+    );
+    await recoveries.handle(batchId).terminate('stuck, said the operator');
+    const terminated = await recoveries.handle(batchId).describe();
+    const within = await sweepHere();
+    await eventually('the hold to pass', () =>
+      Date.now() > (terminated.closeTime?.getTime() ?? Infinity) + TEST_HOLD_MS ? true : undefined,
+    );
+
+    const past = await sweepHere();
+
+    // Before, redone at once: its stored report cannot show a call out when it was terminated.
+    expect(within.skipped).toEqual([{ batchId, reason: 'held' }]);
+    expect(past.started).toEqual([{ batchId, workflowId: recoveryWorkflowId(batchId) }]);
+    await recoveries.handle(batchId).terminate('test over');
+  });
+});
+
 test('a batch whose recovery failed on a revoked key right after a retry call of unknown outcome is started again only once the hold has passed', async () => {
   await withShortHold(async (recoveries, sweepHere) => {
     // The retried session fails again, so the batch still has a failed session for the sweeps to see.
