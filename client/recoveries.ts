@@ -237,8 +237,9 @@ function firstRunIdOf(description: WorkflowExecutionDescription): string {
 }
 
 /**
- * The batch's last recovery closed less than UNKNOWN_OUTCOME_HOLD_MS ago with a retry call it could not reconcile: the
- * API may still apply it, and a new recovery, reading the batch before, would retry the same sessions a second time.
+ * The batch's last recovery closed less than UNKNOWN_OUTCOME_HOLD_MS ago and may have left a retry call the API can
+ * still apply: one whose outcome it could not reconcile, or one out when it was terminated, which its stored report
+ * cannot show. A new recovery, reading the batch before, would retry the same sessions a second time.
  */
 export class UnknownOutcomeHoldError extends Error {
   override name = 'UnknownOutcomeHoldError';
@@ -246,11 +247,13 @@ export class UnknownOutcomeHoldError extends Error {
     readonly batchId: string,
     readonly closedAt: Date,
     readonly holdUntil: Date,
+    /** What it left: `left a retry call whose outcome it could not reconcile`, say. */
+    readonly why: string,
   ) {
     super(
-      `The last recovery of batch ${batchId}, closed at ${closedAt.toISOString()}, left a retry call whose outcome ` +
-        'it could not reconcile: the API may still apply it, and a new recovery would retry the same sessions again. ' +
-        `Check the batch at Anchor; start one after ${holdUntil.toISOString()}, or now with force (--force)`,
+      `The last recovery of batch ${batchId}, closed at ${closedAt.toISOString()}, ${why}: the API may still apply ` +
+        'it, and a new recovery would retry the same sessions again. Check the batch at Anchor; start one after ' +
+        `${holdUntil.toISOString()}, or now with force (--force)`,
     );
   }
 }
@@ -563,23 +566,29 @@ export class BatchRecoveries {
   /**
    * Before, a recovery started again by hand (after an `exhausted` one, with more rounds; after a failed one, its key
    * fixed) read the batch at once, and retried again sessions a call of the last one still being applied would retry.
-   * The sweeps hold such a batch as long (`held`).
+   * The sweeps hold such a batch as long (`held`). Looked up by the batch's own id, not cached: a recovery an earlier
+   * release started under the id in upper case is not the one the start makes, nor the one later calls should find.
    */
   private async refuseStartAfterUnknownOutcome(batchId: string): Promise<void> {
-    const description = await this.describe(batchId).catch((err: unknown) => {
-      if (err instanceof RecoveryNotFoundError) return undefined;
-      throw err;
-    });
+    const description = await describeIfStarted(this.client, recoveryWorkflowId(batchId));
     const closedAt = description?.closeTime;
     if (description === undefined || description.status.name === 'RUNNING' || closedAt === undefined) return;
     const holdUntil = new Date(closedAt.getTime() + UNKNOWN_OUTCOME_HOLD_MS);
     if (Date.now() >= holdUntil.getTime()) return;
-    const report = await this.finalReport(batchId).catch((err: unknown) => {
+    const refuse = (why: string) => new UnknownOutcomeHoldError(batchId, closedAt, holdUntil, why);
+    // Its memo is written at rests only: a call out when it was ended from outside is in no report.
+    if (description.status.name === 'TERMINATED' || description.status.name === 'TIMED_OUT')
+      throw refuse(
+        `was ${description.status.name === 'TERMINATED' ? 'terminated' : 'timed out'}, and may have had a retry call ` +
+          'out then, which its stored report cannot show',
+      );
+    // The run described: a run started since (a sweep's) would hold the wait for it until its end.
+    const run = { workflowId: description.workflowId, runId: description.runId };
+    const report = await this.finalReport(batchId, undefined, run).catch((err: unknown) => {
       if (err instanceof RecoveryFailedError) return err.report;
-      if (err instanceof RecoveryTerminatedError) return err.stored?.report;
       throw err;
     });
-    if (leftCallOfUnknownOutcome(report)) throw new UnknownOutcomeHoldError(batchId, closedAt, holdUntil);
+    if (leftCallOfUnknownOutcome(report)) throw refuse('left a retry call whose outcome it could not reconcile');
   }
 
   /**
@@ -908,11 +917,19 @@ export class BatchRecoveries {
   }
 
   /**
-   * The final report; waits for the end (until `deadline`, a time in ms, when given). A recovery that stopped on a
-   * permanent API error still carries its report in the failure; one ended from outside has only what it stored.
+   * The final report, of the latest run or of `run`; waits for the end (until `deadline`, a time in ms, when given). A
+   * recovery that stopped on a permanent API error still carries its report in the failure; one ended from outside has
+   * only what it stored.
    */
-  private async finalReport(batchId: string, deadline?: number): Promise<RecoveryReport> {
-    const handle = this.handle(batchId);
+  private async finalReport(
+    batchId: string,
+    deadline?: number,
+    run?: { workflowId: string; runId: string },
+  ): Promise<RecoveryReport> {
+    const handle =
+      run === undefined
+        ? this.handle(batchId)
+        : this.client.workflow.getHandle<typeof recoverBatch>(run.workflowId, run.runId);
     try {
       return await (deadline === undefined
         ? handle.result()

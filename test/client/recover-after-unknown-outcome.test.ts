@@ -53,6 +53,21 @@ test('a recovery started again after one that left a call of unknown outcome is 
   await env.recoveries.result(batch.id);
 }, 90_000);
 
+test('a recovery started again after one terminated, which may have had a call out, is refused, unless forced', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, hold: true });
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY });
+  await env.recoveries.handle(batch.id).terminate('stuck, said the operator');
+
+  // Its stored report shows no round: a call out at the end would not be in it.
+  await expect(env.recoveries.start({ batchId: batch.id, ...FAST_POLICY })).rejects.toThrow(
+    /was terminated, and may have had a retry call out then/,
+  );
+  expect(await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY }, { force: true })).toMatchObject({
+    attached: false,
+  });
+  await env.recoveries.handle(batch.id).terminate('test done');
+}, 60_000);
+
 test('a recovery started again after one whose every call was reconciled or answered is not held', async () => {
   const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
   env.simulator.faults.add('retry', { type: 'commit_then_drop', times: 1, batchId: batch.id });
