@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { startRecoveryEnv, type RecoveryEnv } from './recovery-env.js';
 
 /** How the server answers one request; `done` resolves once the exchange ended, by the server or by the client. */
 export type HostileAnswer = (request: IncomingMessage, response: ServerResponse) => void;
@@ -62,6 +63,28 @@ export async function startHostileServer(fallback?: HostileAnswer): Promise<Host
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
       }),
+  };
+}
+
+/**
+ * A recovery env whose worker's Anchor API is a hostile server in front of the env's simulator: calls on a batch the
+ * test registers no answer for go on to the simulator. The worker's recoveries read their batches themselves.
+ */
+export async function startRecoveryEnvBehindHostileServer(): Promise<{
+  env: RecoveryEnv;
+  hostile: HostileServer;
+  close: () => Promise<void>;
+}> {
+  const env = await startRecoveryEnv();
+  const hostile = await startHostileServer(proxyTo(env.simulator.url));
+  await env.startWorker(undefined, {}, { baseUrl: hostile.url });
+  return {
+    env,
+    hostile,
+    close: async () => {
+      await env.close();
+      await hostile.close();
+    },
   };
 }
 

@@ -2,24 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { BATCH_FAILED_WITHOUT_FAILED_SESSIONS } from '../../workflows/definitions.js';
-import { proxyTo, startHostileServer, type HostileServer } from '../helpers/hostile-server.js';
-import { eventually, FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { proxyTo, startRecoveryEnvBehindHostileServer, type HostileServer } from '../helpers/hostile-server.js';
+import { eventually, FAST_POLICY, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 // Status answers the contract allows (every field optional) and the simulator never sends, from a server of the test's
 // own in front of it, to a worker whose recoveries read their batch themselves.
 
 let env: RecoveryEnv;
 let hostile: HostileServer;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  env = await startRecoveryEnv();
-  hostile = await startHostileServer(proxyTo(env.simulator.url));
-  await env.startWorker(undefined, {}, { baseUrl: hostile.url });
+  ({ env, hostile, close } = await startRecoveryEnvBehindHostileServer());
 }, 60_000);
-afterAll(async () => {
-  await env?.close();
-  await hostile?.close();
-});
+afterAll(() => close?.());
 
 const json = (response: ServerResponse, status: number, body: unknown) =>
   response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));

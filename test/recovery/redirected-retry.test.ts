@@ -4,10 +4,10 @@ import { RecoveryFailedError } from '../../client/recoveries.js';
 import {
   answerSwitchingProtocols,
   proxyTo,
-  startHostileServer,
+  startRecoveryEnvBehindHostileServer,
   type HostileServer,
 } from '../helpers/hostile-server.js';
-import { FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
+import { FAST_POLICY, TEST_API_KEY, type RecoveryEnv } from '../helpers/recovery-env.js';
 
 // A retry call answered with a redirect or a 101, from a server of the test's own in front of the simulator: the
 // server read the call and may have acted on it, so its outcome is unknown. Before, the recovery stopped at once, with
@@ -15,16 +15,12 @@ import { FAST_POLICY, startRecoveryEnv, TEST_API_KEY, type RecoveryEnv } from '.
 
 let env: RecoveryEnv;
 let hostile: HostileServer;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  env = await startRecoveryEnv();
-  hostile = await startHostileServer(proxyTo(env.simulator.url));
-  await env.startWorker(undefined, {}, { baseUrl: hostile.url });
+  ({ env, hostile, close } = await startRecoveryEnvBehindHostileServer());
 }, 60_000);
-afterAll(async () => {
-  await env?.close();
-  await hostile?.close();
-});
+afterAll(() => close?.());
 
 const retryPosts = (batchId: string) =>
   hostile.calls.filter((call) => call.method === 'POST' && call.path.includes(batchId)).length;
