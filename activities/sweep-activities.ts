@@ -150,9 +150,9 @@ const REPEATING_FAILURES = new Set([
 
 /**
  * How long after a failed recovery closed the sweeps hold its batch (`held`) when a new one may start later: one that
- * sent no retry call that took effect and failed in a way a new one would repeat, as such a failure may come of a short incident (a
- * 404, a redirect or an HTML page from a proxy), which, remembered for good, left the batch unrecovered by every later
- * sweep; and one that failed on a wrong key or missing credits with a retry call of unknown outcome in its report,
+ * sent no retry call that took effect and failed in a way a new one would repeat, as such a failure may come of a short
+ * incident (a 404, a redirect or an HTML page from a proxy), which, remembered for good, left the batch unrecovered by
+ * every later sweep; and one that failed on a wrong key or missing credits with a retry call of unknown outcome in its report,
  * as the API may still apply that call. Past it, a sweep starts a new recovery, which reads the batch again. A held
  * batch is left to a later sweep (the next of its schedule reaches back to it), so the hold cannot outlast its window;
  * a sweep run by hand reaches back to nothing, so run one again once the hold has passed.
@@ -195,10 +195,8 @@ async function skipAfterFailedRecovery(
   if (!type) return undefined;
   // Its batch failed as a whole, which no retry changes: a new recovery would read the same batch and tell it again.
   if (type === BATCH_FAILED_WITHOUT_FAILED_SESSIONS) return 'permanently_failed';
-  // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown.
-  // The API may apply such a call late: a new recovery that read the batch before would retry the same sessions again.
-  // A recovery that failed just after one (a key revoked while the call's answer was lost, so the reconciling read was
-  // refused too) was redone by the next sweep once the key was fixed.
+  // A wrong key or missing credits: redone once fixed, unless a retry call's outcome was left unknown (a key revoked
+  // while the call's answer was lost, so the reconciling read was refused too), which the API may still apply.
   if (!REPEATING_FAILURES.has(type))
     return !heldLongEnough && leftCallOfUnknownOutcome(reportOf(failure)) ? 'held' : undefined;
   // A sweep starts with input its own run checked: an input refused at another start (the Web UI's form sent an empty

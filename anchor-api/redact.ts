@@ -70,17 +70,31 @@ const URL_SECRET_MARK = '\u{E001}';
 const MIN_QUOTED_URL_CHARS = 12;
 
 /**
+ * `url` past its scheme, whole and as host and path. Undefined for a text that is no URL: a placeholder the API may send
+ * instead ("not available") would take those words out of every error.
+ */
+function urlParts(
+  url: string,
+): { withoutScheme: string; hostAndPath: string | undefined; namesSession: boolean } | undefined {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0];
+  if (scheme === undefined) return undefined;
+  const withoutScheme = url.slice(scheme.length);
+  return {
+    withoutScheme,
+    hostAndPath: /^[^/?#]+\/[^?#]+/.exec(withoutScheme)?.[0],
+    // Only with a path or a query: a host alone names a service, not a session.
+    namesSession: /^[^/?#]+[/?#]./.test(withoutScheme),
+  };
+}
+
+/**
  * The ways a text may quote `url`: as is, without its scheme, as host and path (a query may follow it), and each of
  * those percent-encoded once or twice, in either case of hex digits.
  */
 export function quotedFormsOf(url: string): string[] {
-  // Only a URL: a placeholder the API may send instead ("not available") would take those words out of every error.
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0];
-  if (scheme === undefined) return [];
-  const withoutScheme = url.slice(scheme.length);
-  // Only with a path or a query: a host alone names a service, not a session.
-  const namesSession = /^[^/?#]+[/?#]./.test(withoutScheme);
-  const hostAndPath = /^[^/?#]+\/[^?#]+/.exec(withoutScheme)?.[0];
+  const parts = urlParts(url);
+  if (parts === undefined) return [];
+  const { withoutScheme, namesSession, hostAndPath } = parts;
   const forms = new Set<string>();
   for (const form of [url, namesSession ? withoutScheme : undefined, hostAndPath]) {
     if (form === undefined) continue;
@@ -106,10 +120,10 @@ export function urlsQuotedIn(text: string, urls: Iterable<string | undefined>): 
   const readings = [scanned, decodedOnce, percentDecoded(decodedOnce)];
   const quoted: string[] = [];
   for (const url of urls) {
-    const withoutScheme = url === undefined ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/(.*)$/s.exec(url)?.[1];
-    if (url === undefined || withoutScheme === undefined) continue;
-    const head =
-      /^[^/?#]+\/[^?#]+/.exec(withoutScheme)?.[0] ?? (/^[^/?#]+[?#]./.test(withoutScheme) ? withoutScheme : '');
+    const parts = url === undefined ? undefined : urlParts(url);
+    if (url === undefined || parts === undefined) continue;
+    // The shortest of quotedFormsOf's forms, which every longer one holds.
+    const head = parts.hostAndPath ?? (parts.namesSession ? parts.withoutScheme : '');
     if (head.length < MIN_QUOTED_URL_CHARS) continue;
     const needle = asciiLowerCase(head.slice(0, API_TEXT_SCAN_CHARS));
     if (readings.some((reading) => reading.includes(needle))) quoted.push(url);
@@ -175,6 +189,7 @@ export class UrlSecrets {
     }
     if (heads.size === 0) return;
     for (const url of urls) {
+      // One match a URL, past its host: this runs over every session of a batch.
       const host = url === undefined ? undefined : /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url)?.[0];
       if (url === undefined || host === undefined) continue;
       for (const [run] of url.slice(host.length, URL_SECRET_SCAN_CHARS).matchAll(URL_SECRET_RUN)) {
