@@ -7,6 +7,7 @@ import {
   RecoveryFailedError,
   RecoveryTerminatedError,
 } from './recoveries.js';
+import { TEMPORAL_UNREACHABLE_EXIT_CODE } from '../worker/temporal-unreachable.js';
 import { SweepNotStartedError, SweepStartUnconfirmedError, TRIGGER_CONFIRM_MS } from './schedules.js';
 
 /**
@@ -25,7 +26,7 @@ export const EXIT_CODES = {
   /** The recovery stopped on a permanent error (e.g. the API refused the key, the batch does not exist). */
   failed: 6,
   /** Temporal could not be reached, or a call went unanswered for 30 s (60 s while a recovery was followed). */
-  unreachable: 7,
+  unreachable: TEMPORAL_UNREACHABLE_EXIT_CODE,
   /**
    * `report`, `watch`, `recover --wait`: the recovery is running, but its workflow task has failed
    * STUCK_AFTER_TASK_FAILURES times in a row.

@@ -1,6 +1,12 @@
 import { isGrpcServiceError } from '@temporalio/client';
 
 /**
+ * What a process exits with when Temporal could not be reached, or did not answer: the CLI from any command, and the
+ * container's worker (`dist/worker/main.js`), so a supervisor tells a server that is down from a bad configuration.
+ */
+export const TEMPORAL_UNREACHABLE_EXIT_CODE = 7;
+
+/**
  * Temporal could not be reached, or did not answer: the CLI exits 7 for it, from any command, the worker's included.
  * Here, below both, as the worker's connection fails with it too.
  */

@@ -446,6 +446,14 @@ test('a worker cache too large to allocate stops the worker process at start, na
   ]);
 });
 
+test('a Temporal that cannot be reached stops the worker process at start with exit 7, as the CLI exits', async () => {
+  const worker = await spawnWorkerProcess({ ...minimal, TEMPORAL_ADDRESS: '127.0.0.1:1' });
+  const { code } = await worker.closed;
+  // Before, 1, as for a configuration to mend.
+  expect(code).toBe(7);
+  expect(worker.stderr()).toMatch(/^Cannot reach Temporal at 127\.0\.0\.1:1: /m);
+});
+
 test('metrics port, log level and the prebuilt bundle are read for the worker process', () => {
   const config = loadWorkerConfig({
     ...minimal,
