@@ -151,9 +151,9 @@ function turnsEvery(spacingMs: () => number): (abandoned: AbortSignal) => Promis
 const MIN_BASE64_FORM_CHARS = 12;
 
 /**
- * The ways an answer may write `apiKey` back: as sent, escaped in JSON, percent-encoded (either case of hex digits),
- * and in base64 or base64url (an API that echoes the header it got, encoded). Longest first, as a shorter form may be
- * part of a longer one.
+ * The ways an answer may write `apiKey` back: as sent, escaped in JSON (as the common encoders do), percent-encoded
+ * (either case of hex digits), and in base64 or base64url (an API that echoes the header it got, encoded). Longest
+ * first, as a shorter form may be part of a longer one.
  */
 function writtenForms(apiKey: string): string[] {
   if (apiKey === '') return [];
@@ -167,9 +167,19 @@ function writtenForms(apiKey: string): string[] {
     ...base64Cores(key, 'base64'),
     ...base64Cores(key, 'base64url'),
   ].filter((form) => form.length >= MIN_BASE64_FORM_CHARS);
-  // A key with a quote or a backslash, echoed inside a text that is itself JSON, is written escaped.
+  // A key with a quote or a backslash, echoed inside a text that is itself JSON, is written escaped; other encoders
+  // escape more: PHP's json_encode writes `/` as `\/` (base64 keys have slashes), Go's encoder `<` as `\u003c`, and
+  // `>` and `&` alike.
   const inJson = JSON.stringify(apiKey).slice(1, -1);
-  const forms = [apiKey, inJson, encoded, encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()), ...base64Forms];
+  const htmlSafe = inJson.replace(/[<>&]/g, (char) => `\\u00${char.charCodeAt(0).toString(16)}`);
+  const jsonForms = [inJson, htmlSafe].flatMap((form) => [form, form.replaceAll('/', '\\/')]);
+  const forms = [
+    apiKey,
+    ...jsonForms,
+    encoded,
+    encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+    ...base64Forms,
+  ];
   return [...new Set(forms)].sort((a, b) => b.length - a.length);
 }
 

@@ -244,6 +244,26 @@ test.each(KEY_SHAPES)(
   },
 );
 
+// A text that is itself JSON, written by another encoder than JSON.stringify: before, only its escaping was taken out.
+test.each([
+  ['PHP json_encode, slashes escaped', 'k3y+b64/x=Qm9vb/Zk', (json: string) => json.replaceAll('/', String.raw`\/`)],
+  [
+    "Go's encoding/json, <, > and & escaped",
+    'key<&>9f8e7d6c',
+    (json: string) => json.replace(/[<>&]/g, (char) => `\\u00${char.charCodeAt(0).toString(16)}`),
+  ],
+])('an API that quotes the key inside a JSON text of %s leaves no trace of it', async (_encoder, apiKey, escape) => {
+  const echoing = new AnchorApiClient({ baseUrl: server.url, apiKey, timeoutMs: TIMEOUT_MS });
+  const escaped = escape(JSON.stringify({ key: apiKey }));
+  expect(escaped).not.toContain(JSON.stringify(apiKey));
+  server.on('echo-json-401', answerWith(401, 'application/json', JSON.stringify({ error: { message: escaped } })));
+
+  const refused = await caught(echoing.getBatch('echo-json-401'));
+
+  expect(refused).toBeInstanceOf(UnauthorizedError);
+  expect(refused.apiMessage).toBe('{"key":"[redacted]"}');
+});
+
 /**
  * Whether `text` still holds 6 bytes in a row of `key` in base64 or base64url: every run of base64 characters is
  * decoded from each of its first 4 characters, so a key at any offset of a longer encoded text shows.
