@@ -506,10 +506,11 @@ function sweptStatuses(input: SweepFailedBatchesInput): SweepStatus[] {
 
 /**
  * Counts the failed batches the sweep did not start, as its result counts them, in the run that ends it, completed or
- * failed: those it left for a later one, and those past the retention. Its counts hold those of the runs before it,
- * which count nothing, so a sweep that continued as new counts its batches once. A batch every sweep leaves (a start
- * that always fails, a window pinned at maxStarts) counts once a sweep. Every reason is added, 0 too, so each has a
- * series once a sweep ended. Metrics only: no command depends on it, and the SDK adds nothing on replay.
+ * failed: those it left for a later one, those past the retention, and those a list past its contract showed. Its
+ * counts hold those of the runs before it, which count nothing, so a sweep that continued as new counts its batches
+ * once. A batch every sweep leaves (a start that always fails, a window pinned at maxStarts) counts once a sweep.
+ * Every reason is added, 0 too, so each has a series once a sweep ended. Metrics only: no command depends on it, and
+ * the SDK adds nothing on replay.
  */
 function countNotStarted(counts: SweepResult['counts']): void {
   const left = metricMeter.createCounter(
@@ -527,6 +528,14 @@ function countNotStarted(counts: SweepResult['counts']): void {
       'Failed batches sweeps did not recover, as created before the namespace retention',
     )
     .add(counts.past_retention);
+  // A list past its contract: a failed batch listed with an id no recovery can take is never recovered, and a list that
+  // ignores the window spends the budget on the team's whole history at every sweep. Before, only results told of it.
+  const pastContract = metricMeter.createCounter(
+    'anchor_sweep_batches_past_contract',
+    'batches',
+    'Batches sweeps listed but could not sweep, as the list broke the contract, by reason',
+  );
+  for (const reason of ['invalid_batch_id', 'outside_window'] as const) pastContract.add(counts[reason], { reason });
 }
 
 /** The sweep as it was before the paged listing: one activity listed every batch. Kept for replay. */

@@ -14,6 +14,7 @@ import { batchStatusPollerTaskQueue, notificationTaskQueue } from '../../workflo
 import type { sweepFailedBatches } from '../../workflows/sweep-failed-batches.js';
 import { killLeftoverChildren, repoRoot } from '../client/child-process.js';
 import { spawnWorkerProcess, WORKER_STARTED, type WorkerProcess } from '../deployment/worker-process.js';
+import { answerWith, startHostileServer } from '../helpers/hostile-server.js';
 import { eventually, FAST_POLICY, TEST_API_KEY } from '../helpers/recovery-env.js';
 import { connectClient, temporalAddress, uniqueTaskQueue } from '../helpers/temporal.js';
 import { startWebhookReceiver } from '../notify/webhook-receiver.js';
@@ -302,10 +303,12 @@ describe('against a worker process', () => {
     named.delete('temporal_workflow_task_execution_failed');
     // Emitted only once an end notification's activity fails for good; a test below has the worker export it.
     named.delete('anchor_notifications_not_completed');
-    // Emitted only once a sweep ends: the tests of SweepsKeepLeavingBatches and SweepsSkippedPastRetention below read
+    // Emitted only once a sweep ends: the tests of SweepsKeepLeavingBatches, SweepsSkippedPastRetention and
+    // SweepsListPastContract below read
     // them from a worker process.
     named.delete('anchor_sweep_batches_left');
     named.delete('anchor_sweep_batches_past_retention');
+    named.delete('anchor_sweep_batches_past_contract');
     // Emitted only once a poll fails: a test below has the worker lose Temporal.
     named.delete('temporal_long_request_failure');
     expect(named.size).toBeGreaterThan(10);
@@ -633,5 +636,47 @@ describe('against a worker process', () => {
     expect(result.skipped.map((entry) => entry.batchId).sort()).toEqual(pastRetention.map((batch) => batch.id).sort());
     const labels = `namespace="${client.options.namespace}",taskQueue="${taskQueue}"`;
     expect(counted).toEqual([`anchor_sweep_batches_past_retention{${labels},workflowType="sweepFailedBatches"} 2`]);
+  });
+
+  // Before, only the sweep's result told of a failed batch listed with no UUID (never recovered) or of a list that
+  // ignored the window.
+  test('batches a list past its contract showed count in anchor_sweep_batches_past_contract, which SweepsListPastContract reads', async () => {
+    const daysAgo = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    const listed = {
+      data: {
+        batches: [
+          { batch_id: 'not-a-uuid', status: 'failed', failed_requests: 1, created_at: new Date().toISOString() },
+          { batch_id: randomUUID(), status: 'failed', failed_requests: 1, created_at: daysAgo },
+          { batch_id: randomUUID(), status: 'completed', failed_requests: 0, created_at: daysAgo },
+        ],
+        pagination: { has_next: false },
+      },
+    };
+    const list = await startHostileServer(answerWith(200, 'application/json', JSON.stringify(listed)));
+    try {
+      const taskQueue = uniqueTaskQueue('alerts-sweep-contract');
+      const worker = await startWorker(taskQueue, { ANCHOR_BASE_URL: list.url, ANCHOR_BATCH_STATUS_POLLER: 'false' });
+      const result = await client.workflow.execute<typeof sweepFailedBatches>('sweepFailedBatches', {
+        taskQueue,
+        workflowId: `sweep-${randomUUID()}`,
+        args: [{ lookback: '1h', recovery: FAST_POLICY }],
+      });
+
+      const counted = await workflowMetricSamples(worker, /^anchor_sweep_batches_past_contract\{/, 2);
+      worker.child.kill('SIGTERM');
+      await worker.closed;
+
+      expect(result.counts).toMatchObject({ scanned: 3, started: 0, invalid_batch_id: 1, outside_window: 2 });
+      const labels = `namespace="${client.options.namespace}"`;
+      const queue = `taskQueue="${taskQueue}",workflowType="sweepFailedBatches"`;
+      expect(counted.sort()).toEqual([
+        `anchor_sweep_batches_past_contract{${labels},reason="invalid_batch_id",${queue}} 1`,
+        `anchor_sweep_batches_past_contract{${labels},reason="outside_window",${queue}} 2`,
+      ]);
+      // The sweep read the list, and nothing else: no batch was read or retried.
+      expect(list.calls.map((call) => `${call.method} ${call.path.split('?')[0]}`)).toEqual(['GET /v1/batch-sessions']);
+    } finally {
+      await list.close();
+    }
   });
 });
