@@ -559,6 +559,9 @@ export class BatchRecoveries {
     const change = Object.fromEntries(
       CHANGEABLE_POLICY_FIELDS.filter((key) => input[key] !== undefined).map((key) => [key, input[key]]),
     ) as PolicyChange;
+    // Only fields it started with: before, an empty change was sent, which the workflow refuses (exit 1), or which
+    // waited for a worker (exit 10), where the same start without --apply-policy attaches.
+    if (Object.keys(change).length === 0) return { ...attached, policyApplied: false };
     await this.updatePolicy(batchId, change);
     return { ...attached, policyApplied: true };
   }

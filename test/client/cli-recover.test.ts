@@ -185,6 +185,11 @@ test('recover with a policy for a running recovery is refused, or applied with -
     const same = await cliOn(env, ['recover', batch.id, '--deadline', '24h', '--max-rounds', '4', '--apply-policy']);
     expect(same.code).toBe(0);
     expect((await env.recoveries.report(batch.id)).maxRounds).toBe(4);
+    // That deadline alone (a script run again): before, an empty change was sent, and the workflow refused it (exit 1).
+    const sameAlone = await cliOn(env, ['recover', batch.id, '--deadline', '24h', '--apply-policy']);
+    expect(sameAlone.code).toBe(0);
+    expect(sameAlone.stdout).not.toContain('and applied');
+    expect((await env.recoveries.report(batch.id)).maxRounds).toBe(4);
 
     const fixed = await cliOn(env, ['recover', batch.id, '--deadline', '1h', '--apply-policy']);
     expect(fixed.code).toBe(1);
