@@ -26,6 +26,10 @@ export interface RunWorkerOptions {
   onPolling?: () => void;
 }
 
+/** How the native connection describes gRPC's UNAUTHENTICATED and PERMISSION_DENIED (tonic's `Code` descriptions). */
+const REFUSED_CREDENTIALS =
+  /The request does not have valid authentication credentials|The caller does not have permission to execute/;
+
 /**
  * Runs the worker until SIGINT/SIGTERM. The SDK then stops polling and gives
  * in-flight activities the grace time to finish; what does not finish is
@@ -43,6 +47,10 @@ export async function runWorker(
   });
   const { address, namespace, taskQueue, tls, apiKey } = config.temporal;
   const connection = await NativeConnection.connect({ address, tls, apiKey }).catch((err: Error) => {
+    // A refused key or certificate is no outage (exit 1, as for the CLI's commands), where 7 is what a supervisor may
+    // wait out. The native error carries no gRPC code, only the words of the Rust gRPC library for it.
+    if (REFUSED_CREDENTIALS.test(err.message))
+      throw new Error(`Temporal at ${address} refused this worker's credentials: ${err.message}`, { cause: err });
     throw new TemporalUnreachableError(address, err);
   });
   let pastDeadlineGauge: RunningGauge | undefined;

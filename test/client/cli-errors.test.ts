@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http2';
+import { createServer, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connectClient, temporalNamespace, uniqueTaskQueue } from '../helpers/temporal.js';
 import { killLeftoverChildren, runCli } from './child-process.js';
@@ -146,8 +146,8 @@ test('an unreachable Temporal is named with its address', async () => {
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
 });
 
-test('a Temporal that refuses the credentials is no outage: exit 1 with its words, not 7', async () => {
-  // Every call answered as Temporal Cloud answers a wrong API key: gRPC status 16, in a trailers-only answer.
+/** A server answering every call as Temporal Cloud answers a wrong API key: gRPC status 16, in a trailers-only answer. */
+async function startRefusingTemporal(): Promise<{ address: string; server: Http2Server }> {
   const server = createServer();
   server.on('stream', (stream) =>
     stream.respond(
@@ -156,13 +156,31 @@ test('a Temporal that refuses the credentials is no outage: exit 1 with its word
     ),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
+
+test('a Temporal that refuses the credentials is no outage: exit 1 with its words, not 7', async () => {
+  const { address, server } = await startRefusingTemporal();
   try {
     const result = await runCli(['--address', address, 'report', randomUUID()]);
     // Before: `Cannot reach Temporal at …` and exit 7, which a script may wait out and try again.
     expectOneLineError(
       result,
       new RegExp(`^error: Temporal at ${address} refused this client's credentials: .*invalid API key`),
+    );
+  } finally {
+    server.close();
+  }
+});
+
+test('a worker whose credentials Temporal refuses exits 1 with its words, not 7 as for an outage', async () => {
+  const { address, server } = await startRefusingTemporal();
+  try {
+    const result = await runCli(['worker', '--address', address], { ANCHOR_API_KEY: 'worker-key' });
+    // Before: `Cannot reach Temporal at …` and exit 7, which a supervisor may wait out.
+    expectOneLineError(
+      result,
+      new RegExp(`^error: Temporal at ${address} refused this worker's credentials: .*invalid API key`),
     );
   } finally {
     server.close();
