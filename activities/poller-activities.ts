@@ -1,10 +1,5 @@
 import { cancellationSignal } from '@temporalio/activity';
-import {
-  countersAccountForAll,
-  countersMayCatchUp,
-  isFinishedBatchStatus,
-  isInFlightBatchStatus,
-} from '../anchor-api/batch-status.js';
+import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
 import { listHasNext, type AnchorApiClient, type BatchSummary, type Pagination } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
 import { settledAtOf } from './batch-snapshot.js';
@@ -47,23 +42,32 @@ export interface BatchPage {
 
 /**
  * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
- * API calls the batch finished, and its counters, when it sends them, account for every request (or have had
- * COUNTERS_CATCH_UP_MS to); a batch `pending` or `processing` is in flight by its status, whatever its counters (they
- * may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
- * account for none (a batch just created). Only a summary with neither status nor counters cannot tell: its recovery
- * reads the batch.
+ * API calls the batch finished; a batch `pending` or `processing` is in flight by its status, whatever its counters
+ * (they may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
+ * account for none (a batch just created). A finished batch whose counters fall short (countersFallShort), and a
+ * summary with neither status nor counters, go to a read of their own.
  */
-export function summarySettled(summary: BatchSummary, now: number): boolean {
+export function summarySettled(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
-  // Finished before its counters account for every request (cancelled sessions are in none): the failures they
-  // show may not be all of them, and a recovery woken with them ended `clean` with sessions failing.
-  if (isFinishedBatchStatus(status)) {
-    if (status === 'cancelled' || total === undefined || completed === undefined || failed === undefined) return true;
-    return completed + failed >= total || !countersMayCatchUp(summary.actual_completion_time, now);
-  }
+  if (isFinishedBatchStatus(status)) return true;
   if (isInFlightBatchStatus(status)) return false;
   if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
   return countersAccountForAll({ total, completed, failed });
+}
+
+/**
+ * A batch the API calls `completed` or `failed` whose counters do not account for every request (cancelled sessions
+ * are in none, so not `cancelled`): only its sessions, which the list does not carry, or the time since its completion
+ * (COUNTERS_CATCH_UP_MS) tell whether the failures they show are all of them, and its recovery's own read weighs both
+ * (batch-snapshot.ts). Before, the poller kept it in flight until 5 minutes after its completion, and then woke its
+ * recovery with these counters: with 0 failed, it ended `clean` with sessions failing. An undated one stayed in
+ * flight for good, its recovery held to its deadline, where its own read settles it from sessions that list every
+ * request. An activity result: the poller's recorded histories replay what they recorded, with no patch.
+ */
+function countersFallShort(summary: BatchSummary): boolean {
+  const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
+  if (status !== 'completed' && status !== 'failed') return false;
+  return total !== undefined && completed !== undefined && failed !== undefined && completed + failed < total;
 }
 
 /**
@@ -107,15 +111,24 @@ export function createPollerActivities(api: AnchorApiClient) {
       };
       for (const summary of result.batches ?? []) {
         const {
-          batch_id: batchId,
+          batch_id: rawBatchId,
           status,
           total_requests: total,
           completed_requests: completed,
           failed_requests: failed,
         } = summary;
-        if (batchId === undefined) continue;
-        if (!summarySettled(summary, readAt)) page.inFlight.push(batchId);
-        else if (status === undefined || total === undefined || completed === undefined || failed === undefined)
+        if (rawBatchId === undefined) continue;
+        // As recoveries register it (recovery-start.ts): a list that spells it in capitals, as the sweep allows, had
+        // every cycle walk the whole list for a watch it never saw, then hand it back.
+        const batchId = rawBatchId.toLowerCase();
+        if (!summarySettled(summary)) page.inFlight.push(batchId);
+        else if (
+          status === undefined ||
+          total === undefined ||
+          completed === undefined ||
+          failed === undefined ||
+          countersFallShort(summary)
+        )
           page.settled.push(batchId);
         else {
           const { settledAt } = settledAtOf(summary.actual_completion_time);

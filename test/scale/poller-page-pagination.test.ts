@@ -90,24 +90,46 @@ test.each([
   expect(new URL(call.path, server.url).searchParams.get('limit')).toBe(String(LIMIT));
 });
 
-test('a batch listed finished before its counters account for every request is still in flight', async () => {
+test('a batch listed finished before its counters account for every request goes to a read of its own', async () => {
   const counters = { total_requests: 4, completed_requests: 1, failed_requests: 1 };
   answer = {
-    listed: 4,
+    listed: 5,
     batches: [
-      // Before, settled with 1 failed where 2 more may fail: woken with these, a recovery retried too few, or ended
-      // `clean` with 0 failed.
+      // Wave 55: settled with 1 failed where 2 more may fail, a recovery woken with these retried too few, or ended
+      // `clean` with 0 failed. Then it stayed in flight, for good as undated here, its recovery held to its deadline.
       { batch_id: 'behind', status: 'failed', ...counters },
       { batch_id: 'done', status: 'failed', ...counters, completed_requests: 3 },
       // Cancelled sessions are in no counter.
       { batch_id: 'cancelled', status: 'cancelled', ...counters },
-      // Finished long enough ago that its counters are as they will stay.
+      // Finished long ago: before, woken with its counters, which need not count every failed session.
       { batch_id: 'long-done', status: 'failed', ...counters, actual_completion_time: '2026-01-01T00:00:00.000Z' },
       { batch_id: 'no-counters', status: 'completed' },
     ],
   };
   const result = await readPage(1, 10);
-  expect(result.inFlight).toEqual(['behind']);
-  expect(Object.keys(result.listed ?? {}).sort()).toEqual(['cancelled', 'done', 'long-done']);
-  expect(result.settled).toEqual(['no-counters']);
+  expect(result.inFlight).toEqual([]);
+  expect(Object.keys(result.listed ?? {}).sort()).toEqual(['cancelled', 'done']);
+  expect(result.settled).toEqual(['behind', 'long-done', 'no-counters']);
+});
+
+test('batch ids listed in capitals are given in lower case, as recoveries register them', async () => {
+  answer = {
+    listed: 3,
+    batches: [
+      { batch_id: 'A1B2C3D4-0000-4000-8000-00000000000A', status: 'processing' },
+      { batch_id: 'A1B2C3D4-0000-4000-8000-00000000000B', status: 'completed' },
+      {
+        batch_id: 'A1B2C3D4-0000-4000-8000-00000000000C',
+        status: 'completed',
+        total_requests: 1,
+        completed_requests: 0,
+        failed_requests: 1,
+      },
+    ],
+  };
+  const result = await readPage(1, 10);
+  // Before, as listed: the watch of the recovery, under the lower-case id, was never seen.
+  expect(result.inFlight).toEqual(['a1b2c3d4-0000-4000-8000-00000000000a']);
+  expect(result.settled).toEqual(['a1b2c3d4-0000-4000-8000-00000000000b']);
+  expect(Object.keys(result.listed ?? {})).toEqual(['a1b2c3d4-0000-4000-8000-00000000000c']);
 });
