@@ -527,7 +527,8 @@ export class BatchRecoveries {
     const options = recoveryStartOptions(input, this.taskQueue);
     const [{ batchId }] = options.args;
     const { workflowId } = options;
-    if (input.batchId !== batchId) await this.refuseStartBesideUpperCaseRecovery(input.batchId);
+    // Whatever case it was typed in: before, a lower-case id started a second recovery beside a running upper-case one.
+    await this.refuseStartBesideUpperCaseRecovery(batchId);
     if (!force) await this.refuseStartAfterUnknownOutcome(batchId);
     try {
       const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
@@ -598,10 +599,12 @@ export class BatchRecoveries {
    * A release before batch ids were lower-cased named a recovery by the id as typed: one of those still running for
    * the batch is steered by its own workflow id, and a second recovery of the batch is not started beside it.
    */
-  private async refuseStartBesideUpperCaseRecovery(typedBatchId: string): Promise<void> {
-    const workflowId = recoveryWorkflowId(typedBatchId);
+  private async refuseStartBesideUpperCaseRecovery(batchId: string): Promise<void> {
+    const upperCase = batchId.toUpperCase();
+    if (upperCase === batchId) return;
+    const workflowId = recoveryWorkflowId(upperCase);
     const running = (await describeIfStarted(this.client, workflowId))?.status.name === 'RUNNING';
-    if (running) throw new RecoveryAlreadyRunningError(typedBatchId, workflowId, [], true);
+    if (running) throw new RecoveryAlreadyRunningError(upperCase, workflowId, [], true);
   }
 
   /** The policy a recovery's chain was started with: the input of its first run's first event. */

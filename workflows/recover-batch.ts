@@ -655,6 +655,15 @@ function checkedCarried(input: unknown, carried: unknown): CarriedRecovery | und
  */
 export const OWN_WORKFLOW_ID_REQUIRED_PATCH = 'recovery-own-workflow-id-required';
 
+/**
+ * Recoveries from this change on refuse to start under the batch's recovery id with the batch id in upper case too,
+ * as under any other id: only a release before wave 35 named a recovery so, and the chains it began continue as they
+ * were. Before, a start under it (the Web UI's form, the batch id pasted in capitals) ran beside the batch's recovery
+ * under the lower-case id, which the CLI, the library and the sweeps start: both saw the same settle and sent the same
+ * retry call, and the batch's failed sessions were retried twice. Asked only for a start under that id.
+ */
+export const UPPER_CASE_WORKFLOW_ID_REFUSED_PATCH = 'recovery-upper-case-workflow-id-refused';
+
 function roundBackoffMs(policy: RecoveryPolicy, round: number): number {
   const { initialInterval, backoffCoefficient, maximumInterval } = policy.roundBackoff;
   return Math.min(initialInterval * backoffCoefficient ** (round - 1), maximumInterval);
@@ -681,11 +690,10 @@ export async function recoverBatch(
   const { batchId } = policy;
   // The deadline counts from the start of the whole chain, so continue-as-new does not extend it.
   const { startTime, workflowId, continuedFromExecutionRunId } = workflowInfo();
-  if (
-    continuedFromExecutionRunId === undefined &&
-    !isRecoveryWorkflowIdOf(workflowId, batchId) &&
-    patched(OWN_WORKFLOW_ID_REQUIRED_PATCH)
-  ) {
+  const refusedId = () =>
+    !isRecoveryWorkflowIdOf(workflowId, batchId) ||
+    (workflowId !== recoveryWorkflowId(batchId.toLowerCase()) && patched(UPPER_CASE_WORKFLOW_ID_REFUSED_PATCH));
+  if (continuedFromExecutionRunId === undefined && refusedId() && patched(OWN_WORKFLOW_ID_REQUIRED_PATCH)) {
     recordInvalidInput(input);
     throw ApplicationFailure.nonRetryable(
       `workflowId: expected "${recoveryWorkflowId(batchId.toLowerCase())}", the batch's recovery id (one recovery ` +

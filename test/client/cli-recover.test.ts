@@ -276,9 +276,13 @@ test('a recovery an earlier release started under an upper-case batch id is not 
   const env = await recoveryEnv();
   const { batchId, upper, legacy } = await startUpperCaseRecovery(env);
   try {
-    const recover = await cliOn(env, ['recover', upper]);
-    expect(recover.code).toBe(1);
-    expect(recover.stderr).toContain(`(workflow recover-batch-${upper}); an earlier release started it`);
+    // Typed in either case: before, the batch id in lower case, as the API and the sweeps print it, started a second.
+    for (const typed of [upper, batchId]) {
+      const recover = await cliOn(env, ['recover', typed]);
+      expect(recover.code).toBe(1);
+      expect(recover.stderr).toContain(`(workflow recover-batch-${upper}); an earlier release started it`);
+    }
+    await expect(env.recoveries.start({ batchId })).rejects.toThrow(RecoveryAlreadyRunningError);
     await expect(env.recoveries.handle(batchId).describe()).rejects.toThrow(WorkflowNotFoundError);
   } finally {
     await legacy.terminate('test done');

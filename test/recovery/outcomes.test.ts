@@ -196,6 +196,22 @@ test("a start under another workflow id than the batch's recovery id ends at onc
   expect(retryCalls(batch.id)).toHaveLength(1);
 });
 
+test("a start under the batch's recovery id in upper case ends at once, beside its recovery under the lower-case id", async () => {
+  // Before: accepted (a release before wave 35 named recoveries so), it ran beside the recovery the CLI and the sweeps
+  // start under the lower-case id, and both sent the batch's retry call.
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  const upperCaseId = recoveryWorkflowId(batch.id.toUpperCase());
+  const failure = await env.client.workflow
+    .execute(recoverBatch, { taskQueue: env.taskQueue, workflowId: upperCaseId, args: [{ batchId: batch.id }] })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
+  expect(cause.type).toBe('InvalidRecoveryInput');
+  expect(cause.message).toMatch(new RegExp(`^workflowId: expected "${recoveryWorkflowId(batch.id)}", `));
+  expect(env.simulator.ledger.forBatch(batch.id).calls).toEqual([]);
+});
+
 test("an empty duration, as the Web UI's start form can send, ends the workflow naming the field", async () => {
   // Before: ms() threw a plain error in the workflow, whose task then failed again and again: a recovery stuck
   // running, with no report.
