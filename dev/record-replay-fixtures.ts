@@ -864,6 +864,18 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     });
     return workflowId;
   },
+  // A start under the batch's recovery id with the batch id in upper case, as only a release before wave 35 named one:
+  // refused at once, before any call to Anchor, both patch markers and the input recorded.
+  async 'recovery-upper-case-workflow-id-refused'() {
+    const batch = simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+    const workflowId = recoveryWorkflowId(batch.id.toUpperCase());
+    await client.workflow.start('recoverBatch', {
+      taskQueue: stack.taskQueue,
+      workflowId,
+      args: [{ batchId: batch.id, ...fast }],
+    });
+    return workflowId;
+  },
   // A second argument typed by hand that no run can read: refused at once, the patch marker and the input recorded.
   async 'recovery-carried-state-refused'() {
     const batchId = randomUUID();
@@ -1408,10 +1420,13 @@ async function signalWithPayload(workflowId: string, signalName: string, payload
   });
 }
 
-/** Stack traces name the recording machine's paths, and replay never reads them. */
-function withoutStackTraces(historyJson: string): string {
-  const history: unknown = JSON.parse(historyJson, (key, value: unknown) => (key === 'stackTrace' ? '' : value));
-  return `${JSON.stringify(history, null, 2)}\n`;
+/**
+ * The history with the workflow id it ran under, which test/replay.test.ts replays it under (workflow code may ask
+ * for it), and without stack traces: they name the recording machine's paths, and replay never reads them.
+ */
+function fixtureJson(workflowId: string, historyJson: string): string {
+  const history = JSON.parse(historyJson, (key, value: unknown) => (key === 'stackTrace' ? '' : value)) as object;
+  return `${JSON.stringify({ workflowId, ...history }, null, 2)}\n`;
 }
 
 // Names on the command line record only those scenarios: committed histories are never re-recorded.
@@ -1432,7 +1447,7 @@ try {
       const description = await client.workflow.getHandle(workflowId).describe();
       const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
       const history = await client.workflow.getHandle(workflowId, runId ?? firstRunId).fetchHistory();
-      await writeFile(path.join(fixturesDir, `${name}.json`), withoutStackTraces(historyToJSON(history)));
+      await writeFile(path.join(fixturesDir, `${name}.json`), fixtureJson(workflowId, historyToJSON(history)));
       console.log(`recorded ${name}: ${history.events?.length ?? 0} events`);
     }
   });
