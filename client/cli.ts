@@ -202,15 +202,18 @@ function printReport(
 
 /**
  * A Web UI URL with a user name or password would be printed in every `Web UI:` line, as the worker refuses it for
- * its links. Checked once parsed, not by the option's parser: commander's message for a refused value echoes it.
+ * its links; one with a query or fragment leads nowhere, as every link adds its path after the whole value. Checked
+ * once parsed, not by the option's parser: commander's message for a refused value echoes it, and a query is where an
+ * auth proxy's token goes (before, a URL with both was echoed whole, its password too).
  */
-function refuseUiUrlWithCredentials(program: Command): void {
+function refuseUnusableUiUrl(program: Command): void {
   const { uiUrl } = program.opts<GlobalOptions>();
-  if (!URL.canParse(uiUrl) || !hasCredentials(uiUrl)) return;
   const source = program.getOptionValueSource('uiUrl') === 'env' ? 'TEMPORAL_UI_URL' : '--ui-url';
-  throw new Error(
-    `${source}: expected no user name or password in the URL (every Web UI link printed would show them)`,
-  );
+  if (URL.canParse(uiUrl) && hasCredentials(uiUrl))
+    throw new Error(
+      `${source}: expected no user name or password in the URL (every Web UI link printed would show them)`,
+    );
+  if (hasQueryOrFragment(uiUrl)) throw new Error(`${source}: ${UI_URL_QUERY_PROBLEM}`);
 }
 
 export function buildCli(): Command {
@@ -244,12 +247,8 @@ export function buildCli(): Command {
       new Option('--ui-url <url>', 'Temporal Web UI, for links')
         .env('TEMPORAL_UI_URL')
         .default(DEFAULT_UI_URL)
-        // Every link the CLI prints adds its path after the whole value: one with a query or fragment leads nowhere.
-        .argParser((value: string) => {
-          const url = trimmedOrDefault(DEFAULT_UI_URL)(value);
-          if (hasQueryOrFragment(url)) throw new InvalidArgumentError(UI_URL_QUERY_PROBLEM);
-          return url;
-        }),
+        // Checked once parsed (refuseUnusableUiUrl).
+        .argParser(trimmedOrDefault(DEFAULT_UI_URL)),
     )
     .addOption(
       new Option(
@@ -260,7 +259,7 @@ export function buildCli(): Command {
         // Blank (an unset variable passed on by compose): the default. Commander keeps the blank if told undefined.
         .argParser((value: string) => (value.trim() === '' ? DEFAULT_CALL_TIMEOUT_MS : callTimeout(value))),
     )
-    .hook('preAction', refuseUiUrlWithCredentials);
+    .hook('preAction', refuseUnusableUiUrl);
 
   const globals = (command: Command) => command.optsWithGlobals<GlobalOptions>();
 
