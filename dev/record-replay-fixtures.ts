@@ -941,6 +941,26 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     await recoveries.start({ batchId: batch.id, ...fast });
     return recoveryWorkflowId(batch.id);
   },
+  async 'retry-resend-rechecks-after-wait'() {
+    // The retry protocol: round 2's first call answered 503 and shown to have had no effect, the next 429; the rounds
+    // are lowered to those done while it waits its Retry-After, so it sends no more (retry-resend-rechecks-after-wait).
+    const batch = simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    await backingOffAnHour(batch.id);
+    await recoveries.retryNow(batch.id);
+    while ((await recoveries.report(batch.id)).rounds.length < 1)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitForPhase(batch.id, 'backing_off');
+    simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+    simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 3, times: 1, batchId: batch.id });
+    await recoveries.retryNow(batch.id);
+    for (;;) {
+      const report = await recoveries.report(batch.id);
+      if (report.lastError?.type === 'rate_limited' && report.nextRetryAt !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await recoveries.updatePolicy(batch.id, { maxRounds: 1 });
+    return recoveryWorkflowId(batch.id);
+  },
   async 'protocol-later-call-waits-retry-after'() {
     // The retry protocol: the round's first call answered 503 and shown to have had no effect, the next answered 429;
     // the round waits its Retry-After and sends again (retry-round-sends-bounded).

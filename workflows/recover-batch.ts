@@ -298,6 +298,13 @@ export const ROUND_HEEDS_OPERATOR_PATCH = 'retry-round-heeds-pause-and-max-round
  */
 export const RETRY_NOW_TAKEN_BY_ROUND_PATCH = 'retry-now-taken-by-round';
 /**
+ * Rounds from this change on check again, after waiting to send a later call that was not sent (a 429 after a call
+ * the batch showed had no effect), what they checked before the wait: the deadline, which the wait's task may pass
+ * when no worker ran it in time, and the rounds, which an operator may have lowered to the rounds done meanwhile.
+ * Before, the call went out regardless, past the deadline or beyond the rounds asked for. Asked only when either holds.
+ */
+export const RESEND_RECHECKS_AFTER_WAIT_PATCH = 'retry-resend-rechecks-after-wait';
+/**
  * Recoveries from this change on that end with a registration the poller has not answered with a wake (cancelled, at
  * the deadline or failed while the batch was in flight) tell the poller to drop the watch: before, it stayed until the
  * batch settled or left the list, and the poller read the list for it a cycle every poll interval meanwhile, for ever
@@ -1351,6 +1358,19 @@ export async function recoverBatch(
         if (!waited) return withoutEffect(`${notSent}, and the recovery was cancelled`);
         if (report.paused && patched(ROUND_HEEDS_OPERATOR_PATCH))
           return withoutEffect(`${notSent}, and the recovery was paused`);
+        // The wait's own task may run late (no worker when its timer fired), or its rounds may have been lowered.
+        const late =
+          remainingMs() <= 0
+            ? { why: 'the deadline has passed', atDeadline: true }
+            : roundsDone(report) >= policy.maxRounds
+              ? { why: 'its rounds were lowered to the rounds done', atDeadline: false }
+              : undefined;
+        if (late !== undefined && patched(RESEND_RECHECKS_AFTER_WAIT_PATCH)) {
+          if (!late.atDeadline) return withoutEffect(`${notSent}, and ${late.why}`);
+          recordRound(report, withoutEffect(`${notSent}, and ${late.why}`));
+          publishProgress();
+          throw new DeadlineReached();
+        }
         continue;
       }
       if (result.kind !== 'not_sent') callsSent += 1;

@@ -414,6 +414,25 @@ test("lowering maxRounds to the rounds done while a round's call waits to go aga
   expect(appliedRetries(batch.id)).toHaveLength(1);
 });
 
+test("lowering maxRounds while a round's later call waits to go again, after one without effect, sends it no more", async () => {
+  const batch = await backingOffAfterFirstRound();
+  // The second round's call answered 503 (the batch shows no effect), its next 429: it waits to go again.
+  env.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+  rateLimitNextCall(batch.id);
+  await env.recoveries.retryNow(batch.id);
+  await eventually('the later call not sent, waiting to go again', waitingToSendAgain(batch.id));
+
+  await env.recoveries.updatePolicy(batch.id, { maxRounds: 1 });
+  const report = await env.recoveries.result(batch.id);
+
+  // Before: the call went out after its Retry-After, a second round's retry beyond the rounds asked for.
+  expect(report.outcome).toBe('exhausted');
+  expect(appliedRetries(batch.id)).toHaveLength(1);
+  expect(report.rounds).toHaveLength(2);
+  expect(report.rounds[1]).toMatchObject({ round: 2, callsSent: 1, callsNotSent: 1, reconcileEffect: 'no_effect' });
+  expect(report.rounds[1]?.reconcileReason).toMatch(/its rounds were lowered to the rounds done$/);
+});
+
 test('a policy change applies to the rounds still to come; an invalid one is rejected naming the field', async () => {
   const batch = oneFailingSession();
   await env.recoveries.start({ batchId: batch.id, ...SLOW_ROUNDS });
@@ -510,6 +529,40 @@ test('a round whose status read answers in a task run past the deadline sends no
     await lateEnv.close();
   }
 });
+
+test("a round's later call whose wait to go again ends in a task run past the deadline is not sent", async () => {
+  // Its own task queue: its workers stop while the call waits its Retry-After, so the timer's task runs past the
+  // deadline.
+  const lateEnv = await startRecoveryEnv();
+  try {
+    const workers = await lateEnv.startWorker();
+    const batch = lateEnv.simulator.createScriptedBatch({ count: 4, script: { '2': 'always-fail' } });
+    // The first call answered 503 (the batch shows no effect), the next 429: it waits 5 s to go again.
+    lateEnv.simulator.faults.add('retry', { type: 'error', statusCode: 503, times: 1, batchId: batch.id });
+    lateEnv.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 5, times: 1, batchId: batch.id });
+    await lateEnv.recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '20s' });
+    const waiting = async () => {
+      const report = await lateEnv.recoveries.report(batch.id);
+      return report.lastError?.type === 'rate_limited' && report.nextRetryAt !== null ? report : undefined;
+    };
+    const deadlineAt = Date.parse((await eventually('the later call waiting to go again', waiting)).deadlineAt ?? '');
+    workers.shutdown();
+    await eventually('the workers to stop', () => (workers.stopped ? true : undefined));
+    await eventually('the deadline to pass', () => Date.now() > deadlineAt + 500 || undefined, 30_000);
+
+    await lateEnv.startWorker();
+    const report = await lateEnv.recoveries.result(batch.id);
+    // Before, the call went out once the timer's task ran, past the deadline.
+    expect(report.outcome).toBe('deadline');
+    expect(
+      lateEnv.simulator.ledger.forBatch(batch.id).calls.filter((call) => call.path.endsWith('/retry')),
+    ).toHaveLength(2);
+    expect(report.rounds).toHaveLength(1);
+    expect(report.rounds[0]?.reconcileReason).toMatch(/the deadline has passed$/);
+  } finally {
+    await lateEnv.close();
+  }
+}, 90_000);
 
 test('a batch cancelled during the backoff gets no retry call: the recovery ends batch_cancelled', async () => {
   const batch = oneFailingSession();
