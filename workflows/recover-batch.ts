@@ -305,6 +305,14 @@ export const RETRY_NOW_TAKEN_BY_ROUND_PATCH = 'retry-now-taken-by-round';
  */
 export const RESEND_RECHECKS_AFTER_WAIT_PATCH = 'retry-resend-rechecks-after-wait';
 /**
+ * Runs from this change on end a wait for the poller as soon as signals or updates make the history due, and continue
+ * as new with the same wait, as a hold or a backoff does. Before, such a wait checked the history only when it
+ * registered again, every 15 poll maximums (up to 15 h): an automation that steered it (each policy update's result
+ * holds the whole report) could grow its history to the server's limits, where the server ends the run with no report.
+ * Asked only when the history is due during such a wait.
+ */
+export const POLLER_WAIT_WAKES_WHEN_DUE_PATCH = 'recovery-poller-wait-wakes-when-due';
+/**
  * Recoveries from this change on that end with a registration the poller has not answered with a wake (cancelled, at
  * the deadline or failed while the batch was in flight) tell the poller to drop the watch: before, it stayed until the
  * batch settled or left the list, and the poller read the list for it a cycle every poll interval meanwhile, for ever
@@ -969,6 +977,8 @@ export async function recoverBatch(
    * not continue as new must issue its commands in the same microtask as before, or older histories would not replay.
    */
   const dueWhileWaiting = () => historyDue() && patched(CONTINUE_AS_NEW_IN_WAITS_PATCH);
+  /** Whether signals and updates made the history due during a wait for the poller (POLLER_WAIT_WAKES_WHEN_DUE_PATCH). */
+  const dueInPollerWait = () => historyDue() && patched(POLLER_WAIT_WAKES_WHEN_DUE_PATCH);
 
   /**
    * Leaves the polling to the task queue's batch status poller, which reads the list endpoint for
@@ -1039,7 +1049,7 @@ export async function recoverBatch(
         const jitterMs = rewatchJitter ? Math.floor(Math.random() * REWATCH_JITTER_FRACTION * rewatchMs) : 0;
         const waitMs = Math.min(remainingMs(), rewatchMs - jitterMs);
         if (waitMs <= 0) return undefined;
-        await waitUntil(() => settleNoticed || pollChangeToRegister !== false, waitMs);
+        await waitUntil(() => settleNoticed || pollChangeToRegister !== false || dueInPollerWait(), waitMs);
       }
       return listedSettle;
     } finally {

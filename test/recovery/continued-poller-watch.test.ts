@@ -181,6 +181,41 @@ test('a run continued as new in its wait for the poller goes on with the same wa
   expect(await watching(wait)).toBe(false);
 }, 120_000);
 
+test('signals during a wait for the poller continue it as new once its history is due: the next run waits on', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  // Registered again only every 15 minutes: nothing but the signals below grows the history.
+  const poll = { initialInterval: '1m', backoffCoefficient: 1, maximumInterval: '1m' };
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, poll, continueAsNewAfterEvents: 50 });
+  const handle = env.recoveries.handle(batch.id);
+  await eventually('the recovery to wait for the poller', async () => {
+    const { phase } = await env.recoveries.report(batch.id);
+    return phase === 'waiting_for_batch' && registrationsIn(await poller().fetchHistory()).length > 0
+      ? true
+      : undefined;
+  });
+  const firstRunId = (await handle.describe()).runId;
+
+  // A resume of a recovery not paused wakes the wait and changes nothing else. Before, the wait went on in the same run
+  // until its next registration: an automation steering it could grow its history to the server's limits.
+  await eventually(
+    'the wait to continue as new',
+    async () => {
+      await env.recoveries.resume(batch.id);
+      return (await handle.describe()).runId !== firstRunId ? true : undefined;
+    },
+    60_000,
+  );
+  const next = await eventually('the next run to wait for the poller', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.continuedAsNew === 1 && report.phase === 'waiting_for_batch' ? report : undefined;
+  });
+  expect(next.rounds).toEqual([]);
+  expect(env.simulator.ledger.forBatch(batch.id).retries).toEqual([]);
+
+  await env.recoveries.cancel(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
+}, 120_000);
+
 test('a wake that reaches a continued run before it goes on with its wait for the poller is taken', async () => {
   // Listed as settled, though the simulator keeps it in flight: only the wake can end the wait before the deadline.
   const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
