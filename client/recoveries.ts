@@ -36,7 +36,13 @@ import {
   workflowTaskFailures,
   type PolicyChange,
 } from '../workflows/definitions.js';
-import { parseRecoverBatchInput, type RecoverBatchInput, type RecoveryPolicy } from '../workflows/input.js';
+import {
+  InvalidInputError,
+  parseRecoverBatchInput,
+  unitlessDurationProblems,
+  type RecoverBatchInput,
+  type RecoveryPolicy,
+} from '../workflows/input.js';
 import type { recoverBatch } from '../workflows/recover-batch.js';
 import { RECOVERY_MEMO_KEY, type RecoveryMemo } from '../workflows/recovery-details.js';
 import {
@@ -524,6 +530,9 @@ export class BatchRecoveries {
     input: RecoverBatchInput,
     { applyPolicy = false, force = false }: StartOptions = {},
   ): Promise<StartedRecovery> {
+    // As the workflow refuses them (a deadline of "3600" read as 3.6 s), before anything is started.
+    const unitless = unitlessDurationProblems(input);
+    if (unitless.length > 0) throw new InvalidInputError(unitless);
     const options = recoveryStartOptions(input, this.taskQueue);
     const [{ batchId }] = options.args;
     const { workflowId } = options;

@@ -37,6 +37,31 @@ export function parseRecoverBatchInput(raw: unknown): RecoveryPolicy {
   return validateInput(recoverBatchFields, raw);
 }
 
+/** The durations of a recovery's input and of a policy change, as an operator types them. */
+const DURATION_FIELDS = [
+  ['deadline'],
+  ['poll', 'initialInterval'],
+  ['poll', 'maximumInterval'],
+  ['roundBackoff', 'initialInterval'],
+  ['roundBackoff', 'maximumInterval'],
+] as const;
+
+/**
+ * A duration typed as a string of digits alone (`"deadline": "3600"`) reads as milliseconds: a deadline of 3.6 s,
+ * which ends the recovery at once, where it is as likely meant as seconds (the CLI refuses such a flag). Refused,
+ * naming the field; a JSON number is still milliseconds, as the README says. Not in the parse itself: recorded
+ * histories that took such a string still replay (the workflow asks a patch first).
+ */
+export function unitlessDurationProblems(raw: unknown): string[] {
+  if (!isRecord(raw)) return [];
+  return DURATION_FIELDS.flatMap((path) => {
+    const value = path.reduce<unknown>((at, key) => (isRecord(at) ? at[key] : undefined), raw);
+    if (typeof value !== 'string' || !/^\s*\d+(\.\d+)?\s*$/.test(value)) return [];
+    const typed = value.trim().slice(0, 20);
+    return [`${path.join('.')}: "${typed}" has no unit: write "${typed}s" for seconds, or the number ${typed} for ms`];
+  });
+}
+
 /**
  * A change of nothing (`null`, `{}`, `{"roundBackoff": {}}`, typed in the Web UI) would come back as a success that
  * changed nothing: refused, naming each group left empty.

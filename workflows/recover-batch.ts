@@ -47,9 +47,11 @@ import {
 } from './definitions.js';
 import {
   applyPolicyChange,
+  InvalidInputError,
   parseRecoverBatchInput,
   requirePolicyChange,
   parseWorkflowInput,
+  unitlessDurationProblems,
   type RecoverBatchInput,
   type RecoveryPolicy,
 } from './input.js';
@@ -312,6 +314,13 @@ export const RESEND_RECHECKS_AFTER_WAIT_PATCH = 'retry-resend-rechecks-after-wai
  * Asked only when the history is due during such a wait.
  */
 export const POLLER_WAIT_WAKES_WHEN_DUE_PATCH = 'recovery-poller-wait-wakes-when-due';
+/**
+ * Recoveries from this change on refuse a start whose durations are strings of digits alone (`"deadline": "3600"`,
+ * as the Web UI's start form takes them), failing at once as InvalidRecoveryInput naming each field
+ * (unitlessDurationProblems). Before, ms() read them as milliseconds: a deadline of 3.6 s ended the recovery at once,
+ * a round backoff of "30" waited 30 ms. Asked only for such an input.
+ */
+export const UNITLESS_DURATION_REFUSED_PATCH = 'recovery-unitless-duration-refused';
 /**
  * Recoveries from this change on that end with a registration the poller has not answered with a wake (cancelled, at
  * the deadline or failed while the batch was in flight) tell the poller to drop the watch: before, it stayed until the
@@ -702,6 +711,12 @@ export async function recoverBatch(
     recordInvalidInput(input);
     throw err;
   }
+  // A start's own input only: a continued run's is the policy its chain parsed, in numbers.
+  const unitless = carried === undefined ? unitlessDurationProblems(input) : [];
+  if (unitless.length > 0 && patched(UNITLESS_DURATION_REFUSED_PATCH)) {
+    recordInvalidInput(input);
+    throw ApplicationFailure.nonRetryable(new InvalidInputError(unitless).message, 'InvalidRecoveryInput', ...unitless);
+  }
   const { batchId } = policy;
   // The deadline counts from the start of the whole chain, so continue-as-new does not extend it.
   const { startTime, workflowId, continuedFromExecutionRunId } = workflowInfo();
@@ -849,6 +864,8 @@ export async function recoverBatch(
       validator: (change) => {
         if (ended()) throw recoveryEndedFailure(report);
         requirePolicyChange(change);
+        const unitlessChange = unitlessDurationProblems(change);
+        if (unitlessChange.length > 0) throw new InvalidInputError(unitlessChange, 'policy change');
         applyPolicyChange(policy, change);
       },
     },

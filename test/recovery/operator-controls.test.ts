@@ -444,6 +444,10 @@ test('a policy change applies to the rounds still to come; an invalid one is rej
   await expect(env.recoveries.updatePolicy(batch.id, { roundBackof: {} } as never)).rejects.toThrow(
     /roundBackof: unknown field/,
   );
+  // Before: 30 ms.
+  await expect(env.recoveries.updatePolicy(batch.id, { roundBackoff: { initialInterval: '30' } })).rejects.toThrow(
+    /rejected: Invalid policy change: roundBackoff\.initialInterval: "30" has no unit: write "30s"/,
+  );
   await expect(
     env.recoveries.updatePolicy(batch.id, { poll: { initialInterval: '1000000000y', maximumInterval: '1000000000y' } }),
   ).rejects.toThrow(/poll\.initialInterval: must be at most 1h; poll\.maximumInterval: must be at most 1h/);

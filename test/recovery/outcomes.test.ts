@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RecoveryFailedError } from '../../client/recoveries.js';
 import { recoveryWorkflowId } from '../../workflows/definitions.js';
@@ -210,6 +211,31 @@ test("a start under the batch's recovery id in upper case ends at once, beside i
   expect(cause.type).toBe('InvalidRecoveryInput');
   expect(cause.message).toMatch(new RegExp(`^workflowId: expected "${recoveryWorkflowId(batch.id)}", `));
   expect(env.simulator.ledger.forBatch(batch.id).calls).toEqual([]);
+});
+
+test('durations typed as digits alone, as the Web UI takes them, end the workflow naming each field', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  const typed = { batchId: batch.id, deadline: '3600', roundBackoff: { initialInterval: '30' } };
+  // Before: read as milliseconds, a deadline of 3.6 s that ended the recovery at once.
+  const failure = await env.client.workflow
+    .execute(recoverBatch, { taskQueue: env.taskQueue, workflowId: recoveryWorkflowId(batch.id), args: [typed] })
+    .catch((err: unknown) => err);
+
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
+  expect(cause.type).toBe('InvalidRecoveryInput');
+  expect(cause.message).toBe(
+    'Invalid input: deadline: "3600" has no unit: write "3600s" for seconds, or the number 3600 for ms; ' +
+      'roundBackoff.initialInterval: "30" has no unit: write "30s" for seconds, or the number 30 for ms',
+  );
+  expect(env.simulator.ledger.forBatch(batch.id).calls).toEqual([]);
+  // The library refuses them before it starts anything; a number is milliseconds, as before.
+  await expect(env.recoveries.start({ batchId: randomUUID(), deadline: '3600' })).rejects.toThrow(
+    /^Invalid input: deadline: "3600" has no unit/,
+  );
+  const numbered = env.simulator.createScriptedBatch({ count: 2, script: { '1': ['fail', 'ok'] } });
+  await env.recoveries.start({ batchId: numbered.id, ...FAST_POLICY, deadline: 3_600_000 });
+  expect((await env.recoveries.result(numbered.id)).outcome).toBe('recovered');
 });
 
 test("an empty duration, as the Web UI's start form can send, ends the workflow naming the field", async () => {
