@@ -876,6 +876,17 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     });
     return workflowId;
   },
+  // A duration typed as digits alone, as the Web UI's form takes it: refused at once naming the field, before any
+  // call to Anchor, the patch marker and the input recorded.
+  async 'recovery-unitless-duration-refused'() {
+    const batchId = randomUUID();
+    await client.workflow.start('recoverBatch', {
+      taskQueue: stack.taskQueue,
+      workflowId: recoveryWorkflowId(batchId),
+      args: [{ batchId, deadline: '3600' }],
+    });
+    return recoveryWorkflowId(batchId);
+  },
   // A second argument typed by hand that no run can read: refused at once, the patch marker and the input recorded.
   async 'recovery-carried-state-refused'() {
     const batchId = randomUUID();
