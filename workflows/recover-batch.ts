@@ -784,7 +784,8 @@ export async function recoverBatch(
         : condition(predicate, timeoutMs, { summary });
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let carriedCallsNotSent = carried?.callsNotSent ?? 0;
-  let carriedRoundStartedAt = carried?.roundStartedAt;
+  // Cut as a wait's start is: a text typed by hand into the carried state is taken at any length.
+  let carriedRoundStartedAt = carried?.roundStartedAt?.slice(0, 40);
   let carriedBackoffStartedAt = carried?.backoffStartedAt;
   let policyChanged = false;
   let settleNoticed = false;

@@ -382,6 +382,25 @@ describe("a carried state typed by hand in the Web UI's start form (recoverBatch
     );
   });
 
+  test("a carried roundStartedAt longer than a date is cut to 40 characters in its round's report", async () => {
+    // Before, the round took it at any length, and the report that held it went into every memo write and update result.
+    const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': ['fail', 'ok'] } });
+    const workflowId = recoveryWorkflowId(batch.id);
+    const report = newReport(batch.id, workflowId, new Date(), new Date(Date.now() + 3_600_000), 3);
+    const roundStartedAt = `${new Date().toISOString()}${'x'.repeat(10_000)}`;
+    const ended = await env.client.workflow.execute(recoverBatch, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [
+        { batchId: batch.id, ...FAST_POLICY },
+        { report, callsNotSent: 1, roundStartedAt },
+      ],
+    });
+
+    expect(ended.outcome).toBe('recovered');
+    expect(ended.rounds[0]?.startedAt).toBe(roundStartedAt.slice(0, 40));
+  });
+
   test("another batch's report fails the recovery at once, naming the batchId", async () => {
     const batch = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
     const other = env.simulator.createScriptedBatch({ count: 3, script: { '1': 'always-fail' } });
