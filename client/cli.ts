@@ -13,7 +13,7 @@ import {
   hasQueryOrFragment,
   isHostPort,
 } from '../worker/config.js';
-import { DEFAULT_TASK_QUEUE } from '../workflows/definitions.js';
+import { DEFAULT_TASK_QUEUE, isPollerTaskQueue, POLLER_TASK_QUEUE_SUFFIX } from '../workflows/definitions.js';
 import { recoveryPolicyFields as fields } from '../workflows/input-fields.js';
 import type { RecoverBatchInput } from '../workflows/input.js';
 import { roundsDone } from '../workflows/report.js';
@@ -241,7 +241,15 @@ export function buildCli(): Command {
       new Option('--task-queue <name>', 'task queue of the recovery workers')
         .env('TEMPORAL_TASK_QUEUE')
         .default(DEFAULT_TASK_QUEUE)
-        .argParser(trimmedOrDefault(DEFAULT_TASK_QUEUE)),
+        // As the worker refuses it: before, a recovery started there waited for a worker that could never run.
+        .argParser((value: string) => {
+          const queue = trimmedOrDefault(DEFAULT_TASK_QUEUE)(value);
+          if (isPollerTaskQueue(queue))
+            throw new InvalidArgumentError(
+              `expected no name ending in ${POLLER_TASK_QUEUE_SUFFIX}: that is the batch status poller's queue`,
+            );
+          return queue;
+        }),
     )
     .addOption(
       new Option('--ui-url <url>', 'Temporal Web UI, for links')

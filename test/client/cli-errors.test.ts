@@ -144,6 +144,26 @@ test('a Web UI URL with a user name or password is refused, naming the flag or v
   for (const refused of [flag, variable]) expect(refused.stderr).not.toMatch(/s3cret-pw|operator/);
 });
 
+test("a task queue named as a batch status poller's queue is refused before any connection, as the worker refuses it", async () => {
+  // Before, taken: the recovery started there waited for a worker that could never run, and the exit code was 0.
+  const flag = await runCli([
+    '--address',
+    '127.0.0.1:1',
+    '--task-queue',
+    'q-batch-status-poller',
+    'recover',
+    randomUUID(),
+  ]);
+  expectOneLineError(
+    flag,
+    /--task-queue <name>' argument 'q-batch-status-poller' is invalid\. expected no name ending in -batch-status-poller/,
+  );
+  const variable = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()], {
+    TEMPORAL_TASK_QUEUE: 'q-batch-status-poller',
+  });
+  expectOneLineError(variable, /from env 'TEMPORAL_TASK_QUEUE' is invalid\. expected no name ending in/);
+});
+
 test('an unreachable Temporal is named with its address', async () => {
   const result = await runCli(['--address', '127.0.0.1:1', 'report', randomUUID()]);
   expectOneLineError(result, /^error: Cannot reach Temporal at 127\.0\.0\.1:1/, 7);
