@@ -169,8 +169,11 @@ class Checker {
       const other = rule.type === 'duration' ? rule.notBelow : undefined;
       const value = output[key];
       const floor = other === undefined ? undefined : output[other];
-      if (typeof value === 'number' && typeof floor === 'number' && value < floor)
-        this.problem(at(key), `${key} must not be shorter than ${other}`);
+      if (typeof value !== 'number' || typeof floor !== 'number' || value >= floor) continue;
+      // Only the floor typed, past the default: named, where the message named a field the operator did not type.
+      if (input[key] === undefined && other !== undefined && input[other] !== undefined)
+        this.problem(at(other), `must not be longer than ${key}, ${ms(value)} by default; give ${key} too`);
+      else this.problem(at(key), `${key} must not be shorter than ${other}`);
     }
     for (const key of Object.keys(input)) {
       if (!Object.hasOwn(fields, key)) this.problem(at(cut(key)), 'unknown field');

@@ -98,6 +98,17 @@ test("an empty duration is refused naming the field, as the Web UI's start form 
   ]);
 });
 
+test('an initial interval typed alone past the default maximum is refused naming it, in a start and a sweep', () => {
+  // Before: `roundBackoff.maximumInterval: maximumInterval must not be shorter than initialInterval`, a field the
+  // operator did not type.
+  expect(problemsOf(() => parseRecoverBatchInput({ batchId, roundBackoff: { initialInterval: '20m' } }))).toEqual([
+    'roundBackoff.initialInterval: must not be longer than maximumInterval, 10m by default; give maximumInterval too',
+  ]);
+  expect(problemsOf(() => parseSweepInput({ recovery: { poll: { initialInterval: '3m' } } }))).toEqual([
+    'recovery.poll.initialInterval: must not be longer than maximumInterval, 2m by default; give maximumInterval too',
+  ]);
+});
+
 test('defaults apply, durations become milliseconds, and defaults are not shared between inputs', () => {
   const policy = parseRecoverBatchInput({ batchId, poll: { initialInterval: '1s' } });
   expect(policy).toEqual({
