@@ -33,14 +33,23 @@ export type ListRecoveriesOptions = Typeable<typeof recoveryListFields>;
 /** What `outcome` filters on: the RecoveryOutcome search attribute's values, `failed` and `running` included. */
 export type ListedOutcome = NonNullable<ListRecoveriesOptions['outcome']>;
 
+/**
+ * The rows whose outcome is their workflow's status (toRecoveryRow): a recovery ended by the server wrote no outcome.
+ * Before, `--outcome` did not take them, though the rows said them.
+ */
+const OUTCOME_BY_STATUS: Partial<Record<ListedOutcome, string>> = { terminated: 'Terminated', timed_out: 'TimedOut' };
+
 /** The visibility query for the options; values are validated, so quoting them is safe. */
 export function recoveryListQuery(startedAfter: Date, outcome?: ListedOutcome): string {
+  const status = outcome === undefined ? undefined : OUTCOME_BY_STATUS[outcome];
   return [
     `WorkflowType = '${RECOVER_BATCH_WORKFLOW}'`,
     `StartTime > '${startedAfter.toISOString()}'`,
     // A recovery that continued as new is one recovery: list only its latest run.
     `ExecutionStatus != 'ContinuedAsNew'`,
-    ...(outcome === undefined ? [] : [`${recoveryOutcomeKey.name} = '${outcome}'`]),
+    ...(outcome === undefined
+      ? []
+      : [status === undefined ? `${recoveryOutcomeKey.name} = '${outcome}'` : `ExecutionStatus = '${status}'`]),
     // A recovery terminated before it had an outcome keeps `running`; its row says `terminated`, so it is left out.
     ...(outcome === 'running' ? [`ExecutionStatus = 'Running'`] : []),
   ].join(' AND ');

@@ -82,7 +82,11 @@ export const sweepScheduleFields = {
 export const recoveryListFields = {
   /** Recoveries started within this long, e.g. "24h". */
   since: { type: 'duration', min: '1ms', max: '365d', default: '24h' },
-  outcome: { type: 'oneOf', of: [...RECOVERY_OUTCOMES, 'failed', 'running'], optional: true },
+  outcome: {
+    type: 'oneOf',
+    of: [...RECOVERY_OUTCOMES, 'failed', 'running', 'terminated', 'timed_out'],
+    optional: true,
+  },
   /** Rows at most; visibility is read page by page until then. */
   limit: { type: 'integer', min: 1, max: 10_000, default: 1_000 },
 } as const satisfies Fields;

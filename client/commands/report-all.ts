@@ -40,7 +40,8 @@ export function addReportAllOptions(report: Command): Command {
     .addOption(
       new Option(
         '--outcome <outcome>',
-        'without a batch id: only recoveries with this outcome (failed: stopped on a permanent error; running: not ended)',
+        'without a batch id: only recoveries with this outcome (failed: stopped on a permanent error; running: not ' +
+          'ended; terminated, timed_out: ended by the server with none)',
       ).choices(recoveryListFields.outcome.of),
     )
     .option(

@@ -112,6 +112,26 @@ test('the cross-batch report lists recoveries from visibility, filtered by outco
   expect((await env.recoveries.result(running)).outcome).toBe('operator_cancelled');
 });
 
+test('recoveries the server ended with no outcome are listed, and filtered, as terminated', async () => {
+  const batchId = env.simulator.createScriptedBatch({ count: 2, script: { '1': 'always-fail' } }).id;
+  await env.recoveries.start({
+    batchId,
+    ...FAST_POLICY,
+    roundBackoff: { initialInterval: '1h', maximumInterval: '1h' },
+  });
+  await env.recoveries.handle(batchId).terminate('test');
+
+  // Before, `--outcome terminated` was refused, though the row said terminated.
+  const rows = await rowsWhen('the terminated recovery', { since: '1h', outcome: 'terminated' }, (listed) =>
+    listed.some((candidate) => candidate.batchId === batchId),
+  );
+  expect(rows.every((candidate) => candidate.outcome === 'terminated')).toBe(true);
+  const { rows: running } = await listRecoveries(env.client, { since: '1h', outcome: 'running' });
+  expect(running.map((candidate) => candidate.batchId)).not.toContain(batchId);
+  const { rows: timedOut } = await listRecoveries(env.client, { since: '1h', outcome: 'timed_out' });
+  expect(timedOut.map((candidate) => candidate.batchId)).not.toContain(batchId);
+});
+
 test('invalid list options are refused, naming the field', async () => {
   await expect(listRecoveries(env.client, { since: 'recently' })).rejects.toThrow(/since: expected a duration/);
 });
