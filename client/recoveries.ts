@@ -536,8 +536,10 @@ export class BatchRecoveries {
     const options = recoveryStartOptions(input, this.taskQueue);
     const [{ batchId }] = options.args;
     const { workflowId } = options;
-    // Whatever case it was typed in: before, a lower-case id started a second recovery beside a running upper-case one.
-    await this.refuseStartBesideUpperCaseRecovery(batchId);
+    // Under the id as typed (an earlier release named one so), and in upper case whatever case it was typed in: before,
+    // a lower-case id started a second recovery beside a running upper-case one.
+    for (const spelling of new Set([input.batchId, batchId.toUpperCase()]))
+      if (spelling !== batchId) await this.refuseStartBesideRecoveryUnder(spelling);
     if (!force) await this.refuseStartAfterUnknownOutcome(batchId);
     try {
       const handle = await this.client.workflow.start<typeof recoverBatch>(RECOVER_BATCH_WORKFLOW, options);
@@ -608,12 +610,10 @@ export class BatchRecoveries {
    * A release before batch ids were lower-cased named a recovery by the id as typed: one of those still running for
    * the batch is steered by its own workflow id, and a second recovery of the batch is not started beside it.
    */
-  private async refuseStartBesideUpperCaseRecovery(batchId: string): Promise<void> {
-    const upperCase = batchId.toUpperCase();
-    if (upperCase === batchId) return;
-    const workflowId = recoveryWorkflowId(upperCase);
+  private async refuseStartBesideRecoveryUnder(spelling: string): Promise<void> {
+    const workflowId = recoveryWorkflowId(spelling);
     const running = (await describeIfStarted(this.client, workflowId))?.status.name === 'RUNNING';
-    if (running) throw new RecoveryAlreadyRunningError(upperCase, workflowId, [], true);
+    if (running) throw new RecoveryAlreadyRunningError(spelling, workflowId, [], true);
   }
 
   /** The policy a recovery's chain was started with: the input of its first run's first event. */

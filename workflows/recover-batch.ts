@@ -784,8 +784,10 @@ export async function recoverBatch(
         : condition(predicate, timeoutMs, { summary });
   let retryNowRequested = carried?.retryNowRequested ?? false;
   let carriedCallsNotSent = carried?.callsNotSent ?? 0;
-  // Cut as a wait's start is: a text typed by hand into the carried state is taken at any length.
-  let carriedRoundStartedAt = carried?.roundStartedAt?.slice(0, 40);
+  // Cut as a wait's start is: a text typed by hand into the carried state is taken at any length. A null stays null,
+  // which goes on with the round as before.
+  let carriedRoundStartedAt =
+    typeof carried?.roundStartedAt === 'string' ? carried.roundStartedAt.slice(0, 40) : carried?.roundStartedAt;
   let carriedBackoffStartedAt = carried?.backoffStartedAt;
   let policyChanged = false;
   let settleNoticed = false;

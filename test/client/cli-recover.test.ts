@@ -289,6 +289,25 @@ test('a recovery an earlier release started under an upper-case batch id is not 
   }
 });
 
+test('a recovery an earlier release started under a mixed-case batch id is not doubled when typed the same way', async () => {
+  const env = await recoveryEnv();
+  const batchId = randomUUID();
+  const mixed = `${batchId.slice(0, 8).toUpperCase()}${batchId.slice(8)}`;
+  const legacy = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
+    taskQueue: uniqueTaskQueue('nobody'),
+    workflowId: recoveryWorkflowId(mixed),
+    args: [{ batchId: mixed }],
+  });
+  try {
+    const recover = await cliOn(env, ['recover', mixed]);
+    expect(recover.code).toBe(1);
+    expect(recover.stderr).toContain(`(workflow recover-batch-${mixed}); an earlier release started it`);
+    await expect(env.recoveries.handle(batchId).describe()).rejects.toThrow(WorkflowNotFoundError);
+  } finally {
+    await legacy.terminate('test done');
+  }
+});
+
 test('a recovery an earlier release started under an upper-case batch id is found and steered by the batch id', async () => {
   const env = await recoveryEnv();
   const { batchId, upper, legacy } = await startUpperCaseRecovery(env);
