@@ -240,7 +240,9 @@ export function createPollerRegistrationActivities(
           // The server could not describe the poller, or it has none: the signal decides.
         }
       }
-      return sender.watch(pollerId, request);
+      // In lower case, as the page read gives the list's ids: a recovery whose input typed the id in capitals (the Web
+      // UI's form, an earlier release's chain) was never seen in the list, and each cycle read all of it.
+      return sender.watch(pollerId, { ...request, batchId: request.batchId.toLowerCase() });
     },
 
     /**
@@ -250,7 +252,10 @@ export function createPollerRegistrationActivities(
      * watch: a retried attempt is harmless. No poller running: none watches the batch.
      */
     async unwatchBatchWithPoller({ taskQueue, ...request }: PollerUnregistration): Promise<void> {
-      await sender.unwatch(batchStatusPollerWorkflowId(taskQueue), request);
+      await sender.unwatch(batchStatusPollerWorkflowId(taskQueue), {
+        ...request,
+        batchId: request.batchId.toLowerCase(),
+      });
     },
 
     /**
