@@ -1,5 +1,10 @@
 import { cancellationSignal } from '@temporalio/activity';
-import { countersAccountForAll, isFinishedBatchStatus, isInFlightBatchStatus } from '../anchor-api/batch-status.js';
+import {
+  countersAccountForAll,
+  countersMayCatchUp,
+  isFinishedBatchStatus,
+  isInFlightBatchStatus,
+} from '../anchor-api/batch-status.js';
 import { listHasNext, type AnchorApiClient, type BatchSummary, type Pagination } from '../anchor-api/index.js';
 import type { ListedSettle } from '../workflows/definitions.js';
 import { settledAtOf } from './batch-snapshot.js';
@@ -44,11 +49,15 @@ export interface BatchPage {
  * isSettled (batch-snapshot.ts) from what a list summary carries: status and completed/failed/total counters. The
  * API calls the batch finished; a batch `pending` or `processing` is in flight by its status, whatever its counters
  * (they may lag an accepted retry call); with no status, its counters account for every request, and counters all 0
- * account for none (a batch just created). A finished batch whose counters fall short (countersFallShort), and a
- * summary with neither status nor counters, go to a read of their own.
+ * account for none (a batch just created). A finished batch whose counters fall short (countersFallShort), once dated
+ * COUNTERS_CATCH_UP_MS ago or undated, and a summary with neither status nor counters, go to a read of their own.
  */
-export function summarySettled(summary: BatchSummary): boolean {
+export function summarySettled(summary: BatchSummary, now: number): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
+  // Dated less than COUNTERS_CATCH_UP_MS ago, its counters may still catch up: the list is read again, at no cost to
+  // its recovery, where a read of its own would poll until then.
+  if (countersFallShort(summary) && summary.actual_completion_time !== undefined)
+    return !countersMayCatchUp(summary.actual_completion_time, now);
   if (isFinishedBatchStatus(status)) return true;
   if (isInFlightBatchStatus(status)) return false;
   if (total === undefined || completed === undefined || failed === undefined) return status === undefined;
@@ -62,7 +71,8 @@ export function summarySettled(summary: BatchSummary): boolean {
  * (batch-snapshot.ts). Before, the poller kept it in flight until 5 minutes after its completion, and then woke its
  * recovery with these counters: with 0 failed, it ended `clean` with sessions failing. An undated one stayed in
  * flight for good, its recovery held to its deadline, where its own read settles it from sessions that list every
- * request. An activity result: the poller's recorded histories replay what they recorded, with no patch.
+ * request; its recovery now polls it on its own, as without the poller. An activity result: the poller's recorded
+ * histories replay what they recorded, with no patch.
  */
 function countersFallShort(summary: BatchSummary): boolean {
   const { status, total_requests: total, completed_requests: completed, failed_requests: failed } = summary;
@@ -121,7 +131,7 @@ export function createPollerActivities(api: AnchorApiClient) {
         // As recoveries register it (recovery-start.ts): a list that spells it in capitals, as the sweep allows, had
         // every cycle walk the whole list for a watch it never saw, then hand it back.
         const batchId = rawBatchId.toLowerCase();
-        if (!summarySettled(summary)) page.inFlight.push(batchId);
+        if (!summarySettled(summary, readAt)) page.inFlight.push(batchId);
         else if (
           status === undefined ||
           total === undefined ||
