@@ -991,6 +991,20 @@ const scenarios: Record<string, () => Promise<string | { workflowId: string; run
     }
     return recoveryWorkflowId(batch.id);
   },
+  async 'recovery-read-wait-wakes-when-due'() {
+    // Resumes, which change nothing, sent to a recovery reading its batch on its own (no poller) until its history is
+    // due: the read is cancelled and the run continues as new (recovery-read-wait-wakes-when-due). From the first run.
+    const batch = simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+    const poll = { initialInterval: '1m', backoffCoefficient: 1, maximumInterval: '1m' };
+    await recoveries.start({ batchId: batch.id, ...fast, poll, continueAsNewAfterEvents: 50 });
+    await waitForPhase(batch.id, 'waiting_for_batch');
+    const handle = recoveries.handle(batch.id);
+    const firstRunId = (await handle.describe()).runId;
+    while ((await handle.describe()).runId === firstRunId) await recoveries.resume(batch.id);
+    await recoveries.cancel(batch.id);
+    await recoveries.result(batch.id).catch(() => undefined);
+    return recoveryWorkflowId(batch.id);
+  },
   async 'protocol-later-call-waits-retry-after'() {
     // The retry protocol: the round's first call answered 503 and shown to have had no effect, the next answered 429;
     // the round waits its Retry-After and sends again (retry-round-sends-bounded).

@@ -322,6 +322,14 @@ export const POLLER_WAIT_WAKES_WHEN_DUE_PATCH = 'recovery-poller-wait-wakes-when
  */
 export const UNITLESS_DURATION_REFUSED_PATCH = 'recovery-unitless-duration-refused';
 /**
+ * Runs from this change on end a wait for the batch without a poller (one status read, whose retries poll) as soon as
+ * signals or updates make the history due, cancel the read, and continue as new; the next run reads again. Before,
+ * such a wait never checked its history: an automation steering a recovery whose batch stayed in flight for hours
+ * could grow it to the server's limits, where the server ends the run with no report. Asked only when the history is
+ * due during such a wait.
+ */
+export const READ_WAIT_WAKES_WHEN_DUE_PATCH = 'recovery-read-wait-wakes-when-due';
+/**
  * Recoveries from this change on that end with a registration the poller has not answered with a wake (cancelled, at
  * the deadline or failed while the batch was in flight) tell the poller to drop the watch: before, it stayed until the
  * batch settled or left the list, and the poller read the list for it a cycle every poll interval meanwhile, for ever
@@ -1100,7 +1108,30 @@ export async function recoverBatch(
       const listed = await waitForPoller();
       if (listed && applied(SETTLE_FROM_LIST_PATCH)) return { snapshot: listedSnapshot(listed), fromList: true };
     }
-    return { snapshot: await readSettledBatch(), fromList: false };
+    return { snapshot: await readSettledBatchUnlessDue(), fromList: false };
+  };
+
+  /**
+   * readSettledBatch, as the wait without a poller: the run continues as new once signals or updates make its history
+   * due (READ_WAIT_WAKES_WHEN_DUE_PATCH), cancelling the read, which the next run begins again. Its polls are the
+   * read's retries, which add no event.
+   */
+  const readSettledBatchUnlessDue = async (): Promise<BatchSnapshot> => {
+    const scope = new CancellationScope();
+    let outcome: { snapshot: BatchSnapshot } | { due: true };
+    try {
+      outcome = await scope.run(() =>
+        Promise.race([
+          readSettledBatch().then((snapshot) => ({ snapshot })),
+          condition(() => historyDue() && patched(READ_WAIT_WAKES_WHEN_DUE_PATCH)).then(() => ({ due: true as const })),
+        ]),
+      );
+    } finally {
+      // The one left: the wait for the history, or the read.
+      scope.cancel();
+    }
+    if ('due' in outcome) return await continueAsNewNow();
+    return outcome.snapshot;
   };
 
   /** Whether a hold or a backoff continues as new: its history is due (HOLDS_CONTINUE_AS_NEW_PATCH). */

@@ -617,6 +617,35 @@ test('signals to a paused recovery continue it as new once its history is due: i
   expect(appliedRetries(batch.id)).toHaveLength(1);
 });
 
+test('signals during a wait for the batch without a poller continue it as new once its history is due', async () => {
+  const batch = env.simulator.createScriptedBatch({ count: 2, pending_phase: { ms: 600_000 } });
+  // One status read a minute: its retries add no event, so only the signals below grow the history.
+  const poll = { initialInterval: '1m', backoffCoefficient: 1, maximumInterval: '1m' };
+  await env.recoveries.start({ batchId: batch.id, ...FAST_POLICY, poll, continueAsNewAfterEvents: 50 });
+  await eventually('the recovery to wait for its batch', phaseIs(batch.id, 'waiting_for_batch'));
+  const handle = env.recoveries.handle(batch.id);
+  const firstRunId = (await handle.describe()).runId;
+
+  // Before, the wait went on in the same run until the batch settled: steering could grow its history to the limits.
+  await eventually(
+    'the wait to continue as new',
+    async () => {
+      await env.recoveries.resume(batch.id);
+      return (await handle.describe()).runId !== firstRunId ? true : undefined;
+    },
+    60_000,
+  );
+  const next = await eventually('the next run to wait for its batch', async () => {
+    const report = await env.recoveries.report(batch.id);
+    return report.continuedAsNew === 1 && report.phase === 'waiting_for_batch' ? report : undefined;
+  });
+  expect(next.rounds).toEqual([]);
+  expect(appliedRetries(batch.id)).toEqual([]);
+
+  await env.recoveries.cancel(batch.id);
+  expect((await env.recoveries.result(batch.id)).outcome).toBe('operator_cancelled');
+});
+
 test('signals during a backoff continue it as new once its history is due: the next run keeps its retry time', async () => {
   const batch = oneFailingSession();
   // No settle time from the API: the next run cannot date the backoff from the settle, only from what it is handed.
