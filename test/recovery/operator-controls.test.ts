@@ -546,8 +546,9 @@ test("a round's later call whose wait to go again ends in a task run past the de
     lateEnv.simulator.faults.add('retry', { type: 'rate_limit', retryAfterSeconds: 5, times: 1, batchId: batch.id });
     await lateEnv.recoveries.start({ batchId: batch.id, ...FAST_POLICY, deadline: '20s' });
     const waiting = async () => {
-      const report = await lateEnv.recoveries.report(batch.id);
-      return report.lastError?.type === 'rate_limited' && report.nextRetryAt !== null ? report : undefined;
+      // No report before the first workflow task has run.
+      const report = await lateEnv.recoveries.report(batch.id).catch(() => undefined);
+      return report?.lastError?.type === 'rate_limited' && report.nextRetryAt !== null ? report : undefined;
     };
     const deadlineAt = Date.parse((await eventually('the later call waiting to go again', waiting)).deadlineAt ?? '');
     workers.shutdown();
