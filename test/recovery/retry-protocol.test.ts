@@ -313,15 +313,23 @@ test('7. a retryNow sent while the batch is in flight survives continue-as-new',
     });
     // Without it, the next run would wait out the 1 h backoff.
     await slow.recoveries.retryNow(batch.id);
-    // Signals grow the history past 50 events while the batch is in flight, so its settle continues as new. Sent
-    // during a backoff, they would continue it as new there, before any retryNow (recovery-continues-as-new-in-holds).
+    // Signals grow the history past 50 events while the batch is in flight, so its wait continues as new
+    // (recovery-read-wait-wakes-when-due; before, its settle did). Sent during a backoff, they would continue it as new
+    // there, before any retryNow (recovery-continues-as-new-in-holds).
     const handle = slow.recoveries.handle(batch.id);
+    const firstRunId = (await handle.describe()).runId;
     await eventually('the history to be due', async () => {
+      // Once the run has continued as new, its history is the next run's: no more signals.
+      if ((await handle.describe()).runId !== firstRunId) return true;
       if (((await handle.fetchHistory()).events?.length ?? 0) >= 50) return true;
       await slow.recoveries.resume(batch.id);
       return undefined;
     });
-    expect((await slow.recoveries.report(batch.id)).phase).toBe('waiting_for_batch');
+    // Until the next run's first workflow task has run, it has no report to give.
+    await eventually('the batch to be waited for, in flight', async () => {
+      const report = await slow.recoveries.report(batch.id).catch(() => undefined);
+      return report?.phase === 'waiting_for_batch' ? true : undefined;
+    });
     const report = await slow.recoveries.result(batch.id);
 
     expect(report.continuedAsNew).toBe(1);
