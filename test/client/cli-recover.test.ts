@@ -291,7 +291,8 @@ test('a recovery an earlier release started under an upper-case batch id is not 
 
 test('a recovery an earlier release started under a mixed-case batch id is not doubled when typed the same way', async () => {
   const env = await recoveryEnv();
-  const batchId = randomUUID();
+  // Letters in its first part, so that the mixed-case id differs from the lower-case one.
+  const batchId = `abcdef12${randomUUID().slice(8)}`;
   const mixed = `${batchId.slice(0, 8).toUpperCase()}${batchId.slice(8)}`;
   const legacy = await env.client.workflow.start(RECOVER_BATCH_WORKFLOW, {
     taskQueue: uniqueTaskQueue('nobody'),
